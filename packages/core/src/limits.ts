@@ -1,0 +1,30 @@
+/**
+ * Named limits of the model. Every one is checked where input enters (`validateEntry`,
+ * `parseEntityName`, …) and exceeding one is a `LedgerError`, never a silent truncation.
+ * `protocol/src/limits.ts` re-exports these beside the wire limits.
+ */
+
+/** Longest entity name, `type/id` together. */
+export const ENTITY_NAME_LENGTH_MAX = 256
+/** Longest entity type, the part before the slash. */
+export const ENTITY_TYPE_LENGTH_MAX = 32
+/** Longest tenant name. */
+export const TENANT_LENGTH_MAX = 64
+/** Longest entry kind, e.g. `stock.moved`. */
+export const KIND_LENGTH_MAX = 64
+/** Longest correction rule name (an invariant's name). */
+export const RULE_LENGTH_MAX = 64
+/** Longest entry id; correction ids are the longest (`<entry id>~<rule>~<index>`). */
+export const ENTRY_ID_LENGTH_MAX = 200
+/** Corrections one offending entry may produce. */
+export const CORRECTIONS_PER_ENTRY_MAX = 16
+/** Largest clientSeq: integers stay exact in JavaScript numbers up to 2^53. */
+export const CLIENT_SEQ_MAX = Number.MAX_SAFE_INTEGER
+/** Deepest nesting of entry data (objects and arrays). */
+export const DATA_DEPTH_MAX = 32
+/** Longest entity pattern in a scope or grant. */
+export const PATTERN_LENGTH_MAX = 256
+/** Default number of partitions of a server log. Fixed for the life of a log. */
+export const PARTITIONS_DEFAULT = 16
+/** Most partitions a log may have. */
+export const PARTITIONS_MAX = 1024

@@ -1,0 +1,177 @@
+/**
+ * Entity types and schemas.
+ *
+ * An *entity type* says how one kind of ledger folds into state (`reduce`), which invariants the
+ * state must keep, how a broken invariant is corrected (`correct`), and which entries are well
+ * formed (`validate`). A *schema* is the set of entity types of an app. The same schema module
+ * (an ES module whose default export is `defineSchema(…)`) is loaded by the app, which folds its
+ * optimistic view with it, and by the relay (`--schema MODULE`), which decides with it.
+ *
+ * Invariants:
+ * 1. `reduce`, `invariants`, `correct` and `validate` are pure and deterministic: the same input
+ *    gives the same output on every client and every relay.
+ * 2. Entity types are found by the `type` part of the entity name; an unknown type is a
+ *    `LedgerError` of kind `unknown_type`, never a silent default.
+ * 3. A type name appears once in a schema.
+ */
+import type { Data, Entry } from './entry.ts'
+import { entityTypeOf } from './entity-name.ts'
+import { LedgerError } from './errors.ts'
+import { ENTITY_TYPE_LENGTH_MAX } from './limits.ts'
+
+/** An invariant returns `true` when it holds, or the reason it is broken. */
+export type Invariant<S> = (state: S) => true | string
+
+/** One invariant that does not hold. */
+export interface Broken {
+  readonly rule: string
+  readonly reason: string
+}
+
+/** What `correct` returns: an entry the server log appends after the offending one. */
+export interface CorrectionDraft {
+  readonly kind: string
+  readonly data: Data
+  /** The broken rule this correction answers; defaults to the first broken rule. */
+  readonly rule?: string | undefined
+}
+
+/** How a CRDT entity's entries merge; `undefined` for a ledger entity. */
+export type CrdtKind = 'yjs' | 'automerge'
+
+// Entry data is shaped by the app; `validate` checks it at runtime, so `reduce` may read it
+// without a cast. This is the one place `any` is allowed.
+// oxlint-disable-next-line typescript/no-explicit-any
+export type AnyData = any
+
+export interface EntityTypeSpec<S, D = AnyData> {
+  readonly type: string
+  readonly initial: S
+  readonly reduce: (state: S, entry: Entry<D>) => S
+  readonly invariants?: Readonly<Record<string, Invariant<S>>> | undefined
+  readonly correct?:
+    | ((state: S, broken: readonly Broken[], entry: Entry<D>) => readonly CorrectionDraft[])
+    | undefined
+  /** Shape check of an entry before it is appended; `true` or the reason it is refused. */
+  readonly validate?: ((entry: Entry<D>) => true | string) | undefined
+  readonly crdt?: CrdtKind | undefined
+}
+
+export interface EntityType<S = unknown, D = AnyData> extends EntityTypeSpec<S, D> {
+  readonly invariants: Readonly<Record<string, Invariant<S>>>
+}
+
+export interface Schema {
+  readonly types: ReadonlyMap<string, EntityType>
+  /** The entity type for an entity name, or `undefined` when the schema has none. */
+  find(entity: string): EntityType | undefined
+  /** The entity type for an entity name; throws `LedgerError('unknown_type')` when missing. */
+  typeOf(entity: string): EntityType
+}
+
+/**
+ * Declares an entity type.
+ *
+ * @example
+ * const stock = defineEntity({
+ *   type: 'stock',
+ *   initial: { onHand: 0 },
+ *   reduce: (s, e) => (e.kind === 'stock.moved' ? { onHand: s.onHand + e.data.qty } : s),
+ *   invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
+ *   correct: (s, _broken, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
+ * })
+ */
+export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): EntityType<S, D> {
+  if (typeof spec !== 'object' || spec === null) {
+    throw new LedgerError('invalid_entity_type', 'defineEntity needs an object')
+  }
+  if (
+    typeof spec.type !== 'string' ||
+    !/^[a-z][a-z0-9_-]*$/.test(spec.type) ||
+    spec.type.length > ENTITY_TYPE_LENGTH_MAX
+  ) {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `entity type '${String(spec.type)}' must match [a-z][a-z0-9_-]*`,
+    )
+  }
+  if (typeof spec.reduce !== 'function') {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `entity type '${spec.type}' needs a reduce function`,
+    )
+  }
+  const invariants = spec.invariants ?? {}
+  for (const [name, check] of Object.entries(invariants)) {
+    if (typeof check !== 'function' || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      throw new LedgerError(
+        'invalid_entity_type',
+        `invariant '${name}' of '${spec.type}' must be a function with a short name`,
+      )
+    }
+  }
+  if (spec.correct !== undefined && typeof spec.correct !== 'function') {
+    throw new LedgerError('invalid_entity_type', `correct of '${spec.type}' must be a function`)
+  }
+  if (spec.validate !== undefined && typeof spec.validate !== 'function') {
+    throw new LedgerError('invalid_entity_type', `validate of '${spec.type}' must be a function`)
+  }
+  if (spec.crdt !== undefined && spec.crdt !== 'yjs' && spec.crdt !== 'automerge') {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `crdt of '${spec.type}' must be 'yjs' or 'automerge'`,
+    )
+  }
+  return Object.freeze({ ...spec, invariants })
+}
+
+/**
+ * Gathers entity types into a schema. A schema module default-exports one.
+ *
+ * @example
+ * export default defineSchema(stock, order)
+ */
+export function defineSchema(...entityTypes: readonly EntityType<never>[]): Schema {
+  const types = new Map<string, EntityType>()
+  for (const t of entityTypes) {
+    if (
+      typeof t !== 'object' ||
+      t === null ||
+      typeof t.type !== 'string' ||
+      typeof t.reduce !== 'function'
+    ) {
+      throw new LedgerError(
+        'invalid_entity_type',
+        'defineSchema takes entity types made by defineEntity',
+      )
+    }
+    if (types.has(t.type)) {
+      throw new LedgerError('invalid_entity_type', `entity type '${t.type}' is defined twice`)
+    }
+    types.set(t.type, t as unknown as EntityType)
+  }
+  return Object.freeze({
+    types,
+    find: (entity: string) => types.get(entityTypeOf(entity)),
+    typeOf: (entity: string) => {
+      const t = types.get(entityTypeOf(entity))
+      if (t === undefined) {
+        throw new LedgerError(
+          'unknown_type',
+          `schema has no entity type '${entityTypeOf(entity)}' (entity '${entity}')`,
+        )
+      }
+      return t
+    },
+  })
+}
+
+/** True when `value` looks like a schema made by `defineSchema` (for loading schema modules). */
+export function isSchema(value: unknown): value is Schema {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Schema).types instanceof Map &&
+    typeof (value as Schema).typeOf === 'function'
+  )
+}

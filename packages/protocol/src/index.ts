@@ -1,0 +1,5 @@
+export * from './protocol-version.ts'
+export * from './error-kind.ts'
+export * from './limits.ts'
+export * from './messages.ts'
+export * from './codec.ts'

@@ -1,0 +1,60 @@
+// Enforces the dependency direction of docs/ARCHITECTURE.md: arrows point down only.
+// A package may import only the @ledgerline packages listed for it here, and `core` and
+// `protocol` may import no platform module. The TypeScript configs already refuse DOM and
+// Node globals in `core` and `protocol` (lib ES2023, types []); this catches imports.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+const allowed = {
+  core: [],
+  protocol: ['core'],
+  testkit: ['core', 'protocol'],
+  relay: ['core', 'protocol'],
+  client: ['core', 'protocol'],
+  yjs: ['core'],
+  automerge: ['core'],
+  react: ['core', 'client'],
+}
+const platformFree = new Set(['core', 'protocol'])
+const platformModules = /^(node:|fs$|path$|os$|crypto$|ws$|idb$|better-sqlite3$|pg$|jose$|pino$)/
+
+let failures = 0
+for (const [pkg, deps] of Object.entries(allowed)) {
+  for (const file of walk(join('packages', pkg, 'src'))) {
+    const isTest = file.endsWith('.test.ts')
+    const text = readFileSync(file, 'utf8')
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+      const spec = match[1]
+      const ours = spec.match(/^@ledgerline\/([^/]+)/)
+      if (
+        ours &&
+        ours[1] !== pkg &&
+        !deps.includes(ours[1]) &&
+        !(isTest && ours[1] === 'testkit')
+      ) {
+        console.error(`${file}: ${pkg} must not import @ledgerline/${ours[1]}`)
+        failures++
+      }
+      if (!isTest && platformFree.has(pkg) && platformModules.test(spec)) {
+        console.error(`${file}: ${pkg} must stay platform-free, found '${spec}'`)
+        failures++
+      }
+    }
+  }
+}
+if (failures > 0) process.exit(1)
+console.log('dependency direction: ok')
+
+function* walk(dir) {
+  let names = []
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) yield* walk(path)
+    else if (path.endsWith('.ts') || path.endsWith('.tsx')) yield path
+  }
+}
