@@ -1,6 +1,6 @@
 // Enforces the dependency direction of docs/ARCHITECTURE.md: arrows point down only.
 // A package may import only the @ledgerline packages listed for it here, and `core` and
-// `protocol` may import no platform module. The TypeScript configs already refuse DOM and
+// `protocol` may import no platform module. Tests may also use `testkit` and start a `relay`. The TypeScript configs already refuse DOM and
 // Node globals in `core` and `protocol` (lib ES2023, types []); this catches imports.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -30,7 +30,7 @@ for (const [pkg, deps] of Object.entries(allowed)) {
         ours &&
         ours[1] !== pkg &&
         !deps.includes(ours[1]) &&
-        !(isTest && ours[1] === 'testkit')
+        !(isTest && (ours[1] === 'testkit' || ours[1] === 'relay'))
       ) {
         console.error(`${file}: ${pkg} must not import @ledgerline/${ours[1]}`)
         failures++

@@ -10,10 +10,13 @@
  * 2. Correction ids come from (entry id, rule, index): the same entry always yields the same
  *    corrections (guarantee 7).
  * 3. A refused request changes nothing; the caller gets the reason and the current version.
- * 4. Corrections are entries of the same entity, appended right after the offending one.
+ * 4. Corrections are appended right after the offending entry, in the same transaction; by
+ *    default to the same entity, or to another entity of the same tenant that a draft names.
+ * 5. Corrections are not themselves checked against invariants: a correction never cascades.
  */
 import type { Entry } from './entry.ts'
 import { checkData, checkKind } from './entry.ts'
+import { parseEntityName } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
 import { checkInvariants, fold } from './fold.ts'
 import { correctionId, SERVER_CLIENT_ID } from './ids.ts'
@@ -34,7 +37,7 @@ export type RefusalCode =
 export type Decision<S = unknown> =
   | {
       readonly _tag: 'append'
-      /** State after the entry and its corrections. */
+      /** State of the entry's entity after the entry and its own-entity corrections. */
       readonly state: S
       /** Correction entries to append right after the entry, in order. */
       readonly corrections: readonly Entry[]
@@ -114,7 +117,8 @@ export function decideTyped<S>(
     return { _tag: 'append', state: after, corrections: [], broken }
   }
   const corrections = buildCorrections(type, after, broken, entry, now)
-  return { _tag: 'append', state: fold(type, after, corrections), corrections, broken }
+  const own = corrections.filter((c) => c.entity === entry.entity)
+  return { _tag: 'append', state: fold(type, after, own), corrections, broken }
 }
 
 /**
@@ -130,7 +134,12 @@ export function buildCorrections<S>(
   now: number,
 ): Entry[] {
   const firstRule = (broken[0] as Broken).rule
-  let drafts: readonly { kind: string; data: unknown; rule?: string | undefined }[]
+  let drafts: readonly {
+    kind: string
+    data: unknown
+    rule?: string | undefined
+    entity?: string | undefined
+  }[]
   try {
     drafts = (type.correct as NonNullable<EntityType<S>['correct']>)(state, broken, entry)
     if (!Array.isArray(drafts))
@@ -144,6 +153,7 @@ export function buildCorrections<S>(
     for (const d of drafts) {
       checkKind(d.kind)
       checkData(d.data)
+      if (d.entity !== undefined) parseEntityName(d.entity)
     }
   } catch (error) {
     drafts = [
@@ -162,7 +172,7 @@ export function buildCorrections<S>(
     return {
       id: correctionId(entry.id, rule, index),
       tenant: entry.tenant,
-      entity: entry.entity,
+      entity: draft.entity ?? entry.entity,
       kind: draft.kind,
       data: draft.data as Entry['data'],
       intent: 'fact' as const,

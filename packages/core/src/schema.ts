@@ -34,6 +34,11 @@ export interface CorrectionDraft {
   readonly data: Data
   /** The broken rule this correction answers; defaults to the first broken rule. */
   readonly rule?: string | undefined
+  /**
+   * Another entity of the same tenant to append the correction to (an order's
+   * `order.balance_due` after its payment is declined); defaults to the offending entry's.
+   */
+  readonly entity?: string | undefined
 }
 
 /** How a CRDT entity's entries merge; `undefined` for a ledger entity. */
