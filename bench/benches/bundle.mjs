@@ -1,0 +1,71 @@
+// Client bundle size: what a web app ships to get Ledgerline, minified and gzipped, beside the
+// same measure for the stacks a user would pick instead. Each bundle is built by esbuild from a
+// one-line entry that uses the public API, so tree-shaking keeps only what an app would load.
+import { build } from 'esbuild'
+import { gzipSync } from 'node:zlib'
+import { report } from '../lib.mjs'
+
+const BUNDLES = [
+  {
+    label: 'core + protocol + client',
+    code: `import { createClient } from '@ledgerline/client'; globalThis.x = createClient`,
+    target: 25 * 1024,
+  },
+  {
+    label: '@ledgerline/yjs adapter (yjs itself external)',
+    code: `import * as a from '@ledgerline/yjs'; globalThis.x = a`,
+    external: ['yjs'],
+  },
+  {
+    label: '@ledgerline/automerge adapter (automerge itself external)',
+    code: `import * as a from '@ledgerline/automerge'; globalThis.x = a`,
+    external: ['@automerge/automerge', '@automerge/automerge/*'],
+  },
+  {
+    label: 'anchor: yjs + y-indexeddb + y-websocket',
+    code: `import * as Y from 'yjs'; import { IndexeddbPersistence } from 'y-indexeddb'; import { WebsocketProvider } from 'y-websocket'; globalThis.x = [Y.Doc, IndexeddbPersistence, WebsocketProvider]`,
+  },
+  {
+    label: 'anchor: automerge-repo + IndexedDB + WebSocket adapters (wasm excluded)',
+    code: `import { Repo } from '@automerge/automerge-repo'; import { IndexedDBStorageAdapter } from '@automerge/automerge-repo-storage-indexeddb'; import { WebSocketClientAdapter } from '@automerge/automerge-repo-network-websocket'; globalThis.x = [Repo, IndexedDBStorageAdapter, WebSocketClientAdapter]`,
+    loader: { '.wasm': 'empty' },
+  },
+]
+
+export async function run() {
+  const rows = []
+  for (const b of BUNDLES) {
+    try {
+      const out = await build({
+        stdin: { contents: b.code, resolveDir: process.cwd(), loader: 'js' },
+        bundle: true,
+        minify: true,
+        format: 'esm',
+        platform: 'browser',
+        write: false,
+        external: b.external ?? [],
+        loader: b.loader ?? {},
+        logLevel: 'silent',
+      })
+      const bytes = out.outputFiles[0].contents
+      const gz = gzipSync(bytes, { level: 9 }).length
+      const value = {
+        label: b.label,
+        unit: 'KB min+gz',
+        median: gz / 1024,
+        min: gz / 1024,
+        max: gz / 1024,
+      }
+      rows.push({
+        label: `${b.label} (${(bytes.length / 1024).toFixed(1)} KB min)`,
+        ours: b.label.startsWith('anchor') ? undefined : value,
+        anchor: b.label.startsWith('anchor') ? value : undefined,
+        target: b.target === undefined ? undefined : `≤ ${b.target / 1024} KB`,
+        met: b.target === undefined ? undefined : gz <= b.target,
+      })
+    } catch (error) {
+      rows.push({ label: `${b.label}: build failed (${String(error.message).split('\n')[0]})` })
+    }
+  }
+  report('bundle', rows)
+}

@@ -1,0 +1,104 @@
+// A load client for the relay: speaks the wire protocol directly over `ws`, so the benchmark
+// measures the relay and its log, not the browser client. Every loop is bounded in count and time.
+import { randomBytes } from 'node:crypto'
+import WebSocket from 'ws'
+import { encodeMessage, decodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import { createHlcClock, entryId } from '@ledgerline/core'
+
+/** Opens an authenticated connection; resolves after `welcome`. */
+export async function connect(url, token) {
+  const clientId = randomBytes(16).toString('hex')
+  const ws = new WebSocket(url, { perMessageDeflate: false })
+  ws.binaryType = 'nodebuffer'
+  const handlers = new Set()
+  ws.on('message', (data) => {
+    const m = decodeMessage(new Uint8Array(data))
+    for (const h of handlers) h(m)
+  })
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  const welcome = await new Promise((resolve, reject) => {
+    const h = (m) => {
+      handlers.delete(h)
+      if (m.type === 'welcome') resolve(m)
+      else reject(new Error(`expected welcome, got ${JSON.stringify(m).slice(0, 200)}`))
+    }
+    handlers.add(h)
+    ws.send(encodeMessage({ type: 'hello', protocol: PROTOCOL_VERSION, token, clientId }))
+  })
+  return { ws, clientId, welcome, handlers, close: () => ws.close() }
+}
+
+/**
+ * Pushes `total` entries from one connection in batches of `batchSize`, keeping `window` batches
+ * in flight, and returns the ack latency of every batch (ms). Stops at `deadlineMs` at the latest.
+ */
+export async function pushLoad(
+  conn,
+  { tenant, total, batchSize, window, entity, deadlineMs, payloadBytes = 100 },
+) {
+  const clock = createHlcClock(conn.clientId, () => Date.now())
+  const pad = 'x'.repeat(Math.max(0, payloadBytes - 40))
+  let seq = conn.welcome.clientSeqHigh
+  let batch = 0
+  let inFlight = 0
+  let acked = 0
+  const sentAt = new Map()
+  const latencies = []
+  let refused = 0
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(), Math.max(0, deadlineMs - Date.now()))
+    const finish = () => {
+      clearTimeout(timer)
+      conn.handlers.delete(onMessage)
+      resolve({ acked, latencies, refused })
+    }
+    const sendOne = () => {
+      if (seq - conn.welcome.clientSeqHigh >= total || Date.now() > deadlineMs) return false
+      const entries = []
+      for (let i = 0; i < batchSize && seq - conn.welcome.clientSeqHigh < total; i++) {
+        seq++
+        entries.push({
+          id: entryId(conn.clientId, seq),
+          tenant,
+          entity: typeof entity === 'function' ? entity(seq) : entity,
+          kind: 'bench.tick',
+          data: { n: seq, pad },
+          intent: 'fact',
+          clientId: conn.clientId,
+          clientSeq: seq,
+          hlc: clock.tick(),
+          occurredAt: Date.now(),
+        })
+      }
+      batch++
+      sentAt.set(batch, performance.now())
+      inFlight++
+      conn.ws.send(encodeMessage({ type: 'push', batch, entries }))
+      return true
+    }
+    const onMessage = (m) => {
+      if (m.type === 'error') {
+        conn.handlers.delete(onMessage)
+        clearTimeout(timer)
+        reject(new Error(`relay error ${m.kind}: ${m.message}`))
+        return
+      }
+      if (m.type !== 'ack') return
+      latencies.push(performance.now() - sentAt.get(m.batch))
+      sentAt.delete(m.batch)
+      inFlight--
+      for (const r of m.results) {
+        if (r.status === 'refused') refused++
+        else acked++
+      }
+      while (inFlight < window && sendOne()) {}
+      if (inFlight === 0) finish()
+    }
+    conn.handlers.add(onMessage)
+    while (inFlight < window && sendOne()) {}
+    if (inFlight === 0) finish()
+  })
+}
