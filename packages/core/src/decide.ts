@@ -13,15 +13,20 @@
  * 4. Corrections are appended right after the offending entry, in the same transaction; by
  *    default to the same entity, or to another entity of the same tenant that a draft names.
  * 5. Corrections are not themselves checked against invariants: a correction never cascades.
+ * 6. A schema bug (a `correct` rule that throws or returns junk, a `reduce` that throws on a
+ *    correction) never throws out of `decide`: the fact is appended with one
+ *    `ledger.correction_failed` correction that records why.
+ * 7. Bad input (a malformed entry or head, a value that is not a schema) is a `LedgerError`.
  */
-import type { Entry } from './entry.ts'
-import { checkData, checkKind } from './entry.ts'
+import type { Data, Entry } from './entry.ts'
+import { checkData, checkKind, validateEntry } from './entry.ts'
 import { parseEntityName } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
 import { checkInvariants, fold } from './fold.ts'
 import { correctionId, SERVER_CLIENT_ID } from './ids.ts'
-import { CORRECTIONS_PER_ENTRY_MAX } from './limits.ts'
+import { CORRECTIONS_PER_ENTRY_MAX, REASON_LENGTH_MAX } from './limits.ts'
 import type { Broken, EntityType, Schema } from './schema.ts'
+import { checkEntityType, isSchema } from './schema.ts'
 
 /** Why a request (or a malformed entry) was refused. A closed set. */
 export type RefusalCode =
@@ -65,16 +70,40 @@ export function decide(
   entry: Entry,
   now: number,
 ): Decision {
+  if (schema !== undefined && !isSchema(schema)) {
+    throw new LedgerError('invalid_argument', 'schema must be made by defineSchema or undefined')
+  }
+  checkInputs(head, entry, now)
   if (schema === undefined) return appendPlain(head, entry)
   const type = schema.find(entry.entity)
   if (type === undefined) {
-    return { _tag: 'refuse', code: 'unknown_type', reason: `no entity type for '${entry.entity}'` }
+    return {
+      _tag: 'refuse',
+      code: 'unknown_type',
+      reason: clip(`no entity type for '${entry.entity}'`),
+    }
   }
-  return decideTyped(type, head, entry, now)
+  return decideChecked(type, head, entry, now)
 }
 
-/** `decide` for a known entity type. */
+/**
+ * `decide` for a known entity type.
+ *
+ * @example
+ * decideTyped(stock, { state: { onHand: 1 }, version: 1 }, sale, Date.now())
+ */
 export function decideTyped<S>(
+  type: EntityType<S>,
+  head: Head<S>,
+  entry: Entry,
+  now: number,
+): Decision<S> {
+  checkEntityType(type)
+  checkInputs(head, entry, now)
+  return decideChecked(type, head, entry, now)
+}
+
+function decideChecked<S>(
   type: EntityType<S>,
   head: Head<S>,
   entry: Entry,
@@ -87,7 +116,7 @@ export function decideTyped<S>(
     } catch (error) {
       verdict = `validate threw: ${error instanceof Error ? error.message : String(error)}`
     }
-    if (verdict !== true) return { _tag: 'refuse', code: 'invalid', reason: String(verdict) }
+    if (verdict !== true) return { _tag: 'refuse', code: 'invalid', reason: clip(String(verdict)) }
   }
   if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== head.version) {
     return {
@@ -100,7 +129,7 @@ export function decideTyped<S>(
   try {
     after = type.reduce(head.state, entry)
   } catch (error) {
-    return { _tag: 'refuse', code: 'invalid', reason: `reduce threw: ${message(error)}` }
+    return { _tag: 'refuse', code: 'invalid', reason: clip(`reduce threw: ${message(error)}`) }
   }
   const broken = checkInvariants(type, after)
   if (entry.intent === 'request') {
@@ -108,7 +137,7 @@ export function decideTyped<S>(
       return {
         _tag: 'refuse',
         code: 'invariant',
-        reason: broken.map((b) => `${b.rule}: ${b.reason}`).join('; '),
+        reason: clip(broken.map((b) => `${b.rule}: ${b.reason}`).join('; ')),
       }
     }
     return { _tag: 'append', state: after, corrections: [], broken }
@@ -116,15 +145,32 @@ export function decideTyped<S>(
   if (broken.length === 0 || type.correct === undefined) {
     return { _tag: 'append', state: after, corrections: [], broken }
   }
-  const corrections = buildCorrections(type, after, broken, entry, now)
-  const own = corrections.filter((c) => c.entity === entry.entity)
-  return { _tag: 'append', state: fold(type, after, own), corrections, broken }
+  let corrections = buildCorrections(type, after, broken, entry, now)
+  try {
+    const own = corrections.filter((c) => c.entity === entry.entity)
+    return { _tag: 'append', state: fold(type, after, own), corrections, broken }
+  } catch (error) {
+    // `reduce` threw on a correction. Appending corrections that no client can fold would break
+    // every view of the entity, so record the failure instead (guarantee 7 still holds).
+    corrections = [
+      failedCorrection(broken, entry, now, `reduce threw on a correction: ${message(error)}`),
+    ]
+  }
+  try {
+    return { _tag: 'append', state: fold(type, after, corrections), corrections, broken }
+  } catch (error) {
+    return { _tag: 'refuse', code: 'invalid', reason: clip(`reduce threw: ${message(error)}`) }
+  }
 }
 
 /**
  * Runs the type's `correct` rule and turns its drafts into entries with deterministic ids.
  * A rule that throws or returns malformed drafts yields one `ledger.correction_failed` entry
  * instead, so the fact is still appended and the failure is visible in the ledger.
+ *
+ * @example
+ * buildCorrections(stock, { onHand: -1 }, [{ rule: 'nonNegative', reason: '…' }], sale, now)
+ * // [{ id: `${sale.id}~nonnegative~0`, kind: 'stock.oversold', corrects: sale.id, … }]
  */
 export function buildCorrections<S>(
   type: EntityType<S>,
@@ -133,56 +179,56 @@ export function buildCorrections<S>(
   entry: Entry,
   now: number,
 ): Entry[] {
-  const firstRule = (broken[0] as Broken).rule
-  let drafts: readonly {
-    kind: string
-    data: unknown
-    rule?: string | undefined
-    entity?: string | undefined
-  }[]
+  checkEntityType(type)
+  if (typeof type.correct !== 'function') {
+    throw new LedgerError('invalid_argument', `entity type '${type.type}' has no correct rule`)
+  }
+  if (!Array.isArray(broken) || broken.length === 0) {
+    throw new LedgerError('invalid_argument', 'broken must list at least one broken invariant')
+  }
+  validateEntry(entry)
+  checkNow(now)
   try {
-    drafts = (type.correct as NonNullable<EntityType<S>['correct']>)(state, broken, entry)
-    if (!Array.isArray(drafts))
+    const drafts: unknown = type.correct(state, broken, entry)
+    if (!Array.isArray(drafts)) {
       throw new LedgerError('invalid_entity_type', 'correct must return an array')
+    }
     if (drafts.length > CORRECTIONS_PER_ENTRY_MAX) {
       throw new LedgerError(
         'invalid_entity_type',
         `correct returned over ${CORRECTIONS_PER_ENTRY_MAX} entries`,
       )
     }
-    for (const d of drafts) {
-      checkKind(d.kind)
-      checkData(d.data)
-      if (d.entity !== undefined) parseEntityName(d.entity)
-    }
+    const firstRule = (broken[0] as Broken).rule
+    // Keyed by the lower-cased rule, as in the id: `Short` and `short` share one index series.
+    const perRule = new Map<string, number>()
+    return drafts.map((value: unknown, i) => {
+      if (typeof value !== 'object' || value === null) {
+        throw new LedgerError('invalid_entity_type', `correction draft ${i} must be an object`)
+      }
+      const draft = value as Record<string, unknown>
+      const kind = checkKind(draft.kind)
+      const data = checkData(draft.data)
+      const entity = draft.entity === undefined ? entry.entity : draft.entity
+      parseEntityName(entity)
+      const rule = draft.rule === undefined ? firstRule : draft.rule
+      if (typeof rule !== 'string') {
+        throw new LedgerError('invalid_entity_type', `correction draft ${i} rule must be a string`)
+      }
+      const index = perRule.get(rule.toLowerCase()) ?? 0
+      perRule.set(rule.toLowerCase(), index + 1)
+      return correctionEntry(
+        entry,
+        correctionId(entry.id, rule, index),
+        entity as string,
+        kind,
+        data,
+        now,
+      )
+    })
   } catch (error) {
-    drafts = [
-      {
-        kind: 'ledger.correction_failed',
-        data: { rules: broken.map((b) => b.rule), reason: message(error) },
-        rule: firstRule,
-      },
-    ]
+    return [failedCorrection(broken, entry, now, message(error))]
   }
-  const perRule = new Map<string, number>()
-  return drafts.map((draft) => {
-    const rule = draft.rule ?? firstRule
-    const index = perRule.get(rule) ?? 0
-    perRule.set(rule, index + 1)
-    return {
-      id: correctionId(entry.id, rule, index),
-      tenant: entry.tenant,
-      entity: draft.entity ?? entry.entity,
-      kind: draft.kind,
-      data: draft.data as Entry['data'],
-      intent: 'fact' as const,
-      corrects: entry.id,
-      clientId: SERVER_CLIENT_ID,
-      clientSeq: 0,
-      hlc: entry.hlc,
-      occurredAt: now,
-    }
-  })
 }
 
 /** True when `entry` was made by the server log to compensate for another entry. */
@@ -201,6 +247,72 @@ function appendPlain(head: Head, entry: Entry): Decision {
   return { _tag: 'append', state: head.state, corrections: [], broken: [] }
 }
 
+function failedCorrection(
+  broken: readonly Broken[],
+  entry: Entry,
+  now: number,
+  reason: string,
+): Entry {
+  reason = clip(reason)
+  const rule = (broken[0] as Broken).rule
+  return correctionEntry(
+    entry,
+    correctionId(entry.id, rule, 0),
+    entry.entity,
+    'ledger.correction_failed',
+    {
+      rules: broken.map((b) => b.rule),
+      reason,
+    },
+    now,
+  )
+}
+
+function correctionEntry(
+  entry: Entry,
+  id: string,
+  entity: string,
+  kind: string,
+  data: Data,
+  now: number,
+): Entry {
+  return {
+    id,
+    tenant: entry.tenant,
+    entity,
+    kind,
+    data,
+    intent: 'fact',
+    corrects: entry.id,
+    clientId: SERVER_CLIENT_ID,
+    clientSeq: 0,
+    hlc: entry.hlc,
+    occurredAt: now,
+  }
+}
+
+function checkInputs(head: Head, entry: Entry, now: number): void {
+  if (typeof head !== 'object' || head === null) {
+    throw new LedgerError('invalid_argument', 'head must be { state, version }')
+  }
+  if (!Number.isSafeInteger(head.version) || head.version < 0) {
+    throw new LedgerError('invalid_argument', 'head version must be a non-negative integer')
+  }
+  validateEntry(entry)
+  checkNow(now)
+}
+
+function checkNow(now: number): void {
+  if (typeof now !== 'number' || !Number.isFinite(now) || now < 0) {
+    throw new LedgerError('invalid_argument', 'now must be a non-negative number of ms')
+  }
+}
+
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
+  return clip(error instanceof Error ? error.message : String(error))
+}
+
+// Reasons come from schema code and can be any length; an ack must still fit its limits.
+function clip(reason: string): string {
+  return reason.length <= REASON_LENGTH_MAX ? reason : `${reason.slice(0, REASON_LENGTH_MAX - 1)}…`
 }

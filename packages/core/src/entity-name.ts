@@ -122,12 +122,16 @@ export function checkPattern(pattern: unknown): string {
 
 /**
  * True when `entity` matches `pattern` (`*` matches any run of characters, including `/`).
+ * Runs in O(pattern × entity) time whatever the pattern: patterns come from clients' scopes,
+ * so a backtracking regular expression (exponential on `*a*a*a…b`) is not an option.
  *
  * @example
  * matchesPattern('order/*', 'order/s7-r1-0042') // true
  */
 export function matchesPattern(pattern: string, entity: string): boolean {
-  return compile(pattern).test(entity)
+  checkPattern(pattern)
+  if (typeof entity !== 'string') return false
+  return globMatch(pattern, entity)
 }
 
 /** True when `entity` matches any of `patterns`. */
@@ -136,21 +140,28 @@ export function matchesAny(patterns: readonly string[], entity: string): boolean
   return false
 }
 
-const compiled = new Map<string, RegExp>()
-const COMPILED_MAX = 1024
-
-function compile(pattern: string): RegExp {
-  let re = compiled.get(pattern)
-  if (re === undefined) {
-    checkPattern(pattern)
-    const body = pattern
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')
-    re = new RegExp(`^${body}$`)
-    // A bounded cache: patterns come from tokens and scopes, so there are few of them.
-    if (compiled.size >= COMPILED_MAX) compiled.clear()
-    compiled.set(pattern, re)
+// Greedy wildcard matching with one backtrack point (the last `*` seen): a later `*` makes
+// every earlier choice irrelevant, so the text index only moves forward per star and the
+// whole match is bounded by pattern length × text length.
+function globMatch(pattern: string, text: string): boolean {
+  let p = 0
+  let t = 0
+  let star = -1
+  let resume = 0
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++
+      t++
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++
+      resume = t
+    } else if (star >= 0) {
+      p = star + 1
+      t = ++resume
+    } else {
+      return false
+    }
   }
-  return re
+  while (p < pattern.length && pattern[p] === '*') p++
+  return p === pattern.length
 }

@@ -17,7 +17,7 @@ import { LedgerError } from './errors.ts'
 import { checkTenant, parseEntityName } from './entity-name.ts'
 import { checkHlc } from './hlc.ts'
 import { isClientId, isEntryId, SERVER_CLIENT_ID } from './ids.ts'
-import { CLIENT_SEQ_MAX, DATA_DEPTH_MAX, KIND_LENGTH_MAX } from './limits.ts'
+import { CLIENT_SEQ_MAX, DATA_DEPTH_MAX, KIND_LENGTH_MAX, PARTITIONS_MAX } from './limits.ts'
 
 /** Plain data an entry carries. Byte arrays carry CRDT updates. */
 export type Data = null | boolean | number | string | Uint8Array | readonly Data[] | DataObject
@@ -61,6 +61,7 @@ export interface StoredEntry<D = Data> extends Entry<D> {
 }
 
 const KIND_RE = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/
+const CORRECTION_SUFFIX_RE = /^~[a-z0-9_.-]+~(?:0|[1-9][0-9]*)$/
 
 /**
  * Checks that `value` is a well-formed entry and returns it typed. Throws `LedgerError`
@@ -90,11 +91,22 @@ export function validateEntry(value: unknown): Entry {
   const isServer = e.clientId === SERVER_CLIENT_ID
   if (!isServer && !isClientId(e.clientId))
     throw invalid('clientId', 'must be 32 lowercase hex digits')
-  if (!isCount(e.clientSeq) || e.clientSeq > CLIENT_SEQ_MAX || (!isServer && e.clientSeq < 1)) {
+  if (isServer) {
+    if (e.clientSeq !== 0) throw invalid('clientSeq', 'must be 0 on a correction')
+  } else if (!isCount(e.clientSeq) || e.clientSeq < 1 || e.clientSeq > CLIENT_SEQ_MAX) {
     throw invalid('clientSeq', 'must be a positive safe integer')
   }
   if (!isEntryId(e.id)) throw invalid('id', 'must be an entry id')
-  if (!isServer && e.id !== `${e.clientId as string}-${e.clientSeq as number}`) {
+  if (isServer) {
+    // Only corrections are made by the server log; their id derives from what they correct.
+    if (e.corrects === undefined) throw invalid('corrects', 'is required on a correction')
+    const suffix = e.id.startsWith(`${e.corrects as string}~`)
+      ? e.id.slice((e.corrects as string).length)
+      : ''
+    if (!CORRECTION_SUFFIX_RE.test(suffix)) {
+      throw invalid('id', "of a correction must be '<corrects>~<rule>~<index>'")
+    }
+  } else if (e.id !== `${e.clientId as string}-${e.clientSeq as number}`) {
     throw invalid('id', "must be '<clientId>-<clientSeq>'")
   }
   checkHlc(e.hlc)
@@ -104,11 +116,18 @@ export function validateEntry(value: unknown): Entry {
   return value as unknown as Entry
 }
 
-/** Checks the fields a stored entry adds, then the entry itself. */
+/**
+ * Checks an entry and the fields a stored entry adds (version, partition, offset, committedAt).
+ *
+ * @example
+ * validateStoredEntry({ ...entry, version: 1, partition: 3, offset: 17, committedAt: 0 })
+ */
 export function validateStoredEntry(value: unknown): StoredEntry {
   const e = validateEntry(value) as Entry & Record<string, unknown>
   if (!isCount(e.version) || e.version < 1) throw invalid('version', 'must be a positive integer')
-  if (!isCount(e.partition)) throw invalid('partition', 'must be a non-negative integer')
+  if (!isCount(e.partition) || e.partition >= PARTITIONS_MAX) {
+    throw invalid('partition', `must be an integer in 0..${PARTITIONS_MAX - 1}`)
+  }
   if (!isCount(e.offset) || e.offset < 1) throw invalid('offset', 'must be a positive integer')
   if (typeof e.committedAt !== 'number' || !Number.isFinite(e.committedAt)) {
     throw invalid('committedAt', 'must be a number of ms since the epoch')
@@ -116,7 +135,12 @@ export function validateStoredEntry(value: unknown): StoredEntry {
   return e as unknown as StoredEntry
 }
 
-/** Checks an entry kind such as `stock.moved`. */
+/**
+ * Checks an entry kind such as `stock.moved` and returns it.
+ *
+ * @example
+ * checkKind('stock.moved') // 'stock.moved'
+ */
 export function checkKind(kind: unknown): string {
   if (
     typeof kind !== 'string' ||
@@ -136,6 +160,9 @@ export function checkKind(kind: unknown): string {
  * Checks that `value` is plain data (see `Data`) no deeper than `DATA_DEPTH_MAX`.
  * `__proto__`, `constructor` and `prototype` keys are refused: they are a classic way to
  * poison objects that are later merged.
+ *
+ * @example
+ * checkData({ qty: -1, sku: 'espresso-1kg' }) // returned as it is
  */
 export function checkData(value: unknown, path = 'data', depth = 0): Data {
   if (depth > DATA_DEPTH_MAX) throw invalid(path, `nests deeper than ${DATA_DEPTH_MAX}`)
@@ -146,7 +173,9 @@ export function checkData(value: unknown, path = 'data', depth = 0): Data {
   }
   if (value instanceof Uint8Array) return value
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkData(item, `${path}[${i}]`, depth + 1))
+    // An index loop, not forEach: forEach skips the holes of a sparse array, which are
+    // `undefined` and not data.
+    for (let i = 0; i < value.length; i++) checkData(value[i], `${path}[${i}]`, depth + 1)
     return value as Data
   }
   if (isPlainObject(value)) {
@@ -161,7 +190,7 @@ export function checkData(value: unknown, path = 'data', depth = 0): Data {
   throw invalid(path, `must be plain data, got ${typeof value}`)
 }
 
-/** Entries of one client in the order they were made. */
+/** Orders entries of one client as they were made (for `Array.prototype.sort`). */
 export function byClientSeq(a: Entry, b: Entry): number {
   return a.clientSeq - b.clientSeq
 }

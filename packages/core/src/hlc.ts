@@ -33,6 +33,7 @@ const MS_DIGITS = 15
 const COUNT_DIGITS = 5
 const COUNT_MAX = 99_999
 const HLC_RE = /^(\d{15}):(\d{5}):([A-Za-z0-9_-]{1,64})$/
+const NODE_RE = /^[A-Za-z0-9_-]{1,64}$/
 /** Default refusal threshold for remote times ahead of the wall clock: one day. */
 export const HLC_DRIFT_MS_MAX = 24 * 60 * 60 * 1000
 
@@ -46,10 +47,24 @@ export function createHlcClock(
   now: () => number,
   options: { driftMsMax?: number; last?: string } = {},
 ): HlcClock {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(node)) {
+  if (typeof node !== 'string' || !NODE_RE.test(node)) {
     throw new LedgerError('invalid_argument', 'hlc node must be 1..64 of A-Z a-z 0-9 _ -')
   }
+  if (typeof now !== 'function') {
+    throw new LedgerError('invalid_argument', 'hlc needs a wall clock function')
+  }
   const driftMsMax = options.driftMsMax ?? HLC_DRIFT_MS_MAX
+  if (typeof driftMsMax !== 'number' || !(driftMsMax >= 0)) {
+    throw new LedgerError('invalid_argument', 'hlc driftMsMax must be a non-negative number')
+  }
+  // A wall clock that returns NaN would silently disable the drift check: refuse it.
+  const wallMs = () => {
+    const wall = now()
+    if (typeof wall !== 'number' || !Number.isFinite(wall)) {
+      throw new LedgerError('invalid_argument', `hlc wall clock returned ${String(wall)}`)
+    }
+    return Math.floor(wall)
+  }
   let ms = 0
   let count = 0
   if (options.last !== undefined) {
@@ -58,7 +73,7 @@ export function createHlcClock(
     count = last.count
   }
   const advance = (floorMs: number, floorCount: number) => {
-    const wall = Math.floor(now())
+    const wall = wallMs()
     if (wall > floorMs) {
       ms = wall
       count = 0
@@ -78,7 +93,7 @@ export function createHlcClock(
     },
     receive(remote) {
       const r = decodeHlc(remote)
-      const wall = Math.floor(now())
+      const wall = wallMs()
       if (r.ms - wall > driftMsMax) {
         throw new LedgerError(
           'invalid_hlc',
@@ -99,6 +114,12 @@ export function createHlcClock(
 
 /** @example encodeHlc({ ms: 5, count: 1, node: 'a' }) // '000000000000005:00001:a' */
 export function encodeHlc(hlc: Hlc): string {
+  if (typeof hlc !== 'object' || hlc === null || typeof hlc.node !== 'string') {
+    throw new LedgerError('invalid_hlc', 'hlc must be { ms, count, node }')
+  }
+  if (!NODE_RE.test(hlc.node)) {
+    throw new LedgerError('invalid_hlc', 'hlc node must be 1..64 of A-Z a-z 0-9 _ -')
+  }
   if (!Number.isSafeInteger(hlc.ms) || hlc.ms < 0 || hlc.ms >= 10 ** MS_DIGITS) {
     throw new LedgerError('invalid_hlc', 'hlc ms must be a non-negative integer below 10^15')
   }
@@ -122,7 +143,7 @@ export function checkHlc(text: unknown): string {
   return text as string
 }
 
-/** Orders timestamps: negative, zero or positive like `Array.prototype.sort` wants. */
+/** Orders timestamps (both must be valid: fixed widths make string order time order): negative, zero or positive like `Array.prototype.sort` wants. */
 export function compareHlc(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }

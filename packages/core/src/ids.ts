@@ -19,8 +19,9 @@ export type RandomSource = (bytes: Uint8Array) => void
 export const SERVER_CLIENT_ID = 'server'
 
 const CLIENT_ID_RE = /^[0-9a-f]{32}$/
-const ENTRY_ID_RE =
-  /^(?:[0-9a-f]{32}-[1-9][0-9]{0,15}|[0-9a-f]{32}-[1-9][0-9]{0,15}(?:~[a-z0-9_.-]+~[0-9]+)+)$/
+// A client entry id, then one `~rule~index` per level of correction. Indexes have no leading
+// zeros so one correction has exactly one spelling.
+const ENTRY_ID_RE = /^[0-9a-f]{32}-[1-9][0-9]{0,15}(?:~[a-z0-9_.-]+~(?:0|[1-9][0-9]*))*$/
 const RULE_RE = /^[a-z0-9_.-]+$/
 
 /**
@@ -40,6 +41,7 @@ export function createClientId(random: RandomSource): string {
   return out
 }
 
+/** True when `value` is a client id (32 lowercase hex digits). */
 export function isClientId(value: unknown): value is string {
   return typeof value === 'string' && CLIENT_ID_RE.test(value)
 }
@@ -68,6 +70,9 @@ export function entryId(clientId: string, clientSeq: number): string {
 export function correctionId(offendingId: string, rule: string, index: number): string {
   if (!isEntryId(offendingId))
     throw new LedgerError('invalid_argument', 'offending id must be an entry id')
+  if (typeof rule !== 'string') throw new LedgerError('invalid_argument', 'rule must be a string')
+  // Lower-cased so ids stay within the id alphabet; `defineEntity` refuses invariant names
+  // that differ only in case, so two rules never share ids.
   const normalized = rule.toLowerCase()
   if (normalized.length === 0 || normalized.length > RULE_LENGTH_MAX || !RULE_RE.test(normalized)) {
     throw new LedgerError(
@@ -85,6 +90,7 @@ export function correctionId(offendingId: string, rule: string, index: number): 
   return id
 }
 
+/** True when `value` is an entry id or a correction id. */
 export function isEntryId(value: unknown): value is string {
   return typeof value === 'string' && value.length <= ENTRY_ID_LENGTH_MAX && ENTRY_ID_RE.test(value)
 }

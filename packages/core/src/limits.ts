@@ -22,6 +22,11 @@ export const CORRECTIONS_PER_ENTRY_MAX = 16
 export const CLIENT_SEQ_MAX = Number.MAX_SAFE_INTEGER
 /** Deepest nesting of entry data (objects and arrays). */
 export const DATA_DEPTH_MAX = 32
+/**
+ * Longest reason `decide` gives (a refusal, a failed correction). Equal to the protocol's
+ * `MESSAGE_LENGTH_MAX`, so every reason fits in an ack; longer ones are cut with `…`.
+ */
+export const REASON_LENGTH_MAX = 1024
 /** Longest entity pattern in a scope or grant. */
 export const PATTERN_LENGTH_MAX = 256
 /** Default number of partitions of a server log. Fixed for the life of a log. */

@@ -13,6 +13,8 @@
  * 2. Entity types are found by the `type` part of the entity name; an unknown type is a
  *    `LedgerError` of kind `unknown_type`, never a silent default.
  * 3. A type name appears once in a schema.
+ * 4. Invariant names of one type differ in more than case: they become the lower-cased `rule`
+ *    of correction ids, and two rules must never share an id.
  */
 import type { Data, Entry } from './entry.ts'
 import { entityTypeOf } from './entity-name.ts'
@@ -107,6 +109,10 @@ export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): Entity
     )
   }
   const invariants = spec.invariants ?? {}
+  if (typeof invariants !== 'object') {
+    throw new LedgerError('invalid_entity_type', `invariants of '${spec.type}' must be an object`)
+  }
+  const rules = new Set<string>()
   for (const [name, check] of Object.entries(invariants)) {
     if (typeof check !== 'function' || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
       throw new LedgerError(
@@ -114,6 +120,13 @@ export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): Entity
         `invariant '${name}' of '${spec.type}' must be a function with a short name`,
       )
     }
+    if (rules.has(name.toLowerCase())) {
+      throw new LedgerError(
+        'invalid_entity_type',
+        `invariant '${name}' of '${spec.type}' differs from another only in case`,
+      )
+    }
+    rules.add(name.toLowerCase())
   }
   if (spec.correct !== undefined && typeof spec.correct !== 'function') {
     throw new LedgerError('invalid_entity_type', `correct of '${spec.type}' must be a function`)
@@ -158,6 +171,7 @@ export function defineSchema(...entityTypes: readonly EntityType<never>[]): Sche
   return Object.freeze({
     types,
     find: (entity: string) => types.get(entityTypeOf(entity)),
+    // `typeOf` throws for a malformed name (invalid_entity) and for an unknown type.
     typeOf: (entity: string) => {
       const t = types.get(entityTypeOf(entity))
       if (t === undefined) {
@@ -171,7 +185,32 @@ export function defineSchema(...entityTypes: readonly EntityType<never>[]): Sche
   })
 }
 
-/** True when `value` looks like a schema made by `defineSchema` (for loading schema modules). */
+/**
+ * Checks that `value` is an entity type made by `defineEntity` and returns it.
+ *
+ * @example
+ * checkEntityType(stock) // stock
+ */
+export function checkEntityType<S>(value: EntityType<S>): EntityType<S> {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof value.type !== 'string' ||
+    typeof value.reduce !== 'function' ||
+    typeof value.invariants !== 'object' ||
+    value.invariants === null
+  ) {
+    throw new LedgerError('invalid_entity_type', 'expected an entity type made by defineEntity')
+  }
+  return value
+}
+
+/**
+ * True when `value` looks like a schema made by `defineSchema` (for loading schema modules).
+ *
+ * @example
+ * isSchema((await import('./schema.js')).default) // true
+ */
 export function isSchema(value: unknown): value is Schema {
   return (
     typeof value === 'object' &&
