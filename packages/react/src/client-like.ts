@@ -1,0 +1,31 @@
+/**
+ * The part of the Ledgerline client the hooks use.
+ *
+ * The hooks depend on this narrow shape rather than on the whole client, so a test (or an
+ * app wrapping the client) can hand them any object that keeps these promises:
+ *
+ * 1. `subscribe(entity, onChange)` calls `onChange` after every change of the entity's view
+ *    (local append, ack, entries from the relay) and returns a function that stops it.
+ * 2. `get(entity)` returns the entity's current snapshot, or a promise of it while the client
+ *    still loads the ledger from IndexedDB.
+ * 3. `onStatus` and `onCorrection` call back after every change and return an unsubscribe.
+ */
+
+/** One entity as the client folds it: confirmed, own pending entries, and the view of both. */
+export interface EntitySnapshot<S = unknown> {
+  readonly view: S
+  readonly confirmed: S
+  readonly version: number
+  readonly pending: readonly unknown[]
+}
+
+export type MaybePromise<T> = T | Promise<T>
+
+export interface ClientLike {
+  get(entity: string): MaybePromise<EntitySnapshot>
+  subscribe(entity: string, onChange: (...args: never[]) => void): () => void
+  status(): MaybePromise<unknown>
+  onStatus(onChange: (...args: never[]) => void): () => void
+  corrections(): MaybePromise<readonly unknown[]>
+  onCorrection(onChange: (...args: never[]) => void): () => void
+}

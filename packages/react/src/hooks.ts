@@ -1,0 +1,101 @@
+/**
+ * React bindings: a provider that hands one client to a tree, and hooks that read entities,
+ * status and corrections through `useSyncExternalStore`, so a component re-renders exactly when
+ * what it reads changed, and concurrent rendering never sees a torn value.
+ *
+ * Invariants:
+ * 1. One store per (client, entity) per component; it is remade only when either changes.
+ * 2. Hooks never append: writes go through `useClient()`.
+ */
+import {
+  createContext,
+  createElement,
+  useContext,
+  useMemo,
+  useSyncExternalStore,
+  type ReactNode,
+} from 'react'
+import type { ClientLike, EntitySnapshot } from './client-like.ts'
+import {
+  createCorrectionsStore,
+  createEntityStore,
+  createStatusStore,
+  type ExternalStore,
+} from './stores.ts'
+
+const ClientContext = createContext<ClientLike | null>(null)
+
+export interface LedgerlineProviderProps<C extends ClientLike> {
+  readonly client: C
+  readonly children?: ReactNode
+}
+
+/**
+ * Makes `client` available to the hooks below it.
+ *
+ * @example
+ * createRoot(el).render(<LedgerlineProvider client={client}><App /></LedgerlineProvider>)
+ */
+export function LedgerlineProvider<C extends ClientLike>(props: LedgerlineProviderProps<C>) {
+  return createElement(ClientContext.Provider, { value: props.client }, props.children)
+}
+
+/**
+ * The client of the nearest `LedgerlineProvider`; throws when there is none (a programmer
+ * error: the tree is wired wrongly).
+ *
+ * @example
+ * const client = useClient<LedgerlineClient>()
+ * await client.append('stock/s1:espresso', 'stock.received', { qty: 6 })
+ */
+export function useClient<C extends ClientLike = ClientLike>(): C {
+  const client = useContext(ClientContext)
+  if (client === null) throw new Error('useClient needs a <LedgerlineProvider client={…}> above')
+  return client as C
+}
+
+/**
+ * One entity's snapshot (`view`, `confirmed`, `version`, `pending`), or `undefined` while the
+ * client still loads it.
+ *
+ * @example
+ * const stock = useEntity<{ onHand: number }>('stock/s1:espresso')
+ * return <span>{stock?.view.onHand}</span>
+ */
+export function useEntity<S>(entity: string): EntitySnapshot<S> | undefined {
+  const client = useClient()
+  const store = useMemo(() => createEntityStore<S>(client, entity), [client, entity])
+  return useStore(store)
+}
+
+/**
+ * The client's status (`online`, `outboxEntries`, `oldestPendingAt`, …), or `undefined` before
+ * the first read settles.
+ *
+ * @example
+ * const status = useStatus<ClientStatus>()
+ * return <span>{status?.online ? 'online' : 'offline'}</span>
+ */
+export function useStatus<T = unknown>(): T | undefined {
+  const client = useClient()
+  const store = useMemo(() => createStatusStore<T>(client), [client])
+  return useStore(store)
+}
+
+/**
+ * The corrections feed: every correction the relay appended against this client's entries.
+ *
+ * @example
+ * const corrections = useCorrections()
+ * return <Badge count={corrections.length} />
+ */
+export function useCorrections<T = unknown>(): readonly T[] {
+  const client = useClient()
+  const store = useMemo(() => createCorrectionsStore<T>(client), [client])
+  return useStore(store)
+}
+
+/** Reads any `ExternalStore` (for stores made with `createReadStore`). */
+export function useStore<T>(store: ExternalStore<T>): T {
+  return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
+}

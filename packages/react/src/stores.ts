@@ -1,0 +1,124 @@
+/**
+ * External stores over the client, shaped for `useSyncExternalStore`.
+ *
+ * Terms: a *store* is `{ subscribe, getSnapshot }`. React calls `getSnapshot` on every render
+ * and compares results with `Object.is`, so a snapshot must stay the same object until
+ * something changed.
+ *
+ * Invariants:
+ * 1. `getSnapshot` returns the cached snapshot; the client is read only when it reports a
+ *    change (or once when the store is made), never during render.
+ * 2. A read that the client answers with a promise replaces the snapshot when it settles, and
+ *    a later read always wins over an earlier one that settles late.
+ * 3. After the last unsubscribe nothing of the store stays registered with the client.
+ */
+import type { ClientLike, EntitySnapshot, MaybePromise } from './client-like.ts'
+
+export interface ExternalStore<T> {
+  subscribe(onStoreChange: () => void): () => void
+  getSnapshot(): T
+}
+
+/**
+ * A store over one entity of the client.
+ *
+ * @example
+ * const store = createEntityStore(client, 'stock/s1:espresso')
+ * store.getSnapshot() // { view: { onHand: 3 }, confirmed: …, version: 2, pending: [] }
+ */
+export function createEntityStore<S>(
+  client: ClientLike,
+  entity: string,
+): ExternalStore<EntitySnapshot<S> | undefined> {
+  return createReadStore<EntitySnapshot<S> | undefined>(
+    () => client.get(entity) as MaybePromise<EntitySnapshot<S>>,
+    (onChange) => client.subscribe(entity, onChange),
+    undefined,
+  )
+}
+
+/** A store over the client's status (`online`, `outboxEntries`, …). */
+export function createStatusStore<T>(client: ClientLike): ExternalStore<T | undefined> {
+  return createReadStore<T | undefined>(
+    () => client.status() as MaybePromise<T>,
+    (onChange) => client.onStatus(onChange),
+    undefined,
+  )
+}
+
+/** A store over the client's corrections feed. */
+export function createCorrectionsStore<T>(client: ClientLike): ExternalStore<readonly T[]> {
+  return createReadStore<readonly T[]>(
+    () => client.corrections() as MaybePromise<readonly T[]>,
+    (onChange) => client.onCorrection(onChange),
+    EMPTY,
+  )
+}
+
+/**
+ * The general form: `read` gives the current value (maybe a promise), `listen` registers a
+ * change callback with the client. Exposed for app-made stores (a pattern subscription, say).
+ */
+export function createReadStore<T>(
+  read: () => MaybePromise<T>,
+  listen: (onChange: () => void) => () => void,
+  initial: T,
+): ExternalStore<T> {
+  let snapshot = initial
+  let readSeq = 0
+  let settledSeq = 0
+  const listeners = new Set<() => void>()
+  let stop: (() => void) | undefined
+
+  const refresh = (): void => {
+    const seq = ++readSeq
+    let value: MaybePromise<T>
+    try {
+      value = read()
+    } catch {
+      // A read that throws (a closed client, say) keeps the last good snapshot.
+      return
+    }
+    if (isPromise(value)) {
+      value.then(
+        (v) => settle(seq, v),
+        () => {},
+      )
+    } else {
+      settle(seq, value)
+    }
+  }
+  const settle = (seq: number, value: T): void => {
+    if (seq < settledSeq) return
+    settledSeq = seq
+    if (Object.is(value, snapshot)) return
+    snapshot = value
+    for (const l of listeners) l()
+  }
+
+  refresh()
+  return {
+    subscribe(onStoreChange) {
+      listeners.add(onStoreChange)
+      if (stop === undefined) {
+        stop = listen(refresh)
+        // Changes between the first read and this subscription would otherwise be missed.
+        refresh()
+      }
+      return () => {
+        listeners.delete(onStoreChange)
+        if (listeners.size === 0 && stop !== undefined) {
+          stop()
+          stop = undefined
+        }
+      }
+    },
+    getSnapshot: () => snapshot,
+  }
+}
+
+const EMPTY: readonly never[] = Object.freeze([])
+
+function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
