@@ -1,0 +1,16 @@
+// Bundles the point-of-sale schema (src/schema.ts, with the catalog and @ledgerline/core) into
+// one plain ES module the relay loads with Node: `--schema demo/dist-schema/schema.js`.
+import { build } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+await build({
+  entryPoints: [`${root}src/schema.ts`],
+  outfile: `${root}dist-schema/schema.js`,
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'node20',
+  logLevel: 'warning',
+})
+console.log('schema: demo/dist-schema/schema.js')

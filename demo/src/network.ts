@@ -1,0 +1,68 @@
+/**
+ * The register's network switch: what "offline" means for the sync socket.
+ *
+ * Why it exists: browser offline emulation (DevTools "Offline", Playwright's
+ * `context.setOffline`) fails new requests but leaves an open WebSocket running
+ * (https://github.com/microsoft/playwright/issues/4910), so a register would keep syncing while
+ * it claims to be offline. The switch wraps `WebSocket` before the client makes one: when the
+ * browser goes offline (the `offline` event) or the "simulate offline" toggle is on, open sync
+ * sockets are closed and new ones fail at once, exactly as when the store's internet is down.
+ *
+ * Invariants:
+ * 1. While offline, no socket made through the switch is open.
+ * 2. Going online again only lifts the block; reconnecting is the client's job.
+ */
+
+const SIMULATE_KEY = 'ledgerline.simulateOffline'
+const listeners = new Set<() => void>()
+const sockets = new Set<WebSocket>()
+let installed = false
+
+/** True when sync sockets are blocked (browser offline or the toggle on). */
+export function isNetworkOff(): boolean {
+  return !navigator.onLine || isSimulatedOffline()
+}
+
+export function isSimulatedOffline(): boolean {
+  return localStorage.getItem(SIMULATE_KEY) === '1'
+}
+
+/** Turns the "simulate offline" toggle on or off (kept across reloads). */
+export function setSimulatedOffline(off: boolean): void {
+  if (off) localStorage.setItem(SIMULATE_KEY, '1')
+  else localStorage.removeItem(SIMULATE_KEY)
+  changed()
+}
+
+export function onNetworkChange(cb: () => void): () => void {
+  listeners.add(cb)
+  return () => {
+    listeners.delete(cb)
+  }
+}
+
+/** Wraps the global WebSocket; call once, before the client is made. */
+export function installNetworkSwitch(): void {
+  if (installed) return
+  installed = true
+  const Real = window.WebSocket
+  class SwitchedWebSocket extends Real {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      // Port 9 is refused by browsers outright, so the socket fails at once, as it would
+      // without a network, and the client backs off and retries.
+      super(isNetworkOff() ? 'ws://127.0.0.1:9/' : url, protocols)
+      sockets.add(this)
+      this.addEventListener('close', () => sockets.delete(this))
+    }
+  }
+  window.WebSocket = SwitchedWebSocket
+  window.addEventListener('offline', changed)
+  window.addEventListener('online', changed)
+}
+
+function changed(): void {
+  if (isNetworkOff()) {
+    for (const s of sockets) s.close(4000, 'register offline')
+  }
+  for (const l of listeners) l()
+}

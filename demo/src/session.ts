@@ -1,0 +1,83 @@
+/**
+ * Who is signed in on this browser profile: store, register (or head office) and the offline
+ * limits. Kept in localStorage so a register that reloads offline opens as itself; the token is
+ * never stored, it is fetched from the relay's development issuer when the client connects.
+ */
+import { TENANT } from './catalog.ts'
+
+export interface Session {
+  readonly store: string
+  /** `r1`, `r2`, … or `hq` for head office. */
+  readonly register: string
+}
+
+export interface OfflineLimits {
+  /** Largest sale taken while offline, in cents. */
+  readonly perSaleMax: number
+  /** Largest total of unsynced sales held on this register, in cents. */
+  readonly storedMax: number
+  /** Hours an unsynced sale may wait before it must be forwarded. */
+  readonly forwardHours: number
+}
+
+export const DEFAULT_LIMITS: OfflineLimits = {
+  perSaleMax: 25_000,
+  storedMax: 100_000,
+  forwardHours: 24,
+}
+
+const SESSION_KEY = 'ledgerline.session'
+const LIMITS_KEY = 'ledgerline.limits'
+
+export function loadSession(): Session | undefined {
+  try {
+    const raw = localStorage.getItem(SESSION_KEY)
+    if (raw === null) return undefined
+    const s = JSON.parse(raw) as Partial<Session>
+    return typeof s.store === 'string' && typeof s.register === 'string'
+      ? { store: s.store, register: s.register }
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function saveSession(session: Session | undefined): void {
+  if (session === undefined) localStorage.removeItem(SESSION_KEY)
+  else localStorage.setItem(SESSION_KEY, JSON.stringify(session))
+}
+
+export function loadLimits(): OfflineLimits {
+  try {
+    const raw = localStorage.getItem(LIMITS_KEY)
+    return raw === null ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...(JSON.parse(raw) as object) }
+  } catch {
+    return DEFAULT_LIMITS
+  }
+}
+
+export function saveLimits(limits: OfflineLimits): void {
+  localStorage.setItem(LIMITS_KEY, JSON.stringify(limits))
+}
+
+/** The token's subject: one per register, so the relay's log says which register wrote what. */
+export function subjectOf(session: Session): string {
+  return `${session.store}-${session.register}`
+}
+
+/** Asks the relay's development issuer for a token (dev mode only). */
+export async function fetchDevToken(session: Session): Promise<string> {
+  const url = `/dev/token?tenant=${encodeURIComponent(TENANT)}&sub=${encodeURIComponent(subjectOf(session))}`
+  const res = await fetch(url, { cache: 'no-store' })
+  if (!res.ok) throw new Error(`token issuer answered ${res.status}`)
+  const body = (await res.json()) as { token?: unknown }
+  if (typeof body.token !== 'string') throw new Error('token issuer sent no token')
+  return body.token
+}
+
+/** Today's business date in the register's local time, `YYYY-MM-DD`. */
+export function businessDate(now = new Date()): string {
+  const m = String(now.getMonth() + 1).padStart(2, '0')
+  const d = String(now.getDate()).padStart(2, '0')
+  return `${now.getFullYear()}-${m}-${d}`
+}
