@@ -144,12 +144,14 @@ export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): Entity
 }
 
 /**
- * Gathers entity types into a schema. A schema module default-exports one.
+ * Gathers entity types into a schema. A schema module default-exports one. Takes
+ * `EntityType<AnyData>`: `reduce` makes an entity type invariant in its state, so no narrower
+ * type accepts both `EntityType<Stock>` and `EntityType<Order>`.
  *
  * @example
  * export default defineSchema(stock, order)
  */
-export function defineSchema(...entityTypes: readonly EntityType<never>[]): Schema {
+export function defineSchema(...entityTypes: readonly EntityType<AnyData>[]): Schema {
   const types = new Map<string, EntityType>()
   for (const t of entityTypes) {
     if (

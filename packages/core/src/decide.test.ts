@@ -1,0 +1,362 @@
+// Goal: decide() is the design's write semantics: a valid fact is always appended, with
+// corrections whose ids derive from (entry id, rule, index) and which may name another entity of
+// the tenant; a broken `correct` rule yields one `ledger.correction_failed` entry instead of an
+// exception; a request is appended or refused (conflict, invariant) and a refusal changes
+// nothing; a plain log appends all well-formed entries. Method: a stock and an order entity type,
+// unit cases per branch, bad inputs that must give LedgerError, and a seeded property (fixed seed)
+// that repeated decide() calls (also with a second, separately built schema, as a second relay
+// would load) give the very same corrections.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Decision } from './decide.ts'
+import { buildCorrections, decide, decideTyped, isCorrection } from './decide.ts'
+import type { Entry } from './entry.ts'
+import { validateEntry } from './entry.ts'
+import { LedgerError } from './errors.ts'
+import { CORRECTIONS_PER_ENTRY_MAX, REASON_LENGTH_MAX } from './limits.ts'
+import type { CorrectionDraft } from './schema.ts'
+import { defineEntity, defineSchema } from './schema.ts'
+
+const CID = '0123456789abcdef0123456789abcdef'
+const NOW = 1_732_700_000_000
+
+interface Stock {
+  readonly onHand: number
+}
+
+function makeSchema(correct?: (s: Stock, e: Entry) => readonly CorrectionDraft[]) {
+  const stock = defineEntity<Stock>({
+    type: 'stock',
+    initial: { onHand: 0 },
+    reduce: (s, e) => {
+      if (e.kind === 'stock.boom') throw new Error('cannot fold a boom')
+      if (e.kind === 'stock.moved' || e.kind === 'stock.recounted')
+        return { onHand: s.onHand + e.data.qty }
+      return s
+    },
+    invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
+    correct:
+      correct === undefined
+        ? (s, _broken, e) => [
+            { kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } },
+            { kind: 'order.balance_due', data: { sale: e.id }, entity: 'order/s7-r1-0042' },
+          ]
+        : (s, _broken, e) => correct(s, e),
+    validate: (e) => (e.kind.startsWith('stock.') ? true : `kind ${e.kind} is not a stock kind`),
+  })
+  const order = defineEntity({ type: 'order', initial: {}, reduce: (s) => s })
+  return defineSchema(stock, order)
+}
+
+const schema = makeSchema()
+
+function makeEntry(over: Partial<Entry> = {}, seq = 7): Entry {
+  return validateEntry({
+    id: `${CID}-${seq}`,
+    tenant: 'acme',
+    entity: 'stock/s7:espresso-1kg',
+    kind: 'stock.moved',
+    data: { qty: -3 },
+    intent: 'fact',
+    clientId: CID,
+    clientSeq: seq,
+    hlc: `001732700000000:00000:${CID}`,
+    occurredAt: NOW - 5000,
+    ...over,
+  })
+}
+
+function append(decision: Decision) {
+  if (decision._tag !== 'append')
+    throw new Error(`expected append, got ${JSON.stringify(decision)}`)
+  return decision
+}
+
+function ledgerError(fn: () => unknown): LedgerError {
+  try {
+    fn()
+  } catch (error) {
+    if (error instanceof LedgerError) return error
+    throw new Error(`expected a LedgerError, got ${String(error)}`)
+  }
+  throw new Error('expected a LedgerError, nothing was thrown')
+}
+
+describe('decide: facts', () => {
+  it('appends a fact that keeps the invariants, without corrections', () => {
+    const d = append(decide(schema, { state: { onHand: 5 }, version: 2 }, makeEntry(), NOW))
+    expect(d).toEqual({ _tag: 'append', state: { onHand: 2 }, corrections: [], broken: [] })
+  })
+
+  it('appends a fact that breaks an invariant, with deterministic corrections', () => {
+    const sale = makeEntry()
+    const d = append(decide(schema, { state: { onHand: 1 }, version: 2 }, sale, NOW))
+    expect(d.broken).toEqual([{ rule: 'nonNegative', reason: 'stock below zero' }])
+    expect(d.corrections).toEqual([
+      {
+        id: `${sale.id}~nonnegative~0`,
+        tenant: 'acme',
+        entity: 'stock/s7:espresso-1kg',
+        kind: 'stock.oversold',
+        data: { short: 2, sale: sale.id },
+        intent: 'fact',
+        corrects: sale.id,
+        clientId: 'server',
+        clientSeq: 0,
+        hlc: sale.hlc,
+        occurredAt: NOW,
+      },
+      {
+        id: `${sale.id}~nonnegative~1`,
+        tenant: 'acme',
+        entity: 'order/s7-r1-0042',
+        kind: 'order.balance_due',
+        data: { sale: sale.id },
+        intent: 'fact',
+        corrects: sale.id,
+        clientId: 'server',
+        clientSeq: 0,
+        hlc: sale.hlc,
+        occurredAt: NOW,
+      },
+    ])
+    // Every correction is itself a valid entry, and marked as a correction.
+    for (const c of d.corrections) {
+      expect(validateEntry(c)).toBe(c)
+      expect(isCorrection(c)).toBe(true)
+    }
+    expect(isCorrection(sale)).toBe(false)
+  })
+
+  it('folds own-entity corrections into the returned state, not other entities’', () => {
+    const s = makeSchema((st) => [
+      { kind: 'stock.recounted', data: { qty: -st.onHand } },
+      { kind: 'order.note', data: 1, entity: 'order/1' },
+    ])
+    const d = append(decide(s, { state: { onHand: 1 }, version: 2 }, makeEntry(), NOW))
+    expect(d.state).toEqual({ onHand: 0 })
+    expect(d.corrections.map((c) => c.entity)).toEqual(['stock/s7:espresso-1kg', 'order/1'])
+  })
+
+  it('numbers corrections per rule, case-insensitively like the ids', () => {
+    const s = makeSchema(() => [
+      { kind: 'stock.a', data: 1, rule: 'audit' },
+      { kind: 'stock.b', data: 2, rule: 'Audit' },
+      { kind: 'stock.c', data: 3 },
+    ])
+    const d = append(decide(s, { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW))
+    const suffixes = d.corrections.map((c) => c.id.slice(c.id.indexOf('~')))
+    expect(suffixes).toEqual(['~audit~0', '~audit~1', '~nonnegative~0'])
+    expect(new Set(d.corrections.map((c) => c.id)).size).toBe(3)
+  })
+
+  it.each([
+    [
+      'throws',
+      () => {
+        throw new Error('rule exploded')
+      },
+      'rule exploded',
+    ],
+    ['returns no array', () => 'nope' as never, 'correct must return an array'],
+    [
+      'returns too many',
+      () =>
+        Array.from({ length: CORRECTIONS_PER_ENTRY_MAX + 1 }, () => ({ kind: 'stock.x', data: 1 })),
+      `over ${CORRECTIONS_PER_ENTRY_MAX}`,
+    ],
+    ['returns a bad kind', () => [{ kind: 'Bad Kind', data: 1 }], 'entry kind must match'],
+    [
+      'returns bad data',
+      () => [{ kind: 'stock.x', data: { f: () => 1 } as never }],
+      'data.f must be plain data',
+    ],
+    ['names a bad entity', () => [{ kind: 'stock.x', data: 1, entity: 'nope' }], 'one slash'],
+    [
+      'names a bad rule',
+      () => [{ kind: 'stock.x', data: 1, rule: 'not a rule' }],
+      "rule 'not a rule'",
+    ],
+    ['returns null drafts', () => [null as never], 'correction draft 0 must be an object'],
+  ])(
+    'a correct rule that %s yields one ledger.correction_failed entry',
+    (_name, correct, reason) => {
+      const s = makeSchema(correct as (s: Stock, e: Entry) => readonly CorrectionDraft[])
+      const sale = makeEntry()
+      const d = append(decide(s, { state: { onHand: 0 }, version: 4 }, sale, NOW))
+      expect(d.corrections).toHaveLength(1)
+      const failed = d.corrections[0]!
+      expect(failed.id).toBe(`${sale.id}~nonnegative~0`)
+      expect(failed.kind).toBe('ledger.correction_failed')
+      expect(failed.entity).toBe(sale.entity)
+      expect(failed.data).toEqual({
+        rules: ['nonNegative'],
+        reason: expect.stringContaining(reason),
+      })
+      expect(d.state).toEqual({ onHand: -3 })
+    },
+  )
+
+  it('records a correction that reduce cannot fold as ledger.correction_failed', () => {
+    const s = makeSchema(() => [{ kind: 'stock.boom', data: 1 }])
+    const d = append(decide(s, { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW))
+    expect(d.corrections.map((c) => c.kind)).toEqual(['ledger.correction_failed'])
+    expect(JSON.stringify(d.corrections[0]!.data)).toContain(
+      'reduce threw on a correction: cannot fold a boom',
+    )
+  })
+
+  it('clips a very long failure reason to REASON_LENGTH_MAX', () => {
+    const s = makeSchema(() => {
+      throw new Error('x'.repeat(10_000))
+    })
+    const d = append(decide(s, { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW))
+    const reason = (d.corrections[0]!.data as { reason: string }).reason
+    expect(reason).toHaveLength(REASON_LENGTH_MAX)
+    expect(reason.endsWith('…')).toBe(true)
+  })
+
+  it('appends a breaking fact without corrections when the type has no correct rule', () => {
+    const plain = defineSchema(
+      defineEntity<Stock>({
+        type: 'stock',
+        initial: { onHand: 0 },
+        reduce: (st, e) => ({ onHand: st.onHand + e.data.qty }),
+        invariants: { nonNegative: (st) => st.onHand >= 0 || 'below zero' },
+      }),
+    )
+    const d = append(decide(plain, { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW))
+    expect(d.corrections).toEqual([])
+    expect(d.broken).toHaveLength(1)
+  })
+})
+
+describe('decide: refusals and requests', () => {
+  const head = { state: { onHand: 5 }, version: 3 }
+
+  it('appends a request whose expect matches and that keeps the invariants', () => {
+    const d = decide(schema, head, makeEntry({ intent: 'request', expect: 3 }), NOW)
+    expect(d).toEqual({ _tag: 'append', state: { onHand: 2 }, corrections: [], broken: [] })
+    expect(decide(schema, head, makeEntry({ intent: 'request' }), NOW)._tag).toBe('append')
+  })
+
+  it('refuses a request whose expect differs, with the current version', () => {
+    expect(decide(schema, head, makeEntry({ intent: 'request', expect: 2 }), NOW)).toEqual({
+      _tag: 'refuse',
+      code: 'conflict',
+      reason: 'expected version 2, entity is at 3',
+    })
+  })
+
+  it('refuses a request that would break an invariant, naming the rule', () => {
+    const d = decide(schema, head, makeEntry({ intent: 'request', data: { qty: -9 } }), NOW)
+    expect(d).toEqual({
+      _tag: 'refuse',
+      code: 'invariant',
+      reason: 'nonNegative: stock below zero',
+    })
+  })
+
+  it('refuses an entry of an unknown type or one that validate refuses or reduce cannot fold', () => {
+    expect(decide(schema, head, makeEntry({ entity: 'till/1' }), NOW)).toEqual({
+      _tag: 'refuse',
+      code: 'unknown_type',
+      reason: "no entity type for 'till/1'",
+    })
+    expect(decide(schema, head, makeEntry({ kind: 'order.moved' }), NOW)).toEqual({
+      _tag: 'refuse',
+      code: 'invalid',
+      reason: 'kind order.moved is not a stock kind',
+    })
+    expect(decide(schema, head, makeEntry({ kind: 'stock.boom' }), NOW)).toEqual({
+      _tag: 'refuse',
+      code: 'invalid',
+      reason: 'reduce threw: cannot fold a boom',
+    })
+    const throwing = defineEntity({
+      type: 'stock',
+      initial: 0,
+      reduce: (s) => s,
+      validate: () => {
+        throw new Error('v')
+      },
+    })
+    expect(decideTyped(throwing, { state: 0, version: 0 }, makeEntry(), NOW)).toEqual({
+      _tag: 'refuse',
+      code: 'invalid',
+      reason: 'validate threw: v',
+    })
+  })
+
+  it('a plain log (no schema) appends every well-formed entry but still honours expect', () => {
+    expect(decide(undefined, head, makeEntry({ kind: 'anything.at_all' }), NOW)).toEqual({
+      _tag: 'append',
+      state: head.state,
+      corrections: [],
+      broken: [],
+    })
+    expect(decide(undefined, head, makeEntry({ intent: 'request', expect: 0 }), NOW)._tag).toBe(
+      'refuse',
+    )
+  })
+
+  it.each([
+    [() => decide({} as never, head, makeEntry(), NOW), 'invalid_argument', 'schema must be'],
+    [() => decide(schema, null as never, makeEntry(), NOW), 'invalid_argument', 'head must be'],
+    [
+      () => decide(schema, { state: 0, version: -1 }, makeEntry(), NOW),
+      'invalid_argument',
+      'head version',
+    ],
+    [() => decide(schema, head, { ...makeEntry(), kind: '' }, NOW), 'invalid_entry', 'entry kind'],
+    [() => decide(schema, head, makeEntry(), Number.NaN), 'invalid_argument', 'now must be'],
+    [() => decideTyped({} as never, head, makeEntry(), NOW), 'invalid_entity_type', 'defineEntity'],
+    [
+      () =>
+        buildCorrections(
+          schema.typeOf('order/1'),
+          {},
+          [{ rule: 'r', reason: 'x' }],
+          makeEntry(),
+          NOW,
+        ),
+      'invalid_argument',
+      'has no correct rule',
+    ],
+    [
+      () => buildCorrections(schema.typeOf('stock/1'), {}, [], makeEntry(), NOW),
+      'invalid_argument',
+      'broken must list',
+    ],
+  ])('refuses bad input %# with LedgerError', (fn, kind, message) => {
+    const error = ledgerError(fn)
+    expect(error.kind).toBe(kind)
+    expect(error.message).toContain(message)
+  })
+})
+
+describe('decide: correction ids are stable', () => {
+  it('repeated decide() calls, and a second relay’s schema, give the same corrections (seed 5)', () => {
+    const other = makeSchema()
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -10, max: 10 }),
+        fc.integer({ min: -10, max: 10 }),
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.nat({ max: 100 }),
+        (onHand, qty, seq, version) => {
+          const sale = makeEntry({ data: { qty } }, seq)
+          const first = decide(schema, { state: { onHand }, version }, sale, NOW)
+          const again = decide(schema, { state: { onHand }, version }, structuredClone(sale), NOW)
+          const elsewhere = decide(other, { state: { onHand }, version }, sale, NOW)
+          expect(again).toEqual(first)
+          expect(elsewhere).toEqual(first)
+          const corrections = append(first).corrections
+          expect(corrections.length > 0).toBe(onHand + qty < 0)
+          corrections.forEach((c, i) => expect(c.id).toBe(`${CID}-${seq}~nonnegative~${i}`))
+        },
+      ),
+      { seed: 5, numRuns: 300 },
+    )
+  })
+})
