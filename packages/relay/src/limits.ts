@@ -1,0 +1,67 @@
+/**
+ * Named limits of the relay and its SQLite log. Every queue, batch, timer and buffer of the relay
+ * has one here; hitting one is a wire error (`error-kind.ts` of the protocol) or an expected
+ * outcome, never a silent drop. The wire limits (frame bytes, push entries, page entries, credit)
+ * live in `@ledgerline/protocol` and are shared with clients.
+ */
+
+/** Most entries (items plus their corrections excluded) merged into one SQLite transaction. */
+export const GROUP_COMMIT_ENTRIES_MAX = 2_000
+/** Entity head states the SQLite log keeps in memory (LRU); a miss refolds the ledger. */
+export const ENTITY_STATES_MAX = 10_000
+/** How long SQLite waits for a lock held by another connection before failing, in ms. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+/** A socket that has not said a valid `hello` by then is closed (4401). */
+export const AUTH_TIMEOUT_MS = 5_000
+/** Frames a socket may send while its `hello` is being checked; more is `bad_message`. */
+export const HELLO_BACKLOG_MAX = 16
+/** Interval of WebSocket pings; a socket that missed the previous pong is terminated. */
+export const HEARTBEAT_INTERVAL_MS = 30_000
+/** Bytes queued on one socket beyond which it is closed as a slow consumer (4408). */
+export const BUFFERED_BYTES_MAX = 4 * 1024 * 1024
+/** Messages per second one connection may send on average (token bucket refill rate). */
+export const RATE_MESSAGES_PER_S = 500
+/** Messages one connection may send in a burst (token bucket size). */
+export const RATE_MESSAGES_BURST = 1_000
+/** Allowed clock skew when checking a token's `exp` and `nbf`, in seconds. */
+export const TOKEN_CLOCK_TOLERANCE_S = 5
+/** How long `close()` waits for appends in flight before closing sockets anyway, in ms. */
+export const SHUTDOWN_TIMEOUT_MS = 10_000
+/** How long a closing socket may take to finish the close handshake before it is cut, in ms. */
+export const CLOSE_HANDSHAKE_TIMEOUT_MS = 2_000
+/** Longest token lifetime `/dev/token` hands out, in seconds. */
+export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
+/** Largest HTTP request path the static file server looks at. */
+export const STATIC_PATH_LENGTH_MAX = 1_024
+
+/** The limits a relay can be given (tests lower the timers); defaults are the constants above. */
+export interface RelayLimits {
+  readonly authTimeoutMs: number
+  readonly helloBacklogMax: number
+  readonly heartbeatIntervalMs: number
+  readonly bufferedBytesMax: number
+  readonly rateMessagesPerS: number
+  readonly rateMessagesBurst: number
+  readonly tokenClockToleranceS: number
+  readonly shutdownTimeoutMs: number
+  readonly closeHandshakeTimeoutMs: number
+  /** Most entries per `push`; at most the protocol's `PUSH_ENTRIES_MAX`. */
+  readonly pushEntriesMax: number
+  /** Most entries per `entries` page; at most the protocol's `PAGE_ENTRIES_MAX`. */
+  readonly pageEntriesMax: number
+}
+
+export const RELAY_LIMITS_DEFAULT: RelayLimits = {
+  authTimeoutMs: AUTH_TIMEOUT_MS,
+  helloBacklogMax: HELLO_BACKLOG_MAX,
+  heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+  bufferedBytesMax: BUFFERED_BYTES_MAX,
+  rateMessagesPerS: RATE_MESSAGES_PER_S,
+  rateMessagesBurst: RATE_MESSAGES_BURST,
+  tokenClockToleranceS: TOKEN_CLOCK_TOLERANCE_S,
+  shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
+  closeHandshakeTimeoutMs: CLOSE_HANDSHAKE_TIMEOUT_MS,
+  pushEntriesMax: 500,
+  pageEntriesMax: 1_000,
+}
