@@ -1,1 +1,2 @@
-export {}
+export * from './log-store-contract.ts'
+export * from './crdt-adapter-contract.ts'
