@@ -1,2 +1,1 @@
-export * from './log-store-contract.ts'
 export * from './crdt-adapter-contract.ts'
