@@ -1,0 +1,46 @@
+/**
+ * Named limits of the client. Every queue, batch and wait has one (STYLE.md, Errors: "every
+ * queue has a limit"). Hitting one is an expected outcome or a typed `ClientError`, never a
+ * silent drop.
+ */
+import {
+  CREDIT_PAGES_MAX,
+  FRAME_BYTES_MAX,
+  PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
+} from '@ledgerline/protocol'
+
+/** Most entries the outbox holds; `append` fails with kind `outbox_full` beyond it. */
+export const OUTBOX_ENTRIES_MAX = 100_000
+/** Most encoded bytes the outbox holds; `append` fails with kind `outbox_full` beyond it. */
+export const OUTBOX_BYTES_MAX = 64 * 1024 * 1024
+/** Most entries one `appendMany` call may write (one transaction). */
+export const APPEND_MANY_ENTRIES_MAX = 1_000
+/** Most entries in one push batch the client sends. */
+export const PUSH_BATCH_ENTRIES_MAX = Math.min(200, PUSH_ENTRIES_MAX)
+/** Most encoded bytes in one push batch; well under the relay's frame limit. */
+export const PUSH_BATCH_BYTES_MAX = Math.min(256 * 1024, FRAME_BYTES_MAX / 2)
+/** Most push batches in flight (sent, not yet acked) at once. */
+export const PUSH_BATCHES_IN_FLIGHT_MAX = PUSH_IN_FLIGHT_MAX
+/** Pages of entries the client lets the relay send ahead (the credit window). */
+export const CREDIT_WINDOW_PAGES = Math.min(16, CREDIT_PAGES_MAX)
+/** Reconnect backoff: first delay, and the cap of the exponential growth. */
+export const RECONNECT_MS_MIN = 250
+export const RECONNECT_MS_MAX = 30_000
+/** How often the client pings a quiet socket, and how long a silent socket is trusted. */
+export const PING_INTERVAL_MS = 15_000
+export const SILENCE_MS_MAX = 45_000
+/** How long `hello` may wait for `welcome` before the socket is dropped. */
+export const WELCOME_TIMEOUT_MS = 15_000
+/** Entities whose folded state the client keeps in memory (least recently used go first). */
+export const CACHE_ENTITIES_MAX = 2_000
+/** Entries folded since the last snapshot after which a new per-entity snapshot is written. */
+export const SNAPSHOT_ENTRIES_MIN = 256
+/** Outcomes of acknowledged entries kept for `outcome()`; the oldest are pruned beyond it. */
+export const OUTCOMES_MAX = 10_000
+/** Corrections kept in the feed; the oldest seen ones are pruned beyond it. */
+export const CORRECTIONS_FEED_MAX = 10_000
+/** How long opening the database may stay blocked by another tab before it fails. */
+export const OPEN_BLOCKED_MS_MAX = 5_000
+/** Default wait of `synced()`. */
+export const SYNCED_TIMEOUT_MS_DEFAULT = 30_000

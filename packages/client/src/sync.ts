@@ -1,0 +1,443 @@
+/**
+ * The sync loop: one WebSocket to the relay, run by the leader tab only.
+ *
+ *   connect ─► hello ─► welcome ─► subscribe(scope, cursors from IndexedDB, credit)
+ *                         │
+ *                         └─► drain: push batches from the outbox in clientSeq order
+ *   ack      ─► store.applyAck (one transaction) ─► drain more
+ *   entries  ─► store.applyPage (page + cursors, one transaction) ─► credit
+ *   close    ─► forget in-flight batches ─► reconnect after jittered exponential backoff
+ *
+ * Terms: a *batch* is one `push`; *in flight* means sent and not yet acked.
+ *
+ * Invariants:
+ * 1. Batches are sent in clientSeq order, each ≤ PUSH_BATCH_ENTRIES_MAX entries and
+ *    ≤ PUSH_BATCH_BYTES_MAX bytes, and at most PUSH_BATCHES_IN_FLIGHT_MAX are in flight.
+ * 2. An outbox record is deleted only by the ack that answers it. After a reconnect the whole
+ *    outbox is sent again from its start: the relay answers what it already has as `duplicate`
+ *    (exactly once, guarantee 2).
+ * 3. Acks and pages are applied to IndexedDB one at a time, in the order they arrived.
+ * 4. Credit is given back only after a page is stored, so the relay never runs further ahead
+ *    than CREDIT_WINDOW_PAGES unstored pages.
+ * 5. The reconnect delay is at least the relay's `backoffMsMin` for the error it sent; a token
+ *    function is called again after `token_expired` or `unauthorized`.
+ */
+import { assert, matchesAny } from '@ledgerline/core'
+import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
+import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import type { AckApplied, OutboxRecord, PageApplied, Store } from './idb-store.ts'
+import {
+  CREDIT_WINDOW_PAGES,
+  PING_INTERVAL_MS,
+  PUSH_BATCH_BYTES_MAX,
+  PUSH_BATCH_ENTRIES_MAX,
+  PUSH_BATCHES_IN_FLIGHT_MAX,
+  RECONNECT_MS_MAX,
+  RECONNECT_MS_MIN,
+  SILENCE_MS_MAX,
+  WELCOME_TIMEOUT_MS,
+} from './limits.ts'
+
+/** The part of the WebSocket API the client uses (browsers' and `ws`'s both fit). */
+export interface WebSocketLike {
+  binaryType: string
+  readonly readyState: number
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  addEventListener(
+    type: 'open' | 'close' | 'error' | 'message',
+    listener: (event: { data?: unknown }) => void,
+  ): void
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+export interface SyncState {
+  /** A socket is open and the relay welcomed us. */
+  readonly online: boolean
+  /** Batches in flight, or catch-up not done yet. */
+  readonly syncing: boolean
+  /** Catch-up is done: pages now arrive live. */
+  readonly live: boolean
+  readonly lastServerContactAt: number | null
+  readonly lastError: {
+    readonly kind: ErrorKind | 'socket' | 'storage' | 'token'
+    readonly message: string
+  } | null
+  readonly tenant: string | null
+}
+
+export interface SyncEvents {
+  state(state: SyncState): void
+  acked(applied: AckApplied): void
+  page(applied: PageApplied): void
+  reissued(renamed: ReadonlyMap<string, string>): void
+}
+
+export interface SyncOptions {
+  readonly url: string
+  readonly WebSocket: WebSocketConstructor
+  readonly token: () => Promise<string>
+  /** Drops a cached token so the next `token()` asks the app's function again. */
+  readonly invalidateToken: () => void
+  readonly scope: readonly string[] | undefined
+  readonly store: Store
+  readonly now: () => number
+  readonly random: () => number
+  readonly newClientId: () => string
+  readonly events: SyncEvents
+}
+
+export interface Sync {
+  start(): void
+  /** The outbox changed: send what is new. */
+  kick(): void
+  state(): SyncState
+  /** Batches in flight or being read from the outbox. */
+  busy(): boolean
+  /** Resolves when the acks and pages received so far are stored. */
+  idle(): Promise<void>
+  stop(): void
+}
+
+/**
+ * @example
+ * const sync = createSync({ url, WebSocket, token, invalidateToken, scope, store, now, random,
+ *   newClientId, events })
+ * sync.start()
+ */
+export function createSync(options: SyncOptions): Sync {
+  const { store, events } = options
+  let socket: WebSocketLike | undefined
+  let stopped = true
+  let welcomed = false
+  let attempt = 0
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  let pingTimer: ReturnType<typeof setInterval> | undefined
+  let backoffMsMin = 0
+  let lastMessageAt = 0
+  let clientId = ''
+  let scopeKey = ''
+  let inScope: (entity: string) => boolean = () => false
+  let subNo = 0
+  let pagesSinceCredit = 0
+  const inFlight = new Map<number, readonly OutboxRecord[]>()
+  let batchNo = 0
+  let lastSent: readonly [string, number] | undefined
+  let draining = false
+  let drainAgain = false
+  let serial: Promise<unknown> = Promise.resolve()
+  let state: SyncState = {
+    online: false,
+    syncing: false,
+    live: false,
+    lastServerContactAt: null,
+    lastError: null,
+    tenant: null,
+  }
+
+  const setState = (patch: Partial<SyncState>) => {
+    const next = { ...state, ...patch }
+    next.syncing = next.online && (inFlight.size > 0 || !next.live)
+    if ((Object.keys(next) as (keyof SyncState)[]).every((k) => next[k] === state[k])) return
+    state = next
+    events.state(state)
+  }
+
+  const send = (ws: WebSocketLike, message: Message) => {
+    if (ws !== socket || ws.readyState !== 1) return false
+    ws.send(encodeMessage(message))
+    return true
+  }
+
+  const scheduleReconnect = () => {
+    if (stopped || reconnectTimer !== undefined) return
+    // Full jitter over an exponential ceiling, never below what the relay asked for.
+    const ceiling = Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(attempt, 16))
+    const delay = Math.max(backoffMsMin, ceiling / 2 + (options.random() * ceiling) / 2)
+    attempt++
+    backoffMsMin = 0
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined
+      void connect()
+    }, delay)
+  }
+
+  const fail = (kind: NonNullable<SyncState['lastError']>['kind'], message: string) => {
+    setState({ lastError: { kind, message } })
+  }
+
+  const drop = (ws: WebSocketLike) => {
+    try {
+      ws.close()
+    } catch {
+      // Closing a socket that never opened throws in some runtimes; it is gone either way.
+    }
+  }
+
+  async function connect(): Promise<void> {
+    if (stopped) return
+    let token: string
+    try {
+      token = await options.token()
+      const counters = await store.counters()
+      clientId = counters.clientId
+    } catch (error) {
+      fail(
+        error instanceof Error && error.name === 'ClientError' ? 'storage' : 'token',
+        errorMessage(error),
+      )
+      scheduleReconnect()
+      return
+    }
+    if (stopped) return
+    let ws: WebSocketLike
+    try {
+      ws = new options.WebSocket(options.url)
+      ws.binaryType = 'arraybuffer'
+    } catch (error) {
+      fail('socket', errorMessage(error))
+      scheduleReconnect()
+      return
+    }
+    socket = ws
+    welcomed = false
+    lastMessageAt = options.now()
+    const welcomeTimer = setTimeout(() => {
+      if (socket === ws && !welcomed) drop(ws)
+    }, WELCOME_TIMEOUT_MS)
+    ws.addEventListener('open', () => {
+      send(ws, { type: 'hello', protocol: PROTOCOL_VERSION, token, clientId })
+    })
+    ws.addEventListener('message', (event) => {
+      if (socket !== ws) return
+      lastMessageAt = options.now()
+      let message: Message
+      try {
+        message = decodeMessage(toBytes(event.data))
+      } catch (error) {
+        fail('bad_message', errorMessage(error))
+        drop(ws)
+        return
+      }
+      handle(ws, message as RelayMessage)
+    })
+    ws.addEventListener('close', () => {
+      clearTimeout(welcomeTimer)
+      if (socket !== ws) return
+      socket = undefined
+      welcomed = false
+      inFlight.clear()
+      lastSent = undefined
+      setState({ online: false, live: false })
+      scheduleReconnect()
+    })
+    ws.addEventListener('error', () => {
+      // A 'close' event always follows; reconnecting is done there.
+    })
+  }
+
+  function handle(ws: WebSocketLike, message: RelayMessage): void {
+    const at = options.now()
+    switch (message.type) {
+      case 'welcome': {
+        welcomed = true
+        attempt = 0
+        void onWelcome(ws, message.tenant, message.clientSeqHigh, message.grants.read)
+        setState({ lastServerContactAt: at, tenant: message.tenant })
+        return
+      }
+      case 'ack': {
+        const records = inFlight.get(message.batch)
+        if (records === undefined) return
+        inFlight.delete(message.batch)
+        assert(message.results.length === records.length, 'ack answers every entry of its batch')
+        const items = records.map((record, i) => ({
+          record,
+          result: message.results[i] as (typeof message.results)[number],
+        }))
+        setState({ lastServerContactAt: at })
+        enqueue(ws, async () => {
+          const applied = await store.applyAck(items, inScope)
+          if (applied.gaps > 0 && socket === ws) lastSent = undefined // resend from the outbox start
+          events.acked(applied)
+          setState({})
+          drain(ws)
+        })
+        return
+      }
+      case 'entries': {
+        if (message.sub !== subNo) return
+        setState({ lastServerContactAt: at })
+        const key = scopeKey
+        enqueue(ws, async () => {
+          const applied = await store.applyPage(message.entries, message.cursors, key)
+          events.page(applied)
+          if (message.live) setState({ live: true })
+          pagesSinceCredit++
+          if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
+            send(ws, { type: 'credit', sub: message.sub, pages: pagesSinceCredit })
+            pagesSinceCredit = 0
+          }
+        })
+        return
+      }
+      case 'error': {
+        const info = ERROR_KINDS[message.kind] ?? ERROR_KINDS.internal
+        backoffMsMin = Math.max(message.backoffMsMin ?? 0, info.backoffMsMin)
+        if (!info.retry && message.kind !== 'unauthorized')
+          backoffMsMin = Math.max(backoffMsMin, RECONNECT_MS_MAX)
+        if (message.kind === 'token_expired' || message.kind === 'unauthorized') {
+          options.invalidateToken()
+          attempt = 0
+        }
+        fail(message.kind, message.message)
+        return
+      }
+      case 'ping':
+        send(ws, { type: 'pong', t: message.t })
+        return
+      case 'pong':
+        return
+      default:
+        // A relay never sends client messages; ignore rather than crash on a newer relay.
+        return
+    }
+  }
+
+  async function onWelcome(
+    ws: WebSocketLike,
+    tenant: string,
+    clientSeqHigh: number,
+    granted: readonly string[],
+  ) {
+    try {
+      const counters = await store.counters()
+      if (clientSeqHigh > counters.seqLast && counters.clientId === clientId) {
+        // The relay has seen clientSeqs of this clientId that this database never allocated:
+        // the database was restored or copied. Re-send its outbox under a new clientId so no
+        // clientSeq is ever used twice, then reconnect with that clientId.
+        const renamed = await store.reissue(options.newClientId(), clientSeqHigh)
+        events.reissued(renamed)
+        drop(ws)
+        return
+      }
+      const scope = options.scope ?? granted
+      scopeKey = JSON.stringify([...scope].sort())
+      inScope = (entity) => matchesAny(scope, entity)
+      const cursors = await store.prepareCursors(tenant, scopeKey, inScope)
+      if (socket !== ws) return
+      subNo++
+      pagesSinceCredit = 0
+      send(ws, {
+        type: 'subscribe',
+        sub: subNo,
+        scope: [...scope],
+        cursors,
+        credit: CREDIT_WINDOW_PAGES,
+      })
+      setState({ online: true, live: false, lastError: null })
+      drain(ws)
+    } catch (error) {
+      fail('storage', errorMessage(error))
+      drop(ws)
+    }
+  }
+
+  function enqueue(ws: WebSocketLike, work: () => Promise<void>): void {
+    serial = serial.then(work).catch((error: unknown) => {
+      // A write failed (storage full, database closed): start over from what is stored.
+      fail('storage', errorMessage(error))
+      if (socket === ws) drop(ws)
+    })
+  }
+
+  function drain(ws: WebSocketLike | undefined = socket): void {
+    if (ws === undefined || ws !== socket || !welcomed || !state.online) return
+    if (draining) {
+      drainAgain = true
+      return
+    }
+    draining = true
+    void (async () => {
+      try {
+        do {
+          drainAgain = false
+          while (socket === ws && inFlight.size < PUSH_BATCHES_IN_FLIGHT_MAX) {
+            const records = await store.readOutbox(
+              lastSent,
+              PUSH_BATCH_ENTRIES_MAX,
+              PUSH_BATCH_BYTES_MAX,
+            )
+            if (records.length === 0 || socket !== ws) break
+            const batch = ++batchNo
+            inFlight.set(batch, records)
+            const last = records.at(-1) as OutboxRecord
+            lastSent = [last.clientId, last.clientSeq]
+            send(ws, { type: 'push', batch, entries: records.map((r) => r.entry) })
+            setState({})
+          }
+        } while (drainAgain && socket === ws)
+      } catch (error) {
+        fail('storage', errorMessage(error))
+      } finally {
+        draining = false
+      }
+    })()
+  }
+
+  return {
+    start() {
+      if (!stopped) return
+      stopped = false
+      pingTimer = setInterval(() => {
+        const ws = socket
+        if (ws === undefined) return
+        const quietMs = options.now() - lastMessageAt
+        if (quietMs > SILENCE_MS_MAX) drop(ws)
+        else if (quietMs > PING_INTERVAL_MS / 2) send(ws, { type: 'ping', t: options.now() })
+      }, PING_INTERVAL_MS / 2)
+      void connect()
+    },
+    kick() {
+      drain()
+    },
+    state: () => state,
+    busy: () => inFlight.size > 0 || draining,
+    idle: () => serial.then(noop, noop),
+    stop() {
+      stopped = true
+      clearTimeout(reconnectTimer)
+      reconnectTimer = undefined
+      clearInterval(pingTimer)
+      const ws = socket
+      socket = undefined
+      inFlight.clear()
+      if (ws !== undefined) drop(ws)
+      setState({ online: false, live: false })
+    },
+  }
+}
+
+function toBytes(data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  if (Array.isArray(data)) {
+    // `ws` may hand over fragmented binary messages as a list of buffers.
+    const parts = data as Uint8Array[]
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+    let at = 0
+    for (const p of parts) {
+      out.set(p, at)
+      at += p.byteLength
+    }
+    return out
+  }
+  throw new Error('text frames are not part of the protocol')
+}
+
+function noop(): void {}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

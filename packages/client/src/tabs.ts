@@ -1,0 +1,121 @@
+/**
+ * Tabs: which tab of an origin runs the socket for a database, and how tabs hear each other.
+ *
+ * Terms: the *leader* holds the Web Lock `ledgerline:<dbName>` and runs the sync loop; every
+ * tab (leader or not) appends straight to IndexedDB and tells the others over a
+ * BroadcastChannel of the same name.
+ *
+ * Invariants:
+ * 1. At most one tab per database is leader at a time: the lock is exclusive, and the browser
+ *    releases it when its holder closes or crashes, so a waiting tab takes over
+ *    (https://developer.mozilla.org/docs/Web/API/Web_Locks_API).
+ * 2. Where Web Locks are missing (Node, old browsers) this client is leader at once: there is
+ *    no other tab to share a database with.
+ * 3. Messages are hints ("look again"), never the data itself: IndexedDB stays the only
+ *    source of truth, so a lost message costs a refresh, never an entry.
+ */
+
+export type TabMessage =
+  /** Entities whose pending or confirmed entries changed; `outbox` when new entries wait. */
+  | {
+      readonly t: 'changed'
+      readonly entities: readonly string[]
+      readonly outbox: boolean
+      readonly corrections: number
+    }
+  /** The leader's view of the connection. */
+  | {
+      readonly t: 'status'
+      readonly online: boolean
+      readonly syncing: boolean
+      readonly live: boolean
+      readonly lastServerContactAt: number | null
+    }
+
+export interface Tabs {
+  /** Tells the other tabs. Messages from this tab never come back to it. */
+  post(message: TabMessage): void
+  isLeader(): boolean
+  close(): void
+}
+
+export interface TabsOptions {
+  readonly dbName: string
+  readonly onLeader: () => void
+  readonly onMessage: (message: TabMessage) => void
+  /** Injected for tests; `null` turns the feature off. Defaults to the globals when present. */
+  readonly locks?: LockManager | null | undefined
+  readonly BroadcastChannel?: typeof BroadcastChannel | null | undefined
+}
+
+/**
+ * @example
+ * const tabs = createTabs({ dbName: 'till-1', onLeader: () => sync.start(), onMessage })
+ */
+export function createTabs(options: TabsOptions): Tabs {
+  const name = `ledgerline:${options.dbName}`
+  const locks = options.locks === undefined ? globalLocks() : options.locks
+  const Channel =
+    options.BroadcastChannel === undefined ? globalChannel() : options.BroadcastChannel
+  let leader = false
+  let closed = false
+  let release: () => void = () => {}
+  const abort = new AbortController()
+
+  const channel = Channel === null ? null : new Channel(name)
+  if (channel !== null) {
+    channel.onmessage = (event: MessageEvent<TabMessage>) => {
+      if (!closed) options.onMessage(event.data)
+    }
+  }
+
+  if (locks === null) {
+    leader = true
+    queueMicrotask(() => {
+      if (!closed) options.onLeader()
+    })
+  } else {
+    locks
+      .request(name, { mode: 'exclusive', signal: abort.signal }, () => {
+        if (closed) return undefined
+        leader = true
+        options.onLeader()
+        // Hold the lock until this client closes; the browser also frees it if the tab dies.
+        return new Promise<void>((resolve) => {
+          release = resolve
+        })
+      })
+      .catch(() => {
+        // Aborted while waiting (the client closed first): nothing to release.
+      })
+  }
+
+  return {
+    post(message) {
+      if (closed || channel === null) return
+      try {
+        channel.postMessage(message)
+      } catch {
+        // A closed channel or an uncloneable value: other tabs refresh on their next change.
+      }
+    },
+    isLeader: () => leader,
+    close() {
+      if (closed) return
+      closed = true
+      leader = false
+      abort.abort()
+      release()
+      channel?.close()
+    },
+  }
+}
+
+function globalLocks(): LockManager | null {
+  const nav = (globalThis as { navigator?: { locks?: LockManager } }).navigator
+  return nav?.locks ?? null
+}
+
+function globalChannel(): typeof BroadcastChannel | null {
+  return typeof globalThis.BroadcastChannel === 'function' ? globalThis.BroadcastChannel : null
+}

@@ -1,0 +1,94 @@
+// Shared test setup: a schema with a correction (stock oversold) and a request type (gift
+// card), a seeded random source that prints its seed, and a client factory for Node
+// (fake-indexeddb + ws).
+// idb checks `instanceof IDBRequest` and friends against the globals, so the fake's classes
+// must be global; each client still gets its own injected factory (its own databases).
+import 'fake-indexeddb/auto'
+import { defineEntity, defineSchema } from '@ledgerline/core'
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { WebSocket } from 'ws'
+import type { Client, ClientOptions } from '../src/client.ts'
+import { createClient } from '../src/client.ts'
+import type { WebSocketConstructor } from '../src/sync.ts'
+
+export const stock = defineEntity({
+  type: 'stock',
+  initial: { onHand: 0 },
+  reduce: (s: { onHand: number }, e) =>
+    e.kind === 'stock.moved'
+      ? { onHand: s.onHand + (e.data.qty as number) }
+      : e.kind === 'stock.oversold'
+        ? { onHand: s.onHand + (e.data.short as number) }
+        : s,
+  invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
+  correct: (s, _broken, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
+})
+
+export const card = defineEntity({
+  type: 'card',
+  initial: { balance: 0 },
+  reduce: (s: { balance: number }, e) =>
+    e.kind === 'card.loaded'
+      ? { balance: s.balance + (e.data.amount as number) }
+      : e.kind === 'card.redeemed'
+        ? { balance: s.balance - (e.data.amount as number) }
+        : s,
+  invariants: { nonNegative: (s) => s.balance >= 0 || 'balance below zero' },
+})
+
+export const order = defineEntity({
+  type: 'order',
+  initial: { lines: 0 },
+  reduce: (s: { lines: number }, e) => (e.kind === 'order.line' ? { lines: s.lines + 1 } : s),
+})
+
+export const schema = defineSchema(stock, card, order)
+
+/** mulberry32: small, seeded, good enough for ids and jitter in tests. */
+export function seededRandom(seed: number): (bytes: Uint8Array) => void {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  return (bytes) => {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256)
+  }
+}
+
+export function testSeed(name: string): number {
+  const seed = Number(process.env.LEDGERLINE_SEED ?? Math.floor(Math.random() * 2 ** 31))
+  process.stdout.write(`[seed] ${name}: LEDGERLINE_SEED=${seed}\n`)
+  return seed
+}
+
+export type TestClientOptions = Partial<ClientOptions> & Pick<ClientOptions, 'url' | 'token'>
+
+export function makeClient(options: TestClientOptions & { idb?: IDBFactory }): Client {
+  return createClient({
+    schema,
+    dbName: 'test',
+    indexedDB: options.idb ?? new IDBFactory(),
+    IDBKeyRange,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    locks: null,
+    BroadcastChannel: null,
+    persist: false,
+    ...options,
+  })
+}
+
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
