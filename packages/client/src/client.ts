@@ -447,7 +447,7 @@ export function createClient(options: ClientOptions): Client {
   }
 
   function wakeWaiters(): void {
-    for (const w of [...changeWaiters]) w()
+    for (const w of changeWaiters) w()
   }
 
   function typeOf(entity: string) {

@@ -177,6 +177,8 @@ export interface StoreOptions {
   readonly dbName: string
   /** Durability of append transactions; `strict` unless relaxed on purpose. */
   readonly durability: Durability
+  /** Layout version to open; tests use a higher one to play a newer tab. */
+  readonly version?: number | undefined
   /** Called when the connection closed itself for a newer version, or was terminated. */
   readonly onClosed: (reason: 'versionchange' | 'terminated') => void
 }
@@ -253,7 +255,16 @@ export interface Store {
     entriesMax: number,
     bytesMax: number,
   ): Promise<OutboxRecord[]>
-  applyAck(items: readonly AckItem[], keepAcked: (entity: string) => boolean): Promise<AckApplied>
+  /**
+   * Applies acks in one transaction. `lean` (used after a `storage_full` failure) only deletes
+   * the acked outbox records and rewrites the meta record, so a full disk never stops the
+   * outbox from draining; outcomes and positions are then not kept.
+   */
+  applyAck(
+    items: readonly AckItem[],
+    keepAcked: (entity: string) => boolean,
+    lean?: boolean,
+  ): Promise<AckApplied>
   prepareCursors(
     tenant: string,
     scopeKey: string,
@@ -299,12 +310,13 @@ function openDb(options: StoreOptions): Promise<Db> {
   return new Promise<Db>((resolve, reject) => {
     let request: IDBOpenDBRequest
     try {
-      request = options.indexedDB.open(options.dbName, DB_VERSION)
+      request = options.indexedDB.open(options.dbName, options.version ?? DB_VERSION)
     } catch (error) {
       reject(toStorageError(error))
       return
     }
     let blockedTimer: ReturnType<typeof setTimeout> | undefined
+    let gaveUp = false
     request.onupgradeneeded = (event) => {
       upgrade(wrap(request.result) as unknown as Db, event.oldVersion)
     }
@@ -312,6 +324,7 @@ function openDb(options: StoreOptions): Promise<Db> {
     // upgrade waits until every older connection closes. Never wait silently.
     request.onblocked = () => {
       blockedTimer ??= setTimeout(() => {
+        gaveUp = true
         reject(
           new ClientError(
             'upgrade_blocked',
@@ -327,6 +340,11 @@ function openDb(options: StoreOptions): Promise<Db> {
     request.onsuccess = () => {
       clearTimeout(blockedTimer)
       const raw = request.result
+      if (gaveUp) {
+        // The caller was already told `upgrade_blocked`; do not leave a connection behind.
+        raw.close()
+        return
+      }
       // A newer version wants to open: close at once so its upgrade is not blocked, and tell
       // the client (it stops and asks for a reload).
       raw.onversionchange = () => {
@@ -503,7 +521,7 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
       return out
     },
 
-    async applyAck(items, keepAcked) {
+    async applyAck(items, keepAcked, lean = false) {
       return run(
         ['meta', 'outbox', 'acked', 'outcomes', 'feed'],
         'readwrite',
@@ -554,21 +572,19 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
               // Keep the entry as pending until the subscription brings it back, unless the stored
               // cursor already passed it (its page arrived before the ack did).
               const received = cursorsRec?.cursors[result.partition] ?? 0
-              if (keepAcked(record.entity) && result.offset > received) {
+              if (!lean && keepAcked(record.entity) && result.offset > received) {
                 void track(
-                  tx
-                    .objectStore('acked')
-                    .put({
-                      id: record.id,
-                      entity: record.entity,
-                      entry: record.entry,
-                      version: result.version,
-                      partition: result.partition,
-                      offset: result.offset,
-                    }),
+                  tx.objectStore('acked').put({
+                    id: record.id,
+                    entity: record.entity,
+                    entry: record.entry,
+                    version: result.version,
+                    partition: result.partition,
+                    offset: result.offset,
+                  }),
                 )
               }
-              for (const c of result.corrections) {
+              for (const c of lean ? [] : result.corrections) {
                 feedCandidates.push({ id: c.id, n: 0, entry: c, of: record.id, unseen: true })
                 entities.add(c.entity)
               }
@@ -671,15 +687,13 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
             (entity) => [entity, partition, first] as const,
           )
           void track(
-            tx
-              .objectStore('pages')
-              .put({
-                partition,
-                first,
-                last: (list.at(-1) as StoredEntry).offset,
-                entries: list,
-                keys,
-              }),
+            tx.objectStore('pages').put({
+              partition,
+              first,
+              last: (list.at(-1) as StoredEntry).offset,
+              entries: list,
+              keys,
+            }),
           )
         }
         const next: Record<number, number> = { ...before }

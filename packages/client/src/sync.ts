@@ -25,6 +25,7 @@
 import { assert, matchesAny } from '@ledgerline/core'
 import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import { isStorageFull } from './errors.ts'
 import type { AckApplied, OutboxRecord, PageApplied, Store } from './idb-store.ts'
 import {
   CREDIT_WINDOW_PAGES,
@@ -257,7 +258,15 @@ export function createSync(options: SyncOptions): Sync {
         }))
         setState({ lastServerContactAt: at })
         enqueue(ws, async () => {
-          const applied = await store.applyAck(items, inScope)
+          let applied: AckApplied
+          try {
+            applied = await store.applyAck(items, inScope)
+          } catch (error) {
+            if (!isStorageFull(error)) throw error
+            // Storage is full: still let the outbox drain (deleting frees space).
+            applied = await store.applyAck(items, inScope, true)
+            fail('storage', 'storage full: acks applied without keeping outcomes')
+          }
           if (applied.gaps > 0 && socket === ws) lastSent = undefined // resend from the outbox start
           events.acked(applied)
           setState({})

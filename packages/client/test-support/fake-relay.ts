@@ -26,7 +26,7 @@ export async function createFakeRelay(
   const results = new Map<string, AckResult>()
   const high = new Map<string, number>()
   const heads = new Map<string, { state: unknown; version: number }>()
-  const offsets = new Array<number>(partitions).fill(0)
+  const offsets = Array.from({ length: partitions }, () => 0)
   const subs = new Set<{
     ws: WebSocket
     sub: number
