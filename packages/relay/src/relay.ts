@@ -1,0 +1,297 @@
+/**
+ * `createRelay`: the relay process in one object. An HTTP server (health, metrics, dev tokens,
+ * static files), the `ws` sync endpoint behind it, the server log, and graceful shutdown.
+ *
+ * Invariants:
+ * 1. `ws` runs with `noServer` behind the router (Origin checked before the upgrade),
+ *    `perMessageDeflate` off and `maxPayload = FRAME_BYTES_MAX`.
+ * 2. Every commit of the log (from any connection, or another relay on the same PostgreSQL log)
+ *    is told to every session, which reads what its subscriptions may see.
+ * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
+ *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
+ *    owner).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import type { Logger } from 'pino'
+import { WebSocketServer } from 'ws'
+import { checkTenant } from '@ledgerline/core'
+import type { Schema } from '@ledgerline/core'
+import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
+import { createTokenVerifier, signToken } from './auth.ts'
+import type { AuthOptions } from './auth.ts'
+import { createRouter } from './http-routes.ts'
+import type { UpgradeRoute } from './http-routes.ts'
+import { DEV_TOKEN_LIFETIME_S, RELAY_LIMITS_DEFAULT } from './limits.ts'
+import type { RelayLimits } from './limits.ts'
+import type { LogStore } from './log-store.ts'
+import { createRelayMetrics } from './metrics.ts'
+import { RelayError } from './relay-error.ts'
+import { createSession } from './session.ts'
+import type { Session } from './session.ts'
+import { createSqliteStore } from './sqlite-store.ts'
+import { createStaticHandler } from './static-files.ts'
+
+export interface RelayOptions {
+  /** Interface to listen on; default `127.0.0.1`. */
+  readonly host?: string | undefined
+  /** Port; 0 (the default) picks a free one. The CLI defaults to 8787. */
+  readonly port?: number | undefined
+  /** Directory of the SQLite log (`<dataDir>/log.sqlite`); or pass `store`. */
+  readonly dataDir?: string | undefined
+  /** An open log (tests, PostgreSQL); the relay does not close it. */
+  readonly store?: LogStore | undefined
+  /** Entity types the log decides with (only used with `dataDir`); absent makes a plain log. */
+  readonly schema?: Schema | undefined
+  /** Partition count of a new SQLite log; default 16. */
+  readonly partitions?: number | undefined
+  readonly auth: AuthOptions
+  /** Browser Origins allowed to connect; clients that send no Origin rely on their token. */
+  readonly allowedOrigins?: readonly string[] | undefined
+  /** Enables `GET /dev/token`, and makes a secret when auth has none. Not for production. */
+  readonly dev?: boolean | undefined
+  /** Serve static files (the demo) at `/`. */
+  readonly staticDir?: string | undefined
+  readonly limits?: Partial<RelayLimits> | undefined
+  /** pino level; default `warn`. */
+  readonly logLevel?: string | undefined
+  /** A logger to use instead of making one (`logLevel` is then ignored). */
+  readonly logger?: Logger | undefined
+  /** Extra WebSocket endpoints by path prefix, e.g. `{ '/yjs/': handler }`. */
+  readonly routes?: Readonly<Record<string, UpgradeRoute>> | undefined
+}
+
+export interface Relay {
+  /** `ws://<host>:<port>/sync` */
+  readonly url: string
+  /** `http://<host>:<port>` */
+  readonly httpUrl: string
+  readonly port: number
+  readonly store: LogStore
+  /** The secret tokens are checked with, when auth uses one (dev mode may have made it). */
+  readonly secret: string | undefined
+  /** Graceful shutdown; see invariant 3. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts a relay.
+ *
+ * @example
+ * const relay = await createRelay({ port: 0, dataDir: 'data', auth: { secret } })
+ * const token = await signToken({ secret, tenant: 'acme', sub: 'till-1', read: ['*'], write: ['*'] })
+ * // connect a client to relay.url, say hello with the token …
+ * await relay.close()
+ */
+export async function createRelay(options: RelayOptions): Promise<Relay> {
+  const limits: RelayLimits = { ...RELAY_LIMITS_DEFAULT, ...options.limits }
+  const logger =
+    options.logger ??
+    pino(
+      { name: 'ledgerline-relay', level: options.logLevel ?? 'warn' },
+      pino.destination({ dest: 2, sync: true }),
+    )
+  const dev = options.dev === true
+  const hasKey = [options.auth.secret, options.auth.publicKeyFile, options.auth.jwksFile].some(
+    (k) => k !== undefined && k !== '',
+  )
+  const secret =
+    options.auth.secret !== undefined && options.auth.secret !== ''
+      ? options.auth.secret
+      : dev && !hasKey
+        ? randomBytes(32).toString('base64url')
+        : undefined
+  const auth: AuthOptions = secret === undefined ? options.auth : { ...options.auth, secret }
+  const verify = createTokenVerifier(auth, limits.tokenClockToleranceS)
+  if (dev) logger.warn('dev mode: /dev/token hands out tokens to anyone; not for production')
+
+  let ownsStore = false
+  let store: LogStore
+  if (options.store !== undefined) {
+    store = options.store
+  } else if (options.dataDir !== undefined) {
+    mkdirSync(options.dataDir, { recursive: true })
+    store = await createSqliteStore({
+      file: join(options.dataDir, 'log.sqlite'),
+      schema: options.schema,
+      partitions: options.partitions,
+    })
+    ownsStore = true
+  } else {
+    throw new RelayError('config', 'createRelay needs dataDir or store')
+  }
+
+  try {
+    const metrics = createRelayMetrics()
+    const sessions = new Set<Session>()
+    let closing = false
+    const wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: FRAME_BYTES_MAX,
+      clientTracking: false,
+    })
+    const context = { store, verify, limits, metrics, logger }
+    const stopCommits = store.onCommit((partitions) => {
+      for (const session of sessions) session.onCommit(partitions)
+    })
+    const staticHandler =
+      options.staticDir === undefined ? undefined : await createStaticHandler(options.staticDir)
+    const router = createRouter({
+      allowedOrigins: options.allowedOrigins ?? [],
+      dev,
+      logger,
+      isClosing: () => closing,
+      sync: (req, socket, head) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          if (closing) {
+            ws.close(1001, 'shutting_down')
+            return
+          }
+          const session = createSession(ws, context)
+          sessions.add(session)
+          void session.closed.then(() => sessions.delete(session))
+        })
+      },
+      routes: options.routes ?? {},
+      routeContext: { store, verify, logger },
+      healthz: async (_req, res) => {
+        try {
+          await store.partitionHeads()
+          json(res, 200, {
+            ok: true,
+            store: 'ok',
+            partitions: store.partitions,
+            connections: sessions.size,
+          })
+        } catch (error) {
+          logger.error({ err: error }, 'health check failed')
+          json(res, 503, { ok: false, store: 'failed' })
+        }
+      },
+      metrics: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+        res.end(metrics.render())
+      },
+      devToken:
+        dev && secret !== undefined
+          ? async (req, res) => devToken(req, res, { ...auth, secret })
+          : undefined,
+      static: staticHandler,
+    })
+    const server = createServer(router.request)
+    server.on('upgrade', router.upgrade)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = server.address() as AddressInfo
+    const urlHost = hostForUrl(address.address)
+    const heartbeat = setInterval(() => {
+      for (const session of sessions) session.heartbeat()
+    }, limits.heartbeatIntervalMs)
+    heartbeat.unref()
+
+    let closed: Promise<void> | undefined
+    const close = async () => {
+      closing = true
+      // Stop accepting: no new connections; the router answers upgrades 503 meanwhile.
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const all = [...sessions]
+      const drained = Promise.all(all.map((s) => s.drain()))
+      await within(drained, limits.shutdownTimeoutMs)
+      for (const s of all) s.shutDown()
+      await within(Promise.all(all.map((s) => s.closed)), limits.closeHandshakeTimeoutMs)
+      for (const s of all) s.terminate()
+      clearInterval(heartbeat)
+      stopCommits()
+      wss.close()
+      server.closeAllConnections()
+      await serverClosed
+      if (ownsStore) await store.close()
+    }
+
+    return {
+      url: `ws://${urlHost}:${address.port}/sync`,
+      httpUrl: `http://${urlHost}:${address.port}`,
+      port: address.port,
+      store,
+      secret,
+      close: () => (closed ??= close()),
+    }
+  } catch (error) {
+    if (ownsStore) await store.close()
+    throw error
+  }
+}
+
+async function devToken(
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth: AuthOptions & { secret: string },
+) {
+  if (req.method !== 'GET') {
+    json(res, 405, { error: 'GET only' })
+    return
+  }
+  const query = new URL(req.url ?? '/', 'http://relay').searchParams
+  let tenant: string
+  try {
+    tenant = checkTenant(query.get('tenant') ?? '')
+  } catch (error) {
+    json(res, 400, { error: error instanceof Error ? error.message : 'bad tenant' })
+    return
+  }
+  const sub = (query.get('sub') ?? 'dev').slice(0, 128) || 'dev'
+  const expiresInS = DEV_TOKEN_LIFETIME_S
+  const token = await signToken({
+    secret: auth.secret,
+    tenant,
+    sub,
+    read: ['*'],
+    write: ['*'],
+    expiresInS,
+    issuer: auth.issuer,
+    audience: auth.audience,
+  })
+  json(res, 200, {
+    token,
+    tenant,
+    sub,
+    expiresAt: (Math.floor(Date.now() / 1000) + expiresInS) * 1000,
+  })
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+  })
+  res.end(text)
+}
+
+function hostForUrl(address: string): string {
+  if (address === '0.0.0.0') return '127.0.0.1'
+  if (address === '::') return '[::1]'
+  return address.includes(':') ? `[${address}]` : address
+}
+
+/** Waits for `promise`, but at most `ms`; the timer never outlives the wait. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,590 @@
+/**
+ * One WebSocket connection of the sync endpoint: the protocol state machine of `hello`, `push`,
+ * `subscribe` and `credit`, and the fan-out of committed entries to the connection's
+ * subscriptions.
+ *
+ *   open ─► awaiting hello ─hello─► checking token ─valid─► ready ─► closed
+ *      │ (auth timeout)                  │ (invalid)            │ (token expiry, bad frame,
+ *      └──────────► error + close ◄──────┘                      │  slow consumer, shutdown)
+ *                                                               ▼
+ *   push ─► grants checked per entry ─► store.append ─► ack (after durable)
+ *   subscribe ─► catch-up pages from cursors ─► live marker page ─► live pages on each commit
+ *
+ * Terms: a *subscription* is a scope (entity patterns within the read grants) with per-partition
+ * cursors and *credit* (pages the client can take). A partition is *dirty* for a subscription
+ * while the log may hold entries past its cursor.
+ *
+ * Invariants:
+ * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
+ *    being checked wait (at most `helloBacklogMax`) and are processed in order after it.
+ * 2. Every entry sent is of the token's tenant and matches the subscription's scope and the read
+ *    grants; every other entry is skipped (cursors still pass it). Nothing else ever leaves.
+ * 3. Per subscription and partition, entries are sent in offset order without gaps: one pump at
+ *    a time reads from the cursor, and a partition stops being dirty only if no commit touched
+ *    it during the read.
+ * 4. At most as many `entries` pages are sent as the client granted; a socket whose
+ *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
+ * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
+ *    rejects gets no ack: the connection closes (internal), and the client resends.
+ * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
+ * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
+ */
+import type { WebSocket } from 'ws'
+import {
+  isClientId,
+  LedgerError,
+  matchesAny,
+  matchesPattern,
+  checkPattern,
+  validateEntry,
+} from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
+import {
+  CREDIT_PAGES_MAX,
+  decodeMessage,
+  encodeMessage,
+  ERROR_KINDS,
+  MESSAGE_LENGTH_MAX,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSION_MIN,
+  PUSH_IN_FLIGHT_MAX,
+  SCOPE_PATTERNS_MAX,
+  SUBSCRIPTIONS_MAX,
+  TOKEN_LENGTH_MAX,
+} from '@ledgerline/protocol'
+import type { ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
+import type { Logger } from 'pino'
+import type { TokenVerifier } from './auth.ts'
+import type { RelayLimits } from './limits.ts'
+import type { AppendItem, LogStore } from './log-store.ts'
+import type { RelayMetrics } from './metrics.ts'
+import { RelayError } from './relay-error.ts'
+
+export interface SessionContext {
+  readonly store: LogStore
+  readonly verify: TokenVerifier
+  readonly limits: RelayLimits
+  readonly metrics: RelayMetrics
+  readonly logger: Logger
+}
+
+interface Subscription {
+  readonly id: number
+  readonly scope: readonly string[]
+  readonly cursors: number[]
+  credit: number
+  live: boolean
+  pumping: boolean
+  /** Partition → count of commits seen; see invariant 3. */
+  readonly dirty: Map<number, number>
+}
+
+type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
+
+/**
+ * Wires one accepted socket to the log. The relay keeps the returned session to tell it about
+ * commits, heartbeats and shutdown.
+ *
+ * @example
+ * wss.on('connection', (ws) => sessions.add(createSession(ws, context)))
+ */
+export function createSession(ws: WebSocket, context: SessionContext): Session {
+  return new Session(ws, context)
+}
+
+export class Session {
+  readonly #ws: WebSocket
+  readonly #ctx: SessionContext
+  #state: State = 'awaiting_hello'
+  #backlog: { data: Buffer; isBinary: boolean }[] = []
+  #tenant = ''
+  #grants: Grants = { read: [], write: [] }
+  #clientId = ''
+  #subs = new Map<number, Subscription>()
+  #inFlight = new Set<Promise<void>>()
+  #tokens: number
+  #refilledAt = Date.now()
+  #alive = true
+  #draining = false
+  #authTimer: NodeJS.Timeout | undefined
+  #expiryTimer: NodeJS.Timeout | undefined
+  #closeTimer: NodeJS.Timeout | undefined
+  readonly closed: Promise<void>
+
+  constructor(ws: WebSocket, context: SessionContext) {
+    this.#ws = ws
+    this.#ctx = context
+    this.#tokens = context.limits.rateMessagesBurst
+    context.metrics.connectionOpened()
+    this.closed = new Promise((resolve) => {
+      ws.once('close', () => {
+        this.#onClose()
+        resolve()
+      })
+    })
+    ws.on('message', (data, isBinary) => this.#onFrame(data as Buffer, isBinary))
+    ws.on('pong', () => {
+      this.#alive = true
+    })
+    ws.on('error', (error) => {
+      // `ws` reports protocol violations (e.g. a frame over maxPayload) here and closes itself.
+      context.logger.info({ err: error }, 'socket error')
+    })
+    this.#authTimer = setTimeout(() => {
+      if (this.#state === 'awaiting_hello' || this.#state === 'checking_token') {
+        this.#fail('unauthorized', `no valid hello within ${context.limits.authTimeoutMs} ms`)
+      }
+    }, context.limits.authTimeoutMs)
+  }
+
+  /** The partitions of a commit: wake the subscriptions (invariant 3). */
+  onCommit(partitions: readonly number[]): void {
+    if (this.#state !== 'ready') return
+    for (const sub of this.#subs.values()) {
+      for (const p of partitions) sub.dirty.set(p, (sub.dirty.get(p) ?? 0) + 1)
+      void this.#pump(sub)
+    }
+  }
+
+  /** Heartbeat: terminates a socket that missed the previous ping, then pings again. */
+  heartbeat(): void {
+    if (this.#state === 'closed') return
+    if (!this.#alive) {
+      this.#ctx.logger.info('terminating a socket that missed its pong')
+      this.#ws.terminate()
+      return
+    }
+    this.#alive = false
+    try {
+      this.#ws.ping()
+    } catch {
+      // The socket is already closing; its close event cleans up.
+    }
+  }
+
+  /** Shutdown step 1: stop taking frames, wait for appends in flight (they are acked). */
+  async drain(): Promise<void> {
+    this.#draining = true
+    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight)
+  }
+
+  /** Shutdown step 2: tell the client and close with 1001 (invariant 7). */
+  shutDown(): void {
+    this.#fail('shutting_down', 'the relay is shutting down')
+  }
+
+  terminate(): void {
+    this.#ws.terminate()
+  }
+
+  // -- frames ---------------------------------------------------------------------------------
+
+  #onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.#state === 'closed' || this.#draining) return
+    this.#alive = true
+    this.#ctx.metrics.bytesIn(data.byteLength)
+    if (!this.#takeToken()) {
+      this.#fail('rate_limited', `more than ${this.#ctx.limits.rateMessagesPerS} messages/s`)
+      return
+    }
+    if (this.#state === 'checking_token') {
+      if (this.#backlog.length >= this.#ctx.limits.helloBacklogMax) {
+        this.#fail('bad_message', 'too many frames before welcome')
+        return
+      }
+      this.#backlog.push({ data, isBinary })
+      return
+    }
+    if (!isBinary) {
+      this.#fail('bad_message', 'frames must be binary MessagePack')
+      return
+    }
+    let message: Message
+    try {
+      message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    } catch (error) {
+      this.#fail('bad_message', error instanceof Error ? error.message : 'undecodable frame')
+      return
+    }
+    try {
+      this.#dispatch(message)
+    } catch (error) {
+      if (error instanceof BadMessage || error instanceof LedgerError) {
+        this.#fail('bad_message', error.message)
+        return
+      }
+      this.#ctx.logger.error({ err: error }, 'unexpected failure handling a frame')
+      this.#fail('internal', 'unexpected relay failure')
+    }
+  }
+
+  #dispatch(message: Message): void {
+    if (typeof message !== 'object' || message === null || typeof message.type !== 'string') {
+      throw new BadMessage('a message must be a map with a type')
+    }
+    if (this.#state === 'awaiting_hello') {
+      if (message.type !== 'hello') {
+        this.#fail('hello_required', `'${message.type}' before hello`)
+        return
+      }
+      this.#onHello(message as unknown as Record<string, unknown>)
+      return
+    }
+    const m = message as unknown as Record<string, unknown>
+    switch (message.type) {
+      case 'push':
+        return this.#onPush(m)
+      case 'subscribe':
+        return this.#onSubscribe(m)
+      case 'credit':
+        return this.#onCredit(m)
+      case 'ping':
+        return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
+      case 'pong':
+        return
+      case 'hello':
+        throw new BadMessage('hello after welcome')
+      default:
+        throw new BadMessage(`unknown message type '${String(message.type).slice(0, 32)}'`)
+    }
+  }
+
+  // -- hello ----------------------------------------------------------------------------------
+
+  #onHello(m: Record<string, unknown>): void {
+    if (
+      typeof m.protocol !== 'number' ||
+      m.protocol < PROTOCOL_VERSION_MIN ||
+      m.protocol > PROTOCOL_VERSION
+    ) {
+      this.#fail(
+        'unsupported_protocol',
+        `protocol ${String(m.protocol)} not spoken; this relay speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION}`,
+      )
+      return
+    }
+    if (!isClientId(m.clientId)) throw new BadMessage('hello clientId must be 32 hex digits')
+    if (m.token === undefined || m.token === '') {
+      this.#fail('unauthorized', 'token missing')
+      return
+    }
+    if (typeof m.token !== 'string' || m.token.length > TOKEN_LENGTH_MAX) {
+      this.#fail('unauthorized', 'token malformed')
+      return
+    }
+    const clientId = m.clientId
+    this.#state = 'checking_token'
+    void this.#ctx
+      .verify(m.token)
+      .then(async (check) => {
+        if (this.#state !== 'checking_token') return
+        if (check._tag === 'invalid') {
+          this.#fail(check.kind, check.message)
+          return
+        }
+        const { claims } = check
+        const high = await this.#ctx.store.clientHigh(claims.tenant, clientId)
+        if (this.#state !== 'checking_token') return
+        this.#tenant = claims.tenant
+        this.#grants = claims.grants
+        this.#clientId = clientId
+        this.#state = 'ready'
+        clearTimeout(this.#authTimer)
+        this.#armExpiry(claims.expiresAt)
+        this.#send({
+          type: 'welcome',
+          protocol: PROTOCOL_VERSION,
+          tenant: claims.tenant,
+          grants: claims.grants,
+          partitions: this.#ctx.store.partitions,
+          clientSeqHigh: high,
+          serverTime: Date.now(),
+          expiresAt: claims.expiresAt,
+        })
+        const backlog = this.#backlog
+        this.#backlog = []
+        for (const frame of backlog) {
+          if (this.#state !== 'ready') break
+          this.#onFrameAfterHello(frame.data, frame.isBinary)
+        }
+      })
+      .catch((error: unknown) => {
+        this.#ctx.logger.error({ err: error }, 'hello failed')
+        this.#fail('internal', 'could not read the log')
+      })
+  }
+
+  #onFrameAfterHello(data: Buffer, isBinary: boolean): void {
+    // Backlog frames were counted in and rate-limited when they arrived.
+    this.#ctx.metrics.bytesIn(-data.byteLength)
+    this.#tokens++
+    this.#onFrame(data, isBinary)
+  }
+
+  #armExpiry(expiresAt: number): void {
+    const delay = expiresAt - Date.now()
+    // setTimeout holds at most 2^31-1 ms; re-arm for tokens that live longer than ~24 days.
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (Date.now() >= expiresAt) this.#fail('token_expired', 'token expired')
+        else this.#armExpiry(expiresAt)
+      },
+      Math.max(0, Math.min(delay, 2 ** 31 - 1)),
+    )
+  }
+
+  // -- push -----------------------------------------------------------------------------------
+
+  #onPush(m: Record<string, unknown>): void {
+    const batch = safeInt(m.batch, 'batch')
+    if (!Array.isArray(m.entries)) throw new BadMessage('push entries must be a list')
+    if (m.entries.length > this.#ctx.limits.pushEntriesMax) {
+      this.#fail(
+        'too_large',
+        `push of ${m.entries.length} entries; at most ${this.#ctx.limits.pushEntriesMax}`,
+      )
+      return
+    }
+    if (this.#inFlight.size >= PUSH_IN_FLIGHT_MAX) {
+      this.#fail('rate_limited', `more than ${PUSH_IN_FLIGHT_MAX} pushes in flight`)
+      return
+    }
+    const items: AppendItem[] = []
+    for (const raw of m.entries as unknown[]) {
+      const entry: Entry = validateEntry(raw)
+      if (entry.clientId !== this.#clientId) {
+        // Not recorded: another client's clientSeq must never be used up by this connection.
+        throw new BadMessage(`entry ${entry.id} is not of this connection's client`)
+      }
+      if (entry.tenant !== this.#tenant) {
+        items.push({ entry, refuse: { code: 'forbidden', reason: 'entry of another tenant' } })
+      } else if (!matchesAny(this.#grants.write, entry.entity)) {
+        items.push({
+          entry,
+          refuse: { code: 'forbidden', reason: `no write grant for ${entry.entity}` },
+        })
+      } else {
+        items.push({ entry })
+      }
+    }
+    const started = performance.now()
+    const done = this.#ctx.store.append(this.#tenant, items).then(
+      (results) => {
+        this.#ctx.metrics.appended(results, performance.now() - started)
+        this.#send({ type: 'ack', batch, results })
+      },
+      (error: unknown) => {
+        if (error instanceof RelayError && error.kind === 'store_closed') {
+          this.#fail('shutting_down', 'the log is closing')
+          return
+        }
+        this.#ctx.logger.error({ err: error }, 'append failed')
+        this.#fail('internal', 'the log could not append; resend after reconnecting')
+      },
+    )
+    this.#inFlight.add(done)
+    void done.finally(() => this.#inFlight.delete(done))
+  }
+
+  // -- subscribe and credit -------------------------------------------------------------------
+
+  #onSubscribe(m: Record<string, unknown>): void {
+    const id = safeInt(m.sub, 'sub')
+    if (!Array.isArray(m.scope) || m.scope.length === 0 || m.scope.length > SCOPE_PATTERNS_MAX) {
+      throw new BadMessage(`scope must be a list of 1..${SCOPE_PATTERNS_MAX} entity patterns`)
+    }
+    const scope = (m.scope as unknown[]).map((p) => checkPattern(p))
+    const credit = safeInt(m.credit ?? 0, 'credit')
+    if (credit > CREDIT_PAGES_MAX) throw new BadMessage(`credit over ${CREDIT_PAGES_MAX}`)
+    const partitions = this.#ctx.store.partitions
+    const cursors = Array.from({ length: partitions }, () => 0)
+    if (m.cursors !== undefined && m.cursors !== null) {
+      if (typeof m.cursors !== 'object' || Array.isArray(m.cursors)) {
+        throw new BadMessage('cursors must be a map of partition to offset')
+      }
+      for (const [key, value] of Object.entries(m.cursors as Record<string, unknown>)) {
+        const p = Number(key)
+        if (!Number.isSafeInteger(p) || p < 0 || p >= partitions) {
+          throw new BadMessage(`cursor for unknown partition ${key.slice(0, 16)}`)
+        }
+        cursors[p] = safeInt(value, 'cursor')
+      }
+    }
+    // A scope pattern is within the grants when a read pattern matches it read as a name:
+    // only a grant's `*` can stand for the scope's `*`.
+    const outside = scope.filter((p) => !this.#grants.read.some((g) => matchesPattern(g, p)))
+    if (outside.length > 0) {
+      this.#sendError(
+        'forbidden',
+        `subscription ${id}: scope outside read grants: ${outside.join(', ')}`,
+      )
+      return
+    }
+    if (!this.#subs.has(id) && this.#subs.size >= SUBSCRIPTIONS_MAX) {
+      this.#sendError('too_large', `at most ${SUBSCRIPTIONS_MAX} subscriptions per connection`)
+      return
+    }
+    // Re-subscribing with the same number replaces the subscription (new scope or cursors).
+    const sub: Subscription = {
+      id,
+      scope,
+      cursors,
+      credit,
+      live: false,
+      pumping: false,
+      dirty: new Map(cursors.map((_, p) => [p, 0])),
+    }
+    this.#subs.set(id, sub)
+    void this.#pump(sub)
+  }
+
+  #onCredit(m: Record<string, unknown>): void {
+    const id = safeInt(m.sub, 'sub')
+    const pages = safeInt(m.pages, 'pages')
+    if (pages > CREDIT_PAGES_MAX) throw new BadMessage(`credit over ${CREDIT_PAGES_MAX}`)
+    const sub = this.#subs.get(id)
+    if (sub === undefined) return // A credit racing an unsubscribe or a refused subscription.
+    sub.credit = Math.min(sub.credit + pages, CREDIT_PAGES_MAX)
+    void this.#pump(sub)
+  }
+
+  async #pump(sub: Subscription): Promise<void> {
+    if (sub.pumping) return
+    sub.pumping = true
+    const pageMax = this.#ctx.limits.pageEntriesMax
+    try {
+      while (sub.credit > 0 && this.#current(sub)) {
+        if (this.#ws.bufferedAmount > this.#ctx.limits.bufferedBytesMax) {
+          this.#fail('slow_consumer', `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`)
+          return
+        }
+        const page: StoredEntry[] = []
+        const order = [...sub.dirty.keys()].sort((a, b) => a - b)
+        for (const p of order) {
+          const want = pageMax - page.length
+          if (want <= 0) break
+          const seen = sub.dirty.get(p)
+          const read = await this.#ctx.store.readPartition(
+            this.#tenant,
+            p,
+            sub.cursors[p] ?? 0,
+            want,
+          )
+          if (!this.#current(sub)) return
+          for (const e of read.entries) {
+            // Invariant 2, checked again here whatever the store did.
+            if (
+              e.tenant === this.#tenant &&
+              matchesAny(sub.scope, e.entity) &&
+              matchesAny(this.#grants.read, e.entity)
+            ) {
+              page.push(e)
+            }
+          }
+          if (read.throughOffset > (sub.cursors[p] ?? 0)) sub.cursors[p] = read.throughOffset
+          if (read.entries.length < want && sub.dirty.get(p) === seen) sub.dirty.delete(p)
+        }
+        const caughtUp = sub.dirty.size === 0
+        if (page.length === 0 && (sub.live || !caughtUp)) {
+          if (caughtUp) break
+          continue // Only other tenants' or out-of-scope entries so far: read on.
+        }
+        const live = sub.live || caughtUp
+        sub.credit--
+        sub.live = live
+        this.#send({ type: 'entries', sub: sub.id, entries: page, cursors: cursorsOf(sub), live })
+      }
+    } catch (error) {
+      this.#ctx.logger.error({ err: error }, 'reading the log for a subscription failed')
+      this.#fail('internal', 'could not read the log')
+    } finally {
+      sub.pumping = false
+    }
+  }
+
+  #current(sub: Subscription): boolean {
+    return this.#state === 'ready' && this.#subs.get(sub.id) === sub
+  }
+
+  // -- sending and closing --------------------------------------------------------------------
+
+  #send(message: RelayMessage): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return
+    const bytes = encodeMessage(message)
+    this.#ctx.metrics.bytesOut(bytes.byteLength)
+    this.#ws.send(bytes)
+  }
+
+  #sendError(kind: ErrorKind, message: string): void {
+    this.#send({
+      type: 'error',
+      kind,
+      message: message.slice(0, MESSAGE_LENGTH_MAX),
+      backoffMsMin: ERROR_KINDS[kind].backoffMsMin,
+    })
+  }
+
+  /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
+  #fail(kind: ErrorKind, message: string): void {
+    if (this.#state === 'closed') return
+    this.#ctx.logger.info({ kind, message, tenant: this.#tenant || undefined }, 'closing socket')
+    this.#sendError(kind, message)
+    this.#state = 'closed'
+    this.#clearTimers()
+    try {
+      this.#ws.close(ERROR_KINDS[kind].closeCode, kind)
+    } catch {
+      this.#ws.terminate()
+    }
+    this.#closeTimer = setTimeout(
+      () => this.#ws.terminate(),
+      this.#ctx.limits.closeHandshakeTimeoutMs,
+    )
+    this.#closeTimer.unref()
+  }
+
+  #onClose(): void {
+    if (this.#state !== 'closed') this.#state = 'closed'
+    this.#clearTimers()
+    clearTimeout(this.#closeTimer)
+    this.#subs.clear()
+    this.#backlog = []
+    this.#ctx.metrics.connectionClosed()
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#authTimer)
+    clearTimeout(this.#expiryTimer)
+  }
+
+  #takeToken(): boolean {
+    const now = Date.now()
+    const { rateMessagesPerS, rateMessagesBurst } = this.#ctx.limits
+    this.#tokens = Math.min(
+      rateMessagesBurst,
+      this.#tokens + ((now - this.#refilledAt) * rateMessagesPerS) / 1000,
+    )
+    this.#refilledAt = now
+    if (this.#tokens < 1) return false
+    this.#tokens--
+    return true
+  }
+}
+
+/** A frame with a wrong field: the connection closes with `bad_message`. */
+class BadMessage extends Error {}
+
+function safeInt(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new BadMessage(`${name} must be a non-negative integer`)
+  }
+  return value
+}
+
+function cursorsOf(sub: Subscription): Record<number, number> {
+  const out: Record<number, number> = {}
+  sub.cursors.forEach((offset, p) => {
+    if (offset > 0) out[p] = offset
+  })
+  return out
+}
