@@ -39,6 +39,14 @@ export type RefusalCode =
   /** The schema has no type for the entity. */
   | 'unknown_type'
 
+/** Every `RefusalCode`, for runtime checks (the wire decoder); the record keeps it complete. */
+export const REFUSAL_CODES = Object.keys({
+  conflict: true,
+  invariant: true,
+  invalid: true,
+  unknown_type: true,
+} satisfies Record<RefusalCode, true>) as readonly RefusalCode[]
+
 export type Decision<S = unknown> =
   | {
       readonly _tag: 'append'

@@ -1,0 +1,359 @@
+/**
+ * Validation of decoded wire messages: every field of every message, by hand-written checks
+ * (no schema library: the messages are few and the checks must name fields precisely).
+ *
+ * Terms: *path* is where a field sits in the message (`push.entries[3].clientSeq`); every
+ * refusal names it.
+ *
+ * Invariants:
+ * 1. `validateMessage` returns a fresh object holding exactly the known fields of the message,
+ *    or throws `ProtocolError`. Unknown fields are dropped, at the top level and in entries,
+ *    results and grants: a newer peer may add optional fields without a protocol version bump,
+ *    and nothing unvalidated ever reaches a store or an app.
+ * 2. Only own properties are read, so an object whose prototype was tampered with cannot
+ *    smuggle in a field; objects must be plain (prototype `Object.prototype` or `null`).
+ * 3. Kinds: `too_large` when a protocol limit that splitting would satisfy is passed (entries
+ *    per push or page, entry data bytes, scope patterns, cursors, corrections per ack result,
+ *    token and message length); `bad_message` for every other wrong field, including the
+ *    limits of `core` (entity names, kinds, ids), which a client cannot split its way around.
+ * 4. Entries are checked by `core`'s `validateEntry` / `validateStoredEntry`; their `data` is
+ *    copied, so byte arrays never alias the frame they came in.
+ */
+import type { Data, Entry, RefusalCode, StoredEntry } from '@ledgerline/core'
+import {
+  CLIENT_SEQ_MAX,
+  checkPartitions,
+  checkPattern,
+  checkTenant,
+  isClientId,
+  isEntryId,
+  LedgerError,
+  REFUSAL_CODES,
+  validateEntry,
+  validateStoredEntry,
+} from '@ledgerline/core'
+import { encode } from '@msgpack/msgpack'
+import { isErrorKind } from './error-kind.ts'
+import {
+  ACK_CORRECTIONS_MAX,
+  CREDIT_PAGES_MAX,
+  ENTRY_DATA_BYTES_MAX,
+  MESSAGE_LENGTH_MAX,
+  PAGE_ENTRIES_MAX,
+  PARTITIONS_MAX,
+  PUSH_ENTRIES_MAX,
+  SCOPE_PATTERNS_MAX,
+  TOKEN_LENGTH_MAX,
+} from './limits.ts'
+import type { AckResult, Cursors, Grants, Message, MessageType } from './messages.ts'
+import { MESSAGE_TYPES } from './messages.ts'
+import { ProtocolError } from './protocol-error.ts'
+
+/** Refusal codes an ack may carry: the model's, plus the relay's own. */
+export const ACK_REFUSAL_CODES: readonly (RefusalCode | 'forbidden' | 'seq_gap')[] = [
+  ...REFUSAL_CODES,
+  'forbidden',
+  'seq_gap',
+]
+
+/**
+ * Checks that `value` (a decoded frame) is a valid message and returns a clean copy of it.
+ * Throws `ProtocolError` naming the first bad field.
+ *
+ * @example
+ * validateMessage({ type: 'ping', t: 1 }) // { type: 'ping', t: 1 }
+ */
+export function validateMessage(value: unknown): Message {
+  const m = record(value, 'message')
+  const type = m.type
+  if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
+    throw bad('message.type', `must be one of ${MESSAGE_TYPES.join(', ')}`)
+  }
+  return VALIDATORS[type as MessageType](m, type)
+}
+
+type Validator = (m: Fields, path: string) => Message
+type Fields = Readonly<Record<string, unknown>>
+
+const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
+  hello: (m, p) => ({
+    type: 'hello',
+    protocol: integer(m, 'protocol', p, 1, Number.MAX_SAFE_INTEGER),
+    token: text(m, 'token', p, 1, TOKEN_LENGTH_MAX),
+    clientId: clientId(m, p),
+  }),
+  welcome: (m, p) => ({
+    type: 'welcome',
+    protocol: integer(m, 'protocol', p, 1, Number.MAX_SAFE_INTEGER),
+    tenant: core(`${p}.tenant`, () => checkTenant(own(m, 'tenant'))),
+    grants: grants(own(m, 'grants'), `${p}.grants`),
+    partitions: core(`${p}.partitions`, () => checkPartitions(own(m, 'partitions'))),
+    clientSeqHigh: integer(m, 'clientSeqHigh', p, 0, CLIENT_SEQ_MAX),
+    serverTime: time(m, 'serverTime', p),
+    expiresAt: time(m, 'expiresAt', p),
+  }),
+  push: (m, p) => ({
+    type: 'push',
+    batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
+    entries: list(m, 'entries', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', entry),
+  }),
+  ack: (m, p) => ({
+    type: 'ack',
+    batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
+    results: list(m, 'results', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', ackResult),
+  }),
+  subscribe: (m, p) => ({
+    type: 'subscribe',
+    sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
+    scope: patterns(own(m, 'scope'), `${p}.scope`, 1),
+    cursors: cursors(own(m, 'cursors'), `${p}.cursors`),
+    credit: integer(m, 'credit', p, 0, CREDIT_PAGES_MAX),
+  }),
+  entries: (m, p) => ({
+    type: 'entries',
+    sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
+    entries: list(m, 'entries', p, PAGE_ENTRIES_MAX, 'PAGE_ENTRIES_MAX', storedEntry),
+    cursors: cursors(own(m, 'cursors'), `${p}.cursors`),
+    live: boolean(m, 'live', p),
+  }),
+  credit: (m, p) => ({
+    type: 'credit',
+    sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
+    pages: integer(m, 'pages', p, 1, CREDIT_PAGES_MAX),
+  }),
+  ping: (m, p) => ({ type: 'ping', t: finite(m, 't', p) }),
+  pong: (m, p) => ({ type: 'pong', t: finite(m, 't', p) }),
+  error: (m, p) => {
+    const kind = own(m, 'kind')
+    if (!isErrorKind(kind)) throw bad(`${p}.kind`, 'must be an error kind of error-kind.ts')
+    return {
+      type: 'error',
+      kind,
+      message: text(m, 'message', p, 0, MESSAGE_LENGTH_MAX),
+      backoffMsMin: integer(m, 'backoffMsMin', p, 0, Number.MAX_SAFE_INTEGER),
+    }
+  },
+}
+
+function entry(value: unknown, path: string): Entry {
+  return cleanEntry(
+    core(path, () => validateEntry(record(value, path))),
+    path,
+  )
+}
+
+function storedEntry(value: unknown, path: string): StoredEntry {
+  const e = core(path, () => validateStoredEntry(record(value, path)))
+  return {
+    ...cleanEntry(e, path),
+    version: e.version,
+    partition: e.partition,
+    offset: e.offset,
+    committedAt: e.committedAt,
+  }
+}
+
+// Exactly the fields of `Entry`, in one order, optional ones only when present.
+function cleanEntry(e: Entry, path: string): Entry {
+  const bytes = encode(e.data).byteLength
+  if (bytes > ENTRY_DATA_BYTES_MAX) {
+    throw new ProtocolError(
+      'too_large',
+      `${path}.data: is ${bytes} bytes encoded, over ENTRY_DATA_BYTES_MAX (${ENTRY_DATA_BYTES_MAX})`,
+    )
+  }
+  return {
+    id: e.id,
+    tenant: e.tenant,
+    entity: e.entity,
+    kind: e.kind,
+    data: copyData(e.data),
+    intent: e.intent,
+    ...(e.expect === undefined ? {} : { expect: e.expect }),
+    ...(e.corrects === undefined ? {} : { corrects: e.corrects }),
+    clientId: e.clientId,
+    clientSeq: e.clientSeq,
+    hlc: e.hlc,
+    occurredAt: e.occurredAt,
+  }
+}
+
+function ackResult(value: unknown, path: string): AckResult {
+  const r = record(value, path)
+  const id = own(r, 'id')
+  if (!isEntryId(id)) throw bad(`${path}.id`, 'must be an entry id')
+  const status = own(r, 'status')
+  if (status === 'appended' || status === 'duplicate') {
+    return {
+      id,
+      status,
+      version: integer(r, 'version', path, 1, Number.MAX_SAFE_INTEGER),
+      partition: integer(r, 'partition', path, 0, PARTITIONS_MAX - 1),
+      offset: integer(r, 'offset', path, 1, Number.MAX_SAFE_INTEGER),
+      committedAt: time(r, 'committedAt', path),
+      corrections: list(
+        r,
+        'corrections',
+        path,
+        ACK_CORRECTIONS_MAX,
+        'ACK_CORRECTIONS_MAX',
+        storedEntry,
+      ),
+    }
+  }
+  if (status === 'refused') {
+    const code = own(r, 'code')
+    if (!(ACK_REFUSAL_CODES as readonly unknown[]).includes(code)) {
+      throw bad(`${path}.code`, `must be one of ${ACK_REFUSAL_CODES.join(', ')}`)
+    }
+    return {
+      id,
+      status,
+      code: code as (typeof ACK_REFUSAL_CODES)[number],
+      reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX),
+      head: integer(r, 'head', path, 0, Number.MAX_SAFE_INTEGER),
+    }
+  }
+  throw bad(`${path}.status`, "must be 'appended', 'duplicate' or 'refused'")
+}
+
+function grants(value: unknown, path: string): Grants {
+  const g = record(value, path)
+  return {
+    read: patterns(own(g, 'read'), `${path}.read`, 0),
+    write: patterns(own(g, 'write'), `${path}.write`, 0),
+  }
+}
+
+function patterns(value: unknown, path: string, min: number): string[] {
+  if (!Array.isArray(value)) throw bad(path, 'must be an array of patterns')
+  if (value.length > SCOPE_PATTERNS_MAX) {
+    throw tooMany(path, value.length, SCOPE_PATTERNS_MAX, 'SCOPE_PATTERNS_MAX')
+  }
+  if (value.length < min) throw bad(path, `must have at least ${min} pattern`)
+  return value.map((p: unknown, i) => core(`${path}[${i}]`, () => checkPattern(p)))
+}
+
+const PARTITION_KEY_RE = /^(?:0|[1-9][0-9]{0,5})$/
+
+function cursors(value: unknown, path: string): Cursors {
+  const c = record(value, path)
+  const keys = Object.keys(c)
+  if (keys.length > PARTITIONS_MAX)
+    throw tooMany(path, keys.length, PARTITIONS_MAX, 'PARTITIONS_MAX')
+  const out: Record<number, number> = {}
+  for (const key of keys) {
+    if (!PARTITION_KEY_RE.test(key) || Number(key) >= PARTITIONS_MAX) {
+      throw bad(`${path}.${key}`, `key must be a partition number 0..${PARTITIONS_MAX - 1}`)
+    }
+    out[Number(key)] = integer(c, key, path, 0, Number.MAX_SAFE_INTEGER)
+  }
+  return out
+}
+
+function copyData(value: Data): Data {
+  if (value instanceof Uint8Array) return value.slice()
+  if (Array.isArray(value)) return value.map(copyData)
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, Data> = {}
+    // `__proto__` never gets here: the decoder and `checkData` refuse it as a key.
+    for (const [key, item] of Object.entries(value)) out[key] = copyData(item)
+    return out
+  }
+  return value
+}
+
+function list<T>(
+  m: Fields,
+  key: string,
+  path: string,
+  max: number,
+  limit: string,
+  item: (value: unknown, path: string) => T,
+): T[] {
+  const value = own(m, key)
+  const at = `${path}.${key}`
+  if (!Array.isArray(value)) throw bad(at, 'must be an array')
+  if (value.length > max) throw tooMany(at, value.length, max, limit)
+  return value.map((v: unknown, i) => item(v, `${at}[${i}]`))
+}
+
+function record(value: unknown, path: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw bad(path, 'must be a map')
+  }
+  const proto = Object.getPrototypeOf(value) as unknown
+  if (proto !== Object.prototype && proto !== null) throw bad(path, 'must be a plain map')
+  return value as Fields
+}
+
+function own(m: Fields, key: string): unknown {
+  return Object.hasOwn(m, key) ? m[key] : undefined
+}
+
+function integer(m: Fields, key: string, path: string, min: number, max: number): number {
+  const value = own(m, key)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw bad(`${path}.${key}`, `must be an integer in ${min}..${max}`)
+  }
+  return value
+}
+
+function finite(m: Fields, key: string, path: string): number {
+  const value = own(m, key)
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw bad(`${path}.${key}`, 'must be a finite number')
+  }
+  return value
+}
+
+function time(m: Fields, key: string, path: string): number {
+  const value = finite(m, key, path)
+  if (value < 0) throw bad(`${path}.${key}`, 'must be ms since the epoch, not negative')
+  return value
+}
+
+function boolean(m: Fields, key: string, path: string): boolean {
+  const value = own(m, key)
+  if (typeof value !== 'boolean') throw bad(`${path}.${key}`, 'must be a boolean')
+  return value
+}
+
+function text(m: Fields, key: string, path: string, min: number, max: number): string {
+  const value = own(m, key)
+  if (typeof value !== 'string') throw bad(`${path}.${key}`, 'must be a string')
+  if (value.length > max) {
+    throw new ProtocolError(
+      'too_large',
+      `${path}.${key}: is ${value.length} characters, over ${max}`,
+    )
+  }
+  if (value.length < min) throw bad(`${path}.${key}`, `must have at least ${min} character`)
+  return value
+}
+
+function clientId(m: Fields, path: string): string {
+  const value = own(m, 'clientId')
+  if (!isClientId(value)) throw bad(`${path}.clientId`, 'must be 32 lowercase hex digits')
+  return value
+}
+
+// Runs a check of `core` and turns its LedgerError into a ProtocolError naming the field.
+function core<T>(path: string, check: () => T): T {
+  try {
+    return check()
+  } catch (error) {
+    if (error instanceof LedgerError) {
+      throw new ProtocolError('bad_message', `${path}: ${error.message}`, { cause: error })
+    }
+    throw error
+  }
+}
+
+function tooMany(path: string, count: number, max: number, limit: string): ProtocolError {
+  return new ProtocolError('too_large', `${path}: has ${count} items, over ${limit} (${max})`)
+}
+
+function bad(path: string, message: string): ProtocolError {
+  return new ProtocolError('bad_message', `${path}: ${message}`)
+}
