@@ -1,0 +1,379 @@
+/**
+ * The decision logic of a server log's group commit, without IO: given what the log holds
+ * (through synchronous lookups), it decides every item of a group of `append` calls and returns
+ * the results and the rows to write. Written for the PostgreSQL store, shaped so that any store
+ * can use it: the SQLite store's lookups are its prepared statements (which never miss); the
+ * PostgreSQL store's are maps preloaded inside the transaction (which may miss, see below).
+ *
+ * Terms: a *call* is one `append(tenant, items)`; a *group* is the calls decided together in
+ * one transaction; the *overlay* is what the group changed so far (entity heads, client
+ * high-water marks, partition heads, decided ids), seen by the later items of the group.
+ *
+ *   per item:  server entry?  ── decided before? ─► original result ── else ─► decide
+ *              client entry:  clientSeq ≤ high  ─► original result
+ *                             clientSeq ≠ high+1 ─► refused seq_gap (not recorded)
+ *                             relay refused it  ─► refusal recorded (head 0)
+ *                             else decide() ─► refuse (recorded) | append entry + corrections
+ *
+ * Invariants:
+ * 1. Pure given the lookups: the same lookups, group and `committedAt` give the same plan, so a
+ *    store may throw a plan away and make it again (after loading more, or after a retry).
+ * 2. A lookup that answers `undefined` has not been loaded: planning stops with `PlanMiss`
+ *    naming what is needed. Nothing the lookups returned is mutated (heads are copied).
+ * 3. Versions are the entity head + 1, offsets the partition head + 1, in the order the items
+ *    and their corrections are decided; so they are dense and gap-free if the heads were read
+ *    under the store's write lock.
+ * 4. Decisions follow `log-store.ts`: seq_gap is not recorded; a relay's refusal and a refused
+ *    request are recorded and use up the clientSeq; a duplicate gets the original result, also
+ *    when the original is earlier in the same group.
+ */
+import { decide, fold, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import type { AckResult } from '@ledgerline/protocol'
+import type { AppendItem } from './log-store.ts'
+
+export type RefusedResult = Extract<AckResult, { status: 'refused' }>
+export type RefusalCode = RefusedResult['code']
+
+/** An entity's head as the planner needs it. */
+export interface PlanHead {
+  readonly version: number
+  readonly offset: number
+  /** Folded state; only read when the schema has a type for the entity. */
+  readonly state: unknown
+}
+
+/** What the log holds, read synchronously. `undefined` means "not loaded" (see invariant 2). */
+export interface PlanLookups {
+  clientHigh(tenant: string, clientId: string): number | undefined
+  /** The original result of an id decided before, `null` when it never was. */
+  previous(tenant: string, id: string): AckResult | null | undefined
+  /** With `state` folded when the schema has a type for the entity. */
+  entityHead(tenant: string, entity: string): PlanHead | undefined
+  partitionHead(partition: number): number | undefined
+}
+
+export type PlanNeed =
+  | { readonly kind: 'client'; readonly tenant: string; readonly clientId: string }
+  | { readonly kind: 'previous'; readonly tenant: string; readonly id: string }
+  | {
+      readonly kind: 'entity'
+      readonly tenant: string
+      readonly entity: string
+      readonly partition: number
+    }
+  | { readonly kind: 'partition'; readonly partition: number }
+
+/** Thrown by `planGroup` when a lookup has not been loaded; load `need` and plan again. */
+export class PlanMiss extends Error {
+  readonly need: PlanNeed
+  constructor(need: PlanNeed) {
+    super(`plan needs ${need.kind}`)
+    this.name = 'PlanMiss'
+    this.need = need
+  }
+}
+
+export interface PlanCall {
+  readonly tenant: string
+  readonly items: readonly AppendItem[]
+}
+
+export interface PlannedEntry {
+  readonly tenant: string
+  readonly stored: StoredEntry
+}
+
+export interface PlannedRefusal {
+  readonly tenant: string
+  readonly id: string
+  readonly code: RefusalCode
+  readonly reason: string
+  readonly head: number
+}
+
+export interface Plan {
+  /** One result list per call, in call order. */
+  readonly results: AckResult[][]
+  /** Entries to insert, in the order they were decided. */
+  readonly entries: PlannedEntry[]
+  readonly refusals: PlannedRefusal[]
+  /** New high-water marks, keyed by `joinKey(tenant, clientId)`. */
+  readonly clients: Map<string, number>
+  /** New partition heads (only partitions written). */
+  readonly partitionHeads: Map<number, number>
+  /** Entity heads after the group, keyed by `joinKey(tenant, entity)`. */
+  readonly heads: Map<string, PlanHeadState>
+  /** Partitions written, ascending. */
+  readonly touched: number[]
+}
+
+export interface PlanHeadState {
+  version: number
+  offset: number
+  state: unknown
+  /** False when the state could not be carried forward and must be refolded before use. */
+  hasState: boolean
+}
+
+/**
+ * Decides a group of calls against `lookups`.
+ *
+ * @example
+ * const plan = planGroup({ schema, partitions: 16, committedAt: Date.now(), lookups }, calls)
+ * // plan.entries → insert; plan.results[i] → resolve call i after the commit
+ */
+export function planGroup(
+  context: {
+    readonly schema: Schema | undefined
+    readonly partitions: number
+    readonly committedAt: number
+    readonly lookups: PlanLookups
+  },
+  calls: readonly PlanCall[],
+): Plan {
+  const planner = new Planner(
+    context.schema,
+    context.partitions,
+    context.committedAt,
+    context.lookups,
+  )
+  const results = calls.map((call) => call.items.map((item) => planner.item(call.tenant, item)))
+  return {
+    results,
+    entries: planner.entries,
+    refusals: planner.refusals,
+    clients: planner.clients,
+    partitionHeads: planner.partitionHeads,
+    heads: planner.heads,
+    touched: [...planner.partitionHeads.keys()].sort((a, b) => a - b),
+  }
+}
+
+/** Tenants, client ids, entity names and entry ids contain no NUL. */
+export function joinKey(a: string, b: string): string {
+  return `${a}\u0000${b}`
+}
+
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('\u0000')
+  return [key.slice(0, i), key.slice(i + 1)]
+}
+
+/** Drops `undefined` fields so a stored entry reads back with the keys it was sent with. */
+export function withoutUndefined(entry: Entry): Entry {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(entry)) if (value !== undefined) out[key] = value
+  return out as unknown as Entry
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Planner {
+  readonly entries: PlannedEntry[] = []
+  readonly refusals: PlannedRefusal[] = []
+  readonly clients = new Map<string, number>()
+  readonly partitionHeads = new Map<number, number>()
+  readonly heads = new Map<string, PlanHeadState>()
+  /** Results decided in this group, by `joinKey(tenant, id)`, for duplicates within it. */
+  readonly #decided = new Map<string, AckResult>()
+
+  readonly schema: Schema | undefined
+  readonly partitions: number
+  readonly committedAt: number
+  readonly lookups: PlanLookups
+
+  constructor(
+    schema: Schema | undefined,
+    partitions: number,
+    committedAt: number,
+    lookups: PlanLookups,
+  ) {
+    this.schema = schema
+    this.partitions = partitions
+    this.committedAt = committedAt
+    this.lookups = lookups
+  }
+
+  item(tenant: string, item: AppendItem): AckResult {
+    const entry = item.entry
+    if (entry.clientId === SERVER_CLIENT_ID) return this.#serverEntry(tenant, item)
+    const clientKey = joinKey(tenant, entry.clientId)
+    let high = this.clients.get(clientKey)
+    if (high === undefined) {
+      high = this.lookups.clientHigh(tenant, entry.clientId)
+      if (high === undefined)
+        throw new PlanMiss({ kind: 'client', tenant, clientId: entry.clientId })
+    }
+    if (entry.clientSeq <= high) return this.#previous(tenant, entry.id, true)
+    if (entry.clientSeq !== high + 1) {
+      // Not recorded: the client resends in order. Head 0: seq_gap is not a decision.
+      return {
+        id: entry.id,
+        status: 'refused',
+        code: 'seq_gap',
+        reason: `clientSeq ${entry.clientSeq} but the log holds up to ${high}; resend from ${high + 1}`,
+        head: 0,
+      }
+    }
+    this.clients.set(clientKey, entry.clientSeq)
+    if (item.refuse !== undefined) {
+      // Head 0: the entity is outside the client's grants, so its version is not told.
+      return this.#refuse(tenant, entry.id, item.refuse.code, item.refuse.reason, 0)
+    }
+    return this.#decideAndWrite(tenant, entry)
+  }
+
+  /** Entries made by a server log (forwarded corrections): dedupe by id, no clientSeq. */
+  #serverEntry(tenant: string, item: AppendItem): AckResult {
+    const entry = item.entry
+    const previous = this.#previous(tenant, entry.id, false)
+    if (previous !== null) return previous
+    if (item.refuse !== undefined) {
+      return {
+        id: entry.id,
+        status: 'refused',
+        code: item.refuse.code,
+        reason: item.refuse.reason,
+        head: 0,
+      }
+    }
+    return this.#decideAndWrite(tenant, entry)
+  }
+
+  #decideAndWrite(tenant: string, entry: Entry): AckResult {
+    const head = this.#head(tenant, entry.entity)
+    const decision = decide(
+      this.schema,
+      { state: head.state, version: head.version },
+      entry,
+      this.committedAt,
+    )
+    if (decision._tag === 'refuse') {
+      return this.#refuse(tenant, entry.id, decision.code, decision.reason, head.version)
+    }
+    const stored = this.#write(tenant, entry, head)
+    const corrections: StoredEntry[] = []
+    for (const correction of decision.corrections) {
+      if (correction.entity === entry.entity) {
+        corrections.push(this.#write(tenant, correction, head))
+      } else {
+        // A correction to another entity of the tenant: its own version in its own ledger.
+        const other = this.#head(tenant, correction.entity)
+        corrections.push(this.#write(tenant, correction, other))
+        const type = this.schema?.find(correction.entity)
+        if (type === undefined) continue
+        if (other.hasState) {
+          try {
+            other.state = fold(type, other.state, [correction])
+          } catch {
+            other.hasState = false
+          }
+        }
+      }
+    }
+    // `decision.state` already folds the entry and its own-entity corrections.
+    head.state = decision.state
+    head.hasState = true
+    const result: AckResult = {
+      id: entry.id,
+      status: 'appended',
+      version: stored.version,
+      partition: stored.partition,
+      offset: stored.offset,
+      committedAt: stored.committedAt,
+      corrections,
+    }
+    this.#decided.set(joinKey(tenant, entry.id), result)
+    for (const c of corrections) {
+      this.#decided.set(joinKey(tenant, c.id), {
+        id: c.id,
+        status: 'appended',
+        version: c.version,
+        partition: c.partition,
+        offset: c.offset,
+        committedAt: c.committedAt,
+        corrections: [],
+      })
+    }
+    return result
+  }
+
+  #write(tenant: string, entry: Entry, head: PlanHeadState): StoredEntry {
+    const partition = partitionOf(tenant, entry.entity, this.partitions)
+    let last = this.partitionHeads.get(partition)
+    if (last === undefined) {
+      last = this.lookups.partitionHead(partition)
+      if (last === undefined) throw new PlanMiss({ kind: 'partition', partition })
+    }
+    const offset = last + 1
+    const version = head.version + 1
+    const stored: StoredEntry = {
+      ...withoutUndefined(entry),
+      version,
+      partition,
+      offset,
+      committedAt: this.committedAt,
+    }
+    this.entries.push({ tenant, stored })
+    this.partitionHeads.set(partition, offset)
+    head.version = version
+    head.offset = offset
+    return stored
+  }
+
+  #refuse(tenant: string, id: string, code: RefusalCode, reason: string, head: number): AckResult {
+    this.refusals.push({ tenant, id, code, reason, head })
+    const result: RefusedResult = { id, status: 'refused', code, reason, head }
+    this.#decided.set(joinKey(tenant, id), result)
+    return result
+  }
+
+  /** The original result of an id decided before (guarantee 5), or null when it never was. */
+  #previous(tenant: string, id: string, mustExist: true): AckResult
+  #previous(tenant: string, id: string, mustExist: false): AckResult | null
+  #previous(tenant: string, id: string, mustExist: boolean): AckResult | null {
+    const inGroup = this.#decided.get(joinKey(tenant, id))
+    const found = inGroup !== undefined ? inGroup : this.lookups.previous(tenant, id)
+    if (found === undefined) throw new PlanMiss({ kind: 'previous', tenant, id })
+    if (found === null) {
+      if (!mustExist) return null
+      // The high-water mark covers this clientSeq, yet nothing was recorded: the log is damaged.
+      throw new Error(
+        `Ledgerline bug: entry ${id} is below its client's high-water mark but unknown`,
+      )
+    }
+    return found.status === 'refused' ? found : { ...found, status: 'duplicate' }
+  }
+
+  #head(tenant: string, entity: string): PlanHeadState {
+    const key = joinKey(tenant, entity)
+    const inGroup = this.heads.get(key)
+    if (inGroup !== undefined) {
+      if (!inGroup.hasState && this.schema?.find(entity) !== undefined) {
+        // `reduce` threw on a correction another entity's rule sent here: no refold can do
+        // better, so the call fails as a store failure rather than deciding on a wrong state.
+        throw new Error(`cannot fold ${entity}: its type's reduce threw on a correction`)
+      }
+      return inGroup
+    }
+    const loaded = this.lookups.entityHead(tenant, entity)
+    if (loaded === undefined) {
+      throw new PlanMiss({
+        kind: 'entity',
+        tenant,
+        entity,
+        partition: partitionOf(tenant, entity, this.partitions),
+      })
+    }
+    // A copy: the plan may be thrown away, and the lookups must not see its changes.
+    const head: PlanHeadState = {
+      version: loaded.version,
+      offset: loaded.offset,
+      state: loaded.state,
+      hasState: true,
+    }
+    this.heads.set(key, head)
+    return head
+  }
+}

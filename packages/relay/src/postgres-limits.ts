@@ -1,0 +1,34 @@
+/**
+ * Named limits of the PostgreSQL server log (`postgres-store.ts`). They sit apart from
+ * `limits.ts` so the two stores can change without touching one file; `GROUP_COMMIT_ENTRIES_MAX`
+ * and `ENTITY_STATES_MAX` are shared with the SQLite log and stay in `limits.ts`.
+ */
+
+/** Connections the store opens when it makes its own pool (one of them LISTENs). */
+export const PG_POOL_CONNECTIONS_MAX = 8
+/**
+ * How often each relay reads the partition heads, in ms: the fallback that finds commits of
+ * other relays whose NOTIFY was missed (LISTEN connection lost, relay restarted).
+ */
+export const PG_POLL_INTERVAL_MS = 1_000
+/** Wait before opening the LISTEN connection again after it failed, in ms. */
+export const PG_LISTEN_RETRY_MS = 500
+/**
+ * Attempts of one group transaction that failed for a passing reason (deadlock, lock timeout,
+ * a unique violation from a racing relay, a lost connection) before its calls are rejected.
+ */
+export const PG_APPEND_ATTEMPTS_MAX = 6
+/** First wait between attempts, doubled each time, in ms. */
+export const PG_APPEND_RETRY_MS = 50
+/**
+ * How long an append waits for a partition's head row held by another transaction (`lock_timeout`),
+ * in ms. Bounded so a stuck session elsewhere makes appends fail and retry, not hang.
+ */
+export const PG_LOCK_TIMEOUT_MS = 10_000
+/** Longest single statement of the store (`statement_timeout`), in ms. */
+export const PG_STATEMENT_TIMEOUT_MS = 30_000
+/**
+ * Most entries folded per query when an entity's state is rebuilt from its ledger: long ledgers
+ * are read in pages so one refold never holds a huge result in memory at once.
+ */
+export const PG_FOLD_PAGE_ENTRIES_MAX = 5_000
