@@ -159,7 +159,7 @@ describe('createHlcClock', () => {
           last = next
         }
       }),
-      { seed: 42, numRuns: 300 },
+      { seed: 42, numRuns: 150 },
     )
   })
 })
