@@ -4,17 +4,17 @@
  * Why it exists: browser offline emulation (DevTools "Offline", Playwright's
  * `context.setOffline`) fails new requests but leaves an open WebSocket running
  * (https://github.com/microsoft/playwright/issues/4910), so a register would keep syncing while
- * it claims to be offline. The switch wraps `WebSocket` before the client makes one: when the
+ * it claims to be offline. The client makes its sockets with `SwitchedWebSocket`: when the
  * browser goes offline (the `offline` event) or the "simulate offline" toggle is on, open sync
  * sockets are closed and new ones fail at once, exactly as when the store's internet is down.
  *
  * Invariants:
  * 1. While offline, no socket made through the switch is open.
- * 2. Going online again only lifts the block; reconnecting is the client's job.
+ * 2. Listeners hear every change of `isNetworkOff()`; the app reconnects on the way back.
  */
 
 const SIMULATE_KEY = 'ledgerline.simulateOffline'
-const listeners = new Set<() => void>()
+const listeners = new Set<(off: boolean) => void>()
 const sockets = new Set<WebSocket>()
 let installed = false
 
@@ -34,35 +34,37 @@ export function setSimulatedOffline(off: boolean): void {
   changed()
 }
 
-export function onNetworkChange(cb: () => void): () => void {
+/** Calls `cb` with `isNetworkOff()` whenever it may have changed. */
+export function onNetworkChange(cb: (off: boolean) => void): () => void {
   listeners.add(cb)
   return () => {
     listeners.delete(cb)
   }
 }
 
-/** Wraps the global WebSocket; call once, before the client is made. */
+/** Listens to the browser's online/offline events; call once at start. */
 export function installNetworkSwitch(): void {
   if (installed) return
   installed = true
-  const Real = window.WebSocket
-  class SwitchedWebSocket extends Real {
-    constructor(url: string | URL, protocols?: string | string[]) {
-      // Port 9 is refused by browsers outright, so the socket fails at once, as it would
-      // without a network, and the client backs off and retries.
-      super(isNetworkOff() ? 'ws://127.0.0.1:9/' : url, protocols)
-      sockets.add(this)
-      this.addEventListener('close', () => sockets.delete(this))
-    }
-  }
-  window.WebSocket = SwitchedWebSocket
   window.addEventListener('offline', changed)
   window.addEventListener('online', changed)
 }
 
+/** A WebSocket that honours the switch; hand it to the client as its `WebSocket`. */
+export class SwitchedWebSocket extends WebSocket {
+  constructor(url: string | URL, protocols?: string | string[]) {
+    // Port 9 is refused by browsers outright, so the socket fails at once, as it would without
+    // a network, and the client backs off and retries.
+    super(isNetworkOff() ? 'ws://127.0.0.1:9/' : url, protocols)
+    sockets.add(this)
+    this.addEventListener('close', () => sockets.delete(this))
+  }
+}
+
 function changed(): void {
-  if (isNetworkOff()) {
+  const off = isNetworkOff()
+  if (off) {
     for (const s of sockets) s.close(4000, 'register offline')
   }
-  for (const l of listeners) l()
+  for (const l of listeners) l(off)
 }

@@ -4,12 +4,13 @@
  * half on the register: the order, its payment, the stock it moved, the prices it charged, the
  * drawer's cash and the day's record all land together, and reach the relay exactly once.
  */
+import type { DataObject } from '@ledgerline/core'
 import type { Session } from './session.ts'
 
 export interface Draft {
   readonly entity: string
   readonly kind: string
-  readonly data: Record<string, unknown>
+  readonly data: DataObject
   readonly intent?: 'fact' | 'request'
   readonly corrects?: string
 }
@@ -57,7 +58,8 @@ export function newOrderId(session: Session): string {
 
 /** The short number printed on receipts. */
 export function receiptNumber(orderId: string): string {
-  return orderId.slice(orderId.lastIndexOf('-') + 1).toUpperCase()
+  const parts = orderId.split('-')
+  return `${parts[1] ?? ''}-${(parts[2] ?? orderId).slice(-6)}`.toUpperCase()
 }
 
 export interface SaleInput {

@@ -66,13 +66,17 @@ export function subjectOf(session: Session): string {
 }
 
 /** Asks the relay's development issuer for a token (dev mode only). */
-export async function fetchDevToken(session: Session): Promise<string> {
+export async function fetchDevToken(
+  session: Session,
+): Promise<{ token: string; expiresAt: number }> {
   const url = `/dev/token?tenant=${encodeURIComponent(TENANT)}&sub=${encodeURIComponent(subjectOf(session))}`
   const res = await fetch(url, { cache: 'no-store' })
   if (!res.ok) throw new Error(`token issuer answered ${res.status}`)
-  const body = (await res.json()) as { token?: unknown }
+  const body = (await res.json()) as { token?: unknown; expiresAt?: unknown }
   if (typeof body.token !== 'string') throw new Error('token issuer sent no token')
-  return body.token
+  // `expiresAt` may be seconds or milliseconds since the epoch; without it, trust ten minutes.
+  const raw = typeof body.expiresAt === 'number' ? body.expiresAt : Date.now() + 600_000
+  return { token: body.token, expiresAt: raw < 1e12 ? raw * 1000 : raw }
 }
 
 /** Today's business date in the register's local time, `YYYY-MM-DD`. */

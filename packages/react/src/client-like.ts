@@ -23,9 +23,9 @@ export type MaybePromise<T> = T | Promise<T>
 
 export interface ClientLike {
   get(entity: string): MaybePromise<EntitySnapshot>
-  subscribe(entity: string, onChange: (...args: never[]) => void): () => void
+  subscribe(entity: string, onChange: () => void): () => void
   status(): MaybePromise<unknown>
-  onStatus(onChange: (...args: never[]) => void): () => void
+  onStatus(onChange: () => void): () => void
   corrections(): MaybePromise<readonly unknown[]>
-  onCorrection(onChange: (...args: never[]) => void): () => void
+  onCorrection(onChange: () => void): () => void
 }
