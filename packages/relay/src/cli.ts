@@ -11,6 +11,8 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { isSchema } from '@ledgerline/core'
 import type { Schema } from '@ledgerline/core'
+import type { LogStore } from './log-store.ts'
+import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { RelayOptions } from './relay.ts'
 import { RelayError } from './relay-error.ts'
@@ -181,14 +183,26 @@ async function main(): Promise<void> {
     process.stdout.write(HELP)
     return
   }
-  if (config.store === 'postgres') {
-    // The one place the PostgreSQL store is wired in, once it is part of this build.
-    throw new RelayError('unavailable', 'postgres store not available in this build')
-  }
   const schema =
     config.schemaModule === undefined
       ? undefined
       : await loadSchemaModule(config.schemaModule, process.cwd())
+  // The one place the PostgreSQL store is wired in: the relay gets it as an open `store`, and
+  // this process closes it after the relay has drained.
+  let store: LogStore | undefined
+  if (config.store === 'postgres') {
+    if (config.databaseUrl === undefined) {
+      throw new RelayError(
+        'config',
+        '--store postgres needs --database-url or LEDGERLINE_DATABASE_URL',
+      )
+    }
+    store = await createPostgresStore({
+      url: config.databaseUrl,
+      schema,
+      partitions: config.relay.partitions,
+    })
+  }
   const hasKey = [
     config.relay.auth.secret,
     config.relay.auth.publicKeyFile,
@@ -200,7 +214,12 @@ async function main(): Promise<void> {
     )
     if (!hasKey) console.error('ledgerline relay: --dev made a random secret for this run.')
   }
-  const relay = await createRelay({ ...config.relay, schema })
+  const relay = await createRelay({ ...config.relay, schema, store }).catch(
+    async (error: unknown) => {
+      await store?.close()
+      throw error
+    },
+  )
   console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
   let stopping = false
   const stop = (signal: string) => {
@@ -209,13 +228,16 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
-    relay.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error('ledgerline relay: shutdown failed:', error)
-        process.exit(1)
-      },
-    )
+    relay
+      .close()
+      .then(() => store?.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error('ledgerline relay: shutdown failed:', error)
+          process.exit(1)
+        },
+      )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
