@@ -4,6 +4,7 @@
  * outcome, never a silent drop. The wire limits (frame bytes, push entries, page entries, credit)
  * live in `@ledgerline/protocol` and are shared with clients.
  */
+import { PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 
 /** Most entries (items plus their corrections excluded) merged into one SQLite transaction. */
 export const GROUP_COMMIT_ENTRIES_MAX = 2_000
@@ -30,6 +31,11 @@ export const TOKEN_CLOCK_TOLERANCE_S = 5
 export const SHUTDOWN_TIMEOUT_MS = 10_000
 /** How long a closing socket may take to finish the close handshake before it is cut, in ms. */
 export const CLOSE_HANDSHAKE_TIMEOUT_MS = 2_000
+/**
+ * Most bytes of entries in one `entries` page, below the protocol's `FRAME_BYTES_MAX` with room
+ * for the page's cursors. A single entry bigger than this is sent alone.
+ */
+export const PAGE_BYTES_MAX = 896 * 1024
 /** Longest token lifetime `/dev/token` hands out, in seconds. */
 export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
 /** Largest HTTP request path the static file server looks at. */
@@ -50,6 +56,8 @@ export interface RelayLimits {
   readonly pushEntriesMax: number
   /** Most entries per `entries` page; at most the protocol's `PAGE_ENTRIES_MAX`. */
   readonly pageEntriesMax: number
+  /** Most bytes of entries per page; see `PAGE_BYTES_MAX`. */
+  readonly pageBytesMax: number
 }
 
 export const RELAY_LIMITS_DEFAULT: RelayLimits = {
@@ -62,6 +70,7 @@ export const RELAY_LIMITS_DEFAULT: RelayLimits = {
   tokenClockToleranceS: TOKEN_CLOCK_TOLERANCE_S,
   shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
   closeHandshakeTimeoutMs: CLOSE_HANDSHAKE_TIMEOUT_MS,
-  pushEntriesMax: 500,
-  pageEntriesMax: 1_000,
+  pushEntriesMax: PUSH_ENTRIES_MAX,
+  pageEntriesMax: PAGE_ENTRIES_MAX,
+  pageBytesMax: PAGE_BYTES_MAX,
 }

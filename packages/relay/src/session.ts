@@ -22,7 +22,8 @@
  * 3. Per subscription and partition, entries are sent in offset order without gaps: one pump at
  *    a time reads from the cursor, and a partition stops being dirty only if no commit touched
  *    it during the read.
- * 4. At most as many `entries` pages are sent as the client granted; a socket whose
+ * 4. At most as many `entries` pages are sent as the client granted, each at most
+ *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
  *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
  * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
  *    rejects gets no ack: the connection closes (internal), and the client resends.
@@ -44,6 +45,7 @@ import {
   decodeMessage,
   encodeMessage,
   ERROR_KINDS,
+  isProtocolError,
   MESSAGE_LENGTH_MAX,
   PROTOCOL_VERSION,
   PROTOCOL_VERSION_MIN,
@@ -203,7 +205,10 @@ export class Session {
     try {
       message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     } catch (error) {
-      this.#fail('bad_message', error instanceof Error ? error.message : 'undecodable frame')
+      // The codec says which: a limit that splitting satisfies (too_large) or a bad field.
+      const kind =
+        isProtocolError(error) && error.kind === 'too_large' ? 'too_large' : 'bad_message'
+      this.#fail(kind, error instanceof Error ? error.message : 'undecodable frame')
       return
     }
     try {
@@ -459,10 +464,12 @@ export class Session {
           return
         }
         const page: StoredEntry[] = []
+        let pageBytes = 0
+        let full = false
         const order = [...sub.dirty.keys()].sort((a, b) => a - b)
         for (const p of order) {
           const want = pageMax - page.length
-          if (want <= 0) break
+          if (want <= 0 || full) break
           const seen = sub.dirty.get(p)
           const read = await this.#ctx.store.readPartition(
             this.#tenant,
@@ -471,18 +478,28 @@ export class Session {
             want,
           )
           if (!this.#current(sub)) return
+          let through = read.throughOffset
           for (const e of read.entries) {
             // Invariant 2, checked again here whatever the store did.
             if (
-              e.tenant === this.#tenant &&
-              matchesAny(sub.scope, e.entity) &&
-              matchesAny(this.#grants.read, e.entity)
+              e.tenant !== this.#tenant ||
+              !matchesAny(sub.scope, e.entity) ||
+              !matchesAny(this.#grants.read, e.entity)
             ) {
-              page.push(e)
+              continue
             }
+            const bytes = entryBytes(e)
+            if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
+              // The page is full by bytes: stop just before this entry; it comes next page.
+              through = e.offset - 1
+              full = true
+              break
+            }
+            page.push(e)
+            pageBytes += bytes
           }
-          if (read.throughOffset > (sub.cursors[p] ?? 0)) sub.cursors[p] = read.throughOffset
-          if (read.entries.length < want && sub.dirty.get(p) === seen) sub.dirty.delete(p)
+          if (through > (sub.cursors[p] ?? 0)) sub.cursors[p] = through
+          if (!full && read.entries.length < want && sub.dirty.get(p) === seen) sub.dirty.delete(p)
         }
         const caughtUp = sub.dirty.size === 0
         if (page.length === 0 && (sub.live || !caughtUp)) {
@@ -510,7 +527,16 @@ export class Session {
 
   #send(message: RelayMessage): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return
-    const bytes = encodeMessage(message)
+    let bytes: Uint8Array
+    try {
+      bytes = encodeMessage(message)
+    } catch (error) {
+      // Only an ack whose corrections pass FRAME_BYTES_MAX gets here; the client resends and
+      // gets the same answer, so this is a relay limit to raise, reported loudly.
+      this.#ctx.logger.error({ err: error, type: message.type }, 'cannot encode a message')
+      if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
+      return
+    }
     this.#ctx.metrics.bytesOut(bytes.byteLength)
     this.#ws.send(bytes)
   }
@@ -579,6 +605,12 @@ function safeInt(value: unknown, name: string): number {
     throw new BadMessage(`${name} must be a non-negative integer`)
   }
   return value
+}
+
+/** Encoded size of one entry inside a page (a page is at most `pageBytesMax`). */
+function entryBytes(entry: StoredEntry): number {
+  return encodeMessage({ type: 'entries', sub: 0, entries: [entry], cursors: {}, live: false })
+    .byteLength
 }
 
 function cursorsOf(sub: Subscription): Record<number, number> {
