@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { injectQuota, type QuotaInjection } from '../test-support/quota.ts'
-import { ClientError, isStorageFull } from './errors.ts'
+import { isStorageFull, type ClientError } from './errors.ts'
 import { openStore, type Store } from './idb-store.ts'
 
 const CLIENT = 'a'.repeat(32)

@@ -590,7 +590,8 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
               }
             }
             settled.set(record.id, outcome)
-            void track(tx.objectStore('outcomes').put({ id: record.id, n: ++n, outcome }))
+            if (!lean)
+              void track(tx.objectStore('outcomes').put({ id: record.id, n: ++n, outcome }))
           }
           const feed = tx.objectStore('feed')
           const known = await Promise.all(feedCandidates.map((c) => feed.getKey(c.id)))

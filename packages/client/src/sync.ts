@@ -16,7 +16,8 @@
  * 2. An outbox record is deleted only by the ack that answers it. After a reconnect the whole
  *    outbox is sent again from its start: the relay answers what it already has as `duplicate`
  *    (exactly once, guarantee 2).
- * 3. Acks and pages are applied to IndexedDB one at a time, in the order they arrived.
+ * 3. Acks are applied to IndexedDB one at a time in arrival order, and so are pages; a page
+ *    that cannot be stored for lack of space is retried, and does not hold back acks.
  * 4. Credit is given back only after a page is stored, so the relay never runs further ahead
  *    than CREDIT_WINDOW_PAGES unstored pages.
  * 5. The reconnect delay is at least the relay's `backoffMsMin` for the error it sent; a token
@@ -126,7 +127,10 @@ export function createSync(options: SyncOptions): Sync {
   let lastSent: readonly [string, number] | undefined
   let draining = false
   let drainAgain = false
-  let serial: Promise<unknown> = Promise.resolve()
+  // Acks and pages are each applied in arrival order; the store makes either order of an ack
+  // and the page holding the same entry come out the same (see idb-store.ts, applyAck).
+  let ackChain: Promise<unknown> = Promise.resolve()
+  let pageChain: Promise<unknown> = Promise.resolve()
   let state: SyncState = {
     online: false,
     syncing: false,
@@ -257,37 +261,44 @@ export function createSync(options: SyncOptions): Sync {
           result: message.results[i] as (typeof message.results)[number],
         }))
         setState({ lastServerContactAt: at })
-        enqueue(ws, async () => {
-          let applied: AckApplied
-          try {
-            applied = await store.applyAck(items, inScope)
-          } catch (error) {
-            if (!isStorageFull(error)) throw error
-            // Storage is full: still let the outbox drain (deleting frees space).
-            applied = await store.applyAck(items, inScope, true)
-            fail('storage', 'storage full: acks applied without keeping outcomes')
-          }
-          if (applied.gaps > 0 && socket === ws) lastSent = undefined // resend from the outbox start
-          events.acked(applied)
-          setState({})
-          drain(ws)
-        })
+        ackChain = ackChain
+          .then(async () => {
+            let applied: AckApplied
+            try {
+              applied = await store.applyAck(items, inScope)
+            } catch (error) {
+              if (!isStorageFull(error)) throw error
+              // Storage is full: still let the outbox drain (deleting frees space).
+              applied = await store.applyAck(items, inScope, true)
+              fail('storage', 'storage full: acks applied without keeping outcomes')
+            }
+            if (applied.gaps > 0 && socket === ws) lastSent = undefined // resend from the outbox start
+            events.acked(applied)
+            setState({})
+            drain(ws)
+          })
+          .catch(onStoreFailure(ws))
         return
       }
       case 'entries': {
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
         const key = scopeKey
-        enqueue(ws, async () => {
-          const applied = await store.applyPage(message.entries, message.cursors, key)
-          events.page(applied)
-          if (message.live) setState({ live: true })
-          pagesSinceCredit++
-          if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
-            send(ws, { type: 'credit', sub: message.sub, pages: pagesSinceCredit })
-            pagesSinceCredit = 0
-          }
-        })
+        pageChain = pageChain
+          .then(async () => {
+            const applied = await storePage(ws, () =>
+              store.applyPage(message.entries, message.cursors, key),
+            )
+            if (applied === undefined) return
+            events.page(applied)
+            if (message.live) setState({ live: true })
+            pagesSinceCredit++
+            if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
+              send(ws, { type: 'credit', sub: message.sub, pages: pagesSinceCredit })
+              pagesSinceCredit = 0
+            }
+          })
+          .catch(onStoreFailure(ws))
         return
       }
       case 'error': {
@@ -352,12 +363,35 @@ export function createSync(options: SyncOptions): Sync {
     }
   }
 
-  function enqueue(ws: WebSocketLike, work: () => Promise<void>): void {
-    serial = serial.then(work).catch((error: unknown) => {
-      // A write failed (storage full, database closed): start over from what is stored.
+  /** A write failed (database closed, IndexedDB error): start over from what is stored. */
+  function onStoreFailure(ws: WebSocketLike): (error: unknown) => void {
+    return (error) => {
       fail('storage', errorMessage(error))
       if (socket === ws) drop(ws)
-    })
+    }
+  }
+
+  /**
+   * Stores a page, retrying while storage is full: the page is held in memory (at most the
+   * credit window of them waits behind it, since no credit is given back meanwhile), and the
+   * socket stays up so the outbox keeps draining.
+   */
+  async function storePage(
+    ws: WebSocketLike,
+    write: () => Promise<PageApplied>,
+  ): Promise<PageApplied | undefined> {
+    for (let retry = 0; ; retry++) {
+      if (socket !== ws) return undefined
+      try {
+        return await write()
+      } catch (error) {
+        if (!isStorageFull(error)) throw error
+        fail('storage', 'storage full: received entries wait in memory until space is freed')
+        await new Promise((r) =>
+          setTimeout(r, Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(retry, 8))),
+        )
+      }
+    }
   }
 
   function drain(ws: WebSocketLike | undefined = socket): void {
@@ -412,7 +446,7 @@ export function createSync(options: SyncOptions): Sync {
     },
     state: () => state,
     busy: () => inFlight.size > 0 || draining,
-    idle: () => serial.then(noop, noop),
+    idle: () => Promise.all([ackChain, pageChain]).then(noop, noop),
     stop() {
       stopped = true
       clearTimeout(reconnectTimer)
