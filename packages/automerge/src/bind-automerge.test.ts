@@ -4,7 +4,7 @@
 // with fixed seeds (printed in each test's name). Importing the package's Node entry loads the
 // WASM; the adapter itself imports only `/slim`.
 import * as A from '@automerge/automerge'
-import type { Data, Entry } from '@ledgerline/core'
+import type { Data } from '@ledgerline/core'
 import type { ContractRandom } from '@ledgerline/testkit'
 import { runCrdtAdapterContract } from '@ledgerline/testkit'
 import { describe, expect, it } from 'vitest'
@@ -41,7 +41,7 @@ describe('bindAutomerge', () => {
         appended.push(data as Uint8Array)
         return undefined
       },
-      entries: async (): Promise<readonly Entry[]> => [],
+      load: async () => ({ view: undefined }),
       subscribe: () => () => {},
     }
     const handle = await bindAutomerge<{ n?: number }>(client, 'doc/a', { coalesceMs: 20 })

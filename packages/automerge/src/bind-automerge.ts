@@ -2,7 +2,7 @@
  * `bindAutomerge`: a live Automerge document kept in a Ledgerline entity's ledger.
  *
  *   handle.change(fn) ──getLastLocalChange──► buffer ──(coalesceMs or bytesMax)──► append
- *   subscribe ──► entries(entity) ──(ids not yet applied)──► Automerge.loadIncremental
+ *   subscribe ──► load(entity).view (every change the client knows) ──► Automerge.loadIncremental
  *
  * Loading Automerge: this module imports `@automerge/automerge/slim`, which carries no WASM, so
  * the app decides how the WASM arrives (all Automerge entry points share one module state):
@@ -20,17 +20,18 @@
  * 1. Every local change is appended exactly once, inside a coalesced `automerge.update` entry;
  *    once appended it is in the outbox and survives reloads. Only changes still buffered (at most
  *    `coalesceMs` old) are lost on a crash; `flush()` and `destroy()` append them.
- * 2. Remote entries are merged with `loadIncremental`, which skips changes the doc has and holds
- *    changes whose dependencies have not arrived yet; so order and duplicates do not matter.
+ * 2. The view (the bytes `automergeEntity`'s reduce folds: the latest snapshot and every change
+ *    after it, plus the client's pending ones) is merged with `loadIncremental`, which skips
+ *    changes the doc has and holds changes whose dependencies have not arrived yet; so order,
+ *    duplicates and snapshots do not matter.
  * 3. Appends run one at a time in the order the changes were made; a failed append puts its
  *    bytes back at the front of the buffer and is reported through `onError`.
- * 4. Subscribers are called after every local change and after every batch of remote entries
- *    that changed the document's heads.
+ * 4. Subscribers are called after every local change and after every view from the client that
+ *    changed the document's heads.
  */
-import type { Entry } from '@ledgerline/core'
 import * as A from '@automerge/automerge/slim'
 import type { CrdtClient } from './crdt-client.ts'
-import { AUTOMERGE_UPDATE, changesOfEntry, concat } from './automerge-entity.ts'
+import { AUTOMERGE_UPDATE, concat } from './automerge-entity.ts'
 import {
   AUTOMERGE_BUFFER_BYTES_MAX,
   AUTOMERGE_COALESCE_MS,
@@ -80,7 +81,7 @@ export class AutomergeBindingError extends Error {
 
 /**
  * Binds an Automerge document to the ledger of `entity` (an entity of an `automergeEntity`
- * type). Resolves once the entries the client already has are merged.
+ * type). Resolves once the view the client already has is merged.
  *
  * @example
  * const notes = await bindAutomerge<{ text: string }>(client, 'handover/s7')
@@ -107,7 +108,7 @@ export async function bindAutomerge<T>(
   const onError = options.onError ?? (() => {})
   let doc: A.Doc<T> = options.actor === undefined ? A.init<T>() : A.init<T>(options.actor)
   const listeners = new Set<(doc: A.Doc<T>) => void>()
-  const applied = new Set<string>()
+  let lastView: unknown
   let buffer: Uint8Array[] = []
   let bufferBytes = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -153,9 +154,7 @@ export async function bindAutomerge<T>(
     appending = appending.then(async () => {
       const bytes = changes.length === 1 ? (changes[0] as Uint8Array) : concat(...changes)
       try {
-        const result = await client.append(entity, AUTOMERGE_UPDATE, bytes, { intent: 'fact' })
-        const id = entryIdOf(result)
-        if (id !== undefined) applied.add(id)
+        await client.append(entity, AUTOMERGE_UPDATE, bytes, { intent: 'fact' })
       } catch (error) {
         buffer.unshift(bytes)
         bufferBytes += bytes.length
@@ -177,17 +176,17 @@ export async function bindAutomerge<T>(
     reading = (async () => {
       do {
         readAgain = false
-        let entries: readonly Entry[]
+        let view: unknown
         try {
-          entries = await client.entries(entity)
+          view = (await client.load(entity)).view
         } catch (error) {
           onError(
-            new AutomergeBindingError('read_failed', 'reading entries failed', { cause: error }),
+            new AutomergeBindingError('read_failed', 'reading the view failed', { cause: error }),
           )
           return
         }
         if (destroyed) return
-        applyEntries(entries)
+        applyView(view)
       } while (readAgain)
     })().finally(() => {
       reading = undefined
@@ -195,17 +194,12 @@ export async function bindAutomerge<T>(
     return reading
   }
 
-  function applyEntries(entries: readonly Entry[]) {
-    const parts: Uint8Array[] = []
-    for (const entry of entries) {
-      if (applied.has(entry.id)) continue
-      applied.add(entry.id)
-      const bytes = changesOfEntry(entry)
-      if (bytes !== undefined && bytes.length > 0) parts.push(bytes)
-    }
-    if (parts.length === 0) return
+  function applyView(view: unknown) {
+    // The client hands out the same view object until something changed.
+    if (view === lastView || !(view instanceof Uint8Array) || view.length === 0) return
+    lastView = view
     const before = A.getHeads(doc).join()
-    doc = A.loadIncremental(doc, concat(...parts))
+    doc = A.loadIncremental(doc, view)
     if (A.getHeads(doc).join() !== before) notify()
   }
 
@@ -238,14 +232,4 @@ export async function bindAutomerge<T>(
       listeners.clear()
     },
   }
-}
-
-// `append` of @ledgerline/client resolves with the entry it appended; a fake may resolve with
-// nothing. Knowing the id only saves merging our own change again, which is harmless anyway.
-function entryIdOf(result: unknown): string | undefined {
-  if (typeof result !== 'object' || result === null) return undefined
-  const id = (result as { id?: unknown }).id
-  if (typeof id === 'string') return id
-  const entry = (result as { entry?: { id?: unknown } }).entry
-  return typeof entry?.id === 'string' ? entry.id : undefined
 }

@@ -13,8 +13,10 @@
  *                                         ▼
  *                                   other fake clients ─subscribe─► their bindings
  *
- * Terms: a *replica* is one binding over one fake client; a *reload* throws the binding and the
- * client away (unflushed edits with them, like a closed tab) and binds again over the same
+ * Terms: a *replica* is one binding over one fake client. Like `@ledgerline/client`, a fake
+ * client's *view* folds, with the entity type's `reduce`, the gap-free prefix of the server log it
+ * has received (in version order), then its own pending entries; entries received past a gap
+ * wait. A *reload* throws the binding and the client away (unflushed edits with them, like a closed tab) and binds again over the same
  * stored entries and outbox; *offline* replicas neither push nor receive.
  *
  * Invariants the suite checks, for every seed:
@@ -22,7 +24,7 @@
  *    and identical versions (Yjs state vectors, Automerge heads).
  * 2. The server log agrees: folding the entity type's `reduce` over the log (from version 1,
  *    and from the latest snapshot) gives a state whose JSON equals the replicas'.
- * 3. Idempotence: a new replica fed every entry twice, in a shuffled order, ends identical.
+ * 3. Idempotence: a view that folds every entry twice gives the same document.
  * 4. Catch-up from the latest snapshot alone (plus the entries after it) ends identical.
  */
 import type { Data, Entry, EntityType } from '@ledgerline/core'
@@ -45,7 +47,7 @@ export interface ContractClient {
     data: Data,
     options?: { readonly intent?: 'fact' | undefined },
   ): Promise<Entry>
-  entries(entity: string): Promise<readonly Entry[]>
+  load(entity: string): Promise<{ readonly view: unknown }>
   subscribe(entity: string, onChange: () => void): () => void
 }
 
@@ -110,27 +112,32 @@ export function runCrdtAdapterContract<H>(
       })
     }
 
-    // Goal: a binding that sees each entry twice (and the entries of a reload again) stays
-    // the same. Method: bind one replica, edit, then feed all its entries again to a second.
+    // Goal: folding and applying every update twice changes nothing. Method: bind one replica,
+    // edit, push; then bind replicas whose views fold the log once and twice.
     it('applying every update twice changes nothing', async () => {
       const random = createRandom(7)
-      const server = createFakeServer(adapter.entityType)
+      const type = adapter.entityType
+      const server = createFakeServer(type)
       const store = createReplicaStore(0)
-      const client = createFakeClient(store, random)
-      const handle = await adapter.bind(client, ENTITY, random)
+      const handle = await adapter.bind(createFakeClient(store, type), ENTITY, random)
       for (let i = 0; i < 20; i++) adapter.edit(handle, random)
       await adapter.flush(handle)
       pushAll(store, server)
       const once = createReplicaStore(1)
       const twice = createReplicaStore(2)
       for (const e of server.log) receive(once, e)
-      for (const e of [...server.log, ...server.log]) receive(twice, e)
-      const a = await adapter.bind(createFakeClient(once, random), ENTITY, random)
-      const b = await adapter.bind(createFakeClient(twice, random, true), ENTITY, random)
+      for (const e of server.log) receive(twice, e)
+      const a = await adapter.bind(createFakeClient(once, type), ENTITY, random)
+      const b = await adapter.bind(createFakeClient(twice, type, true), ENTITY, random)
       expect(adapter.toJSON(a)).toEqual(adapter.toJSON(handle))
       expect(adapter.toJSON(b)).toEqual(adapter.toJSON(handle))
       expect(adapter.version(b)).toBe(adapter.version(a))
       expect(adapter.version(a)).toBe(adapter.version(handle))
+      const doubled = [...server.log, ...server.log].reduce(
+        (s, e) => type.reduce(s, e),
+        type.initial,
+      )
+      expect(adapter.stateToJSON(doubled)).toEqual(adapter.toJSON(handle))
       for (const h of [handle, a, b]) await adapter.destroy(h)
     })
   })
@@ -154,7 +161,7 @@ async function runSeed<H>(
     online: true,
   }))
   for (const r of replicas) {
-    r.client = createFakeClient(r.store, random)
+    r.client = createFakeClient(r.store, adapter.entityType)
     r.handle = await adapter.bind(r.client, ENTITY, random)
   }
 
@@ -176,7 +183,7 @@ async function runSeed<H>(
       // Reload: the tab closes without flushing (its unflushed edits are lost, like a crash);
       // what was appended is in the outbox and comes back with the new binding.
       ;(r.client as FakeClient).kill()
-      r.client = createFakeClient(r.store, random)
+      r.client = createFakeClient(r.store, adapter.entityType)
       r.handle = await adapter.bind(r.client, ENTITY, random)
     } else {
       server.snapshot()
@@ -213,8 +220,9 @@ async function runSeed<H>(
   const fromSnapshot = server.fromLatestSnapshot()
   expect(fromSnapshot[0]?.kind.endsWith('.snapshot'), 'catch-up starts at a snapshot').toBe(true)
   const catchUp = createReplicaStore(99)
+  catchUp.base = (fromSnapshot[0] as Entry & { version: number }).version
   for (const e of fromSnapshot) receive(catchUp, e)
-  const fresh = await adapter.bind(createFakeClient(catchUp, random), ENTITY, random)
+  const fresh = await adapter.bind(createFakeClient(catchUp, adapter.entityType), ENTITY, random)
   expect(adapter.toJSON(fresh), 'catch-up from snapshot').toEqual(json)
   expect(adapter.version(fresh), 'catch-up version').toBe(version)
   await adapter.destroy(fresh)
@@ -228,10 +236,16 @@ async function runSeed<H>(
 interface ReplicaStore {
   readonly clientId: string
   seq: number
-  /** Entries known to this replica by id (own pending ones included), in arrival order. */
-  readonly known: Map<string, Entry>
+  /** The first version the view folds: 1, or a snapshot's version for a catch-up from it. */
+  base: number
+  /** Entries received from the server log, by version (1-based position in the log). */
+  readonly received: Map<number, Entry>
+  /** Own entries, in clientSeq order (kept after their ack, until received back). */
+  readonly own: Entry[]
   /** Own entries not yet acknowledged, in clientSeq order. */
   outbox: Entry[]
+  /** The confirmed state folded so far (a real client caches it the same way). */
+  folded?: { through: number; state: Uint8Array } | undefined
 }
 
 interface FakeClient extends ContractClient {
@@ -250,19 +264,22 @@ function createReplicaStore(index: number): ReplicaStore {
   return {
     clientId: (index + 1).toString(16).padStart(32, 'a'),
     seq: 0,
-    known: new Map(),
+    base: 1,
+    received: new Map(),
+    own: [],
     outbox: [],
   }
 }
 
-// `duplicates` makes `entries` list every entry twice, to check that bindings are idempotent.
+// `twice` folds every entry twice into the view, to check that bindings are idempotent.
 function createFakeClient(
   store: ReplicaStore,
-  random: ContractRandom,
-  duplicates = false,
+  type: EntityType<Uint8Array>,
+  twice = false,
 ): FakeClient {
   const listeners = new Set<() => void>()
   let alive = true
+  let cached: { key: string; view: Uint8Array } | undefined
   const client: FakeClient = {
     async append(entity, kind, data) {
       if (!alive) throw new Error('client closed')
@@ -279,15 +296,35 @@ function createFakeClient(
         hlc: `${String(store.seq).padStart(15, '0')}:00000:${store.clientId}`,
         occurredAt: store.seq,
       }
-      store.known.set(entry.id, entry)
+      store.own.push(entry)
       store.outbox.push(entry)
       client.notify()
       return entry
     },
-    async entries(entity) {
-      const all = [...store.known.values()].filter((e) => e.entity === entity)
-      const listed = duplicates ? [...all, ...all] : all
-      return shuffle(listed, random)
+    async load() {
+      // confirmed: the gap-free prefix of the log in version order, folded incrementally as a
+      // real client caches it; then own pending entries. Unchanged inputs give the same view.
+      if (store.folded === undefined)
+        store.folded = { through: store.base - 1, state: type.initial }
+      const folded = store.folded
+      const seen = new Set<string>()
+      for (let v = folded.through + 1; store.received.has(v); v++) {
+        const e = store.received.get(v) as Entry
+        folded.state = type.reduce(folded.state, e)
+        if (twice) folded.state = type.reduce(folded.state, e)
+        folded.through = v
+      }
+      for (let v = store.base; v <= folded.through; v++) {
+        seen.add((store.received.get(v) as Entry).id)
+      }
+      const pending = store.own.filter((e) => !seen.has(e.id))
+      const key = `${folded.through}:${pending.length}`
+      if (cached?.key === key) return { view: cached.view }
+      let view = folded.state
+      for (const e of pending) view = type.reduce(view, e)
+      if (twice) for (const e of pending) view = type.reduce(view, e)
+      cached = { key, view }
+      return { view }
     },
     subscribe(_entity, onChange) {
       listeners.add(onChange)
@@ -316,7 +353,7 @@ function createFakeServer(type: EntityType<Uint8Array>): FakeServer {
     append(entry) {
       if (ids.has(entry.id)) return // permanent dedupe by entry id
       ids.add(entry.id)
-      log.push(entry)
+      log.push({ ...entry, version: log.length + 1 } as Entry)
     },
     // Like the relay's `maybeSnapshot`: the merged state of the whole log so far, as a
     // server-made entry placed right after the last entry it covers.
@@ -392,8 +429,8 @@ function deliverAll(store: ReplicaStore, server: FakeServer, client: FakeClient)
   client.notify()
 }
 
-function receive(store: ReplicaStore, entry: Entry): void {
-  store.known.set(entry.id, entry)
+function receive(store: ReplicaStore, entry: Entry & { readonly version?: number }): void {
+  store.received.set(entry.version as number, entry)
 }
 
 // Lets subscriptions run (microtasks) and bindings read and apply.

@@ -2,7 +2,7 @@
 // duplicates, drops, offline periods and reloads; idempotence; catch-up from a snapshot), and
 // its coalescing keeps to its bounds. Method: the testkit's seeded in-memory Ledgerline, with
 // fixed seeds (printed in each test's name), and a counting fake client for the bounds.
-import type { Data, Entry } from '@ledgerline/core'
+import type { Data } from '@ledgerline/core'
 import type { ContractRandom } from '@ledgerline/testkit'
 import { runCrdtAdapterContract } from '@ledgerline/testkit'
 import { describe, expect, it } from 'vitest'
@@ -43,7 +43,7 @@ describe('bindYDoc coalescing', () => {
         appended.push(data as Uint8Array)
         return undefined
       },
-      entries: async (): Promise<readonly Entry[]> => [],
+      load: async () => ({ view: undefined }),
       subscribe: () => () => {},
     }
     const binding = await bindYDoc(client, 'doc/a', { coalesceMs: 20, bytesMax: 512 })
@@ -70,7 +70,7 @@ describe('bindYDoc coalescing', () => {
         appended.push(data as Uint8Array)
         return undefined
       },
-      entries: async (): Promise<readonly Entry[]> => [],
+      load: async () => ({ view: undefined }),
       subscribe: () => () => {},
     }
     const binding = await bindYDoc(client, 'doc/a', { onError: (e) => errors.push(e.kind) })

@@ -2,26 +2,28 @@
  * `bindYDoc`: a live `Y.Doc` kept in a Ledgerline entity's ledger.
  *
  *   local edit ──update event──► buffer ──(YJS_COALESCE_MS or YJS_UPDATE_BYTES_MAX)──► append
- *   subscribe ──► entries(entity) ──(ids not yet applied)──► Y.applyUpdate(origin = binding)
+ *   subscribe ──► load(entity).view ──Y.diffUpdate(view, doc's state vector)──► Y.applyUpdate
  *
  * Terms: *local* updates are those the app makes on the doc (any origin but the binding's own);
- * *remote* updates come from entries (confirmed ones, and pending ones of other tabs).
+ * the *view* is the entity's state folded by `yjsEntity`'s reduce: the merge of every confirmed
+ * entry (or the latest snapshot and the entries after it) and the client's pending ones.
  *
  * Invariants:
  * 1. Every local update is appended exactly once, inside a coalesced `yjs.update` entry; once
  *    appended it is in the outbox and survives reloads. Only updates still in the buffer (at
  *    most `YJS_COALESCE_MS` old) are lost on a crash; `flush()` and `destroy()` append them.
  * 2. Remote updates are applied with the binding as origin, so they are never appended again.
- * 3. Applying an entry twice is harmless (Yjs ignores structs it has), so the binding may see
- *    entries in any order, duplicated, or again after a reload.
- * 4. Appends run one at a time in the order the updates were made; an append that fails puts
+ * 3. The binding reads the view, not single entries: the view holds every edit the client knows
+ *    whatever snapshots were taken, and only the part the doc lacks is applied.
+ * 4. Applying an update twice is harmless (Yjs ignores structs it has), so the binding may see
+ *    edits in any order, duplicated, or again after a reload.
+ * 5. Appends run one at a time in the order the updates were made; an append that fails puts
  *    its bytes back at the front of the buffer and is reported through `onError`.
  */
-import type { Entry } from '@ledgerline/core'
 import * as Y from 'yjs'
 import type { CrdtClient } from './crdt-client.ts'
 import { YJS_BUFFER_BYTES_MAX, YJS_COALESCE_MS, YJS_UPDATE_BYTES_MAX } from './limits.ts'
-import { updateOfEntry, YJS_UPDATE } from './yjs-entity.ts'
+import { YJS_UPDATE } from './yjs-entity.ts'
 
 export interface BindYDocOptions {
   /** The document to bind; a new `Y.Doc` when omitted (then `destroy()` destroys it). */
@@ -57,7 +59,7 @@ export class YjsBindingError extends Error {
 
 /**
  * Binds a `Y.Doc` to the ledger of `entity` (an entity of a `yjsEntity` type). Resolves once the
- * entries the client already has are applied.
+ * view the client already has is applied.
  *
  * @example
  * const { doc, destroy } = await bindYDoc(client, 'catalog/s7')
@@ -75,7 +77,7 @@ export async function bindYDoc(
   const onError = options.onError ?? (() => {})
   // A unique origin marks the updates this binding applies, so they are not appended back.
   const origin = Symbol(`ledgerline:${entity}`)
-  const applied = new Set<string>()
+  let lastView: unknown
   let buffer: Uint8Array[] = []
   let bufferBytes = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -116,9 +118,7 @@ export async function bindYDoc(
     appending = appending.then(async () => {
       const merged = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
       try {
-        const result = await client.append(entity, YJS_UPDATE, merged, { intent: 'fact' })
-        const id = entryIdOf(result)
-        if (id !== undefined) applied.add(id)
+        await client.append(entity, YJS_UPDATE, merged, { intent: 'fact' })
       } catch (error) {
         buffer.unshift(merged)
         bufferBytes += merged.length
@@ -138,15 +138,15 @@ export async function bindYDoc(
     reading = (async () => {
       do {
         readAgain = false
-        let entries: readonly Entry[]
+        let view: unknown
         try {
-          entries = await client.entries(entity)
+          view = (await client.load(entity)).view
         } catch (error) {
-          onError(new YjsBindingError('read_failed', 'reading entries failed', { cause: error }))
+          onError(new YjsBindingError('read_failed', 'reading the view failed', { cause: error }))
           return
         }
         if (destroyed) return
-        applyEntries(entries)
+        applyView(view)
       } while (readAgain)
     })().finally(() => {
       reading = undefined
@@ -154,20 +154,12 @@ export async function bindYDoc(
     return reading
   }
 
-  function applyEntries(entries: readonly Entry[]) {
-    const fresh = entries.filter((e) => !applied.has(e.id))
-    if (fresh.length === 0) return
-    Y.transact(
-      doc,
-      () => {
-        for (const entry of fresh) {
-          applied.add(entry.id)
-          const update = updateOfEntry(entry)
-          if (update !== undefined) Y.applyUpdate(doc, update, origin)
-        }
-      },
-      origin,
-    )
+  function applyView(view: unknown) {
+    // The client hands out the same view object until something changed.
+    if (view === lastView || !(view instanceof Uint8Array)) return
+    lastView = view
+    const missing = Y.diffUpdate(view, Y.encodeStateVector(doc))
+    Y.applyUpdate(doc, missing, origin)
   }
 
   doc.on('update', onUpdate)
@@ -186,14 +178,4 @@ export async function bindYDoc(
       if (options.doc === undefined) doc.destroy()
     },
   }
-}
-
-// `append` of @ledgerline/client resolves with the entry it appended; a fake may resolve with
-// nothing. Knowing the id only saves applying our own update again, which is harmless anyway.
-function entryIdOf(result: unknown): string | undefined {
-  if (typeof result !== 'object' || result === null) return undefined
-  const id = (result as { id?: unknown }).id
-  if (typeof id === 'string') return id
-  const entry = (result as { entry?: { id?: unknown } }).entry
-  return typeof entry?.id === 'string' ? entry.id : undefined
 }

@@ -6,13 +6,14 @@
  * What an implementation must guarantee:
  * 1. `append` resolves only after the entry and its outbox record are durable (guarantee 1), so
  *    an edit that was appended survives a reload and reaches the server log exactly once.
- * 2. `entries(entity)` returns every entry of the entity the client knows: confirmed ones and
- *    pending ones (its own and, when it has them, other tabs'), in any order, possibly starting
- *    from the latest snapshot instead of version 1.
- * 3. `subscribe` calls `onChange` (at least once, possibly coalesced) after the set returned by
- *    `entries` grew; the returned function stops it.
+ * 2. `load(entity).view` is the entity's view folded by its entity type: confirmed entries (from
+ *    version 1 or from a snapshot) in version order, then the client's own pending entries. For a
+ *    CRDT entity type that is the merged state as bytes, so it holds every edit the client knows,
+ *    whatever snapshots the client or the relay took.
+ * 3. `subscribe` calls `onChange` (at least once, possibly coalesced) after the view changed;
+ *    the returned function stops it.
  */
-import type { Data, Entry } from '@ledgerline/core'
+import type { Data } from '@ledgerline/core'
 
 export interface CrdtClient {
   append(
@@ -21,6 +22,6 @@ export interface CrdtClient {
     data: Data,
     options?: { readonly intent?: 'fact' | undefined },
   ): Promise<unknown>
-  entries(entity: string): Promise<readonly Entry[]>
+  load(entity: string): Promise<{ readonly view: unknown }>
   subscribe(entity: string, onChange: () => void): () => void
 }
