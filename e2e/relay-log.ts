@@ -1,0 +1,68 @@
+/**
+ * Reads the relay's server log straight from its SQLite file, read-only, to check what head
+ * office really holds: which entries, in which order, and that none is there twice.
+ */
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { deserialize } from 'node:v8'
+
+export interface LoggedEntry {
+  readonly id: string
+  readonly entity: string
+  readonly version: number
+  readonly kind: string
+  readonly data: Record<string, unknown>
+  readonly corrects: string | null
+  readonly clientId: string
+}
+
+/** Every entry of the log whose entity starts with `prefix`, in version order per entity. */
+export function readRelayLog(dataDir: string, prefix: string): LoggedEntry[] {
+  const db = new Database(join(dataDir, 'log.sqlite'), { readonly: true, fileMustExist: true })
+  try {
+    const rows = db
+      .prepare(
+        'SELECT id, entity, version, corrects, body FROM entries WHERE substr(entity, 1, ?) = ? ORDER BY entity, version',
+      )
+      .all(prefix.length, prefix) as {
+      id: string
+      entity: string
+      version: number
+      corrects: string | null
+      body: Buffer
+    }[]
+    return rows.map((row) => {
+      const entry = deserialize(row.body) as {
+        kind: string
+        data: Record<string, unknown>
+        clientId: string
+      }
+      return {
+        id: row.id,
+        entity: row.entity,
+        version: row.version,
+        corrects: row.corrects,
+        kind: entry.kind,
+        data: entry.data,
+        clientId: entry.clientId,
+      }
+    })
+  } finally {
+    db.close()
+  }
+}
+
+export function kindsOf(entries: readonly LoggedEntry[]): string[] {
+  return entries.map((e) => e.kind)
+}
+
+/** Entries grouped by entity, in first-seen order. */
+export function byEntity(entries: readonly LoggedEntry[]): Map<string, LoggedEntry[]> {
+  const map = new Map<string, LoggedEntry[]>()
+  for (const e of entries) {
+    const list = map.get(e.entity)
+    if (list === undefined) map.set(e.entity, [e])
+    else list.push(e)
+  }
+  return map
+}
