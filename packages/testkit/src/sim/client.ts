@@ -19,8 +19,11 @@
  *    only when the transaction that took it never completed (and so never escaped).
  * 3. An outbox record is deleted only by the transaction that stores its ack (guarantee 2);
  *    a `seq_gap` refusal keeps it for resending.
- * 4. Pages are stored only when their offsets follow the stored cursor exactly; a gap or a
- *    reordered page makes the client reconnect and resubscribe from its cursors.
+ * 4. Pages are stored only when their offsets follow the stored cursor exactly, and in the order
+ *    they arrived (one transaction queue; a delay waits inside it); a gap or a reordered page
+ *    makes the client reconnect and resubscribe from its cursors. (The first version delayed
+ *    a page outside the queue: a later page then moved the cursor first, and a crash in
+ *    between lost the delayed page for good. Seed 15 found it.)
  * 5. The hybrid logical clock is restored from the last stamp stored, so stamps stay increasing
  *    across crashes and backward clock jumps.
  */
@@ -173,8 +176,8 @@ export function createSimClient(options: SimClientOptions): SimClient {
     }
   }
   /** Runs `apply` as one transaction: atomically at completion, or never if the client crashes. */
-  const tx = <R>(label: string, apply: () => R, then: (result: R) => void) => {
-    txQueue.push({ label, run: () => then(apply()) })
+  const tx = <R>(label: string, apply: () => R, then: (result: R) => void, delayMs = 0) => {
+    txQueue.push({ label, delayMs, run: () => then(apply()) })
     if (!txRunning) nextTx()
   }
   const nextTx = () => {
@@ -269,7 +272,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
   const onAck = (batch: number, results: readonly AckResult[]) => {
     if (!inFlight.delete(batch)) return
     for (const result of results) history.acks.push({ client: name, result })
-    const store = () =>
+    const store = (delayMs: number) =>
       tx(
         'ack',
         () => {
@@ -293,14 +296,13 @@ export function createSimClient(options: SimClientOptions): SimClient {
           backoffMs = 100
           pushMore()
         },
+        delayMs,
       )
+    // A delay holds the transaction in the queue, so later acks and pages wait behind it: storing
+    // a later page first would move the cursor past entries a crash could then lose.
     const action = points.hit('client.ack.beforeDelete')
     if (action === 'crash') return crash('client.ack.beforeDelete')
-    if (action === 'delay') {
-      sched.after(rng.int(1, 2_000), `${name} ack (delayed)`, alive(store))
-      return
-    }
-    store()
+    store(action === 'delay' ? rng.int(1, 2_000) : 0)
   }
   const onEntries = (subId: number, entries: readonly StoredEntry[]) => {
     if (subId !== sub) return
@@ -318,7 +320,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
     const fresh = entries.filter((e) => e.offset > (cursorsSeen[e.partition] as number))
     if (fresh.length === 0) return
     cursorsSeen = next
-    const store = () =>
+    const store = (delayMs: number) =>
       tx(
         'page',
         () => {
@@ -338,14 +340,11 @@ export function createSimClient(options: SimClientOptions): SimClient {
           }
         },
         () => {},
+        delayMs,
       )
     const action = points.hit('client.page.beforeTx')
     if (action === 'crash') return crash('client.page.beforeTx')
-    if (action === 'delay') {
-      sched.after(rng.int(1, 2_000), `${name} page (delayed)`, alive(store))
-      return
-    }
-    store()
+    store(action === 'delay' ? rng.int(1, 2_000) : 0)
   }
   const handler: ConnectionHandler = {
     frame(c, bytes) {
@@ -513,6 +512,8 @@ export function createSimClient(options: SimClientOptions): SimClient {
 
 interface Tx {
   readonly label: string
+  /** Extra time before the transaction completes (a crash point's delay). */
+  readonly delayMs: number
   readonly run: () => void
 }
 

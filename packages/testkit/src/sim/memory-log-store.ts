@@ -261,7 +261,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
     )
     if (touched.size > 0) {
       const list = [...touched].sort((a, b) => a - b)
-      for (const listener of [...listeners]) listener(list)
+      for (const listener of listeners) listener(list)
     }
     return results
   }

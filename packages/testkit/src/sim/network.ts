@@ -135,7 +135,8 @@ export function createSimNetwork(sched: SimScheduler, rng: Prng): SimNetwork {
       l.partitioned = partitioned
       sched.record(`net ${client} ${partitioned ? 'partitioned' : 'healed'}`)
       if (!partitioned) return
-      for (const state of [...conns.values()]) {
+      // Deleting from a Map while iterating it is well defined: deleted entries are skipped.
+      for (const state of conns.values()) {
         if (state.conn.client === client) closeState(state, 'client', false)
       }
     },
@@ -191,7 +192,7 @@ export function createSimNetwork(sched: SimScheduler, rng: Prng): SimNetwork {
     },
     isOpen: (conn) => conns.get(conn.id)?.open === true,
     dropServerConnections() {
-      for (const state of [...conns.values()]) {
+      for (const state of conns.values()) {
         state.open = false
         conns.delete(state.conn.id)
         sched.after(delay(link(state.conn.client).faults), 'net.closed client', () =>

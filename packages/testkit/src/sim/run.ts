@@ -26,7 +26,7 @@ import {
   SIM_DRAIN_MS_MAX,
   SIM_PARTITIONS,
 } from './limits.ts'
-import type { MemoryLogStoreBugs } from './memory-log-store.ts'
+import type { MemoryLogDump, MemoryLogStoreBugs } from './memory-log-store.ts'
 import { createMemoryLogStore } from './memory-log-store.ts'
 import type { LinkFaults, NetworkStats } from './network.ts'
 import { createSimNetwork, NO_FAULTS } from './network.ts'
@@ -97,6 +97,9 @@ export interface SimulationResult {
   readonly clockJumps: number
   readonly report: CheckReport
   readonly ok: boolean
+  /** The clients and the server log at the end, for a closer look at a failure. */
+  readonly clients: readonly SimClient[]
+  readonly log: MemoryLogDump
 }
 
 /**
@@ -255,6 +258,8 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
     clockJumps,
     report,
     ok: drained && report.ok,
+    clients,
+    log: store.dump(),
   }
 }
 
@@ -276,11 +281,11 @@ export function describeFailure(result: SimulationResult): string {
 
 function drawConfig(rng: Prng, options: SimulationOptions): SimulationConfig {
   const clients = options.clients ?? rng.int(SIM_CLIENTS_MIN, SIM_CLIENTS_MAX)
-  const opsPerClient = options.opsPerClient ?? rng.int(20, 80)
+  const opsPerClient = options.opsPerClient ?? rng.int(10, 50)
   const durationMs = options.durationMs ?? rng.int(2 * HOUR, 8 * HOUR)
-  const delayMsMax = rng.pick([20, 200, 2_000, 20_000])
+  const delayMsMax = rng.pick([20, 200, 2_000, 8_000])
   const faults: LinkFaults = {
-    dropRate: rng.pick([0, 0.01, 0.05, 0.15]),
+    dropRate: rng.pick([0, 0.005, 0.02, 0.05]),
     duplicateRate: rng.pick([0, 0.01, 0.05]),
     delayMsMin: 1,
     delayMsMax,
