@@ -185,9 +185,6 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
     const l = ledger(tenant, entry.entity)
     const highKey = `${tenant}\u0000${entry.clientId}`
     const high = highs.get(highKey) ?? 0
-    if (entry.tenant !== tenant) {
-      return refusal(entry.id, 'forbidden', `entry is for another tenant`, l.entries.length)
-    }
     if (entry.clientId !== SERVER_CLIENT_ID && !noDedupe && entry.clientSeq !== high + 1) {
       return refusal(
         entry.id,
@@ -253,6 +250,15 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
   }
   const group = (calls: readonly { tenant: string; items: readonly MemoryAppendItem[] }[]) => {
     if (closed) throw new Error('memory log store is closed')
+    // An item of another tenant is the relay's bug, not a business outcome: the whole call is
+    // rejected before anything is written (atomic batches).
+    for (const call of calls) {
+      for (const item of call.items) {
+        if (item.entry.tenant !== call.tenant) {
+          throw new Error(`entry ${item.entry.id} is for another tenant than '${call.tenant}'`)
+        }
+      }
+    }
     commitIndex++
     undo = []
     const touched = new Set<number>()
@@ -279,6 +285,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
   }
   const store: MemoryLogStore = {
     partitions,
+    // Async, so a rejected call is a rejected promise, never a synchronous throw.
     append: async (tenant, items) => group([{ tenant, items }])[0] as AckResult[],
     readPartition: async (tenant, partition, afterOffset, limit) =>
       readNow(tenant, partition, afterOffset, limit),
