@@ -5,7 +5,7 @@ import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRelay, signToken, type Relay } from '@ledgerline/relay'
-import { schema } from './setup.ts'
+import { schema } from './schema.ts'
 
 export const SECRET = 'client-tests-secret-0123456789abcdef'
 
@@ -20,7 +20,7 @@ export interface TestRelay {
   close(): Promise<void>
 }
 
-export async function startRelay(): Promise<TestRelay> {
+export async function startRelay(options: { allowedOrigins?: string[] } = {}): Promise<TestRelay> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ledgerline-client-'))
   const relay = await createRelay({
     port: 0,
@@ -28,6 +28,7 @@ export async function startRelay(): Promise<TestRelay> {
     schema,
     auth: { secret: SECRET },
     logLevel: 'silent',
+    allowedOrigins: options.allowedOrigins,
   })
   return {
     relay,

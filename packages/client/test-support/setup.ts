@@ -4,45 +4,14 @@
 // idb checks `instanceof IDBRequest` and friends against the globals, so the fake's classes
 // must be global; each client still gets its own injected factory (its own databases).
 import 'fake-indexeddb/auto'
-import { defineEntity, defineSchema } from '@ledgerline/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { WebSocket } from 'ws'
 import type { Client, ClientOptions } from '../src/client.ts'
 import { createClient } from '../src/client.ts'
+import { schema } from './schema.ts'
 import type { WebSocketConstructor } from '../src/sync.ts'
 
-export const stock = defineEntity({
-  type: 'stock',
-  initial: { onHand: 0 },
-  reduce: (s: { onHand: number }, e) =>
-    e.kind === 'stock.moved'
-      ? { onHand: s.onHand + (e.data.qty as number) }
-      : e.kind === 'stock.oversold'
-        ? { onHand: s.onHand + (e.data.short as number) }
-        : s,
-  invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
-  correct: (s, _broken, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
-})
-
-export const card = defineEntity({
-  type: 'card',
-  initial: { balance: 0 },
-  reduce: (s: { balance: number }, e) =>
-    e.kind === 'card.loaded'
-      ? { balance: s.balance + (e.data.amount as number) }
-      : e.kind === 'card.redeemed'
-        ? { balance: s.balance - (e.data.amount as number) }
-        : s,
-  invariants: { nonNegative: (s) => s.balance >= 0 || 'balance below zero' },
-})
-
-export const order = defineEntity({
-  type: 'order',
-  initial: { lines: 0 },
-  reduce: (s: { lines: number }, e) => (e.kind === 'order.line' ? { lines: s.lines + 1 } : s),
-})
-
-export const schema = defineSchema(stock, card, order)
+export { card, order, schema, stock } from './schema.ts'
 
 /** mulberry32: small, seeded, good enough for ids and jitter in tests. */
 export function seededRandom(seed: number): (bytes: Uint8Array) => void {
