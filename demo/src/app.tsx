@@ -19,6 +19,7 @@ import { RegisterView } from './register-view.tsx'
 import { HeadOfficeView } from './head-office-view.tsx'
 import {
   businessDate,
+  lastSession,
   loadLimits,
   loadSession,
   type OfflineLimits,
@@ -83,8 +84,9 @@ export function App() {
 }
 
 function SignIn(props: { onSignIn: (s: Session) => void }) {
-  const [store, setStore] = useState(STORES[0]?.id ?? 's1')
-  const [register, setRegister] = useState(REGISTERS[0] ?? 'r1')
+  const last = lastSession()
+  const [store, setStore] = useState(last?.store ?? STORES[0]?.id ?? 's1')
+  const [register, setRegister] = useState(last?.register ?? REGISTERS[0] ?? 'r1')
   return (
     <main className="signin">
       <form
@@ -157,7 +159,7 @@ function Register(props: { session: Session; client: PosClient; onSignOut: () =>
   const last = useRef<{ session: Session; data: StoreData } | undefined>(undefined)
   if (fresh !== undefined) last.current = { session, data: fresh }
   const data = fresh ?? (last.current?.session === session ? last.current.data : undefined)
-  const [limits, setLimitsState] = useState<OfflineLimits>(loadLimits)
+  const [limits, setLimitsState] = useState<OfflineLimits>(() => loadLimits(session))
   const pos = useMemo(
     () =>
       data === undefined
@@ -168,7 +170,7 @@ function Register(props: { session: Session; client: PosClient; onSignOut: () =>
             data,
             limits,
             setLimits: (l: OfflineLimits) => {
-              saveLimits(l)
+              saveLimits(session, l)
               setLimitsState(l)
             },
           },

@@ -24,13 +24,13 @@ export function isNetworkOff(): boolean {
 }
 
 export function isSimulatedOffline(): boolean {
-  return localStorage.getItem(SIMULATE_KEY) === '1'
+  return sessionStorage.getItem(SIMULATE_KEY) === '1'
 }
 
-/** Turns the "simulate offline" toggle on or off (kept across reloads). */
+/** Turns this window's "simulate offline" toggle on or off (kept across reloads). */
 export function setSimulatedOffline(off: boolean): void {
-  if (off) localStorage.setItem(SIMULATE_KEY, '1')
-  else localStorage.removeItem(SIMULATE_KEY)
+  if (off) sessionStorage.setItem(SIMULATE_KEY, '1')
+  else sessionStorage.removeItem(SIMULATE_KEY)
   changed()
 }
 

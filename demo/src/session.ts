@@ -1,7 +1,9 @@
 /**
- * Who is signed in on this browser profile: store, register (or head office) and the offline
- * limits. Kept in localStorage so a register that reloads offline opens as itself; the token is
- * never stored, it is fetched from the relay's development issuer when the client connects.
+ * Who is signed in in this window: store, register (or head office), and each register's
+ * offline limits. The session lives in sessionStorage, so a register that reloads (offline
+ * too) opens as itself while a second window of the same browser can be a second register;
+ * the last choice is remembered to prefill the sign-in. The token is never stored: it is
+ * fetched from the relay's development issuer when the client connects.
  */
 import { TENANT } from './catalog.ts'
 
@@ -27,11 +29,20 @@ export const DEFAULT_LIMITS: OfflineLimits = {
 }
 
 const SESSION_KEY = 'ledgerline.session'
+const LAST_KEY = 'ledgerline.lastSession'
 const LIMITS_KEY = 'ledgerline.limits'
 
 export function loadSession(): Session | undefined {
+  return readSession(sessionStorage.getItem(SESSION_KEY))
+}
+
+/** The session last signed in on this browser, to prefill the sign-in. */
+export function lastSession(): Session | undefined {
+  return readSession(localStorage.getItem(LAST_KEY))
+}
+
+function readSession(raw: string | null): Session | undefined {
   try {
-    const raw = localStorage.getItem(SESSION_KEY)
     if (raw === null) return undefined
     const s = JSON.parse(raw) as Partial<Session>
     return typeof s.store === 'string' && typeof s.register === 'string'
@@ -43,21 +54,25 @@ export function loadSession(): Session | undefined {
 }
 
 export function saveSession(session: Session | undefined): void {
-  if (session === undefined) localStorage.removeItem(SESSION_KEY)
-  else localStorage.setItem(SESSION_KEY, JSON.stringify(session))
+  if (session === undefined) {
+    sessionStorage.removeItem(SESSION_KEY)
+    return
+  }
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))
+  localStorage.setItem(LAST_KEY, JSON.stringify(session))
 }
 
-export function loadLimits(): OfflineLimits {
+export function loadLimits(session: Session): OfflineLimits {
   try {
-    const raw = localStorage.getItem(LIMITS_KEY)
+    const raw = localStorage.getItem(`${LIMITS_KEY}.${subjectOf(session)}`)
     return raw === null ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...(JSON.parse(raw) as object) }
   } catch {
     return DEFAULT_LIMITS
   }
 }
 
-export function saveLimits(limits: OfflineLimits): void {
-  localStorage.setItem(LIMITS_KEY, JSON.stringify(limits))
+export function saveLimits(session: Session, limits: OfflineLimits): void {
+  localStorage.setItem(`${LIMITS_KEY}.${subjectOf(session)}`, JSON.stringify(limits))
 }
 
 /** The token's subject: one per register, so the relay's log says which register wrote what. */
