@@ -272,6 +272,7 @@ test('head office changes a price while a register is offline: order.price_varia
 
 test('offline limits refuse a sale, server-only operations wait for the connection', async ({
   open,
+  relay,
 }) => {
   // Goal: the register refuses what it may not take offline, with a reason, and never
   // pretends a server decision was made. Method: lower the per-sale limit, go offline, try a
@@ -306,6 +307,31 @@ test('offline limits refuse a sale, server-only operations wait for the connecti
   await a.page.getByTestId('giftcard-code').fill('GC-NONE')
   await a.page.getByTestId('confirm-giftcard').click()
   await expect(a.page.getByTestId('sale-error')).toContainText('Gift card refused')
+
+  // A refund is decided by the relay, then recorded as an entry that names the sale.
+  await a.tab('orders')
+  await a.page.getByRole('button', { name: 'Refund' }).click()
+  await expect(a.page.locator('[data-testid^="order-row-"]')).toContainText('refunded')
+  // A drawer counted short gets drawer.over_short.
+  await a.tab('drawer')
+  await expect(a.page.getByTestId('drawer-expected')).toHaveText('$0.00')
+  await a.page.getByTestId('drawer-counted').fill('0.50')
+  await a.page.getByTestId('drawer-close').click()
+  await expect(a.page.getByTestId('drawer-delta')).toContainText('over $0.50 · drawer.over_short')
+  await a.expectDrained()
+  const refunds = readRelayLog(relay.dataDir, 'order/s6-')
+  expect(kindsOf(refunds)).toEqual(['order.completed', 'order.refunded'])
+  expect(refunds[1]?.corrects).toBe(refunds[0]?.id)
+  expect(kindsOf(readRelayLog(relay.dataDir, 'payment/s6-'))).toEqual([
+    'cash.received',
+    'payment.refunded',
+  ])
+  expect(kindsOf(readRelayLog(relay.dataDir, 'drawer/s6-'))).toEqual([
+    'cash.in',
+    'cash.out',
+    'shift.closed',
+    'drawer.over_short',
+  ])
   await a.page.getByTestId('sign-out').click()
   await expect(a.page.getByTestId('signin-submit')).toBeVisible()
 })
