@@ -36,14 +36,22 @@ export function percentile(values, p) {
   return sorted[index]
 }
 
+let chromiumVersion
+
+/** The machine a report was measured on, with the load average at the time (shared machines). */
 export function machine() {
-  let chromium = 'not installed'
-  const path = chromiumPath()
-  if (path !== undefined) {
-    try {
-      chromium = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim()
-    } catch {
-      chromium = `${path} (version unknown)`
+  if (chromiumVersion === undefined) {
+    chromiumVersion = 'not installed'
+    const path = chromiumPath()
+    if (path !== undefined) {
+      try {
+        chromiumVersion = execFileSync(path, ['--version'], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim()
+      } catch {
+        chromiumVersion = `${path} (version unknown)`
+      }
     }
   }
   return {
@@ -52,9 +60,26 @@ export function machine() {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
     platform: `${os.platform()} ${os.release()}`,
-    chromium,
+    chromium: chromiumVersion,
+    loadavg: os.loadavg().map((l) => Number(l.toFixed(2))),
     date: new Date().toISOString(),
   }
+}
+
+/** One line naming the machine, for tables and the summary. */
+export function machineLine(m = machine()) {
+  return (
+    `${m.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB · ` +
+    `${m.platform} · Node ${m.node} · ${m.chromium} · load avg ${(m.loadavg ?? ['?']).join(' / ')} (1/5/15 min)`
+  )
+}
+
+/** Sleeps `ms` milliseconds. */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A value measured once (a size, a setup figure) in the shape `measure` returns. */
+export function single(label, unit, value) {
+  return { label, unit, median: value, min: value, max: value, rounds: 1 }
 }
 
 /** Prints rows as a table and writes the whole report as JSON. */
@@ -64,19 +89,42 @@ export function report(name, rows, notes = []) {
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${name}.json`)
   writeFileSync(file, JSON.stringify({ name, machine: m, rows, notes }, null, 2) + '\n')
-  console.log(`\n## ${name}  (${m.cpus} CPUs, ${m.memoryGiB} GiB, Node ${m.node}, ${m.chromium})`)
-  console.log(formatTable(rows))
-  for (const note of notes) console.log(`- ${note}`)
+  console.log(`\n${formatReport({ name, machine: m, rows, notes })}`)
   console.log(`(JSON: ${file})`)
 }
 
+/** A report as Markdown: heading, machine line, table, notes. */
+export function formatReport({ name, machine: m, rows, notes }) {
+  return [
+    `## ${name}`,
+    '',
+    machineLine(m),
+    '',
+    formatTable(rows),
+    '',
+    ...notes.map((n) => `- ${n}`),
+  ].join('\n')
+}
+
 export function formatTable(rows) {
-  const header = ['measure', 'ours (median)', 'min–max', 'anchor / limit', 'target', 'met']
+  const header = [
+    'measure',
+    'ours (median)',
+    'min–max',
+    'anchor / limit (median, min–max)',
+    'ours / anchor',
+    'target',
+    'met',
+  ]
   const lines = rows.map((r) => [
     r.label,
     r.ours === undefined ? '—' : `${fmt(r.ours.median)} ${r.ours.unit}`,
     r.ours === undefined ? '—' : `${fmt(r.ours.min)}–${fmt(r.ours.max)}`,
-    r.anchor === undefined ? '—' : `${fmt(r.anchor.median)} ${r.anchor.unit} (${r.anchor.label})`,
+    r.anchor === undefined
+      ? '—'
+      : `${r.anchor.label}: ${fmt(r.anchor.median)} ${r.anchor.unit}` +
+        (r.anchor.min === r.anchor.max ? '' : ` (${fmt(r.anchor.min)}–${fmt(r.anchor.max)})`),
+    r.ratio ?? ratioOf(r),
     r.target ?? '—',
     r.met === undefined ? '—' : r.met ? 'yes' : 'NO',
   ])
@@ -90,8 +138,34 @@ export function formatTable(rows) {
   ].join('\n')
 }
 
-function fmt(n) {
+function ratioOf(r) {
+  if (r.ours === undefined || r.anchor === undefined || r.ours.unit !== r.anchor.unit) return '—'
+  if (!(r.anchor.median > 0) || !Number.isFinite(r.ours.median)) return '—'
+  return `${(r.ours.median / r.anchor.median).toFixed(2)}×`
+}
+
+export function fmt(n) {
   if (typeof n !== 'number' || !Number.isFinite(n)) return String(n)
   if (Math.abs(n) >= 100) return Math.round(n).toLocaleString('en-US')
   return n.toFixed(2)
+}
+
+/** Median and range of per-round values, in the shape `measure` returns. */
+export function summarize(label, unit, values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return {
+    label,
+    unit,
+    median: sorted[Math.floor(sorted.length / 2)],
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+    rounds: values.length,
+  }
+}
+
+/** p50 with p50–p99 as its range, for latency rows (pooled samples of all rounds). */
+export function latencyOf(label, samples) {
+  const p50 = percentile(samples, 50)
+  const p99 = percentile(samples, 99)
+  return { label, unit: 'ms', median: p50, min: p50, max: p99, samples: samples.length }
 }

@@ -47,13 +47,15 @@ export async function pushLoad(
   let acked = 0
   const sentAt = new Map()
   const latencies = []
+  // (time, entries) of every ack, so a caller can count only a steady-state window.
+  const ackTimes = []
   let refused = 0
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => finish(), Math.max(0, deadlineMs - Date.now()))
     const finish = () => {
       clearTimeout(timer)
       conn.handlers.delete(onMessage)
-      resolve({ acked, latencies, refused })
+      resolve({ acked, latencies, refused, ackTimes })
     }
     const sendOne = () => {
       if (seq - conn.welcome.clientSeqHigh >= total || Date.now() > deadlineMs) return false
@@ -86,8 +88,10 @@ export async function pushLoad(
         reject(new Error(`relay error ${m.kind}: ${m.message}`))
         return
       }
-      if (m.type !== 'ack') return
-      latencies.push(performance.now() - sentAt.get(m.batch))
+      if (m.type !== 'ack' || !sentAt.has(m.batch)) return
+      const at = performance.now()
+      latencies.push(at - sentAt.get(m.batch))
+      ackTimes.push(at, m.results.length)
       sentAt.delete(m.batch)
       inFlight--
       for (const r of m.results) {

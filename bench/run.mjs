@@ -1,15 +1,19 @@
 // `npm run bench` runs every benchmark; `npm run bench -- <name> [<name>…]` runs some.
 // Each benchmark lives in benches/<name>.mjs and exports `run()`, which measures our figure and,
 // in the same run, the anchor or physical limit for the same work, then calls `report()`.
-import { readdirSync } from 'node:fs'
+// After the run, bench/results/summary.md collects every report in bench/results/ (each with its
+// own date, machine and load), so one file holds the whole table.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { BENCH_DIR } from './lib.mjs'
+import { BENCH_DIR, formatReport, machineLine } from './lib.mjs'
+
+const ORDER = ['relay', 'client', 'fanout', 'crdt', 'memory', 'postgres', 'bundle']
 
 const available = readdirSync(join(BENCH_DIR, 'benches'))
   .filter((f) => f.endsWith('.mjs'))
   .map((f) => f.slice(0, -4))
-  .sort()
+  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'))
 const unknown = asked.filter((a) => !available.includes(a))
 if (unknown.length > 0) {
@@ -18,6 +22,8 @@ if (unknown.length > 0) {
 }
 const chosen = asked.length > 0 ? asked : available
 const started = Date.now()
+console.log(`machine: ${machineLine()}`)
+const timings = []
 let failed = 0
 for (const name of chosen) {
   const t0 = Date.now()
@@ -28,7 +34,36 @@ for (const name of chosen) {
     failed++
     console.error(`benchmark ${name} failed:`, error)
   }
-  console.log(`(${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+  const seconds = (Date.now() - t0) / 1000
+  timings.push(`${name} ${seconds.toFixed(1)} s`)
+  console.log(`(${name}: ${seconds.toFixed(1)} s)`)
 }
-console.log(`\nall done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+const total = ((Date.now() - started) / 1000).toFixed(1)
+writeSummary(`${chosen.join(', ')} in ${total} s (${timings.join(', ')})`)
+console.log(`\nall done in ${total} s; summary: ${join(BENCH_DIR, 'results', 'summary.md')}`)
 process.exit(failed > 0 ? 1 : 0)
+
+function rank(name) {
+  const i = ORDER.indexOf(name)
+  return i === -1 ? ORDER.length : i
+}
+
+/** Every report in results/, in suite order, as one Markdown file. */
+function writeSummary(lastRun) {
+  const dir = join(BENCH_DIR, 'results')
+  if (!existsSync(dir)) return
+  const reports = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    .filter((r) => typeof r.name === 'string' && Array.isArray(r.rows))
+    .sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name))
+  const text = [
+    '# Ledgerline benchmarks',
+    '',
+    `Last run: ${lastRun}.`,
+    'Each section names the date, machine and load average it was measured at.',
+    '',
+    ...reports.map((r) => formatReport(r) + '\n'),
+  ].join('\n')
+  writeFileSync(join(dir, 'summary.md'), text)
+}

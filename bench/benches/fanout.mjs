@@ -1,0 +1,157 @@
+// Fan-out: N clients (10 and 100) make small updates to one shared scope / document and observe
+// everyone else's, through
+//  - our relay: one entity, one-entry pushes over the wire protocol; an update is delivered when
+//    its `entries` page arrives, i.e. after it is durable in the SQLite log (synchronous=FULL);
+//  - the anchor @y/websocket-server with y-websocket 3 clients (Y.Map own-key overwrite; nothing
+//    durable);
+//  - an automerge-repo 2.5.6 sync server with NodeFS storage and automerge-repo clients (own-key
+//    overwrite), N=10; N=100 is tried once, bounded, and reported as not completed if it fails.
+// Method as perf-baselines.md: closed loop, window 8 un-acked sends per client (saturation).
+// Servers run in their own process; all clients share the benchmark process.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { signToken } from '@ledgerline/relay'
+import {
+  automergeClients,
+  clientErrors,
+  drive,
+  ledgerClients,
+  yjsClients,
+} from '../fanout-load.mjs'
+import { latencyOf, report, summarize } from '../lib.mjs'
+import { startServer } from '../server-process.mjs'
+
+const SECRET = 'bench-secret-bench-secret-bench-secret'
+const TENANT = 'bench'
+const WINDOW = 8
+const ROUNDS = 3
+const TIMING = { rampMs: 1_000, durationMs: 3_000 }
+
+export async function run() {
+  const rows = []
+  const notes = []
+  for (const n of [10, 100]) {
+    const ours = await rounds(`ours N=${n}`, () => withRelay(n))
+    const yws = await rounds(`y-ws N=${n}`, () =>
+      withServer('y-ws', n, (url) => yjsClients(url, 'fanout', { n })),
+    )
+    let am
+    if (n === 10) am = await rounds(`automerge N=${n}`, () => withAutomerge(n))
+    else {
+      try {
+        am = await rounds(`automerge N=${n}`, () => withAutomerge(n, 20_000), 1)
+      } catch (error) {
+        notes.push(
+          `automerge-repo N=100 did not complete: ${String(error.message).split('\n')[0]} (bounded at 20 s of setup)`,
+        )
+      }
+    }
+    const y = summarize('@y/websocket-server', 'deliveries/s', yws.deliveries)
+    rows.push({
+      label: `N=${n}: deliveries/s, ours (every entry durable) vs y-websocket-server`,
+      ours: summarize('ours', 'deliveries/s', ours.deliveries),
+      anchor: y,
+      target: n === 100 ? '≥ y-websocket-server' : undefined,
+      met: n === 100 ? summarize('', '', ours.deliveries).median >= y.median : undefined,
+    })
+    if (am !== undefined) {
+      rows.push({
+        label: `N=${n}: deliveries/s, ours vs automerge-repo + NodeFS`,
+        ours: summarize('ours', 'deliveries/s', ours.deliveries),
+        anchor: summarize('automerge-repo', 'deliveries/s', am.deliveries),
+      })
+    }
+    rows.push({
+      label: `N=${n}: sends/s, ours vs y-websocket-server`,
+      ours: summarize('ours', 'sends/s', ours.sends),
+      anchor: summarize('@y/websocket-server', 'sends/s', yws.sends),
+    })
+    rows.push({
+      label: `N=${n}: latency p50 (p50–p99), ours vs y-websocket-server`,
+      ours: latencyOf('ours', ours.latencies),
+      anchor: latencyOf('@y/websocket-server p50', yws.latencies),
+      ratio: '—',
+    })
+    if (am !== undefined) {
+      rows.push({
+        label: `N=${n}: latency p50 (p50–p99), automerge-repo`,
+        anchor: latencyOf('automerge-repo p50', am.latencies),
+      })
+    }
+  }
+  if (clientErrors.length > 0)
+    notes.push(`relay errors seen by load clients: ${[...new Set(clientErrors)].join('; ')}`)
+  report('fanout', rows, [
+    `closed loop, window ${WINDOW} un-acked sends per client (acked = seen by the next client); ${ROUNDS} rounds of ${TIMING.durationMs / 1000} s measured after ${TIMING.rampMs / 1000} s of warm-up traffic each; latency p50–p99 pooled over rounds (saturation latency includes queueing)`,
+    'deliveries/s = updates observed by the other N-1 clients; an update to our relay is only delivered after its SQLite commit (synchronous=FULL), the y-websocket-server keeps nothing durable, automerge-repo writes NodeFS files without fsync',
+    'our load clients send like the client outbox: one-entry updates queue while 4 pushes are unacked (the protocol limit) and go out together in the next push; relay limits are the defaults',
+    'servers run in their own process, all N clients in the benchmark process (2 cores shared): at N=100 the clients applying every update are a large part of the cost, as in perf-baselines.md',
+    ...notes,
+  ])
+}
+
+async function rounds(label, once, count = ROUNDS) {
+  const out = { deliveries: [], sends: [], latencies: [] }
+  for (let r = 0; r < count; r++) {
+    const result = await once()
+    out.deliveries.push(result.deliveriesPerS)
+    out.sends.push(result.sendsPerS)
+    for (const l of result.latencies) out.latencies.push(l)
+    console.log(
+      `  ${label} round ${r + 1}: ${Math.round(result.deliveriesPerS)} deliveries/s, ${Math.round(result.sendsPerS)} sends/s`,
+    )
+  }
+  return out
+}
+
+async function withRelay(n) {
+  const dir = mkdtempSync(join(tmpdir(), 'll-bench-fanout-'))
+  const relay = await startServer('relay', {
+    dataDir: dir,
+    secret: SECRET,
+  })
+  try {
+    const token = await signToken({
+      secret: SECRET,
+      tenant: TENANT,
+      sub: 'bench',
+      read: ['*'],
+      write: ['*'],
+    })
+    return await drive(
+      n,
+      ledgerClients(relay.url, token, { tenant: TENANT, entity: 'room/shared', n }),
+      {
+        window: WINDOW,
+        ...TIMING,
+      },
+    )
+  } finally {
+    await relay.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function withServer(kind, n, make) {
+  const server = await startServer(kind)
+  try {
+    return await drive(n, make(server.url), { window: WINDOW, ...TIMING })
+  } finally {
+    await server.close()
+  }
+}
+
+async function withAutomerge(n, setupMs = 30_000) {
+  const dir = mkdtempSync(join(tmpdir(), 'll-bench-am-'))
+  const server = await startServer('automerge', { dataDir: dir })
+  try {
+    return await drive(n, automergeClients(server.url, { n, timeoutMs: setupMs }), {
+      window: WINDOW,
+      ...TIMING,
+    })
+  } finally {
+    await server.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
