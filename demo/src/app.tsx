@@ -185,7 +185,7 @@ function Register(props: { session: Session; client: PosClient; onSignOut: () =>
 }
 
 function Shell(props: { onSignOut: () => void }) {
-  const { session, data, client } = usePos()
+  const { session, data } = usePos()
   const hq = session.register === 'hq'
   const [tab, setTab] = useState<Tab>(hq ? 'head-office' : 'register')
   const status = useStatus<PosStatus>()
@@ -272,7 +272,7 @@ function Shell(props: { onSignOut: () => void }) {
         {tab === 'register' ? <RegisterView /> : null}
         {tab === 'orders' ? <OrdersView /> : null}
         {tab === 'stock' ? <StockView /> : null}
-        {tab === 'inbox' ? <InboxView onSeen={() => void client.markCorrectionsSeen()} /> : null}
+        {tab === 'inbox' ? <InboxView /> : null}
         {tab === 'drawer' ? <DrawerView /> : null}
         {tab === 'report' ? <ReportView /> : null}
         {tab === 'settings' ? <SettingsView /> : null}

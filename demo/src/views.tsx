@@ -5,7 +5,7 @@
  */
 import { useStatus } from '@ledgerline/react'
 import { useEffect, useState } from 'react'
-import { CATALOG, findItem } from './catalog.ts'
+import { CATALOG } from './catalog.ts'
 import { inboxItems, type InboxItem } from './inbox.ts'
 import { formatCents, parseCents } from './money.ts'
 import { type PosStatus, waitForOutcome } from './pos-client.ts'
@@ -270,13 +270,13 @@ function CountForm(props: { sku: string; onCount: (counted: number) => Promise<u
 // ---------------------------------------------------------------------------------------------
 // Inbox
 
-export function InboxView(props: { onSeen: () => void }) {
-  const { data, session } = usePos()
+export function InboxView() {
+  const { data, session, client } = usePos()
   const items = inboxItems(data, session.store)
-  const { onSeen } = props
+  // Showing the inbox is seeing the corrections: the status bar's "new corrections" clears.
   useEffect(() => {
-    onSeen()
-  }, [onSeen, items.length])
+    void client.markCorrectionsSeen()
+  }, [client, items.length])
   return (
     <section className="card">
       <h2>Conflicts inbox</h2>
@@ -677,10 +677,6 @@ export function SettingsView() {
         </button>
         {saved ? <p data-testid="limits-saved">Saved.</p> : null}
       </form>
-      <p className="muted small-print">
-        Items: {CATALOG.length} · find one by name in the register’s search.{' '}
-        {findItem('grinder')?.name} has one unit per store to show overselling.
-      </p>
     </section>
   )
 }
