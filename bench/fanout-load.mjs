@@ -34,9 +34,9 @@ process.setMaxListeners(0)
  * returns sends/s, deliveries/s and latency samples of the measured window.
  */
 export async function drive(n, make, { window, rate, rampMs = 1_000, durationMs = 4_000 }) {
-  const sent = new Array(n).fill(0)
-  const acked = new Array(n).fill(0)
-  const seen = Array.from({ length: n }, () => new Array(n).fill(0))
+  const sent = Array.from({ length: n }, () => 0)
+  const acked = Array.from({ length: n }, () => 0)
+  const seen = Array.from({ length: n }, () => Array.from({ length: n }, () => 0))
   const latencies = []
   let sends = 0
   let deliveries = 0

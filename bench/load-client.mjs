@@ -106,3 +106,53 @@ export async function pushLoad(
     if (inFlight === 0) finish()
   })
 }
+
+/**
+ * One round of durable appends: `connections` connections spread over `urls`, each pushing
+ * batches of `batchSize` with `window` in flight for `roundMs`; acks in the first `rampMs` are
+ * not counted. Returns entries/s of the steady window and every batch's ack latency.
+ */
+export async function pushRound(
+  urls,
+  token,
+  { tenant, connections, batchSize, window, roundMs, rampMs, entity },
+) {
+  const conns = []
+  for (let i = 0; i < connections; i += 10) {
+    const n = Math.min(10, connections - i)
+    conns.push(
+      ...(await Promise.all(
+        Array.from({ length: n }, (_, k) => connect(urls[(i + k) % urls.length], token)),
+      )),
+    )
+  }
+  try {
+    const t0 = performance.now()
+    const deadlineMs = Date.now() + roundMs
+    const results = await Promise.all(
+      conns.map((c, i) =>
+        pushLoad(c, {
+          tenant,
+          total: 10_000_000,
+          batchSize,
+          window,
+          entity: (s) => entity(i, s),
+          deadlineMs,
+        }),
+      ),
+    )
+    const t1 = performance.now()
+    let acked = 0
+    for (const r of results) {
+      for (let i = 0; i < r.ackTimes.length; i += 2) {
+        if (r.ackTimes[i] >= t0 + rampMs) acked += r.ackTimes[i + 1]
+      }
+    }
+    return {
+      rate: acked / ((t1 - t0 - rampMs) / 1000),
+      latencies: results.flatMap((r) => r.latencies),
+    }
+  } finally {
+    for (const c of conns) c.close()
+  }
+}

@@ -123,6 +123,7 @@ async function serve(kind, config) {
       store,
       schema,
       auth: { secret: config.secret },
+      allowedOrigins: config.allowedOrigins,
       limits: config.limits,
       routes:
         endpoint === undefined

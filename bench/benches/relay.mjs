@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { serialize } from 'node:v8'
 import { signToken } from '@ledgerline/relay'
-import { connect, pushLoad } from '../load-client.mjs'
+import { pushRound } from '../load-client.mjs'
 import { measure, percentile, report } from '../lib.mjs'
 import { startServer } from '../server-process.mjs'
 
@@ -24,7 +24,6 @@ const ROUND_MS = 4_000
 /** Acks before this much of a round are not counted (connections ramping up). */
 const RAMP_MS = 1_000
 const RAW_ROUND_MS = 2_000
-const ENTRIES_PER_ROUND_MAX = 1_000_000
 const BATCH = 100
 const WINDOW = 4
 
@@ -80,37 +79,15 @@ async function relayRound(connections) {
       read: ['*'],
       write: ['*'],
     })
-    const conns = []
-    for (let i = 0; i < connections; i += 10) {
-      const n = Math.min(10, connections - i)
-      conns.push(...(await Promise.all(Array.from({ length: n }, () => connect(relay.url, token)))))
-    }
-    const t0 = performance.now()
-    const deadlineMs = Date.now() + ROUND_MS
-    const results = await Promise.all(
-      conns.map((c, i) =>
-        pushLoad(c, {
-          tenant: TENANT,
-          total: Math.ceil(ENTRIES_PER_ROUND_MAX / connections),
-          batchSize: BATCH,
-          window: WINDOW,
-          entity: (s) => `tick/c${i}-${s % 64}`,
-          deadlineMs,
-        }),
-      ),
-    )
-    const t1 = performance.now()
-    for (const c of conns) c.close()
-    let acked = 0
-    for (const r of results) {
-      for (let i = 0; i < r.ackTimes.length; i += 2) {
-        if (r.ackTimes[i] >= t0 + RAMP_MS) acked += r.ackTimes[i + 1]
-      }
-    }
-    return {
-      rate: acked / ((t1 - t0 - RAMP_MS) / 1000),
-      latencies: results.flatMap((r) => r.latencies),
-    }
+    return await pushRound([relay.url], token, {
+      tenant: TENANT,
+      connections,
+      batchSize: BATCH,
+      window: WINDOW,
+      roundMs: ROUND_MS,
+      rampMs: RAMP_MS,
+      entity: (c, s) => `tick/c${c}-${s % 64}`,
+    })
   } finally {
     await relay.close()
     rmSync(dir, { recursive: true, force: true })
