@@ -31,6 +31,8 @@ import type { WireClient } from './wire-client.test-helper.ts'
 const FUZZ_CASES_QUICK = 160
 const FUZZ_CASES = Number(process.env.LEDGERLINE_FUZZ_CASES ?? FUZZ_CASES_QUICK)
 const SEED = Number(process.env.LEDGERLINE_SEED ?? 20_261_127)
+/** Test time allowed per case (the deep tier scales the test's timeout with the count). */
+const CASE_BUDGET_MS = 150
 /** Wait for a socket's fate after a bad frame. */
 const CASE_WAIT_MS = 3_000
 /** Heap growth allowed over the whole run, after a forced GC. */
@@ -81,47 +83,51 @@ afterAll(async () => {
 })
 
 describe(`frame fuzzer (seed ${SEED}, ${FUZZ_CASES} cases)`, () => {
-  it('closes only the offending socket, with a documented code, and keeps serving', async () => {
-    // oxlint-disable-next-line no-console -- the seed must be visible to replay a failure
-    console.log(`fuzz: seed ${SEED}, ${FUZZ_CASES} cases (LEDGERLINE_SEED=${SEED} replays)`)
-    const rng = createPrng(SEED)
-    const heapBefore = heapUsedAfterGc()
-    const codes = new Map<number, number>()
-    let stillOpen = 0
-    const badCloses: string[] = []
-    let framesSent = 0
-    for (let i = 0; i < FUZZ_CASES; i++) {
-      const kind = rng.pick(CASE_KINDS)
-      const afterHello = rng.chance(0.6)
-      const c = await openClient(relay.url)
-      if (afterHello) await c.hello(token)
-      const where = `seed ${SEED} case ${i} (${kind}, ${afterHello ? 'after' : 'before'} hello)`
-      framesSent += await sendCase(kind, c, rng)
-      const fate = await fateOf(c)
-      if (fate === 'open') {
-        stillOpen++
-        c.close()
-      } else {
-        if (!ALLOWED_CODES.has(fate)) badCloses.push(`${where}: closed with ${fate}`)
-        codes.set(fate, (codes.get(fate) ?? 0) + 1)
+  it(
+    'closes only the offending socket, with a documented code, and keeps serving',
+    async () => {
+      // oxlint-disable-next-line no-console -- the seed must be visible to replay a failure
+      console.log(`fuzz: seed ${SEED}, ${FUZZ_CASES} cases (LEDGERLINE_SEED=${SEED} replays)`)
+      const rng = createPrng(SEED)
+      const heapBefore = heapUsedAfterGc()
+      const codes = new Map<number, number>()
+      let stillOpen = 0
+      const badCloses: string[] = []
+      let framesSent = 0
+      for (let i = 0; i < FUZZ_CASES; i++) {
+        const kind = rng.pick(CASE_KINDS)
+        const afterHello = rng.chance(0.6)
+        const c = await openClient(relay.url)
+        if (afterHello) await c.hello(token)
+        const where = `seed ${SEED} case ${i} (${kind}, ${afterHello ? 'after' : 'before'} hello)`
+        framesSent += await sendCase(kind, c, rng)
+        const fate = await fateOf(c)
+        if (fate === 'open') {
+          stillOpen++
+          c.close()
+        } else {
+          if (!ALLOWED_CODES.has(fate)) badCloses.push(`${where}: closed with ${fate}`)
+          codes.set(fate, (codes.get(fate) ?? 0) + 1)
+        }
+        if (i % 20 === 19) await bystanderServed(where)
       }
-      if (i % 20 === 19) await bystanderServed(where)
-    }
-    expect(badCloses).toEqual([])
-    await bystanderServed('end')
-    const entry = bystander.entry('note/fuzz', 'note.added', { ok: true })
-    bystander.send({ type: 'push', batch: 1, entries: [entry] })
-    const ack = await bystander.next<AckMessage>((m) => m.type === 'ack')
-    expect(ack.results[0]?.status).toBe('appended')
-    expect(unhandled.map((u) => `seed ${SEED}: unhandled ${String(u)}`)).toEqual([])
-    const growth = heapUsedAfterGc() - heapBefore
-    // oxlint-disable-next-line no-console -- the figures go into the README's "How we test"
-    console.log(
-      `fuzz: ${FUZZ_CASES} cases, ${framesSent} frames, closes by code ${JSON.stringify(Object.fromEntries(codes))}, ` +
-        `${stillOpen} valid-after-mutation, heap growth ${(growth / 1024 / 1024).toFixed(1)} MB`,
-    )
-    expect(growth).toBeLessThan(HEAP_GROWTH_BYTES_MAX)
-  })
+      expect(badCloses).toEqual([])
+      await bystanderServed('end')
+      const entry = bystander.entry('note/fuzz', 'note.added', { ok: true })
+      bystander.send({ type: 'push', batch: 1, entries: [entry] })
+      const ack = await bystander.next<AckMessage>((m) => m.type === 'ack')
+      expect(ack.results[0]?.status).toBe('appended')
+      expect(unhandled.map((u) => `seed ${SEED}: unhandled ${String(u)}`)).toEqual([])
+      const growth = heapUsedAfterGc() - heapBefore
+      // oxlint-disable-next-line no-console -- the figures go into the README's "How we test"
+      console.log(
+        `fuzz: ${FUZZ_CASES} cases, ${framesSent} frames, closes by code ${JSON.stringify(Object.fromEntries(codes))}, ` +
+          `${stillOpen} valid-after-mutation, heap growth ${(growth / 1024 / 1024).toFixed(1)} MB`,
+      )
+      expect(growth).toBeLessThan(HEAP_GROWTH_BYTES_MAX)
+    },
+    30_000 + FUZZ_CASES * CASE_BUDGET_MS,
+  )
 })
 
 const CASE_KINDS = [
