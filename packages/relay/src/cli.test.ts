@@ -1,0 +1,95 @@
+// Goal: the CLI's contract: every option documented in --help, flags over environment variables,
+// a clear error for a bad schema module.
+// Method: parseCliArgs and loadSchemaModule directly; one spawned CLI for the exit path.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { HELP, loadSchemaModule, parseCliArgs } from './cli.ts'
+import { RelayError } from './relay-error.ts'
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/cli.js')
+const dir = mkdtempSync(join(tmpdir(), 'll-cli-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('ledgerline-relay CLI', () => {
+  it('documents every flag and its variable in --help', () => {
+    // Method: each flag parseCliArgs accepts appears in HELP with its variable.
+    const flags: [string, string][] = [
+      ['--host', 'LEDGERLINE_HOST'],
+      ['--port', 'LEDGERLINE_PORT'],
+      ['--data', 'LEDGERLINE_DATA'],
+      ['--schema', 'LEDGERLINE_SCHEMA'],
+      ['--partitions', 'LEDGERLINE_PARTITIONS'],
+      ['--store', 'LEDGERLINE_STORE'],
+      ['--database-url', 'LEDGERLINE_DATABASE_URL'],
+      ['--secret', 'LEDGERLINE_SECRET'],
+      ['--public-key-file', 'LEDGERLINE_PUBLIC_KEY_FILE'],
+      ['--jwks-file', 'LEDGERLINE_JWKS_FILE'],
+      ['--issuer', 'LEDGERLINE_ISSUER'],
+      ['--audience', 'LEDGERLINE_AUDIENCE'],
+      ['--allowed-origins', 'LEDGERLINE_ALLOWED_ORIGINS'],
+      ['--static', 'LEDGERLINE_STATIC'],
+      ['--dev', 'LEDGERLINE_DEV'],
+      ['--log-level', 'LEDGERLINE_LOG_LEVEL'],
+      ['--help', ''],
+    ]
+    for (const [flag, variable] of flags) {
+      expect(HELP).toContain(flag)
+      expect(HELP).toContain(variable)
+    }
+    const out = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 20_000 })
+    expect(out.status).toBe(0)
+    expect(out.stdout).toBe(HELP)
+  })
+
+  it('reads flags and variables, a flag winning', () => {
+    const config = parseCliArgs(
+      ['--port', '0', '--allowed-origins', 'https://a.example, https://b.example'],
+      {
+        LEDGERLINE_PORT: '9999',
+        LEDGERLINE_DATA: '/srv/data',
+        LEDGERLINE_DEV: '1',
+        LEDGERLINE_SECRET: 's3cret',
+      },
+    )
+    expect(config.relay).toMatchObject({
+      port: 0,
+      dataDir: '/srv/data',
+      dev: true,
+      allowedOrigins: ['https://a.example', 'https://b.example'],
+      auth: { secret: 's3cret' },
+      logLevel: 'warn',
+    })
+    expect(config.store).toBe('sqlite')
+    expect(() => parseCliArgs(['--port', 'http'], {})).toThrow(RelayError)
+    expect(() => parseCliArgs(['--nope'], {})).toThrow(RelayError)
+    expect(() => parseCliArgs(['--store', 'mongo'], {})).toThrow(
+      '--store must be sqlite or postgres',
+    )
+  })
+
+  it('loads a schema module by path and refuses one without a schema', async () => {
+    // Method: a module that exports something else, and one that does not exist.
+    writeFileSync(join(dir, 'not-a-schema.mjs'), 'export default { types: [] }\n')
+    const bad = await loadSchemaModule('./not-a-schema.mjs', dir).catch((e: unknown) => e)
+    expect(bad).toBeInstanceOf(RelayError)
+    expect((bad as RelayError).message).toContain('must default-export a schema')
+    const missing = await loadSchemaModule('./missing.mjs', dir).catch((e: unknown) => e)
+    expect((missing as RelayError).kind).toBe('schema_module')
+  })
+
+  it('exits 2 with a clear message for a bad schema module', () => {
+    writeFileSync(join(dir, 'empty.mjs'), 'export const nothing = 1\n')
+    const schema = spawnSync(
+      process.execPath,
+      [CLI, '--port', '0', '--data', join(dir, 'data'), '--dev', '--schema', './empty.mjs'],
+      { cwd: dir, encoding: 'utf8', timeout: 20_000 },
+    )
+    expect(schema.status).toBe(2)
+    expect(schema.stderr).toContain('schema module ./empty.mjs must default-export a schema')
+    expect(schema.stdout).toBe('')
+  })
+})
