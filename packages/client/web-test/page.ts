@@ -8,6 +8,9 @@ interface TxRecord {
   readonly stores: string
   readonly mode: string
   readonly durability: string
+  /** ms since page load when opened, and how long until it completed (-1: not yet). */
+  readonly at: number
+  ms: number
 }
 
 const transactions: TxRecord[] = []
@@ -18,12 +21,19 @@ IDBDatabase.prototype.transaction = function (
   mode?: IDBTransactionMode,
   options?: IDBTransactionOptions,
 ) {
-  transactions.push({
+  const record: TxRecord = {
     stores: [names].flat().sort().join(','),
     mode: mode ?? 'readonly',
     durability: options?.durability ?? 'default',
+    at: performance.now(),
+    ms: -1,
+  }
+  transactions.push(record)
+  const tx = original.call(this, names, mode, options)
+  tx.addEventListener('complete', () => {
+    record.ms = performance.now() - record.at
   })
-  return original.call(this, names, mode, options)
+  return tx
 } as typeof IDBDatabase.prototype.transaction
 
 let client: Client | undefined
