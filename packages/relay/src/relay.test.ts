@@ -383,6 +383,23 @@ describe('relay', () => {
     expect(await devOutcome('http://localhost:1')).toBe('upgrade refused: 403')
   })
 
+  it('terminates a socket that stops answering pings, and keeps one that answers', async () => {
+    // Goal: the server-side heartbeat. Method: pings every 500 ms; one client pauses its socket
+    // (so it cannot pong) and is cut within a few intervals; the other stays open throughout.
+    const relay = await startRelay({ limits: { heartbeatIntervalMs: 500 } })
+    const live = await connect(relay)
+    const dead = await connect(relay)
+    const socket = (dead.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket
+    socket.pause()
+    await sleep(2_000)
+    socket.resume()
+    const { code } = await dead.closed
+    expect(code).toBe(1006)
+    expect(live.ws.readyState).toBe(live.ws.OPEN)
+    live.send({ type: 'ping', t: 1 })
+    expect(await live.next((m) => m.type === 'pong')).toMatchObject({ t: 1 })
+  })
+
   it('acks appends in flight before a graceful shutdown closes sockets with 1001', async () => {
     // Goal: graceful shutdown (invariant 3 of relay.ts). Method: a log whose appends take
     // 300 ms; push 4 batches, wait until all 4 reached the log, then close the relay: every
