@@ -84,6 +84,11 @@ export const ERROR_KINDS: Readonly<Record<ErrorKind, ErrorKindInfo>> = {
 export const CLOSE_CODES = {
   /** Going away: relay shutdown. */
   shuttingDown: 1001,
+  /**
+   * Policy violation: the `ws` library closes with it when a message arrives in too many
+   * fragments or buffered chunks, before the relay sees the message.
+   */
+  policyViolation: 1008,
   /** A frame over `FRAME_BYTES_MAX` (the `ws` library closes with it). */
   frameTooLarge: 1009,
   internal: 1011,
