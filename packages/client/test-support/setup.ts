@@ -29,8 +29,13 @@ export function seededRandom(seed: number): (bytes: Uint8Array) => void {
 }
 
 export function testSeed(name: string): number {
-  const seed = Number(process.env.LEDGERLINE_SEED ?? Math.floor(Math.random() * 2 ** 31))
-  process.stdout.write(`[seed] ${name}: LEDGERLINE_SEED=${seed}\n`)
+  // One base seed per run (printed); each named use mixes its name in, so two clients of one
+  // test never share a random stream (and so never share a clientId).
+  const base = Number(process.env.LEDGERLINE_SEED ?? Math.floor(Math.random() * 2 ** 31))
+  let seed = base >>> 0
+  for (let i = 0; i < name.length; i++)
+    seed = Math.imul(seed ^ name.charCodeAt(i), 0x01000193) >>> 0
+  process.stdout.write(`[seed] ${name}: LEDGERLINE_SEED=${base}\n`)
   return seed
 }
 
