@@ -57,7 +57,8 @@ Each option can also be set by the environment variable in brackets; a flag wins
                                                                              [LEDGERLINE_LOG_LEVEL]
   --help                   print this help
 
-Endpoints: ws://HOST:PORT/sync (sync), /healthz, /metrics (Prometheus), /dev/token (dev only).
+Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket, SQLite log only),
+/healthz, /metrics (Prometheus), /dev/token (dev only).
 `
 
 export interface CliConfig {

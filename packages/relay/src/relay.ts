@@ -10,6 +10,10 @@
  * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
  *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
  *    owner).
+ * 4. A relay that opens its own log (`dataDir`) serves CRDT entities fully: with a schema the
+ *    log is wrapped by `withCrdtSnapshots` (snapshot policy of yjs-endpoint.ts), and the
+ *    y-websocket endpoint answers under `/yjs/` with the relay's own token check. A `routes`
+ *    entry for `/yjs/` replaces that endpoint.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -36,6 +40,8 @@ import { createSession } from './session.ts'
 import type { Session } from './session.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
+import { createYjsEndpoint, withCrdtSnapshots, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
+import type { YjsEndpoint } from './yjs-endpoint.ts'
 
 export interface RelayOptions {
   /** Interface to listen on; default `127.0.0.1`. */
@@ -116,11 +122,18 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     store = options.store
   } else if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true })
-    store = await createSqliteStore({
+    const sqlite = await createSqliteStore({
       file: join(options.dataDir, 'log.sqlite'),
       schema: options.schema,
       partitions: options.partitions,
     })
+    // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
+    store =
+      options.schema === undefined
+        ? sqlite
+        : withCrdtSnapshots(sqlite, options.schema, {
+            onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
+          })
     ownsStore = true
   } else {
     throw new RelayError('config', 'createRelay needs dataDir or store')
@@ -137,6 +150,18 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       clientTracking: false,
     })
     const context = { store, verify, limits, metrics, logger }
+    const yjs: YjsEndpoint | undefined =
+      ownsStore && options.routes?.[YJS_PATH_PREFIX] === undefined
+        ? createYjsEndpoint({
+            store,
+            schema: options.schema,
+            verify,
+            onError: (error) => logger.warn({ err: error }, 'y-websocket endpoint error'),
+          })
+        : undefined
+    const routes: Record<string, UpgradeRoute> = { ...options.routes }
+    if (yjs !== undefined)
+      routes[YJS_PATH_PREFIX] = (req, s, head) => yjs.handleUpgrade(req, s, head)
     const stopCommits = store.onCommit((partitions) => {
       for (const session of sessions) session.onCommit(partitions)
     })
@@ -158,7 +183,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           void session.closed.then(() => sessions.delete(session))
         })
       },
-      routes: options.routes ?? {},
+      routes,
       routeContext: { store, verify, logger },
       healthz: async (_req, res) => {
         try {
@@ -213,6 +238,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       await within(Promise.all(all.map((s) => s.closed)), limits.closeHandshakeTimeoutMs)
       for (const s of all) s.terminate()
       clearInterval(heartbeat)
+      // The endpoint appends what its rooms hold, then closes its sockets with 1001.
+      if (yjs !== undefined) await within(yjs.close(), limits.shutdownTimeoutMs)
       stopCommits()
       wss.close()
       server.closeAllConnections()

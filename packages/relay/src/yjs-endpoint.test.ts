@@ -2,8 +2,9 @@
 // catch-up from the latest snapshot, and a y-websocket endpoint that refuses unauthenticated or
 // ungranted upgrades, relays live edits between unmodified y-websocket providers, persists them
 // as entries of the room's entity (surviving a relay restart on the same file) and closes
-// read-only writers. Method: a real SQLite log in a temp dir, a loopback HTTP server on port 0,
-// real `y-websocket` providers with `ws` as their WebSocket; deterministic edits, no randomness.
+// read-only writers; and a relay made with `dataDir` serves all of it by default. Method: a real
+// SQLite log in a temp dir, a loopback HTTP server on port 0, real `y-websocket` providers with
+// `ws` as their WebSocket; deterministic edits, no randomness.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
@@ -18,6 +19,7 @@ import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { createTokenVerifier, signToken } from './auth.ts'
 import type { LogStore } from './log-store.ts'
+import { createRelay } from './relay.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import {
   createYjsEndpoint,
@@ -176,6 +178,47 @@ describe('y-websocket endpoint', () => {
     r.doc.getText('t').insert(0, 'no ')
     expect(await closed).toBe(4403)
     expect((await relay.store.head(TENANT, 'doc/ro')).version).toBe(1)
+  })
+})
+
+describe('createRelay with dataDir', () => {
+  // Goal: a relay made the way the CLI makes it (dataDir + schema) serves /yjs/ with its own
+  // token check and snapshots CRDT entities, with no extra wiring. Method: createRelay on a temp
+  // dir; an unmodified provider edits a room (its entries land in the relay's log); then
+  // SNAPSHOT_UPDATES_EVERY updates appended through relay.store are followed by one snapshot.
+  it('serves /yjs/ and writes CRDT snapshots by default', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-yjs-cli-relay-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const relay = await createRelay({
+      port: 0,
+      dataDir: dir,
+      schema,
+      auth: { secret },
+      logLevel: 'silent',
+    })
+    cleanups.push(() => relay.close())
+    const base = relay.url.replace(/\/sync$/, '')
+    const token = await signToken({ secret, tenant: TENANT, sub: 'x', read: ['*'], write: ['*'] })
+    expect(await upgradeStatus(`${base}/yjs/r1`, [])).toBe(401)
+    expect(await upgradeStatus(`${base}/yjs/note/r1`, protocolsFor(token))).toBe(404)
+    const a = connect(base, 'till', { protocols: protocolsFor(token) })
+    await synced(a.provider)
+    a.doc.getMap('names').set('espresso', 'Ristretto')
+    await until(async () => (await relay.store.head(TENANT, 'doc/till')).version > 0)
+
+    const source = new Y.Doc()
+    const updates: Uint8Array[] = []
+    source.on('update', (u: Uint8Array) => updates.push(u))
+    for (let i = 0; i < SNAPSHOT_UPDATES_EVERY; i++) source.getText('t').insert(i, 'a')
+    for (let i = 0; i < updates.length; i += 10) {
+      const batch = updates.slice(i, i + 10).map((u, j) => ({ entry: update(i + j + 1, u) }))
+      await relay.store.append(TENANT, batch)
+    }
+    await until(async () =>
+      (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).some(
+        (e) => e.kind === 'yjs.snapshot' && e.clientId === SERVER_CLIENT_ID,
+      ),
+    )
   })
 })
 
