@@ -183,7 +183,7 @@ describe('bad tokens', () => {
     ],
     [
       'alg none',
-      () => unsigned({ tenant: 'acme', read: ['*'], write: ['*'] }),
+      async () => unsigned({ tenant: 'acme', read: ['*'], write: ['*'] }),
       'unauthorized',
       4401,
     ],
