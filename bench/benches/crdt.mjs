@@ -16,15 +16,19 @@ const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
 const ROUNDS = 3
 const SATURATION = { window: 8, rampMs: 1_000, durationMs: 3_000 }
-const PACED = { rate: 2, rampMs: 1_000, durationMs: 4_000 }
+const PACED = { rate: 2, rampMs: 1_000, durationMs: 3_000 }
 
 export async function run() {
   const rows = []
   for (const n of [10, 100]) {
-    const oursSat = await rounds(`ours N=${n} window 8`, () => viaRelay(n, SATURATION))
-    const ywsSat = await rounds(`y-ws N=${n} window 8`, () => viaAnchor(n, SATURATION))
-    const oursPaced = await rounds(`ours N=${n} 2/s`, () => viaRelay(n, PACED))
-    const ywsPaced = await rounds(`y-ws N=${n} 2/s`, () => viaAnchor(n, PACED))
+    const [oursSat, oursPaced] = await viaRelay(n, (make) => [
+      () => rounds(`ours N=${n} window 8`, () => drive(n, make(), SATURATION)),
+      () => rounds(`ours N=${n} 2/s`, () => drive(n, make(), PACED)),
+    ])
+    const [ywsSat, ywsPaced] = await viaAnchor(n, (make) => [
+      () => rounds(`y-ws N=${n} window 8`, () => drive(n, make(), SATURATION)),
+      () => rounds(`y-ws N=${n} 2/s`, () => drive(n, make(), PACED)),
+    ])
     const ours = summarize('ours', 'deliveries/s', oursSat.deliveries)
     const anchor = summarize('@y/websocket-server', 'deliveries/s', ywsSat.deliveries)
     rows.push({
@@ -80,7 +84,8 @@ async function rounds(label, once) {
   return out
 }
 
-async function viaRelay(n, workload) {
+/** One server per system and N; each round connects fresh clients (a fresh room each). */
+async function viaRelay(n, cells) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-crdt-'))
   const relay = await startServer('relay', { dataDir: dir, secret: SECRET, yjs: true })
   try {
@@ -93,18 +98,27 @@ async function viaRelay(n, workload) {
     })
     const base = relay.url.replace(/\/sync$/, '/yjs')
     const protocols = ['ledgerline-yjs', `ledgerline-token.${token}`]
-    return await drive(n, yjsClients(base, 'bench-doc', { n, protocols }), workload)
+    let room = 0
+    return await sequence(cells(() => yjsClients(base, `bench-doc-${++room}`, { n, protocols })))
   } finally {
     await relay.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-async function viaAnchor(n, workload) {
+async function viaAnchor(n, cells) {
   const server = await startServer('y-ws')
   try {
-    return await drive(n, yjsClients(server.url, 'bench-doc', { n }), workload)
+    let room = 0
+    return await sequence(cells(() => yjsClients(server.url, `bench-doc-${++room}`, { n })))
   } finally {
     await server.close()
   }
+}
+
+/** Runs thunks one after the other (cells must not overlap). */
+async function sequence(thunks) {
+  const out = []
+  for (const t of thunks) out.push(await t())
+  return out
 }

@@ -32,10 +32,15 @@ export async function run() {
   const rows = []
   const notes = []
   for (const n of [10, 100]) {
-    const ours = await rounds(`ours N=${n}`, () => withRelay(n))
-    const yws = await rounds(`y-ws N=${n}`, () =>
-      withServer('y-ws', n, (url) => yjsClients(url, 'fanout', { n })),
+    const ours = await withRelay(n, (make) =>
+      rounds(`ours N=${n}`, () => drive(n, make(), { window: WINDOW, ...TIMING })),
     )
+    const yws = await withServer('y-ws', (url) => {
+      let room = 0
+      return rounds(`y-ws N=${n}`, () =>
+        drive(n, yjsClients(url, `fanout-${++room}`, { n }), { window: WINDOW, ...TIMING }),
+      )
+    })
     let am
     if (n === 10) am = await rounds(`automerge N=${n}`, () => withAutomerge(n))
     else {
@@ -105,12 +110,10 @@ async function rounds(label, once, count = ROUNDS) {
   return out
 }
 
-async function withRelay(n) {
+/** One relay for the rounds of one N; each round is fresh clients on a fresh entity. */
+async function withRelay(n, body) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-fanout-'))
-  const relay = await startServer('relay', {
-    dataDir: dir,
-    secret: SECRET,
-  })
+  const relay = await startServer('relay', { dataDir: dir, secret: SECRET })
   try {
     const token = await signToken({
       secret: SECRET,
@@ -119,13 +122,9 @@ async function withRelay(n) {
       read: ['*'],
       write: ['*'],
     })
-    return await drive(
-      n,
-      ledgerClients(relay.url, token, { tenant: TENANT, entity: 'room/shared', n }),
-      {
-        window: WINDOW,
-        ...TIMING,
-      },
+    let round = 0
+    return await body(() =>
+      ledgerClients(relay.url, token, { tenant: TENANT, entity: `room/shared-${++round}`, n }),
     )
   } finally {
     await relay.close()
@@ -133,10 +132,10 @@ async function withRelay(n) {
   }
 }
 
-async function withServer(kind, n, make) {
+async function withServer(kind, body) {
   const server = await startServer(kind)
   try {
-    return await drive(n, make(server.url), { window: WINDOW, ...TIMING })
+    return await body(server.url)
   } finally {
     await server.close()
   }
