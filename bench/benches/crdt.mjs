@@ -87,8 +87,9 @@ async function rounds(label, once) {
 /** One server per system and N; each round connects fresh clients (a fresh room each). */
 async function viaRelay(n, cells) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-crdt-'))
-  const relay = await startServer('relay', { dataDir: dir, secret: SECRET, yjs: true })
+  let relay
   try {
+    relay = await startServer('relay', { dataDir: dir, secret: SECRET, yjs: true })
     const token = await signToken({
       secret: SECRET,
       tenant: TENANT,
@@ -101,7 +102,7 @@ async function viaRelay(n, cells) {
     let room = 0
     return await sequence(cells(() => yjsClients(base, `bench-doc-${++room}`, { n, protocols })))
   } finally {
-    await relay.close()
+    await relay?.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -113,8 +113,9 @@ async function rounds(label, once, count = ROUNDS) {
 /** One relay for the rounds of one N; each round is fresh clients on a fresh entity. */
 async function withRelay(n, body) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-fanout-'))
-  const relay = await startServer('relay', { dataDir: dir, secret: SECRET })
+  let relay
   try {
+    relay = await startServer('relay', { dataDir: dir, secret: SECRET })
     const token = await signToken({
       secret: SECRET,
       tenant: TENANT,
@@ -127,30 +128,32 @@ async function withRelay(n, body) {
       ledgerClients(relay.url, token, { tenant: TENANT, entity: `room/shared-${++round}`, n }),
     )
   } finally {
-    await relay.close()
+    await relay?.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
 async function withServer(kind, body) {
-  const server = await startServer(kind)
+  let server
   try {
+    server = await startServer(kind)
     return await body(server.url)
   } finally {
-    await server.close()
+    await server?.close()
   }
 }
 
 async function withAutomerge(n, setupMs = 30_000) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-am-'))
-  const server = await startServer('automerge', { dataDir: dir })
+  let server
   try {
+    server = await startServer('automerge', { dataDir: dir })
     return await drive(n, automergeClients(server.url, { n, timeoutMs: setupMs }), {
       window: WINDOW,
       ...TIMING,
     })
   } finally {
-    await server.close()
+    await server?.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -90,9 +90,10 @@ export async function run() {
 
 async function round(kind, counts) {
   const dir = kind === 'relay' ? mkdtempSync(join(tmpdir(), 'll-bench-mem-')) : undefined
-  const server = await startServer(kind, kind === 'relay' ? { dataDir: dir, secret: SECRET } : {})
+  let server
   const sockets = []
   try {
+    server = await startServer(kind, kind === 'relay' ? { dataDir: dir, secret: SECRET } : {})
     const token = await signToken({
       secret: SECRET,
       tenant: 'bench',

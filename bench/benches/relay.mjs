@@ -70,8 +70,9 @@ export async function run() {
 
 async function relayRound(connections) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
-  const relay = await startServer('relay', { dataDir: dir, secret: SECRET })
+  let relay
   try {
+    relay = await startServer('relay', { dataDir: dir, secret: SECRET })
     const token = await signToken({
       secret: SECRET,
       tenant: TENANT,
@@ -89,7 +90,7 @@ async function relayRound(connections) {
       entity: (c, s) => `tick/c${c}-${s % 64}`,
     })
   } finally {
-    await relay.close()
+    await relay?.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
