@@ -21,6 +21,12 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 const chosen = asked.length > 0 ? asked : available
+for (const pkg of ['core', 'protocol', 'relay', 'client', 'yjs', 'testkit']) {
+  if (!existsSync(join(BENCH_DIR, '..', 'packages', pkg, 'dist', 'index.js'))) {
+    console.error(`packages/${pkg} is not built: run \`npm run build\` (tsc -b) first`)
+    process.exit(2)
+  }
+}
 const started = Date.now()
 console.log(`machine: ${machineLine()}`)
 const timings = []
