@@ -82,6 +82,12 @@ export interface PlanCall {
 export interface PlannedEntry {
   readonly tenant: string
   readonly stored: StoredEntry
+  /**
+   * The entry as handed to the planner (an item's entry, or a correction made by `decide`), so a
+   * store can use an encoding of it made before planning (the PostgreSQL store serializes
+   * bodies before it takes its locks).
+   */
+  readonly source: Entry
 }
 
 export interface PlannedRefusal {
@@ -162,8 +168,13 @@ export function splitKey(key: string): [string, string] {
 
 /** Drops `undefined` fields so a stored entry reads back with the keys it was sent with. */
 export function withoutUndefined(entry: Entry): Entry {
+  const source = entry as unknown as Record<string, unknown>
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(entry)) if (value !== undefined) out[key] = value
+  // A plain loop over own keys: this runs once per appended entry, under the store's locks.
+  for (const key of Object.keys(source)) {
+    const value = source[key]
+    if (value !== undefined) out[key] = value
+  }
   return out as unknown as Entry
 }
 
@@ -308,14 +319,14 @@ class Planner {
     }
     const offset = last + 1
     const version = head.version + 1
-    const stored: StoredEntry = {
-      ...withoutUndefined(entry),
-      version,
-      partition,
-      offset,
-      committedAt: this.committedAt,
-    }
-    this.entries.push({ tenant, stored })
+    // Same keys, in the same order, as `{ ...withoutUndefined(entry), version, partition, … }`.
+    const out = withoutUndefined(entry) as unknown as Record<string, unknown>
+    out.version = version
+    out.partition = partition
+    out.offset = offset
+    out.committedAt = this.committedAt
+    const stored = out as unknown as StoredEntry
+    this.entries.push({ tenant, stored, source: entry })
     this.partitionHeads.set(partition, offset)
     head.version = version
     head.offset = offset

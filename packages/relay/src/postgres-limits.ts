@@ -7,6 +7,12 @@
 /** Connections the store opens when it makes its own pool (one of them LISTENs). */
 export const PG_POOL_CONNECTIONS_MAX = 8
 /**
+ * Group transactions one store keeps in flight. With two, the next group waits for the head
+ * rows (its reads queued behind the lock) while the current one writes and commits, so the
+ * relay's work of planning and answering overlaps the database's work of writing and syncing.
+ */
+export const PG_GROUPS_IN_FLIGHT_MAX = 2
+/**
  * How often each relay reads the partition heads, in ms: the fallback that finds commits of
  * other relays whose NOTIFY was missed (LISTEN connection lost, relay restarted).
  */
