@@ -17,6 +17,7 @@ import { openClient, type PosClient, type PosStatus } from './pos-client.ts'
 import { PosContext, usePos } from './pos-context.ts'
 import { RegisterView } from './register-view.tsx'
 import { HeadOfficeView } from './head-office-view.tsx'
+import { HandoverPanel } from './crdt/handover-panel.tsx'
 import {
   businessDate,
   lastSession,
@@ -273,7 +274,12 @@ function Shell(props: { onSignOut: () => void }) {
         {tab === 'orders' ? <OrdersView /> : null}
         {tab === 'stock' ? <StockView /> : null}
         {tab === 'inbox' ? <InboxView /> : null}
-        {tab === 'drawer' ? <DrawerView /> : null}
+        {tab === 'drawer' ? (
+          <div className="stack">
+            <DrawerView />
+            <HandoverPanel />
+          </div>
+        ) : null}
         {tab === 'report' ? <ReportView /> : null}
         {tab === 'settings' ? <SettingsView /> : null}
         {tab === 'head-office' ? <HeadOfficeView /> : null}

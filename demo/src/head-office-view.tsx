@@ -6,6 +6,8 @@
 import { useEntity } from '@ledgerline/react'
 import { useState } from 'react'
 import { CATALOG, type CatalogItem } from './catalog.ts'
+import { useCatalogText } from './crdt/catalog-text.ts'
+import { CatalogTextEditor } from './crdt/catalog-text-editor.tsx'
 import { formatCents, parseCents } from './money.ts'
 import { usePos } from './pos-context.ts'
 import { type GiftCardState, listPriceAt, stockOnHand } from './schema.ts'
@@ -33,6 +35,7 @@ export function HeadOfficeView() {
           </tbody>
         </table>
       </section>
+      <CatalogTextEditor />
       <GiftCards />
     </div>
   )
@@ -41,6 +44,7 @@ export function HeadOfficeView() {
 function ItemRow(props: { item: CatalogItem }) {
   const { client, session, data } = usePos()
   const { item } = props
+  const text = useCatalogText()
   const [priceText, setPriceText] = useState('')
   const [qty, setQty] = useState('')
   const price = data.prices.get(item.sku)
@@ -51,7 +55,7 @@ function ItemRow(props: { item: CatalogItem }) {
   const n = Number(qty)
   return (
     <tr data-testid={`hq-row-${item.sku}`}>
-      <td>{item.name}</td>
+      <td>{text.nameOf(item)}</td>
       <td className="num" data-testid={`hq-price-${item.sku}`}>
         {formatCents(listed)}
       </td>

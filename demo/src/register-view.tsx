@@ -6,6 +6,7 @@
 import { useEntity, useStatus } from '@ledgerline/react'
 import { useMemo, useState } from 'react'
 import { CATALOG, type CatalogItem } from './catalog.ts'
+import { useCatalogText } from './crdt/catalog-text.ts'
 import { offlineRefusal } from './limits.ts'
 import { formatCents, parseCents } from './money.ts'
 import { type PosStatus, waitForOutcome } from './pos-client.ts'
@@ -45,6 +46,7 @@ export function RegisterView() {
   const [busy, setBusy] = useState(false)
   const [receipt, setReceipt] = useState<Receipt | undefined>()
   const totals = cartTotals(cart, discount)
+  const text = useCatalogText()
 
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase()
@@ -52,18 +54,18 @@ export function RegisterView() {
       ? CATALOG
       : CATALOG.filter(
           (i) =>
-            i.name.toLowerCase().includes(q) ||
+            text.nameOf(i).toLowerCase().includes(q) ||
             i.sku.includes(q) ||
             i.category.toLowerCase().includes(q),
         )
-  }, [query])
+  }, [query, text])
 
   const add = (item: CatalogItem, unitPrice: number) => {
     setReceipt(undefined)
     setError(undefined)
     setCart((lines) => {
       const i = lines.findIndex((l) => l.sku === item.sku)
-      if (i < 0) return [...lines, { sku: item.sku, name: item.name, qty: 1, unitPrice }]
+      if (i < 0) return [...lines, { sku: item.sku, name: text.nameOf(item), qty: 1, unitPrice }]
       return lines.map((l, j) => (j === i ? { ...l, qty: l.qty + 1 } : l))
     })
   }
@@ -279,7 +281,9 @@ function CatalogCard(props: {
   onAdd: (item: CatalogItem, unitPrice: number) => void
 }) {
   const { session } = usePos()
+  const text = useCatalogText()
   const { item } = props
+  const description = text.descriptionOf(item.sku)
   const stockEntity = `stock/${session.store}:${item.sku}`
   const price = useEntity<PriceState>(`price/${session.store}:${item.sku}`)
   const stock = useEntity<StockState>(stockEntity)
@@ -292,7 +296,14 @@ function CatalogCard(props: {
       onClick={() => props.onAdd(item, unitPrice)}
     >
       <span className="swatch" style={{ background: item.color }} aria-hidden="true" />
-      <span className="item-name">{item.name}</span>
+      <span className="item-name" data-testid={`item-name-${item.sku}`}>
+        {text.nameOf(item)}
+      </span>
+      {description === '' ? null : (
+        <span className="item-description" data-testid={`item-description-${item.sku}`}>
+          {description}
+        </span>
+      )}
       <span className="item-price" data-testid={`item-price-${item.sku}`}>
         {formatCents(unitPrice)}
       </span>

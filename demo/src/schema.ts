@@ -24,7 +24,9 @@
  * 3. Nothing is rewritten: refunds and voids are new entries that name the sale (`corrects`).
  * 4. Reducers are pure and read only the entry and the state (and the static catalog).
  */
+import { automergeEntity } from '@ledgerline/automerge'
 import { defineEntity, defineSchema, type Entry } from '@ledgerline/core'
+import { yjsEntity } from '@ledgerline/yjs'
 import { DECLINING_LAST4, findItem } from './catalog.ts'
 
 /** How many notes (corrections, sales, price changes) a state keeps, newest last. */
@@ -691,7 +693,16 @@ export function daySalesTotal(s: DayState): number {
   return total
 }
 
-export default defineSchema(stock, price, order, payment, drawer, giftcard, day)
+// ---------------------------------------------------------------------------------------------
+// CRDT entities: documents people edit together, in the same log, outbox and auth as the ledgers
+
+/** `catalog/<store>:text`: item names and descriptions (a Yjs document; see crdt/catalog-text.ts). */
+export const catalog = yjsEntity('catalog')
+
+/** `handover/<store>:notes`: shift handover notes (an Automerge document; crdt/handover-notes.ts). */
+export const handover = automergeEntity('handover')
+
+export default defineSchema(stock, price, order, payment, drawer, giftcard, day, catalog, handover)
 
 // ---------------------------------------------------------------------------------------------
 // helpers
