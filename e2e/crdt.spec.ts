@@ -13,9 +13,10 @@ test('catalog text renamed live at head office; handover notes added offline mer
 }) => {
   // Goal: a CRDT entity syncs live like a ledger, and edits made offline merge on reconnect.
   // Method: head office renames an item and gives it a description; another browser context's
-  // register shows both without a reload. Then one register goes offline and adds a handover
-  // note while another adds one online; back online, both registers list both notes, and the
-  // relay's log holds them as entries of the store's documents.
+  // register shows both without a reload. Then one register goes offline, adds a handover note
+  // and reloads (the app and Automerge's WASM come from the service worker, the note from the
+  // outbox) while another adds one online; back online, both registers list both notes, and
+  // the relay's log holds them as entries of the store's documents.
   const hq = await open('s6', 'hq')
   const a = await open('s6', 'r2')
   const b = await open('s6', 'r3')
@@ -32,6 +33,9 @@ test('catalog text renamed live at head office; handover notes added offline mer
   await expect(a.page.getByTestId('item-price-mug')).toHaveText('$18.00')
   await a.shot('catalog-text')
 
+  await a.page.evaluate(async () => {
+    await navigator.serviceWorker.ready
+  })
   await a.tab('drawer')
   await b.tab('drawer')
   await a.goOffline()
@@ -39,7 +43,11 @@ test('catalog text renamed live at head office; handover notes added offline mer
   await addNote(b.page, 'Milk delivery moved to 7:00')
   // Offline, the note is in the register's outbox; the other register cannot know it yet.
   await expect(a.status('outbox')).toHaveText('1 in outbox')
+  const reload = await a.page.reload()
+  expect(reload?.fromServiceWorker()).toBe(true)
+  await a.tab('drawer')
   await expect(a.page.getByTestId('handover-note-text')).toHaveText(['Till 2 drawer sticks'])
+  await expect(a.status('outbox')).toHaveText('1 in outbox')
   await expect(b.page.getByTestId('handover-note-text')).toHaveText(['Milk delivery moved to 7:00'])
 
   await a.goOnline()
