@@ -24,7 +24,7 @@ const SETUP_BATCH = 10
 /** Most entries per push, as the client's PUSH_BATCH_ENTRIES_MAX. */
 const PUSH_BATCH = 200
 
-const FIND_ATTEMPTS_MAX = 10
+const FIND_ATTEMPTS_MAX = 20
 
 // Every y-websocket provider adds a process 'exit' listener.
 process.setMaxListeners(0)
