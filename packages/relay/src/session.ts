@@ -31,14 +31,7 @@
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  */
 import type { WebSocket } from 'ws'
-import {
-  isClientId,
-  LedgerError,
-  matchesAny,
-  matchesPattern,
-  checkPattern,
-  validateEntry,
-} from '@ledgerline/core'
+import { isClientId, LedgerError, matchesAny, matchesPattern, checkPattern } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import {
   CREDIT_PAGES_MAX,
@@ -355,8 +348,9 @@ export class Session {
       return
     }
     const items: AppendItem[] = []
-    for (const raw of m.entries as unknown[]) {
-      const entry: Entry = validateEntry(raw)
+    // `decodeMessage` validated every entry fully (`validateMessage` → core's `validateEntry`)
+    // and copied it into a fresh object: validating again here only costs time per entry.
+    for (const entry of m.entries as Entry[]) {
       if (entry.clientId !== this.#clientId) {
         // Not recorded: another client's clientSeq must never be used up by this connection.
         throw new BadMessage(`entry ${entry.id} is not of this connection's client`)

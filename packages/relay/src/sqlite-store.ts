@@ -45,7 +45,7 @@ import {
   checkPartitions,
   partitionOf,
 } from '@ledgerline/core'
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import type { Decision, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import type { AppendItem, EntityHead, LogStore, LogStoreOptions } from './log-store.ts'
 import { ENTITY_STATES_MAX, GROUP_COMMIT_ENTRIES_MAX, SQLITE_BUSY_TIMEOUT_MS } from './limits.ts'
@@ -403,12 +403,15 @@ class SqliteStore implements LogStore {
   #decideAndWrite(tenant: string, entry: Entry, overlay: Overlay): AckResult {
     const key = joinKey(tenant, entry.entity)
     const head = this.#loadHead(tenant, entry.entity, overlay)
-    const decision = decide(
-      this.#schema,
-      { state: head.state, version: head.version },
-      entry,
-      overlay.committedAt,
-    )
+    const decision =
+      this.#schema === undefined
+        ? decidePlain(head.version, entry)
+        : decide(
+            this.#schema,
+            { state: head.state, version: head.version },
+            entry,
+            overlay.committedAt,
+          )
     if (decision._tag === 'refuse') {
       return this.#refuse(tenant, entry.id, decision.code, decision.reason, head.version)
     }
@@ -707,6 +710,24 @@ function prepare(db: Database.Database) {
   }
 }
 
+/**
+ * `decide()` of a plain log (no schema), without its input checks: entries reach the store
+ * already validated (`AppendItem`), and on the hot path of a plain log re-validating every entry
+ * was the largest cost after SQLite itself. The outcome is the one `decide(undefined, …)` gives.
+ */
+function decidePlain(version: number, entry: Entry): Decision {
+  if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== version) {
+    return {
+      _tag: 'refuse',
+      code: 'conflict',
+      reason: `expected version ${entry.expect}, entity is at ${version}`,
+    }
+  }
+  return PLAIN_APPEND
+}
+
+const PLAIN_APPEND: Decision = { _tag: 'append', state: null, corrections: [], broken: [] }
+
 function toStored(row: EntryRow): StoredEntry {
   const entry = deserialize(row.body) as Entry
   return {
@@ -720,8 +741,13 @@ function toStored(row: EntryRow): StoredEntry {
 
 /** Drops `undefined` fields so a stored entry reads back with the same keys it was sent with. */
 function withoutUndefined(entry: Entry): Entry {
+  const fields = entry as unknown as Record<string, unknown>
+  // Decoded entries and corrections have none, so the common case copies nothing.
+  let clean = true
+  for (const key in fields) if (fields[key] === undefined) clean = false
+  if (clean) return entry
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(entry)) if (value !== undefined) out[key] = value
+  for (const key of Object.keys(fields)) if (fields[key] !== undefined) out[key] = fields[key]
   return out as unknown as Entry
 }
 
