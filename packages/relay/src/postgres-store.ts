@@ -463,7 +463,7 @@ class PostgresStore implements LogStore {
   async #commitWithRetries(calls: readonly Call[]): Promise<Plan> {
     // Bodies do not depend on the plan: encode them before any lock is taken, once for all
     // attempts.
-    const bodies = encodeBodies(calls)
+    const bodies = encodeItems(calls)
     let extra = new Set<number>()
     let failures = 0
     for (;;) {
@@ -503,7 +503,7 @@ class PostgresStore implements LogStore {
     client: PoolClient,
     calls: readonly Call[],
     extra: ReadonlySet<number>,
-    bodies: ReadonlyMap<Entry, Buffer>,
+    bodies: EncodedItems,
   ): Promise<Attempt> {
     const lockSet = new Set(extra)
     for (const call of calls) {
@@ -681,10 +681,16 @@ class PostgresStore implements LogStore {
   }
 
   /** Invariant 5: every row of the plan and the one NOTIFY, in one statement. */
-  #writeQuery(plan: Plan, bodies: ReadonlyMap<Entry, Buffer>): pg.QueryConfig {
+  #writeQuery(plan: Plan, encoded: EncodedItems): pg.QueryConfig {
     const e = plan.entries
     const r = plan.refusals
     const n = e.length
+    // The usual plan appends every item, in order, and nothing else: its columns that do not
+    // depend on positions were written before the locks were taken.
+    let common = n === encoded.sources.length
+    for (let i = 0; common && i < n; i++)
+      common = (e[i] as PlannedEntry).source === encoded.sources[i]
+    const columns = common ? encoded.columns : undefined
     const partitions: number[] = []
     const offsets: number[] = []
     const tenants: string[] = []
@@ -694,38 +700,47 @@ class PostgresStore implements LogStore {
     const corrects: (string | null)[] = []
     const committedAts: number[] = []
     const blobs: Buffer[] = []
+    const bodyStarts: number[] = []
+    const bodyLengths: number[] = []
+    let bodyBytes = 0
     for (let i = 0; i < n; i++) {
       const x = e[i] as PlannedEntry
       const s = x.stored
       partitions.push(s.partition)
       offsets.push(s.offset)
+      versions.push(s.version)
+      committedAts.push(s.committedAt)
+      if (columns !== undefined) continue
       tenants.push(x.tenant)
       ids.push(s.id)
       entities.push(s.entity)
-      versions.push(s.version)
       corrects.push(s.corrects ?? null)
-      committedAts.push(s.committedAt)
       // Corrections are made while planning; items were encoded before the locks.
-      blobs.push(bodies.get(x.source) ?? serialize(entryOf(s)))
+      const body = encoded.bodies.get(x.source) ?? serialize(entryOf(s))
+      bodyStarts.push(bodyBytes + 1)
+      bodyLengths.push(body.length)
+      bodyBytes += body.length
+      blobs.push(body)
     }
     const clients = [...plan.clients].map(([key, high]) => [...splitKey(key), high] as const)
     const heads = [...plan.partitionHeads]
     const payload =
       heads.length > 0 && this.#notify ? encodeCommitPayload(this.#id, plan.partitionHeads) : ''
     return {
-      name: 'ledgerline_write_v1',
+      name: 'ledgerline_write_v2',
       text: WRITE_SQL,
       types: PG_TYPES,
       values: [
         intArray(partitions),
         intArray(offsets),
-        textArray(tenants),
-        textArray(ids),
-        textArray(entities),
+        columns?.tenants ?? textArray(tenants),
+        columns?.ids ?? textArray(ids),
+        columns?.entities ?? textArray(entities),
         intArray(versions),
-        textArray(corrects),
+        columns?.corrects ?? textArray(corrects),
         intArray(committedAts),
-        byteaArray(blobs),
+        // The bodies as one binary parameter (no hex text on either side), cut by the statement.
+        columns?.bodies ?? Buffer.concat(blobs, bodyBytes),
         textArray(r.map((x) => x.tenant)),
         textArray(r.map((x) => x.id)),
         textArray(r.map((x) => x.code)),
@@ -737,6 +752,8 @@ class PostgresStore implements LogStore {
         intArray(heads.map((h) => h[0])),
         intArray(heads.map((h) => h[1])),
         payload,
+        columns?.bodyStarts ?? intArray(bodyStarts),
+        columns?.bodyLengths ?? intArray(bodyLengths),
       ],
     }
   }
@@ -773,8 +790,12 @@ const CANDIDATES_SQL = `select u.tenant, u.id
 const WRITE_SQL = `with e as (
   insert into ledgerline_entries
     (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
-  select * from unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                       $6::bigint[], $7::text[], $8::bigint[], $9::bytea[])
+  select u.partition, u."offset", u.tenant, u.id, u.entity, u.version, u.corrects,
+    u.committed_at, substring($9::bytea from u.body_start for u.body_length)
+  from unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+              $7::text[], $8::bigint[], $21::int[], $22::int[])
+    u(partition, "offset", tenant, id, entity, version, corrects, committed_at,
+      body_start, body_length)
 ), r as (
   insert into ledgerline_refusals (tenant, id, code, reason, head)
   select * from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])
@@ -963,19 +984,69 @@ function takePrevious(
   }
 }
 
-/**
- * The bodies of a group's items, encoded before its transaction: the same bytes as
- * `serialize(entryOf(stored))` of the entry the plan will store.
- */
-function encodeBodies(calls: readonly PlanCall[]): Map<Entry, Buffer> {
+/** A group's items encoded before its transaction (see `encodeItems`). */
+interface EncodedItems {
+  /** Per item entry: the same bytes as `serialize(entryOf(stored))` of what the plan stores. */
+  readonly bodies: Map<Entry, Buffer>
+  /** The entries of the usual plan: every item the relay did not refuse, in order. */
+  readonly sources: Entry[]
+  /** That plan's write parameters that do not depend on positions. */
+  readonly columns: {
+    readonly tenants: string
+    readonly ids: string
+    readonly entities: string
+    readonly corrects: string
+    readonly bodies: Buffer
+    readonly bodyStarts: string
+    readonly bodyLengths: string
+  }
+}
+
+/** Encodes bodies and the usual plan's columns, so the work is not done under the locks. */
+function encodeItems(calls: readonly PlanCall[]): EncodedItems {
   const bodies = new Map<Entry, Buffer>()
+  const sources: Entry[] = []
+  const tenants: string[] = []
+  const ids: string[] = []
+  const entities: string[] = []
+  const corrects: (string | null)[] = []
+  const blobs: Buffer[] = []
+  const bodyStarts: number[] = []
+  const bodyLengths: number[] = []
+  let bodyBytes = 0
   for (const call of calls) {
     for (const item of call.items) {
-      if (item.refuse !== undefined || bodies.has(item.entry)) continue
-      bodies.set(item.entry, serialize(bodyOf(item.entry)))
+      if (item.refuse !== undefined) continue
+      const entry = item.entry
+      let body = bodies.get(entry)
+      if (body === undefined) {
+        body = serialize(bodyOf(entry))
+        bodies.set(entry, body)
+      }
+      sources.push(entry)
+      tenants.push(call.tenant)
+      ids.push(entry.id)
+      entities.push(entry.entity)
+      corrects.push(entry.corrects ?? null)
+      blobs.push(body)
+      bodyStarts.push(bodyBytes + 1)
+      bodyLengths.push(body.length)
+      bodyBytes += body.length
     }
   }
-  return bodies
+  return {
+    bodies,
+    sources,
+    columns: {
+      tenants: textArray(tenants),
+      ids: textArray(ids),
+      entities: textArray(entities),
+      corrects: textArray(corrects),
+      bodies: Buffer.concat(blobs, bodyBytes),
+      bodyStarts: intArray(bodyStarts),
+      bodyLengths: intArray(bodyLengths),
+    },
+  }
 }
 
 /** `entryOf({ ...withoutUndefined(entry), version, partition, offset, committedAt })`. */
@@ -1043,16 +1114,6 @@ function intArray(values: readonly number[]): string {
     if (!Number.isSafeInteger(v)) throw new Error(`Ledgerline bug: ${String(v)} is not an integer`)
   }
   return `{${values.join(',')}}`
-}
-
-/** `{"\\x0a0b"}` for bytea[]: hex format, its backslash escaped for the array literal. */
-function byteaArray(values: readonly Buffer[]): string {
-  let out = '{'
-  for (let i = 0; i < values.length; i++) {
-    if (i > 0) out += ','
-    out += `"\\\\x${(values[i] as Buffer).toString('hex')}"`
-  }
-  return `${out}}`
 }
 
 function rowsOf<R>(result: pg.QueryResult | pg.QueryResult[] | undefined): R[] {
