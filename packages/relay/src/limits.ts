@@ -10,6 +10,12 @@ import { PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 export const GROUP_COMMIT_ENTRIES_MAX = 2_000
 /** Entity head states the SQLite log keeps in memory (LRU); a miss refolds the ledger. */
 export const ENTITY_STATES_MAX = 10_000
+/**
+ * SQLite page cache of the log, in KiB. Every append touches the hot leaf pages of the entries
+ * table and its indexes; with SQLite's 2 MiB default they fall out of the cache once the log
+ * passes a few MB, and each insert rereads them from the OS.
+ */
+export const SQLITE_CACHE_KIB = 64 * 1024
 /** How long SQLite waits for a lock held by another connection before failing, in ms. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000
 

@@ -48,7 +48,12 @@ import {
 import type { Decision, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import type { AppendItem, EntityHead, LogStore, LogStoreOptions } from './log-store.ts'
-import { ENTITY_STATES_MAX, GROUP_COMMIT_ENTRIES_MAX, SQLITE_BUSY_TIMEOUT_MS } from './limits.ts'
+import {
+  ENTITY_STATES_MAX,
+  GROUP_COMMIT_ENTRIES_MAX,
+  SQLITE_BUSY_TIMEOUT_MS,
+  SQLITE_CACHE_KIB,
+} from './limits.ts'
 import { RelayError } from './relay-error.ts'
 
 export interface SqliteStoreOptions extends LogStoreOptions {
@@ -415,15 +420,19 @@ class SqliteStore implements LogStore {
     if (decision._tag === 'refuse') {
       return this.#refuse(tenant, entry.id, decision.code, decision.reason, head.version)
     }
-    const stored = this.#write(tenant, entry, head, overlay)
+    const partition = this.#write(tenant, entry, head, overlay)
+    const version = head.version
+    const offset = head.offset
     const corrections: StoredEntry[] = []
     for (const correction of decision.corrections) {
       if (correction.entity === entry.entity) {
-        corrections.push(this.#write(tenant, correction, head, overlay))
+        const p = this.#write(tenant, correction, head, overlay)
+        corrections.push(storedOf(correction, head, p, overlay.committedAt))
       } else {
         // A correction to another entity of the tenant: its own version in its own ledger.
         const other = this.#loadHead(tenant, correction.entity, overlay)
-        corrections.push(this.#write(tenant, correction, other, overlay))
+        const p = this.#write(tenant, correction, other, overlay)
+        corrections.push(storedOf(correction, other, p, overlay.committedAt))
         const type = this.#schema?.find(correction.entity)
         if (type !== undefined && other.hasState)
           other.state = fold(type, other.state, [correction])
@@ -437,15 +446,16 @@ class SqliteStore implements LogStore {
     return {
       id: entry.id,
       status: 'appended',
-      version: stored.version,
-      partition: stored.partition,
-      offset: stored.offset,
-      committedAt: stored.committedAt,
+      version,
+      partition,
+      offset,
+      committedAt: overlay.committedAt,
       corrections,
     }
   }
 
-  #write(tenant: string, entry: Entry, head: HeadState, overlay: Overlay): StoredEntry {
+  /** Inserts `entry` as the next of `head` (which moves to it); returns its partition. */
+  #write(tenant: string, entry: Entry, head: HeadState, overlay: Overlay): number {
     const partition = partitionOf(tenant, entry.entity, this.partitions)
     let last = overlay.partitionHeads.get(partition)
     if (last === undefined) {
@@ -469,7 +479,7 @@ class SqliteStore implements LogStore {
     head.version = version
     head.offset = offset
     overlay.heads.set(joinKey(tenant, entry.entity), head)
-    return { ...entry, version, partition, offset, committedAt: overlay.committedAt }
+    return partition
   }
 
   #refuse(
@@ -601,6 +611,8 @@ function assertDurable(db: Database.Database): void {
     )
   }
   db.pragma('foreign_keys = ON')
+  // Negative: a size in KiB rather than a page count.
+  db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
 }
 
 function migrate(db: Database.Database): void {
@@ -727,6 +739,11 @@ function decidePlain(version: number, entry: Entry): Decision {
 }
 
 const PLAIN_APPEND: Decision = { _tag: 'append', state: null, corrections: [], broken: [] }
+
+/** A correction as written by `#write`, at the position `head` moved to. */
+function storedOf(entry: Entry, head: HeadState, partition: number, at: number): StoredEntry {
+  return { ...entry, version: head.version, partition, offset: head.offset, committedAt: at }
+}
 
 function toStored(row: EntryRow): StoredEntry {
   const entry = deserialize(row.body) as Entry
