@@ -51,6 +51,8 @@ export function createCommitFeed(options: {
   /** False: poll only (engines without LISTEN). */
   readonly listen: boolean
   readonly onChange: (partitions: readonly number[]) => void
+  /** Called for every notification of another relay's commit (whatever it advanced). */
+  readonly onOtherRelay?: (() => void) | undefined
 }): CommitFeed {
   const known = Array.from({ length: options.partitions }, (_, p) => options.initialHeads[p] ?? 0)
   let closed = false
@@ -74,6 +76,7 @@ export function createCommitFeed(options: {
     if (message.channel !== PG_COMMIT_CHANNEL || message.payload === undefined) return
     const parsed = parsePayload(message.payload)
     if (parsed === undefined || parsed.from === options.selfId) return
+    options.onOtherRelay?.()
     // A payload without heads (too many partitions for one NOTIFY): read them.
     if (parsed.heads.length === 0) void poll()
     else report(parsed.heads)

@@ -13,6 +13,11 @@ export const PG_POOL_CONNECTIONS_MAX = 8
  */
 export const PG_GROUPS_IN_FLIGHT_MAX = 2
 /**
+ * A store keeps one group in flight while other relays have committed within this many ms: their
+ * groups then fill the wait for the head rows that a second group of its own would fill.
+ */
+export const PG_SHARED_LOG_WINDOW_MS = 1_000
+/**
  * How often each relay reads the partition heads, in ms: the fallback that finds commits of
  * other relays whose NOTIFY was missed (LISTEN connection lost, relay restarted).
  */

@@ -49,6 +49,7 @@
  *    `PG_GROUPS_IN_FLIGHT_MAX` groups in flight, but never two holding calls of one client, and
  *    a call waits while an earlier call of its client waits. Groups in flight that share a
  *    partition are ordered by its head row lock like groups of different relays (invariant 2).
+ *    While other relays have committed within `PG_SHARED_LOG_WINDOW_MS`, one group at a time.
  * 8. Start refuses a database that does not fsync commits (`fsync`, `synchronous_commit`):
  *    `RelayError('durability')`.
  * 9. Statements that need no answer in between are sent together on the store's own pool
@@ -76,6 +77,7 @@ import {
   PG_APPEND_RETRY_MS,
   PG_FOLD_PAGE_ENTRIES_MAX,
   PG_GROUPS_IN_FLIGHT_MAX,
+  PG_SHARED_LOG_WINDOW_MS,
   PG_LOCK_TIMEOUT_MS,
   PG_POLL_INTERVAL_MS,
   PG_POOL_CONNECTIONS_MAX,
@@ -211,6 +213,8 @@ class PostgresStore implements LogStore {
   /** Groups in flight (invariant 7), and how many calls of each client they hold. */
   readonly #running = new Set<Promise<void>>()
   readonly #busyClients = new Map<string, number>()
+  /** When the feed last reported a commit of another relay (ms since the epoch). */
+  #othersCommittedAt = 0
   #closed = false
 
   constructor(
@@ -229,14 +233,22 @@ class PostgresStore implements LogStore {
     this.#statesMax = options.entityStatesMax ?? ENTITY_STATES_MAX
     this.#notify = options.notify ?? true
     this.#inFlightMax = Math.max(1, options.groupsInFlightMax ?? PG_GROUPS_IN_FLIGHT_MAX)
+    const listen = options.listen ?? true
     this.#feed = createCommitFeed({
       pool,
       selfId: this.#id,
       partitions,
       pollIntervalMs: options.pollIntervalMs ?? PG_POLL_INTERVAL_MS,
       initialHeads: heads,
-      listen: options.listen ?? true,
-      onChange: (touched) => this.#tell(touched),
+      listen,
+      onChange: (touched) => {
+        // Without LISTEN, a poll that found heads advanced is the only sign of other relays.
+        if (!listen) this.#othersCommittedAt = Date.now()
+        this.#tell(touched)
+      },
+      onOtherRelay: () => {
+        this.#othersCommittedAt = Date.now()
+      },
     })
   }
 
@@ -367,8 +379,13 @@ class PostgresStore implements LogStore {
    * (or earlier in the queue) waits: a client's calls are decided in the order they came.
    */
   #flush(): void {
-    while (this.#running.size < this.#inFlightMax && this.#queue.length > 0) {
-      const free = this.#inFlightMax - this.#running.size
+    // While other relays commit too, their groups already queue for the head rows behind
+    // ours; a second group of our own would only cut our groups smaller (measured: two relays
+    // with two groups each delivered less than one relay).
+    const shared = Date.now() - this.#othersCommittedAt < PG_SHARED_LOG_WINDOW_MS
+    const inFlightMax = shared ? 1 : this.#inFlightMax
+    while (this.#running.size < inFlightMax && this.#queue.length > 0) {
+      const free = inFlightMax - this.#running.size
       const target = Math.min(this.#groupMax, Math.ceil(this.#queuedEntries / free))
       const group: Call[] = []
       const rest: Call[] = []
