@@ -551,12 +551,11 @@ class PostgresStore implements LogStore {
     takeClients(keys.clients, rowsOf(clientsResult), loaded)
     // Earlier results are needed only for resent entries (at or below the high-water mark) and
     // for server entries; usually there are none and this round trip is skipped.
-    const resent: Candidate[] = []
-    for (const candidate of keys.candidates) {
-      const [tenant, , clientId, seq] = candidate
+    const resent: [string, string][] = []
+    for (const [tenant, id, clientId, seq] of keys.candidates) {
       const high = loaded.clients.get(joinKey(tenant, clientId))
       if (clientId === SERVER_CLIENT_ID || (high !== undefined && seq <= high)) {
-        resent.push([tenant, candidate[1], SERVER_CLIENT_ID, 0])
+        resent.push([tenant, id])
       }
     }
     if (resent.length > 0) await loadPrevious(client, resent, loaded)
@@ -593,7 +592,7 @@ class PostgresStore implements LogStore {
             break
           }
           case 'previous':
-            await loadPrevious(client, [[need.tenant, need.id, SERVER_CLIENT_ID, 0]], loaded)
+            await loadPrevious(client, [[need.tenant, need.id]], loaded)
             break
           case 'entity': {
             const [result] = await pipeline(client, [headsQuery([[need.tenant, need.entity]])])
@@ -798,12 +797,6 @@ const PG_TYPES = { getTypeParser: int8AsNumber } as unknown as pg.CustomTypesCon
 const LOCK_SQL = `select partition, head from ledgerline_partition_heads
   where partition = any($1::int[]) order by partition for update`
 
-/** The ids of `$1..$4` (tenant, id, client, clientSeq) that may have been decided before. */
-const CANDIDATES_SQL = `select u.tenant, u.id
-  from unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) u(tenant, id, client_id, seq)
-  left join ledgerline_clients c on c.tenant = u.tenant and c.client_id = u.client_id
-  where u.client_id = $5 or u.seq <= c.high`
-
 const WRITE_SQL = `with e as (
   insert into ledgerline_entries
     (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
@@ -880,11 +873,11 @@ function clientsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryCo
   }
 }
 
-/** Entries already holding a candidate id, and the server corrections made for them. */
-function previousQuery(candidates: readonly Candidate[]): pg.QueryConfig {
+/** Entries holding one of the ids, and the server corrections made for them. */
+function previousQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
     name: 'ledgerline_previous_v1',
-    text: `with r as (${CANDIDATES_SQL}), f as (
+    text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id)), f as (
         select e.* from ledgerline_entries e join r on e.tenant = r.tenant and e.id = r.id
       )
       select 'found' as kind, f.id, f.corrects, f.tenant, f.partition, f."offset", f.version,
@@ -895,31 +888,25 @@ function previousQuery(candidates: readonly Candidate[]): pg.QueryConfig {
         x.committed_at, x.body, x.seq
       from ledgerline_entries x join f on x.tenant = f.tenant and x.corrects = f.id
       order by seq`,
-    values: candidateValues(candidates),
+    values: pairValues(pairs),
     types: PG_TYPES,
   }
 }
 
-/** Refusals recorded for a candidate id. */
-function refusedQuery(candidates: readonly Candidate[]): pg.QueryConfig {
+/** Refusals recorded for one of the ids. */
+function refusedQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
     name: 'ledgerline_refused_v1',
-    text: `with r as (${CANDIDATES_SQL})
+    text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id))
       select f.tenant, f.id, f.code, f.reason, f.head
       from ledgerline_refusals f join r on f.tenant = r.tenant and f.id = r.id`,
-    values: candidateValues(candidates),
+    values: pairValues(pairs),
     types: PG_TYPES,
   }
 }
 
-function candidateValues(candidates: readonly Candidate[]): unknown[] {
-  return [
-    textArray(candidates.map((c) => c[0])),
-    textArray(candidates.map((c) => c[1])),
-    textArray(candidates.map((c) => c[2])),
-    intArray(candidates.map((c) => c[3])),
-    SERVER_CLIENT_ID,
-  ]
+function pairValues(pairs: readonly (readonly [string, string])[]): string[] {
+  return [textArray(pairs.map((p) => p[0])), textArray(pairs.map((p) => p[1]))]
 }
 
 /** Each entity's last version and offset (null for an empty ledger). */
@@ -938,13 +925,10 @@ function headsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConf
   }
 }
 
-/**
- * Reads the earlier results of `asked` (each with the server client id, so the candidate
- * filter takes it whatever its client's mark); an id found nowhere was never decided.
- */
+/** Reads the earlier results of `asked` (tenant, id); an id found nowhere was never decided. */
 async function loadPrevious(
   client: PoolClient,
-  asked: readonly Candidate[],
+  asked: readonly (readonly [string, string])[],
   loaded: Loaded,
 ): Promise<void> {
   for (const [tenant, id] of asked) loaded.previous.set(joinKey(tenant, id), null)
