@@ -56,8 +56,9 @@
  *    (`pg` pipeline mode): PostgreSQL still runs them one after another, each read with a
  *    snapshot taken after the lock statement returned (read committed), so the reads see every
  *    commit of whoever held the rows before. On a pool the caller made they go one at a time.
- *    The hot statements are named (parsed and planned once per connection), and array
- *    parameters are written as literals here (`pg` escapes each element with two regexes).
+ *    The hot statements are named (parsed and planned once per connection); array parameters
+ *    are written as literals here (`pg` escapes each element with two regexes), and a group's
+ *    bodies go as one binary parameter that the write statement cuts (no hex text).
  */
 import { randomBytes } from 'node:crypto'
 import { deserialize, serialize } from 'node:v8'
