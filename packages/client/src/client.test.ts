@@ -313,6 +313,45 @@ describe('client with the real relay', () => {
     expect(stored[3]?.id).toBe(`${newId}-1`)
   })
 
+  it('reconnects at once on reconnect() or the online event, and goes offline on offline', async () => {
+    // Goal: a till whose network returns syncs within a second, not after the backoff grew
+    // over a long outage. Method: the proxy refuses connections for ~4 s, so the backoff is
+    // several seconds; then reconnect() must connect well within it. The browser's
+    // online/offline events are played by an EventTarget put on globalThis for this test.
+    const events = new EventTarget()
+    const g = globalThis as { addEventListener?: unknown; removeEventListener?: unknown }
+    g.addEventListener = events.addEventListener.bind(events)
+    g.removeEventListener = events.removeEventListener.bind(events)
+    try {
+      // random() = 1: the largest jitter, so the backoff is what its ceiling says.
+      const c = client({ name: 'reconnect', random: (b) => b.fill(255) })
+      expect(await c.synced()).toEqual({ _tag: 'synced' })
+      events.dispatchEvent(new Event('offline'))
+      expect(c.status().online).toBe(false) // at once, without waiting for the socket
+      proxy.setOnline(false)
+      await new Promise((r) => setTimeout(r, 4_000))
+      await c.append('order/net', 'order.line', {})
+      proxy.setOnline(true)
+      const t0 = Date.now()
+      c.reconnect()
+      expect(await c.synced({ timeoutMs: 1_500 })).toEqual({ _tag: 'synced' })
+      expect(Date.now() - t0).toBeLessThan(1_500)
+      // The same through the online event.
+      events.dispatchEvent(new Event('offline'))
+      proxy.setOnline(false)
+      await new Promise((r) => setTimeout(r, 4_000))
+      proxy.setOnline(true)
+      const t1 = Date.now()
+      events.dispatchEvent(new Event('online'))
+      await eventually(() => c.status().online, 1_500, 'online after the online event')
+      expect(Date.now() - t1).toBeLessThan(1_500)
+      expect((await serverEntries('order/net')).length).toBe(1)
+    } finally {
+      delete g.addEventListener
+      delete g.removeEventListener
+    }
+  }, 30_000)
+
   it('moves status fields as entries are appended, sent and acknowledged', async () => {
     const times: number[] = []
     let t = 1_700_000_000_000

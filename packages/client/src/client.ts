@@ -171,6 +171,12 @@ export interface Client {
   entries(entity: string): Promise<readonly LedgerItem[]>
   history(entity: string): Promise<readonly LedgerItem[]>
   synced(options?: { readonly timeoutMs?: number | undefined }): Promise<SyncedResult>
+  /**
+   * The network is back: reset the reconnect backoff and connect at once (a connected socket
+   * is pinged instead). The browser's `online` event calls it already; `offline` drops the
+   * socket at once. A no-op in tabs that do not run the socket.
+   */
+  reconnect(): void
   close(): Promise<void>
 }
 
@@ -178,7 +184,7 @@ interface CacheItem {
   snapshot: EntitySnapshot
   confirmed: unknown
   version: number
-  lastPage: { partition: number; first: number } | undefined
+  lastChunk: number | undefined
   foldedSinceSnapshot: number
   loading: boolean
   again: boolean
@@ -253,6 +259,7 @@ export function createClient(options: ClientOptions): Client {
       onClosed: (reason) => {
         if (closed !== null) return
         closed = reason
+        unlistenNetwork()
         sync?.stop()
         tabs?.close()
         publishStatus()
@@ -272,6 +279,25 @@ export function createClient(options: ClientOptions): Client {
     if (options.persist !== false) void askPersist()
     return store
   })()
+  // Browsers tell when the network comes and goes: reconnect at once instead of waiting out
+  // the backoff, and stop trusting a socket the moment the network is gone.
+  // https://developer.mozilla.org/docs/Web/API/Window/online_event
+  const network = globalThis as {
+    addEventListener?: (type: string, listener: () => void) => void
+    removeEventListener?: (type: string, listener: () => void) => void
+  }
+  const onOnline = () => sync?.reconnect()
+  const onOffline = () => sync?.offline()
+  if (typeof network.addEventListener === 'function') {
+    network.addEventListener('online', onOnline)
+    network.addEventListener('offline', onOffline)
+  }
+  const unlistenNetwork = () => {
+    if (typeof network.removeEventListener !== 'function') return
+    network.removeEventListener('online', onOnline)
+    network.removeEventListener('offline', onOffline)
+  }
+
   // Callers see the failure through their own calls; keep it from being an unhandled rejection.
   ready.catch((error: unknown) => {
     syncState = { ...syncState, lastError: { kind: 'storage', message: String(error) } }
@@ -303,6 +329,7 @@ export function createClient(options: ClientOptions): Client {
             lastError: s.lastError,
           }
           publishStatus()
+          wakeWaiters()
           tabs?.post({
             t: 'status',
             online: s.online,
@@ -334,8 +361,12 @@ export function createClient(options: ClientOptions): Client {
               corrections: applied.corrections.length,
             })
           }
-          void refreshCounters()
-          wakeWaiters()
+          // Counters move only with own entries (acked ones received back) or corrections; a
+          // catch-up page of others' entries costs no extra transaction.
+          if (applied.own > 0 || applied.corrections.length > 0) {
+            void refreshCounters()
+            wakeWaiters()
+          }
         },
         reissued() {
           clock = undefined
@@ -486,7 +517,7 @@ export function createClient(options: ClientOptions): Client {
       },
       confirmed: type.initial,
       version: 0,
-      lastPage: undefined,
+      lastChunk: undefined,
       foldedSinceSnapshot: 0,
       loading: false,
       again: false,
@@ -529,12 +560,8 @@ export function createClient(options: ClientOptions): Client {
     const type = typeOf(entity)
     const key = typeKey(type.type, type.reduce)
     const base =
-      item.snapshot.loaded && item.lastPage !== undefined
-        ? {
-            partition: item.lastPage.partition,
-            through: item.lastPage.first,
-            version: item.version,
-          }
+      item.snapshot.loaded && item.lastChunk !== undefined
+        ? { through: item.lastChunk, version: item.version }
         : undefined
     let load = await store.loadEntity(
       entity,
@@ -556,7 +583,7 @@ export function createClient(options: ClientOptions): Client {
       state = type.reduce(state, e)
       version = e.version
     }
-    const lastPage = load.lastPage ?? item.lastPage
+    const lastChunk = load.lastChunk ?? item.lastChunk
     const foldedSinceSnapshot =
       (base !== undefined ? item.foldedSinceSnapshot : 0) + load.stored.length
     const pending = sortPending(load.pending)
@@ -566,7 +593,7 @@ export function createClient(options: ClientOptions): Client {
       prev.pending.every((p, i) => p.id === (pending[i] as Entry).id)
     item.confirmed = state
     item.version = version
-    item.lastPage = lastPage
+    item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
     if (!prev.loaded || version !== prev.version || !samePending) {
       item.snapshot = {
@@ -579,7 +606,7 @@ export function createClient(options: ClientOptions): Client {
       }
       notify(entity)
     }
-    if (foldedSinceSnapshot >= SNAPSHOT_ENTRIES_MIN && lastPage !== undefined) {
+    if (foldedSinceSnapshot >= SNAPSHOT_ENTRIES_MIN && lastChunk !== undefined) {
       item.foldedSinceSnapshot = 0
       // A snapshot only saves work later; failing to write one (quota, uncloneable state) is fine.
       store
@@ -587,8 +614,7 @@ export function createClient(options: ClientOptions): Client {
           entity,
           version,
           state,
-          partition: lastPage.partition,
-          through: lastPage.first,
+          through: lastChunk,
           typeKey: key,
         })
         .catch(() => {})
@@ -842,8 +868,13 @@ export function createClient(options: ClientOptions): Client {
       }
     },
 
+    reconnect() {
+      if (closed === null) sync?.reconnect()
+    },
+
     async close() {
       if (closed === null) closed = 'closed'
+      unlistenNetwork()
       sync?.stop()
       tabs?.close()
       try {

@@ -8,7 +8,7 @@ import type { Entry, StoredEntry } from '@ledgerline/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { injectQuota, type QuotaInjection } from '../test-support/quota.ts'
 import { isStorageFull, type ClientError } from './errors.ts'
-import { openStore, type Store } from './idb-store.ts'
+import { DB_VERSION, openStore, type Store } from './idb-store.ts'
 
 const CLIENT = 'a'.repeat(32)
 const NOW = 1_700_000_000_000
@@ -131,7 +131,7 @@ describe('idb store', () => {
     await expect(again.readOutbox(undefined, 10, 1e9)).rejects.toThrow(/kind/)
   })
 
-  it('stores a page with its cursors once, and loads an entity from its pages and snapshot', async () => {
+  it('stores pages with their cursors once, and loads an entity from its chunks and snapshot', async () => {
     const store = await fresh()
     await store.prepareCursors('t1', 'k', () => true)
     const stored = (seq: number, entity: string, version: number, offset: number): StoredEntry => ({
@@ -146,31 +146,116 @@ describe('idb store', () => {
       stored(2, 'stock/b', 1, 2),
       stored(3, 'stock/a', 2, 3),
     ]
-    const r1 = await store.applyPage(page1, { 2: 3 }, 'k')
+    const r1 = await store.applyPages([{ entries: page1, cursors: { 2: 3 } }], 'k')
     expect(r1.stored).toBe(3)
+    expect(r1.stagedKeys).toBe(2)
     // The same page again (a resend) is dropped by the cursor.
-    expect((await store.applyPage(page1, { 2: 3 }, 'k')).stored).toBe(0)
-    await store.applyPage([stored(4, 'stock/a', 3, 4)], { 2: 4 }, 'k')
+    expect((await store.applyPages([{ entries: page1, cursors: { 2: 3 } }], 'k')).stored).toBe(0)
+    // Two pages in one write: chunk 2 holds both.
+    await store.applyPages(
+      [
+        { entries: [stored(4, 'stock/a', 3, 4)], cursors: { 2: 4 } },
+        { entries: [stored(5, 'stock/b', 2, 5)], cursors: { 2: 5 } },
+      ],
+      'k',
+    )
     const load = await store.loadEntity('stock/a', 'key')
     expect(load.stored.map((e) => e.version)).toEqual([1, 2, 3])
-    expect(load.lastPage).toEqual({ partition: 2, first: 4 })
+    expect(load.lastChunk).toBe(2)
+    // Indexed or staged, an entity loads the same.
+    expect(await store.indexPending()).toBe(true)
+    expect(await store.indexPending()).toBe(false)
+    await store.applyPages([{ entries: [stored(6, 'stock/a', 4, 6)], cursors: { 2: 6 } }], 'k')
+    const mixed = await store.loadEntity('stock/a', 'key')
+    expect(mixed.stored.map((e) => e.version)).toEqual([1, 2, 3, 4])
+    expect((await store.loadEntity('stock/b', 'key')).stored.map((e) => e.version)).toEqual([1, 2])
     await store.putSnapshot({
       entity: 'stock/a',
       version: 2,
       state: { onHand: 2 },
-      partition: 2,
       through: 1,
       typeKey: 'key',
     })
     const fromSnap = await store.loadEntity('stock/a', 'key')
     expect(fromSnap.snapshot?.version).toBe(2)
-    expect(fromSnap.stored.map((e) => e.version)).toEqual([3])
+    expect(fromSnap.stored.map((e) => e.version)).toEqual([3, 4])
     // A snapshot of another fold (changed reduce) is ignored.
-    expect((await store.loadEntity('stock/a', 'other')).stored.length).toBe(3)
-    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({ 2: 4 })
+    expect((await store.loadEntity('stock/a', 'other')).stored.length).toBe(4)
+    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({ 2: 6 })
     // Another scope starts over.
     expect(await store.prepareCursors('t1', 'k2', () => true)).toEqual({})
     expect((await store.loadEntity('stock/a', 'key', null)).stored.length).toBe(0)
+  })
+
+  it('upgrades a layout 1 database: the outbox is kept, history is fetched again', async () => {
+    // Goal: the 1 → 2 upgrade path. Method: build a version 1 database by hand (the stores
+    // layout 1 created, one outbox record, stored cursors), open it with the current store.
+    const factory = new IDBFactory()
+    await new Promise<void>((resolve, reject) => {
+      const request = factory.open('test', 1)
+      request.onupgradeneeded = () => {
+        const db = request.result
+        db.createObjectStore('meta')
+        const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
+        outbox.createIndex('id', 'id', { unique: true })
+        outbox.createIndex('entity', 'entity')
+        db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
+        const pages = db.createObjectStore('pages', { keyPath: ['partition', 'first'] })
+        pages.createIndex('entity', 'keys', { multiEntry: true })
+        db.createObjectStore('snapshots', { keyPath: 'entity' })
+        db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
+        db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
+      }
+      request.onerror = () => reject(request.error)
+      request.onsuccess = () => {
+        const db = request.result
+        const tx = db.transaction(['meta', 'outbox', 'pages'], 'readwrite')
+        const e = entry(CLIENT, 1, 'stock/a')
+        tx.objectStore('meta').put(
+          {
+            clientId: CLIENT,
+            seqLast: 1,
+            clientIds: [CLIENT],
+            createdAt: NOW,
+            outboxEntries: 1,
+            outboxBytes: 100,
+            correctionsUnseen: 0,
+            n: 0,
+          },
+          'client',
+        )
+        tx.objectStore('meta').put({ tenant: 't1', scopeKey: 'k', cursors: { 0: 9 } }, 'cursors')
+        tx.objectStore('outbox').put({
+          clientId: CLIENT,
+          clientSeq: 1,
+          id: e.id,
+          entity: e.entity,
+          entry: e,
+          bytes: 100,
+          at: NOW,
+        })
+        tx.objectStore('pages').put({ partition: 0, first: 1, last: 9, entries: [], keys: [] })
+        tx.oncomplete = () => {
+          db.close()
+          resolve()
+        }
+      }
+    })
+    const store = await openStore({
+      indexedDB: factory,
+      IDBKeyRange,
+      dbName: 'test',
+      durability: 'strict',
+      onClosed: () => {},
+    })
+    const { meta, created } = await store.init(() => 'c'.repeat(32), NOW)
+    expect(created).toBe(false)
+    expect(meta.clientId).toBe(CLIENT)
+    expect((await store.readOutbox(undefined, 10, 1e9)).map((r) => r.id)).toEqual([
+      entry(CLIENT, 1, 'stock/a').id,
+    ])
+    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({})
+    store.close()
   })
 
   it('closes itself when a newer version opens, so the upgrade is not blocked', async () => {
@@ -182,7 +267,7 @@ describe('idb store', () => {
       IDBKeyRange,
       dbName: 'db',
       durability: 'strict',
-      version: 2,
+      version: DB_VERSION + 1,
       onClosed: () => {},
     })
     expect(reasons).toEqual(['versionchange'])
@@ -201,7 +286,7 @@ describe('idb store', () => {
       IDBKeyRange,
       dbName: 'db',
       durability: 'strict',
-      version: 2,
+      version: DB_VERSION + 1,
       onClosed: () => {},
     }).catch((e: unknown) => e)
     expect((error as ClientError).kind).toBe('upgrade_blocked')

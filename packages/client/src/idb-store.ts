@@ -2,25 +2,38 @@
  * The client's IndexedDB store: the outbox, the confirmed history, cursors, outcomes and the
  * corrections feed of one database (`dbName`). Every write is one transaction.
  *
- * Layout (database version 1):
+ * Layout (database version 2):
  *
  *   meta       'client'  → ClientMeta   clientId, last clientSeq, outbox counters, feed counters
- *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and tenant
+ *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and
+ *                          tenant, the last chunk number and how far the ledger index reaches
  *   outbox     [clientId, clientSeq] → { entry, bytes, at }     own entries not yet acked
  *                index 'id' (unique), index 'entity'
  *   acked      id → { entry, version, partition, offset }       acked, not yet received back
  *                index 'entity'                                  through the subscription
- *   pages      [partition, first offset] → { entries: StoredEntry[], keys }   confirmed history
- *                index 'entity' multiEntry over keys = [entity, partition, first offset]
- *   snapshots  entity → { version, state, partition, through }   folded state up to a page
+ *   chunks     n → { partition, first, last, entries }           confirmed history
+ *   staged     n → { entities: [entity, chunk n…][] }            ledger keys not yet indexed
+ *   ledgers    [entity, last chunk n] → { chunks: n[] }          the per-entity index
+ *   snapshots  entity → { version, state, through: chunk n }     folded state up to a chunk
  *   outcomes   id → { n, outcome }                               appended/duplicate/refused
  *   feed       id → { n, entry, unseen }                         corrections of own entries
  *
- * Why pages: confirmed history arrives from the relay in pages of up to 1,000 entries. Storing
- * each page (per partition) as ONE record makes a cold catch-up cost one put per page instead of
- * one per entry (one record per entry caps near 15,000 puts/s in Chromium, see
- * docs/perf-baselines). The multiEntry index gives each page one index key per entity it holds,
- * so `loadEntity` finds an entity's pages with one range read, from its snapshot on.
+ * Why chunks: confirmed history arrives from the relay in pages of up to 1,000 entries, often
+ * several back to back during catch-up. `applyPages` stores all the pages it is given in ONE
+ * transaction, as one *chunk* record per partition (numbered n = 1, 2, 3… in arrival order),
+ * so a cold catch-up costs a few puts per page instead of one per entry (one record per entry
+ * caps near 15,000 puts/s in Chromium). Indexing each entry by entity at that moment would cost
+ * one index write per entity per page again (it was half the time of a catch-up in layout 1),
+ * so the transaction only adds one *staged* record listing which chunks hold which entities.
+ * `indexPending` later folds many staged records into the per-entity index at once: one
+ * `ledgers` record per entity touched since the last run (a blind put, no read), so the index
+ * costs one write per entity per run instead of per page. A load reads the entity's `ledgers`
+ * records from its snapshot's chunk on, plus every staged record (bounded by
+ * INDEX_STAGED_KEYS_MAX), and then only the chunks that hold the entity.
+ *
+ * Upgrades: 1 → 2 drops layout 1's pages and snapshots and forgets the cursors, so confirmed
+ * history is fetched again from the relay (it can always be: the relay keeps it); the outbox,
+ * acked entries, outcomes and the corrections feed are kept as they are.
  *
  * Invariants:
  * 1. `append` allocates clientSeq (meta.seqLast + 1 …) and puts the outbox records, which carry
@@ -37,10 +50,15 @@
  *    is clientSeq order. (`reissue` moves all of them to a new clientId in one transaction.)
  * 5. An ack is applied in one transaction: outbox records deleted, positions kept in `acked`,
  *    outcomes recorded (refusals included), corrections stored in the feed, counters updated.
- * 6. A page of entries is stored in one transaction with the cursors after it; offsets at or
- *    below the stored cursor are dropped, so a page is never stored twice.
- * 7. Cursors, pages and snapshots belong to one (tenant, scope); when either changes they are
- *    cleared together.
+ * 6. Pages of entries are stored in one transaction with the cursors after the last of them
+ *    and their staged record; offsets at or below the stored cursor are dropped, so an entry is
+ *    never stored twice, and the cursor never runs ahead of what is stored. Pages use relaxed
+ *    durability: a page lost to a power cut is lost with its cursor, and fetched again.
+ * 7. Cursors, chunks, the ledger index and snapshots belong to one (tenant, scope); when either
+ *    changes they are cleared together.
+ * 8. Every chunk n ≤ CursorsRecord.chunkLast is listed either in a staged record or (once
+ *    `indexPending` ran) in its entities' `ledgers` records, never lost between the two: the
+ *    move is one transaction.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { assert, validateEntry } from '@ledgerline/core'
@@ -48,10 +66,19 @@ import type { AckResult, Cursors } from '@ledgerline/protocol'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import { wrap } from 'idb'
 import { ClientError, toStorageError } from './errors.ts'
-import { CORRECTIONS_FEED_MAX, OPEN_BLOCKED_MS_MAX, OUTCOMES_MAX } from './limits.ts'
+import {
+  CHUNK_ENTRIES_MAX,
+  CORRECTIONS_FEED_MAX,
+  OPEN_BLOCKED_MS_MAX,
+  OUTCOMES_MAX,
+} from './limits.ts'
 
-/** Version of the database layout. History: 1 — first layout (Ledgerline 0.1.0). */
-export const DB_VERSION = 1
+/**
+ * Version of the database layout. History:
+ * 1 — first layout (Ledgerline 0.1.0).
+ * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
+ */
+export const DB_VERSION = 2
 
 export type Durability = 'strict' | 'relaxed' | 'default'
 
@@ -95,6 +122,10 @@ export interface CursorsRecord {
   readonly tenant: string
   readonly scopeKey: string
   readonly cursors: Cursors
+  /** Number of the last chunk stored (0: none). */
+  readonly chunkLast: number
+  /** (entity, chunk) keys in the staged records. */
+  readonly stagedKeys: number
 }
 
 export interface OutboxRecord {
@@ -118,20 +149,37 @@ export interface AckedRecord {
   readonly offset: number
 }
 
-export interface PageRecord {
+export interface ChunkRecord {
+  readonly n: number
   readonly partition: number
   readonly first: number
   readonly last: number
+  /** In offset order. */
   readonly entries: readonly StoredEntry[]
-  readonly keys: readonly (readonly [string, number, number])[]
+}
+
+export interface StagedRecord {
+  /** Number of the last chunk it lists. */
+  readonly n: number
+  /** Each entity with the chunks (ascending) holding its entries. */
+  readonly entities: readonly (readonly [string, readonly number[]])[]
+  /** Count of (entity, chunk) keys, for the bound on staged keys. */
+  readonly keys: number
+}
+
+export interface LedgerIndexRecord {
+  readonly entity: string
+  /** The last of `chunks`. */
+  readonly last: number
+  /** Chunks holding entries of `entity`, ascending. */
+  readonly chunks: readonly number[]
 }
 
 export interface SnapshotRecord {
   readonly entity: string
   readonly version: number
   readonly state: unknown
-  readonly partition: number
-  /** First offset of the last page folded into `state`. */
+  /** The last chunk folded into `state`. */
   readonly through: number
   /** Fingerprint of the entity type's code: a changed `reduce` invalidates the snapshot. */
   readonly typeKey: string
@@ -161,7 +209,9 @@ interface LedgerDb extends DBSchema {
     indexes: { id: string; entity: string }
   }
   acked: { key: string; value: AckedRecord; indexes: { entity: string } }
-  pages: { key: [number, number]; value: PageRecord; indexes: { entity: [string, number, number] } }
+  chunks: { key: number; value: ChunkRecord }
+  staged: { key: number; value: StagedRecord }
+  ledgers: { key: [string, number]; value: LedgerIndexRecord }
   snapshots: { key: string; value: SnapshotRecord }
   outcomes: { key: string; value: OutcomeRecord; indexes: { n: number } }
   feed: { key: string; value: FeedRecord; indexes: { n: number } }
@@ -204,17 +254,27 @@ export interface AckApplied {
   readonly settled: ReadonlyMap<string, Outcome>
 }
 
+/** One received `entries` page. */
+export interface PageIn {
+  readonly entries: readonly StoredEntry[]
+  /** The relay's cursors after this page. */
+  readonly cursors: Cursors
+}
+
 export interface PageApplied {
   readonly entities: ReadonlySet<string>
   readonly corrections: readonly FeedRecord[]
   /** Entries stored (after dropping those at or below the cursor). */
   readonly stored: number
+  /** This client's own entries among them (their `acked` records were deleted). */
+  readonly own: number
   readonly cursors: Cursors
+  /** (entity, chunk) keys staged and not yet in the ledger index, this write included. */
+  readonly stagedKeys: number
 }
 
-/** A folded state and where it stops: version, and the page holding that version. */
+/** A folded state and where it stops: version, and the last chunk folded into it. */
 export interface EntityBase {
-  readonly partition: number
   readonly through: number
   readonly version: number
   readonly state: unknown
@@ -224,8 +284,8 @@ export interface EntityLoad {
   readonly snapshot: EntityBase | undefined
   /** Confirmed entries after the snapshot (or from version 1), in version order. */
   readonly stored: readonly StoredEntry[]
-  /** Partition and first offset of the last page read, if any. */
-  readonly lastPage: { readonly partition: number; readonly first: number } | undefined
+  /** The last chunk read, if any. */
+  readonly lastChunk: number | undefined
   /** Own entries not yet received back (outbox and acked), in clientSeq order. */
   readonly pending: readonly Entry[]
   readonly acked: ReadonlySet<string>
@@ -270,11 +330,16 @@ export interface Store {
     scopeKey: string,
     inScope: (entity: string) => boolean,
   ): Promise<Cursors>
-  applyPage(
-    entries: readonly StoredEntry[],
-    cursors: Cursors,
-    scopeKey: string,
-  ): Promise<PageApplied>
+  /**
+   * Stores pages received back to back, in arrival order, in ONE transaction with the cursors
+   * after the last of them (invariant 6). Fails with kind `closed` if the scope changed.
+   */
+  applyPages(pages: readonly PageIn[], scopeKey: string): Promise<PageApplied>
+  /**
+   * Moves staged ledger keys into the per-entity index, one transaction; false when nothing
+   * was staged.
+   */
+  indexPending(): Promise<boolean>
   /**
    * Reads what folding `entity` needs. `base` undefined: start from the stored snapshot (if its
    * `typeKey` matches); a base: start after it (what the cache already folded); `null`: from
@@ -318,7 +383,9 @@ function openDb(options: StoreOptions): Promise<Db> {
     let blockedTimer: ReturnType<typeof setTimeout> | undefined
     let gaveUp = false
     request.onupgradeneeded = (event) => {
-      upgrade(wrap(request.result) as unknown as Db, event.oldVersion)
+      const tx = request.transaction
+      assert(tx !== null, 'an upgrade runs in a versionchange transaction')
+      upgrade(wrap(request.result) as unknown as Db, event.oldVersion, tx)
     }
     // https://developer.mozilla.org/en-US/docs/Web/API/IDBOpenDBRequest/blocked_event: the
     // upgrade waits until every older connection closes. Never wait silently.
@@ -358,7 +425,11 @@ function openDb(options: StoreOptions): Promise<Db> {
   })
 }
 
-function upgrade(db: Db, oldVersion: number): void {
+/**
+ * Runs inside the versionchange transaction `tx`, used raw: wrapping it would add a `done`
+ * promise that rejects, unobserved, when an upgrade is given up (`upgrade_blocked`).
+ */
+function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
   if (oldVersion < 1) {
     db.createObjectStore('meta')
     const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
@@ -366,13 +437,26 @@ function upgrade(db: Db, oldVersion: number): void {
     outbox.createIndex('entity', 'entity')
     const acked = db.createObjectStore('acked', { keyPath: 'id' })
     acked.createIndex('entity', 'entity')
-    const pages = db.createObjectStore('pages', { keyPath: ['partition', 'first'] })
+    // Layout 1's store, typed loosely: layout 2 no longer has it (see below).
+    const legacy = db as unknown as IDBPDatabase
+    const pages = legacy.createObjectStore('pages', { keyPath: ['partition', 'first'] })
     pages.createIndex('entity', 'keys', { multiEntry: true })
     db.createObjectStore('snapshots', { keyPath: 'entity' })
     db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
     db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
   }
-  // Later versions add `if (oldVersion < 2) { … }` here, never edit the block above.
+  if (oldVersion < 2) {
+    // Layout 1's pages (one index key per entity per page) give way to chunks with a staged
+    // ledger index. History is not converted: forgetting the cursors makes the client fetch it
+    // again from the relay, which keeps it; outbox, acked, outcomes and feed stay as they are.
+    ;(db as unknown as IDBPDatabase).deleteObjectStore('pages')
+    tx.objectStore('snapshots').clear()
+    tx.objectStore('meta').delete('cursors')
+    db.createObjectStore('chunks', { keyPath: 'n' })
+    db.createObjectStore('staged', { keyPath: 'n' })
+    db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
+  }
+  // Later versions add `if (oldVersion < 3) { … }` here, never edit the blocks above.
 }
 
 function createIdbStore(db: Db, options: StoreOptions): Store {
@@ -624,7 +708,7 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
 
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
-        ['meta', 'pages', 'snapshots', 'acked'],
+        ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked'],
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -633,129 +717,207 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
           if (found !== undefined && found.tenant === tenant && found.scopeKey === scopeKey)
             return found.cursors
           // Another tenant or scope: the stored history answers a different question. Start over.
-          void track(tx.objectStore('pages').clear())
-          void track(tx.objectStore('snapshots').clear())
+          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
+            void track(tx.objectStore(name).clear())
           const acked = await tx.objectStore('acked').getAll()
           for (const a of acked)
             if (!inScope(a.entity)) void track(tx.objectStore('acked').delete(a.id))
-          void track(meta.put({ tenant, scopeKey, cursors: {} }, 'cursors'))
+          const fresh: CursorsRecord = {
+            tenant,
+            scopeKey,
+            cursors: {},
+            chunkLast: 0,
+            stagedKeys: 0,
+          }
+          void track(meta.put(fresh, 'cursors'))
           return {}
         },
       )
     },
 
-    async applyPage(entries, cursors, scopeKey) {
-      return run(['meta', 'pages', 'acked', 'feed'], 'readwrite', 'relaxed', async (tx, track) => {
-        const metaStore = tx.objectStore('meta')
-        const [rec, meta] = await Promise.all([metaStore.get('cursors'), metaStore.get('client')])
-        const stored = rec as CursorsRecord | undefined
-        if (stored === undefined || stored.scopeKey !== scopeKey) {
-          throw new ClientError('closed', 'subscription scope changed while a page was in flight')
-        }
-        const clientMeta = meta as ClientMeta
-        const own = new Set(clientMeta.clientIds)
-        const before = stored.cursors
-        const byPartition = new Map<number, StoredEntry[]>()
-        const entities = new Set<string>()
-        const feedCandidates: FeedRecord[] = []
-        let count = 0
-        for (const e of entries) {
-          if (e.offset <= (before[e.partition] ?? 0)) continue // already stored (invariant 6)
-          let list = byPartition.get(e.partition)
-          if (list === undefined) byPartition.set(e.partition, (list = []))
-          list.push(e)
-          entities.add(e.entity)
-          count++
-          if (own.has(e.clientId)) void track(tx.objectStore('acked').delete(e.id))
-          if (
-            e.corrects !== undefined &&
-            e.clientId === 'server' &&
-            own.has(e.corrects.slice(0, 32))
-          ) {
-            feedCandidates.push({
-              id: e.id,
-              n: 0,
-              entry: e,
-              of: e.corrects.split('~')[0] as string,
-              unseen: true,
+    async applyPages(pages, scopeKey) {
+      return run(
+        ['meta', 'chunks', 'staged', 'acked', 'feed'],
+        'readwrite',
+        'relaxed',
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const [rec, meta] = await Promise.all([metaStore.get('cursors'), metaStore.get('client')])
+          const stored = rec as CursorsRecord | undefined
+          if (stored === undefined || stored.scopeKey !== scopeKey) {
+            throw new ClientError('closed', 'subscription scope changed while a page was in flight')
+          }
+          const clientMeta = meta as ClientMeta
+          const own = new Set(clientMeta.clientIds)
+          const next: Record<number, number> = { ...stored.cursors }
+          const byPartition = new Map<number, StoredEntry[]>()
+          const entities = new Set<string>()
+          const feedCandidates: FeedRecord[] = []
+          let count = 0
+          let ownCount = 0
+          for (const page of pages) {
+            for (const e of page.entries) {
+              if (e.offset <= (next[e.partition] ?? 0)) continue // already stored (invariant 6)
+              next[e.partition] = e.offset
+              let list = byPartition.get(e.partition)
+              if (list === undefined) byPartition.set(e.partition, (list = []))
+              list.push(e)
+              entities.add(e.entity)
+              count++
+              if (own.has(e.clientId)) {
+                ownCount++
+                void track(tx.objectStore('acked').delete(e.id))
+              }
+              if (
+                e.corrects !== undefined &&
+                e.clientId === 'server' &&
+                own.has(e.corrects.slice(0, 32))
+              ) {
+                feedCandidates.push({
+                  id: e.id,
+                  n: 0,
+                  entry: e,
+                  of: e.corrects.split('~')[0] as string,
+                  unseen: true,
+                })
+              }
+            }
+            // The relay's cursors may pass entries outside the scope: take them after the page.
+            for (const [p, offset] of Object.entries(page.cursors)) {
+              next[Number(p)] = Math.max(next[Number(p)] ?? 0, offset)
+            }
+          }
+          // One chunk per partition (at most CHUNK_ENTRIES_MAX entries each, so that loading one
+          // entity never reads a huge record), and one staged record naming their entities.
+          let chunkLast = stored.chunkLast
+          const staged = new Map<string, number[]>()
+          let keys = 0
+          for (const [partition, list] of byPartition) {
+            for (let at = 0; at < list.length; at += CHUNK_ENTRIES_MAX) {
+              const part = list.slice(at, at + CHUNK_ENTRIES_MAX)
+              const n = ++chunkLast
+              void track(
+                tx.objectStore('chunks').put({
+                  n,
+                  partition,
+                  first: (part[0] as StoredEntry).offset,
+                  last: (part.at(-1) as StoredEntry).offset,
+                  entries: part,
+                }),
+              )
+              for (const e of part) {
+                const chunks = staged.get(e.entity)
+                if (chunks === undefined) {
+                  staged.set(e.entity, [n])
+                  keys++
+                } else if (chunks.at(-1) !== n) {
+                  chunks.push(n)
+                  keys++
+                }
+              }
+            }
+          }
+          if (staged.size > 0) {
+            void track(tx.objectStore('staged').put({ n: chunkLast, entities: [...staged], keys }))
+          }
+          const stagedKeys = stored.stagedKeys + keys
+          void track(metaStore.put({ ...stored, cursors: next, chunkLast, stagedKeys }, 'cursors'))
+          const corrections: FeedRecord[] = []
+          if (feedCandidates.length > 0) {
+            const feed = tx.objectStore('feed')
+            const known = await Promise.all(feedCandidates.map((c) => feed.getKey(c.id)))
+            let { n, correctionsUnseen } = clientMeta
+            feedCandidates.forEach((c, i) => {
+              if (known[i] !== undefined) return
+              const r = { ...c, n: ++n }
+              corrections.push(r)
+              correctionsUnseen++
+              void track(feed.put(r))
             })
+            void track(metaStore.put({ ...clientMeta, n, correctionsUnseen }, 'client'))
+          }
+          return {
+            entities,
+            corrections,
+            stored: count,
+            own: ownCount,
+            cursors: next,
+            stagedKeys,
+          }
+        },
+      )
+    },
+
+    async indexPending() {
+      return run(['meta', 'staged', 'ledgers'], 'readwrite', 'relaxed', async (tx, track) => {
+        const [staged, rec] = await Promise.all([
+          tx.objectStore('staged').getAll(),
+          tx.objectStore('meta').get('cursors') as Promise<CursorsRecord | undefined>,
+        ])
+        if (staged.length === 0 || rec === undefined) return false
+        // Staged records come in chunk order (their key), so each entity's list stays ascending.
+        const merged = new Map<string, number[]>()
+        for (const record of staged) {
+          for (const [entity, chunks] of record.entities) {
+            const list = merged.get(entity)
+            if (list === undefined) merged.set(entity, [...chunks])
+            else list.push(...chunks)
           }
         }
-        for (const [partition, list] of byPartition) {
-          list.sort((a, b) => a.offset - b.offset)
-          const first = (list[0] as StoredEntry).offset
-          const keys = [...new Set(list.map((e) => e.entity))].map(
-            (entity) => [entity, partition, first] as const,
-          )
-          void track(
-            tx.objectStore('pages').put({
-              partition,
-              first,
-              last: (list.at(-1) as StoredEntry).offset,
-              entries: list,
-              keys,
-            }),
-          )
+        const ledgers = tx.objectStore('ledgers')
+        for (const [entity, chunks] of merged) {
+          void track(ledgers.put({ entity, last: chunks.at(-1) as number, chunks }))
         }
-        const next: Record<number, number> = { ...before }
-        for (const [p, offset] of Object.entries(cursors)) {
-          next[Number(p)] = Math.max(next[Number(p)] ?? 0, offset)
-        }
-        void track(metaStore.put({ ...stored, cursors: next }, 'cursors'))
-        const corrections: FeedRecord[] = []
-        if (feedCandidates.length > 0) {
-          const feed = tx.objectStore('feed')
-          const known = await Promise.all(feedCandidates.map((c) => feed.getKey(c.id)))
-          let { n, correctionsUnseen } = clientMeta
-          feedCandidates.forEach((c, i) => {
-            if (known[i] !== undefined) return
-            const r = { ...c, n: ++n }
-            corrections.push(r)
-            correctionsUnseen++
-            void track(feed.put(r))
-          })
-          void track(metaStore.put({ ...clientMeta, n, correctionsUnseen }, 'client'))
-        }
-        return { entities, corrections, stored: count, cursors: next }
+        void track(tx.objectStore('staged').clear())
+        void track(tx.objectStore('meta').put({ ...rec, stagedKeys: 0 }, 'cursors'))
+        return true
       })
     },
 
     async loadEntity(entity, typeKey, base) {
-      return run(['pages', 'outbox', 'acked', 'snapshots'], 'readonly', 'default', async (tx) => {
-        let snapshot: EntityBase | undefined = base ?? undefined
-        if (base === undefined) {
-          const found = await tx.objectStore('snapshots').get(entity)
-          if (found !== undefined && found.typeKey === typeKey) snapshot = found
-        }
-        const lower: [string, number, number] =
-          snapshot === undefined
-            ? [entity, -Infinity, -Infinity]
-            : [entity, snapshot.partition, snapshot.through]
-        const [pages, outboxed, acked] = await Promise.all([
-          tx
-            .objectStore('pages')
-            .index('entity')
-            .getAll(KeyRange.bound(lower, [entity, Infinity, Infinity])),
-          tx.objectStore('outbox').index('entity').getAll(entity),
-          tx.objectStore('acked').index('entity').getAll(entity),
-        ])
-        const fromVersion = snapshot?.version ?? 0
-        const stored: StoredEntry[] = []
-        for (const page of pages)
-          for (const e of page.entries)
-            if (e.entity === entity && e.version > fromVersion) stored.push(e)
-        stored.sort((a, b) => a.version - b.version)
-        const last = pages.at(-1)
-        const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
-        return {
-          snapshot,
-          stored,
-          lastPage:
-            last === undefined ? undefined : { partition: last.partition, first: last.first },
-          pending,
-          acked: new Set(acked.map((a) => a.id)),
-        }
-      })
+      return run(
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
+        'readonly',
+        'default',
+        async (tx) => {
+          let snapshot: EntityBase | undefined = base ?? undefined
+          if (base === undefined) {
+            const found = await tx.objectStore('snapshots').get(entity)
+            if (found !== undefined && found.typeKey === typeKey) snapshot = found
+          }
+          const from = snapshot?.through ?? 0
+          const [indexed, staged, outboxed, acked] = await Promise.all([
+            tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
+            tx.objectStore('staged').getAll(),
+            tx.objectStore('outbox').index('entity').getAll(entity),
+            tx.objectStore('acked').index('entity').getAll(entity),
+          ])
+          const wanted = new Set<number>()
+          for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
+          for (const r of staged) {
+            for (const [name, chunks] of r.entities)
+              if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
+          }
+          const numbers = [...wanted].sort((a, b) => a - b)
+          const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
+          const fromVersion = snapshot?.version ?? 0
+          const stored: StoredEntry[] = []
+          for (const chunk of chunks) {
+            assert(chunk !== undefined, 'an indexed chunk exists')
+            for (const e of chunk.entries)
+              if (e.entity === entity && e.version > fromVersion) stored.push(e)
+          }
+          stored.sort((a, b) => a.version - b.version)
+          const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+          return {
+            snapshot,
+            stored,
+            lastChunk: numbers.at(-1),
+            pending,
+            acked: new Set(acked.map((a) => a.id)),
+          }
+        },
+      )
     },
 
     async tenant() {

@@ -24,6 +24,17 @@ export const PUSH_BATCH_BYTES_MAX = Math.min(256 * 1024, FRAME_BYTES_MAX / 2)
 export const PUSH_BATCHES_IN_FLIGHT_MAX = PUSH_IN_FLIGHT_MAX
 /** Pages of entries the client lets the relay send ahead (the credit window). */
 export const CREDIT_WINDOW_PAGES = Math.min(16, CREDIT_PAGES_MAX)
+/** Most received pages stored in one transaction when they arrive back to back. */
+export const PAGES_PER_WRITE_MAX = 8
+/** Most entries in one stored chunk of confirmed history (loading an entity reads whole chunks). */
+export const CHUNK_ENTRIES_MAX = 2_000
+/**
+ * Staged (entity, chunk) keys after which the ledger index is brought up to date at once; a
+ * load reads every staged record, so this bounds the cost of a load too.
+ */
+export const INDEX_STAGED_KEYS_MAX = 20_000
+/** When live, how long staged keys may wait for the ledger index after the last page. */
+export const INDEX_DELAY_MS = 1_000
 /** Reconnect backoff: first delay, and the cap of the exponential growth. */
 export const RECONNECT_MS_MIN = 250
 export const RECONNECT_MS_MAX = 30_000

@@ -4,11 +4,14 @@
  *   connect ─► hello ─► welcome ─► subscribe(scope, cursors from IndexedDB, credit)
  *                         │
  *                         └─► drain: push batches from the outbox in clientSeq order
- *   ack      ─► store.applyAck (one transaction) ─► drain more
- *   entries  ─► store.applyPage (page + cursors, one transaction) ─► credit
+ *   ack      ─┐
+ *   entries  ─┴► one queue, in arrival order ─► store.applyAck (one transaction) ─► drain more
+ *                                            └► store.applyPages (pages received back to back
+ *                                               + cursors, one transaction) ─► credit
  *   close    ─► forget in-flight batches ─► reconnect after jittered exponential backoff
  *
- * Terms: a *batch* is one `push`; *in flight* means sent and not yet acked.
+ * Terms: a *batch* is one `push`; *in flight* means sent and not yet acked; a *held* page
+ * waits in memory for storage space.
  *
  * Invariants:
  * 1. Batches are sent in clientSeq order, each ≤ PUSH_BATCH_ENTRIES_MAX entries and
@@ -16,20 +19,28 @@
  * 2. An outbox record is deleted only by the ack that answers it. After a reconnect the whole
  *    outbox is sent again from its start: the relay answers what it already has as `duplicate`
  *    (exactly once, guarantee 2).
- * 3. Acks are applied to IndexedDB one at a time in arrival order, and so are pages; a page
- *    that cannot be stored for lack of space is retried, and does not hold back acks.
+ * 3. Acks and pages are applied from ONE queue in arrival order, one store transaction at a
+ *    time, so no store write overtakes an earlier one. Pages are never stored past a page that
+ *    was not: when a page fails, every later page of its socket is dropped and the socket is
+ *    closed (the relay resends from the stored cursors), so the cursor can never run ahead of
+ *    a page lost in between (a crash there would lose it for good). A page that fails for
+ *    lack of space is held, with every page after it, and retried after a backoff; acks go on
+ *    meanwhile, so the outbox still drains. (Acks and pages commute: see applyAck.)
  * 4. Credit is given back only after a page is stored, so the relay never runs further ahead
- *    than CREDIT_WINDOW_PAGES unstored pages.
+ *    than CREDIT_WINDOW_PAGES unstored pages (held pages included).
  * 5. The reconnect delay is at least the relay's `backoffMsMin` for the error it sent; a token
  *    function is called again after `token_expired` or `unauthorized`.
  */
-import { assert, matchesAny } from '@ledgerline/core'
+import { assert, matchesAny, unreachable } from '@ledgerline/core'
 import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { isStorageFull } from './errors.ts'
-import type { AckApplied, OutboxRecord, PageApplied, Store } from './idb-store.ts'
+import type { AckApplied, AckItem, OutboxRecord, PageApplied, PageIn, Store } from './idb-store.ts'
 import {
   CREDIT_WINDOW_PAGES,
+  INDEX_DELAY_MS,
+  INDEX_STAGED_KEYS_MAX,
+  PAGES_PER_WRITE_MAX,
   PING_INTERVAL_MS,
   PUSH_BATCH_BYTES_MAX,
   PUSH_BATCH_ENTRIES_MAX,
@@ -96,8 +107,12 @@ export interface Sync {
   state(): SyncState
   /** Batches in flight or being read from the outbox. */
   busy(): boolean
-  /** Resolves when the acks and pages received so far are stored. */
+  /** Resolves when the acks and pages received so far are stored (or dropped). */
   idle(): Promise<void>
+  /** The network may be back: reset the backoff and connect now if not connected. */
+  reconnect(): void
+  /** The network is gone: drop the socket now instead of waiting for it to time out. */
+  offline(): void
   stop(): void
 }
 
@@ -127,10 +142,14 @@ export function createSync(options: SyncOptions): Sync {
   let lastSent: readonly [string, number] | undefined
   let draining = false
   let drainAgain = false
-  // Acks and pages are each applied in arrival order; the store makes either order of an ack
-  // and the page holding the same entry come out the same (see idb-store.ts, applyAck).
-  let ackChain: Promise<unknown> = Promise.resolve()
-  let pageChain: Promise<unknown> = Promise.resolve()
+  // Invariant 3: one queue of store writes in arrival order, worked by one loop.
+  const queue: Work[] = []
+  const held: PageWork[] = []
+  let working: Promise<void> | undefined
+  let heldTimer: ReturnType<typeof setTimeout> | undefined
+  let heldRetries = 0
+  let indexTimer: ReturnType<typeof setTimeout> | undefined
+  let brokenSocket: WebSocketLike | undefined
   let state: SyncState = {
     online: false,
     syncing: false,
@@ -228,17 +247,25 @@ export function createSync(options: SyncOptions): Sync {
     })
     ws.addEventListener('close', () => {
       clearTimeout(welcomeTimer)
-      if (socket !== ws) return
-      socket = undefined
-      welcomed = false
-      inFlight.clear()
-      lastSent = undefined
-      setState({ online: false, live: false })
-      scheduleReconnect()
+      lost(ws)
     })
     ws.addEventListener('error', () => {
       // A 'close' event always follows; reconnecting is done there.
     })
+  }
+
+  /** The socket is gone (closed, or given up on): forget what was in flight, reconnect later. */
+  function lost(ws: WebSocketLike): void {
+    if (socket !== ws) return
+    socket = undefined
+    welcomed = false
+    inFlight.clear()
+    lastSent = undefined
+    held.length = 0
+    clearTimeout(heldTimer)
+    heldTimer = undefined
+    setState({ online: false, live: false })
+    scheduleReconnect()
   }
 
   function handle(ws: WebSocketLike, message: RelayMessage): void {
@@ -261,44 +288,20 @@ export function createSync(options: SyncOptions): Sync {
           result: message.results[i] as (typeof message.results)[number],
         }))
         setState({ lastServerContactAt: at })
-        ackChain = ackChain
-          .then(async () => {
-            let applied: AckApplied
-            try {
-              applied = await store.applyAck(items, inScope)
-            } catch (error) {
-              if (!isStorageFull(error)) throw error
-              // Storage is full: still let the outbox drain (deleting frees space).
-              applied = await store.applyAck(items, inScope, true)
-              fail('storage', 'storage full: acks applied without keeping outcomes')
-            }
-            if (applied.gaps > 0 && socket === ws) lastSent = undefined // resend from the outbox start
-            events.acked(applied)
-            setState({})
-            drain(ws)
-          })
-          .catch(onStoreFailure(ws))
+        enqueue({ _tag: 'ack', ws, items })
         return
       }
       case 'entries': {
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
-        const key = scopeKey
-        pageChain = pageChain
-          .then(async () => {
-            const applied = await storePage(ws, () =>
-              store.applyPage(message.entries, message.cursors, key),
-            )
-            if (applied === undefined) return
-            events.page(applied)
-            if (message.live) setState({ live: true })
-            pagesSinceCredit++
-            if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
-              send(ws, { type: 'credit', sub: message.sub, pages: pagesSinceCredit })
-              pagesSinceCredit = 0
-            }
-          })
-          .catch(onStoreFailure(ws))
+        enqueue({
+          _tag: 'page',
+          ws,
+          sub: message.sub,
+          scopeKey,
+          page: { entries: message.entries, cursors: message.cursors },
+          live: message.live,
+        })
         return
       }
       case 'error': {
@@ -363,34 +366,119 @@ export function createSync(options: SyncOptions): Sync {
     }
   }
 
-  /** A write failed (database closed, IndexedDB error): start over from what is stored. */
-  function onStoreFailure(ws: WebSocketLike): (error: unknown) => void {
-    return (error) => {
-      fail('storage', errorMessage(error))
-      if (socket === ws) drop(ws)
+  function enqueue(work: Work): void {
+    queue.push(work)
+    working ??= workQueue().finally(() => {
+      working = undefined
+    })
+  }
+
+  /** Invariant 3: takes the queue in order; consecutive pages of one socket go in one write. */
+  async function workQueue(): Promise<void> {
+    for (let work = queue.shift(); work !== undefined; work = queue.shift()) {
+      try {
+        switch (work._tag) {
+          case 'ack':
+            await applyAck(work)
+            break
+          case 'page': {
+            if (held.length > 0) {
+              held.push(work) // behind a page waiting for space: keep the order
+              break
+            }
+            const run = [work]
+            for (let next = queue[0]; run.length < PAGES_PER_WRITE_MAX; next = queue[0]) {
+              if (next?._tag !== 'page' || next.ws !== work.ws || next.sub !== work.sub) break
+              run.push(next)
+              queue.shift()
+            }
+            await applyPages(run)
+            break
+          }
+          case 'retry': {
+            heldTimer = undefined
+            const run = held.splice(0, held.length)
+            if (run.length > 0) await applyPages(run)
+            break
+          }
+          case 'index':
+            await store.indexPending()
+            break
+          default:
+            unreachable(work)
+        }
+      } catch (error) {
+        fail('storage', errorMessage(error))
+        // The index only saves work later; the next run picks up what this one left staged.
+        if (work._tag === 'index') continue
+        const ws = work._tag === 'retry' ? socket : work.ws
+        if (work._tag === 'page' || work._tag === 'retry') brokenSocket = ws
+        if (ws !== undefined && socket === ws) {
+          drop(ws)
+          lost(ws)
+        }
+      }
     }
   }
 
+  async function applyAck(work: AckWork): Promise<void> {
+    let applied: AckApplied
+    try {
+      applied = await store.applyAck(work.items, inScope)
+    } catch (error) {
+      if (!isStorageFull(error)) throw error
+      // Storage is full: still let the outbox drain (deleting frees space).
+      applied = await store.applyAck(work.items, inScope, true)
+      fail('storage', 'storage full: acks applied without keeping outcomes')
+    }
+    if (applied.gaps > 0 && socket === work.ws) lastSent = undefined // resend from the start
+    events.acked(applied)
+    setState({})
+    drain(work.ws)
+  }
+
   /**
-   * Stores a page, retrying while storage is full: the page is held in memory (at most the
-   * credit window of them waits behind it, since no credit is given back meanwhile), and the
-   * socket stays up so the outbox keeps draining.
+   * Stores pages of one socket in one transaction. Pages of a socket that is gone, or that
+   * already lost a page, are dropped: the next subscription starts from the stored cursors.
    */
-  async function storePage(
-    ws: WebSocketLike,
-    write: () => Promise<PageApplied>,
-  ): Promise<PageApplied | undefined> {
-    for (let retry = 0; ; retry++) {
-      if (socket !== ws) return undefined
-      try {
-        return await write()
-      } catch (error) {
-        if (!isStorageFull(error)) throw error
-        fail('storage', 'storage full: received entries wait in memory until space is freed')
-        await new Promise((r) =>
-          setTimeout(r, Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(retry, 8))),
-        )
-      }
+  async function applyPages(run: readonly PageWork[]): Promise<void> {
+    const first = run[0] as PageWork
+    const ws = first.ws
+    if (socket !== ws || brokenSocket === ws) return
+    let applied: PageApplied
+    try {
+      applied = await store.applyPages(
+        run.map((w) => w.page),
+        first.scopeKey,
+      )
+    } catch (error) {
+      if (!isStorageFull(error) || socket !== ws) throw error
+      // Held in memory (at most the credit window, since no credit is given back meanwhile)
+      // and retried; the socket stays up so the outbox keeps draining.
+      fail('storage', 'storage full: received entries wait in memory until space is freed')
+      held.unshift(...run)
+      const delay = Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(heldRetries++, 8))
+      heldTimer ??= setTimeout(() => enqueue({ _tag: 'retry' }), delay)
+      return
+    }
+    heldRetries = 0
+    events.page(applied)
+    const last = run.at(-1) as PageWork
+    if (last.live) setState({ live: true })
+    pagesSinceCredit += run.length
+    if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
+      send(ws, { type: 'credit', sub: last.sub, pages: pagesSinceCredit })
+      pagesSinceCredit = 0
+    }
+    // The ledger index: at once when enough is staged, else shortly after the last live page.
+    clearTimeout(indexTimer)
+    indexTimer = undefined
+    if (applied.stagedKeys >= INDEX_STAGED_KEYS_MAX) queue.push({ _tag: 'index' })
+    else if (applied.stagedKeys > 0 && state.live) {
+      indexTimer = setTimeout(() => {
+        indexTimer = undefined
+        if (!stopped) enqueue({ _tag: 'index' })
+      }, INDEX_DELAY_MS)
     }
   }
 
@@ -446,11 +534,37 @@ export function createSync(options: SyncOptions): Sync {
     },
     state: () => state,
     busy: () => inFlight.size > 0 || draining,
-    idle: () => Promise.all([ackChain, pageChain]).then(noop, noop),
+    idle: async () => {
+      while (working !== undefined) await working.catch(noop)
+    },
+    reconnect() {
+      if (stopped) return
+      attempt = 0
+      backoffMsMin = 0
+      const ws = socket
+      if (ws !== undefined) {
+        // Still connected, or connecting: check the socket is alive rather than replace it.
+        if (welcomed) send(ws, { type: 'ping', t: options.now() })
+        return
+      }
+      clearTimeout(reconnectTimer)
+      reconnectTimer = undefined
+      void connect()
+    },
+    offline() {
+      const ws = socket
+      if (ws === undefined) return
+      drop(ws)
+      lost(ws)
+    },
     stop() {
       stopped = true
       clearTimeout(reconnectTimer)
       reconnectTimer = undefined
+      clearTimeout(heldTimer)
+      heldTimer = undefined
+      clearTimeout(indexTimer)
+      indexTimer = undefined
       clearInterval(pingTimer)
       const ws = socket
       socket = undefined
@@ -460,6 +574,22 @@ export function createSync(options: SyncOptions): Sync {
     },
   }
 }
+
+interface AckWork {
+  readonly _tag: 'ack'
+  readonly ws: WebSocketLike
+  readonly items: readonly AckItem[]
+}
+interface PageWork {
+  readonly _tag: 'page'
+  readonly ws: WebSocketLike
+  readonly sub: number
+  readonly scopeKey: string
+  readonly page: PageIn
+  readonly live: boolean
+}
+/** A store write of the sync loop: an ack, a page, held pages again, or the ledger index. */
+type Work = AckWork | PageWork | { readonly _tag: 'retry' } | { readonly _tag: 'index' }
 
 function toBytes(data: unknown): Uint8Array {
   if (data instanceof Uint8Array) return data

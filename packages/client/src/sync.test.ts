@@ -1,0 +1,154 @@
+// Goal: the sync loop stores received pages in arrival order and never lets a later page move
+// the cursor past an earlier page that was not stored (the simulator's "delayed page" hazard:
+// a crash in between would lose the earlier page for good, since the relay resumes from the
+// cursor).
+// Method: a steerable relay (test-support/fake-relay.ts) holds 450 entries, sent as pages of
+// 100; the sync loop runs over a store stub whose first page write is slow and then fails (a
+// transient IndexedDB error). The stub records every offset it stored; at the end each offset
+// of the relay's log must be stored exactly once, with no gap below any stored cursor.
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import type { StoredEntry } from '@ledgerline/core'
+import type { Cursors } from '@ledgerline/protocol'
+import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
+import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
+import type { Client } from './client.ts'
+import type { PageApplied, PageIn, Store } from './idb-store.ts'
+import type { Sync, WebSocketConstructor } from './sync.ts'
+import { createSync } from './sync.ts'
+
+const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}; the fake relay checks nothing
+let relay: FakeRelay | undefined
+let sync: Sync | undefined
+const clients: Client[] = []
+afterEach(async () => {
+  sync?.stop()
+  sync = undefined
+  for (const c of clients.splice(0)) await c.close()
+  await relay?.close()
+  relay = undefined
+})
+
+describe('sync loop', () => {
+  it('stores pages in arrival order: a failed page is never overtaken by a later one', async () => {
+    relay = await createFakeRelay({ schema, partitions: 2 })
+    const writer = makeClient({
+      url: relay.url,
+      token: TOKEN,
+      random: seededRandom(testSeed('page-order-writer')),
+    })
+    clients.push(writer)
+    for (let i = 0; i < 5; i++) {
+      await writer.appendMany(
+        Array.from({ length: 90 }, (_, j) => ({
+          entity: `order/o${j % 7}`,
+          kind: 'order.line',
+          data: { i, j },
+        })),
+      )
+    }
+    expect(await writer.synced({ timeoutMs: 20_000 })).toEqual({ _tag: 'synced' })
+    await writer.close()
+    const logged = relay.log.length
+
+    const stored = new Map<string, number>() // `${partition}:${offset}` → times stored
+    let cursors: Cursors = {}
+    let writes = 0
+    let gaps = 0
+    const store = stubStore({
+      cursors: () => cursors,
+      async applyPages(pages) {
+        writes++
+        if (writes === 1) {
+          // The first write is slow, then fails: later pages have arrived meanwhile.
+          await new Promise((r) => setTimeout(r, 50))
+          throw new Error('transient IndexedDB failure')
+        }
+        const next: Record<number, number> = { ...cursors }
+        const entities = new Set<string>()
+        let count = 0
+        for (const page of pages) {
+          for (const e of page.entries as StoredEntry[]) {
+            if (e.offset <= (next[e.partition] ?? 0)) continue
+            // A gap: an entry above the cursor + 1 means entries below it were skipped.
+            if (e.offset !== (next[e.partition] ?? 0) + 1) gaps++
+            next[e.partition] = e.offset
+            const key = `${e.partition}:${e.offset}`
+            stored.set(key, (stored.get(key) ?? 0) + 1)
+            entities.add(e.entity)
+            count++
+          }
+          for (const [p, o] of Object.entries(page.cursors))
+            next[Number(p)] = Math.max(next[Number(p)] ?? 0, o)
+        }
+        cursors = next
+        return { entities, corrections: [], stored: count, own: 0, cursors: next, stagedKeys: 0 }
+      },
+    })
+    let live = false
+    sync = createSync({
+      url: relay.url,
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      token: async () => TOKEN,
+      invalidateToken: () => {},
+      scope: ['*'],
+      store,
+      now: () => Date.now(),
+      random: () => 0,
+      newClientId: () => 'b'.repeat(32),
+      events: {
+        state: (s) => {
+          live = s.live
+        },
+        acked: () => {},
+        page: () => {},
+        reissued: () => {},
+      },
+    })
+    sync.start()
+    const heads: Record<number, number> = {}
+    for (const e of relay.log) heads[e.partition] = Math.max(heads[e.partition] ?? 0, e.offset)
+    await eventually(
+      () => live && Object.entries(heads).every(([p, o]) => (cursors[Number(p)] ?? 0) >= o),
+      20_000,
+      'the cursors to reach the head of the log',
+    )
+    expect(gaps).toBe(0)
+    expect([...stored.values()].every((n) => n === 1)).toBe(true)
+    expect(stored.size).toBe(logged)
+  })
+})
+
+/** A store that keeps nothing but what the test records; the outbox is always empty. */
+function stubStore(o: {
+  cursors: () => Cursors
+  applyPages: (pages: readonly PageIn[]) => Promise<PageApplied>
+}): Store {
+  const unused = () => Promise.reject(new Error('not used by this test'))
+  return {
+    init: unused,
+    append: unused,
+    readOutbox: async () => [],
+    applyAck: unused,
+    prepareCursors: async () => o.cursors(),
+    applyPages: (pages) => o.applyPages(pages),
+    indexPending: async () => false,
+    loadEntity: unused,
+    tenant: async () => 't1',
+    putSnapshot: unused,
+    counters: async () => ({
+      clientId: 'b'.repeat(32),
+      seqLast: 0,
+      outboxEntries: 0,
+      outboxBytes: 0,
+      oldestPendingAt: null,
+      correctionsUnseen: 0,
+      ackedWaiting: 0,
+    }),
+    outcome: unused,
+    corrections: unused,
+    markCorrectionsSeen: unused,
+    reissue: unused,
+    close: () => {},
+  }
+}
