@@ -60,6 +60,30 @@ describe('SQLite log specifics', () => {
     }
   })
 
+  it('refuses every update and delete of entries and refusals (history is never rewritten)', async () => {
+    // Goal: guarantee 6 holds whoever writes to the file, not only through the store.
+    // Method: append a fact, then try to edit and delete it with a raw connection; both must
+    // fail and the entry must be unchanged.
+    const file = tempFile()
+    const store = await createSqliteStore({ file })
+    await store.append('acme', [{ entry: entry(1, 1, 'stock/a') }])
+    await store.close()
+    const db = new Database(file)
+    try {
+      expect(() => db.prepare('UPDATE entries SET version = 99').run()).toThrow(/append-only/)
+      expect(() => db.prepare('DELETE FROM entries').run()).toThrow(/append-only/)
+      expect(() => db.prepare('DELETE FROM refusals').run()).not.toThrow() // empty: nothing to refuse
+      db.prepare(
+        `INSERT INTO refusals (tenant, id, code, reason, head) VALUES ('acme', 'x', 'conflict', 'r', 0)`,
+      ).run()
+      expect(() => db.prepare('DELETE FROM refusals').run()).toThrow(/append-only/)
+      expect(() => db.prepare(`UPDATE refusals SET reason = 'other'`).run()).toThrow(/append-only/)
+      expect(db.prepare('SELECT version FROM entries').all()).toEqual([{ version: 1 }])
+    } finally {
+      db.close()
+    }
+  })
+
   it('refuses a log file from a newer Ledgerline', async () => {
     // Goal: migrations never guess. Method: bump user_version past ours; opening must throw
     // RelayError('store_version').

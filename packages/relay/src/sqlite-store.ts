@@ -66,7 +66,7 @@ export interface SqliteStoreOptions extends LogStoreOptions {
 }
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 1
+export const SQLITE_SCHEMA_VERSION = 2
 
 /**
  * Opens (or creates) the SQLite server log at `file`.
@@ -658,6 +658,18 @@ function migrate(db: Database.Database): void {
       PRIMARY KEY (tenant, client_id)
     ) STRICT;
     CREATE TABLE partition_heads (partition INTEGER PRIMARY KEY, head INTEGER NOT NULL) STRICT;
+    `,
+    // 1 → 2: history is never rewritten (guarantee 6). The store only inserts entries and
+    // refusals; these triggers make any update or delete fail loudly, whoever attempts it.
+    `
+    CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+      BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+    CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
+      BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+    CREATE TRIGGER refusals_append_only_update BEFORE UPDATE ON refusals
+      BEGIN SELECT RAISE(ABORT, 'Ledgerline refusals are append-only'); END;
+    CREATE TRIGGER refusals_append_only_delete BEFORE DELETE ON refusals
+      BEGIN SELECT RAISE(ABORT, 'Ledgerline refusals are append-only'); END;
     `,
   ]
   for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) {
