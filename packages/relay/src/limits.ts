@@ -42,6 +42,16 @@ export const CLOSE_HANDSHAKE_TIMEOUT_MS = 2_000
  * for the page's cursors. A single entry bigger than this is sent alone.
  */
 export const PAGE_BYTES_MAX = 896 * 1024
+/**
+ * Most committed entries the relay keeps per (tenant, partition) *tail*: the newest entries,
+ * read once after a commit and served to every live subscription whose cursor is inside it.
+ * A subscription further behind reads the log itself.
+ */
+export const TAIL_ENTRIES_MAX = 256
+/** Most bytes (encoded entries) one tail keeps beyond its newest entry. */
+export const TAIL_BYTES_MAX = 256 * 1024
+/** Most tails the relay keeps; the least recently read one is dropped first. */
+export const TAILS_MAX = 256
 /** Longest token lifetime `/dev/token` hands out, in seconds. */
 export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
 /** Largest HTTP request path the static file server looks at. */
@@ -64,6 +74,8 @@ export interface RelayLimits {
   readonly pageEntriesMax: number
   /** Most bytes of entries per page; see `PAGE_BYTES_MAX`. */
   readonly pageBytesMax: number
+  /** Most entries per (tenant, partition) tail of the fan-out; see `TAIL_ENTRIES_MAX`. */
+  readonly tailEntriesMax: number
 }
 
 export const RELAY_LIMITS_DEFAULT: RelayLimits = {
@@ -79,4 +91,5 @@ export const RELAY_LIMITS_DEFAULT: RelayLimits = {
   pushEntriesMax: PUSH_ENTRIES_MAX,
   pageEntriesMax: PAGE_ENTRIES_MAX,
   pageBytesMax: PAGE_BYTES_MAX,
+  tailEntriesMax: TAIL_ENTRIES_MAX,
 }

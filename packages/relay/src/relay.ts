@@ -6,7 +6,8 @@
  * 1. `ws` runs with `noServer` behind the router (Origin checked before the upgrade),
  *    `perMessageDeflate` off and `maxPayload = FRAME_BYTES_MAX`.
  * 2. Every commit of the log (from any connection, or another relay on the same PostgreSQL log)
- *    is told to every session, which reads what its subscriptions may see.
+ *    is told to the shared tails (`fanout-tail.ts`), then to every session, which reads what its
+ *    subscriptions may see (live ones through the tails).
  * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
  *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
  *    owner).
@@ -29,6 +30,7 @@ import type { Schema } from '@ledgerline/core'
 import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
 import { createTokenVerifier, signToken } from './auth.ts'
 import type { AuthOptions } from './auth.ts'
+import { createFanoutTails } from './fanout-tail.ts'
 import { createRouter } from './http-routes.ts'
 import type { UpgradeRoute } from './http-routes.ts'
 import { DEV_TOKEN_LIFETIME_S, RELAY_LIMITS_DEFAULT } from './limits.ts'
@@ -149,7 +151,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       maxPayload: FRAME_BYTES_MAX,
       clientTracking: false,
     })
-    const context = { store, verify, limits, metrics, logger }
+    const tails = createFanoutTails(store, limits.tailEntriesMax)
+    const context = { store, tails, verify, limits, metrics, logger }
     const yjs: YjsEndpoint | undefined =
       ownsStore && options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
@@ -163,6 +166,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     if (yjs !== undefined)
       routes[YJS_PATH_PREFIX] = (req, s, head) => yjs.handleUpgrade(req, s, head)
     const stopCommits = store.onCommit((partitions) => {
+      tails.onCommit(partitions)
       for (const session of sessions) session.onCommit(partitions)
     })
     const staticHandler =

@@ -12,7 +12,9 @@
  *
  * Terms: a *subscription* is a scope (entity patterns within the read grants) with per-partition
  * cursors and *credit* (pages the client can take). A partition is *dirty* for a subscription
- * while the log may hold entries past its cursor.
+ * while the log may hold entries past its cursor. A *live* subscription reads from the relay's
+ * shared tails (`fanout-tail.ts`: one log read and one encoding per entry for all sessions)
+ * while its cursor is inside them, and from the log otherwise (catch-up, lagging).
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
@@ -21,7 +23,8 @@
  *    grants; every other entry is skipped (cursors still pass it). Nothing else ever leaves.
  * 3. Per subscription and partition, entries are sent in offset order without gaps: one pump at
  *    a time reads from the cursor, and a partition stops being dirty only if no commit touched
- *    it during the read.
+ *    it during the read and the read reached the head. A tail answers as the log would from a
+ *    read started after every commit the subscription was told of (`fanout-tail.ts` 2–3).
  * 4. At most as many `entries` pages are sent as the client granted, each at most
  *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
  *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
@@ -32,7 +35,7 @@
  */
 import type { WebSocket } from 'ws'
 import { isClientId, LedgerError, matchesAny, matchesPattern, checkPattern } from '@ledgerline/core'
-import type { Entry, StoredEntry } from '@ledgerline/core'
+import type { Entry } from '@ledgerline/core'
 import {
   CREDIT_PAGES_MAX,
   decodeMessage,
@@ -50,6 +53,8 @@ import {
 import type { ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
+import { encodedEntry, encodeEntriesPage, entryPageBytes } from './fanout-tail.ts'
+import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
 import type { RelayLimits } from './limits.ts'
 import type { AppendItem, LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
@@ -57,6 +62,8 @@ import { RelayError } from './relay-error.ts'
 
 export interface SessionContext {
   readonly store: LogStore
+  /** The relay's shared tails; told of every commit before the sessions are. */
+  readonly tails: FanoutTails
   readonly verify: TokenVerifier
   readonly limits: RelayLimits
   readonly metrics: RelayMetrics
@@ -457,7 +464,7 @@ export class Session {
           this.#fail('slow_consumer', `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`)
           return
         }
-        const page: StoredEntry[] = []
+        const page: EncodedEntry[] = []
         let pageBytes = 0
         let full = false
         const order = [...sub.dirty.keys()].sort((a, b) => a - b)
@@ -465,15 +472,11 @@ export class Session {
           const want = pageMax - page.length
           if (want <= 0 || full) break
           const seen = sub.dirty.get(p)
-          const read = await this.#ctx.store.readPartition(
-            this.#tenant,
-            p,
-            sub.cursors[p] ?? 0,
-            want,
-          )
+          const read = await this.#read(sub, p, want)
           if (!this.#current(sub)) return
           let through = read.throughOffset
-          for (const e of read.entries) {
+          for (const encoded of read.entries) {
+            const e = encoded.entry
             // Invariant 2, checked again here whatever the store did.
             if (
               e.tenant !== this.#tenant ||
@@ -482,18 +485,18 @@ export class Session {
             ) {
               continue
             }
-            const bytes = entryBytes(e)
+            const bytes = entryPageBytes(encoded)
             if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
               // The page is full by bytes: stop just before this entry; it comes next page.
               through = e.offset - 1
               full = true
               break
             }
-            page.push(e)
+            page.push(encoded)
             pageBytes += bytes
           }
           if (through > (sub.cursors[p] ?? 0)) sub.cursors[p] = through
-          if (!full && read.entries.length < want && sub.dirty.get(p) === seen) sub.dirty.delete(p)
+          if (!full && read.atHead && sub.dirty.get(p) === seen) sub.dirty.delete(p)
         }
         const caughtUp = sub.dirty.size === 0
         if (page.length === 0 && (sub.live || !caughtUp)) {
@@ -503,13 +506,33 @@ export class Session {
         const live = sub.live || caughtUp
         sub.credit--
         sub.live = live
-        this.#send({ type: 'entries', sub: sub.id, entries: page, cursors: cursorsOf(sub), live })
+        this.#sendEntries(sub.id, page, cursorsOf(sub), live)
       }
     } catch (error) {
       this.#ctx.logger.error({ err: error }, 'reading the log for a subscription failed')
       this.#fail('internal', 'could not read the log')
     } finally {
       sub.pumping = false
+    }
+  }
+
+  /** A live subscription reads from the shared tail when its cursor is inside it. */
+  async #read(
+    sub: Subscription,
+    p: number,
+    want: number,
+  ): Promise<{ entries: readonly EncodedEntry[]; throughOffset: number; atHead: boolean }> {
+    const cursor = sub.cursors[p] ?? 0
+    if (sub.live) {
+      const shared = await this.#ctx.tails.read(this.#tenant, p, cursor, want)
+      if (shared !== undefined) return shared
+      if (!this.#current(sub)) return { entries: [], throughOffset: cursor, atHead: false }
+    }
+    const read = await this.#ctx.store.readPartition(this.#tenant, p, cursor, want)
+    return {
+      entries: read.entries.map(encodedEntry),
+      throughOffset: read.throughOffset,
+      atHead: read.entries.length < want,
     }
   }
 
@@ -529,6 +552,26 @@ export class Session {
       // gets the same answer, so this is a relay limit to raise, reported loudly.
       this.#ctx.logger.error({ err: error, type: message.type }, 'cannot encode a message')
       if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
+      return
+    }
+    this.#ctx.metrics.bytesOut(bytes.byteLength)
+    this.#ws.send(bytes)
+  }
+
+  /** An `entries` page, spliced from the entries' shared bytes (`encodeEntriesPage`). */
+  #sendEntries(
+    sub: number,
+    page: readonly EncodedEntry[],
+    cursors: Record<number, number>,
+    live: boolean,
+  ): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return
+    let bytes: Uint8Array
+    try {
+      bytes = encodeEntriesPage(sub, page, cursors, live)
+    } catch (error) {
+      this.#ctx.logger.error({ err: error, type: 'entries' }, 'cannot encode a message')
+      this.#fail('internal', 'cannot send entries')
       return
     }
     this.#ctx.metrics.bytesOut(bytes.byteLength)
@@ -599,12 +642,6 @@ function safeInt(value: unknown, name: string): number {
     throw new BadMessage(`${name} must be a non-negative integer`)
   }
   return value
-}
-
-/** Encoded size of one entry inside a page (a page is at most `pageBytesMax`). */
-function entryBytes(entry: StoredEntry): number {
-  return encodeMessage({ type: 'entries', sub: 0, entries: [entry], cursors: {}, live: false })
-    .byteLength
 }
 
 function cursorsOf(sub: Subscription): Record<number, number> {
