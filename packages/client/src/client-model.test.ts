@@ -227,5 +227,7 @@ describe('client API against a model', () => {
       { seed: SEED, numRuns: RUNS },
     )
     process.stdout.write(`[measure] model runs: ${stats.runs}, commands: ${stats.commands}\n`)
+    // The checks run inside fc.assert (checkSynced); this states that every run was checked.
+    expect(stats.runs).toBe(RUNS)
   }, 120_000)
 })

@@ -26,18 +26,18 @@ import {
   createHlcClock,
   isEntityName,
   matchesPattern,
-  validateEntry,
   view as foldView,
   fold,
 } from '@ledgerline/core'
 import type { Cursors } from '@ledgerline/protocol'
 import { encodeMessage, ENTRY_DATA_BYTES_MAX } from '@ledgerline/protocol'
 import { ClientError, fromLedgerError } from './errors.ts'
-import type { Counters, Durability, FeedRecord, Outcome, Store } from './idb-store.ts'
+import type { Appended, Counters, Durability, FeedRecord, Outcome, Store } from './idb-store.ts'
 import { openStore } from './idb-store.ts'
 import {
   APPEND_MANY_ENTRIES_MAX,
   CACHE_ENTITIES_MAX,
+  COUNTERS_DELAY_MS,
   OUTBOX_BYTES_MAX,
   OUTBOX_ENTRIES_MAX,
   SNAPSHOT_ENTRIES_MIN,
@@ -233,6 +233,10 @@ export function createClient(options: ClientOptions): Client {
   let cachedToken: string | undefined
   let tenant: string | undefined = options.tenant
   let counters: Counters | undefined
+  // Appends of this tab committed so far: a counters read that overlapped one may be older
+  // than what the append wrote, so it is not taken (see `refreshCounters`).
+  let appendsCommitted = 0
+  let countersTimer: ReturnType<typeof setTimeout> | undefined
   let syncState: Pick<SyncState, 'online' | 'syncing' | 'live' | 'lastServerContactAt'> & {
     lastError: ClientStatus['lastError']
   } = { online: false, syncing: false, live: false, lastServerContactAt: null, lastError: null }
@@ -347,7 +351,7 @@ export function createClient(options: ClientOptions): Client {
             outbox: false,
             corrections: applied.corrections.length,
           })
-          void refreshCounters()
+          scheduleCounters()
           wakeWaiters()
         },
         page(applied) {
@@ -364,13 +368,13 @@ export function createClient(options: ClientOptions): Client {
           // Counters move only with own entries (acked ones received back) or corrections; a
           // catch-up page of others' entries costs no extra transaction.
           if (applied.own > 0 || applied.corrections.length > 0) {
-            void refreshCounters()
+            scheduleCounters()
             wakeWaiters()
           }
         },
         reissued() {
           clock = undefined
-          void refreshCounters()
+          scheduleCounters()
           for (const entity of cache.keys()) changed(entity)
           tabs?.post({ t: 'changed', entities: [...cache.keys()], outbox: true, corrections: 0 })
         },
@@ -403,7 +407,7 @@ export function createClient(options: ClientOptions): Client {
         for (const entity of m.entities) changed(entity)
         if (m.outbox) sync?.kick()
         if (m.corrections > 0) void fetchNewCorrections()
-        void refreshCounters()
+        scheduleCounters()
         wakeWaiters()
         return
       case 'status':
@@ -449,14 +453,35 @@ export function createClient(options: ClientOptions): Client {
     for (const l of statusListeners) l(status)
   }
 
+  /** Reads the counters from IndexedDB now (start, `synced`, `markCorrectionsSeen`). */
   async function refreshCounters(): Promise<void> {
     try {
       const store = await ready
-      counters = await store.counters()
+      const appendsBefore = appendsCommitted
+      const read = await store.counters()
+      if (appendsBefore !== appendsCommitted) {
+        // An append of this tab committed while this read ran: whichever came first, the
+        // counters it set are no older than this read. Read again shortly instead.
+        scheduleCounters()
+        return
+      }
+      counters = read
       publishStatus()
     } catch {
       // The database closed under us; `status().closed` says why.
     }
+  }
+
+  /**
+   * Reads the counters after COUNTERS_DELAY_MS: acks, pages of own entries and other tabs'
+   * changes arriving meanwhile share one read, which never queues between appends.
+   */
+  function scheduleCounters(): void {
+    if (countersTimer !== undefined || closed !== null) return
+    countersTimer = setTimeout(() => {
+      countersTimer = undefined
+      void refreshCounters()
+    }, COUNTERS_DELAY_MS)
   }
 
   function emitCorrections(list: readonly FeedRecord[]): void {
@@ -677,10 +702,9 @@ export function createClient(options: ClientOptions): Client {
     }
     tenant = entryTenant
     const at = now()
-    let entries: readonly Entry[]
-    let bytes: number
+    let appended: Appended
     try {
-      ;({ entries, bytes } = await store.append(
+      appended = await store.append(
         (clientId, firstSeq) => {
           if (clock === undefined || clockNode !== clientId) {
             clock = createHlcClock(clientId, now)
@@ -703,7 +727,7 @@ export function createClient(options: ClientOptions): Client {
               hlc: c.tick(),
               occurredAt: at,
             }
-            validateEntry(entry)
+            // Validated once, by the store, before it is written (pair assertion, first half).
             const verdict = typeOf(entry.entity).validate?.(entry) ?? true
             if (verdict !== true) throw new ClientError('invalid', `${entry.entity}: ${verdict}`)
             return entry
@@ -712,17 +736,22 @@ export function createClient(options: ClientOptions): Client {
         { entriesMax: OUTBOX_ENTRIES_MAX, bytesMax: OUTBOX_BYTES_MAX },
         at,
         entryBytes,
-      ))
+      )
     } catch (error) {
       throw fromLedgerError(error)
     }
+    const { entries, meta, wasEmpty } = appended
+    appendsCommitted++
     if (counters !== undefined) {
-      // Count at once (status moves with the append); the refresh below confirms from storage.
+      // Counters from what this transaction wrote, without reading IndexedDB again: the meta
+      // record it read and rewrote is exact as of its commit (acks and other tabs included).
       counters = {
         ...counters,
-        outboxEntries: counters.outboxEntries + entries.length,
-        outboxBytes: counters.outboxBytes + bytes,
-        oldestPendingAt: counters.oldestPendingAt ?? at,
+        clientId: meta.clientId,
+        seqLast: meta.seqLast,
+        outboxEntries: meta.outboxEntries,
+        outboxBytes: meta.outboxBytes,
+        oldestPendingAt: wasEmpty ? at : (counters.oldestPendingAt ?? at),
       }
       publishStatus()
     }
@@ -730,7 +759,6 @@ export function createClient(options: ClientOptions): Client {
     const entities = [...new Set(entries.map((e) => e.entity))]
     tabs?.post({ t: 'changed', entities, outbox: true, corrections: 0 })
     sync?.kick()
-    void refreshCounters()
     return entries
   }
 
@@ -874,6 +902,8 @@ export function createClient(options: ClientOptions): Client {
 
     async close() {
       if (closed === null) closed = 'closed'
+      clearTimeout(countersTimer)
+      countersTimer = undefined
       unlistenNetwork()
       sync?.stop()
       tabs?.close()

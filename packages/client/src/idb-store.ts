@@ -301,6 +301,16 @@ export interface Counters {
   readonly ackedWaiting: number
 }
 
+/** What one `append` transaction committed: the entries and the meta record it wrote. */
+export interface Appended {
+  readonly entries: readonly Entry[]
+  readonly bytes: number
+  /** The meta record as this transaction wrote it (counters exact as of its commit). */
+  readonly meta: ClientMeta
+  /** The outbox was empty before this append (so its entries are the oldest pending). */
+  readonly wasEmpty: boolean
+}
+
 export interface Store {
   /** Reads the meta record, creating it (a new clientId) when the database is new or wiped. */
   init(newClientId: () => string, now: number): Promise<{ meta: ClientMeta; created: boolean }>
@@ -309,7 +319,7 @@ export interface Store {
     limits: AppendLimits,
     now: number,
     bytesOf: (e: Entry) => number,
-  ): Promise<{ entries: readonly Entry[]; bytes: number }>
+  ): Promise<Appended>
   readOutbox(
     after: readonly [string, number] | undefined,
     entriesMax: number,
@@ -569,18 +579,14 @@ function createIdbStore(db: Db, options: StoreOptions): Store {
           )
         }
         for (const record of records) void track(outbox.add(record))
-        void track(
-          metaStore.put(
-            {
-              ...meta,
-              seqLast: meta.seqLast + entries.length,
-              outboxEntries: meta.outboxEntries + entries.length,
-              outboxBytes: meta.outboxBytes + bytes,
-            },
-            'client',
-          ),
-        )
-        return { entries, bytes }
+        const written: ClientMeta = {
+          ...meta,
+          seqLast: meta.seqLast + entries.length,
+          outboxEntries: meta.outboxEntries + entries.length,
+          outboxBytes: meta.outboxBytes + bytes,
+        }
+        void track(metaStore.put(written, 'client'))
+        return { entries, bytes, meta: written, wasEmpty: meta.outboxEntries === 0 }
       })
     },
 

@@ -22,6 +22,17 @@ export const PUSH_BATCH_ENTRIES_MAX = Math.min(200, PUSH_ENTRIES_MAX)
 export const PUSH_BATCH_BYTES_MAX = Math.min(256 * 1024, FRAME_BYTES_MAX / 2)
 /** Most push batches in flight (sent, not yet acked) at once. */
 export const PUSH_BATCHES_IN_FLIGHT_MAX = PUSH_IN_FLIGHT_MAX
+/**
+ * How long the drain waits after an append before reading the outbox, so appends made back
+ * to back are read (and pushed, and acked) as one batch instead of one transaction each.
+ */
+export const DRAIN_DELAY_MS = 10
+/**
+ * How long status counters wait after an ack, a page of own entries or another tab's change
+ * before they are read again from IndexedDB: one read for many such events. (Appends update
+ * them in memory from what their own transaction wrote, without a read.)
+ */
+export const COUNTERS_DELAY_MS = 50
 /** Pages of entries the client lets the relay send ahead (the credit window). */
 export const CREDIT_WINDOW_PAGES = Math.min(16, CREDIT_PAGES_MAX)
 /** Most received pages stored in one transaction when they arrive back to back. */

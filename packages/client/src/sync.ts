@@ -33,11 +33,18 @@
  */
 import { assert, matchesAny, unreachable } from '@ledgerline/core'
 import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
+  ERROR_KINDS,
+  PROTOCOL_VERSION,
+} from '@ledgerline/protocol'
 import { isStorageFull } from './errors.ts'
 import type { AckApplied, AckItem, OutboxRecord, PageApplied, PageIn, Store } from './idb-store.ts'
 import {
   CREDIT_WINDOW_PAGES,
+  DRAIN_DELAY_MS,
   INDEX_DELAY_MS,
   INDEX_STAGED_KEYS_MAX,
   PAGES_PER_WRITE_MAX,
@@ -102,10 +109,10 @@ export interface SyncOptions {
 
 export interface Sync {
   start(): void
-  /** The outbox changed: send what is new. */
+  /** The outbox changed: send what is new (within DRAIN_DELAY_MS, coalescing kicks). */
   kick(): void
   state(): SyncState
-  /** Batches in flight or being read from the outbox. */
+  /** Batches in flight, being read from the outbox, or a kick waiting to read it. */
   busy(): boolean
   /** Resolves when the acks and pages received so far are stored (or dropped). */
   idle(): Promise<void>
@@ -142,6 +149,10 @@ export function createSync(options: SyncOptions): Sync {
   let lastSent: readonly [string, number] | undefined
   let draining = false
   let drainAgain = false
+  let kickTimer: ReturnType<typeof setTimeout> | undefined
+  // The outbox may hold records after `lastSent` that no read has seen: set by a kick, a new
+  // socket, a resend and a full batch; a drain after an ack reads only then.
+  let unread = true
   // Invariant 3: one queue of store writes in arrival order, worked by one loop.
   const queue: Work[] = []
   const held: PageWork[] = []
@@ -261,6 +272,7 @@ export function createSync(options: SyncOptions): Sync {
     welcomed = false
     inFlight.clear()
     lastSent = undefined
+    unread = true
     held.length = 0
     clearTimeout(heldTimer)
     heldTimer = undefined
@@ -378,9 +390,20 @@ export function createSync(options: SyncOptions): Sync {
     for (let work = queue.shift(); work !== undefined; work = queue.shift()) {
       try {
         switch (work._tag) {
-          case 'ack':
-            await applyAck(work)
+          case 'ack': {
+            // Acks of one socket that arrived back to back are applied in one transaction.
+            let items = work.items
+            for (
+              let next = queue[0];
+              next?._tag === 'ack' && next.ws === work.ws;
+              next = queue[0]
+            ) {
+              items = [...items, ...next.items]
+              queue.shift()
+            }
+            await applyAck(items === work.items ? work : { ...work, items })
             break
+          }
           case 'page': {
             if (held.length > 0) {
               held.push(work) // behind a page waiting for space: keep the order
@@ -431,7 +454,10 @@ export function createSync(options: SyncOptions): Sync {
       applied = await store.applyAck(work.items, inScope, true)
       fail('storage', 'storage full: acks applied without keeping outcomes')
     }
-    if (applied.gaps > 0 && socket === work.ws) lastSent = undefined // resend from the start
+    if (applied.gaps > 0 && socket === work.ws) {
+      lastSent = undefined // resend from the start
+      unread = true
+    }
     events.acked(applied)
     setState({})
     drain(work.ws)
@@ -493,13 +519,23 @@ export function createSync(options: SyncOptions): Sync {
       try {
         do {
           drainAgain = false
-          while (socket === ws && inFlight.size < PUSH_BATCHES_IN_FLIGHT_MAX) {
+          while (socket === ws && inFlight.size < PUSH_BATCHES_IN_FLIGHT_MAX && unread) {
+            // Cleared before the read: an append committed after the read began kicks again.
+            unread = false
             const records = await store.readOutbox(
               lastSent,
               PUSH_BATCH_ENTRIES_MAX,
               PUSH_BATCH_BYTES_MAX,
             )
             if (records.length === 0 || socket !== ws) break
+            // A short batch read everything committed (a batch is cut by bytes only when the
+            // next entry, at most a few ENTRY_DATA_BYTES_MAX, would not fit).
+            const bytes = records.reduce((n, r) => n + r.bytes, 0)
+            if (
+              records.length >= PUSH_BATCH_ENTRIES_MAX ||
+              bytes + 2 * ENTRY_DATA_BYTES_MAX > PUSH_BATCH_BYTES_MAX
+            )
+              unread = true
             const batch = ++batchNo
             inFlight.set(batch, records)
             const last = records.at(-1) as OutboxRecord
@@ -509,6 +545,7 @@ export function createSync(options: SyncOptions): Sync {
           }
         } while (drainAgain && socket === ws)
       } catch (error) {
+        unread = true
         fail('storage', errorMessage(error))
       } finally {
         draining = false
@@ -530,10 +567,17 @@ export function createSync(options: SyncOptions): Sync {
       void connect()
     },
     kick() {
-      drain()
+      // Coalesced: appends made within DRAIN_DELAY_MS of the first are read as one batch, and
+      // the drain's reads do not queue between appends on the outbox store.
+      if (stopped || kickTimer !== undefined) return
+      kickTimer = setTimeout(() => {
+        kickTimer = undefined
+        unread = true
+        drain()
+      }, DRAIN_DELAY_MS)
     },
     state: () => state,
-    busy: () => inFlight.size > 0 || draining,
+    busy: () => inFlight.size > 0 || draining || kickTimer !== undefined,
     idle: async () => {
       while (working !== undefined) await working.catch(noop)
     },
@@ -565,6 +609,8 @@ export function createSync(options: SyncOptions): Sync {
       heldTimer = undefined
       clearTimeout(indexTimer)
       indexTimer = undefined
+      clearTimeout(kickTimer)
+      kickTimer = undefined
       clearInterval(pingTimer)
       const ws = socket
       socket = undefined
