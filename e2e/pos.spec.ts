@@ -96,15 +96,11 @@ test('offline sales survive a reload offline and reach the relay exactly once', 
   await a.page.getByTestId('new-sale').click()
   await expect(a.status('pending-count')).toHaveText('4')
   await a.tab('orders')
-  await expect(a.page.locator('[data-testid^="order-state-"]', { hasText: 'pending' })).toHaveCount(
-    4,
-  )
+  await expect(a.page.locator('[data-testid^="order-row-"][data-state="pending"]')).toHaveCount(4)
 
   await a.goOnline()
   await a.expectDrained()
-  await expect(a.page.locator('[data-testid^="order-state-"]', { hasText: 'synced' })).toHaveCount(
-    4,
-  )
+  await expect(a.page.locator('[data-testid^="order-row-"][data-state="synced"]')).toHaveCount(4)
   await a.shot('synced')
 
   const orders = readRelayLog(relay.dataDir, 'order/s2-')
@@ -176,9 +172,9 @@ test('the relay is killed while registers push: nothing lost or duplicated, stat
   // Each register sees every sale of the store, its own and the other's.
   for (const r of [a, b]) {
     await r.tab('orders')
-    await expect(
-      r.page.locator('[data-testid^="order-state-"]', { hasText: 'synced' }),
-    ).toHaveCount(2 * sales + 1)
+    await expect(r.page.locator('[data-testid^="order-row-"][data-state="synced"]')).toHaveCount(
+      2 * sales + 1,
+    )
   }
 })
 
@@ -199,7 +195,10 @@ test('a card taken offline is declined after forwarding: balance due, explained 
 
   await expect(a.page.locator('[data-testid^="order-payment-"]')).toContainText('declined')
   await expect(a.page.locator('[data-testid^="order-balance-"]')).toHaveText('$32.00 due')
-  await expect(a.page.locator('[data-testid^="order-state-"]')).toHaveText('corrected')
+  await expect(a.page.locator('[data-testid^="order-row-"]')).toHaveAttribute(
+    'data-state',
+    'corrected',
+  )
   await expect(a.page.getByTestId('inbox-badge')).toHaveText('1')
   await a.tab('inbox')
   const item = a.page.locator('[data-testid="inbox-item"][data-kind="order.balance_due"]')
@@ -255,7 +254,10 @@ test('head office changes a price while a register is offline: order.price_varia
 
   await expect(a.page.getByTestId('item-price-espresso')).toHaveText('$3.10')
   await a.tab('orders')
-  await expect(a.page.locator('[data-testid^="order-state-"]')).toHaveText('corrected')
+  await expect(a.page.locator('[data-testid^="order-row-"]')).toHaveAttribute(
+    'data-state',
+    'corrected',
+  )
   for (const r of [a, hq]) {
     await r.tab('inbox')
     const item = r.page.locator('[data-testid="inbox-item"][data-kind="order.price_variance"]')
@@ -270,63 +272,86 @@ test('head office changes a price while a register is offline: order.price_varia
   expect(order[1]?.data).toMatchObject({ charged: 280, listed: 310, delta: -60, qty: 2 })
 })
 
-test('offline limits refuse a sale, server-only operations wait for the connection', async ({
+test('offline limits refuse only cards; server-only operations wait for the connection', async ({
   open,
   relay,
 }) => {
   // Goal: the register refuses what it may not take offline, with a reason, and never
-  // pretends a server decision was made. Method: lower the per-sale limit, go offline, try a
-  // sale above it; check gift card and day close are unavailable and sign-out is blocked while
-  // the outbox holds a sale; online, a redemption of an unknown gift card is refused by the
-  // relay with its reason.
+  // pretends a server decision was made; the offline limit is card risk, so cash above it is
+  // taken. Method: lower the per-sale limit, go offline, take cash above it, try a card above
+  // it; check gift card and day close are unavailable and sign-out is blocked while the outbox
+  // holds sales; online, an unknown gift card is refused in plain words, a partial refund with
+  // a reason is decided by the relay, and a drawer counted over gets its correction.
   const a = await open('s6', 'r1')
-  await a.page.getByTestId('tab-settings').click()
+  await a.tab('settings')
   await a.page.getByTestId('limit-per-sale').fill('10.00')
   await a.page.getByTestId('limits-save').click()
   await expect(a.page.getByTestId('limits-saved')).toBeVisible()
 
   await a.goOffline()
-  await a.tab('register')
+  await a.sell(['beans-1kg'], { cash: true })
   await a.page.getByTestId('item-beans-1kg').click()
-  await a.page.getByTestId('pay-cash').click()
-  await expect(a.page.getByTestId('sale-error')).toContainText('limited to $10.00 each')
+  await a.page.getByTestId('pay-card').click()
+  await expect(a.page.getByTestId('sale-error')).toContainText('limited to $10.00 per sale')
   await expect(a.page.getByTestId('pay-giftcard')).toBeDisabled()
   await a.page.getByRole('button', { name: 'One less House beans 1 kg' }).click()
+  // The refusal went with its cause (the cart changed).
+  await expect(a.page.getByTestId('sale-error')).toHaveCount(0)
   await a.sell(['espresso'], { cash: true })
   await a.tab('report')
   await expect(a.page.getByTestId('close-day')).toBeDisabled()
   await a.page.getByTestId('sign-out').click()
+  await expect(a.page.getByTestId('sign-out-blocked')).toContainText('2 sales are ($34.80)')
   await expect(a.page.getByTestId('sign-out-blocked')).toContainText('not yet at head office')
   await a.shot('limits')
 
   await a.goOnline()
   await a.expectDrained()
+  // The sign-out warning goes once everything is sent.
+  await expect(a.page.getByTestId('sign-out-blocked')).toHaveCount(0)
   await a.tab('register')
   await a.page.getByTestId('item-espresso').click()
   await a.page.getByTestId('pay-giftcard').click()
   await a.page.getByTestId('giftcard-code').fill('GC-NONE')
+  await expect(a.page.getByTestId('giftcard-balance')).toHaveText(
+    'Unknown gift card GC-NONE: check the code on the card.',
+  )
   await a.page.getByTestId('confirm-giftcard').click()
-  await expect(a.page.getByTestId('sale-error')).toContainText('Gift card refused')
+  await expect(a.page.getByTestId('sale-error')).toHaveText(
+    'Unknown gift card GC-NONE: check the code on the card.',
+  )
 
-  // A refund is decided by the relay, then recorded as an entry that names the sale.
+  // A partial refund: a reason, a review, then the relay decides; the refund names the sale.
   await a.tab('orders')
-  await a.page.getByRole('button', { name: 'Refund' }).click()
-  await expect(a.page.locator('[data-testid^="order-row-"]')).toContainText('refunded')
-  // A drawer counted short gets drawer.over_short.
+  const beans = a.page.locator('[data-testid^="order-row-"]', { hasText: 'House beans' })
+  const orderId = (await beans.getAttribute('data-order')) ?? ''
+  await a.page.getByTestId(`refund-${orderId}`).click()
+  await a.page.getByTestId('refund-amount').fill('5')
+  await a.page.getByTestId('refund-reason').selectOption('Quality complaint')
+  await a.page.getByTestId('refund-review-button').click()
+  await expect(a.page.getByTestId('refund-review')).toContainText(
+    '$5.00 in cash, out of this drawer',
+  )
+  await a.page.getByTestId('refund-confirm').click()
+  await expect(a.page.getByTestId(`refund-result-${orderId}`)).toContainText('Refunded $5.00')
+  await expect(a.page.getByTestId(`order-refunded-${orderId}`)).toHaveText('$5.00 refunded')
+  // A drawer counted over gets its correction: float 100 + 32 + 2.80 − 5 = 129.80.
   await a.tab('drawer')
-  await expect(a.page.getByTestId('drawer-expected')).toHaveText('$0.00')
-  await a.page.getByTestId('drawer-counted').fill('0.50')
-  await a.page.getByTestId('drawer-close').click()
-  await expect(a.page.getByTestId('drawer-delta')).toContainText('over $0.50 · drawer.over_short')
+  await expect(a.page.getByTestId('drawer-expected')).toHaveText('$129.80')
+  await a.closeShift('130.30')
+  await expect(a.page.getByTestId('drawer-delta')).toHaveText('over $0.50 · in the Inbox')
   await a.expectDrained()
-  const refunds = readRelayLog(relay.dataDir, 'order/s6-')
+  const refunds = readRelayLog(relay.dataDir, `order/${orderId}`)
   expect(kindsOf(refunds)).toEqual(['order.completed', 'order.refunded'])
   expect(refunds[1]?.corrects).toBe(refunds[0]?.id)
-  expect(kindsOf(readRelayLog(relay.dataDir, 'payment/s6-'))).toEqual([
+  expect(refunds[1]?.data).toMatchObject({ amount: 500, reason: 'Quality complaint' })
+  expect(kindsOf(readRelayLog(relay.dataDir, `payment/${orderId}`))).toEqual([
     'cash.received',
     'payment.refunded',
   ])
-  expect(kindsOf(readRelayLog(relay.dataDir, 'drawer/s6-'))).toEqual([
+  expect(kindsOf(readRelayLog(relay.dataDir, 'drawer/s6-r1'))).toEqual([
+    'shift.opened',
+    'cash.in',
     'cash.in',
     'cash.out',
     'shift.closed',

@@ -1,12 +1,16 @@
 /**
  * The app shell: sign-in, then a register (or head office) with its status bar and screens.
- * The client lives as long as the session; signing out or switching register is refused while
- * the outbox holds entries, because clearing this browser profile would lose those sales.
+ * The client lives as long as the session; signing out is refused while the outbox holds
+ * sales, and the sign-in warns when this device holds another register's unsent sales (each
+ * register keeps them in its own database, and only that register sends them). An address
+ * that is not the app's gets a not-found page.
  */
 import { LedgerlineProvider, useStatus, useStore } from '@ledgerline/react'
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { REGISTERS, STORES } from './catalog.ts'
-import { inboxItems } from './inbox.ts'
+import { otherRegistersUnsent, rememberUnsent } from './device-sales.ts'
+import { inboxItems, registerName } from './inbox.ts'
+import { formatCents } from './money.ts'
 import {
   isNetworkOff,
   isSimulatedOffline,
@@ -29,11 +33,38 @@ import {
   type Session,
 } from './session.ts'
 import { StatusBar } from './status-bar.tsx'
-import { createStoreDataStore, type StoreData } from './store-data.ts'
+import { createStoreDataStore, pendingSales, type StoreData } from './store-data.ts'
 import { DrawerView, InboxView, OrdersView, ReportView, SettingsView, StockView } from './views.tsx'
 
+/** The app's own addresses; anything else is not found (see the relay note in README.md). */
+const APP_PATHS: ReadonlySet<string> = new Set(['/', '/index.html'])
+
 export function App() {
+  if (!APP_PATHS.has(location.pathname)) return <NotFound path={location.pathname} />
+  return <Signed />
+}
+
+function NotFound(props: { path: string }) {
+  return (
+    <main className="signin" data-testid="not-found">
+      <section className="card signin-card">
+        <h1>
+          <span className="brand-mark" aria-hidden="true" /> Page not found
+        </h1>
+        <p>
+          There is no page at <code>{props.path}</code>. The register lives at the start page.
+        </p>
+        <a className="button primary" href="/" data-testid="not-found-home">
+          Go to the register
+        </a>
+      </section>
+    </main>
+  )
+}
+
+function Signed() {
   const [session, setSession] = useState<Session | undefined>(loadSession)
+  const [signInNote, setSignInNote] = useState<string | undefined>()
   const [client, setClient] = useState<PosClient | undefined>()
   // The client backs off up to 30 s between connection attempts and does not listen for the
   // browser's `online` event; a fresh client over the same database connects at once, so the
@@ -62,32 +93,42 @@ export function App() {
   if (session === undefined || client === undefined) {
     return (
       <SignIn
+        note={signInNote}
         onSignIn={(s) => {
           saveSession(s)
+          setSignInNote(undefined)
           setSession(s)
         }}
       />
     )
+  }
+  const leave = (note?: string) => {
+    saveSession(undefined)
+    setClient(undefined)
+    setSignInNote(note)
+    setSession(undefined)
   }
   return (
     <LedgerlineProvider client={client}>
       <Register
         session={session}
         client={client}
-        onSignOut={() => {
-          saveSession(undefined)
-          setClient(undefined)
-          setSession(undefined)
-        }}
+        onSignOut={() => leave()}
+        onSignInAgain={() =>
+          leave(
+            `Head office did not accept ${registerName(session.register)}’s sign-in. Sign in again as ${registerName(session.register)}: its sales stay on this device until head office has them.`,
+          )
+        }
       />
     </LedgerlineProvider>
   )
 }
 
-function SignIn(props: { onSignIn: (s: Session) => void }) {
+function SignIn(props: { note: string | undefined; onSignIn: (s: Session) => void }) {
   const last = lastSession()
   const [store, setStore] = useState(last?.store ?? STORES[0]?.id ?? 's1')
   const [register, setRegister] = useState(last?.register ?? REGISTERS[0] ?? 'r1')
+  const others = otherRegistersUnsent({ store, register })
   return (
     <main className="signin">
       <form
@@ -104,6 +145,11 @@ function SignIn(props: { onSignIn: (s: Session) => void }) {
           Pick the store and the register this browser is. Sales are kept on this device until head
           office has them.
         </p>
+        {props.note === undefined ? null : (
+          <p className="banner warn" data-testid="signin-note">
+            {props.note}
+          </p>
+        )}
         <label>
           Store
           <select
@@ -133,6 +179,21 @@ function SignIn(props: { onSignIn: (s: Session) => void }) {
             <option value="hq">Head office</option>
           </select>
         </label>
+        {others.length === 0 ? null : (
+          <div className="banner warn" role="alert" data-testid="signin-unsent">
+            <span>
+              This device still holds sales that head office does not have yet:{' '}
+              {others
+                .map(
+                  (o) =>
+                    `${STORES.find((s) => s.id === o.store)?.name ?? o.store} · ${registerName(o.register)} (${o.sales === 0 ? 'other changes' : `${o.sales} sale${o.sales === 1 ? '' : 's'}, ${formatCents(o.amount)}`})`,
+                )
+                .join('; ')}
+              . Only that register sends them: sign in as it and let it reach head office first, or
+              they stay on this device.
+            </span>
+          </div>
+        )}
         <button className="primary" type="submit" data-testid="signin-submit">
           Open register
         </button>
@@ -151,8 +212,15 @@ type Tab =
   | 'settings'
   | 'head-office'
 
-function Register(props: { session: Session; client: PosClient; onSignOut: () => void }) {
-  const { session, client } = props
+function Register(props: {
+  session: Session
+  client: PosClient
+  onSignOut: () => void
+  onSignInAgain: () => void
+}) {
+  const { session, client, onSignInAgain } = props
+  // Measured from the first client of the session: a reconnect's new client keeps the clock.
+  const [openedAt] = useState(Date.now)
   const [date] = useState(businessDate)
   const store = useMemo(() => createStoreDataStore(client, session, date), [client, session, date])
   const fresh = useStore(store)
@@ -170,12 +238,14 @@ function Register(props: { session: Session; client: PosClient; onSignOut: () =>
             client,
             data,
             limits,
+            openedAt,
             setLimits: (l: OfflineLimits) => {
               saveLimits(session, l)
               setLimitsState(l)
             },
+            signInAgain: onSignInAgain,
           },
-    [session, client, data, limits],
+    [session, client, data, limits, openedAt, onSignInAgain],
   )
   if (pos === null) return <main className="loading">Opening the register…</main>
   return (
@@ -190,21 +260,33 @@ function Shell(props: { onSignOut: () => void }) {
   const hq = session.register === 'hq'
   const [tab, setTab] = useState<Tab>(hq ? 'head-office' : 'register')
   const status = useStatus<PosStatus>()
-  const [blocked, setBlocked] = useState<string | undefined>()
+  const [signOutTried, setSignOutTried] = useState(false)
   const openItems = inboxItems(data, session.store).filter((i) => i.open).length
   const storeName = STORES.find((s) => s.id === session.store)?.name ?? session.store
+  const outbox = status?.outboxEntries ?? 0
+  const pending = pendingSales(data)
+  // Remember what this register still has to send, for the sign-in's warning.
+  useEffect(() => {
+    if (status === undefined) return
+    rememberUnsent(session, {
+      sales: pending.count,
+      amount: pending.amount,
+      outbox,
+      at: Date.now(),
+    })
+  }, [session, status, outbox, pending.count, pending.amount])
 
   const tabs: [Tab, string][] = hq
     ? [
         ['head-office', 'Head office'],
         ['stock', 'Stock'],
-        ['orders', 'Orders'],
+        ['orders', 'Sales'],
         ['inbox', 'Inbox'],
         ['report', 'Day report'],
       ]
     : [
         ['register', 'Register'],
-        ['orders', 'Orders'],
+        ['orders', 'Sales'],
         ['stock', 'Stock'],
         ['inbox', 'Inbox'],
         ['drawer', 'Drawer'],
@@ -213,16 +295,15 @@ function Shell(props: { onSignOut: () => void }) {
       ]
 
   const signOut = () => {
-    const outbox = status?.outboxEntries ?? 0
     if (outbox > 0) {
-      setBlocked(
-        `${outbox} entr${outbox === 1 ? 'y is' : 'ies are'} not yet at head office. Signing out or switching register now could lose these sales; reconnect and wait until the outbox is empty.`,
-      )
+      setSignOutTried(true)
       return
     }
-    setBlocked(undefined)
+    setSignOutTried(false)
     props.onSignOut()
   }
+  // The warning lasts as long as its cause: once everything is sent, it goes.
+  const blocked = signOutTried && outbox > 0
 
   return (
     <div className="shell">
@@ -261,14 +342,20 @@ function Shell(props: { onSignOut: () => void }) {
         </div>
       </header>
       <StatusBar />
-      {blocked === undefined ? null : (
+      {blocked ? (
         <div className="banner error" role="alert" data-testid="sign-out-blocked">
-          {blocked}
-          <button className="ghost" onClick={() => setBlocked(undefined)}>
+          <span>
+            {pending.count > 0
+              ? `${pending.count} sale${pending.count === 1 ? ' is' : 's are'} (${formatCents(pending.amount)})`
+              : 'Some changes (counts, shifts, notes) are'}{' '}
+            not yet at head office. Signing out now would leave them on this device; wait until they
+            are sent, then sign out.
+          </span>
+          <button className="ghost" onClick={() => setSignOutTried(false)}>
             Dismiss
           </button>
         </div>
-      )}
+      ) : null}
       <main className="screen">
         {tab === 'register' ? <RegisterView /> : null}
         {tab === 'orders' ? <OrdersView /> : null}

@@ -7,6 +7,9 @@
 
 export interface CatalogItem {
   readonly sku: string
+  /** The EAN-13 printed on the item (in-store range 20…): what a barcode scanner types. */
+  readonly barcode: string
+  /** The built-in name; head office renames items in `product/<store>:<sku>` ledgers. */
   readonly name: string
   readonly category: string
   /** List price in cents until head office sets another. */
@@ -21,6 +24,7 @@ export const TENANT = 'harbour-coffee'
 export const CATALOG: readonly CatalogItem[] = [
   {
     sku: 'espresso',
+    barcode: '2000000000015',
     name: 'Espresso',
     category: 'Drinks',
     price: 280,
@@ -29,6 +33,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'flat-white',
+    barcode: '2000000000022',
     name: 'Flat white',
     category: 'Drinks',
     price: 420,
@@ -37,6 +42,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'filter',
+    barcode: '2000000000039',
     name: 'Filter coffee',
     category: 'Drinks',
     price: 350,
@@ -45,6 +51,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'chai',
+    barcode: '2000000000046',
     name: 'Chai latte',
     category: 'Drinks',
     price: 450,
@@ -53,6 +60,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'croissant',
+    barcode: '2000000000053',
     name: 'Croissant',
     category: 'Bakery',
     price: 320,
@@ -61,6 +69,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'cinnamon-bun',
+    barcode: '2000000000060',
     name: 'Cinnamon bun',
     category: 'Bakery',
     price: 390,
@@ -69,6 +78,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'banana-bread',
+    barcode: '2000000000077',
     name: 'Banana bread',
     category: 'Bakery',
     price: 360,
@@ -77,6 +87,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'beans-1kg',
+    barcode: '2000000000084',
     name: 'House beans 1 kg',
     category: 'Retail',
     price: 3200,
@@ -85,6 +96,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'beans-250g',
+    barcode: '2000000000091',
     name: 'Single origin 250 g',
     category: 'Retail',
     price: 1450,
@@ -93,6 +105,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'grinder',
+    barcode: '2000000000107',
     name: 'Hand grinder',
     category: 'Retail',
     price: 6900,
@@ -101,6 +114,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'mug',
+    barcode: '2000000000114',
     name: 'Enamel mug',
     category: 'Retail',
     price: 1800,
@@ -109,6 +123,7 @@ export const CATALOG: readonly CatalogItem[] = [
   },
   {
     sku: 'keep-cup',
+    barcode: '2000000000121',
     name: 'Keep cup',
     category: 'Retail',
     price: 2200,
@@ -129,6 +144,10 @@ export const STORES: readonly Store[] = [
   { id: 's4', name: 'Old Town' },
   { id: 's5', name: 'Riverside' },
   { id: 's6', name: 'Airport' },
+  { id: 's7', name: 'Pier Road' },
+  { id: 's8', name: 'University' },
+  { id: 's9', name: 'Canal Street' },
+  { id: 's10', name: 'Hospital' },
 ]
 
 export const REGISTERS: readonly string[] = ['r1', 'r2', 'r3']

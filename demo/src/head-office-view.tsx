@@ -1,40 +1,47 @@
 /**
  * Head office: changes a store's prices and receives stock (facts head office is the author
- * of), and issues gift cards. A price change made while a register is offline is what the
- * `order.price_variance` correction answers.
+ * of), renames items and edits their descriptions, and issues gift cards. A price change made
+ * while a register is offline is what the `order.price_variance` correction answers; two
+ * renames made at once are what head office picks between.
  */
 import { useEntity } from '@ledgerline/react'
 import { useState } from 'react'
-import { CATALOG, type CatalogItem } from './catalog.ts'
-import { useCatalogText } from './crdt/catalog-text.ts'
+import { CATALOG, type CatalogItem, STORES } from './catalog.ts'
 import { CatalogTextEditor } from './crdt/catalog-text-editor.tsx'
 import { formatCents, parseCents } from './money.ts'
 import { usePos } from './pos-context.ts'
+import { ProductNamesEditor } from './product-names.tsx'
 import { type GiftCardState, listPriceAt, stockOnHand } from './schema.ts'
+import { productName } from './store-data.ts'
 
 export function HeadOfficeView() {
   const { session } = usePos()
   return (
     <div className="stack">
       <section className="card">
-        <h2>Prices and stock at {session.store}</h2>
-        <table className="table">
-          <thead>
-            <tr>
-              <th>Item</th>
-              <th className="num">List price</th>
-              <th>New price ($)</th>
-              <th className="num">On hand</th>
-              <th>Receive</th>
-            </tr>
-          </thead>
-          <tbody>
-            {CATALOG.map((item) => (
-              <ItemRow key={item.sku} item={item} />
-            ))}
-          </tbody>
-        </table>
+        <h2>
+          Prices and stock at {STORES.find((s) => s.id === session.store)?.name ?? session.store}
+        </h2>
+        <div className="table-scroll">
+          <table className="table">
+            <thead>
+              <tr>
+                <th>Item</th>
+                <th className="num">List price</th>
+                <th>New price ($)</th>
+                <th className="num">On hand</th>
+                <th>Receive</th>
+              </tr>
+            </thead>
+            <tbody>
+              {CATALOG.map((item) => (
+                <ItemRow key={item.sku} item={item} />
+              ))}
+            </tbody>
+          </table>
+        </div>
       </section>
+      <ProductNamesEditor />
       <CatalogTextEditor />
       <GiftCards />
     </div>
@@ -44,7 +51,6 @@ export function HeadOfficeView() {
 function ItemRow(props: { item: CatalogItem }) {
   const { client, session, data } = usePos()
   const { item } = props
-  const text = useCatalogText()
   const [priceText, setPriceText] = useState('')
   const [qty, setQty] = useState('')
   const price = data.prices.get(item.sku)
@@ -55,7 +61,7 @@ function ItemRow(props: { item: CatalogItem }) {
   const n = Number(qty)
   return (
     <tr data-testid={`hq-row-${item.sku}`}>
-      <td>{text.nameOf(item)}</td>
+      <td>{productName(data, item)}</td>
       <td className="num" data-testid={`hq-price-${item.sku}`}>
         {formatCents(listed)}
       </td>

@@ -1,52 +1,39 @@
 /**
- * Offline limits, as card vendors set them for store-and-forward: a cap per sale, a cap on the
- * total held unsynced on one register, and a deadline to forward. A sale beyond any of them is
- * refused before anything is appended, with a message the cashier can act on.
+ * Every bound of the point-of-sale demo in one place: the lists a ledger's state keeps, the
+ * lengths a cashier may type, and how long the register waits for head office. A list that
+ * reaches its bound keeps its newest items; totals are kept beside the lists, so a report never
+ * depends on a list being complete.
  */
-import { formatCents } from './money.ts'
-import type { OfflineLimits } from './session.ts'
 
-export interface PendingTotals {
-  readonly amount: number
-  readonly oldestAt: number | null
-}
+/** Notes (corrections and their resolutions) kept in an order's, drawer's or day's state. */
+export const NOTES_MAX = 200
 
-/** Why a sale of `total` cents may not be taken now, or `undefined` when it may. */
-export function offlineRefusal(
-  limits: OfflineLimits,
-  online: boolean,
-  total: number,
-  pending: PendingTotals,
-  now: number,
-): string | undefined {
-  if (online) return undefined
-  if (total > limits.perSaleMax) {
-    return `Offline sales are limited to ${formatCents(limits.perSaleMax)} each; this one is ${formatCents(total)}. Split the sale or wait for the connection.`
-  }
-  if (pending.amount + total > limits.storedMax) {
-    return `This register already holds ${formatCents(pending.amount)} of unsynced sales; the offline limit is ${formatCents(limits.storedMax)}. Reconnect to forward them first.`
-  }
-  const left = forwardTimeLeftMs(limits, pending.oldestAt, now)
-  if (left !== undefined && left <= 0) {
-    return `Unsynced sales are older than ${limits.forwardHours} h, the time allowed to forward them. Reconnect before taking more sales offline.`
-  }
-  return undefined
-}
+/** Sales a day's state lists for the Orders screen (its totals count every sale). */
+export const DAY_SALES_MAX = 5_000
 
-/** Time left before the oldest unsynced sale passes the forward deadline. */
-export function forwardTimeLeftMs(
-  limits: OfflineLimits,
-  oldestAt: number | null,
-  now: number,
-): number | undefined {
-  if (oldestAt === null) return undefined
-  return oldestAt + limits.forwardHours * 3_600_000 - now
-}
+/** Money moves that arrived after the day was closed, listed in the day's state. */
+export const AFTER_CLOSE_MAX = 200
 
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000))
-  if (s < 60) return `${s}s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`
-}
+/** Closed shifts a drawer's state keeps (about two months of three shifts a day). */
+export const SHIFT_CLOSES_MAX = 200
+
+/** Tenders in one sale: a gift card and then cash or a card. */
+export const SALE_TENDERS_MAX = 2
+
+/** Longest product name, in characters. */
+export const PRODUCT_NAME_CHARS_MAX = 60
+
+/** Names of one product waiting for head office's choice. */
+export const NAME_CANDIDATES_MAX = 8
+
+/** Longest refund or void reason, in characters. */
+export const REFUND_REASON_CHARS_MAX = 120
+
+/** Decimals a discount percentage may have (12.5 % and 12.25 %, not 12.125 %). */
+export const DISCOUNT_DECIMALS_MAX = 2
+
+/** How long the register waits for head office's decision on a request before it says so. */
+export const DECISION_WAIT_MS = 10_000
+
+/** Entries of a ledger the history panel shows, newest first. */
+export const HISTORY_ENTRIES_MAX = 50

@@ -1,9 +1,19 @@
 /** Money is integer cents; these are the only places it becomes text or is parsed. */
 
+/** `$12.50`, `-$3.00`; never a negative zero (an amount that rounds to 0 is `$0.00`). */
 export function formatCents(cents: number): string {
-  const sign = cents < 0 ? '-' : ''
-  const abs = Math.abs(Math.round(cents))
+  const rounded = Math.round(cents)
+  const sign = rounded < 0 ? '-' : ''
+  const abs = Math.abs(rounded)
   return `${sign}$${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, '0')}`
+}
+
+/**
+ * An amount taken off a total (a discount, refunds): `−$2.50`, or `$0.00` when there is none,
+ * so a report never shows "−$0.00".
+ */
+export function formatDeduction(cents: number): string {
+  return Math.round(cents) === 0 ? formatCents(0) : `−${formatCents(Math.abs(cents))}`
 }
 
 /** Parses "12", "12.5", "12.50", "$12.50" into cents; `undefined` when it is not an amount. */

@@ -2,20 +2,29 @@
  * The register's Ledgerline client: one IndexedDB database per (store, register), so switching
  * register never mixes outboxes; a token from the relay's development issuer; the store's scope;
  * and sockets made through the network switch (see network.ts).
+ *
+ * The token source remembers why its last token could not be had (`tokenProblem`), because
+ * the status bar must tell a refused sign-in from a head office that does not answer, and the
+ * client reports both as a failed token call.
  */
 import {
   type Client,
   createClient,
+  type EntitySnapshot,
   type Outcome,
   type WebSocketConstructor,
 } from '@ledgerline/client'
 import { TENANT } from './catalog.ts'
 import { SwitchedWebSocket } from './network.ts'
 import schema from './schema.ts'
-import { fetchDevToken, type Session, subjectOf } from './session.ts'
+import { fetchDevToken, type Session, subjectOf, TokenError } from './session.ts'
 
 export type PosClient = Client
 export type { ClientStatus as PosStatus, Outcome } from '@ledgerline/client'
+/** One ledger as the client folds it (confirmed, own pending, view): the demo's one name for it. */
+export type PosEntity<S> = EntitySnapshot<S>
+
+export type TokenProblem = 'refused' | 'unreachable' | null
 
 export function openClient(session: Session): PosClient {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
@@ -45,11 +54,45 @@ export function waitForOutcome(
   return client.outcome(entryId, { waitMs: timeoutMs })
 }
 
+/** Why the last token of `session` could not be had; `null` once one came. */
+export function tokenProblem(session: Session): TokenProblem {
+  return problems.get(subjectOf(session)) ?? null
+}
+
+/** Calls `cb` whenever a token problem of any session changes; returns unsubscribe. */
+export function onTokenProblem(cb: () => void): () => void {
+  problemListeners.add(cb)
+  return () => {
+    problemListeners.delete(cb)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const problems = new Map<string, TokenProblem>()
+const problemListeners = new Set<() => void>()
+
+function setProblem(session: Session, problem: TokenProblem): void {
+  const key = subjectOf(session)
+  if ((problems.get(key) ?? null) === problem) return
+  problems.set(key, problem)
+  for (const l of problemListeners) l()
+}
+
 /**
  * Tokens from the development issuer, asked for at every connection: the client asks again
  * after the relay refused a token (a restarted dev relay may have a new secret), so a cached
  * token would be refused forever.
  */
 function createTokenSource(session: Session): () => Promise<string> {
-  return async () => (await fetchDevToken(session)).token
+  return async () => {
+    try {
+      const { token } = await fetchDevToken(session)
+      setProblem(session, null)
+      return token
+    } catch (error) {
+      setProblem(session, error instanceof TokenError ? error.kind : 'unreachable')
+      throw error
+    }
+  }
 }

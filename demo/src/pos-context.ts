@@ -9,7 +9,11 @@ export interface Pos {
   readonly client: PosClient
   readonly data: StoreData
   readonly limits: OfflineLimits
+  /** When this register's client was opened (ms since the epoch). */
+  readonly openedAt: number
   setLimits(limits: OfflineLimits): void
+  /** Back to the sign-in, keeping this register's sales on the device. */
+  signInAgain(): void
 }
 
 export const PosContext = createContext<Pos | null>(null)

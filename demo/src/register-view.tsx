@@ -1,52 +1,68 @@
 /**
- * The register: catalog grid with search, cart with discount, cash (change due), card and gift
- * card payment, and the receipt. A sale is one `appendMany` (see sale.ts): it is on the device
- * when the receipt shows, and reaches head office when the connection allows.
+ * The register: catalog grid with search (Enter adds the single match, as a barcode scanner
+ * types the code and presses Enter), cart with a validated discount, cash (change due), card,
+ * gift card and split tender (gift card first, then cash or card), and the receipt, printable
+ * or emailed. A sale is one `appendMany` (see sale.ts): it is on the device when the receipt
+ * shows, and reaches head office when the connection allows.
+ *
+ * Rules the cashier meets here: cash needs an open shift; the offline limits refuse only card
+ * payments; gift cards need head office (it decides the balance).
  */
 import { useEntity, useStatus } from '@ledgerline/react'
-import { useMemo, useState } from 'react'
-import { CATALOG, type CatalogItem } from './catalog.ts'
+import { useMemo, useRef, useState } from 'react'
+import { CATALOG, type CatalogItem, STORES } from './catalog.ts'
 import { useCatalogText } from './crdt/catalog-text.ts'
-import { offlineRefusal } from './limits.ts'
-import { formatCents, parseCents } from './money.ts'
+import { registerName } from './inbox.ts'
+import { DECISION_WAIT_MS } from './limits.ts'
+import { formatCents, formatDeduction, parseCents } from './money.ts'
+import { offlineRefusal } from './offline-limits.ts'
 import { type PosStatus, waitForOutcome } from './pos-client.ts'
 import { usePos } from './pos-context.ts'
+import { type Receipt, receiptMailto, tenderLine } from './receipt.ts'
 import {
   type CartLine,
   cartTotals,
   newOrderId,
+  parseDiscount,
   receiptNumber,
   saleDrafts,
   type Tender,
 } from './sale.ts'
-import { listPriceAt, type PriceState, stockOnHand, type StockState } from './schema.ts'
-import { orderSyncState, pendingSales } from './store-data.ts'
+import { type GiftCardState, listPriceAt, stockOnHand } from './schema.ts'
+import { orderSyncState, pendingSales, productName, type StoreData } from './store-data.ts'
+import { refusalWords } from './words.ts'
 
-interface Receipt {
-  readonly orderId: string
-  readonly lines: readonly CartLine[]
-  readonly subtotal: number
-  readonly discount: number
-  readonly total: number
-  readonly tender: Tender
-  readonly at: number
+/** A gift card part already chosen, waiting for the rest of the sale's tender. */
+interface GiftPart {
+  readonly card: string
+  readonly amount: number
 }
 
-type Dialog = 'cash' | 'card' | 'giftcard' | undefined
+type Step =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'giftcard' }
+  | { readonly kind: 'cash' | 'card'; readonly gift: GiftPart | undefined }
+
+const IDLE: Step = { kind: 'idle' }
 
 export function RegisterView() {
   const { session, client, data, limits } = usePos()
   const status = useStatus<PosStatus>()
   const online = status?.online === true
   const [query, setQuery] = useState('')
+  const [searchNote, setSearchNote] = useState<string | undefined>()
   const [cart, setCart] = useState<CartLine[]>([])
-  const [discount, setDiscount] = useState(0)
-  const [dialog, setDialog] = useState<Dialog>()
+  const [discountText, setDiscountText] = useState('')
+  const [step, setStep] = useState<Step>(IDLE)
   const [error, setError] = useState<string | undefined>()
   const [busy, setBusy] = useState(false)
   const [receipt, setReceipt] = useState<Receipt | undefined>()
-  const totals = cartTotals(cart, discount)
-  const text = useCatalogText()
+  const cartRef = useRef<HTMLElement>(null)
+  const discount = parseDiscount(discountText)
+  const percent = discount._tag === 'ok' ? discount.percent : 0
+  const totals = cartTotals(cart, percent)
+  const shiftOpen = data.drawer.view.open
+  const storeName = STORES.find((s) => s.id === session.store)?.name ?? session.store
 
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase()
@@ -54,82 +70,152 @@ export function RegisterView() {
       ? CATALOG
       : CATALOG.filter(
           (i) =>
-            text.nameOf(i).toLowerCase().includes(q) ||
+            productName(data, i).toLowerCase().includes(q) ||
             i.sku.includes(q) ||
+            i.barcode.startsWith(q) ||
             i.category.toLowerCase().includes(q),
         )
-  }, [query, text])
+  }, [query, data])
 
-  const add = (item: CatalogItem, unitPrice: number) => {
+  const add = (item: CatalogItem) => {
     setReceipt(undefined)
     setError(undefined)
+    setSearchNote(undefined)
+    const unitPrice = unitPriceOf(data, item)
+    const name = productName(data, item)
     setCart((lines) => {
       const i = lines.findIndex((l) => l.sku === item.sku)
-      if (i < 0) return [...lines, { sku: item.sku, name: text.nameOf(item), qty: 1, unitPrice }]
+      if (i < 0) return [...lines, { sku: item.sku, name, qty: 1, unitPrice }]
       return lines.map((l, j) => (j === i ? { ...l, qty: l.qty + 1 } : l))
     })
   }
-  const setQty = (sku: string, qty: number) =>
+  const setQty = (sku: string, qty: number) => {
+    setError(undefined)
     setCart((lines) =>
       qty <= 0
         ? lines.filter((l) => l.sku !== sku)
         : lines.map((l) => (l.sku === sku ? { ...l, qty } : l)),
     )
-
-  const startPayment = (d: Exclude<Dialog, undefined>) => {
-    const refusal = offlineRefusal(limits, online, totals.total, pendingSales(data), Date.now())
-    if (refusal !== undefined) {
-      setError(refusal)
-      return
-    }
-    setError(undefined)
-    setDialog(d)
   }
 
-  const complete = async (tender: Tender) => {
-    const refusal = offlineRefusal(limits, online, totals.total, pendingSales(data), Date.now())
+  /** Enter: a barcode or sku typed in full, else the only item that matches. */
+  const addFromSearch = () => {
+    const q = query.trim().toLowerCase()
+    if (q === '') return
+    const exact = CATALOG.find((i) => i.barcode === q || i.sku === q)
+    const pick = exact ?? (shown.length === 1 ? shown[0] : undefined)
+    if (pick !== undefined) {
+      add(pick)
+      setQuery('')
+      return
+    }
+    setSearchNote(
+      shown.length === 0
+        ? `No item has the code or name “${query.trim()}”.`
+        : `${shown.length} items match “${query.trim()}”: tap one, or type more.`,
+    )
+  }
+
+  /** Why `tenders` may not be taken now, in the cashier's words; `undefined` when they may. */
+  const refusalOf = (tenders: readonly Pick<Tender, 'method' | 'amount'>[]) => {
+    if (tenders.some((t) => t.method === 'cash') && !shiftOpen) {
+      return 'Open a shift on the Drawer screen before taking cash: cash belongs to a shift.'
+    }
+    return offlineRefusal(limits, online, tenders, pendingSales(data).card, Date.now())
+  }
+
+  const start = (next: Step) => {
+    setError(undefined)
+    if (next.kind === 'cash' || next.kind === 'card') {
+      const due = totals.total - (next.gift?.amount ?? 0)
+      const refusal = refusalOf([{ method: next.kind, amount: due }])
+      if (refusal !== undefined) {
+        setError(refusal)
+        return
+      }
+    }
+    setStep(next)
+  }
+
+  const complete = async (tenders: Tender[]) => {
+    const refusal = refusalOf(tenders)
     if (refusal !== undefined) {
       setError(refusal)
-      setDialog(undefined)
+      setStep(IDLE)
       return
     }
     setBusy(true)
+    const orderId = newOrderId(session)
+    let redeemed: GiftPart | undefined
     try {
-      const orderId = newOrderId(session)
-      if (tender.method === 'giftcard') {
+      const gift = tenders.find((t) => t.method === 'giftcard')
+      if (gift?.method === 'giftcard') {
         // Redemption is a request: head office decides it against the card's balance.
         const { id } = await client.append(
-          `giftcard/${tender.card}`,
+          `giftcard/${gift.card}`,
           'gc.redeemed',
-          { amount: totals.total, order: orderId },
+          { amount: gift.amount, order: orderId },
           { intent: 'request' },
         )
-        const outcome = await waitForOutcome(client, id)
+        const outcome = await waitForOutcome(client, id, DECISION_WAIT_MS)
         if (outcome._tag === 'refused') {
-          setError(`Gift card refused: ${outcome.reason}`)
+          setError(refusalWords(outcome, `gift card ${gift.card}`))
           return
         }
-        if (outcome._tag === 'pending') {
+        if (outcome._tag === 'pending' || outcome._tag === 'unknown') {
           setError(
-            'Head office has not answered the gift card redemption yet; it stays pending. Take another tender.',
+            'Head office has not answered for the gift card yet. Nothing was charged to it until it answers; take another tender or try again.',
           )
           return
         }
+        redeemed = { card: gift.card, amount: gift.amount }
       }
       await client.appendMany(
-        saleDrafts({ session, orderId, date: data.date, lines: cart, totals, tender }),
+        saleDrafts({
+          session,
+          orderId,
+          date: data.date,
+          lines: cart,
+          totals,
+          discountPercent: percent,
+          tenders,
+        }),
       )
-      setReceipt({ orderId, lines: cart, ...totals, tender, at: Date.now() })
+      redeemed = undefined
+      setReceipt({
+        orderId,
+        storeName,
+        registerName: registerName(session.register),
+        lines: cart,
+        ...totals,
+        discountPercent: percent,
+        tenders,
+        at: Date.now(),
+      })
       setCart([])
-      setDiscount(0)
-      setDialog(undefined)
+      setDiscountText('')
+      setStep(IDLE)
       setError(undefined)
     } catch (e) {
       setError(`The sale was not recorded: ${e instanceof Error ? e.message : String(e)}`)
     } finally {
+      if (redeemed !== undefined) {
+        // The card was charged but the sale could not be written: give the balance back.
+        void client
+          .append(`giftcard/${redeemed.card}`, 'gc.refunded', {
+            amount: redeemed.amount,
+            order: orderId,
+          })
+          .catch(() => {})
+      }
       setBusy(false)
     }
   }
+
+  const itemCount = cart.reduce((n, l) => n + l.qty, 0)
+  const gift = step.kind === 'cash' || step.kind === 'card' ? step.gift : undefined
+  const due = totals.total - (gift?.amount ?? 0)
+  const canPay = cart.length > 0 && discount._tag === 'ok' && !busy
 
   return (
     <div className="register">
@@ -137,11 +223,27 @@ export function RegisterView() {
         <input
           className="search"
           type="search"
-          placeholder="Search items…"
+          enterKeyHint="enter"
+          placeholder="Search or scan a barcode…"
+          aria-label="Search items or scan a barcode"
           data-testid="catalog-search"
           value={query}
-          onChange={(e) => setQuery(e.target.value)}
+          onChange={(e) => {
+            setQuery(e.target.value)
+            setSearchNote(undefined)
+          }}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter') {
+              e.preventDefault()
+              addFromSearch()
+            }
+          }}
         />
+        {searchNote === undefined ? null : (
+          <p className="muted small-print" data-testid="search-note">
+            {searchNote}
+          </p>
+        )}
         <div className="grid">
           {shown.map((item) => (
             <CatalogCard key={item.sku} item={item} onAdd={add} />
@@ -150,13 +252,15 @@ export function RegisterView() {
         </div>
       </section>
 
-      <section className="cart card" aria-label="Cart">
+      <section className="cart card" aria-label="Cart" ref={cartRef} data-testid="cart">
         {receipt !== undefined ? (
           <ReceiptView receipt={receipt} onNext={() => setReceipt(undefined)} />
         ) : (
           <>
             <h2>Current sale</h2>
-            {cart.length === 0 ? <p className="muted empty">Tap items to add them.</p> : null}
+            {cart.length === 0 ? (
+              <p className="muted empty">Tap items, or scan them, to add them.</p>
+            ) : null}
             <ul className="lines">
               {cart.map((l) => (
                 <li key={l.sku} data-testid={`cart-line-${l.sku}`}>
@@ -185,22 +289,29 @@ export function RegisterView() {
             <label className="discount">
               Discount %
               <input
-                type="number"
-                min={0}
-                max={100}
+                inputMode="decimal"
                 data-testid="discount-input"
-                value={discount === 0 ? '' : discount}
+                value={discountText}
                 placeholder="0"
-                onChange={(e) => setDiscount(Number(e.target.value) || 0)}
+                aria-invalid={discount._tag === 'invalid'}
+                onChange={(e) => {
+                  setDiscountText(e.target.value)
+                  setStep(IDLE)
+                }}
               />
             </label>
+            {discount._tag === 'invalid' ? (
+              <p className="field-error" role="alert" data-testid="discount-error">
+                {discount.reason}
+              </p>
+            ) : null}
             <dl className="totals">
               <dt>Subtotal</dt>
               <dd>{formatCents(totals.subtotal)}</dd>
               {totals.discount > 0 ? (
                 <>
-                  <dt>Discount</dt>
-                  <dd>−{formatCents(totals.discount)}</dd>
+                  <dt>Discount {percent} %</dt>
+                  <dd data-testid="cart-discount">{formatDeduction(totals.discount)}</dd>
                 </>
               ) : null}
               <dt className="total">Total</dt>
@@ -213,91 +324,129 @@ export function RegisterView() {
                 {error}
               </p>
             ) : null}
-            {dialog === undefined ? (
+            {step.kind === 'idle' ? (
               <div className="tenders">
                 <button
                   className="primary"
-                  disabled={cart.length === 0}
+                  disabled={!canPay}
                   data-testid="pay-cash"
-                  onClick={() => startPayment('cash')}
+                  onClick={() => start({ kind: 'cash', gift: undefined })}
                 >
                   Cash
                 </button>
                 <button
                   className="primary"
-                  disabled={cart.length === 0}
+                  disabled={!canPay}
                   data-testid="pay-card"
-                  onClick={() => startPayment('card')}
+                  onClick={() => start({ kind: 'card', gift: undefined })}
                 >
                   Card
                 </button>
                 <button
-                  disabled={cart.length === 0 || !online}
+                  disabled={!canPay || !online}
                   data-testid="pay-giftcard"
                   title={
                     online
-                      ? 'Redeem a gift card'
+                      ? 'Redeem a gift card; the rest can be paid in cash or by card'
                       : 'Gift cards need a connection: head office decides the balance'
                   }
-                  onClick={() => startPayment('giftcard')}
+                  onClick={() => start({ kind: 'giftcard' })}
                 >
                   Gift card
                 </button>
               </div>
             ) : null}
-            {!online && dialog === undefined && cart.length > 0 ? (
+            {!online && step.kind === 'idle' && cart.length > 0 ? (
               <p className="muted small-print" data-testid="giftcard-offline">
                 Gift cards need a connection: head office decides the balance.
               </p>
             ) : null}
-            {dialog === 'cash' ? (
+            {!shiftOpen && step.kind === 'idle' && cart.length > 0 ? (
+              <p className="muted small-print" data-testid="shift-closed-note">
+                No shift is open: cards only until a shift is opened on the Drawer screen.
+              </p>
+            ) : null}
+            {gift === undefined ? null : (
+              <p className="banner warn" data-testid="split-note">
+                Gift card {gift.card} pays {formatCents(gift.amount)}; {formatCents(due)} left to
+                pay.
+              </p>
+            )}
+            {step.kind === 'cash' ? (
               <CashDialog
-                total={totals.total}
+                due={due}
                 busy={busy}
-                onPay={complete}
-                onCancel={() => setDialog(undefined)}
+                onPay={(tendered) =>
+                  complete([...giftTenders(gift), { method: 'cash', amount: due, tendered }])
+                }
+                onCancel={() => setStep(IDLE)}
               />
             ) : null}
-            {dialog === 'card' ? (
+            {step.kind === 'card' ? (
               <CardDialog
                 online={online}
                 busy={busy}
-                onPay={complete}
-                onCancel={() => setDialog(undefined)}
+                due={due}
+                onPay={(card) =>
+                  complete([...giftTenders(gift), { method: 'card', amount: due, ...card }])
+                }
+                onCancel={() => setStep(IDLE)}
               />
             ) : null}
-            {dialog === 'giftcard' ? (
-              <GiftCardDialog busy={busy} onPay={complete} onCancel={() => setDialog(undefined)} />
+            {step.kind === 'giftcard' ? (
+              <GiftCardDialog
+                total={totals.total}
+                busy={busy}
+                onPayAll={(card) => complete([{ method: 'giftcard', amount: totals.total, card }])}
+                onRest={(part, rest) => start({ kind: rest, gift: part })}
+                onCancel={() => setStep(IDLE)}
+              />
             ) : null}
           </>
         )}
       </section>
+
+      {receipt === undefined && cart.length > 0 ? (
+        <div className="cart-bar" data-testid="cart-bar">
+          <span>
+            {itemCount} item{itemCount === 1 ? '' : 's'} ·{' '}
+            <strong data-testid="cart-bar-total">{formatCents(totals.total)}</strong>
+          </span>
+          <button
+            className="primary"
+            data-testid="cart-bar-pay"
+            onClick={() => cartRef.current?.scrollIntoView({ block: 'start' })}
+          >
+            Review and pay
+          </button>
+        </div>
+      ) : null}
     </div>
   )
 }
 
-function CatalogCard(props: {
-  item: CatalogItem
-  onAdd: (item: CatalogItem, unitPrice: number) => void
-}) {
-  const { session } = usePos()
+function giftTenders(gift: GiftPart | undefined): Tender[] {
+  return gift === undefined ? [] : [{ method: 'giftcard', amount: gift.amount, card: gift.card }]
+}
+
+function unitPriceOf(data: StoreData, item: CatalogItem): number {
+  const price = data.prices.get(item.sku)
+  return price === undefined ? item.price : listPriceAt(price.view, item.sku, Date.now())
+}
+
+function CatalogCard(props: { item: CatalogItem; onAdd: (item: CatalogItem) => void }) {
+  const { session, data } = usePos()
   const text = useCatalogText()
   const { item } = props
   const description = text.descriptionOf(item.sku)
   const stockEntity = `stock/${session.store}:${item.sku}`
-  const price = useEntity<PriceState>(`price/${session.store}:${item.sku}`)
-  const stock = useEntity<StockState>(stockEntity)
-  const unitPrice = price === undefined ? item.price : listPriceAt(price.view, item.sku, Date.now())
+  const stock = data.stock.get(item.sku)
   const onHand = stock === undefined ? item.opening : stockOnHand(stock.view, stockEntity)
   return (
-    <button
-      className="item"
-      data-testid={`item-${item.sku}`}
-      onClick={() => props.onAdd(item, unitPrice)}
-    >
+    <button className="item" data-testid={`item-${item.sku}`} onClick={() => props.onAdd(item)}>
       <span className="swatch" style={{ background: item.color }} aria-hidden="true" />
       <span className="item-name" data-testid={`item-name-${item.sku}`}>
-        {text.nameOf(item)}
+        {productName(data, item)}
       </span>
       {description === '' ? null : (
         <span className="item-description" data-testid={`item-description-${item.sku}`}>
@@ -305,7 +454,7 @@ function CatalogCard(props: {
         </span>
       )}
       <span className="item-price" data-testid={`item-price-${item.sku}`}>
-        {formatCents(unitPrice)}
+        {formatCents(unitPriceOf(data, item))}
       </span>
       <span
         className={onHand <= 0 ? 'item-stock out' : onHand <= 3 ? 'item-stock low' : 'item-stock'}
@@ -318,38 +467,38 @@ function CatalogCard(props: {
 }
 
 function CashDialog(props: {
-  total: number
+  due: number
   busy: boolean
-  onPay: (t: Tender) => Promise<void>
+  onPay: (tendered: number) => Promise<void>
   onCancel: () => void
 }) {
   const [text, setText] = useState('')
-  const tendered = text === '' ? props.total : parseCents(text)
-  const change = tendered === undefined ? undefined : tendered - props.total
+  const tendered = text === '' ? props.due : parseCents(text)
+  const change = tendered === undefined ? undefined : tendered - props.due
   const ok = change !== undefined && change >= 0 && tendered !== undefined
   return (
     <form
       className="dialog"
       onSubmit={(e) => {
         e.preventDefault()
-        if (ok) void props.onPay({ method: 'cash', tendered })
+        if (ok) void props.onPay(tendered)
       }}
     >
-      <h3>Cash</h3>
+      <h3>Cash · {formatCents(props.due)}</h3>
       <label>
-        Tendered
+        Cash given
         <input
           autoFocus
           inputMode="decimal"
           data-testid="cash-tendered"
-          placeholder={formatCents(props.total)}
+          placeholder={formatCents(props.due)}
           value={text}
           onChange={(e) => setText(e.target.value)}
         />
       </label>
       <p className="change" data-testid="change-due">
         {change === undefined
-          ? 'Enter an amount'
+          ? 'Type an amount, like 20 or 20.50'
           : change < 0
             ? `${formatCents(-change)} short`
             : `Change due ${formatCents(change)}`}
@@ -374,7 +523,8 @@ function CashDialog(props: {
 function CardDialog(props: {
   online: boolean
   busy: boolean
-  onPay: (t: Tender) => Promise<void>
+  due: number
+  onPay: (card: { last4: string; contact: string; offline: boolean }) => Promise<void>
   onCancel: () => void
 }) {
   const [number, setNumber] = useState('')
@@ -386,20 +536,20 @@ function CardDialog(props: {
       className="dialog"
       onSubmit={(e) => {
         e.preventDefault()
-        if (ok)
+        if (ok) {
           void props.onPay({
-            method: 'card',
             last4: digits.slice(-4),
             contact: contact.trim(),
             offline: !props.online,
           })
+        }
       }}
     >
-      <h3>Card</h3>
+      <h3>Card · {formatCents(props.due)}</h3>
       {props.online ? null : (
         <p className="banner warn" data-testid="card-offline-note">
-          Offline: the card is stored and forwarded when the connection returns. If it is declined
-          then, the store is owed the amount, so take the customer’s contact.
+          Offline: the card is stored and sent to head office when the connection returns. If it is
+          declined then, the store is owed the amount, so take the customer’s contact.
         </p>
       )}
       <label>
@@ -423,7 +573,7 @@ function CardDialog(props: {
           onChange={(e) => setContact(e.target.value)}
         />
       </label>
-      <p className="muted small-print">Demo processor: numbers ending in 0002 are declined.</p>
+      <p className="muted small-print">Demo card processor: numbers ending in 0002 are declined.</p>
       <div className="row">
         <button type="button" className="ghost" onClick={props.onCancel}>
           Back
@@ -442,19 +592,26 @@ function CardDialog(props: {
 }
 
 function GiftCardDialog(props: {
+  total: number
   busy: boolean
-  onPay: (t: Tender) => Promise<void>
+  onPayAll: (card: string) => Promise<void>
+  onRest: (part: GiftPart, rest: 'cash' | 'card') => void
   onCancel: () => void
 }) {
   const [code, setCode] = useState('')
   const card = code.trim().toUpperCase()
-  const ok = /^[A-Z0-9-]{3,32}$/.test(card)
+  const valid = /^[A-Z0-9-]{3,32}$/.test(card)
+  // The balance head office last told this register; head office decides again on redeem.
+  const gc = useEntity<GiftCardState>(`giftcard/${valid ? card : 'none'}`)
+  const known = valid && gc !== undefined && gc.confirmed.issued > 0
+  const balance = known ? gc.confirmed.balance : 0
+  const covers = balance >= props.total
   return (
     <form
       className="dialog"
       onSubmit={(e) => {
         e.preventDefault()
-        if (ok) void props.onPay({ method: 'giftcard', card })
+        if (known && covers) void props.onPayAll(card)
       }}
     >
       <h3>Gift card</h3>
@@ -468,18 +625,64 @@ function GiftCardDialog(props: {
           onChange={(e) => setCode(e.target.value)}
         />
       </label>
+      <p data-testid="giftcard-balance" className={valid && !known ? 'field-error' : 'muted'}>
+        {!valid
+          ? 'Type or scan the code on the card.'
+          : gc === undefined
+            ? 'Looking the card up…'
+            : !known
+              ? `Unknown gift card ${card}: check the code on the card.`
+              : balance === 0
+                ? `Gift card ${card} is empty.`
+                : covers
+                  ? `Balance ${formatCents(balance)}: it pays the whole sale.`
+                  : `Balance ${formatCents(balance)}: it pays part; ${formatCents(props.total - balance)} left to pay in cash or by card.`}
+      </p>
       <div className="row">
         <button type="button" className="ghost" onClick={props.onCancel}>
           Back
         </button>
-        <button
-          className="primary"
-          type="submit"
-          disabled={!ok || props.busy}
-          data-testid="confirm-giftcard"
-        >
-          {props.busy ? 'Asking head office…' : 'Redeem'}
-        </button>
+        {known && covers ? (
+          <button
+            className="primary"
+            type="submit"
+            disabled={props.busy}
+            data-testid="confirm-giftcard"
+          >
+            {props.busy ? 'Asking head office…' : `Redeem ${formatCents(props.total)}`}
+          </button>
+        ) : null}
+        {known && !covers && balance > 0 ? (
+          <>
+            <button
+              type="button"
+              className="primary"
+              data-testid="giftcard-rest-cash"
+              onClick={() => props.onRest({ card, amount: balance }, 'cash')}
+            >
+              Rest in cash
+            </button>
+            <button
+              type="button"
+              className="primary"
+              data-testid="giftcard-rest-card"
+              onClick={() => props.onRest({ card, amount: balance }, 'card')}
+            >
+              Rest by card
+            </button>
+          </>
+        ) : null}
+        {valid && !known ? (
+          // Head office may know a card this register has not heard of yet: let it decide.
+          <button
+            type="button"
+            disabled={props.busy}
+            data-testid="confirm-giftcard"
+            onClick={() => void props.onPayAll(card)}
+          >
+            Ask head office
+          </button>
+        ) : null}
       </div>
     </form>
   )
@@ -489,8 +692,12 @@ function ReceiptView(props: { receipt: Receipt; onNext: () => void }) {
   const { data } = usePos()
   const r = props.receipt
   const state = orderSyncState(data, r.orderId)
+  const cash = r.tenders.find((t) => t.method === 'cash')
   return (
-    <div className="receipt" data-testid="receipt">
+    <div className="receipt printable" data-testid="receipt">
+      <p className="print-only">
+        {r.storeName} · {r.registerName}
+      </p>
       <h2>
         Receipt <span data-testid="receipt-order">{receiptNumber(r.orderId)}</span>
       </h2>
@@ -508,39 +715,50 @@ function ReceiptView(props: { receipt: Receipt; onNext: () => void }) {
       <dl className="totals">
         {r.discount > 0 ? (
           <>
-            <dt>Discount</dt>
-            <dd>−{formatCents(r.discount)}</dd>
+            <dt>Discount {r.discountPercent} %</dt>
+            <dd>{formatDeduction(r.discount)}</dd>
           </>
         ) : null}
         <dt className="total">Total</dt>
         <dd className="total" data-testid="receipt-total">
           {formatCents(r.total)}
         </dd>
-        {r.tender.method === 'cash' ? (
+        {r.tenders.map((t) => {
+          const [label, amount] = tenderLine(t)
+          return (
+            <div key={t.method} className="contents" data-testid={`receipt-tender-${t.method}`}>
+              <dt>{label}</dt>
+              <dd>{amount}</dd>
+            </div>
+          )
+        })}
+        {cash?.method === 'cash' ? (
           <>
-            <dt>Cash</dt>
-            <dd>{formatCents(r.tender.tendered)}</dd>
+            <dt>Cash given</dt>
+            <dd>{formatCents(cash.tendered)}</dd>
             <dt>Change</dt>
-            <dd data-testid="receipt-change">{formatCents(r.tender.tendered - r.total)}</dd>
+            <dd data-testid="receipt-change">{formatCents(cash.tendered - cash.amount)}</dd>
           </>
-        ) : r.tender.method === 'card' ? (
-          <>
-            <dt>Card</dt>
-            <dd>•••• {r.tender.last4}</dd>
-          </>
-        ) : (
-          <>
-            <dt>Gift card</dt>
-            <dd>{r.tender.card}</dd>
-          </>
-        )}
+        ) : null}
       </dl>
-      <p className={`state-pill ${state}`} data-testid="receipt-state">
-        {state === 'pending' ? 'on this register, not yet at head office' : state}
+      <p className={`state-pill ${state} no-print`} data-testid="receipt-state">
+        {state === 'pending'
+          ? 'on this register, not yet at head office'
+          : state === 'synced'
+            ? 'at head office'
+            : 'at head office, corrected'}
       </p>
-      <button className="primary" data-testid="new-sale" onClick={props.onNext}>
-        New sale
-      </button>
+      <div className="row no-print">
+        <button data-testid="receipt-print" onClick={() => window.print()}>
+          Print
+        </button>
+        <a className="button" data-testid="receipt-email" href={receiptMailto(r)}>
+          Email
+        </a>
+        <button className="primary" data-testid="new-sale" onClick={props.onNext}>
+          New sale
+        </button>
+      </div>
     </div>
   )
 }

@@ -2,74 +2,18 @@
 // happens, once, against the right entity; requests are refused with a reason. Method: run the
 // schema through core's `decide` (the same function the relay's server log uses) on small
 // ledgers built entry by entry.
-import { decide, type Entry, type Head } from '@ledgerline/core'
 import { describe, expect, it } from 'vitest'
-import schema, {
+import {
   type DayState,
   type DrawerState,
   type OrderState,
   type PaymentState,
   type PriceState,
+  type ProductState,
   type StockState,
   stockOnHand,
 } from './schema.ts'
-
-const CLIENT_A = 'a'.repeat(32)
-const CLIENT_B = 'b'.repeat(32)
-let seq = 0
-
-function entry(
-  entity: string,
-  kind: string,
-  data: Record<string, unknown>,
-  opts: { client?: string; at?: number; intent?: 'fact' | 'request' } = {},
-): Entry {
-  const clientId = opts.client ?? CLIENT_A
-  const clientSeq = ++seq
-  return {
-    id: `${clientId}-${clientSeq}`,
-    tenant: 't',
-    entity,
-    kind,
-    data: data as Entry['data'],
-    intent: opts.intent ?? 'fact',
-    clientId,
-    clientSeq,
-    hlc: `${String(opts.at ?? 1000).padStart(15, '0')}:00000:${clientId.slice(0, 4)}`,
-    occurredAt: opts.at ?? 1000,
-  }
-}
-
-/** A tiny server log: applies decisions, including corrections to other entities. */
-function createLog() {
-  const heads = new Map<string, Head>()
-  const head = (entity: string): Head =>
-    heads.get(entity) ?? { state: schema.typeOf(entity).initial, version: 0 }
-  const entries: Entry[] = []
-  return {
-    append(e: Entry) {
-      const d = decide(schema, head(e.entity), e, 5000)
-      if (d._tag === 'refuse') return d
-      heads.set(e.entity, { state: d.state, version: head(e.entity).version + 1 })
-      entries.push(e)
-      for (const c of d.corrections) {
-        entries.push(c)
-        if (c.entity === e.entity) {
-          heads.set(c.entity, { state: head(c.entity).state, version: head(c.entity).version + 1 })
-        } else {
-          const h = head(c.entity)
-          heads.set(c.entity, {
-            state: schema.typeOf(c.entity).reduce(h.state, c),
-            version: h.version + 1,
-          })
-        }
-      }
-      return d
-    },
-    state: <S>(entity: string) => head(entity).state as S,
-    kinds: () => entries.map((e) => e.kind),
-  }
-}
+import { CLIENT_B, createLog, entry } from './test-log.ts'
 
 describe('stock', () => {
   it('two sales of the last unit: both stand, one stock.oversold, stock reads -1', () => {
@@ -230,5 +174,151 @@ describe('drawer, gift card, day', () => {
     const log = createLog()
     const d = log.append(entry('drawer/s1-r1', 'cash.in', { amount: 1.5, order: 'o' }))
     expect(d).toMatchObject({ _tag: 'refuse', code: 'invalid' })
+  })
+})
+
+describe('issue 19: the day reconciles, shifts are disciplined, names are one value', () => {
+  const DAY = 'day/s1:2025-01-02'
+
+  it('a card declined after forwarding is recorded on its day, against the register', () => {
+    // Goal: the day ledger knows a card sale brought no money in, so the report never counts
+    // it as card takings. Method: forward a card ending 0002 that names its day; the relay's
+    // decision must add a `day.declined` correction to that day, next to the sale.
+    const log = createLog()
+    log.append(
+      entry(DAY, 'day.sale', {
+        order: 's1-r1-d',
+        register: 'r1',
+        total: 900,
+        tender: 'card',
+        tenders: [{ method: 'card', amount: 900 }],
+      }),
+    )
+    log.append(
+      entry('payment/s1-r1-d-1', 'card.charged', {
+        order: 's1-r1-d',
+        amount: 900,
+        last4: '0002',
+        offline: true,
+        contact: 'ana@example.com',
+        day: 's1:2025-01-02',
+        register: 'r1',
+      }),
+    )
+    expect(log.kinds()).toContain('day.declined')
+    const day = log.state<DayState>(DAY)
+    expect(day.registers.r1?.declined.card).toBe(900)
+    expect(day.registers.r1?.gross.card).toBe(900)
+  })
+
+  it('a collection and a write-off are entries of the day they happened on', () => {
+    // Goal: cash collected for a declined card and amounts written off reach the day report.
+    // Method: append both kinds to a day ledger; both must be accepted and counted.
+    const log = createLog()
+    const collected = log.append(
+      entry(DAY, 'day.collected', {
+        order: 's1-r1-d',
+        register: 'r2',
+        amount: 900,
+        tender: 'cash',
+        payment: 's1-r1-d-c1',
+      }),
+    )
+    expect(collected._tag).toBe('append')
+    const written = log.append(
+      entry(DAY, 'day.written_off', { order: 's1-r1-e', register: 'r1', amount: 450 }),
+    )
+    expect(written._tag).toBe('append')
+    const day = log.state<DayState>(DAY)
+    expect(day.registers.r2?.collected.cash).toBe(900)
+    expect(day.registers.r1?.writtenOff).toBe(450)
+  })
+
+  it('closing a shift that was never opened changes nothing and records no over/short', () => {
+    // Goal: a drawer cannot record a fake over/short or skip a shift number. Method: close a
+    // fresh drawer; the close is kept (a fact) but answered by a refusal correction, and the
+    // shift number stays 1.
+    const log = createLog()
+    const d = 'drawer/s1-r3'
+    log.append(entry(d, 'shift.closed', { counted: 5000 }))
+    expect(log.kinds()).not.toContain('drawer.over_short')
+    expect(log.kinds()).toContain('drawer.shift_refused')
+    const s = log.state<DrawerState>(d)
+    expect(s.shift).toBe(1)
+    expect(s.closes).toHaveLength(0)
+  })
+
+  it('a shift closes once: a second close of the same shift is refused', () => {
+    const log = createLog()
+    const d = 'drawer/s1-r2'
+    log.append(entry(d, 'shift.opened', { float: 10000, date: '2025-01-02' }))
+    log.append(entry(d, 'shift.closed', { counted: 10000, shift: 1 }))
+    log.append(entry(d, 'shift.closed', { counted: 9000, shift: 1 }))
+    const s = log.state<DrawerState>(d)
+    expect(s.closes).toHaveLength(1)
+    expect(s.shift).toBe(2)
+    expect(log.kinds().filter((k) => k === 'drawer.over_short')).toHaveLength(0)
+    expect(log.kinds().filter((k) => k === 'drawer.shift_refused')).toHaveLength(1)
+  })
+
+  it('cash taken with no open shift stands but is flagged', () => {
+    const log = createLog()
+    const d = 'drawer/s1-r1'
+    log.append(entry(d, 'cash.in', { amount: 500, order: 'o' }))
+    expect(log.kinds()).toContain('drawer.cash_outside_shift')
+  })
+
+  it('an unknown gift card is refused as unknown, not as a short balance', () => {
+    // Goal: the cashier hears the real reason. Method: redeem a code never issued, then one
+    // beyond its balance; each refusal names exactly its own rule.
+    const log = createLog()
+    const unknown = log.append(
+      entry('giftcard/GC-NONE', 'gc.redeemed', { amount: 100, order: 'o' }, { intent: 'request' }),
+    )
+    expect(unknown).toMatchObject({ _tag: 'refuse', code: 'invariant' })
+    expect(unknown._tag === 'refuse' ? unknown.reason : '').toMatch(/^cardIssued:/)
+    log.append(entry('giftcard/GC-5', 'gc.issued', { amount: 500 }))
+    const short = log.append(
+      entry('giftcard/GC-5', 'gc.redeemed', { amount: 600, order: 'o' }, { intent: 'request' }),
+    )
+    expect(short._tag === 'refuse' ? short.reason : '').toMatch(/^balanceNonNegative:/)
+  })
+
+  it('two renames made at once keep both names until head office picks one', () => {
+    // Goal: a product name is one value; two offline renames never merge into one string.
+    // Method: two renames based on the same (empty) history arrive; the second opens a
+    // conflict with both candidates; head office's choice closes it.
+    const log = createLog()
+    const p = 'product/s1:croissant'
+    const first = entry(p, 'product.renamed', {
+      sku: 'croissant',
+      name: 'Almond croissant',
+      basedOn: '',
+      by: 'hq',
+    })
+    log.append(first)
+    log.append(
+      entry(
+        p,
+        'product.renamed',
+        { sku: 'croissant', name: 'Butter croissant', basedOn: '', by: 'hq' },
+        { client: CLIENT_B },
+      ),
+    )
+    expect(log.kinds().filter((k) => k === 'product.name_conflict')).toHaveLength(1)
+    const open = log.state<ProductState>(p)
+    expect(open.candidates.map((c) => c.name)).toEqual(['Almond croissant', 'Butter croissant'])
+    expect(open.name).toBe('Almond croissant')
+    log.append(
+      entry(p, 'product.name_chosen', {
+        sku: 'croissant',
+        name: 'Butter croissant',
+        chosen: first.id,
+        by: 'hq',
+      }),
+    )
+    const done = log.state<ProductState>(p)
+    expect(done.name).toBe('Butter croissant')
+    expect(done.candidates).toEqual([])
   })
 })

@@ -25,12 +25,19 @@
  * 4. Reducers are pure and read only the entry and the state (and the static catalog).
  */
 import { automergeEntity } from '@ledgerline/automerge'
-import { defineEntity, defineSchema, type Entry } from '@ledgerline/core'
+import { type DataObject, defineEntity, defineSchema, type Entry } from '@ledgerline/core'
 import { yjsEntity } from '@ledgerline/yjs'
 import { DECLINING_LAST4, findItem } from './catalog.ts'
-
-/** How many notes (corrections, sales, price changes) a state keeps, newest last. */
-const NOTES_MAX = 200
+import {
+  AFTER_CLOSE_MAX,
+  DAY_SALES_MAX,
+  DISCOUNT_DECIMALS_MAX,
+  NAME_CANDIDATES_MAX,
+  NOTES_MAX,
+  PRODUCT_NAME_CHARS_MAX,
+  SALE_TENDERS_MAX,
+  SHIFT_CLOSES_MAX,
+} from './limits.ts'
 
 // ---------------------------------------------------------------------------------------------
 // stock/<store>:<sku>
@@ -90,16 +97,19 @@ export const stock = defineEntity<StockState>({
         return {
           ...s,
           recountDue: true,
-          oversold: keep([
-            ...s.oversold,
-            {
-              id: e.id,
-              sale: e.corrects ?? '',
-              order: e.data.order,
-              short: e.data.short,
-              at: e.occurredAt,
-            },
-          ]),
+          oversold: keep(
+            [
+              ...s.oversold,
+              {
+                id: e.id,
+                sale: e.corrects ?? '',
+                order: e.data.order,
+                short: e.data.short,
+                at: e.occurredAt,
+              },
+            ],
+            NOTES_MAX,
+          ),
         }
       default:
         return s
@@ -166,6 +176,7 @@ export const price = defineEntity<PriceState>({
             [...s.changes, { amount: e.data.amount, effectiveFrom: e.data.effectiveFrom }].sort(
               (a, b) => a.effectiveFrom - b.effectiveFrom,
             ),
+            NOTES_MAX,
           ),
         }
       case 'price.charged': {
@@ -219,6 +230,37 @@ export function listPriceAt(s: PriceState, sku: string, at: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tenders: how a sale was paid. A sale has one tender, or a gift card and then cash or card.
+
+export type TenderMethod = 'cash' | 'card' | 'giftcard'
+
+export const TENDER_METHODS: readonly TenderMethod[] = ['cash', 'card', 'giftcard']
+
+export interface TenderPart {
+  readonly method: TenderMethod
+  readonly amount: number
+}
+
+export type TenderSums = Readonly<Record<TenderMethod, number>>
+
+export const NO_TENDERS: TenderSums = { cash: 0, card: 0, giftcard: 0 }
+
+/** The tenders of a sale entry; entries from before split tender name one tender. */
+export function tendersOf(data: {
+  tender?: unknown
+  total?: unknown
+  tenders?: unknown
+}): readonly TenderPart[] {
+  if (Array.isArray(data.tenders)) return data.tenders as TenderPart[]
+  const method = isTenderMethod(data.tender) ? data.tender : 'cash'
+  return [{ method, amount: typeof data.total === 'number' ? data.total : 0 }]
+}
+
+export function isTenderMethod(value: unknown): value is TenderMethod {
+  return value === 'cash' || value === 'card' || value === 'giftcard'
+}
+
+// ---------------------------------------------------------------------------------------------
 // order/<store>-<register>-<id>
 
 export interface OrderLine {
@@ -244,11 +286,19 @@ export interface OrderState {
   readonly lines: readonly OrderLine[]
   readonly subtotal: number
   readonly discount: number
+  /** The percentage the cashier typed (12.5 stays 12.5); 0 without a discount. */
+  readonly discountPercent: number
   readonly total: number
+  /** `cash`, `card`, `giftcard`, or `split` (a gift card and then cash or card). */
   readonly tender: string
+  readonly tenders: readonly TenderPart[]
   readonly contact: string
   readonly occurredAt: number
   readonly refunded: number
+  /** Refunded amounts by payment id (`<order>-<n>`), as the refunds' facts name them. */
+  readonly refundedBy: Readonly<Record<string, number>>
+  /** Units given back by refunds, by sku. */
+  readonly returned: Readonly<Record<string, number>>
   readonly balanceDue: number
   readonly writtenOff: number
   readonly varianceTotal: number
@@ -266,11 +316,15 @@ export const order = defineEntity<OrderState>({
     lines: [],
     subtotal: 0,
     discount: 0,
+    discountPercent: 0,
     total: 0,
     tender: '',
+    tenders: [],
     contact: '',
     occurredAt: 0,
     refunded: 0,
+    refundedBy: {},
+    returned: {},
     balanceDue: 0,
     writtenOff: 0,
     varianceTotal: 0,
@@ -288,15 +342,30 @@ export const order = defineEntity<OrderState>({
           lines: e.data.lines,
           subtotal: e.data.subtotal,
           discount: e.data.discount,
+          discountPercent: typeof e.data.discountPercent === 'number' ? e.data.discountPercent : 0,
           total: e.data.total,
           tender: e.data.tender,
+          tenders: tendersOf(e.data),
           contact: e.data.contact ?? '',
           occurredAt: e.occurredAt,
         }
       case 'order.refunded':
-        return { ...s, refunded: s.refunded + e.data.amount, notes: note(s.notes, e) }
+        return {
+          ...s,
+          refunded: s.refunded + e.data.amount,
+          refundedBy: addRefundedBy(s.refundedBy, e.data.payments),
+          returned: addReturned(s.returned, e.data.lines),
+          notes: note(s.notes, e),
+        }
       case 'order.voided':
-        return { ...s, status: 'voided', refunded: s.total, notes: note(s.notes, e) }
+        return {
+          ...s,
+          status: 'voided',
+          refunded: s.refunded + (typeof e.data.amount === 'number' ? e.data.amount : s.total),
+          refundedBy: addRefundedBy(s.refundedBy, e.data.payments),
+          returned: addReturned(s.returned, e.data.lines),
+          notes: note(s.notes, e),
+        }
       case 'order.balance_due':
         return { ...s, balanceDue: s.balanceDue + e.data.amount, notes: note(s.notes, e) }
       case 'order.balance_paid':
@@ -326,11 +395,23 @@ export const order = defineEntity<OrderState>({
         lines: 'array',
         subtotal: 'count',
         discount: 'count',
+        'discountPercent?': 'percent',
         total: 'count',
         tender: 'string',
+        'tenders?': 'tenders',
       },
-      'order.refunded': { amount: 'count' },
-      'order.voided': { reason: 'string' },
+      'order.refunded': {
+        amount: 'count',
+        'reason?': 'text',
+        'lines?': 'returns',
+        'payments?': 'paid',
+      },
+      'order.voided': {
+        reason: 'string',
+        'amount?': 'count',
+        'lines?': 'returns',
+        'payments?': 'paid',
+      },
       'order.balance_due': { amount: 'count' },
       'order.balance_paid': { amount: 'count', payment: 'string' },
       'order.written_off': { amount: 'count' },
@@ -342,7 +423,7 @@ export const order = defineEntity<OrderState>({
 // payment/<order id>-<n>
 
 export interface PaymentState {
-  readonly method: '' | 'cash' | 'card' | 'giftcard'
+  readonly method: '' | TenderMethod
   readonly order: string
   readonly amount: number
   readonly tendered: number
@@ -355,6 +436,9 @@ export interface PaymentState {
   readonly status: 'none' | 'captured' | 'stored' | 'declined'
   readonly refunded: number
   readonly declineReason: string
+  /** The sale's day (`<store>:<date>`) and register, so a decline reaches the day report. */
+  readonly day: string
+  readonly register: string
 }
 
 export const payment = defineEntity<PaymentState>({
@@ -371,6 +455,8 @@ export const payment = defineEntity<PaymentState>({
     status: 'none',
     refunded: 0,
     declineReason: '',
+    day: '',
+    register: '',
   },
   reduce: (s, e) => {
     switch (e.kind) {
@@ -394,6 +480,8 @@ export const payment = defineEntity<PaymentState>({
           contact: e.data.contact ?? '',
           offline: e.data.offline === true,
           status: 'stored',
+          day: e.data.day ?? '',
+          register: e.data.register ?? '',
         }
       case 'giftcard.charged':
         return {
@@ -420,44 +508,75 @@ export const payment = defineEntity<PaymentState>({
     refundWithinCaptured: (s) =>
       s.refunded <= (s.status === 'declined' ? 0 : s.amount) || 'refund exceeds what was captured',
   },
-  correct: (s, broken, e) =>
-    broken.some((b) => b.rule === 'issuerApproves')
-      ? [
-          {
-            kind: 'payment.declined',
-            rule: 'issuerApproves',
-            data: { code: 'card_declined', reason: 'issuer declined the card', last4: s.last4 },
-          },
-          {
-            kind: 'order.balance_due',
-            rule: 'issuerApproves',
-            entity: `order/${s.order}`,
-            data: {
-              amount: s.amount,
-              payment: e.entity.slice('payment/'.length),
-              contact: s.contact,
-              last4: s.last4,
-              reason: 'card declined after forwarding',
-            },
-          },
-        ]
-      : [],
+  correct: (s, broken, e) => {
+    if (!broken.some((b) => b.rule === 'issuerApproves')) return []
+    const paymentId = e.entity.slice('payment/'.length)
+    const drafts: { kind: string; rule: string; entity?: string; data: DataObject }[] = [
+      {
+        kind: 'payment.declined',
+        rule: 'issuerApproves',
+        data: { code: 'card_declined', reason: 'issuer declined the card', last4: s.last4 },
+      },
+      {
+        kind: 'order.balance_due',
+        rule: 'issuerApproves',
+        entity: `order/${s.order}`,
+        data: {
+          amount: s.amount,
+          payment: paymentId,
+          contact: s.contact,
+          last4: s.last4,
+          reason: 'card declined after forwarding',
+        },
+      },
+    ]
+    // The day the sale was rung up on learns that its card takings did not come in.
+    if (s.day !== '') {
+      drafts.push({
+        kind: 'day.declined',
+        rule: 'issuerApproves',
+        entity: `day/${s.day}`,
+        data: { order: s.order, register: s.register, amount: s.amount, payment: paymentId },
+      })
+    }
+    return drafts
+  },
   validate: (e) =>
     check(e, {
       'cash.received': { order: 'string', amount: 'count', tendered: 'count', change: 'count' },
-      'card.charged': { order: 'string', amount: 'count', last4: 'string' },
+      'card.charged': {
+        order: 'string',
+        amount: 'count',
+        last4: 'string',
+        'day?': 'dayKey',
+        'register?': 'string',
+      },
       'giftcard.charged': { order: 'string', amount: 'count', card: 'string' },
       'payment.declined': { code: 'string', reason: 'string' },
       // A refund needs the payment's whole ordered history: only the relay may decide it.
-      'payment.refunded': { amount: 'count', order: 'string', intent: 'request' },
+      'payment.refunded': {
+        amount: 'count',
+        order: 'string',
+        'reason?': 'text',
+        intent: 'request',
+      },
     }),
 })
 
 // ---------------------------------------------------------------------------------------------
 // drawer/<store>-<register>
 
-export interface DrawerClose {
+export interface DrawerShift {
   readonly shift: number
+  /** Business date the shift was opened on (`YYYY-MM-DD`; `''` for shifts before dates). */
+  readonly date: string
+  readonly float: number
+  readonly cashIn: number
+  readonly cashOut: number
+  readonly openedAt: number
+}
+
+export interface DrawerClose extends DrawerShift {
   readonly expected: number
   readonly counted: number
   readonly delta: number
@@ -465,33 +584,90 @@ export interface DrawerClose {
   readonly correction?: string | undefined
 }
 
-export interface DrawerState {
+export interface ShiftRefusal {
+  readonly code: 'not_open' | 'already_open' | 'already_closed'
+  readonly shift: number
+  readonly reason: string
+}
+
+export interface DrawerState extends DrawerShift {
+  /** The open shift's number, or the next shift's while none is open. Never skips. */
   readonly shift: number
   readonly open: boolean
-  readonly float: number
-  readonly cashIn: number
-  readonly cashOut: number
   /** Set by `shift.closed` (transient). */
   readonly closing: DrawerClose | null
+  /** A shift entry that broke the shift order (transient). */
+  readonly refused: ShiftRefusal | null
+  /** Cash moved while no shift was open (transient): in is positive, out negative. */
+  readonly outside: { readonly amount: number; readonly order: string } | null
+  /** All cash moved while no shift was open, in minus out. */
+  readonly outsideTotal: number
   readonly closes: readonly DrawerClose[]
+  /** Shift-order refusals and cash outside shifts, newest last. */
+  readonly notes: readonly OrderNote[]
 }
 
 export const drawer = defineEntity<DrawerState>({
   type: 'drawer',
-  initial: { shift: 1, open: false, float: 0, cashIn: 0, cashOut: 0, closing: null, closes: [] },
+  initial: {
+    shift: 1,
+    open: false,
+    date: '',
+    float: 0,
+    cashIn: 0,
+    cashOut: 0,
+    openedAt: 0,
+    closing: null,
+    refused: null,
+    outside: null,
+    outsideTotal: 0,
+    closes: [],
+    notes: [],
+  },
   reduce: (s0, e) => {
-    const s = { ...s0, closing: null }
+    const s = { ...s0, closing: null, refused: null, outside: null }
     switch (e.kind) {
       case 'shift.opened':
-        return { ...s, open: true, float: e.data.float, cashIn: 0, cashOut: 0 }
+        if (s.open) {
+          return { ...s, refused: refusal('already_open', s.shift) }
+        }
+        return {
+          ...s,
+          open: true,
+          date: e.data.date ?? '',
+          float: e.data.float,
+          cashIn: 0,
+          cashOut: 0,
+          openedAt: e.occurredAt,
+        }
       case 'cash.in':
-        return { ...s, cashIn: s.cashIn + e.data.amount }
-      case 'cash.out':
-        return { ...s, cashOut: s.cashOut + e.data.amount }
+      case 'cash.out': {
+        const signed = e.kind === 'cash.in' ? e.data.amount : -e.data.amount
+        if (!s.open) {
+          // The cash moved (it is a fact); it belongs to no shift, so it is flagged.
+          return {
+            ...s,
+            outside: { amount: signed, order: e.data.order },
+            outsideTotal: s.outsideTotal + signed,
+          }
+        }
+        return e.kind === 'cash.in'
+          ? { ...s, cashIn: s.cashIn + e.data.amount }
+          : { ...s, cashOut: s.cashOut + e.data.amount }
+      }
       case 'shift.closed': {
+        if (!s.open) return { ...s, refused: refusal('not_open', s.shift) }
+        if (e.data.shift !== undefined && e.data.shift !== s.shift) {
+          return { ...s, refused: refusal('already_closed', e.data.shift) }
+        }
         const expected = drawerExpected(s)
-        const closing = {
+        const closing: DrawerClose = {
           shift: s.shift,
+          date: s.date,
+          float: s.float,
+          cashIn: s.cashIn,
+          cashOut: s.cashOut,
+          openedAt: s.openedAt,
           expected,
           counted: e.data.counted,
           delta: e.data.counted - expected,
@@ -501,11 +677,13 @@ export const drawer = defineEntity<DrawerState>({
           ...s,
           open: false,
           shift: s.shift + 1,
+          date: '',
           float: 0,
           cashIn: 0,
           cashOut: 0,
+          openedAt: 0,
           closing,
-          closes: keep([...s.closes, closing]),
+          closes: keep([...s.closes, closing], SHIFT_CLOSES_MAX),
         }
       }
       case 'drawer.over_short': {
@@ -514,6 +692,9 @@ export const drawer = defineEntity<DrawerState>({
         )
         return { ...s, closes }
       }
+      case 'drawer.shift_refused':
+      case 'drawer.cash_outside_shift':
+        return { ...s, notes: note(s.notes, e) }
       default:
         return s
     }
@@ -523,33 +704,50 @@ export const drawer = defineEntity<DrawerState>({
       s.closing === null ||
       s.closing.delta === 0 ||
       `counted ${s.closing.counted}, expected ${s.closing.expected}`,
+    // A shift opens when none is open and closes once; a close of no shift is no close.
+    shiftOrder: (s) => s.refused === null || s.refused.reason,
+    cashInShift: (s) => s.outside === null || 'cash moved while no shift was open',
   },
-  correct: (s) =>
-    s.closing === null
-      ? []
-      : [
-          {
-            kind: 'drawer.over_short',
-            data: {
-              shift: s.closing.shift,
-              expected: s.closing.expected,
-              counted: s.closing.counted,
-              delta: s.closing.delta,
-              reason: s.closing.delta > 0 ? 'over' : 'short',
-            },
-          },
-        ],
+  correct: (s) => {
+    const drafts: { kind: string; rule: string; data: Record<string, string | number> }[] = []
+    if (s.closing !== null && s.closing.delta !== 0) {
+      drafts.push({
+        kind: 'drawer.over_short',
+        rule: 'balanced',
+        data: {
+          shift: s.closing.shift,
+          expected: s.closing.expected,
+          counted: s.closing.counted,
+          delta: s.closing.delta,
+          reason: s.closing.delta > 0 ? 'over' : 'short',
+        },
+      })
+    }
+    if (s.refused !== null) {
+      drafts.push({ kind: 'drawer.shift_refused', rule: 'shiftOrder', data: { ...s.refused } })
+    }
+    if (s.outside !== null) {
+      drafts.push({
+        kind: 'drawer.cash_outside_shift',
+        rule: 'cashInShift',
+        data: { ...s.outside },
+      })
+    }
+    return drafts
+  },
   validate: (e) =>
     check(e, {
-      'shift.opened': { float: 'count' },
+      'shift.opened': { float: 'count', 'date?': 'date' },
       'cash.in': { amount: 'count', order: 'string' },
       'cash.out': { amount: 'count', order: 'string' },
-      'shift.closed': { counted: 'count' },
+      'shift.closed': { counted: 'count', 'shift?': 'count' },
       'drawer.over_short': { shift: 'count', delta: 'int' },
+      'drawer.shift_refused': { code: 'string', shift: 'count' },
+      'drawer.cash_outside_shift': { amount: 'int', order: 'string' },
     }),
 })
 
-export function drawerExpected(s: DrawerState): number {
+export function drawerExpected(s: DrawerShift): number {
   return s.float + s.cashIn - s.cashOut
 }
 
@@ -571,18 +769,24 @@ export const giftcard = defineEntity<GiftCardState>({
         return { ...s, issued: s.issued + e.data.amount, balance: s.balance + e.data.amount }
       case 'gc.redeemed':
         return { ...s, balance: s.balance - e.data.amount, redemptions: s.redemptions + 1 }
+      case 'gc.refunded':
+        return { ...s, balance: s.balance + e.data.amount }
       default:
         return s
     }
   },
   invariants: {
+    // Each refusal names one reason: a code never issued is unknown, not short of balance.
+    cardIssued: (s) => s.issued > 0 || 'unknown gift card',
     // Two registers must never spend the same balance twice: redemption is a request.
-    balanceNonNegative: (s) => s.balance >= 0 || 'not enough balance on the gift card',
+    balanceNonNegative: (s) =>
+      s.issued === 0 || s.balance >= 0 || 'not enough balance on the gift card',
   },
   validate: (e) =>
     check(e, {
       'gc.issued': { amount: 'count' },
       'gc.redeemed': { amount: 'count', order: 'string', intent: 'request' },
+      'gc.refunded': { amount: 'count', order: 'string' },
     }),
 })
 
@@ -593,23 +797,60 @@ export interface DaySale {
   readonly order: string
   readonly register: string
   readonly total: number
-  readonly tender: string
+  readonly tenders: readonly TenderPart[]
   readonly at: number
   /** Arrived after the day was closed. */
   readonly late: boolean
 }
 
+/** One register's money of the day, by tender. Kept as totals, so it never drops a sale. */
+export interface RegisterDay {
+  readonly sales: number
+  readonly gross: TenderSums
+  readonly refunds: TenderSums
+  /** Card sales the issuer declined after they were forwarded: no money came in. */
+  readonly declined: TenderSums
+  /** Balances of declined cards collected on this register (cash). */
+  readonly collected: TenderSums
+  readonly writtenOff: number
+}
+
+export type DayMoveKind = 'sale' | 'refund' | 'decline' | 'collection' | 'write_off'
+
+export interface DayMove {
+  readonly kind: DayMoveKind
+  readonly entry: string
+  readonly order: string
+  readonly register: string
+  /** Signed effect on the day's takings. */
+  readonly amount: number
+  readonly at: number
+}
+
 export interface DayState {
   readonly closed: boolean
   readonly closedAt: number
+  /** Net takings of the whole store when the day was closed. */
   readonly closedTotal: number
+  /** The day's sales, newest last (at most `DAY_SALES_MAX`; totals are in `registers`). */
   readonly sales: readonly DaySale[]
-  readonly refunds: number
+  readonly registers: Readonly<Record<string, RegisterDay>>
+  /** Money moves that arrived after the close (corrections included). */
+  readonly afterClose: readonly DayMove[]
   readonly adjustments: readonly OrderNote[]
-  /** A sale or refund that arrived after close (transient). */
+  /** A fact that arrived after close (transient). */
   readonly late: { readonly order: string; readonly amount: number } | null
   /** A second `day.closed` (transient): the request is refused. */
   readonly reclosed: boolean
+}
+
+export const EMPTY_REGISTER_DAY: RegisterDay = {
+  sales: 0,
+  gross: NO_TENDERS,
+  refunds: NO_TENDERS,
+  declined: NO_TENDERS,
+  collected: NO_TENDERS,
+  writtenOff: 0,
 }
 
 export const day = defineEntity<DayState>({
@@ -619,7 +860,8 @@ export const day = defineEntity<DayState>({
     closedAt: 0,
     closedTotal: 0,
     sales: [],
-    refunds: 0,
+    registers: {},
+    afterClose: [],
     adjustments: [],
     late: null,
     reclosed: false,
@@ -627,37 +869,50 @@ export const day = defineEntity<DayState>({
   reduce: (s0, e) => {
     const s = { ...s0, late: null, reclosed: false }
     switch (e.kind) {
-      case 'day.sale':
-        return {
-          ...s,
-          sales: [
-            ...s.sales,
-            {
-              order: e.data.order,
-              register: e.data.register,
-              total: e.data.total,
-              tender: e.data.tender,
-              at: e.occurredAt,
-              late: s.closed,
-            },
-          ],
-          late: s.closed ? { order: e.data.order, amount: e.data.total } : null,
+      case 'day.sale': {
+        const tenders = tendersOf(e.data)
+        const sale: DaySale = {
+          order: e.data.order,
+          register: e.data.register,
+          total: e.data.total,
+          tenders,
+          at: e.occurredAt,
+          late: s.closed,
         }
-      case 'day.refund':
-        return {
-          ...s,
-          refunds: s.refunds + e.data.amount,
-          late: s.closed ? { order: e.data.order, amount: -e.data.amount } : null,
-        }
+        const r = registerDay(s, e.data.register)
+        let gross = r.gross
+        for (const t of tenders) gross = addTender(gross, t.method, t.amount)
+        return moved(
+          { ...s, sales: keep([...s.sales, sale], DAY_SALES_MAX) },
+          e,
+          { ...r, sales: r.sales + 1, gross },
+          'sale',
+          e.data.total,
+        )
+      }
+      case 'day.refund': {
+        const r = registerDay(s, e.data.register)
+        const refunds = addTender(r.refunds, e.data.tender, e.data.amount)
+        return moved(s, e, { ...r, refunds }, 'refund', -e.data.amount)
+      }
+      case 'day.declined': {
+        const r = registerDay(s, e.data.register)
+        const declined = addTender(r.declined, 'card', e.data.amount)
+        return moved(s, e, { ...r, declined }, 'decline', -e.data.amount)
+      }
+      case 'day.collected': {
+        const r = registerDay(s, e.data.register)
+        const collected = addTender(r.collected, e.data.tender, e.data.amount)
+        return moved(s, e, { ...r, collected }, 'collection', e.data.amount)
+      }
+      case 'day.written_off': {
+        const r = registerDay(s, e.data.register)
+        return moved(s, e, { ...r, writtenOff: r.writtenOff + e.data.amount }, 'write_off', 0)
+      }
       case 'day.closed':
         return s.closed
           ? { ...s, reclosed: true }
-          : {
-              ...s,
-              closed: true,
-              closedAt: e.occurredAt,
-              closedTotal: daySalesTotal(s) - s.refunds,
-            }
+          : { ...s, closed: true, closedAt: e.occurredAt, closedTotal: storeTakings(s) }
       case 'day.post_close_adjustment':
         return { ...s, adjustments: note(s.adjustments, e) }
       default:
@@ -680,40 +935,184 @@ export const day = defineEntity<DayState>({
         ],
   validate: (e) =>
     check(e, {
-      'day.sale': { order: 'string', register: 'string', total: 'count', tender: 'string' },
-      'day.refund': { order: 'string', amount: 'count' },
+      'day.sale': {
+        order: 'string',
+        register: 'string',
+        total: 'count',
+        tender: 'string',
+        'tenders?': 'tenders',
+      },
+      'day.refund': { order: 'string', register: 'string', amount: 'count', tender: 'tender' },
+      'day.declined': { order: 'string', register: 'string', amount: 'count', payment: 'string' },
+      'day.collected': {
+        order: 'string',
+        register: 'string',
+        amount: 'count',
+        tender: 'tender',
+        payment: 'string',
+      },
+      'day.written_off': { order: 'string', register: 'string', amount: 'count' },
       'day.closed': { by: 'string', intent: 'request' },
       'day.post_close_adjustment': { order: 'string', amount: 'int' },
     }),
 })
 
-export function daySalesTotal(s: DayState): number {
+/** Money a register took in that day: sales, less declines and refunds, plus collections. */
+export function registerTakings(r: RegisterDay): number {
   let total = 0
-  for (const sale of s.sales) total += sale.total
+  for (const m of TENDER_METHODS) {
+    total += r.gross[m] - r.declined[m] - r.refunds[m] + r.collected[m]
+  }
+  return total
+}
+
+/** `registerTakings` over every register of the day. */
+export function storeTakings(s: DayState): number {
+  let total = 0
+  for (const r of Object.values(s.registers)) total += registerTakings(r)
   return total
 }
 
 // ---------------------------------------------------------------------------------------------
+// product/<store>:<sku>: the product's name, one value (not merged text)
+
+export interface NameCandidate {
+  /** The entry that gave the name (`''` for the catalog's built-in name). */
+  readonly entry: string
+  readonly name: string
+  readonly by: string
+  readonly at: number
+}
+
+export interface ProductState {
+  /** The name in effect; `''` means the catalog's built-in name. */
+  readonly name: string
+  /** The entry that set it, which the next rename names as `basedOn`. */
+  readonly head: string
+  readonly by: string
+  readonly at: number
+  /** Names given at once and not yet decided: head office picks one. Empty when settled. */
+  readonly candidates: readonly NameCandidate[]
+  /** The last rename raced another one (transient). */
+  readonly clash: boolean
+}
+
+export const product = defineEntity<ProductState>({
+  type: 'product',
+  initial: { name: '', head: '', by: '', at: 0, candidates: [], clash: false },
+  reduce: (s0, e) => {
+    const s = { ...s0, clash: false }
+    switch (e.kind) {
+      case 'product.renamed': {
+        const given: NameCandidate = {
+          entry: e.id,
+          name: e.data.name,
+          by: e.data.by,
+          at: e.occurredAt,
+        }
+        if (s.candidates.length === 0) {
+          // Two places agreeing on the name is no conflict, whatever each had seen.
+          if (given.name === s.name) return s
+          if (e.data.basedOn === s.head) {
+            return { ...s, name: given.name, head: e.id, by: given.by, at: given.at }
+          }
+          const current = { entry: s.head, name: s.name, by: s.by, at: s.at }
+          return { ...s, candidates: [current, given], clash: true }
+        }
+        if (s.candidates.some((c) => c.name === given.name)) return s
+        return {
+          ...s,
+          candidates: keep([...s.candidates, given], NAME_CANDIDATES_MAX),
+          clash: true,
+        }
+      }
+      case 'product.name_chosen':
+        return {
+          ...s,
+          name: e.data.name,
+          head: e.id,
+          by: e.data.by,
+          at: e.occurredAt,
+          candidates: [],
+        }
+      default:
+        return s
+    }
+  },
+  invariants: {
+    oneName: (s) => !s.clash || 'two names were given at once; head office picks one',
+  },
+  correct: (s) => [
+    {
+      kind: 'product.name_conflict',
+      data: {
+        names: s.candidates.map((c) => c.name),
+        entries: s.candidates.map((c) => c.entry),
+      },
+    },
+  ],
+  validate: (e) =>
+    check(e, {
+      'product.renamed': { sku: 'string', name: 'name', basedOn: 'text', by: 'string' },
+      'product.name_chosen': { sku: 'string', name: 'name', chosen: 'text', by: 'string' },
+      'product.name_conflict': { names: 'array' },
+    }),
+})
+
+// ---------------------------------------------------------------------------------------------
 // CRDT entities: documents people edit together, in the same log, outbox and auth as the ledgers
 
-/** `catalog/<store>:text`: item names and descriptions (a Yjs document; see crdt/catalog-text.ts). */
+/** `catalog/<store>:text`: item descriptions (a Yjs document; see crdt/catalog-text.ts). */
 export const catalog = yjsEntity('catalog')
 
 /** `handover/<store>:notes`: shift handover notes (an Automerge document; crdt/handover-notes.ts). */
 export const handover = automergeEntity('handover')
 
-export default defineSchema(stock, price, order, payment, drawer, giftcard, day, catalog, handover)
+export default defineSchema(
+  stock,
+  price,
+  order,
+  payment,
+  drawer,
+  giftcard,
+  day,
+  product,
+  catalog,
+  handover,
+)
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-type FieldRule = 'string' | 'count' | 'int' | 'array'
+/**
+ * Field rules: `string` (1..200 chars), `text` (0..200 chars), `name` (a product name),
+ * `count` (a non-negative integer: cents or units), `int`, `array`, `tender` (a tender method),
+ * `tenders` (a sale's tender parts), `returns` (refunded lines: sku and units), `paid`
+ * (refunded parts: payment and amount), `date`
+ * (`YYYY-MM-DD`), `dayKey` (`<store>:<date>`), `percent` (0..100 with at most
+ * `DISCOUNT_DECIMALS_MAX` decimals).
+ */
+type FieldRule =
+  | 'string'
+  | 'text'
+  | 'name'
+  | 'count'
+  | 'int'
+  | 'array'
+  | 'tender'
+  | 'tenders'
+  | 'returns'
+  | 'paid'
+  | 'date'
+  | 'dayKey'
+  | 'percent'
+/** A field ending in `?` may be absent; `intent` says the kind must be a request. */
 type Shape = Readonly<Record<string, FieldRule | 'request'>>
 
 /**
  * Checks an entry against the shapes of its type: the kind must be listed, listed fields must
- * have their type (`count` = non-negative integer cents or units), and kinds marked
- * `intent: 'request'` must be requests.
+ * have their type, kinds marked `intent: 'request'` must be requests, and a sale's tender parts
+ * must add up to its total.
  */
 function check(e: Entry, shapes: Readonly<Record<string, Shape>>): true | string {
   const shape = shapes[e.kind]
@@ -722,39 +1121,200 @@ function check(e: Entry, shapes: Readonly<Record<string, Shape>>): true | string
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return `${e.kind} needs an object`
   }
-  for (const [field, rule] of Object.entries(shape)) {
-    if (field === 'intent') {
+  for (const [key, rule] of Object.entries(shape)) {
+    if (key === 'intent') {
       if (e.intent !== rule) return `${e.kind} must be a ${rule}`
       continue
     }
+    const optional = key.endsWith('?')
+    const field = optional ? key.slice(0, -1) : key
     const v = data[field]
-    const ok =
-      rule === 'string'
-        ? typeof v === 'string' && v.length > 0 && v.length <= 200
-        : rule === 'count'
-          ? Number.isSafeInteger(v) && (v as number) >= 0
-          : rule === 'int'
-            ? Number.isSafeInteger(v)
-            : Array.isArray(v)
-    if (!ok)
-      return `${e.kind}.${field} must be ${rule === 'count' ? 'a non-negative integer' : `a ${rule}`}`
+    if (optional && v === undefined) continue
+    if (rule === 'request' || !fieldOk(rule, v))
+      return `${e.kind}.${field} must be ${RULE_WORDS[rule as FieldRule]}`
+  }
+  if (Array.isArray(data.tenders) && typeof data.total === 'number') {
+    let sum = 0
+    for (const t of data.tenders as TenderPart[]) sum += t.amount
+    if (sum !== data.total) return `${e.kind}.tenders must add up to the total`
   }
   return true
 }
 
-function note(notes: readonly OrderNote[], e: Entry): readonly OrderNote[] {
-  return keep([
-    ...notes,
-    {
-      id: e.id,
-      kind: e.kind,
-      corrects: e.corrects ?? '',
-      data: e.data as Record<string, unknown>,
-      at: e.occurredAt,
-    },
-  ])
+const RULE_WORDS: Readonly<Record<FieldRule, string>> = {
+  string: 'a string',
+  text: 'a string of at most 200 characters',
+  name: `a name of 1 to ${PRODUCT_NAME_CHARS_MAX} characters`,
+  count: 'a non-negative integer',
+  int: 'an integer',
+  array: 'an array',
+  tender: 'cash, card or giftcard',
+  tenders: `1 to ${SALE_TENDERS_MAX} tender parts ({ method, amount })`,
+  returns: 'a list of { sku, qty }',
+  paid: 'a list of { payment, amount }',
+  date: 'a date YYYY-MM-DD',
+  dayKey: 'a day <store>:<YYYY-MM-DD>',
+  percent: `a percentage 0 to 100 with at most ${DISCOUNT_DECIMALS_MAX} decimals`,
 }
 
-function keep<T>(items: readonly T[]): readonly T[] {
-  return items.length > NOTES_MAX ? items.slice(items.length - NOTES_MAX) : items
+function fieldOk(rule: FieldRule, v: unknown): boolean {
+  switch (rule) {
+    case 'string':
+      return typeof v === 'string' && v.length > 0 && v.length <= 200
+    case 'text':
+      return typeof v === 'string' && v.length <= 200
+    case 'name':
+      return (
+        typeof v === 'string' &&
+        v.trim() === v &&
+        v.length > 0 &&
+        v.length <= PRODUCT_NAME_CHARS_MAX
+      )
+    case 'count':
+      return Number.isSafeInteger(v) && (v as number) >= 0
+    case 'int':
+      return Number.isSafeInteger(v)
+    case 'array':
+      return Array.isArray(v)
+    case 'tender':
+      return isTenderMethod(v)
+    case 'tenders':
+      return (
+        Array.isArray(v) &&
+        v.length >= 1 &&
+        v.length <= SALE_TENDERS_MAX &&
+        v.every((t: unknown) => {
+          const p = t as Partial<TenderPart> | null
+          return (
+            typeof p === 'object' &&
+            p !== null &&
+            isTenderMethod(p.method) &&
+            fieldOk('count', p.amount)
+          )
+        })
+      )
+    case 'returns':
+      return (
+        Array.isArray(v) &&
+        v.every((l: unknown) => {
+          const r = l as { sku?: unknown; qty?: unknown } | null
+          return (
+            typeof r === 'object' &&
+            r !== null &&
+            fieldOk('string', r.sku) &&
+            fieldOk('count', r.qty)
+          )
+        })
+      )
+    case 'paid':
+      return (
+        Array.isArray(v) &&
+        v.every((l: unknown) => {
+          const r = l as { payment?: unknown; amount?: unknown } | null
+          return (
+            typeof r === 'object' &&
+            r !== null &&
+            fieldOk('string', r.payment) &&
+            fieldOk('count', r.amount)
+          )
+        })
+      )
+    case 'date':
+      return typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v)
+    case 'dayKey':
+      return typeof v === 'string' && /^[A-Za-z0-9._-]{1,64}:\d{4}-\d{2}-\d{2}$/.test(v)
+    case 'percent':
+      return typeof v === 'number' && isPercent(v)
+  }
+}
+
+/** True for 0..100 with at most `DISCOUNT_DECIMALS_MAX` decimals. */
+export function isPercent(v: number): boolean {
+  const scaled = v * 10 ** DISCOUNT_DECIMALS_MAX
+  return Number.isFinite(v) && v >= 0 && v <= 100 && Math.abs(scaled - Math.round(scaled)) < 1e-6
+}
+
+function note(notes: readonly OrderNote[], e: Entry): readonly OrderNote[] {
+  return keep(
+    [
+      ...notes,
+      {
+        id: e.id,
+        kind: e.kind,
+        corrects: e.corrects ?? '',
+        data: e.data as Record<string, unknown>,
+        at: e.occurredAt,
+      },
+    ],
+    NOTES_MAX,
+  )
+}
+
+function keep<T>(items: readonly T[], max: number): readonly T[] {
+  return items.length > max ? items.slice(items.length - max) : items
+}
+
+function refusal(code: ShiftRefusal['code'], shift: number): ShiftRefusal {
+  const reason =
+    code === 'not_open'
+      ? 'no shift is open'
+      : code === 'already_open'
+        ? `shift ${shift} is already open`
+        : `shift ${shift} is already closed`
+  return { code, shift, reason }
+}
+
+function addReturned(
+  returned: Readonly<Record<string, number>>,
+  lines: unknown,
+): Readonly<Record<string, number>> {
+  if (!Array.isArray(lines)) return returned
+  const next = { ...returned }
+  for (const l of lines as { sku: string; qty: number }[]) next[l.sku] = (next[l.sku] ?? 0) + l.qty
+  return next
+}
+
+function addRefundedBy(
+  refundedBy: Readonly<Record<string, number>>,
+  payments: unknown,
+): Readonly<Record<string, number>> {
+  if (!Array.isArray(payments)) return refundedBy
+  const next = { ...refundedBy }
+  for (const p of payments as { payment: string; amount: number }[]) {
+    next[p.payment] = (next[p.payment] ?? 0) + p.amount
+  }
+  return next
+}
+
+function addTender(sums: TenderSums, method: unknown, amount: number): TenderSums {
+  const m = isTenderMethod(method) ? method : 'cash'
+  return { ...sums, [m]: sums[m] + amount }
+}
+
+function registerDay(s: DayState, register: string): RegisterDay {
+  return s.registers[register] ?? EMPTY_REGISTER_DAY
+}
+
+/**
+ * The day after a money move of `register`: its totals replaced, and, once the day is closed,
+ * the move listed after the close and (for facts) flagged late so it becomes an adjustment.
+ */
+function moved(
+  s: DayState,
+  e: Entry,
+  totals: RegisterDay,
+  kind: DayMoveKind,
+  amount: number,
+): DayState {
+  const { order, register } = e.data as { order: string; register: string }
+  const registers = { ...s.registers, [register]: totals }
+  if (!s.closed) return { ...s, registers }
+  const move: DayMove = { kind, entry: e.id, order, register, amount, at: e.occurredAt }
+  return {
+    ...s,
+    registers,
+    afterClose: keep([...s.afterClose, move], AFTER_CLOSE_MAX),
+    // Corrections are never checked again (they cannot cascade), so only facts are flagged.
+    late: e.corrects === undefined ? { order, amount } : null,
+  }
 }

@@ -80,15 +80,43 @@ export function subjectOf(session: Session): string {
   return `${session.store}-${session.register}`
 }
 
-/** Asks the relay's development issuer for a token (dev mode only). */
+/**
+ * Why no token came: the issuer said no (`refused`: sign in again), or it could not be asked
+ * (`unreachable`: no answer, or an answer that is no token).
+ */
+export class TokenError extends Error {
+  readonly kind: 'refused' | 'unreachable'
+  constructor(kind: 'refused' | 'unreachable', message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'TokenError'
+    this.kind = kind
+  }
+}
+
+/** Asks the relay's development issuer for a token (dev mode only); throws `TokenError`. */
 export async function fetchDevToken(
   session: Session,
 ): Promise<{ token: string; expiresAt: number }> {
   const url = `/dev/token?tenant=${encodeURIComponent(TENANT)}&sub=${encodeURIComponent(subjectOf(session))}`
-  const res = await fetch(url, { cache: 'no-store' })
-  if (!res.ok) throw new Error(`token issuer answered ${res.status}`)
-  const body = (await res.json()) as { token?: unknown; expiresAt?: unknown }
-  if (typeof body.token !== 'string') throw new Error('token issuer sent no token')
+  let res: Response
+  try {
+    res = await fetch(url, { cache: 'no-store' })
+  } catch (error) {
+    throw new TokenError('unreachable', 'the token issuer did not answer', { cause: error })
+  }
+  if (res.status === 401 || res.status === 403) {
+    throw new TokenError('refused', `the token issuer refused this register (${res.status})`)
+  }
+  if (!res.ok) throw new TokenError('unreachable', `the token issuer answered ${res.status}`)
+  let body: { token?: unknown; expiresAt?: unknown }
+  try {
+    body = (await res.json()) as { token?: unknown; expiresAt?: unknown }
+  } catch (error) {
+    throw new TokenError('unreachable', 'the token issuer sent no token', { cause: error })
+  }
+  if (typeof body.token !== 'string') {
+    throw new TokenError('unreachable', 'the token issuer sent no token')
+  }
   // `expiresAt` may be seconds or milliseconds since the epoch; without it, trust ten minutes.
   const raw = typeof body.expiresAt === 'number' ? body.expiresAt : Date.now() + 600_000
   return { token: body.token, expiresAt: raw < 1e12 ? raw * 1000 : raw }

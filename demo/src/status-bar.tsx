@@ -1,52 +1,77 @@
 /**
- * Always visible: online / offline / syncing, the sales not yet at head office (count and
- * amount), the age of the oldest one, and the time left before the offline deadline.
+ * Always visible: whether this register is sending its sales to head office and, when it is
+ * not, why (no network, head office unreachable, not authorised), what to do about it, the
+ * sales waiting (count and amount), the age of the oldest, and for card payments taken
+ * offline the time left before they must be sent.
  */
 import { useStatus } from '@ledgerline/react'
-import { useEffect, useState } from 'react'
-import { formatDuration, forwardTimeLeftMs } from './limits.ts'
+import { useEffect, useState, useSyncExternalStore } from 'react'
+import { connectionReason, reasonWords } from './connection.ts'
+import { isNetworkOff, onNetworkChange } from './network.ts'
+import { formatDuration, forwardTimeLeftMs } from './offline-limits.ts'
 import { formatCents } from './money.ts'
-import type { PosStatus } from './pos-client.ts'
+import { onTokenProblem, type PosStatus, tokenProblem } from './pos-client.ts'
 import { usePos } from './pos-context.ts'
 import { pendingSales } from './store-data.ts'
 
 export function StatusBar() {
-  const { data, limits } = usePos()
+  const { data, limits, session, openedAt, signInAgain } = usePos()
   const status = useStatus<PosStatus>()
   const now = useNow(1000)
+  const networkOff = useSyncExternalStore(onNetworkChange, isNetworkOff)
+  const token = useSyncExternalStore(onTokenProblem, () => tokenProblem(session))
+  const reason = connectionReason({ status, networkOff, token, sinceOpenMs: now - openedAt })
+  const words = reasonWords(reason)
   const pending = pendingSales(data)
-  const online = status?.online === true
   const outbox = status?.outboxEntries ?? 0
-  const connection = !online
-    ? 'offline'
-    : outbox > 0 || status?.syncing === true
-      ? 'syncing'
-      : 'online'
-  const left = forwardTimeLeftMs(limits, pending.oldestAt, now)
+  const others = outbox > 0 && pending.count === 0
+  const left = forwardTimeLeftMs(limits, pending.card.oldestAt, now)
   return (
-    <section className={`statusbar ${connection}`} data-testid="status-bar" aria-live="polite">
+    <section
+      className={`statusbar ${words.badge}`}
+      data-testid="status-bar"
+      data-reason={reason._tag}
+      aria-live="polite"
+    >
       <span className="status-dot" aria-hidden="true" />
-      <strong data-testid="status-connection">{connection}</strong>
-      <span>
-        <span data-testid="status-pending-count">{pending.count}</span> sale
-        {pending.count === 1 ? '' : 's'} pending ·{' '}
-        <span data-testid="status-pending-amount">{formatCents(pending.amount)}</span>
+      <strong data-testid="status-connection">{words.badge}</strong>
+      <span className="status-reason" data-testid="status-reason">
+        <b>{words.title}.</b> {words.detail}
       </span>
-      <span data-testid="status-outbox">{outbox} in outbox</span>
-      <span data-testid="status-oldest">
-        oldest unsynced: {pending.oldestAt === null ? '—' : formatDuration(now - pending.oldestAt)}
-      </span>
-      <span
-        data-testid="status-deadline"
-        className={left !== undefined && left < 3_600_000 ? 'warn' : ''}
-      >
-        offline limit in: {left === undefined ? '—' : formatDuration(left)}
-      </span>
-      {(status?.correctionsUnseen ?? 0) > 0 ? (
-        <span className="pill" data-testid="status-corrections">
-          {status?.correctionsUnseen} new correction{status?.correctionsUnseen === 1 ? '' : 's'}
-        </span>
+      {reason._tag === 'not_authorised' ? (
+        <button className="small primary" data-testid="status-sign-in" onClick={signInAgain}>
+          Sign in again
+        </button>
       ) : null}
+      <span className="status-facts">
+        <span>
+          <span data-testid="status-pending-count">{pending.count}</span> sale
+          {pending.count === 1 ? '' : 's'} waiting to be sent ·{' '}
+          <span data-testid="status-pending-amount">{formatCents(pending.amount)}</span>
+        </span>
+        <span data-testid="status-outbox" data-outbox={outbox}>
+          {outbox === 0
+            ? 'everything sent'
+            : others
+              ? 'other changes waiting (counts, shifts, notes)'
+              : ''}
+        </span>
+        {pending.oldestAt === null ? null : (
+          <span data-testid="status-oldest">
+            oldest waiting {formatDuration(now - pending.oldestAt)}
+          </span>
+        )}
+        {left === undefined ? null : (
+          <span data-testid="status-deadline" className={left < 3_600_000 ? 'warn' : ''}>
+            offline cards must reach head office within {formatDuration(left)}
+          </span>
+        )}
+        {(status?.correctionsUnseen ?? 0) > 0 ? (
+          <span className="pill" data-testid="status-corrections">
+            {status?.correctionsUnseen} new in the Inbox
+          </span>
+        ) : null}
+      </span>
     </section>
   )
 }

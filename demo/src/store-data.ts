@@ -1,35 +1,46 @@
 /**
- * One read model of the register's store for the lists (orders, stock, inbox, report): the
- * day's ledger names the orders, the catalog names the stock and price ledgers. It is an
- * external store over the client's pattern subscriptions, so every screen re-renders when any
- * ledger of the store changes: a local sale, an ack, another register's sale, a correction.
+ * One read model of the register's store for the screens (orders, stock, inbox, drawer,
+ * report): the day's ledger names the orders, the catalog names the stock, price and product
+ * ledgers, and the store's registers name the drawers. It is an external store over the
+ * client's pattern subscriptions, so every screen re-renders when any ledger of the store
+ * changes: a local sale, an ack, another register's sale, a correction.
+ *
+ * Invariants:
+ * 1. Every ledger is read with its confirmed state and this register's pending entries apart
+ *    (`PosEntity`): lists show the view, the day report reads confirmed state only.
+ * 2. An order's payments are `<order>-1` … `<order>-n`, one per tender of the sale.
  */
-import type { EntitySnapshot } from '@ledgerline/client'
 import { createReadStore, type ExternalStore } from '@ledgerline/react'
-import { CATALOG } from './catalog.ts'
-import type { PosClient } from './pos-client.ts'
+import { CATALOG, type CatalogItem, REGISTERS } from './catalog.ts'
+import type { PosClient, PosEntity } from './pos-client.ts'
 import { scopeOf } from './pos-client.ts'
-import { dayEntity, drawerEntity } from './sale.ts'
+import { dayEntity, drawerEntity, type OrderPayment } from './sale.ts'
 import type {
   DayState,
   DrawerState,
   OrderState,
   PaymentState,
   PriceState,
+  ProductState,
   StockState,
 } from './schema.ts'
+import { tendersOf } from './schema.ts'
 import type { Session } from './session.ts'
 
 export interface StoreData {
   readonly date: string
-  readonly day: EntitySnapshot<DayState>
-  readonly drawer: EntitySnapshot<DrawerState>
+  readonly day: PosEntity<DayState>
+  /** This register's drawer (head office has none: an empty one). */
+  readonly drawer: PosEntity<DrawerState>
+  /** Every register's drawer, by register id (`r1`, …). */
+  readonly drawers: ReadonlyMap<string, PosEntity<DrawerState>>
   /** By order id (without `order/`), newest first. */
-  readonly orders: ReadonlyMap<string, EntitySnapshot<OrderState>>
-  /** The first payment of each order, by order id. */
-  readonly payments: ReadonlyMap<string, EntitySnapshot<PaymentState>>
-  readonly stock: ReadonlyMap<string, EntitySnapshot<StockState>>
-  readonly prices: ReadonlyMap<string, EntitySnapshot<PriceState>>
+  readonly orders: ReadonlyMap<string, PosEntity<OrderState>>
+  /** The payments of each order, one per tender, by order id (invariant 2). */
+  readonly payments: ReadonlyMap<string, readonly PosEntity<PaymentState>[]>
+  readonly stock: ReadonlyMap<string, PosEntity<StockState>>
+  readonly prices: ReadonlyMap<string, PosEntity<PriceState>>
+  readonly products: ReadonlyMap<string, PosEntity<ProductState>>
 }
 
 /** How long change callbacks are gathered before the model is read again. */
@@ -60,33 +71,18 @@ export function createStoreDataStore(
   )
 }
 
-async function readStoreData(
-  client: PosClient,
-  session: Session,
-  date: string,
-): Promise<StoreData> {
-  const get = <S>(entity: string) => client.load<S>(entity)
-  const [day, drawer] = await Promise.all([
-    get<DayState>(dayEntity(session.store, date)),
-    get<DrawerState>(drawerEntity(session)),
-  ])
-  // Sales from every register of the store, own pending ones included (they are in the view).
-  const orderIds = [...new Set(day.view.sales.map((s) => s.order))].reverse()
-  const [orders, payments, stock, prices] = await Promise.all([
-    Promise.all(orderIds.map((id) => get<OrderState>(`order/${id}`))),
-    Promise.all(orderIds.map((id) => get<PaymentState>(`payment/${id}-1`))),
-    Promise.all(CATALOG.map((item) => get<StockState>(`stock/${session.store}:${item.sku}`))),
-    Promise.all(CATALOG.map((item) => get<PriceState>(`price/${session.store}:${item.sku}`))),
-  ])
-  return {
-    date,
-    day,
-    drawer,
-    orders: new Map(orderIds.map((id, i) => [id, orders[i] as EntitySnapshot<OrderState>])),
-    payments: new Map(orderIds.map((id, i) => [id, payments[i] as EntitySnapshot<PaymentState>])),
-    stock: new Map(CATALOG.map((item, i) => [item.sku, stock[i] as EntitySnapshot<StockState>])),
-    prices: new Map(CATALOG.map((item, i) => [item.sku, prices[i] as EntitySnapshot<PriceState>])),
-  }
+/** The item's name: head office's, or the catalog's built-in one. */
+export function productName(data: StoreData, item: CatalogItem): string {
+  const name = data.products.get(item.sku)?.view.name ?? ''
+  return name === '' ? item.name : name
+}
+
+/** An order's payments with their ids, as the refund needs them. */
+export function orderPayments(data: StoreData, orderId: string): OrderPayment[] {
+  return (data.payments.get(orderId) ?? []).map((p, i) => ({
+    id: `${orderId}-${i + 1}`,
+    state: p.view,
+  }))
 }
 
 export type OrderSyncState = 'pending' | 'synced' | 'corrected'
@@ -94,41 +90,105 @@ export type OrderSyncState = 'pending' | 'synced' | 'corrected'
 /** Pending while any of its entries is in the outbox; corrected once a correction names it. */
 export function orderSyncState(data: StoreData, orderId: string): OrderSyncState {
   const order = data.orders.get(orderId)
-  const pay = data.payments.get(orderId)
-  if (order === undefined || order.pending.length > 0 || (pay?.pending.length ?? 0) > 0) {
+  const pays = data.payments.get(orderId) ?? []
+  if (order === undefined || order.pending.length > 0 || pays.some((p) => p.pending.length > 0)) {
     return 'pending'
   }
   if (orderCorrections(data, orderId).length > 0) return 'corrected'
   return 'synced'
 }
 
-/** The kinds of the corrections that name an order, on its own ledger and on the stock's. */
+/** What head office corrected on an order, in words, on its own ledger and on the stock's. */
 export function orderCorrections(data: StoreData, orderId: string): string[] {
-  const kinds: string[] = []
+  const words: string[] = []
   for (const n of data.orders.get(orderId)?.view.notes ?? []) {
-    if (n.kind === 'order.balance_due' || n.kind === 'order.price_variance') kinds.push(n.kind)
+    if (n.kind === 'order.balance_due') words.push('card declined')
+    if (n.kind === 'order.price_variance') words.push('price changed meanwhile')
   }
   for (const s of data.stock.values()) {
-    for (const o of s.view.oversold) if (o.order === orderId) kinds.push('stock.oversold')
+    for (const o of s.view.oversold) if (o.order === orderId) words.push('sold beyond stock')
   }
-  return kinds
+  return [...new Set(words)]
 }
 
-/** Own sales not yet acknowledged by the relay: count and amount (for the status bar). */
-export function pendingSales(data: StoreData): {
-  count: number
-  amount: number
-  oldestAt: number | null
-} {
+export interface PendingSales {
+  /** Own sales not yet at head office. */
+  readonly count: number
+  readonly amount: number
+  readonly oldestAt: number | null
+  /** The card part of them: the offline limits' card risk. */
+  readonly card: { readonly amount: number; readonly oldestAt: number | null }
+}
+
+/** Own sales not yet acknowledged by the relay: count, amount, and their card part. */
+export function pendingSales(data: StoreData): PendingSales {
   let count = 0
   let amount = 0
   let oldestAt: number | null = null
+  let cardAmount = 0
+  let cardOldestAt: number | null = null
   for (const e of data.day.pending) {
     if (e.kind !== 'day.sale') continue
+    const sale = e.data as { total?: unknown; tender?: unknown; tenders?: unknown }
     count++
-    const total = (e.data as { total?: unknown }).total
-    amount += typeof total === 'number' ? total : 0
+    amount += typeof sale.total === 'number' ? sale.total : 0
     oldestAt = oldestAt === null ? e.occurredAt : Math.min(oldestAt, e.occurredAt)
+    for (const t of tendersOf(sale)) {
+      if (t.method !== 'card') continue
+      cardAmount += t.amount
+      cardOldestAt = cardOldestAt === null ? e.occurredAt : Math.min(cardOldestAt, e.occurredAt)
+    }
   }
-  return { count, amount, oldestAt }
+  return { count, amount, oldestAt, card: { amount: cardAmount, oldestAt: cardOldestAt } }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function readStoreData(
+  client: PosClient,
+  session: Session,
+  date: string,
+): Promise<StoreData> {
+  const get = <S>(entity: string) => client.load<S>(entity)
+  const registers = REGISTERS.includes(session.register)
+    ? REGISTERS
+    : [...REGISTERS, session.register]
+  const [day, drawers] = await Promise.all([
+    get<DayState>(dayEntity(session.store, date)),
+    Promise.all(
+      registers.map((r) => get<DrawerState>(drawerEntity({ store: session.store, register: r }))),
+    ),
+  ])
+  // Sales from every register of the store, own pending ones included (they are in the view).
+  const orderIds = [...new Set(day.view.sales.map((s) => s.order))].reverse()
+  const [orders, stock, prices, products] = await Promise.all([
+    Promise.all(orderIds.map((id) => get<OrderState>(`order/${id}`))),
+    Promise.all(CATALOG.map((item) => get<StockState>(`stock/${session.store}:${item.sku}`))),
+    Promise.all(CATALOG.map((item) => get<PriceState>(`price/${session.store}:${item.sku}`))),
+    Promise.all(CATALOG.map((item) => get<ProductState>(`product/${session.store}:${item.sku}`))),
+  ])
+  const payments = await Promise.all(
+    orderIds.map((id, i) => {
+      const tenders = Math.max(1, (orders[i] as PosEntity<OrderState>).view.tenders.length)
+      return Promise.all(
+        Array.from({ length: tenders }, (_, n) => get<PaymentState>(`payment/${id}-${n + 1}`)),
+      )
+    }),
+  )
+  const byRegister = new Map(registers.map((r, i) => [r, drawers[i] as PosEntity<DrawerState>]))
+  return {
+    date,
+    day,
+    drawer: byRegister.get(session.register) as PosEntity<DrawerState>,
+    drawers: byRegister,
+    orders: new Map(orderIds.map((id, i) => [id, orders[i] as PosEntity<OrderState>])),
+    payments: new Map(orderIds.map((id, i) => [id, payments[i] as PosEntity<PaymentState>[]])),
+    stock: bySku(stock),
+    prices: bySku(prices),
+    products: bySku(products),
+  }
+}
+
+function bySku<T>(items: readonly T[]): Map<string, T> {
+  return new Map(CATALOG.map((item, i) => [item.sku, items[i] as T]))
 }

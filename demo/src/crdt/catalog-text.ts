@@ -1,36 +1,34 @@
 /**
- * The catalog's texts (item names and descriptions) as a Yjs document, `catalog/<store>:text`:
- * head office edits them, registers show them, and concurrent edits merge character by
- * character. Prices are not here: they are facts in the `price/<store>:<sku>` ledgers.
+ * The catalog's descriptions as a Yjs document, `catalog/<store>:text`: head office edits
+ * them, registers show them, and concurrent edits merge character by character, which is right
+ * for a paragraph two people improve at once. Names are not here: a name is one value, and two
+ * names typed at once must not merge into one string, so they live in the
+ * `product/<store>:<sku>` ledgers (schema.ts), where head office picks between them. Prices
+ * are facts in the `price/<store>:<sku>` ledgers.
  *
- * Document layout: one top-level `Y.Text` per field, named `name:<sku>` and `description:<sku>`.
- * Top-level types exist on every replica from the start, so two offices that edit the same item
- * for the first time at once merge their edits (a nested type made on both sides would keep
- * only one of them).
+ * Document layout: one top-level `Y.Text` per item, named `description:<sku>`. Top-level types
+ * exist on every replica from the start, so two offices that edit the same item for the first
+ * time at once merge their edits (a nested type made on both sides would keep only one of
+ * them). Documents made before names moved out may still hold `name:<sku>` texts; nothing
+ * reads them.
  *
  * Invariants:
- * 1. An empty name means the catalog's built-in name (catalog.ts); registers fall back to it
- *    while the document is loading, offline before its first sync, or when the text is cleared.
+ * 1. Registers show no description while the document is loading or offline before its first
+ *    sync; nothing else depends on it.
  * 2. An edit touches only the characters that changed (common prefix and suffix kept), so a
  *    concurrent edit elsewhere in the same text survives.
  */
 import { bindYDoc, type YDocBinding } from '@ledgerline/yjs'
 import { useEffect, useState } from 'react'
 import type * as Y from 'yjs'
-import type { CatalogItem } from '../catalog.ts'
 import { usePos } from '../pos-context.ts'
 import { leaseBinding, warn } from './leases.ts'
 
 export interface CatalogText {
-  /** False until the document is bound: names are the built-in ones and edits are ignored. */
+  /** False until the document is bound: there are no descriptions and edits are ignored. */
   readonly ready: boolean
-  /** The item's name: head office's text, or the built-in name (invariant 1). */
-  nameOf(item: CatalogItem): string
   /** The item's description, `''` when there is none. */
   descriptionOf(sku: string): string
-  /** Head office's own name text (empty when the built-in name applies). */
-  nameText(sku: string): string
-  setName(sku: string, value: string): void
   setDescription(sku: string, value: string): void
 }
 
@@ -40,12 +38,12 @@ export function catalogTextEntity(store: string): string {
 }
 
 /**
- * The signed-in store's catalog texts, re-rendering on every local or remote edit. Until the
- * document is bound, every name is the built-in one and edits are ignored.
+ * The signed-in store's catalog descriptions, re-rendering on every local or remote edit.
+ * Until the document is bound, there are none and edits are ignored.
  *
  * @example
  * const text = useCatalogText()
- * <span>{text.nameOf(item)}</span>
+ * <span>{text.descriptionOf(item.sku)}</span>
  */
 export function useCatalogText(): CatalogText {
   const doc = useYDoc(catalogTextEntity(usePos().session.store))
@@ -87,20 +85,14 @@ export function useYDoc(entity: string): Y.Doc | undefined {
 
 const BUILT_IN: CatalogText = {
   ready: false,
-  nameOf: (item) => item.name,
   descriptionOf: () => '',
-  nameText: () => '',
-  setName: () => {},
   setDescription: () => {},
 }
 
 function textsOf(doc: Y.Doc): CatalogText {
   return {
     ready: true,
-    nameOf: (item) => doc.getText(`name:${item.sku}`).toString().trim() || item.name,
     descriptionOf: (sku) => doc.getText(`description:${sku}`).toString(),
-    nameText: (sku) => doc.getText(`name:${sku}`).toString(),
-    setName: (sku, value) => replaceText(doc.getText(`name:${sku}`), value),
     setDescription: (sku, value) => replaceText(doc.getText(`description:${sku}`), value),
   }
 }
