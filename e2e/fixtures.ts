@@ -133,7 +133,10 @@ export class Register {
   }
 
   /** Saves a screenshot of this register as a test artifact; `docs` also copies it there. */
-  async shot(name: string, options: { top?: boolean; docs?: string } = {}): Promise<void> {
+  async shot(
+    name: string,
+    options: { top?: boolean; viewport?: boolean; docs?: string } = {},
+  ): Promise<void> {
     const path = this.testInfo.outputPath(`${this.name}-${name}.png`)
     if (options.top === true) {
       // The top bar and the status bar: what a cashier sees of the connection.
@@ -142,7 +145,7 @@ export class Register {
       const height = Math.ceil((box?.y ?? 0) + (box?.height ?? 80))
       await this.page.screenshot({ path, clip: { x: 0, y: 0, width, height } })
     } else {
-      await this.page.screenshot({ path, fullPage: true })
+      await this.page.screenshot({ path, fullPage: options.viewport !== true })
     }
     await this.testInfo.attach(`${this.name}-${name}`, { path, contentType: 'image/png' })
     if (options.docs !== undefined && process.env.UPDATE_DEMO_PNG === '1') {

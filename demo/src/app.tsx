@@ -357,7 +357,12 @@ function Shell(props: { onSignOut: () => void }) {
         </div>
       ) : null}
       <main className="screen">
-        {tab === 'register' ? <RegisterView /> : null}
+        {hq ? null : (
+          // Kept mounted while other screens show, so a cart survives a look at the Drawer.
+          <div hidden={tab !== 'register'}>
+            <RegisterView />
+          </div>
+        )}
         {tab === 'orders' ? <OrdersView /> : null}
         {tab === 'stock' ? <StockView /> : null}
         {tab === 'inbox' ? <InboxView /> : null}

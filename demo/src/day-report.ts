@@ -22,6 +22,7 @@ import {
   type DayState,
   type DrawerClose,
   type DrawerShift,
+  drawer,
   type DrawerState,
   drawerExpected,
   EMPTY_REGISTER_DAY,
@@ -98,7 +99,13 @@ export function dayReport(input: DayReportInput): DayReport {
   const registers = coveredRegisters(input)
   const days = registers.map((r) => input.day.registers[r] ?? EMPTY_REGISTER_DAY)
   const tenders = TENDER_METHODS.map((method) => tenderRow(method, days))
-  const drawers = registers.map((r) => drawerRow(r, input))
+  // Registers with a drawer: the store's tills, and anyone else who opened a shift that day.
+  const drawers = registers
+    .filter(
+      (r) =>
+        REGISTERS.includes(r) || shiftsOn(input.drawers.get(r) ?? NO_DRAWER, input.date).length > 0,
+    )
+    .map((r) => drawerRow(r, input))
   let salesCount = 0
   let writtenOff = 0
   for (const d of days) {
@@ -143,6 +150,8 @@ export function shiftsOn(drawer: DrawerState, date: string): (DrawerShift | Draw
 }
 
 // ---------------------------------------------------------------------------------------------
+
+const NO_DRAWER = drawer.initial
 
 function coveredRegisters(input: DayReportInput): string[] {
   if (input.scope !== 'store') return [input.scope]

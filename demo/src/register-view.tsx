@@ -55,6 +55,9 @@ export function RegisterView() {
   const [discountText, setDiscountText] = useState('')
   const [step, setStep] = useState<Step>(IDLE)
   const [error, setError] = useState<string | undefined>()
+  // Tenders refused for a shift or an offline limit: the refusal is worked out again on every
+  // render, so its banner goes as soon as the shift opens or the connection returns.
+  const [refused, setRefused] = useState<readonly Pick<Tender, 'method' | 'amount'>[] | undefined>()
   const [busy, setBusy] = useState(false)
   const [receipt, setReceipt] = useState<Receipt | undefined>()
   const cartRef = useRef<HTMLElement>(null)
@@ -80,6 +83,7 @@ export function RegisterView() {
   const add = (item: CatalogItem) => {
     setReceipt(undefined)
     setError(undefined)
+    setRefused(undefined)
     setSearchNote(undefined)
     const unitPrice = unitPriceOf(data, item)
     const name = productName(data, item)
@@ -91,6 +95,7 @@ export function RegisterView() {
   }
   const setQty = (sku: string, qty: number) => {
     setError(undefined)
+    setRefused(undefined)
     setCart((lines) =>
       qty <= 0
         ? lines.filter((l) => l.sku !== sku)
@@ -126,11 +131,11 @@ export function RegisterView() {
 
   const start = (next: Step) => {
     setError(undefined)
+    setRefused(undefined)
     if (next.kind === 'cash' || next.kind === 'card') {
-      const due = totals.total - (next.gift?.amount ?? 0)
-      const refusal = refusalOf([{ method: next.kind, amount: due }])
-      if (refusal !== undefined) {
-        setError(refusal)
+      const tenders = [{ method: next.kind, amount: totals.total - (next.gift?.amount ?? 0) }]
+      if (refusalOf(tenders) !== undefined) {
+        setRefused(tenders)
         return
       }
     }
@@ -138,9 +143,8 @@ export function RegisterView() {
   }
 
   const complete = async (tenders: Tender[]) => {
-    const refusal = refusalOf(tenders)
-    if (refusal !== undefined) {
-      setError(refusal)
+    if (refusalOf(tenders) !== undefined) {
+      setRefused(tenders)
       setStep(IDLE)
       return
     }
@@ -196,6 +200,7 @@ export function RegisterView() {
       setDiscountText('')
       setStep(IDLE)
       setError(undefined)
+      setRefused(undefined)
     } catch (e) {
       setError(`The sale was not recorded: ${e instanceof Error ? e.message : String(e)}`)
     } finally {
@@ -213,6 +218,7 @@ export function RegisterView() {
   }
 
   const itemCount = cart.reduce((n, l) => n + l.qty, 0)
+  const banner = error ?? (refused === undefined ? undefined : refusalOf(refused))
   const gift = step.kind === 'cash' || step.kind === 'card' ? step.gift : undefined
   const due = totals.total - (gift?.amount ?? 0)
   const canPay = cart.length > 0 && discount._tag === 'ok' && !busy
@@ -297,6 +303,8 @@ export function RegisterView() {
                 onChange={(e) => {
                   setDiscountText(e.target.value)
                   setStep(IDLE)
+                  setError(undefined)
+                  setRefused(undefined)
                 }}
               />
             </label>
@@ -319,9 +327,9 @@ export function RegisterView() {
                 {formatCents(totals.total)}
               </dd>
             </dl>
-            {error !== undefined ? (
+            {banner !== undefined ? (
               <p className="banner error" role="alert" data-testid="sale-error">
-                {error}
+                {banner}
               </p>
             ) : null}
             {step.kind === 'idle' ? (
@@ -715,6 +723,8 @@ function ReceiptView(props: { receipt: Receipt; onNext: () => void }) {
       <dl className="totals">
         {r.discount > 0 ? (
           <>
+            <dt>Subtotal</dt>
+            <dd>{formatCents(r.subtotal)}</dd>
             <dt>Discount {r.discountPercent} %</dt>
             <dd>{formatDeduction(r.discount)}</dd>
           </>

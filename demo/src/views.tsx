@@ -1070,8 +1070,8 @@ function DrawerReportRow(props: { row: DrawerRow }) {
       <Cents value={d.float} />
       <Cents value={d.dayCash} testId={`report-drawer-${d.register}-cash`} />
       <Cents value={d.expected} testId={`report-drawer-${d.register}-expected`} />
-      {d.counted === null ? (
-        <td className="num">{d.shifts === 0 ? '' : 'shift open'}</td>
+      {d.counted === null || d.shifts === 0 ? (
+        <td className="num">{d.shifts === 0 ? 'no shift' : 'shift open'}</td>
       ) : (
         <Cents value={d.counted} testId={`report-drawer-${d.register}-counted`} />
       )}
