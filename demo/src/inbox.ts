@@ -57,7 +57,7 @@ export function inboxItems(data: StoreData, store: string): InboxItem[] {
         kind: 'stock.oversold',
         label: 'Stock',
         title: `${name}: oversold by ${o.short}`,
-        happened: `Sales made while offline took more ${name} than was on the shelf; order ${receiptNumber(o.order)} was the one that went below zero. Both sales stand, the stock now reads ${stockOnHand(snap.view, entity)}.`,
+        happened: `Sales made while offline took more ${name} than was on the shelf; sale ${receiptNumber(o.order)} was the one that went below zero. Both sales stand, the stock now reads ${stockOnHand(snap.view, entity)}.`,
         todo: snap.view.recountDue
           ? 'Count the shelf and record the count; contact the customer if the item was not there.'
           : 'Counted. Nothing left to do.',
@@ -81,7 +81,7 @@ export function inboxItems(data: StoreData, store: string): InboxItem[] {
           id: n.id,
           kind: 'order.balance_due',
           label: 'Card declined',
-          title: `Card declined: ${formatCents(Number(n.data.amount))} due on order ${receiptNumber(orderId)}`,
+          title: `Card declined: ${formatCents(Number(n.data.amount))} due on sale ${receiptNumber(orderId)}`,
           happened: `The card ending ${String(n.data.last4 ?? '????')} was taken offline and declined by the issuer when it was sent on. The goods have left the store.`,
           todo:
             o.balanceDue > 0
@@ -102,9 +102,9 @@ export function inboxItems(data: StoreData, store: string): InboxItem[] {
           id: n.id,
           kind: 'order.price_variance',
           label: 'Price',
-          title: `Price changed meanwhile on order ${receiptNumber(orderId)}: ${item === undefined ? sku : productName(data, item)}`,
+          title: `Price changed meanwhile on sale ${receiptNumber(orderId)}: ${item === undefined ? sku : productName(data, item)}`,
           happened: `Charged ${formatCents(Number(n.data.charged))} while head office's price was ${formatCents(Number(n.data.listed))} (the register had not heard of the change). The receipt price stands; ${formatCents(Number(n.data.delta))} is recorded for margin.`,
-          todo: 'Nothing to collect. Refunds of this order use the charged price.',
+          todo: 'Nothing to collect. Refunds of this sale use the charged price.',
           open: false,
           at: n.at,
           entity: `order/${orderId}`,
@@ -141,7 +141,7 @@ export function inboxItems(data: StoreData, store: string): InboxItem[] {
           ? `${who}: ${formatCents(Math.abs(Number(n.data.amount)))} of cash moved with no shift open`
           : `${who}: a shift ${n.data.code === 'already_open' ? 'was opened twice' : 'close was not counted'}`,
         happened: cash
-          ? `Cash for order ${receiptNumber(String(n.data.order))} was recorded while no shift was open on this drawer. The sale stands; the cash belongs to no shift count.`
+          ? `Cash for sale ${receiptNumber(String(n.data.order))} was recorded while no shift was open on this drawer. The sale stands; the cash belongs to no shift count.`
           : n.data.code === 'already_open'
             ? `Shift ${shift} was already open; the second opening changed nothing.`
             : n.data.code === 'already_closed'
@@ -161,7 +161,7 @@ export function inboxItems(data: StoreData, store: string): InboxItem[] {
       id: a.id,
       kind: 'day.post_close_adjustment',
       label: 'After close',
-      title: `Arrived after the day was closed: order ${receiptNumber(String(a.data.order))}`,
+      title: `Arrived after the day was closed: sale ${receiptNumber(String(a.data.order))}`,
       happened: `A sale, refund or collection of ${formatCents(Number(a.data.amount))} reached head office after the business day was closed. The closed total stays as it was.`,
       todo: 'It is listed under “After the close” in the day report.',
       open: false,
