@@ -12,20 +12,13 @@
  */
 import { DECISION_WAIT_MS } from './limits.ts'
 import type { PosClient } from './pos-client.ts'
-import { refundDrafts, type OrderPayment, type RefundPart } from './sale.ts'
+import { refundDrafts, type OrderPayment, type RefundInput, type RefundPart } from './sale.ts'
 import type { OrderState } from './schema.ts'
 import type { Session } from './session.ts'
 import { refusalWords } from './words.ts'
 
-export interface RefundPlan {
-  readonly orderId: string
-  readonly saleEntry: string
-  readonly date: string
-  readonly parts: readonly RefundPart[]
-  readonly lines: readonly { readonly sku: string; readonly qty: number }[]
-  readonly reason: string
-  readonly void: boolean
-}
+/** A refund as the cashier confirmed it: every part, before head office decided any. */
+export type RefundPlan = Omit<RefundInput, 'session'>
 
 export type RefundProgress =
   | { readonly _tag: 'deciding' }

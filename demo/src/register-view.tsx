@@ -662,22 +662,17 @@ function GiftCardDialog(props: {
         ) : null}
         {known && !covers && balance > 0 ? (
           <>
-            <button
-              type="button"
-              className="primary"
-              data-testid="giftcard-rest-cash"
-              onClick={() => props.onRest({ card, amount: balance }, 'cash')}
-            >
-              Rest in cash
-            </button>
-            <button
-              type="button"
-              className="primary"
-              data-testid="giftcard-rest-card"
-              onClick={() => props.onRest({ card, amount: balance }, 'card')}
-            >
-              Rest by card
-            </button>
+            {(['cash', 'card'] as const).map((rest) => (
+              <button
+                key={rest}
+                type="button"
+                className="primary"
+                data-testid={`giftcard-rest-${rest}`}
+                onClick={() => props.onRest({ card, amount: balance }, rest)}
+              >
+                {rest === 'cash' ? 'Rest in cash' : 'Rest by card'}
+              </button>
+            ))}
           </>
         ) : null}
         {valid && !known ? (

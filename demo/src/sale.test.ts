@@ -13,11 +13,25 @@ import {
   refundParts,
   saleDrafts,
   type OrderPayment,
+  type Tender,
 } from './sale.ts'
 import schema, { type OrderState, type PaymentState } from './schema.ts'
 
 const session = { store: 's1', register: 'r2' }
 const line = (qty: number, unitPrice: number) => ({ sku: 'a', name: 'A', qty, unitPrice })
+
+/** A one-line sale of `total` cents paid with `tenders`. */
+function sale(total: number, tenders: Tender[], orderId = 'o') {
+  return saleDrafts({
+    session,
+    orderId,
+    date: '2025-01-02',
+    lines: [line(1, total)],
+    totals: { subtotal: total, discount: 0, total },
+    discountPercent: 0,
+    tenders,
+  })
+}
 
 describe('cartTotals', () => {
   it('keeps integer cents with a percentage discount', () => {
@@ -56,18 +70,14 @@ describe('parseDiscount', () => {
 
 describe('saleDrafts', () => {
   it('a split sale: gift card first, then cash; cash reaches the drawer, both the day', () => {
-    const drafts = saleDrafts({
-      session,
-      orderId: 's1-r2-x',
-      date: '2025-01-02',
-      lines: [line(1, 1200)],
-      totals: { subtotal: 1200, discount: 0, total: 1200 },
-      discountPercent: 0,
-      tenders: [
+    const drafts = sale(
+      1200,
+      [
         { method: 'giftcard', amount: 500, card: 'GC-5' },
         { method: 'cash', amount: 700, tendered: 1000 },
       ],
-    })
+      's1-r2-x',
+    )
     const by = (kind: string) => drafts.filter((d) => d.kind === kind)
     expect(by('giftcard.charged')[0]).toMatchObject({ entity: 'payment/s1-r2-x-1' })
     expect(by('cash.received')[0]).toMatchObject({
@@ -91,38 +101,19 @@ describe('saleDrafts', () => {
   })
 
   it('refuses tenders that do not add up, or a split that does not start with a gift card', () => {
-    const base = {
-      session,
-      orderId: 'o',
-      date: '2025-01-02',
-      lines: [line(1, 1200)],
-      totals: { subtotal: 1200, discount: 0, total: 1200 },
-      discountPercent: 0,
-    }
+    expect(() => sale(1200, [{ method: 'cash', amount: 1000, tendered: 1000 }])).toThrow(/add up/)
     expect(() =>
-      saleDrafts({ ...base, tenders: [{ method: 'cash', amount: 1000, tendered: 1000 }] }),
-    ).toThrow(/add up/)
-    expect(() =>
-      saleDrafts({
-        ...base,
-        tenders: [
-          { method: 'cash', amount: 200, tendered: 200 },
-          { method: 'giftcard', amount: 1000, card: 'GC' },
-        ],
-      }),
+      sale(1200, [
+        { method: 'cash', amount: 200, tendered: 200 },
+        { method: 'giftcard', amount: 1000, card: 'GC' },
+      ]),
     ).toThrow(/gift card first/)
   })
 
   it('a card names its day and register, so a later decline reaches the day report', () => {
-    const drafts = saleDrafts({
-      session,
-      orderId: 'o',
-      date: '2025-01-02',
-      lines: [line(1, 900)],
-      totals: { subtotal: 900, discount: 0, total: 900 },
-      discountPercent: 0,
-      tenders: [{ method: 'card', amount: 900, last4: '0002', contact: 'a@b', offline: true }],
-    })
+    const drafts = sale(900, [
+      { method: 'card', amount: 900, last4: '0002', contact: 'a@b', offline: true },
+    ])
     expect(drafts.find((d) => d.kind === 'card.charged')?.data).toMatchObject({
       day: 's1:2025-01-02',
       register: 'r2',

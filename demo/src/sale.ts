@@ -316,7 +316,7 @@ export interface RefundInput {
   readonly orderId: string
   readonly saleEntry: string
   readonly date: string
-  /** The parts head office accepted (their `payment.refunded` requests were appended). */
+  /** The parts to refund (for `refundDrafts`: those head office accepted). */
   readonly parts: readonly RefundPart[]
   /** Units given back to the shelf. */
   readonly lines: readonly { readonly sku: string; readonly qty: number }[]

@@ -1183,42 +1183,12 @@ function fieldOk(rule: FieldRule, v: unknown): boolean {
         Array.isArray(v) &&
         v.length >= 1 &&
         v.length <= SALE_TENDERS_MAX &&
-        v.every((t: unknown) => {
-          const p = t as Partial<TenderPart> | null
-          return (
-            typeof p === 'object' &&
-            p !== null &&
-            isTenderMethod(p.method) &&
-            fieldOk('count', p.amount)
-          )
-        })
+        listOf(v, (t) => isTenderMethod(t.method) && fieldOk('count', t.amount))
       )
     case 'returns':
-      return (
-        Array.isArray(v) &&
-        v.every((l: unknown) => {
-          const r = l as { sku?: unknown; qty?: unknown } | null
-          return (
-            typeof r === 'object' &&
-            r !== null &&
-            fieldOk('string', r.sku) &&
-            fieldOk('count', r.qty)
-          )
-        })
-      )
+      return listOf(v, (r) => fieldOk('string', r.sku) && fieldOk('count', r.qty))
     case 'paid':
-      return (
-        Array.isArray(v) &&
-        v.every((l: unknown) => {
-          const r = l as { payment?: unknown; amount?: unknown } | null
-          return (
-            typeof r === 'object' &&
-            r !== null &&
-            fieldOk('string', r.payment) &&
-            fieldOk('count', r.amount)
-          )
-        })
-      )
+      return listOf(v, (r) => fieldOk('string', r.payment) && fieldOk('count', r.amount))
     case 'date':
       return typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v)
     case 'dayKey':
@@ -1226,6 +1196,17 @@ function fieldOk(rule: FieldRule, v: unknown): boolean {
     case 'percent':
       return typeof v === 'number' && isPercent(v)
   }
+}
+
+/** True when `v` is an array of objects that each pass `ok`. */
+function listOf(v: unknown, ok: (item: Readonly<Record<string, unknown>>) => boolean): boolean {
+  return (
+    Array.isArray(v) &&
+    v.every(
+      (item: unknown) =>
+        typeof item === 'object' && item !== null && ok(item as Record<string, unknown>),
+    )
+  )
 }
 
 /** True for 0..100 with at most `DISCOUNT_DECIMALS_MAX` decimals. */
