@@ -219,8 +219,8 @@ function Register(props: {
   onSignInAgain: () => void
 }) {
   const { session, client, onSignInAgain } = props
-  // Measured from the first client of the session: a reconnect's new client keeps the clock.
-  const [openedAt] = useState(Date.now)
+  // Each client gets its own grace to connect (a new one is made when the network returns).
+  const openedAt = useMemo(() => Date.now(), [client])
   const [date] = useState(businessDate)
   const store = useMemo(() => createStoreDataStore(client, session, date), [client, session, date])
   const fresh = useStore(store)

@@ -15,6 +15,7 @@ import {
   type WebSocketConstructor,
 } from '@ledgerline/client'
 import { TENANT } from './catalog.ts'
+import { DECISION_WAIT_MS } from './limits.ts'
 import { SwitchedWebSocket } from './network.ts'
 import schema from './schema.ts'
 import { fetchDevToken, type Session, subjectOf, TokenError } from './session.ts'
@@ -27,6 +28,8 @@ export type PosEntity<S> = EntitySnapshot<S>
 export type TokenProblem = 'refused' | 'unreachable' | null
 
 export function openClient(session: Session): PosClient {
+  // A new client has not asked for a token yet: what the last one learned is no longer news.
+  setProblem(session, null)
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
   return createClient({
     url,
@@ -49,7 +52,7 @@ export function scopeOf(session: Session): string[] {
 export function waitForOutcome(
   client: PosClient,
   entryId: string,
-  timeoutMs = 10_000,
+  timeoutMs = DECISION_WAIT_MS,
 ): Promise<Outcome> {
   return client.outcome(entryId, { waitMs: timeoutMs })
 }

@@ -3,6 +3,7 @@
 // what was captured and never touch a declined order. Method: build drafts with the pure
 // functions and check them, then run them through the schema's `decide` where it matters.
 import { describe, expect, it } from 'vitest'
+import { unfinishedRefundParts } from './refund-runner.ts'
 import {
   cartTotals,
   collectDrafts,
@@ -220,3 +221,33 @@ function asEntry(d: { entity: string; kind: string; data: unknown; intent?: stri
     occurredAt: 1000,
   } as Parameters<NonNullable<ReturnType<typeof schema.typeOf>['validate']>>[0]
 }
+
+describe('unfinished refunds', () => {
+  it('finds what head office accepted that the order does not name yet, per payment', () => {
+    const o = {
+      ...(schema.typeOf('order/x').initial as OrderState),
+      status: 'completed' as const,
+      total: 1200,
+      refunded: 300,
+      refundedBy: { 'o-2': 300 },
+    }
+    const state = (patch: Partial<PaymentState>) => ({
+      ...(schema.typeOf('payment/x').initial as PaymentState),
+      ...patch,
+    })
+    const payments = [
+      {
+        id: 'o-1',
+        state: state({ method: 'giftcard', amount: 500, refunded: 200, last4: 'GC-5' }),
+      },
+      { id: 'o-2', state: state({ method: 'cash', amount: 700, refunded: 700 }) },
+    ]
+    expect(unfinishedRefundParts(o, payments)).toEqual([
+      { paymentId: 'o-1', method: 'giftcard', amount: 200, card: 'GC-5' },
+      { paymentId: 'o-2', method: 'cash', amount: 400, card: '' },
+    ])
+    expect(
+      unfinishedRefundParts({ ...o, refundedBy: { 'o-1': 200, 'o-2': 700 } }, payments),
+    ).toEqual([])
+  })
+})

@@ -322,3 +322,138 @@ describe('issue 19: the day reconciles, shifts are disciplined, names are one va
     expect(done.candidates).toEqual([])
   })
 })
+
+describe('issue 19: edges', () => {
+  it('renames: the same name twice is no conflict; a rename after the pick is plain', () => {
+    const log = createLog()
+    const p = 'product/s1:mug'
+    const first = entry(p, 'product.renamed', { sku: 'mug', name: 'Mug', basedOn: '', by: 'hq' })
+    log.append(first)
+    log.append(
+      entry(
+        p,
+        'product.renamed',
+        { sku: 'mug', name: 'Mug', basedOn: '', by: 'hq' },
+        { client: CLIENT_B },
+      ),
+    )
+    expect(log.kinds()).not.toContain('product.name_conflict')
+    log.append(
+      entry(p, 'product.renamed', { sku: 'mug', name: 'Big mug', basedOn: first.id, by: 'hq' }),
+    )
+    expect(log.state<ProductState>(p).name).toBe('Big mug')
+    // A third name while two are open joins them; the pick settles all.
+    log.append(
+      entry(
+        p,
+        'product.renamed',
+        { sku: 'mug', name: 'Tall mug', basedOn: first.id, by: 'r1' },
+        { client: CLIENT_B },
+      ),
+    )
+    log.append(
+      entry(
+        p,
+        'product.renamed',
+        { sku: 'mug', name: 'Blue mug', basedOn: first.id, by: 'r2' },
+        { client: CLIENT_B },
+      ),
+    )
+    expect(log.state<ProductState>(p).candidates.map((c) => c.name)).toEqual([
+      'Big mug',
+      'Tall mug',
+      'Blue mug',
+    ])
+    expect(log.kinds().filter((k) => k === 'product.name_conflict')).toHaveLength(2)
+    const pick = entry(p, 'product.name_chosen', {
+      sku: 'mug',
+      name: 'Tall mug',
+      chosen: '',
+      by: 'hq',
+    })
+    log.append(pick)
+    log.append(
+      entry(p, 'product.renamed', {
+        sku: 'mug',
+        name: 'Tall blue mug',
+        basedOn: pick.id,
+        by: 'hq',
+      }),
+    )
+    expect(log.state<ProductState>(p)).toMatchObject({ name: 'Tall blue mug', candidates: [] })
+  })
+
+  it('after the close: a collection is an adjustment; a decline is listed, not adjusted', () => {
+    const log = createLog()
+    const d = 'day/s1:2025-01-03'
+    log.append(entry(d, 'day.closed', { by: 'r1' }, { intent: 'request' }))
+    log.append(
+      entry(d, 'day.collected', {
+        order: 'o1',
+        register: 'r2',
+        amount: 700,
+        tender: 'cash',
+        payment: 'o1-c',
+      }),
+    )
+    log.append(
+      entry('payment/s1-r1-z-1', 'card.charged', {
+        order: 's1-r1-z',
+        amount: 400,
+        last4: '0002',
+        day: 's1:2025-01-03',
+        register: 'r1',
+      }),
+    )
+    const s = log.state<DayState>(d)
+    expect(s.adjustments.map((a) => a.data.amount)).toEqual([700])
+    expect(s.afterClose.map((m) => [m.kind, m.amount])).toEqual([
+      ['collection', 700],
+      ['decline', -400],
+    ])
+    expect(s.registers.r1?.declined.card).toBe(400)
+  })
+
+  it('refuses a sale whose tenders do not add up, and a discount with three decimals', () => {
+    const log = createLog()
+    const sale = log.append(
+      entry('day/s1:2025-01-04', 'day.sale', {
+        order: 'o',
+        register: 'r1',
+        total: 1000,
+        tender: 'split',
+        tenders: [
+          { method: 'giftcard', amount: 500 },
+          { method: 'cash', amount: 400 },
+        ],
+      }),
+    )
+    expect(sale).toMatchObject({ _tag: 'refuse', code: 'invalid', reason: /add up/ })
+    const discount = log.append(
+      entry('order/o', 'order.completed', {
+        store: 's1',
+        register: 'r1',
+        lines: [],
+        subtotal: 1000,
+        discount: 125,
+        discountPercent: 12.125,
+        total: 875,
+        tender: 'cash',
+      }),
+    )
+    expect(discount).toMatchObject({ _tag: 'refuse', code: 'invalid', reason: /percentage/ })
+  })
+
+  it('a card charged with a malformed day is refused before any correction could fail', () => {
+    const log = createLog()
+    const d = log.append(
+      entry('payment/o-1', 'card.charged', {
+        order: 'o',
+        amount: 100,
+        last4: '0002',
+        day: 'not a day',
+      }),
+    )
+    expect(d).toMatchObject({ _tag: 'refuse', code: 'invalid' })
+  })
+})
