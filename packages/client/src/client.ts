@@ -30,7 +30,7 @@ import {
   fold,
 } from '@ledgerline/core'
 import type { Cursors } from '@ledgerline/protocol'
-import { encodeMessage, ENTRY_DATA_BYTES_MAX } from '@ledgerline/protocol'
+import { encodeMessage, ENTRY_DATA_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
 import { ClientError, fromLedgerError } from './errors.ts'
 import type { Appended, Counters, Durability, FeedRecord, Outcome, Store } from './idb-store.ts'
 import { openStore } from './idb-store.ts'
@@ -935,11 +935,9 @@ export function createClient(options: ClientOptions): Client {
 
 /** The encoded size of an entry on the wire; refuses data over `ENTRY_DATA_BYTES_MAX`. */
 function entryBytes(entry: Entry): number {
-  const bytes = encodeMessage({ type: 'push', batch: 0, entries: [entry] }).byteLength
+  const bytes = encodedPushBytes(entry)
   if (bytes > ENTRY_DATA_BYTES_MAX) {
-    const dataBytes =
-      bytes -
-      encodeMessage({ type: 'push', batch: 0, entries: [{ ...entry, data: null }] }).byteLength
+    const dataBytes = bytes - encodedPushBytes({ ...entry, data: null })
     if (dataBytes > ENTRY_DATA_BYTES_MAX) {
       throw new ClientError(
         'too_large',
@@ -948,6 +946,22 @@ function entryBytes(entry: Entry): number {
     }
   }
   return bytes
+}
+
+/**
+ * The size of a push of `entry` alone. The codec refuses a frame it would not send (one string
+ * or binary over ENTRY_DATA_BYTES_MAX, a frame over FRAME_BYTES_MAX): that is the app's data
+ * being too large (or unencodable), never a storage failure.
+ */
+function encodedPushBytes(entry: Entry): number {
+  try {
+    return encodeMessage({ type: 'push', batch: 0, entries: [entry] }).byteLength
+  } catch (error) {
+    if (!isProtocolError(error)) throw error
+    throw new ClientError(error.kind === 'too_large' ? 'too_large' : 'invalid', error.message, {
+      cause: error,
+    })
+  }
 }
 
 function sortPending(entries: readonly Entry[]): Entry[] {
