@@ -109,7 +109,7 @@ export function RegisterView() {
           setError(`Gift card refused: ${outcome.reason}`)
           return
         }
-        if (outcome._tag === 'pending') {
+        if (outcome._tag === 'outbox') {
           setError(
             'Head office has not answered the gift card redemption yet; it stays pending. Take another tender.',
           )

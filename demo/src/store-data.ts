@@ -4,7 +4,7 @@
  * external store over the client's pattern subscriptions, so every screen re-renders when any
  * ledger of the store changes: a local sale, an ack, another register's sale, a correction.
  */
-import type { EntitySnapshot } from '@ledgerline/client'
+import type { EntityState } from '@ledgerline/client'
 import { createReadStore, type ExternalStore } from '@ledgerline/react'
 import { CATALOG } from './catalog.ts'
 import type { PosClient } from './pos-client.ts'
@@ -22,14 +22,14 @@ import type { Session } from './session.ts'
 
 export interface StoreData {
   readonly date: string
-  readonly day: EntitySnapshot<DayState>
-  readonly drawer: EntitySnapshot<DrawerState>
+  readonly day: EntityState<DayState>
+  readonly drawer: EntityState<DrawerState>
   /** By order id (without `order/`), newest first. */
-  readonly orders: ReadonlyMap<string, EntitySnapshot<OrderState>>
+  readonly orders: ReadonlyMap<string, EntityState<OrderState>>
   /** The first payment of each order, by order id. */
-  readonly payments: ReadonlyMap<string, EntitySnapshot<PaymentState>>
-  readonly stock: ReadonlyMap<string, EntitySnapshot<StockState>>
-  readonly prices: ReadonlyMap<string, EntitySnapshot<PriceState>>
+  readonly payments: ReadonlyMap<string, EntityState<PaymentState>>
+  readonly stock: ReadonlyMap<string, EntityState<StockState>>
+  readonly prices: ReadonlyMap<string, EntityState<PriceState>>
 }
 
 /** How long change callbacks are gathered before the model is read again. */
@@ -82,10 +82,10 @@ async function readStoreData(
     date,
     day,
     drawer,
-    orders: new Map(orderIds.map((id, i) => [id, orders[i] as EntitySnapshot<OrderState>])),
-    payments: new Map(orderIds.map((id, i) => [id, payments[i] as EntitySnapshot<PaymentState>])),
-    stock: new Map(CATALOG.map((item, i) => [item.sku, stock[i] as EntitySnapshot<StockState>])),
-    prices: new Map(CATALOG.map((item, i) => [item.sku, prices[i] as EntitySnapshot<PriceState>])),
+    orders: new Map(orderIds.map((id, i) => [id, orders[i] as EntityState<OrderState>])),
+    payments: new Map(orderIds.map((id, i) => [id, payments[i] as EntityState<PaymentState>])),
+    stock: new Map(CATALOG.map((item, i) => [item.sku, stock[i] as EntityState<StockState>])),
+    prices: new Map(CATALOG.map((item, i) => [item.sku, prices[i] as EntityState<PriceState>])),
   }
 }
 

@@ -12,7 +12,7 @@ import { type PosStatus, waitForOutcome } from './pos-client.ts'
 import { usePos } from './pos-context.ts'
 import { dayEntity, drawerEntity, receiptNumber, refundDrafts } from './sale.ts'
 import { drawerExpected, type PaymentState, stockOnHand } from './schema.ts'
-import type { EntitySnapshot } from '@ledgerline/client'
+import type { EntityState } from '@ledgerline/client'
 import { orderCorrections, orderSyncState } from './store-data.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ function OrderRow(props: { orderId: string }) {
         setMessage(`Refused: ${outcome.reason}`)
         return
       }
-      if (outcome._tag === 'pending') {
+      if (outcome._tag === 'outbox') {
         setMessage('Waiting for head office to decide the refund.')
         return
       }
@@ -153,7 +153,7 @@ function OrderRow(props: { orderId: string }) {
   )
 }
 
-function paymentLabel(pay: EntitySnapshot<PaymentState> | undefined): string {
+function paymentLabel(pay: EntityState<PaymentState> | undefined): string {
   if (pay === undefined || pay.view.method === '') return ''
   const p = pay.view
   if (p.method === 'cash') return 'cash'
@@ -537,7 +537,7 @@ export function ReportView() {
     setResult(
       outcome._tag === 'refused'
         ? `Refused: ${outcome.reason}`
-        : outcome._tag === 'pending'
+        : outcome._tag === 'outbox'
           ? 'Waiting for head office to close the day.'
           : 'The business day is closed.',
     )

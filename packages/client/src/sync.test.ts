@@ -13,8 +13,9 @@ import type { Cursors } from '@ledgerline/protocol'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
 import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
 import type { Client } from './client.ts'
-import type { PageApplied, PageIn, Store } from './idb-store.ts'
-import type { Sync, WebSocketConstructor } from './sync.ts'
+import type { ClientStore, PageApplied, PageIn } from './client-store.ts'
+import type { Sync } from './sync.ts'
+import type { WebSocketConstructor } from './transport.ts'
 import { createSync } from './sync.ts'
 
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}; the fake relay checks nothing
@@ -92,7 +93,7 @@ describe('sync loop', () => {
       token: async () => TOKEN,
       invalidateToken: () => {},
       scope: ['*'],
-      store,
+      clientStore: store,
       now: () => Date.now(),
       random: () => 0,
       newClientId: () => 'b'.repeat(32),
@@ -123,7 +124,7 @@ describe('sync loop', () => {
 function stubStore(o: {
   cursors: () => Cursors
   applyPages: (pages: readonly PageIn[]) => Promise<PageApplied>
-}): Store {
+}): ClientStore {
   const unused = () => Promise.reject(new Error('not used by this test'))
   return {
     init: unused,
@@ -141,7 +142,7 @@ function stubStore(o: {
       seqLast: 0,
       outboxEntries: 0,
       outboxBytes: 0,
-      oldestPendingAt: null,
+      oldestOutboxAt: null,
       correctionsUnseen: 0,
       ackedWaiting: 0,
     }),

@@ -8,7 +8,8 @@ import type { Entry, StoredEntry } from '@ledgerline/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { injectQuota, type QuotaInjection } from '../test-support/quota.ts'
 import { isStorageFull, type ClientError } from './errors.ts'
-import { DB_VERSION, openStore, type Store } from './idb-store.ts'
+import type { ClientStore } from './client-store.ts'
+import { createIdbClientStore, DB_VERSION } from './idb-client-store.ts'
 
 const CLIENT = 'a'.repeat(32)
 const NOW = 1_700_000_000_000
@@ -18,8 +19,8 @@ afterEach(() => injection?.restore())
 async function fresh(
   factory = new IDBFactory(),
   closed: (r: string) => void = () => {},
-): Promise<Store> {
-  const store = await openStore({
+): Promise<ClientStore> {
+  const store = await createIdbClientStore({
     indexedDB: factory,
     IDBKeyRange,
     dbName: 'db',
@@ -45,7 +46,7 @@ function entry(clientId: string, clientSeq: number, entity = 'stock/a'): Entry {
   }
 }
 
-const append = (store: Store, count: number, entity = 'stock/a') =>
+const append = (store: ClientStore, count: number, entity = 'stock/a') =>
   store.append(
     (clientId, first) =>
       Array.from({ length: count }, (_, i) => entry(clientId, first + i, entity)),
@@ -66,7 +67,7 @@ describe('idb store', () => {
       seqLast: 5,
       outboxEntries: 5,
       outboxBytes: 500,
-      oldestPendingAt: NOW,
+      oldestOutboxAt: NOW,
     })
     expect((await store.readOutbox([CLIENT, 3], 100, 1e9)).map((r) => r.clientSeq)).toEqual([4, 5])
     expect((await store.readOutbox(undefined, 100, 250)).length).toBe(2)
@@ -241,7 +242,7 @@ describe('idb store', () => {
         }
       }
     })
-    const store = await openStore({
+    const store = await createIdbClientStore({
       indexedDB: factory,
       IDBKeyRange,
       dbName: 'test',
@@ -262,7 +263,7 @@ describe('idb store', () => {
     const factory = new IDBFactory()
     const reasons: string[] = []
     await fresh(factory, (r) => reasons.push(r))
-    const newer = await openStore({
+    const newer = await createIdbClientStore({
       indexedDB: factory,
       IDBKeyRange,
       dbName: 'db',
@@ -281,7 +282,7 @@ describe('idb store', () => {
       r.onsuccess = () => resolve(r.result) // no versionchange handler: this "tab" never closes
     })
     const started = Date.now()
-    const error = await openStore({
+    const error = await createIdbClientStore({
       indexedDB: factory,
       IDBKeyRange,
       dbName: 'db',
