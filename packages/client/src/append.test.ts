@@ -43,4 +43,22 @@ describe('append', () => {
     const under = { note: 'x'.repeat(ENTRY_DATA_BYTES_MAX - 16) }
     expect((await c.append('order/big', 'order.line', under)).clientSeq).toBe(2)
   })
+
+  it('refuses a malformed kind or corrects id with invalid, not storage, and writes nothing', async () => {
+    // Goal: what only the entry's full validation (inside the append write) catches is still
+    // bad input of the app, with the kind the README documents.
+    const c = makeClient({ url: 'ws://127.0.0.1:9/sync', token: TOKEN })
+    clients.push(c)
+    for (const [kind, options] of [
+      ['NOT A KIND', {}],
+      ['order.line', { corrects: 'not an id' }],
+    ] as const) {
+      const error = await c.append('order/bad', kind, {}, options).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(ClientError)
+      expect((error as ClientError).kind).toBe('invalid')
+      expect((error as ClientError).message).toMatch(kind === 'order.line' ? /corrects/ : /kind/)
+    }
+    expect(c.status().outboxEntries).toBe(0)
+    expect(await c.entries('order/bad')).toEqual([])
+  })
 })
