@@ -1,9 +1,12 @@
-// Goal: the store's invariants on their own: one transaction per append, nothing half-written
-// on quota errors (direct or wrapped in an AbortError), pair assertions on the outbox, pages
-// stored with their cursors, upgrades that never hang. Method: fake-indexeddb, one fresh
-// factory per test, quota errors injected by wrapping the object stores' add/put.
+// Goal: the IndexedDB client store passes `runClientStoreContract`, and keeps what only
+// IndexedDB can break: nothing half-written on quota errors (direct or wrapped in an
+// AbortError), pair assertions on the outbox against records corrupted behind its back, the
+// chunks and the staged ledger index, upgrades (layout 1 → 2) that never hang.
+// Method: fake-indexeddb, one fresh factory per test, quota errors injected by wrapping the
+// object stores' add/put.
 import 'fake-indexeddb/auto'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runClientStoreContract } from '@ledgerline/testkit'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { injectQuota, type QuotaInjection } from '../test-support/quota.ts'
@@ -55,7 +58,15 @@ const append = (store: ClientStore, count: number, entity = 'stock/a') =>
     () => 100,
   )
 
-describe('idb store', () => {
+runClientStoreContract('indexeddb', async () => {
+  const indexedDB = new IDBFactory()
+  return {
+    open: () => createIdbClientStore({ indexedDB, IDBKeyRange, dbName: 'contract' }),
+    cleanup: async () => {},
+  }
+})
+
+describe('IndexedDB client store', () => {
   it('allocates gap-free clientSeq and counts the outbox in the same transaction', async () => {
     const store = await fresh()
     await append(store, 3)
