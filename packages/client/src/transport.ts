@@ -21,8 +21,8 @@
 /** One event as the client reads it: `data` on `message`, `code` and `reason` on `close`. */
 export interface TransportEvent {
   readonly data?: unknown
-  readonly code?: number
-  readonly reason?: string
+  readonly code?: number | undefined
+  readonly reason?: string | undefined
 }
 
 /** The part of the WebSocket API the client uses (browsers' and `ws`'s both fit). */
