@@ -93,6 +93,7 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   const queue: Work[] = []
   const held: PageWork[] = []
   let working: Promise<void> | undefined
+  let running = false
   let heldTimer: TimerHandle | undefined
   let heldRetries = 0
   let indexTimer: TimerHandle | undefined
@@ -100,9 +101,15 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
 
   function enqueue(work: Work): void {
     queue.push(work)
-    working ??= workQueue().finally(() => {
-      working = undefined
+    if (running) return
+    // `running` is cleared by the loop itself, synchronously as it ends: a write enqueued in
+    // the same tick as a loop that ended without awaiting (a page held behind another) starts
+    // a new loop instead of waiting in the queue for the next message.
+    running = true
+    const loop: Promise<void> = workQueue().finally(() => {
+      if (working === loop) working = undefined
     })
+    working = loop
   }
 
   /** Invariant 1: takes the queue in order; consecutive pages of one socket go in one write. */
@@ -159,6 +166,8 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
         if (ws !== undefined && options.current() === ws) options.abandon(ws)
       }
     }
+    // In the same tick as the last look at the queue (every item's failure is caught above).
+    running = false
   }
 
   async function applyAck(work: AckWork): Promise<void> {
