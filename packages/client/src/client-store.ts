@@ -318,7 +318,7 @@ export interface ClientStoreInit {
   readonly dbName: string
   /** Durability of append writes; `strict` unless relaxed on purpose. */
   readonly durability: Durability
-  /** Called when the store closed itself (a newer version in another tab, or a failure). */
+  /** Called when the client store closed itself (a newer version in another tab, a failure). */
   readonly onClosed: (reason: ClientStoreClosedReason) => void
   /** The client's timers (opening may wait for another tab, with a bound). */
   readonly scheduler: Scheduler

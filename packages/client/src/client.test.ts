@@ -134,7 +134,7 @@ describe('client with the real relay', () => {
     const saleA = await a.append('stock/s1:milk', 'stock.moved', { qty: -2 })
     const saleB = await b.append('stock/s1:milk', 'stock.moved', { qty: -2 })
     expect((await a.load('stock/s1:milk')).view).toEqual({ onHand: 1 })
-    expect(a.get('stock/s1:milk')).toBe(a.get('stock/s1:milk')) // a stable snapshot
+    expect(a.get('stock/s1:milk')).toBe(a.get('stock/s1:milk')) // a stable EntityState
     proxy.setOnline(true)
     await a.synced()
     await b.synced()

@@ -88,7 +88,7 @@ describe('entity cache', () => {
   })
 
   it('folds from version 1 again when what is stored does not follow what it folded', async () => {
-    // A store whose history was replaced under the cache: after the cached version 2 it holds
+    // A client store whose history was replaced under the cache: after the cached version 2 it holds
     // version 4 (version 3 is not where the cache's base says), and from scratch 1 to 4.
     const full = [moved(1), moved(2), moved(3, 5), moved(4, 5)]
     const asked: string[] = []

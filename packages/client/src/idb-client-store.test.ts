@@ -1,7 +1,7 @@
 // Goal: the IndexedDB client store passes `runClientStoreContract`, and uses the durability
 // each write needs: appends strict (flushed before they resolve), everything that can be
 // fetched or rebuilt again relaxed.
-// Method: the contract suite on fake-indexeddb; every transaction the store opens logged by
+// Method: the contract suite on fake-indexeddb; every transaction the client store opens logged by
 // wrapping `IDBDatabase.prototype.transaction`.
 import 'fake-indexeddb/auto'
 import { afterEach, describe, expect, it } from 'vitest'

@@ -11,7 +11,7 @@
  * 2. Appends use the configured durability (`strict` by default: flushed to disk before the
  *    promise resolves); history, acks, snapshots and the feed use `relaxed`, because each can
  *    be fetched or rebuilt again.
- * 3. The store closes itself when a newer version of the database asks, and tells `onClosed`.
+ * 3. The client store closes itself when a newer version of the database asks, and tells `onClosed`.
  */
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
 import { createRun, openIdbDatabase } from './idb-database.ts'

@@ -87,7 +87,7 @@ describe('IndexedDB database', () => {
     const newer = await openIdb({ factory, version: DB_VERSION + 1 })
     expect(reasons).toEqual(['versionchange'])
     newer.close()
-    // The store of the older version refuses to work on: it is closed.
+    // A closed client store refuses to work on.
     const old = await freshIdb(new IDBFactory())
     old.close()
     await expect(old.counters()).rejects.toMatchObject({ kind: 'closed' })

@@ -1,7 +1,7 @@
 // Goal: what only IndexedDB can break in the outbox: a quota error in the middle of an append
 // transaction (direct, or wrapped in an AbortError) is `storage_full` and leaves nothing
 // half-written, and the retry takes the next clientSeq; an outbox record corrupted behind the
-// store's back is refused when read back (pair assertion). The rest of the outbox's promises
+// client store's back is refused when read back (pair assertion). The rest of the outbox's promises
 // are the contract's (idb-client-store.test.ts).
 // Method: fake-indexeddb, quota errors injected by wrapping the object stores' add/put, a record
 // rewritten through a raw connection.
@@ -44,7 +44,7 @@ describe('IndexedDB outbox', () => {
     const store = await freshIdb(factory)
     await appendTo(store, 1)
     store.close()
-    // Corrupt the stored entry behind the store's back.
+    // Corrupt the stored entry behind the client store's back.
     const raw = await new Promise<IDBDatabase>((resolve) => {
       const r = factory.open('db')
       r.onsuccess = () => resolve(r.result)

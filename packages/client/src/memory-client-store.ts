@@ -5,7 +5,7 @@
  * with the same plans (`client-store-plans.ts`); `runClientStoreContract` proves the two answer
  * alike.
  *
- * Terms: the *database* (`createMemoryClientDatabase`) is what survives closing a store: open
+ * Terms: the *database* (`createMemoryClientDatabase`) is what survives closing a client store: open
  * another store on it to play a reload; `wipe()` plays a browser evicting the origin.
  *
  * Invariants:
@@ -45,7 +45,7 @@ import type {
 import { ClientError, toStorageError } from './errors.ts'
 import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
 
-/** What a memory database holds; survives the stores opened on it. */
+/** What a memory database holds; survives the client stores opened on it. */
 export interface MemoryClientDatabase {
   /** Forgets everything, as a browser evicting the origin does. */
   wipe(): void

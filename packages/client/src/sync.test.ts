@@ -4,7 +4,7 @@
 // cursor); it reissues the outbox of a restored database before it pushes anything; it gives
 // credit back only for stored pages and ignores pages of another subscription.
 // Method: a steerable relay (test-support/fake-relay.ts) holds 450 entries, sent as pages of
-// 100; the sync loop runs over a store stub whose first page write is slow and then fails (a
+// 100; the sync loop runs over a client store stub whose first page write is slow and then fails (a
 // transient IndexedDB error). The stub records every offset it stored; at the end each offset
 // of the relay's log must be stored exactly once, with no gap below any stored cursor. The
 // other cases run over testkit's in-memory transport with a scripted relay end, an in-memory
@@ -241,7 +241,7 @@ describe('sync loop over a scripted relay', () => {
   })
 })
 
-/** A store that keeps nothing but what the test records; the outbox is always empty. */
+/** A client store that keeps nothing but what the test records; the outbox is always empty. */
 function stubStore(o: {
   cursors: () => Cursors
   applyPages: (pages: readonly PageIn[]) => Promise<PageApplied>
