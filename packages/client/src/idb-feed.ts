@@ -11,8 +11,10 @@
  * 2. `markCorrectionsSeen` clears every unseen flag and the meta record's count in one
  *    transaction.
  */
-import type { ClientMeta, ClientStore } from './client-store.ts'
-import type { Run } from './idb-database.ts'
+import type { FeedPlan } from './client-store-plans.ts'
+import { planFeed } from './client-store-plans.ts'
+import type { ClientMeta, ClientStore, FeedRecord } from './client-store.ts'
+import type { Run, Track } from './idb-database.ts'
 
 export type IdbFeed = Pick<ClientStore, 'corrections' | 'markCorrectionsSeen'>
 
@@ -46,4 +48,27 @@ export function createIdbFeed(run: Run): IdbFeed {
       })
     },
   }
+}
+
+/**
+ * Adds the candidates the feed does not hold yet, inside the caller's transaction (invariant
+ * 1); the caller writes the meta record's counters from the plan returned.
+ */
+export async function addToFeed(
+  feed: {
+    getKey(key: string): Promise<unknown>
+    put(value: FeedRecord): Promise<unknown>
+  },
+  candidates: readonly FeedRecord[],
+  counters: { readonly n: number; readonly correctionsUnseen: number },
+  track: Track,
+): Promise<FeedPlan> {
+  const known = await Promise.all(candidates.map((c) => feed.getKey(c.id)))
+  const added = planFeed(
+    candidates,
+    known.map((key) => key !== undefined),
+    counters,
+  )
+  for (const r of added.records) void track(feed.put(r))
+  return added
 }

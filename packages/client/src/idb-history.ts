@@ -31,10 +31,11 @@
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
-import { planFeed, planPages } from './client-store-plans.ts'
+import { planPages } from './client-store-plans.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
+import { addToFeed } from './idb-feed.ts'
 import { readSnapshot } from './idb-snapshots.ts'
 
 export type IdbHistory = Pick<
@@ -99,13 +100,7 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
           let corrections: typeof plan.feedCandidates = []
           if (plan.feedCandidates.length > 0) {
             const feed = tx.objectStore('feed')
-            const known = await Promise.all(plan.feedCandidates.map((c) => feed.getKey(c.id)))
-            const added = planFeed(
-              plan.feedCandidates,
-              known.map((key) => key !== undefined),
-              clientMeta,
-            )
-            for (const r of added.records) void track(feed.put(r))
+            const added = await addToFeed(feed, plan.feedCandidates, clientMeta, track)
             corrections = added.records
             void track(
               metaStore.put(

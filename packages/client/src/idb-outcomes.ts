@@ -16,9 +16,10 @@
  * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
  *    record, then the acked record; an id none of them knows is `unknown`.
  */
-import { planAck, planFeed } from './client-store-plans.ts'
+import { planAck } from './client-store-plans.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { prune, type Run } from './idb-database.ts'
+import { addToFeed } from './idb-feed.ts'
 import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
 
 export type IdbOutcomes = Pick<ClientStore, 'applyAck' | 'outcome'>
@@ -57,13 +58,7 @@ export function createIdbOutcomes(run: Run): IdbOutcomes {
           for (const a of plan.acked) void track(tx.objectStore('acked').put(a))
           for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
           const feed = tx.objectStore('feed')
-          const known = await Promise.all(plan.feedCandidates.map((c) => feed.getKey(c.id)))
-          const added = planFeed(
-            plan.feedCandidates,
-            known.map((key) => key !== undefined),
-            plan.meta,
-          )
-          for (const r of added.records) void track(feed.put(r))
+          const added = await addToFeed(feed, plan.feedCandidates, plan.meta, track)
           await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
           await prune(feed, CORRECTIONS_FEED_MAX, track)
           void track(
