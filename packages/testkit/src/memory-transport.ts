@@ -19,8 +19,11 @@
  *    to an end after its `close`.
  * 4. Frames are copied when sent, so the two ends never share bytes.
  * 5. `send` while connecting throws; `send` after close is dropped without a word.
+ * 6. At most MEMORY_TRANSPORT_EVENTS_QUEUED_MAX events wait toward one end; one more cuts the
+ *    connection (1006 at both ends) instead of growing without bound.
  */
 import type { TransportEvent, WebSocketConstructor, WebSocketLike } from '@ledgerline/client'
+import { MEMORY_TRANSPORT_EVENTS_QUEUED_MAX } from './sim/limits.ts'
 
 /** `readyState` values, as the WebSocket standard numbers them. */
 const CONNECTING = 0
@@ -30,6 +33,9 @@ const CLOSED = 3
 /** Close codes: none given, connection lost without a closing handshake. */
 const NO_STATUS = 1005
 const ABNORMAL = 1006
+
+/** A direction's queue of events: push one, or forget all that wait. */
+type Queue = ((event: () => void) => void) & { readonly clear: () => void }
 
 export interface MemoryServerSocket {
   /** The URL the client end connected to. */
@@ -68,13 +74,29 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
   const listeners = new Map<string, (socket: MemoryServerSocket) => void>()
   const pairs = new Set<Pair>()
 
-  /** One direction's queue (invariant 2). */
-  const queueFor = () => {
+  /** One direction's queue (invariants 2 and 6); `overflow` is told when it is full. */
+  const queueFor = (overflow: () => void): Queue => {
     const queue: (() => void)[] = []
-    return (event: () => void) => {
+    const push = (event: () => void) => {
+      if (queue.length >= MEMORY_TRANSPORT_EVENTS_QUEUED_MAX) {
+        queue.length = 0
+        overflow()
+        return
+      }
       queue.push(event)
       defer(() => queue.shift()?.())
     }
+    return Object.assign(push, { clear: () => void (queue.length = 0) })
+  }
+
+  /** Cuts `pair` as a lost network does: both ends close with 1006, nothing more arrives. */
+  const cut = (pair: Pair) => {
+    pair.client.readyState = CLOSING
+    pair.server.readyState = CLOSING
+    pair.toClient.clear()
+    pair.toServer.clear()
+    pair.toClient(() => pair.client.fire('close', { code: ABNORMAL, reason: '' }))
+    pair.toServer(() => pair.closeServer(ABNORMAL, ''))
   }
 
   class MemoryWebSocket implements WebSocketLike {
@@ -82,7 +104,9 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
     readyState = CONNECTING
     readonly #url: string
     readonly #listeners = new Map<string, ((event: TransportEvent) => void)[]>()
-    readonly #toClient = queueFor()
+    readonly #toClient = queueFor(() => {
+      if (this.#pair !== undefined) cut(this.#pair)
+    })
     #pair: Pair | undefined
 
     constructor(url: string) {
@@ -140,7 +164,12 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
         this.fire('close', { code: ABNORMAL, reason: '' })
         return
       }
-      const pair = createPair(this, this.#url, this.#toClient, queueFor())
+      const pair = createPair(
+        this,
+        this.#url,
+        this.#toClient,
+        queueFor(() => cut(pair)),
+      )
       this.#pair = pair
       pairs.add(pair)
       this.fire('open', {})
@@ -159,16 +188,16 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
     readonly client: MemoryWebSocket
     readonly server: MemoryServerSocket & { readyState: number }
     readonly serverMessage: ((bytes: Uint8Array) => void)[]
-    readonly toServer: (event: () => void) => void
-    readonly toClient: (event: () => void) => void
+    readonly toServer: Queue
+    readonly toClient: Queue
     closeServer(code: number, reason: string): void
   }
 
   function createPair(
     client: MemoryWebSocket,
     url: string,
-    toClient: (event: () => void) => void,
-    toServer: (event: () => void) => void,
+    toClient: Queue,
+    toServer: Queue,
   ): Pair {
     const serverMessage: ((bytes: Uint8Array) => void)[] = []
     const serverClose: ((code: number, reason: string) => void)[] = []
@@ -218,12 +247,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
       }
     },
     dropAll() {
-      for (const pair of pairs) {
-        pair.client.readyState = CLOSING
-        pair.server.readyState = CLOSING
-        pair.toClient(() => pair.client.fire('close', { code: ABNORMAL, reason: '' }))
-        pair.toServer(() => pair.closeServer(ABNORMAL, ''))
-      }
+      for (const pair of pairs) cut(pair)
     },
     connections: () =>
       [...pairs].filter((p) => p.client.readyState === OPEN && p.server.readyState === OPEN).length,

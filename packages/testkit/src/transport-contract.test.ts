@@ -15,6 +15,7 @@ import type { ClientMessage, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { createRelay, signToken } from '@ledgerline/relay'
 import { createMemoryTransport, type MemoryTransport } from './memory-transport.ts'
+import { MEMORY_TRANSPORT_EVENTS_QUEUED_MAX } from './sim/limits.ts'
 import { runTransportContract } from './transport-contract.ts'
 
 const SECRET = 'transport-contract-secret-0123456789'
@@ -99,6 +100,32 @@ describe('memory transport', () => {
     expect(serverCodes).toEqual([1006])
     expect(serverGot).toEqual([])
     expect(transport.connections()).toBe(0)
+  })
+})
+
+describe('memory transport bounds', () => {
+  it('cuts a connection whose peer does not take its events past the bound', () => {
+    const held: (() => void)[] = []
+    const transport = createMemoryTransport({ defer: (fn) => void held.push(fn) })
+    const run = () => {
+      while (held.length > 0) (held.shift() as () => void)()
+    }
+    const serverCodes: number[] = []
+    let received = 0
+    transport.listen('memory://slow', (socket) => {
+      socket.onMessage(() => received++)
+      socket.onClose((code) => serverCodes.push(code))
+    })
+    const ws = new transport.WebSocket('memory://slow')
+    const codes: (number | undefined)[] = []
+    ws.addEventListener('close', (e) => codes.push(e.code))
+    run()
+    for (let i = 0; i <= MEMORY_TRANSPORT_EVENTS_QUEUED_MAX; i++) ws.send(new Uint8Array([1]))
+    run()
+    expect(received).toBe(0)
+    expect(codes).toEqual([1006])
+    expect(serverCodes).toEqual([1006])
+    expect(ws.readyState).toBe(3)
   })
 })
 
