@@ -107,7 +107,7 @@ export function createClient(options: ClientOptions): Client {
       dbName: options.dbName,
       locks: env.locks,
       BroadcastChannel: env.BroadcastChannel,
-      defer: scheduler.defer,
+      defer: (fn) => scheduler.defer(fn),
       onLeader: () => startSync(store),
       onMessage,
     })
