@@ -1,45 +1,21 @@
 // Entries, stored entries, corrections and ack results for unit tests of the client store and
-// the sync modules: valid by `validateEntry`, with readable ids.
+// the sync modules: valid by `validateEntry`, with readable ids; the entries themselves are the
+// contract suite's (testkit's client store fixtures).
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
+import { clientStoreFixtures } from '@ledgerline/testkit'
 import type { AckItem, ClientMeta, OutboxRecord } from '../src/client-store.ts'
 
-export const CLIENT = 'a'.repeat(32)
-export const OTHER = 'b'.repeat(32)
-export const NOW = 1_700_000_000_000
+/** The client id of a test database, and another client's. */
+export const { CLIENT, OTHER, NOW } = clientStoreFixtures
 
-export function entry(clientId: string, clientSeq: number, entity = 'stock/a'): Entry {
-  return {
-    id: `${clientId}-${clientSeq}`,
-    tenant: 't1',
-    entity,
-    kind: 'stock.moved',
-    data: { qty: 1 },
-    intent: 'fact',
-    clientId,
-    clientSeq,
-    hlc: `${String(NOW).padStart(15, '0')}:${String(clientSeq).padStart(5, '0')}:${clientId}`,
-    occurredAt: NOW,
-  }
-}
+/** A valid stock entry of `clientId` (the contract suite's, so both build the same). */
+export const entry = clientStoreFixtures.entry
+export const stored = clientStoreFixtures.stored
 
-export function stored(e: Entry, version: number, partition: number, offset: number): StoredEntry {
-  return { ...e, version, partition, offset, committedAt: NOW }
-}
-
+/** The log's first correction of `of`, stored at (partition, offset). */
 export function correctionOf(of: Entry, partition: number, offset: number): StoredEntry {
-  return {
-    ...of,
-    id: `${of.id}~nonNegative~0`,
-    kind: 'stock.oversold',
-    corrects: of.id,
-    clientId: 'server',
-    clientSeq: 0,
-    version: 99,
-    partition,
-    offset,
-    committedAt: NOW,
-  }
+  return clientStoreFixtures.correction(of, 0, partition, offset)
 }
 
 export function record(e: Entry, bytes = 100): OutboxRecord {
