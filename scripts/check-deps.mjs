@@ -16,9 +16,10 @@ const allowed = {
   react: ['core', 'client'],
 }
 // Imports erased at compile time (`import type`) that are allowed besides: testkit's contract
-// suite names the `LogStore` interface of relay, whose stores run that suite in their tests.
+// suites name the interfaces whose implementations run them in their tests: `LogStore` of relay,
+// `ClientStore` and the transport's `WebSocketLike` of client.
 const typeOnly = {
-  testkit: ['relay'],
+  testkit: ['relay', 'client'],
 }
 const platformFree = new Set(['core', 'protocol'])
 const platformModules = /^(node:|fs$|path$|os$|crypto$|ws$|idb$|better-sqlite3$|pg$|jose$|pino$)/

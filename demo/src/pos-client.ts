@@ -10,7 +10,7 @@
 import {
   type Client,
   createClient,
-  type EntitySnapshot,
+  type EntityState,
   type Outcome,
   type WebSocketConstructor,
 } from '@ledgerline/client'
@@ -23,7 +23,7 @@ import { fetchDevToken, type Session, subjectOf, TokenError } from './session.ts
 export type PosClient = Client
 export type { ClientStatus as PosStatus, Outcome } from '@ledgerline/client'
 /** One ledger as the client folds it (confirmed, own pending, view): the demo's one name for it. */
-export type PosEntity<S> = EntitySnapshot<S>
+export type PosEntity<S> = EntityState<S>
 
 export type TokenProblem = 'refused' | 'unreachable' | null
 

@@ -155,7 +155,7 @@ function changed(): void {
 async function decision(client: PosClient, id: string) {
   for (;;) {
     const outcome = await client.outcome(id, { waitMs: DECISION_WAIT_MS })
-    if (outcome._tag !== 'pending' && outcome._tag !== 'unknown') return outcome
+    if (outcome._tag !== 'outbox' && outcome._tag !== 'unknown') return outcome
     if (client.status().closed !== null) return undefined
   }
 }

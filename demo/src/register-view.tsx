@@ -166,7 +166,7 @@ export function RegisterView() {
           setError(refusalWords(outcome, `gift card ${gift.card}`))
           return
         }
-        if (outcome._tag === 'pending' || outcome._tag === 'unknown') {
+        if (outcome._tag === 'outbox' || outcome._tag === 'unknown') {
           setError(
             'Head office has not answered for the gift card yet. Nothing was charged to it until it answers; take another tender or try again.',
           )

@@ -872,7 +872,7 @@ export function ReportView() {
     setClosing(
       outcome._tag === 'refused'
         ? refusalWords(outcome, 'the business day')
-        : outcome._tag === 'pending' || outcome._tag === 'unknown'
+        : outcome._tag === 'outbox' || outcome._tag === 'unknown'
           ? 'Head office has not answered yet; the day closes when it does.'
           : undefined,
     )

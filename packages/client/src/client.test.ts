@@ -134,7 +134,7 @@ describe('client with the real relay', () => {
     const saleA = await a.append('stock/s1:milk', 'stock.moved', { qty: -2 })
     const saleB = await b.append('stock/s1:milk', 'stock.moved', { qty: -2 })
     expect((await a.load('stock/s1:milk')).view).toEqual({ onHand: 1 })
-    expect(a.get('stock/s1:milk')).toBe(a.get('stock/s1:milk')) // a stable snapshot
+    expect(a.get('stock/s1:milk')).toBe(a.get('stock/s1:milk')) // a stable EntityState
     proxy.setOnline(true)
     await a.synced()
     await b.synced()
@@ -364,7 +364,7 @@ describe('client with the real relay', () => {
       live: true,
       leader: true,
       outboxEntries: 0,
-      oldestPendingAt: null,
+      oldestOutboxAt: null,
       persisted: null,
     })
     expect(c.status().clientId).toMatch(/^[0-9a-f]{32}$/)
@@ -377,7 +377,7 @@ describe('client with the real relay', () => {
     await c.append('order/s', 'order.line', {})
     t += 5000
     await c.append('order/s', 'order.line', {})
-    expect(c.status()).toMatchObject({ outboxEntries: 2, oldestPendingAt: times[0] })
+    expect(c.status()).toMatchObject({ outboxEntries: 2, oldestOutboxAt: times[0] })
     expect(c.status().outboxBytes).toBeGreaterThan(100)
     proxy.setOnline(true)
     await c.synced()
@@ -385,8 +385,8 @@ describe('client with the real relay', () => {
       online: true,
       outboxEntries: 0,
       outboxBytes: 0,
-      oldestPendingAt: null,
-      oldestPendingAgeMs: 0,
+      oldestOutboxAt: null,
+      oldestOutboxAgeMs: 0,
     })
     expect(c.status().lastServerContactAt).toBe(t)
     expect(seen.some((s) => s.syncing)).toBe(true)

@@ -9,6 +9,8 @@
  *    are atomic and the client aborts the transaction on any failure).
  * 2. A quota failure always has kind `storage_full`, whether the browser reported it as a
  *    `QuotaExceededError` or wrapped it in an `AbortError`.
+ * 3. Bad input is never reported as `storage`: an entry refused by core's validation, also
+ *    inside a write, is `invalid` (or `unknown_type`).
  */
 import { LedgerError } from '@ledgerline/core'
 
@@ -82,9 +84,13 @@ export function isQuotaError(error: unknown, depth = 0): boolean {
   return isQuotaError(e.cause, depth + 1) || isQuotaError(e.inner, depth + 1)
 }
 
-/** Turns a failure of an IndexedDB transaction into a `ClientError`. */
+/**
+ * Turns a failure inside a client store write into a `ClientError`. An entry that fails its
+ * validation there is bad input of the app (`invalid`, `unknown_type`), not a storage failure.
+ */
 export function toStorageError(error: unknown, txError?: unknown): ClientError {
   if (error instanceof ClientError) return error
+  if (error instanceof LedgerError) return fromLedgerError(error) as ClientError
   if (isQuotaError(error) || isQuotaError(txError)) {
     return new ClientError('storage_full', 'the browser refused the write: storage is full', {
       cause: txError ?? error,
@@ -94,7 +100,7 @@ export function toStorageError(error: unknown, txError?: unknown): ClientError {
   if (name === 'InvalidStateError' || name === 'TransactionInactiveError') {
     return new ClientError('closed', `database is not usable: ${String(name)}`, { cause: error })
   }
-  return new ClientError('storage', `IndexedDB failed: ${describe(error)}`, { cause: error })
+  return new ClientError('storage', `client store failed: ${describe(error)}`, { cause: error })
 }
 
 /** Turns a `LedgerError` from core into the matching `ClientError`. */

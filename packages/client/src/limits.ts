@@ -62,7 +62,11 @@ export const SNAPSHOT_ENTRIES_MIN = 256
 export const OUTCOMES_MAX = 10_000
 /** Corrections kept in the feed; the oldest seen ones are pruned beyond it. */
 export const CORRECTIONS_FEED_MAX = 10_000
+/** Unseen corrections read (and told to listeners) when another tab says some arrived. */
+export const CORRECTIONS_FETCHED_MAX = 64
 /** How long opening the database may stay blocked by another tab before it fails. */
 export const OPEN_BLOCKED_MS_MAX = 5_000
 /** Default wait of `synced()`. */
 export const SYNCED_TIMEOUT_MS_DEFAULT = 30_000
+/** Longest `synced()` waits between two looks at the counters when nothing tells it of a change. */
+export const SYNCED_RECHECK_MS_MAX = 250

@@ -1,20 +1,30 @@
 // Goal: the sync loop stores received pages in arrival order and never lets a later page move
 // the cursor past an earlier page that was not stored (the simulator's "delayed page" hazard:
 // a crash in between would lose the earlier page for good, since the relay resumes from the
-// cursor).
+// cursor); it reissues the outbox of a restored database before it pushes anything; it gives
+// credit back only for stored pages and ignores pages of another subscription.
 // Method: a steerable relay (test-support/fake-relay.ts) holds 450 entries, sent as pages of
-// 100; the sync loop runs over a store stub whose first page write is slow and then fails (a
+// 100; the sync loop runs over a client store stub whose first page write is slow and then fails (a
 // transient IndexedDB error). The stub records every offset it stored; at the end each offset
-// of the relay's log must be stored exactly once, with no gap below any stored cursor.
+// of the relay's log must be stored exactly once, with no gap below any stored cursor. The
+// other cases run over testkit's in-memory transport with a scripted relay end, an in-memory
+// client store and a manual scheduler.
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import type { StoredEntry } from '@ledgerline/core'
-import type { Cursors } from '@ledgerline/protocol'
+import type { ClientMessage, Cursors, RelayMessage } from '@ledgerline/protocol'
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/testkit'
+import { CLIENT, entry, NOW, OTHER, stored as storedEntry } from '../test-support/entries.ts'
+import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
 import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
 import type { Client } from './client.ts'
-import type { PageApplied, PageIn, Store } from './idb-store.ts'
-import type { Sync, WebSocketConstructor } from './sync.ts'
+import type { ClientStore, PageApplied, PageIn } from './client-store.ts'
+import { CREDIT_WINDOW_PAGES } from './limits.ts'
+import { createMemoryClientStore } from './memory-client-store.ts'
+import type { Sync } from './sync.ts'
+import type { WebSocketConstructor } from './transport.ts'
 import { createSync } from './sync.ts'
 
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}; the fake relay checks nothing
@@ -92,7 +102,7 @@ describe('sync loop', () => {
       token: async () => TOKEN,
       invalidateToken: () => {},
       scope: ['*'],
-      store,
+      clientStore: store,
       now: () => Date.now(),
       random: () => 0,
       newClientId: () => 'b'.repeat(32),
@@ -119,11 +129,123 @@ describe('sync loop', () => {
   })
 })
 
-/** A store that keeps nothing but what the test records; the outbox is always empty. */
+describe('sync loop over a scripted relay', () => {
+  const URL = 'memory://relay/sync'
+  const welcome = (socket: MemoryServerSocket, clientSeqHigh: number) =>
+    send(socket, {
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      tenant: 't1',
+      grants: { read: ['*'], write: ['*'] },
+      partitions: 1,
+      clientSeqHigh,
+      serverTime: NOW,
+      expiresAt: NOW + 3_600_000,
+    })
+  const send = (socket: MemoryServerSocket, m: RelayMessage) => socket.send(encodeMessage(m))
+
+  async function setup(answer: (socket: MemoryServerSocket, m: ClientMessage) => void) {
+    const transport = createMemoryTransport({ defer: (fn) => void setImmediate(fn) })
+    const got: ClientMessage[] = []
+    transport.listen(URL, (socket) =>
+      socket.onMessage((bytes) => {
+        const m = decodeMessage(bytes) as ClientMessage
+        got.push(m)
+        answer(socket, m)
+      }),
+    )
+    const clientStore = createMemoryClientStore()
+    await clientStore.init(() => CLIENT, NOW)
+    const reissued: ReadonlyMap<string, string>[] = []
+    const states: boolean[] = []
+    const scheduler = createManualScheduler(NOW)
+    sync = createSync({
+      url: URL,
+      WebSocket: transport.WebSocket,
+      token: async () => TOKEN,
+      invalidateToken: () => {},
+      scope: ['*'],
+      clientStore,
+      now: scheduler.now,
+      random: () => 0,
+      newClientId: () => OTHER,
+      scheduler,
+      events: {
+        state: (s) => states.push(s.syncing),
+        acked: () => {},
+        page: () => {},
+        reissued: (renamed) => reissued.push(renamed),
+      },
+    })
+    return { clientStore, got, reissued, states, scheduler }
+  }
+
+  it('reissues a restored database’s outbox before pushing, then says hello with the new id', async () => {
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello') welcome(socket, m.clientId === CLIENT ? 5 : 0)
+    })
+    await t.clientStore.append(
+      (c, f) => [entry(c, f), entry(c, f + 1)],
+      { entriesMax: 10, bytesMax: 1e6 },
+      NOW,
+      () => 10,
+    )
+    sync?.start()
+    await settle()
+    expect(t.reissued.map((r) => [...r])).toEqual([
+      [
+        [`${CLIENT}-1`, `${OTHER}-1`],
+        [`${CLIENT}-2`, `${OTHER}-2`],
+      ],
+    ])
+    // Nothing went out under the old id; the next connection says hello as the new one.
+    expect(t.got.filter((m) => m.type === 'push')).toEqual([])
+    await t.scheduler.advance(1_000)
+    await settle()
+    const hellos = t.got.filter((m) => m.type === 'hello')
+    expect(hellos.map((m) => m.clientId)).toEqual([CLIENT, OTHER])
+    const pushed = t.got.flatMap((m) => (m.type === 'push' ? m.entries.map((e) => e.id) : []))
+    expect(pushed).toEqual([`${OTHER}-1`, `${OTHER}-2`])
+  })
+
+  it('gives credit back for stored pages only, and ignores pages of another subscription', async () => {
+    let offset = 0
+    const page = (socket: MemoryServerSocket, sub: number) => {
+      offset++
+      send(socket, {
+        type: 'entries',
+        sub,
+        entries: [storedEntry(entry('c'.repeat(32), offset), offset, 0, offset)],
+        cursors: { 0: offset },
+        live: false,
+      })
+    }
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello') welcome(socket, 0)
+      if (m.type === 'subscribe') {
+        page(socket, m.sub + 1) // not this subscription's: dropped (its cursor is passed later)
+        for (let i = 0; i < CREDIT_WINDOW_PAGES; i++) page(socket, m.sub)
+      }
+    })
+    sync?.start()
+    await settle()
+    await sync?.idle()
+    const credits = t.got.filter((m) => m.type === 'credit')
+    expect(credits.map((m) => m.pages).reduce((a, b) => a + b, 0)).toBe(CREDIT_WINDOW_PAGES)
+    expect(credits.every((m) => m.pages >= CREDIT_WINDOW_PAGES / 2)).toBe(true)
+    expect(await t.clientStore.prepareCursors('t1', JSON.stringify(['*']), () => true)).toEqual({
+      0: CREDIT_WINDOW_PAGES + 1,
+    })
+    // Online and not live yet: syncing (catch-up runs).
+    expect(sync?.state()).toMatchObject({ online: true, live: false, syncing: true })
+  })
+})
+
+/** A client store that keeps nothing but what the test records; the outbox is always empty. */
 function stubStore(o: {
   cursors: () => Cursors
   applyPages: (pages: readonly PageIn[]) => Promise<PageApplied>
-}): Store {
+}): ClientStore {
   const unused = () => Promise.reject(new Error('not used by this test'))
   return {
     init: unused,
@@ -141,7 +263,7 @@ function stubStore(o: {
       seqLast: 0,
       outboxEntries: 0,
       outboxBytes: 0,
-      oldestPendingAt: null,
+      oldestOutboxAt: null,
       correctionsUnseen: 0,
       ackedWaiting: 0,
     }),

@@ -43,20 +43,23 @@ export interface TabsOptions {
   readonly dbName: string
   readonly onLeader: () => void
   readonly onMessage: (message: TabMessage) => void
-  /** Injected for tests; `null` turns the feature off. Defaults to the globals when present. */
-  readonly locks?: LockManager | null | undefined
-  readonly BroadcastChannel?: typeof BroadcastChannel | null | undefined
+  /** Web Locks; `null`: this client leads at once (invariant 2). */
+  readonly locks: LockManager | null
+  /** The channel to the other tabs; `null`: no other tab hears this one. */
+  readonly BroadcastChannel: typeof BroadcastChannel | null
+  /** Runs a callback after the current task (the scheduler's `defer`). */
+  readonly defer: (fn: () => void) => void
 }
 
 /**
  * @example
- * const tabs = createTabs({ dbName: 'till-1', onLeader: () => sync.start(), onMessage })
+ * const tabs = createTabs({ dbName: 'till-1', onLeader: () => sync.start(), onMessage,
+ *   locks: navigator.locks, BroadcastChannel, defer: queueMicrotask })
  */
 export function createTabs(options: TabsOptions): Tabs {
   const name = `ledgerline:${options.dbName}`
-  const locks = options.locks === undefined ? globalLocks() : options.locks
-  const Channel =
-    options.BroadcastChannel === undefined ? globalChannel() : options.BroadcastChannel
+  const locks = options.locks
+  const Channel = options.BroadcastChannel
   let leader = false
   let closed = false
   let release: () => void = () => {}
@@ -71,7 +74,7 @@ export function createTabs(options: TabsOptions): Tabs {
 
   if (locks === null) {
     leader = true
-    queueMicrotask(() => {
+    options.defer(() => {
       if (!closed) options.onLeader()
     })
   } else {
@@ -109,13 +112,4 @@ export function createTabs(options: TabsOptions): Tabs {
       channel?.close()
     },
   }
-}
-
-function globalLocks(): LockManager | null {
-  const nav = (globalThis as { navigator?: { locks?: LockManager } }).navigator
-  return nav?.locks ?? null
-}
-
-function globalChannel(): typeof BroadcastChannel | null {
-  return typeof globalThis.BroadcastChannel === 'function' ? globalThis.BroadcastChannel : null
 }

@@ -9,7 +9,7 @@ import { WebSocket } from 'ws'
 import type { Client, ClientOptions } from '../src/client.ts'
 import { createClient } from '../src/client.ts'
 import { schema } from './schema.ts'
-import type { WebSocketConstructor } from '../src/sync.ts'
+import type { WebSocketConstructor } from '../src/transport.ts'
 
 export { card, order, schema, stock } from './schema.ts'
 

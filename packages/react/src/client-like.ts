@@ -6,13 +6,13 @@
  *
  * 1. `subscribe(entity, onChange)` calls `onChange` after every change of the entity's view
  *    (local append, ack, entries from the relay) and returns a function that stops it.
- * 2. `get(entity)` returns the entity's current snapshot, or a promise of it while the client
- *    still loads the ledger from IndexedDB.
+ * 2. `get(entity)` returns the entity's current state (`EntityState`), or a promise of it while
+ *    the client still loads the ledger from its client store.
  * 3. `onStatus` and `onCorrection` call back after every change and return an unsubscribe.
  */
 
 /** One entity as the client folds it: confirmed, own pending entries, and the view of both. */
-export interface EntitySnapshot<S = unknown> {
+export interface EntityState<S = unknown> {
   readonly view: S
   readonly confirmed: S
   readonly version: number
@@ -22,7 +22,7 @@ export interface EntitySnapshot<S = unknown> {
 export type MaybePromise<T> = T | Promise<T>
 
 export interface ClientLike {
-  get(entity: string): MaybePromise<EntitySnapshot>
+  get(entity: string): MaybePromise<EntityState>
   subscribe(entity: string, onChange: () => void): () => void
   status(): MaybePromise<unknown>
   onStatus(onChange: () => void): () => void

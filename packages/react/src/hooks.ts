@@ -4,7 +4,8 @@
  * what it reads changed, and concurrent rendering never sees a torn value.
  *
  * Invariants:
- * 1. One store per (client, entity) per component; it is remade only when either changes.
+ * 1. One external store per (client, entity) per component; it is remade only when either
+ *    changes.
  * 2. Hooks never append: writes go through `useClient()`.
  */
 import {
@@ -15,13 +16,13 @@ import {
   useSyncExternalStore,
   type ReactNode,
 } from 'react'
-import type { ClientLike, EntitySnapshot } from './client-like.ts'
+import type { ClientLike, EntityState } from './client-like.ts'
 import {
   createCorrectionsStore,
   createEntityStore,
   createStatusStore,
   type ExternalStore,
-} from './stores.ts'
+} from './external-stores.ts'
 
 const ClientContext = createContext<ClientLike | null>(null)
 
@@ -55,21 +56,21 @@ export function useClient<C extends ClientLike = ClientLike>(): C {
 }
 
 /**
- * One entity's snapshot (`view`, `confirmed`, `version`, `pending`), or `undefined` while the
+ * One entity's state (`view`, `confirmed`, `version`, `pending`), or `undefined` while the
  * client still loads it.
  *
  * @example
  * const stock = useEntity<{ onHand: number }>('stock/s1:espresso')
  * return <span>{stock?.view.onHand}</span>
  */
-export function useEntity<S>(entity: string): EntitySnapshot<S> | undefined {
+export function useEntity<S>(entity: string): EntityState<S> | undefined {
   const client = useClient()
   const store = useMemo(() => createEntityStore<S>(client, entity), [client, entity])
   return useStore(store)
 }
 
 /**
- * The client's status (`online`, `outboxEntries`, `oldestPendingAt`, …), or `undefined` before
+ * The client's status (`online`, `outboxEntries`, `oldestOutboxAt`, …), or `undefined` before
  * the first read settles.
  *
  * @example
@@ -95,7 +96,7 @@ export function useCorrections<T = unknown>(): readonly T[] {
   return useStore(store)
 }
 
-/** Reads any `ExternalStore` (for stores made with `createReadStore`). */
+/** Reads any `ExternalStore` (for external stores made with `createReadStore`). */
 export function useStore<T>(store: ExternalStore<T>): T {
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
 }

@@ -1,11 +1,11 @@
-export type { ClientLike, EntitySnapshot, MaybePromise } from './client-like.ts'
+export type { ClientLike, EntityState, MaybePromise } from './client-like.ts'
 export {
   createCorrectionsStore,
   createEntityStore,
   createReadStore,
   createStatusStore,
   type ExternalStore,
-} from './stores.ts'
+} from './external-stores.ts'
 export {
   LedgerlineProvider,
   useClient,

@@ -1,4 +1,8 @@
 export * from './log-store-contract.ts'
+export * from './client-store-contract.ts'
+export * from './transport-contract.ts'
+export * from './memory-transport.ts'
 export * from './crdt-adapter-contract.ts'
 export * from './sim/index.ts'
 export * from './postgres-cluster.ts'
+export * as clientStoreFixtures from './client-store-fixtures.ts'

@@ -25,3 +25,9 @@ export const SIM_VIOLATIONS_KEPT_MAX = 20
 /** Largest clock skew of a client, either way, and largest backward jump of its clock. */
 export const SIM_CLOCK_SKEW_MS_MAX = 10 * 60 * 1000
 export const SIM_CLOCK_JUMP_BACK_MS_MAX = 30 * 60 * 1000
+/**
+ * Events queued toward one end of a memory transport connection and not yet delivered; past
+ * it the connection is cut (both ends close with 1006), as a network gives up on a peer that
+ * does not keep up.
+ */
+export const MEMORY_TRANSPORT_EVENTS_QUEUED_MAX = 10_000

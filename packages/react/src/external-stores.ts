@@ -1,18 +1,19 @@
 /**
  * External stores over the client, shaped for `useSyncExternalStore`.
  *
- * Terms: a *store* is `{ subscribe, getSnapshot }`. React calls `getSnapshot` on every render
- * and compares results with `Object.is`, so a snapshot must stay the same object until
- * something changed.
+ * Terms: an *external store* (React's word) is `{ subscribe, getSnapshot }`. React calls
+ * `getSnapshot` on every render and compares results with `Object.is`, so the value it returns
+ * must stay the same object until something changed. (Neither is the client store, the device's
+ * storage: these only read the client.)
  *
  * Invariants:
  * 1. `getSnapshot` returns the cached snapshot; the client is read only when it reports a
- *    change (or once when the store is made), never during render.
- * 2. A read that the client answers with a promise replaces the snapshot when it settles, and
+ *    change (or once when the external store is made), never during render.
+ * 2. A read that the client answers with a promise replaces the value when it settles, and
  *    a later read always wins over an earlier one that settles late.
- * 3. After the last unsubscribe nothing of the store stays registered with the client.
+ * 3. After the last unsubscribe nothing of the external store stays registered with the client.
  */
-import type { ClientLike, EntitySnapshot, MaybePromise } from './client-like.ts'
+import type { ClientLike, EntityState, MaybePromise } from './client-like.ts'
 
 export interface ExternalStore<T> {
   subscribe(onStoreChange: () => void): () => void
@@ -20,7 +21,7 @@ export interface ExternalStore<T> {
 }
 
 /**
- * A store over one entity of the client.
+ * An external store over one entity of the client.
  *
  * @example
  * const store = createEntityStore(client, 'stock/s1:espresso')
@@ -29,15 +30,15 @@ export interface ExternalStore<T> {
 export function createEntityStore<S>(
   client: ClientLike,
   entity: string,
-): ExternalStore<EntitySnapshot<S> | undefined> {
-  return createReadStore<EntitySnapshot<S> | undefined>(
-    () => client.get(entity) as MaybePromise<EntitySnapshot<S>>,
+): ExternalStore<EntityState<S> | undefined> {
+  return createReadStore<EntityState<S> | undefined>(
+    () => client.get(entity) as MaybePromise<EntityState<S>>,
     (onChange) => client.subscribe(entity, onChange),
     undefined,
   )
 }
 
-/** A store over the client's status (`online`, `outboxEntries`, …). */
+/** An external store over the client's status (`online`, `outboxEntries`, …). */
 export function createStatusStore<T>(client: ClientLike): ExternalStore<T | undefined> {
   return createReadStore<T | undefined>(
     () => client.status() as MaybePromise<T>,
@@ -46,7 +47,7 @@ export function createStatusStore<T>(client: ClientLike): ExternalStore<T | unde
   )
 }
 
-/** A store over the client's corrections feed. */
+/** An external store over the client's corrections feed. */
 export function createCorrectionsStore<T>(client: ClientLike): ExternalStore<readonly T[]> {
   return createReadStore<readonly T[]>(
     () => client.corrections() as MaybePromise<readonly T[]>,
@@ -57,14 +58,15 @@ export function createCorrectionsStore<T>(client: ClientLike): ExternalStore<rea
 
 /**
  * The general form: `read` gives the current value (maybe a promise), `listen` registers a
- * change callback with the client. Exposed for app-made stores (a pattern subscription, say).
+ * change callback with the client. Exposed for app-made external stores (a pattern
+ * subscription, say).
  */
 export function createReadStore<T>(
   read: () => MaybePromise<T>,
   listen: (onChange: () => void) => () => void,
   initial: T,
 ): ExternalStore<T> {
-  let snapshot = initial
+  let current = initial
   let readSeq = 0
   let settledSeq = 0
   const listeners = new Set<() => void>()
@@ -76,7 +78,7 @@ export function createReadStore<T>(
     try {
       value = read()
     } catch {
-      // A read that throws (a closed client, say) keeps the last good snapshot.
+      // A read that throws (a closed client, say) keeps the last good value.
       return
     }
     if (isPromise(value)) {
@@ -88,11 +90,11 @@ export function createReadStore<T>(
       settle(seq, value)
     }
   }
-  const settle = (seq: number, value: T): void => {
+  const settle = (seq: number, next: T): void => {
     if (seq < settledSeq) return
     settledSeq = seq
-    if (Object.is(value, snapshot)) return
-    snapshot = value
+    if (Object.is(next, current)) return
+    current = next
     for (const l of listeners) l()
   }
 
@@ -113,7 +115,7 @@ export function createReadStore<T>(
         }
       }
     },
-    getSnapshot: () => snapshot,
+    getSnapshot: () => current,
   }
 }
 

@@ -1,16 +1,16 @@
-// Goal: the stores give React stable snapshots that change exactly when the client reports a
+// Goal: the external stores give React stable values that change exactly when the client reports a
 // change, handle clients that answer reads with promises, and let go of the client when the
 // last subscriber leaves. Method: a fake client whose views and callbacks the test drives, and
 // server rendering for the hooks' wiring through the provider.
 import { createElement } from 'react'
 import { renderToString } from 'react-dom/server'
 import { describe, expect, it } from 'vitest'
-import type { ClientLike, EntitySnapshot } from './client-like.ts'
+import type { ClientLike, EntityState } from './client-like.ts'
 import { LedgerlineProvider, useEntity, useStatus } from './hooks.ts'
-import { createCorrectionsStore, createEntityStore, createStatusStore } from './stores.ts'
+import { createCorrectionsStore, createEntityStore, createStatusStore } from './external-stores.ts'
 
 describe('createEntityStore', () => {
-  it('keeps the same snapshot until the client reports a change', () => {
+  it('keeps the same value until the client reports a change', () => {
     const fake = createFakeClient()
     fake.views.set('stock/s1:a', snap(3))
     const store = createEntityStore<{ onHand: number }>(fake.client, 'stock/s1:a')
@@ -35,8 +35,8 @@ describe('createEntityStore', () => {
 
   it('settles promised reads, and a later read wins over an earlier one that settles late', async () => {
     const fake = createFakeClient()
-    const resolvers: ((s: EntitySnapshot) => void)[] = []
-    fake.client.get = () => new Promise<EntitySnapshot>((resolve) => resolvers.push(resolve))
+    const resolvers: ((s: EntityState) => void)[] = []
+    fake.client.get = () => new Promise<EntityState>((resolve) => resolvers.push(resolve))
     const store = createEntityStore<number>(fake.client, 'order/x')
     expect(store.getSnapshot()).toBeUndefined()
     const stop = store.subscribe(() => {})
@@ -97,12 +97,12 @@ describe('hooks', () => {
   })
 })
 
-function snap(onHand: number): EntitySnapshot {
+function snap(onHand: number): EntityState {
   return { view: { onHand }, confirmed: { onHand }, version: 1, pending: [] }
 }
 
 function createFakeClient() {
-  const views = new Map<string, EntitySnapshot>()
+  const views = new Map<string, EntityState>()
   const listeners = new Map<string, Set<() => void>>()
   const state: { status: unknown; corrections: unknown[] } = {
     status: { online: false },

@@ -1,0 +1,144 @@
+/**
+ * The client's public shapes: what `createClient` takes (`ClientOptions`) and gives (`Client`,
+ * `EntityState`, `ClientStatus`, `Correction`, …). Behaviour lives in the modules `client.ts`
+ * puts together; this file holds only types, so the docs of the API are in one place.
+ *
+ * Terms (README glossary): *pending* entries are own entries not yet part of confirmed state
+ * (in the outbox, or acknowledged and not yet received back); the *outbox* holds those not yet
+ * acknowledged; *confirmed* is the state folded from server-ordered entries; *view* is
+ * confirmed, then pending in clientSeq order; the *client store* is this device's storage.
+ *
+ * Invariants (kept by `client.ts` and the modules it uses):
+ * 1. `append` resolves only after the entry and its outbox record are committed together;
+ *    before that, nothing is shown as appended.
+ * 2. `get(entity)` returns the same `EntityState` object until the entity's view changes, so
+ *    React's `useSyncExternalStore` can read it directly.
+ * 3. When `append` throws, nothing of the call was written.
+ */
+import type { Data, Entry, Intent, Schema, StoredEntry } from '@ledgerline/core'
+import type { ClientStore, ClientStoreInit, Durability, Outcome } from './client-store.ts'
+import type { ClientEnvironmentOptions } from './environment.ts'
+
+export interface ClientOptions extends ClientEnvironmentOptions {
+  /** The relay's sync endpoint, e.g. `wss://relay.example.com/sync`. */
+  readonly url: string
+  /** A JWT, or a function giving one (called again when the relay says it expired). */
+  readonly token: string | (() => string | Promise<string>)
+  /** The same schema module the relay loads. */
+  readonly schema: Schema
+  /** Database name of the client store; one per user and device (`ledgerline:acme:till-1`). */
+  readonly dbName: string
+  /** Tenant of the entries; by default the token's `tenant` claim, or the relay's welcome. */
+  readonly tenant?: string | undefined
+  /** Entity patterns to receive; default: everything the token may read. */
+  readonly scope?: readonly string[] | undefined
+  /**
+   * Durability of append transactions. `strict` (default) asks the browser to flush to disk
+   * before `append` resolves; `relaxed` is faster (Chrome's default since 121) but an OS crash
+   * or power cut may lose entries that `append` already reported as written.
+   * https://developer.chrome.com/blog/indexeddb-durability-mode-now-defaults-to-relaxed/
+   */
+  readonly durability?: 'strict' | 'relaxed' | undefined
+  /** Ask for persistent storage (`navigator.storage.persist()`) at start (default true). */
+  readonly persist?: boolean | undefined
+  /**
+   * Opens the client store. Default: IndexedDB (`createIdbClientStore` over `indexedDB` and
+   * `IDBKeyRange`); a simulation passes `createMemoryClientStore`.
+   */
+  readonly clientStore?: ((init: ClientStoreInit) => Promise<ClientStore>) | undefined
+}
+
+export interface AppendOptions {
+  readonly intent?: Intent | undefined
+  /** Requests only: append only if the entity is at this version. */
+  readonly expect?: number | undefined
+  /** Id of the entry this one compensates for. */
+  readonly corrects?: string | undefined
+}
+
+export interface AppendDraft extends AppendOptions {
+  readonly entity: string
+  readonly kind: string
+  readonly data: Data
+}
+
+/** One entity as this client sees it. The same object until the entity changes. */
+export interface EntityState<S = unknown> {
+  readonly entity: string
+  readonly view: S
+  readonly confirmed: S
+  /** Version of the last confirmed entry (0: none yet). */
+  readonly version: number
+  /** Own entries not yet received back (outbox and acknowledged), in clientSeq order. */
+  readonly pending: readonly Entry[]
+  /** False until the entity has been read from the client store. */
+  readonly loaded: boolean
+}
+
+export interface ClientStatus {
+  /** A socket is open and welcomed (for other tabs: as the leader last reported). */
+  readonly online: boolean
+  /** Entries in flight or catch-up running. */
+  readonly syncing: boolean
+  /** Catch-up is done; entries now arrive live. */
+  readonly live: boolean
+  readonly outboxEntries: number
+  readonly outboxBytes: number
+  /** Local time of the oldest entry in the outbox; `null` when it is empty. */
+  readonly oldestOutboxAt: number | null
+  /** Age of the oldest outbox entry when this status was made; 0 when empty. */
+  readonly oldestOutboxAgeMs: number
+  readonly lastServerContactAt: number | null
+  /** `navigator.storage.persist()`'s answer, `null` where it is not available (or not asked). */
+  readonly persisted: boolean | null
+  readonly correctionsUnseen: number
+  readonly clientId: string | null
+  /** This tab runs the socket. */
+  readonly leader: boolean
+  readonly lastError: { readonly kind: string; readonly message: string } | null
+  /** Set when the client stopped: closed by the app, or by a newer version in another tab. */
+  readonly closed: null | 'closed' | 'versionchange' | 'terminated'
+}
+
+/** A correction the server log appended against one of this client's entries. */
+export interface Correction {
+  readonly id: string
+  /** Id of this client's entry it compensates for. */
+  readonly of: string
+  readonly entry: StoredEntry
+  readonly unseen: boolean
+}
+
+export type LedgerItem =
+  | { readonly _tag: 'confirmed'; readonly entry: StoredEntry }
+  | { readonly _tag: 'pending'; readonly entry: Entry; readonly acked: boolean }
+
+export type SyncedResult =
+  | { readonly _tag: 'synced' }
+  | { readonly _tag: 'timeout'; readonly status: ClientStatus }
+
+export interface Client {
+  append(entity: string, kind: string, data: Data, options?: AppendOptions): Promise<Entry>
+  appendMany(drafts: readonly AppendDraft[]): Promise<readonly Entry[]>
+  get<S = unknown>(entity: string): EntityState<S>
+  load<S = unknown>(entity: string): Promise<EntityState<S>>
+  subscribe(target: string, onChange: (entity: string) => void): () => void
+  status(): ClientStatus
+  onStatus(onChange: (status: ClientStatus) => void): () => void
+  corrections(limit?: number): Promise<readonly Correction[]>
+  onCorrection(onChange: (correction: Correction) => void): () => void
+  markCorrectionsSeen(): Promise<number>
+  outcome(entryId: string, options?: { readonly waitMs?: number | undefined }): Promise<Outcome>
+  /** The ledger for UIs: confirmed entries in version order, then pending ones. */
+  entries(entity: string): Promise<readonly LedgerItem[]>
+  synced(options?: { readonly timeoutMs?: number | undefined }): Promise<SyncedResult>
+  /**
+   * The network is back: reset the reconnect backoff and connect at once (a connected socket
+   * is pinged instead). The browser's `online` event calls it already; `offline` drops the
+   * socket at once. A no-op in tabs that do not run the socket.
+   */
+  reconnect(): void
+  close(): Promise<void>
+}
+
+export type { Durability, Outcome }

@@ -1,0 +1,327 @@
+/**
+ * The client store: what the client keeps on the device, as one interface with two
+ * implementations (`createIdbClientStore` over IndexedDB, `createMemoryClientStore` in memory)
+ * and one conformance suite (`runClientStoreContract` in `@ledgerline/testkit`). This file
+ * names no platform type, so the simulation and the suite can import it anywhere.
+ *
+ * Terms (README glossary): the *outbox* holds own entries appended and not yet acknowledged;
+ * *acked* records hold own entries acknowledged and not yet received back through the
+ * subscription; *pending* is both (own entries not yet part of confirmed state). *Confirmed
+ * history* is what the subscription delivered, stored in *chunks* (numbered 1, 2, 3… in the
+ * order they were written; a chunk holds entries of one partition). A *snapshot* is an entity's
+ * folded state as of a version and a chunk. *Outcomes* are the log's answers to own entries;
+ * the *corrections feed* lists the log's corrections of own entries.
+ *
+ * What every implementation must guarantee (the contract suite checks each one):
+ * 1. Every method that writes is atomic: it commits all of its writes or none (a rejected call
+ *    wrote nothing), and calls do not see each other's uncommitted writes.
+ * 2. `append` allocates clientSeq `seqLast + 1 …` for the current clientId and writes the outbox
+ *    records (which carry the entries) in the same atomic write: clientSeq is gap-free and an
+ *    entry never exists without its outbox record. It validates each entry before writing it,
+ *    and `readOutbox` validates it again after reading it back (pair assertions).
+ * 3. The outbox is read in clientSeq order; every record has the current clientId (`reissue`
+ *    moves all of them to a new one in one write).
+ * 4. An outbox record is deleted only by an ack that answers it (`applyAck`) or by `reissue`
+ *    (which re-adds it under the new id); a `seq_gap` refusal keeps it.
+ * 5. Pages are stored with the cursors after the last of them in one write; entries at or
+ *    below the stored cursor are dropped, so no entry is stored twice and the cursor never runs
+ *    ahead of what is stored.
+ * 6. Cursors, confirmed history and snapshots belong to one (tenant, scope): `prepareCursors`
+ *    for another one clears them together.
+ * 7. What committed survives a close and a reopen of the same database.
+ * 8. After `close`, every call rejects with a `ClientError` of kind `closed`.
+ */
+import type { Entry, StoredEntry } from '@ledgerline/core'
+import type { AckResult, Cursors } from '@ledgerline/protocol'
+import type { Scheduler } from './scheduler.ts'
+
+/** What `outcome(entryId)` tells about one of this client's entries. */
+export type Outcome =
+  /** The entry waits in the outbox: the server log has not answered yet. */
+  | { readonly _tag: 'outbox' }
+  | {
+      readonly _tag: 'appended' | 'duplicate'
+      readonly version: number
+      readonly partition: number
+      readonly offset: number
+      /** When the log committed it; 0 when only the acked record is left to tell. */
+      readonly committedAt: number
+    }
+  | {
+      readonly _tag: 'refused'
+      readonly code: string
+      readonly reason: string
+      /** The entity's version when it was refused (to rebase a request). */
+      readonly head: number
+    }
+  /** The entry was re-sent under a new id after the database was found restored or copied. */
+  | { readonly _tag: 'reissued'; readonly as: string }
+  /** This database knows nothing of the id. */
+  | { readonly _tag: 'unknown' }
+
+export interface ClientMeta {
+  readonly clientId: string
+  /** Highest clientSeq allocated under `clientId`. */
+  readonly seqLast: number
+  /** Every clientId this database has used (to recognise corrections of own entries). */
+  readonly clientIds: readonly string[]
+  readonly createdAt: number
+  readonly outboxEntries: number
+  readonly outboxBytes: number
+  readonly correctionsUnseen: number
+  /** Counter ordering outcomes and feed records. */
+  readonly n: number
+}
+
+export interface CursorsRecord {
+  readonly tenant: string
+  readonly scopeKey: string
+  readonly cursors: Cursors
+  /** Number of the last chunk stored (0: none). */
+  readonly chunkLast: number
+  /** (entity, chunk) keys in the staged records. */
+  readonly stagedKeys: number
+}
+
+export interface OutboxRecord {
+  readonly clientId: string
+  readonly clientSeq: number
+  readonly id: string
+  readonly entity: string
+  readonly entry: Entry
+  /** Encoded size on the wire. */
+  readonly bytes: number
+  /** Local time of the append, ms since the epoch. */
+  readonly at: number
+}
+
+export interface AckedRecord {
+  readonly id: string
+  readonly entity: string
+  readonly entry: Entry
+  readonly version: number
+  readonly partition: number
+  readonly offset: number
+}
+
+export interface ChunkRecord {
+  readonly n: number
+  readonly partition: number
+  readonly first: number
+  readonly last: number
+  /** In offset order. */
+  readonly entries: readonly StoredEntry[]
+}
+
+export interface StagedRecord {
+  /** Number of the last chunk it lists. */
+  readonly n: number
+  /** Each entity with the chunks (ascending) holding its entries. */
+  readonly entities: readonly (readonly [string, readonly number[]])[]
+  /** Count of (entity, chunk) keys, for the bound on staged keys. */
+  readonly keys: number
+}
+
+export interface SnapshotRecord {
+  readonly entity: string
+  readonly version: number
+  readonly state: unknown
+  /** The last chunk folded into `state`. */
+  readonly through: number
+  /** Fingerprint of the entity type's code: a changed `reduce` invalidates the snapshot. */
+  readonly typeKey: string
+}
+
+export interface OutcomeRecord {
+  readonly id: string
+  readonly n: number
+  readonly outcome: Outcome
+}
+
+export interface FeedRecord {
+  readonly id: string
+  readonly n: number
+  /** The correction, as the server log stored it. */
+  readonly entry: StoredEntry
+  /** Id of this client's entry it compensates for. */
+  readonly of: string
+  readonly unseen: boolean
+}
+
+/** A draft the client turns into entries inside the append write. */
+export type MakeEntries = (clientId: string, firstSeq: number) => readonly Entry[]
+
+export interface AppendLimits {
+  readonly entriesMax: number
+  readonly bytesMax: number
+}
+
+export interface AckItem {
+  readonly record: OutboxRecord
+  readonly result: AckResult
+}
+
+export interface AckApplied {
+  readonly entities: ReadonlySet<string>
+  /** Entries that stay in the outbox (refused with `seq_gap`: resend in order). */
+  readonly gaps: number
+  readonly corrections: readonly FeedRecord[]
+  readonly settled: ReadonlyMap<string, Outcome>
+}
+
+/** One received `entries` page. */
+export interface PageIn {
+  readonly entries: readonly StoredEntry[]
+  /** The relay's cursors after this page. */
+  readonly cursors: Cursors
+}
+
+export interface PageApplied {
+  readonly entities: ReadonlySet<string>
+  readonly corrections: readonly FeedRecord[]
+  /** Entries stored (after dropping those at or below the cursor). */
+  readonly stored: number
+  /** This client's own entries among them (their `acked` records were deleted). */
+  readonly own: number
+  readonly cursors: Cursors
+  /** (entity, chunk) keys staged and not yet in the ledger index, this write included. */
+  readonly stagedKeys: number
+}
+
+/** A folded state and where it stops: version, and the last chunk folded into it. */
+export interface EntityBase {
+  readonly through: number
+  readonly version: number
+  readonly state: unknown
+}
+
+export interface EntityLoad {
+  readonly snapshot: EntityBase | undefined
+  /** Confirmed entries after the snapshot (or from version 1), in version order. */
+  readonly stored: readonly StoredEntry[]
+  /** The last chunk read, if any. */
+  readonly lastChunk: number | undefined
+  /** Own pending entries (acked ones, then the outbox's), in no promised order. */
+  readonly pending: readonly Entry[]
+  readonly acked: ReadonlySet<string>
+}
+
+export interface Counters {
+  readonly clientId: string
+  readonly seqLast: number
+  readonly outboxEntries: number
+  readonly outboxBytes: number
+  /** Local time of the oldest outbox record; `null` when the outbox is empty. */
+  readonly oldestOutboxAt: number | null
+  readonly correctionsUnseen: number
+  /** Acked records still waiting to be received back. */
+  readonly ackedWaiting: number
+}
+
+/** What one `append` wrote: the entries and the meta record. */
+export interface Appended {
+  readonly entries: readonly Entry[]
+  readonly bytes: number
+  /** The meta record as this write left it (counters exact as of its commit). */
+  readonly meta: ClientMeta
+  /** The outbox was empty before this append (so its entries are the oldest in it). */
+  readonly wasEmpty: boolean
+}
+
+/** Why a client store closed itself: a newer version wants the database, or it failed. */
+export type ClientStoreClosedReason = 'versionchange' | 'terminated'
+
+export interface ClientStore {
+  /** Reads the meta record, creating it (a new clientId) when the database is new or wiped. */
+  init(newClientId: () => string, now: number): Promise<{ meta: ClientMeta; created: boolean }>
+  /**
+   * Allocates clientSeq and writes the entries `make` returns with their outbox records
+   * (guarantee 2). Fails with `outbox_full` past `limits`, and with whatever `make` or
+   * `bytesOf` throws; nothing is written then.
+   */
+  append(
+    make: MakeEntries,
+    limits: AppendLimits,
+    now: number,
+    bytesOf: (e: Entry) => number,
+  ): Promise<Appended>
+  /**
+   * Outbox records after `after` ([clientId, clientSeq]; from the start when undefined), at most
+   * `entriesMax` of them and `bytesMax` bytes (the first record always, whatever its size).
+   */
+  readOutbox(
+    after: readonly [string, number] | undefined,
+    entriesMax: number,
+    bytesMax: number,
+  ): Promise<OutboxRecord[]>
+  /**
+   * Applies acks in one write: outbox records deleted, outcomes recorded, acked records kept
+   * for entities `keepAcked` accepts (unless the stored cursor already passed the entry),
+   * corrections added to the feed, counters updated. An ack of a record already gone is
+   * ignored. `lean` (used after a `storage_full` failure) only deletes the acked outbox records
+   * and rewrites the meta record, so a full disk never stops the outbox from draining; outcomes
+   * and acked records are then not kept.
+   */
+  applyAck(
+    items: readonly AckItem[],
+    keepAcked: (entity: string) => boolean,
+    lean?: boolean,
+  ): Promise<AckApplied>
+  /**
+   * The stored cursors for (tenant, scope). For another (tenant, scope) than the stored one it
+   * clears confirmed history and snapshots, drops acked records outside the scope, and answers
+   * `{}` (guarantee 6).
+   */
+  prepareCursors(
+    tenant: string,
+    scopeKey: string,
+    inScope: (entity: string) => boolean,
+  ): Promise<Cursors>
+  /**
+   * Stores pages received back to back, in arrival order, in ONE write with the cursors after
+   * the last of them (guarantee 5). Own entries among them delete their acked records; the
+   * log's corrections of own entries join the feed once. Fails with kind `closed` if the scope
+   * changed.
+   */
+  applyPages(pages: readonly PageIn[], scopeKey: string): Promise<PageApplied>
+  /**
+   * Moves staged ledger keys into the per-entity index, one write; false when nothing was
+   * staged. Loads answer the same before and after.
+   */
+  indexPending(): Promise<boolean>
+  /**
+   * Reads what folding `entity` needs. `base` undefined: start from the stored snapshot (if its
+   * `typeKey` matches); a base: start after it (what the cache already folded); `null`: from
+   * version 1.
+   */
+  loadEntity(entity: string, typeKey: string, base?: EntityBase | null): Promise<EntityLoad>
+  /** The tenant of the stored history, if any. */
+  tenant(): Promise<string | undefined>
+  putSnapshot(snapshot: SnapshotRecord): Promise<void>
+  counters(): Promise<Counters>
+  outcome(id: string): Promise<Outcome>
+  /** The newest `limit` feed records, newest first. */
+  corrections(limit: number): Promise<FeedRecord[]>
+  /** Marks every feed record seen; answers how many were unseen. */
+  markCorrectionsSeen(): Promise<number>
+  /**
+   * Moves every outbox record to `newClientId` (clientSeq from 1) after a restored or copied
+   * database, recording `reissued` outcomes under the old ids. A no-op (an empty map) when
+   * `seqLast` already reaches `high` (another tab did it).
+   */
+  reissue(newClientId: string, high: number): Promise<ReadonlyMap<string, string>>
+  close(): void
+}
+
+/** What the client hands the function that opens its client store. */
+export interface ClientStoreInit {
+  readonly dbName: string
+  /** Durability of append writes; `strict` unless relaxed on purpose. */
+  readonly durability: Durability
+  /** Called when the client store closed itself (a newer version in another tab, a failure). */
+  readonly onClosed: (reason: ClientStoreClosedReason) => void
+  /** The client's timers (opening may wait for another tab, with a bound). */
+  readonly scheduler: Scheduler
+}
+
+export type Durability = 'strict' | 'relaxed' | 'default'

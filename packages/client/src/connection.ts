@@ -1,0 +1,284 @@
+/**
+ * The connection and its backoff: one socket to the relay at a time, from `hello` to its
+ * close, and the wait before the next one. What travels over a welcomed socket (pushes, acks,
+ * pages) is the sync loop's (`sync.ts`); this module answers pings, reads `error` frames for
+ * their backoff, and watches the socket for silence.
+ *
+ *   connect ─► token + clientId ─► new socket ─open─► hello ─► welcome ─► (sync loop)
+ *      ▲                                │ close / silence / welcome timeout / offline()
+ *      └──── after reconnectDelayMs ◄───┘
+ *
+ * Terms: an *attempt* is one connect that has not been welcomed yet; the *backoff floor* is
+ * the least delay the relay asked for in its last `error` frame.
+ *
+ * Invariants:
+ * 1. At most one socket is current; events of an older socket are ignored.
+ * 2. The delay before reconnecting grows exponentially with the attempts since the last
+ *    welcome, from RECONNECT_MS_MIN to RECONNECT_MS_MAX, jittered over the upper half of that
+ *    ceiling, and is never below the backoff floor; an error kind that must not be retried
+ *    waits RECONNECT_MS_MAX.
+ * 3. `token_expired` and `unauthorized` make the next connect ask the token function again,
+ *    from the first attempt's delay.
+ * 4. A socket that is not welcomed within WELCOME_TIMEOUT_MS, or is silent for SILENCE_MS_MAX,
+ *    is dropped; a socket quiet for half a ping interval is pinged.
+ * 5. `reconnect()` connects at once when no socket is current (a current one is pinged), and
+ *    restarts the backoff; `offline()` drops the current socket at once.
+ */
+import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
+import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import {
+  PING_INTERVAL_MS,
+  RECONNECT_MS_MAX,
+  RECONNECT_MS_MIN,
+  SILENCE_MS_MAX,
+  WELCOME_TIMEOUT_MS,
+} from './limits.ts'
+import type { Scheduler, TimerHandle } from './scheduler.ts'
+import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
+import { closeQuietly, frameBytes, SOCKET_OPEN } from './transport.ts'
+
+export type ConnectionErrorKind = ErrorKind | 'socket' | 'storage' | 'token'
+
+/** A relay message the sync loop handles (everything but `ping`, `pong` and `error`). */
+export type SyncMessage = Exclude<RelayMessage, { type: 'ping' | 'pong' | 'error' }>
+
+export interface ConnectionEvents {
+  /** A message of the current socket; `welcome` first. */
+  message(ws: WebSocketLike, message: SyncMessage): void
+  /** The current socket is gone (before the reconnect is scheduled). */
+  lost(ws: WebSocketLike): void
+  failed(kind: ConnectionErrorKind, message: string): void
+}
+
+export interface ConnectionOptions {
+  readonly url: string
+  readonly WebSocket: WebSocketConstructor
+  readonly token: () => Promise<string>
+  /** Drops a cached token so the next `token()` asks the app's function again. */
+  readonly invalidateToken: () => void
+  /** The clientId to say hello with (read at every connect: a reissue changes it). */
+  readonly clientId: () => Promise<string>
+  readonly now: () => number
+  /** A float in [0, 1) for the jitter. */
+  readonly random: () => number
+  readonly scheduler: Scheduler
+  readonly events: ConnectionEvents
+}
+
+export interface Connection {
+  start(): void
+  stop(): void
+  /** The socket of the current connection, if any (welcomed or not). */
+  current(): WebSocketLike | undefined
+  welcomed(): boolean
+  /** Sends on `ws` if it is current and open; false when it was not sent. */
+  send(ws: WebSocketLike, message: Message): boolean
+  /** Closes `ws`; its `close` event ends the connection. */
+  close(ws: WebSocketLike): void
+  /** Closes `ws` and ends the connection now, without waiting for its `close` event. */
+  abandon(ws: WebSocketLike): void
+  reconnect(): void
+  offline(): void
+}
+
+/**
+ * @example
+ * const connection = createConnection({ url, WebSocket, token, invalidateToken, clientId, now,
+ *   random, scheduler, events })
+ * connection.start()
+ */
+export function createConnection(options: ConnectionOptions): Connection {
+  const { scheduler, events } = options
+  let socket: WebSocketLike | undefined
+  let stopped = true
+  let welcomed = false
+  let attempt = 0
+  let backoffMsMin = 0
+  let lastMessageAt = 0
+  let reconnectTimer: TimerHandle | undefined
+  let pingTimer: TimerHandle | undefined
+
+  const send = (ws: WebSocketLike, message: Message) => {
+    if (ws !== socket || ws.readyState !== SOCKET_OPEN) return false
+    ws.send(encodeMessage(message))
+    return true
+  }
+
+  const scheduleReconnect = () => {
+    if (stopped || reconnectTimer !== undefined) return
+    const delay = reconnectDelayMs(attempt, options.random(), backoffMsMin)
+    attempt++
+    backoffMsMin = 0
+    reconnectTimer = scheduler.setTimeout(() => {
+      reconnectTimer = undefined
+      void connect()
+    }, delay)
+  }
+
+  /** The socket is gone (closed, or given up on): tell the sync loop, reconnect later. */
+  const lost = (ws: WebSocketLike) => {
+    if (socket !== ws) return
+    socket = undefined
+    welcomed = false
+    events.lost(ws)
+    scheduleReconnect()
+  }
+
+  async function connect(): Promise<void> {
+    if (stopped) return
+    let token: string
+    let clientId: string
+    try {
+      token = await options.token()
+      clientId = await options.clientId()
+    } catch (error) {
+      events.failed(
+        error instanceof Error && error.name === 'ClientError' ? 'storage' : 'token',
+        errorMessage(error),
+      )
+      scheduleReconnect()
+      return
+    }
+    if (stopped) return
+    let ws: WebSocketLike
+    try {
+      ws = new options.WebSocket(options.url)
+      ws.binaryType = 'arraybuffer'
+    } catch (error) {
+      events.failed('socket', errorMessage(error))
+      scheduleReconnect()
+      return
+    }
+    socket = ws
+    welcomed = false
+    lastMessageAt = options.now()
+    const welcomeTimer = scheduler.setTimeout(() => {
+      if (socket === ws && !welcomed) closeQuietly(ws)
+    }, WELCOME_TIMEOUT_MS)
+    ws.addEventListener('open', () => {
+      send(ws, { type: 'hello', protocol: PROTOCOL_VERSION, token, clientId })
+    })
+    ws.addEventListener('message', (event) => {
+      if (socket !== ws) return
+      lastMessageAt = options.now()
+      let message: Message
+      try {
+        message = decodeMessage(frameBytes(event.data))
+      } catch (error) {
+        events.failed('bad_message', errorMessage(error))
+        closeQuietly(ws)
+        return
+      }
+      handle(ws, message as RelayMessage)
+    })
+    ws.addEventListener('close', () => {
+      scheduler.clearTimeout(welcomeTimer)
+      lost(ws)
+    })
+    ws.addEventListener('error', () => {
+      // A 'close' event always follows; reconnecting is done there.
+    })
+  }
+
+  function handle(ws: WebSocketLike, message: RelayMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        welcomed = true
+        attempt = 0
+        events.message(ws, message)
+        return
+      case 'error': {
+        const info = ERROR_KINDS[message.kind] ?? ERROR_KINDS.internal
+        backoffMsMin = Math.max(message.backoffMsMin ?? 0, info.backoffMsMin)
+        if (!info.retry && message.kind !== 'unauthorized')
+          backoffMsMin = Math.max(backoffMsMin, RECONNECT_MS_MAX)
+        if (message.kind === 'token_expired' || message.kind === 'unauthorized') {
+          options.invalidateToken()
+          attempt = 0
+        }
+        events.failed(message.kind, message.message)
+        return
+      }
+      case 'ping':
+        send(ws, { type: 'pong', t: message.t })
+        return
+      case 'pong':
+        return
+      case 'ack':
+      case 'entries':
+        events.message(ws, message)
+        return
+      default:
+        // A relay never sends client messages; ignore rather than crash on a newer relay.
+        return
+    }
+  }
+
+  return {
+    start() {
+      if (!stopped) return
+      stopped = false
+      pingTimer = scheduler.setInterval(() => {
+        const ws = socket
+        if (ws === undefined) return
+        const quietMs = options.now() - lastMessageAt
+        if (quietMs > SILENCE_MS_MAX) closeQuietly(ws)
+        else if (quietMs > PING_INTERVAL_MS / 2) send(ws, { type: 'ping', t: options.now() })
+      }, PING_INTERVAL_MS / 2)
+      void connect()
+    },
+    stop() {
+      stopped = true
+      scheduler.clearTimeout(reconnectTimer)
+      reconnectTimer = undefined
+      scheduler.clearInterval(pingTimer)
+      const ws = socket
+      socket = undefined
+      if (ws !== undefined) closeQuietly(ws)
+    },
+    current: () => socket,
+    welcomed: () => welcomed,
+    send,
+    close: (ws) => closeQuietly(ws),
+    abandon(ws) {
+      closeQuietly(ws)
+      lost(ws)
+    },
+    reconnect() {
+      if (stopped) return
+      attempt = 0
+      backoffMsMin = 0
+      const ws = socket
+      if (ws !== undefined) {
+        // Still connected, or connecting: check the socket is alive rather than replace it.
+        if (welcomed) send(ws, { type: 'ping', t: options.now() })
+        return
+      }
+      scheduler.clearTimeout(reconnectTimer)
+      reconnectTimer = undefined
+      void connect()
+    },
+    offline() {
+      const ws = socket
+      if (ws === undefined) return
+      closeQuietly(ws)
+      lost(ws)
+    },
+  }
+}
+
+/**
+ * The wait before reconnect attempt `attempt` (0 after a welcome), `random` in [0, 1)
+ * (invariant 2).
+ *
+ * @example
+ * reconnectDelayMs(0, 0.5, 0) // 187.5: between RECONNECT_MS_MIN / 2 and RECONNECT_MS_MIN
+ */
+export function reconnectDelayMs(attempt: number, random: number, backoffMsMin: number): number {
+  const ceiling = Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(attempt, 16))
+  return Math.max(backoffMsMin, ceiling / 2 + (random * ceiling) / 2)
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,175 @@
+// Goal: the entity cache hands out one stable EntityState per entity until it changes, folds
+// only what is stored after what it already folded, folds from version 1 again on a gap, shows
+// this tab's appends at once, loads one entity once at a time, writes a snapshot after
+// SNAPSHOT_ENTRIES_MIN entries, keeps at most `entitiesMax` entities, and refuses unknown
+// types and bad patterns with typed errors.
+// Method: a client store stand-in whose loads the test scripts, and the test schema.
+import { describe, expect, it } from 'vitest'
+import type { StoredEntry } from '@ledgerline/core'
+import { entry, OTHER, stored } from '../test-support/entries.ts'
+import { schema } from '../test-support/schema.ts'
+import { settle } from '../test-support/manual-scheduler.ts'
+import type { ClientStore, EntityBase, EntityLoad, SnapshotRecord } from './client-store.ts'
+import { createEntityCache } from './entity-cache.ts'
+import type { ClientError } from './errors.ts'
+import { SNAPSHOT_ENTRIES_MIN } from './limits.ts'
+
+const moved = (version: number, qty = 1): StoredEntry => ({
+  ...stored(entry(OTHER, version), version, 0, version),
+  data: { qty },
+})
+
+function setup(ledger: StoredEntry[] = []) {
+  const calls: (EntityBase | null | undefined)[] = []
+  const snapshots: SnapshotRecord[] = []
+  let gate: Promise<void> | undefined
+  const store: Pick<ClientStore, 'loadEntity' | 'putSnapshot'> = {
+    async loadEntity(entity, _key, base) {
+      calls.push(base)
+      await gate
+      const from = base?.version ?? 0
+      const load: EntityLoad = {
+        snapshot: base ?? undefined,
+        stored: ledger.filter((e) => e.entity === entity && e.version > from),
+        lastChunk: ledger.length === 0 ? undefined : ledger.length,
+        pending: [],
+        acked: new Set(),
+      }
+      return load
+    },
+    async putSnapshot(s) {
+      snapshots.push(s)
+    },
+  }
+  const cache = createEntityCache({ schema, clientStore: Promise.resolve(store), entitiesMax: 2 })
+  return {
+    cache,
+    calls,
+    snapshots,
+    ledger,
+    hold: () => {
+      let open = () => {}
+      gate = new Promise((r) => (open = r))
+      return () => {
+        gate = undefined
+        open()
+      }
+    },
+  }
+}
+
+describe('entity cache', () => {
+  it('hands out a placeholder, then one stable state per change, and tells listeners', async () => {
+    const t = setup([moved(1, 2), moved(2, 3)])
+    const heard: string[] = []
+    t.cache.subscribe('stock/*', (e) => heard.push(`pattern ${e}`))
+    const stop = t.cache.subscribe('stock/a', (e) => heard.push(`entity ${e}`))
+    const placeholder = t.cache.get<{ onHand: number }>('stock/a')
+    expect(placeholder).toMatchObject({ loaded: false, version: 0, view: { onHand: 0 } })
+    const loaded = await t.cache.load<{ onHand: number }>('stock/a')
+    expect(loaded).toMatchObject({
+      loaded: true,
+      version: 2,
+      view: { onHand: 5 },
+      confirmed: { onHand: 5 },
+    })
+    expect(t.cache.get('stock/a')).toBe(loaded)
+    expect(heard).toEqual(['entity stock/a', 'pattern stock/a'])
+    // Refolds read only what is after the base, and change nothing when nothing changed.
+    t.cache.changed('stock/a')
+    await settle()
+    expect(t.calls.at(-1)).toMatchObject({ version: 2 })
+    expect(t.cache.get('stock/a')).toBe(loaded)
+    t.ledger.push(moved(3, -1))
+    t.cache.changed('stock/a')
+    await settle()
+    expect(t.cache.get('stock/a')).toMatchObject({ version: 3, view: { onHand: 4 } })
+    stop()
+  })
+
+  it('folds from version 1 again when what is stored does not follow what it folded', async () => {
+    // A client store whose history was replaced under the cache: after the cached version 2 it holds
+    // version 4 (version 3 is not where the cache's base says), and from scratch 1 to 4.
+    const full = [moved(1), moved(2), moved(3, 5), moved(4, 5)]
+    const asked: string[] = []
+    let first = true
+    const store: Pick<ClientStore, 'loadEntity' | 'putSnapshot'> = {
+      async loadEntity(_entity, _key, base) {
+        asked.push(
+          base === null ? 'scratch' : base === undefined ? 'snapshot' : `after ${base.version}`,
+        )
+        const list = first ? full.slice(0, 2) : base === null ? full : full.slice(3)
+        first = false
+        return {
+          snapshot: base ?? undefined,
+          stored: list,
+          lastChunk: 1,
+          pending: [],
+          acked: new Set(),
+        }
+      },
+      putSnapshot: async () => {},
+    }
+    const cache = createEntityCache({ schema, clientStore: Promise.resolve(store) })
+    expect((await cache.load('stock/a')).version).toBe(2)
+    cache.changed('stock/a')
+    await settle()
+    expect(asked).toEqual(['snapshot', 'after 2', 'scratch'])
+    expect(cache.get('stock/a')).toMatchObject({ version: 4, confirmed: { onHand: 12 } })
+  })
+
+  it('shows this tab’s appends at once, without reading them back', async () => {
+    const t = setup([moved(1, 5)])
+    await t.cache.load('stock/a')
+    const before = t.calls.length
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    t.cache.addPending([mine])
+    expect(t.calls.length).toBe(before)
+    expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, confirmed: { onHand: 5 } })
+    expect(t.cache.get('stock/a').pending.map((e) => e.id)).toEqual([mine.id])
+  })
+
+  it('loads an entity once at a time, and again after a change during the load', async () => {
+    const t = setup([moved(1)])
+    const release = t.hold()
+    t.cache.get('stock/a')
+    t.cache.changed('stock/a')
+    t.cache.changed('stock/a')
+    await settle()
+    expect(t.calls.length).toBe(1)
+    release()
+    await t.cache.load('stock/a')
+    expect(t.calls.length).toBe(2)
+  })
+
+  it('writes a snapshot after SNAPSHOT_ENTRIES_MIN folded entries', async () => {
+    const t = setup(Array.from({ length: SNAPSHOT_ENTRIES_MIN }, (_, i) => moved(i + 1)))
+    await t.cache.load('stock/a')
+    await settle()
+    expect(t.snapshots.map((s) => [s.entity, s.version, s.state])).toEqual([
+      ['stock/a', SNAPSHOT_ENTRIES_MIN, { onHand: SNAPSHOT_ENTRIES_MIN }],
+    ])
+    expect(t.snapshots[0]?.typeKey).toMatch(/^stock:/)
+  })
+
+  it('keeps at most entitiesMax entities, the least recently read without a listener going first', async () => {
+    const t = setup()
+    const a = t.cache.get('stock/a')
+    t.cache.subscribe('stock/b', () => {})
+    t.cache.get('stock/c')
+    expect(t.cache.entities().sort()).toEqual(['stock/b', 'stock/c'])
+    expect(t.cache.get('stock/a')).not.toBe(a)
+  })
+
+  it('refuses an unknown entity type and a bad pattern with typed errors', () => {
+    const t = setup()
+    expect(() => t.cache.get('nope/a')).toThrow(expect.objectContaining({ kind: 'unknown_type' }))
+    let error: ClientError | undefined
+    try {
+      t.cache.subscribe('not a pattern', () => {})
+    } catch (e) {
+      error = e as ClientError
+    }
+    expect(error?.kind).toBe('invalid')
+  })
+})

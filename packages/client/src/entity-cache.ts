@@ -1,0 +1,304 @@
+/**
+ * The entity cache and folding: an in-memory `EntityState` per entity the app reads, folded on
+ * demand from the client store (a snapshot, then the confirmed entries after it, then own
+ * pending entries), kept up to date as entries arrive, and the listeners of `subscribe`.
+ *
+ *   get(entity) ─► cached? ─no─► placeholder (loaded: false) + load
+ *   changed(entity) ─► cached? ─► refold from what is cached: only entries after it are read
+ *   addPending(entries) ─► this tab appended: fold them onto the view without a read
+ *
+ * Terms: the *base* of a cached entity is its confirmed state, version and last chunk; a
+ * *refold* reads only what the client store holds after the base; a *placeholder* is the state
+ * handed out before the first load (the entity type's initial state, `loaded: false`).
+ *
+ * Invariants:
+ * 1. `get(entity)` returns the same object until the entity's view changes (React's
+ *    `useSyncExternalStore` compares with `Object.is`).
+ * 2. A view is always folded from confirmed state, then pending entries in clientSeq order;
+ *    confirmed state only moves forward by dense versions: a gap between the base and what is
+ *    stored folds the entity from version 1 again.
+ * 3. One load per entity runs at a time; a change during a load loads again after it.
+ * 4. Start-up reads no ledger; a snapshot is written after SNAPSHOT_ENTRIES_MIN entries folded
+ *    since the last, so a later load starts from it. Failing to write one loses nothing.
+ * 5. At most CACHE_ENTITIES_MAX entities are cached; the least recently read without a
+ *    listener go first.
+ */
+import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import {
+  fold,
+  view as foldView,
+  isEntityName,
+  checkPattern,
+  matchesPattern,
+} from '@ledgerline/core'
+import type { EntityState } from './client-api.ts'
+import type { ClientStore } from './client-store.ts'
+import { ClientError, fromLedgerError } from './errors.ts'
+import { CACHE_ENTITIES_MAX, SNAPSHOT_ENTRIES_MIN } from './limits.ts'
+
+export interface EntityCacheOptions {
+  readonly schema: Schema
+  readonly clientStore: Promise<Pick<ClientStore, 'loadEntity' | 'putSnapshot'>>
+  /** Default CACHE_ENTITIES_MAX. */
+  readonly entitiesMax?: number | undefined
+}
+
+export interface EntityCache {
+  get<S>(entity: string): EntityState<S>
+  load<S>(entity: string): Promise<EntityState<S>>
+  /** `target` is an entity or a pattern; `onChange(entity)` after each change. */
+  subscribe(target: string, onChange: (entity: string) => void): () => void
+  /** Something about `entity` changed in the client store: refold it if cached, tell listeners. */
+  changed(entity: string): void
+  /** This tab appended `entries`: show them as pending at once, without reading them back. */
+  addPending(entries: readonly Entry[]): void
+  /** The cached entities. */
+  entities(): string[]
+  /** The entity type of `entity`, or a `ClientError` (`invalid`, `unknown_type`). */
+  typeOf(entity: string): ReturnType<Schema['typeOf']>
+}
+
+interface CacheItem {
+  current: EntityState
+  confirmed: unknown
+  version: number
+  lastChunk: number | undefined
+  foldedSinceSnapshot: number
+  loading: Promise<void> | undefined
+  again: boolean
+}
+
+/**
+ * @example
+ * const cache = createEntityCache({ schema, clientStore })
+ * cache.subscribe('stock/s1:espresso', () => render(cache.get('stock/s1:espresso').view))
+ */
+export function createEntityCache(options: EntityCacheOptions): EntityCache {
+  const { schema } = options
+  const entitiesMax = options.entitiesMax ?? CACHE_ENTITIES_MAX
+  const cache = new Map<string, CacheItem>()
+  const entityListeners = new Map<string, Set<(entity: string) => void>>()
+  const patternListeners = new Map<string, Set<(entity: string) => void>>()
+
+  function typeOf(entity: string) {
+    try {
+      return schema.typeOf(entity)
+    } catch (error) {
+      throw fromLedgerError(error)
+    }
+  }
+
+  function notify(entity: string): void {
+    for (const l of entityListeners.get(entity) ?? []) l(entity)
+    for (const [pattern, set] of patternListeners) {
+      if (matchesPattern(pattern, entity)) for (const l of set) l(entity)
+    }
+  }
+
+  function changed(entity: string): void {
+    if (cache.has(entity)) void refresh(entity)
+    else notify(entity)
+  }
+
+  function placeholder(entity: string): CacheItem {
+    const type = typeOf(entity)
+    const item: CacheItem = {
+      current: {
+        entity,
+        view: type.initial,
+        confirmed: type.initial,
+        version: 0,
+        pending: [],
+        loaded: false,
+      },
+      confirmed: type.initial,
+      version: 0,
+      lastChunk: undefined,
+      foldedSinceSnapshot: 0,
+      loading: undefined,
+      again: false,
+    }
+    cache.set(entity, item)
+    evict()
+    return item
+  }
+
+  function evict(): void {
+    if (cache.size <= entitiesMax) return
+    for (const entity of cache.keys()) {
+      if (cache.size <= entitiesMax) return
+      if (!entityListeners.has(entity)) cache.delete(entity)
+    }
+  }
+
+  /** Invariant 3: one load at a time per entity, again while changes arrived during it. */
+  function refresh(entity: string): Promise<void> {
+    const item = cache.get(entity)
+    if (item === undefined) return Promise.resolve()
+    if (item.loading !== undefined) {
+      item.again = true
+      return Promise.resolve()
+    }
+    // The body always yields first (it awaits the client store), so `loading` is set before
+    // its `finally` can clear it.
+    const loading = (async () => {
+      try {
+        do {
+          item.again = false
+          await loadInto(entity, item)
+        } while (item.again)
+      } catch {
+        // Closed or failing storage: keep the last state; status tells what went wrong.
+      } finally {
+        item.loading = undefined
+      }
+    })()
+    item.loading = loading
+    return loading
+  }
+
+  async function loadInto(entity: string, item: CacheItem): Promise<void> {
+    const clientStore = await options.clientStore
+    const type = typeOf(entity)
+    const key = typeKey(type.type, type.reduce)
+    const base =
+      item.current.loaded && item.lastChunk !== undefined
+        ? { through: item.lastChunk, version: item.version }
+        : undefined
+    let load = await clientStore.loadEntity(
+      entity,
+      key,
+      base === undefined ? undefined : { ...base, state: item.confirmed },
+    )
+    let state: unknown =
+      base !== undefined ? item.confirmed : (load.snapshot?.state ?? type.initial)
+    let version = base !== undefined ? item.version : (load.snapshot?.version ?? 0)
+    if (load.stored.length > 0 && (load.stored[0] as StoredEntry).version !== version + 1) {
+      // Invariant 2: a gap between what is cached (or snapshotted) and what is stored.
+      load = await clientStore.loadEntity(entity, key, null)
+      state = type.initial
+      version = 0
+    }
+    for (const e of load.stored) {
+      if (e.version !== version + 1)
+        throw new ClientError('storage', `ledger of ${entity} has a gap at version ${version + 1}`)
+      state = type.reduce(state, e)
+      version = e.version
+    }
+    const lastChunk = load.lastChunk ?? item.lastChunk
+    const foldedSinceSnapshot =
+      (base !== undefined ? item.foldedSinceSnapshot : 0) + load.stored.length
+    const pending = sortPending(load.pending)
+    const prev = item.current
+    const samePending =
+      prev.pending.length === pending.length &&
+      prev.pending.every((p, i) => p.id === (pending[i] as Entry).id)
+    item.confirmed = state
+    item.version = version
+    item.lastChunk = lastChunk
+    item.foldedSinceSnapshot = foldedSinceSnapshot
+    if (!prev.loaded || version !== prev.version || !samePending) {
+      item.current = {
+        entity,
+        view: foldView(type, state, pending),
+        confirmed: state,
+        version,
+        pending,
+        loaded: true,
+      }
+      notify(entity)
+    }
+    if (foldedSinceSnapshot >= SNAPSHOT_ENTRIES_MIN && lastChunk !== undefined) {
+      item.foldedSinceSnapshot = 0
+      // Invariant 4: a snapshot only saves work later; failing to write one is fine.
+      clientStore
+        .putSnapshot({ entity, version, state, through: lastChunk, typeKey: key })
+        .catch(() => {})
+    }
+  }
+
+  function get<S>(entity: string): EntityState<S> {
+    let item = cache.get(entity)
+    if (item === undefined) {
+      item = placeholder(entity)
+      void refresh(entity)
+    } else {
+      // Most recently used last, so eviction takes the least recently used first.
+      cache.delete(entity)
+      cache.set(entity, item)
+    }
+    return item.current as EntityState<S>
+  }
+
+  return {
+    get,
+    async load<S>(entity: string): Promise<EntityState<S>> {
+      const item = cache.get(entity) ?? placeholder(entity)
+      if (!item.current.loaded || item.loading !== undefined) {
+        await refresh(entity)
+        while (item.loading !== undefined) await item.loading
+      }
+      if (!item.current.loaded) await loadInto(entity, item)
+      return item.current as EntityState<S>
+    },
+    subscribe(target, onChange) {
+      const isEntity = isEntityName(target)
+      if (!isEntity) {
+        try {
+          checkPattern(target)
+        } catch (error) {
+          throw fromLedgerError(error)
+        }
+      }
+      const map = isEntity ? entityListeners : patternListeners
+      let set = map.get(target)
+      if (set === undefined) map.set(target, (set = new Set()))
+      set.add(onChange)
+      if (isEntity) get(target)
+      return () => {
+        set.delete(onChange)
+        if (set.size === 0) map.delete(target)
+      }
+    },
+    changed,
+    addPending(entries) {
+      const byEntity = new Map<string, Entry[]>()
+      for (const e of entries) {
+        const list = byEntity.get(e.entity)
+        if (list === undefined) byEntity.set(e.entity, [e])
+        else list.push(e)
+      }
+      for (const [entity, list] of byEntity) {
+        const item = cache.get(entity)
+        if (item !== undefined && item.current.loaded && item.loading === undefined) {
+          const type = typeOf(entity)
+          const pending = sortPending([...item.current.pending, ...list])
+          item.current = { ...item.current, pending, view: fold(type, item.current.view, list) }
+          notify(entity)
+        } else {
+          changed(entity)
+        }
+      }
+    },
+    entities: () => [...cache.keys()],
+    typeOf,
+  }
+}
+
+/** Own pending entries in the order the view folds them. */
+export function sortPending(entries: readonly Entry[]): Entry[] {
+  // One clientId at a time has entries in the outbox; acked ones of an older clientId (before
+  // a reissue) come first.
+  return [...entries].sort((a, b) =>
+    a.clientId === b.clientId ? a.clientSeq - b.clientSeq : a.hlc < b.hlc ? -1 : 1,
+  )
+}
+
+/** A fingerprint of an entity type's fold, so a changed `reduce` invalidates snapshots. */
+export function typeKey(type: string, reduce: (...args: never[]) => unknown): string {
+  const text = `${type}\n${String(reduce)}`
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++)
+    hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0
+  return `${type}:${hash.toString(16)}:${text.length}`
+}

@@ -1,0 +1,270 @@
+/**
+ * The IndexedDB database under the client store: its layout, opening and upgrading it, and the
+ * one way to run a transaction on it. The record families each have their module
+ * (`idb-outbox.ts`, `idb-outcomes.ts`, `idb-history.ts`, `idb-snapshots.ts`, `idb-feed.ts`);
+ * `idb-client-store.ts` puts them together.
+ *
+ * Layout (database version 2; *object store* is IndexedDB's word for a table):
+ *
+ *   meta       'client'  → ClientMeta   clientId, last clientSeq, outbox counters, feed counters
+ *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and
+ *                          tenant, the last chunk number and how far the ledger index reaches
+ *   outbox     [clientId, clientSeq] → { entry, bytes, at }     own entries not yet acked
+ *                index 'id' (unique), index 'entity'
+ *   acked      id → { entry, version, partition, offset }       acked, not yet received back
+ *                index 'entity'                                  through the subscription
+ *   chunks     n → { partition, first, last, entries }           confirmed history
+ *   staged     n → { entities: [entity, chunk n…][] }            ledger keys not yet indexed
+ *   ledgers    [entity, last chunk n] → { chunks: n[] }          the per-entity index
+ *   snapshots  entity → { version, state, through: chunk n }     folded state up to a chunk
+ *   outcomes   id → { n, outcome }                               appended/duplicate/refused
+ *   feed       id → { n, entry, unseen }                         corrections of own entries
+ *
+ * Upgrades: 1 → 2 drops layout 1's pages and snapshots and forgets the cursors, so confirmed
+ * history is fetched again from the relay (it can always be: the relay keeps it); the outbox,
+ * acked entries, outcomes and the corrections feed are kept as they are.
+ *
+ * Invariants:
+ * 1. Nothing is awaited inside a transaction except that transaction's own requests (idb:
+ *    "Do not await other things between the start and end of your transaction",
+ *    https://github.com/jakearchibald/idb#transaction-lifetime). On any failure the transaction
+ *    is aborted, so nothing is half-written, and the error becomes a `ClientError` (a quota
+ *    failure, also wrapped in an AbortError, is `storage_full`).
+ * 2. Opening never hangs: when an older tab blocks the upgrade for OPEN_BLOCKED_MS_MAX, it
+ *    fails with `upgrade_blocked`; an open connection closes itself at once when a newer
+ *    version asks, and says so through `onClosed`.
+ * 3. Upgrade blocks only ever get added (`if (oldVersion < 3) …`); old ones are never edited.
+ */
+import { assert } from '@ledgerline/core'
+import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
+import { wrap } from 'idb'
+import type {
+  AckedRecord,
+  ChunkRecord,
+  ClientMeta,
+  ClientStoreClosedReason,
+  CursorsRecord,
+  Durability,
+  FeedRecord,
+  OutboxRecord,
+  OutcomeRecord,
+  SnapshotRecord,
+  StagedRecord,
+} from './client-store.ts'
+import { ClientError, toStorageError } from './errors.ts'
+import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
+import type { Scheduler } from './scheduler.ts'
+
+/**
+ * Version of the database layout. History:
+ * 1 — first layout (Ledgerline 0.1.0).
+ * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
+ */
+export const DB_VERSION = 2
+
+export interface LedgerIndexRecord {
+  readonly entity: string
+  /** The last of `chunks`. */
+  readonly last: number
+  /** Chunks holding entries of `entity`, ascending. */
+  readonly chunks: readonly number[]
+}
+
+export interface LedgerDb extends DBSchema {
+  meta: { key: string; value: ClientMeta | CursorsRecord }
+  outbox: {
+    key: [string, number]
+    value: OutboxRecord
+    indexes: { id: string; entity: string }
+  }
+  acked: { key: string; value: AckedRecord; indexes: { entity: string } }
+  chunks: { key: number; value: ChunkRecord }
+  staged: { key: number; value: StagedRecord }
+  ledgers: { key: [string, number]; value: LedgerIndexRecord }
+  snapshots: { key: string; value: SnapshotRecord }
+  outcomes: { key: string; value: OutcomeRecord; indexes: { n: number } }
+  feed: { key: string; value: FeedRecord; indexes: { n: number } }
+}
+
+export type Db = IDBPDatabase<LedgerDb>
+type Names = StoreNames<LedgerDb>
+
+/** Registers a request `body` does not await, so its failure is seen and never unhandled. */
+export type Track = <P>(p: Promise<P>) => Promise<P>
+
+/** Runs `body` in one transaction over `names` (invariant 1). */
+export type Run = <N extends Names, M extends IDBTransactionMode, T>(
+  names: N[],
+  mode: M,
+  durability: Durability,
+  body: (tx: IDBPTransaction<LedgerDb, N[], M>, track: Track) => Promise<T>,
+) => Promise<T>
+
+export interface IdbDatabaseOptions {
+  readonly indexedDB: IDBFactory
+  readonly dbName: string
+  /** Layout version to open; tests use a higher one to play a newer tab. */
+  readonly version?: number | undefined
+  readonly scheduler: Scheduler
+  /** Called when the connection closed itself for a newer version, or was terminated. */
+  readonly onClosed: (reason: ClientStoreClosedReason) => void
+}
+
+/**
+ * Opens (and creates or upgrades) the database (invariant 2).
+ *
+ * @example
+ * const db = await openIdbDatabase({ indexedDB, dbName: 'till-1', scheduler, onClosed })
+ */
+export function openIdbDatabase(options: IdbDatabaseOptions): Promise<Db> {
+  const { scheduler } = options
+  return new Promise<Db>((resolve, reject) => {
+    let request: IDBOpenDBRequest
+    try {
+      request = options.indexedDB.open(options.dbName, options.version ?? DB_VERSION)
+    } catch (error) {
+      reject(toStorageError(error))
+      return
+    }
+    let blockedTimer: unknown
+    let gaveUp = false
+    request.onupgradeneeded = (event) => {
+      const tx = request.transaction
+      assert(tx !== null, 'an upgrade runs in a versionchange transaction')
+      upgrade(wrap(request.result) as unknown as Db, event.oldVersion, tx)
+    }
+    // https://developer.mozilla.org/en-US/docs/Web/API/IDBOpenDBRequest/blocked_event: the
+    // upgrade waits until every older connection closes. Never wait silently.
+    request.onblocked = () => {
+      blockedTimer ??= scheduler.setTimeout(() => {
+        gaveUp = true
+        reject(
+          new ClientError(
+            'upgrade_blocked',
+            `database '${options.dbName}' is held open by another tab of an older version: close other tabs and reload`,
+          ),
+        )
+      }, OPEN_BLOCKED_MS_MAX)
+    }
+    request.onerror = () => {
+      scheduler.clearTimeout(blockedTimer)
+      reject(toStorageError(request.error))
+    }
+    request.onsuccess = () => {
+      scheduler.clearTimeout(blockedTimer)
+      const raw = request.result
+      if (gaveUp) {
+        // The caller was already told `upgrade_blocked`; do not leave a connection behind.
+        raw.close()
+        return
+      }
+      // A newer version wants to open: close at once so its upgrade is not blocked, and tell
+      // the client (it stops and asks for a reload).
+      raw.onversionchange = () => {
+        raw.close()
+        options.onClosed('versionchange')
+      }
+      // Abnormal close (storage wiped under us, disk error).
+      raw.onclose = () => options.onClosed('terminated')
+      resolve(wrap(raw) as unknown as Db)
+    }
+  })
+}
+
+/**
+ * The transaction runner of `db`: `body` may await only requests of `tx`; on any failure the
+ * transaction is aborted and the error becomes a `ClientError` (quota → `storage_full`).
+ *
+ * @example
+ * const run = createRun(db)
+ * await run(['meta'], 'readonly', 'default', async (tx) => tx.objectStore('meta').get('client'))
+ */
+export function createRun(db: Db): Run {
+  return async function run<N extends Names, M extends IDBTransactionMode, T>(
+    names: N[],
+    mode: M,
+    durability: Durability,
+    body: (tx: IDBPTransaction<LedgerDb, N[], M>, track: Track) => Promise<T>,
+  ): Promise<T> {
+    let tx: IDBPTransaction<LedgerDb, N[], M>
+    try {
+      tx = db.transaction(names, mode, { durability })
+    } catch (error) {
+      throw toStorageError(error)
+    }
+    const pending: Promise<unknown>[] = []
+    // Requests not awaited by `body` are tracked so their failure is seen (and never left as an
+    // unhandled rejection when the transaction aborts).
+    const track: Track = (p) => {
+      p.catch(noop)
+      pending.push(p)
+      return p
+    }
+    tx.done.catch(noop)
+    try {
+      const result = await body(tx, track)
+      await Promise.all(pending)
+      await tx.done
+      return result
+    } catch (error) {
+      try {
+        tx.abort()
+      } catch {
+        // Already finished or aborted: nothing more to undo.
+      }
+      throw toStorageError(error, tx.error)
+    }
+  }
+}
+
+/** Deletes the oldest records (by index `n`) beyond `max`. */
+export async function prune(
+  store: {
+    count(): Promise<number>
+    index(name: 'n'): { getAllKeys(q?: null, c?: number): Promise<string[]> }
+    delete(key: string): Promise<void>
+  },
+  max: number,
+  track: Track,
+): Promise<void> {
+  const count = await store.count()
+  if (count <= max) return
+  const oldest = await store.index('n').getAllKeys(null, count - max)
+  for (const key of oldest) void track(store.delete(key))
+}
+
+/**
+ * Runs inside the versionchange transaction `tx`, used raw: wrapping it would add a `done`
+ * promise that rejects, unobserved, when an upgrade is given up (`upgrade_blocked`).
+ */
+function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
+  if (oldVersion < 1) {
+    db.createObjectStore('meta')
+    const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
+    outbox.createIndex('id', 'id', { unique: true })
+    outbox.createIndex('entity', 'entity')
+    const acked = db.createObjectStore('acked', { keyPath: 'id' })
+    acked.createIndex('entity', 'entity')
+    // Layout 1's object store, typed loosely: layout 2 no longer has it (see below).
+    const legacy = db as unknown as IDBPDatabase
+    const pages = legacy.createObjectStore('pages', { keyPath: ['partition', 'first'] })
+    pages.createIndex('entity', 'keys', { multiEntry: true })
+    db.createObjectStore('snapshots', { keyPath: 'entity' })
+    db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
+    db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
+  }
+  if (oldVersion < 2) {
+    // Layout 1's pages (one index key per entity per page) give way to chunks with a staged
+    // ledger index. History is not converted: forgetting the cursors makes the client fetch it
+    // again from the relay, which keeps it; outbox, acked, outcomes and feed stay as they are.
+    ;(db as unknown as IDBPDatabase).deleteObjectStore('pages')
+    tx.objectStore('snapshots').clear()
+    tx.objectStore('meta').delete('cursors')
+    db.createObjectStore('chunks', { keyPath: 'n' })
+    db.createObjectStore('staged', { keyPath: 'n' })
+    db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
+  }
+  // Later versions add `if (oldVersion < 3) { … }` here, never edit the blocks above.
+}
+
+function noop(): void {}

@@ -1,0 +1,200 @@
+/**
+ * Confirmed history in IndexedDB: the cursors, the chunks of received entries, the staged
+ * records and the per-entity ledger index, and reading one entity's ledger back for folding.
+ *
+ * Why chunks: confirmed history arrives from the relay in pages of up to 1,000 entries, often
+ * several back to back during catch-up. `applyPages` stores all the pages it is given in ONE
+ * transaction, as one *chunk* record per partition (numbered n = 1, 2, 3… in arrival order),
+ * so a cold catch-up costs a few puts per page instead of one per entry (one record per entry
+ * caps near 15,000 puts/s in Chromium). Indexing each entry by entity at that moment would cost
+ * one index write per entity per page again (it was half the time of a catch-up in layout 1),
+ * so the transaction only adds one *staged* record listing which chunks hold which entities.
+ * `indexPending` later folds many staged records into the per-entity index at once: one
+ * `ledgers` record per entity touched since the last run (a blind put, no read), so the index
+ * costs one write per entity per run instead of per page. A load reads the entity's `ledgers`
+ * records from its snapshot's chunk on, plus every staged record (bounded by
+ * INDEX_STAGED_KEYS_MAX), and then only the chunks that hold the entity.
+ *
+ * Invariants:
+ * 1. Pages of entries are stored in one transaction with the cursors after the last of them
+ *    and their staged record (`planPages`); offsets at or below the stored cursor are dropped,
+ *    so an entry is never stored twice, and the cursor never runs ahead of what is stored.
+ *    Pages use relaxed durability: a page lost to a power cut is lost with its cursor, and
+ *    fetched again.
+ * 2. Cursors, chunks, the ledger index and snapshots belong to one (tenant, scope); when either
+ *    changes they are cleared together, with the acked records outside the new scope.
+ * 3. Every chunk n ≤ CursorsRecord.chunkLast is listed either in a staged record or (once
+ *    `indexPending` ran) in its entities' `ledgers` records, never lost between the two: the
+ *    move is one transaction.
+ * 4. A load returns the entity's confirmed entries after its base in version order, and its
+ *    pending ones (acked, then outbox), from one readonly transaction.
+ */
+import type { StoredEntry } from '@ledgerline/core'
+import { assert } from '@ledgerline/core'
+import { planPages } from './client-store-plans.ts'
+import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
+import { ClientError } from './errors.ts'
+import type { Run } from './idb-database.ts'
+import { addToFeed } from './idb-feed.ts'
+import { readSnapshot } from './idb-snapshots.ts'
+
+export type IdbHistory = Pick<
+  ClientStore,
+  'prepareCursors' | 'applyPages' | 'indexPending' | 'loadEntity' | 'tenant'
+>
+
+/**
+ * @example
+ * const history = createIdbHistory(run, IDBKeyRange)
+ * const cursors = await history.prepareCursors('acme', scopeKey, inScope)
+ */
+export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHistory {
+  return {
+    async prepareCursors(tenant, scopeKey, inScope) {
+      return run(
+        ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked'],
+        'readwrite',
+        'relaxed',
+        async (tx, track) => {
+          const meta = tx.objectStore('meta')
+          const found = (await meta.get('cursors')) as CursorsRecord | undefined
+          if (found !== undefined && found.tenant === tenant && found.scopeKey === scopeKey)
+            return found.cursors
+          // Another tenant or scope: the stored history answers a different question. Start over.
+          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
+            void track(tx.objectStore(name).clear())
+          const acked = await tx.objectStore('acked').getAll()
+          for (const a of acked)
+            if (!inScope(a.entity)) void track(tx.objectStore('acked').delete(a.id))
+          const fresh: CursorsRecord = {
+            tenant,
+            scopeKey,
+            cursors: {},
+            chunkLast: 0,
+            stagedKeys: 0,
+          }
+          void track(meta.put(fresh, 'cursors'))
+          return {}
+        },
+      )
+    },
+
+    async applyPages(pages, scopeKey) {
+      return run(
+        ['meta', 'chunks', 'staged', 'acked', 'feed'],
+        'readwrite',
+        'relaxed',
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const [rec, meta] = await Promise.all([metaStore.get('cursors'), metaStore.get('client')])
+          const stored = rec as CursorsRecord | undefined
+          if (stored === undefined || stored.scopeKey !== scopeKey) {
+            throw new ClientError('closed', 'subscription scope changed while a page was in flight')
+          }
+          const clientMeta = meta as ClientMeta
+          const plan = planPages(pages, stored, clientMeta.clientIds)
+          for (const id of plan.ownReceived) void track(tx.objectStore('acked').delete(id))
+          for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
+          if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
+          void track(metaStore.put(plan.cursors, 'cursors'))
+          let corrections: typeof plan.feedCandidates = []
+          if (plan.feedCandidates.length > 0) {
+            const feed = tx.objectStore('feed')
+            const added = await addToFeed(feed, plan.feedCandidates, clientMeta, track)
+            corrections = added.records
+            void track(
+              metaStore.put(
+                { ...clientMeta, n: added.n, correctionsUnseen: added.correctionsUnseen },
+                'client',
+              ),
+            )
+          }
+          return {
+            entities: plan.entities,
+            corrections,
+            stored: plan.stored,
+            own: plan.ownReceived.length,
+            cursors: plan.cursors.cursors,
+            stagedKeys: plan.cursors.stagedKeys,
+          }
+        },
+      )
+    },
+
+    async indexPending() {
+      return run(['meta', 'staged', 'ledgers'], 'readwrite', 'relaxed', async (tx, track) => {
+        const [staged, rec] = await Promise.all([
+          tx.objectStore('staged').getAll(),
+          tx.objectStore('meta').get('cursors') as Promise<CursorsRecord | undefined>,
+        ])
+        if (staged.length === 0 || rec === undefined) return false
+        // Staged records come in chunk order (their key), so each entity's list stays ascending.
+        const merged = new Map<string, number[]>()
+        for (const record of staged) {
+          for (const [entity, chunks] of record.entities) {
+            const list = merged.get(entity)
+            if (list === undefined) merged.set(entity, [...chunks])
+            else list.push(...chunks)
+          }
+        }
+        const ledgers = tx.objectStore('ledgers')
+        for (const [entity, chunks] of merged) {
+          void track(ledgers.put({ entity, last: chunks.at(-1) as number, chunks }))
+        }
+        void track(tx.objectStore('staged').clear())
+        void track(tx.objectStore('meta').put({ ...rec, stagedKeys: 0 }, 'cursors'))
+        return true
+      })
+    },
+
+    async loadEntity(entity, typeKey, base) {
+      return run(
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
+        'readonly',
+        'default',
+        async (tx) => {
+          let snapshot: EntityBase | undefined = base ?? undefined
+          if (base === undefined) snapshot = await readSnapshot(tx, entity, typeKey)
+          const from = snapshot?.through ?? 0
+          const [indexed, staged, outboxed, acked] = await Promise.all([
+            tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
+            tx.objectStore('staged').getAll(),
+            tx.objectStore('outbox').index('entity').getAll(entity),
+            tx.objectStore('acked').index('entity').getAll(entity),
+          ])
+          const wanted = new Set<number>()
+          for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
+          for (const r of staged) {
+            for (const [name, chunks] of r.entities)
+              if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
+          }
+          const numbers = [...wanted].sort((a, b) => a - b)
+          const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
+          const fromVersion = snapshot?.version ?? 0
+          const stored: StoredEntry[] = []
+          for (const chunk of chunks) {
+            assert(chunk !== undefined, 'an indexed chunk exists')
+            for (const e of chunk.entries)
+              if (e.entity === entity && e.version > fromVersion) stored.push(e)
+          }
+          stored.sort((a, b) => a.version - b.version)
+          const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+          return {
+            snapshot,
+            stored,
+            lastChunk: numbers.at(-1),
+            pending,
+            acked: new Set(acked.map((a) => a.id)),
+          }
+        },
+      )
+    },
+
+    async tenant() {
+      return run(['meta'], 'readonly', 'default', async (tx) => {
+        const rec = (await tx.objectStore('meta').get('cursors')) as CursorsRecord | undefined
+        return rec?.tenant
+      })
+    },
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The outbox in IndexedDB: the meta record (clientId, clientSeq allocation, counters) and the
+ * `outbox` object store of own entries not yet acknowledged. The acks that empty it are applied
+ * in `idb-outcomes.ts`.
+ *
+ * Terms: an *outbox record* carries its entry, its encoded size and the local time of the
+ * append; its key is [clientId, clientSeq], so key order is clientSeq order.
+ *
+ * Invariants:
+ * 1. `append` allocates clientSeq (meta.seqLast + 1 …) and puts the outbox records in ONE
+ *    readwrite transaction with the configured durability (`strict` by default): an entry never
+ *    exists without its outbox record, nor the reverse, and clientSeq is gap-free per clientId.
+ * 2. Entries are validated before they are written (`append`) and again after they are read
+ *    back (`readOutbox`): pair assertions.
+ * 3. Every outbox record has the current meta.clientId; `reissue` moves all of them to a new
+ *    clientId in one transaction, and records where each old id went.
+ * 4. The outbox counters in the meta record change in the same transaction as the records.
+ */
+import { checkedBatch, newMeta, planAppend, planReissue } from './client-store-plans.ts'
+import type { ClientMeta, ClientStore, Durability } from './client-store.ts'
+import { ClientError } from './errors.ts'
+import type { Run } from './idb-database.ts'
+
+export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'reissue' | 'counters'>
+
+/**
+ * @example
+ * const outbox = createIdbOutbox(run, IDBKeyRange, 'strict')
+ * await outbox.init(() => createClientId(random), Date.now())
+ */
+export function createIdbOutbox(
+  run: Run,
+  KeyRange: typeof IDBKeyRange,
+  durability: Durability,
+): IdbOutbox {
+  return {
+    async init(newClientId, now) {
+      return run(['meta'], 'readwrite', 'strict', async (tx, track) => {
+        const meta = tx.objectStore('meta')
+        const found = (await meta.get('client')) as ClientMeta | undefined
+        if (found !== undefined) return { meta: found, created: false }
+        // No meta: a new database, or one wiped by the browser or the user. Either way this is
+        // a new client: a fresh clientId means no clientSeq can ever be reused.
+        const created = newMeta(newClientId(), now)
+        void track(meta.put(created, 'client'))
+        return { meta: created, created: true }
+      })
+    },
+
+    async append(make, limits, now, bytesOf) {
+      return run(['meta', 'outbox'], 'readwrite', durability, async (tx, track) => {
+        const metaStore = tx.objectStore('meta')
+        const meta = (await metaStore.get('client')) as ClientMeta | undefined
+        if (meta === undefined)
+          throw new ClientError('closed', 'database was wiped: reopen the client')
+        const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
+        const outbox = tx.objectStore('outbox')
+        for (const record of records) void track(outbox.add(record))
+        void track(metaStore.put(written, 'client'))
+        return {
+          entries: records.map((r) => r.entry),
+          bytes,
+          meta: written,
+          wasEmpty: meta.outboxEntries === 0,
+        }
+      })
+    },
+
+    async readOutbox(after, entriesMax, bytesMax) {
+      const records = await run(['outbox'], 'readonly', 'default', async (tx) => {
+        const range = after === undefined ? undefined : KeyRange.lowerBound([...after], true)
+        return tx.objectStore('outbox').getAll(range, entriesMax)
+      })
+      return checkedBatch(records, bytesMax)
+    },
+
+    async reissue(newClientId, high) {
+      return run(['meta', 'outbox', 'outcomes'], 'readwrite', 'strict', async (tx, track) => {
+        const metaStore = tx.objectStore('meta')
+        const outbox = tx.objectStore('outbox')
+        const [meta, records] = await Promise.all([
+          metaStore.get('client') as Promise<ClientMeta>,
+          outbox.getAll(),
+        ])
+        // Another tab may have done it already.
+        if (meta.seqLast >= high) return new Map<string, string>()
+        const plan = planReissue(meta, records, newClientId)
+        for (const r of records) void track(outbox.delete([r.clientId, r.clientSeq]))
+        for (const r of plan.records) void track(outbox.add(r))
+        for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
+        void track(metaStore.put(plan.meta, 'client'))
+        return plan.renamed
+      })
+    },
+
+    async counters() {
+      return run(['meta', 'outbox', 'acked'], 'readonly', 'default', async (tx) => {
+        const [meta, first, ackedWaiting] = await Promise.all([
+          tx.objectStore('meta').get('client') as Promise<ClientMeta | undefined>,
+          tx.objectStore('outbox').getAll(undefined, 1),
+          tx.objectStore('acked').count(),
+        ])
+        if (meta === undefined)
+          throw new ClientError('closed', 'database was wiped: reopen the client')
+        return {
+          clientId: meta.clientId,
+          seqLast: meta.seqLast,
+          outboxEntries: meta.outboxEntries,
+          outboxBytes: meta.outboxBytes,
+          oldestOutboxAt: first[0]?.at ?? null,
+          correctionsUnseen: meta.correctionsUnseen,
+          ackedWaiting,
+        }
+      })
+    },
+  }
+}

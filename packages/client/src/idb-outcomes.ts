@@ -1,0 +1,101 @@
+/**
+ * Outcomes in IndexedDB: applying the relay's acks (the outbox records they answer go, their
+ * outcomes and positions stay) and answering `outcome(id)`.
+ *
+ * Terms: an *outcome record* keeps the log's answer to one own entry (appended, duplicate,
+ * refused, or reissued under a new id); an *acked record* keeps an appended entry as pending
+ * until the subscription brings it back.
+ *
+ * Invariants:
+ * 1. An ack is applied in one transaction: outbox records deleted, acked records and outcomes
+ *    put, corrections added to the feed, the meta record's counters rewritten (`planAck`).
+ * 2. A lean ack (after `storage_full`) deletes and rewrites the meta record only: deleting
+ *    frees space, so a full disk never stops the outbox from draining.
+ * 3. At most OUTCOMES_MAX outcomes and CORRECTIONS_FEED_MAX feed records are kept; the oldest
+ *    (by `n`) go first, in the transaction that added the new ones.
+ * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
+ *    record, then the acked record; an id none of them knows is `unknown`.
+ */
+import { planAck } from './client-store-plans.ts'
+import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
+import { prune, type Run } from './idb-database.ts'
+import { addToFeed } from './idb-feed.ts'
+import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
+
+export type IdbOutcomes = Pick<ClientStore, 'applyAck' | 'outcome'>
+
+/**
+ * @example
+ * const outcomes = createIdbOutcomes(run)
+ * const applied = await outcomes.applyAck(items, () => true)
+ */
+export function createIdbOutcomes(run: Run): IdbOutcomes {
+  return {
+    async applyAck(items, keepAcked, lean = false) {
+      return run(
+        ['meta', 'outbox', 'acked', 'outcomes', 'feed'],
+        'readwrite',
+        'relaxed',
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const outbox = tx.objectStore('outbox')
+          const [meta, cursorsRec] = (await Promise.all([
+            metaStore.get('client'),
+            metaStore.get('cursors'),
+          ])) as [ClientMeta, CursorsRecord | undefined]
+          const present = await Promise.all(
+            items.map((item) => outbox.getKey([item.record.clientId, item.record.clientSeq])),
+          )
+          const plan = planAck(
+            items,
+            present.map((key) => key !== undefined),
+            meta,
+            cursorsRec?.cursors,
+            keepAcked,
+            lean,
+          )
+          for (const r of plan.deletes) void track(outbox.delete([r.clientId, r.clientSeq]))
+          for (const a of plan.acked) void track(tx.objectStore('acked').put(a))
+          for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
+          const feed = tx.objectStore('feed')
+          const added = await addToFeed(feed, plan.feedCandidates, plan.meta, track)
+          await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
+          await prune(feed, CORRECTIONS_FEED_MAX, track)
+          void track(
+            metaStore.put(
+              { ...plan.meta, correctionsUnseen: added.correctionsUnseen, n: added.n },
+              'client',
+            ),
+          )
+          return {
+            entities: plan.entities,
+            gaps: plan.gaps,
+            corrections: added.records,
+            settled: plan.settled,
+          }
+        },
+      )
+    },
+
+    async outcome(id) {
+      return run(['outbox', 'acked', 'outcomes'], 'readonly', 'default', async (tx) => {
+        const [inOutbox, outcome] = await Promise.all([
+          tx.objectStore('outbox').index('id').getKey(id),
+          tx.objectStore('outcomes').get(id),
+        ])
+        if (inOutbox !== undefined) return { _tag: 'outbox' } as const
+        if (outcome !== undefined) return outcome.outcome
+        const acked = await tx.objectStore('acked').get(id)
+        if (acked !== undefined)
+          return {
+            _tag: 'appended',
+            version: acked.version,
+            partition: acked.partition,
+            offset: acked.offset,
+            committedAt: 0,
+          } as const
+        return { _tag: 'unknown' } as const
+      })
+    },
+  }
+}

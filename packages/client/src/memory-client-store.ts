@@ -1,0 +1,359 @@
+/**
+ * `createMemoryClientStore`: the client store in memory, for the simulation and for tests that
+ * need no IndexedDB. It keeps what the IndexedDB store keeps (outbox, acked records, chunks of
+ * confirmed history, snapshots, outcomes, the corrections feed, cursors) and decides every write
+ * with the same plans (`client-store-plans.ts`); `runClientStoreContract` proves the two answer
+ * alike.
+ *
+ * Terms: the *database* (`createMemoryClientDatabase`) is what survives closing a client store: open
+ * another store on it to play a reload; `wipe()` plays a browser evicting the origin.
+ *
+ * Invariants:
+ * 1. Every method does all its work synchronously, after its checks and plan and before it
+ *    returns, so each is atomic: a call that throws changed nothing, and no call sees another's
+ *    half-done writes.
+ * 2. Values are copied on the way in and on the way out (`structuredClone`, as IndexedDB
+ *    does), so no caller shares an object with the database, and what cannot be cloned is
+ *    refused like IndexedDB refuses it.
+ * 3. The outbox is kept in key order ([clientId, clientSeq]): an append adds clientSeqs past
+ *    every stored one, of the one clientId every record has, and a reissue rebuilds it.
+ * 4. The per-entity index is updated in the write that stores a chunk, so nothing is ever
+ *    staged: `stagedKeys` is always 0 and `indexPending` always answers false.
+ */
+import type { StoredEntry } from '@ledgerline/core'
+import {
+  checkedBatch,
+  newMeta,
+  planAck,
+  planAppend,
+  planFeed,
+  planPages,
+  planReissue,
+} from './client-store-plans.ts'
+import type {
+  AckedRecord,
+  ChunkRecord,
+  ClientMeta,
+  ClientStore,
+  CursorsRecord,
+  EntityBase,
+  FeedRecord,
+  OutboxRecord,
+  OutcomeRecord,
+  SnapshotRecord,
+} from './client-store.ts'
+import { ClientError, toStorageError } from './errors.ts'
+import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
+
+/** What a memory database holds; survives the client stores opened on it. */
+export interface MemoryClientDatabase {
+  /** Forgets everything, as a browser evicting the origin does. */
+  wipe(): void
+  /** Own entries waiting in the outbox (for checks and simulations). */
+  outboxSize(): number
+}
+
+export interface MemoryClientStoreOptions {
+  /** The database to open; default: a new, empty one. */
+  readonly database?: MemoryClientDatabase | undefined
+}
+
+/**
+ * A new, empty memory database.
+ *
+ * @example
+ * const database = createMemoryClientDatabase()
+ * const first = createMemoryClientStore({ database })
+ */
+export function createMemoryClientDatabase(): MemoryClientDatabase {
+  const data = emptyData()
+  const database: MemoryClientDatabase & { readonly [DATA]: MemoryData } = {
+    [DATA]: data,
+    wipe() {
+      Object.assign(data, emptyData())
+    },
+    outboxSize: () => data.outbox.size,
+  }
+  return database
+}
+
+/**
+ * Opens a client store on a memory database.
+ *
+ * @example
+ * const store = createMemoryClientStore({ database })
+ * await store.init(() => createClientId(random), Date.now())
+ */
+export function createMemoryClientStore(options: MemoryClientStoreOptions = {}): ClientStore {
+  const database = (options.database ?? createMemoryClientDatabase()) as MemoryClientDatabase & {
+    readonly [DATA]?: MemoryData
+  }
+  const data = database[DATA]
+  if (data === undefined) throw new TypeError('not a memory client database')
+  let closed = false
+
+  /** Invariant 1: `body` runs to the end or throws before it changed anything. */
+  const write = <T>(body: () => T): Promise<T> => {
+    try {
+      if (closed) throw new ClientError('closed', 'client store is closed')
+      return Promise.resolve(body())
+    } catch (error) {
+      return Promise.reject(toStorageError(error))
+    }
+  }
+  const meta = (): ClientMeta => {
+    if (data.meta === undefined) throw new ClientError('closed', 'database was wiped: reopen it')
+    return data.meta
+  }
+
+  return {
+    init: (newClientId, now) =>
+      write(() => {
+        if (data.meta !== undefined) return { meta: clone(data.meta), created: false }
+        data.meta = newMeta(newClientId(), now)
+        return { meta: clone(data.meta), created: true }
+      }),
+
+    append: (make, limits, now, bytesOf) =>
+      write(() => {
+        const before = meta()
+        const { records, written, bytes } = planAppend(before, make, limits, now, bytesOf)
+        const copies = records.map(clone)
+        for (const r of copies) data.outbox.set(r.id, r) // invariant 3: each past every key
+        data.meta = written
+        return {
+          entries: records.map((r) => r.entry),
+          bytes,
+          meta: clone(written),
+          wasEmpty: before.outboxEntries === 0,
+        }
+      }),
+
+    readOutbox: (after, entriesMax, bytesMax) =>
+      write(() => {
+        const records: OutboxRecord[] = []
+        for (const r of data.outbox.values()) {
+          if (records.length >= entriesMax) break
+          if (after === undefined || compareKey(r, after) > 0) records.push(clone(r))
+        }
+        return checkedBatch(records, bytesMax)
+      }),
+
+    applyAck: (items, keepAcked, lean = false) =>
+      write(() => {
+        const present = items.map((i) => sameKey(data.outbox.get(i.record.id), i.record))
+        const plan = planAck(items, present, meta(), data.cursors?.cursors, keepAcked, lean)
+        const known = plan.feedCandidates.map((c) => data.feed.has(c.id))
+        const added = planFeed(plan.feedCandidates, known, plan.meta)
+        for (const r of plan.deletes) data.outbox.delete(r.id)
+        for (const a of plan.acked) data.acked.set(a.id, clone(a))
+        for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
+        for (const r of added.records) data.feed.set(r.id, clone(r))
+        prune(data.outcomes, OUTCOMES_MAX)
+        prune(data.feed, CORRECTIONS_FEED_MAX)
+        data.meta = { ...plan.meta, correctionsUnseen: added.correctionsUnseen, n: added.n }
+        return {
+          entities: plan.entities,
+          gaps: plan.gaps,
+          corrections: added.records.map(clone),
+          settled: plan.settled,
+        }
+      }),
+
+    prepareCursors: (tenant, scopeKey, inScope) =>
+      write(() => {
+        const found = data.cursors
+        if (found !== undefined && found.tenant === tenant && found.scopeKey === scopeKey)
+          return clone(found.cursors)
+        // Another tenant or scope: the stored history answers a different question.
+        data.chunks.clear()
+        data.ledgers.clear()
+        data.snapshots.clear()
+        for (const [id, a] of data.acked) if (!inScope(a.entity)) data.acked.delete(id)
+        data.cursors = { tenant, scopeKey, cursors: {}, chunkLast: 0, stagedKeys: 0 }
+        return {}
+      }),
+
+    applyPages: (pages, scopeKey) =>
+      write(() => {
+        const stored = data.cursors
+        if (stored === undefined || stored.scopeKey !== scopeKey) {
+          throw new ClientError('closed', 'subscription scope changed while a page was in flight')
+        }
+        const clientMeta = meta()
+        const plan = planPages(clone(pages), stored, clientMeta.clientIds)
+        const known = plan.feedCandidates.map((c) => data.feed.has(c.id))
+        const added = planFeed(plan.feedCandidates, known, clientMeta)
+        for (const id of plan.ownReceived) data.acked.delete(id)
+        for (const chunk of plan.chunks) data.chunks.set(chunk.n, chunk)
+        for (const [entity, chunks] of plan.staged?.entities ?? []) {
+          data.ledgers.set(entity, [...(data.ledgers.get(entity) ?? []), ...chunks])
+        }
+        data.cursors = { ...plan.cursors, stagedKeys: 0 }
+        if (added.records.length > 0) {
+          for (const r of added.records) data.feed.set(r.id, r)
+          data.meta = { ...clientMeta, n: added.n, correctionsUnseen: added.correctionsUnseen }
+        }
+        return {
+          entities: plan.entities,
+          corrections: added.records.map(clone),
+          stored: plan.stored,
+          own: plan.ownReceived.length,
+          cursors: clone(plan.cursors.cursors),
+          stagedKeys: 0,
+        }
+      }),
+
+    indexPending: () => write(() => false),
+
+    loadEntity: (entity, typeKey, base) =>
+      write(() => {
+        let snapshot: EntityBase | undefined = base ?? undefined
+        if (base === undefined) {
+          const found = data.snapshots.get(entity)
+          if (found !== undefined && found.typeKey === typeKey) snapshot = found
+        }
+        const from = snapshot?.through ?? 0
+        const fromVersion = snapshot?.version ?? 0
+        const numbers = (data.ledgers.get(entity) ?? []).filter((n) => n >= from)
+        const stored: StoredEntry[] = []
+        for (const n of numbers) {
+          for (const e of (data.chunks.get(n) as ChunkRecord).entries)
+            if (e.entity === entity && e.version > fromVersion) stored.push(e)
+        }
+        stored.sort((a, b) => a.version - b.version)
+        const acked = [...data.acked.values()]
+          .filter((a) => a.entity === entity)
+          .sort((a, b) => (a.id < b.id ? -1 : 1))
+        const outboxed = [...data.outbox.values()].filter((r) => r.entity === entity)
+        return clone({
+          snapshot,
+          stored,
+          lastChunk: numbers.at(-1),
+          pending: [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)],
+          acked: new Set(acked.map((a) => a.id)),
+        })
+      }),
+
+    tenant: () => write(() => data.cursors?.tenant),
+
+    putSnapshot: (snapshot) =>
+      write(() => {
+        data.snapshots.set(snapshot.entity, clone(snapshot))
+      }),
+
+    counters: () =>
+      write(() => {
+        const m = meta()
+        return {
+          clientId: m.clientId,
+          seqLast: m.seqLast,
+          outboxEntries: m.outboxEntries,
+          outboxBytes: m.outboxBytes,
+          oldestOutboxAt: data.outbox.values().next().value?.at ?? null,
+          correctionsUnseen: m.correctionsUnseen,
+          ackedWaiting: data.acked.size,
+        }
+      }),
+
+    outcome: (id) =>
+      write(() => {
+        if (data.outbox.has(id)) return { _tag: 'outbox' } as const
+        const outcome = data.outcomes.get(id)
+        if (outcome !== undefined) return clone(outcome.outcome)
+        const acked = data.acked.get(id)
+        if (acked !== undefined) {
+          const { version, partition, offset } = acked
+          return { _tag: 'appended', version, partition, offset, committedAt: 0 } as const
+        }
+        return { _tag: 'unknown' } as const
+      }),
+
+    corrections: (limit) =>
+      write(() =>
+        [...data.feed.values()]
+          .sort((a, b) => a.n - b.n)
+          .slice(-limit)
+          .reverse()
+          .map(clone),
+      ),
+
+    markCorrectionsSeen: () =>
+      write(() => {
+        const m = meta()
+        let marked = 0
+        for (const [id, r] of data.feed) {
+          if (!r.unseen) continue
+          marked++
+          data.feed.set(id, { ...r, unseen: false })
+        }
+        data.meta = { ...m, correctionsUnseen: 0 }
+        return marked
+      }),
+
+    reissue: (newClientId, high) =>
+      write(() => {
+        const m = meta()
+        if (m.seqLast >= high) return new Map<string, string>()
+        const plan = planReissue(m, [...data.outbox.values()], newClientId)
+        data.outbox = new Map(plan.records.map((r) => [r.id, r]))
+        for (const o of plan.outcomes) data.outcomes.set(o.id, o)
+        data.meta = plan.meta
+        return plan.renamed
+      }),
+
+    close() {
+      closed = true
+    },
+  }
+}
+
+const DATA = Symbol('memory client data')
+
+interface MemoryData {
+  meta: ClientMeta | undefined
+  cursors: CursorsRecord | undefined
+  /** By entry id (`<clientId>-<clientSeq>`), in key order (invariant 3). */
+  outbox: Map<string, OutboxRecord>
+  acked: Map<string, AckedRecord>
+  chunks: Map<number, ChunkRecord>
+  /** Entity → chunks holding it, ascending. */
+  ledgers: Map<string, number[]>
+  snapshots: Map<string, SnapshotRecord>
+  outcomes: Map<string, OutcomeRecord>
+  feed: Map<string, FeedRecord>
+}
+
+function emptyData(): MemoryData {
+  return {
+    meta: undefined,
+    cursors: undefined,
+    outbox: new Map(),
+    acked: new Map(),
+    chunks: new Map(),
+    ledgers: new Map(),
+    snapshots: new Map(),
+    outcomes: new Map(),
+    feed: new Map(),
+  }
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value)
+}
+
+function compareKey(r: OutboxRecord, key: readonly [string, number]): number {
+  if (r.clientId !== key[0]) return r.clientId < key[0] ? -1 : 1
+  return r.clientSeq - key[1]
+}
+
+function sameKey(a: OutboxRecord | undefined, b: OutboxRecord): boolean {
+  return a !== undefined && a.clientId === b.clientId && a.clientSeq === b.clientSeq
+}
+
+/** Deletes the oldest records (by `n`) beyond `max`. */
+function prune(records: Map<string, { readonly n: number }>, max: number): void {
+  if (records.size <= max) return
+  const oldest = [...records.entries()].sort((a, b) => a[1].n - b[1].n)
+  for (const [id] of oldest.slice(0, records.size - max)) records.delete(id)
+}
