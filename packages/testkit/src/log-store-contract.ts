@@ -13,6 +13,9 @@
  * 7. facts with corrections (deterministic ids, one per offending entry however many resends,
  *    also to another entity of the tenant) and requests decided once (conflict, invariant);
  * 8. concurrent calls racing on one entity: exactly one request with the same `expect` wins;
+ *    the global bound on entries queued for commit (`overloaded`, nothing recorded);
+ * 9. corrections sized and folded before they are written (an oversized one, one whose
+ *    cross-entity target cannot fold it: `ledger.correction_failed`, no ledger poisoned);
  * plus the reads (partition pages with tenant filtering and `throughOffset`, entity ledgers,
  * heads, high-water marks, partition heads) and `onCommit`.
  *
@@ -30,7 +33,7 @@ import type { Data, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ENTRY_DATA_BYTES_MAX } from '@ledgerline/protocol'
 import { Encoder } from '@msgpack/msgpack'
-import type { LogStore } from '@ledgerline/relay'
+import type { LogStore } from '@ledgerline/log'
 
 /** What `setup` is asked to open. */
 export interface LogStoreContractOptions {
@@ -38,6 +41,8 @@ export interface LogStoreContractOptions {
   readonly schema: Schema | undefined
   readonly partitions: number
   readonly now: () => number
+  /** The store's bound on entries queued for commit; `undefined` for its default. */
+  readonly commitQueueEntriesMax: number | undefined
 }
 
 export interface LogStoreContractSubject {
@@ -160,9 +165,9 @@ export function runLogStoreContract(
     let subject: LogStoreContractSubject | undefined
     let clock = 1_700_000_000_000
     const now = () => clock
-    const open = async (mode: 'typed' | 'plain' = 'typed') => {
+    const open = async (mode: 'typed' | 'plain' = 'typed', commitQueueEntriesMax?: number) => {
       const schema = mode === 'typed' ? CONTRACT_SCHEMA : undefined
-      subject = await setup({ schema, partitions: CONTRACT_PARTITIONS, now })
+      subject = await setup({ schema, partitions: CONTRACT_PARTITIONS, now, commitQueueEntriesMax })
       return subject.store
     }
 
@@ -687,6 +692,32 @@ export function runLogStoreContract(
       )
       const ledger = await store.readEntity('acme', 'stock/race', 1, 100)
       expect(ledger.map((e) => e.version)).toEqual(range(1, 32))
+    })
+
+    it('rejects a call past the commit queue bound at once, as overloaded, recording nothing', async () => {
+      // Goal: guarantee 8's global bound. Method: a store bounded at 8 queued entries; three
+      // calls of 4 in one turn: the first two are accepted, the third rejects with
+      // LogStoreError('overloaded') and leaves no trace; a call over the bound alone rejects
+      // too; once the queue drained, the refused call is accepted as it was.
+      const store = await open('typed', 8)
+      const batch = (c: TestClient) =>
+        Array.from({ length: 4 }, () => ({ entry: c.next('stock/q', 'stock.moved', { qty: 1 }) }))
+      const [a, b, c] = [client(400), client(401), client(402)]
+      const third = batch(c)
+      const calls = [store.append('acme', batch(a)), store.append('acme', batch(b))]
+      const refused = store.append('acme', third)
+      await expect(refused).rejects.toMatchObject({ name: 'LogStoreError', kind: 'overloaded' })
+      const done = await Promise.all(calls)
+      expect(done.flat().map((r) => r.status)).toEqual(Array(8).fill('appended'))
+      expect(await store.clientHigh('acme', c.clientId)).toBe(0)
+      const big = client(403)
+      const nine = Array.from({ length: 9 }, () => ({
+        entry: big.next('stock/q', 'stock.moved', { qty: 1 }),
+      }))
+      await expect(store.append('acme', nine)).rejects.toMatchObject({ kind: 'overloaded' })
+      const later = await store.append('acme', third)
+      expect(later.map((r) => r.status)).toEqual(Array(4).fill('appended'))
+      expect(await store.head('acme', 'stock/q')).toMatchObject({ version: 12 })
     })
 
     it('keeps everything across a reopen: entries, dedupe, refusals, marks, partitions', async () => {
