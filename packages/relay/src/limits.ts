@@ -6,10 +6,13 @@
  */
 import { PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 
-/** Most entries (items plus their corrections excluded) merged into one SQLite transaction. */
-export const GROUP_COMMIT_ENTRIES_MAX = 2_000
-/** Entity head states the SQLite log keeps in memory (LRU); a miss refolds the ledger. */
-export const ENTITY_STATES_MAX = 10_000
+// The log's own limits (group commit, the commit queue bound, cached entity states) are named
+// in `@ledgerline/log`, whatever store the relay runs on.
+export {
+  COMMIT_QUEUE_ENTRIES_MAX,
+  ENTITY_STATES_MAX,
+  GROUP_COMMIT_ENTRIES_MAX,
+} from '@ledgerline/log'
 /**
  * SQLite page cache of the log, in KiB. Every append touches the hot leaf pages of the entries
  * table and its indexes; with SQLite's 2 MiB default they fall out of the cache once the log

@@ -45,9 +45,10 @@ describe.skipIf(skipReason !== undefined)(
       cluster = undefined
     })
 
-    runLogStoreContract('postgres', async ({ schema, partitions, now }) => {
+    runLogStoreContract('postgres', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
       const url = await freshDatabase()
-      const open = () => createPostgresStore({ url, schema, partitions, now })
+      const open = () =>
+        createPostgresStore({ url, schema, partitions, now, commitQueueEntriesMax })
       let store = await open()
       let closed = false
       return {

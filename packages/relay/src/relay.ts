@@ -203,9 +203,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           json(res, 503, { ok: false, store: 'failed' })
         }
       },
-      metrics: (_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-        res.end(metrics.render())
+      metrics: async (_req, res) => {
+        const text = await metrics.render()
+        res.writeHead(200, { 'content-type': metrics.contentType })
+        res.end(text)
       },
       devToken:
         dev && secret !== undefined

@@ -29,7 +29,8 @@
  *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
  *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
  * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
- *    rejects gets no ack: the connection closes (internal), and the client resends.
+ *    rejects gets no ack: the connection closes (`overloaded` when the commit queue is full,
+ *    with the kind's backoff as retry hint; `internal` otherwise), and the client resends.
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  */
@@ -56,9 +57,12 @@ import type { TokenVerifier } from './auth.ts'
 import { encodedEntry, encodeEntriesPage, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
 import type { RelayLimits } from './limits.ts'
+import { isLogStoreError } from './log-store.ts'
 import type { AppendItem, LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
+import { NODE_TIMERS } from './timers.ts'
+import type { RelayTimers, TimerHandle } from './timers.ts'
 
 export interface SessionContext {
   readonly store: LogStore
@@ -68,6 +72,8 @@ export interface SessionContext {
   readonly limits: RelayLimits
   readonly metrics: RelayMetrics
   readonly logger: Logger
+  /** Clock and timers; Node's by default (`timers.ts`). */
+  readonly timers?: RelayTimers | undefined
 }
 
 interface Subscription {
@@ -104,18 +110,21 @@ export class Session {
   #clientId = ''
   #subs = new Map<number, Subscription>()
   #inFlight = new Set<Promise<void>>()
+  readonly #timers: RelayTimers
   #tokens: number
-  #refilledAt = Date.now()
+  #refilledAt: number
   #alive = true
   #draining = false
-  #authTimer: NodeJS.Timeout | undefined
-  #expiryTimer: NodeJS.Timeout | undefined
-  #closeTimer: NodeJS.Timeout | undefined
+  #authTimer: TimerHandle | undefined
+  #expiryTimer: TimerHandle | undefined
+  #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
   constructor(ws: WebSocket, context: SessionContext) {
     this.#ws = ws
     this.#ctx = context
+    this.#timers = context.timers ?? NODE_TIMERS
+    this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
     context.metrics.connectionOpened()
     this.closed = new Promise((resolve) => {
@@ -132,7 +141,7 @@ export class Session {
       // `ws` reports protocol violations (e.g. a frame over maxPayload) here and closes itself.
       context.logger.info({ err: error }, 'socket error')
     })
-    this.#authTimer = setTimeout(() => {
+    this.#authTimer = this.#timers.set(() => {
       if (this.#state === 'awaiting_hello' || this.#state === 'checking_token') {
         this.#fail('unauthorized', `no valid hello within ${context.limits.authTimeoutMs} ms`)
       }
@@ -181,11 +190,12 @@ export class Session {
 
   // -- frames ---------------------------------------------------------------------------------
 
-  #onFrame(data: Buffer, isBinary: boolean): void {
+  /** `replayed`: a backlog frame, already counted and rate-limited when it arrived. */
+  #onFrame(data: Buffer, isBinary: boolean, replayed = false): void {
     if (this.#state === 'closed' || this.#draining) return
     this.#alive = true
-    this.#ctx.metrics.bytesIn(data.byteLength)
-    if (!this.#takeToken()) {
+    if (!replayed) this.#ctx.metrics.bytesIn(data.byteLength)
+    if (!replayed && !this.#takeToken()) {
       this.#fail('rate_limited', `more than ${this.#ctx.limits.rateMessagesPerS} messages/s`)
       return
     }
@@ -294,7 +304,7 @@ export class Session {
         this.#grants = claims.grants
         this.#clientId = clientId
         this.#state = 'ready'
-        clearTimeout(this.#authTimer)
+        this.#timers.clear(this.#authTimer)
         this.#armExpiry(claims.expiresAt)
         this.#send({
           type: 'welcome',
@@ -303,14 +313,14 @@ export class Session {
           grants: claims.grants,
           partitions: this.#ctx.store.partitions,
           clientSeqHigh: high,
-          serverTime: Date.now(),
+          serverTime: this.#timers.now(),
           expiresAt: claims.expiresAt,
         })
         const backlog = this.#backlog
         this.#backlog = []
         for (const frame of backlog) {
           if (this.#state !== 'ready') break
-          this.#onFrameAfterHello(frame.data, frame.isBinary)
+          this.#onFrame(frame.data, frame.isBinary, true)
         }
       })
       .catch((error: unknown) => {
@@ -319,19 +329,12 @@ export class Session {
       })
   }
 
-  #onFrameAfterHello(data: Buffer, isBinary: boolean): void {
-    // Backlog frames were counted in and rate-limited when they arrived.
-    this.#ctx.metrics.bytesIn(-data.byteLength)
-    this.#tokens++
-    this.#onFrame(data, isBinary)
-  }
-
   #armExpiry(expiresAt: number): void {
-    const delay = expiresAt - Date.now()
+    const delay = expiresAt - this.#timers.now()
     // setTimeout holds at most 2^31-1 ms; re-arm for tokens that live longer than ~24 days.
-    this.#expiryTimer = setTimeout(
+    this.#expiryTimer = this.#timers.set(
       () => {
-        if (Date.now() >= expiresAt) this.#fail('token_expired', 'token expired')
+        if (this.#timers.now() >= expiresAt) this.#fail('token_expired', 'token expired')
         else this.#armExpiry(expiresAt)
       },
       Math.max(0, Math.min(delay, 2 ** 31 - 1)),
@@ -380,7 +383,17 @@ export class Session {
         this.#send({ type: 'ack', batch, results })
       },
       (error: unknown) => {
-        if (error instanceof RelayError && error.kind === 'store_closed') {
+        if (isLogStoreError(error, 'overloaded')) {
+          // Nothing of the push was recorded: the client backs off (`backoffMsMin` of the
+          // error is the retry hint) and resends the same entries.
+          this.#ctx.metrics.overloaded()
+          this.#fail('overloaded', `the log is overloaded, retry later: ${error.message}`)
+          return
+        }
+        if (
+          isLogStoreError(error, 'closed') ||
+          (error instanceof RelayError && error.kind === 'store_closed')
+        ) {
           this.#fail('shutting_down', 'the log is closing')
           return
         }
@@ -599,29 +612,29 @@ export class Session {
     } catch {
       this.#ws.terminate()
     }
-    this.#closeTimer = setTimeout(
+    this.#closeTimer = this.#timers.set(
       () => this.#ws.terminate(),
       this.#ctx.limits.closeHandshakeTimeoutMs,
+      { unref: true },
     )
-    this.#closeTimer.unref()
   }
 
   #onClose(): void {
     if (this.#state !== 'closed') this.#state = 'closed'
     this.#clearTimers()
-    clearTimeout(this.#closeTimer)
+    this.#timers.clear(this.#closeTimer)
     this.#subs.clear()
     this.#backlog = []
     this.#ctx.metrics.connectionClosed()
   }
 
   #clearTimers(): void {
-    clearTimeout(this.#authTimer)
-    clearTimeout(this.#expiryTimer)
+    this.#timers.clear(this.#authTimer)
+    this.#timers.clear(this.#expiryTimer)
   }
 
   #takeToken(): boolean {
-    const now = Date.now()
+    const now = this.#timers.now()
     const { rateMessagesPerS, rateMessagesBurst } = this.#ctx.limits
     this.#tokens = Math.min(
       rateMessagesBurst,

@@ -14,10 +14,10 @@ import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore, SQLITE_SCHEMA_VERSION } from './sqlite-store.ts'
 
-runLogStoreContract('sqlite', async ({ schema, partitions, now }) => {
+runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
   const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
   const file = join(dir, 'log.sqlite')
-  const open = () => createSqliteStore({ file, schema, partitions, now })
+  const open = () => createSqliteStore({ file, schema, partitions, now, commitQueueEntriesMax })
   let store = await open()
   let closed = false
   return {
@@ -146,7 +146,8 @@ describe('SQLite log specifics', () => {
     ).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
     await store.close()
     await expect(store.append('acme', [{ entry: entry(1, 2, 'tick/a') }])).rejects.toMatchObject({
-      kind: 'store_closed',
+      name: 'LogStoreError',
+      kind: 'closed',
     })
   })
 
