@@ -455,6 +455,57 @@ describe('relay', () => {
     )
     expect(await inner.head('acme', 'order/o')).toMatchObject({ version: 200 })
   })
+
+  it('answers overloaded when the commit queue is full, records nothing, and takes the resend', async () => {
+    // Goal: the global bound on entries queued for commit reaches the wire (issue 13 case 8).
+    // Method: a log bounded at 8 queued entries whose group commit we hold; client A's push of 5
+    // waits in the queue, client B's push of 5 would pass the bound: B gets `error overloaded`
+    // with a backoff and close 4503, and nothing of it is recorded. Once A's group committed,
+    // B reconnects and the same entries are appended.
+    const dir = mkdtempSync(join(tmpdir(), 'll-relay-'))
+    let hold = true
+    const held: (() => void)[] = []
+    const store = await createSqliteStore({
+      file: join(dir, 'log.sqlite'),
+      schema,
+      commitQueueEntriesMax: 8,
+      defer: (fn) => (hold ? held.push(fn) : setImmediate(fn)),
+    })
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => store.close())
+    const relay = await startRelay({ store })
+    const a = await connect(relay)
+    const b = await connect(relay)
+    const fromA = Array.from({ length: 5 }, () => a.entry('order/a', 'order.line', {}))
+    const fromB = Array.from({ length: 5 }, () => b.entry('order/b', 'order.line', {}))
+    a.send({ type: 'push', batch: 1, entries: fromA })
+    await waitFor(() => held.length > 0)
+    b.send({ type: 'push', batch: 1, entries: fromB })
+    const error = await b.next((m) => m.type === 'error')
+    expect(error).toMatchObject({ type: 'error', kind: 'overloaded' })
+    expect(error.type === 'error' && error.backoffMsMin).toBeGreaterThan(0)
+    expect((await b.closed).code).toBe(4503)
+    expect(await store.clientHigh('acme', b.clientId)).toBe(0)
+    hold = false
+    for (const fn of held.splice(0)) fn()
+    const ackA = await a.next<AckMessage>((m) => m.type === 'ack')
+    expect(ackA.results.map((r) => r.status)).toEqual(Array(5).fill('appended'))
+    const again = await openClient(relay.url, { tenant: 'acme', clientId: b.clientId })
+    cleanups.push(() => again.close())
+    const token = await signToken({
+      secret: SECRET,
+      tenant: 'acme',
+      sub: 'b',
+      read: ['*'],
+      write: ['*'],
+    })
+    expect(await again.hello(token)).toMatchObject({ type: 'welcome', clientSeqHigh: 0 })
+    const ackB = await push(again, 1, fromB)
+    expect(ackB.results.map((r) => r.status)).toEqual(Array(5).fill('appended'))
+    expect(await store.head('acme', 'order/b')).toMatchObject({ version: 5 })
+    const metrics = await get(`${relay.httpUrl}/metrics`)
+    expect(metrics.body).toContain('ledgerline_overloaded_total 1')
+  })
 })
 
 /** GET with the path sent as written (no URL normalization, so `..` reaches the relay). */
