@@ -11,10 +11,18 @@
  */
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
-import { SERVER_CLIENT_ID } from '@ledgerline/core'
+import { SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import { foldForward, joinKey, splitKey } from '@ledgerline/log'
-import type { EntityStates, Plan, PlanCall, PlanHead, PlannedEntry } from '@ledgerline/log'
+import type {
+  EntityStates,
+  Plan,
+  PlanCall,
+  PlanHead,
+  PlanLookups,
+  PlanNeed,
+  PlannedEntry,
+} from '@ledgerline/log'
 import { PG_FOLD_PAGE_ENTRIES_MAX } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
 import type { AckResult } from '@ledgerline/protocol'
@@ -28,7 +36,9 @@ import type {
   RefusedRow,
 } from './postgres-sql.ts'
 import {
+  clientsQuery,
   FOLD_PAGE_SQL,
+  headsQuery,
   intArray,
   q,
   pipeline,
@@ -370,4 +380,45 @@ export async function takeHeads(
     pending = pending.filter((f) => f.state.version < f.to)
   }
   for (const f of toFold) loaded.heads.set(f.key, f.state)
+}
+
+/** The plan's lookups over what the transaction has read (invariant 1). */
+export function lookupsOf(loaded: Loaded): PlanLookups {
+  return {
+    clientHigh: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
+    previous: (tenant, id) => loaded.previous.get(joinKey(tenant, id)),
+    entityHead: (tenant, entity) => loaded.heads.get(joinKey(tenant, entity)),
+    partitionHead: (partition) => loaded.partitionHeads.get(partition),
+  }
+}
+
+/** Reads what the planner missed (`PlanMiss`) into `loaded`; the partition must be locked. */
+export async function loadNeed(
+  client: PoolClient,
+  need: PlanNeed,
+  loaded: Loaded,
+  schema: Schema | undefined,
+  states: EntityStates,
+): Promise<void> {
+  switch (need.kind) {
+    case 'client': {
+      const pair: [string, string] = [need.tenant, need.clientId]
+      const [result] = await pipeline(client, [clientsQuery([pair])])
+      takeClients([pair], rowsOf(result), loaded)
+      break
+    }
+    case 'previous':
+      await loadPrevious(client, [[need.tenant, need.id]], loaded)
+      break
+    case 'entity': {
+      const [result] = await pipeline(client, [headsQuery([[need.tenant, need.entity]])])
+      await takeHeads(client, rowsOf(result), loaded, schema, states)
+      break
+    }
+    case 'partition':
+      // Every locked partition's head was read with its lock.
+      throw new Error(`Ledgerline bug: head of locked partition ${need.partition} unread`)
+    default:
+      unreachable(need)
+  }
 }

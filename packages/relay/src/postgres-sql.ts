@@ -14,6 +14,7 @@ import pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
 import type { AckResult } from '@ledgerline/protocol'
 import { PG_COMMIT_CHANNEL } from './postgres-commit-feed.ts'
+import { PG_POOL_CONNECTIONS_MAX, PG_STATEMENT_TIMEOUT_MS } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
 
 /** An entry row as the store reads it (positions in columns, the rest in `body`). */
@@ -325,4 +326,16 @@ export function isConnectionError(error: unknown): boolean {
 export function asStoreError(error: unknown): unknown {
   if (error instanceof RelayError) return error
   return new RelayError('store_failed', `append failed: ${messageOf(error)}`, { cause: error })
+}
+
+/** The store's own pool: numbers for int8, bounded statements, pipelined round trips. */
+export function createPool(url: string): Pool {
+  return new pg.Pool({
+    connectionString: url,
+    max: PG_POOL_CONNECTIONS_MAX,
+    types: PG_TYPES,
+    statement_timeout: PG_STATEMENT_TIMEOUT_MS,
+    // The statements of one group step are sent together (one round trip).
+    pipeline: true,
+  })
 }

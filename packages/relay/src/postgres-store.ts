@@ -49,8 +49,8 @@
  * 7. A client's pipelined pushes reach the log in the order they were sent (clientSeq is
  *    checked against the committed high-water mark): the group commit keeps up to
  *    `PG_GROUPS_IN_FLIGHT_MAX` groups in flight, but never two holding calls of one client, and
- *    a call waits while an earlier call of its client waits (`group-commit.ts` invariant 5). Groups in flight that share a
- *    partition are ordered by its head row lock like groups of different relays (invariant 2).
+ *    a call waits while an earlier call of its client waits (`group-commit.ts` invariant 5).
+ *    Groups in flight that share a partition are ordered by its head row lock (invariant 2).
  *    While other relays have committed within `PG_SHARED_LOG_WINDOW_MS`, one group at a time.
  * 8. Start refuses a database that does not fsync commits (`fsync`, `synchronous_commit`):
  *    `RelayError('durability')`. Triggers refuse any update or delete of entries and refusals
@@ -59,14 +59,12 @@
  *    (`pg` pipeline mode): PostgreSQL still runs them one after another, each read with a
  *    snapshot taken after the lock statement returned (read committed), so the reads see every
  *    commit of whoever held the rows before. On a pool the caller made they go one at a time.
- *    The hot statements are named (parsed and planned once per connection); array parameters
- *    are written as literals here (`pg` escapes each element with two regexes), and a group's
- *    bodies go as one binary parameter that the write statement cuts (no hex text).
+ *    How the statements are written and named is in `postgres-sql.ts`.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
-import { partitionOf, SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
+import { partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import {
   createCommitListeners,
@@ -87,7 +85,6 @@ import type {
   LogStoreOptions,
   Plan,
   PlanCall,
-  PlanLookups,
 } from '@ledgerline/log'
 import type { AckResult } from '@ledgerline/protocol'
 import { createCommitFeed, encodeCommitPayload } from './postgres-commit-feed.ts'
@@ -99,41 +96,12 @@ import {
   PG_SHARED_LOG_WINDOW_MS,
   PG_LOCK_TIMEOUT_MS,
   PG_POLL_INTERVAL_MS,
-  PG_POOL_CONNECTIONS_MAX,
-  PG_STATEMENT_TIMEOUT_MS,
 } from './postgres-limits.ts'
 import { migratePostgres } from './postgres-migrations.ts'
 import type { EncodedItems, Loaded } from './postgres-rows.ts'
-import {
-  encodeItems,
-  groupKeys,
-  loadPrevious,
-  takeClients,
-  takeHeads,
-  toStored,
-  writeQuery,
-} from './postgres-rows.ts'
+import * as pgRows from './postgres-rows.ts'
 import type { EntryRow } from './postgres-sql.ts'
-import {
-  asStoreError,
-  assertDurable,
-  isConnectionError,
-  isPassing,
-  CLIENT_HIGH_SQL,
-  clientsQuery,
-  connect,
-  ENTITY_HEAD_SQL,
-  headsQuery,
-  intArray,
-  LOCK_SQL,
-  PG_TYPES,
-  pipeline,
-  q,
-  READ_ENTITY_SQL,
-  READ_PARTITION_SQL,
-  readHeads,
-  rowsOf,
-} from './postgres-sql.ts'
+import * as pgSql from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
 
 export interface PostgresStoreOptions extends LogStoreOptions {
@@ -168,33 +136,24 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     throw new RelayError('config', 'createPostgresStore needs exactly one of url and pool')
   }
   const ownPool = options.pool === undefined
-  const pool =
-    options.pool ??
-    new pg.Pool({
-      connectionString: options.url,
-      max: PG_POOL_CONNECTIONS_MAX,
-      types: PG_TYPES,
-      statement_timeout: PG_STATEMENT_TIMEOUT_MS,
-      // Invariant 9: the statements of one group step are sent together (one round trip).
-      pipeline: true,
-    })
+  const pool = options.pool ?? pgSql.createPool(options.url as string)
   // An idle connection that breaks (database restarted) must not crash the relay: the next
   // query fails instead, and is retried or reported.
   const onIdleError = () => undefined
   pool.on('error', onIdleError)
   try {
-    const client = await connect(pool)
+    const client = await pgSql.connect(pool)
     const ignore = () => undefined
     client.on('error', ignore)
     let partitions: number
     try {
-      await assertDurable(client)
+      await pgSql.assertDurable(client)
       partitions = await migratePostgres(client, options.partitions)
     } finally {
       client.removeListener('error', ignore)
       client.release()
     }
-    const heads = await readHeads(pool, partitions)
+    const heads = await pgSql.readHeads(pool, partitions)
     return new PostgresStore(pool, ownPool, partitions, heads, options)
   } catch (error) {
     if (ownPool) await pool.end().catch(() => undefined)
@@ -293,14 +252,14 @@ class PostgresStore implements LogStore {
     limit: number,
   ): Promise<{ entries: StoredEntry[]; throughOffset: number }> {
     // One statement, so the page and the head it is measured against share one snapshot.
-    const { rows } = await this.#read<EntryRow & { head: number }>(READ_PARTITION_SQL, [
+    const { rows } = await this.#read<EntryRow & { head: number }>(pgSql.READ_PARTITION_SQL, [
       tenant,
       partition,
       afterOffset,
       limit,
     ])
     const head = rows[0]?.head ?? 0
-    const entries = rows.filter((r) => r.body !== null).map(toStored)
+    const entries = rows.filter((r) => r.body !== null).map(pgRows.toStored)
     const last = entries.at(-1)
     const throughOffset =
       entries.length >= limit && last !== undefined ? last.offset : Math.max(afterOffset, head)
@@ -313,17 +272,17 @@ class PostgresStore implements LogStore {
     fromVersion: number,
     limit: number,
   ): Promise<StoredEntry[]> {
-    const { rows } = await this.#read<EntryRow>(READ_ENTITY_SQL, [
+    const { rows } = await this.#read<EntryRow>(pgSql.READ_ENTITY_SQL, [
       tenant,
       entity,
       fromVersion,
       limit,
     ])
-    return rows.map(toStored)
+    return rows.map(pgRows.toStored)
   }
 
   async head(tenant: string, entity: string): Promise<EntityHead> {
-    const { rows } = await this.#read<{ version: number; offset: number }>(ENTITY_HEAD_SQL, [
+    const { rows } = await this.#read<{ version: number; offset: number }>(pgSql.ENTITY_HEAD_SQL, [
       tenant,
       entity,
     ])
@@ -331,14 +290,14 @@ class PostgresStore implements LogStore {
   }
 
   async clientHigh(tenant: string, clientId: string): Promise<number> {
-    const { rows } = await this.#read<{ high: number }>(CLIENT_HIGH_SQL, [tenant, clientId])
+    const { rows } = await this.#read<{ high: number }>(pgSql.CLIENT_HIGH_SQL, [tenant, clientId])
     return rows[0]?.high ?? 0
   }
 
   async partitionHeads(): Promise<number[]> {
     if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
     try {
-      return await readHeads(this.#pool, this.partitions)
+      return await pgSql.readHeads(this.#pool, this.partitions)
     } catch (error) {
       throw new RelayError('store_failed', `read failed: ${messageOf(error)}`, { cause: error })
     }
@@ -365,7 +324,7 @@ class PostgresStore implements LogStore {
     try {
       plan = await this.#commitWithRetries(group)
     } catch (error) {
-      throw asStoreError(error)
+      throw pgSql.asStoreError(error)
     }
     // Groups in flight at once commit in lock order, but their answers may be read in another
     // order: the cache never takes an older state (`entity-states.ts` invariant 2).
@@ -377,7 +336,7 @@ class PostgresStore implements LogStore {
   async #commitWithRetries(calls: readonly PlanCall[]): Promise<Plan> {
     // Bodies do not depend on the plan: encode them before any lock is taken, once for all
     // attempts.
-    const bodies = encodeItems(calls)
+    const bodies = pgRows.encodeItems(calls)
     let extra = new Set<number>()
     let failures = 0
     for (;;) {
@@ -400,14 +359,14 @@ class PostgresStore implements LogStore {
         extra = attempt.partitions
       } catch (error) {
         if (client !== undefined) {
-          const drop = broken || isConnectionError(error)
+          const drop = broken || pgSql.isConnectionError(error)
           if (!drop) await client.query('rollback').catch(() => undefined)
           client.removeListener('error', onError)
           // A broken connection is dropped rather than handed to the next caller.
           client.release(drop ? true : undefined)
         }
         failures++
-        if (!isPassing(error) || failures >= PG_APPEND_ATTEMPTS_MAX) throw error
+        if (!pgSql.isPassing(error) || failures >= PG_APPEND_ATTEMPTS_MAX) throw error
         await sleep(PG_APPEND_RETRY_MS * 2 ** (failures - 1))
       }
     }
@@ -426,18 +385,23 @@ class PostgresStore implements LogStore {
       }
     }
     const locked = [...lockSet].sort((a, b) => a - b)
-    const keys = groupKeys(calls)
+    const keys = pgRows.groupKeys(calls)
     // Invariant 9, one round trip: begin, lock the head rows in ascending order, and the reads
     // the plan will most likely need. PostgreSQL runs each read only after the lock statement
     // returned, with a snapshot of its own (read committed), so the reads see every commit of
     // whoever held the locks before.
-    const [, lockResult, clientsResult, headsResult] = await pipeline(client, [
+    const [, lockResult, clientsResult, headsResult] = await pgSql.pipeline(client, [
       { text: `begin; set local lock_timeout = ${PG_LOCK_TIMEOUT_MS}` },
-      { name: 'ledgerline_lock_v1', text: LOCK_SQL, values: [intArray(locked)], types: PG_TYPES },
-      clientsQuery(keys.clients),
-      headsQuery(keys.entities),
+      {
+        name: 'ledgerline_lock_v1',
+        text: pgSql.LOCK_SQL,
+        values: [pgSql.intArray(locked)],
+        types: pgSql.PG_TYPES,
+      },
+      pgSql.clientsQuery(keys.clients),
+      pgSql.headsQuery(keys.entities),
     ])
-    const heads = rowsOf<{ partition: number; head: number }>(lockResult)
+    const heads = pgSql.rowsOf<{ partition: number; head: number }>(lockResult)
     const loaded: Loaded = {
       locked: lockSet,
       partitionHeads: new Map(heads.map((r) => [r.partition, r.head])),
@@ -445,7 +409,7 @@ class PostgresStore implements LogStore {
       previous: new Map(),
       heads: new Map(),
     }
-    takeClients(keys.clients, rowsOf(clientsResult), loaded)
+    pgRows.takeClients(keys.clients, pgSql.rowsOf(clientsResult), loaded)
     // Earlier results are needed only for resent entries (at or below the high-water mark) and
     // for server entries; usually there are none and this round trip is skipped.
     const resent: [string, string][] = []
@@ -455,15 +419,10 @@ class PostgresStore implements LogStore {
         resent.push([tenant, id])
       }
     }
-    if (resent.length > 0) await loadPrevious(client, resent, loaded)
-    await takeHeads(client, rowsOf(headsResult), loaded, this.#schema, this.#states)
+    if (resent.length > 0) await pgRows.loadPrevious(client, resent, loaded)
+    await pgRows.takeHeads(client, pgSql.rowsOf(headsResult), loaded, this.#schema, this.#states)
     const committedAt = this.#now()
-    const lookups: PlanLookups = {
-      clientHigh: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
-      previous: (tenant, id) => loaded.previous.get(joinKey(tenant, id)),
-      entityHead: (tenant, entity) => loaded.heads.get(joinKey(tenant, entity)),
-      partitionHead: (partition) => loaded.partitionHeads.get(partition),
-    }
+    const lookups = pgRows.lookupsOf(loaded)
     let plan: Plan
     for (;;) {
       try {
@@ -481,38 +440,18 @@ class PostgresStore implements LogStore {
             return { _tag: 'relock', partitions: new Set([...lockSet, need.partition]) }
           }
         }
-        switch (need.kind) {
-          case 'client': {
-            const pair: [string, string] = [need.tenant, need.clientId]
-            const [result] = await pipeline(client, [clientsQuery([pair])])
-            takeClients([pair], rowsOf(result), loaded)
-            break
-          }
-          case 'previous':
-            await loadPrevious(client, [[need.tenant, need.id]], loaded)
-            break
-          case 'entity': {
-            const [result] = await pipeline(client, [headsQuery([[need.tenant, need.entity]])])
-            await takeHeads(client, rowsOf(result), loaded, this.#schema, this.#states)
-            break
-          }
-          case 'partition':
-            // Every locked partition's head was read with its lock.
-            throw new Error(`Ledgerline bug: head of locked partition ${need.partition} unread`)
-          default:
-            unreachable(need)
-        }
+        await pgRows.loadNeed(client, need, loaded, this.#schema, this.#states)
       }
     }
     // Invariant 5 and 9: every row of the plan and the one NOTIFY in one statement, sent
     // together with the COMMIT. Had the statement failed, PostgreSQL would answer the COMMIT
-    // with ROLLBACK; the statement's error is what `pipeline` throws then.
+    // with ROLLBACK; the statement's error is what `sql.pipeline` throws then.
     const payload =
       plan.touched.length > 0 && this.#notify
         ? encodeCommitPayload(this.#id, plan.partitionHeads)
         : ''
-    const [, commit] = await pipeline(client, [
-      writeQuery(plan, bodies, payload),
+    const [, commit] = await pgSql.pipeline(client, [
+      pgRows.writeQuery(plan, bodies, payload),
       { text: 'commit' },
     ])
     const tag = (commit as { command?: unknown } | undefined)?.command
@@ -528,7 +467,7 @@ class PostgresStore implements LogStore {
   ): Promise<pg.QueryResult<R>> {
     if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
     try {
-      return await q<R>(this.#pool, sql, params)
+      return await pgSql.q<R>(this.#pool, sql, params)
     } catch (error) {
       throw new RelayError('store_failed', `read failed: ${messageOf(error)}`, { cause: error })
     }

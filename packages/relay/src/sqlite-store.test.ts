@@ -12,7 +12,8 @@ import type { Entry } from '@ledgerline/core'
 import { runLogStoreContract } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
-import { createSqliteStore, SQLITE_SCHEMA_VERSION } from './sqlite-store.ts'
+import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
+import { createSqliteStore } from './sqlite-store.ts'
 
 runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
   const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))

@@ -37,7 +37,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { PARTITIONS_DEFAULT, SERVER_CLIENT_ID, checkPartitions } from '@ledgerline/core'
+import { SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import {
   ENTITY_STATES_MAX,
@@ -62,7 +62,7 @@ import type {
 } from '@ledgerline/log'
 import type { AckResult } from '@ledgerline/protocol'
 import { decodeEntryBody, encodeEntryBody } from './entry-body.ts'
-import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB } from './limits.ts'
+import { assertDurable, initPartitions, migrate } from './sqlite-migrations.ts'
 import { RelayError } from './relay-error.ts'
 
 export interface SqliteStoreOptions extends LogStoreOptions {
@@ -71,9 +71,6 @@ export interface SqliteStoreOptions extends LogStoreOptions {
   /** Entity states kept in memory; defaults to `ENTITY_STATES_MAX`. */
   readonly entityStatesMax?: number | undefined
 }
-
-/** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 2
 
 /**
  * Opens (or creates) the SQLite server log at `file`.
@@ -352,104 +349,6 @@ class SqliteStore implements LogStore {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function assertDurable(db: Database.Database): void {
-  db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
-  const mode = db.pragma('journal_mode = WAL', { simple: true })
-  db.pragma('synchronous = FULL')
-  const sync = db.pragma('synchronous', { simple: true })
-  // 2 = FULL (3 = EXTRA is stricter and also fine).
-  if (String(mode).toLowerCase() !== 'wal' || typeof sync !== 'number' || sync < 2) {
-    throw new RelayError(
-      'durability',
-      `SQLite log must use WAL with synchronous=FULL, got journal_mode=${String(mode)} synchronous=${String(sync)}`,
-    )
-  }
-  db.pragma('foreign_keys = ON')
-  // Negative: a size in KiB rather than a page count.
-  db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
-}
-
-function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number
-  if (version > SQLITE_SCHEMA_VERSION) {
-    throw new RelayError(
-      'store_version',
-      `SQLite log has schema version ${version}; this Ledgerline knows up to ${SQLITE_SCHEMA_VERSION}`,
-    )
-  }
-  const steps: readonly string[] = [
-    // 0 → 1: the first layout.
-    `
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-    CREATE TABLE entries (
-      partition INTEGER NOT NULL,
-      "offset" INTEGER NOT NULL,
-      tenant TEXT NOT NULL,
-      id TEXT NOT NULL,
-      entity TEXT NOT NULL,
-      version INTEGER NOT NULL,
-      corrects TEXT,
-      committed_at INTEGER NOT NULL,
-      body BLOB NOT NULL,
-      PRIMARY KEY (partition, "offset"),
-      UNIQUE (tenant, id),
-      UNIQUE (tenant, entity, version)
-    ) STRICT;
-    CREATE INDEX entries_tenant_partition ON entries (tenant, partition, "offset");
-    CREATE INDEX entries_corrects ON entries (tenant, corrects) WHERE corrects IS NOT NULL;
-    CREATE TABLE refusals (
-      tenant TEXT NOT NULL,
-      id TEXT NOT NULL,
-      code TEXT NOT NULL,
-      reason TEXT NOT NULL,
-      head INTEGER NOT NULL,
-      PRIMARY KEY (tenant, id)
-    ) STRICT;
-    CREATE TABLE clients (
-      tenant TEXT NOT NULL,
-      client_id TEXT NOT NULL,
-      high INTEGER NOT NULL,
-      PRIMARY KEY (tenant, client_id)
-    ) STRICT;
-    CREATE TABLE partition_heads (partition INTEGER PRIMARY KEY, head INTEGER NOT NULL) STRICT;
-    `,
-    // 1 → 2: history is never rewritten (guarantee 6). The store only inserts entries and
-    // refusals; these triggers make any update or delete fail loudly, whoever attempts it.
-    `
-    CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
-      BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
-    CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
-      BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
-    CREATE TRIGGER refusals_append_only_update BEFORE UPDATE ON refusals
-      BEGIN SELECT RAISE(ABORT, 'Ledgerline refusals are append-only'); END;
-    CREATE TRIGGER refusals_append_only_delete BEFORE DELETE ON refusals
-      BEGIN SELECT RAISE(ABORT, 'Ledgerline refusals are append-only'); END;
-    `,
-  ]
-  for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) {
-    db.transaction(() => {
-      db.exec(steps[v] as string)
-      db.pragma(`user_version = ${v + 1}`)
-    }).immediate()
-  }
-}
-
-function initPartitions(db: Database.Database, requested: number | undefined): number {
-  return db
-    .transaction(() => {
-      const row = db.prepare(`SELECT value FROM meta WHERE key = 'partitions'`).get() as
-        | { value: string }
-        | undefined
-      if (row !== undefined) return checkPartitions(Number(row.value))
-      const partitions = checkPartitions(requested ?? PARTITIONS_DEFAULT)
-      db.prepare(`INSERT INTO meta (key, value) VALUES ('partitions', ?)`).run(String(partitions))
-      const insert = db.prepare(`INSERT INTO partition_heads (partition, head) VALUES (?, 0)`)
-      for (let p = 0; p < partitions; p++) insert.run(p)
-      return partitions
-    })
-    .immediate()
-}
 
 function prepare(db: Database.Database) {
   const columns = `partition, "offset", version, committed_at, body`
