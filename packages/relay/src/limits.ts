@@ -60,6 +60,31 @@ export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
 /** Largest HTTP request path the static file server looks at. */
 export const STATIC_PATH_LENGTH_MAX = 1_024
 
+/** Entries appended since the latest CRDT snapshot that make the relay write a new one. */
+export const SNAPSHOT_UPDATES_EVERY = 100
+/** Bytes of entry data appended since the latest snapshot that make the relay write one. */
+export const SNAPSHOT_BYTES_EVERY = 256 * 1024
+/** Largest snapshot state; under the protocol's 64 KiB `ENTRY_DATA_BYTES_MAX` with room. */
+export const SNAPSHOT_STATE_BYTES_MAX = 60 * 1024
+/** Entities whose snapshot bookkeeping a relay keeps in memory. */
+export const SNAPSHOT_CACHE_ENTITIES_MAX = 10_000
+/** Entries read per page when folding or catching up a CRDT entity. */
+export const CRDT_READ_PAGE_ENTRIES = 500
+/** Most ms a y-websocket update waits before it is appended to the log. */
+export const ROOM_COALESCE_MS = 50
+/** Most bytes of one `yjs.update` entry the y-websocket endpoint appends. */
+export const ROOM_UPDATE_BYTES_MAX = 48 * 1024
+/** Most bytes of updates a room holds that are not yet durable in the log. */
+export const ROOM_PENDING_BYTES_MAX = 1024 * 1024
+/** Most rooms one y-websocket endpoint keeps open. */
+export const ROOMS_MAX = 10_000
+/** Most y-websocket connections in one room. */
+export const ROOM_CONNECTIONS_MAX = 256
+/** Bytes a y-websocket connection may have unsent before it is closed as a slow consumer. */
+export const YJS_CONNECTION_BUFFERED_BYTES_MAX = 4 * 1024 * 1024
+/** Largest y-websocket frame. */
+export const YJS_FRAME_BYTES_MAX = 1024 * 1024
+
 /** The limits a relay can be given (tests lower the timers); defaults are the constants above. */
 export interface RelayLimits {
   readonly authTimeoutMs: number

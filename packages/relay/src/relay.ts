@@ -42,7 +42,8 @@ import { createSession } from './session.ts'
 import type { Session } from './session.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
-import { createYjsEndpoint, withCrdtSnapshots, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
+import { withCrdtSnapshots } from './crdt-snapshots.ts'
+import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
 import type { YjsEndpoint } from './yjs-endpoint.ts'
 
 export interface RelayOptions {
