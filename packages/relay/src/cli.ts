@@ -57,7 +57,7 @@ Each option can also be set by the environment variable in brackets; a flag wins
                                                                              [LEDGERLINE_LOG_LEVEL]
   --help                   print this help
 
-Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket, SQLite log only),
+Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
 /healthz, /metrics (Prometheus), /dev/token (dev only).
 `
 

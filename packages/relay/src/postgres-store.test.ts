@@ -18,6 +18,7 @@ import {
 import type { PostgresCluster } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
+import { PG_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 
 const skipReason = postgresSkipReason()
@@ -208,7 +209,7 @@ describe.skipIf(skipReason !== undefined)(
           await client.connect()
           try {
             const m = await client.query('select version from ledgerline_migrations')
-            expect(m.rows).toEqual([{ version: 1 }])
+            expect(m.rows).toEqual(PG_MIGRATIONS.map((_, i) => ({ version: i + 1 })))
             const h = await client.query(
               'select count(*)::int as n from ledgerline_partition_heads',
             )
@@ -218,6 +219,39 @@ describe.skipIf(skipReason !== undefined)(
           }
         } finally {
           await Promise.all(stores.map((s) => s.close()))
+        }
+      })
+
+      it('refuses every update, delete and truncate of entries and refusals', async () => {
+        // Goal: guarantee 6 holds whoever writes to the database, not only through the store
+        // (issue 13 case 10; SQLite has had triggers since its schema version 2). Method:
+        // append a fact, then try to edit, delete and truncate it and a refusal over a raw
+        // connection; each fails and the rows are unchanged.
+        const url = await freshDatabase()
+        const store = await createPostgresStore({ url, partitions: 4 })
+        const c = makeClient(900)
+        await store.append('acme', [{ entry: c.next('stock/a', 'stock.moved', { qty: 1 }) }])
+        await store.close()
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          const refused = (sql: string) => expect(client.query(sql)).rejects.toThrow(/append-only/)
+          await refused('update ledgerline_entries set version = 99')
+          await refused('delete from ledgerline_entries')
+          await refused('truncate ledgerline_entries')
+          await client.query(
+            `insert into ledgerline_refusals (tenant, id, code, reason, head)
+             values ('acme', 'x', 'conflict', 'r', 0)`,
+          )
+          await refused(`update ledgerline_refusals set reason = 'other'`)
+          await refused('delete from ledgerline_refusals')
+          await refused('truncate ledgerline_refusals')
+          const rows = await client.query('select version::int as version from ledgerline_entries')
+          expect(rows.rows).toEqual([{ version: 1 }])
+          const kept = await client.query('select reason from ledgerline_refusals')
+          expect(kept.rows).toEqual([{ reason: 'r' }])
+        } finally {
+          await client.end()
         }
       })
 

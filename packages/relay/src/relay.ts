@@ -11,10 +11,12 @@
  * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
  *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
  *    owner).
- * 4. A relay that opens its own log (`dataDir`) serves CRDT entities fully: with a schema the
- *    log is wrapped by `withCrdtSnapshots` (snapshot policy of yjs-endpoint.ts), and the
- *    y-websocket endpoint answers under `/yjs/` with the relay's own token check. A `routes`
- *    entry for `/yjs/` replaces that endpoint.
+ * 4. Every relay serves CRDT entities fully, on its own SQLite log (`dataDir`) or on a store
+ *    passed in (PostgreSQL): with a schema the log is wrapped by `withCrdtSnapshots`
+ *    (`crdt-snapshots.ts`), and the y-websocket endpoint answers under `/yjs/` with the relay's
+ *    own token check. A `routes` entry for `/yjs/` replaces that endpoint.
+ * 5. A relay on its own data directory holds its lock (`data-dir-lock.ts`) from before the log
+ *    opens until after it closed: a second relay on the same directory refuses to start.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -40,6 +42,8 @@ import { createRelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
 import { createSession } from './session.ts'
 import type { Session } from './session.ts'
+import { lockDataDir } from './data-dir-lock.ts'
+import type { DataDirLock } from './data-dir-lock.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
@@ -55,7 +59,10 @@ export interface RelayOptions {
   readonly dataDir?: string | undefined
   /** An open log (tests, PostgreSQL); the relay does not close it. */
   readonly store?: LogStore | undefined
-  /** Entity types the log decides with (only used with `dataDir`); absent makes a plain log. */
+  /**
+   * Entity types: the log decides with them (`dataDir`; a store passed in was opened with its
+   * own), and CRDT types get snapshots and `/yjs/` (either way). Absent makes a plain log.
+   */
   readonly schema?: Schema | undefined
   /** Partition count of a new SQLite log; default 16. */
   readonly partitions?: number | undefined
@@ -120,26 +127,44 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   if (dev) logger.warn('dev mode: /dev/token hands out tokens to anyone; not for production')
 
   let ownsStore = false
-  let store: LogStore
+  let base: LogStore
+  let lock: DataDirLock | undefined
   if (options.store !== undefined) {
-    store = options.store
+    base = options.store
   } else if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true })
-    const sqlite = await createSqliteStore({
-      file: join(options.dataDir, 'log.sqlite'),
-      schema: options.schema,
-      partitions: options.partitions,
-    })
-    // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
-    store =
-      options.schema === undefined
-        ? sqlite
-        : withCrdtSnapshots(sqlite, options.schema, {
-            onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
-          })
+    // Invariant 5: before the log opens, so a second relay never touches the file.
+    lock = lockDataDir(options.dataDir)
+    try {
+      base = await createSqliteStore({
+        file: join(options.dataDir, 'log.sqlite'),
+        schema: options.schema,
+        partitions: options.partitions,
+      })
+    } catch (error) {
+      lock.release()
+      throw error
+    }
     ownsStore = true
   } else {
     throw new RelayError('config', 'createRelay needs dataDir or store')
+  }
+  // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
+  const snapshotted =
+    options.schema === undefined
+      ? undefined
+      : withCrdtSnapshots(base, options.schema, {
+          onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
+        })
+  const store: LogStore = snapshotted ?? base
+  // Closes what this relay opened; a store passed in only sees its snapshots finish.
+  const release = async () => {
+    try {
+      if (ownsStore) await store.close()
+      else await snapshotted?.snapshots.idle()
+    } finally {
+      lock?.release()
+    }
   }
 
   try {
@@ -155,7 +180,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     const tails = createFanoutTails(store, limits.tailEntriesMax)
     const context = { store, tails, verify, limits, metrics, logger }
     const yjs: YjsEndpoint | undefined =
-      ownsStore && options.routes?.[YJS_PATH_PREFIX] === undefined
+      options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
             store,
             schema: options.schema,
@@ -250,7 +275,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       wss.close()
       server.closeAllConnections()
       await serverClosed
-      if (ownsStore) await store.close()
+      await release()
     }
 
     return {
@@ -262,7 +287,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       close: () => (closed ??= close()),
     }
   } catch (error) {
-    if (ownsStore) await store.close()
+    await release()
     throw error
   }
 }
