@@ -5,6 +5,7 @@
 // Method: one private cluster for the file (initdb in a temp dir, loopback port), a fresh
 // database per test (CREATE DATABASE); skipped, saying why, when no PostgreSQL binaries exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { serialize } from 'node:v8'
 import pg from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -252,6 +253,54 @@ describe.skipIf(skipReason !== undefined)(
           expect(kept.rows).toEqual([{ reason: 'r' }])
         } finally {
           await client.end()
+        }
+      })
+
+      it('reads entry bodies an earlier Ledgerline wrote with node:v8', async () => {
+        // Goal: bodies moved to MessagePack; rows written before still read and decide.
+        // Method: write one row as the relay of 3a8bfae did (a v8 body, its head row moved),
+        // then read it through the store, resend it (duplicate) and append after it.
+        const url = await freshDatabase()
+        const store = await createPostgresStore({ url, partitions: 4 })
+        const c = makeClient(901)
+        const first = c.next('stock/a', 'stock.moved', { qty: 1, bytes: new Uint8Array([7, 8]) })
+        const p = partitionOf('acme', 'stock/a', 4)
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          await client.query(
+            `insert into ledgerline_entries
+               (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
+             values ($1, 1, 'acme', $2, 'stock/a', 1, null, 1700000000000, $3)`,
+            [p, first.id, serialize(first)],
+          )
+          await client.query(
+            `update ledgerline_partition_heads set head = 1 where partition = $1`,
+            [p],
+          )
+          await client.query(
+            `insert into ledgerline_clients (tenant, client_id, high) values ('acme', $1, 1)`,
+            [c.clientId],
+          )
+        } finally {
+          await client.end()
+        }
+        try {
+          const [back] = await store.readEntity('acme', 'stock/a', 1, 1)
+          expect(back).toMatchObject({ ...first, version: 1, offset: 1 })
+          expect((back?.data as { bytes: unknown }).bytes).toBeInstanceOf(Uint8Array)
+          const [dup] = await store.append('acme', [{ entry: first }])
+          expect(dup).toMatchObject({ status: 'duplicate', version: 1 })
+          const [next] = await store.append('acme', [
+            { entry: c.next('stock/a', 'stock.moved', { qty: 2 }) },
+          ])
+          expect(next).toMatchObject({ status: 'appended', version: 2, offset: 2 })
+          expect((await store.readEntity('acme', 'stock/a', 1, 10)).map((e) => e.data)).toEqual([
+            { qty: 1, bytes: new Uint8Array([7, 8]) },
+            { qty: 2 },
+          ])
+        } finally {
+          await store.close()
         }
       })
 
