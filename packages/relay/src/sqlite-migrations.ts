@@ -9,7 +9,7 @@
  *    file made by a newer Ledgerline is refused (`RelayError('store_version')`).
  * 3. Migration 2's triggers refuse any update or delete of entries and refusals (guarantee 6).
  */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { checkPartitions, PARTITIONS_DEFAULT } from '@ledgerline/core'
 import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB } from './limits.ts'
 import { RelayError } from './relay-error.ts'

@@ -65,9 +65,9 @@ describe('SQLite log written by an earlier Ledgerline', () => {
       const before = await store.readEntity('acme', 'stock/a', 1, 10)
       expect(before.map((e) => e.kind)).toEqual(['stock.moved', 'stock.moved', 'stock.oversold'])
       expect(before[0]?.data).toEqual({ qty: 2, note: 'first', bytes: new Uint8Array([0, 1, 255]) })
-      expect((before[0]?.data as { bytes: unknown }).bytes).toBeInstanceOf(Uint8Array)
+      expect((before[0]?.data as { bytes?: unknown } | undefined)?.bytes).toBeInstanceOf(Uint8Array)
       const clientId = 'ab'.repeat(16)
-      const old = (seq: number, data: Record<string, unknown>) => ({
+      const old = (seq: number, data: Entry['data']): Entry => ({
         id: `${clientId}-${seq}`,
         tenant: 'acme',
         entity: 'stock/a',

@@ -188,7 +188,7 @@ describe('createRelay with dataDir', () => {
   it('serves /yjs/ and writes CRDT snapshots by default', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'll-yjs-cli-relay-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    await servesYjsAndSnapshots({ dataDir: dir })
+    expect(await servesYjsAndSnapshots({ dataDir: dir })).toMatchObject({ kind: 'yjs.snapshot' })
   })
 
   // Goal: issue 13 case 10, a relay on a store passed in (how the CLI wires `--store postgres`)
@@ -199,7 +199,7 @@ describe('createRelay with dataDir', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
     const store = await createSqliteStore({ file: join(dir, 'log.sqlite'), schema })
     cleanups.push(() => store.close())
-    await servesYjsAndSnapshots({ store })
+    expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
   })
 
   it.skipIf(pgSkip !== undefined)(
@@ -209,7 +209,7 @@ describe('createRelay with dataDir', () => {
       const url = await cluster.createDatabase('yjs_relay')
       const store = await createPostgresStore({ url, schema })
       cleanups.push(() => store.close())
-      await servesYjsAndSnapshots({ store })
+      expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
     },
   )
 })
@@ -225,7 +225,9 @@ afterAll(() => {
  * An unmodified provider edits a room through the relay (its entries land in the relay's log);
  * then SNAPSHOT_UPDATES_EVERY updates appended through relay.store are followed by a snapshot.
  */
-async function servesYjsAndSnapshots(where: Pick<RelayOptions, 'dataDir' | 'store'>) {
+async function servesYjsAndSnapshots(
+  where: Pick<RelayOptions, 'dataDir' | 'store'>,
+): Promise<Entry | undefined> {
   const relay = await createRelay({
     port: 0,
     ...where,
@@ -251,11 +253,9 @@ async function servesYjsAndSnapshots(where: Pick<RelayOptions, 'dataDir' | 'stor
     const batch = updates.slice(i, i + 10).map((u, j) => ({ entry: update(i + j + 1, u) }))
     await relay.store.append(TENANT, batch)
   }
-  await until(async () =>
-    (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).some(
-      (e) => e.kind === 'yjs.snapshot' && e.clientId === SERVER_CLIENT_ID,
-    ),
-  )
+  const isSnapshot = (e: Entry) => e.kind === 'yjs.snapshot' && e.clientId === SERVER_CLIENT_ID
+  await until(async () => (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).some(isSnapshot))
+  return (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).find(isSnapshot)
 }
 
 // ---------------------------------------------------------------------------------------------
