@@ -166,6 +166,24 @@ export function checkCorrectionSize(correction: Entry): true | string {
   return `${correction.kind} data is ${bytes} bytes encoded, over ENTRY_DATA_BYTES_MAX (${ENTRY_DATA_BYTES_MAX})`
 }
 
+/**
+ * The result a stored entry was appended with when nothing corrects it (a correction's own).
+ *
+ * @example
+ * resultOf(correction) // { id, status: 'appended', version, partition, offset, committedAt, corrections: [] }
+ */
+export function resultOf(stored: StoredEntry): AckResult {
+  return {
+    id: stored.id,
+    status: 'appended',
+    version: stored.version,
+    partition: stored.partition,
+    offset: stored.offset,
+    committedAt: stored.committedAt,
+    corrections: [],
+  }
+}
+
 /** Tenants, client ids, entity names and entry ids contain no NUL. */
 export function joinKey(a: string, b: string): string {
   return `${a}\u0000${b}`
@@ -277,17 +295,7 @@ class Planner {
       corrections,
     }
     this.#decided.set(joinKey(tenant, entry.id), result)
-    for (const c of corrections) {
-      this.#decided.set(joinKey(tenant, c.id), {
-        id: c.id,
-        status: 'appended',
-        version: c.version,
-        partition: c.partition,
-        offset: c.offset,
-        committedAt: c.committedAt,
-        corrections: [],
-      })
-    }
+    for (const c of corrections) this.#decided.set(joinKey(tenant, c.id), resultOf(c))
     return result
   }
 

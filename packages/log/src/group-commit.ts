@@ -25,7 +25,8 @@
  *    earlier call of its client waits, so each client's calls are decided in the order they came
  *    (their clientSeqs are checked against committed high-water marks).
  * 6. `close()` stops accepting (`LogStoreError('closed')`) and resolves when every call it had
- *    accepted is answered.
+ *    accepted is answered. A call with an item of another tenant is refused whole
+ *    (`LogStoreError('invalid')`).
  * 7. No timer of its own: it waits with the injected `defer`, so a simulation can drive it.
  */
 import { SERVER_CLIENT_ID } from '@ledgerline/core'
@@ -78,6 +79,21 @@ export function createGroupCommit(options: GroupCommitOptions): GroupCommit {
   return new Scheduler(options)
 }
 
+/**
+ * An item of another tenant (not refused by the relay) is the caller's bug, not a business
+ * outcome: the whole call is refused before anything is written, `LogStoreError('invalid')`.
+ *
+ * @example
+ * checkTenant('acme', items) // throws when an item's entry is of another tenant
+ */
+export function checkTenant(tenant: string, items: readonly AppendItem[]): void {
+  for (const item of items) {
+    if (item.refuse === undefined && item.entry.tenant !== tenant) {
+      throw new LogStoreError('invalid', `entry ${item.entry.id} is not of tenant ${tenant}`)
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 interface Call extends PlanCall {
@@ -116,6 +132,11 @@ class Scheduler implements GroupCommit {
 
   append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]> {
     if (this.#closed) return Promise.reject(new LogStoreError('closed', 'the log is closed'))
+    try {
+      checkTenant(tenant, items)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     if (items.length === 0) return Promise.resolve([])
     if (this.#queued + items.length > this.#queueMax) {
       return Promise.reject(

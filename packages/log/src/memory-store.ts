@@ -20,9 +20,9 @@ import { PARTITIONS_DEFAULT, SERVER_CLIENT_ID, checkPartitions } from '@ledgerli
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import type { Plan, PlanCall, PlanLookups } from './append-plan.ts'
-import { joinKey, planGroup } from './append-plan.ts'
+import { joinKey, planGroup, resultOf } from './append-plan.ts'
 import { createCommitListeners } from './commit-listeners.ts'
-import { createGroupCommit } from './group-commit.ts'
+import { checkTenant, createGroupCommit } from './group-commit.ts'
 import type { AppendItem, LogStore, LogStoreOptions } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
 
@@ -146,17 +146,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
         if (!isNew) return
         set(results, key, result)
         if (result.status === 'appended') {
-          for (const c of result.corrections) {
-            set(results, joinKey(call.tenant, c.id), {
-              id: c.id,
-              status: 'appended',
-              version: c.version,
-              partition: c.partition,
-              offset: c.offset,
-              committedAt: c.committedAt,
-              corrections: [],
-            })
-          }
+          for (const c of result.corrections) set(results, joinKey(call.tenant, c.id), resultOf(c))
         }
         if (item.entry.clientId !== SERVER_CLIENT_ID) {
           push(decidedOrder, { result, tenant: call.tenant, entry: item.entry, commitIndex })
@@ -167,18 +157,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
 
   const commitNow = (calls: readonly PlanCall[]): { results: AckResult[][]; touched: number[] } => {
     if (closed) throw new LogStoreError('closed', 'the log is closed')
-    // An item of another tenant is the caller's bug, not a business outcome: the whole call is
-    // rejected before anything is written (atomic batches).
-    for (const call of calls) {
-      for (const item of call.items) {
-        if (item.refuse === undefined && item.entry.tenant !== call.tenant) {
-          throw new LogStoreError(
-            'invalid',
-            `entry ${item.entry.id} is not of tenant ${call.tenant}`,
-          )
-        }
-      }
-    }
+    for (const call of calls) checkTenant(call.tenant, call.items)
     commitIndex++
     undo = []
     if (!noDedupe) {

@@ -221,7 +221,6 @@ async function main(): Promise<void> {
       throw error
     },
   )
-  console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) {
@@ -242,6 +241,8 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // Ready only once a signal would shut it down gracefully.
+  console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
 }
 
 function integer(text: string, name: string, max: number): number {

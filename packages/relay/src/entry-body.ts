@@ -12,7 +12,7 @@
  */
 import { deserialize } from 'node:v8'
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import type { Entry } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
 
 /** First byte of every `node:v8` serialisation (`kVersionTag`). */
 export const V8_BODY_TAG = 0xff
@@ -35,6 +35,29 @@ export function decodeEntryBody(body: Uint8Array): Entry {
   // A plain view: decoded byte arrays are views of what they are cut from, and must be
   // `Uint8Array`s, as the wire gives them, not `Buffer`s.
   return decoder.decode(new Uint8Array(body.buffer, body.byteOffset, body.byteLength)) as Entry
+}
+
+/** The columns of a stored entry both stores read (positions in columns, the rest in `body`). */
+export interface StoredEntryRow {
+  readonly partition: number
+  readonly offset: number
+  readonly version: number
+  readonly committed_at: number
+  readonly body: Uint8Array
+}
+
+/**
+ * @example
+ * const stored = storedEntryOf(row) // { ...entry, version, partition, offset, committedAt }
+ */
+export function storedEntryOf(row: StoredEntryRow): StoredEntry {
+  return {
+    ...decodeEntryBody(row.body),
+    version: row.version,
+    partition: row.partition,
+    offset: row.offset,
+    committedAt: row.committed_at,
+  }
 }
 
 const encoder = new Encoder({ ignoreUndefined: true })

@@ -26,7 +26,7 @@ import type {
 import { PG_FOLD_PAGE_ENTRIES_MAX } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
 import type { AckResult } from '@ledgerline/protocol'
-import { decodeEntryBody, encodeEntryBody } from './entry-body.ts'
+import { encodeEntryBody, storedEntryOf } from './entry-body.ts'
 import type {
   Candidate,
   EntryRow,
@@ -297,15 +297,7 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
   }
 }
 
-export function toStored(row: EntryRow): StoredEntry {
-  return {
-    ...decodeEntryBody(row.body),
-    version: row.version,
-    partition: row.partition,
-    offset: row.offset,
-    committedAt: row.committed_at,
-  }
-}
+export const toStored: (row: EntryRow) => StoredEntry = storedEntryOf
 
 /** The entry part of a stored entry: positions live in columns, not in the body. */
 export function entryOf(stored: StoredEntry): Entry {
