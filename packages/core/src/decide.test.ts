@@ -294,7 +294,7 @@ describe('decide: one guarded fold for every correction (issue 13 cases 1 and 3)
       kind: 'ledger.correction_failed',
       data: { rules: ['nonNegative'] },
     })
-    expect(String((d.corrections[0]?.data as { reason: string }).reason)).toContain(
+    expect(String((d.corrections[0]?.data as { reason?: string } | undefined)?.reason)).toContain(
       'order cannot fold balance_due',
     )
     expect(d.others.size).toBe(0)
@@ -309,7 +309,9 @@ describe('decide: one guarded fold for every correction (issue 13 cases 1 and 3)
     )
     expect(d.corrections).toHaveLength(1)
     expect(d.corrections[0]?.kind).toBe('ledger.correction_failed')
-    expect(String((d.corrections[0]?.data as { reason: string }).reason)).toContain('too big')
+    expect(String((d.corrections[0]?.data as { reason?: string } | undefined)?.reason)).toContain(
+      'too big',
+    )
   })
 
   it('passes a lookup failure through rather than calling it a schema bug', () => {
