@@ -41,6 +41,8 @@ import type { LogStore } from './log-store.ts'
 import { createRelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
 import { createSession } from './session.ts'
+import { NODE_TIMERS } from './timers.ts'
+import type { RelayTimers } from './timers.ts'
 import type { Session } from './session.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DataDirLock } from './data-dir-lock.ts'
@@ -78,6 +80,11 @@ export interface RelayOptions {
   readonly logLevel?: string | undefined
   /** A logger to use instead of making one (`logLevel` is then ignored). */
   readonly logger?: Logger | undefined
+  /**
+   * Clock and timers of the sessions and the heartbeat; Node's by default (`timers.ts`), so a
+   * simulation can drive them.
+   */
+  readonly timers?: RelayTimers | undefined
   /** Extra WebSocket endpoints by path prefix, e.g. `{ '/yjs/': handler }`. */
   readonly routes?: Readonly<Record<string, UpgradeRoute>> | undefined
 }
@@ -178,7 +185,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       clientTracking: false,
     })
     const tails = createFanoutTails(store, limits.tailEntriesMax)
-    const context = { store, tails, verify, limits, metrics, logger }
+    const timers = options.timers ?? NODE_TIMERS
+    const context = { store, tails, verify, limits, metrics, logger, timers }
     const yjs: YjsEndpoint | undefined =
       options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
@@ -251,10 +259,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     })
     const address = server.address() as AddressInfo
     const urlHost = hostForUrl(address.address)
-    const heartbeat = setInterval(() => {
+    const heartbeat = timers.every(() => {
       for (const session of sessions) session.heartbeat()
     }, limits.heartbeatIntervalMs)
-    heartbeat.unref()
 
     let closed: Promise<void> | undefined
     const close = async () => {
@@ -268,7 +275,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       for (const s of all) s.shutDown()
       await within(Promise.all(all.map((s) => s.closed)), limits.closeHandshakeTimeoutMs)
       for (const s of all) s.terminate()
-      clearInterval(heartbeat)
+      timers.clear(heartbeat)
       // The endpoint appends what its rooms hold, then closes its sockets with 1001.
       if (yjs !== undefined) await within(yjs.close(), limits.shutdownTimeoutMs)
       stopCommits()

@@ -28,6 +28,7 @@ export const NODE_TIMERS: RelayTimers = {
     return timer
   },
   clear(handle) {
+    // clearTimeout and clearInterval clear either kind of Node timer.
     if (handle !== undefined) clearTimeout(handle as NodeJS.Timeout)
   },
   every(fn, ms) {

@@ -12,13 +12,7 @@
  * connections that opened it. Room `<id>` is entity `doc/<id>`; room `<type>/<id>` is that
  * entity (the type must be a `crdt: 'yjs'` type of the schema).
  *
- * Token: y-websocket can set neither headers nor a first message, so the token travels in the
- * WebSocket handshake. Preferred: as a subprotocol, `protocols: ['ledgerline-yjs',
- * 'ledgerline-token.<jwt>']` (a JWT is made of subprotocol-safe characters; the relay answers
- * `ledgerline-yjs` and never echoes the token). Accepted on this endpoint only: `?token=<jwt>`
- * (`params: { token }`), for clients that cannot set protocols. Its risk: URLs end up in proxy
- * and access logs and in browser history, so a token there must be short-lived; this relay
- * never logs the query string. `/sync` keeps refusing tokens in the URL.
+ * Token: in the WebSocket handshake (`yjs-wire.ts` says how and why).
  *
  * Invariants:
  * 1. No upgrade without a valid token (401), a read grant for the room's entity (403) and a

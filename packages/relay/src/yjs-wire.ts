@@ -3,6 +3,14 @@
  * frames, the token in the handshake, the room name in the path, and refusals before the
  * upgrade. No state: the endpoint (`yjs-endpoint.ts`) holds the rooms.
  *
+ * Token: y-websocket can set neither headers nor a first message, so the token travels in the
+ * WebSocket handshake. Preferred: as a subprotocol, `protocols: ['ledgerline-yjs',
+ * 'ledgerline-token.<jwt>']` (a JWT is made of subprotocol-safe characters; the relay answers
+ * `ledgerline-yjs` and never echoes the token). Accepted on this endpoint only: `?token=<jwt>`
+ * (`params: { token }`), for clients that cannot set protocols. Its risk: URLs end up in proxy
+ * and access logs and in browser history, so a token there must be short-lived; this relay
+ * never logs the query string. `/sync` keeps refusing tokens in the URL.
+ *
  * Invariants:
  * 1. A connection whose unsent bytes pass `YJS_CONNECTION_BUFFERED_BYTES_MAX` is closed (1013)
  *    rather than buffered further.
