@@ -34,7 +34,7 @@ import type { AckResult } from '@ledgerline/protocol'
 import type { PlanCall } from './append-plan.ts'
 import { joinKey } from './append-plan.ts'
 import { COMMIT_QUEUE_ENTRIES_MAX, GROUP_COMMIT_ENTRIES_MAX } from './limits.ts'
-import type { AppendItem } from './log-store.ts'
+import type { AppendItem, LogStoreOptions } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
 
 /** What a store's `commit` returns for a committed group. */
@@ -77,6 +77,24 @@ export interface GroupCommit {
  */
 export function createGroupCommit(options: GroupCommitOptions): GroupCommit {
   return new Scheduler(options)
+}
+
+/**
+ * The group commit options a store takes from its `LogStoreOptions`, with the store's own
+ * `defer` when none is given (Node stores: `setImmediate`).
+ *
+ * @example
+ * createGroupCommit({ ...groupCommitOptionsOf(options, nodeDefer), commit, onCommitted })
+ */
+export function groupCommitOptionsOf(
+  options: LogStoreOptions,
+  defer: (fn: () => void) => void,
+): Pick<GroupCommitOptions, 'defer' | 'groupEntriesMax' | 'queueEntriesMax'> {
+  return {
+    defer: options.defer ?? defer,
+    groupEntriesMax: options.groupCommitEntriesMax,
+    queueEntriesMax: options.commitQueueEntriesMax,
+  }
 }
 
 /**

@@ -22,7 +22,7 @@ import type { AckResult } from '@ledgerline/protocol'
 import type { Plan, PlanCall, PlanLookups } from './append-plan.ts'
 import { joinKey, planGroup, resultOf } from './append-plan.ts'
 import { createCommitListeners } from './commit-listeners.ts'
-import { checkTenant, createGroupCommit } from './group-commit.ts'
+import { checkTenant, createGroupCommit, groupCommitOptionsOf } from './group-commit.ts'
 import type { AppendItem, LogStore, LogStoreOptions } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
 
@@ -191,9 +191,8 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
   const commits = createGroupCommit({
     commit: commitNow,
     onCommitted: (touched) => listeners.tell(touched),
-    defer: options.defer ?? ((fn) => void Promise.resolve().then(fn)),
-    groupEntriesMax: options.groupCommitEntriesMax,
-    queueEntriesMax: options.commitQueueEntriesMax,
+    // Platform-free: a microtask, after the calls made in this turn.
+    ...groupCommitOptionsOf(options, (fn) => void Promise.resolve().then(fn)),
   })
 
   const readNow = (tenant: string, partition: number, afterOffset: number, limit: number) => {

@@ -70,6 +70,7 @@ import {
   createCommitListeners,
   createEntityStates,
   createGroupCommit,
+  groupCommitOptionsOf,
   ENTITY_STATES_MAX,
   joinKey,
   PlanMiss,
@@ -103,6 +104,7 @@ import * as pgRows from './postgres-rows.ts'
 import type { EntryRow } from './postgres-sql.ts'
 import * as pgSql from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
+import { nodeDefer } from './timers.ts'
 
 export interface PostgresStoreOptions extends LogStoreOptions {
   /** `postgres://user@host:port/database`; the store makes and ends its own pool. */
@@ -220,11 +222,7 @@ class PostgresStore implements LogStore {
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
       onCommitted: (touched) => this.#listeners.tell(touched),
-      // setImmediate runs after the I/O callbacks of this loop turn: pushes read from many
-      // sockets in one turn land in one transaction.
-      defer: options.defer ?? ((fn) => setImmediate(fn)),
-      groupEntriesMax: options.groupCommitEntriesMax,
-      queueEntriesMax: options.commitQueueEntriesMax,
+      ...groupCommitOptionsOf(options, nodeDefer),
       // While other relays commit too, their groups already queue for the head rows behind
       // ours; a second group of our own would only cut our groups smaller (measured: two relays
       // with two groups each delivered less than one relay).

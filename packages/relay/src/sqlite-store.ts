@@ -44,6 +44,7 @@ import {
   createCommitListeners,
   createEntityStates,
   createGroupCommit,
+  groupCommitOptionsOf,
   foldForward,
   joinKey,
   planGroup,
@@ -64,6 +65,7 @@ import type { AckResult } from '@ledgerline/protocol'
 import { encodeEntryBody, storedEntryOf } from './entry-body.ts'
 import { assertDurable, initPartitions, migrate } from './sqlite-migrations.ts'
 import { RelayError } from './relay-error.ts'
+import { nodeDefer } from './timers.ts'
 
 export interface SqliteStoreOptions extends LogStoreOptions {
   /** Path of the log file; its directory is made when missing. */
@@ -134,11 +136,7 @@ class SqliteStore implements LogStore {
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
       onCommitted: (touched) => this.#listeners.tell(touched),
-      // setImmediate runs after the I/O callbacks of this loop turn: the frames read from many
-      // sockets in one turn land in one transaction.
-      defer: options.defer ?? ((fn) => setImmediate(fn)),
-      groupEntriesMax: options.groupCommitEntriesMax,
-      queueEntriesMax: options.commitQueueEntriesMax,
+      ...groupCommitOptionsOf(options, nodeDefer),
     })
   }
 

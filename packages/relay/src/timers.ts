@@ -19,6 +19,14 @@ export interface RelayTimers {
   every(fn: () => void, ms: number): TimerHandle
 }
 
+/**
+ * The group commit's wait in Node: setImmediate runs after the I/O callbacks of this loop turn,
+ * so the frames read from many sockets in one turn land in one transaction.
+ */
+export function nodeDefer(fn: () => void): void {
+  setImmediate(fn)
+}
+
 /** Node's clock and timers. */
 export const NODE_TIMERS: RelayTimers = {
   now: () => Date.now(),
