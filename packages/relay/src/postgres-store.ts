@@ -318,7 +318,7 @@ class PostgresStore implements LogStore {
     }
     // Groups in flight at once commit in lock order, but their answers may be read in another
     // order: the cache never takes an older state (`entity-states.ts` invariant 2).
-    this.#states.remember(plan.heads)
+    if (this.#schema !== undefined) this.#states.remember(plan.heads)
     this.#feed.advance(plan.partitionHeads)
     return { results: plan.results, touched: plan.touched }
   }

@@ -253,7 +253,8 @@ class SqliteStore implements LogStore {
         })
         .immediate()
       // Committed (and fsynced): only now does the cache learn the plan's states.
-      this.#states.remember(plan.heads)
+      // A plain log keeps no states: it folds nothing.
+      if (this.#schema !== undefined) this.#states.remember(plan.heads)
       return { results: plan.results, touched: plan.touched }
     } catch (error) {
       if (error instanceof RelayError) throw error
