@@ -4,7 +4,7 @@
  */
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
-import { deserialize } from 'node:v8'
+import { decodeEntryBody } from '@ledgerline/relay'
 
 export interface LoggedEntry {
   readonly id: string
@@ -32,7 +32,7 @@ export function readRelayLog(dataDir: string, prefix: string): LoggedEntry[] {
       body: Buffer
     }[]
     return rows.map((row) => {
-      const entry = deserialize(row.body) as {
+      const entry = decodeEntryBody(row.body) as unknown as {
         kind: string
         data: Record<string, unknown>
         clientId: string

@@ -1,27 +1,29 @@
 // Enforces the dependency direction of docs/ARCHITECTURE.md: arrows point down only.
-// A package may import only the @ledgerline packages listed for it here, and `core` and
-// `protocol` may import no platform module. Tests may also use `testkit` and start a `relay`. The TypeScript configs already refuse DOM and
-// Node globals in `core` and `protocol` (lib ES2023, types []); this catches imports.
+// A package may import only the @ledgerline packages listed for it here, and `core`, `protocol`
+// and `log` may import no platform module. Tests may also use `testkit` and start a `relay`. The
+// TypeScript configs already refuse DOM and Node globals in those three (lib ES2023, types []);
+// this catches imports.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 const allowed = {
   core: [],
   protocol: ['core'],
-  testkit: ['core', 'protocol'],
-  relay: ['core', 'protocol'],
+  log: ['core', 'protocol'],
+  testkit: ['core', 'protocol', 'log'],
+  relay: ['core', 'protocol', 'log'],
   client: ['core', 'protocol'],
   yjs: ['core'],
   automerge: ['core'],
   react: ['core', 'client'],
 }
 // Imports erased at compile time (`import type`) that are allowed besides: testkit's contract
-// suites name the interfaces whose implementations run them in their tests: `LogStore` of relay,
-// `ClientStore` and the transport's `WebSocketLike` of client.
+// suites name the interfaces whose implementations run them in their tests: `ClientStore` and
+// the transport's `WebSocketLike` of client.
 const typeOnly = {
-  testkit: ['relay', 'client'],
+  testkit: ['client'],
 }
-const platformFree = new Set(['core', 'protocol'])
+const platformFree = new Set(['core', 'protocol', 'log'])
 const platformModules = /^(node:|fs$|path$|os$|crypto$|ws$|idb$|better-sqlite3$|pg$|jose$|pino$)/
 
 let failures = 0

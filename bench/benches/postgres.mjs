@@ -61,7 +61,7 @@ export async function run() {
       [
         `PostgreSQL from testkit's startPostgresCluster (fsync=on, synchronous_commit=on), same machine; ${ROUNDS} rounds after a warm-up, ${ROUND.roundMs / 1000} s each with acks counted after ${ROUND.rampMs / 1000} s (raw: ${RAW_ROUND_MS / 1000} s)`,
         'relays run in their own processes (createRelay + createPostgresStore, no schema); load clients in the benchmark process; PostgreSQL, relays and clients share the 2 cores, so two relays compete with the database for CPU',
-        'raw: rows shaped as the relay writes them (ledgerline_entries, v8-serialized bodies of ~330 bytes, the same keys and indexes) without the partition-head and client high-water updates or NOTIFY',
+        'raw: rows shaped as the relay writes them (ledgerline_entries, MessagePack bodies of ~320 bytes, the same keys and indexes) without the partition-head and client high-water updates or NOTIFY',
       ],
     )
   } finally {
@@ -107,7 +107,7 @@ async function throughRelays(databaseUrl, count) {
 
 /** 10 connections inserting 100-row statements (each its own commit) for `ms`; rows/s. */
 async function rawRound(url, ms) {
-  const { serialize } = await import('node:v8')
+  const { encodeEntryBody } = await import('@ledgerline/relay')
   const pool = new pg.Pool({ connectionString: url, max: CONNECTIONS })
   const clientId = 'c'.repeat(32)
   const base = Date.now() * 1000 // keeps ids and offsets unique across rounds
@@ -133,7 +133,17 @@ async function rawRound(url, ms) {
               hlc: `${Date.now()}:00000:${clientId}`,
               occurredAt: Date.now(),
             }
-            const row = [w, n, TENANT, entry.id, entity, n, null, Date.now(), serialize(entry)]
+            const row = [
+              w,
+              n,
+              TENANT,
+              entry.id,
+              entity,
+              n,
+              null,
+              Date.now(),
+              encodeEntryBody(entry),
+            ]
             row.forEach((v, k) => cols[k].push(v))
           }
           await pool.query(

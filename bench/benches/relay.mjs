@@ -3,7 +3,7 @@
 // raw better-sqlite3 batched inserts with synchronous=FULL in the same run:
 //  - the physical limit: perf-baselines' table `log(seq INTEGER PRIMARY KEY, entity, payload)`
 //    with a 200-byte payload, 100 rows per transaction;
-//  - the same rows in the relay's own table layout (same columns and indexes, v8-serialized entry
+//  - the same rows in the relay's own table layout (same columns and indexes, MessagePack entry
 //    bodies), 100 rows per transaction, so the cost of the relay's code is told apart from the
 //    cost of its indexes.
 // Each round is a fresh relay on a fresh data directory, pushing for ROUND_MS from every
@@ -12,8 +12,7 @@ import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { serialize } from 'node:v8'
-import { signToken } from '@ledgerline/relay'
+import { encodeEntryBody, signToken } from '@ledgerline/relay'
 import { pushRound } from '../load-client.mjs'
 import { measure, percentile, report } from '../lib.mjs'
 import { startServer } from '../server-process.mjs'
@@ -105,7 +104,7 @@ function rawLogTable(ms) {
   )
 }
 
-/** The relay's SQLite layout (columns, keys, indexes) with v8-serialized entries as bodies. */
+/** The relay's SQLite layout (columns, keys, indexes) with MessagePack entries as bodies. */
 function rawRelayLayout(ms) {
   const clientId = 'c'.repeat(32)
   return rawRound(
@@ -139,7 +138,7 @@ function rawRelayLayout(ms) {
         Math.floor(i / 64) + 1,
         null,
         Date.now(),
-        serialize(entry),
+        encodeEntryBody(entry),
       ]
     },
     ms,

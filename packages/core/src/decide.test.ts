@@ -85,7 +85,13 @@ function ledgerError(fn: () => unknown): LedgerError {
 describe('decide: facts', () => {
   it('appends a fact that keeps the invariants, without corrections', () => {
     const d = append(decide(schema, { state: { onHand: 5 }, version: 2 }, makeEntry(), NOW))
-    expect(d).toEqual({ _tag: 'append', state: { onHand: 2 }, corrections: [], broken: [] })
+    expect(d).toEqual({
+      _tag: 'append',
+      state: { onHand: 2 },
+      corrections: [],
+      broken: [],
+      others: new Map(),
+    })
   })
 
   it('appends a fact that breaks an invariant, with deterministic corrections', () => {
@@ -231,12 +237,107 @@ describe('decide: facts', () => {
   })
 })
 
+describe('decide: one guarded fold for every correction (issue 13 cases 1 and 3)', () => {
+  // Goal: corrections to other entities are folded into their targets' states inside decide,
+  // and a target that cannot fold, or a correction the log refuses (its size), turns the whole
+  // set into one ledger.correction_failed on the fact's own entity. Method: a schema whose
+  // order counts balance_due corrections, and one whose order throws on them.
+  const order = (throws: boolean) =>
+    defineEntity<{ due: number }>({
+      type: 'order',
+      initial: { due: 0 },
+      reduce: (s, e) => {
+        if (e.kind !== 'order.balance_due') return s
+        if (throws) throw new Error('order cannot fold balance_due')
+        return { due: s.due + 1 }
+      },
+    })
+  const stock = (schemaOrder: ReturnType<typeof order>) =>
+    defineSchema(
+      defineEntity<Stock>({
+        type: 'stock',
+        initial: { onHand: 0 },
+        reduce: (s, e) => ({ onHand: s.onHand + Number(e.data.qty ?? 0) }),
+        invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
+        correct: (_s, _b, e) => [
+          { kind: 'order.balance_due', data: { sale: e.id }, entity: 'order/o1' },
+        ],
+      }),
+      schemaOrder,
+    )
+  const asked: string[] = []
+  const stateOf = (entity: string) => {
+    asked.push(entity)
+    return { due: 2 }
+  }
+
+  it('folds a cross-entity correction into its target and returns the target state', () => {
+    const d = append(
+      decide(stock(order(false)), { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW, {
+        stateOf,
+      }),
+    )
+    expect(d.corrections.map((c) => c.entity)).toEqual(['order/o1'])
+    expect(d.others).toEqual(new Map([['order/o1', { due: 3 }]]))
+    expect(asked).toContain('order/o1')
+  })
+
+  it('records correction_failed on the fact when the target cannot fold the correction', () => {
+    const d = append(
+      decide(stock(order(true)), { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW, {
+        stateOf,
+      }),
+    )
+    expect(d.corrections).toHaveLength(1)
+    expect(d.corrections[0]).toMatchObject({
+      entity: 'stock/s7:espresso-1kg',
+      kind: 'ledger.correction_failed',
+      data: { rules: ['nonNegative'] },
+    })
+    expect(String((d.corrections[0]?.data as { reason?: string } | undefined)?.reason)).toContain(
+      'order cannot fold balance_due',
+    )
+    expect(d.others.size).toBe(0)
+  })
+
+  it('records correction_failed when the log refuses a correction, naming the reason', () => {
+    const d = append(
+      decide(stock(order(false)), { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW, {
+        stateOf,
+        checkCorrection: (c) => (c.kind === 'order.balance_due' ? 'too big for the log' : true),
+      }),
+    )
+    expect(d.corrections).toHaveLength(1)
+    expect(d.corrections[0]?.kind).toBe('ledger.correction_failed')
+    expect(String((d.corrections[0]?.data as { reason?: string } | undefined)?.reason)).toContain(
+      'too big',
+    )
+  })
+
+  it('passes a lookup failure through rather than calling it a schema bug', () => {
+    const missing = () => {
+      throw new RangeError('not loaded')
+    }
+    expect(() =>
+      decide(stock(order(false)), { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW, {
+        stateOf: missing,
+      }),
+    ).toThrow(RangeError)
+  })
+})
+
 describe('decide: refusals and requests', () => {
   const head = { state: { onHand: 5 }, version: 3 }
 
   it('appends a request whose expect matches and that keeps the invariants', () => {
     const d = decide(schema, head, makeEntry({ intent: 'request', expect: 3 }), NOW)
-    expect(d).toEqual({ _tag: 'append', state: { onHand: 2 }, corrections: [], broken: [] })
+    expect(d).toEqual({
+      _tag: 'append',
+      state: { onHand: 2 },
+      corrections: [],
+      broken: [],
+      others: new Map(),
+    })
     expect(decide(schema, head, makeEntry({ intent: 'request' }), NOW)._tag).toBe('append')
   })
 
@@ -294,6 +395,7 @@ describe('decide: refusals and requests', () => {
       state: head.state,
       corrections: [],
       broken: [],
+      others: new Map(),
     })
     expect(decide(undefined, head, makeEntry({ intent: 'request', expect: 0 }), NOW)._tag).toBe(
       'refuse',

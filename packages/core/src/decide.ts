@@ -15,8 +15,14 @@
  * 5. Corrections are not themselves checked against invariants: a correction never cascades.
  * 6. A schema bug (a `correct` rule that throws or returns junk, a `reduce` that throws on a
  *    correction) never throws out of `decide`: the fact is appended with one
- *    `ledger.correction_failed` correction that records why.
+ *    `ledger.correction_failed` correction on its own entity that records why.
  * 7. Bad input (a malformed entry or head, a value that is not a schema) is a `LedgerError`.
+ * 8. One guarded fold path for every correction: own-entity and cross-entity corrections are
+ *    all folded here, into the entry's state and (through `context.stateOf`) into the state of
+ *    each other entity they name, before any is appended. If any `reduce` throws, or
+ *    `context.checkCorrection` refuses one (the log's size limit), none of them is appended and
+ *    the fact gets one `ledger.correction_failed` instead: no ledger ever holds an entry its own
+ *    type cannot fold.
  */
 import type { Data, Entry } from './entry.ts'
 import { checkData, checkKind, validateEntry } from './entry.ts'
@@ -55,6 +61,11 @@ export type Decision<S = unknown> =
       /** Correction entries to append right after the entry, in order. */
       readonly corrections: readonly Entry[]
       readonly broken: readonly Broken[]
+      /**
+       * States of the other entities the corrections were folded into (invariant 8), by entity
+       * name; empty when no correction names another entity of a known type.
+       */
+      readonly others: ReadonlyMap<string, unknown>
     }
   | { readonly _tag: 'refuse'; readonly code: RefusalCode; readonly reason: string }
 
@@ -62,6 +73,21 @@ export interface Head<S = unknown> {
   readonly state: S
   /** The entity's current version (0 for an empty ledger). */
   readonly version: number
+}
+
+/** What `decide` may ask of the log beyond the entry's own head (invariant 8). */
+export interface DecideContext {
+  /**
+   * The current state of another entity of the entry's tenant that a correction names. Called
+   * at most once per entity, outside any guard, so whatever it throws (a store's "not loaded
+   * yet") passes through. Without it, corrections to other entities are appended unfolded.
+   */
+  readonly stateOf?: ((entity: string) => unknown) | undefined
+  /**
+   * Checks one correction before it may be appended; a string says why it may not (the log
+   * sizes corrections like entries). Without it, every well-formed correction may.
+   */
+  readonly checkCorrection?: ((correction: Entry) => true | string) | undefined
 }
 
 /**
@@ -77,6 +103,7 @@ export function decide(
   head: Head,
   entry: Entry,
   now: number,
+  context: DecideContext = {},
 ): Decision {
   if (schema !== undefined && !isSchema(schema)) {
     throw new LedgerError('invalid_argument', 'schema must be made by defineSchema or undefined')
@@ -91,7 +118,7 @@ export function decide(
       reason: clip(`no entity type for '${entry.entity}'`),
     }
   }
-  return decideChecked(type, head, entry, now)
+  return decideChecked(type, head, entry, now, schema, context)
 }
 
 /**
@@ -108,7 +135,7 @@ export function decideTyped<S>(
 ): Decision<S> {
   checkEntityType(type)
   checkInputs(head, entry, now)
-  return decideChecked(type, head, entry, now)
+  return decideChecked(type, head, entry, now, undefined, {})
 }
 
 function decideChecked<S>(
@@ -116,6 +143,8 @@ function decideChecked<S>(
   head: Head<S>,
   entry: Entry,
   now: number,
+  schema: Schema | undefined,
+  context: DecideContext,
 ): Decision<S> {
   if (type.validate !== undefined) {
     let verdict: true | string
@@ -148,28 +177,86 @@ function decideChecked<S>(
         reason: clip(broken.map((b) => `${b.rule}: ${b.reason}`).join('; ')),
       }
     }
-    return { _tag: 'append', state: after, corrections: [], broken }
+    return { _tag: 'append', state: after, corrections: [], broken, others: NO_OTHERS }
   }
   if (broken.length === 0 || type.correct === undefined) {
-    return { _tag: 'append', state: after, corrections: [], broken }
+    return { _tag: 'append', state: after, corrections: [], broken, others: NO_OTHERS }
   }
-  let corrections = buildCorrections(type, after, broken, entry, now)
+  const corrections = buildCorrections(type, after, broken, entry, now)
+  const refusal = checkCorrections(corrections, context)
+  if (refusal !== undefined) return appendFailed(type, after, broken, entry, now, refusal)
+  // The other entities' states are read before the guard: a lookup's failure is the caller's
+  // (a store that must load more), not a schema bug.
+  const targets = new Map<string, { type: EntityType<unknown>; state: unknown }>()
+  for (const c of corrections) {
+    if (c.entity === entry.entity || targets.has(c.entity)) continue
+    const target = schema?.find(c.entity)
+    if (target === undefined || context.stateOf === undefined) continue
+    targets.set(c.entity, { type: target, state: context.stateOf(c.entity) })
+  }
   try {
-    const own = corrections.filter((c) => c.entity === entry.entity)
-    return { _tag: 'append', state: fold(type, after, own), corrections, broken }
+    let state = after
+    for (const c of corrections) {
+      if (c.entity === entry.entity) {
+        state = type.reduce(state, c)
+        continue
+      }
+      const target = targets.get(c.entity)
+      if (target !== undefined) target.state = target.type.reduce(target.state, c)
+    }
+    const others = new Map<string, unknown>()
+    for (const [entity, target] of targets) others.set(entity, target.state)
+    return { _tag: 'append', state, corrections, broken, others }
   } catch (error) {
     // `reduce` threw on a correction. Appending corrections that no client can fold would break
-    // every view of the entity, so record the failure instead (guarantee 7 still holds).
-    corrections = [
-      failedCorrection(broken, entry, now, `reduce threw on a correction: ${message(error)}`),
-    ]
+    // every view of that entity, so record the failure instead (guarantee 7 still holds).
+    const reason = `reduce threw on a correction: ${message(error)}`
+    return appendFailed(type, after, broken, entry, now, reason)
   }
+}
+
+/** The fact with one `ledger.correction_failed` on its own entity (invariants 6 and 8). */
+function appendFailed<S>(
+  type: EntityType<S>,
+  after: S,
+  broken: readonly Broken[],
+  entry: Entry,
+  now: number,
+  reason: string,
+): Decision<S> {
+  const corrections = [failedCorrection(broken, entry, now, reason)]
   try {
-    return { _tag: 'append', state: fold(type, after, corrections), corrections, broken }
+    return {
+      _tag: 'append',
+      state: fold(type, after, corrections),
+      corrections,
+      broken,
+      others: NO_OTHERS,
+    }
   } catch (error) {
     return { _tag: 'refuse', code: 'invalid', reason: clip(`reduce threw: ${message(error)}`) }
   }
 }
+
+/** The first reason `context.checkCorrection` gives for refusing one of `corrections`. */
+function checkCorrections(
+  corrections: readonly Entry[],
+  context: DecideContext,
+): string | undefined {
+  if (context.checkCorrection === undefined) return undefined
+  for (const [i, c] of corrections.entries()) {
+    let verdict: true | string
+    try {
+      verdict = context.checkCorrection(c)
+    } catch (error) {
+      verdict = `checking it threw: ${message(error)}`
+    }
+    if (verdict !== true) return `correction ${i} (${c.kind}) refused: ${String(verdict)}`
+  }
+  return undefined
+}
+
+const NO_OTHERS: ReadonlyMap<string, unknown> = new Map()
 
 /**
  * Runs the type's `correct` rule and turns its drafts into entries with deterministic ids.
@@ -252,7 +339,7 @@ function appendPlain(head: Head, entry: Entry): Decision {
       reason: `expected version ${entry.expect}, entity is at ${head.version}`,
     }
   }
-  return { _tag: 'append', state: head.state, corrections: [], broken: [] }
+  return { _tag: 'append', state: head.state, corrections: [], broken: [], others: NO_OTHERS }
 }
 
 function failedCorrection(

@@ -155,7 +155,7 @@ function storedEntry(value: unknown, path: string): StoredEntry {
 
 // Exactly the fields of `Entry`, in one order, optional ones only when present.
 function cleanEntry(e: Entry, path: string): Entry {
-  const bytes = dataEncoder.encodeSharedRef(e.data).byteLength
+  const bytes = entryDataBytes(e.data)
   if (bytes > ENTRY_DATA_BYTES_MAX) {
     throw new ProtocolError(
       'too_large',
@@ -181,6 +181,17 @@ function cleanEntry(e: Entry, path: string): Entry {
 // One encoder for every size check, read without a copy: `encode()` makes a new Encoder (and its
 // buffer) per call, which was a visible cost per entry of every decoded push.
 const dataEncoder = new Encoder()
+
+/**
+ * The size of an entry's `data` as the wire encodes it, in bytes: the measure of
+ * `ENTRY_DATA_BYTES_MAX`, shared by the decoder and the server log (which sizes corrections).
+ *
+ * @example
+ * entryDataBytes({ qty: 1 }) // 6
+ */
+export function entryDataBytes(data: Data): number {
+  return dataEncoder.encodeSharedRef(data).byteLength
+}
 
 function ackResult(value: unknown, path: string): AckResult {
   const r = record(value, path)

@@ -1,7 +1,7 @@
 // Goal: the CLI's contract: every option documented in --help, flags over environment variables,
 // a clear error for a bad schema module.
 // Method: parseCliArgs and loadSchemaModule directly; one spawned CLI for the exit path.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -92,4 +92,57 @@ describe('ledgerline-relay CLI', () => {
     expect(schema.stderr).toContain('schema module ./empty.mjs must default-export a schema')
     expect(schema.stdout).toBe('')
   })
+
+  it('refuses a second relay on the same data directory, and restarts after a SIGKILL', async () => {
+    // Goal: issue 13 case 16: one relay per data directory, and a crash never blocks a restart.
+    // Method: two real CLI processes on one --data: the second exits with code 2 and a message
+    // naming the directory and the first one's pid; the first is SIGKILLed (no cleanup runs)
+    // and a new relay on the same directory starts.
+    const data = join(dir, 'locked-data')
+    const first = await startCli(data)
+    try {
+      const second = spawnSync(process.execPath, [CLI, ...cliArgs(data)], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
+      expect(second.status).toBe(2)
+      expect(second.stderr).toContain(data)
+      expect(second.stderr).toContain(`pid ${first.pid}`)
+    } finally {
+      first.kill('SIGKILL')
+      await new Promise((done) => first.once('exit', done))
+    }
+    const again = await startCli(data)
+    again.kill('SIGTERM')
+    expect(await new Promise((done) => again.once('exit', (code) => done(code)))).toBe(0)
+  })
 })
+
+function cliArgs(data: string): string[] {
+  return ['--port', '0', '--data', data, '--secret', 'cli-test-secret-cli-test-secret-0123']
+}
+
+/** Starts the CLI on `data` and resolves once it printed its listening line. */
+async function startCli(data: string) {
+  const child = spawn(process.execPath, [CLI, ...cliArgs(data)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay did not start: ${err}`)), 20_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      if (out.includes('listening on')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`relay exited ${String(code)}: ${err}`))
+    })
+  })
+  return child
+}

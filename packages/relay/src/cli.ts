@@ -57,7 +57,7 @@ Each option can also be set by the environment variable in brackets; a flag wins
                                                                              [LEDGERLINE_LOG_LEVEL]
   --help                   print this help
 
-Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket, SQLite log only),
+Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
 /healthz, /metrics (Prometheus), /dev/token (dev only).
 `
 
@@ -221,7 +221,6 @@ async function main(): Promise<void> {
       throw error
     },
   )
-  console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) {
@@ -242,6 +241,8 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // Ready only once a signal would shut it down gracefully.
+  console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
 }
 
 function integer(text: string, name: string, max: number): number {

@@ -6,10 +6,13 @@
  */
 import { PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 
-/** Most entries (items plus their corrections excluded) merged into one SQLite transaction. */
-export const GROUP_COMMIT_ENTRIES_MAX = 2_000
-/** Entity head states the SQLite log keeps in memory (LRU); a miss refolds the ledger. */
-export const ENTITY_STATES_MAX = 10_000
+// The log's own limits (group commit, the commit queue bound, cached entity states) are named
+// in `@ledgerline/log`, whatever store the relay runs on.
+export {
+  COMMIT_QUEUE_ENTRIES_MAX,
+  ENTITY_STATES_MAX,
+  GROUP_COMMIT_ENTRIES_MAX,
+} from '@ledgerline/log'
 /**
  * SQLite page cache of the log, in KiB. Every append touches the hot leaf pages of the entries
  * table and its indexes; with SQLite's 2 MiB default they fall out of the cache once the log
@@ -56,6 +59,31 @@ export const TAILS_MAX = 256
 export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
 /** Largest HTTP request path the static file server looks at. */
 export const STATIC_PATH_LENGTH_MAX = 1_024
+
+/** Entries appended since the latest CRDT snapshot that make the relay write a new one. */
+export const SNAPSHOT_UPDATES_EVERY = 100
+/** Bytes of entry data appended since the latest snapshot that make the relay write one. */
+export const SNAPSHOT_BYTES_EVERY = 256 * 1024
+/** Largest snapshot state; under the protocol's 64 KiB `ENTRY_DATA_BYTES_MAX` with room. */
+export const SNAPSHOT_STATE_BYTES_MAX = 60 * 1024
+/** Entities whose snapshot bookkeeping a relay keeps in memory. */
+export const SNAPSHOT_CACHE_ENTITIES_MAX = 10_000
+/** Entries read per page when folding or catching up a CRDT entity. */
+export const CRDT_READ_PAGE_ENTRIES = 500
+/** Most ms a y-websocket update waits before it is appended to the log. */
+export const ROOM_COALESCE_MS = 50
+/** Most bytes of one `yjs.update` entry the y-websocket endpoint appends. */
+export const ROOM_UPDATE_BYTES_MAX = 48 * 1024
+/** Most bytes of updates a room holds that are not yet durable in the log. */
+export const ROOM_PENDING_BYTES_MAX = 1024 * 1024
+/** Most rooms one y-websocket endpoint keeps open. */
+export const ROOMS_MAX = 10_000
+/** Most y-websocket connections in one room. */
+export const ROOM_CONNECTIONS_MAX = 256
+/** Bytes a y-websocket connection may have unsent before it is closed as a slow consumer. */
+export const YJS_CONNECTION_BUFFERED_BYTES_MAX = 4 * 1024 * 1024
+/** Largest y-websocket frame. */
+export const YJS_FRAME_BYTES_MAX = 1024 * 1024
 
 /** The limits a relay can be given (tests lower the timers); defaults are the constants above. */
 export interface RelayLimits {

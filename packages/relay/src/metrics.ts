@@ -1,11 +1,15 @@
 /**
- * The relay's counters, rendered as Prometheus text at `/metrics`. Kept by hand (a few counters
- * and one histogram) rather than with a metrics library: nothing else needs one.
+ * The relay's metrics, rendered as Prometheus text at `/metrics` through `prom-client`: one
+ * registry per relay (two relays in one process never share counters), with prom-client's
+ * default process metrics (CPU, memory, event loop lag, handles) beside Ledgerline's own.
  *
  * Invariants:
- * 1. Counters only grow; `connections` is a gauge of open, authenticated-or-not sockets.
+ * 1. Counters only grow; `ledgerline_connections` is a gauge of open, authenticated-or-not
+ *    sockets.
  * 2. Label values come from closed sets (ack status, refusal code), so series stay bounded.
+ * 3. Nothing here is global: default metrics go to this relay's registry only.
  */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { AckResult } from '@ledgerline/protocol'
 
 /** Upper bounds of the append latency histogram, in seconds. */
@@ -20,102 +24,103 @@ export interface RelayMetrics {
   bytesOut(n: number): void
   /** One push answered: its results and how long the log took, in ms. */
   appended(results: readonly AckResult[], latencyMs: number): void
-  render(): string
+  /** One push refused because the commit queue was full. */
+  overloaded(): void
+  /** The Prometheus text exposition, and its content type. */
+  render(): Promise<string>
+  readonly contentType: string
 }
 
 /**
  * @example
  * const metrics = createRelayMetrics()
  * metrics.appended(results, 3.2)
- * metrics.render() // '# TYPE ledgerline_appends_total counter\n…'
+ * await metrics.render() // '# HELP ledgerline_appends_total …'
  */
 export function createRelayMetrics(): RelayMetrics {
-  let connections = 0
-  let connectionsTotal = 0
-  let bytesIn = 0
-  let bytesOut = 0
-  let corrections = 0
-  const appends = new Map<string, number>()
-  const refusals = new Map<string, number>()
-  const buckets = APPEND_LATENCY_BUCKETS_S.map(() => 0)
-  let latencyCount = 0
-  let latencySum = 0
-  const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const connections = new Gauge({
+    name: 'ledgerline_connections',
+    help: 'Open WebSocket connections.',
+    registers,
+  })
+  const connectionsTotal = new Counter({
+    name: 'ledgerline_connections_total',
+    help: 'WebSocket connections accepted.',
+    registers,
+  })
+  const appends = new Counter({
+    name: 'ledgerline_appends_total',
+    help: 'Entries answered in acks, by status.',
+    labelNames: ['status'] as const,
+    registers,
+  })
+  const refusals = new Counter({
+    name: 'ledgerline_refusals_total',
+    help: 'Refused entries, by code.',
+    labelNames: ['code'] as const,
+    registers,
+  })
+  const corrections = new Counter({
+    name: 'ledgerline_corrections_total',
+    help: 'Corrections appended by the log.',
+    registers,
+  })
+  const overloaded = new Counter({
+    name: 'ledgerline_overloaded_total',
+    help: 'Pushes refused because the commit queue was full (COMMIT_QUEUE_ENTRIES_MAX).',
+    registers,
+  })
+  const bytesIn = new Counter({
+    name: 'ledgerline_bytes_in_total',
+    help: 'WebSocket payload bytes received.',
+    registers,
+  })
+  const bytesOut = new Counter({
+    name: 'ledgerline_bytes_out_total',
+    help: 'WebSocket payload bytes sent.',
+    registers,
+  })
+  const latency = new Histogram({
+    name: 'ledgerline_append_latency_seconds',
+    help: 'Time from a push arriving to its durable ack.',
+    buckets: [...APPEND_LATENCY_BUCKETS_S],
+    registers,
+  })
+  // Every status is a series from the start, so a dashboard sees zeros rather than gaps.
+  for (const status of ['appended', 'duplicate', 'refused']) appends.inc({ status }, 0)
   return {
     connectionOpened: () => {
-      connections++
-      connectionsTotal++
+      connections.inc()
+      connectionsTotal.inc()
     },
-    connectionClosed: () => {
-      connections--
-    },
-    bytesIn: (n) => {
-      bytesIn += n
-    },
-    bytesOut: (n) => {
-      bytesOut += n
-    },
+    connectionClosed: () => connections.dec(),
+    bytesIn: (n) => bytesIn.inc(n),
+    bytesOut: (n) => bytesOut.inc(n),
     appended: (results, latencyMs) => {
+      let appended = 0
+      let duplicate = 0
+      let refused = 0
+      let fixes = 0
       for (const r of results) {
-        bump(appends, r.status)
-        if (r.status === 'refused') bump(refusals, r.code)
-        else if (r.status === 'appended') corrections += r.corrections.length
+        if (r.status === 'appended') {
+          appended++
+          fixes += r.corrections.length
+        } else if (r.status === 'refused') {
+          refused++
+          refusals.inc({ code: r.code })
+        } else duplicate++
       }
-      const s = latencyMs / 1000
-      latencyCount++
-      latencySum += s
-      APPEND_LATENCY_BUCKETS_S.forEach((le, i) => {
-        if (s <= le) buckets[i] = (buckets[i] ?? 0) + 1
-      })
+      if (appended > 0) appends.inc({ status: 'appended' }, appended)
+      if (duplicate > 0) appends.inc({ status: 'duplicate' }, duplicate)
+      if (refused > 0) appends.inc({ status: 'refused' }, refused)
+      if (fixes > 0) corrections.inc(fixes)
+      latency.observe(latencyMs / 1000)
     },
-    render: () => {
-      const lines: string[] = []
-      const metric = (name: string, type: string, help: string, samples: string[]) => {
-        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples)
-      }
-      metric('ledgerline_connections', 'gauge', 'Open WebSocket connections.', [
-        `ledgerline_connections ${connections}`,
-      ])
-      metric('ledgerline_connections_total', 'counter', 'WebSocket connections accepted.', [
-        `ledgerline_connections_total ${connectionsTotal}`,
-      ])
-      metric(
-        'ledgerline_appends_total',
-        'counter',
-        'Entries answered in acks, by status.',
-        ['appended', 'duplicate', 'refused'].map(
-          (status) => `ledgerline_appends_total{status="${status}"} ${appends.get(status) ?? 0}`,
-        ),
-      )
-      metric(
-        'ledgerline_refusals_total',
-        'counter',
-        'Refused entries, by code.',
-        [...refusals].map(([code, n]) => `ledgerline_refusals_total{code="${code}"} ${n}`),
-      )
-      metric('ledgerline_corrections_total', 'counter', 'Corrections appended by the log.', [
-        `ledgerline_corrections_total ${corrections}`,
-      ])
-      metric('ledgerline_bytes_in_total', 'counter', 'WebSocket payload bytes received.', [
-        `ledgerline_bytes_in_total ${bytesIn}`,
-      ])
-      metric('ledgerline_bytes_out_total', 'counter', 'WebSocket payload bytes sent.', [
-        `ledgerline_bytes_out_total ${bytesOut}`,
-      ])
-      metric(
-        'ledgerline_append_latency_seconds',
-        'histogram',
-        'Time from a push arriving to its durable ack.',
-        [
-          ...APPEND_LATENCY_BUCKETS_S.map(
-            (le, i) => `ledgerline_append_latency_seconds_bucket{le="${le}"} ${buckets[i] ?? 0}`,
-          ),
-          `ledgerline_append_latency_seconds_bucket{le="+Inf"} ${latencyCount}`,
-          `ledgerline_append_latency_seconds_sum ${latencySum}`,
-          `ledgerline_append_latency_seconds_count ${latencyCount}`,
-        ],
-      )
-      return `${lines.join('\n')}\n`
-    },
+    overloaded: () => overloaded.inc(),
+    render: () => registry.metrics(),
+    contentType: registry.contentType,
   }
 }

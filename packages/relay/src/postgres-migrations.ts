@@ -14,7 +14,9 @@
  *    with `RelayError('store_version')`, never written.
  * 4. The partition count is written once, by the first relay, with one head row per partition;
  *    later starts read it and ignore their own `partitions` option.
- * 5. Plain SQL only (no PL/pgSQL, no extensions), so Postgres-compatible engines can try it.
+ * 5. Plain SQL and no extensions, so Postgres-compatible engines can try it; the one exception
+ *    is step 2's trigger function, in PL/pgSQL (built into PostgreSQL), because guarantee 6 must
+ *    hold whoever connects and only a trigger can refuse an update loudly.
  */
 import type { PoolClient } from 'pg'
 import { checkPartitions, PARTITIONS_DEFAULT } from '@ledgerline/core'
@@ -70,6 +72,31 @@ export const PG_MIGRATIONS: readonly { readonly name: string; readonly sql: stri
         high bigint not null,
         primary key (tenant, client_id)
       );
+    `,
+  },
+  {
+    name: 'history is never rewritten: entries and refusals refuse update, delete and truncate',
+    // Guarantee 6 whoever connects, as SQLite's triggers of its schema version 2. PL/pgSQL is
+    // built into PostgreSQL (no extension); a plain SQL function cannot raise an error.
+    sql: `
+      create function ledgerline_append_only() returns trigger language plpgsql as $fn$
+      begin
+        raise exception 'Ledgerline % are append-only', tg_table_name
+          using errcode = 'object_not_in_prerequisite_state';
+      end
+      $fn$;
+      create trigger ledgerline_entries_append_only
+        before update or delete on ledgerline_entries
+        for each row execute function ledgerline_append_only();
+      create trigger ledgerline_entries_no_truncate
+        before truncate on ledgerline_entries
+        for each statement execute function ledgerline_append_only();
+      create trigger ledgerline_refusals_append_only
+        before update or delete on ledgerline_refusals
+        for each row execute function ledgerline_append_only();
+      create trigger ledgerline_refusals_no_truncate
+        before truncate on ledgerline_refusals
+        for each statement execute function ledgerline_append_only();
     `,
   },
 ]

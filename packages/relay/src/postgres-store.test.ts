@@ -5,6 +5,7 @@
 // Method: one private cluster for the file (initdb in a temp dir, loopback port), a fresh
 // database per test (CREATE DATABASE); skipped, saying why, when no PostgreSQL binaries exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { serialize } from 'node:v8'
 import pg from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -18,6 +19,7 @@ import {
 import type { PostgresCluster } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
+import { PG_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 
 const skipReason = postgresSkipReason()
@@ -45,9 +47,10 @@ describe.skipIf(skipReason !== undefined)(
       cluster = undefined
     })
 
-    runLogStoreContract('postgres', async ({ schema, partitions, now }) => {
+    runLogStoreContract('postgres', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
       const url = await freshDatabase()
-      const open = () => createPostgresStore({ url, schema, partitions, now })
+      const open = () =>
+        createPostgresStore({ url, schema, partitions, now, commitQueueEntriesMax })
       let store = await open()
       let closed = false
       return {
@@ -207,7 +210,7 @@ describe.skipIf(skipReason !== undefined)(
           await client.connect()
           try {
             const m = await client.query('select version from ledgerline_migrations')
-            expect(m.rows).toEqual([{ version: 1 }])
+            expect(m.rows).toEqual(PG_MIGRATIONS.map((_, i) => ({ version: i + 1 })))
             const h = await client.query(
               'select count(*)::int as n from ledgerline_partition_heads',
             )
@@ -217,6 +220,87 @@ describe.skipIf(skipReason !== undefined)(
           }
         } finally {
           await Promise.all(stores.map((s) => s.close()))
+        }
+      })
+
+      it('refuses every update, delete and truncate of entries and refusals', async () => {
+        // Goal: guarantee 6 holds whoever writes to the database, not only through the store
+        // (issue 13 case 10; SQLite has had triggers since its schema version 2). Method:
+        // append a fact, then try to edit, delete and truncate it and a refusal over a raw
+        // connection; each fails and the rows are unchanged.
+        const url = await freshDatabase()
+        const store = await createPostgresStore({ url, partitions: 4 })
+        const c = makeClient(900)
+        await store.append('acme', [{ entry: c.next('stock/a', 'stock.moved', { qty: 1 }) }])
+        await store.close()
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          const refused = (sql: string) => expect(client.query(sql)).rejects.toThrow(/append-only/)
+          await refused('update ledgerline_entries set version = 99')
+          await refused('delete from ledgerline_entries')
+          await refused('truncate ledgerline_entries')
+          await client.query(
+            `insert into ledgerline_refusals (tenant, id, code, reason, head)
+             values ('acme', 'x', 'conflict', 'r', 0)`,
+          )
+          await refused(`update ledgerline_refusals set reason = 'other'`)
+          await refused('delete from ledgerline_refusals')
+          await refused('truncate ledgerline_refusals')
+          const rows = await client.query('select version::int as version from ledgerline_entries')
+          expect(rows.rows).toEqual([{ version: 1 }])
+          const kept = await client.query('select reason from ledgerline_refusals')
+          expect(kept.rows).toEqual([{ reason: 'r' }])
+        } finally {
+          await client.end()
+        }
+      })
+
+      it('reads entry bodies an earlier Ledgerline wrote with node:v8', async () => {
+        // Goal: bodies moved to MessagePack; rows written before still read and decide.
+        // Method: write one row as the relay of 3a8bfae did (a v8 body, its head row moved),
+        // then read it through the store, resend it (duplicate) and append after it.
+        const url = await freshDatabase()
+        const store = await createPostgresStore({ url, partitions: 4 })
+        const c = makeClient(901)
+        const first = c.next('stock/a', 'stock.moved', { qty: 1, bytes: new Uint8Array([7, 8]) })
+        const p = partitionOf('acme', 'stock/a', 4)
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          await client.query(
+            `insert into ledgerline_entries
+               (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
+             values ($1, 1, 'acme', $2, 'stock/a', 1, null, 1700000000000, $3)`,
+            [p, first.id, serialize(first)],
+          )
+          await client.query(
+            `update ledgerline_partition_heads set head = 1 where partition = $1`,
+            [p],
+          )
+          await client.query(
+            `insert into ledgerline_clients (tenant, client_id, high) values ('acme', $1, 1)`,
+            [c.clientId],
+          )
+        } finally {
+          await client.end()
+        }
+        try {
+          const [back] = await store.readEntity('acme', 'stock/a', 1, 1)
+          expect(back).toMatchObject({ ...first, version: 1, offset: 1 })
+          expect((back?.data as { bytes?: unknown } | undefined)?.bytes).toBeInstanceOf(Uint8Array)
+          const [dup] = await store.append('acme', [{ entry: first }])
+          expect(dup).toMatchObject({ status: 'duplicate', version: 1 })
+          const [next] = await store.append('acme', [
+            { entry: c.next('stock/a', 'stock.moved', { qty: 2 }) },
+          ])
+          expect(next).toMatchObject({ status: 'appended', version: 2, offset: 2 })
+          expect((await store.readEntity('acme', 'stock/a', 1, 10)).map((e) => e.data)).toEqual([
+            { qty: 1, bytes: new Uint8Array([7, 8]) },
+            { qty: 2 },
+          ])
+        } finally {
+          await store.close()
         }
       })
 

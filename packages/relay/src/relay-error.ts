@@ -19,6 +19,8 @@ export const RELAY_ERROR_KINDS = [
   'schema_module',
   /** The relay is not available in this build (e.g. a store backend). */
   'unavailable',
+  /** The data directory is held by another relay (`data-dir-lock.ts`). */
+  'locked',
 ] as const
 export type RelayErrorKind = (typeof RELAY_ERROR_KINDS)[number]
 

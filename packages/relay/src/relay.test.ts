@@ -6,6 +6,8 @@
 // protocol with the codec directly.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import { gzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -319,7 +321,8 @@ describe('relay', () => {
     symlinkSync(join(dir, 'secret.txt'), join(root, 'link.txt'))
     const relay = await startRelay({ staticDir: root })
     const index = await get(`${relay.httpUrl}/`)
-    expect(index).toMatchObject({ status: 200, type: 'text/html; charset=utf-8' })
+    expect(index.status).toBe(200)
+    expect(index.type).toMatch(/^text\/html; ?charset=utf-8$/)
     expect(index.body).toContain('<title>pos</title>')
     expect(await get(`${relay.httpUrl}/assets/app.js`)).toMatchObject({
       status: 200,
@@ -340,6 +343,36 @@ describe('relay', () => {
       expect(res.body).not.toContain('top secret')
       expect([400, 404, 200]).toContain(res.status)
     }
+  })
+
+  it('serves static files with ETags, ranges, precompressed siblings and SW-safe caching', async () => {
+    // Goal: what sirv brings (issue 18 item 6) and the headers the demo's service worker needs.
+    // Method: a root with a script, its gzip sibling and a service worker; a conditional GET
+    // answers 304, a range 206 with the bytes asked for, `accept-encoding: gzip` gets the .gz
+    // file, and HTML and the service worker are revalidated on every load.
+    const dir = mkdtempSync(join(tmpdir(), 'll-static-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>pos</title>')
+    writeFileSync(join(dir, 'app.js'), 'export const answer = 42\n')
+    writeFileSync(join(dir, 'app.js.gz'), gzipSync('export const answer = 42\n'))
+    writeFileSync(join(dir, 'service-worker.js'), 'self.addEventListener("fetch", () => {})')
+    const relay = await startRelay({ staticDir: dir })
+    const first = await get(`${relay.httpUrl}/app.js`)
+    expect(first).toMatchObject({ status: 200, body: 'export const answer = 42\n' })
+    expect(first.headers['cache-control']).toBe('public, max-age=3600')
+    const etag = String(first.headers.etag)
+    expect(etag).not.toBe('undefined')
+    expect((await get(`${relay.httpUrl}/app.js`, { 'if-none-match': etag })).status).toBe(304)
+    const part = await get(`${relay.httpUrl}/app.js`, { range: 'bytes=7-11' })
+    expect(part).toMatchObject({ status: 206, body: 'const' })
+    expect(part.headers['content-range']).toBe('bytes 7-11/25')
+    const zipped = await get(`${relay.httpUrl}/app.js`, { 'accept-encoding': 'gzip' })
+    expect(zipped.headers['content-encoding']).toBe('gzip')
+    expect(zipped.type).toBe('text/javascript; charset=utf-8')
+    const worker = await get(`${relay.httpUrl}/service-worker.js`)
+    expect(worker).toMatchObject({ status: 200, type: 'text/javascript; charset=utf-8' })
+    expect(worker.headers['cache-control']).toBe('no-cache')
+    expect((await get(`${relay.httpUrl}/till/2`)).headers['cache-control']).toBe('no-cache')
   })
 
   it('checks the Origin before the upgrade', async () => {
@@ -455,20 +488,79 @@ describe('relay', () => {
     )
     expect(await inner.head('acme', 'order/o')).toMatchObject({ version: 200 })
   })
+
+  it('answers overloaded when the commit queue is full, records nothing, and takes the resend', async () => {
+    // Goal: the global bound on entries queued for commit reaches the wire (issue 13 case 8).
+    // Method: a log bounded at 8 queued entries whose group commit we hold; client A's push of 5
+    // waits in the queue, client B's push of 5 would pass the bound: B gets `error overloaded`
+    // with a backoff and close 4503, and nothing of it is recorded. Once A's group committed,
+    // B reconnects and the same entries are appended.
+    const dir = mkdtempSync(join(tmpdir(), 'll-relay-'))
+    let hold = true
+    const held: (() => void)[] = []
+    const store = await createSqliteStore({
+      file: join(dir, 'log.sqlite'),
+      schema,
+      commitQueueEntriesMax: 8,
+      defer: (fn) => (hold ? held.push(fn) : setImmediate(fn)),
+    })
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => store.close())
+    const relay = await startRelay({ store })
+    const a = await connect(relay)
+    const b = await connect(relay)
+    const fromA = Array.from({ length: 5 }, () => a.entry('order/a', 'order.line', {}))
+    const fromB = Array.from({ length: 5 }, () => b.entry('order/b', 'order.line', {}))
+    a.send({ type: 'push', batch: 1, entries: fromA })
+    await waitFor(() => held.length > 0)
+    b.send({ type: 'push', batch: 1, entries: fromB })
+    const error = await b.next((m) => m.type === 'error')
+    expect(error).toMatchObject({ type: 'error', kind: 'overloaded' })
+    expect(error.type === 'error' && error.backoffMsMin).toBeGreaterThan(0)
+    expect((await b.closed).code).toBe(4503)
+    expect(await store.clientHigh('acme', b.clientId)).toBe(0)
+    hold = false
+    for (const fn of held.splice(0)) fn()
+    const ackA = await a.next<AckMessage>((m) => m.type === 'ack')
+    expect(ackA.results.map((r) => r.status)).toEqual(Array(5).fill('appended'))
+    const again = await openClient(relay.url, { tenant: 'acme', clientId: b.clientId })
+    cleanups.push(() => again.close())
+    const token = await signToken({
+      secret: SECRET,
+      tenant: 'acme',
+      sub: 'b',
+      read: ['*'],
+      write: ['*'],
+    })
+    expect(await again.hello(token)).toMatchObject({ type: 'welcome', clientSeqHigh: 0 })
+    const ackB = await push(again, 1, fromB)
+    expect(ackB.results.map((r) => r.status)).toEqual(Array(5).fill('appended'))
+    expect(await store.head('acme', 'order/b')).toMatchObject({ version: 5 })
+    const metrics = await get(`${relay.httpUrl}/metrics`)
+    expect(metrics.body).toContain('ledgerline_overloaded_total 1')
+  })
 })
 
 /** GET with the path sent as written (no URL normalization, so `..` reaches the relay). */
-function get(url: string): Promise<{ status: number; type: string; body: string }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string; body: string; headers: IncomingHttpHeaders }> {
   const m = /^http:\/\/([^/:]+):(\d+)(.*)$/.exec(url)
   if (m === null) throw new Error(`bad url ${url}`)
   return new Promise((resolve, reject) => {
-    const options = { host: m[1], port: Number(m[2]), path: m[3] || '/', method: 'GET' }
+    const options = { host: m[1], port: Number(m[2]), path: m[3] || '/', method: 'GET', headers }
     const req = request(options, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (body += chunk))
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }),
+        resolve({
+          status: res.statusCode ?? 0,
+          type: String(res.headers['content-type']),
+          body,
+          headers: res.headers,
+        }),
       )
     })
     req.on('error', reject)

@@ -11,10 +11,12 @@
  * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
  *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
  *    owner).
- * 4. A relay that opens its own log (`dataDir`) serves CRDT entities fully: with a schema the
- *    log is wrapped by `withCrdtSnapshots` (snapshot policy of yjs-endpoint.ts), and the
- *    y-websocket endpoint answers under `/yjs/` with the relay's own token check. A `routes`
- *    entry for `/yjs/` replaces that endpoint.
+ * 4. Every relay serves CRDT entities fully, on its own SQLite log (`dataDir`) or on a store
+ *    passed in (PostgreSQL): with a schema the log is wrapped by `withCrdtSnapshots`
+ *    (`crdt-snapshots.ts`), and the y-websocket endpoint answers under `/yjs/` with the relay's
+ *    own token check. A `routes` entry for `/yjs/` replaces that endpoint.
+ * 5. A relay on its own data directory holds its lock (`data-dir-lock.ts`) from before the log
+ *    opens until after it closed: a second relay on the same directory refuses to start.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -39,10 +41,15 @@ import type { LogStore } from './log-store.ts'
 import { createRelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
 import { createSession } from './session.ts'
+import { NODE_TIMERS } from './timers.ts'
+import type { RelayTimers } from './timers.ts'
 import type { Session } from './session.ts'
+import { lockDataDir } from './data-dir-lock.ts'
+import type { DataDirLock } from './data-dir-lock.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
-import { createYjsEndpoint, withCrdtSnapshots, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
+import { withCrdtSnapshots } from './crdt-snapshots.ts'
+import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
 import type { YjsEndpoint } from './yjs-endpoint.ts'
 
 export interface RelayOptions {
@@ -54,7 +61,10 @@ export interface RelayOptions {
   readonly dataDir?: string | undefined
   /** An open log (tests, PostgreSQL); the relay does not close it. */
   readonly store?: LogStore | undefined
-  /** Entity types the log decides with (only used with `dataDir`); absent makes a plain log. */
+  /**
+   * Entity types: the log decides with them (`dataDir`; a store passed in was opened with its
+   * own), and CRDT types get snapshots and `/yjs/` (either way). Absent makes a plain log.
+   */
   readonly schema?: Schema | undefined
   /** Partition count of a new SQLite log; default 16. */
   readonly partitions?: number | undefined
@@ -70,6 +80,11 @@ export interface RelayOptions {
   readonly logLevel?: string | undefined
   /** A logger to use instead of making one (`logLevel` is then ignored). */
   readonly logger?: Logger | undefined
+  /**
+   * Clock and timers of the sessions and the heartbeat; Node's by default (`timers.ts`), so a
+   * simulation can drive them.
+   */
+  readonly timers?: RelayTimers | undefined
   /** Extra WebSocket endpoints by path prefix, e.g. `{ '/yjs/': handler }`. */
   readonly routes?: Readonly<Record<string, UpgradeRoute>> | undefined
 }
@@ -119,26 +134,44 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   if (dev) logger.warn('dev mode: /dev/token hands out tokens to anyone; not for production')
 
   let ownsStore = false
-  let store: LogStore
+  let base: LogStore
+  let lock: DataDirLock | undefined
   if (options.store !== undefined) {
-    store = options.store
+    base = options.store
   } else if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true })
-    const sqlite = await createSqliteStore({
-      file: join(options.dataDir, 'log.sqlite'),
-      schema: options.schema,
-      partitions: options.partitions,
-    })
-    // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
-    store =
-      options.schema === undefined
-        ? sqlite
-        : withCrdtSnapshots(sqlite, options.schema, {
-            onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
-          })
+    // Invariant 5: before the log opens, so a second relay never touches the file.
+    lock = lockDataDir(options.dataDir)
+    try {
+      base = await createSqliteStore({
+        file: join(options.dataDir, 'log.sqlite'),
+        schema: options.schema,
+        partitions: options.partitions,
+      })
+    } catch (error) {
+      lock.release()
+      throw error
+    }
     ownsStore = true
   } else {
     throw new RelayError('config', 'createRelay needs dataDir or store')
+  }
+  // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
+  const snapshotted =
+    options.schema === undefined
+      ? undefined
+      : withCrdtSnapshots(base, options.schema, {
+          onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
+        })
+  const store: LogStore = snapshotted ?? base
+  // Closes what this relay opened; a store passed in only sees its snapshots finish.
+  const release = async () => {
+    try {
+      if (ownsStore) await store.close()
+      else await snapshotted?.snapshots.idle()
+    } finally {
+      lock?.release()
+    }
   }
 
   try {
@@ -152,9 +185,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       clientTracking: false,
     })
     const tails = createFanoutTails(store, limits.tailEntriesMax)
-    const context = { store, tails, verify, limits, metrics, logger }
+    const timers = options.timers ?? NODE_TIMERS
+    const context = { store, tails, verify, limits, metrics, logger, timers }
     const yjs: YjsEndpoint | undefined =
-      ownsStore && options.routes?.[YJS_PATH_PREFIX] === undefined
+      options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
             store,
             schema: options.schema,
@@ -203,9 +237,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           json(res, 503, { ok: false, store: 'failed' })
         }
       },
-      metrics: (_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-        res.end(metrics.render())
+      metrics: async (_req, res) => {
+        const text = await metrics.render()
+        res.writeHead(200, { 'content-type': metrics.contentType })
+        res.end(text)
       },
       devToken:
         dev && secret !== undefined
@@ -224,10 +259,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     })
     const address = server.address() as AddressInfo
     const urlHost = hostForUrl(address.address)
-    const heartbeat = setInterval(() => {
+    const heartbeat = timers.every(() => {
       for (const session of sessions) session.heartbeat()
     }, limits.heartbeatIntervalMs)
-    heartbeat.unref()
 
     let closed: Promise<void> | undefined
     const close = async () => {
@@ -241,14 +275,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       for (const s of all) s.shutDown()
       await within(Promise.all(all.map((s) => s.closed)), limits.closeHandshakeTimeoutMs)
       for (const s of all) s.terminate()
-      clearInterval(heartbeat)
+      timers.clear(heartbeat)
       // The endpoint appends what its rooms hold, then closes its sockets with 1001.
       if (yjs !== undefined) await within(yjs.close(), limits.shutdownTimeoutMs)
       stopCommits()
       wss.close()
       server.closeAllConnections()
       await serverClosed
-      if (ownsStore) await store.close()
+      await release()
     }
 
     return {
@@ -260,7 +294,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       close: () => (closed ??= close()),
     }
   } catch (error) {
-    if (ownsStore) await store.close()
+    await release()
     throw error
   }
 }

@@ -10,11 +10,8 @@
  *   push ─► grants checked per entry ─► store.append ─► ack (after durable)
  *   subscribe ─► catch-up pages from cursors ─► live marker page ─► live pages on each commit
  *
- * Terms: a *subscription* is a scope (entity patterns within the read grants) with per-partition
- * cursors and *credit* (pages the client can take). A partition is *dirty* for a subscription
- * while the log may hold entries past its cursor. A *live* subscription reads from the relay's
- * shared tails (`fanout-tail.ts`: one log read and one encoding per entry for all sessions)
- * while its cursor is inside them, and from the log otherwise (catch-up, lagging).
+ * Terms: a *subscription* is a scope with per-partition cursors and credit; its reading and
+ * paging live in `subscriptions.ts` (invariants 2–4), the rest of the protocol here.
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
@@ -29,15 +26,15 @@
  *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
  *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
  * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
- *    rejects gets no ack: the connection closes (internal), and the client resends.
+ *    rejects gets no ack: the connection closes (`overloaded` when the commit queue is full,
+ *    with the kind's backoff as retry hint; `internal` otherwise), and the client resends.
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  */
 import type { WebSocket } from 'ws'
-import { isClientId, LedgerError, matchesAny, matchesPattern, checkPattern } from '@ledgerline/core'
+import { isClientId, LedgerError, matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import {
-  CREDIT_PAGES_MAX,
   decodeMessage,
   encodeMessage,
   ERROR_KINDS,
@@ -46,19 +43,21 @@ import {
   PROTOCOL_VERSION,
   PROTOCOL_VERSION_MIN,
   PUSH_IN_FLIGHT_MAX,
-  SCOPE_PATTERNS_MAX,
-  SUBSCRIPTIONS_MAX,
   TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
 import type { ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
-import { encodedEntry, encodeEntriesPage, entryPageBytes } from './fanout-tail.ts'
+import { encodeEntriesPage } from './fanout-tail.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
+import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import type { RelayLimits } from './limits.ts'
+import { isLogStoreError } from './log-store.ts'
 import type { AppendItem, LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
+import { NODE_TIMERS } from './timers.ts'
+import type { RelayTimers, TimerHandle } from './timers.ts'
 
 export interface SessionContext {
   readonly store: LogStore
@@ -68,17 +67,8 @@ export interface SessionContext {
   readonly limits: RelayLimits
   readonly metrics: RelayMetrics
   readonly logger: Logger
-}
-
-interface Subscription {
-  readonly id: number
-  readonly scope: readonly string[]
-  readonly cursors: number[]
-  credit: number
-  live: boolean
-  pumping: boolean
-  /** Partition → count of commits seen; see invariant 3. */
-  readonly dirty: Map<number, number>
+  /** Clock and timers; Node's by default (`timers.ts`). */
+  readonly timers?: RelayTimers | undefined
 }
 
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
@@ -102,21 +92,33 @@ export class Session {
   #tenant = ''
   #grants: Grants = { read: [], write: [] }
   #clientId = ''
-  #subs = new Map<number, Subscription>()
+  readonly #subs: Subscriptions
   #inFlight = new Set<Promise<void>>()
+  readonly #timers: RelayTimers
   #tokens: number
-  #refilledAt = Date.now()
+  #refilledAt: number
   #alive = true
   #draining = false
-  #authTimer: NodeJS.Timeout | undefined
-  #expiryTimer: NodeJS.Timeout | undefined
-  #closeTimer: NodeJS.Timeout | undefined
+  #authTimer: TimerHandle | undefined
+  #expiryTimer: TimerHandle | undefined
+  #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
   constructor(ws: WebSocket, context: SessionContext) {
     this.#ws = ws
     this.#ctx = context
+    this.#timers = context.timers ?? NODE_TIMERS
+    this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
+    this.#subs = new Subscriptions(context, {
+      tenant: () => this.#tenant,
+      grants: () => this.#grants,
+      isReady: () => this.#state === 'ready',
+      bufferedAmount: () => this.#ws.bufferedAmount,
+      sendEntries: (sub, page, cursors, live) => this.#sendEntries(sub, page, cursors, live),
+      sendError: (kind, message) => this.#sendError(kind, message),
+      fail: (kind, message) => this.#fail(kind, message),
+    })
     context.metrics.connectionOpened()
     this.closed = new Promise((resolve) => {
       ws.once('close', () => {
@@ -132,7 +134,7 @@ export class Session {
       // `ws` reports protocol violations (e.g. a frame over maxPayload) here and closes itself.
       context.logger.info({ err: error }, 'socket error')
     })
-    this.#authTimer = setTimeout(() => {
+    this.#authTimer = this.#timers.set(() => {
       if (this.#state === 'awaiting_hello' || this.#state === 'checking_token') {
         this.#fail('unauthorized', `no valid hello within ${context.limits.authTimeoutMs} ms`)
       }
@@ -142,10 +144,7 @@ export class Session {
   /** The partitions of a commit: wake the subscriptions (invariant 3). */
   onCommit(partitions: readonly number[]): void {
     if (this.#state !== 'ready') return
-    for (const sub of this.#subs.values()) {
-      for (const p of partitions) sub.dirty.set(p, (sub.dirty.get(p) ?? 0) + 1)
-      void this.#pump(sub)
-    }
+    this.#subs.onCommit(partitions)
   }
 
   /** Heartbeat: terminates a socket that missed the previous ping, then pings again. */
@@ -181,11 +180,12 @@ export class Session {
 
   // -- frames ---------------------------------------------------------------------------------
 
-  #onFrame(data: Buffer, isBinary: boolean): void {
+  /** `replayed`: a backlog frame, already counted and rate-limited when it arrived. */
+  #onFrame(data: Buffer, isBinary: boolean, replayed = false): void {
     if (this.#state === 'closed' || this.#draining) return
     this.#alive = true
-    this.#ctx.metrics.bytesIn(data.byteLength)
-    if (!this.#takeToken()) {
+    if (!replayed) this.#ctx.metrics.bytesIn(data.byteLength)
+    if (!replayed && !this.#takeToken()) {
       this.#fail('rate_limited', `more than ${this.#ctx.limits.rateMessagesPerS} messages/s`)
       return
     }
@@ -240,9 +240,9 @@ export class Session {
       case 'push':
         return this.#onPush(m)
       case 'subscribe':
-        return this.#onSubscribe(m)
+        return this.#subs.subscribe(m)
       case 'credit':
-        return this.#onCredit(m)
+        return this.#subs.credit(m)
       case 'ping':
         return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
       case 'pong':
@@ -294,7 +294,7 @@ export class Session {
         this.#grants = claims.grants
         this.#clientId = clientId
         this.#state = 'ready'
-        clearTimeout(this.#authTimer)
+        this.#timers.clear(this.#authTimer)
         this.#armExpiry(claims.expiresAt)
         this.#send({
           type: 'welcome',
@@ -303,14 +303,14 @@ export class Session {
           grants: claims.grants,
           partitions: this.#ctx.store.partitions,
           clientSeqHigh: high,
-          serverTime: Date.now(),
+          serverTime: this.#timers.now(),
           expiresAt: claims.expiresAt,
         })
         const backlog = this.#backlog
         this.#backlog = []
         for (const frame of backlog) {
           if (this.#state !== 'ready') break
-          this.#onFrameAfterHello(frame.data, frame.isBinary)
+          this.#onFrame(frame.data, frame.isBinary, true)
         }
       })
       .catch((error: unknown) => {
@@ -319,19 +319,12 @@ export class Session {
       })
   }
 
-  #onFrameAfterHello(data: Buffer, isBinary: boolean): void {
-    // Backlog frames were counted in and rate-limited when they arrived.
-    this.#ctx.metrics.bytesIn(-data.byteLength)
-    this.#tokens++
-    this.#onFrame(data, isBinary)
-  }
-
   #armExpiry(expiresAt: number): void {
-    const delay = expiresAt - Date.now()
+    const delay = expiresAt - this.#timers.now()
     // setTimeout holds at most 2^31-1 ms; re-arm for tokens that live longer than ~24 days.
-    this.#expiryTimer = setTimeout(
+    this.#expiryTimer = this.#timers.set(
       () => {
-        if (Date.now() >= expiresAt) this.#fail('token_expired', 'token expired')
+        if (this.#timers.now() >= expiresAt) this.#fail('token_expired', 'token expired')
         else this.#armExpiry(expiresAt)
       },
       Math.max(0, Math.min(delay, 2 ** 31 - 1)),
@@ -380,7 +373,17 @@ export class Session {
         this.#send({ type: 'ack', batch, results })
       },
       (error: unknown) => {
-        if (error instanceof RelayError && error.kind === 'store_closed') {
+        if (isLogStoreError(error, 'overloaded')) {
+          // Nothing of the push was recorded: the client backs off (`backoffMsMin` of the
+          // error is the retry hint) and resends the same entries.
+          this.#ctx.metrics.overloaded()
+          this.#fail('overloaded', `the log is overloaded, retry later: ${error.message}`)
+          return
+        }
+        if (
+          isLogStoreError(error, 'closed') ||
+          (error instanceof RelayError && error.kind === 'store_closed')
+        ) {
           this.#fail('shutting_down', 'the log is closing')
           return
         }
@@ -390,154 +393,6 @@ export class Session {
     )
     this.#inFlight.add(done)
     void done.finally(() => this.#inFlight.delete(done))
-  }
-
-  // -- subscribe and credit -------------------------------------------------------------------
-
-  #onSubscribe(m: Record<string, unknown>): void {
-    const id = safeInt(m.sub, 'sub')
-    if (!Array.isArray(m.scope) || m.scope.length === 0 || m.scope.length > SCOPE_PATTERNS_MAX) {
-      throw new BadMessage(`scope must be a list of 1..${SCOPE_PATTERNS_MAX} entity patterns`)
-    }
-    const scope = (m.scope as unknown[]).map((p) => checkPattern(p))
-    const credit = safeInt(m.credit ?? 0, 'credit')
-    if (credit > CREDIT_PAGES_MAX) throw new BadMessage(`credit over ${CREDIT_PAGES_MAX}`)
-    const partitions = this.#ctx.store.partitions
-    const cursors = Array.from({ length: partitions }, () => 0)
-    if (m.cursors !== undefined && m.cursors !== null) {
-      if (typeof m.cursors !== 'object' || Array.isArray(m.cursors)) {
-        throw new BadMessage('cursors must be a map of partition to offset')
-      }
-      for (const [key, value] of Object.entries(m.cursors as Record<string, unknown>)) {
-        const p = Number(key)
-        if (!Number.isSafeInteger(p) || p < 0 || p >= partitions) {
-          throw new BadMessage(`cursor for unknown partition ${key.slice(0, 16)}`)
-        }
-        cursors[p] = safeInt(value, 'cursor')
-      }
-    }
-    // A scope pattern is within the grants when a read pattern matches it read as a name:
-    // only a grant's `*` can stand for the scope's `*`.
-    const outside = scope.filter((p) => !this.#grants.read.some((g) => matchesPattern(g, p)))
-    if (outside.length > 0) {
-      this.#sendError(
-        'forbidden',
-        `subscription ${id}: scope outside read grants: ${outside.join(', ')}`,
-      )
-      return
-    }
-    if (!this.#subs.has(id) && this.#subs.size >= SUBSCRIPTIONS_MAX) {
-      this.#sendError('too_large', `at most ${SUBSCRIPTIONS_MAX} subscriptions per connection`)
-      return
-    }
-    // Re-subscribing with the same number replaces the subscription (new scope or cursors).
-    const sub: Subscription = {
-      id,
-      scope,
-      cursors,
-      credit,
-      live: false,
-      pumping: false,
-      dirty: new Map(cursors.map((_, p) => [p, 0])),
-    }
-    this.#subs.set(id, sub)
-    void this.#pump(sub)
-  }
-
-  #onCredit(m: Record<string, unknown>): void {
-    const id = safeInt(m.sub, 'sub')
-    const pages = safeInt(m.pages, 'pages')
-    if (pages > CREDIT_PAGES_MAX) throw new BadMessage(`credit over ${CREDIT_PAGES_MAX}`)
-    const sub = this.#subs.get(id)
-    if (sub === undefined) return // A credit racing an unsubscribe or a refused subscription.
-    sub.credit = Math.min(sub.credit + pages, CREDIT_PAGES_MAX)
-    void this.#pump(sub)
-  }
-
-  async #pump(sub: Subscription): Promise<void> {
-    if (sub.pumping) return
-    sub.pumping = true
-    const pageMax = this.#ctx.limits.pageEntriesMax
-    try {
-      while (sub.credit > 0 && this.#current(sub)) {
-        if (this.#ws.bufferedAmount > this.#ctx.limits.bufferedBytesMax) {
-          this.#fail('slow_consumer', `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`)
-          return
-        }
-        const page: EncodedEntry[] = []
-        let pageBytes = 0
-        let full = false
-        const order = [...sub.dirty.keys()].sort((a, b) => a - b)
-        for (const p of order) {
-          const want = pageMax - page.length
-          if (want <= 0 || full) break
-          const seen = sub.dirty.get(p)
-          const read = await this.#read(sub, p, want)
-          if (!this.#current(sub)) return
-          let through = read.throughOffset
-          for (const encoded of read.entries) {
-            const e = encoded.entry
-            // Invariant 2, checked again here whatever the store did.
-            if (
-              e.tenant !== this.#tenant ||
-              !matchesAny(sub.scope, e.entity) ||
-              !matchesAny(this.#grants.read, e.entity)
-            ) {
-              continue
-            }
-            const bytes = entryPageBytes(encoded)
-            if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
-              // The page is full by bytes: stop just before this entry; it comes next page.
-              through = e.offset - 1
-              full = true
-              break
-            }
-            page.push(encoded)
-            pageBytes += bytes
-          }
-          if (through > (sub.cursors[p] ?? 0)) sub.cursors[p] = through
-          if (!full && read.atHead && sub.dirty.get(p) === seen) sub.dirty.delete(p)
-        }
-        const caughtUp = sub.dirty.size === 0
-        if (page.length === 0 && (sub.live || !caughtUp)) {
-          if (caughtUp) break
-          continue // Only other tenants' or out-of-scope entries so far: read on.
-        }
-        const live = sub.live || caughtUp
-        sub.credit--
-        sub.live = live
-        this.#sendEntries(sub.id, page, cursorsOf(sub), live)
-      }
-    } catch (error) {
-      this.#ctx.logger.error({ err: error }, 'reading the log for a subscription failed')
-      this.#fail('internal', 'could not read the log')
-    } finally {
-      sub.pumping = false
-    }
-  }
-
-  /** A live subscription reads from the shared tail when its cursor is inside it. */
-  async #read(
-    sub: Subscription,
-    p: number,
-    want: number,
-  ): Promise<{ entries: readonly EncodedEntry[]; throughOffset: number; atHead: boolean }> {
-    const cursor = sub.cursors[p] ?? 0
-    if (sub.live) {
-      const shared = await this.#ctx.tails.read(this.#tenant, p, cursor, want)
-      if (shared !== undefined) return shared
-      if (!this.#current(sub)) return { entries: [], throughOffset: cursor, atHead: false }
-    }
-    const read = await this.#ctx.store.readPartition(this.#tenant, p, cursor, want)
-    return {
-      entries: read.entries.map(encodedEntry),
-      throughOffset: read.throughOffset,
-      atHead: read.entries.length < want,
-    }
-  }
-
-  #current(sub: Subscription): boolean {
-    return this.#state === 'ready' && this.#subs.get(sub.id) === sub
   }
 
   // -- sending and closing --------------------------------------------------------------------
@@ -599,29 +454,29 @@ export class Session {
     } catch {
       this.#ws.terminate()
     }
-    this.#closeTimer = setTimeout(
+    this.#closeTimer = this.#timers.set(
       () => this.#ws.terminate(),
       this.#ctx.limits.closeHandshakeTimeoutMs,
+      { unref: true },
     )
-    this.#closeTimer.unref()
   }
 
   #onClose(): void {
     if (this.#state !== 'closed') this.#state = 'closed'
     this.#clearTimers()
-    clearTimeout(this.#closeTimer)
+    this.#timers.clear(this.#closeTimer)
     this.#subs.clear()
     this.#backlog = []
     this.#ctx.metrics.connectionClosed()
   }
 
   #clearTimers(): void {
-    clearTimeout(this.#authTimer)
-    clearTimeout(this.#expiryTimer)
+    this.#timers.clear(this.#authTimer)
+    this.#timers.clear(this.#expiryTimer)
   }
 
   #takeToken(): boolean {
-    const now = Date.now()
+    const now = this.#timers.now()
     const { rateMessagesPerS, rateMessagesBurst } = this.#ctx.limits
     this.#tokens = Math.min(
       rateMessagesBurst,
@@ -632,22 +487,4 @@ export class Session {
     this.#tokens--
     return true
   }
-}
-
-/** A frame with a wrong field: the connection closes with `bad_message`. */
-class BadMessage extends Error {}
-
-function safeInt(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new BadMessage(`${name} must be a non-negative integer`)
-  }
-  return value
-}
-
-function cursorsOf(sub: Subscription): Record<number, number> {
-  const out: Record<number, number> = {}
-  sub.cursors.forEach((offset, p) => {
-    if (offset > 0) out[p] = offset
-  })
-  return out
 }

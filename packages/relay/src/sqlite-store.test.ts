@@ -2,22 +2,23 @@
 // (WAL and synchronous=FULL asserted on open, the schema version, group commit).
 // Method: run the shared conformance suite on a temp file per test, then a few SQLite-only
 // checks on the file itself.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { entryId } from '@ledgerline/core'
+import { defineEntity, defineSchema, entryId } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import { runLogStoreContract } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
-import { createSqliteStore, SQLITE_SCHEMA_VERSION } from './sqlite-store.ts'
+import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
+import { createSqliteStore } from './sqlite-store.ts'
 
-runLogStoreContract('sqlite', async ({ schema, partitions, now }) => {
+runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
   const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
   const file = join(dir, 'log.sqlite')
-  const open = () => createSqliteStore({ file, schema, partitions, now })
+  const open = () => createSqliteStore({ file, schema, partitions, now, commitQueueEntriesMax })
   let store = await open()
   let closed = false
   return {
@@ -33,6 +34,78 @@ runLogStoreContract('sqlite', async ({ schema, partitions, now }) => {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+})
+
+describe('SQLite log written by an earlier Ledgerline', () => {
+  // Goal: entry bodies moved from node:v8 to MessagePack; a log written before still reads,
+  // decides and dedupes. Method: `fixtures/log-3a8bfae-v8-bodies.sqlite` was written by the
+  // relay of 3a8bfae (three entries, a correction, a refusal); open a copy, read it, resend
+  // its entries, append more (written as MessagePack), and read both kinds back.
+  it('reads v8 bodies, answers resends from them and appends MessagePack after them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-v8-'))
+    try {
+      const file = join(dir, 'log.sqlite')
+      copyFileSync(new URL('./fixtures/log-3a8bfae-v8-bodies.sqlite', import.meta.url), file)
+      const schema = defineSchema(
+        defineEntity<{ onHand: number }>({
+          type: 'stock',
+          initial: { onHand: 0 },
+          reduce: (st, e) => {
+            if (e.kind === 'stock.moved') return { onHand: st.onHand + Number(e.data.qty) }
+            if (e.kind === 'stock.oversold') return { onHand: st.onHand + Number(e.data.short) }
+            return st
+          },
+          invariants: { nonNegative: (st) => st.onHand >= 0 || 'stock below zero' },
+          correct: (st, _b, e) => [
+            { kind: 'stock.oversold', data: { short: -st.onHand, sale: e.id } },
+          ],
+        }),
+      )
+      const store = await createSqliteStore({ file, schema, now: () => 1_800_000_000_000 })
+      const before = await store.readEntity('acme', 'stock/a', 1, 10)
+      expect(before.map((e) => e.kind)).toEqual(['stock.moved', 'stock.moved', 'stock.oversold'])
+      expect(before[0]?.data).toEqual({ qty: 2, note: 'first', bytes: new Uint8Array([0, 1, 255]) })
+      expect((before[0]?.data as { bytes?: unknown } | undefined)?.bytes).toBeInstanceOf(Uint8Array)
+      const clientId = 'ab'.repeat(16)
+      const old = (seq: number, data: Entry['data']): Entry => ({
+        id: `${clientId}-${seq}`,
+        tenant: 'acme',
+        entity: 'stock/a',
+        kind: 'stock.moved',
+        data,
+        intent: 'fact' as const,
+        clientId,
+        clientSeq: seq,
+        hlc: `${String(1_700_000_000_000 + seq).padStart(15, '0')}:00000:${clientId}`,
+        occurredAt: 1_700_000_000_000 + seq,
+      })
+      const [dup] = await store.append('acme', [{ entry: old(2, { qty: -5 }) }])
+      expect(dup).toMatchObject({ status: 'duplicate', version: 2, corrections: [before[2]] })
+      // The state folded from v8 bodies is 0 on hand: a sale of 1 is corrected by 1.
+      const [next] = await store.append('acme', [{ entry: old(4, { qty: -1, note: 'new' }) }])
+      expect(next).toMatchObject({ status: 'appended', version: 4 })
+      expect(next?.status === 'appended' && next.corrections[0]?.data).toEqual({
+        short: 1,
+        sale: `${clientId}-4`,
+      })
+      const all = await store.readEntity('acme', 'stock/a', 1, 10)
+      expect(all.map((e) => e.version)).toEqual([1, 2, 3, 4, 5])
+      expect(all[3]?.data).toEqual({ qty: -1, note: 'new' })
+      await store.close()
+      const db = new Database(file, { readonly: true })
+      try {
+        const firsts = (
+          db.prepare('SELECT body FROM entries ORDER BY version').all() as { body: Buffer }[]
+        ).map((r) => r.body[0])
+        expect(firsts.slice(0, 3)).toEqual([0xff, 0xff, 0xff])
+        expect(firsts.slice(3).every((b) => b !== 0xff)).toBe(true)
+      } finally {
+        db.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('SQLite log specifics', () => {
@@ -139,14 +212,15 @@ describe('SQLite log specifics', () => {
       store.append('acme', [{ entry: entry(i + 1, 1, 'tick/a') }]),
     )
     const bad = store.append('acme', [{ entry: { ...entry(99, 1, 'tick/a'), tenant: 'other' } }])
-    await expect(bad).rejects.toBeInstanceOf(RelayError)
+    await expect(bad).rejects.toMatchObject({ name: 'LogStoreError', kind: 'invalid' })
     const results = (await Promise.all(good)).flat()
     expect(
       results.map((r) => (r.status === 'refused' ? 0 : r.version)).sort((a, b) => a - b),
     ).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
     await store.close()
     await expect(store.append('acme', [{ entry: entry(1, 2, 'tick/a') }])).rejects.toMatchObject({
-      kind: 'store_closed',
+      name: 'LogStoreError',
+      kind: 'closed',
     })
   })
 

@@ -1,39 +1,25 @@
 /**
- * Static files for `--static DIR` (the demo): GET and HEAD only, content types by extension,
- * and `index.html` for single-page-app routes.
+ * Static files for `--static DIR` (the demo), served by `sirv`: ranges, ETags (304 on a match),
+ * precompressed `.br` / `.gz` siblings, content types; plus the relay's own rules: GET and HEAD
+ * only, nothing outside the root, `index.html` for single-page-app routes, and cache headers
+ * that let the demo's service worker update.
  *
  * Invariants:
  * 1. Nothing outside the root is ever read: the decoded path is resolved under the root's real
- *    path, and the file's real path (symlinks followed) must still be under it.
+ *    path, and an existing file's real path (symlinks followed) must still be under it.
  * 2. Paths with NUL, bad percent-encoding, or over `STATIC_PATH_LENGTH_MAX` are refused (400).
  * 3. A path without a file extension that names no file is a client-side route: `index.html`.
+ *    A missing file with an extension is a 404.
+ * 4. HTML, the service worker and the web manifest are `no-cache` (revalidated each time, so a
+ *    new build reaches every register); other files are `public, max-age=3600`.
+ * 5. The file list is read when the handler is made (sirv's production mode): files added to
+ *    the root later are not served until the relay restarts.
  */
-import { createReadStream } from 'node:fs'
-import { realpath, stat } from 'node:fs/promises'
+import { realpath } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, resolve, sep } from 'node:path'
+import sirv from 'sirv'
 import { STATIC_PATH_LENGTH_MAX } from './limits.ts'
-
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.webmanifest': 'application/manifest+json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.txt': 'text/plain; charset=utf-8',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-}
 
 export type StaticHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>
 
@@ -46,6 +32,23 @@ export type StaticHandler = (req: IncomingMessage, res: ServerResponse) => Promi
  */
 export async function createStaticHandler(root: string): Promise<StaticHandler> {
   const base = await realpath(resolve(root))
+  const serve = sirv(base, {
+    dev: false,
+    etag: true,
+    gzip: true,
+    brotli: true,
+    single: true,
+    dotfiles: false,
+    setHeaders: (res, pathname) => {
+      const ext = extname(pathname).toLowerCase()
+      const name = pathname.slice(pathname.lastIndexOf('/') + 1)
+      const fresh = ext === '' || ext === '.html' || NO_CACHE_FILES.has(name)
+      res.setHeader('cache-control', fresh ? 'no-cache' : 'public, max-age=3600')
+      res.setHeader('x-content-type-options', 'nosniff')
+      const text = TEXT_TYPES[ext]
+      if (text !== undefined) res.setHeader('content-type', text)
+    },
+  })
   return async (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false
     const rawPath = (req.url ?? '/').split('?')[0] as string
@@ -60,53 +63,44 @@ export async function createStaticHandler(root: string): Promise<StaticHandler> 
     }
     const wanted = resolve(base, `.${path}`)
     if (wanted !== base && !wanted.startsWith(base + sep)) return answer(res, 404, 'not found')
-    let file = await existingFile(base, wanted)
-    if (file === undefined && extname(path) === '') {
-      file = await existingFile(base, resolve(base, 'index.html'))
-    }
-    if (file === undefined) return answer(res, 404, 'not found')
-    const type = CONTENT_TYPES[extname(file.path).toLowerCase()] ?? 'application/octet-stream'
-    res.writeHead(200, {
-      'content-type': type,
-      'content-length': file.size,
-      'x-content-type-options': 'nosniff',
-      'cache-control': file.path.endsWith('.html') ? 'no-cache' : 'public, max-age=3600',
-    })
-    if (req.method === 'HEAD') {
-      res.end()
-      return true
+    // Invariant 1: sirv lists files through symlinks; one that leads out is not ours to serve.
+    for (const candidate of [wanted, `${wanted}.br`, `${wanted}.gz`]) {
+      if (await leadsOutside(base, candidate)) return answer(res, 404, 'not found')
     }
     await new Promise<void>((done) => {
-      const stream = createReadStream(file.path)
-      stream.on('error', () => {
-        res.destroy()
-        done()
+      res.once('close', done)
+      res.once('finish', done)
+      serve(req, res, () => {
+        answer(res, 404, 'not found')
       })
-      stream.on('end', () => done())
-      stream.pipe(res)
     })
     return true
   }
 }
 
-/** The real file at `path` (a directory's `index.html`), if it exists under `base`. */
-async function existingFile(
-  base: string,
-  path: string,
-): Promise<{ path: string; size: number } | undefined> {
+/** Names that must be revalidated on every load (invariant 4). */
+const NO_CACHE_FILES = new Set(['service-worker.js', 'manifest.webmanifest'])
+
+/** Text types with their charset, which sirv's content types leave out. */
+const TEXT_TYPES: Readonly<Record<string, string>> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.webmanifest': 'application/manifest+json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+}
+
+/** True when `path` exists and its real path is outside `base`. */
+async function leadsOutside(base: string, path: string): Promise<boolean> {
+  let real: string
   try {
-    let real = await realpath(path)
-    let info = await stat(real)
-    if (info.isDirectory()) {
-      real = await realpath(resolve(real, 'index.html'))
-      info = await stat(real)
-    }
-    if (!info.isFile()) return undefined
-    if (real !== base && !real.startsWith(base + sep)) return undefined
-    return { path: real, size: info.size }
+    real = await realpath(path)
   } catch {
-    return undefined
+    return false
   }
+  return real !== base && !real.startsWith(base + sep)
 }
 
 function answer(res: ServerResponse, status: number, text: string): true {

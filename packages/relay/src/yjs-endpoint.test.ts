@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Entry } from '@ledgerline/core'
 import { defineEntity, defineSchema, SERVER_CLIENT_ID } from '@ledgerline/core'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
+import type { PostgresCluster } from '@ledgerline/testkit'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
@@ -21,14 +23,11 @@ import { createTokenVerifier, signToken } from './auth.ts'
 import type { LogStore } from './log-store.ts'
 import { createRelay } from './relay.ts'
 import { createSqliteStore } from './sqlite-store.ts'
-import {
-  createYjsEndpoint,
-  readFromLatestSnapshot,
-  SNAPSHOT_UPDATES_EVERY,
-  withCrdtSnapshots,
-  YJS_SUBPROTOCOL,
-  YJS_TOKEN_SUBPROTOCOL_PREFIX,
-} from './yjs-endpoint.ts'
+import { readFromLatestSnapshot, withCrdtSnapshots } from './crdt-snapshots.ts'
+import { SNAPSHOT_UPDATES_EVERY } from './limits.ts'
+import type { RelayOptions } from './relay.ts'
+import { createPostgresStore } from './postgres-store.ts'
+import { createYjsEndpoint, YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './yjs-endpoint.ts'
 import type { YjsEndpoint } from './yjs-endpoint.ts'
 
 // The relay may not import @ledgerline/yjs; this is the same entity type in a few lines.
@@ -189,38 +188,75 @@ describe('createRelay with dataDir', () => {
   it('serves /yjs/ and writes CRDT snapshots by default', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'll-yjs-cli-relay-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    const relay = await createRelay({
-      port: 0,
-      dataDir: dir,
-      schema,
-      auth: { secret },
-      logLevel: 'silent',
-    })
-    cleanups.push(() => relay.close())
-    const base = relay.url.replace(/\/sync$/, '')
-    const token = await signToken({ secret, tenant: TENANT, sub: 'x', read: ['*'], write: ['*'] })
-    expect(await upgradeStatus(`${base}/yjs/r1`, [])).toBe(401)
-    expect(await upgradeStatus(`${base}/yjs/note/r1`, protocolsFor(token))).toBe(404)
-    const a = connect(base, 'till', { protocols: protocolsFor(token) })
-    await synced(a.provider)
-    a.doc.getMap('names').set('espresso', 'Ristretto')
-    await until(async () => (await relay.store.head(TENANT, 'doc/till')).version > 0)
-
-    const source = new Y.Doc()
-    const updates: Uint8Array[] = []
-    source.on('update', (u: Uint8Array) => updates.push(u))
-    for (let i = 0; i < SNAPSHOT_UPDATES_EVERY; i++) source.getText('t').insert(i, 'a')
-    for (let i = 0; i < updates.length; i += 10) {
-      const batch = updates.slice(i, i + 10).map((u, j) => ({ entry: update(i + j + 1, u) }))
-      await relay.store.append(TENANT, batch)
-    }
-    await until(async () =>
-      (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).some(
-        (e) => e.kind === 'yjs.snapshot' && e.clientId === SERVER_CLIENT_ID,
-      ),
-    )
+    expect(await servesYjsAndSnapshots({ dataDir: dir })).toMatchObject({ kind: 'yjs.snapshot' })
   })
+
+  // Goal: issue 13 case 10, a relay on a store passed in (how the CLI wires `--store postgres`)
+  // loses no feature: /yjs/ and CRDT snapshots as with its own SQLite log. Method: the same
+  // check as above on a SQLite store and on a PostgreSQL store handed to createRelay.
+  it('serves /yjs/ and writes CRDT snapshots on a store passed in (SQLite)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-yjs-store-relay-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const store = await createSqliteStore({ file: join(dir, 'log.sqlite'), schema })
+    cleanups.push(() => store.close())
+    expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
+  })
+
+  it.skipIf(pgSkip !== undefined)(
+    `serves /yjs/ and writes CRDT snapshots on PostgreSQL${pgSkip === undefined ? '' : ` (skipped: ${pgSkip})`}`,
+    async () => {
+      cluster ??= await startPostgresCluster()
+      const url = await cluster.createDatabase('yjs_relay')
+      const store = await createPostgresStore({ url, schema })
+      cleanups.push(() => store.close())
+      expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
+    },
+  )
 })
+
+const pgSkip = postgresSkipReason()
+let cluster: PostgresCluster | undefined
+afterAll(() => {
+  cluster?.stop()
+  cluster = undefined
+})
+
+/**
+ * An unmodified provider edits a room through the relay (its entries land in the relay's log);
+ * then SNAPSHOT_UPDATES_EVERY updates appended through relay.store are followed by a snapshot.
+ */
+async function servesYjsAndSnapshots(
+  where: Pick<RelayOptions, 'dataDir' | 'store'>,
+): Promise<Entry | undefined> {
+  const relay = await createRelay({
+    port: 0,
+    ...where,
+    schema,
+    auth: { secret },
+    logLevel: 'silent',
+  })
+  cleanups.push(() => relay.close())
+  const base = relay.url.replace(/\/sync$/, '')
+  const token = await signToken({ secret, tenant: TENANT, sub: 'x', read: ['*'], write: ['*'] })
+  expect(await upgradeStatus(`${base}/yjs/r1`, [])).toBe(401)
+  expect(await upgradeStatus(`${base}/yjs/note/r1`, protocolsFor(token))).toBe(404)
+  const a = connect(base, 'till', { protocols: protocolsFor(token) })
+  await synced(a.provider)
+  a.doc.getMap('names').set('espresso', 'Ristretto')
+  await until(async () => (await relay.store.head(TENANT, 'doc/till')).version > 0)
+
+  const source = new Y.Doc()
+  const updates: Uint8Array[] = []
+  source.on('update', (u: Uint8Array) => updates.push(u))
+  for (let i = 0; i < SNAPSHOT_UPDATES_EVERY; i++) source.getText('t').insert(i, 'a')
+  for (let i = 0; i < updates.length; i += 10) {
+    const batch = updates.slice(i, i + 10).map((u, j) => ({ entry: update(i + j + 1, u) }))
+    await relay.store.append(TENANT, batch)
+  }
+  const isSnapshot = (e: Entry) => e.kind === 'yjs.snapshot' && e.clientId === SERVER_CLIENT_ID
+  await until(async () => (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).some(isSnapshot))
+  return (await relay.store.readEntity(TENANT, 'doc/x', 1, 1000)).find(isSnapshot)
+}
 
 // ---------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 /**
- * The relay's Yjs side: CRDT snapshots of the server log, and a y-websocket-compatible endpoint
- * (`/yjs/<room>`) whose documents live in the same log as every other entity.
+ * The relay's y-websocket-compatible endpoint (`/yjs/<room>`), whose documents live in the same
+ * log as every other entity, on any `LogStore`. The snapshot policy is `crdt-snapshots.ts`; the
+ * wire helpers are `yjs-wire.ts`; its limits are in `limits.ts`.
  *
  *   y-websocket ──/yjs/<room>──► room (Y.Doc, awareness) ──coalesced yjs.update──► LogStore
  *                                     ▲                                               │
@@ -9,23 +10,9 @@
  *
  * Terms: a *room* is one entity's live document on this relay, shared by the y-websocket
  * connections that opened it. Room `<id>` is entity `doc/<id>`; room `<type>/<id>` is that
- * entity (the type must be a `crdt: 'yjs'` type of the schema). A *snapshot* is a server-made
- * entry (`yjs.snapshot` / `automerge.snapshot`) whose data `{ through, state }` is the state
- * folded by the entity type over every version up to `through`.
+ * entity (the type must be a `crdt: 'yjs'` type of the schema).
  *
- * Snapshot policy: after a commit to a CRDT entity, when at least `SNAPSHOT_UPDATES_EVERY`
- * entries or `SNAPSHOT_BYTES_EVERY` bytes were appended since the latest snapshot, the relay
- * folds the ledger from that snapshot and appends a new one; a state over
- * `SNAPSHOT_STATE_BYTES_MAX` is not snapshotted (the ledger keeps its history, catch-up reads it
- * all) and is retried after another `SNAPSHOT_BYTES_EVERY` bytes.
- *
- * Token: y-websocket can set neither headers nor a first message, so the token travels in the
- * WebSocket handshake. Preferred: as a subprotocol, `protocols: ['ledgerline-yjs',
- * 'ledgerline-token.<jwt>']` (a JWT is made of subprotocol-safe characters; the relay answers
- * `ledgerline-yjs` and never echoes the token). Accepted on this endpoint only: `?token=<jwt>`
- * (`params: { token }`), for clients that cannot set protocols. Its risk: URLs end up in proxy
- * and access logs and in browser history, so a token there must be short-lived; this relay
- * never logs the query string. `/sync` keeps refusing tokens in the URL.
+ * Token: in the WebSocket handshake (`yjs-wire.ts` says how and why).
  *
  * Invariants:
  * 1. No upgrade without a valid token (401), a read grant for the room's entity (403) and a
@@ -41,23 +28,19 @@
  * 5. Every queue is bounded: unsent bytes per room (`ROOM_PENDING_BYTES_MAX`, the sender is
  *    closed with 1013 and its client resends on reconnect), buffered bytes per connection
  *    (slow consumers are closed), rooms per endpoint and connections per room (503).
- * 6. A snapshot is appended as a request with `expect` = the version it covers, so it lands
- *    right after that version or not at all; its id `<last entry id>~snapshot~0` is the same on
- *    every relay, so two relays that race make one snapshot.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import { randomFillSync } from 'node:crypto'
+import type { Entry, Schema } from '@ledgerline/core'
 import {
   createClientId,
   createHlcClock,
   matchesAny,
   parseEntityName,
   partitionOf,
-  SERVER_CLIENT_ID,
 } from '@ledgerline/core'
 import type { HlcClock } from '@ledgerline/core'
-import { randomFillSync } from 'node:crypto'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
@@ -66,215 +49,33 @@ import * as Y from 'yjs'
 import type { WebSocket } from 'ws'
 import { WebSocketServer } from 'ws'
 import type { TokenVerifier } from './auth.ts'
-import type { AppendItem, LogStore } from './log-store.ts'
+import { readFromLatestSnapshot, readRange } from './crdt-snapshots.ts'
+import {
+  ROOM_COALESCE_MS,
+  ROOM_CONNECTIONS_MAX,
+  ROOM_PENDING_BYTES_MAX,
+  ROOM_UPDATE_BYTES_MAX,
+  ROOMS_MAX,
+  YJS_FRAME_BYTES_MAX,
+} from './limits.ts'
+import type { LogStore } from './log-store.ts'
+import {
+  decodeRoom,
+  encodeSyncUpdate,
+  isEmptyUpdate,
+  MESSAGE_AWARENESS,
+  MESSAGE_QUERY_AWARENESS,
+  MESSAGE_SYNC,
+  refuseUpgrade,
+  send,
+  tokenOf,
+  updateOf,
+  YJS_PATH_PREFIX,
+  YJS_SUBPROTOCOL,
+  YJS_UPDATE_KIND,
+} from './yjs-wire.ts'
 
-/** Entries appended since the latest snapshot that make the relay write a new one. */
-export const SNAPSHOT_UPDATES_EVERY = 100
-/** Bytes of entry data appended since the latest snapshot that make the relay write one. */
-export const SNAPSHOT_BYTES_EVERY = 256 * 1024
-/** Largest snapshot state; under the protocol's 64 KiB `ENTRY_DATA_BYTES_MAX` with room. */
-export const SNAPSHOT_STATE_BYTES_MAX = 60 * 1024
-/** Entities whose snapshot bookkeeping a relay keeps in memory. */
-export const SNAPSHOT_CACHE_ENTITIES_MAX = 10_000
-/** Entries read per page when folding or catching up a CRDT entity. */
-export const CRDT_READ_PAGE_ENTRIES = 500
-/** Most ms a y-websocket update waits before it is appended to the log. */
-export const ROOM_COALESCE_MS = 50
-/** Most bytes of one `yjs.update` entry the endpoint appends. */
-export const ROOM_UPDATE_BYTES_MAX = 48 * 1024
-/** Most bytes of updates a room holds that are not yet durable in the log. */
-export const ROOM_PENDING_BYTES_MAX = 1024 * 1024
-/** Most rooms one endpoint keeps open. */
-export const ROOMS_MAX = 10_000
-/** Most y-websocket connections in one room. */
-export const ROOM_CONNECTIONS_MAX = 256
-/** Bytes a connection may have buffered unsent before it is closed as a slow consumer. */
-export const YJS_CONNECTION_BUFFERED_BYTES_MAX = 4 * 1024 * 1024
-/** Largest y-websocket frame. */
-export const YJS_FRAME_BYTES_MAX = 1024 * 1024
-
-/** The path prefix the endpoint serves. */
-export const YJS_PATH_PREFIX = '/yjs/'
-/** The subprotocol a y-websocket client offers beside its token; the relay answers with it. */
-export const YJS_SUBPROTOCOL = 'ledgerline-yjs'
-/** Prefix of the subprotocol that carries the token: `ledgerline-token.<jwt>`. */
-export const YJS_TOKEN_SUBPROTOCOL_PREFIX = 'ledgerline-token.'
-
-/** What `maybeSnapshot` did; an expected outcome, never thrown. */
-export type SnapshotOutcome =
-  | { readonly _tag: 'appended'; readonly version: number; readonly through: number }
-  | {
-      readonly _tag: 'skipped'
-      readonly reason: 'not_crdt' | 'empty' | 'below_policy' | 'too_large' | 'raced'
-    }
-
-export interface Snapshotter {
-  /** Applies the snapshot policy to one entity after a commit. Never rejects on a race. */
-  maybeSnapshot(tenant: string, entity: string): Promise<SnapshotOutcome>
-  /** Waits for the snapshots in progress (tests, shutdown). */
-  idle(): Promise<void>
-}
-
-/**
- * Makes the snapshot writer of a relay. It keeps, per entity, where the latest snapshot is and
- * what was appended since, so deciding costs one read of the new entries.
- *
- * @example
- * const snapshots = createSnapshotter(store, schema)
- * await snapshots.maybeSnapshot('acme', 'catalog/s7') // { _tag: 'skipped', reason: 'below_policy' }
- */
-export function createSnapshotter(
-  store: LogStore,
-  schema: Schema | undefined,
-  options: { readonly now?: (() => number) | undefined } = {},
-): Snapshotter {
-  const now = options.now ?? Date.now
-  const books = new Map<string, SnapshotBook>()
-  const running = new Map<string, Promise<SnapshotOutcome>>()
-
-  async function run(tenant: string, entity: string): Promise<SnapshotOutcome> {
-    const type = schema?.find(entity)
-    if (type?.crdt === undefined) return { _tag: 'skipped', reason: 'not_crdt' }
-    const head = await store.head(tenant, entity)
-    if (head.version === 0) return { _tag: 'skipped', reason: 'empty' }
-    const key = `${tenant}\0${entity}`
-    let book = books.get(key)
-    if (book === undefined) {
-      book = await scanBack(store, tenant, entity, head.version)
-    } else {
-      books.delete(key) // re-inserted below: the Map's order is the LRU order
-      await scanForward(store, tenant, entity, book, head.version)
-    }
-    books.set(key, book)
-    if (books.size > SNAPSHOT_CACHE_ENTITIES_MAX) {
-      books.delete(books.keys().next().value as string)
-    }
-    if (book.updates < SNAPSHOT_UPDATES_EVERY && book.bytes < SNAPSHOT_BYTES_EVERY) {
-      return { _tag: 'skipped', reason: 'below_policy' }
-    }
-    if (book.bytes < book.retryAtBytes) return { _tag: 'skipped', reason: 'too_large' }
-    const entries = await readRange(store, tenant, entity, Math.max(1, book.snapshotVersion))
-    const last = entries[entries.length - 1]
-    if (last === undefined || last.clientId === SERVER_CLIENT_ID) {
-      return { _tag: 'skipped', reason: 'raced' }
-    }
-    let state = type.initial
-    for (const e of entries) state = type.reduce(state, e)
-    if (!(state instanceof Uint8Array) || state.length > SNAPSHOT_STATE_BYTES_MAX) {
-      book.retryAtBytes = book.bytes + SNAPSHOT_BYTES_EVERY
-      return { _tag: 'skipped', reason: 'too_large' }
-    }
-    const entry: Entry = {
-      id: `${last.id}~snapshot~0`,
-      tenant,
-      entity,
-      kind: `${type.crdt}.snapshot`,
-      data: { through: last.version, state },
-      intent: 'request',
-      expect: last.version,
-      corrects: last.id,
-      clientId: SERVER_CLIENT_ID,
-      clientSeq: 0,
-      hlc: last.hlc,
-      occurredAt: now(),
-    }
-    const [result] = await store.append(tenant, [{ entry }])
-    if (result === undefined || result.status === 'refused') {
-      return { _tag: 'skipped', reason: 'raced' }
-    }
-    book.snapshotVersion = result.version
-    book.scannedThrough = result.version
-    book.updates = 0
-    book.bytes = 0
-    book.retryAtBytes = 0
-    return { _tag: 'appended', version: result.version, through: last.version }
-  }
-
-  return {
-    maybeSnapshot(tenant, entity) {
-      // One decision per entity at a time; a call that arrives meanwhile joins the next run.
-      const key = `${tenant}\0${entity}`
-      const previous = running.get(key) ?? Promise.resolve(undefined)
-      const next = previous
-        .catch(() => undefined)
-        .then(() => run(tenant, entity))
-        .finally(() => {
-          if (running.get(key) === next) running.delete(key)
-        })
-      running.set(key, next)
-      return next
-    },
-    async idle() {
-      while (running.size > 0) await Promise.allSettled(running.values())
-    },
-  }
-}
-
-/**
- * Wraps a server log so that every append to a CRDT entity is followed by `maybeSnapshot` for
- * it, once the append is durable. This is the one hook the relay needs: `createRelay` wraps its
- * store, and every writer (the `/sync` push path, the `/yjs/` endpoint, tests) gets snapshots.
- * Snapshot failures never fail the append they follow; they are reported to `onError`.
- *
- * @example
- * const store = withCrdtSnapshots(await createSqliteStore({ file, schema }), schema)
- */
-export function withCrdtSnapshots(
-  store: LogStore,
-  schema: Schema | undefined,
-  options: { readonly onError?: ((error: unknown) => void) | undefined } = {},
-): LogStore & { readonly snapshots: Snapshotter } {
-  const snapshots = createSnapshotter(store, schema)
-  const onError = options.onError ?? (() => {})
-  const wrapped: LogStore & { readonly snapshots: Snapshotter } = {
-    partitions: store.partitions,
-    snapshots,
-    async append(tenant: string, items: readonly AppendItem[]) {
-      const results = await store.append(tenant, items)
-      const touched = new Set<string>()
-      for (const [i, item] of items.entries()) {
-        const r = results[i]
-        if (r === undefined || r.status !== 'appended') continue
-        if (item.entry.clientId === SERVER_CLIENT_ID && item.entry.kind.endsWith('.snapshot')) {
-          continue
-        }
-        if (schema?.find(item.entry.entity)?.crdt !== undefined) touched.add(item.entry.entity)
-      }
-      for (const entity of touched) snapshots.maybeSnapshot(tenant, entity).catch(onError)
-      return results
-    },
-    readPartition: (...args) => store.readPartition(...args),
-    readEntity: (...args) => store.readEntity(...args),
-    head: (...args) => store.head(...args),
-    clientHigh: (...args) => store.clientHigh(...args),
-    partitionHeads: () => store.partitionHeads(),
-    onCommit: (listener) => store.onCommit(listener),
-    async close() {
-      await snapshots.idle()
-      await store.close()
-    },
-  }
-  return wrapped
-}
-
-/**
- * The entries a new reader of a CRDT entity needs: from its latest snapshot (inclusive) to its
- * head, or the whole ledger when it has no snapshot. Bounded by the snapshot policy.
- *
- * @example
- * const entries = await readFromLatestSnapshot(store, 'acme', 'doc/catalog')
- * // [yjs.snapshot{through: 400}, yjs.update, yjs.update]
- */
-export async function readFromLatestSnapshot(
-  store: LogStore,
-  tenant: string,
-  entity: string,
-): Promise<StoredEntry[]> {
-  const head = await store.head(tenant, entity)
-  if (head.version === 0) return []
-  const book = await scanBack(store, tenant, entity, head.version)
-  return readRange(store, tenant, entity, Math.max(1, book.snapshotVersion))
-}
+export { YJS_PATH_PREFIX, YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './yjs-wire.ts'
 
 export interface YjsEndpointOptions {
   readonly store: LogStore
@@ -671,11 +472,6 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
 
 // ---------------------------------------------------------------------------------------------
 
-const MESSAGE_SYNC = 0
-const MESSAGE_AWARENESS = 1
-const MESSAGE_QUERY_AWARENESS = 3
-const YJS_UPDATE_KIND = 'yjs.update'
-const YJS_SNAPSHOT_KIND = 'yjs.snapshot'
 const LOG_ORIGIN = Symbol('ledgerline:log')
 
 interface Room {
@@ -702,171 +498,3 @@ interface Room {
 type Admission =
   | { readonly _tag: 'admit'; tenant: string; entity: string; canWrite: boolean }
   | { readonly _tag: 'refuse'; status: number; message: string }
-
-interface SnapshotBook {
-  /** Version of the latest snapshot; 0 when the ledger has none. */
-  snapshotVersion: number
-  /** The last version counted. */
-  scannedThrough: number
-  /** Entries and data bytes after the latest snapshot. */
-  updates: number
-  bytes: number
-  /** After a too-large state: do not try again before `bytes` reaches this. */
-  retryAtBytes: number
-}
-
-// Finds the latest snapshot by reading pages backwards from the head. The policy puts one at
-// most about SNAPSHOT_UPDATES_EVERY entries back, unless states were too large to snapshot.
-async function scanBack(
-  store: LogStore,
-  tenant: string,
-  entity: string,
-  headVersion: number,
-): Promise<SnapshotBook> {
-  const book: SnapshotBook = {
-    snapshotVersion: 0,
-    scannedThrough: headVersion,
-    updates: 0,
-    bytes: 0,
-    retryAtBytes: 0,
-  }
-  let upTo = headVersion
-  while (upTo >= 1) {
-    const from = Math.max(1, upTo - CRDT_READ_PAGE_ENTRIES + 1)
-    const page = await store.readEntity(tenant, entity, from, upTo - from + 1)
-    for (let i = page.length - 1; i >= 0; i--) {
-      const e = page[i] as StoredEntry
-      if (e.version > upTo) continue
-      if (isSnapshot(e)) {
-        book.snapshotVersion = e.version
-        return book
-      }
-      book.updates++
-      book.bytes += dataBytes(e)
-    }
-    upTo = from - 1
-  }
-  return book
-}
-
-async function scanForward(
-  store: LogStore,
-  tenant: string,
-  entity: string,
-  book: SnapshotBook,
-  headVersion: number,
-): Promise<void> {
-  while (book.scannedThrough < headVersion) {
-    const page = await store.readEntity(
-      tenant,
-      entity,
-      book.scannedThrough + 1,
-      CRDT_READ_PAGE_ENTRIES,
-    )
-    if (page.length === 0) return
-    for (const e of page) {
-      book.scannedThrough = e.version
-      if (isSnapshot(e)) {
-        book.snapshotVersion = e.version
-        book.updates = 0
-        book.bytes = 0
-        book.retryAtBytes = 0
-      } else {
-        book.updates++
-        book.bytes += dataBytes(e)
-      }
-    }
-  }
-}
-
-async function readRange(
-  store: LogStore,
-  tenant: string,
-  entity: string,
-  fromVersion: number,
-): Promise<StoredEntry[]> {
-  const out: StoredEntry[] = []
-  let from = fromVersion
-  for (;;) {
-    const page = await store.readEntity(tenant, entity, from, CRDT_READ_PAGE_ENTRIES)
-    out.push(...page)
-    if (page.length < CRDT_READ_PAGE_ENTRIES) return out
-    from = (page[page.length - 1] as StoredEntry).version + 1
-  }
-}
-
-function isSnapshot(entry: Entry): boolean {
-  return entry.clientId === SERVER_CLIENT_ID && entry.kind.endsWith('.snapshot')
-}
-
-function dataBytes(entry: Entry): number {
-  if (entry.data instanceof Uint8Array) return entry.data.length
-  return 0
-}
-
-function updateOf(entry: Entry): Uint8Array | undefined {
-  if (entry.kind === YJS_UPDATE_KIND && entry.data instanceof Uint8Array) return entry.data
-  if (entry.kind === YJS_SNAPSHOT_KIND && typeof entry.data === 'object' && entry.data !== null) {
-    const state = (entry.data as { state?: unknown }).state
-    return state instanceof Uint8Array ? state : undefined
-  }
-  return undefined
-}
-
-function encodeSyncUpdate(update: Uint8Array): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, MESSAGE_SYNC)
-  syncProtocol.writeUpdate(encoder, update)
-  return encoding.toUint8Array(encoder)
-}
-
-// A y-websocket client answers sync step 1 with step 2 even when it has nothing new: an update
-// with no structs and an empty delete set. That is not a write.
-function isEmptyUpdate(update: Uint8Array): boolean {
-  const { structs, ds } = Y.decodeUpdate(update)
-  return structs.length === 0 && ds.clients.size === 0
-}
-
-function send(conn: WebSocket, message: Uint8Array): void {
-  if (conn.readyState !== conn.OPEN) return
-  if (conn.bufferedAmount > YJS_CONNECTION_BUFFERED_BYTES_MAX) {
-    conn.close(1013, 'slow consumer')
-    return
-  }
-  conn.send(message)
-}
-
-function decodeRoom(path: string): string | undefined {
-  if (path.length === 0) return undefined
-  try {
-    const room = path.split('/').map(decodeURIComponent).join('/')
-    return room.length > 0 && !room.includes('\0') ? room : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function tokenOf(request: IncomingMessage, url: URL): string | undefined {
-  const header = request.headers['sec-websocket-protocol']
-  if (typeof header === 'string') {
-    for (const part of header.split(',')) {
-      const p = part.trim()
-      if (p.startsWith(YJS_TOKEN_SUBPROTOCOL_PREFIX)) {
-        return p.slice(YJS_TOKEN_SUBPROTOCOL_PREFIX.length)
-      }
-    }
-  }
-  return url.searchParams.get('token') ?? undefined
-}
-
-function refuseUpgrade(socket: Duplex, status: number, message: string): void {
-  const reason =
-    { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[
-      status
-    ] ?? 'Internal Server Error'
-  const body = `${message}\n`
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  )
-}

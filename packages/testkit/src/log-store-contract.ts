@@ -13,6 +13,9 @@
  * 7. facts with corrections (deterministic ids, one per offending entry however many resends,
  *    also to another entity of the tenant) and requests decided once (conflict, invariant);
  * 8. concurrent calls racing on one entity: exactly one request with the same `expect` wins;
+ *    the global bound on entries queued for commit (`overloaded`, nothing recorded);
+ * 9. corrections sized and folded before they are written (an oversized one, one whose
+ *    cross-entity target cannot fold it: `ledger.correction_failed`, no ledger poisoned);
  * plus the reads (partition pages with tenant filtering and `throughOffset`, entity ledgers,
  * heads, high-water marks, partition heads) and `onCommit`.
  *
@@ -28,7 +31,9 @@ import {
 } from '@ledgerline/core'
 import type { Data, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
-import type { LogStore } from '@ledgerline/relay'
+import { decodeMessage, encodeMessage, ENTRY_DATA_BYTES_MAX } from '@ledgerline/protocol'
+import { Encoder } from '@msgpack/msgpack'
+import type { LogStore } from '@ledgerline/log'
 
 /** What `setup` is asked to open. */
 export interface LogStoreContractOptions {
@@ -36,6 +41,8 @@ export interface LogStoreContractOptions {
   readonly schema: Schema | undefined
   readonly partitions: number
   readonly now: () => number
+  /** The store's bound on entries queued for commit; `undefined` for its default. */
+  readonly commitQueueEntriesMax: number | undefined
 }
 
 export interface LogStoreContractSubject {
@@ -98,7 +105,45 @@ const contractTypes = [
     invariants: { capacity: (s) => s.taken <= 1 || 'seat already taken' },
   }),
 ]
-export const CONTRACT_SCHEMA: Schema = defineSchema(...contractTypes)
+/**
+ * Schema bugs the log must survive without poisoning a ledger (issue 13, cases 1 and 3):
+ * - `shelf`: `shelf.sold` takes `qty`; `nonNegative` is corrected by `shelf.oversold`, whose
+ *   draft copies the sale's data twice, so a sale with a large note makes a correction over
+ *   `ENTRY_DATA_BYTES_MAX`;
+ * - `charge`: `charge.declined` breaks `notDeclined`, corrected by `tab.balance_due` on the tab
+ *   the charge names;
+ * - `tab`: its `reduce` knows `tab.opened` and `tab.line` only and throws on anything else, like
+ *   an app that added the charge rule before teaching `tab` the kind.
+ */
+const faultyTypes = [
+  defineEntity<{ onHand: number }>({
+    type: 'shelf',
+    initial: { onHand: 0 },
+    reduce: (s, e) => (e.kind === 'shelf.sold' ? { onHand: s.onHand - Number(e.data.qty) } : s),
+    invariants: { nonNegative: (s) => s.onHand >= 0 || 'shelf below zero' },
+    correct: (_s, _broken, e) => [{ kind: 'shelf.oversold', data: { sale: e.data, copy: e.data } }],
+  }),
+  defineEntity<{ declined: boolean; tab: string }>({
+    type: 'charge',
+    initial: { declined: false, tab: '' },
+    reduce: (s, e) =>
+      e.kind === 'charge.declined' ? { declined: true, tab: String(e.data.tab) } : s,
+    invariants: { notDeclined: (s) => !s.declined || 'charge declined' },
+    correct: (s, _broken, e) => [
+      { kind: 'tab.balance_due', entity: s.tab, data: { charge: e.id } },
+    ],
+  }),
+  defineEntity<{ lines: number }>({
+    type: 'tab',
+    initial: { lines: 0 },
+    reduce: (s, e) => {
+      if (e.kind === 'tab.opened') return s
+      if (e.kind === 'tab.line') return { lines: s.lines + 1 }
+      throw new Error(`tab cannot fold ${e.kind}`)
+    },
+  }),
+]
+export const CONTRACT_SCHEMA: Schema = defineSchema(...contractTypes, ...faultyTypes)
 
 /**
  * Registers the conformance suite for one `LogStore` implementation.
@@ -120,9 +165,9 @@ export function runLogStoreContract(
     let subject: LogStoreContractSubject | undefined
     let clock = 1_700_000_000_000
     const now = () => clock
-    const open = async (mode: 'typed' | 'plain' = 'typed') => {
+    const open = async (mode: 'typed' | 'plain' = 'typed', commitQueueEntriesMax?: number) => {
       const schema = mode === 'typed' ? CONTRACT_SCHEMA : undefined
-      subject = await setup({ schema, partitions: CONTRACT_PARTITIONS, now })
+      subject = await setup({ schema, partitions: CONTRACT_PARTITIONS, now, commitQueueEntriesMax })
       return subject.store
     }
 
@@ -398,6 +443,76 @@ export function runLogStoreContract(
       checkDense(await readAll(store, 'acme'))
     })
 
+    it('appends a fact whose correction is over ENTRY_DATA_BYTES_MAX with a small correction_failed', async () => {
+      // Goal: issue 13 case 1, an oversized correction is never committed (it would block every
+      // reader of the partition). Method: a sale with a 40 KB note whose rule copies the data
+      // twice; the fact lands with one `ledger.correction_failed` naming the rule and the limit,
+      // every entry of the partition fits ENTRY_DATA_BYTES_MAX and a page of them decodes, and
+      // resends get the same answer.
+      const store = await open()
+      const c = client(55)
+      const sale = c.next('shelf/s1', 'shelf.sold', { qty: 1, note: 'n'.repeat(40_000) })
+      const [r] = await store.append('acme', [{ entry: sale }])
+      if (r?.status !== 'appended') throw new Error(`expected appended, got ${JSON.stringify(r)}`)
+      expect(r.corrections).toHaveLength(1)
+      const fix = r.corrections[0] as StoredEntry
+      expect(fix).toMatchObject({
+        entity: 'shelf/s1',
+        kind: 'ledger.correction_failed',
+        corrects: sale.id,
+        data: { rules: ['nonNegative'] },
+      })
+      expect(String((fix.data as { reason?: unknown }).reason)).toContain('ENTRY_DATA_BYTES_MAX')
+      expect(dataBytes(fix)).toBeLessThan(2_048)
+      const page = await store.readPartition('acme', r.partition, 0, 100)
+      expect(page.entries.map((e) => e.kind)).toEqual(['shelf.sold', 'ledger.correction_failed'])
+      for (const e of page.entries) expect(dataBytes(e)).toBeLessThanOrEqual(ENTRY_DATA_BYTES_MAX)
+      const frame = encodeMessage({
+        type: 'entries',
+        sub: 1,
+        entries: page.entries,
+        cursors: { [r.partition]: page.throughOffset },
+        live: true,
+      })
+      expect(decodeMessage(frame)).toMatchObject({ type: 'entries' })
+      const [dup] = await store.append('acme', [{ entry: sale }])
+      expect(dup).toEqual({ ...r, status: 'duplicate' })
+    })
+
+    it('lands a fact whose cross-entity correction its target cannot fold, target unpoisoned', async () => {
+      // Goal: issue 13 case 3, one guarded fold path for every correction. Method: a tab whose
+      // `reduce` throws on `tab.balance_due`; a declined charge names it. The charge lands with
+      // one `ledger.correction_failed` on the charge itself, nothing reaches the tab, resends
+      // answer the same, and the tab keeps taking entries, also after a reopen.
+      const store = await open()
+      const c = client(65)
+      const [opened] = await store.append('acme', [{ entry: c.next('tab/t1', 'tab.opened', {}) }])
+      expect(opened).toMatchObject({ status: 'appended', version: 1 })
+      const declined = c.next('charge/c1', 'charge.declined', { tab: 'tab/t1' })
+      const [r] = await store.append('acme', [{ entry: declined }])
+      if (r?.status !== 'appended') throw new Error(`expected appended, got ${JSON.stringify(r)}`)
+      expect(r.version).toBe(1)
+      expect(r.corrections).toHaveLength(1)
+      expect(r.corrections[0]).toMatchObject({
+        entity: 'charge/c1',
+        kind: 'ledger.correction_failed',
+        corrects: declined.id,
+        version: 2,
+        data: { rules: ['notDeclined'] },
+      })
+      expect(await store.readEntity('acme', 'tab/t1', 1, 10)).toHaveLength(1)
+      for (let i = 0; i < 2; i++) {
+        const [dup] = await store.append('acme', [{ entry: declined }])
+        expect(dup).toEqual({ ...r, status: 'duplicate' })
+      }
+      const [line] = await store.append('acme', [{ entry: c.next('tab/t1', 'tab.line', {}) }])
+      expect(line).toMatchObject({ status: 'appended', version: 2 })
+      const again = subject?.reopen === undefined ? store : await subject.reopen()
+      const [after] = await again.append('acme', [{ entry: c.next('tab/t1', 'tab.line', {}) }])
+      expect(after).toMatchObject({ status: 'appended', version: 3 })
+      checkDense(await readAll(again, 'acme'))
+    })
+
     it('decides requests once: expect and invariants, with reason and head', async () => {
       // Goal: guarantee 7 for requests and 8 of the design. Method: claim a seat with expect 0
       // (appended), again with expect 0 (conflict, head 1), without expect (invariant); resend
@@ -579,6 +694,32 @@ export function runLogStoreContract(
       expect(ledger.map((e) => e.version)).toEqual(range(1, 32))
     })
 
+    it('rejects a call past the commit queue bound at once, as overloaded, recording nothing', async () => {
+      // Goal: guarantee 8's global bound. Method: a store bounded at 8 queued entries; three
+      // calls of 4 in one turn: the first two are accepted, the third rejects with
+      // LogStoreError('overloaded') and leaves no trace; a call over the bound alone rejects
+      // too; once the queue drained, the refused call is accepted as it was.
+      const store = await open('typed', 8)
+      const batch = (c: TestClient) =>
+        Array.from({ length: 4 }, () => ({ entry: c.next('stock/q', 'stock.moved', { qty: 1 }) }))
+      const [a, b, c] = [client(400), client(401), client(402)]
+      const third = batch(c)
+      const calls = [store.append('acme', batch(a)), store.append('acme', batch(b))]
+      const refused = store.append('acme', third)
+      await expect(refused).rejects.toMatchObject({ name: 'LogStoreError', kind: 'overloaded' })
+      const done = await Promise.all(calls)
+      expect(done.flat().map((r) => r.status)).toEqual(Array(8).fill('appended'))
+      expect(await store.clientHigh('acme', c.clientId)).toBe(0)
+      const big = client(403)
+      const nine = Array.from({ length: 9 }, () => ({
+        entry: big.next('stock/q', 'stock.moved', { qty: 1 }),
+      }))
+      await expect(store.append('acme', nine)).rejects.toMatchObject({ kind: 'overloaded' })
+      const later = await store.append('acme', third)
+      expect(later.map((r) => r.status)).toEqual(Array(4).fill('appended'))
+      expect(await store.head('acme', 'stock/q')).toMatchObject({ version: 12 })
+    })
+
     it('keeps everything across a reopen: entries, dedupe, refusals, marks, partitions', async () => {
       // Goal: guarantees 2 and 5 over a restart. Method: append facts with a correction, a
       // refusal and a forbidden item; reopen; resends get the original results, reads agree,
@@ -691,6 +832,13 @@ function checkDense(entries: readonly StoredEntry[]): void {
     expect([...list].sort((a, b) => a - b)).toEqual(range(1, list.length))
   }
   for (const list of offsets.values()) expect(list).toEqual(range(1, list.length))
+}
+
+const dataEncoder = new Encoder()
+
+/** An entry's `data` encoded as on the wire, in bytes. */
+function dataBytes(entry: Entry): number {
+  return dataEncoder.encode(entry.data).byteLength
 }
 
 function range(from: number, to: number): number[] {

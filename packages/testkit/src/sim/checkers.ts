@@ -28,7 +28,7 @@ import type { AckResult } from '@ledgerline/protocol'
 import type { SimClient } from './client.ts'
 import type { SimHistory } from './history.ts'
 import { SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
-import type { MemoryLogDump } from './memory-log-store.ts'
+import type { MemoryLogDump } from '@ledgerline/log'
 
 export const CHECKS = [
   'exactly-once',

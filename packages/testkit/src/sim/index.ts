@@ -1,7 +1,6 @@
 export * from './prng.ts'
 export * from './scheduler.ts'
 export * from './network.ts'
-export * from './memory-log-store.ts'
 export * from './crash-points.ts'
 export * from './history.ts'
 export * from './pos-schema.ts'

@@ -29,7 +29,7 @@ import type {
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import type { CrashPoints } from './crash-points.ts'
 import { SIM_PAGE_ENTRIES_MAX } from './limits.ts'
-import type { MemoryLogStore } from './memory-log-store.ts'
+import type { MemoryLogStore } from '@ledgerline/log'
 import type { SimConnection, SimNetwork } from './network.ts'
 import type { Prng } from './prng.ts'
 import type { SimScheduler } from './scheduler.ts'

@@ -26,8 +26,8 @@ import {
   SIM_DRAIN_MS_MAX,
   SIM_PARTITIONS,
 } from './limits.ts'
-import type { MemoryLogDump, MemoryLogStoreBugs } from './memory-log-store.ts'
-import { createMemoryLogStore } from './memory-log-store.ts'
+import type { MemoryLogDump, MemoryLogStoreBugs } from '@ledgerline/log'
+import { createMemoryLogStore } from '@ledgerline/log'
 import type { LinkFaults, NetworkStats } from './network.ts'
 import { createSimNetwork, NO_FAULTS } from './network.ts'
 import { simPosSchema } from './pos-schema.ts'

@@ -1,9 +1,9 @@
 /**
- * The decision logic of a server log's group commit, without IO: given what the log holds
- * (through synchronous lookups), it decides every item of a group of `append` calls and returns
- * the results and the rows to write. Written for the PostgreSQL store, shaped so that any store
- * can use it: the SQLite store's lookups are its prepared statements (which never miss); the
- * PostgreSQL store's are maps preloaded inside the transaction (which may miss, see below).
+ * THE write decision of the server log, without IO: given what the log holds (through
+ * synchronous lookups), it decides every item of a group of `append` calls and returns the
+ * results and the rows to write. Every store uses it and decides nothing itself: SQLite's
+ * lookups are its prepared statements (which never miss), PostgreSQL's are maps preloaded inside
+ * the transaction (which may miss, see below), the memory store's are its maps.
  *
  * Terms: a *call* is one `append(tenant, items)`; a *group* is the calls decided together in
  * one transaction; the *overlay* is what the group changed so far (entity heads, client
@@ -26,10 +26,15 @@
  * 4. Decisions follow `log-store.ts`: seq_gap is not recorded; a relay's refusal and a refused
  *    request are recorded and use up the clientSeq; a duplicate gets the original result, also
  *    when the original is earlier in the same group.
+ * 5. Corrections are sized like entries (encoded data at most `ENTRY_DATA_BYTES_MAX`) and
+ *    folded into every ledger they touch by `decide()` before they are planned; the states the
+ *    plan carries forward (`heads`) are those folds, so no stored ledger holds an entry its own
+ *    type cannot fold.
  */
-import { decide, fold, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import { decide, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { Decision, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
+import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
 import type { AppendItem } from './log-store.ts'
 
 export type RefusedResult = Extract<AckResult, { status: 'refused' }>
@@ -39,7 +44,7 @@ export type RefusalCode = RefusedResult['code']
 export interface PlanHead {
   readonly version: number
   readonly offset: number
-  /** Folded state; only read when the schema has a type for the entity. */
+  /** Folded state; only read when the schema has a type for the entity (else `null`). */
   readonly state: unknown
 }
 
@@ -84,8 +89,8 @@ export interface PlannedEntry {
   readonly stored: StoredEntry
   /**
    * The entry as handed to the planner (an item's entry, or a correction made by `decide`), so a
-   * store can use an encoding of it made before planning (the PostgreSQL store serializes
-   * bodies before it takes its locks).
+   * store can use an encoding of it made before planning (the PostgreSQL store encodes bodies
+   * before it takes its locks).
    */
   readonly source: Entry
 }
@@ -108,7 +113,7 @@ export interface Plan {
   readonly clients: Map<string, number>
   /** New partition heads (only partitions written). */
   readonly partitionHeads: Map<number, number>
-  /** Entity heads after the group, keyed by `joinKey(tenant, entity)`. */
+  /** Entity heads after the group (states folded), keyed by `joinKey(tenant, entity)`. */
   readonly heads: Map<string, PlanHeadState>
   /** Partitions written, ascending. */
   readonly touched: number[]
@@ -118,32 +123,24 @@ export interface PlanHeadState {
   version: number
   offset: number
   state: unknown
-  /** False when the state could not be carried forward and must be refolded before use. */
-  hasState: boolean
+}
+
+export interface PlanContext {
+  readonly schema: Schema | undefined
+  readonly partitions: number
+  readonly committedAt: number
+  readonly lookups: PlanLookups
 }
 
 /**
- * Decides a group of calls against `lookups`.
+ * Decides a group of calls against `context.lookups`.
  *
  * @example
  * const plan = planGroup({ schema, partitions: 16, committedAt: Date.now(), lookups }, calls)
  * // plan.entries → insert; plan.results[i] → resolve call i after the commit
  */
-export function planGroup(
-  context: {
-    readonly schema: Schema | undefined
-    readonly partitions: number
-    readonly committedAt: number
-    readonly lookups: PlanLookups
-  },
-  calls: readonly PlanCall[],
-): Plan {
-  const planner = new Planner(
-    context.schema,
-    context.partitions,
-    context.committedAt,
-    context.lookups,
-  )
+export function planGroup(context: PlanContext, calls: readonly PlanCall[]): Plan {
+  const planner = new Planner(context)
   const results = calls.map((call) => call.items.map((item) => planner.item(call.tenant, item)))
   return {
     results,
@@ -153,6 +150,37 @@ export function planGroup(
     partitionHeads: planner.partitionHeads,
     heads: planner.heads,
     touched: [...planner.partitionHeads.keys()].sort((a, b) => a - b),
+  }
+}
+
+/**
+ * The log's check of a correction before it is planned (invariant 5): its data must fit an
+ * entry, or no reader could ever decode the page that holds it.
+ *
+ * @example
+ * checkCorrectionSize(correction) // true, or 'stock.oversold data is 70000 bytes encoded, …'
+ */
+export function checkCorrectionSize(correction: Entry): true | string {
+  const bytes = entryDataBytes(correction.data)
+  if (bytes <= ENTRY_DATA_BYTES_MAX) return true
+  return `${correction.kind} data is ${bytes} bytes encoded, over ENTRY_DATA_BYTES_MAX (${ENTRY_DATA_BYTES_MAX})`
+}
+
+/**
+ * The result a stored entry was appended with when nothing corrects it (a correction's own).
+ *
+ * @example
+ * resultOf(correction) // { id, status: 'appended', version, partition, offset, committedAt, corrections: [] }
+ */
+export function resultOf(stored: StoredEntry): AckResult {
+  return {
+    id: stored.id,
+    status: 'appended',
+    version: stored.version,
+    partition: stored.partition,
+    offset: stored.offset,
+    committedAt: stored.committedAt,
+    corrections: [],
   }
 }
 
@@ -166,18 +194,6 @@ export function splitKey(key: string): [string, string] {
   return [key.slice(0, i), key.slice(i + 1)]
 }
 
-/** Drops `undefined` fields so a stored entry reads back with the keys it was sent with. */
-export function withoutUndefined(entry: Entry): Entry {
-  const source = entry as unknown as Record<string, unknown>
-  const out: Record<string, unknown> = {}
-  // A plain loop over own keys: this runs once per appended entry, under the store's locks.
-  for (const key of Object.keys(source)) {
-    const value = source[key]
-    if (value !== undefined) out[key] = value
-  }
-  return out as unknown as Entry
-}
-
 // ---------------------------------------------------------------------------------------------
 
 class Planner {
@@ -188,22 +204,10 @@ class Planner {
   readonly heads = new Map<string, PlanHeadState>()
   /** Results decided in this group, by `joinKey(tenant, id)`, for duplicates within it. */
   readonly #decided = new Map<string, AckResult>()
+  readonly #context: PlanContext
 
-  readonly schema: Schema | undefined
-  readonly partitions: number
-  readonly committedAt: number
-  readonly lookups: PlanLookups
-
-  constructor(
-    schema: Schema | undefined,
-    partitions: number,
-    committedAt: number,
-    lookups: PlanLookups,
-  ) {
-    this.schema = schema
-    this.partitions = partitions
-    this.committedAt = committedAt
-    this.lookups = lookups
+  constructor(context: PlanContext) {
+    this.#context = context
   }
 
   item(tenant: string, item: AppendItem): AckResult {
@@ -212,7 +216,7 @@ class Planner {
     const clientKey = joinKey(tenant, entry.clientId)
     let high = this.clients.get(clientKey)
     if (high === undefined) {
-      high = this.lookups.clientHigh(tenant, entry.clientId)
+      high = this.#context.lookups.clientHigh(tenant, entry.clientId)
       if (high === undefined)
         throw new PlanMiss({ kind: 'client', tenant, clientId: entry.clientId })
     }
@@ -253,39 +257,34 @@ class Planner {
   }
 
   #decideAndWrite(tenant: string, entry: Entry): AckResult {
+    const schema = this.#context.schema
     const head = this.#head(tenant, entry.entity)
-    const decision = decide(
-      this.schema,
-      { state: head.state, version: head.version },
-      entry,
-      this.committedAt,
-    )
+    const decision =
+      schema === undefined
+        ? decidePlain(head.version, entry)
+        : decide(
+            schema,
+            { state: head.state, version: head.version },
+            entry,
+            this.#context.committedAt,
+            {
+              stateOf: (entity) => this.#head(tenant, entity).state,
+              checkCorrection: checkCorrectionSize,
+            },
+          )
     if (decision._tag === 'refuse') {
       return this.#refuse(tenant, entry.id, decision.code, decision.reason, head.version)
     }
     const stored = this.#write(tenant, entry, head)
     const corrections: StoredEntry[] = []
     for (const correction of decision.corrections) {
-      if (correction.entity === entry.entity) {
-        corrections.push(this.#write(tenant, correction, head))
-      } else {
-        // A correction to another entity of the tenant: its own version in its own ledger.
-        const other = this.#head(tenant, correction.entity)
-        corrections.push(this.#write(tenant, correction, other))
-        const type = this.schema?.find(correction.entity)
-        if (type === undefined) continue
-        if (other.hasState) {
-          try {
-            other.state = fold(type, other.state, [correction])
-          } catch {
-            other.hasState = false
-          }
-        }
-      }
+      const target =
+        correction.entity === entry.entity ? head : this.#head(tenant, correction.entity)
+      corrections.push(this.#write(tenant, correction, target))
     }
-    // `decision.state` already folds the entry and its own-entity corrections.
-    head.state = decision.state
-    head.hasState = true
+    // Invariant 5: `decide` folded the entry and every correction, in every ledger they touch.
+    if (schema !== undefined) head.state = decision.state
+    for (const [entity, state] of decision.others) this.#head(tenant, entity).state = state
     const result: AckResult = {
       id: entry.id,
       status: 'appended',
@@ -296,35 +295,31 @@ class Planner {
       corrections,
     }
     this.#decided.set(joinKey(tenant, entry.id), result)
-    for (const c of corrections) {
-      this.#decided.set(joinKey(tenant, c.id), {
-        id: c.id,
-        status: 'appended',
-        version: c.version,
-        partition: c.partition,
-        offset: c.offset,
-        committedAt: c.committedAt,
-        corrections: [],
-      })
-    }
+    for (const c of corrections) this.#decided.set(joinKey(tenant, c.id), resultOf(c))
     return result
   }
 
   #write(tenant: string, entry: Entry, head: PlanHeadState): StoredEntry {
-    const partition = partitionOf(tenant, entry.entity, this.partitions)
+    const partition = partitionOf(tenant, entry.entity, this.#context.partitions)
     let last = this.partitionHeads.get(partition)
     if (last === undefined) {
-      last = this.lookups.partitionHead(partition)
+      last = this.#context.lookups.partitionHead(partition)
       if (last === undefined) throw new PlanMiss({ kind: 'partition', partition })
     }
     const offset = last + 1
     const version = head.version + 1
-    // Same keys, in the same order, as `{ ...withoutUndefined(entry), version, partition, … }`.
-    const out = withoutUndefined(entry) as unknown as Record<string, unknown>
+    // The entry's own fields without `undefined` ones (a stored entry reads back with the keys
+    // it was sent with), then its positions. A plain loop: this runs once per appended entry.
+    const source = entry as unknown as Record<string, unknown>
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(source)) {
+      const value = source[key]
+      if (value !== undefined) out[key] = value
+    }
     out.version = version
     out.partition = partition
     out.offset = offset
-    out.committedAt = this.committedAt
+    out.committedAt = this.#context.committedAt
     const stored = out as unknown as StoredEntry
     this.entries.push({ tenant, stored, source: entry })
     this.partitionHeads.set(partition, offset)
@@ -345,7 +340,7 @@ class Planner {
   #previous(tenant: string, id: string, mustExist: false): AckResult | null
   #previous(tenant: string, id: string, mustExist: boolean): AckResult | null {
     const inGroup = this.#decided.get(joinKey(tenant, id))
-    const found = inGroup !== undefined ? inGroup : this.lookups.previous(tenant, id)
+    const found = inGroup !== undefined ? inGroup : this.#context.lookups.previous(tenant, id)
     if (found === undefined) throw new PlanMiss({ kind: 'previous', tenant, id })
     if (found === null) {
       if (!mustExist) return null
@@ -360,21 +355,14 @@ class Planner {
   #head(tenant: string, entity: string): PlanHeadState {
     const key = joinKey(tenant, entity)
     const inGroup = this.heads.get(key)
-    if (inGroup !== undefined) {
-      if (!inGroup.hasState && this.schema?.find(entity) !== undefined) {
-        // `reduce` threw on a correction another entity's rule sent here: no refold can do
-        // better, so the call fails as a store failure rather than deciding on a wrong state.
-        throw new Error(`cannot fold ${entity}: its type's reduce threw on a correction`)
-      }
-      return inGroup
-    }
-    const loaded = this.lookups.entityHead(tenant, entity)
+    if (inGroup !== undefined) return inGroup
+    const loaded = this.#context.lookups.entityHead(tenant, entity)
     if (loaded === undefined) {
       throw new PlanMiss({
         kind: 'entity',
         tenant,
         entity,
-        partition: partitionOf(tenant, entity, this.partitions),
+        partition: partitionOf(tenant, entity, this.#context.partitions),
       })
     }
     // A copy: the plan may be thrown away, and the lookups must not see its changes.
@@ -382,9 +370,33 @@ class Planner {
       version: loaded.version,
       offset: loaded.offset,
       state: loaded.state,
-      hasState: true,
     }
     this.heads.set(key, head)
     return head
   }
+}
+
+/**
+ * `decide()` of a plain log (no schema), without its input checks: entries reach the log
+ * already validated (`AppendItem`), and on the hot path of a plain log re-validating every entry
+ * was the largest cost after the storage itself. The outcome is the one `decide(undefined, …)`
+ * gives.
+ */
+function decidePlain(version: number, entry: Entry): Decision {
+  if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== version) {
+    return {
+      _tag: 'refuse',
+      code: 'conflict',
+      reason: `expected version ${entry.expect}, entity is at ${version}`,
+    }
+  }
+  return PLAIN_APPEND
+}
+
+const PLAIN_APPEND: Decision = {
+  _tag: 'append',
+  state: null,
+  corrections: [],
+  broken: [],
+  others: new Map(),
 }

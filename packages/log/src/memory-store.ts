@@ -1,0 +1,250 @@
+/**
+ * An in-memory server log: a real `LogStore` that only stores, in plain maps and arrays, over
+ * the one planner (`append-plan.ts`) and the one group commit (`group-commit.ts`). Fast enough
+ * for unit tests and the deterministic simulation, and a third implementation for the
+ * conformance suite.
+ *
+ * Terms as in `log-store.ts`. The *commit index* counts commits, so checkers can see the global
+ * order in which entries became durable.
+ *
+ * Invariants (beyond those of `log-store.ts`, held by the planner):
+ * 1. Atomic and durable at once: a group is planned and written synchronously; nothing else
+ *    runs in between, so a crash (in the simulation, between events) sees all of it or none.
+ * 2. Stored entries are frozen: readers share them and never see them change.
+ * 3. The `*Now` methods answer synchronously from the same storage as the promised ones.
+ *
+ * `bugs` deliberately breaks one guarantee so the simulation can prove its checkers catch it;
+ * nothing else sets it.
+ */
+import { PARTITIONS_DEFAULT, SERVER_CLIENT_ID, checkPartitions } from '@ledgerline/core'
+import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import type { AckResult } from '@ledgerline/protocol'
+import type { Plan, PlanCall, PlanLookups } from './append-plan.ts'
+import { joinKey, planGroup, resultOf } from './append-plan.ts'
+import { createCommitListeners } from './commit-listeners.ts'
+import { checkTenant, createGroupCommit, groupCommitOptionsOf } from './group-commit.ts'
+import type { AppendItem, LogStore, LogStoreOptions } from './log-store.ts'
+import { LogStoreError } from './log-store-error.ts'
+
+/** Ways to break the store on purpose, to prove the simulation's checkers can fail. */
+export interface MemoryLogStoreBugs {
+  /** Forget dedupe: a resent entry is appended again (and its clientSeq check is skipped). */
+  readonly noDedupe?: boolean | undefined
+  /** Ack before durable: `crash()` rolls back the last commit although its results were returned. */
+  readonly unsyncedLastCommit?: boolean | undefined
+}
+
+export interface MemoryLogStoreOptions extends LogStoreOptions {
+  readonly bugs?: MemoryLogStoreBugs | undefined
+}
+
+/** A decided client entry: its result and the commit that decided it. */
+export interface Decided {
+  readonly result: AckResult
+  readonly tenant: string
+  readonly entry: Entry
+  readonly commitIndex: number
+}
+
+/** Everything the store holds, for checkers. */
+export interface MemoryLogDump {
+  /** Per partition, stored entries in offset order (index = offset - 1). */
+  readonly partitions: readonly (readonly StoredEntry[])[]
+  /** Every decided client entry (appended or refused), in decision order. */
+  readonly decided: readonly Decided[]
+}
+
+/** A `LogStore`, plus synchronous access for a simulation that drives the store itself. */
+export interface MemoryLogStore extends LogStore {
+  /** Several calls in one commit, at once (no queue); one result list per call. */
+  appendGroupNow(calls: readonly PlanCall[]): AckResult[][]
+  readPartitionNow(
+    tenant: string,
+    partition: number,
+    afterOffset: number,
+    limit: number,
+  ): { entries: StoredEntry[]; throughOffset: number }
+  clientHighNow(tenant: string, clientId: string): number
+  partitionHeadsNow(): number[]
+  dump(): MemoryLogDump
+  /** The process holding the store crashed: everything committed survives (unless `bugs`). */
+  crash(): void
+}
+
+/**
+ * @example
+ * const store = createMemoryLogStore({ schema, partitions: 4 })
+ * const [result] = await store.append('acme', [{ entry }])
+ */
+export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): MemoryLogStore {
+  const schema: Schema | undefined = options.schema
+  const partitions = checkPartitions(options.partitions ?? PARTITIONS_DEFAULT)
+  const now = options.now ?? (() => Date.now())
+  const noDedupe = options.bugs?.noDedupe === true
+  const unsynced = options.bugs?.unsyncedLastCommit === true
+  const logs: StoredEntry[][] = Array.from({ length: partitions }, () => [])
+  const ledgers = new Map<string, StoredEntry[]>()
+  const states = new Map<string, unknown>()
+  const results = new Map<string, AckResult>()
+  const highs = new Map<string, number>()
+  const decidedOrder: Decided[] = []
+  const listeners = createCommitListeners()
+  let commitIndex = 0
+  let closed = false
+  // Undo steps of the last commit, kept only for the `unsyncedLastCommit` bug.
+  let undo: (() => void)[] = []
+
+  const lookups: PlanLookups = {
+    clientHigh: (tenant, clientId) => highs.get(joinKey(tenant, clientId)) ?? 0,
+    previous: (tenant, id) => results.get(joinKey(tenant, id)) ?? null,
+    entityHead(tenant, entity) {
+      const key = joinKey(tenant, entity)
+      const ledger = ledgers.get(key)
+      const last = ledger?.at(-1)
+      const state = states.has(key) ? states.get(key) : (schema?.find(entity)?.initial ?? null)
+      return { version: ledger?.length ?? 0, offset: last?.offset ?? 0, state }
+    },
+    partitionHead: (partition) => logs[partition]?.length,
+  }
+
+  const plan = (calls: readonly PlanCall[], over: PlanLookups = lookups): Plan =>
+    planGroup({ schema, partitions, committedAt: now(), lookups: over }, calls)
+
+  const set = <K, V>(map: Map<K, V>, key: K, value: V) => {
+    if (unsynced) {
+      const had = map.has(key)
+      const before = map.get(key)
+      undo.push(() => (had ? map.set(key, before as V) : map.delete(key)))
+    }
+    map.set(key, value)
+  }
+  const push = <T>(list: T[], value: T) => {
+    list.push(value)
+    if (unsynced) undo.push(() => list.pop())
+  }
+
+  /** Storage only: the plan's rows, marks and states, as the planner made them. */
+  const write = (calls: readonly PlanCall[], p: Plan) => {
+    for (const { tenant, stored } of p.entries) {
+      const frozen = Object.freeze(stored)
+      push(logs[frozen.partition] as StoredEntry[], frozen)
+      const key = joinKey(tenant, frozen.entity)
+      let ledger = ledgers.get(key)
+      if (ledger === undefined) set(ledgers, key, (ledger = []))
+      push(ledger, frozen)
+    }
+    for (const [key, high] of p.clients) set(highs, key, Math.max(high, highs.get(key) ?? 0))
+    for (const [key, head] of p.heads) set(states, key, head.state)
+    // Original results, for later duplicates; and the decision order, for checkers.
+    const refused = new Set(p.refusals.map((r) => joinKey(r.tenant, r.id)))
+    calls.forEach((call, i) => {
+      call.items.forEach((item, j) => {
+        const result = p.results[i]?.[j] as AckResult
+        const key = joinKey(call.tenant, item.entry.id)
+        const isNew =
+          result.status === 'appended' || (result.status === 'refused' && refused.delete(key))
+        if (!isNew) return
+        set(results, key, result)
+        if (result.status === 'appended') {
+          for (const c of result.corrections) set(results, joinKey(call.tenant, c.id), resultOf(c))
+        }
+        if (item.entry.clientId !== SERVER_CLIENT_ID) {
+          push(decidedOrder, { result, tenant: call.tenant, entry: item.entry, commitIndex })
+        }
+      })
+    })
+  }
+
+  const commitNow = (calls: readonly PlanCall[]): { results: AckResult[][]; touched: number[] } => {
+    if (closed) throw new LogStoreError('closed', 'the log is closed')
+    for (const call of calls) checkTenant(call.tenant, call.items)
+    commitIndex++
+    undo = []
+    if (!noDedupe) {
+      const p = plan(calls)
+      write(calls, p)
+      return { results: p.results, touched: p.touched }
+    }
+    // The `noDedupe` bug: every item is planned alone, as if its id were new and its clientSeq
+    // the next one.
+    const touched = new Set<number>()
+    const out = calls.map((call) =>
+      call.items.map((item) => {
+        const forgetful: PlanLookups = {
+          ...lookups,
+          clientHigh: (tenant, clientId) =>
+            clientId === item.entry.clientId
+              ? item.entry.clientSeq - 1
+              : lookups.clientHigh(tenant, clientId),
+          previous: () => null,
+        }
+        const one = [{ tenant: call.tenant, items: [item] }]
+        const p = plan(one, forgetful)
+        write(one, p)
+        for (const t of p.touched) touched.add(t)
+        return p.results[0]?.[0] as AckResult
+      }),
+    )
+    return { results: out, touched: [...touched].sort((a, b) => a - b) }
+  }
+
+  const commits = createGroupCommit({
+    commit: commitNow,
+    onCommitted: (touched) => listeners.tell(touched),
+    // Platform-free: a microtask, after the calls made in this turn.
+    ...groupCommitOptionsOf(options, (fn) => void Promise.resolve().then(fn)),
+  })
+
+  const readNow = (tenant: string, partition: number, afterOffset: number, limit: number) => {
+    const log = logs[partition]
+    if (log === undefined) throw new RangeError(`no partition ${partition}`)
+    const entries: StoredEntry[] = []
+    let through = Math.max(0, afterOffset)
+    for (let i = through; i < log.length && entries.length < limit; i++) {
+      const e = log[i] as StoredEntry
+      through = e.offset
+      if (e.tenant === tenant) entries.push(e)
+    }
+    if (entries.length < limit) through = Math.max(through, log.length)
+    return { entries, throughOffset: through }
+  }
+
+  const store: MemoryLogStore = {
+    partitions,
+    append: (tenant: string, items: readonly AppendItem[]) => commits.append(tenant, items),
+    readPartition: async (tenant, partition, afterOffset, limit) =>
+      readNow(tenant, partition, afterOffset, limit),
+    async readEntity(tenant, entity, fromVersion, limit) {
+      const ledger = ledgers.get(joinKey(tenant, entity)) ?? []
+      const from = Math.max(0, fromVersion - 1)
+      return ledger.slice(from, from + limit)
+    },
+    async head(tenant, entity) {
+      const ledger = ledgers.get(joinKey(tenant, entity))
+      return { version: ledger?.length ?? 0, offset: ledger?.at(-1)?.offset ?? 0 }
+    },
+    clientHigh: async (tenant, clientId) => store.clientHighNow(tenant, clientId),
+    partitionHeads: async () => store.partitionHeadsNow(),
+    onCommit: (listener) => listeners.add(listener),
+    async close() {
+      await commits.close()
+      closed = true
+      listeners.clear()
+    },
+    appendGroupNow(calls) {
+      const outcome = commitNow(calls)
+      listeners.tell(outcome.touched)
+      return outcome.results
+    },
+    readPartitionNow: readNow,
+    clientHighNow: (tenant, clientId) => highs.get(joinKey(tenant, clientId)) ?? 0,
+    partitionHeadsNow: () => logs.map((log) => log.length),
+    dump: () => ({ partitions: logs, decided: decidedOrder }),
+    crash() {
+      // Undo in reverse order, so each step sees the state its write left.
+      for (const step of undo.reverse()) step()
+      undo = []
+    },
+  }
+  return store
+}
