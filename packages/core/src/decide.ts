@@ -23,12 +23,16 @@
  *    `context.checkCorrection` refuses one (the log's size limit), none of them is appended and
  *    the fact gets one `ledger.correction_failed` instead: no ledger ever holds an entry its own
  *    type cannot fold.
+ * 9. A correction to an entity type that declares kinds must be of a declared kind with valid
+ *    data (`validateKind`), like any entry appended to it; one that is not is a schema bug and
+ *    takes the path of invariant 8.
  */
 import type { Data, Entry } from './entry.ts'
 import { checkData, checkKind, validateEntry } from './entry.ts'
 import { parseEntityName } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
 import { checkInvariants, fold } from './fold.ts'
+import { validateKind } from './kinds.ts'
 import { correctionId, SERVER_CLIENT_ID } from './ids.ts'
 import { CORRECTIONS_PER_ENTRY_MAX, REASON_LENGTH_MAX } from './limits.ts'
 import type { Broken, EntityType, Schema } from './schema.ts'
@@ -183,7 +187,8 @@ function decideChecked<S>(
     return { _tag: 'append', state: after, corrections: [], broken, others: NO_OTHERS }
   }
   const corrections = buildCorrections(type, after, broken, entry, now)
-  const refusal = checkCorrections(corrections, context)
+  const refusal =
+    checkCorrections(corrections, context) ?? checkCorrectionKinds(type, schema, entry, corrections)
   if (refusal !== undefined) return appendFailed(type, after, broken, entry, now, refusal)
   // The other entities' states are read before the guard: a lookup's failure is the caller's
   // (a store that must load more), not a schema bug.
@@ -255,6 +260,25 @@ function checkCorrections(
   }
   return undefined
 }
+
+/** Invariant 9: the first correction a typed target type would refuse, and why. */
+function checkCorrectionKinds(
+  type: Pick<EntityType, 'type' | 'kinds'>,
+  schema: Schema | undefined,
+  entry: Entry,
+  corrections: readonly Entry[],
+): string | undefined {
+  for (const [i, c] of corrections.entries()) {
+    if (c.kind === CORRECTION_FAILED) continue
+    const target = c.entity === entry.entity ? type : schema?.find(c.entity)
+    if (target?.kinds === undefined) continue
+    const verdict = validateKind(target, c.kind, c.data)
+    if (verdict !== true) return `correction ${i} (${c.kind}) refused: ${verdict}`
+  }
+  return undefined
+}
+
+const CORRECTION_FAILED = 'ledger.correction_failed'
 
 const NO_OTHERS: ReadonlyMap<string, unknown> = new Map()
 
@@ -354,7 +378,7 @@ function failedCorrection(
     entry,
     correctionId(entry.id, rule, 0),
     entry.entity,
-    'ledger.correction_failed',
+    CORRECTION_FAILED,
     {
       rules: broken.map((b) => b.rule),
       reason,

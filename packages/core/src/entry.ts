@@ -27,14 +27,15 @@ export interface DataObject {
 
 export type Intent = 'fact' | 'request'
 
-export interface Entry<D = Data> {
+/** `K` narrows `kind` for the entries of typed kinds (`EntryOf` in `kinds.ts`). */
+export interface Entry<D = Data, K extends string = string> {
   /** Idempotency key, made by the client: `<clientId>-<clientSeq>`. */
   readonly id: string
   readonly tenant: string
   /** `type/id` */
   readonly entity: string
   /** What happened or is asked, e.g. `stock.moved`. */
-  readonly kind: string
+  readonly kind: K
   readonly data: D
   readonly intent: Intent
   /** Requests only: append only if the entity's version equals this. */

@@ -33,3 +33,7 @@ export const PATTERN_LENGTH_MAX = 256
 export const PARTITIONS_DEFAULT = 16
 /** Most partitions a log may have. */
 export const PARTITIONS_MAX = 1024
+/** Most kinds one entity type may declare (`defineEntity({ kinds })`). */
+export const KINDS_PER_TYPE_MAX = 256
+/** Most validator issues a refusal lists; the rest are counted. */
+export const KIND_ISSUES_LISTED_MAX = 3
