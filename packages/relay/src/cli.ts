@@ -6,16 +6,15 @@
  * are acked first); a second signal exits at once.
  */
 import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { isSchema } from '@ledgerline/core'
-import type { Schema } from '@ledgerline/core'
+import { devSecret } from './dev-secret.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { RelayOptions } from './relay.ts'
 import { RelayError } from './relay-error.ts'
+import { loadSchemaModule } from './schema-loader.ts'
 
 export const CLI_PORT_DEFAULT = 8787
 export const CLI_DATA_DEFAULT = './ledgerline-data'
@@ -150,33 +149,8 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
 }
 
-/**
- * Imports a schema module by path (relative to `cwd`) and returns its default export, which
- * must be a schema made by `defineSchema`.
- *
- * @example
- * const schema = await loadSchemaModule('./dist-schema/schema.js', process.cwd())
- */
-export async function loadSchemaModule(path: string, cwd: string): Promise<Schema> {
-  const url = pathToFileURL(resolve(cwd, path)).href
-  let module: { default?: unknown }
-  try {
-    module = (await import(url)) as { default?: unknown }
-  } catch (error) {
-    throw new RelayError(
-      'schema_module',
-      `cannot load schema module ${path}: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    )
-  }
-  if (!isSchema(module.default)) {
-    throw new RelayError(
-      'schema_module',
-      `schema module ${path} must default-export a schema: export default defineSchema(...)`,
-    )
-  }
-  return module.default
-}
+// The loader (TypeScript schemas bundled at start) lives in its own module.
+export { loadSchemaModule } from './schema-loader.ts'
 
 async function main(): Promise<void> {
   const config = parseCliArgs(process.argv.slice(2), process.env)
@@ -213,9 +187,11 @@ async function main(): Promise<void> {
     console.error(
       'ledgerline relay: --dev is on: anyone can get a token at /dev/token. NOT FOR PRODUCTION.',
     )
-    if (!hasKey) console.error('ledgerline relay: --dev made a random secret for this run.')
   }
-  const relay = await createRelay({ ...config.relay, schema, store }).catch(
+  // --dev without a key keeps its secret in the data directory: tokens outlive a restart.
+  const auth =
+    config.relay.dev && !hasKey ? devSecret(config.relay, console.error) : config.relay.auth
+  const relay = await createRelay({ ...config.relay, auth, schema, store }).catch(
     async (error: unknown) => {
       await store?.close()
       throw error
@@ -264,7 +240,8 @@ function isMain(): boolean {
   }
 }
 
-if (isMain()) {
+/** Runs the CLI on `process.argv`; the `ledgerline-relay` bin (bin/) calls it. */
+export function runCli(): void {
   main().catch((error: unknown) => {
     if (error instanceof RelayError) {
       console.error(`ledgerline relay: ${error.message}`)
@@ -274,3 +251,5 @@ if (isMain()) {
     process.exit(1)
   })
 }
+
+if (isMain()) runCli()
