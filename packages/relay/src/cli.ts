@@ -29,9 +29,10 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --port N                 port; 0 picks a free one (default ${CLI_PORT_DEFAULT})            [LEDGERLINE_PORT]
   --data DIR               directory of the SQLite log, DIR/log.sqlite
                            (default ${CLI_DATA_DEFAULT})                               [LEDGERLINE_DATA]
-  --schema MODULE          ES module (path relative to the working directory) whose default
-                           export is defineSchema(...): the entity types the log decides with.
-                           Without it the log is plain (shape and grants only). [LEDGERLINE_SCHEMA]
+  --schema MODULE          module (path relative to the working directory; TypeScript is
+                           bundled at start) whose default export is defineSchema(...): the
+                           entity types the log decides with. Without it the log is plain
+                           (shape and grants only).                          [LEDGERLINE_SCHEMA]
   --partitions N           partition count of a new log (default 16; an existing log keeps
                            its own)                                          [LEDGERLINE_PARTITIONS]
   --store sqlite|postgres  server log backend (default sqlite)               [LEDGERLINE_STORE]
@@ -49,7 +50,8 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --static DIR             serve static files from DIR at / (index.html for app routes)
                                                                              [LEDGERLINE_STATIC]
   --dev                    development mode: GET /dev/token?tenant=T&sub=S hands out tokens
-                           with full grants for T; makes a secret when none is given; with no
+                           with full grants for T; without a key, signs them with a secret kept
+                           in DIR/dev-secret (tokens outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
   --log-level LEVEL        pino level: fatal, error, warn, info, debug (default warn)
