@@ -24,6 +24,7 @@ import * as core from '@ledgerline/core'
 import type { AckMessage } from '@ledgerline/protocol'
 import * as Y from 'yjs'
 import { signToken } from './auth.ts'
+import { HELP } from './cli.ts'
 import { createRelay } from './relay.ts'
 import { RelayError } from './relay-error.ts'
 import { loadSchemaModule } from './schema-loader.ts'
@@ -210,6 +211,17 @@ describe('the ledgerline-relay bin', () => {
       good.kill('SIGTERM')
     }
     expect(await exited).toBe(0)
+  })
+
+  it('is linked in this repository: npx ledgerline-relay runs the built CLI', () => {
+    // npm links the committed bin at install time, so this holds after `npm ci && npm run build`.
+    const help = spawnSync('npx', ['ledgerline-relay', '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(help.status).toBe(0)
+    expect(help.stdout).toBe(HELP)
   })
 
   it('says the relay is not built when dist/cli.js is missing', () => {
