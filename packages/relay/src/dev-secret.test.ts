@@ -5,15 +5,14 @@
 // Method: loadDevSecret directly for the file's rules; two real CLI processes one after the
 // other on one data directory (and a third on another), a wire client saying hello with the
 // first one's token.
-import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import type { CliProcess } from './cli-process.test-helper.ts'
+import { startCliProcess } from './cli-process.test-helper.ts'
 import { DEV_SECRET_FILE, loadDevSecret } from './dev-secret.ts'
-import { RelayError } from './relay-error.ts'
 import { openClient } from './wire-client.test-helper.ts'
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/cli.js')
@@ -37,15 +36,18 @@ describe('loadDevSecret', () => {
     const { secret } = loadDevSecret(data)
     const file = join(data, DEV_SECRET_FILE)
     chmodSync(file, 0o644)
-    const open = thrown(() => loadDevSecret(data))
-    expect(open).toBeInstanceOf(RelayError)
-    expect((open as RelayError).kind).toBe('config')
-    expect((open as RelayError).message).toContain(`${file} may be read by others (mode 644)`)
+    expect(() => loadDevSecret(data)).toThrow(
+      expect.objectContaining({
+        name: 'RelayError',
+        kind: 'config',
+        message: expect.stringContaining(`${file} may be read by others (mode 644)`),
+      }),
+    )
     chmodSync(file, 0o600)
     expect(loadDevSecret(data).secret).toBe(secret)
     writeFileSync(file, 'not a secret\n', { mode: 0o600 })
-    expect((thrown(() => loadDevSecret(data)) as RelayError).message).toContain(
-      'does not hold a dev secret',
+    expect(() => loadDevSecret(data)).toThrow(
+      expect.objectContaining({ kind: 'config', message: expect.stringContaining('dev secret') }),
     )
     expect(readFileSync(file, 'utf8')).toBe('not a secret\n')
   })
@@ -61,21 +63,21 @@ describe('a --dev relay restarted on its data directory', () => {
       token = ((await res.json()) as { token: string }).token
       expect(await helloType(first.wsUrl, token)).toBe('welcome')
     } finally {
-      await first.stop()
+      expect(await first.stop()).toBe(0)
     }
     const second = await startDevRelay(data)
     try {
       expect(await helloType(second.wsUrl, token)).toBe('welcome')
       expect(second.log()).toContain(`uses the token secret in ${join(data, DEV_SECRET_FILE)}`)
     } finally {
-      await second.stop()
+      expect(await second.stop()).toBe(0)
     }
     // The test can fail: a relay with another directory has another secret.
     const other = await startDevRelay(join(dir, 'other'))
     try {
       expect(await helloType(other.wsUrl, token)).toBe('error')
     } finally {
-      await other.stop()
+      expect(await other.stop()).toBe(0)
     }
   })
 })
@@ -89,55 +91,10 @@ async function helloType(url: string, token: string): Promise<string> {
   }
 }
 
-interface DevRelay {
-  readonly httpUrl: string
-  readonly wsUrl: string
-  /** What it wrote to stderr so far. */
-  log(): string
-  stop(): Promise<void>
-}
-
-/** A real CLI process with --dev and no key; resolves once it printed its listening line. */
-async function startDevRelay(data: string): Promise<DevRelay> {
+/** A real CLI process with --dev and no key. */
+async function startDevRelay(data: string): Promise<CliProcess> {
   const env = { ...process.env }
   delete env.LEDGERLINE_SECRET
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [CLI, '--port', '0', '--data', data, '--dev', '--log-level', 'error'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let err = ''
-  child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()))
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)))
-  const httpUrl = await new Promise<string>((ready, fail) => {
-    let out = ''
-    const timer = setTimeout(() => fail(new Error(`relay did not start: ${err}`)), 20_000)
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const m = /listening on (http:\/\/\S+)/.exec(out)
-      if (m !== null) {
-        clearTimeout(timer)
-        ready(m[1] as string)
-      }
-    })
-    void exited.then((code) => fail(new Error(`relay exited ${String(code)}: ${err}`)))
-  })
-  return {
-    httpUrl,
-    log: () => err,
-    wsUrl: `${httpUrl.replace(/^http/, 'ws')}/sync`,
-    stop: async () => {
-      child.kill('SIGTERM')
-      expect(await exited).toBe(0)
-    },
-  }
-}
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  return undefined
+  const args = ['--port', '0', '--data', data, '--dev', '--log-level', 'error']
+  return await startCliProcess(CLI, args, { env })
 }

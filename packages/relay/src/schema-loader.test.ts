@@ -6,7 +6,7 @@
 // Method: schema files written to a temp directory that links the repository's node_modules;
 // loadSchemaModule directly, a relay started in process with the loaded schema and a wire client
 // pushing entries, and the bin spawned as a child process.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import {
   copyFileSync,
   mkdirSync,
@@ -25,6 +25,7 @@ import type { AckMessage } from '@ledgerline/protocol'
 import * as Y from 'yjs'
 import { signToken } from './auth.ts'
 import { HELP } from './cli.ts'
+import { startCliProcess } from './cli-process.test-helper.ts'
 import { createRelay } from './relay.ts'
 import { RelayError } from './relay-error.ts'
 import { loadSchemaModule } from './schema-loader.ts'
@@ -186,31 +187,12 @@ describe('the ledgerline-relay bin', () => {
     expect(bad.stderr).toMatch(/bad-at-load\.ts:4:\d+: entity type 'Stock' must match/)
     expect(bad.stdout).toBe('')
 
-    const good = spawn(
-      process.execPath,
-      [BIN, '--port', '0', '--data', join(dir, 'bin-good'), '--dev', '--schema', './schema.ts'],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    const good = await startCliProcess(
+      BIN,
+      ['--port', '0', '--data', join(dir, 'bin-good'), '--dev', '--schema', './schema.ts'],
+      { cwd: dir },
     )
-    let out = ''
-    let err = ''
-    good.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()))
-    const exited = new Promise<number | null>((done) => good.once('exit', (code) => done(code)))
-    try {
-      await new Promise<void>((ready, fail) => {
-        const timer = setTimeout(() => fail(new Error(`relay did not start: ${err}`)), 20_000)
-        good.stdout.on('data', (chunk: Buffer) => {
-          out += chunk.toString()
-          if (out.includes('ledgerline relay listening on')) {
-            clearTimeout(timer)
-            ready()
-          }
-        })
-        void exited.then((code) => fail(new Error(`relay exited ${String(code)}: ${err}`)))
-      })
-    } finally {
-      good.kill('SIGTERM')
-    }
-    expect(await exited).toBe(0)
+    expect(await good.stop()).toBe(0)
   })
 
   it('is linked in this repository: npx ledgerline-relay runs the built CLI', () => {
