@@ -40,7 +40,8 @@ export const TYPESCRIPT_SCHEMA_EXTENSIONS: readonly string[] = ['.ts', '.mts', '
  * @example
  * const schema = await loadSchemaModule('./schema.ts', process.cwd())
  */
-export async function loadSchemaModule(path: string, cwd: string): Promise<Schema> {
+export async function loadSchemaModule(path: string, cwdGiven: string): Promise<Schema> {
+  const cwd = resolve(cwdGiven)
   const file = resolve(cwd, path)
   const module = TYPESCRIPT_SCHEMA_EXTENSIONS.includes(extname(file).toLowerCase())
     ? await importTypeScript(path, file, cwd)
