@@ -91,7 +91,12 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
     await loadAndSnapshot(server, idb, before)
 
     const warnings: unknown[] = []
-    const redeployed = open(server, idb, after, onWarningOption((w) => warnings.push(w)))
+    const redeployed = open(
+      server,
+      idb,
+      after,
+      onWarningOption((w) => warnings.push(w)),
+    )
     expect(await redeployed.synced()).toEqual({ _tag: 'synced' })
     await redeployed.load(TALLY)
     expect(warnings.map(text).join('\n')).toMatch(/tally[\s\S]*version|version[\s\S]*tally/i)
@@ -136,12 +141,7 @@ async function loadAndSnapshot(server: EdgeServer, idb: IDBFactory, schema: Sche
   await first.close()
 }
 
-function open(
-  server: EdgeServer,
-  idb: IDBFactory,
-  schema: Schema,
-  extra: object = {},
-): Client {
+function open(server: EdgeServer, idb: IDBFactory, schema: Schema, extra: object = {}): Client {
   const client = makeClient({
     url: server.url,
     token: () => server.token(),

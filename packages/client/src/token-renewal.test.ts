@@ -91,11 +91,7 @@ async function start(): Promise<EdgeServer> {
   return server
 }
 
-function open(
-  server: EdgeServer,
-  spy: WireSpy,
-  options: Pick<TestClientOptions, 'token'>,
-): Client {
+function open(server: EdgeServer, spy: WireSpy, options: Pick<TestClientOptions, 'token'>): Client {
   const client = makeClient({
     url: server.url,
     idb: new IDBFactory(),
