@@ -1,0 +1,263 @@
+// Shared by the relay's edge tests (issues 12 and 13): relays on either server log, tokens,
+// entries of a chosen clientId and clientSeq, and pushes whose acks may come in parts.
+//
+// The second half names the parts of the edges design (/work/briefs/edges-design.md, and
+// docs/ARCHITECTURE.md once built) that the relay of 3a8bfae does not have yet, in ONE place:
+// limit names, error kinds, close codes, ack statuses, the log's bound subjects. The tests
+// type-check today and fail on their assertions; an implementer who picks another name changes it
+// here, not in every test.
+//
+// PostgreSQL runs on one private cluster per test file (testkit's `startPostgresCluster`),
+// started on first use; call `stopPostgres()` in `afterAll`.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Data, Entry, Schema } from '@ledgerline/core'
+import type { AckResult, RelayMessage } from '@ledgerline/protocol'
+import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
+import type { PostgresCluster } from '@ledgerline/testkit'
+import { signToken } from './auth.ts'
+import type { RelayLimits } from './limits.ts'
+import type { LogStore } from './log-store.ts'
+import { createPostgresStore } from './postgres-store.ts'
+import { createRelay } from './relay.ts'
+import type { Relay } from './relay.ts'
+import type { WireClient } from './wire-client.test-helper.ts'
+
+export const SECRET = 'edge-tests-secret-0123456789abcdef-0123'
+export const TENANT = 'acme'
+
+export type LogKind = 'sqlite' | 'postgres'
+const skipReason = postgresSkipReason()
+if (skipReason !== undefined) {
+  process.stdout.write(`[skip] PostgreSQL variants of the relay edge tests: ${skipReason}\n`)
+}
+/** The server logs the edge tests run on here. */
+export const LOG_KINDS: readonly LogKind[] =
+  skipReason === undefined ? ['sqlite', 'postgres'] : ['sqlite']
+
+export interface EdgeRelay {
+  readonly relay: Relay
+  /** `ws://…/sync` */
+  readonly url: string
+  readonly store: LogStore
+  close(): Promise<void>
+}
+
+/**
+ * A relay on a new, empty log: SQLite through `dataDir` (as the CLI runs it: CRDT snapshots and
+ * `/yjs/` included), PostgreSQL through an open store (as the CLI's `--store postgres`).
+ */
+export async function startEdgeRelay(
+  kind: LogKind,
+  options: { schema?: Schema | undefined; limits?: Partial<RelayLimits> | undefined } = {},
+): Promise<EdgeRelay> {
+  const schema = options.schema ?? CONTRACT_SCHEMA
+  const common = { port: 0, schema, auth: { secret: SECRET }, logLevel: 'silent' as const }
+  if (kind === 'sqlite') {
+    const dataDir = mkdtempSync(join(tmpdir(), 'll-relay-edge-'))
+    const relay = await createRelay({ ...common, dataDir, limits: options.limits })
+    return {
+      relay,
+      url: relay.url,
+      store: relay.store,
+      async close() {
+        await relay.close()
+        rmSync(dataDir, { recursive: true, force: true })
+      },
+    }
+  }
+  const url = await (await cluster()).createDatabase(`edge${process.pid}_${++databases}`)
+  const store = await createPostgresStore({ url, schema, partitions: 4 })
+  const relay = await createRelay({ ...common, store, limits: options.limits })
+  return {
+    relay,
+    url: relay.url,
+    store,
+    async close() {
+      await relay.close()
+      await store.close()
+    },
+  }
+}
+
+/** Stops this file's PostgreSQL cluster, if one was started. */
+export async function stopPostgres(): Promise<void> {
+  const started = clusterStarted
+  clusterStarted = undefined
+  if (started !== undefined) (await started).stop()
+}
+
+export function token(
+  options: {
+    sub?: string
+    tenant?: string
+    read?: string[]
+    write?: string[]
+    expiresInS?: number
+  } = {},
+): Promise<string> {
+  return signToken({
+    secret: SECRET,
+    tenant: options.tenant ?? TENANT,
+    sub: options.sub ?? 'till',
+    read: options.read ?? ['*'],
+    write: options.write ?? ['*'],
+    expiresInS: options.expiresInS ?? 3600,
+  })
+}
+
+/** An entry of `clientId` at `clientSeq` (the wire client's own counter is not used). */
+export function makeEntry(
+  clientId: string,
+  clientSeq: number,
+  entity: string,
+  kind: string,
+  data: Data,
+  extra: Partial<Pick<Entry, 'corrects' | 'hlc' | 'occurredAt' | 'intent' | 'expect'>> = {},
+): Entry {
+  const now = Date.now()
+  return {
+    id: `${clientId}-${clientSeq}`,
+    tenant: TENANT,
+    entity,
+    kind,
+    data,
+    intent: 'fact',
+    clientId,
+    clientSeq,
+    hlc: `${String(now).padStart(15, '0')}:00000:${clientId}`,
+    occurredAt: now,
+    ...extra,
+  }
+}
+
+/** How a push was answered: every result (from one ack or its parts), or an error. */
+export type Pushed =
+  | { readonly _tag: 'acked'; readonly results: readonly AckResult[] }
+  | { readonly _tag: 'error'; readonly error: Readonly<Record<string, unknown>> }
+  | { readonly _tag: 'closed' }
+
+/** Pushes `entries` as batch `batch` and gathers its answer (ack parts until the last one). */
+export async function pushBatch(
+  client: WireClient,
+  batch: number,
+  entries: readonly Entry[],
+  timeoutMs = 10_000,
+): Promise<Pushed> {
+  client.send({ type: 'push', batch, entries })
+  const results: AckResult[] = []
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    let m: RelayMessage
+    try {
+      m = await client.next(
+        (x) => (x.type === 'ack' && x.batch === batch) || x.type === 'error',
+        Math.max(1, until - Date.now()),
+      )
+    } catch (error) {
+      if (client.ws.readyState === client.ws.CLOSED) return { _tag: 'closed' }
+      throw error
+    }
+    if (m.type === 'error') return { _tag: 'error', error: m as unknown as Record<string, unknown> }
+    if (m.type !== 'ack') continue
+    results.push(...m.results)
+    const done = (m as unknown as { done?: boolean }).done
+    if (done === true || (done === undefined && results.length >= entries.length)) {
+      return { _tag: 'acked', results }
+    }
+  }
+}
+
+/** `pushBatch` that must be acked; the results. */
+export async function pushAcked(
+  client: WireClient,
+  batch: number,
+  entries: readonly Entry[],
+): Promise<readonly AckResult[]> {
+  const pushed = await pushBatch(client, batch, entries)
+  if (pushed._tag !== 'acked') throw new Error(`push ${batch} not acked: ${JSON.stringify(pushed)}`)
+  return pushed.results
+}
+
+// --- new in the edges design ---------------------------------------------------------------
+
+/** Limits of the edges design the relay takes as options (RelayLimits fields). */
+export interface EdgeLimits {
+  /** CONNECTIONS_MAX: sockets per relay. */
+  readonly connectionsMax?: number
+  /** TENANT_CONNECTIONS_MAX: sockets per tenant. */
+  readonly tenantConnectionsMax?: number
+  /** Entries queued for commit across connections (the scheduler's bound). */
+  readonly commitQueueEntriesMax?: number
+  /** `/yjs` messages per second per connection. */
+  readonly yjsMessagesPerS?: number
+  /** Awareness bytes per `/yjs` connection. */
+  readonly yjsAwarenessBytesMax?: number
+  /** PRE_HELLO_FRAME_BYTES_MAX: largest frame accepted before `welcome`. */
+  readonly preHelloFrameBytesMax?: number
+}
+
+/** Relay limits with the edges design's new ones (ignored by a relay that lacks them). */
+export function relayLimits(limits: EdgeLimits & Partial<RelayLimits>): Partial<RelayLimits> {
+  return limits as Partial<RelayLimits>
+}
+
+/** The error kind a relay sends for a clientId bound to another token subject. */
+export const CLIENT_TAKEN = 'client_taken'
+/** Its close code. */
+export const CLIENT_TAKEN_CLOSE_CODE = 4409
+/** Close codes a relay may use when it cuts a socket past a global limit (`overloaded`). */
+export const OVERLOADED_CLOSE_CODE = 4503
+
+/** The `kind` of an `error` message, or undefined for any other message. */
+export function errorKindOf(
+  m: RelayMessage | Readonly<Record<string, unknown>>,
+): string | undefined {
+  const x = m as { type?: unknown; kind?: unknown }
+  return x.type === 'error' && typeof x.kind === 'string' ? x.kind : undefined
+}
+
+/** The retry hint of an `error`: `retryAfterMs` when given, else `backoffMsMin`. */
+export function retryHintMs(error: Readonly<Record<string, unknown>>): number {
+  const hint = error.retryAfterMs ?? error.backoffMsMin
+  return typeof hint === 'number' ? hint : 0
+}
+
+/** A `deferred` ack result's code (`unknown_type`, `clock_ahead`), or undefined. */
+export function deferredCode(result: AckResult): string | undefined {
+  const r = result as unknown as { status: string; code?: string }
+  return r.status === 'deferred' ? r.code : undefined
+}
+
+/** A `deferred` result's retry hint in ms (undefined when not deferred or missing). */
+export function deferredRetryMs(result: AckResult): number | undefined {
+  const r = result as unknown as { status: string; retryAfterMs?: number }
+  return r.status === 'deferred' ? r.retryAfterMs : undefined
+}
+
+/**
+ * What the log knows of a clientId: its high-water mark and the token subject bound to it
+ * (`LogStore.client(tenant, clientId)`; null subject when unknown to this build).
+ */
+export async function clientRecord(
+  store: LogStore,
+  tenant: string,
+  clientId: string,
+): Promise<{ readonly high: number; readonly subject: string | null }> {
+  const s = store as unknown as {
+    client?: (t: string, c: string) => Promise<{ high: number; subject: string | null }>
+  }
+  if (typeof s.client === 'function') return s.client(tenant, clientId)
+  return { high: await store.clientHigh(tenant, clientId), subject: null }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let clusterStarted: Promise<PostgresCluster> | undefined
+let databases = 0
+
+function cluster(): Promise<PostgresCluster> {
+  clusterStarted ??= startPostgresCluster()
+  return clusterStarted
+}
