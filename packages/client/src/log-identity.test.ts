@@ -36,15 +36,15 @@ describe.each(LOG_KINDS)('issue 12 case 4: a restored or replaced server log (%s
     const run = await syncThenLoseTheTail(kind)
     const bumped = bumpGeneration(run.backup)
     await run.server.start(run.backup)
-    await recoversExactly(run, 7)
+    expect(await recoversExactly(run, 7)).toHaveLength(8)
     // The operator's command exists and worked (checked last: the outcome above matters more).
-    expect(bumped.status, bumped.output).toBe(0)
+    expect(bumped.status, `bump-generation: ${bumped.output}`).toBe(0)
   }, 90_000)
 
   it('replaced by an empty log (another log id): no livelock, everything held is re-sent once', async () => {
     const run = await syncThenLoseTheTail(kind)
     await run.server.start(await run.server.freshPlace())
-    await recoversExactly(run, 7)
+    expect(await recoversExactly(run, 7)).toHaveLength(8)
   }, 90_000)
 
   it('restored without a generation bump: a repeated seq_gap backs off into a typed status, never a hot loop', async () => {
@@ -100,7 +100,7 @@ async function syncThenLoseTheTail(kind: LogKind): Promise<Run> {
 }
 
 /** After the log lost sales 4..6 (or all): the tills recover them, sell on, and converge. */
-async function recoversExactly(run: Run, nextSale: number): Promise<void> {
+async function recoversExactly(run: Run, nextSale: number): Promise<readonly unknown[]> {
   const { server, till, other, spy } = run
   await till.append('order/o1', 'order.line', { sale: nextSale })
   // No hot loop while it recovers: count from the moment the relay is back.
@@ -133,6 +133,7 @@ async function recoversExactly(run: Run, nextSale: number): Promise<void> {
     expect(snap.confirmed).toEqual({ lines: ledger.length })
     expect(snap.pending).toEqual([])
   }
+  return ledger
 }
 
 function open(server: EdgeServer, dbName: string, spy: WireSpy): Client {

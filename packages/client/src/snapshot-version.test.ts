@@ -32,7 +32,7 @@ function tallyType(weight: number, version: number) {
       {
         type: 'tally',
         initial: 0,
-        reduce: (s: number, e: Entry) => s + weight * Number(e.data.n),
+        reduce: (s: number, e: Entry) => s + weight * Number((e.data as { n: number }).n),
       },
       version,
     ),
@@ -74,14 +74,14 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
       defineEntity({
         type: 'tally',
         initial: 0,
-        reduce: (s: number, e: Entry) => s + Number(e.data.n),
+        reduce: (s: number, e: Entry) => s + Number((e.data as { n: number }).n),
       }),
     )
     const after = defineSchema(
       defineEntity({
         type: 'tally',
         initial: 0,
-        reduce: (s: number, e: Entry) => s + 2 * Number(e.data.n),
+        reduce: (s: number, e: Entry) => s + 2 * Number((e.data as { n: number }).n),
       }),
     )
     const server = await startEdgeServer('sqlite', { schema: before })

@@ -46,10 +46,11 @@ export function createWireSpy(): WireSpy {
       super(url)
       opened++
       this.addEventListener('message', (event) => received.push(seen(event.data)))
-    }
-    override send(...args: Parameters<WebSocket['send']>): void {
-      sent.push(seen(args[0]))
-      super.send(...args)
+      const send = this.send.bind(this) as (data: unknown) => void
+      this.send = ((data: unknown) => {
+        sent.push(seen(data))
+        send(data)
+      }) as WebSocket['send']
     }
   }
   const spy: WireSpy = {

@@ -9,9 +9,12 @@
 //
 // PostgreSQL runs on one private cluster per test file (testkit's `startPostgresCluster`),
 // started on first use; call `stopPostgres()` in `afterAll`.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Data, Entry, Schema } from '@ledgerline/core'
 import type { AckResult, RelayMessage } from '@ledgerline/protocol'
 import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
@@ -178,6 +181,76 @@ export async function pushAcked(
   const pushed = await pushBatch(client, batch, entries)
   if (pushed._tag !== 'acked') throw new Error(`push ${batch} not acked: ${JSON.stringify(pushed)}`)
   return pushed.results
+}
+
+export interface CliRelay {
+  /** `ws://…/sync` */
+  readonly url: string
+  readonly child: ChildProcess
+  readonly exited: Promise<number | null>
+  /** SIGKILL (a crash) or SIGTERM (graceful); resolves when the process is gone. */
+  stop(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
+}
+
+/**
+ * The relay as its own process (the CLI on a SQLite data directory), for tests whose relay must
+ * not share this process's event loop, or must be killed. Extra CLI arguments go in `args`.
+ */
+export async function startCliRelay(options: {
+  dataDir: string
+  args?: readonly string[]
+  cwd?: string
+}): Promise<CliRelay> {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      '--port',
+      '0',
+      '--data',
+      options.dataDir,
+      '--log-level',
+      'error',
+      ...(options.args ?? []),
+    ],
+    {
+      cwd: options.cwd,
+      env: { PATH: process.env.PATH ?? '', LEDGERLINE_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  )
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+  const stop = async (signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      process.kill(child.pid, signal)
+    }
+    await exited
+  }
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => {
+      void stop('SIGKILL')
+      reject(new Error(`relay did not start in 15 s: ${stderr}`))
+    }, 15_000)
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /\((ws:\/\/[^)]+)\)/.exec(out)
+      if (m !== null) {
+        clearTimeout(timer)
+        resolve(m[1] as string)
+      }
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`relay exited with ${String(code)} before listening: ${stderr}`))
+    })
+  })
+  return { url, child, exited, stop }
 }
 
 // --- new in the edges design ---------------------------------------------------------------

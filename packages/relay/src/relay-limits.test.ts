@@ -48,8 +48,8 @@ describe('issue 13 case 8: connection caps', () => {
       'overloaded',
       'overloaded',
     ])
-    for (const a of admitted)
-      if (a.error !== undefined) expect(retryHintMs(a.error)).toBeGreaterThan(0)
+    const hints = admitted.flatMap((a) => (a.error === undefined ? [] : [retryHintMs(a.error)]))
+    expect(hints.filter((ms) => ms <= 0)).toEqual([])
     // The cap counts open connections: one closes, another gets in.
     admitted[0]?.client?.close()
     await until(
@@ -86,6 +86,7 @@ describe.each(LOG_KINDS)('issue 13 case 8: the commit queue is bounded (%s)', (k
     cleanups.push(() => relay.close())
     const tok = await token()
     let overloaded = 0
+    const errorKinds: string[] = []
     const statuses: string[] = []
     const highsAfterOverload: [number, number][] = []
     await Promise.all(
@@ -104,7 +105,7 @@ describe.each(LOG_KINDS)('issue 13 case 8: the commit queue is bounded (%s)', (k
               break
             }
             if (pushed._tag === 'error') {
-              expect(errorKindOf(pushed.error)).toBe('overloaded')
+              errorKinds.push(String(errorKindOf(pushed.error)))
               overloaded++
               await sleep(Math.min(2_000, Math.max(50, retryHintMs(pushed.error))))
             }
@@ -121,6 +122,7 @@ describe.each(LOG_KINDS)('issue 13 case 8: the commit queue is bounded (%s)', (k
       }),
     )
     expect(overloaded, 'pushes answered overloaded').toBeGreaterThan(0)
+    expect(errorKinds.filter((k) => k !== 'overloaded')).toEqual([])
     expect(statuses.filter((s) => s !== 'appended')).toEqual([])
     for (const [high, before] of highsAfterOverload) expect(high).toBe(before)
     for (let p = 0; p < PUSHERS; p++) {
