@@ -29,7 +29,7 @@ describe('issue 13 case 14: nothing large before hello', () => {
     })
     cleanups.push(() => relay.close())
     const socket = await upgrade(relay.relay.port, '/sync')
-    cleanups.push(() => socket.destroy())
+    cleanups.push(() => void socket.destroy())
     const ended = new Promise<string>((resolve) => {
       let received = Buffer.alloc(0)
       socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])))
