@@ -309,6 +309,16 @@ export function deferredRetryMs(result: AckResult): number | undefined {
   return r.status === 'deferred' ? r.retryAfterMs : undefined
 }
 
+/** Client → relay `renew {token}`: swaps the token of a live session. */
+export function renewMessage(newToken: string): Record<string, unknown> {
+  return { type: 'renew', token: newToken }
+}
+
+/** Relay → client `renewed {expiresAt, grants}`: the session now runs on the new token. */
+export function isRenewed(m: RelayMessage): boolean {
+  return (m as { type: string }).type === 'renewed'
+}
+
 /**
  * What the log knows of a clientId: its high-water mark and the token subject bound to it
  * (`LogStore.client(tenant, clientId)`; null subject when unknown to this build).
