@@ -7,12 +7,11 @@
 // Method: the real client with a wire spy, the real relay on SQLite and PostgreSQL, one schema
 // for both (a stock type whose `correct` copies its last RECENT_MOVES moves, each with a note).
 import 'fake-indexeddb/auto'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { IDBFactory } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
-import { LOG_KINDS, startEdgeServer, stopPostgres } from '../test-support/edge-relay.ts'
-import { eventually, makeClient } from '../test-support/setup.ts'
+import { LOG_KINDS, useEdgeServers } from '../test-support/edge-relay.ts'
+import { eventually } from '../test-support/setup.ts'
 import { createWireSpy } from '../test-support/wire-spy.ts'
 
 const SALES = 200
@@ -42,27 +41,14 @@ const stock = defineEntity<Stock>({
 })
 const schema = defineSchema(stock)
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const startEdgeServer = useEdgeServers()
 
 describe.each(LOG_KINDS)('issue 13 case 2: acks within the frame limit (%s)', (kind) => {
   it('200 offline sales of an out-of-stock item, each corrected with recent moves, all land once', async () => {
     const server = await startEdgeServer(kind, { schema })
-    cleanups.push(() => server.close())
     server.proxy.setOnline(false)
     const spy = createWireSpy()
-    const till = makeClient({
-      url: server.url,
-      token: () => server.token(),
-      idb: new IDBFactory(),
-      dbName: 'till',
-      schema,
-      WebSocket: spy.WebSocket,
-    })
-    cleanups.push(() => till.close())
+    const till = server.open({ schema, WebSocket: spy.WebSocket })
     const sold = await till.appendMany(
       Array.from({ length: SALES }, () => ({
         entity: 'stock/s1:espresso-1kg',

@@ -7,13 +7,12 @@
 // log with `loyalty` added. On 3a8bfae the loyalty entry is refused `unknown_type`, the refusal
 // is recorded, and the upgraded relay answers the resend with the old refusal.
 import 'fake-indexeddb/auto'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { IDBFactory } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import { heldOf } from '../test-support/edge-api.ts'
-import { LOG_KINDS, startEdgeServer, stopPostgres } from '../test-support/edge-relay.ts'
+import { LOG_KINDS, useEdgeServers } from '../test-support/edge-relay.ts'
 import { card, order, stock } from '../test-support/schema.ts'
-import { eventually, makeClient } from '../test-support/setup.ts'
+import { eventually } from '../test-support/setup.ts'
 
 const loyalty = defineEntity({
   type: 'loyalty',
@@ -24,24 +23,12 @@ const loyalty = defineEntity({
 const appSchema = defineSchema(stock, card, order, loyalty)
 const relaySchemaBefore = defineSchema(stock, card, order)
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const startEdgeServer = useEdgeServers()
 
 describe.each(LOG_KINDS)('issue 12 case 7: entries the relay cannot decide yet (%s)', (kind) => {
   it('holds an unknown_type entry (deferred), lets later entries through, appends it after the relay learns the type', async () => {
     const server = await startEdgeServer(kind, { schema: relaySchemaBefore })
-    cleanups.push(() => server.close())
-    const till = makeClient({
-      url: server.url,
-      token: () => server.token(),
-      idb: new IDBFactory(),
-      dbName: 'till',
-      schema: appSchema,
-    })
-    cleanups.push(() => till.close())
+    const till = server.open({ schema: appSchema })
     const points = await till.append('loyalty/c7', 'loyalty.earned', { points: 5 })
     const lines = []
     for (let i = 0; i < 3; i++) lines.push(await till.append('order/o7', 'order.line', { i }))

@@ -10,26 +10,21 @@
 // clientId. Hot loops are counted (pushes, sockets) over a 3 s window with wide margins: on
 // 3a8bfae one client makes thousands of `seq_gap` pushes in that time.
 import 'fake-indexeddb/auto'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { IDBFactory } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
 import { bumpGeneration } from '../test-support/edge-api.ts'
-import { LOG_KINDS, startEdgeServer, stopPostgres } from '../test-support/edge-relay.ts'
+import { LOG_KINDS, useEdgeServers } from '../test-support/edge-relay.ts'
 import type { EdgeServer, LogKind, LogPlace } from '../test-support/edge-relay.ts'
-import { eventually, makeClient, seededRandom, testSeed } from '../test-support/setup.ts'
+import { eventually, seededRandom, testSeed } from '../test-support/setup.ts'
 import { createWireSpy } from '../test-support/wire-spy.ts'
 import type { WireSpy } from '../test-support/wire-spy.ts'
-import type { Client } from './client.ts'
+import type { Client } from './index.ts'
 
 /** Most pushes (and sockets) one till may make in the 3 s window: a few, never thousands. */
 const PUSHES_IN_WINDOW_MAX = 30
 const SOCKETS_IN_WINDOW_MAX = 10
 const WINDOW_MS = 3_000
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const startEdgeServer = useEdgeServers()
 
 describe.each(LOG_KINDS)('issue 12 case 4: a restored or replaced server log (%s)', (kind) => {
   it('restored from a backup with the generation bumped: no livelock, nothing held is lost, the tills converge', async () => {
@@ -80,7 +75,6 @@ interface Run {
 /** Sales 1..3 synced and backed up; 4..6 synced after the backup (the tail the backup lacks). */
 async function syncThenLoseTheTail(kind: LogKind): Promise<Run> {
   const server = await startEdgeServer(kind)
-  cleanups.push(() => server.close())
   const spy = createWireSpy()
   const till = open(server, 'till', spy)
   const other = open(server, 'other', createWireSpy())
@@ -137,16 +131,12 @@ async function recoversExactly(run: Run, nextSale: number): Promise<readonly unk
 }
 
 function open(server: EdgeServer, dbName: string, spy: WireSpy): Client {
-  const client = makeClient({
-    url: server.url,
+  return server.open({
     token: () => server.token({ sub: dbName }),
-    idb: new IDBFactory(),
     dbName,
     WebSocket: spy.WebSocket,
     random: seededRandom(testSeed(`log-identity-${dbName}`)),
   })
-  cleanups.push(() => client.close())
-  return client
 }
 
 function byValue(a: unknown, b: unknown): number {

@@ -7,19 +7,15 @@
 // told apart by their data (`{ sale }`), not their ids: a recovered sale may move to a new
 // clientId, and that is fine as long as it lands once.
 import 'fake-indexeddb/auto'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { LOG_KINDS, startEdgeServer, stopPostgres } from '../test-support/edge-relay.ts'
+import { LOG_KINDS, useEdgeServers } from '../test-support/edge-relay.ts'
 import type { EdgeServer } from '../test-support/edge-relay.ts'
 import { copyDatabase, deleteDatabase } from '../test-support/idb-copy.ts'
-import { makeClient, seededRandom, testSeed } from '../test-support/setup.ts'
-import type { Client } from './client.ts'
+import { seededRandom, testSeed } from '../test-support/setup.ts'
+import type { Client } from './index.ts'
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const start = useEdgeServers()
 
 describe.each(LOG_KINDS)('issue 12: a restored device database (%s log)', (kind) => {
   it('case 1: a database copied while offline and restored after it synced sells every sale once', async () => {
@@ -103,22 +99,8 @@ describe.each(LOG_KINDS)('issue 12: a restored device database (%s log)', (kind)
   }, 60_000)
 })
 
-async function start(kind: (typeof LOG_KINDS)[number]): Promise<EdgeServer> {
-  const server = await startEdgeServer(kind)
-  cleanups.push(() => server.close())
-  return server
-}
-
 function open(server: EdgeServer, idb: IDBFactory, name: string): Client {
-  const client = makeClient({
-    url: server.url,
-    token: () => server.token(),
-    idb,
-    dbName: 'till',
-    random: seededRandom(testSeed(name)),
-  })
-  cleanups.push(() => client.close())
-  return client
+  return server.open({ idb, random: seededRandom(testSeed(name)) })
 }
 
 /** The sales of an entity's ledger in the log, in version order, by their data. */

@@ -6,53 +6,26 @@
 // back later. Sales are told apart by their data (`{ tag, i }`), since a recovered sale may move to
 // a new clientId. Skipped only when no Chromium is installed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Browser, Page } from 'playwright-core'
-import { servePage, type PageServer } from '../web-test/harness.ts'
+import type { Page } from 'playwright-core'
 import type { Harness } from '../web-test/page.ts'
 import type { Backups } from '../web-test/restore-page.ts'
-import { startProxy, startRelay, type Proxy, type TestRelay } from '../test-support/relay.ts'
-
-const browserModule = new URL('../../../scripts/browser.mjs', import.meta.url).href
-const { chromiumPath, CHROMIUM_ARGS } = (await import(browserModule)) as {
-  chromiumPath(): string | undefined
-  CHROMIUM_ARGS: string[]
-}
-const executablePath = chromiumPath()
-if (executablePath === undefined) {
-  process.stdout.write('[skip] restore browser tests: no Chromium found\n')
-}
+import { CHROMIUM, startBrowserRig, type BrowserRig } from '../web-test/rig.ts'
 
 type W = { harness: Harness; backups: Backups }
 
-describe.skipIf(executablePath === undefined)('issue 12: restored databases in Chromium', () => {
-  let browser: Browser
-  let pages: PageServer
-  let server: TestRelay
-  let proxy: Proxy
+describe.skipIf(CHROMIUM === undefined)('issue 12: restored databases in Chromium', () => {
+  let rig: BrowserRig
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core')
-    pages = await servePage('restore-page.ts')
-    server = await startRelay({ allowedOrigins: [pages.origin] })
-    proxy = await startProxy({ port: server.relay.port })
-    browser = await chromium.launch({
-      executablePath: executablePath as string,
-      args: CHROMIUM_ARGS,
-      headless: true,
-    })
+    rig = await startBrowserRig('restore-page.ts')
   }, 120_000)
 
-  afterAll(async () => {
-    await browser?.close()
-    await proxy?.close()
-    await server?.close()
-    await pages?.close()
-  })
+  afterAll(() => rig?.close())
 
   const start = async (page: Page, dbName: string) => {
-    const token = await server.token()
+    const token = await rig.server.token()
     await page.evaluate((o) => (window as unknown as W).harness.start(o), {
-      url: proxy.url,
+      url: rig.proxy.url,
       token,
       dbName,
     })
@@ -69,7 +42,7 @@ describe.skipIf(executablePath === undefined)('issue 12: restored databases in C
     )
   const close = (page: Page) => page.evaluate(() => (window as unknown as W).harness.close())
   const sales = async (entity: string) =>
-    (await server.relay.store.readEntity('t1', entity, 1, 1000))
+    (await rig.server.relay.store.readEntity('t1', entity, 1, 1000))
       .map((e) => {
         const d = e.data as { tag: string; i: number }
         return `${d.tag}${d.i}`
@@ -77,15 +50,15 @@ describe.skipIf(executablePath === undefined)('issue 12: restored databases in C
       .sort()
 
   async function openPage(): Promise<Page> {
-    const page = await (await browser.newContext()).newPage()
-    await page.goto(pages.origin)
+    const page = await (await rig.browser.newContext()).newPage()
+    await page.goto(rig.pages.origin)
     await page.waitForFunction(() => (window as unknown as Partial<W>).backups !== undefined)
     return page
   }
 
   it('case 1: a copy taken offline, restored after the till synced: every sale once', async () => {
     const page = await openPage()
-    proxy.setOnline(false)
+    rig.proxy.setOnline(false)
     try {
       await start(page, 'web-restore-1')
       await append(page, 'order/web-r1', 2, 'copied')
@@ -94,7 +67,7 @@ describe.skipIf(executablePath === undefined)('issue 12: restored databases in C
         await page.evaluate(() => (window as unknown as W).backups.take('web-restore-1')),
       ).toBeGreaterThan(0)
     } finally {
-      proxy.setOnline(true)
+      rig.proxy.setOnline(true)
     }
     await start(page, 'web-restore-1')
     await synced(page)
@@ -119,12 +92,12 @@ describe.skipIf(executablePath === undefined)('issue 12: restored databases in C
     await synced(page)
     await close(page)
     await page.evaluate(() => (window as unknown as W).backups.restore())
-    proxy.setOnline(false)
+    rig.proxy.setOnline(false)
     try {
       await start(page, 'web-restore-2')
       await append(page, 'order/web-r2', 3, 'again')
     } finally {
-      proxy.setOnline(true)
+      rig.proxy.setOnline(true)
     }
     await synced(page)
     expect(await sales('order/web-r2')).toEqual(['again0', 'again1', 'again2', 'first0', 'first1'])

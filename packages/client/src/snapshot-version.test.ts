@@ -9,17 +9,17 @@
 // functions come from one factory, so their source text is identical; only the closed-over
 // weight differs.
 import 'fake-indexeddb/auto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import type { Entry, Schema } from '@ledgerline/core'
 import { onWarningOption, withVersion } from '../test-support/edge-api.ts'
-import { startEdgeServer, TENANT } from '../test-support/edge-relay.ts'
+import { TENANT, useEdgeServers } from '../test-support/edge-relay.ts'
 import type { EdgeServer } from '../test-support/edge-relay.ts'
 import { dumpDatabase, recordsOf } from '../test-support/idb-copy.ts'
-import { eventually, makeClient } from '../test-support/setup.ts'
-import type { Client } from './client.ts'
-import { SNAPSHOT_ENTRIES_MIN } from './limits.ts'
+import { eventually } from '../test-support/setup.ts'
+import type { Client } from './index.ts'
+import { SNAPSHOT_ENTRIES_MIN } from './index.ts'
 
 const TALLY = 'tally/x'
 const WRITER = 'cd'.repeat(16)
@@ -39,10 +39,7 @@ function tallyType(weight: number, version: number) {
   )
 }
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
+const startEdgeServer = useEdgeServers()
 
 describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
   it('never folds on a stale snapshot when a helper of reduce changed and version was bumped', async () => {
@@ -51,7 +48,6 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
     // The trap of case 6: the text a source hash would see is the same.
     expect(String(v2.typeOf(TALLY).reduce)).toBe(String(v1.typeOf(TALLY).reduce))
     const server = await startEdgeServer('sqlite', { schema: v1 })
-    cleanups.push(() => server.close())
     await feed(server)
     const idb = new IDBFactory()
     await loadAndSnapshot(server, idb, v1)
@@ -85,7 +81,6 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
       }),
     )
     const server = await startEdgeServer('sqlite', { schema: before })
-    cleanups.push(() => server.close())
     await feed(server)
     const idb = new IDBFactory()
     await loadAndSnapshot(server, idb, before)
@@ -142,16 +137,7 @@ async function loadAndSnapshot(server: EdgeServer, idb: IDBFactory, schema: Sche
 }
 
 function open(server: EdgeServer, idb: IDBFactory, schema: Schema, extra: object = {}): Client {
-  const client = makeClient({
-    url: server.url,
-    token: () => server.token(),
-    idb,
-    dbName: 'till',
-    schema,
-    ...extra,
-  })
-  cleanups.push(() => client.close())
-  return client
+  return server.open({ idb, schema, ...extra })
 }
 
 function text(w: unknown): string {

@@ -8,15 +8,13 @@
 // 4 s; on 3a8bfae the client reconnects every 125–250 ms (16 or more hellos), with exponential
 // backoff it makes a handful.
 import 'fake-indexeddb/auto'
-import { afterEach, describe, expect, it } from 'vitest'
-import { IDBFactory } from 'fake-indexeddb'
-import { startEdgeServer } from '../test-support/edge-relay.ts'
+import { describe, expect, it } from 'vitest'
+import { useEdgeServers } from '../test-support/edge-relay.ts'
 import type { EdgeServer } from '../test-support/edge-relay.ts'
-import { makeClient } from '../test-support/setup.ts'
 import type { TestClientOptions } from '../test-support/setup.ts'
 import { createWireSpy } from '../test-support/wire-spy.ts'
 import type { WireSpy } from '../test-support/wire-spy.ts'
-import type { Client } from './client.ts'
+import type { Client } from './index.ts'
 
 const TOKEN_LIFETIME_S = 6
 const SELLING_MS = 9_000
@@ -24,10 +22,7 @@ const WINDOW_MS = 4_000
 /** Hellos in WINDOW_MS with an unrenewable token: a handful, where 3a8bfae makes 16 or more. */
 const HELLOS_IN_WINDOW_MAX = 8
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
+const startEdgeServer = useEdgeServers()
 
 describe('issue 12 case 8: tokens renewed before they expire', () => {
   it('renews a token about to expire on the live socket: one connection, no ack lost', async () => {
@@ -80,20 +75,10 @@ describe('issue 12 case 8: tokens renewed before they expire', () => {
   )
 })
 
-async function start(): Promise<EdgeServer> {
-  const server = await startEdgeServer('sqlite')
-  cleanups.push(() => server.close())
-  return server
+function start(): Promise<EdgeServer> {
+  return startEdgeServer('sqlite')
 }
 
 function open(server: EdgeServer, spy: WireSpy, options: Pick<TestClientOptions, 'token'>): Client {
-  const client = makeClient({
-    url: server.url,
-    idb: new IDBFactory(),
-    dbName: 'till',
-    WebSocket: spy.WebSocket,
-    ...options,
-  })
-  cleanups.push(() => client.close())
-  return client
+  return server.open({ WebSocket: spy.WebSocket, ...options })
 }

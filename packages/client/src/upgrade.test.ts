@@ -14,18 +14,18 @@ import { IDBFactory } from 'fake-indexeddb'
 import { partitionOf } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { encodeMessage } from '@ledgerline/protocol'
-import { startEdgeServer, TENANT } from '../test-support/edge-relay.ts'
+import { TENANT, useEdgeServers } from '../test-support/edge-relay.ts'
 import type { EdgeServer } from '../test-support/edge-relay.ts'
 import { dumpDatabase } from '../test-support/idb-copy.ts'
 import { makeClient } from '../test-support/setup.ts'
 import { createWireSpy } from '../test-support/wire-spy.ts'
-import { ClientError } from './errors.ts'
-import { DB_VERSION } from './idb-store.ts'
+import { ClientError, DB_VERSION } from './index.ts'
 
 const TILL = 'ab'.repeat(16)
 const BEANS = 'stock/s1:beans'
 const SCOPE_KEY = JSON.stringify(['*'])
 
+const startEdgeServer = useEdgeServers()
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -34,7 +34,6 @@ afterEach(async () => {
 describe('issue 12 case 5: IndexedDB layout upgrades keep data', () => {
   it('upgrades a layout-1 database offline keeping confirmed history, cursors and tenant', async () => {
     const server = await startEdgeServer('sqlite')
-    cleanups.push(() => server.close())
     const stored = await historyOnTheRelay(server)
     const idb = new IDBFactory()
     await buildLayout1(idb, 'till', stored)
@@ -42,15 +41,12 @@ describe('issue 12 case 5: IndexedDB layout upgrades keep data', () => {
     server.proxy.setOnline(false)
     let online = false
     const spy = createWireSpy()
-    const till = makeClient({
-      url: server.url,
+    const till = server.open({
       // Offline, the app cannot fetch a token: a real token function fails like this.
       token: () => (online ? server.token() : Promise.reject(new Error('offline: no token'))),
       idb,
-      dbName: 'till',
       WebSocket: spy.WebSocket,
     })
-    cleanups.push(() => till.close())
     const snap = await till.load<{ onHand: number }>(BEANS)
     expect(snap.confirmed).toEqual({ onHand: 3 })
     expect(snap.version).toBe(3)

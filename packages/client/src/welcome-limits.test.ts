@@ -5,35 +5,22 @@
 // Method: the real client with a wire spy and the real relay (SQLite) with `pushEntriesMax: 10`;
 // 100 sales made offline, then online.
 import 'fake-indexeddb/auto'
-import { afterEach, describe, expect, it } from 'vitest'
-import { IDBFactory } from 'fake-indexeddb'
-import { startEdgeServer } from '../test-support/edge-relay.ts'
-import { makeClient } from '../test-support/setup.ts'
+import { describe, expect, it } from 'vitest'
+import { useEdgeServers } from '../test-support/edge-relay.ts'
 import { createWireSpy } from '../test-support/wire-spy.ts'
 
 const RELAY_PUSH_ENTRIES_MAX = 10
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
+const startEdgeServer = useEdgeServers()
 
 describe('issue 13 case 9: batches sized from the limits in welcome', () => {
   it('drains 100 offline sales through a relay that takes at most 10 entries per push', async () => {
     const server = await startEdgeServer('sqlite', {
       limits: { pushEntriesMax: RELAY_PUSH_ENTRIES_MAX },
     })
-    cleanups.push(() => server.close())
     server.proxy.setOnline(false)
     const spy = createWireSpy()
-    const till = makeClient({
-      url: server.url,
-      token: () => server.token(),
-      idb: new IDBFactory(),
-      dbName: 'till',
-      WebSocket: spy.WebSocket,
-    })
-    cleanups.push(() => till.close())
+    const till = server.open({ WebSocket: spy.WebSocket })
     const sold = await till.appendMany(
       Array.from({ length: 100 }, (_, i) => ({
         entity: 'order/o9',

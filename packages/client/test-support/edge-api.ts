@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import type { ClientOptions, ClientStatus } from '../src/client.ts'
+import type { ClientOptions, ClientStatus } from '../src/index.ts'
 import type { LogPlace } from './edge-relay.ts'
 
 /** `status().held` and `status().heldReasons`: entries the relay deferred, held back. */

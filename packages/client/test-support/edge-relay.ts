@@ -13,14 +13,19 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { afterAll, afterEach } from 'vitest'
+import { IDBFactory } from 'fake-indexeddb'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import { createPostgresStore, createRelay, signToken } from '@ledgerline/relay'
 import type { LogStore, Relay, RelayLimits } from '@ledgerline/relay'
 import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
 import type { PostgresCluster } from '@ledgerline/testkit'
+import type { Client } from '../src/index.ts'
 import { SECRET, startProxy } from './relay.ts'
 import type { Proxy } from './relay.ts'
 import { schema as testSchema } from './schema.ts'
+import { makeClient } from './setup.ts'
+import type { TestClientOptions } from './setup.ts'
 
 export type LogKind = 'sqlite' | 'postgres'
 export type LogPlace =
@@ -64,7 +69,33 @@ export interface EdgeServer {
   backup(): Promise<LogPlace>
   /** A new, empty place of the same kind (a log replaced by a fresh one). */
   freshPlace(): Promise<LogPlace>
+  /**
+   * A client of this relay: its URL, a token of subject `till`, a fresh IndexedDB and `dbName`
+   * 'till' unless given. `close()` closes it.
+   */
+  open(options?: Partial<TestClientOptions> & { idb?: IDBFactory }): Client
+  /** Closes the clients opened here, the relay and the proxy; removes the SQLite places. */
   close(): Promise<void>
+}
+
+/**
+ * Registers the hooks of a test file that starts edge servers (each closed after its test, the
+ * PostgreSQL cluster stopped after the file) and returns the function that starts them.
+ */
+export function useEdgeServers(): (
+  kind: LogKind,
+  options?: EdgeServerOptions,
+) => Promise<EdgeServer> {
+  const started: EdgeServer[] = []
+  afterEach(async () => {
+    for (const server of started.splice(0).reverse()) await server.close()
+  })
+  afterAll(() => stopPostgres())
+  return async (kind, options) => {
+    const server = await startEdgeServer(kind, options)
+    started.push(server)
+    return server
+  }
 }
 
 export const TENANT = 't1'
@@ -77,6 +108,7 @@ export async function startEdgeServer(
   const target = { port: 1 }
   const proxy = await startProxy(target)
   const places: LogPlace[] = []
+  const clients: Client[] = []
   let current: { relay: Relay; store: LogStore | undefined } | undefined
   let opts = options
   let place = await newPlace(kind, places)
@@ -161,7 +193,19 @@ export async function startEdgeServer(
       return backup
     },
     freshPlace: () => newPlace(kind, places),
+    open(o = {}) {
+      const client = makeClient({
+        url: proxy.url,
+        token: () => server.token(),
+        idb: new IDBFactory(),
+        dbName: 'till',
+        ...o,
+      })
+      clients.push(client)
+      return client
+    },
     async close() {
+      for (const c of clients.splice(0).reverse()) await c.close()
       await server.stop()
       await proxy.close()
       for (const p of places) if (p.kind === 'sqlite') rmSync(p.dataDir, { recursive: true })

@@ -3,7 +3,7 @@
 // tests count with it: reconnects, hellos, pushes, refusals, errors. It changes nothing it sees.
 import { WebSocket } from 'ws'
 import { decodeMessage } from '@ledgerline/protocol'
-import type { WebSocketConstructor } from '../src/sync.ts'
+import type { WebSocketConstructor } from '../src/index.ts'
 
 /** A frame as the spy saw it; `type` is `'?'` when the codec of this build cannot decode it. */
 export interface SeenFrame {

@@ -4,7 +4,7 @@
 // `seq_gap`), and a resend is decided again from scratch. An entry a minute ahead (inside
 // ENTRY_CLOCK_SKEW_MS_MAX, ten minutes) is appended as usual. On 3a8bfae all of them land.
 // Method: the real relay on SQLite and PostgreSQL, one wire client pushing four entries.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { AckResult } from '@ledgerline/protocol'
 import {
   deferredCode,
@@ -12,30 +12,20 @@ import {
   LOG_KINDS,
   makeEntry,
   pushAcked,
-  startEdgeRelay,
-  stopPostgres,
   TENANT,
-  token,
+  useEdgeRelays,
 } from './edges.test-helper.ts'
-import { openClient } from './wire-client.test-helper.ts'
 
 const TILL = 'c1'.repeat(16)
 const YEAR_30000_MS = Date.UTC(30_000, 0, 1)
 const DAY_MS = 24 * 60 * 60 * 1000
 
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const edge = useEdgeRelays()
 
 describe.each(LOG_KINDS)('issue 13 case 17: clocks from far in the future (%s)', (kind) => {
   it('defers entries stamped beyond the allowed skew, appends the rest, and decides a resend again', async () => {
-    const relay = await startEdgeRelay(kind)
-    cleanups.push(() => relay.close())
-    const till = await openClient(relay.url, { clientId: TILL })
-    cleanups.push(() => till.close())
-    expect((await till.hello(await token())).type).toBe('welcome')
+    const relay = await edge.start(kind)
+    const till = await edge.connect(relay.url, TILL)
     const now = Date.now()
     const far = makeEntry(TILL, 1, 'order/o17', 'order.line', { n: 1 }, { hlc: hlc(YEAR_30000_MS) })
     const fine = makeEntry(TILL, 2, 'order/o17', 'order.line', { n: 2 })

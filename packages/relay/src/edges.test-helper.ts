@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach } from 'vitest'
 import type { Data, Entry, Schema } from '@ledgerline/core'
 import type { AckResult, RelayMessage } from '@ledgerline/protocol'
 import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
@@ -25,6 +26,7 @@ import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { Relay } from './relay.ts'
+import { openClient } from './wire-client.test-helper.ts'
 import type { WireClient } from './wire-client.test-helper.ts'
 
 export const SECRET = 'edge-tests-secret-0123456789abcdef-0123'
@@ -81,6 +83,46 @@ export async function startEdgeRelay(
       await relay.close()
       await store.close()
     },
+  }
+}
+
+export interface EdgeRelays {
+  /** A relay on a new, empty log (`startEdgeRelay`), closed after the test. */
+  start(kind: LogKind, options?: Parameters<typeof startEdgeRelay>[1]): Promise<EdgeRelay>
+  /** A wire client as `clientId`, welcomed with a token of these options; closed after the test. */
+  connect(
+    url: string,
+    clientId: string,
+    tokenOptions?: Parameters<typeof token>[0],
+  ): Promise<WireClient>
+  /** Anything else to undo after the test (last in, first out). */
+  defer(undo: () => Promise<void> | void): void
+}
+
+/**
+ * Registers the hooks of a test file that starts edge relays (what a test opened is closed after
+ * it, the PostgreSQL cluster is stopped after the file) and returns the helpers that open them.
+ */
+export function useEdgeRelays(): EdgeRelays {
+  const undo: (() => Promise<void> | void)[] = []
+  afterEach(async () => {
+    for (const u of undo.splice(0).reverse()) await u()
+  })
+  afterAll(() => stopPostgres())
+  return {
+    async start(kind, options) {
+      const relay = await startEdgeRelay(kind, options)
+      undo.push(() => relay.close())
+      return relay
+    },
+    async connect(url, clientId, tokenOptions) {
+      const client = await openClient(url, { clientId })
+      undo.push(() => client.close())
+      const answer = await client.hello(await token(tokenOptions))
+      if (answer.type !== 'welcome') throw new Error(`not welcomed: ${JSON.stringify(answer)}`)
+      return client
+    },
+    defer: (u) => void undo.push(u),
   }
 }
 

@@ -6,20 +6,9 @@
 // land in the victim's conflicts inbox, and enough of them make its ack too big to send.
 // Method: the real relay on SQLite and PostgreSQL (the contract schema: `stock` with its
 // `stock.oversold` correction), wire clients for the victim and two attackers.
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { AckResult } from '@ledgerline/protocol'
-import {
-  LOG_KINDS,
-  makeEntry,
-  pushAcked,
-  startEdgeRelay,
-  stopPostgres,
-  TENANT,
-  token,
-} from './edges.test-helper.ts'
-import type { EdgeRelay } from './edges.test-helper.ts'
-import { openClient } from './wire-client.test-helper.ts'
-import type { WireClient } from './wire-client.test-helper.ts'
+import { LOG_KINDS, makeEntry, pushAcked, TENANT, useEdgeRelays } from './edges.test-helper.ts'
 
 const VICTIM = 'a1'.repeat(16)
 const WRITER = 'b2'.repeat(16)
@@ -28,21 +17,20 @@ const OUTSIDER = 'c3'.repeat(16)
 // shows what it lists; a few dozen make it undecodable for the victim (too_large), for good.
 const PLANTED = 12
 
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const edge = useEdgeRelays()
 
 describe.each(LOG_KINDS)('issue 13 case 11: forged corrections (%s)', (kind) => {
   it('refuses corrects naming an entry that does not exist or whose entity the pusher may not write', async () => {
-    const relay = await start(kind)
-    const victim = await connect(relay, VICTIM, 'victim', ['*'])
+    const relay = await edge.start(kind)
+    const victim = await edge.connect(relay.url, VICTIM, { sub: 'victim' })
     const sale = makeEntry(VICTIM, 1, 'stock/s1', 'stock.moved', { qty: 5 })
     expect((await pushAcked(victim, 1, [sale])).map((r) => r.status)).toEqual(['appended'])
 
     // Write grant on orders only: it may not correct a stock entry.
-    const outsider = await connect(relay, OUTSIDER, 'outsider', ['order/*'])
+    const outsider = await edge.connect(relay.url, OUTSIDER, {
+      sub: 'outsider',
+      write: ['order/*'],
+    })
     const intoOrder = makeEntry(OUTSIDER, 1, 'order/o11', 'order.line', {}, { corrects: sale.id })
     const nowhere = makeEntry(
       OUTSIDER,
@@ -60,8 +48,8 @@ describe.each(LOG_KINDS)('issue 13 case 11: forged corrections (%s)', (kind) => 
   })
 
   it("lists only the log's corrections in a duplicate ack, however many entries claim to correct it", async () => {
-    const relay = await start(kind)
-    const victim = await connect(relay, VICTIM, 'victim', ['*'])
+    const relay = await edge.start(kind)
+    const victim = await edge.connect(relay.url, VICTIM, { sub: 'victim' })
     // A sale that oversells: the log appends one real correction (stock.oversold).
     const sale = makeEntry(VICTIM, 1, 'stock/s2', 'stock.moved', { qty: -1 })
     const [first] = await pushAcked(victim, 1, [sale])
@@ -70,7 +58,7 @@ describe.each(LOG_KINDS)('issue 13 case 11: forged corrections (%s)', (kind) => 
     expect(real).toHaveLength(1)
 
     // Someone who may write stock plants entries that claim to correct the sale.
-    const writer = await connect(relay, WRITER, 'writer', ['*'])
+    const writer = await edge.connect(relay.url, WRITER, { sub: 'writer' })
     const planted = Array.from({ length: PLANTED }, (_, i) =>
       makeEntry(WRITER, i + 1, 'stock/s2', 'stock.moved', { qty: 0, i }, { corrects: sale.id }),
     )
@@ -83,24 +71,6 @@ describe.each(LOG_KINDS)('issue 13 case 11: forged corrections (%s)', (kind) => 
     expect(correctionIds(again).every((id) => id.startsWith(`${sale.id}~`))).toBe(true)
   })
 })
-
-async function start(kind: (typeof LOG_KINDS)[number]): Promise<EdgeRelay> {
-  const relay = await startEdgeRelay(kind)
-  cleanups.push(() => relay.close())
-  return relay
-}
-
-async function connect(
-  relay: EdgeRelay,
-  clientId: string,
-  sub: string,
-  write: string[],
-): Promise<WireClient> {
-  const client = await openClient(relay.url, { clientId })
-  cleanups.push(() => client.close())
-  expect((await client.hello(await token({ sub, write }))).type).toBe('welcome')
-  return client
-}
 
 function refusal(r: AckResult): string {
   return r.status === 'refused' ? `refused:${r.code}` : r.status

@@ -7,7 +7,7 @@
 // Here the impostor's hello is refused `client_taken` (close 4409), nothing is recorded, and the
 // real till's sales land; a push that races past the hello records nothing either.
 // Method: the real relay on SQLite and PostgreSQL, wire clients (`ws` + the protocol codec).
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   CLIENT_TAKEN,
   CLIENT_TAKEN_CLOSE_CODE,
@@ -17,34 +17,27 @@ import {
   makeEntry,
   pushAcked,
   pushBatch,
-  startEdgeRelay,
-  stopPostgres,
   TENANT,
   token,
+  useEdgeRelays,
 } from './edges.test-helper.ts'
-import type { EdgeRelay, LogKind } from './edges.test-helper.ts'
 import { openClient } from './wire-client.test-helper.ts'
-import type { WireClient } from './wire-client.test-helper.ts'
 
 const TILL = '7e'.repeat(16)
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
-afterAll(() => stopPostgres())
+const edge = useEdgeRelays()
 
 describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%s)', (kind) => {
   for (const grant of ['without', 'with'] as const) {
     it(`refuses an impostor ${grant} a write grant at hello; nothing recorded; the till's sales land`, async () => {
-      const relay = await start(kind)
-      const till = await connect(relay, TILL, 'till-1', ['*'])
+      const relay = await edge.start(kind)
+      const till = await edge.connect(relay.url, TILL, { sub: 'till-1' })
       expect((await pushAcked(till, 1, sales(1, 2))).map((r) => r.status)).toEqual([
         'appended',
         'appended',
       ])
 
       const impostor = await openClient(relay.url, { clientId: TILL })
-      cleanups.push(() => impostor.close())
+      edge.defer(() => impostor.close())
       const answer = await impostor.hello(
         await token({ sub: 'intruder', write: grant === 'with' ? ['*'] : [] }),
       )
@@ -65,9 +58,9 @@ describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%
     // Method: two subjects say hello with one fresh clientId before it appended anything; the
     // first append binds it. The other's push must not be recorded (its session closes with
     // client_taken), so the till's clientSeq 2 is still its own.
-    const relay = await start(kind)
-    const till = await connect(relay, TILL, 'till-1', ['*'])
-    const impostor = await connect(relay, TILL, 'intruder', ['*'])
+    const relay = await edge.start(kind)
+    const till = await edge.connect(relay.url, TILL, { sub: 'till-1' })
+    const impostor = await edge.connect(relay.url, TILL, { sub: 'intruder' })
     expect((await pushAcked(till, 1, sales(1, 1))).map((r) => r.status)).toEqual(['appended'])
 
     const raced = await pushBatch(impostor, 1, [
@@ -83,25 +76,6 @@ describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%
     expect(await clientRecord(relay.store, TENANT, TILL)).toEqual({ high: 2, subject: 'till-1' })
   })
 })
-
-async function start(kind: LogKind): Promise<EdgeRelay> {
-  const relay = await startEdgeRelay(kind)
-  cleanups.push(() => relay.close())
-  return relay
-}
-
-async function connect(
-  relay: EdgeRelay,
-  clientId: string,
-  sub: string,
-  write: string[],
-): Promise<WireClient> {
-  const client = await openClient(relay.url, { clientId })
-  cleanups.push(() => client.close())
-  const welcome = await client.hello(await token({ sub, write }))
-  expect(welcome.type).toBe('welcome')
-  return client
-}
 
 /** The till's sales `from..to` of order/o3, at clientSeq = sale number. */
 function sales(from: number, to: number) {

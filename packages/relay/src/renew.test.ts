@@ -5,7 +5,7 @@
 // message: the relay answers `bad_message` and closes, and the session dies at the old expiry.
 // Method: the real relay (SQLite; the store plays no part), a wire client; the first token lives
 // 2 s, the session is used again 3 s later.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { RelayMessage } from '@ledgerline/protocol'
 import {
   errorKindOf,
@@ -13,24 +13,18 @@ import {
   makeEntry,
   pushAcked,
   renewMessage,
-  startEdgeRelay,
   token,
+  useEdgeRelays,
 } from './edges.test-helper.ts'
-import { openClient, sleep } from './wire-client.test-helper.ts'
+import { sleep } from './wire-client.test-helper.ts'
 
 const TILL = '4e'.repeat(16)
-const cleanups: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c()
-})
+const edge = useEdgeRelays()
 
 describe('issue 12 case 8: renewing the token of a live session', () => {
   it('swaps the token on the live socket and outlives the old one', async () => {
-    const relay = await startEdgeRelay('sqlite')
-    cleanups.push(() => relay.close())
-    const till = await openClient(relay.url, { clientId: TILL })
-    cleanups.push(() => till.close())
-    expect((await till.hello(await token({ expiresInS: 2 }))).type).toBe('welcome')
+    const relay = await edge.start('sqlite')
+    const till = await edge.connect(relay.url, TILL, { expiresInS: 2 })
     till.send({ type: 'subscribe', sub: 1, scope: ['order/*'], cursors: {}, credit: 8 })
     await pushAcked(till, 1, [makeEntry(TILL, 1, 'order/r1', 'order.line', { n: 1 })])
 
@@ -59,11 +53,8 @@ describe('issue 12 case 8: renewing the token of a live session', () => {
   }, 30_000)
 
   it('ends the session with unauthorized when the new token is of another subject', async () => {
-    const relay = await startEdgeRelay('sqlite')
-    cleanups.push(() => relay.close())
-    const till = await openClient(relay.url, { clientId: TILL })
-    cleanups.push(() => till.close())
-    expect((await till.hello(await token({ sub: 'till-1' }))).type).toBe('welcome')
+    const relay = await edge.start('sqlite')
+    const till = await edge.connect(relay.url, TILL, { sub: 'till-1' })
     till.send(renewMessage(await token({ sub: 'someone-else' })))
     const answer = await till.next((m) => isRenewed(m) || m.type === 'error')
     expect(errorKindOf(answer)).toBe('unauthorized')
