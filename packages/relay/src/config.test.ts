@@ -14,10 +14,8 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { FRAME_BYTES_MAX, PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 import { SECRET } from './edges.test-helper.ts'
-import type { RelayLimits } from './limits.ts'
-import { createRelay } from './relay.ts'
-import type { RelayOptions } from './relay.ts'
-import { RelayError } from './relay-error.ts'
+import { createRelay, RelayError } from './index.ts'
+import type { RelayLimits, RelayOptions } from './index.ts'
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/cli.js')
 const dir = mkdtempSync(join(tmpdir(), 'll-config-'))

@@ -20,12 +20,10 @@ import type { Data, Entry, Schema } from '@ledgerline/core'
 import type { AckResult, RelayMessage } from '@ledgerline/protocol'
 import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
 import type { PostgresCluster } from '@ledgerline/testkit'
-import { signToken } from './auth.ts'
-import type { RelayLimits } from './limits.ts'
-import type { LogStore } from './log-store.ts'
-import { createPostgresStore } from './postgres-store.ts'
-import { createRelay } from './relay.ts'
-import type { Relay } from './relay.ts'
+// The relay's public surface (what its package exports), so the tests survive the move of the
+// log stores and the session internals.
+import { createPostgresStore, createRelay, signToken } from './index.ts'
+import type { LogStore, Relay, RelayLimits } from './index.ts'
 import { openClient } from './wire-client.test-helper.ts'
 import type { WireClient } from './wire-client.test-helper.ts'
 

@@ -10,10 +10,8 @@ import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { SECRET } from './edges.test-helper.ts'
-import type { RelayLimits } from './limits.ts'
-import { createRelay } from './relay.ts'
-import type { Relay } from './relay.ts'
-import { YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './yjs-endpoint.ts'
+import { createRelay, YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './index.ts'
+import type { Relay, RelayLimits } from './index.ts'
 
 /**
  * The Yjs entity type of these tests (the relay may not import @ledgerline/yjs): updates merge,
