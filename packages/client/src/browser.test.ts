@@ -8,26 +8,48 @@
 // no Chromium is installed (scripts/browser.mjs finds it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import type { PageServer } from '../web-test/harness.ts'
+import { servePage, type PageServer } from '../web-test/harness.ts'
 import type { Harness } from '../web-test/page.ts'
-import { CHROMIUM, startBrowserRig, type BrowserRig } from '../web-test/rig.ts'
-import type { Proxy, TestRelay } from '../test-support/relay.ts'
+import { startProxy, startRelay, type Proxy, type TestRelay } from '../test-support/relay.ts'
+
+const browserModule = new URL('../../../scripts/browser.mjs', import.meta.url).href
+const { chromiumPath, CHROMIUM_ARGS } = (await import(browserModule)) as {
+  chromiumPath(): string | undefined
+  CHROMIUM_ARGS: string[]
+}
+const executablePath = chromiumPath()
+if (executablePath === undefined) {
+  process.stdout.write(
+    "[skip] browser tests: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)\n",
+  )
+}
 
 type H = { harness: Harness }
 
-describe.skipIf(CHROMIUM === undefined)('client in Chromium', () => {
-  let rig: BrowserRig | undefined
+describe.skipIf(executablePath === undefined)('client in Chromium', () => {
   let browser: Browser
   let pages: PageServer
   let server: TestRelay
   let proxy: Proxy
 
   beforeAll(async () => {
-    rig = await startBrowserRig()
-    ;({ browser, pages, server, proxy } = rig)
+    const { chromium } = await import('playwright-core')
+    pages = await servePage()
+    server = await startRelay({ allowedOrigins: [pages.origin] })
+    proxy = await startProxy({ port: server.relay.port })
+    browser = await chromium.launch({
+      executablePath: executablePath as string,
+      args: CHROMIUM_ARGS,
+      headless: true,
+    })
   }, 120_000)
 
-  afterAll(() => rig?.close())
+  afterAll(async () => {
+    await browser?.close()
+    await proxy?.close()
+    await server?.close()
+    await pages?.close()
+  })
 
   async function open(context: BrowserContext, dbName: string): Promise<Page> {
     const page = await context.newPage()
