@@ -273,7 +273,9 @@ class Planner {
             },
           )
     if (decision._tag === 'refuse') {
-      return this.#refuse(tenant, entry.id, decision.code, decision.reason, head.version)
+      // edges-base: protocol 2 defers unknown_type; b1-log replaces this with a deferral.
+      const code = decision.code === 'unknown_type' ? 'invalid' : decision.code
+      return this.#refuse(tenant, entry.id, code, decision.reason, head.version)
     }
     const stored = this.#write(tenant, entry, head)
     const corrections: StoredEntry[] = []
@@ -349,7 +351,7 @@ class Planner {
         `Ledgerline bug: entry ${id} is below its client's high-water mark but unknown`,
       )
     }
-    return found.status === 'refused' ? found : { ...found, status: 'duplicate' }
+    return found.status === 'appended' ? { ...found, status: 'duplicate' } : found
   }
 
   #head(tenant: string, entity: string): PlanHeadState {

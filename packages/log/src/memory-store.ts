@@ -146,7 +146,10 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
         if (!isNew) return
         set(results, key, result)
         if (result.status === 'appended') {
-          for (const c of result.corrections) set(results, joinKey(call.tenant, c.id), resultOf(c))
+          // edges-base: the planner's corrections are stored entries; b1-log makes them refs.
+          for (const c of result.corrections) {
+            set(results, joinKey(call.tenant, c.id), resultOf(c as StoredEntry))
+          }
         }
         if (item.entry.clientId !== SERVER_CLIENT_ID) {
           push(decidedOrder, { result, tenant: call.tenant, entry: item.entry, commitIndex })

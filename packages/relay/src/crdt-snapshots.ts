@@ -113,7 +113,7 @@ export function createSnapshotter(
       occurredAt: now(),
     }
     const [result] = await store.append(tenant, [{ entry }])
-    if (result === undefined || result.status === 'refused') {
+    if (result === undefined || (result.status !== 'appended' && result.status !== 'duplicate')) {
       return { _tag: 'skipped', reason: 'raced' }
     }
     book.snapshotVersion = result.version

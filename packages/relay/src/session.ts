@@ -37,7 +37,9 @@ import type { Entry } from '@ledgerline/core'
 import {
   decodeMessage,
   encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
   ERROR_KINDS,
+  FRAME_BYTES_MAX,
   isProtocolError,
   MESSAGE_LENGTH_MAX,
   PROTOCOL_VERSION,
@@ -300,7 +302,16 @@ export class Session {
           type: 'welcome',
           protocol: PROTOCOL_VERSION,
           tenant: claims.tenant,
+          subject: claims.sub,
           grants: claims.grants,
+          // edges-base: b1-log gives the store an identity; b2-relay advertises real limits.
+          log: { id: 'unidentified', generation: 1 },
+          limits: {
+            pushEntriesMax: this.#ctx.limits.pushEntriesMax,
+            pushBytesMax: FRAME_BYTES_MAX,
+            entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+            pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+          },
           partitions: this.#ctx.store.partitions,
           clientSeqHigh: high,
           serverTime: this.#timers.now(),
@@ -370,7 +381,8 @@ export class Session {
     const done = this.#ctx.store.append(this.#tenant, items).then(
       (results) => {
         this.#ctx.metrics.appended(results, performance.now() - started)
-        this.#send({ type: 'ack', batch, results })
+        // edges-base: one part; b2-relay splits acks that would not fit a frame.
+        this.#send({ type: 'ack', batch, first: 0, results, done: true })
       },
       (error: unknown) => {
         if (isLogStoreError(error, 'overloaded')) {

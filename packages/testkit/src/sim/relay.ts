@@ -26,7 +26,16 @@ import type {
   ErrorKind,
   RelayMessage,
 } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
+  ERROR_KINDS,
+  FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
+} from '@ledgerline/protocol'
 import type { CrashPoints } from './crash-points.ts'
 import { SIM_PAGE_ENTRIES_MAX } from './limits.ts'
 import type { MemoryLogStore } from '@ledgerline/log'
@@ -165,7 +174,13 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
   }
   const sendAcks = (batch: Queued[], results: AckResult[][]) => {
     batch.forEach((q, i) =>
-      send(q.state, { type: 'ack', batch: q.batch, results: results[i] ?? [] }),
+      send(q.state, {
+        type: 'ack',
+        batch: q.batch,
+        first: 0,
+        results: results[i] ?? [],
+        done: true,
+      }),
     )
     const action = points.hit('relay.fanout.afterCommit')
     if (action === 'crash') return crash('relay.fanout.afterCommit')
@@ -206,7 +221,15 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
         type: 'welcome',
         protocol: PROTOCOL_VERSION,
         tenant,
+        subject: 'sim',
         grants: { read: ['*'], write: ['*'] },
+        log: { id: 'sim', generation: 1 },
+        limits: {
+          pushEntriesMax: PUSH_ENTRIES_MAX,
+          pushBytesMax: FRAME_BYTES_MAX,
+          entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+          pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+        },
         partitions: store.partitions,
         clientSeqHigh: store.clientHighNow(tenant, message.clientId),
         serverTime: sched.now(),
