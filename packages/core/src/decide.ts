@@ -161,7 +161,7 @@ export function decide(
   if (schema !== undefined && type === undefined) {
     return deferral('unknown_type', `no entity type for '${entry.entity}'`)
   }
-  const corrects = checkCorrectsOf(entry, context)
+  const corrects = correctsDecision(entry, context)
   if (corrects !== undefined) return corrects
   if (type === undefined) return appendPlain(head, entry)
   return decideChecked(type, head, entry, now, schema, context)
@@ -204,8 +204,15 @@ export function deferral(code: DeferralCode, reason: string, waitMs?: number): D
   return { _tag: 'defer', code, reason: clip(reason), retryAfterMs }
 }
 
-/** Invariant 10: a client entry's `corrects`, checked by the log. */
-function checkCorrectsOf(entry: Entry, context: DecideContext): Decision | undefined {
+/**
+ * Invariant 10: what a client entry's `corrects` decides (through `context.checkCorrects`), or
+ * `undefined` when it decides nothing (no `corrects`, an entry of the log, no check, or `ok`).
+ *
+ * @example
+ * correctsDecision(refund, { checkCorrects: () => ({ _tag: 'refuse', reason: 'not in the log' }) })
+ * // { _tag: 'refuse', code: 'invalid', reason: 'not in the log' }
+ */
+export function correctsDecision(entry: Entry, context: DecideContext): Decision | undefined {
   if (entry.corrects === undefined || entry.clientId === SERVER_CLIENT_ID) return undefined
   if (context.checkCorrects === undefined) return undefined
   const check = context.checkCorrects(entry.corrects)

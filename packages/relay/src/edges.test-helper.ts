@@ -368,11 +368,7 @@ export async function clientRecord(
   tenant: string,
   clientId: string,
 ): Promise<{ readonly high: number; readonly subject: string | null }> {
-  const s = store as unknown as {
-    client?: (t: string, c: string) => Promise<{ high: number; subject: string | null }>
-  }
-  if (typeof s.client === 'function') return s.client(tenant, clientId)
-  return { high: await store.clientHigh(tenant, clientId), subject: null }
+  return store.client(tenant, clientId)
 }
 
 // ---------------------------------------------------------------------------------------------

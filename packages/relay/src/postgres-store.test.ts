@@ -10,6 +10,7 @@ import pg from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
+import type { AppendResult } from './log-store.ts'
 import {
   CONTRACT_SCHEMA,
   postgresSkipReason,
@@ -49,14 +50,16 @@ describe.skipIf(skipReason !== undefined)(
 
     runLogStoreContract('postgres', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
       const url = await freshDatabase()
+      let current = schema
       const open = () =>
-        createPostgresStore({ url, schema, partitions, now, commitQueueEntriesMax })
+        createPostgresStore({ url, schema: current, partitions, now, commitQueueEntriesMax })
       let store = await open()
       let closed = false
       return {
         store,
-        reopen: async () => {
+        reopen: async (options = {}) => {
           await store.close()
+          if ('schema' in options) current = options.schema
           store = await open()
           return store
         },
@@ -126,9 +129,9 @@ describe.skipIf(skipReason !== undefined)(
             { entry: ca.next('stock/s', 'stock.moved', { qty: -2 }) },
           ])
           expect(r?.status).toBe('appended')
-          expect(r?.status === 'appended' && r.corrections.map((c) => c.data)).toEqual([
-            { short: 1, sale: ca.clientId + '-2' },
-          ])
+          expect(r?.status === 'appended' && r.corrections.length).toBe(1)
+          const [fix] = await b.readEntity('acme', 'stock/s', 4, 1)
+          expect(fix?.data).toEqual({ short: 1, sale: ca.clientId + '-2' })
           const all = await Promise.all(
             Array.from({ length: 40 }, (_, i) =>
               (i % 2 === 0 ? a : b).append('acme', [
@@ -339,7 +342,7 @@ describe.skipIf(skipReason !== undefined)(
             if (!stop && outbox.length < 5) {
               outbox.push(cl.next(`doc/c${i}-${outbox.length % 3}`, 'doc.updated', { i }))
             }
-            let results: AckResult[]
+            let results: AppendResult[]
             try {
               results = await store.append(
                 'acme',
@@ -387,7 +390,8 @@ describe.skipIf(skipReason !== undefined)(
           } finally {
             await client.end()
           }
-          for (const cl of clients) expect(await store.clientHigh('acme', cl.clientId)).toBe(cl.seq)
+          for (const cl of clients)
+            expect((await store.client('acme', cl.clientId)).high).toBe(cl.seq)
           // The store retries a group through the restart (PG_APPEND_ATTEMPTS_MAX), so calls
           // usually ride it out; when they do not, the pushers resend. Either way: exactly once.
           expect(c.pid).not.toBe(pidBefore)

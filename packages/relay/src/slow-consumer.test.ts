@@ -57,7 +57,7 @@ describe('issue 13 case 13: acks and the slow-consumer cut', () => {
     while (pushes < PUSHES_MAX) {
       // At most two batches uncommitted (the relay allows PUSH_IN_FLIGHT_MAX). A relay that cut
       // the hog commits nothing more: the paused socket cannot tell, the log can.
-      const committed = await relay.store.clientHigh(TENANT, hogId)
+      const committed = (await relay.store.client(TENANT, hogId)).high
       if (committed > committedBefore) {
         committedBefore = committed
         progressAt = Date.now()

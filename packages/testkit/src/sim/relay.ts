@@ -157,7 +157,11 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
       for (const q of batch) fail(q.state, 'internal', 'log append failed before commit')
       return
     }
-    const results = store.appendGroupNow(batch.map((q) => ({ tenant, items: q.items })))
+    // The model relay's one subject: no call is ever `client_taken`, so every result is a wire
+    // result.
+    const results = store.appendGroupNow(
+      batch.map((q) => ({ tenant, items: q.items, pusher: SIM_PUSHER })),
+    ) as AckResult[][]
     stats.commits++
     sched.record(`relay commit ${batch.length} calls`)
     afterCommit(batch, results)
@@ -231,7 +235,7 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
           pushInFlightMax: PUSH_IN_FLIGHT_MAX,
         },
         partitions: store.partitions,
-        clientSeqHigh: store.clientHighNow(tenant, message.clientId),
+        clientSeqHigh: store.clientNow(tenant, message.clientId).high,
         serverTime: sched.now(),
         expiresAt: sched.now() + 24 * 60 * 60 * 1000,
       })
@@ -298,6 +302,8 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
     stats,
   }
 }
+
+const SIM_PUSHER = { subject: 'sim', grants: { read: ['*'], write: ['*'] } }
 
 interface ConnState {
   readonly conn: SimConnection
