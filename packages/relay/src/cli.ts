@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { isSchema } from '@ledgerline/core'
 import type { Schema } from '@ledgerline/core'
+import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli-admin.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
@@ -23,7 +24,7 @@ export const CLI_DATA_DEFAULT = './ledgerline-data'
 export const HELP = `ledgerline-relay: the Ledgerline relay (WebSocket sync endpoint + server log)
 
 Usage: ledgerline-relay [options]
-
+${ADMIN_HELP}
 Each option can also be set by the environment variable in brackets; a flag wins.
 
   --host HOST              interface to listen on (default 127.0.0.1)        [LEDGERLINE_HOST]
@@ -179,6 +180,10 @@ export async function loadSchemaModule(path: string, cwd: string): Promise<Schem
 }
 
 async function main(): Promise<void> {
+  if (isAdminCommand(process.argv.slice(2))) {
+    process.exitCode = await runAdminCommand(process.argv.slice(2), process.env)
+    return
+  }
   const config = parseCliArgs(process.argv.slice(2), process.env)
   if (config.help) {
     process.stdout.write(HELP)

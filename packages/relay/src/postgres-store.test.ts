@@ -5,6 +5,7 @@
 // Method: one private cluster for the file (initdb in a temp dir, loopback port), a fresh
 // database per test (CREATE DATABASE); skipped, saying why, when no PostgreSQL binaries exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readFileSync } from 'node:fs'
 import { serialize } from 'node:v8'
 import pg from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
@@ -22,6 +23,7 @@ import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
 import { PG_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
+import { checkUpgradedLog } from './log-upgrade.test-helper.ts'
 
 const skipReason = postgresSkipReason()
 if (skipReason !== undefined) {
@@ -254,6 +256,51 @@ describe.skipIf(skipReason !== undefined)(
           expect(rows.rows).toEqual([{ version: 1 }])
           const kept = await client.query('select reason from ledgerline_refusals')
           expect(kept.rows).toEqual([{ reason: 'r' }])
+        } finally {
+          await client.end()
+        }
+      })
+
+      it('migrates a log 03f500b wrote: digests from bodies, old deferrable refusals decided again, an identity', async () => {
+        // Goal: migration 3 on a log main's code wrote (as the SQLite test; see
+        // `log-upgrade.test-helper.ts`). Method: restore `fixtures/log-03f500b.postgres.sql`
+        // (pg_dump of it) into a fresh database, open the store on it, check what it answers,
+        // then the rows: digests of client entries, the trigger still on.
+        const url = await freshDatabase()
+        const dump = readFileSync(new URL('./fixtures/log-03f500b.postgres.sql', import.meta.url))
+        // The dump empties `search_path` for its session: a connection of its own.
+        const restore = new pg.Client({ connectionString: url })
+        await restore.connect()
+        try {
+          await restore.query(dump.toString('utf8'))
+        } finally {
+          await restore.end()
+        }
+        let store: LogStore | undefined
+        try {
+          await checkUpgradedLog(async (schema) => {
+            await store?.close()
+            store = await createPostgresStore({ url, schema })
+            return store
+          })
+        } finally {
+          await store?.close()
+        }
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          const m = await client.query('select max(version) as v from ledgerline_migrations')
+          expect(m.rows[0]).toEqual({ v: PG_MIGRATIONS.length })
+          const rows = await client.query<{ id: string; digest: Buffer | null }>(
+            'select id, digest from ledgerline_entries order by seq',
+          )
+          // Client entries have a digest of their body; entries of the log have none.
+          expect(rows.rows.map((r) => [r.id, r.digest?.length ?? null])).toEqual(
+            rows.rows.map((r) => [r.id, r.id.includes('~') ? null : 32]),
+          )
+          await expect(client.query('update ledgerline_entries set version = 99')).rejects.toThrow(
+            /append-only/,
+          )
         } finally {
           await client.end()
         }

@@ -14,6 +14,7 @@ import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
 import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 import { createSqliteStore } from './sqlite-store.ts'
+import { checkUpgradedLog } from './log-upgrade.test-helper.ts'
 
 runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
   const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
@@ -124,6 +125,52 @@ describe('SQLite log written by an earlier Ledgerline', () => {
         db.close()
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SQLite log written by 03f500b, before exactly once at the edges', () => {
+  // Goal: migration 3 on a log main's code wrote (issue 12: digests of stored bodies, old
+  // unknown_type refusals decided again, unbound clientIds, an identity; issue 13 case 5: an old
+  // snapshot with `corrects` is no correction). Method: open a copy of
+  // `fixtures/log-03f500b.sqlite` (see `log-upgrade.test-helper.ts`), check what the store
+  // answers, then the file itself: schema version, digests, triggers.
+  it('migrates it: digests from bodies, old deferrable refusals decided again, an identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-03f500b-'))
+    let store: LogStore | undefined
+    try {
+      const file = join(dir, 'log.sqlite')
+      copyFileSync(new URL('./fixtures/log-03f500b.sqlite', import.meta.url), file)
+      await checkUpgradedLog(async (schema) => {
+        await store?.close()
+        store = await createSqliteStore({ file, schema })
+        return store
+      })
+      await store?.close()
+      store = undefined
+      const db = new Database(file, { readonly: true })
+      try {
+        expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION)
+        const rows = db.prepare('SELECT id, digest FROM entries ORDER BY rowid').all() as {
+          id: string
+          digest: Buffer | null
+        }[]
+        // Client entries have a digest of their body; entries of the log have none.
+        expect(rows.map((r) => [r.id, r.digest?.length ?? null])).toEqual(
+          rows.map((r) => [r.id, r.id.includes('~') ? null : 32]),
+        )
+      } finally {
+        db.close()
+      }
+      const raw = new Database(file)
+      try {
+        expect(() => raw.prepare('UPDATE entries SET version = 99').run()).toThrow(/append-only/)
+      } finally {
+        raw.close()
+      }
+    } finally {
+      await store?.close()
       rmSync(dir, { recursive: true, force: true })
     }
   })

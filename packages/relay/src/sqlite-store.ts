@@ -85,6 +85,9 @@ import {
 import { RelayError } from './relay-error.ts'
 import { nodeDefer } from './timers.ts'
 
+/** The log file's name in a relay's data directory (`<dataDir>/log.sqlite`). */
+export const SQLITE_LOG_FILE = 'log.sqlite'
+
 export interface SqliteStoreOptions extends LogStoreOptions {
   /** Path of the log file; its directory is made when missing. */
   readonly file: string
