@@ -37,8 +37,9 @@
  *    folded into every ledger they touch by `decide()` before they are planned; the states the
  *    plan carries forward (`heads`) are those folds, so no stored ledger holds an entry its own
  *    type cannot fold.
- * 6. Every client item is compared and recorded by its digest (`entryDigest`, computed once per
- *    entry object); entries made by a log are compared by id alone (their digest is `null`).
+ * 6. Every client item is compared and recorded by its digest (`entryDigest`, once per item of
+ *    a plan, or taken from `context.digestOf`); entries made by a log are compared by id alone
+ *    (their digest is `null`).
  * 7. A clientId is bound to the subject of the first call that records something under it, in
  *    the plan's `clients`; a call without a pusher binds nothing and may correct anything.
  * 8. Results list corrections as references, only those the call's pusher may read; records
@@ -204,6 +205,11 @@ export interface PlanContext {
   readonly lookups: PlanLookups
   /** SHA-256 for digests (invariant 6); core's when not given. */
   readonly hash?: Hash | undefined
+  /**
+   * The digest of an item's entry when the store computed it before planning (PostgreSQL does,
+   * outside its locks); `undefined` to let the planner compute it.
+   */
+  readonly digestOf?: ((entry: Entry) => Uint8Array | undefined) | undefined
 }
 
 /**
@@ -279,22 +285,6 @@ export function correctionRef(stored: StoredEntry): CorrectionRef {
   }
 }
 
-/**
- * The digest of a client entry, computed once per entry object (invariant 6): a group that is
- * planned again (a PostgreSQL retry) or an entry resent in one group does not hash again.
- *
- * @example
- * digestOf(entry) // Uint8Array(32), the same array for the same object
- */
-export function digestOf(entry: Entry, hash?: Hash | undefined): Uint8Array {
-  let digest = digests.get(entry)
-  if (digest === undefined) {
-    digest = entryDigest(entry, hash)
-    digests.set(entry, digest)
-  }
-  return digest
-}
-
 /** Tenants, client ids, entity names and entry ids contain no NUL. */
 export function joinKey(a: string, b: string): string {
   return `${a}\u0000${b}`
@@ -306,8 +296,6 @@ export function splitKey(key: string): [string, string] {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const digests = new WeakMap<Entry, Uint8Array>()
 
 class Planner {
   readonly entries: PlannedEntry[] = []
@@ -335,7 +323,7 @@ class Planner {
         reason: `clientId ${entry.clientId} belongs to another token subject of this tenant`,
       }
     }
-    const digest = digestOf(entry, this.#context.hash)
+    const digest = this.#context.digestOf?.(entry) ?? entryDigest(entry, this.#context.hash)
     if (entry.clientSeq <= client.high) {
       const previous = this.#previous(tenant, entry.id)
       if (previous === null) {

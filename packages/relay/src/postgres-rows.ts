@@ -8,15 +8,21 @@
  * 1. A `Loaded` answers only what the transaction read under its locks; what it has not read is
  *    `undefined`, so the planner asks for it (`PlanMiss`) rather than deciding on a guess.
  * 2. Bodies hold the entry without its positions (`bodyOf`), MessagePack (`entry-body.ts`).
- * 3. Digests of client items are computed with the bodies, before any lock (`digestOf` keeps
- *    them for the planner); they travel as hex text, `decode`d by the write statement.
+ * 3. Digests of client items are computed with the bodies, before any lock (`EncodedItems`
+ *    hands them to the planner); they travel as hex text, `decode`d by the write statement.
  * 4. The `corrects` column is written for the log's own corrections only (`isLogCorrection`).
  */
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
-import { digestHex, isLogCorrection, SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
+import {
+  digestHex,
+  entryDigest,
+  isLogCorrection,
+  SERVER_CLIENT_ID,
+  unreachable,
+} from '@ledgerline/core'
 import type { Entry, Hash, Schema, StoredEntry } from '@ledgerline/core'
-import { correctionRef, digestOf, foldForward, joinKey, splitKey } from '@ledgerline/log'
+import { correctionRef, foldForward, joinKey, splitKey } from '@ledgerline/log'
 import type {
   ClientRecord,
   EntityStates,
@@ -195,6 +201,8 @@ export function takePrevious(
 export interface EncodedItems {
   /** Per item entry: the same bytes as `encodeEntryBody(entryOf(stored))` of what the plan stores. */
   readonly bodies: Map<Entry, Buffer>
+  /** Per client item entry, its digest (`PlanContext.digestOf`). */
+  readonly digests: Map<Entry, Uint8Array>
   /** The entries of the usual plan: every item the relay did not refuse, in order. */
   readonly sources: Entry[]
   /** That plan's write parameters that do not depend on positions. */
@@ -216,6 +224,7 @@ export interface EncodedItems {
  */
 export function encodeItems(calls: readonly PlanCall[], hash: Hash): EncodedItems {
   const bodies = new Map<Entry, Buffer>()
+  const digestsOf = new Map<Entry, Uint8Array>()
   const sources: Entry[] = []
   const tenants: string[] = []
   const ids: string[] = []
@@ -231,7 +240,11 @@ export function encodeItems(calls: readonly PlanCall[], hash: Hash): EncodedItem
       const entry = item.entry
       const isClient = entry.clientId !== SERVER_CLIENT_ID
       // Refused items are recorded with their digest too.
-      const digest = isClient ? digestOf(entry, hash) : null
+      let digest: Uint8Array | null = null
+      if (isClient) {
+        digest = digestsOf.get(entry) ?? entryDigest(entry, hash)
+        digestsOf.set(entry, digest)
+      }
       if (item.refuse !== undefined) continue
       let body = bodies.get(entry)
       if (body === undefined) {
@@ -252,6 +265,7 @@ export function encodeItems(calls: readonly PlanCall[], hash: Hash): EncodedItem
   }
   return {
     bodies,
+    digests: digestsOf,
     sources,
     columns: {
       tenants: textArray(tenants),

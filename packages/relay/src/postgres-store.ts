@@ -459,6 +459,7 @@ class PostgresStore implements LogStore {
             committedAt,
             lookups,
             hash: this.#hash,
+            digestOf: (entry) => bodies.digests.get(entry),
           },
           calls,
         )
