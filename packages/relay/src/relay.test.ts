@@ -115,11 +115,12 @@ describe('relay', () => {
       ack.results.map((r) => (r.status === 'appended' ? { ...r, status: 'duplicate' } : r)),
     )
     expect(await relay.store.readEntity('acme', 'stock/a', 1, 10)).toHaveLength(3)
-    // A reconnecting client learns its high-water mark in welcome.
+    // A reconnecting client learns its high-water mark in welcome (with a token of the subject
+    // its clientId is bound to).
     const token = await signToken({
       secret: SECRET,
       tenant: 'acme',
-      sub: 's',
+      sub: `sub-${c.clientId.slice(0, 6)}`,
       read: ['*'],
       write: ['*'],
     })
