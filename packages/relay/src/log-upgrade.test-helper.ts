@@ -9,26 +9,15 @@
 import { expect } from 'vitest'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import type { Data, Entry, Schema } from '@ledgerline/core'
+import { CONTRACT_SCHEMA } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 
 export const UPGRADE_CLIENT = 'ab'.repeat(16)
 
-const stock = defineEntity<{ onHand: number }>({
-  type: 'stock',
-  initial: { onHand: 0 },
-  reduce: (s, e) => {
-    if (e.kind === 'stock.moved') return { onHand: s.onHand + Number(e.data.qty) }
-    if (e.kind === 'stock.oversold') return { onHand: s.onHand + Number(e.data.short) }
-    return s
-  },
-  invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
-  correct: (s, _b, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
-})
-const seat = defineEntity<{ taken: number }>({
-  type: 'seat',
-  initial: { taken: 0 },
-  reduce: (s, e) => (e.kind === 'seat.claimed' ? { taken: s.taken + 1 } : s),
-})
+// The contract's `stock` (oversold corrections) and `seat` are the types the old log was
+// written with.
+const stock = CONTRACT_SCHEMA.typeOf('stock/a')
+const seat = CONTRACT_SCHEMA.typeOf('seat/1')
 const doc = defineEntity<unknown>({
   type: 'doc',
   crdt: 'yjs',
