@@ -89,6 +89,8 @@ export function planAck(
       gaps++
       continue
     }
+    // edges-base: b3-client handles these; until then the record stays in the outbox.
+    if (result.status === 'id_conflict' || result.status === 'deferred') continue
     deletes.push(record)
     outboxEntries--
     outboxBytes -= record.bytes
@@ -116,10 +118,9 @@ export function planAck(
           offset: result.offset,
         })
       }
-      for (const c of lean ? [] : result.corrections) {
-        feedCandidates.push({ id: c.id, n: 0, entry: c, of: record.id, unseen: true })
-        entities.add(c.entity)
-      }
+      // edges-base: acks carry correction references now; the feed fills from pages until
+      // b3-client joins the two.
+      for (const c of lean ? [] : result.corrections) entities.add(c.entity)
     }
     settled.set(record.id, outcome)
     if (!lean) outcomes.push({ id: record.id, n: ++n, outcome })

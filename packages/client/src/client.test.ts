@@ -260,7 +260,7 @@ describe('client with the real relay', () => {
     await second.synced()
     const stored = await serverEntries('order/w')
     expect(stored.map((x) => x.id)).toEqual([`${oldId}-1`, `${oldId}-2`, e.id])
-    expect(await server.relay.store.clientHigh('t1', oldId as string)).toBe(2)
+    expect((await server.relay.store.client('t1', oldId as string)).high).toBe(2)
   })
 
   it('re-sends the outbox under a new clientId when the relay knows higher clientSeqs (a restored database)', async () => {

@@ -25,6 +25,7 @@ export async function createFakeRelay(
   const log: StoredEntry[] = []
   const results = new Map<string, AckResult>()
   const high = new Map<string, number>()
+  const deferred = new Set<string>()
   const heads = new Map<string, { state: unknown; version: number }>()
   const offsets = Array.from({ length: partitions }, () => 0)
   const subs = new Set<{
@@ -124,15 +125,27 @@ export async function createFakeRelay(
             const known = results.get(e.id)
             if (known !== undefined)
               return known.status === 'appended' ? { ...known, status: 'duplicate' } : known
-            if (e.clientSeq !== (high.get(e.clientId) ?? 0) + 1)
+            // A deferral used up its clientSeq and is decided again when resent, as in the log.
+            const again = deferred.delete(e.id)
+            if (!again && e.clientSeq !== (high.get(e.clientId) ?? 0) + 1)
               return { id: e.id, status: 'refused', code: 'seq_gap', reason: 'gap', head: 0 }
-            high.set(e.clientId, e.clientSeq)
+            if (!again) high.set(e.clientId, e.clientSeq)
             const head = heads.get(e.entity) ?? {
               state: options.schema?.find(e.entity)?.initial,
               version: 0,
             }
             const d = decide(options.schema, head, e, Date.now())
             let r: AckResult
+            if (d._tag === 'defer') {
+              deferred.add(e.id)
+              return {
+                id: e.id,
+                status: 'deferred',
+                code: d.code,
+                reason: d.reason,
+                retryAfterMs: d.retryAfterMs,
+              }
+            }
             if (d._tag === 'refuse')
               r = {
                 id: e.id,

@@ -37,3 +37,16 @@ export const PARTITIONS_MAX = 1024
 export const KINDS_PER_TYPE_MAX = 256
 /** Most validator issues a refusal lists; the rest are counted. */
 export const KIND_ISSUES_LISTED_MAX = 3
+/**
+ * How far ahead of the server log's clock an entry's `hlc` wall time or `occurredAt` may be.
+ * Further ahead (a till whose clock says the year 30,000, or a day ahead) the log defers the
+ * entry (`clock_ahead`): it is decided when resent once the clocks agree, so one bad clock
+ * never stamps the log's history with dates from the future.
+ */
+export const ENTRY_CLOCK_SKEW_MS_MAX = 10 * 60 * 1000
+/** Retry hint of an `unknown_type` deferral: a relay learns new types when it is redeployed. */
+export const UNKNOWN_TYPE_RETRY_MS = 60 * 1000
+/** Least retry hint of any deferral, so a resend loop is never hot. */
+export const DEFERRAL_RETRY_MS_MIN = 1000
+/** Greatest retry hint of any deferral; clients also resend on every reconnect. */
+export const DEFERRAL_RETRY_MS_MAX = 60 * 60 * 1000

@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { devSecret } from './dev-secret.ts'
+import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli-admin.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
@@ -22,7 +23,7 @@ export const CLI_DATA_DEFAULT = './ledgerline-data'
 export const HELP = `ledgerline-relay: the Ledgerline relay (WebSocket sync endpoint + server log)
 
 Usage: ledgerline-relay [options]
-
+${ADMIN_HELP}
 Each option can also be set by the environment variable in brackets; a flag wins.
 
   --host HOST              interface to listen on (default 127.0.0.1)        [LEDGERLINE_HOST]
@@ -155,6 +156,10 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
 export { loadSchemaModule } from './schema-loader.ts'
 
 async function main(): Promise<void> {
+  if (isAdminCommand(process.argv.slice(2))) {
+    process.exitCode = await runAdminCommand(process.argv.slice(2), process.env)
+    return
+  }
   const config = parseCliArgs(process.argv.slice(2), process.env)
   if (config.help) {
     process.stdout.write(HELP)

@@ -272,6 +272,10 @@ function runClient(
       problems.push(`refused ${r.id}: ${r.code} ${r.reason}`)
       return
     }
+    if (r.status === 'id_conflict' || r.status === 'deferred') {
+      problems.push(`${r.status} ${r.id}: ${r.reason}`)
+      return
+    }
     const positions = {
       version: r.version,
       partition: r.partition,

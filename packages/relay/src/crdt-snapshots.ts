@@ -17,14 +17,17 @@
  * Invariants:
  * 1. A snapshot is appended as a request with `expect` = the version it covers, so it lands
  *    right after that version or not at all; its id `<last entry id>~snapshot~0` is the same on
- *    every relay, so two relays that race make one snapshot.
+ *    every relay, so two relays that race make one snapshot. It says what it covers in
+ *    `data.through` only: a snapshot has no `corrects`, so no corrections feed or ack takes it
+ *    for a correction of the entry it follows (issue 13 case 5; `isLogCorrection` of core also
+ *    refuses the snapshots older builds wrote with `corrects`).
  * 2. One decision per entity at a time; a snapshot failure never fails the append it follows
  *    (it goes to `onError`).
  * 3. At most `SNAPSHOT_CACHE_ENTITIES_MAX` books are kept (LRU); reads are paged by
  *    `CRDT_READ_PAGE_ENTRIES`.
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import { SERVER_CLIENT_ID } from '@ledgerline/core'
+import { crdtSnapshotKind, isCrdtSnapshot, SERVER_CLIENT_ID } from '@ledgerline/core'
 import {
   CRDT_READ_PAGE_ENTRIES,
   SNAPSHOT_BYTES_EVERY,
@@ -32,7 +35,7 @@ import {
   SNAPSHOT_STATE_BYTES_MAX,
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
-import type { AppendItem, LogStore } from './log-store.ts'
+import type { AppendItem, LogStore, Pusher } from './log-store.ts'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -102,18 +105,17 @@ export function createSnapshotter(
       id: `${last.id}~snapshot~0`,
       tenant,
       entity,
-      kind: `${type.crdt}.snapshot`,
+      kind: crdtSnapshotKind(type.crdt),
       data: { through: last.version, state },
       intent: 'request',
       expect: last.version,
-      corrects: last.id,
       clientId: SERVER_CLIENT_ID,
       clientSeq: 0,
       hlc: last.hlc,
       occurredAt: now(),
     }
     const [result] = await store.append(tenant, [{ entry }])
-    if (result === undefined || result.status === 'refused') {
+    if (result === undefined || (result.status !== 'appended' && result.status !== 'duplicate')) {
       return { _tag: 'skipped', reason: 'raced' }
     }
     book.snapshotVersion = result.version
@@ -163,15 +165,13 @@ export function withCrdtSnapshots(
   const wrapped: LogStore & { readonly snapshots: Snapshotter } = {
     partitions: store.partitions,
     snapshots,
-    async append(tenant: string, items: readonly AppendItem[]) {
-      const results = await store.append(tenant, items)
+    async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
+      const results = await store.append(tenant, items, pusher)
       const touched = new Set<string>()
       for (const [i, item] of items.entries()) {
         const r = results[i]
         if (r === undefined || r.status !== 'appended') continue
-        if (item.entry.clientId === SERVER_CLIENT_ID && item.entry.kind.endsWith('.snapshot')) {
-          continue
-        }
+        if (isCrdtSnapshot(item.entry)) continue
         if (schema?.find(item.entry.entity)?.crdt !== undefined) touched.add(item.entry.entity)
       }
       for (const entity of touched) snapshots.maybeSnapshot(tenant, entity).catch(onError)
@@ -180,7 +180,9 @@ export function withCrdtSnapshots(
     readPartition: (...args) => store.readPartition(...args),
     readEntity: (...args) => store.readEntity(...args),
     head: (...args) => store.head(...args),
-    clientHigh: (...args) => store.clientHigh(...args),
+    client: (...args) => store.client(...args),
+    identity: () => store.identity(),
+    bumpGeneration: () => store.bumpGeneration(),
     partitionHeads: () => store.partitionHeads(),
     onCommit: (listener) => store.onCommit(listener),
     async close() {
@@ -244,7 +246,7 @@ async function scanBack(
     for (let i = page.length - 1; i >= 0; i--) {
       const e = page[i] as StoredEntry
       if (e.version > upTo) continue
-      if (isSnapshot(e)) {
+      if (isCrdtSnapshot(e)) {
         book.snapshotVersion = e.version
         return book
       }
@@ -273,7 +275,7 @@ async function scanForward(
     if (page.length === 0) return
     for (const e of page) {
       book.scannedThrough = e.version
-      if (isSnapshot(e)) {
+      if (isCrdtSnapshot(e)) {
         book.snapshotVersion = e.version
         book.updates = 0
         book.bytes = 0
@@ -300,10 +302,6 @@ export async function readRange(
     if (page.length < CRDT_READ_PAGE_ENTRIES) return out
     from = (page[page.length - 1] as StoredEntry).version + 1
   }
-}
-
-export function isSnapshot(entry: Entry): boolean {
-  return entry.clientId === SERVER_CLIENT_ID && entry.kind.endsWith('.snapshot')
 }
 
 function dataBytes(entry: Entry): number {

@@ -21,6 +21,11 @@ export {
 export const SQLITE_CACHE_KIB = 64 * 1024
 /** How long SQLite waits for a lock held by another connection before failing, in ms. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000
+/**
+ * Rows one step of a migration reads at a time when it rewrites a column from the bodies
+ * (digests): bounded memory however large the log.
+ */
+export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
 
 /** A socket that has not said a valid `hello` by then is closed (4401). */
 export const AUTH_TIMEOUT_MS = 5_000

@@ -37,7 +37,9 @@ import type { Entry } from '@ledgerline/core'
 import {
   decodeMessage,
   encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
   ERROR_KINDS,
+  FRAME_BYTES_MAX,
   isProtocolError,
   MESSAGE_LENGTH_MAX,
   PROTOCOL_VERSION,
@@ -45,7 +47,7 @@ import {
   PUSH_IN_FLIGHT_MAX,
   TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
-import type { ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
+import type { AckResult, ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
 import { encodeEntriesPage } from './fanout-tail.ts'
@@ -91,6 +93,7 @@ export class Session {
   #backlog: { data: Buffer; isBinary: boolean }[] = []
   #tenant = ''
   #grants: Grants = { read: [], write: [] }
+  #subject = ''
   #clientId = ''
   readonly #subs: Subscriptions
   #inFlight = new Set<Promise<void>>()
@@ -288,10 +291,19 @@ export class Session {
           return
         }
         const { claims } = check
-        const high = await this.#ctx.store.clientHigh(claims.tenant, clientId)
+        const [client, log] = await Promise.all([
+          this.#ctx.store.client(claims.tenant, clientId),
+          this.#ctx.store.identity(),
+        ])
         if (this.#state !== 'checking_token') return
+        if (client.subject !== null && client.subject !== claims.sub) {
+          // Guarantee 9: a clientId belongs to the subject that first appended under it.
+          this.#fail('client_taken', 'this clientId belongs to another user of the tenant')
+          return
+        }
         this.#tenant = claims.tenant
         this.#grants = claims.grants
+        this.#subject = claims.sub
         this.#clientId = clientId
         this.#state = 'ready'
         this.#timers.clear(this.#authTimer)
@@ -300,9 +312,18 @@ export class Session {
           type: 'welcome',
           protocol: PROTOCOL_VERSION,
           tenant: claims.tenant,
+          subject: claims.sub,
           grants: claims.grants,
+          log,
+          // edges-base: b2-relay advertises real limits.
+          limits: {
+            pushEntriesMax: this.#ctx.limits.pushEntriesMax,
+            pushBytesMax: FRAME_BYTES_MAX,
+            entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+            pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+          },
           partitions: this.#ctx.store.partitions,
-          clientSeqHigh: high,
+          clientSeqHigh: client.high,
           serverTime: this.#timers.now(),
           expiresAt: claims.expiresAt,
         })
@@ -367,10 +388,19 @@ export class Session {
       }
     }
     const started = performance.now()
-    const done = this.#ctx.store.append(this.#tenant, items).then(
-      (results) => {
+    const pusher = { subject: this.#subject, grants: this.#grants }
+    const done = this.#ctx.store.append(this.#tenant, items, pusher).then(
+      (appended) => {
+        const taken = appended.find((r) => r.status === 'client_taken')
+        if (taken !== undefined) {
+          // Nothing of it was recorded: another subject bound the clientId after our hello.
+          this.#fail('client_taken', taken.reason)
+          return
+        }
+        const results = appended as AckResult[]
         this.#ctx.metrics.appended(results, performance.now() - started)
-        this.#send({ type: 'ack', batch, results })
+        // edges-base: one part; b2-relay splits acks that would not fit a frame.
+        this.#send({ type: 'ack', batch, first: 0, results, done: true })
       },
       (error: unknown) => {
         if (isLogStoreError(error, 'overloaded')) {

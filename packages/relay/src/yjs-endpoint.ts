@@ -293,7 +293,7 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     const s = seq
     const job = s.chain.then(async () => {
       for (let attempt = 0; attempt < 2; attempt++) {
-        s.next ??= (await store.clientHigh(tenant, clientId)) + 1
+        s.next ??= (await store.client(tenant, clientId)).high + 1
         const clientSeq = s.next
         const entry: Entry = {
           id: `${clientId}-${clientSeq}`,
