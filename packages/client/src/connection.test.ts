@@ -10,6 +10,7 @@ import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/test
 import type { ClientMessage, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
+import { ackMessage, welcomeMessage } from '../test-support/messages.ts'
 import type { Connection, ConnectionErrorKind, SyncMessage } from './connection.ts'
 import { createConnection, reconnectDelayMs } from './connection.ts'
 import {
@@ -61,6 +62,7 @@ function setup(options: { random?: number; token?: () => Promise<string> } = {})
       message: (_ws, m) => seen.messages.push(m),
       lost: () => seen.lost++,
       failed: (kind, message) => seen.failed.push([kind, message]),
+      changed: () => {},
     },
   })
   return { connection, scheduler, got, sockets, seen, listen, invalidated: () => invalidated }
@@ -68,16 +70,7 @@ function setup(options: { random?: number; token?: () => Promise<string> } = {})
 
 const send = (socket: MemoryServerSocket, m: RelayMessage) => socket.send(encodeMessage(m))
 const welcome = (socket: MemoryServerSocket) =>
-  send(socket, {
-    type: 'welcome',
-    protocol: PROTOCOL_VERSION,
-    tenant: 't1',
-    grants: { read: ['*'], write: ['*'] },
-    partitions: 4,
-    clientSeqHigh: 0,
-    serverTime: 1,
-    expiresAt: 2,
-  })
+  send(socket, welcomeMessage({ serverTime: 1, expiresAt: 2 }))
 
 describe('connection', () => {
   it('says hello, answers pings itself, and hands the rest to the sync loop', async () => {
@@ -86,7 +79,7 @@ describe('connection', () => {
       if (m.type === 'hello') {
         welcome(socket)
         send(socket, { type: 'ping', t: 7 })
-        send(socket, { type: 'ack', batch: 1, results: [] })
+        send(socket, ackMessage(1, []))
       }
     })
     t.connection.start()
