@@ -117,7 +117,7 @@ export interface OutboxDrain {
   forget(): void
   stop(): void
   inFlight(): number
-  /** Batches in flight, a read running, or a kick waiting. */
+  /** Batches in flight, a read running, a kick waiting, or a confirm phase not lifted yet. */
   busy(): boolean
   /** Records held back, by reason (for `status().held`). */
   held(): readonly HeldReason[]
@@ -436,7 +436,13 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       flying.clear()
     },
     inFlight: () => inFlight.size,
-    busy: () => inFlight.size > 0 || draining || kickTimer !== undefined,
+    // Confirming or settling counts: the outbox may be about to move (restore recovery).
+    busy: () =>
+      inFlight.size > 0 ||
+      draining ||
+      kickTimer !== undefined ||
+      confirming !== undefined ||
+      frozen,
     held() {
       const counts = new Map<string, number>()
       for (const h of heldById.values()) counts.set(h.code, (counts.get(h.code) ?? 0) + 1)

@@ -30,6 +30,10 @@
  * 5. State changes are reported once each: an update that changes no field is not reported.
  * 6. A `seq_gap` that repeats at the same entry, and a recovery that keeps meeting used ids, end
  *    in a typed `lastError` (`seq_gap`, `id_conflict`) with a backoff, never a hot loop.
+ * 7. The corrections an ack of an own entry names (references) count as busy until the
+ *    subscription brought them (the stored cursor of their partition passed their offset), for
+ *    the entities in scope: `synced()` means the log's consequences of this device's entries
+ *    are here too, not only the entries.
  */
 import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
@@ -103,7 +107,10 @@ export interface Sync {
   /** The outbox changed: send what is new (within DRAIN_DELAY_MS, coalescing kicks). */
   kick(): void
   state(): SyncState
-  /** Batches in flight, being read from the outbox, or a kick waiting to read it. */
+  /**
+   * Batches in flight, being read from the outbox, a kick waiting to read it, a confirm phase,
+   * or corrections of own entries not received yet (invariant 7).
+   */
   busy(): boolean
   /** Resolves when the acks and pages received so far are stored (or dropped). */
   idle(): Promise<void>
@@ -131,6 +138,9 @@ export function createSync(options: SyncOptions): Sync {
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
   let pagesSinceCredit = 0
+  /** Invariant 7: correction positions (partition → offsets) not received yet, and the cursors. */
+  const awaited = new Map<number, Set<number>>()
+  let received: Readonly<Record<number, number>> = {}
   /** The welcomed socket's recovery view, and the conflicts met in its confirm phase. */
   let session: (RecoverySession & { readonly ws: WebSocketLike; conflicts: number }) | undefined
   let state: SyncState = {
@@ -205,6 +215,7 @@ export function createSync(options: SyncOptions): Sync {
     stopped: () => stopped,
     acked(ws, applied, items) {
       noteConflicts(ws, items)
+      awaitCorrections(items)
       const { gapRepeated } = drain.applied(items)
       if (gapRepeated === true) {
         const first = items.find((i) => i.result.status === 'refused')?.record.id
@@ -218,6 +229,8 @@ export function createSync(options: SyncOptions): Sync {
       drain.drain(ws)
     },
     paged(ws, run, applied) {
+      received = applied.cursors
+      settleAwaited()
       events.page(applied)
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) setState({ live: true })
@@ -290,6 +303,7 @@ export function createSync(options: SyncOptions): Sync {
       }
       if (begun.logChanged) {
         drain.forget()
+        awaited.clear() // positions of another log
         events.reset()
       }
       session = {
@@ -306,6 +320,8 @@ export function createSync(options: SyncOptions): Sync {
       inScope = (entity) => matchesAny(scope, entity)
       const cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
       if (connection.current() !== ws) return
+      received = cursors
+      settleAwaited()
       subNo++
       pagesSinceCredit = 0
       connection.send(ws, {
@@ -322,6 +338,27 @@ export function createSync(options: SyncOptions): Sync {
     } catch (error) {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
+    }
+  }
+
+  /** Invariant 7: what an ack's correction references wait for. */
+  function awaitCorrections(items: readonly AckItem[]): void {
+    for (const { result } of items) {
+      if (result.status !== 'appended' && result.status !== 'duplicate') continue
+      for (const c of result.corrections) {
+        if (!inScope(c.entity) || c.offset <= (received[c.partition] ?? 0)) continue
+        let offsets = awaited.get(c.partition)
+        if (offsets === undefined) awaited.set(c.partition, (offsets = new Set()))
+        offsets.add(c.offset)
+      }
+    }
+  }
+
+  function settleAwaited(): void {
+    for (const [partition, offsets] of awaited) {
+      const cursor = received[partition] ?? 0
+      for (const offset of offsets) if (offset <= cursor) offsets.delete(offset)
+      if (offsets.size === 0) awaited.delete(partition)
     }
   }
 
@@ -373,7 +410,7 @@ export function createSync(options: SyncOptions): Sync {
       if (!stopped) drain.kick()
     },
     state: () => state,
-    busy: () => drain.busy(),
+    busy: () => drain.busy() || awaited.size > 0,
     idle: () => writes.idle(),
     reconnect() {
       if (!stopped) connection.reconnect()
