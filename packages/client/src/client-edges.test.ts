@@ -5,7 +5,8 @@
 // 1 and 2, and the same backup restored twice); a restored or replaced log is recovered from
 // without a hot loop (case 4); a deferred entry is held while later ones flow (case 7); a
 // token is renewed on the live socket (case 8); `client_taken` parks the client with its
-// outbox (case 3, the client's half); an ack in parts with correction references (#13 case 2).
+// outbox (case 3, the client's half); `disconnect()` pauses; an ack in parts with correction
+// references (#13 case 2).
 // The real-relay versions of these (`restore.test.ts`, `log-identity.test.ts`, …) need the
 // log and relay work of the same design.
 // Method: test-support/fake-relay.ts on loopback, fake-indexeddb, device backups with
@@ -272,6 +273,23 @@ describe('issue 12 cases 3, 7 and 8, issue 13 case 2 (steerable relay)', () => {
     subject = 'alice'
     till.reconnect()
     expect(await till.synced()).toEqual({ _tag: 'synced' })
+  })
+
+  it('pauses on disconnect() (status paused, appends kept) and syncs again on reconnect()', async () => {
+    relay = await createFakeRelay({ schema })
+    const till = open(new IDBFactory(), 'pause')
+    expect(await till.synced()).toEqual({ _tag: 'synced' })
+    till.disconnect()
+    await eventually(() => till.status().paused && !till.status().online, 5_000, 'paused')
+    const hellos = relay.seen.hello
+    await till.append('order/o8', 'order.line', { n: 1 })
+    await new Promise((r) => setTimeout(r, 500))
+    expect(relay.seen.hello).toBe(hellos)
+    expect(till.status()).toMatchObject({ outboxEntries: 1, paused: true })
+    till.reconnect()
+    expect(await till.synced()).toEqual({ _tag: 'synced' })
+    expect(till.status().paused).toBe(false)
+    expect(relay.log.filter((e) => e.entity === 'order/o8')).toHaveLength(1)
   })
 
   it('takes acks in parts with correction references; the corrections reach the feed by the pages', async () => {

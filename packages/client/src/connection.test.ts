@@ -271,7 +271,27 @@ describe('connection', () => {
       expect(hellos()).toBe(before + 1)
     }
     expect(t.seen.failed.at(-1)?.[0]).toBe('token_expired')
-    expect(t.seen.failed.at(-1)?.[1]).toMatch(/same token/)
+    expect(t.seen.failed.at(-1)?.[1]).toMatch(/backing off/)
+    // A token function minting tokens that are expired already gets one quick retry too.
+    let minted = 0
+    const u = setup({ random: 0, token: async () => `minted-${++minted}` })
+    u.listen((socket, m) => {
+      if (m.type !== 'hello') return
+      send(socket, { type: 'error', kind: 'token_expired', message: 'expired', backoffMsMin: 0 })
+      socket.close(4403)
+    })
+    u.connection.start()
+    await settle()
+    await u.scheduler.advance(125)
+    await settle()
+    expect(minted).toBe(2)
+    await u.scheduler.advance(249)
+    await settle()
+    expect(minted).toBe(2) // the second refusal backs off although the token was new
+    await u.scheduler.advance(1)
+    await settle()
+    expect(minted).toBe(3)
+    u.connection.stop()
   })
 
   it('parks after client_taken: no reconnect until reconnect()', async () => {

@@ -22,9 +22,10 @@
  *    told `overloaded` together do not come back together); an error kind that must not be
  *    retried waits RECONNECT_MS_MAX (`too_large` excepted: the drain splits and retries).
  * 3. `token_expired` and `unauthorized` make the next connect ask the token function again,
- *    from the first attempt's delay, unless the token refused is the one refused before: then
- *    the backoff goes on growing (a token function that returns a cached expired token, or a
- *    string token, never reconnects in a hot loop).
+ *    from the first attempt's delay, once per welcome and only for a token not refused before;
+ *    after that the backoff goes on growing (a token function that returns a cached expired
+ *    token, or one minting tokens that are expired already, and a string token, never
+ *    reconnect in a hot loop).
  * 4. A socket that is not welcomed within WELCOME_TIMEOUT_MS, or is silent for SILENCE_MS_MAX,
  *    is dropped; a socket quiet for half a ping interval is pinged. A socket that closes before
  *    its welcome without an `error` frame is reported `unreachable`, with its close code.
@@ -37,7 +38,7 @@
  *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
  *    (the relay ends the session at expiry with `token_expired`).
  */
-import type { ErrorKind, Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
+import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import {
@@ -127,6 +128,8 @@ export function createConnection(options: ConnectionOptions): Connection {
   /** The token of the current socket, and the last one a relay refused (invariant 3). */
   let socketToken = ''
   let refusedToken: string | undefined
+  /** The one quick retry with a new token since the last welcome was taken (invariant 3). */
+  let quickRetried = false
   let renewal: Renewal | undefined
 
   const send = (ws: WebSocketLike, message: Message) => {
@@ -231,6 +234,7 @@ export function createConnection(options: ConnectionOptions): Connection {
         welcomed = true
         attempt = 0
         refusedToken = undefined
+        quickRetried = false
         armRenewal(ws, message)
         events.message(ws, message)
         return
@@ -239,17 +243,23 @@ export function createConnection(options: ConnectionOptions): Connection {
         backoffMsMin = Math.max(message.backoffMsMin ?? 0, info.backoffMsMin)
         if (!info.retry && message.kind !== 'unauthorized' && message.kind !== 'too_large')
           backoffMsMin = Math.max(backoffMsMin, RECONNECT_MS_MAX)
+        let text = message.message
         if (message.kind === 'token_expired' || message.kind === 'unauthorized') {
           options.invalidateToken()
-          // Invariant 3: a new token starts over; the same one refused again backs off.
-          if (socketToken !== refusedToken) attempt = 0
+          // Invariant 3: one quick retry with a new token; then (or for the same token) back off.
+          if (!quickRetried && socketToken !== refusedToken) {
+            attempt = 0
+            quickRetried = true
+          } else {
+            text = `${text} (no fresh token came: backing off)`
+          }
           refusedToken = socketToken
         }
         if (message.kind === 'client_taken') {
           parked = true
           events.changed()
         }
-        events.failed(message.kind, refusalMessage(message.kind, message.message, attempt))
+        events.failed(message.kind, text)
         return
       }
       case 'renewed':
@@ -386,11 +396,6 @@ export function reconnectDelayMs(attempt: number, random: number, backoffMsMin: 
   const ceiling = Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(attempt, 16))
   const jittered = ceiling / 2 + (random * ceiling) / 2
   return backoffMsMin > jittered ? backoffMsMin * (1 + random / 2) : jittered
-}
-
-function refusalMessage(kind: ErrorKind, message: string, attempt: number): string {
-  if (kind !== 'token_expired' && kind !== 'unauthorized') return message
-  return attempt > 0 ? `${message} (the same token again: backing off)` : message
 }
 
 function errorMessage(error: unknown): string {

@@ -1,8 +1,10 @@
 // Goal: the sync loop stores received pages in arrival order and never lets a later page move
 // the cursor past an earlier page that was not stored (the simulator's "delayed page" hazard:
 // a crash in between would lose the earlier page for good, since the relay resumes from the
-// cursor); it reissues the outbox of a restored database before it pushes anything; it gives
-// credit back only for stored pages and ignores pages of another subscription.
+// cursor); a restored database confirms its outbox under its own ids and moves what conflicts
+// (and everything after it) to a derived clientId before anything else goes (issue 12 cases 1,
+// 2), also when the conflict comes after the confirm phase; it gives credit back only for
+// stored pages and ignores pages of another subscription.
 // Method: a steerable relay (test-support/fake-relay.ts) holds 450 entries, sent as pages of
 // 100; the sync loop runs over a client store stub whose first page write is slow and then fails (a
 // transient IndexedDB error). The stub records every offset it stored; at the end each offset
@@ -260,6 +262,51 @@ describe('sync loop over a scripted relay', () => {
       CLIENT,
       counters.clientId,
     ])
+  })
+
+  it('recovers from an id_conflict met after the confirm phase on the next session', async () => {
+    // Another copy of this database pushed clientSeq 2 first: this one's 2 conflicts. It is
+    // kept, the flag is set (crash-safe), the socket closes, and the next session moves it.
+    let high = 0
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello') welcome(socket, m.clientId === CLIENT ? high : 0)
+      if (m.type === 'push') {
+        const results = m.entries.map((e) =>
+          e.clientId === CLIENT && e.clientSeq === 2
+            ? { id: e.id, status: 'id_conflict' as const, reason: 'another entry' }
+            : e.clientId === CLIENT && e.clientSeq === 1 && high >= 1
+              ? { ...appendedResult(e, 0, 1), status: 'duplicate' as const }
+              : appendedResult(e, 0, 10 + e.clientSeq),
+        )
+        high = 2
+        send(socket, ackMessage(m.batch, results))
+      }
+    })
+    await t.clientStore.append(
+      (c, f) => [entry(c, f), entry(c, f + 1)],
+      { entriesMax: 10, bytesMax: 1e6 },
+      NOW,
+      () => 10,
+    )
+    const { meta } = await t.clientStore.init(() => CLIENT, NOW)
+    sync?.start()
+    await settle()
+    // Closed after the conflict; the record is kept and the next session will recover.
+    expect((await t.clientStore.counters()).outboxEntries).toBe(1)
+    await t.scheduler.advance(1_000)
+    await settle()
+    const derived = deriveClientId(meta.deviceSecret, CLIENT, 2)
+    expect(t.got.filter((m) => m.type === 'hello').map((m) => m.clientId)).toEqual([
+      CLIENT,
+      CLIENT,
+      derived,
+    ])
+    const pushed = t.got.flatMap((m) => (m.type === 'push' ? m.entries.map((e) => e.id) : []))
+    expect(pushed).toEqual([`${CLIENT}-1`, `${CLIENT}-2`, `${CLIENT}-2`, `${derived}-1`])
+    expect(await t.clientStore.outcome(`${CLIENT}-2`)).toEqual({
+      _tag: 'reissued',
+      as: `${derived}-1`,
+    })
   })
 
   it('gives credit back for stored pages only, and ignores pages of another subscription', async () => {
