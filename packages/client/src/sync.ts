@@ -392,7 +392,9 @@ export function createSync(options: SyncOptions): Sync {
         return
       }
       drain.forget()
-      if (settled.renamed.size > 0 || s.recovering) events.reissued(settled.renamed)
+      // The clientId changed even when nothing was left to move (a restored copy whose records
+      // were all duplicates): the appender's clock and the status follow it.
+      events.reissued(settled.renamed)
       connection.close(ws)
     } catch (error) {
       fail('storage', error instanceof Error ? error.message : String(error))
