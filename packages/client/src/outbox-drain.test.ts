@@ -78,6 +78,13 @@ async function setup(count: number, options: { bytes?: number } = {}) {
     }))
     return drain.applied(items)
   }
+  /** A welcomed socket with nothing to confirm: drain as usual, and let the reads run. */
+  const open = async (limits = WIDE) => {
+    drain.begin(ws, limits, 0)
+    drain.lift()
+    drain.drain(ws)
+    await settle()
+  }
   return {
     store,
     drain,
@@ -86,6 +93,7 @@ async function setup(count: number, options: { bytes?: number } = {}) {
     pushes,
     confirmed,
     ack,
+    open,
     reads: () => reads,
     setCurrent: (s: WebSocketLike | undefined) => (current = s),
   }
@@ -159,10 +167,7 @@ describe('outbox drain', () => {
   it('sizes batches and flights from the relay’s limits, never above its own', async () => {
     // Issue 13 case 9: a relay that takes 10 entries per push and 1 push in flight.
     const t = await setup(25)
-    t.drain.begin(t.ws, { ...WIDE, pushEntriesMax: 10, pushInFlightMax: 1 }, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open({ ...WIDE, pushEntriesMax: 10, pushInFlightMax: 1 })
     expect(t.pushes.map((p) => p.seqs.length)).toEqual([10])
     t.ack(0)
     t.drain.drain(t.ws)
@@ -173,19 +178,13 @@ describe('outbox drain', () => {
     expect(t.pushes.map((p) => p.seqs.length)).toEqual([10, 10, 5])
     // And a relay that takes more than our own constants gets our own.
     const u = await setup(PUSH_BATCH_ENTRIES_MAX + 1)
-    u.drain.begin(u.ws, { ...WIDE, pushEntriesMax: 500 }, 0)
-    u.drain.lift()
-    u.drain.drain(u.ws)
-    await settle()
+    await u.open({ ...WIDE, pushEntriesMax: 500 })
     expect(u.pushes[0]?.seqs.length).toBe(PUSH_BATCH_ENTRIES_MAX)
   })
 
   it('reads once for kicks within DRAIN_DELAY_MS, and not at all after an ack of a short batch', async () => {
     const t = await setup(3)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     expect(t.pushes.map((p) => p.seqs)).toEqual([[1, 2, 3]])
     const readsAfterFirst = t.reads()
     // The ack of a short batch: everything committed was read, so the drain reads nothing.
@@ -211,10 +210,7 @@ describe('outbox drain', () => {
 
   it('takes an ack in parts, and keeps the batch in flight until its last part', async () => {
     const t = await setup(5)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     const batch = t.pushes[0]!.batch
     expect(t.drain.take(batch, 0, 2, false)?.map((r) => r.clientSeq)).toEqual([1, 2])
     expect(t.drain.inFlight()).toBe(1)
@@ -255,10 +251,7 @@ describe('outbox drain', () => {
 
   it('holds a deferred entry while later ones go on, and sends it again after retryAfterMs and on reconnect', async () => {
     const t = await setup(3)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     t.ack(0, (seq) => (seq === 1 ? 'deferred' : 'appended'))
     expect(t.drain.held()).toEqual([{ code: 'unknown_type', count: 1 }])
     await fill(t.store, 1)
@@ -286,10 +279,7 @@ describe('outbox drain', () => {
   it('sends again after a gap at once, then backs off while the gap stays at the same entry', async () => {
     // Issue 12 case 4: a log restored without its generation raised refuses 7 forever.
     const t = await setup(2)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     expect(t.ack(0, () => 'refused')).toEqual({ gapRepeated: false })
     t.drain.drain(t.ws)
     await settle()
@@ -319,10 +309,7 @@ describe('outbox drain', () => {
     const round = async () => {
       const from = t.pushes.length
       t.drain.reset()
-      t.drain.begin(t.ws, WIDE, 0)
-      t.drain.lift()
-      t.drain.drain(t.ws)
-      await settle()
+      await t.open()
       return t.pushes.slice(from).map((p) => p.seqs)
     }
     expect(await round()).toEqual([[1, 2, 3, 4]])
@@ -352,26 +339,17 @@ describe('outbox drain', () => {
 
   it('holds an entry larger than the relay takes instead of sending it', async () => {
     const t = await setup(2, { bytes: 3_000 })
-    t.drain.begin(t.ws, { ...WIDE, entryDataBytesMax: 10 }, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open({ ...WIDE, entryDataBytesMax: 10 })
     expect(t.pushes).toEqual([])
     expect(t.drain.held()).toEqual([{ code: 'too_large', count: 2 }])
   })
 
   it('sends the whole outbox again after a reset, and nothing to a stale socket', async () => {
     const t = await setup(4)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     t.drain.reset() // a new socket: nothing in flight, from the start again
     expect(t.drain.inFlight()).toBe(0)
-    t.drain.begin(t.ws, WIDE, 0)
-    t.drain.lift()
-    t.drain.drain(t.ws)
-    await settle()
+    await t.open()
     expect(t.pushes.map((p) => p.seqs)).toEqual([
       [1, 2, 3, 4],
       [1, 2, 3, 4],

@@ -204,12 +204,7 @@ describe('sync loop over a scripted relay', () => {
         send(socket, ackMessage(m.batch, results))
       }
     })
-    await t.clientStore.append(
-      (c, f) => [entry(c, f), entry(c, f + 1)],
-      { entriesMax: 10, bytesMax: 1e6 },
-      NOW,
-      () => 10,
-    )
+    await appendTwo(t.clientStore)
     const meta = await t.clientStore.init(() => CLIENT, NOW)
     const derived = deriveClientId(meta.meta.deviceSecret, CLIENT, 5)
     sync?.start()
@@ -245,12 +240,7 @@ describe('sync loop over a scripted relay', () => {
         send(socket, ackMessage(m.batch, results))
       }
     })
-    await t.clientStore.append(
-      (c, f) => [entry(c, f), entry(c, f + 1)],
-      { entriesMax: 10, bytesMax: 1e6 },
-      NOW,
-      () => 10,
-    )
+    await appendTwo(t.clientStore)
     sync?.start()
     await settle()
     await t.scheduler.advance(1_000)
@@ -282,12 +272,7 @@ describe('sync loop over a scripted relay', () => {
         send(socket, ackMessage(m.batch, results))
       }
     })
-    await t.clientStore.append(
-      (c, f) => [entry(c, f), entry(c, f + 1)],
-      { entriesMax: 10, bytesMax: 1e6 },
-      NOW,
-      () => 10,
-    )
+    await appendTwo(t.clientStore)
     const { meta } = await t.clientStore.init(() => CLIENT, NOW)
     sync?.start()
     await settle()
@@ -341,6 +326,16 @@ describe('sync loop over a scripted relay', () => {
     expect(sync?.state()).toMatchObject({ online: true, live: false, syncing: true })
   })
 })
+
+/** Two entries in the outbox (clientSeq 1 and 2 of a new database). */
+function appendTwo(store: ClientStore) {
+  return store.append(
+    (c, f) => [entry(c, f), entry(c, f + 1)],
+    { entriesMax: 10, bytesMax: 1e6 },
+    NOW,
+    () => 10,
+  )
+}
 
 /** A client store that keeps nothing but what the test records; the outbox is always empty. */
 function stubStore(o: {
