@@ -5,7 +5,7 @@
  *   welcome ─► begin(limits, ceiling = clientSeqHigh) ─► confirm: push records ≤ ceiling only
  *      └─ all answered ─► confirmed() ─► (sync: reissue, or) lift() ─► push everything
  *   kick (append) ─DRAIN_DELAY_MS─► drain ─► readOutbox(after lastSent) ─► push batch ─► …
- *   ack part ─► take(batch, first, count) ─► (write queue applies it) ─► answered ─► drain again
+ *   ack part ─► take(batch, first, count) ─► (write queue applies it) ─► applied ─► drain again
  *
  * Terms: a *batch* is one `push`; *in flight* means sent and not yet answered in full;
  * *lastSent* is the key of the last outbox record read on this socket; the outbox is *unread*
@@ -41,7 +41,7 @@
  *    pushed and acked as one batch.
  */
 import type { AckResult, Message, RelayLimitsAdvertised } from '@ledgerline/protocol'
-import { entryDataBytes } from '@ledgerline/protocol'
+import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
 import type { ClientStore, OutboxRecord } from './client-store.ts'
 import {
   DRAIN_DELAY_MS,
@@ -134,7 +134,7 @@ interface Flight {
 
 interface Held {
   readonly code: string
-  /** When to send it again; Infinity: on the next socket. */
+  /** When to send it again (Infinity: not on this socket; -Infinity: due now). */
   dueAt: number
   /** Sent again on a new socket (deferrals); false: only after dueAt (entries that failed). */
   readonly onReconnect: boolean
@@ -249,7 +249,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     const full =
       records.length > 0 &&
       (records.length >= cap ||
-        readBytes + Math.min(ENTRY_BYTES_SLACK, limits.bytesMax / 2) > limits.bytesMax)
+        readBytes + Math.min(2 * ENTRY_DATA_BYTES_MAX, limits.bytesMax / 2) > limits.bytesMax)
     if (full && !cut) unread = true
     else readPastCeiling = true
     if (batch.length === 0) return
@@ -467,6 +467,3 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     return true
   }
 }
-
-/** Slack for the next entry's size when telling a batch cut by bytes from a short read. */
-const ENTRY_BYTES_SLACK = 64 * 1024
