@@ -139,6 +139,11 @@ describe('client with the real relay', () => {
     await a.synced()
     await b.synced()
     await a.synced()
+    // Each till's synced() covers its own entries and their corrections; the other till's
+    // arrive live, a moment later.
+    for (const c of [a, b]) {
+      await eventually(async () => (await c.load('stock/s1:milk')).version === 4, 10_000, 'v4')
+    }
     const [sa, sb] = [await a.load('stock/s1:milk'), await b.load('stock/s1:milk')]
     expect(sa.confirmed).toEqual({ onHand: 0 })
     expect(sb.confirmed).toEqual(sa.confirmed)

@@ -17,6 +17,10 @@
  *    of correction ids, and two rules must never share an id.
  * 5. An entity type that declares `kinds` (see `kinds.ts`) validates every entry's kind and
  *    data before its own `validate`; one without `kinds` is untyped and unchanged.
+ * 6. An entity type's fold `version` is a positive integer (default 1). It names the meaning of
+ *    `reduce`: states folded by one version are never used as the base of another (clients key
+ *    their snapshots by it). Raise it whenever what `reduce` computes changes, also when the
+ *    change is in a helper or a constant `reduce` reads (its source text does not change then).
  */
 import type { Data, Entry } from './entry.ts'
 import { entityTypeOf } from './entity-name.ts'
@@ -66,12 +70,18 @@ export interface EntityTypeSpec<S, D = AnyData> {
   /** Shape check of an entry before it is appended; `true` or the reason it is refused. */
   readonly validate?: ((entry: Entry<D>) => true | string) | undefined
   readonly crdt?: CrdtKind | undefined
+  /**
+   * The fold's version (invariant 6): a positive integer, default 1. Raise it when what `reduce`
+   * computes changes, so no state folded by the old `reduce` is used as a base of the new one.
+   */
+  readonly version?: number | undefined
 }
 
 export interface EntityType<S = unknown, D = AnyData> extends EntityTypeSpec<S, D> {
   readonly invariants: Readonly<Record<string, Invariant<S>>>
   /** The declared kinds and their validators (`kinds.ts`); absent on an untyped type. */
   readonly kinds?: KindSchemas | undefined
+  readonly version: number
 }
 
 export interface Schema<T extends EntityType<AnyData> = EntityType<AnyData>> {
@@ -100,6 +110,7 @@ export interface Schema<T extends EntityType<AnyData> = EntityType<AnyData>> {
  *   reduce: (s, e) => (e.kind === 'stock.moved' ? { onHand: s.onHand + e.data.qty } : s),
  *   invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
  *   correct: (s, _broken, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
+ *   version: 2, // reduce changed meaning once since the first release
  * })
  */
 export function defineEntity<
@@ -162,10 +173,17 @@ export function defineEntity<S, D>(
       `crdt of '${spec.type}' must be 'yjs' or 'automerge'`,
     )
   }
-  if (spec.kinds !== undefined) {
-    return Object.freeze({ ...spec, invariants, ...typed(spec, spec.kinds) })
+  const version = spec.version ?? 1
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `version of '${spec.type}' must be a positive integer, got ${String(version)}`,
+    )
   }
-  return Object.freeze({ ...spec, invariants })
+  if (spec.kinds !== undefined) {
+    return Object.freeze({ ...spec, invariants, version, ...typed(spec, spec.kinds) })
+  }
+  return Object.freeze({ ...spec, invariants, version })
 }
 
 /**
