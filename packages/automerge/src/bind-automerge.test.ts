@@ -8,7 +8,8 @@ import type { Data } from '@ledgerline/core'
 import type { ContractRandom } from '@ledgerline/testkit'
 import { runCrdtAdapterContract } from '@ledgerline/testkit'
 import { describe, expect, it } from 'vitest'
-import { automergeEntity, AUTOMERGE_UPDATE } from './automerge-entity.ts'
+import { automergeEntity, automergeStateBytes, AUTOMERGE_UPDATE } from './automerge-entity.ts'
+import type { AutomergeState } from './automerge-entity.ts'
 import { bindAutomerge } from './bind-automerge.ts'
 import type { AutomergeHandle } from './bind-automerge.ts'
 
@@ -18,14 +19,14 @@ interface TestDoc {
   list?: string[]
 }
 
-runCrdtAdapterContract<AutomergeHandle<TestDoc>>('automerge', {
+runCrdtAdapterContract<AutomergeHandle<TestDoc>, AutomergeState>('automerge', {
   entityType: automergeEntity('doc'),
   bind: (client, entity, random) =>
     bindAutomerge<TestDoc>(client, entity, { actor: actorOf(random), coalesceMs: 5 }),
   edit: (handle, random) => handle.change((d) => randomEdit(d, random)),
   toJSON: (handle) => A.toJS(handle.doc()),
   version: (handle) => [...A.getHeads(handle.doc())].sort().join(','),
-  stateToJSON: (state) => A.toJS(A.load<TestDoc>(state)),
+  stateToJSON: (state) => A.toJS(A.load<TestDoc>(automergeStateBytes(state))),
   flush: (handle) => handle.flush(),
   destroy: (handle) => handle.destroy(),
 })

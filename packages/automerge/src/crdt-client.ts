@@ -12,6 +12,8 @@
  *    whatever snapshots the client or the relay took.
  * 3. `subscribe` calls `onChange` (at least once, possibly coalesced) after the view changed;
  *    the returned function stops it.
+ * 4. `appendMany`, when present, appends its entries in order in one durable write (all or
+ *    none), so the parts of one update are never half in the outbox.
  */
 import type { Data } from '@ledgerline/core'
 
@@ -22,6 +24,16 @@ export interface CrdtClient {
     data: Data,
     options?: { readonly intent?: 'fact' | undefined },
   ): Promise<unknown>
+  appendMany?:
+    | ((
+        drafts: readonly {
+          readonly entity: string
+          readonly kind: string
+          readonly data: Data
+          readonly intent?: 'fact' | undefined
+        }[],
+      ) => Promise<unknown>)
+    | undefined
   load(entity: string): Promise<{ readonly view: unknown }>
   subscribe(entity: string, onChange: () => void): () => void
 }

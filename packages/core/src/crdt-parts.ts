@@ -113,6 +113,58 @@ export function crdtUpdateParts(
 }
 
 /**
+ * What a writer appends for one update of a `crdt` entity: one `<crdt>.update` entry when it fits
+ * in `wholeBytesMax`, else its parts (`<crdt>.part`), in order, to append together (one outbox
+ * write, so they reach the log in order). Undefined when the update is over
+ * `CRDT_UPDATE_BYTES_MAX`. `group` must be unique for the writer (random, or its first entry id).
+ *
+ * @example
+ * crdtUpdateDrafts('yjs', update, 'f00d…') // [{ kind: 'yjs.part', data: { group, part: 0, … } }, …]
+ */
+export function crdtUpdateDrafts(
+  crdt: CrdtKind,
+  bytes: Uint8Array,
+  group: string,
+  wholeBytesMax: number = CRDT_PART_BYTES_MAX,
+): { readonly kind: string; readonly data: Data }[] | undefined {
+  if (bytes.length <= Math.min(wholeBytesMax, CRDT_PART_BYTES_MAX)) {
+    return [{ kind: `${crdt}.update`, data: bytes }]
+  }
+  const parts = crdtUpdateParts(bytes, group, wholeBytesMax)
+  return parts?.map((part) => ({ kind: crdtPartKind(crdt), data: { ...part } }))
+}
+
+/** What `appendCrdtDrafts` needs of a client: the shape of the adapters' `CrdtClient`. */
+export interface CrdtAppender {
+  append(entity: string, kind: string, data: Data, options?: { intent?: 'fact' }): Promise<unknown>
+  /** Appends in order in one durable write, all or none. */
+  appendMany?:
+    | ((
+        drafts: readonly { entity: string; kind: string; data: Data; intent?: 'fact' }[],
+      ) => Promise<unknown>)
+    | undefined
+}
+
+/**
+ * Appends the drafts of one update (`crdtUpdateDrafts`) through an injected client: in one
+ * `appendMany` when it has one (never half a group in the outbox), else one by one in order.
+ *
+ * @example
+ * await appendCrdtDrafts(client, 'catalog/s7', crdtUpdateDrafts('yjs', update, group) ?? [])
+ */
+export async function appendCrdtDrafts(
+  client: CrdtAppender,
+  entity: string,
+  drafts: readonly { readonly kind: string; readonly data: Data }[],
+): Promise<void> {
+  if (drafts.length > 1 && client.appendMany !== undefined) {
+    await client.appendMany(drafts.map((d) => ({ entity, kind: d.kind, data: d.data })))
+    return
+  }
+  for (const d of drafts) await client.append(entity, d.kind, d.data, { intent: 'fact' })
+}
+
+/**
  * The part an entry carries, or `undefined` when it is not a (well-formed) part of a `crdt`
  * entity. A malformed part is not a part: reducers ignore it like any unknown entry.
  *
