@@ -3,19 +3,27 @@
  * `ledgerline-relay`: starts a relay from flags and environment variables (a flag wins over its
  * variable). Prints one line to stdout when ready: `ledgerline relay listening on <http url>
  * (<ws url>)`; logs go to stderr. SIGTERM or SIGINT shuts down gracefully (appends in flight
- * are acked first); a second signal exits at once.
+ * are acked first); a second signal exits at once. A configuration mistake exits with code 2.
+ *
+ * `ledgerline-relay bump-generation --data DIR` (or `--store postgres --database-url URL`)
+ * raises the generation of the server log, which every client compares with what it saw: run it
+ * after restoring the log from a backup, while no relay of that log runs (SQLite: the data
+ * directory's lock is taken, so a running relay makes it exit 2). Prints the new identity.
  */
-import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { existsSync, realpathSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { isSchema } from '@ledgerline/core'
 import type { Schema } from '@ledgerline/core'
+import { lockDataDir } from './data-dir-lock.ts'
+import { bumpGeneration } from './log-adapter.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { RelayOptions } from './relay.ts'
 import { RelayError } from './relay-error.ts'
+import { createSqliteStore } from './sqlite-store.ts'
 
 export const CLI_PORT_DEFAULT = 8787
 export const CLI_DATA_DEFAULT = './ledgerline-data'
@@ -23,6 +31,8 @@ export const CLI_DATA_DEFAULT = './ledgerline-data'
 export const HELP = `ledgerline-relay: the Ledgerline relay (WebSocket sync endpoint + server log)
 
 Usage: ledgerline-relay [options]
+       ledgerline-relay bump-generation --data DIR
+       ledgerline-relay bump-generation --store postgres --database-url URL
 
 Each option can also be set by the environment variable in brackets; a flag wins.
 
@@ -59,6 +69,10 @@ Each option can also be set by the environment variable in brackets; a flag wins
 
 Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
 /healthz, /metrics (Prometheus), /dev/token (dev only).
+
+bump-generation: after restoring the server log from a backup (or replacing it), raise its
+generation so every client notices and recovers; run it while no relay of that log runs.
+A configuration mistake exits with code 2.
 `
 
 export interface CliConfig {
@@ -178,8 +192,49 @@ export async function loadSchemaModule(path: string, cwd: string): Promise<Schem
   return module.default
 }
 
+/** The command `bump-generation`: a new generation of the log, printed; see the header. */
+async function bumpGenerationCommand(argv: readonly string[]): Promise<void> {
+  const config = parseCliArgs(argv, process.env)
+  if (config.help) {
+    process.stdout.write(HELP)
+    return
+  }
+  let store: LogStore
+  let release = () => {}
+  if (config.store === 'postgres') {
+    if (config.databaseUrl === undefined) {
+      throw new RelayError('config', 'bump-generation --store postgres needs --database-url')
+    }
+    store = await createPostgresStore({ url: config.databaseUrl })
+  } else {
+    const dataDir = config.relay.dataDir ?? CLI_DATA_DEFAULT
+    if (!existsSync(join(dataDir, 'log.sqlite'))) {
+      throw new RelayError('config', `no log in ${dataDir} (no log.sqlite): nothing to bump`)
+    }
+    const lock = lockDataDir(dataDir)
+    release = () => lock.release()
+    try {
+      store = await createSqliteStore({ file: join(dataDir, 'log.sqlite') })
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+  try {
+    const identity = await bumpGeneration(store).catch((error: unknown) => {
+      throw new RelayError('unavailable', error instanceof Error ? error.message : String(error))
+    })
+    console.log(`ledgerline log ${identity.id} is now at generation ${identity.generation}`)
+  } finally {
+    await store.close()
+    release()
+  }
+}
+
 async function main(): Promise<void> {
-  const config = parseCliArgs(process.argv.slice(2), process.env)
+  const argv = process.argv.slice(2)
+  if (argv[0] === 'bump-generation') return bumpGenerationCommand(argv.slice(1))
+  const config = parseCliArgs(argv, process.env)
   if (config.help) {
     process.stdout.write(HELP)
     return
