@@ -40,9 +40,9 @@ export const HELLO_BACKLOG_BYTES_MAX = 64 * 1024
  * Open WebSocket connections per relay (`/sync` and `/yjs` together). Past it an upgrade is
  * answered 503, so a flood of sockets costs the relay no session state.
  */
-export const CONNECTIONS_MAX = 5_000
+export const CONNECTIONS_MAX = 8_000
 /** Welcomed connections per tenant; past it `hello` is answered `overloaded` (4503). */
-export const TENANT_CONNECTIONS_MAX = 1_000
+export const TENANT_CONNECTIONS_MAX = 2_000
 /**
  * The retry hint (`backoffMsMin` of `overloaded`) the relay sends past a connection cap or a full
  * commit queue; clients add jitter.
@@ -167,7 +167,8 @@ export interface RelayLimits {
   /**
    * Entries pushed and not yet answered over every connection of this relay, past which a push is
    * answered `overloaded` (the log's `COMMIT_QUEUE_ENTRIES_MAX` by default; the relay counts
-   * them itself, so it holds on any store, also one passed in).
+   * them itself, so it holds on any store, also one passed in). A tenth more is kept for small
+   * pushes of idle connections (`commit-queue.ts` invariant 1).
    */
   readonly commitQueueEntriesMax: number
   /** See `OVERLOADED_RETRY_MS`. */

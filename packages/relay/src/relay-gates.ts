@@ -1,7 +1,7 @@
 /**
- * The relay's global bounds, shared by every connection: open sockets per relay and per tenant,
- * and entries pushed but not yet answered. Past one the relay answers `overloaded` with a retry
- * hint (an upgrade gets 503) instead of growing.
+ * The relay's global bounds on connections, shared by `/sync` and `/yjs`: open sockets per relay
+ * and per tenant. Past one the relay answers `overloaded` with a retry hint (an upgrade gets 503)
+ * instead of growing. (Entries waiting for commit are bounded by `commit-queue.ts`.)
  *
  * Terms: a *socket* is reserved from the moment an upgrade is accepted for handling until its
  * connection closes (or the upgrade fails); a *tenant seat* from `welcome` (for `/yjs`: from the
@@ -10,9 +10,6 @@
  * Invariants:
  * 1. At most `connectionsMax` sockets are reserved at once, and at most `tenantConnectionsMax`
  *    seats per tenant; every reservation is released exactly once (`release` is idempotent).
- * 2. At most `commitQueueEntriesMax` pushed entries wait for their ack, over every connection;
- *    a push that would pass it is refused before anything reaches the log. A push bigger than
- *    the bound is admitted when nothing else waits, so no push is refused forever.
  */
 import type { RelayLimits } from './limits.ts'
 
@@ -26,12 +23,8 @@ export interface RelayGates {
   socket(): Seat | undefined
   /** A seat of `tenant`, or undefined past `tenantConnectionsMax`. */
   tenant(tenant: string): Seat | undefined
-  /** Admits a push of `entries`, or undefined when the commit queue is full. */
-  push(entries: number): Seat | undefined
   /** Sockets reserved now. */
   sockets(): number
-  /** Pushed entries waiting for their ack now. */
-  queuedEntries(): number
 }
 
 /**
@@ -40,10 +33,9 @@ export interface RelayGates {
  * const seat = gates.socket() // undefined: answer 503
  */
 export function createRelayGates(
-  limits: Pick<RelayLimits, 'connectionsMax' | 'tenantConnectionsMax' | 'commitQueueEntriesMax'>,
+  limits: Pick<RelayLimits, 'connectionsMax' | 'tenantConnectionsMax'>,
 ): RelayGates {
   let sockets = 0
-  let queued = 0
   const tenants = new Map<string, number>()
   return {
     socket() {
@@ -61,13 +53,7 @@ export function createRelayGates(
         else tenants.set(tenant, left)
       })
     },
-    push(entries) {
-      if (queued > 0 && queued + entries > limits.commitQueueEntriesMax) return undefined
-      queued += entries
-      return once(() => (queued -= entries))
-    },
     sockets: () => sockets,
-    queuedEntries: () => queued,
   }
 }
 

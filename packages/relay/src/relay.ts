@@ -21,6 +21,8 @@
  *    short secret or contradicting limits reject with `RelayError('config')`.
  * 7. Every WebSocket upgrade, `/sync` or `/yjs`, takes a socket seat of `relay-gates.ts` before
  *    `ws` sees it (503 past `connectionsMax`) and gives it back when the socket closes.
+ * 8. Every push of every session goes through one bounded, fair commit queue
+ *    (`commit-queue.ts`) before it reaches the log.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -45,6 +47,7 @@ import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
 import { createRelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
+import { createCommitQueue } from './commit-queue.ts'
 import { checkRelayConfig } from './relay-config.ts'
 import { createRelayGates } from './relay-gates.ts'
 import type { Seat } from './relay-gates.ts'
@@ -161,7 +164,6 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         file: join(options.dataDir, 'log.sqlite'),
         schema: options.schema,
         partitions: options.partitions,
-        commitQueueEntriesMax: limits.commitQueueEntriesMax,
       })
     } catch (error) {
       lock.release()
@@ -202,7 +204,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     const tails = createFanoutTails(store, limits.tailEntriesMax)
     const timers = options.timers ?? NODE_TIMERS
     const gates = createRelayGates(limits)
-    const context = { store, tails, verify, limits, metrics, logger, timers, gates }
+    const commits = createCommitQueue(store, limits)
+    const context = { store, tails, verify, limits, metrics, logger, timers, gates, commits }
     const yjs: YjsEndpoint | undefined =
       options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({

@@ -62,7 +62,9 @@ import type { AckResult, ErrorKind, Grants, Message, RelayMessage } from '@ledge
 import type { Logger } from 'pino'
 import { encodeAckParts, readableRefs } from './ack-parts.ts'
 import type { TokenVerifier } from './auth.ts'
+import type { CommitQueue } from './commit-queue.ts'
 import { encodeEntriesPage } from './fanout-tail.ts'
+import { peekPushEntries } from './push-peek.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
 import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import type { RelayLimits } from './limits.ts'
@@ -91,8 +93,10 @@ export interface SessionContext {
   readonly logger: Logger
   /** Clock and timers; Node's by default (`timers.ts`). */
   readonly timers?: RelayTimers | undefined
-  /** The relay's global bounds (tenant seats, the commit queue). */
+  /** The relay's connection caps (tenant seats). */
   readonly gates: RelayGates
+  /** The relay's bounded, fair queue in front of the log (`commit-queue.ts`). */
+  readonly commits: CommitQueue
 }
 
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
@@ -244,6 +248,7 @@ export class Session {
       this.#fail('bad_message', 'frames must be binary MessagePack')
       return
     }
+    if (this.#refusedUndecoded(data)) return
     let message: Message
     try {
       message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
@@ -264,6 +269,25 @@ export class Session {
       this.#ctx.logger.error({ err: error }, 'unexpected failure handling a frame')
       this.#fail('internal', 'unexpected relay failure')
     }
+  }
+
+  /**
+   * A push refused from its first bytes (`push-peek.ts`), before it costs a decode: over
+   * `pushEntriesMax`, or past the commit queue's bound (invariant 5).
+   */
+  #refusedUndecoded(data: Buffer): boolean {
+    if (this.#state !== 'ready') return false
+    const entries = peekPushEntries(data)
+    if (entries === undefined) return false
+    const { pushEntriesMax, commitQueueEntriesMax } = this.#ctx.limits
+    if (entries > pushEntriesMax) {
+      this.#fail('too_large', `push of ${entries} entries; at most ${pushEntriesMax}`)
+      return true
+    }
+    if (this.#ctx.commits.wouldAdmit(entries, this.#inFlight.size === 0)) return false
+    this.#ctx.metrics.overloaded()
+    this.#overloaded(`more than ${commitQueueEntriesMax} entries wait for commit`)
+    return true
   }
 
   #dispatch(message: Message): void {
@@ -479,8 +503,8 @@ export class Session {
       }
     }
     // Invariant 5: past the relay's commit queue bound nothing reaches the log.
-    const seat = this.#ctx.gates.push(items.length)
-    if (seat === undefined) {
+    const appended = this.#ctx.commits.submit(this, this.#tenant, items, this.#inFlight.size === 0)
+    if (appended === undefined) {
       this.#ctx.metrics.overloaded()
       this.#overloaded(
         `more than ${this.#ctx.limits.commitQueueEntriesMax} entries wait for commit`,
@@ -488,9 +512,8 @@ export class Session {
       return
     }
     const started = performance.now()
-    const done = this.#ctx.store.append(this.#tenant, items).then(
+    const done = appended.then(
       (results) => {
-        seat.release()
         if (clientTakenResult(results) !== undefined) {
           this.#fail('client_taken', `clientId ${this.#clientId} belongs to another user`)
           return
@@ -499,7 +522,6 @@ export class Session {
         this.#sendAck(batch, results)
       },
       (error: unknown) => {
-        seat.release()
         if (isClientTaken(error)) {
           this.#fail('client_taken', `clientId ${this.#clientId} belongs to another user`)
           return
