@@ -160,7 +160,7 @@ describe('ledgerline-relay CLI', () => {
           encoding: 'utf8',
           timeout: 20_000,
         })
-        expect(run.status, run.stderr).toBe(0)
+        expect(`${run.status} ${run.stderr}`).toBe('0 ')
         return /generation (\d+)/.exec(run.stdout)?.[1]
       })
       expect(generations).toEqual(['2', '3'])
