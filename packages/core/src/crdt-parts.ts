@@ -134,13 +134,23 @@ export function crdtUpdateDrafts(
   return parts?.map((part) => ({ kind: crdtPartKind(crdt), data: { ...part } }))
 }
 
-/** What `appendCrdtDrafts` needs of a client: the shape of the adapters' `CrdtClient`. */
+/** What `appendCrdtDrafts` needs of a client: the writing half of the adapters' `CrdtClient`. */
 export interface CrdtAppender {
-  append(entity: string, kind: string, data: Data, options?: { intent?: 'fact' }): Promise<unknown>
+  append(
+    entity: string,
+    kind: string,
+    data: Data,
+    options?: { readonly intent?: 'fact' | undefined },
+  ): Promise<unknown>
   /** Appends in order in one durable write, all or none. */
   appendMany?:
     | ((
-        drafts: readonly { entity: string; kind: string; data: Data; intent?: 'fact' }[],
+        drafts: readonly {
+          readonly entity: string
+          readonly kind: string
+          readonly data: Data
+          readonly intent?: 'fact' | undefined
+        }[],
       ) => Promise<unknown>)
     | undefined
 }

@@ -7,31 +7,26 @@
 // Method: a real relay (createRelay on a SQLite dataDir with a yjsEntity schema: /sync, /yjs/ and
 // CRDT snapshots), the real @ledgerline/client on fake-indexeddb with `ws`, y-websocket with
 // `ws`; texts from a seeded generator, which nothing compresses.
-import 'fake-indexeddb/auto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Client, WebSocketConstructor } from '@ledgerline/client'
-import { createClient } from '@ledgerline/client'
 import { defineSchema, SERVER_CLIENT_ID } from '@ledgerline/core'
-import {
-  createRelay,
-  signToken,
-  YJS_SUBPROTOCOL,
-  YJS_TOKEN_SUBPROTOCOL_PREFIX,
-} from '@ledgerline/relay'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { createRelay, signToken } from '@ledgerline/relay'
 import { afterEach, expect, it } from 'vitest'
-import { WebSocket } from 'ws'
-import { WebsocketProvider } from 'y-websocket'
-import * as Y from 'yjs'
 import { bindYDoc } from './bind-ydoc.ts'
 import type { YjsBindingError } from './bind-ydoc.ts'
+import * as helper from './relay.test-helper.ts'
+import { paste } from './relay.test-helper.ts'
 import { YJS_PART, yjsEntity } from './yjs-entity.ts'
 
 const schema = defineSchema(yjsEntity('doc'))
 const secret = 'yjs-large-updates-secret-0123456789abcdef'
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: helper.Cleanups = []
+const openClient = (url: string, token: string) => helper.openClient(cleanups, url, token, schema)
+const connect = (url: string, room: string, token: string) =>
+  helper.connect(cleanups, url, room, token)
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) =>
+  helper.until(check, what, timeoutMs)
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
@@ -100,58 +95,4 @@ async function startRelay() {
 
 function tokenFor(sub: string): Promise<string> {
   return signToken({ secret, tenant: 'acme', sub, read: ['*'], write: ['*'] })
-}
-
-function openClient(url: string, token: string): Client {
-  const client = createClient({
-    url,
-    token,
-    schema,
-    dbName: 'till',
-    indexedDB: new IDBFactory(),
-    IDBKeyRange,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    locks: null,
-    BroadcastChannel: null,
-    persist: false,
-  })
-  cleanups.push(() => client.close().catch(() => undefined))
-  return client
-}
-
-function connect(url: string, room: string, token: string) {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(url, room, doc, {
-    protocols: [YJS_SUBPROTOCOL, `${YJS_TOKEN_SUBPROTOCOL_PREFIX}${token}`],
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
-    maxBackoffTime: 200,
-  })
-  cleanups.push(() => {
-    provider.destroy()
-    doc.destroy()
-  })
-  return { doc, provider }
-}
-
-async function until(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-function paste(length: number, seed: number): string {
-  let a = seed >>> 0
-  let out = ''
-  while (out.length < length) {
-    a = (Math.imul(a, 1_103_515_245) + 12_345) >>> 0
-    out += String.fromCharCode(97 + ((a >>> 16) % 26))
-  }
-  return out
 }
