@@ -43,7 +43,7 @@ describe('acks in parts', () => {
   })
 
   it('names only corrections of readable entities, with six fields each', () => {
-    const result: AckResult = {
+    const result = {
       ...appended(1, 0),
       corrections: [
         { ...ref(1, 'stock/s7:espresso'), data: { big: 'x'.repeat(1000) } } as never,
@@ -64,7 +64,10 @@ function decode(frame: Uint8Array | undefined): AckMessage {
   return decodeMessage(frame as Uint8Array) as AckMessage
 }
 
-function appended(seq: number, refs: number): AckResult {
+function appended(
+  seq: number,
+  refs: number,
+): Extract<AckResult, { status: 'appended' | 'duplicate' }> {
   return {
     id: `${CLIENT}-${seq}`,
     status: 'appended',
