@@ -589,6 +589,12 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
             refuseUpgrade(socket, admission.status, admission.message)
             return
           }
+          // The tenant seat goes back if the upgrade never completes (also if the socket went
+          // away while the token was being checked).
+          if (socket.destroyed) {
+            admission.seat.release()
+            return
+          }
           let upgraded = false
           socket.once('close', () => {
             if (!upgraded) admission.seat.release()
