@@ -3,7 +3,12 @@
  * `ledgerline-relay`: starts a relay from flags and environment variables (a flag wins over its
  * variable). Prints one line to stdout when ready: `ledgerline relay listening on <http url>
  * (<ws url>)`; logs go to stderr. SIGTERM or SIGINT shuts down gracefully (appends in flight
- * are acked first); a second signal exits at once.
+ * are acked first); a second signal exits at once. A configuration mistake exits with code 2.
+ *
+ * `ledgerline-relay bump-generation --data DIR` (or `--store postgres --database-url URL`)
+ * raises the generation of the server log, which every client compares with what it saw: run it
+ * after restoring the log from a backup, while no relay of that log runs (SQLite: the data
+ * directory's lock is taken, so a running relay makes it exit 2). Prints the new identity.
  */
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
@@ -61,6 +66,8 @@ Each option can also be set by the environment variable in brackets; a flag wins
 
 Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
 /healthz, /metrics (Prometheus), /dev/token (dev only).
+
+A configuration mistake exits with code 2.
 `
 
 export interface CliConfig {

@@ -49,14 +49,21 @@ export interface EdgeRelay {
 
 /**
  * A relay on a new, empty log: SQLite through `dataDir` (as the CLI runs it: CRDT snapshots and
- * `/yjs/` included), PostgreSQL through an open store (as the CLI's `--store postgres`).
+ * `/yjs/` included), PostgreSQL through an open store (as the CLI's `--store postgres`). The
+ * schema is the contract's unless given (`null`: a plain log); the secret is `SECRET` unless
+ * given.
  */
 export async function startEdgeRelay(
   kind: LogKind,
-  options: { schema?: Schema | undefined; limits?: Partial<RelayLimits> | undefined } = {},
+  options: {
+    schema?: Schema | null | undefined
+    limits?: Partial<RelayLimits> | undefined
+    secret?: string | undefined
+  } = {},
 ): Promise<EdgeRelay> {
-  const schema = options.schema ?? CONTRACT_SCHEMA
-  const common = { port: 0, schema, auth: { secret: SECRET }, logLevel: 'silent' as const }
+  const schema = options.schema === null ? undefined : (options.schema ?? CONTRACT_SCHEMA)
+  const secret = options.secret ?? SECRET
+  const common = { port: 0, schema, auth: { secret }, logLevel: 'silent' as const }
   if (kind === 'sqlite') {
     const dataDir = mkdtempSync(join(tmpdir(), 'll-relay-edge-'))
     const relay = await createRelay({ ...common, dataDir, limits: options.limits })

@@ -15,7 +15,9 @@
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
- *    being checked wait (at most `helloBacklogMax`) and are processed in order after it.
+ *    being checked wait (at most `helloBacklogMax` frames and `helloBacklogBytesMax` bytes) and
+ *    are processed in order after it. Until `welcome` no frame may be larger than
+ *    `preHelloFrameBytesMax`: the socket is closed as soon as a frame header announces more.
  * 2. Every entry sent is of the token's tenant and matches the subscription's scope and the read
  *    grants; every other entry is skipped (cursors still pass it). Nothing else ever leaves.
  * 3. Per subscription and partition, entries are sent in offset order without gaps: one pump at
@@ -23,13 +25,22 @@
  *    it during the read and the read reached the head. A tail answers as the log would from a
  *    read started after every commit the subscription was told of (`fanout-tail.ts` 2–3).
  * 4. At most as many `entries` pages are sent as the client granted, each at most
- *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
- *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
- * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
- *    rejects gets no ack: the connection closes (`overloaded` when the commit queue is full,
- *    with the kind's backoff as retry hint; `internal` otherwise), and the client resends.
+ *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone). Every frame
+ *    counts towards the socket's unsent bytes, acks and pages alike: a socket whose
+ *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer, and takes no push.
+ * 5. Acks follow pushes in order, each after the log made its results durable, in parts that
+ *    each fit in a frame (`ack-parts.ts`). A push the relay or the log refuses as a whole gets no
+ *    ack: the connection closes (`overloaded` past the commit queue bound, with the relay's retry
+ *    hint; `client_taken` when the clientId is another subject's; `internal` otherwise), nothing
+ *    of it is recorded, and the client resends.
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
+ * 8. A session acts for one (tenant, subject) for its whole life: `hello` is refused
+ *    `client_taken` when the log binds the clientId to another subject, and `renew` swaps the
+ *    token only for one of the same tenant and subject (else `unauthorized`), re-arming the
+ *    expiry; acks and subscriptions in flight are untouched by a renewal.
+ * 9. A welcomed session holds a seat of its tenant (`relay-gates.ts`); past the tenant's cap
+ *    `hello` is answered `overloaded`.
  */
 import type { WebSocket } from 'ws'
 import { isClientId, LedgerError, matchesAny } from '@ledgerline/core'
@@ -49,14 +60,18 @@ import {
 } from '@ledgerline/protocol'
 import type { AckResult, ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
+import { encodeAckParts, readableRefs } from './ack-parts.ts'
 import type { TokenVerifier } from './auth.ts'
+import type { CommitQueue } from './commit-queue.ts'
 import { encodeEntriesPage } from './fanout-tail.ts'
+import { peekPushEntries } from './push-peek.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
 import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import type { RelayLimits } from './limits.ts'
 import { isLogStoreError } from './log-store.ts'
 import type { AppendItem, LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
+import type { RelayGates, Seat } from './relay-gates.ts'
 import { RelayError } from './relay-error.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
@@ -71,6 +86,10 @@ export interface SessionContext {
   readonly logger: Logger
   /** Clock and timers; Node's by default (`timers.ts`). */
   readonly timers?: RelayTimers | undefined
+  /** The relay's connection caps (tenant seats). */
+  readonly gates: RelayGates
+  /** The relay's bounded, fair queue in front of the log (`commit-queue.ts`). */
+  readonly commits: CommitQueue
 }
 
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
@@ -82,8 +101,8 @@ type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
  * @example
  * wss.on('connection', (ws) => sessions.add(createSession(ws, context)))
  */
-export function createSession(ws: WebSocket, context: SessionContext): Session {
-  return new Session(ws, context)
+export function createSession(ws: WebSocket, context: SessionContext, socket?: Seat): Session {
+  return new Session(ws, context, socket)
 }
 
 export class Session {
@@ -91,10 +110,15 @@ export class Session {
   readonly #ctx: SessionContext
   #state: State = 'awaiting_hello'
   #backlog: { data: Buffer; isBinary: boolean }[] = []
+  #backlogBytes = 0
   #tenant = ''
-  #grants: Grants = { read: [], write: [] }
   #subject = ''
+  #grants: Grants = { read: [], write: [] }
   #clientId = ''
+  /** The renewal whose answer counts; an older one still verifying is ignored. */
+  #renewals = 0
+  readonly #socketSeat: Seat | undefined
+  #tenantSeat: Seat | undefined
   readonly #subs: Subscriptions
   #inFlight = new Set<Promise<void>>()
   readonly #timers: RelayTimers
@@ -107,10 +131,13 @@ export class Session {
   #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
-  constructor(ws: WebSocket, context: SessionContext) {
+  constructor(ws: WebSocket, context: SessionContext, socket?: Seat) {
     this.#ws = ws
     this.#ctx = context
+    this.#socketSeat = socket
     this.#timers = context.timers ?? NODE_TIMERS
+    // Invariant 1: until welcome, `ws` refuses a frame as soon as its header is over the bound.
+    setMaxPayload(ws, context.limits.preHelloFrameBytesMax)
     this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
     this.#subs = new Subscriptions(context, {
@@ -192,18 +219,29 @@ export class Session {
       this.#fail('rate_limited', `more than ${this.#ctx.limits.rateMessagesPerS} messages/s`)
       return
     }
+    if (this.#state !== 'ready' && data.byteLength > this.#ctx.limits.preHelloFrameBytesMax) {
+      // Where `ws` could not be told the bound (see `setMaxPayload`), the frame is refused here.
+      this.#fail('too_large', `a frame of ${data.byteLength} bytes before welcome`)
+      return
+    }
     if (this.#state === 'checking_token') {
-      if (this.#backlog.length >= this.#ctx.limits.helloBacklogMax) {
+      const { helloBacklogMax, helloBacklogBytesMax } = this.#ctx.limits
+      if (
+        this.#backlog.length >= helloBacklogMax ||
+        this.#backlogBytes + data.byteLength > helloBacklogBytesMax
+      ) {
         this.#fail('bad_message', 'too many frames before welcome')
         return
       }
       this.#backlog.push({ data, isBinary })
+      this.#backlogBytes += data.byteLength
       return
     }
     if (!isBinary) {
       this.#fail('bad_message', 'frames must be binary MessagePack')
       return
     }
+    if (this.#refusedUndecoded(data)) return
     let message: Message
     try {
       message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
@@ -226,6 +264,25 @@ export class Session {
     }
   }
 
+  /**
+   * A push refused from its first bytes (`push-peek.ts`), before it costs a decode: over
+   * `pushEntriesMax`, or past the commit queue's bound (invariant 5).
+   */
+  #refusedUndecoded(data: Buffer): boolean {
+    if (this.#state !== 'ready') return false
+    const entries = peekPushEntries(data)
+    if (entries === undefined) return false
+    const { pushEntriesMax, commitQueueEntriesMax } = this.#ctx.limits
+    if (entries > pushEntriesMax) {
+      this.#fail('too_large', `push of ${entries} entries; at most ${pushEntriesMax}`)
+      return true
+    }
+    if (this.#ctx.commits.wouldAdmit(entries, this.#inFlight.size === 0)) return false
+    this.#ctx.metrics.overloaded()
+    this.#overloaded(`more than ${commitQueueEntriesMax} entries wait for commit`)
+    return true
+  }
+
   #dispatch(message: Message): void {
     if (typeof message !== 'object' || message === null || typeof message.type !== 'string') {
       throw new BadMessage('a message must be a map with a type')
@@ -246,6 +303,8 @@ export class Session {
         return this.#subs.subscribe(m)
       case 'credit':
         return this.#subs.credit(m)
+      case 'renew':
+        return this.#onRenew(m)
       case 'ping':
         return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
       case 'pong':
@@ -291,23 +350,30 @@ export class Session {
           return
         }
         const { claims } = check
-        const [client, log] = await Promise.all([
+        const [record, log] = await Promise.all([
           this.#ctx.store.client(claims.tenant, clientId),
           this.#ctx.store.identity(),
         ])
         if (this.#state !== 'checking_token') return
-        if (client.subject !== null && client.subject !== claims.sub) {
-          // Guarantee 9: a clientId belongs to the subject that first appended under it.
-          this.#fail('client_taken', 'this clientId belongs to another user of the tenant')
+        if (record.subject !== null && record.subject !== claims.sub) {
+          // Invariant 8. The other subject is not named: it is not this token's business.
+          this.#fail('client_taken', `clientId ${clientId} belongs to another user of the tenant`)
           return
         }
+        const seat = this.#ctx.gates.tenant(claims.tenant)
+        if (seat === undefined) {
+          this.#overloaded(`more than ${this.#ctx.limits.tenantConnectionsMax} connections`)
+          return
+        }
+        this.#tenantSeat = seat
         this.#tenant = claims.tenant
-        this.#grants = claims.grants
         this.#subject = claims.sub
+        this.#grants = claims.grants
         this.#clientId = clientId
         this.#state = 'ready'
         this.#timers.clear(this.#authTimer)
         this.#armExpiry(claims.expiresAt)
+        setMaxPayload(this.#ws, FRAME_BYTES_MAX)
         this.#send({
           type: 'welcome',
           protocol: PROTOCOL_VERSION,
@@ -315,7 +381,6 @@ export class Session {
           subject: claims.sub,
           grants: claims.grants,
           log,
-          // edges-base: b2-relay advertises real limits.
           limits: {
             pushEntriesMax: this.#ctx.limits.pushEntriesMax,
             pushBytesMax: FRAME_BYTES_MAX,
@@ -323,12 +388,13 @@ export class Session {
             pushInFlightMax: PUSH_IN_FLIGHT_MAX,
           },
           partitions: this.#ctx.store.partitions,
-          clientSeqHigh: client.high,
+          clientSeqHigh: record.high,
           serverTime: this.#timers.now(),
           expiresAt: claims.expiresAt,
         })
         const backlog = this.#backlog
         this.#backlog = []
+        this.#backlogBytes = 0
         for (const frame of backlog) {
           if (this.#state !== 'ready') break
           this.#onFrame(frame.data, frame.isBinary, true)
@@ -337,6 +403,38 @@ export class Session {
       .catch((error: unknown) => {
         this.#ctx.logger.error({ err: error }, 'hello failed')
         this.#fail('internal', 'could not read the log')
+      })
+  }
+
+  // -- renew ----------------------------------------------------------------------------------
+
+  /** Invariant 8: the same tenant and subject, a new expiry; nothing else of the session moves. */
+  #onRenew(m: Record<string, unknown>): void {
+    if (typeof m.token !== 'string' || m.token === '' || m.token.length > TOKEN_LENGTH_MAX) {
+      throw new BadMessage('renew needs a token')
+    }
+    const renewal = ++this.#renewals
+    void this.#ctx
+      .verify(m.token)
+      .then((check) => {
+        if (this.#state !== 'ready' || renewal !== this.#renewals) return
+        if (check._tag === 'invalid') {
+          this.#fail(check.kind, `renew: ${check.message}`)
+          return
+        }
+        const { claims } = check
+        if (claims.tenant !== this.#tenant || claims.sub !== this.#subject) {
+          this.#fail('unauthorized', 'renew needs a token of the same tenant and subject')
+          return
+        }
+        this.#grants = claims.grants
+        this.#timers.clear(this.#expiryTimer)
+        this.#armExpiry(claims.expiresAt)
+        this.#send({ type: 'renewed', expiresAt: claims.expiresAt, grants: claims.grants })
+      })
+      .catch((error: unknown) => {
+        this.#ctx.logger.error({ err: error }, 'renew failed')
+        this.#fail('internal', 'could not check the token')
       })
   }
 
@@ -368,7 +466,9 @@ export class Session {
       this.#fail('rate_limited', `more than ${PUSH_IN_FLIGHT_MAX} pushes in flight`)
       return
     }
+    if (this.#isSlow()) return
     const items: AppendItem[] = []
+    const grants = this.#grants
     // `decodeMessage` validated every entry fully (`validateMessage` → core's `validateEntry`)
     // and copied it into a fresh object: validating again here only costs time per entry.
     for (const entry of m.entries as Entry[]) {
@@ -378,7 +478,7 @@ export class Session {
       }
       if (entry.tenant !== this.#tenant) {
         items.push({ entry, refuse: { code: 'forbidden', reason: 'entry of another tenant' } })
-      } else if (!matchesAny(this.#grants.write, entry.entity)) {
+      } else if (!matchesAny(grants.write, entry.entity)) {
         items.push({
           entry,
           refuse: { code: 'forbidden', reason: `no write grant for ${entry.entity}` },
@@ -387,27 +487,42 @@ export class Session {
         items.push({ entry })
       }
     }
+    // Invariant 5: past the relay's commit queue bound nothing reaches the log.
+    // The pusher binds the clientId to its subject and bounds `corrects` and correction
+    // references by its grants (`log-store.ts` guarantees 11 and 12).
+    const pusher = { subject: this.#subject, grants }
+    const appended = this.#ctx.commits.submit(
+      this,
+      this.#tenant,
+      items,
+      this.#inFlight.size === 0,
+      pusher,
+    )
+    if (appended === undefined) {
+      this.#ctx.metrics.overloaded()
+      this.#overloaded(
+        `more than ${this.#ctx.limits.commitQueueEntriesMax} entries wait for commit`,
+      )
+      return
+    }
     const started = performance.now()
-    const pusher = { subject: this.#subject, grants: this.#grants }
-    const done = this.#ctx.store.append(this.#tenant, items, pusher).then(
+    const done = appended.then(
       (appended) => {
-        const taken = appended.find((r) => r.status === 'client_taken')
-        if (taken !== undefined) {
+        if (appended.some((r) => r.status === 'client_taken')) {
           // Nothing of it was recorded: another subject bound the clientId after our hello.
-          this.#fail('client_taken', taken.reason)
+          this.#fail('client_taken', `clientId ${this.#clientId} belongs to another user`)
           return
         }
         const results = appended as AckResult[]
         this.#ctx.metrics.appended(results, performance.now() - started)
-        // edges-base: one part; b2-relay splits acks that would not fit a frame.
-        this.#send({ type: 'ack', batch, first: 0, results, done: true })
+        this.#sendAck(batch, results)
       },
       (error: unknown) => {
         if (isLogStoreError(error, 'overloaded')) {
           // Nothing of the push was recorded: the client backs off (`backoffMsMin` of the
           // error is the retry hint) and resends the same entries.
           this.#ctx.metrics.overloaded()
-          this.#fail('overloaded', `the log is overloaded, retry later: ${error.message}`)
+          this.#overloaded(`the log is overloaded, retry later: ${error.message}`)
           return
         }
         if (
@@ -425,6 +540,19 @@ export class Session {
     void done.finally(() => this.#inFlight.delete(done))
   }
 
+  /** Invariant 5: the ack in parts, with the corrections the pusher may read (now). */
+  #sendAck(batch: number, results: readonly AckResult[]): void {
+    let frames: Uint8Array[]
+    try {
+      frames = encodeAckParts(batch, readableRefs(results, this.#grants.read))
+    } catch (error) {
+      this.#ctx.logger.error({ err: error, type: 'ack' }, 'cannot encode a message')
+      this.#fail('internal', 'cannot send ack')
+      return
+    }
+    for (const frame of frames) if (!this.#sendBytes(frame)) return
+  }
+
   // -- sending and closing --------------------------------------------------------------------
 
   #send(message: RelayMessage): void {
@@ -433,14 +561,12 @@ export class Session {
     try {
       bytes = encodeMessage(message)
     } catch (error) {
-      // Only an ack whose corrections pass FRAME_BYTES_MAX gets here; the client resends and
-      // gets the same answer, so this is a relay limit to raise, reported loudly.
       this.#ctx.logger.error({ err: error, type: message.type }, 'cannot encode a message')
       if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
       return
     }
-    this.#ctx.metrics.bytesOut(bytes.byteLength)
-    this.#ws.send(bytes)
+    if (message.type === 'error') this.#write(bytes)
+    else this.#sendBytes(bytes)
   }
 
   /** An `entries` page, spliced from the entries' shared bytes (`encodeEntriesPage`). */
@@ -459,34 +585,62 @@ export class Session {
       this.#fail('internal', 'cannot send entries')
       return
     }
+    this.#sendBytes(bytes)
+  }
+
+  /** Invariant 4: every frame but an error passes the slow-consumer check first. */
+  #sendBytes(bytes: Uint8Array): boolean {
+    if (this.#ws.readyState !== this.#ws.OPEN || this.#isSlow()) return false
+    this.#write(bytes)
+    return true
+  }
+
+  #write(bytes: Uint8Array): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return
     this.#ctx.metrics.bytesOut(bytes.byteLength)
     this.#ws.send(bytes)
   }
 
-  #sendError(kind: ErrorKind, message: string): void {
+  /** True (and the session closing) when the socket's unsent bytes passed the cap. */
+  #isSlow(): boolean {
+    const max = this.#ctx.limits.bufferedBytesMax
+    if (this.#ws.bufferedAmount <= max) return false
+    this.#fail('slow_consumer', `more than ${max} bytes queued`)
+    return true
+  }
+
+  #sendError(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     this.#send({
       type: 'error',
       kind,
       message: message.slice(0, MESSAGE_LENGTH_MAX),
-      backoffMsMin: ERROR_KINDS[kind].backoffMsMin,
+      backoffMsMin: backoffMsMin ?? ERROR_KINDS[kind].backoffMsMin,
     })
   }
 
+  /** `overloaded` with the relay's retry hint. */
+  #overloaded(message: string): void {
+    this.#fail('overloaded', message, this.#ctx.limits.overloadedRetryMs)
+  }
+
   /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
-  #fail(kind: ErrorKind, message: string): void {
+  #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     if (this.#state === 'closed') return
     this.#ctx.logger.info({ kind, message, tenant: this.#tenant || undefined }, 'closing socket')
-    this.#sendError(kind, message)
+    this.#sendError(kind, message, backoffMsMin)
     this.#state = 'closed'
     this.#clearTimers()
+    this.#tenantSeat?.release()
     try {
       this.#ws.close(ERROR_KINDS[kind].closeCode, kind)
     } catch {
       this.#ws.terminate()
     }
+    // A slow consumer reads what was queued before the close frame reaches it.
+    const { closeHandshakeTimeoutMs, slowConsumerCloseTimeoutMs } = this.#ctx.limits
     this.#closeTimer = this.#timers.set(
       () => this.#ws.terminate(),
-      this.#ctx.limits.closeHandshakeTimeoutMs,
+      kind === 'slow_consumer' ? slowConsumerCloseTimeoutMs : closeHandshakeTimeoutMs,
       { unref: true },
     )
   }
@@ -497,6 +651,9 @@ export class Session {
     this.#timers.clear(this.#closeTimer)
     this.#subs.clear()
     this.#backlog = []
+    this.#backlogBytes = 0
+    this.#tenantSeat?.release()
+    this.#socketSeat?.release()
     this.#ctx.metrics.connectionClosed()
   }
 
@@ -516,5 +673,20 @@ export class Session {
     if (this.#tokens < 1) return false
     this.#tokens--
     return true
+  }
+}
+
+/**
+ * Sets the largest frame `ws` accepts on this socket. `ws` has one `maxPayload` per server, read
+ * by each socket's receiver into `_receiver._maxPayload`, which it checks as soon as a frame
+ * header gives the length (ws/lib/receiver.js, `haveLength`); lowering it before `welcome` is what
+ * keeps a socket that never authenticates from making the relay buffer a 1 MiB frame. `ws` is
+ * pinned (package.json); should the field go away, the session still refuses the frame once
+ * received (invariant 1), and `pre-hello.test.ts` fails.
+ */
+function setMaxPayload(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+  if (receiver !== undefined && typeof receiver._maxPayload === 'number') {
+    receiver._maxPayload = bytes
   }
 }

@@ -14,20 +14,33 @@
  *
  * Token: in the WebSocket handshake (`yjs-wire.ts` says how and why).
  *
+ * Close codes follow y-websocket's reading of them: 4400-4499 are final (the provider stops
+ * reconnecting: no write grant 4403, token expired 4403, too large 4413), every other code is
+ * transient (rate limited 4503, append failed 1011, backlog full 1013, shutdown 1001).
+ *
  * Invariants:
- * 1. No upgrade without a valid token (401), a read grant for the room's entity (403) and a
- *    Yjs entity (404); a connection without a write grant may read and share awareness, and is
- *    closed (4403) when it sends a non-empty update.
- * 2. Every update a y-websocket client sends is appended to the log as part of a coalesced
- *    `yjs.update` entry of the room's entity (within `ROOM_COALESCE_MS`, at most
- *    `ROOM_UPDATE_BYTES_MAX` per entry), with this endpoint's own clientId and gap-free clientSeq
- *    per tenant, so it reaches @ledgerline/yjs clients through their subscriptions.
- * 3. Entries other writers append reach the room through `onCommit` and are applied in version
- *    order; a room applies each version at most once.
- * 4. Awareness lives in memory only and never crosses rooms or tenants.
- * 5. Every queue is bounded: unsent bytes per room (`ROOM_PENDING_BYTES_MAX`, the sender is
- *    closed with 1013 and its client resends on reconnect), buffered bytes per connection
- *    (slow consumers are closed), rooms per endpoint and connections per room (503).
+ * 1. No upgrade without a valid token (401), a read grant for the room's entity (403), a Yjs
+ *    entity (404) and a seat of the tenant (503); a connection without a write grant may read
+ *    and share awareness, and is closed (4403) when it sends a non-empty update. A connection is
+ *    closed (4403, `token_expired`) when its token expires, like a `/sync` session.
+ * 2. Every update a y-websocket client sends is appended to the log, coalesced with the room's
+ *    other updates (within `ROOM_COALESCE_MS`, up to `ROOM_UPDATE_BYTES_MAX`), as one `yjs.update`
+ *    entry or, over one entry, as parts (`crdt-parts.ts` of the model) in one append; with this
+ *    endpoint's own clientId and gap-free clientSeq per tenant, so it reaches @ledgerline/yjs
+ *    clients through their subscriptions.
+ * 3. Durable first: an update enters the room's document, and so reaches any peer, only after
+ *    its append is durable. When an append fails, its writers are closed (1011) and nobody sees
+ *    the update; their clients still hold it and send it again after they reconnect.
+ * 4. Entries other writers append reach the room through `onCommit` and are applied in version
+ *    order, parts joined first; a room applies each version at most once.
+ * 5. Awareness lives in memory only and never crosses rooms or tenants; a connection holds at
+ *    most `yjsAwarenessBytesMax` of it (an update past it closes the connection with 4413 and is
+ *    relayed to nobody).
+ * 6. Every queue is bounded: messages per connection (`yjsMessagesPerS`, closed with 4503),
+ *    unsent bytes per room (`ROOM_PENDING_BYTES_MAX`) and per endpoint
+ *    (`YJS_PENDING_BYTES_MAX`; the sender is closed with 1013 and its client resends on
+ *    reconnect), buffered bytes per connection (slow consumers are closed), rooms per endpoint
+ *    and connections per room (503).
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -35,12 +48,16 @@ import { randomFillSync } from 'node:crypto'
 import type { Entry, Schema } from '@ledgerline/core'
 import {
   createClientId,
+  createCrdtJoiner,
   createHlcClock,
+  CRDT_UPDATE_BYTES_MAX,
+  crdtUpdateDrafts,
   matchesAny,
   parseEntityName,
   partitionOf,
 } from '@ledgerline/core'
 import type { HlcClock } from '@ledgerline/core'
+import { ERROR_KINDS } from '@ledgerline/protocol'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
@@ -51,14 +68,19 @@ import { WebSocketServer } from 'ws'
 import type { TokenVerifier } from './auth.ts'
 import { readFromLatestSnapshot, readRange } from './crdt-snapshots.ts'
 import {
+  RELAY_LIMITS_DEFAULT,
   ROOM_COALESCE_MS,
   ROOM_CONNECTIONS_MAX,
   ROOM_PENDING_BYTES_MAX,
   ROOM_UPDATE_BYTES_MAX,
   ROOMS_MAX,
   YJS_FRAME_BYTES_MAX,
+  YJS_PENDING_BYTES_MAX,
 } from './limits.ts'
+import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
+import { createRelayGates } from './relay-gates.ts'
+import type { RelayGates, Seat } from './relay-gates.ts'
 import {
   decodeRoom,
   encodeSyncUpdate,
@@ -72,7 +94,6 @@ import {
   updateOf,
   YJS_PATH_PREFIX,
   YJS_SUBPROTOCOL,
-  YJS_UPDATE_KIND,
 } from './yjs-wire.ts'
 
 export { YJS_PATH_PREFIX, YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './yjs-wire.ts'
@@ -87,6 +108,10 @@ export interface YjsEndpointOptions {
   readonly now?: (() => number) | undefined
   /** Told about appends that failed; the room keeps running. */
   readonly onError?: ((error: unknown) => void) | undefined
+  /** The relay's limits (the `yjs…` ones and the tenant cap); the defaults when omitted. */
+  readonly limits?: Partial<RelayLimits> | undefined
+  /** The relay's global bounds, shared with `/sync`; a gate of its own when omitted. */
+  readonly gates?: RelayGates | undefined
 }
 
 export interface YjsEndpoint {
@@ -113,12 +138,16 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
   const { store, schema } = options
   const now = options.now ?? Date.now
   const onError = options.onError ?? (() => {})
+  const limits: RelayLimits = { ...RELAY_LIMITS_DEFAULT, ...options.limits }
+  const gates = options.gates ?? createRelayGates(limits)
+  let pendingBytes = 0
   // The endpoint writes like a client: its own random clientId per process, gap-free
   // clientSeq per tenant (read back from the log), so dedupe and ordering hold as for /sync.
   const clientId = createClientId((bytes) => randomFillSync(bytes))
   const clock: HlcClock = createHlcClock(clientId, now)
   const seqs = new Map<string, { next: number | undefined; chain: Promise<void> }>()
   const rooms = new Map<string, Room>()
+  const conns = new Map<WebSocket, Conn>()
   let closing = false
   const wss = new WebSocketServer({
     noServer: true,
@@ -164,7 +193,18 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     if (open !== undefined && open.conns.size >= ROOM_CONNECTIONS_MAX) {
       return { _tag: 'refuse', status: 503, message: 'room is full' }
     }
-    return { _tag: 'admit', tenant, entity, canWrite: matchesAny(grants.write, entity) }
+    const seat = gates.tenant(tenant)
+    if (seat === undefined) {
+      return { _tag: 'refuse', status: 503, message: 'too many connections of this tenant' }
+    }
+    return {
+      _tag: 'admit',
+      tenant,
+      entity,
+      canWrite: matchesAny(grants.write, entity),
+      expiresAt: check.claims.expiresAt,
+      seat,
+    }
   }
 
   function openRoom(tenant: string, entity: string): Room {
@@ -185,16 +225,19 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
       pulling: undefined,
       pullAgain: false,
       pending: [],
+      writers: new Set(),
       pendingBytes: 0,
       timer: undefined,
       appending: Promise.resolve(),
+      joiner: createCrdtJoiner('yjs'),
     }
     // The server's own awareness state stays empty; only clients are present.
     room.awareness.setLocalState(null)
+    // Invariant 3: the doc only changes with what is durable, from the log or a flush.
     doc.on('update', (update: Uint8Array, origin: unknown) => {
       const message = encodeSyncUpdate(update)
-      for (const conn of room.conns.keys()) if (conn !== origin) send(conn, message)
-      if (origin instanceof Object && room.conns.has(origin as WebSocket)) enqueue(room, update)
+      const alone = origin instanceof Durable && origin.writers.size === 1 ? origin.writers : null
+      for (const conn of room.conns.keys()) if (alone?.has(conn) !== true) send(conn, message)
     })
     room.awareness.on(
       'update',
@@ -244,8 +287,11 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
               if (entry.version <= room.version) continue
               room.version = entry.version
               if (entry.clientId === clientId) continue // this endpoint's: already in the doc
-              const update = updateOf(entry)
-              if (update !== undefined) Y.applyUpdate(room.doc, update, LOG_ORIGIN)
+              // Invariant 4: parts wait for the rest of their group.
+              for (const whole of room.joiner.add(entry)) {
+                const update = updateOf(whole)
+                if (update !== undefined) Y.applyUpdate(room.doc, update, LOG_ORIGIN)
+              }
             }
           },
           LOG_ORIGIN,
@@ -259,11 +305,17 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     return room.pulling
   }
 
-  function enqueue(room: Room, update: Uint8Array) {
-    if (room.pendingBytes + update.length > ROOM_UPDATE_BYTES_MAX) flush(room)
+  function enqueue(room: Room, conn: WebSocket, update: Uint8Array) {
+    if (room.pendingBytes > 0 && room.pendingBytes + update.length > ROOM_UPDATE_BYTES_MAX) {
+      void flush(room)
+    }
     room.pending.push(update)
+    room.writers.add(conn)
     room.pendingBytes += update.length
-    room.timer ??= setTimeout(() => flush(room), ROOM_COALESCE_MS)
+    pendingBytes += update.length
+    // A big update goes at once (alone, in parts); small ones wait to be coalesced.
+    if (room.pendingBytes >= ROOM_UPDATE_BYTES_MAX) void flush(room)
+    else room.timer ??= setTimeout(() => void flush(room), ROOM_COALESCE_MS)
   }
 
   function flush(room: Room): Promise<void> {
@@ -271,19 +323,33 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     room.timer = undefined
     if (room.pending.length === 0) return room.appending
     const updates = room.pending
+    const writers = room.writers
     room.pending = []
-    const bytes = room.pendingBytes
+    room.writers = new Set()
+    const bytes = updates.reduce((n, u) => n + u.length, 0)
     const merged = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
     room.appending = room.appending
-      .then(() => appendUpdate(room.tenant, room.entity, merged))
+      .then(async () => {
+        try {
+          await appendUpdate(room.tenant, room.entity, merged)
+        } catch (error) {
+          // Invariant 3: nobody saw it; its writers learn it failed and send it again.
+          onError(error)
+          for (const conn of writers) conn.close(1011, 'append failed; resend after reconnecting')
+          return
+        }
+        Y.applyUpdate(room.doc, merged, new Durable(writers))
+      })
       .catch(onError)
       .finally(() => {
         room.pendingBytes -= bytes
+        pendingBytes -= bytes
       })
     return room.appending
   }
 
-  // Appends one update as this endpoint's next entry of `tenant`, in clientSeq order.
+  // Appends one update as this endpoint's next entries of `tenant` (one, or its parts), in
+  // clientSeq order, in one call: the parts of an update land in one transaction.
   function appendUpdate(tenant: string, entity: string, update: Uint8Array): Promise<void> {
     let seq = seqs.get(tenant)
     if (seq === undefined) {
@@ -294,27 +360,21 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     const job = s.chain.then(async () => {
       for (let attempt = 0; attempt < 2; attempt++) {
         s.next ??= (await store.client(tenant, clientId)).high + 1
-        const clientSeq = s.next
-        const entry: Entry = {
-          id: `${clientId}-${clientSeq}`,
+        const first = s.next
+        const entries = entriesOf(tenant, entity, update, first)
+        const results = await store.append(
           tenant,
-          entity,
-          kind: YJS_UPDATE_KIND,
-          data: update,
-          intent: 'fact',
-          clientId,
-          clientSeq,
-          hlc: clock.tick(),
-          occurredAt: now(),
-        }
-        const [result] = await store.append(tenant, [{ entry }])
-        if (result?.status === 'refused' && result.code === 'seq_gap') {
+          entries.map((entry) => ({ entry })),
+        )
+        const gap = results.find((r) => r.status === 'refused' && r.code === 'seq_gap')
+        if (gap !== undefined && results[0] === gap) {
           s.next = undefined // another writer of ours moved on: read the high-water mark again
           continue
         }
-        s.next = clientSeq + 1
-        if (result?.status === 'refused') {
-          throw new Error(`y-websocket update refused: ${result.code}: ${result.reason}`)
+        s.next = first + entries.length
+        const refused = results.find((r) => r.status !== 'appended' && r.status !== 'duplicate')
+        if (refused !== undefined) {
+          throw new Error(`y-websocket update not appended: ${JSON.stringify(refused)}`)
         }
         return
       }
@@ -324,15 +384,50 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     return job
   }
 
-  function onConnection(conn: WebSocket, room: Room, canWrite: boolean) {
+  function entriesOf(tenant: string, entity: string, update: Uint8Array, first: number): Entry[] {
+    const make = (clientSeq: number, kind: string, data: Entry['data']): Entry => ({
+      id: `${clientId}-${clientSeq}`,
+      tenant,
+      entity,
+      kind,
+      data,
+      intent: 'fact',
+      clientId,
+      clientSeq,
+      hlc: clock.tick(),
+      occurredAt: now(),
+    })
+    const drafts = crdtUpdateDrafts('yjs', update, `${clientId}-${first}`) ?? []
+    return drafts.map((draft, i) => make(first + i, draft.kind, draft.data))
+  }
+
+  function onConnection(conn: WebSocket, room: Room, admission: Admitted) {
+    const { canWrite } = admission
+    const state: Conn = {
+      awareness: new Map(),
+      tokens: limits.yjsMessagesBurst,
+      refilledAt: now(),
+      expiry: undefined,
+    }
     room.conns.set(conn, new Set())
+    conns.set(conn, state)
     conn.binaryType = 'arraybuffer'
+    armExpiry(conn, state, admission.expiresAt)
     let queue: Promise<void> = room.ready
     conn.on('message', (data: ArrayBuffer | Buffer) => {
+      if (conn.readyState !== conn.OPEN) return
+      // Invariant 6: a flood is cut before any of it is queued. y-websocket takes close codes
+      // 4400-4499 as final (it stops reconnecting): a rate limit is not, so 4503.
+      if (!takeToken(state)) {
+        conn.close(ERROR_KINDS.overloaded.closeCode, 'rate_limited: retry later')
+        return
+      }
       const bytes = new Uint8Array(data instanceof ArrayBuffer ? data : data)
       // Messages are handled in order, after the room has loaded from the log.
       queue = queue
-        .then(() => handleMessage(conn, room, canWrite, bytes))
+        .then(() => {
+          if (conn.readyState === conn.OPEN) handleMessage(conn, room, canWrite, bytes)
+        })
         .catch((error) => {
           onError(error)
           conn.close(1011, 'internal error')
@@ -341,6 +436,9 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     conn.on('close', () => {
       const owned = room.conns.get(conn)
       room.conns.delete(conn)
+      conns.delete(conn)
+      if (state.expiry !== undefined) clearTimeout(state.expiry)
+      admission.seat.release()
       if (owned !== undefined && owned.size > 0) {
         awarenessProtocol.removeAwarenessStates(room.awareness, [...owned], null)
       }
@@ -364,6 +462,44 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
         send(conn, encoding.toUint8Array(aw))
       }
     })
+  }
+
+  // Invariant 1: closed when the token expires (setTimeout holds at most 2^31-1 ms: re-armed).
+  function armExpiry(conn: WebSocket, state: Conn, expiresAt: number) {
+    const delay = Math.max(0, Math.min(expiresAt - now(), 2 ** 31 - 1))
+    state.expiry = setTimeout(() => {
+      if (now() >= expiresAt) conn.close(ERROR_KINDS.token_expired.closeCode, 'token_expired')
+      else armExpiry(conn, state, expiresAt)
+    }, delay)
+  }
+
+  function takeToken(state: Conn): boolean {
+    const t = now()
+    state.tokens = Math.min(
+      limits.yjsMessagesBurst,
+      state.tokens + ((t - state.refilledAt) * limits.yjsMessagesPerS) / 1000,
+    )
+    state.refilledAt = t
+    if (state.tokens < 1) return false
+    state.tokens--
+    return true
+  }
+
+  // Invariant 5: the awareness states this update would leave the connection holding.
+  function awarenessFits(state: Conn, update: Uint8Array): Map<number, number> | undefined {
+    const sizes = new Map(state.awareness)
+    const decoder = decoding.createDecoder(update)
+    const count = decoding.readVarUint(decoder)
+    for (let i = 0; i < count; i++) {
+      const client = decoding.readVarUint(decoder)
+      decoding.readVarUint(decoder) // clock
+      const start = decoder.pos
+      const json = decoding.readVarString(decoder)
+      sizes.set(client, json === 'null' ? 0 : decoder.pos - start)
+    }
+    let total = 0
+    for (const size of sizes.values()) total += size
+    return total > limits.yjsAwarenessBytesMax ? undefined : sizes
   }
 
   function handleMessage(conn: WebSocket, room: Room, canWrite: boolean, bytes: Uint8Array) {
@@ -391,24 +527,32 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
         conn.close(4403, 'read-only: no write grant for this document')
         return
       }
-      if (update.length > ROOM_UPDATE_BYTES_MAX) {
-        conn.close(1009, `update over ${ROOM_UPDATE_BYTES_MAX} bytes`)
+      if (update.length > CRDT_UPDATE_BYTES_MAX) {
+        // Final (4413): sending it again can never succeed.
+        conn.close(ERROR_KINDS.too_large.closeCode, `update over ${CRDT_UPDATE_BYTES_MAX} bytes`)
         return
       }
-      if (room.pendingBytes + update.length > ROOM_PENDING_BYTES_MAX) {
+      if (
+        room.pendingBytes + update.length > ROOM_PENDING_BYTES_MAX ||
+        pendingBytes + update.length > YJS_PENDING_BYTES_MAX
+      ) {
         // Not applied: the client keeps it and sends it again after it reconnects.
-        conn.close(1013, 'room backlog full, try again later')
+        conn.close(1013, 'backlog full, try again later')
         return
       }
-      Y.applyUpdate(room.doc, update, conn)
+      enqueue(room, conn, update)
       return
     }
     if (type === MESSAGE_AWARENESS) {
-      awarenessProtocol.applyAwarenessUpdate(
-        room.awareness,
-        decoding.readVarUint8Array(decoder),
-        conn,
-      )
+      const update = decoding.readVarUint8Array(decoder)
+      const state = conns.get(conn)
+      const sizes = state === undefined ? undefined : awarenessFits(state, update)
+      if (state === undefined || sizes === undefined) {
+        conn.close(ERROR_KINDS.too_large.closeCode, 'awareness state too large')
+        return
+      }
+      state.awareness = sizes
+      awarenessProtocol.applyAwarenessUpdate(room.awareness, update, conn)
       return
     }
     if (type === MESSAGE_QUERY_AWARENESS) {
@@ -444,9 +588,20 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
             refuseUpgrade(socket, admission.status, admission.message)
             return
           }
+          // The tenant seat goes back if the upgrade never completes (also if the socket went
+          // away while the token was being checked).
+          if (socket.destroyed) {
+            admission.seat.release()
+            return
+          }
+          let upgraded = false
+          socket.once('close', () => {
+            if (!upgraded) admission.seat.release()
+          })
           wss.handleUpgrade(request, socket, head, (conn) => {
+            upgraded = true
             const room = openRoom(admission.tenant, admission.entity)
-            onConnection(conn, room, admission.canWrite)
+            onConnection(conn, room, admission)
           })
         },
         (error: unknown) => {
@@ -474,6 +629,24 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
 
 const LOG_ORIGIN = Symbol('ledgerline:log')
 
+/** The origin of a flush applied once durable: the connections whose updates it holds. */
+class Durable {
+  readonly writers: ReadonlySet<WebSocket>
+  constructor(writers: ReadonlySet<WebSocket>) {
+    this.writers = writers
+  }
+}
+
+/** What the endpoint keeps per connection. */
+interface Conn {
+  /** Awareness client id → bytes of its state as encoded (invariant 5). */
+  awareness: Map<number, number>
+  /** Token bucket of messages (invariant 6). */
+  tokens: number
+  refilledAt: number
+  expiry: ReturnType<typeof setTimeout> | undefined
+}
+
 interface Room {
   readonly key: string
   readonly tenant: string
@@ -488,13 +661,24 @@ interface Room {
   ready: Promise<void>
   pulling: Promise<void> | undefined
   pullAgain: boolean
+  /** Updates received and not yet appended, and the connections they came from. */
   pending: Uint8Array[]
+  writers: Set<WebSocket>
   /** Bytes received and not yet durable (buffered or being appended). */
   pendingBytes: number
   timer: ReturnType<typeof setTimeout> | undefined
   appending: Promise<void>
+  /** Parts of other writers' updates, until their group is complete (invariant 4). */
+  readonly joiner: ReturnType<typeof createCrdtJoiner>
 }
 
-type Admission =
-  | { readonly _tag: 'admit'; tenant: string; entity: string; canWrite: boolean }
-  | { readonly _tag: 'refuse'; status: number; message: string }
+interface Admitted {
+  readonly _tag: 'admit'
+  readonly tenant: string
+  readonly entity: string
+  readonly canWrite: boolean
+  readonly expiresAt: number
+  readonly seat: Seat
+}
+
+type Admission = Admitted | { readonly _tag: 'refuse'; status: number; message: string }
