@@ -128,7 +128,7 @@ describe('ledgerline-relay CLI', () => {
       timeout: 20_000,
     })
     expect(none.status).toBe(2)
-    expect(none.stderr).toContain('no log')
+    expect(none.stderr).toContain('no Ledgerline log')
     expect(existsSync(join(empty, 'log.sqlite'))).toBe(false)
 
     const data = join(dir, 'bump-running')
