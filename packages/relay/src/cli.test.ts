@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { HELP, loadSchemaModule, parseCliArgs } from './cli.ts'
 import { RelayError } from './relay-error.ts'
-import { createSqliteStore } from './sqlite-store.ts'
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/cli.js')
 const dir = mkdtempSync(join(tmpdir(), 'll-cli-'))
