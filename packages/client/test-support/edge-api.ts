@@ -1,5 +1,4 @@
-// The parts of the edges design (issues 12 and 13; /work/briefs/edges-design.md, and
-// docs/ARCHITECTURE.md once built) that the client and relay of 3a8bfae do not have yet, named
+// The parts of the edges design (issues 12 and 13; docs/ARCHITECTURE.md) that the client and relay of 3a8bfae do not have yet, named
 // in ONE place so the tests type-check today and the implementers adapt a name here, not in
 // every test. Each helper reads or passes the new field loosely; on 3a8bfae it finds nothing
 // (or the option is ignored) and the test fails on its assertion, not on a type error.

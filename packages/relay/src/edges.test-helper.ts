@@ -1,8 +1,7 @@
 // Shared by the relay's edge tests (issues 12 and 13): relays on either server log, tokens,
 // entries of a chosen clientId and clientSeq, and pushes whose acks may come in parts.
 //
-// The second half names the parts of the edges design (/work/briefs/edges-design.md, and
-// docs/ARCHITECTURE.md once built) that the relay of 3a8bfae does not have yet, in ONE place:
+// The second half names the parts of the edges design (docs/ARCHITECTURE.md) that the relay of 3a8bfae does not have yet, in ONE place:
 // limit names, error kinds, close codes, ack statuses, the log's bound subjects. The tests
 // type-check today and fail on their assertions; an implementer who picks another name changes it
 // here, not in every test.
