@@ -10,8 +10,11 @@
  *   push ─► grants checked per entry ─► store.append ─► ack (after durable)
  *   subscribe ─► catch-up pages from cursors ─► live marker page ─► live pages on each commit
  *
- * Terms: a *subscription* is a scope with per-partition cursors and credit; its reading and
- * paging live in `subscriptions.ts` (invariants 2–4), the rest of the protocol here.
+ * Terms: a *subscription* is a scope with per-partition cursors and credit. The session owns the
+ * socket, its state and the frames; three parts own the rest and state their share of the
+ * invariants below in their own headers: `session-auth.ts` the identity (`hello`, `renew`,
+ * expiry; 1, 8, 9), `session-push.ts` the appends in flight and their acks (5, 7),
+ * `subscriptions.ts` the reading and paging (2–4).
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
@@ -28,51 +31,36 @@
  *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone). Every frame
  *    counts towards the socket's unsent bytes, acks and pages alike: a socket whose
  *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer, and takes no push.
- * 5. Acks follow pushes in order, each after the log made its results durable, in parts that
- *    each fit in a frame (`ack-parts.ts`). A push the relay or the log refuses as a whole gets no
- *    ack: the connection closes (`overloaded` past the commit queue bound, with the relay's retry
- *    hint; `client_taken` when the clientId is another subject's; `internal` otherwise), nothing
- *    of it is recorded, and the client resends.
+ * 5. Acks follow pushes in order, each after the log made it durable; a push refused as a whole
+ *    closes the connection and records nothing (`session-push.ts`).
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
- * 8. A session acts for one (tenant, subject) for its whole life: `hello` is refused
- *    `client_taken` when the log binds the clientId to another subject, and `renew` swaps the
- *    token only for one of the same tenant and subject (else `unauthorized`), re-arming the
- *    expiry; acks and subscriptions in flight are untouched by a renewal.
- * 9. A welcomed session holds a seat of its tenant (`relay-gates.ts`); past the tenant's cap
- *    `hello` is answered `overloaded`.
+ * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
+ * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  */
 import type { WebSocket } from 'ws'
-import { isClientId, LedgerError, matchesAny } from '@ledgerline/core'
-import type { Entry } from '@ledgerline/core'
+import { LedgerError } from '@ledgerline/core'
 import {
   decodeMessage,
   encodeMessage,
-  ENTRY_DATA_BYTES_MAX,
   ERROR_KINDS,
   FRAME_BYTES_MAX,
   isProtocolError,
   MESSAGE_LENGTH_MAX,
-  PROTOCOL_VERSION,
-  PROTOCOL_VERSION_MIN,
-  PUSH_IN_FLIGHT_MAX,
-  TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
-import type { AckResult, ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
+import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
-import { encodeAckParts, readableRefs } from './ack-parts.ts'
 import type { TokenVerifier } from './auth.ts'
 import type { CommitQueue } from './commit-queue.ts'
 import { encodeEntriesPage } from './fanout-tail.ts'
-import { peekPushEntries } from './push-peek.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
-import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import type { RelayLimits } from './limits.ts'
-import { isLogStoreError } from './log-store.ts'
-import type { AppendItem, LogStore } from './log-store.ts'
+import type { LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
 import type { RelayGates, Seat } from './relay-gates.ts'
-import { RelayError } from './relay-error.ts'
+import { SessionAuth } from './session-auth.ts'
+import { SessionPushes } from './session-push.ts'
+import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
 
@@ -111,23 +99,16 @@ export class Session {
   #state: State = 'awaiting_hello'
   #backlog: { data: Buffer; isBinary: boolean }[] = []
   #backlogBytes = 0
-  #tenant = ''
-  #subject = ''
-  #grants: Grants = { read: [], write: [] }
-  #clientId = ''
-  /** The renewal whose answer counts; an older one still verifying is ignored. */
-  #renewals = 0
   readonly #socketSeat: Seat | undefined
-  #tenantSeat: Seat | undefined
+  readonly #auth: SessionAuth
+  readonly #pushes: SessionPushes
   readonly #subs: Subscriptions
-  #inFlight = new Set<Promise<void>>()
   readonly #timers: RelayTimers
   #tokens: number
   #refilledAt: number
   #alive = true
   #draining = false
   #authTimer: TimerHandle | undefined
-  #expiryTimer: TimerHandle | undefined
   #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
@@ -140,9 +121,27 @@ export class Session {
     setMaxPayload(ws, context.limits.preHelloFrameBytesMax)
     this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
+    this.#auth = new SessionAuth(context, this.#timers, {
+      isChecking: () => this.#state === 'checking_token',
+      isReady: () => this.#state === 'ready',
+      startChecking: () => {
+        this.#state = 'checking_token'
+      },
+      welcome: (message) => this.#welcome(message),
+      send: (message) => this.#send(message),
+      fail: (kind, message) => this.#fail(kind, message),
+      overloaded: (message) => this.#overloaded(message),
+    })
+    this.#pushes = new SessionPushes(context, this, {
+      identity: () => this.#auth.identity,
+      isSlow: () => this.#isSlow(),
+      sendBytes: (bytes) => this.#sendBytes(bytes),
+      fail: (kind, message) => this.#fail(kind, message),
+      overloaded: (message) => this.#overloaded(message),
+    })
     this.#subs = new Subscriptions(context, {
-      tenant: () => this.#tenant,
-      grants: () => this.#grants,
+      tenant: () => this.#auth.identity.tenant,
+      grants: () => this.#auth.identity.grants,
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sendEntries(sub, page, cursors, live),
@@ -196,7 +195,7 @@ export class Session {
   /** Shutdown step 1: stop taking frames, wait for appends in flight (they are acked). */
   async drain(): Promise<void> {
     this.#draining = true
-    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight)
+    await this.#pushes.drain()
   }
 
   /** Shutdown step 2: tell the client and close with 1001 (invariant 7). */
@@ -241,7 +240,7 @@ export class Session {
       this.#fail('bad_message', 'frames must be binary MessagePack')
       return
     }
-    if (this.#refusedUndecoded(data)) return
+    if (this.#state === 'ready' && this.#pushes.refusedUndecoded(data)) return
     let message: Message
     try {
       message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
@@ -264,25 +263,6 @@ export class Session {
     }
   }
 
-  /**
-   * A push refused from its first bytes (`push-peek.ts`), before it costs a decode: over
-   * `pushEntriesMax`, or past the commit queue's bound (invariant 5).
-   */
-  #refusedUndecoded(data: Buffer): boolean {
-    if (this.#state !== 'ready') return false
-    const entries = peekPushEntries(data)
-    if (entries === undefined) return false
-    const { pushEntriesMax, commitQueueEntriesMax } = this.#ctx.limits
-    if (entries > pushEntriesMax) {
-      this.#fail('too_large', `push of ${entries} entries; at most ${pushEntriesMax}`)
-      return true
-    }
-    if (this.#ctx.commits.wouldAdmit(entries, this.#inFlight.size === 0)) return false
-    this.#ctx.metrics.overloaded()
-    this.#overloaded(`more than ${commitQueueEntriesMax} entries wait for commit`)
-    return true
-  }
-
   #dispatch(message: Message): void {
     if (typeof message !== 'object' || message === null || typeof message.type !== 'string') {
       throw new BadMessage('a message must be a map with a type')
@@ -292,19 +272,19 @@ export class Session {
         this.#fail('hello_required', `'${message.type}' before hello`)
         return
       }
-      this.#onHello(message as unknown as Record<string, unknown>)
+      this.#auth.hello(message as unknown as Record<string, unknown>)
       return
     }
     const m = message as unknown as Record<string, unknown>
     switch (message.type) {
       case 'push':
-        return this.#onPush(m)
+        return this.#pushes.push(m)
       case 'subscribe':
         return this.#subs.subscribe(m)
       case 'credit':
         return this.#subs.credit(m)
       case 'renew':
-        return this.#onRenew(m)
+        return this.#auth.renew(m)
       case 'ping':
         return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
       case 'pong':
@@ -316,241 +296,19 @@ export class Session {
     }
   }
 
-  // -- hello ----------------------------------------------------------------------------------
-
-  #onHello(m: Record<string, unknown>): void {
-    if (
-      typeof m.protocol !== 'number' ||
-      m.protocol < PROTOCOL_VERSION_MIN ||
-      m.protocol > PROTOCOL_VERSION
-    ) {
-      this.#fail(
-        'unsupported_protocol',
-        `protocol ${String(m.protocol)} not spoken; this relay speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION}`,
-      )
-      return
+  /** The identity is checked (`session-auth.ts`): ready, the full frame bound, the backlog. */
+  #welcome(message: RelayMessage): void {
+    this.#state = 'ready'
+    this.#timers.clear(this.#authTimer)
+    setMaxPayload(this.#ws, FRAME_BYTES_MAX)
+    this.#send(message)
+    const backlog = this.#backlog
+    this.#backlog = []
+    this.#backlogBytes = 0
+    for (const frame of backlog) {
+      if (this.#state !== 'ready') break
+      this.#onFrame(frame.data, frame.isBinary, true)
     }
-    if (!isClientId(m.clientId)) throw new BadMessage('hello clientId must be 32 hex digits')
-    if (m.token === undefined || m.token === '') {
-      this.#fail('unauthorized', 'token missing')
-      return
-    }
-    if (typeof m.token !== 'string' || m.token.length > TOKEN_LENGTH_MAX) {
-      this.#fail('unauthorized', 'token malformed')
-      return
-    }
-    const clientId = m.clientId
-    this.#state = 'checking_token'
-    void this.#ctx
-      .verify(m.token)
-      .then(async (check) => {
-        if (this.#state !== 'checking_token') return
-        if (check._tag === 'invalid') {
-          this.#fail(check.kind, check.message)
-          return
-        }
-        const { claims } = check
-        const [record, log] = await Promise.all([
-          this.#ctx.store.client(claims.tenant, clientId),
-          this.#ctx.store.identity(),
-        ])
-        if (this.#state !== 'checking_token') return
-        if (record.subject !== null && record.subject !== claims.sub) {
-          // Invariant 8. The other subject is not named: it is not this token's business.
-          this.#fail('client_taken', `clientId ${clientId} belongs to another user of the tenant`)
-          return
-        }
-        const seat = this.#ctx.gates.tenant(claims.tenant)
-        if (seat === undefined) {
-          this.#overloaded(`more than ${this.#ctx.limits.tenantConnectionsMax} connections`)
-          return
-        }
-        this.#tenantSeat = seat
-        this.#tenant = claims.tenant
-        this.#subject = claims.sub
-        this.#grants = claims.grants
-        this.#clientId = clientId
-        this.#state = 'ready'
-        this.#timers.clear(this.#authTimer)
-        this.#armExpiry(claims.expiresAt)
-        setMaxPayload(this.#ws, FRAME_BYTES_MAX)
-        this.#send({
-          type: 'welcome',
-          protocol: PROTOCOL_VERSION,
-          tenant: claims.tenant,
-          subject: claims.sub,
-          grants: claims.grants,
-          log,
-          limits: {
-            pushEntriesMax: this.#ctx.limits.pushEntriesMax,
-            pushBytesMax: FRAME_BYTES_MAX,
-            entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
-            pushInFlightMax: PUSH_IN_FLIGHT_MAX,
-          },
-          partitions: this.#ctx.store.partitions,
-          clientSeqHigh: record.high,
-          serverTime: this.#timers.now(),
-          expiresAt: claims.expiresAt,
-        })
-        const backlog = this.#backlog
-        this.#backlog = []
-        this.#backlogBytes = 0
-        for (const frame of backlog) {
-          if (this.#state !== 'ready') break
-          this.#onFrame(frame.data, frame.isBinary, true)
-        }
-      })
-      .catch((error: unknown) => {
-        this.#ctx.logger.error({ err: error }, 'hello failed')
-        this.#fail('internal', 'could not read the log')
-      })
-  }
-
-  // -- renew ----------------------------------------------------------------------------------
-
-  /** Invariant 8: the same tenant and subject, a new expiry; nothing else of the session moves. */
-  #onRenew(m: Record<string, unknown>): void {
-    if (typeof m.token !== 'string' || m.token === '' || m.token.length > TOKEN_LENGTH_MAX) {
-      throw new BadMessage('renew needs a token')
-    }
-    const renewal = ++this.#renewals
-    void this.#ctx
-      .verify(m.token)
-      .then((check) => {
-        if (this.#state !== 'ready' || renewal !== this.#renewals) return
-        if (check._tag === 'invalid') {
-          this.#fail(check.kind, `renew: ${check.message}`)
-          return
-        }
-        const { claims } = check
-        if (claims.tenant !== this.#tenant || claims.sub !== this.#subject) {
-          this.#fail('unauthorized', 'renew needs a token of the same tenant and subject')
-          return
-        }
-        this.#grants = claims.grants
-        this.#timers.clear(this.#expiryTimer)
-        this.#armExpiry(claims.expiresAt)
-        this.#send({ type: 'renewed', expiresAt: claims.expiresAt, grants: claims.grants })
-      })
-      .catch((error: unknown) => {
-        this.#ctx.logger.error({ err: error }, 'renew failed')
-        this.#fail('internal', 'could not check the token')
-      })
-  }
-
-  #armExpiry(expiresAt: number): void {
-    const delay = expiresAt - this.#timers.now()
-    // setTimeout holds at most 2^31-1 ms; re-arm for tokens that live longer than ~24 days.
-    this.#expiryTimer = this.#timers.set(
-      () => {
-        if (this.#timers.now() >= expiresAt) this.#fail('token_expired', 'token expired')
-        else this.#armExpiry(expiresAt)
-      },
-      Math.max(0, Math.min(delay, 2 ** 31 - 1)),
-    )
-  }
-
-  // -- push -----------------------------------------------------------------------------------
-
-  #onPush(m: Record<string, unknown>): void {
-    const batch = safeInt(m.batch, 'batch')
-    if (!Array.isArray(m.entries)) throw new BadMessage('push entries must be a list')
-    if (m.entries.length > this.#ctx.limits.pushEntriesMax) {
-      this.#fail(
-        'too_large',
-        `push of ${m.entries.length} entries; at most ${this.#ctx.limits.pushEntriesMax}`,
-      )
-      return
-    }
-    if (this.#inFlight.size >= PUSH_IN_FLIGHT_MAX) {
-      this.#fail('rate_limited', `more than ${PUSH_IN_FLIGHT_MAX} pushes in flight`)
-      return
-    }
-    if (this.#isSlow()) return
-    const items: AppendItem[] = []
-    const grants = this.#grants
-    // `decodeMessage` validated every entry fully (`validateMessage` → core's `validateEntry`)
-    // and copied it into a fresh object: validating again here only costs time per entry.
-    for (const entry of m.entries as Entry[]) {
-      if (entry.clientId !== this.#clientId) {
-        // Not recorded: another client's clientSeq must never be used up by this connection.
-        throw new BadMessage(`entry ${entry.id} is not of this connection's client`)
-      }
-      if (entry.tenant !== this.#tenant) {
-        items.push({ entry, refuse: { code: 'forbidden', reason: 'entry of another tenant' } })
-      } else if (!matchesAny(grants.write, entry.entity)) {
-        items.push({
-          entry,
-          refuse: { code: 'forbidden', reason: `no write grant for ${entry.entity}` },
-        })
-      } else {
-        items.push({ entry })
-      }
-    }
-    // Invariant 5: past the relay's commit queue bound nothing reaches the log.
-    // The pusher binds the clientId to its subject and bounds `corrects` and correction
-    // references by its grants (`log-store.ts` guarantees 11 and 12).
-    const pusher = { subject: this.#subject, grants }
-    const appended = this.#ctx.commits.submit(
-      this,
-      this.#tenant,
-      items,
-      this.#inFlight.size === 0,
-      pusher,
-    )
-    if (appended === undefined) {
-      this.#ctx.metrics.overloaded()
-      this.#overloaded(
-        `more than ${this.#ctx.limits.commitQueueEntriesMax} entries wait for commit`,
-      )
-      return
-    }
-    const started = performance.now()
-    const done = appended.then(
-      (appended) => {
-        if (appended.some((r) => r.status === 'client_taken')) {
-          // Nothing of it was recorded: another subject bound the clientId after our hello.
-          this.#fail('client_taken', `clientId ${this.#clientId} belongs to another user`)
-          return
-        }
-        const results = appended as AckResult[]
-        this.#ctx.metrics.appended(results, performance.now() - started)
-        this.#sendAck(batch, results)
-      },
-      (error: unknown) => {
-        if (isLogStoreError(error, 'overloaded')) {
-          // Nothing of the push was recorded: the client backs off (`backoffMsMin` of the
-          // error is the retry hint) and resends the same entries.
-          this.#ctx.metrics.overloaded()
-          this.#overloaded(`the log is overloaded, retry later: ${error.message}`)
-          return
-        }
-        if (
-          isLogStoreError(error, 'closed') ||
-          (error instanceof RelayError && error.kind === 'store_closed')
-        ) {
-          this.#fail('shutting_down', 'the log is closing')
-          return
-        }
-        this.#ctx.logger.error({ err: error }, 'append failed')
-        this.#fail('internal', 'the log could not append; resend after reconnecting')
-      },
-    )
-    this.#inFlight.add(done)
-    void done.finally(() => this.#inFlight.delete(done))
-  }
-
-  /** Invariant 5: the ack in parts, with the corrections the pusher may read (now). */
-  #sendAck(batch: number, results: readonly AckResult[]): void {
-    let frames: Uint8Array[]
-    try {
-      frames = encodeAckParts(batch, readableRefs(results, this.#grants.read))
-    } catch (error) {
-      this.#ctx.logger.error({ err: error, type: 'ack' }, 'cannot encode a message')
-      this.#fail('internal', 'cannot send ack')
-      return
-    }
-    for (const frame of frames) if (!this.#sendBytes(frame)) return
   }
 
   // -- sending and closing --------------------------------------------------------------------
@@ -626,11 +384,11 @@ export class Session {
   /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
   #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     if (this.#state === 'closed') return
-    this.#ctx.logger.info({ kind, message, tenant: this.#tenant || undefined }, 'closing socket')
+    const tenant = this.#auth.identity.tenant
+    this.#ctx.logger.info({ kind, message, tenant: tenant || undefined }, 'closing socket')
     this.#sendError(kind, message, backoffMsMin)
     this.#state = 'closed'
     this.#clearTimers()
-    this.#tenantSeat?.release()
     try {
       this.#ws.close(ERROR_KINDS[kind].closeCode, kind)
     } catch {
@@ -652,14 +410,14 @@ export class Session {
     this.#subs.clear()
     this.#backlog = []
     this.#backlogBytes = 0
-    this.#tenantSeat?.release()
     this.#socketSeat?.release()
     this.#ctx.metrics.connectionClosed()
   }
 
+  /** The auth timer, and the identity's expiry timer and tenant seat. */
   #clearTimers(): void {
     this.#timers.clear(this.#authTimer)
-    this.#timers.clear(this.#expiryTimer)
+    this.#auth.close()
   }
 
   #takeToken(): boolean {

@@ -15,24 +15,11 @@ import {
   ENTRY_CLOCK_SKEW_MS_MAX,
   UNKNOWN_TYPE_RETRY_MS,
 } from '@ledgerline/core'
-import type { Entry, Schema } from '@ledgerline/core'
+import type { Entry } from '@ledgerline/core'
 import type { Grants } from '@ledgerline/protocol'
 import type { AppendResult, LogStore, Pusher } from '@ledgerline/log'
 import { client, contractTypes, faultyTypes, readAll } from './log-store-contract-fixtures.ts'
-import type { LogStoreContractSubject } from './log-store-contract-fixtures.ts'
-
-/** What `runLogStoreContract` hands the edge cases. */
-export interface ContractHarness {
-  /** A fresh store, with the contract schema unless another is given. */
-  open(schema?: Schema): Promise<LogStore>
-  subject(): LogStoreContractSubject | undefined
-  /** Closes and removes the store `open` made (the suite also does after each test). */
-  cleanup(): Promise<void>
-  /** The store's clock. */
-  now(): number
-  /** Moves the store's clock forward. */
-  advance(ms: number): void
-}
+import type { ContractHarness } from './log-store-contract-fixtures.ts'
 
 /** A type the contract schema lacks, as an app ships it before its relay learns it. */
 const loyalty = defineEntity<{ points: number }>({

@@ -1,7 +1,8 @@
 /**
- * What the server log's conformance suite (`log-store-contract.ts`,
- * `log-store-contract-edges.ts`) decides with and builds its entries from: the contract schema,
- * test clients with deterministic ids, and readers of a whole log.
+ * What the server log's conformance suite (`log-store-contract.ts` and its parts
+ * `log-store-contract-{writes,decisions,reads,edges}.ts`) decides with and builds its entries
+ * from: the harness each part runs on, the contract schema, test clients with deterministic ids,
+ * and readers of a whole log.
  */
 import { expect } from 'vitest'
 import { defineEntity, defineSchema, entryId, partitionOf } from '@ledgerline/core'
@@ -30,6 +31,25 @@ export interface LogStoreContractSubject {
     | undefined
   /** Closes whatever is open and removes the log. */
   readonly cleanup: () => Promise<void>
+}
+
+/**
+ * What `runLogStoreContract` hands each part of the suite: a fresh store per test, closed and
+ * removed by the suite after each test.
+ */
+export interface ContractHarness {
+  /**
+   * A fresh store: with the contract schema (`'typed'`, the default), without one (`'plain'`)
+   * or with the schema given; bounded at `commitQueueEntriesMax` queued entries when given.
+   */
+  open(mode?: 'typed' | 'plain' | Schema, commitQueueEntriesMax?: number): Promise<LogStore>
+  subject(): LogStoreContractSubject | undefined
+  /** Closes and removes the store `open` made (the suite also does after each test). */
+  cleanup(): Promise<void>
+  /** The store's clock. */
+  now(): number
+  /** Moves the store's clock forward. */
+  advance(ms: number): void
 }
 
 /** Partition count the suite asks for. */
@@ -216,6 +236,16 @@ const dataEncoder = new Encoder()
 /** An entry's `data` encoded as on the wire, in bytes. */
 export function dataBytes(entry: Entry): number {
   return dataEncoder.encode(entry.data).byteLength
+}
+
+/** The body of the entry an ack's correction reference names (read back from the log). */
+export async function bodyOf(
+  store: LogStore,
+  ref: { readonly entity: string; readonly version: number } | undefined,
+): Promise<StoredEntry | undefined> {
+  if (ref === undefined) return undefined
+  const [entry] = await store.readEntity('acme', ref.entity, ref.version, 1)
+  return entry
 }
 
 export function range(from: number, to: number): number[] {
