@@ -36,6 +36,8 @@ export interface RelayMetrics {
   appended(results: readonly AckResult[], latencyMs: number): void
   /** One push refused because the commit queue was full. */
   overloaded(): void
+  /** Where `ledgerline_yjs_rooms` reads the open y-websocket rooms from, at each scrape. */
+  countYjsRooms(count: () => number): void
   /** The Prometheus text exposition, and its content type. */
   render(): Promise<string>
   readonly contentType: string
@@ -105,6 +107,15 @@ export function createRelayMetrics(): RelayMetrics {
     buckets: [...APPEND_LATENCY_BUCKETS_S],
     registers,
   })
+  let yjsRooms = (): number => 0
+  new Gauge({
+    name: 'ledgerline_yjs_rooms',
+    help: 'Open y-websocket rooms (documents held in memory).',
+    registers,
+    collect() {
+      this.set(yjsRooms())
+    },
+  })
   // Every status is a series from the start, so a dashboard sees zeros rather than gaps.
   for (const status of ACK_STATUSES) appends.inc({ status }, 0)
   return {
@@ -129,6 +140,9 @@ export function createRelayMetrics(): RelayMetrics {
       latency.observe(latencyMs / 1000)
     },
     overloaded: () => overloaded.inc(),
+    countYjsRooms: (count) => {
+      yjsRooms = count
+    },
     render: () => registry.metrics(),
     contentType: registry.contentType,
   }

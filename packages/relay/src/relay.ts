@@ -217,6 +217,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
             onError: (error) => logger.warn({ err: error }, 'y-websocket endpoint error'),
           })
         : undefined
+    if (yjs !== undefined) metrics.countYjsRooms(() => yjs.roomCount())
     // Invariant 7: a seat from before `ws` sees the upgrade until the socket closes.
     const admitSocket = (socket: Duplex): Seat | undefined => {
       const seat = gates.socket()

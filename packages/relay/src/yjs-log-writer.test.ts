@@ -25,7 +25,7 @@ describe('createYjsLogWriter', () => {
       writer.append('other', 'doc/a', update('three')),
       writer.append('acme', 'doc/a', update('four')),
     ]
-    await Promise.all(calls)
+    expect(await Promise.all(calls), 'entity versions of each update').toEqual([[1], [1], [1], [2]])
     await writer.settled()
     expect((await store.client('acme', writer.clientId)).high).toBe(3)
     expect((await store.client('other', writer.clientId)).high).toBe(1)

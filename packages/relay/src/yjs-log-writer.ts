@@ -14,6 +14,8 @@
  * 3. An update the log refuses or defers (anything but `appended` or `duplicate`) rejects its
  *    promise; the next update of the tenant still runs.
  * 4. `settled` resolves once every append started before it has finished.
+ * 5. `append` resolves with the entity versions of its entries (a `duplicate` answer's too), so
+ *    a room knows which of this writer's entries its document already holds.
  */
 import { randomFillSync } from 'node:crypto'
 import type { Entry } from '@ledgerline/core'
@@ -21,10 +23,13 @@ import { createClientId, createHlcClock, crdtUpdateDrafts } from '@ledgerline/co
 import type { LogStore } from './log-store.ts'
 
 export interface YjsLogWriter {
-  /** This writer's clientId; entries under it are already in the rooms' documents. */
+  /** This writer's clientId. */
   readonly clientId: string
-  /** Appends one Yjs update to `entity` (one entry or its parts, in one call). */
-  append(tenant: string, entity: string, update: Uint8Array): Promise<void>
+  /**
+   * Appends one Yjs update to `entity` (one entry or its parts, in one call); resolves with the
+   * versions the entity's ledger holds them at.
+   */
+  append(tenant: string, entity: string, update: Uint8Array): Promise<number[]>
   /** Resolves once every append started so far has finished (invariant 4). */
   settled(): Promise<void>
 }
@@ -84,11 +89,14 @@ export function createYjsLogWriter(store: LogStore, now: () => number): YjsLogWr
           if (refused !== undefined) {
             throw new Error(`y-websocket update not appended: ${JSON.stringify(refused)}`)
           }
-          return
+          return results.map((r) => ('version' in r ? r.version : 0))
         }
         throw new Error('y-websocket update refused twice with seq_gap')
       })
-      s.chain = job.catch(() => undefined)
+      s.chain = job.then(
+        () => undefined,
+        () => undefined,
+      )
       return job
     },
     async settled() {

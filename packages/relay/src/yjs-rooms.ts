@@ -47,6 +47,12 @@ export interface Room {
   readonly conns: Map<WebSocket, Set<number>>
   /** The last version applied from the log. */
   version: number
+  /**
+   * Versions after `version` that this room's own flushes appended: their updates are in the
+   * document already. Entries of the endpoint's writer that are not here (written by an
+   * earlier room of the same entity, closed since) are applied like anyone's.
+   */
+  readonly written: Set<number>
   /** Resolves once the first pull from the log is applied. */
   ready: Promise<void>
   pulling: Promise<void> | undefined
@@ -114,6 +120,7 @@ export function createYjsRooms(options: {
       awareness: new awarenessProtocol.Awareness(doc),
       conns: new Map(),
       version: 0,
+      written: new Set(),
       ready: Promise.resolve(),
       pulling: undefined,
       pullAgain: false,
@@ -173,7 +180,9 @@ export function createYjsRooms(options: {
             for (const entry of entries) {
               if (entry.version <= room.version) continue
               room.version = entry.version
-              if (entry.clientId === writer.clientId) continue // the endpoint's: in the doc
+              // This room's own flush: the document has it (applying it again would be a
+              // no-op, but a costly one for a big update).
+              if (entry.clientId === writer.clientId && room.written.delete(entry.version)) continue
               // Invariant 4: parts wait for the rest of their group.
               for (const whole of room.joiner.add(entry)) {
                 const update = updateOf(whole)
@@ -218,7 +227,8 @@ export function createYjsRooms(options: {
     room.appending = room.appending
       .then(async () => {
         try {
-          await writer.append(room.tenant, room.entity, merged)
+          const versions = await writer.append(room.tenant, room.entity, merged)
+          for (const v of versions) if (v > room.version) room.written.add(v)
         } catch (error) {
           // Invariant 3: nobody saw it; its writers learn it failed and send it again.
           onError(error)
