@@ -4,7 +4,8 @@
  * the one NOTIFY, commit; tried again for a passing failure, started again with more
  * partitions when the plan needs one outside the lock set. The store (`postgres-store.ts`)
  * owns the pool, the group commit, the caches and the feed; this module is the two round trips
- * of its header's diagram. Its SQL text is in `postgres-sql.ts`, its rows in `postgres-rows.ts`.
+ * of its header's diagram. Its SQL text is in `postgres-sql.ts`, what it reads in
+ * `postgres-rows.ts`, what it writes in `postgres-write.ts`.
  *
  * Terms as in `postgres-store.ts`: a *group* is the calls merged into one transaction; the
  * *lock set* is the partitions whose head rows it locks; an *attempt* is one transaction of the
@@ -35,9 +36,11 @@ import {
   PG_APPEND_RETRY_MS,
   PG_LOCK_TIMEOUT_MS,
 } from './postgres-limits.ts'
-import type { EncodedItems, Loaded } from './postgres-rows.ts'
+import type { Loaded } from './postgres-rows.ts'
 import * as pgRows from './postgres-rows.ts'
 import * as pgSql from './postgres-sql.ts'
+import { encodeItems, writeQuery } from './postgres-write.ts'
+import type { EncodedItems } from './postgres-write.ts'
 import { RelayError } from './relay-error.ts'
 
 /** What a group's transaction needs of its store. */
@@ -68,7 +71,7 @@ export async function commitGroup(
 ): Promise<Plan> {
   // Bodies do not depend on the plan: encode them before any lock is taken, once for all
   // attempts.
-  const bodies = pgRows.encodeItems(calls, context.hash)
+  const bodies = encodeItems(calls, context.hash)
   let extra = new Set<number>()
   let failures = 0
   for (;;) {
@@ -192,7 +195,7 @@ async function attemptGroup(
       ? encodeCommitPayload(context.storeId, plan.partitionHeads)
       : ''
   const [, commit] = await pgSql.pipeline(client, [
-    pgRows.writeQuery(plan, bodies, payload),
+    writeQuery(plan, bodies, payload),
     { text: 'commit' },
   ])
   const tag = (commit as { command?: unknown } | undefined)?.command

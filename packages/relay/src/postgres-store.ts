@@ -7,8 +7,8 @@
  * locks; a *plan* (`planGroup` of `@ledgerline/log`) is the group's decisions, made in memory
  * against what the transaction read under those locks. This store decides nothing itself: it
  * locks, reads what the planner asks for, and writes the plan. Its SQL text is in
- * `postgres-sql.ts`, its rows and parameters in `postgres-rows.ts`, one group's transaction in
- * `postgres-append.ts`.
+ * `postgres-sql.ts`, what a group reads in `postgres-rows.ts` and writes in `postgres-write.ts`,
+ * one group's transaction in `postgres-append.ts`.
  *
  *   append() ─► createGroupCommit ─(defer)─► group ≤ GROUP_COMMIT_ENTRIES_MAX entries,
  *     up to PG_GROUPS_IN_FLIGHT_MAX groups at once; bodies encoded before any lock
