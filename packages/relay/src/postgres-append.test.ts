@@ -10,9 +10,9 @@ import type { Pool } from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry, Schema } from '@ledgerline/core'
 import { createEntityStates } from '@ledgerline/log'
-import type { PlanCall } from '@ledgerline/log'
 import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
 import type { PostgresCluster } from '@ledgerline/testkit'
+import { groupCall, groupEntry } from './pg-group.test-helper.ts'
 import { nodeSha256 } from './node-crypto.ts'
 import { commitGroup } from './postgres-append.ts'
 import type { GroupContext } from './postgres-append.ts'
@@ -22,6 +22,8 @@ import { createPostgresStore } from './postgres-store.ts'
 const skipReason = postgresSkipReason()
 const PARTITIONS = 4
 const CID = '000000000000000000000000000000a1'
+const entry = (seq: number, entity: string, over: Partial<Entry> = {}) =>
+  groupEntry(CID, seq, entity, over)
 
 describe.skipIf(skipReason !== undefined)(
   `one PostgreSQL group transaction${skipReason === undefined ? '' : ` (skipped: ${skipReason})`}`,
@@ -83,7 +85,7 @@ describe.skipIf(skipReason !== undefined)(
       const db = await open(undefined)
       try {
         db.failNext(Object.assign(new Error('deadlock detected'), { code: '40P01' }))
-        const plan = await commitGroup(db.context, [call(entry(1, 'stock/s1', 'stock.moved'))])
+        const plan = await commitGroup(db.context, [groupCall(entry(1, 'stock/s1'))])
         expect(db.connects()).toBe(2)
         expect(plan.results[0]?.[0]).toMatchObject({ status: 'appended', version: 1 })
         expect((await db.readBack('stock/s1')).map((e) => e.id)).toEqual([entryId(CID, 1)])
@@ -96,9 +98,9 @@ describe.skipIf(skipReason !== undefined)(
       const db = await open(undefined)
       try {
         db.failNext(Object.assign(new Error('no such table'), { code: '42P01' }))
-        await expect(
-          commitGroup(db.context, [call(entry(1, 'stock/s1', 'stock.moved'))]),
-        ).rejects.toThrow('no such table')
+        await expect(commitGroup(db.context, [groupCall(entry(1, 'stock/s1'))])).rejects.toThrow(
+          'no such table',
+        )
         expect(db.connects()).toBe(1)
         expect(await db.readBack('stock/s1')).toEqual([])
       } finally {
@@ -111,8 +113,8 @@ describe.skipIf(skipReason !== undefined)(
       try {
         const payment = 'payment/p1'
         const order = orderElsewhere(payment)
-        const declined = entry(1, payment, 'card.declined', { order })
-        const plan = await commitGroup(db.context, [call(declined)])
+        const declined = entry(1, payment, { kind: 'card.declined', data: { order } })
+        const plan = await commitGroup(db.context, [groupCall(declined)])
         // The lock set held the payment's partition only; the correction's needed a second try.
         expect(db.connects()).toBe(2)
         const result = plan.results[0]?.[0]
@@ -126,25 +128,6 @@ describe.skipIf(skipReason !== undefined)(
     })
   },
 )
-
-function call(...entries: Entry[]): PlanCall {
-  return { tenant: 'acme', items: entries.map((entry) => ({ entry })) }
-}
-
-function entry(seq: number, entity: string, kind: string, data: Entry['data'] = { qty: 1 }): Entry {
-  return {
-    id: entryId(CID, seq),
-    tenant: 'acme',
-    entity,
-    kind,
-    data,
-    intent: 'fact',
-    clientId: CID,
-    clientSeq: seq,
-    hlc: `${String(1_700_000_000_000 + seq).padStart(15, '0')}:00000:${CID}`,
-    occurredAt: 1_700_000_000_000,
-  }
-}
 
 /** An order entity in another partition than `entity`, so its correction forces a relock. */
 function orderElsewhere(entity: string): string {

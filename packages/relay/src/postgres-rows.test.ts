@@ -12,8 +12,11 @@ import { encodeEntryBody } from './entry-body.ts'
 import { groupKeys, lookupsOf, takeClients, takePrevious } from './postgres-rows.ts'
 import type { Loaded } from './postgres-rows.ts'
 import type { PreviousRow } from './postgres-sql.ts'
+import { groupEntry } from './pg-group.test-helper.ts'
 
 const CID = '000000000000000000000000000000c3'
+const entry = (seq: number, entity: string, over: Partial<Entry> = {}) =>
+  groupEntry(CID, seq, entity, over)
 
 describe('postgres-rows', () => {
   it('asks for each client and entity once, and for no head or corrects of a refused item', () => {
@@ -134,21 +137,5 @@ function empty(): Loaded {
     clients: new Map(),
     previous: new Map(),
     heads: new Map(),
-  }
-}
-
-function entry(seq: number, entity: string, over: Partial<Entry> = {}): Entry {
-  return {
-    id: entryId(CID, seq),
-    tenant: 'acme',
-    entity,
-    kind: 'stock.moved',
-    data: { qty: 1 },
-    intent: 'fact',
-    clientId: CID,
-    clientSeq: seq,
-    hlc: `${String(1_700_000_000_000 + seq).padStart(15, '0')}:00000:${CID}`,
-    occurredAt: 1_700_000_000_000,
-    ...over,
   }
 }

@@ -5,16 +5,20 @@
 // corrections only. Method: real plans from `planGroup` over empty lookups (plain and with the
 // contract schema), their parameters compared between the two paths and read back.
 import { describe, expect, it } from 'vitest'
-import { digestHex, entryDigest, entryId } from '@ledgerline/core'
+import { digestHex, entryDigest } from '@ledgerline/core'
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import { planGroup } from '@ledgerline/log'
 import type { PlanCall } from '@ledgerline/log'
 import { CONTRACT_SCHEMA } from '@ledgerline/testkit'
 import { decodeEntryBody } from './entry-body.ts'
 import { nodeSha256 } from './node-crypto.ts'
+import { groupCall, groupEntry } from './pg-group.test-helper.ts'
 import { bodyOf, encodeItems, entryOf, writeQuery } from './postgres-write.ts'
 
 const CID = '000000000000000000000000000000b2'
+const entry = (seq: number, entity: string, data: Entry['data']) =>
+  groupEntry(CID, seq, entity, { data })
+const call = groupCall
 const PARTITIONS = 4
 
 describe('postgres-write', () => {
@@ -106,25 +110,6 @@ function plan_(schema: Schema | undefined, calls: readonly PlanCall[]) {
     },
     calls,
   )
-}
-
-function call(...entries: Entry[]): PlanCall {
-  return { tenant: 'acme', items: entries.map((e) => ({ entry: e })) }
-}
-
-function entry(seq: number, entity: string, data: Entry['data']): Entry {
-  return {
-    id: entryId(CID, seq),
-    tenant: 'acme',
-    entity,
-    kind: 'stock.moved',
-    data,
-    intent: 'fact',
-    clientId: CID,
-    clientSeq: seq,
-    hlc: `${String(1_700_000_000_000 + seq).padStart(15, '0')}:00000:${CID}`,
-    occurredAt: 1_700_000_000_000,
-  }
 }
 
 function parse(intArray: string): number[] {
