@@ -29,6 +29,19 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000
  */
 export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
 
+/**
+ * An append that takes longer than this from the call to durable is logged (`slow_commit`): a
+ * slow disk, lock waits on PostgreSQL, or a commit queue that is full.
+ */
+export const SLOW_COMMIT_MS = 1_000
+/**
+ * After an append failed (a full disk, a stopped database), the readiness check fails for this
+ * long unless an append succeeds first (`store-health.ts` invariant 3).
+ */
+export const WRITE_FAILURE_HOLD_MS = 30_000
+/** The readiness check's read of the log must answer within this, else it fails (503). */
+export const READY_PROBE_TIMEOUT_MS = 2_000
+
 /** A socket that has not said a valid `hello` by then is closed (4401). */
 export const AUTH_TIMEOUT_MS = 5_000
 /** Frames a socket may send while its `hello` is being checked; more is `bad_message`. */
