@@ -62,7 +62,7 @@ describe('the relay CLI logs JSON lines only', () => {
     for (const line of lines) {
       expect(typeof line.level).toBe('number')
       expect(typeof line.time).toBe('number')
-      expect(typeof line.event, JSON.stringify(line)).toBe('string')
+      expect({ event: typeof line.event, line }).toMatchObject({ event: 'string' })
     }
     const start = only(lines, 'start')
     expect(start).toMatchObject({
@@ -132,7 +132,7 @@ describe('the relay CLI logs JSON lines only', () => {
     expect(stderr).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  start .*version=/m)
     expect(stderr).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  dev_mode /m)
     for (const line of `${stdout}${stderr}`.split('\n').filter((l) => l !== '')) {
-      expect(() => JSON.parse(line)).toThrow()
+      expect(() => JSON.parse(line)).toThrow(SyntaxError)
     }
   }, 60_000)
 })
