@@ -32,11 +32,7 @@ describe('backup and restore of a live SQLite log, with tills pushing', () => {
     const dataDir = server.place.dataDir
     const a = open(server, 'till-a')
     const b = open(server, 'till-b')
-    const sold: string[] = []
-    const sell = async (till: Client, sale: string) => {
-      sold.push(sale)
-      await till.append('order/o1', 'order.line', { sale })
-    }
+    const { sold, sell } = sales()
     for (const n of [1, 2, 3]) await sell(a, `a-${n}`)
     expect(await a.synced()).toEqual({ _tag: 'synced' })
 
@@ -95,11 +91,7 @@ describe.skipIf(!LOG_KINDS.includes('postgres'))('migrate-sqlite with tills', ()
 
     const a = open(server, 'till-a')
     const b = open(server, 'till-b')
-    const sold: string[] = []
-    const sell = async (till: Client, sale: string) => {
-      sold.push(sale)
-      await till.append('order/o1', 'order.line', { sale })
-    }
+    const { sold, sell } = sales()
     for (const n of [1, 2, 3]) await sell(a, `a-${n}`)
     for (const n of [1, 2]) await sell(b, `b-${n}`)
     await a.append('stock/s1', 'stock.moved', { qty: 1 })
@@ -135,6 +127,18 @@ describe.skipIf(!LOG_KINDS.includes('postgres'))('migrate-sqlite with tills', ()
     }
   }, 120_000)
 })
+
+/** What the tills sold (by data), and a sale on `order/o1` that is recorded there first. */
+function sales(): { sold: string[]; sell(till: Client, sale: string): Promise<void> } {
+  const sold: string[] = []
+  return {
+    sold,
+    async sell(till, sale) {
+      sold.push(sale)
+      await till.append('order/o1', 'order.line', { sale })
+    },
+  }
+}
 
 function open(server: EdgeServer, dbName: string): Client {
   return server.open({

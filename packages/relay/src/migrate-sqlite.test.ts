@@ -13,13 +13,19 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { defineEntity, defineSchema, entryId } from '@ledgerline/core'
+import { defineSchema } from '@ledgerline/core'
 import type { Data, Entry } from '@ledgerline/core'
-import { findPostgresBinaries, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
+import {
+  CONTRACT_SCHEMA,
+  findPostgresBinaries,
+  postgresSkipReason,
+  startPostgresCluster,
+} from '@ledgerline/testkit'
 import type { PostgresCluster } from '@ledgerline/testkit'
 import { migrateSqliteCommand } from './cli-migrate.ts'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { lockDataDir } from './data-dir-lock.ts'
+import { makeEntry } from './edges.test-helper.ts'
 import { createLogDigest, diffSummaries } from './log-copy.ts'
 import type { LogRecord } from './log-copy.ts'
 import { SNAPSHOT_UPDATES_EVERY } from './limits.ts'
@@ -27,60 +33,16 @@ import type { AppendItem, LogStore, Pusher } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { exportSqliteLog } from './sqlite-export.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
+import { doc } from './yjs-edges.test-helper.ts'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const PARTITIONS = 4
 
+// The contract's types (corrections of the same and of another entity, requests) and the Yjs
+// type of the relay's tests (snapshots).
 const schema = defineSchema(
-  defineEntity<{ onHand: number }>({
-    type: 'stock',
-    initial: { onHand: 0 },
-    reduce: (s, e) => {
-      if (e.kind === 'stock.moved') return { onHand: s.onHand + Number(e.data.qty) }
-      if (e.kind === 'stock.oversold') return { onHand: s.onHand + Number(e.data.short) }
-      return s
-    },
-    invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
-    correct: (s, _broken, e) => [
-      { kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } },
-    ],
-  }),
-  defineEntity<{ declined: boolean; order: string }>({
-    type: 'payment',
-    initial: { declined: false, order: '' },
-    reduce: (s, e) =>
-      e.kind === 'card.declined' ? { declined: true, order: String(e.data.order) } : s,
-    invariants: { notDeclined: (s) => !s.declined || 'card declined' },
-    correct: (s, _broken, e) => [
-      { kind: 'order.balance_due', entity: s.order, data: { payment: e.id } },
-    ],
-  }),
-  defineEntity<{ lines: number; due: boolean }>({
-    type: 'order',
-    initial: { lines: 0, due: false },
-    reduce: (s, e) => {
-      if (e.kind === 'order.line') return { ...s, lines: s.lines + 1 }
-      if (e.kind === 'order.balance_due') return { ...s, due: true }
-      return s
-    },
-  }),
-  defineEntity<{ taken: number }>({
-    type: 'seat',
-    initial: { taken: 0 },
-    reduce: (s, e) => (e.kind === 'seat.claimed' ? { taken: s.taken + 1 } : s),
-    invariants: { capacity: (s) => s.taken <= 1 || 'seat already taken' },
-  }),
-  defineEntity<Uint8Array>({
-    type: 'doc',
-    crdt: 'yjs',
-    initial: Y.encodeStateAsUpdate(new Y.Doc()),
-    reduce: (s, e) =>
-      e.kind === 'yjs.snapshot'
-        ? ((e.data as { state: Uint8Array }).state ?? s)
-        : e.data instanceof Uint8Array
-          ? Y.mergeUpdates([s, e.data])
-          : s,
-  }),
+  ...['stock/s', 'payment/p', 'order/o', 'seat/a'].map((e) => CONTRACT_SCHEMA.typeOf(e)),
+  doc,
 )
 
 const pgSkip = postgresSkipReason()
@@ -307,23 +269,16 @@ async function populate(file: string): Promise<Populated> {
   const store = withCrdtSnapshots(base, schema)
   const seqs = new Map<string, number>()
   const calls: { items: AppendItem[]; pusher: Pusher | undefined }[] = []
-  const entry = (clientId: string, entity: string, kind: string, data: Data, more = {}): Entry => {
+  const entry = (
+    clientId: string,
+    entity: string,
+    kind: string,
+    data: Data,
+    more: Partial<Pick<Entry, 'intent' | 'expect'>> = {},
+  ): Entry => {
     const seq = (seqs.get(clientId) ?? 0) + 1
     seqs.set(clientId, seq)
-    const at = 1_700_000_000_000 + seq
-    return {
-      id: entryId(clientId, seq),
-      tenant: 'acme',
-      entity,
-      kind,
-      data,
-      intent: 'fact',
-      clientId,
-      clientSeq: seq,
-      hlc: `${String(at).padStart(15, '0')}:00000:${clientId}`,
-      occurredAt: at,
-      ...more,
-    }
+    return makeEntry(clientId, seq, entity, kind, data, more)
   }
   const append = async (store: LogStore, items: AppendItem[], pusher: Pusher | undefined) => {
     calls.push({ items, pusher })
