@@ -54,7 +54,7 @@ export interface BackupSummary {
  * `backup`: copies the log of `--data` to `--to` (invariants 1 and 2); the line to print.
  *
  * @example
- * await backupCommand(['--data', '/var/lib/ledgerline', '--to', '/backups/log.sqlite'], env)
+ * await backupCommand(['--data=/var/lib/ledgerline', '--to=/backups/log.sqlite'], env)
  */
 export async function backupCommand(
   args: readonly string[],
@@ -62,7 +62,7 @@ export async function backupCommand(
 ): Promise<string> {
   const flags = parse(args, { data: 'string', to: 'string' })
   const dir = dataDirOf(flags, env)
-  const to = required(flags, 'to', '--to FILE')
+  const to = required(flags.to, '--to FILE')
   const source = join(dir, SQLITE_LOG_FILE)
   if (!existsSync(source)) throw new RelayError('config', `no Ledgerline log at ${source}`)
   if (existsSync(to)) throw new RelayError('config', `${to} exists; back up to a new file`)
@@ -102,7 +102,7 @@ export async function backupCommand(
  * the line to print.
  *
  * @example
- * await restoreCommand(['--from', '/backups/log.sqlite', '--data', '/var/lib/ledgerline'], env)
+ * await restoreCommand(['--from=/backups/log.sqlite', '--data=/var/lib/ledgerline'], env)
  */
 export async function restoreCommand(
   args: readonly string[],
@@ -110,7 +110,7 @@ export async function restoreCommand(
 ): Promise<string> {
   const flags = parse(args, { data: 'string', from: 'string' })
   const dir = dataDirOf(flags, env)
-  const from = required(flags, 'from', '--from FILE')
+  const from = required(flags.from, '--from FILE')
   if (!existsSync(from)) throw new RelayError('config', `no backup at ${from}`)
   if (!existsSync(dir)) throw new RelayError('config', `no data directory ${dir}`)
   const backup = checkBackup(from, false)
@@ -166,8 +166,7 @@ function parse(args: readonly string[], options: Record<string, 'string'>): Flag
   }
 }
 
-function required(flags: Flags, name: string, usage: string): string {
-  const v = flags[name]
+function required(v: string | boolean | undefined, usage: string): string {
   if (typeof v !== 'string' || v === '') throw new RelayError('config', `name it with ${usage}`)
   return v
 }

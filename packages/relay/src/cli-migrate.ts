@@ -29,7 +29,7 @@ export const MIGRATE_HELP = `  ledgerline-relay migrate-sqlite --from DIR --data
  * Runs the command; the line to print (invariant 3).
  *
  * @example
- * await migrateSqliteCommand(['--from', 'data', '--database-url', url], process.env)
+ * await migrateSqliteCommand(['--from=data', `--database-url=${url}`], process.env)
  */
 export async function migrateSqliteCommand(
   args: readonly string[],
