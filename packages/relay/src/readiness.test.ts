@@ -22,6 +22,7 @@ import { createRelay } from './relay.ts'
 import type { Relay } from './relay.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore } from './sqlite-store.ts'
+import { withAppend } from './store-faults.test-helper.ts'
 import { openClient } from './wire-client.test-helper.ts'
 import type { WireClient } from './wire-client.test-helper.ts'
 
@@ -207,22 +208,11 @@ describe('readiness: /readyz fails while the log cannot serve', () => {
 
 /** `base` whose appends fail as a full disk does while `broken.on` (the test's failure hook). */
 function failingAppends(base: LogStore, broken: { on: boolean }): LogStore {
-  return {
-    partitions: base.partitions,
-    append: (tenant, items, pusher) =>
-      broken.on
-        ? Promise.reject(new RelayError('store_failed', 'append failed: database or disk is full'))
-        : base.append(tenant, items, pusher),
-    readPartition: (...a) => base.readPartition(...a),
-    readEntity: (...a) => base.readEntity(...a),
-    head: (...a) => base.head(...a),
-    client: (...a) => base.client(...a),
-    identity: () => base.identity(),
-    bumpGeneration: () => base.bumpGeneration(),
-    partitionHeads: () => base.partitionHeads(),
-    onCommit: (listener) => base.onCommit(listener),
-    close: () => base.close(),
-  }
+  return withAppend(base, (tenant, items, pusher) =>
+    broken.on
+      ? Promise.reject(new RelayError('store_failed', 'append failed: database or disk is full'))
+      : base.append(tenant, items, pusher),
+  )
 }
 
 /** A 4 MiB tmpfs of this test file (unmounted after it), or why there is none. */

@@ -7,9 +7,9 @@
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { createMemoryLogStore, LogStoreError } from '@ledgerline/log'
-import type { LogStore } from '@ledgerline/log'
 import { makeEntry } from './edges.test-helper.ts'
 import { RelayError } from './relay-error.ts'
+import { withAppend } from './store-faults.test-helper.ts'
 import { withStoreHealth } from './store-health.ts'
 
 function harness() {
@@ -21,25 +21,13 @@ function harness() {
   const clock = { t: 1_000 }
   const behaviour: { next: 'ok' | 'fail' | 'overloaded' | 'slow' } = { next: 'ok' }
   const base = createMemoryLogStore({})
-  const faulty: LogStore = {
-    partitions: base.partitions,
-    append: async (tenant, items, pusher) => {
-      const mode = behaviour.next
-      if (mode === 'fail') throw new RelayError('store_failed', 'append failed: disk I/O error')
-      if (mode === 'overloaded') throw new LogStoreError('overloaded', 'queue full')
-      if (mode === 'slow') clock.t += 1_500
-      return await base.append(tenant, items, pusher)
-    },
-    readPartition: (...a) => base.readPartition(...a),
-    readEntity: (...a) => base.readEntity(...a),
-    head: (...a) => base.head(...a),
-    client: (...a) => base.client(...a),
-    identity: () => base.identity(),
-    bumpGeneration: () => base.bumpGeneration(),
-    partitionHeads: () => base.partitionHeads(),
-    onCommit: (l) => base.onCommit(l),
-    close: () => base.close(),
-  }
+  const faulty = withAppend(base, async (tenant, items, pusher) => {
+    const mode = behaviour.next
+    if (mode === 'fail') throw new RelayError('store_failed', 'append failed: disk I/O error')
+    if (mode === 'overloaded') throw new LogStoreError('overloaded', 'queue full')
+    if (mode === 'slow') clock.t += 1_500
+    return await base.append(tenant, items, pusher)
+  })
   const store = withStoreHealth(faulty, {
     logger,
     now: () => clock.t,
