@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const port = process.env.LEDGERLINE_PORT ?? '8787'
 const args = ['packages/relay/dist/cli.js', '--dev', '--port', port, '--data', '.ledgerline-data']
+// A terminal: the relay's JSON log lines formatted for people.
+args.push('--log-format', 'pretty')
 args.push('--static', 'demo/dist', '--schema', 'demo/src/schema.ts')
 const relay = spawn(process.execPath, args, { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] })
 let announced = false

@@ -2,7 +2,7 @@
 // in ONE place so the tests type-check today and the implementers adapt a name here, not in
 // every test. Each helper reads or passes the new field loosely; on 3a8bfae it finds nothing
 // (or the option is ignored) and the test fails on its assertion, not on a type error.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { ClientOptions, ClientStatus } from '../src/index.ts'
@@ -51,3 +51,26 @@ const RELAY_CLI = join(
   'dist',
   'cli.js',
 )
+
+/**
+ * `ledgerline-relay <args>` as a child process, asynchronously (a relay in this process keeps
+ * serving while it runs: `backup` of a live log); bounded by `timeoutMs`.
+ */
+export function runRelayCli(
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [RELAY_CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('exit', (status) => {
+      clearTimeout(timer)
+      resolve({ status, output: output.trim() })
+    })
+  })
+}

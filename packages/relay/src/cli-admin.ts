@@ -4,6 +4,10 @@
  *   ledgerline-relay bump-generation --data DIR
  *   ledgerline-relay bump-generation --store postgres --database-url URL
  *
+ *   ledgerline-relay backup --data DIR --to FILE      (`cli-backup.ts`)
+ *   ledgerline-relay restore --from FILE --data DIR   (`cli-backup.ts`)
+ *   ledgerline-relay migrate-sqlite --from DIR --database-url URL   (`cli-migrate.ts`)
+ *
  * `bump-generation` raises the log's generation by one (`LogStore.bumpGeneration`): what an
  * operator runs after restoring a log from a backup or replacing it, so that every client sees
  * another identity in `welcome.log` and recovers (it re-sends what the log lacks, drops cursors
@@ -23,19 +27,22 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { LogIdentity } from '@ledgerline/protocol'
+import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
+import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 
 /** The commands `runAdminCommand` knows, as the first argument of the CLI. */
-export const ADMIN_COMMANDS = ['bump-generation'] as const
+export const ADMIN_COMMANDS = ['bump-generation', 'backup', 'restore', 'migrate-sqlite'] as const
+type AdminCommand = (typeof ADMIN_COMMANDS)[number]
 
 export const ADMIN_HELP = `  ledgerline-relay bump-generation --data DIR
   ledgerline-relay bump-generation --store postgres --database-url URL
                            after restoring or replacing a log (relays on DIR stopped): raise
                            its generation so clients recover; prints the new identity
-`
+${BACKUP_HELP}${MIGRATE_HELP}`
 
 /** Where an admin command writes its one line. */
 export interface AdminOutput {
@@ -60,8 +67,7 @@ export async function runAdminCommand(
   output: AdminOutput = STDIO,
 ): Promise<number> {
   try {
-    const identity = await bumpGeneration(parseTarget(argv.slice(1), env))
-    output.out(`ledgerline log ${identity.id} is now at generation ${identity.generation}`)
+    output.out(await COMMANDS[argv[0] as AdminCommand](argv.slice(1), env))
     return 0
   } catch (error) {
     const mistake = error instanceof RelayError && MISTAKES.has(error.kind)
@@ -77,6 +83,19 @@ type Target =
   | { readonly store: 'postgres'; readonly url: string }
 
 const MISTAKES: ReadonlySet<string> = new Set(['config', 'locked', 'store_version'])
+
+/** Each command: its arguments (after its name) to the one line it prints on success. */
+const COMMANDS: Readonly<
+  Record<AdminCommand, (args: readonly string[], env: NodeJS.ProcessEnv) => Promise<string>>
+> = {
+  'bump-generation': async (args, env) => {
+    const identity = await bumpGeneration(parseTarget(args, env))
+    return `ledgerline log ${identity.id} is now at generation ${identity.generation}`
+  },
+  backup: backupCommand,
+  restore: restoreCommand,
+  'migrate-sqlite': migrateSqliteCommand,
+}
 
 const STDIO: AdminOutput = {
   out: (line) => void process.stdout.write(`${line}\n`),

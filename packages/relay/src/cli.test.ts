@@ -34,6 +34,8 @@ describe('ledgerline-relay CLI', () => {
       ['--static', 'LEDGERLINE_STATIC'],
       ['--dev', 'LEDGERLINE_DEV'],
       ['--log-level', 'LEDGERLINE_LOG_LEVEL'],
+      ['--log-format', 'LEDGERLINE_LOG_FORMAT'],
+      ['--version', ''],
       ['--help', ''],
     ]
     for (const [flag, variable] of flags) {
@@ -61,7 +63,7 @@ describe('ledgerline-relay CLI', () => {
       dev: true,
       allowedOrigins: ['https://a.example', 'https://b.example'],
       auth: { secret: 's3cret' },
-      logLevel: 'warn',
+      logLevel: 'info',
     })
     expect(config.store).toBe('sqlite')
     expect(() => parseCliArgs(['--port', 'http'], {})).toThrow(RelayError)

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * `ledgerline-relay`: starts a relay from flags and environment variables (a flag wins over its
- * variable). Prints one line to stdout when ready: `ledgerline relay listening on <http url>
- * (<ws url>)`; logs go to stderr. SIGTERM or SIGINT shuts down gracefully (appends in flight
- * are acked first); a second signal exits at once. A configuration mistake exits with code 2.
+ * variable). Logs are JSON lines (`relay-log.ts`) on stderr, and one more on stdout when ready:
+ * event `ready`, msg `ledgerline relay listening on <http url> (<ws url>)`, whatever the level.
+ * SIGTERM or SIGINT shuts down gracefully (appends in flight are acked first); a second signal
+ * exits at once. A configuration mistake exits with code 2 after one `config_error` line.
  *
  * `ledgerline-relay bump-generation --data DIR` (or `--store postgres --database-url URL`)
  * raises the generation of the server log, which every client compares with what it saw: run it
@@ -13,6 +14,7 @@
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import type { Logger } from 'pino'
 import { devSecret } from './dev-secret.ts'
 import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli-admin.ts'
 import type { LogStore } from './log-store.ts'
@@ -20,6 +22,8 @@ import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { RelayOptions } from './relay.ts'
 import { RelayError } from './relay-error.ts'
+import { createRelayLogger, LOG_FORMATS, RELAY_VERSION } from './relay-log.ts'
+import type { LogFormat } from './relay-log.ts'
 import { loadSchemaModule } from './schema-loader.ts'
 
 export const CLI_PORT_DEFAULT = 8787
@@ -60,18 +64,23 @@ Each option can also be set by the environment variable in brackets; a flag wins
                            in DIR/dev-secret (tokens outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
-  --log-level LEVEL        pino level: fatal, error, warn, info, debug (default warn)
-                                                                             [LEDGERLINE_LOG_LEVEL]
+  --log-level LEVEL        pino level: fatal, error, warn, info, debug, trace, silent
+                           (default info)                                    [LEDGERLINE_LOG_LEVEL]
+  --log-format FORMAT      json (default: one JSON object per line) or pretty (a terminal)
+                                                                             [LEDGERLINE_LOG_FORMAT]
+  --version                print the version
   --help                   print this help
 
 Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
-/healthz, /metrics (Prometheus), /dev/token (dev only).
+/healthz, /readyz, /metrics (Prometheus), /dev/token (dev only).
 
 A configuration mistake exits with code 2.
 `
 
 export interface CliConfig {
   readonly help: boolean
+  readonly version: boolean
+  readonly logFormat: LogFormat
   readonly store: 'sqlite' | 'postgres'
   readonly databaseUrl: string | undefined
   readonly schemaModule: string | undefined
@@ -110,6 +119,8 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
         static: { type: 'string' },
         dev: { type: 'boolean' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
+        version: { type: 'boolean' },
       },
     }).values
   } catch (error) {
@@ -128,8 +139,18 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const origins = pick('allowed-origins', 'LEDGERLINE_ALLOWED_ORIGINS')
   const devEnv = env.LEDGERLINE_DEV
   const partitions = pick('partitions', 'LEDGERLINE_PARTITIONS')
+  const logLevel = pick('log-level', 'LEDGERLINE_LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new RelayError('config', `--log-level must be one of ${LOG_LEVELS.join(', ')}`)
+  }
+  const logFormat = pick('log-format', 'LEDGERLINE_LOG_FORMAT') ?? 'json'
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new RelayError('config', `--log-format must be json or pretty, got '${logFormat}'`)
+  }
   return {
     help: values.help === true,
+    version: values.version === true,
+    logFormat: logFormat as LogFormat,
     store,
     databaseUrl: pick('database-url', 'LEDGERLINE_DATABASE_URL'),
     schemaModule: pick('schema', 'LEDGERLINE_SCHEMA'),
@@ -154,13 +175,16 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
               .filter((o) => o !== ''),
       dev: values.dev === true || devEnv === '1' || devEnv === 'true',
       staticDir: pick('static', 'LEDGERLINE_STATIC'),
-      logLevel: pick('log-level', 'LEDGERLINE_LOG_LEVEL') ?? 'warn',
+      logLevel,
     },
   }
 }
 
 // The loader (TypeScript schemas bundled at start) lives in its own module.
 export { loadSchemaModule } from './schema-loader.ts'
+
+/** The process's logger once the flags are read; the error path makes one if there is none. */
+let processLogger: Logger | undefined
 
 async function main(): Promise<void> {
   if (isAdminCommand(process.argv.slice(2))) {
@@ -172,6 +196,12 @@ async function main(): Promise<void> {
     process.stdout.write(HELP)
     return
   }
+  if (config.version) {
+    process.stdout.write(`${RELAY_VERSION}\n`)
+    return
+  }
+  const logger = createRelayLogger({ level: config.relay.logLevel, format: config.logFormat })
+  processLogger = logger
   const schema =
     config.schemaModule === undefined
       ? undefined
@@ -197,42 +227,69 @@ async function main(): Promise<void> {
     config.relay.auth.publicKeyFile,
     config.relay.auth.jwksFile,
   ].some((k) => k !== undefined)
-  if (config.relay.dev) {
-    console.error(
-      'ledgerline relay: --dev is on: anyone can get a token at /dev/token. NOT FOR PRODUCTION.',
-    )
-  }
   // --dev without a key keeps its secret in the data directory: tokens outlive a restart.
   const auth =
-    config.relay.dev && !hasKey ? devSecret(config.relay, console.error) : config.relay.auth
-  const relay = await createRelay({ ...config.relay, auth, schema, store }).catch(
-    async (error: unknown) => {
-      await store?.close()
-      throw error
-    },
-  )
+    config.relay.dev && !hasKey
+      ? devSecret(config.relay, (line) => logger.info({ event: 'dev_secret' }, line))
+      : config.relay.auth
+  const relay = await createRelay({
+    ...config.relay,
+    auth,
+    schema,
+    store,
+    storeKind: config.store,
+    logger,
+  }).catch(async (error: unknown) => {
+    await store?.close()
+    throw error
+  })
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) {
-      console.error(`ledgerline relay: second ${signal}, exiting now`)
+      logger.warn({ event: 'shutdown_forced', signal }, `second ${signal}, exiting now`)
       process.exit(1)
     }
     stopping = true
+    const begun = Date.now()
+    logger.info({ event: 'shutdown_begun', signal }, 'shutting down: acking appends in flight')
     relay
       .close()
       .then(() => store?.close())
       .then(
-        () => process.exit(0),
+        () => {
+          logger.info({ event: 'shutdown_done', durationMs: Date.now() - begun }, 'shut down')
+          process.exit(0)
+        },
         (error: unknown) => {
-          console.error('ledgerline relay: shutdown failed:', error)
+          logger.error({ event: 'shutdown_done', err: error }, 'shutdown failed')
           process.exit(1)
         },
       )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  // Ready only once a signal would shut it down gracefully.
-  console.log(`ledgerline relay listening on ${relay.httpUrl} (${relay.url})`)
+  // Ready only once a signal would shut it down gracefully; on stdout at any level, because
+  // supervisors and scripts wait for it.
+  createRelayLogger({ level: 'info', format: config.logFormat, fd: 1 }).info(
+    {
+      event: 'ready',
+      version: RELAY_VERSION,
+      store: config.store,
+      url: relay.url,
+      httpUrl: relay.httpUrl,
+      log: await relay.store.identity(),
+    },
+    `ledgerline relay listening on ${relay.httpUrl} (${relay.url})`,
+  )
+}
+
+const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** The format asked for, read loosely: the error path runs when the flags may not parse. */
+function guessLogFormat(argv: readonly string[], env: NodeJS.ProcessEnv): LogFormat {
+  const i = argv.indexOf('--log-format')
+  const asked = i >= 0 ? argv[i + 1] : env.LEDGERLINE_LOG_FORMAT
+  return asked === 'pretty' ? 'pretty' : 'json'
 }
 
 function integer(text: string, name: string, max: number): number {
@@ -257,11 +314,17 @@ function isMain(): boolean {
 /** Runs the CLI on `process.argv`; the `ledgerline-relay` bin (bin/) calls it. */
 export function runCli(): void {
   main().catch((error: unknown) => {
+    const logger =
+      processLogger ??
+      createRelayLogger({ format: guessLogFormat(process.argv.slice(2), process.env) })
     if (error instanceof RelayError) {
-      console.error(`ledgerline relay: ${error.message}`)
+      logger.fatal(
+        { event: 'config_error', kind: error.kind },
+        `ledgerline relay: ${error.message}`,
+      )
       process.exit(2)
     }
-    console.error('ledgerline relay: failed to start:', error)
+    logger.fatal({ event: 'start_failed', err: error }, 'ledgerline relay: failed to start')
     process.exit(1)
   })
 }

@@ -198,8 +198,9 @@ async function startRelay(): Promise<{
     }, 15_000)
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString()
-      const m =
-        /^ledgerline relay listening on http:\/\/127\.0\.0\.1:(\d+) \((ws:\/\/[^)]+)\)$/m.exec(out)
+      const m = /ledgerline relay listening on http:\/\/127\.0\.0\.1:(\d+) \((ws:\/\/[^)]+)\)/.exec(
+        out,
+      )
       if (m !== null) {
         clearTimeout(timer)
         resolve(m[2] as string)

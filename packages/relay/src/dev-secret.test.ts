@@ -95,6 +95,6 @@ async function helloType(url: string, token: string): Promise<string> {
 async function startDevRelay(data: string): Promise<CliProcess> {
   const env = { ...process.env }
   delete env.LEDGERLINE_SECRET
-  const args = ['--port', '0', '--data', data, '--dev', '--log-level', 'error']
+  const args = ['--port', '0', '--data', data, '--dev', '--log-level', 'info']
   return await startCliProcess(CLI, args, { env })
 }

@@ -1,6 +1,6 @@
 /**
  * HTTP and WebSocket-upgrade routing of the relay, in one place: `/sync` (the sync endpoint),
- * extra upgrade routes by path prefix (e.g. `/yjs/`), `/healthz`, `/metrics`, `/dev/token` (dev
+ * extra upgrade routes by path prefix (e.g. `/yjs/`), `/healthz`, `/readyz`, `/metrics`, `/dev/token` (dev
  * only) and static files.
  *
  * Invariants:
@@ -43,6 +43,8 @@ export interface RouterOptions {
   readonly routes: Readonly<Record<string, UpgradeRoute>>
   readonly routeContext: UpgradeRouteContext
   readonly healthz: HttpHandler
+  /** Readiness for a load balancer or an orchestrator: 503 while the log cannot serve. */
+  readonly readyz: HttpHandler
   readonly metrics: HttpHandler
   readonly devToken?: HttpHandler | undefined
   /** Resolves false when it did not answer. */
@@ -68,7 +70,7 @@ export function createRouter(options: RouterOptions): Router {
   return {
     request(req, res) {
       void handle(req, res).catch((error: unknown) => {
-        options.logger.error({ err: error }, 'HTTP request failed')
+        options.logger.error({ event: 'internal_error', err: error }, 'HTTP request failed')
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' })
         res.end('internal error')
       })
@@ -77,7 +79,10 @@ export function createRouter(options: RouterOptions): Router {
       socket.on('error', () => socket.destroy())
       const origin = req.headers.origin
       if (!isOriginAllowed(origin, req.headers.host, allowed, options.dev)) {
-        options.logger.warn({ origin }, 'refused an upgrade from an origin not on the list')
+        options.logger.warn(
+          { event: 'origin_refused', origin },
+          'refused an upgrade from an origin not on the list',
+        )
         refuse(socket, 403, 'Forbidden')
         return
       }
@@ -103,6 +108,7 @@ export function createRouter(options: RouterOptions): Router {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req)
     if (path === '/healthz') return await options.healthz(req, res)
+    if (path === '/readyz') return await options.readyz(req, res)
     if (path === '/metrics') return await options.metrics(req, res)
     if (path === '/dev/token' && options.devToken !== undefined) {
       return await options.devToken(req, res)

@@ -29,6 +29,32 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000
  */
 export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
 
+/**
+ * An append that takes longer than this from the call to durable is logged (`slow_commit`): a
+ * slow disk, lock waits on PostgreSQL, or a commit queue that is full.
+ */
+export const SLOW_COMMIT_MS = 1_000
+/**
+ * After an append failed (a full disk, a stopped database), the readiness check fails for this
+ * long unless an append succeeds first (`store-health.ts` invariant 3).
+ */
+export const WRITE_FAILURE_HOLD_MS = 30_000
+/** The readiness check's read of the log must answer within this, else it fails (503). */
+export const READY_PROBE_TIMEOUT_MS = 2_000
+
+/**
+ * Pages one step of `ledgerline-relay backup` copies: all of them (the most a step takes), so
+ * the copy is one read transaction of the live log, one consistent snapshot. A copy in smaller
+ * steps restarts whenever the relay commits between two steps and may never finish under load.
+ */
+export const BACKUP_STEP_PAGES = 0x7fff_ffff
+
+/**
+ * Rows `migrate-sqlite` reads (SQLite) and writes (PostgreSQL) at a time: bounded memory however
+ * large the log; one multi-row insert per page.
+ */
+export const SQLITE_EXPORT_PAGE_ROWS = 1_000
+
 /** A socket that has not said a valid `hello` by then is closed (4401). */
 export const AUTH_TIMEOUT_MS = 5_000
 /** Frames a socket may send while its `hello` is being checked; more is `bad_message`. */

@@ -31,7 +31,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
 import { checkTenant } from '@ledgerline/core'
@@ -59,6 +58,9 @@ import { lockDataDir } from './data-dir-lock.ts'
 import type { DataDirLock } from './data-dir-lock.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
+import { createHealthHandlers, json } from './relay-health.ts'
+import { createRelayLogger, RELAY_VERSION } from './relay-log.ts'
+import { withStoreHealth } from './store-health.ts'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
 import { refuseUpgrade } from './yjs-wire.ts'
@@ -73,6 +75,11 @@ export interface RelayOptions {
   readonly dataDir?: string | undefined
   /** An open log (tests, PostgreSQL); the relay does not close it. */
   readonly store?: LogStore | undefined
+  /**
+   * What `/healthz` and the logs call a `store` passed in (`postgres`, say); `sqlite` for
+   * `dataDir`, `custom` when not given.
+   */
+  readonly storeKind?: string | undefined
   /**
    * Entity types: the log decides with them (`dataDir`; a store passed in was opened with its
    * own), and CRDT types get snapshots and `/yjs/` (either way). Absent makes a plain log.
@@ -108,6 +115,8 @@ export interface Relay {
   readonly httpUrl: string
   readonly port: number
   readonly store: LogStore
+  /** `sqlite`, or the `storeKind` of a store passed in. */
+  readonly storeKind: string
   /** The secret tokens are checked with, when auth uses one (dev mode may have made it). */
   readonly secret: string | undefined
   /** Graceful shutdown; see invariant 3. */
@@ -130,12 +139,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     auth: options.auth,
     limits,
   })
-  const logger =
-    options.logger ??
-    pino(
-      { name: 'ledgerline-relay', level: options.logLevel ?? 'warn' },
-      pino.destination({ dest: 2, sync: true }),
-    )
+  const logger = options.logger ?? createRelayLogger({ level: options.logLevel ?? 'warn' })
   const dev = options.dev === true
   const hasKey = [options.auth.secret, options.auth.publicKeyFile, options.auth.jwksFile].some(
     (k) => k !== undefined && k !== '',
@@ -148,7 +152,12 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         : undefined
   const auth: AuthOptions = secret === undefined ? options.auth : { ...options.auth, secret }
   const verify = createTokenVerifier(auth, limits.tokenClockToleranceS)
-  if (dev) logger.warn('dev mode: /dev/token hands out tokens to anyone; not for production')
+  if (dev) {
+    logger.warn(
+      { event: 'dev_mode' },
+      '--dev is on: anyone can get a token at /dev/token. NOT FOR PRODUCTION.',
+    )
+  }
 
   let ownsStore = false
   let base: LogStore
@@ -178,9 +187,26 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     options.schema === undefined
       ? undefined
       : withCrdtSnapshots(base, options.schema, {
-          onError: (error) => logger.warn({ err: error }, 'CRDT snapshot failed'),
+          onError: (error) =>
+            logger.warn({ event: 'snapshot_failed', err: error }, 'CRDT snapshot failed'),
         })
-  const store: LogStore = snapshotted ?? base
+  // Every call's outcome feeds the readiness check and the store_lost/regained lines.
+  const store = withStoreHealth(snapshotted ?? base, { logger })
+  const storeKind = options.store === undefined ? 'sqlite' : (options.storeKind ?? 'custom')
+  logger.info(
+    {
+      event: 'start',
+      version: RELAY_VERSION,
+      store: storeKind,
+      partitions: store.partitions,
+      dataDir: options.store === undefined ? options.dataDir : undefined,
+      allowedOrigins: options.allowedOrigins ?? [],
+      dev,
+      schema: options.schema !== undefined,
+      limits,
+    },
+    'relay starting',
+  )
   // Closes what this relay opened; a store passed in only sees its snapshots finish.
   const release = async () => {
     try {
@@ -214,7 +240,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
             verify,
             limits,
             gates,
-            onError: (error) => logger.warn({ err: error }, 'y-websocket endpoint error'),
+            onError: (error) =>
+              logger.warn({ event: 'yjs_error', err: error }, 'y-websocket endpoint error'),
           })
         : undefined
     if (yjs !== undefined) metrics.countYjsRooms(() => yjs.roomCount())
@@ -266,20 +293,11 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       },
       routes,
       routeContext: { store, verify, logger },
-      healthz: async (_req, res) => {
-        try {
-          await store.partitionHeads()
-          json(res, 200, {
-            ok: true,
-            store: 'ok',
-            partitions: store.partitions,
-            connections: sessions.size,
-          })
-        } catch (error) {
-          logger.error({ err: error }, 'health check failed')
-          json(res, 503, { ok: false, store: 'failed' })
-        }
-      },
+      ...createHealthHandlers({
+        health: store.health,
+        storeKind,
+        connections: () => sessions.size,
+      }),
       metrics: async (_req, res) => {
         const text = await metrics.render()
         res.writeHead(200, { 'content-type': metrics.contentType })
@@ -333,6 +351,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       httpUrl: `http://${urlHost}:${address.port}`,
       port: address.port,
       store,
+      storeKind,
       secret,
       close: () => (closed ??= close()),
     }
@@ -377,15 +396,6 @@ async function devToken(
     sub,
     expiresAt: (Math.floor(Date.now() / 1000) + expiresInS) * 1000,
   })
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'cache-control': 'no-store',
-  })
-  res.end(text)
 }
 
 function hostForUrl(address: string): string {

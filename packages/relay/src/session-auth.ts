@@ -108,6 +108,7 @@ export class SessionAuth {
   /** The renewal whose answer counts; an older one still verifying is ignored. */
   #renewals = 0
   #tenantSeat: Seat | undefined
+  #helloClientId: string | undefined
   #expiryTimer: TimerHandle | undefined
 
   constructor(context: SessionContext, timers: RelayTimers, host: AuthHost) {
@@ -120,6 +121,11 @@ export class SessionAuth {
     return this.#identity
   }
 
+  /** The clientId the `hello` named (for the logs), welcomed or not; undefined before it. */
+  get helloClientId(): string | undefined {
+    return this.#helloClientId
+  }
+
   hello(m: Record<string, unknown>): void {
     const checked = checkHello(m)
     if (checked._tag === 'refused') {
@@ -127,6 +133,7 @@ export class SessionAuth {
       return
     }
     const { clientId } = checked
+    this.#helloClientId = clientId
     this.#host.startChecking()
     void this.#ctx
       .verify(checked.token)
@@ -183,7 +190,7 @@ export class SessionAuth {
         })
       })
       .catch((error: unknown) => {
-        this.#ctx.logger.error({ err: error }, 'hello failed')
+        this.#ctx.logger.error({ event: 'internal_error', err: error }, 'hello failed')
         this.#host.fail('internal', 'could not read the log')
       })
   }
@@ -213,7 +220,7 @@ export class SessionAuth {
         this.#host.send({ type: 'renewed', expiresAt: claims.expiresAt, grants: claims.grants })
       })
       .catch((error: unknown) => {
-        this.#ctx.logger.error({ err: error }, 'renew failed')
+        this.#ctx.logger.error({ event: 'internal_error', err: error }, 'renew failed')
         this.#host.fail('internal', 'could not check the token')
       })
   }

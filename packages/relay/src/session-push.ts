@@ -190,7 +190,7 @@ export class SessionPushes {
           return
         }
         if (failure.kind === 'internal') {
-          this.#ctx.logger.error({ err: error }, 'append failed')
+          this.#ctx.logger.error({ event: 'append_failed', err: error }, 'append failed')
         }
         this.#host.fail(failure.kind, failure.message)
       },
@@ -210,7 +210,10 @@ export class SessionPushes {
     try {
       frames = encodeAckParts(batch, readableRefs(results, this.#host.identity().grants.read))
     } catch (error) {
-      this.#ctx.logger.error({ err: error, type: 'ack' }, 'cannot encode a message')
+      this.#ctx.logger.error(
+        { event: 'internal_error', err: error, type: 'ack' },
+        'cannot encode a message',
+      )
       this.#host.fail('internal', 'cannot send ack')
       return
     }

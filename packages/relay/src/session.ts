@@ -110,6 +110,9 @@ export class Session {
   #draining = false
   #authTimer: TimerHandle | undefined
   #closeTimer: TimerHandle | undefined
+  /** Why the session closed, for its `connection_closed` line; the client's, unless set. */
+  #closeReason: { kind: string; message: string } | undefined
+  readonly #openedAt: number
   readonly closed: Promise<void>
 
   constructor(ws: WebSocket, context: SessionContext, socket?: Seat) {
@@ -117,6 +120,7 @@ export class Session {
     this.#ctx = context
     this.#socketSeat = socket
     this.#timers = context.timers ?? NODE_TIMERS
+    this.#openedAt = this.#timers.now()
     // Invariant 1: until welcome, `ws` refuses a frame as soon as its header is over the bound.
     setMaxPayload(ws, context.limits.preHelloFrameBytesMax)
     this.#refilledAt = this.#timers.now()
@@ -150,8 +154,8 @@ export class Session {
     })
     context.metrics.connectionOpened()
     this.closed = new Promise((resolve) => {
-      ws.once('close', () => {
-        this.#onClose()
+      ws.once('close', (code: number) => {
+        this.#onClose(code)
         resolve()
       })
     })
@@ -161,7 +165,7 @@ export class Session {
     })
     ws.on('error', (error) => {
       // `ws` reports protocol violations (e.g. a frame over maxPayload) here and closes itself.
-      context.logger.info({ err: error }, 'socket error')
+      context.logger.info({ event: 'socket_error', err: error }, 'socket error')
     })
     this.#authTimer = this.#timers.set(() => {
       if (this.#state === 'awaiting_hello' || this.#state === 'checking_token') {
@@ -180,7 +184,7 @@ export class Session {
   heartbeat(): void {
     if (this.#state === 'closed') return
     if (!this.#alive) {
-      this.#ctx.logger.info('terminating a socket that missed its pong')
+      this.#closeReason = { kind: 'heartbeat_missed', message: 'no pong to the last ping' }
       this.#ws.terminate()
       return
     }
@@ -258,7 +262,10 @@ export class Session {
         this.#fail('bad_message', error.message)
         return
       }
-      this.#ctx.logger.error({ err: error }, 'unexpected failure handling a frame')
+      this.#ctx.logger.error(
+        { event: 'internal_error', err: error },
+        'unexpected failure handling a frame',
+      )
       this.#fail('internal', 'unexpected relay failure')
     }
   }
@@ -299,6 +306,11 @@ export class Session {
   /** The identity is checked (`session-auth.ts`): ready, the full frame bound, the backlog. */
   #welcome(message: RelayMessage): void {
     this.#state = 'ready'
+    const { tenant, subject, clientId } = this.#auth.identity
+    this.#ctx.logger.info(
+      { event: 'connection_opened', tenant, sub: subject, clientId },
+      'connection opened',
+    )
     this.#timers.clear(this.#authTimer)
     setMaxPayload(this.#ws, FRAME_BYTES_MAX)
     this.#send(message)
@@ -319,7 +331,10 @@ export class Session {
     try {
       bytes = encodeMessage(message)
     } catch (error) {
-      this.#ctx.logger.error({ err: error, type: message.type }, 'cannot encode a message')
+      this.#ctx.logger.error(
+        { event: 'internal_error', err: error, type: message.type },
+        'cannot encode a message',
+      )
       if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
       return
     }
@@ -339,7 +354,10 @@ export class Session {
     try {
       bytes = encodeEntriesPage(sub, page, cursors, live)
     } catch (error) {
-      this.#ctx.logger.error({ err: error, type: 'entries' }, 'cannot encode a message')
+      this.#ctx.logger.error(
+        { event: 'internal_error', err: error, type: 'entries' },
+        'cannot encode a message',
+      )
       this.#fail('internal', 'cannot send entries')
       return
     }
@@ -384,8 +402,7 @@ export class Session {
   /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
   #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     if (this.#state === 'closed') return
-    const tenant = this.#auth.identity.tenant
-    this.#ctx.logger.info({ kind, message, tenant: tenant || undefined }, 'closing socket')
+    this.#closeReason ??= { kind, message }
     this.#sendError(kind, message, backoffMsMin)
     this.#state = 'closed'
     this.#clearTimers()
@@ -403,8 +420,24 @@ export class Session {
     )
   }
 
-  #onClose(): void {
+  #onClose(code: number): void {
     if (this.#state !== 'closed') this.#state = 'closed'
+    // One line per connection, welcomed or not; the hello's clientId even when it was refused.
+    const { tenant, subject, clientId } = this.#auth.identity
+    const reason = this.#closeReason ?? { kind: 'client_closed', message: '' }
+    this.#ctx.logger.info(
+      {
+        event: 'connection_closed',
+        reason: reason.kind,
+        message: reason.message || undefined,
+        code,
+        tenant: tenant || undefined,
+        sub: subject || undefined,
+        clientId: clientId === '' ? this.#auth.helloClientId : clientId,
+        durationMs: this.#timers.now() - this.#openedAt,
+      },
+      'connection closed',
+    )
     this.#clearTimers()
     this.#timers.clear(this.#closeTimer)
     this.#subs.clear()

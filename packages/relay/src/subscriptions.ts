@@ -234,7 +234,10 @@ export class Subscriptions {
         if (caughtUp && page.length === 0) break
       }
     } catch (error) {
-      this.#ctx.logger.error({ err: error }, 'reading the log for a subscription failed')
+      this.#ctx.logger.error(
+        { event: 'internal_error', err: error },
+        'reading the log for a subscription failed',
+      )
       this.#host.fail('internal', 'could not read the log')
     } finally {
       sub.pumping = false

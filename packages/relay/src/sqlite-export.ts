@@ -1,0 +1,170 @@
+/**
+ * Everything a SQLite log holds, as `LogRecord`s (`log-copy.ts`): what `migrate-sqlite` copies
+ * into PostgreSQL. The one module that reads the SQLite layout for a copy: a change of the
+ * layout (`sqlite-migrations.ts`) changes the statements here, and the round trip test
+ * (`migrate-sqlite.test.ts`) says whether the copy still holds everything.
+ *
+ * Invariants:
+ * 1. One read transaction from the first record to the last: the records are one snapshot of
+ *    the file even if something writes it meanwhile (`migrate-sqlite` also holds the data
+ *    directory's lock, so nothing does).
+ * 2. Records come in the order of `log-copy.ts` invariant 1: the `log` record, entries by
+ *    rowid (commit order), refusals, deferrals, clients, partition heads.
+ * 3. Memory stays bounded: rows are read a page of `SQLITE_EXPORT_PAGE_ROWS` at a time.
+ * 4. A file of a schema version this build does not know is refused (`store_version`); an older
+ *    one is read as it is only if it is at the current version (open it with a relay, or
+ *    `createSqliteStore`, first: that migrates it).
+ */
+import Database from 'better-sqlite3'
+import { SQLITE_EXPORT_PAGE_ROWS } from './limits.ts'
+import type { LogRecord } from './log-copy.ts'
+import { RelayError } from './relay-error.ts'
+import { readIdentity, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
+
+/**
+ * Reads the SQLite log at `file` as records (invariants 1–3).
+ *
+ * @example
+ * for await (const record of exportSqliteLog('data/log.sqlite')) if (record._tag === 'entry') n++
+ */
+export async function* exportSqliteLog(file: string): AsyncGenerator<LogRecord> {
+  let db: Database.Database
+  try {
+    db = new Database(file, { fileMustExist: true })
+  } catch (error) {
+    throw new RelayError('config', `cannot open the SQLite log ${file}`, { cause: error })
+  }
+  try {
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version !== SQLITE_SCHEMA_VERSION) {
+      throw new RelayError(
+        'store_version',
+        `${file} has schema version ${version}; this build exports version ${SQLITE_SCHEMA_VERSION}` +
+          (version < SQLITE_SCHEMA_VERSION ? ' (start a relay on it once to migrate it)' : ''),
+      )
+    }
+    db.exec('BEGIN')
+    try {
+      yield* records(db, file)
+    } finally {
+      db.exec('COMMIT')
+    }
+  } finally {
+    db.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function* records(db: Database.Database, file: string): Generator<LogRecord> {
+  const identity = readIdentity(db)
+  const partitions = db.prepare(`SELECT value FROM meta WHERE key = 'partitions'`).get() as
+    | { value: string }
+    | undefined
+  if (identity === undefined || partitions === undefined) {
+    throw new RelayError('config', `${file} is not a Ledgerline log (no identity or partitions)`)
+  }
+  yield { _tag: 'log', partitions: Number(partitions.value), identity }
+  const entries = db.prepare(
+    `SELECT rowid, partition, "offset", tenant, id, entity, version, corrects, committed_at, body,
+       digest FROM entries WHERE rowid > ? ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+  )
+  for (const row of paged<EntryRow>((after) => entries.all(after) as EntryRow[])) {
+    yield {
+      _tag: 'entry',
+      tenant: row.tenant,
+      partition: row.partition,
+      offset: row.offset,
+      id: row.id,
+      entity: row.entity,
+      version: row.version,
+      corrects: row.corrects,
+      committedAt: row.committed_at,
+      body: row.body,
+      digest: row.digest,
+    }
+  }
+  const refusals = db.prepare(
+    `SELECT rowid, tenant, id, code, reason, head, digest FROM refusals WHERE rowid > ?
+     ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+  )
+  for (const r of paged<RefusalRow>((after) => refusals.all(after) as RefusalRow[])) {
+    const { rowid: _rowid, ...rest } = r
+    yield { _tag: 'refusal', ...rest }
+  }
+  const deferrals = db.prepare(
+    `SELECT rowid, tenant, id, code, reason, digest FROM deferrals WHERE rowid > ?
+     ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+  )
+  for (const d of paged<DeferralRow>((after) => deferrals.all(after) as DeferralRow[])) {
+    const { rowid: _rowid, ...rest } = d
+    yield { _tag: 'deferral', ...rest }
+  }
+  const clients = db.prepare(
+    `SELECT rowid, tenant, client_id, high, subject FROM clients WHERE rowid > ?
+     ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+  )
+  for (const c of paged<ClientRow>((after) => clients.all(after) as ClientRow[])) {
+    yield {
+      _tag: 'client',
+      tenant: c.tenant,
+      clientId: c.client_id,
+      high: c.high,
+      subject: c.subject,
+    }
+  }
+  const heads = db.prepare(`SELECT partition, head FROM partition_heads ORDER BY partition`)
+  for (const h of heads.all() as { partition: number; head: number }[]) {
+    yield { _tag: 'partition_head', partition: h.partition, head: h.head }
+  }
+}
+
+interface EntryRow {
+  rowid: number
+  partition: number
+  offset: number
+  tenant: string
+  id: string
+  entity: string
+  version: number
+  corrects: string | null
+  committed_at: number
+  body: Buffer
+  digest: Buffer | null
+}
+interface RefusalRow {
+  rowid: number
+  tenant: string
+  id: string
+  code: string
+  reason: string
+  head: number
+  digest: Buffer | null
+}
+interface DeferralRow {
+  rowid: number
+  tenant: string
+  id: string
+  code: string
+  reason: string
+  digest: Buffer
+}
+interface ClientRow {
+  rowid: number
+  tenant: string
+  client_id: string
+  high: number
+  subject: string | null
+}
+
+/** Invariant 3: pages by rowid until a short page. */
+function* paged<T extends { rowid: number }>(page: (after: number) => T[]): Generator<T> {
+  let after = 0
+  for (;;) {
+    const rows = page(after)
+    yield* rows
+    const last = rows.at(-1)
+    if (last === undefined || rows.length < SQLITE_EXPORT_PAGE_ROWS) return
+    after = last.rowid
+  }
+}
