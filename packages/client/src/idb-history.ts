@@ -34,10 +34,13 @@ import { assert } from '@ledgerline/core'
 import { planPages } from './client-store-plans.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
 import { ClientError } from './errors.ts'
-import { prune, type Run } from './idb-database.ts'
+import type { IDBPTransaction } from 'idb'
+import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { readSnapshot } from './idb-snapshots.ts'
 import { CORRECTIONS_FEED_MAX } from './limits.ts'
+import { asViewTx, rebuildIn, refreshViews, viewStores } from './idb-views.ts'
+import { byEntity, viewTypeOf, type ViewTypes } from './views.ts'
 
 export type IdbHistory = Pick<
   ClientStore,
@@ -49,11 +52,15 @@ export type IdbHistory = Pick<
  * const history = createIdbHistory(run, IDBKeyRange)
  * const cursors = await history.prepareCursors('acme', scopeKey, inScope)
  */
-export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHistory {
+export function createIdbHistory(
+  run: Run,
+  KeyRange: typeof IDBKeyRange,
+  types: ViewTypes = new Map(),
+): IdbHistory {
   return {
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
-        ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked'],
+        viewStores(types, ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -75,6 +82,8 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
             stagedKeys: 0,
           }
           void track(meta.put(fresh, 'cursors'))
+          // Guarantee 10: confirmed state went with the history; views keep pending only.
+          if (types.size > 0) await rebuildIn(asViewTx(tx), types, KeyRange, track)
           return {}
         },
       )
@@ -82,7 +91,7 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
 
     async applyPages(pages, scopeKey) {
       return run(
-        ['meta', 'chunks', 'staged', 'acked', 'feed'],
+        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -98,6 +107,20 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
           for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
           if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
           void track(metaStore.put(plan.cursors, 'cursors'))
+          if (types.size > 0) {
+            // Guarantee 10: the views of the entities stored, in this write. With an empty
+            // outbox and no acked records nothing is pending, and nothing is read for it.
+            const kept = plan.chunks.flatMap((c) =>
+              c.entries.filter((e) => viewTypeOf(types, e.entity) !== undefined),
+            )
+            if (kept.length > 0) {
+              const confirmed = byEntity(kept)
+              const noPending =
+                clientMeta.outboxEntries === 0 && (await tx.objectStore('acked').count()) === 0
+              const tv = asViewTx(tx)
+              await refreshViews(tv, types, KeyRange, confirmed.keys(), confirmed, track, noPending)
+            }
+          }
           let corrections: typeof plan.feedCandidates = []
           if (plan.feedCandidates.length > 0) {
             const feed = tx.objectStore('feed')
@@ -163,34 +186,17 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
             snapshotSource = found?.source
           }
           const from = snapshot?.through ?? 0
-          const [indexed, staged, outboxed, acked] = await Promise.all([
-            tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
-            tx.objectStore('staged').getAll(),
+          const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
+            readStored(tx as unknown as HistoryTx, KeyRange, entity, from, snapshot?.version ?? 0),
             tx.objectStore('outbox').index('entity').getAll(entity),
             tx.objectStore('acked').index('entity').getAll(entity),
           ])
-          const wanted = new Set<number>()
-          for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
-          for (const r of staged) {
-            for (const [name, chunks] of r.entities)
-              if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
-          }
-          const numbers = [...wanted].sort((a, b) => a - b)
-          const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
-          const fromVersion = snapshot?.version ?? 0
-          const stored: StoredEntry[] = []
-          for (const chunk of chunks) {
-            assert(chunk !== undefined, 'an indexed chunk exists')
-            for (const e of chunk.entries)
-              if (e.entity === entity && e.version > fromVersion) stored.push(e)
-          }
-          stored.sort((a, b) => a.version - b.version)
           const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
           return {
             snapshot,
             snapshotSource,
             stored,
-            lastChunk: numbers.at(-1),
+            lastChunk,
             pending,
             acked: new Set(acked.map((a) => a.id)),
           }
@@ -208,4 +214,43 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
       })
     },
   }
+}
+
+/** A transaction that can read confirmed history (loads, and view records folded again). */
+export type HistoryTx = IDBPTransaction<
+  LedgerDb,
+  ('chunks' | 'staged' | 'ledgers')[],
+  IDBTransactionMode
+>
+
+/**
+ * The confirmed entries of `entity` in chunks from `from` on and above version `fromVersion`,
+ * in version order, and the last chunk read (invariant 4).
+ */
+export async function readStored(
+  tx: HistoryTx,
+  KeyRange: typeof IDBKeyRange,
+  entity: string,
+  from: number,
+  fromVersion: number,
+): Promise<{ stored: StoredEntry[]; lastChunk: number | undefined }> {
+  const [indexed, staged] = await Promise.all([
+    tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
+    tx.objectStore('staged').getAll(),
+  ])
+  const wanted = new Set<number>()
+  for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
+  for (const r of staged) {
+    for (const [name, chunks] of r.entities)
+      if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
+  }
+  const numbers = [...wanted].sort((a, b) => a - b)
+  const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
+  const stored: StoredEntry[] = []
+  for (const chunk of chunks) {
+    assert(chunk !== undefined, 'an indexed chunk exists')
+    for (const e of chunk.entries) if (e.entity === entity && e.version > fromVersion) stored.push(e)
+  }
+  stored.sort((a, b) => a.version - b.version)
+  return { stored, lastChunk: numbers.at(-1) }
 }

@@ -22,6 +22,8 @@ import { checkedBatch, completedMeta, newMeta, planAppend } from './client-store
 import type { ClientMeta, ClientStore, CursorsRecord, Durability } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
+import { asViewTx, refreshViews, viewStores } from './idb-views.ts'
+import type { ViewTypes } from './views.ts'
 
 export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'counters'>
 
@@ -34,6 +36,7 @@ export function createIdbOutbox(
   run: Run,
   KeyRange: typeof IDBKeyRange,
   durability: Durability,
+  types: ViewTypes = new Map(),
 ): IdbOutbox {
   return {
     async init(newId, now, tenant) {
@@ -59,7 +62,7 @@ export function createIdbOutbox(
     },
 
     async append(make, limits, now, bytesOf) {
-      return run(['meta', 'outbox'], 'readwrite', durability, async (tx, track) => {
+      return run(viewStores(types, ['meta', 'outbox']), 'readwrite', durability, async (tx, track) => {
         const metaStore = tx.objectStore('meta')
         const meta = (await metaStore.get('client')) as ClientMeta | undefined
         if (meta === undefined)
@@ -68,6 +71,9 @@ export function createIdbOutbox(
         const outbox = tx.objectStore('outbox')
         for (const record of records) void track(outbox.add(record))
         void track(metaStore.put(written, 'client'))
+        // Client store guarantee 10: the views of the entities appended to, in this write.
+        const entities = records.map((r) => r.entity)
+        await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
         return {
           entries: records.map((r) => r.entry),
           bytes,
