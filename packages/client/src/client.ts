@@ -25,13 +25,7 @@
 import type { Data, Entry, Schema } from '@ledgerline/core'
 import { createClientId } from '@ledgerline/core'
 import { createAppender, entryBytes } from './append.ts'
-import type {
-  AppendDraft,
-  AppendOptions,
-  Client,
-  ClientOptions,
-  LedgerItem,
-} from './client-api.ts'
+import type { AppendDraft, AppendOptions, Client, ClientOptions, LedgerItem } from './client-api.ts'
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
 import { createCorrectionsFeed } from './corrections-feed.ts'
 import { createEntityCache, sortPending, typeKey } from './entity-cache.ts'

@@ -249,7 +249,8 @@ export async function readStored(
   const stored: StoredEntry[] = []
   for (const chunk of chunks) {
     assert(chunk !== undefined, 'an indexed chunk exists')
-    for (const e of chunk.entries) if (e.entity === entity && e.version > fromVersion) stored.push(e)
+    for (const e of chunk.entries)
+      if (e.entity === entity && e.version > fromVersion) stored.push(e)
   }
   stored.sort((a, b) => a.version - b.version)
   return { stored, lastChunk: numbers.at(-1) }

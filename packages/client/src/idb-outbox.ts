@@ -62,25 +62,30 @@ export function createIdbOutbox(
     },
 
     async append(make, limits, now, bytesOf) {
-      return run(viewStores(types, ['meta', 'outbox']), 'readwrite', durability, async (tx, track) => {
-        const metaStore = tx.objectStore('meta')
-        const meta = (await metaStore.get('client')) as ClientMeta | undefined
-        if (meta === undefined)
-          throw new ClientError('closed', 'database was wiped: reopen the client')
-        const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
-        const outbox = tx.objectStore('outbox')
-        for (const record of records) void track(outbox.add(record))
-        void track(metaStore.put(written, 'client'))
-        // Client store guarantee 10: the views of the entities appended to, in this write.
-        const entities = records.map((r) => r.entity)
-        await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
-        return {
-          entries: records.map((r) => r.entry),
-          bytes,
-          meta: written,
-          wasEmpty: meta.outboxEntries === 0,
-        }
-      })
+      return run(
+        viewStores(types, ['meta', 'outbox']),
+        'readwrite',
+        durability,
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const meta = (await metaStore.get('client')) as ClientMeta | undefined
+          if (meta === undefined)
+            throw new ClientError('closed', 'database was wiped: reopen the client')
+          const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
+          const outbox = tx.objectStore('outbox')
+          for (const record of records) void track(outbox.add(record))
+          void track(metaStore.put(written, 'client'))
+          // Client store guarantee 10: the views of the entities appended to, in this write.
+          const entities = records.map((r) => r.entity)
+          await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
+          return {
+            entries: records.map((r) => r.entry),
+            bytes,
+            meta: written,
+            wasEmpty: meta.outboxEntries === 0,
+          }
+        },
+      )
     },
 
     async readOutbox(after, entriesMax, bytesMax) {

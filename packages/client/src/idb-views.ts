@@ -106,7 +106,8 @@ export async function rebuildIn(
     const history: StoredEntry[] = []
     let cursor = await tx.objectStore('chunks').openCursor()
     while (cursor !== null) {
-      for (const e of cursor.value.entries) if (viewTypeOf(kept, e.entity) !== undefined) history.push(e)
+      for (const e of cursor.value.entries)
+        if (viewTypeOf(kept, e.entity) !== undefined) history.push(e)
       cursor = await cursor.continue()
     }
     const [outbox, acked] = await Promise.all([

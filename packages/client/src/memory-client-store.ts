@@ -423,7 +423,6 @@ function emptyData(): MemoryData {
   }
 }
 
-
 function clone<T>(value: T): T {
   return structuredClone(value)
 }

@@ -122,7 +122,8 @@ function pendingOf(data: MemoryViewData, entity: string): Entry[] {
 function storedOf(data: MemoryViewData, entity: string): StoredEntry[] {
   const out: StoredEntry[] = []
   for (const n of data.ledgers.get(entity) ?? []) {
-    for (const e of (data.chunks.get(n) as ChunkRecord).entries) if (e.entity === entity) out.push(e)
+    for (const e of (data.chunks.get(n) as ChunkRecord).entries)
+      if (e.entity === entity) out.push(e)
   }
   return out.sort((a, b) => a.version - b.version)
 }

@@ -153,7 +153,10 @@ export function planQuery(
   }
   const entityType = schema.types.get(type)
   if (entityType === undefined) {
-    throw new ClientError('unknown_type', `schema has no entity type '${type}' (query '${pattern}')`)
+    throw new ClientError(
+      'unknown_type',
+      `schema has no entity type '${type}' (query '${pattern}')`,
+    )
   }
   const indexes = entityType.indexes
   if (indexes === undefined) {
@@ -215,12 +218,15 @@ function rangeOf(
     const value = key(index, 'eq', c.eq)
     return { lower: { value, open: false }, upper: { value, open: false } }
   }
-  if (c.gt !== undefined && c.gte !== undefined) throw invalid(`where.${index}: gt or gte, not both`)
-  if (c.lt !== undefined && c.lte !== undefined) throw invalid(`where.${index}: lt or lte, not both`)
+  if (c.gt !== undefined && c.gte !== undefined)
+    throw invalid(`where.${index}: gt or gte, not both`)
+  if (c.lt !== undefined && c.lte !== undefined)
+    throw invalid(`where.${index}: lt or lte, not both`)
   const low = c.gt ?? c.gte
   const high = c.lt ?? c.lte
   return {
-    lower: low === undefined ? undefined : { value: key(index, 'gt', low), open: c.gt !== undefined },
+    lower:
+      low === undefined ? undefined : { value: key(index, 'gt', low), open: c.gt !== undefined },
     upper:
       high === undefined ? undefined : { value: key(index, 'lt', high), open: c.lt !== undefined },
   }
@@ -242,7 +248,11 @@ export function sameResult<S>(a: QueryResult<S>, b: QueryResult<S>): boolean {
   if (a.more !== b.more || a.rows.length !== b.rows.length) return false
   return a.rows.every((row, i) => {
     const other = b.rows[i] as QueryRow<S>
-    return row.entity === other.entity && row.version === other.version && deepEqual(row.view, other.view)
+    return (
+      row.entity === other.entity &&
+      row.version === other.version &&
+      deepEqual(row.view, other.view)
+    )
   })
 }
 
@@ -254,6 +264,8 @@ function deepEqual(a: unknown, b: unknown): boolean {
   const kb = Object.keys(b)
   if (ka.length !== kb.length) return false
   return ka.every(
-    (k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    (k) =>
+      Object.hasOwn(b, k) &&
+      deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
   )
 }

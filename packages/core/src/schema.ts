@@ -265,7 +265,10 @@ function checkIndexes(type: string, indexes: unknown): void {
     )
   }
   for (const name of names) {
-    if (!INDEX_NAME_PATTERN.test(name) || typeof (indexes as Record<string, unknown>)[name] !== 'function') {
+    if (
+      !INDEX_NAME_PATTERN.test(name) ||
+      typeof (indexes as Record<string, unknown>)[name] !== 'function'
+    ) {
       throw new LedgerError(
         'invalid_entity_type',
         `index '${name}' of '${type}' must be a function under a name matching ${String(INDEX_NAME_PATTERN)}`,
