@@ -13,8 +13,8 @@
  * 1. `refreshViews` runs inside the transaction of the write it follows and reads only that
  *    transaction's requests (idb-database.ts invariant 1), after the write's own requests, so it
  *    folds what the write leaves.
- * 2. Writes open the `views` store (and `outbox`, `acked` for pending entries) only when the
- *    schema keeps views, so an app without indexes pays nothing.
+ * 2. Writes open the `views` store (and `outbox`, `acked` for pending entries, the history
+ *    stores for a gap) only when the schema keeps views, so an app without indexes pays nothing.
  * 3. A rebuild deletes and writes a type's records and the stored definitions in one
  *    transaction: a query sees the old index or the new one, never half of each.
  */
@@ -24,7 +24,14 @@ import type { ClientStore, ViewQuery } from './client-store.ts'
 import type { LedgerDb, Run, Track } from './idb-database.ts'
 import { readStored, type HistoryTx } from './idb-history.ts'
 import type { ViewDefinitions, ViewRecord, ViewTypes } from './views.ts'
-import { definitionsOf, nextView, rebuildViews, staleTypes, viewTypeOf } from './views.ts'
+import {
+  compareValues,
+  definitionsOf,
+  nextView,
+  rebuildViews,
+  staleTypes,
+  viewTypeOf,
+} from './views.ts'
 
 export type IdbViews = Pick<ClientStore, 'prepareViews' | 'queryViews'>
 
@@ -35,9 +42,11 @@ export type ViewTx = IDBPTransaction<LedgerDb, StoreNames<LedgerDb>[], 'readwrit
 export function viewStores<N extends StoreNames<LedgerDb>>(
   types: ViewTypes,
   names: N[],
-): (N | 'views' | 'outbox' | 'acked')[] {
+): (N | 'views' | 'outbox' | 'acked' | 'chunks' | 'staged' | 'ledgers')[] {
   if (types.size === 0) return names
-  return [...new Set([...names, 'views' as const, 'outbox' as const, 'acked' as const])]
+  // Pending entries come from `outbox` and `acked`; a gap folds from the history (invariant 1).
+  const added = ['views', 'outbox', 'acked', 'chunks', 'staged', 'ledgers'] as const
+  return [...new Set([...names, ...added])]
 }
 
 /** Narrows any read-write transaction to the helper's view of it. */
@@ -146,6 +155,8 @@ export function createIdbViews(run: Run, KeyRange: typeof IDBKeyRange, types: Vi
       return run(['views'], 'readonly', 'default', async (tx) => {
         const store = tx.objectStore('views')
         const source = q.index === undefined ? store : store.index('key')
+        // An empty range (lower past upper) answers nothing; IndexedDB throws a DataError.
+        if (isEmpty(q)) return []
         const range = rangeOf(KeyRange, q)
         if (q.direction === 'asc' && q.match === undefined) {
           return (await source.getAll(range, q.limit)) as ViewRecord[]
@@ -169,6 +180,12 @@ async function pendingOf(tx: ViewTx, entity: string): Promise<Entry[]> {
     tx.objectStore('outbox').index('entity').getAll(entity),
   ])
   return [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+}
+
+function isEmpty(q: ViewQuery): boolean {
+  if (q.lower === undefined || q.upper === undefined) return false
+  const c = compareValues(q.lower.value, q.upper.value)
+  return c > 0 || (c === 0 && (q.lower.open || q.upper.open))
 }
 
 /** The key range of a query: entity names of the type, or keys of one index. */
