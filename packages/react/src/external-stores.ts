@@ -13,7 +13,13 @@
  *    a later read always wins over an earlier one that settles late.
  * 3. After the last unsubscribe nothing of the external store stays registered with the client.
  */
-import type { ClientLike, EntityState, MaybePromise } from './client-like.ts'
+import type {
+  ClientLike,
+  EntityState,
+  MaybePromise,
+  QueryOptionsLike,
+  QueryResultLike,
+} from './client-like.ts'
 
 export interface ExternalStore<T> {
   subscribe(onStoreChange: () => void): () => void
@@ -107,6 +113,42 @@ export function createReadStore<T>(
         // Changes between the first read and this subscription would otherwise be missed.
         refresh()
       }
+      return () => {
+        listeners.delete(onStoreChange)
+        if (listeners.size === 0 && stop !== undefined) {
+          stop()
+          stop = undefined
+        }
+      }
+    },
+    getSnapshot: () => current,
+  }
+}
+
+/**
+ * An external store over a live query (`client.subscribeQuery`): `undefined` until the first
+ * result, then each new result object (the client hands a new one only when it changed).
+ *
+ * @example
+ * const store = createQueryStore(client, 'order/*', { where: { byDay: '2026-12-01' } })
+ */
+export function createQueryStore<S>(
+  client: ClientLike,
+  pattern: string,
+  options: QueryOptionsLike | undefined,
+): ExternalStore<QueryResultLike<S> | undefined> {
+  const subscribeQuery = client.subscribeQuery
+  if (subscribeQuery === undefined) throw new Error('this client has no subscribeQuery')
+  let current: QueryResultLike<S> | undefined
+  const listeners = new Set<() => void>()
+  let stop: (() => void) | undefined
+  return {
+    subscribe(onStoreChange) {
+      listeners.add(onStoreChange)
+      stop ??= subscribeQuery.call(client, pattern, options, (result) => {
+        current = result as QueryResultLike<S>
+        for (const l of listeners) l()
+      })
       return () => {
         listeners.delete(onStoreChange)
         if (listeners.size === 0 && stop !== undefined) {
