@@ -26,6 +26,7 @@ export async function typedClient(): Promise<void> {
   const client = createClient({ url: 'wss://relay.example/sync', token: 't', schema, dbName: 'x' })
   const typed: Client<typeof schema> = client
   await typed.append('stock/s1:beans', 'stock.moved', { qty: -1 }, { intent: 'fact' })
+  // @ts-expect-error: qty must be a number
   await client.append('stock/s1:beans', 'stock.moved', { qty: '5' })
   // @ts-expect-error: a kind stock does not declare
   await client.append('stock/s1:beans', 'stock.movd', { qty: 1 })
