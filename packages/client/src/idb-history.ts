@@ -31,7 +31,7 @@
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
-import { planPages } from './client-store-plans.ts'
+import { planPages } from './plans-sync.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { IDBPTransaction } from 'idb'

@@ -18,7 +18,7 @@
  * 5. `init` completes a meta record an older build wrote (tenant from the cursors record, a new
  *    device secret) in the transaction that reads it, so every later read finds every field.
  */
-import { checkedBatch, completedMeta, newMeta, planAppend } from './client-store-plans.ts'
+import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, Durability } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'

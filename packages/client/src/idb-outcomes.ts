@@ -17,7 +17,7 @@
  * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
  *    record, then the acked record; an id none of them knows is `unknown`.
  */
-import { planAck } from './client-store-plans.ts'
+import { planAck } from './plans-sync.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { prune, type Run } from './idb-database.ts'
 import { OUTCOMES_MAX } from './limits.ts'

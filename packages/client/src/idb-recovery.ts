@@ -20,7 +20,7 @@
  *    clientId is the one the caller recovered from.
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { planReissue, planSession, isOtherLog } from './client-store-plans.ts'
+import { planReissue, planSession, isOtherLog } from './plans-recovery.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'

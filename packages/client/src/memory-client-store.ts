@@ -2,7 +2,7 @@
  * `createMemoryClientStore`: the client store in memory, for the simulation and for tests that
  * need no IndexedDB. It keeps what the IndexedDB store keeps (outbox, acked records, chunks of
  * confirmed history, snapshots, outcomes, the corrections feed, cursors) and decides every write
- * with the same plans (`client-store-plans.ts`); `runClientStoreContract` proves the two answer
+ * with the same plans (`plans-outbox.ts`, `plans-sync.ts`, `plans-recovery.ts`); `runClientStoreContract` proves the two answer
  * alike.
  *
  * Terms: the *database* (`createMemoryClientDatabase`) is what survives closing a client store: open
@@ -24,18 +24,9 @@
  *    write that changes their entries, and queried by sorting as IndexedDB orders keys.
  */
 import type { Schema, StoredEntry } from '@ledgerline/core'
-import {
-  checkedBatch,
-  completedMeta,
-  isOtherLog,
-  newMeta,
-  planAck,
-  planAppend,
-  planFeed,
-  planPages,
-  planReissue,
-  planSession,
-} from './client-store-plans.ts'
+import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
+import { isOtherLog, planReissue, planSession } from './plans-recovery.ts'
+import { planAck, planFeed, planPages } from './plans-sync.ts'
 import type {
   AckedRecord,
   ChunkRecord,
