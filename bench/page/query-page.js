@@ -16,6 +16,10 @@ const order = defineEntity({
   indexes: { byDay: (o) => o.day || null, byTotal: (o) => o.total },
 })
 const schema = defineSchema(order)
+// The same type without indexes: what appending costs when no views are kept.
+const plainSchema = defineSchema(
+  defineEntity({ type: 'order', initial: order.initial, reduce: order.reduce }),
+)
 // Offline on purpose: the client never reaches a relay, so what is measured is IndexedDB.
 const OFFLINE = 'ws://127.0.0.1:9/sync'
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJiZW5jaCJ9.y' // payload {"tenant":"bench"}
@@ -29,8 +33,15 @@ let client
 
 const bench = {
   /** Opens the client and appends `count` orders in `appendMany` batches of `batch`. */
-  async fill({ dbName, count, batch }) {
-    client = createClient({ url: OFFLINE, token: TOKEN, schema, dbName, persist: false })
+  async fill({ dbName, count, batch, plain = false }) {
+    await client?.close()
+    client = createClient({
+      url: OFFLINE,
+      token: TOKEN,
+      schema: plain ? plainSchema : schema,
+      dbName,
+      persist: false,
+    })
     const t0 = performance.now()
     for (let from = 0; from < count; from += batch) {
       const drafts = []

@@ -28,17 +28,29 @@
  *    move is one transaction.
  * 4. A load returns the entity's confirmed entries after its base in version order, and its
  *    pending ones (acked, then outbox), from one readonly transaction.
+ * 5. Loads asked for in the same task (an `appendMany` priming the entities it wrote, a screen
+ *    loading a day's orders) share one readonly transaction, up to LOAD_BATCH_ENTITIES_MAX
+ *    each, and one read of the staged records: a transaction per entity cost more than the
+ *    reads themselves in Chromium. Each load still answers alone; a failing transaction fails
+ *    the loads it carried, as it would have failed each.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
 import { planPages } from './plans-sync.ts'
-import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
+import type {
+  ClientMeta,
+  ClientStore,
+  CursorsRecord,
+  EntityBase,
+  EntityLoad,
+  StagedRecord,
+} from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { IDBPTransaction } from 'idb'
 import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { readSnapshot } from './idb-snapshots.ts'
-import { CORRECTIONS_FEED_MAX } from './limits.ts'
+import { CORRECTIONS_FEED_MAX, LOAD_BATCH_ENTITIES_MAX } from './limits.ts'
 import { asViewTx, rebuildIn, refreshViews, viewStores } from './idb-views.ts'
 import { byEntity, viewTypeOf, type ViewTypes } from './views.ts'
 
@@ -57,6 +69,62 @@ export function createIdbHistory(
   KeyRange: typeof IDBKeyRange,
   types: ViewTypes = new Map(),
 ): IdbHistory {
+  let loads: LoadRequest[] = []
+
+  /** Invariant 5: up to LOAD_BATCH_ENTITIES_MAX waiting loads, in one transaction. */
+  async function flushLoads(): Promise<void> {
+    const batch = loads.slice(0, LOAD_BATCH_ENTITIES_MAX)
+    loads = loads.slice(batch.length)
+    if (loads.length > 0) void Promise.resolve().then(flushLoads)
+    try {
+      const results = await run(
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
+        'readonly',
+        'default',
+        async (tx) => {
+          // One read of the staged records for every load of the batch.
+          const staged = tx.objectStore('staged').getAll()
+          return Promise.all(
+            batch.map(async ({ entity, typeKey, base }) => {
+              let snapshot: EntityBase | undefined = base ?? undefined
+              let snapshotSource: string | undefined
+              if (base === undefined) {
+                const found = await readSnapshot(tx, entity, typeKey)
+                snapshot = found
+                snapshotSource = found?.source
+              }
+              const from = snapshot?.through ?? 0
+              const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
+                readStored(
+                  tx as unknown as HistoryTx,
+                  KeyRange,
+                  entity,
+                  from,
+                  snapshot?.version ?? 0,
+                  staged,
+                ),
+                tx.objectStore('outbox').index('entity').getAll(entity),
+                tx.objectStore('acked').index('entity').getAll(entity),
+              ])
+              const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+              return {
+                snapshot,
+                snapshotSource,
+                stored,
+                lastChunk,
+                pending,
+                acked: new Set(acked.map((a) => a.id)),
+              }
+            }),
+          )
+        },
+      )
+      batch.forEach((r, i) => r.resolve(results[i] as EntityLoad))
+    } catch (error) {
+      for (const r of batch) r.reject(error)
+    }
+  }
+
   return {
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
@@ -172,36 +240,12 @@ export function createIdbHistory(
       })
     },
 
-    async loadEntity(entity, typeKey, base) {
-      return run(
-        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
-        'readonly',
-        'default',
-        async (tx) => {
-          let snapshot: EntityBase | undefined = base ?? undefined
-          let snapshotSource: string | undefined
-          if (base === undefined) {
-            const found = await readSnapshot(tx, entity, typeKey)
-            snapshot = found
-            snapshotSource = found?.source
-          }
-          const from = snapshot?.through ?? 0
-          const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
-            readStored(tx as unknown as HistoryTx, KeyRange, entity, from, snapshot?.version ?? 0),
-            tx.objectStore('outbox').index('entity').getAll(entity),
-            tx.objectStore('acked').index('entity').getAll(entity),
-          ])
-          const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
-          return {
-            snapshot,
-            snapshotSource,
-            stored,
-            lastChunk,
-            pending,
-            acked: new Set(acked.map((a) => a.id)),
-          }
-        },
-      )
+    loadEntity(entity, typeKey, base) {
+      return new Promise<EntityLoad>((resolve, reject) => {
+        // Invariant 5: loads asked for together share one readonly transaction.
+        loads.push({ entity, typeKey, base, resolve, reject })
+        if (loads.length === 1) void Promise.resolve().then(flushLoads)
+      })
     },
 
     async tenant() {
@@ -233,10 +277,11 @@ export async function readStored(
   entity: string,
   from: number,
   fromVersion: number,
+  stagedRead?: Promise<readonly StagedRecord[]> | undefined,
 ): Promise<{ stored: StoredEntry[]; lastChunk: number | undefined }> {
   const [indexed, staged] = await Promise.all([
     tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
-    tx.objectStore('staged').getAll(),
+    stagedRead ?? tx.objectStore('staged').getAll(),
   ])
   const wanted = new Set<number>()
   for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
@@ -254,4 +299,12 @@ export async function readStored(
   }
   stored.sort((a, b) => a.version - b.version)
   return { stored, lastChunk: numbers.at(-1) }
+}
+
+interface LoadRequest {
+  readonly entity: string
+  readonly typeKey: string
+  readonly base: EntityBase | null | undefined
+  readonly resolve: (load: EntityLoad) => void
+  readonly reject: (error: unknown) => void
 }

@@ -93,3 +93,5 @@ export const QUERY_ROWS_DEFAULT = 100
 export const QUERY_ROWS_MAX = 1_000
 /** Most live `subscribeQuery` subscriptions of one client; past it `subscribeQuery` throws `invalid`. */
 export const QUERY_SUBSCRIPTIONS_MAX = 256
+/** Most entity loads asked for together that share one readonly IndexedDB transaction. */
+export const LOAD_BATCH_ENTITIES_MAX = 256
