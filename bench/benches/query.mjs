@@ -6,13 +6,12 @@
 // IndexedDB `getAll` of one day on an index of a plain object store holding the same views; and
 // what keeping the views costs appends (the same orders into a schema without indexes).
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import { CHROMIUM_ARGS, chromiumPath } from '../../scripts/browser.mjs'
-import { BENCH_DIR, latencyOf, report, summarize } from '../lib.mjs'
+import { latencyOf, report, summarize } from '../lib.mjs'
+import { servePage } from '../page-server.mjs'
 
 const ORDERS = Number(process.env.BENCH_QUERY_ORDERS ?? 50_000)
 const BATCH = 1_000
@@ -32,7 +31,7 @@ export async function run() {
   const tmp = mkdtempSync(join(tmpdir(), 'll-bench-query-'))
   let server, context
   try {
-    server = await servePage()
+    server = await servePage('query-page.js')
     context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
       executablePath: path,
       args: CHROMIUM_ARGS,
@@ -93,35 +92,5 @@ export async function run() {
     await context?.close().catch(() => undefined)
     await server?.close()
     rmSync(tmp, { recursive: true, force: true })
-  }
-}
-
-async function servePage() {
-  const result = await build({
-    entryPoints: [join(BENCH_DIR, 'page', 'query-page.js')],
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  })
-  const js = result.outputFiles[0].text
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="/page.js"></script>'
-  const server = createServer((req, res) => {
-    const isJs = req.url === '/page.js'
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' })
-    res.end(isJs ? js : html)
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
   }
 }

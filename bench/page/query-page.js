@@ -117,15 +117,6 @@ const bench = {
       db.close()
     }
   },
-
-  async wipe(names) {
-    for (const name of names) {
-      await new Promise((resolve) => {
-        const r = indexedDB.deleteDatabase(name)
-        r.onsuccess = r.onerror = r.onblocked = () => resolve()
-      })
-    }
-  },
 }
 
 /** The query shapes measured; `r` varies the day or store so no two runs read the same rows. */

@@ -65,8 +65,11 @@ export function createIdbOutcomes(
           for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
           await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
           void track(metaStore.put(plan.meta, 'client'))
-          // Guarantee 10: a refused entry leaves its entity's pending entries in this write.
-          await refreshViews(asViewTx(tx), types, KeyRange, plan.entities, new Map(), track)
+          // Guarantee 10: a refused entry leaves its entity's pending entries in this write. A
+          // lean ack (the disk is full) writes no views: it forgets the stored definitions
+          // instead (a delete), so the next `prepareViews` rebuilds every kept type.
+          if (lean && types.size > 0) void track(metaStore.delete('views'))
+          else await refreshViews(asViewTx(tx), types, KeyRange, plan.entities, new Map(), track)
           return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
         },
       )

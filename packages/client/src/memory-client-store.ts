@@ -158,7 +158,9 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
         prune(data.outcomes, OUTCOMES_MAX)
         data.meta = plan.meta
-        refreshViews(plan.entities)
+        // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
+        if (lean) data.viewDefinitions = undefined
+        else refreshViews(plan.entities)
         return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
       }),
 

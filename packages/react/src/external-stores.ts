@@ -139,26 +139,17 @@ export function createQueryStore<S>(
 ): ExternalStore<QueryResultLike<S> | undefined> {
   const subscribeQuery = client.subscribeQuery
   if (subscribeQuery === undefined) throw new Error('this client has no subscribeQuery')
-  let current: QueryResultLike<S> | undefined
-  const listeners = new Set<() => void>()
-  let stop: (() => void) | undefined
-  return {
-    subscribe(onStoreChange) {
-      listeners.add(onStoreChange)
-      stop ??= subscribeQuery.call(client, pattern, options, (result) => {
-        current = result as QueryResultLike<S>
-        for (const l of listeners) l()
-      })
-      return () => {
-        listeners.delete(onStoreChange)
-        if (listeners.size === 0 && stop !== undefined) {
-          stop()
-          stop = undefined
-        }
-      }
-    },
-    getSnapshot: () => current,
-  }
+  // The client pushes results: the read gives the latest one, and each push is a change.
+  let latest: QueryResultLike<S> | undefined
+  return createReadStore<QueryResultLike<S> | undefined>(
+    () => latest,
+    (onChange) =>
+      subscribeQuery.call(client, pattern, options, (result) => {
+        latest = result as QueryResultLike<S>
+        onChange()
+      }),
+    undefined,
+  )
 }
 
 const EMPTY: readonly never[] = Object.freeze([])

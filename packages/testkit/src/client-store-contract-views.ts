@@ -212,4 +212,15 @@ export function registerViewCases(open: (schema?: Schema) => Promise<ClientStore
     expect(await plain.prepareViews()).toEqual(['stock'])
     expect(await counts(plain)).toEqual([])
   })
+
+  it('a lean ack (disk full) writes no view and leaves a rebuild for the next open', async () => {
+    const store = await open(stockSchema())
+    await store.prepareViews()
+    const { entries } = await append(store, 2, 'stock/a')
+    const [e1] = entries as [Entry, Entry]
+    const refused = { id: e1.id, status: 'refused', code: 'invariant', reason: 'no', head: 0 }
+    await store.applyAck([ack(e1, refused as never)], () => true, true)
+    expect(await store.prepareViews()).toEqual(['stock'])
+    expect(await counts(store)).toEqual([['stock/a', 1, 0]])
+  })
 }
