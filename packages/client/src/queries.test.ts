@@ -5,7 +5,14 @@
 // them against a real in-process relay (its own schema has no indexes: they are the client's).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema } from '@ledgerline/core'
-import { card, eventually, makeClient, stock } from '../test-support/setup.ts'
+import { IDBFactory } from 'fake-indexeddb'
+import {
+  card,
+  eventually,
+  makeClient,
+  schema as plainSchema,
+  stock,
+} from '../test-support/setup.ts'
 import { startRelay, type TestRelay } from '../test-support/relay.ts'
 import type { Client, QueryResult } from './client-api.ts'
 import { ClientError } from './errors.ts'
@@ -108,5 +115,25 @@ describe('query', () => {
     )
     expect(seen.at(-1)?.rows.map((r) => r.entity)).toEqual(['order/a-1', 'order/b-1'])
     stop()
+  })
+
+  it('builds the views of a type that gained indexes from the history stored before', async () => {
+    // A database synced by a build without indexes (as one written by layout 2 is), then
+    // opened by one with them: the first open folds the stored history into views.
+    const relay = server as TestRelay
+    const idb = new IDBFactory()
+    const before = makeClient({ url: relay.relay.url, token: await relay.token(), idb })
+    clients.push(before)
+    await before.append('order/old-1', 'order.line', { day: '2026-11-30' })
+    await before.append('order/old-1', 'order.line', {})
+    expect(await before.synced({ timeoutMs: 20_000 })).toEqual({ _tag: 'synced' })
+    expect(plainSchema.types.get('order')?.indexes).toBeUndefined()
+    await before.close()
+    const after = makeClient({ url: OFFLINE, token: TOKEN, idb, schema })
+    clients.push(after)
+    const found = await after.query<Order>('order/*', { where: { byDay: '2026-11-30' } })
+    expect(found.rows).toEqual([
+      { entity: 'order/old-1', view: { lines: 2, day: '2026-11-30' }, version: 2 },
+    ])
   })
 })
