@@ -16,9 +16,12 @@
  * 3. When `append` throws, nothing of the call was written.
  */
 import type {
-  AppendOf,
   Data,
+  DataOf,
   DraftOf,
+  EntityNameOf,
+  EntityTypeFor,
+  KindsOf,
   Entry,
   IndexValue,
   Intent,
@@ -209,15 +212,21 @@ export type SyncedResult =
 
 /**
  * The client. `Client<typeof schema>` (what `createClient({ schema })` infers) type-checks
- * `append` and `appendMany` against the schema's typed kinds: an unknown kind or a wrong data
- * shape does not compile; an untyped entity type takes any kind and data.
+ * `append` and `appendMany` against the schema's typed kinds, as core's `AppendOf` and
+ * `DraftOf` do: an unknown kind or a wrong data shape does not compile; an untyped entity type
+ * takes any kind and data. They are methods, so a `Client<typeof schema>` is still a `Client`.
  */
 export interface Client<Sch extends Schema = Schema> {
   /**
    * Appends one entry; resolves once it is committed with its outbox record, and `get(entity)`
    * then shows it as pending (`loaded: true`, the view folded with it).
    */
-  append: AppendOf<Sch, AppendOptions, Promise<Entry>>
+  append<E extends EntityNameOf<Sch>, K extends KindsOf<EntityTypeFor<Sch, E>>>(
+    entity: E,
+    kind: K,
+    data: DataOf<EntityTypeFor<Sch, E>, K>,
+    options?: AppendOptions,
+  ): Promise<Entry>
   appendMany(drafts: readonly (DraftOf<Sch> & AppendOptions)[]): Promise<readonly Entry[]>
   get<S = unknown>(entity: string): EntityState<S>
   load<S = unknown>(entity: string): Promise<EntityState<S>>

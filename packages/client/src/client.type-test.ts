@@ -25,6 +25,8 @@ const schema = defineSchema(stock)
 export async function typedClient(): Promise<void> {
   const client = createClient({ url: 'wss://relay.example/sync', token: 't', schema, dbName: 'x' })
   const typed: Client<typeof schema> = client
+  const asPlain: Client = client // a typed client is still a Client
+  void asPlain
   await typed.append('stock/s1:beans', 'stock.moved', { qty: -1 }, { intent: 'fact' })
   // @ts-expect-error: qty must be a number
   await client.append('stock/s1:beans', 'stock.moved', { qty: '5' })
@@ -54,4 +56,7 @@ export async function untypedClients(loose: Client): Promise<void> {
   // @ts-expect-error: the typed type stays typed beside an untyped one
   await mixed.append('stock/a', 'stock.moved', { qty: 'one' })
   await loose.append('whatever/a', 'any.kind', { any: ['data'] })
+  // A typed client is still a Client (what the React hooks and app wrappers take).
+  const plain: Client = mixed
+  void plain
 }
