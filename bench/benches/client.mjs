@@ -6,15 +6,14 @@
 // shape (1,000 per transaction, strict). The page is bundled by esbuild and served, with the
 // relay (its own process), on 127.0.0.1.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
 import { chromium } from 'playwright-core'
 import { createHlcClock, entryId } from '@ledgerline/core'
 import { createSqliteStore, signToken } from '@ledgerline/relay'
 import { CHROMIUM_ARGS, chromiumPath } from '../../scripts/browser.mjs'
-import { BENCH_DIR, latencyOf, report, summarize } from '../lib.mjs'
+import { latencyOf, report, summarize } from '../lib.mjs'
+import { servePage } from '../page-server.mjs'
 import { startServer } from '../server-process.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
@@ -40,7 +39,7 @@ export async function run() {
     const t0 = performance.now()
     await populate(join(tmp, 'relay'), CATCH_UP_ENTRIES)
     const populateS = (performance.now() - t0) / 1000
-    server = await servePage()
+    server = await servePage('client-page.js')
     relay = await startServer('relay', {
       dataDir: join(tmp, 'relay'),
       secret: SECRET,
@@ -197,35 +196,5 @@ async function populate(dir, count) {
     }
   } finally {
     await store.close()
-  }
-}
-
-async function servePage() {
-  const result = await build({
-    entryPoints: [join(BENCH_DIR, 'page', 'client-page.js')],
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-  })
-  const js = result.outputFiles[0].text
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="/page.js"></script>'
-  const server = createServer((req, res) => {
-    const isJs = req.url === '/page.js'
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' })
-    res.end(isJs ? js : html)
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    origin: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
   }
 }

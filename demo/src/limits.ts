@@ -8,8 +8,11 @@
 /** Notes (corrections and their resolutions) kept in an order's, drawer's or day's state. */
 export const NOTES_MAX = 200
 
-/** Sales a day's state lists for the Orders screen (its totals count every sale). */
-export const DAY_SALES_MAX = 5_000
+/**
+ * Orders of a day the Orders screen lists, newest first (a `query` over the `dayTime` index: at
+ * most QUERY_ROWS_MAX); the day report's totals count every sale, from the day ledger.
+ */
+export const DAY_ORDERS_SHOWN = 1_000
 
 /** Money moves that arrived after the day was closed, listed in the day's state. */
 export const AFTER_CLOSE_MAX = 200

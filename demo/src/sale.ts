@@ -154,6 +154,7 @@ export function saleDrafts(input: SaleInput): Draft[] {
         tender: tenderLabel(tenders),
         tenders: parts,
         contact: card?.method === 'card' ? card.contact : '',
+        day: `${store}:${input.date}`,
       },
     },
   ]

@@ -30,7 +30,6 @@ import { yjsEntity } from '@ledgerline/yjs'
 import { DECLINING_LAST4, findItem } from './catalog.ts'
 import {
   AFTER_CLOSE_MAX,
-  DAY_SALES_MAX,
   DISCOUNT_DECIMALS_MAX,
   NAME_CANDIDATES_MAX,
   NOTES_MAX,
@@ -304,10 +303,24 @@ export interface OrderState {
   readonly varianceTotal: number
   /** Corrections and their resolutions, newest last. */
   readonly notes: readonly OrderNote[]
+  /** The sale's business day, `<store>:<date>` ('' for sales recorded before it was kept). */
+  readonly day: string
+}
+
+/**
+ * The `dayTime` index key of an order: its day, then the time it was rung up (15 digits, so
+ * keys sort by time within a day); none before the sale is completed.
+ */
+export function orderDayTime(o: Pick<OrderState, 'day' | 'occurredAt'>): string | null {
+  return o.day === '' ? null : `${o.day}|${String(o.occurredAt).padStart(15, '0')}`
 }
 
 export const order = defineEntity<OrderState>({
   type: 'order',
+  // 2: the fold keeps the sale's day (for the `dayTime` index).
+  version: 2,
+  // The register's Orders screen lists a day's orders through it (`store-data.ts`).
+  indexes: { dayTime: orderDayTime },
   initial: {
     status: 'none',
     saleEntry: '',
@@ -329,6 +342,7 @@ export const order = defineEntity<OrderState>({
     writtenOff: 0,
     varianceTotal: 0,
     notes: [],
+    day: '',
   },
   reduce: (s, e) => {
     switch (e.kind) {
@@ -347,6 +361,7 @@ export const order = defineEntity<OrderState>({
           tender: e.data.tender,
           tenders: tendersOf(e.data),
           contact: e.data.contact ?? '',
+          day: e.data.day ?? '',
           occurredAt: e.occurredAt,
         }
       case 'order.refunded':
@@ -399,6 +414,7 @@ export const order = defineEntity<OrderState>({
         total: 'count',
         tender: 'string',
         'tenders?': 'tenders',
+        'day?': 'dayKey',
       },
       'order.refunded': {
         amount: 'count',
@@ -793,16 +809,6 @@ export const giftcard = defineEntity<GiftCardState>({
 // ---------------------------------------------------------------------------------------------
 // day/<store>:<yyyy-mm-dd>
 
-export interface DaySale {
-  readonly order: string
-  readonly register: string
-  readonly total: number
-  readonly tenders: readonly TenderPart[]
-  readonly at: number
-  /** Arrived after the day was closed. */
-  readonly late: boolean
-}
-
 /** One register's money of the day, by tender. Kept as totals, so it never drops a sale. */
 export interface RegisterDay {
   readonly sales: number
@@ -832,8 +838,6 @@ export interface DayState {
   readonly closedAt: number
   /** Net takings of the whole store when the day was closed. */
   readonly closedTotal: number
-  /** The day's sales, newest last (at most `DAY_SALES_MAX`; totals are in `registers`). */
-  readonly sales: readonly DaySale[]
   readonly registers: Readonly<Record<string, RegisterDay>>
   /** Money moves that arrived after the close (corrections included). */
   readonly afterClose: readonly DayMove[]
@@ -855,11 +859,13 @@ export const EMPTY_REGISTER_DAY: RegisterDay = {
 
 export const day = defineEntity<DayState>({
   type: 'day',
+  // 2: the list of the day's order ids is gone (orders are queried by `dayTime`); the day keeps
+  // the money totals, the close and what arrived after it.
+  version: 2,
   initial: {
     closed: false,
     closedAt: 0,
     closedTotal: 0,
-    sales: [],
     registers: {},
     afterClose: [],
     adjustments: [],
@@ -871,24 +877,10 @@ export const day = defineEntity<DayState>({
     switch (e.kind) {
       case 'day.sale': {
         const tenders = tendersOf(e.data)
-        const sale: DaySale = {
-          order: e.data.order,
-          register: e.data.register,
-          total: e.data.total,
-          tenders,
-          at: e.occurredAt,
-          late: s.closed,
-        }
         const r = registerDay(s, e.data.register)
         let gross = r.gross
         for (const t of tenders) gross = addTender(gross, t.method, t.amount)
-        return moved(
-          { ...s, sales: keep([...s.sales, sale], DAY_SALES_MAX) },
-          e,
-          { ...r, sales: r.sales + 1, gross },
-          'sale',
-          e.data.total,
-        )
+        return moved(s, e, { ...r, sales: r.sales + 1, gross }, 'sale', e.data.total)
       }
       case 'day.refund': {
         const r = registerDay(s, e.data.register)

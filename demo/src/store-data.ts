@@ -1,7 +1,8 @@
 /**
  * One read model of the register's store for the screens (orders, stock, inbox, drawer,
- * report): the day's ledger names the orders, the catalog names the stock, price and product
- * ledgers, and the store's registers name the drawers. It is an external store over the
+ * report): a query over the orders' `dayTime` index names the day's orders (newest first), the
+ * catalog names the stock, price and product ledgers, and the store's registers name the
+ * drawers; the day's ledger keeps the money totals the report reads. It is an external store over the
  * client's pattern subscriptions, so every screen re-renders when any ledger of the store
  * changes: a local sale, an ack, another register's sale, a correction.
  *
@@ -12,6 +13,7 @@
  */
 import { createReadStore, type ExternalStore } from '@ledgerline/react'
 import { CATALOG, type CatalogItem, REGISTERS } from './catalog.ts'
+import { DAY_ORDERS_SHOWN } from './limits.ts'
 import type { PosClient, PosEntity } from './pos-client.ts'
 import { scopeOf } from './pos-client.ts'
 import { dayEntity, drawerEntity, type OrderPayment } from './sale.ts'
@@ -159,8 +161,14 @@ async function readStoreData(
       registers.map((r) => get<DrawerState>(drawerEntity({ store: session.store, register: r }))),
     ),
   ])
-  // Sales from every register of the store, own pending ones included (they are in the view).
-  const orderIds = [...new Set(day.view.sales.map((s) => s.order))].reverse()
+  // Sales from every register of the store, own pending ones included (a query reads views).
+  const key = `${session.store}:${date}`
+  const found = await client.query<OrderState>('order/*', {
+    where: { dayTime: { gt: `${key}|`, lt: `${key}|~` } },
+    orderBy: { index: 'dayTime', direction: 'desc' },
+    limit: DAY_ORDERS_SHOWN,
+  })
+  const orderIds = found.rows.map((r) => r.entity.slice('order/'.length))
   const [orders, stock, prices, products] = await Promise.all([
     Promise.all(orderIds.map((id) => get<OrderState>(`order/${id}`))),
     Promise.all(CATALOG.map((item) => get<StockState>(`stock/${session.store}:${item.sku}`))),

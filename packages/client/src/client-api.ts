@@ -15,18 +15,30 @@
  *    React's `useSyncExternalStore` can read it directly.
  * 3. When `append` throws, nothing of the call was written.
  */
-import type { Data, Entry, Intent, Schema, StoredEntry } from '@ledgerline/core'
+import type {
+  Data,
+  DataOf,
+  DraftOf,
+  EntityNameOf,
+  EntityTypeFor,
+  KindsOf,
+  Entry,
+  IndexValue,
+  Intent,
+  Schema,
+  StoredEntry,
+} from '@ledgerline/core'
 import type { ErrorKind } from '@ledgerline/protocol'
 import type { ClientStore, ClientStoreInit, Durability, Outcome } from './client-store.ts'
 import type { ClientEnvironmentOptions } from './environment.ts'
 
-export interface ClientOptions extends ClientEnvironmentOptions {
+export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnvironmentOptions {
   /** The relay's sync endpoint, e.g. `wss://relay.example.com/sync`. */
   readonly url: string
   /** A JWT, or a function giving one (called again when the relay says it expired). */
   readonly token: string | (() => string | Promise<string>)
-  /** The same schema module the relay loads. */
-  readonly schema: Schema
+  /** The same schema module the relay loads; its typed kinds type `append`. */
+  readonly schema: Sch
   /** Database name of the client store; one per user and device (`ledgerline:acme:till-1`). */
   readonly dbName: string
   /** Tenant of the entries; by default the token's `tenant` claim, or the relay's welcome. */
@@ -159,16 +171,79 @@ export type LedgerItem =
   | { readonly _tag: 'confirmed'; readonly entry: StoredEntry }
   | { readonly _tag: 'pending'; readonly entry: Entry; readonly acked: boolean }
 
+/** A range over one index: `{ gte: '2026-12-01', lt: '2026-12-02' }`; `eq` alone. */
+export interface WhereRange {
+  readonly eq?: IndexValue | undefined
+  readonly gt?: IndexValue | undefined
+  readonly gte?: IndexValue | undefined
+  readonly lt?: IndexValue | undefined
+  readonly lte?: IndexValue | undefined
+}
+
+/** What `query` reads: one index (or none: every entity of the type, by name). */
+export interface QueryOptions {
+  /** One index name → a key (equality) or a range. */
+  readonly where?: Readonly<Record<string, IndexValue | WhereRange>> | undefined
+  /** The index to order by (the same as `where`'s), ascending unless `direction: 'desc'`. */
+  readonly orderBy?:
+    | string
+    | { readonly index: string; readonly direction?: 'asc' | 'desc' | undefined }
+    | undefined
+  /** Most rows, 1..QUERY_ROWS_MAX; default QUERY_ROWS_DEFAULT. */
+  readonly limit?: number | undefined
+}
+
+/** One entity a query found: its view (confirmed, then own pending) and confirmed version. */
+export interface QueryRow<S = unknown> {
+  readonly entity: string
+  readonly view: S
+  readonly version: number
+}
+
+export interface QueryResult<S = unknown> {
+  readonly rows: readonly QueryRow<S>[]
+  /** More entities matched than `limit` rows. */
+  readonly more: boolean
+}
+
 export type SyncedResult =
   | { readonly _tag: 'synced' }
   | { readonly _tag: 'timeout'; readonly status: ClientStatus }
 
-export interface Client {
-  append(entity: string, kind: string, data: Data, options?: AppendOptions): Promise<Entry>
-  appendMany(drafts: readonly AppendDraft[]): Promise<readonly Entry[]>
+/**
+ * The client. `Client<typeof schema>` (what `createClient({ schema })` infers) type-checks
+ * `append` and `appendMany` against the schema's typed kinds, as core's `AppendOf` and
+ * `DraftOf` do: an unknown kind or a wrong data shape does not compile; an untyped entity type
+ * takes any kind and data. They are methods, so a `Client<typeof schema>` is still a `Client`.
+ */
+export interface Client<Sch extends Schema = Schema> {
+  /**
+   * Appends one entry; resolves once it is committed with its outbox record, and `get(entity)`
+   * then shows it as pending (`loaded: true`, the view folded with it).
+   */
+  append<E extends EntityNameOf<Sch>, K extends KindsOf<EntityTypeFor<Sch, E>>>(
+    entity: E,
+    kind: K,
+    data: DataOf<EntityTypeFor<Sch, E>, K>,
+    options?: AppendOptions,
+  ): Promise<Entry>
+  appendMany(drafts: readonly (DraftOf<Sch> & AppendOptions)[]): Promise<readonly Entry[]>
   get<S = unknown>(entity: string): EntityState<S>
   load<S = unknown>(entity: string): Promise<EntityState<S>>
   subscribe(target: string, onChange: (entity: string) => void): () => void
+  /**
+   * The views of the entities of one type matching `pattern` (`'order/*'`, `'order/s7-*'`),
+   * through an index the type declares: `{ where: { byDay: '2026-12-01' } }`,
+   * `{ where: { onHand: { lt: 5 } }, orderBy: 'onHand' }`. Reads what the client store
+   * committed (confirmed, then own pending); never waits for the network.
+   */
+  query<S = unknown>(pattern: string, options?: QueryOptions): Promise<QueryResult<S>>
+  /** `query`, then again after every change that alters its result; returns the unsubscribe. */
+  subscribeQuery<S = unknown>(
+    pattern: string,
+    options: QueryOptions | undefined,
+    onResult: (result: QueryResult<S>) => void,
+  ): () => void
   status(): ClientStatus
   onStatus(onChange: (status: ClientStatus) => void): () => void
   corrections(limit?: number): Promise<readonly Correction[]>

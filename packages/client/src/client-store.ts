@@ -36,10 +36,38 @@
  *    confirmed history) back into the outbox BEFORE confirmed history, snapshots and cursors
  *    go, and sets `recovering` with the new identity, so a crash anywhere leaves either the old
  *    state or the whole new one; `recovering` stays set until `reissue` clears it.
+ * 10. Kept views (`views.ts`): for each entity type of the store's schema that declares
+ *    `indexes`, one view record per entity with any confirmed or pending entry, changed IN THE
+ *    SAME WRITE as those entries (`append`, `applyAck`, `applyPages`, and the writes that drop
+ *    history: `prepareCursors`, `beginSession`), so `queryViews` never sees a view that
+ *    disagrees with what is stored. `prepareViews` rebuilds, in one write, every type whose
+ *    definition key differs from the stored one.
  */
-import type { Entry, StoredEntry } from '@ledgerline/core'
+import type { Entry, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
 import type { Scheduler } from './scheduler.ts'
+import type { ViewRecord } from './views.ts'
+
+/** One end of a range over an index. */
+export interface RangeEnd {
+  readonly value: IndexValue
+  /** Excludes `value` itself. */
+  readonly open: boolean
+}
+
+/** What `queryViews` reads (guarantee 10); `query-plan.ts` makes it from the app's query. */
+export interface ViewQuery {
+  readonly type: string
+  /** The index to range over; undefined: every record of the type, by entity name. */
+  readonly index?: string | undefined
+  readonly lower?: RangeEnd | undefined
+  readonly upper?: RangeEnd | undefined
+  readonly direction: 'asc' | 'desc'
+  /** Most records answered. */
+  readonly limit: number
+  /** Entities must pass it (a pattern narrower than `type/*`); undefined: all do. */
+  readonly match?: ((entity: string) => boolean) | undefined
+}
 
 /** What `outcome(entryId)` tells about one of this client's entries. */
 export type Outcome =
@@ -378,6 +406,14 @@ export interface ClientStore {
    * current clientId is no longer `from` (another tab moved it).
    */
   reissue(from: string, newClientId: string): Promise<ReadonlyMap<string, string>>
+  /**
+   * Brings the kept views up to the schema (guarantee 10): every type whose definition key
+   * differs from the stored one is rebuilt from the stored history and pending entries, in one
+   * write. Answers the types rebuilt.
+   */
+  prepareViews(): Promise<readonly string[]>
+  /** View records in index order (then entity name), at most `limit` (guarantee 10). */
+  queryViews(query: ViewQuery): Promise<ViewRecord[]>
   close(): void
 }
 
@@ -390,6 +426,8 @@ export interface ClientStoreInit {
   readonly onClosed: (reason: ClientStoreClosedReason) => void
   /** The client's timers (opening may wait for another tab, with a bound). */
   readonly scheduler: Scheduler
+  /** The schema whose indexed types get kept views (guarantee 10); none without one. */
+  readonly schema?: Schema | undefined
 }
 
 export type Durability = 'strict' | 'relaxed' | 'default'

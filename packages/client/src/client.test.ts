@@ -66,7 +66,8 @@ describe('client with the real relay', () => {
       })),
     )
     expect(c.status()).toMatchObject({ online: false, outboxEntries: 35 })
-    expect(c.get<{ onHand: number }>('stock/s1:beans').view).toEqual({ onHand: 0 }) // placeholder until loaded
+    // Own writes are readable at once: the appends loaded the entity (no `load` needed).
+    expect(c.get<{ onHand: number }>('stock/s1:beans').view).toEqual({ onHand: 50 })
     expect((await c.load<{ onHand: number }>('stock/s1:beans')).view).toEqual({ onHand: 50 })
     proxy.setOnline(true)
     expect(await c.synced({ timeoutMs: 30_000 })).toEqual({ _tag: 'synced' })

@@ -5,6 +5,7 @@
  *   environment.ts      the world: clock, randomness, timers, sockets, storage, tabs, network
  *   append.ts           drafts → entries → one outbox write
  *   entity-cache.ts     folded entities for `get` / `load` / `subscribe`
+ *   queries.ts          `query` / `subscribeQuery` over the kept views of indexed types
  *   status.ts           `status()` / `onStatus`, and the waits of `outcome` / `synced`
  *   corrections-feed.ts the conflicts inbox
  *   sync.ts             the socket, leader tab only (connection, outbox drain, write queue)
@@ -17,11 +18,14 @@
  *    leader tab opens a socket.
  * 3. Once closed (by the app, or by a newer version of the database in another tab), nothing
  *    more is appended or sent, and the status says why.
+ * 4. Own writes are readable at once: when `append` resolves, the cache holds every entity it
+ *    wrote to, loaded and folded with the new entries, so `get()` shows them (a load that
+ *    fails leaves the placeholder; the entry stays committed).
  */
-import type { Data, Entry } from '@ledgerline/core'
+import type { Data, Entry, Schema } from '@ledgerline/core'
 import { createClientId } from '@ledgerline/core'
 import { createAppender, entryBytes } from './append.ts'
-import type { AppendDraft, Client, ClientOptions, LedgerItem } from './client-api.ts'
+import type { AppendDraft, AppendOptions, Client, ClientOptions, LedgerItem } from './client-api.ts'
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
 import { createCorrectionsFeed } from './corrections-feed.ts'
 import { createEntityCache, sortPending, typeKey } from './entity-cache.ts'
@@ -35,6 +39,7 @@ import { createSync } from './sync.ts'
 import type { TabMessage, Tabs } from './tabs.ts'
 import { createTabs } from './tabs.ts'
 import { createTokenSource, tenantFromToken } from './token.ts'
+import { createQueries } from './queries.ts'
 
 export type * from './client-api.ts'
 export { tenantFromToken }
@@ -48,7 +53,7 @@ export { tenantFromToken }
  *   schema, dbName: 'ledgerline:acme:till-1' })
  * await client.append('stock/s7:espresso-1kg', 'stock.moved', { qty: -1 })
  */
-export function createClient(options: ClientOptions): Client {
+export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): Client<Sch> {
   const env = resolveEnvironment(options)
   const { now, scheduler } = env
   const token = createTokenSource(options.token)
@@ -69,6 +74,11 @@ export function createClient(options: ClientOptions): Client {
     onWarning: options.onWarning,
   })
   const feed = createCorrectionsFeed(clientStore)
+  const queries = createQueries({
+    schema: options.schema,
+    clientStore,
+    listen: (pattern, onChange) => cache.subscribe(pattern, onChange),
+  })
   const appender = createAppender({
     clientStore,
     typeOf: cache.typeOf,
@@ -92,6 +102,7 @@ export function createClient(options: ClientOptions): Client {
       dbName: options.dbName,
       durability: options.durability ?? 'strict',
       scheduler,
+      schema: options.schema,
       onClosed: (reason) => {
         if (!status.close(reason)) return
         unlistenNetwork()
@@ -103,6 +114,9 @@ export function createClient(options: ClientOptions): Client {
     const store = await (options.clientStore ?? openIndexedDb)(init)
     // The tenant lives in the database's own meta record (the option, or the first welcome).
     await store.init(() => createClientId(env.randomBytes), now(), options.tenant)
+    // Kept views follow the schema: a changed index or fold version rebuilds them here, before
+    // any query or append can read or write them.
+    await store.prepareViews()
     tenant ??= await store.tenant()
     status.setCounters(await store.counters())
     tabs = createTabs({
@@ -195,6 +209,7 @@ export function createClient(options: ClientOptions): Client {
         },
         reset() {
           cache.reset()
+          queries.refreshAll()
           status.scheduleCounters()
           tabs?.post({ t: 'changed', entities: [], outbox: true, corrections: 0, reset: true })
         },
@@ -219,7 +234,10 @@ export function createClient(options: ClientOptions): Client {
   function onMessage(m: TabMessage): void {
     switch (m.t) {
       case 'changed':
-        if (m.reset === true) cache.reset()
+        if (m.reset === true) {
+          cache.reset()
+          queries.refreshAll()
+        }
         for (const entity of m.entities) cache.changed(entity)
         if (m.outbox) sync?.kick()
         if (m.corrections > 0) void feed.fetchNew()
@@ -258,20 +276,34 @@ export function createClient(options: ClientOptions): Client {
     const { entries, meta, wasEmpty } = appended
     status.appended(meta, at, wasEmpty)
     cache.addPending(entries)
-    tellTabs([...new Set(entries.map((e) => e.entity))], true, 0)
+    const entities = [...new Set(entries.map((e) => e.entity))]
+    tellTabs(entities, true, 0)
     sync?.kick()
+    // Invariant 4: read your own write. An entity already loaded got the entries folded in
+    // above; any other is loaded now (its load reads the committed entries back).
+    await Promise.all(entities.map((entity) => cache.load(entity).catch(() => undefined)))
     return entries
   }
 
+  const append = async (
+    entity: string,
+    kind: string,
+    data: Data,
+    appendOptions: AppendOptions = {},
+  ): Promise<Entry> => {
+    const [entry] = await appendDrafts([{ entity, kind, data, ...appendOptions }])
+    return entry as Entry
+  }
+
   return {
-    async append(entity: string, kind: string, data: Data, appendOptions = {}) {
-      const [entry] = await appendDrafts([{ entity, kind, data, ...appendOptions }])
-      return entry as Entry
-    },
-    appendMany: (drafts) => appendDrafts(drafts),
+    append: append as Client<Sch>['append'],
+    appendMany: (drafts) => appendDrafts(drafts as readonly AppendDraft[]),
     get: (entity) => cache.get(entity),
     load: (entity) => cache.load(entity),
     subscribe: (target, onChange) => cache.subscribe(target, onChange),
+    query: (pattern, queryOptions) => queries.query(pattern, queryOptions),
+    subscribeQuery: (pattern, queryOptions, onResult) =>
+      queries.subscribeQuery(pattern, queryOptions, onResult),
     status: () => status.status(),
     onStatus: (onChange) => status.onStatus(onChange),
     corrections: (limit = 100) => feed.list(limit),

@@ -14,7 +14,8 @@ import { createIdbClientStore } from './idb-client-store.ts'
 runClientStoreContract('indexeddb', async () => {
   const indexedDB = new IDBFactory()
   return {
-    open: () => createIdbClientStore({ indexedDB, IDBKeyRange, dbName: 'contract' }),
+    open: (o) =>
+      createIdbClientStore({ indexedDB, IDBKeyRange, dbName: 'contract', schema: o?.schema }),
     cleanup: async () => {},
   }
 })

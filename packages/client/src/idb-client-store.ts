@@ -3,7 +3,7 @@
  * device. It opens the database (`idb-database.ts`, which also describes the layout) and puts
  * the record families together: the outbox (`idb-outbox.ts`), outcomes (`idb-outcomes.ts`),
  * confirmed history (`idb-history.ts`), snapshots (`idb-snapshots.ts`), the corrections feed
- * (`idb-feed.ts`) and restore recovery (`idb-recovery.ts`). What each method guarantees is stated on `ClientStore` (`client-store.ts`)
+ * (`idb-feed.ts`), restore recovery (`idb-recovery.ts`) and kept views (`idb-views.ts`). What each method guarantees is stated on `ClientStore` (`client-store.ts`)
  * and proved by `runClientStoreContract`.
  *
  * Invariants:
@@ -23,6 +23,8 @@ import { createIdbOutcomes } from './idb-outcomes.ts'
 import { createIdbRecovery } from './idb-recovery.ts'
 import { createIdbSnapshots } from './idb-snapshots.ts'
 import { realScheduler } from './environment.ts'
+import { createIdbViews } from './idb-views.ts'
+import { viewTypesOf } from './views.ts'
 
 export { DB_VERSION } from './idb-database.ts'
 
@@ -54,13 +56,15 @@ export async function createIdbClientStore(options: IdbClientStoreOptions): Prom
   })
   const run = createRun(db)
   const KeyRange = options.IDBKeyRange
+  const types = viewTypesOf(options.schema)
   return {
-    ...createIdbOutbox(run, KeyRange, options.durability ?? 'strict'),
-    ...createIdbOutcomes(run),
-    ...createIdbHistory(run, KeyRange),
+    ...createIdbOutbox(run, KeyRange, options.durability ?? 'strict', types),
+    ...createIdbOutcomes(run, KeyRange, types),
+    ...createIdbHistory(run, KeyRange, types),
     ...createIdbSnapshots(run),
     ...createIdbFeed(run),
-    ...createIdbRecovery(run),
+    ...createIdbRecovery(run, KeyRange, types),
+    ...createIdbViews(run, KeyRange, types),
     close() {
       db.close()
     },

@@ -4,7 +4,7 @@
  * (`idb-outbox.ts`, `idb-outcomes.ts`, `idb-history.ts`, `idb-snapshots.ts`, `idb-feed.ts`);
  * `idb-client-store.ts` puts them together.
  *
- * Layout (database version 2; *object store* is IndexedDB's word for a table):
+ * Layout (database version 3; *object store* is IndexedDB's word for a table):
  *
  *   meta       'client'  → ClientMeta   clientId, last clientSeq, outbox counters, feed counters
  *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and
@@ -19,13 +19,17 @@
  *   snapshots  entity → { version, state, through: chunk n }     folded state up to a chunk
  *   outcomes   id → { n, outcome }                               appended/duplicate/refused
  *   feed       id → { n, entry, unseen }                         corrections of own entries
+ *   views      entity → ViewRecord { view, confirmed, keys }     kept views of indexed types
+ *                index 'key' (multiEntry over keys: [type, index, value])
+ *   meta       'views'   → ViewDefinitions                 definition key of each kept type
  *
  * Upgrades: 1 → 2 converts layout 1's pages into chunks (one chunk per page, numbered in key
  * order, so per partition in offset order) with their per-entity index, keeps the cursors (with
  * the last chunk number), converts each snapshot to the chunk of its page (one whose page is
  * gone is dropped), copies the tenant into the meta record, and deletes the pages, all inside
  * the upgrade transaction: an upgrade applied offline (a PWA update) shows the confirmed state
- * at once. The outbox, acked entries, outcomes and the corrections feed are kept as they are.
+ * at once. 2 → 3 adds the empty `views` object store; with no stored definitions, the first
+ * `prepareViews` builds every kept type from the stored history (`idb-views.ts`). The outbox, acked entries, outcomes and the corrections feed are kept as they are.
  * A database of a NEWER layout than this build knows (a stale service worker, an old tab) is
  * not opened: `version` error, nothing touched.
  *
@@ -62,14 +66,16 @@ import type {
 import { ClientError, toStorageError } from './errors.ts'
 import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
 import { snapshotTypeKey } from './snapshot-keys.ts'
+import type { ViewDefinitions, ViewRecord } from './views.ts'
 import type { Scheduler } from './scheduler.ts'
 
 /**
  * Version of the database layout. History:
  * 1 — first layout (Ledgerline 0.1.0).
  * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
+ * 3 — kept views of entity types that declare indexes, for `query` (Ledgerline 0.1.0).
  */
-export const DB_VERSION = 2
+export const DB_VERSION = 3
 
 export interface LedgerIndexRecord {
   readonly entity: string
@@ -80,7 +86,7 @@ export interface LedgerIndexRecord {
 }
 
 export interface LedgerDb extends DBSchema {
-  meta: { key: string; value: ClientMeta | CursorsRecord }
+  meta: { key: string; value: ClientMeta | CursorsRecord | ViewDefinitions }
   outbox: {
     key: [string, number]
     value: OutboxRecord
@@ -93,6 +99,7 @@ export interface LedgerDb extends DBSchema {
   snapshots: { key: string; value: SnapshotRecord }
   outcomes: { key: string; value: OutcomeRecord; indexes: { n: number } }
   feed: { key: string; value: FeedRecord; indexes: { n: number } }
+  views: { key: string; value: ViewRecord; indexes: { key: [string, string, string | number] } }
 }
 
 export type Db = IDBPDatabase<LedgerDb>
@@ -309,7 +316,13 @@ function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
     db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
     convertLayout1(db, tx)
   }
-  // Later versions add `if (oldVersion < 3) { … }` here, never edit what the blocks above leave.
+  if (oldVersion < 3) {
+    // Empty: the first `prepareViews` finds no definitions and builds every kept type.
+    db.createObjectStore('views', { keyPath: 'entity' }).createIndex('key', 'keys', {
+      multiEntry: true,
+    })
+  }
+  // Later versions add `if (oldVersion < 4) { … }` here, never edit what the blocks above leave.
   // (Block 2's conversion runs on in request callbacks: a later block that reads chunks must
   // chain after it.)
 }

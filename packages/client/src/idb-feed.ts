@@ -12,8 +12,8 @@
  * 2. `markCorrectionsSeen` clears every unseen flag and the meta record's count in one
  *    transaction.
  */
-import type { FeedPlan } from './client-store-plans.ts'
-import { planFeed } from './client-store-plans.ts'
+import type { FeedPlan } from './plans-sync.ts'
+import { planFeed } from './plans-sync.ts'
 import type { ClientMeta, ClientStore, FeedRecord } from './client-store.ts'
 import type { Run, Track } from './idb-database.ts'
 

@@ -28,16 +28,31 @@
  *    move is one transaction.
  * 4. A load returns the entity's confirmed entries after its base in version order, and its
  *    pending ones (acked, then outbox), from one readonly transaction.
+ * 5. Loads asked for in the same task (an `appendMany` priming the entities it wrote, a screen
+ *    loading a day's orders) share one readonly transaction, up to LOAD_BATCH_ENTITIES_MAX
+ *    each, and one read of the staged records: a transaction per entity cost more than the
+ *    reads themselves in Chromium. Each load still answers alone; a failing transaction fails
+ *    the loads it carried, as it would have failed each.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
-import { planPages } from './client-store-plans.ts'
-import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
+import { planPages } from './plans-sync.ts'
+import type {
+  ClientMeta,
+  ClientStore,
+  CursorsRecord,
+  EntityBase,
+  EntityLoad,
+  StagedRecord,
+} from './client-store.ts'
 import { ClientError } from './errors.ts'
-import { prune, type Run } from './idb-database.ts'
+import type { IDBPTransaction } from 'idb'
+import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { readSnapshot } from './idb-snapshots.ts'
-import { CORRECTIONS_FEED_MAX } from './limits.ts'
+import { CORRECTIONS_FEED_MAX, LOAD_BATCH_ENTITIES_MAX } from './limits.ts'
+import { asViewTx, rebuildIn, refreshViews, viewStores } from './idb-views.ts'
+import { byEntity, viewTypeOf, type ViewTypes } from './views.ts'
 
 export type IdbHistory = Pick<
   ClientStore,
@@ -49,11 +64,71 @@ export type IdbHistory = Pick<
  * const history = createIdbHistory(run, IDBKeyRange)
  * const cursors = await history.prepareCursors('acme', scopeKey, inScope)
  */
-export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHistory {
+export function createIdbHistory(
+  run: Run,
+  KeyRange: typeof IDBKeyRange,
+  types: ViewTypes = new Map(),
+): IdbHistory {
+  let loads: LoadRequest[] = []
+
+  /** Invariant 5: up to LOAD_BATCH_ENTITIES_MAX waiting loads, in one transaction. */
+  async function flushLoads(): Promise<void> {
+    const batch = loads.slice(0, LOAD_BATCH_ENTITIES_MAX)
+    loads = loads.slice(batch.length)
+    if (loads.length > 0) void Promise.resolve().then(flushLoads)
+    try {
+      const results = await run(
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
+        'readonly',
+        'default',
+        async (tx) => {
+          // One read of the staged records for every load of the batch.
+          const staged = tx.objectStore('staged').getAll()
+          return Promise.all(
+            batch.map(async ({ entity, typeKey, base }) => {
+              let snapshot: EntityBase | undefined = base ?? undefined
+              let snapshotSource: string | undefined
+              if (base === undefined) {
+                const found = await readSnapshot(tx, entity, typeKey)
+                snapshot = found
+                snapshotSource = found?.source
+              }
+              const from = snapshot?.through ?? 0
+              const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
+                readStored(
+                  tx as unknown as HistoryTx,
+                  KeyRange,
+                  entity,
+                  from,
+                  snapshot?.version ?? 0,
+                  staged,
+                ),
+                tx.objectStore('outbox').index('entity').getAll(entity),
+                tx.objectStore('acked').index('entity').getAll(entity),
+              ])
+              const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+              return {
+                snapshot,
+                snapshotSource,
+                stored,
+                lastChunk,
+                pending,
+                acked: new Set(acked.map((a) => a.id)),
+              }
+            }),
+          )
+        },
+      )
+      batch.forEach((r, i) => r.resolve(results[i] as EntityLoad))
+    } catch (error) {
+      for (const r of batch) r.reject(error)
+    }
+  }
+
   return {
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
-        ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked'],
+        viewStores(types, ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -75,6 +150,8 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
             stagedKeys: 0,
           }
           void track(meta.put(fresh, 'cursors'))
+          // Guarantee 10: confirmed state went with the history; views keep pending only.
+          if (types.size > 0) await rebuildIn(asViewTx(tx), types, KeyRange, track)
           return {}
         },
       )
@@ -82,7 +159,7 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
 
     async applyPages(pages, scopeKey) {
       return run(
-        ['meta', 'chunks', 'staged', 'acked', 'feed'],
+        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -98,6 +175,20 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
           for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
           if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
           void track(metaStore.put(plan.cursors, 'cursors'))
+          if (types.size > 0) {
+            // Guarantee 10: the views of the entities stored, in this write. With an empty
+            // outbox and no acked records nothing is pending, and nothing is read for it.
+            const kept = plan.chunks.flatMap((c) =>
+              c.entries.filter((e) => viewTypeOf(types, e.entity) !== undefined),
+            )
+            if (kept.length > 0) {
+              const confirmed = byEntity(kept)
+              const noPending =
+                clientMeta.outboxEntries === 0 && (await tx.objectStore('acked').count()) === 0
+              const tv = asViewTx(tx)
+              await refreshViews(tv, types, KeyRange, confirmed.keys(), confirmed, track, noPending)
+            }
+          }
           let corrections: typeof plan.feedCandidates = []
           if (plan.feedCandidates.length > 0) {
             const feed = tx.objectStore('feed')
@@ -149,53 +240,12 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
       })
     },
 
-    async loadEntity(entity, typeKey, base) {
-      return run(
-        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
-        'readonly',
-        'default',
-        async (tx) => {
-          let snapshot: EntityBase | undefined = base ?? undefined
-          let snapshotSource: string | undefined
-          if (base === undefined) {
-            const found = await readSnapshot(tx, entity, typeKey)
-            snapshot = found
-            snapshotSource = found?.source
-          }
-          const from = snapshot?.through ?? 0
-          const [indexed, staged, outboxed, acked] = await Promise.all([
-            tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
-            tx.objectStore('staged').getAll(),
-            tx.objectStore('outbox').index('entity').getAll(entity),
-            tx.objectStore('acked').index('entity').getAll(entity),
-          ])
-          const wanted = new Set<number>()
-          for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
-          for (const r of staged) {
-            for (const [name, chunks] of r.entities)
-              if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
-          }
-          const numbers = [...wanted].sort((a, b) => a - b)
-          const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
-          const fromVersion = snapshot?.version ?? 0
-          const stored: StoredEntry[] = []
-          for (const chunk of chunks) {
-            assert(chunk !== undefined, 'an indexed chunk exists')
-            for (const e of chunk.entries)
-              if (e.entity === entity && e.version > fromVersion) stored.push(e)
-          }
-          stored.sort((a, b) => a.version - b.version)
-          const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
-          return {
-            snapshot,
-            snapshotSource,
-            stored,
-            lastChunk: numbers.at(-1),
-            pending,
-            acked: new Set(acked.map((a) => a.id)),
-          }
-        },
-      )
+    loadEntity(entity, typeKey, base) {
+      return new Promise<EntityLoad>((resolve, reject) => {
+        // Invariant 5: loads asked for together share one readonly transaction.
+        loads.push({ entity, typeKey, base, resolve, reject })
+        if (loads.length === 1) void Promise.resolve().then(flushLoads)
+      })
     },
 
     async tenant() {
@@ -208,4 +258,53 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
       })
     },
   }
+}
+
+/** A transaction that can read confirmed history (loads, and view records folded again). */
+export type HistoryTx = IDBPTransaction<
+  LedgerDb,
+  ('chunks' | 'staged' | 'ledgers')[],
+  IDBTransactionMode
+>
+
+/**
+ * The confirmed entries of `entity` in chunks from `from` on and above version `fromVersion`,
+ * in version order, and the last chunk read (invariant 4).
+ */
+export async function readStored(
+  tx: HistoryTx,
+  KeyRange: typeof IDBKeyRange,
+  entity: string,
+  from: number,
+  fromVersion: number,
+  stagedRead?: Promise<readonly StagedRecord[]> | undefined,
+): Promise<{ stored: StoredEntry[]; lastChunk: number | undefined }> {
+  const [indexed, staged] = await Promise.all([
+    tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
+    stagedRead ?? tx.objectStore('staged').getAll(),
+  ])
+  const wanted = new Set<number>()
+  for (const r of indexed) for (const n of r.chunks) if (n >= from) wanted.add(n)
+  for (const r of staged) {
+    for (const [name, chunks] of r.entities)
+      if (name === entity) for (const n of chunks) if (n >= from) wanted.add(n)
+  }
+  const numbers = [...wanted].sort((a, b) => a - b)
+  const chunks = await Promise.all(numbers.map((n) => tx.objectStore('chunks').get(n)))
+  const stored: StoredEntry[] = []
+  for (const chunk of chunks) {
+    assert(chunk !== undefined, 'an indexed chunk exists')
+    for (const e of chunk.entries)
+      if (e.entity === entity && e.version > fromVersion) stored.push(e)
+  }
+  stored.sort((a, b) => a.version - b.version)
+  return { stored, lastChunk: numbers.at(-1) }
+}
+
+interface LoadRequest {
+  readonly entity: string
+  readonly typeKey: string
+  readonly base: EntityBase | null | undefined
+  readonly resolve: (load: EntityLoad) => void
+  readonly reject: (error: unknown) => void
 }

@@ -18,10 +18,12 @@
  * 5. `init` completes a meta record an older build wrote (tenant from the cursors record, a new
  *    device secret) in the transaction that reads it, so every later read finds every field.
  */
-import { checkedBatch, completedMeta, newMeta, planAppend } from './client-store-plans.ts'
+import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, Durability } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
+import { asViewTx, refreshViews, viewStores } from './idb-views.ts'
+import type { ViewTypes } from './views.ts'
 
 export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'counters'>
 
@@ -34,6 +36,7 @@ export function createIdbOutbox(
   run: Run,
   KeyRange: typeof IDBKeyRange,
   durability: Durability,
+  types: ViewTypes = new Map(),
 ): IdbOutbox {
   return {
     async init(newId, now, tenant) {
@@ -59,22 +62,30 @@ export function createIdbOutbox(
     },
 
     async append(make, limits, now, bytesOf) {
-      return run(['meta', 'outbox'], 'readwrite', durability, async (tx, track) => {
-        const metaStore = tx.objectStore('meta')
-        const meta = (await metaStore.get('client')) as ClientMeta | undefined
-        if (meta === undefined)
-          throw new ClientError('closed', 'database was wiped: reopen the client')
-        const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
-        const outbox = tx.objectStore('outbox')
-        for (const record of records) void track(outbox.add(record))
-        void track(metaStore.put(written, 'client'))
-        return {
-          entries: records.map((r) => r.entry),
-          bytes,
-          meta: written,
-          wasEmpty: meta.outboxEntries === 0,
-        }
-      })
+      return run(
+        viewStores(types, ['meta', 'outbox']),
+        'readwrite',
+        durability,
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const meta = (await metaStore.get('client')) as ClientMeta | undefined
+          if (meta === undefined)
+            throw new ClientError('closed', 'database was wiped: reopen the client')
+          const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
+          const outbox = tx.objectStore('outbox')
+          for (const record of records) void track(outbox.add(record))
+          void track(metaStore.put(written, 'client'))
+          // Client store guarantee 10: the views of the entities appended to, in this write.
+          const entities = records.map((r) => r.entity)
+          await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
+          return {
+            entries: records.map((r) => r.entry),
+            bytes,
+            meta: written,
+            wasEmpty: meta.outboxEntries === 0,
+          }
+        },
+      )
     },
 
     async readOutbox(after, entriesMax, bytesMax) {

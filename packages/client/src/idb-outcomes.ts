@@ -17,10 +17,12 @@
  * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
  *    record, then the acked record; an id none of them knows is `unknown`.
  */
-import { planAck } from './client-store-plans.ts'
+import { planAck } from './plans-sync.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { prune, type Run } from './idb-database.ts'
 import { OUTCOMES_MAX } from './limits.ts'
+import { asViewTx, refreshViews, viewStores } from './idb-views.ts'
+import type { ViewTypes } from './views.ts'
 
 export type IdbOutcomes = Pick<ClientStore, 'applyAck' | 'outcome'>
 
@@ -29,11 +31,15 @@ export type IdbOutcomes = Pick<ClientStore, 'applyAck' | 'outcome'>
  * const outcomes = createIdbOutcomes(run)
  * const applied = await outcomes.applyAck(items, () => true)
  */
-export function createIdbOutcomes(run: Run): IdbOutcomes {
+export function createIdbOutcomes(
+  run: Run,
+  KeyRange: typeof IDBKeyRange,
+  types: ViewTypes = new Map(),
+): IdbOutcomes {
   return {
     async applyAck(items, keepAcked, lean = false) {
       return run(
-        ['meta', 'outbox', 'acked', 'outcomes'],
+        viewStores(types, ['meta', 'outbox', 'acked', 'outcomes']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -59,6 +65,11 @@ export function createIdbOutcomes(run: Run): IdbOutcomes {
           for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
           await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
           void track(metaStore.put(plan.meta, 'client'))
+          // Guarantee 10: a refused entry leaves its entity's pending entries in this write. A
+          // lean ack (the disk is full) writes no views: it forgets the stored definitions
+          // instead (a delete), so the next `prepareViews` rebuilds every kept type.
+          if (lean && types.size > 0) void track(metaStore.delete('views'))
+          else await refreshViews(asViewTx(tx), types, KeyRange, plan.entities, new Map(), track)
           return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
         },
       )

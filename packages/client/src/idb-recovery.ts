@@ -20,10 +20,12 @@
  *    clientId is the one the caller recovered from.
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { planReissue, planSession, isOtherLog } from './client-store-plans.ts'
+import { planReissue, planSession, isOtherLog } from './plans-recovery.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
+import { asViewTx, rebuildIn, viewStores } from './idb-views.ts'
+import type { ViewTypes } from './views.ts'
 
 export type IdbRecovery = Pick<ClientStore, 'beginSession' | 'markRecovering' | 'reissue'>
 
@@ -32,11 +34,15 @@ export type IdbRecovery = Pick<ClientStore, 'beginSession' | 'markRecovering' | 
  * const recovery = createIdbRecovery(run)
  * const begun = await recovery.beginSession({ clientId, tenant, log, high }, entryBytes)
  */
-export function createIdbRecovery(run: Run): IdbRecovery {
+export function createIdbRecovery(
+  run: Run,
+  KeyRange: typeof IDBKeyRange,
+  types: ViewTypes = new Map(),
+): IdbRecovery {
   return {
     async beginSession(session, bytesOf) {
       return run(
-        ['meta', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'snapshots'],
+        viewStores(types, ['meta', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'snapshots']),
         'readwrite',
         'strict',
         async (tx, track) => {
@@ -78,6 +84,8 @@ export function createIdbRecovery(run: Run): IdbRecovery {
               // Invariant 3: cursors start over, chunk numbers go on.
               void track(metaStore.put({ ...cursors, cursors: {}, stagedKeys: 0 }, 'cursors'))
             }
+            // Guarantee 10: confirmed state went with the history; views keep pending only.
+            if (types.size > 0) await rebuildIn(asViewTx(tx), types, KeyRange, track)
           }
           void track(metaStore.put(plan.meta, 'client'))
           return {

@@ -9,7 +9,11 @@ export type {
   Correction,
   EntityState,
   LedgerItem,
+  QueryOptions,
+  QueryResult,
+  QueryRow,
   SyncedResult,
+  WhereRange,
 } from './client-api.ts'
 export { createClient, tenantFromToken } from './client.ts'
 export type * from './client-store.ts'
@@ -24,3 +28,4 @@ export { createMemoryClientDatabase, createMemoryClientStore } from './memory-cl
 export type { Scheduler, TimerHandle } from './scheduler.ts'
 export type { TransportEvent, WebSocketConstructor, WebSocketLike } from './transport.ts'
 export * from './limits.ts'
+export type { IndexKey, ViewDefinitions, ViewRecord } from './views.ts'

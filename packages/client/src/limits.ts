@@ -87,3 +87,11 @@ export const OPEN_BLOCKED_MS_MAX = 5_000
 export const SYNCED_TIMEOUT_MS_DEFAULT = 30_000
 /** Longest `synced()` waits between two looks at the counters when nothing tells it of a change. */
 export const SYNCED_RECHECK_MS_MAX = 250
+/** Rows `query` answers when the app gives no `limit`. */
+export const QUERY_ROWS_DEFAULT = 100
+/** Most rows one `query` answers (`limit` above it is an `invalid` ClientError); `more` says a cut. */
+export const QUERY_ROWS_MAX = 1_000
+/** Most live `subscribeQuery` subscriptions of one client; past it `subscribeQuery` throws `invalid`. */
+export const QUERY_SUBSCRIPTIONS_MAX = 256
+/** Most entity loads asked for together that share one readonly IndexedDB transaction. */
+export const LOAD_BATCH_ENTITIES_MAX = 256

@@ -13,7 +13,10 @@ import { createMemoryClientDatabase, createMemoryClientStore } from './memory-cl
 
 runClientStoreContract('memory', async () => {
   const database = createMemoryClientDatabase()
-  return { open: async () => createMemoryClientStore({ database }), cleanup: async () => {} }
+  return {
+    open: async (o) => createMemoryClientStore({ database, schema: o?.schema }),
+    cleanup: async () => {},
+  }
 })
 
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}; the fake relay checks nothing

@@ -2,7 +2,7 @@
  * `createMemoryClientStore`: the client store in memory, for the simulation and for tests that
  * need no IndexedDB. It keeps what the IndexedDB store keeps (outbox, acked records, chunks of
  * confirmed history, snapshots, outcomes, the corrections feed, cursors) and decides every write
- * with the same plans (`client-store-plans.ts`); `runClientStoreContract` proves the two answer
+ * with the same plans (`plans-outbox.ts`, `plans-sync.ts`, `plans-recovery.ts`); `runClientStoreContract` proves the two answer
  * alike.
  *
  * Terms: the *database* (`createMemoryClientDatabase`) is what survives closing a client store: open
@@ -20,20 +20,13 @@
  *    (a changed log) rebuild it in order.
  * 4. The per-entity index is updated in the write that stores a chunk, so nothing is ever
  *    staged: `stagedKeys` is always 0 and `indexPending` always answers false.
+ * 5. Kept views (client store guarantee 10) are folded with the pure plans of `views.ts` in the
+ *    write that changes their entries, and queried by sorting as IndexedDB orders keys.
  */
-import type { StoredEntry } from '@ledgerline/core'
-import {
-  checkedBatch,
-  completedMeta,
-  isOtherLog,
-  newMeta,
-  planAck,
-  planAppend,
-  planFeed,
-  planPages,
-  planReissue,
-  planSession,
-} from './client-store-plans.ts'
+import type { Schema, StoredEntry } from '@ledgerline/core'
+import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
+import { isOtherLog, planReissue, planSession } from './plans-recovery.ts'
+import { planAck, planFeed, planPages } from './plans-sync.ts'
 import type {
   AckedRecord,
   ChunkRecord,
@@ -48,6 +41,9 @@ import type {
 } from './client-store.ts'
 import { ClientError, toStorageError } from './errors.ts'
 import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
+import type { ViewDefinitions, ViewRecord } from './views.ts'
+import { byEntity, staleTypes, viewTypesOf } from './views.ts'
+import { createMemoryViews } from './memory-views.ts'
 
 /** What a memory database holds; survives the client stores opened on it. */
 export interface MemoryClientDatabase {
@@ -60,6 +56,8 @@ export interface MemoryClientDatabase {
 export interface MemoryClientStoreOptions {
   /** The database to open; default: a new, empty one. */
   readonly database?: MemoryClientDatabase | undefined
+  /** The schema whose indexed types get kept views (guarantee 10). */
+  readonly schema?: Schema | undefined
 }
 
 /**
@@ -95,6 +93,10 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
   const data = database[DATA]
   if (data === undefined) throw new TypeError('not a memory client database')
   let closed = false
+  const views = createMemoryViews(data, viewTypesOf(options.schema))
+  const refreshViews = views.refresh
+  const types = views.types
+  const rebuild = views.rebuild
 
   /** Invariant 1: `body` runs to the end or throws before it changed anything. */
   const write = <T>(body: () => T): Promise<T> => {
@@ -109,7 +111,6 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
     if (data.meta === undefined) throw new ClientError('closed', 'database was wiped: reopen it')
     return data.meta
   }
-
   return {
     init: (newId, now, tenant) =>
       write(() => {
@@ -129,6 +130,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         const copies = records.map(clone)
         for (const r of copies) data.outbox.set(r.id, r) // invariant 3: each past every key
         data.meta = written
+        refreshViews(records.map((r) => r.entity))
         return {
           entries: records.map((r) => r.entry),
           bytes,
@@ -156,6 +158,9 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
         prune(data.outcomes, OUTCOMES_MAX)
         data.meta = plan.meta
+        // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
+        if (lean) data.viewDefinitions = undefined
+        else refreshViews(plan.entities)
         return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
       }),
 
@@ -170,6 +175,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         data.snapshots.clear()
         for (const [id, a] of data.acked) if (!inScope(a.entity)) data.acked.delete(id)
         data.cursors = { tenant, scopeKey, cursors: {}, chunkLast: 0, stagedKeys: 0 }
+        if (types.size > 0) rebuild()
         return {}
       }),
 
@@ -189,6 +195,10 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.ledgers.set(entity, [...(data.ledgers.get(entity) ?? []), ...chunks])
         }
         data.cursors = { ...plan.cursors, stagedKeys: 0 }
+        if (types.size > 0) {
+          const confirmed = byEntity(plan.chunks.flatMap((c) => c.entries))
+          refreshViews(confirmed.keys(), confirmed)
+        }
         if (added.records.length > 0) {
           for (const r of added.records) data.feed.set(r.id, r)
           prune(data.feed, CORRECTIONS_FEED_MAX)
@@ -327,6 +337,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.snapshots.clear()
           if (data.cursors !== undefined)
             data.cursors = { ...data.cursors, cursors: {}, stagedKeys: 0 }
+          if (types.size > 0) rebuild()
         }
         data.meta = plan.meta
         return {
@@ -354,6 +365,16 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         return plan.renamed
       }),
 
+    prepareViews: () =>
+      write(() => {
+        const stale = staleTypes(types, data.viewDefinitions)
+        if (stale.length === 0 && data.viewDefinitions !== undefined) return []
+        rebuild(stale)
+        return stale
+      }),
+
+    queryViews: (query) => write(() => views.query(query).map(clone)),
+
     close() {
       closed = true
     },
@@ -374,6 +395,9 @@ interface MemoryData {
   snapshots: Map<string, SnapshotRecord>
   outcomes: Map<string, OutcomeRecord>
   feed: Map<string, FeedRecord>
+  /** Kept views by entity (invariant 5), and the definitions they were built with. */
+  views: Map<string, ViewRecord>
+  viewDefinitions: ViewDefinitions | undefined
 }
 
 function emptyData(): MemoryData {
@@ -387,6 +411,8 @@ function emptyData(): MemoryData {
     snapshots: new Map(),
     outcomes: new Map(),
     feed: new Map(),
+    views: new Map(),
+    viewDefinitions: undefined,
   }
 }
 

@@ -31,7 +31,17 @@ export function snapshotTypeKey(type: string, version: number): string {
  * reduceSource('stock', (s) => s) // 'stock:1f0c3a2b:18'
  */
 export function reduceSource(type: string, reduce: (...args: never[]) => unknown): string {
-  const text = `${type}\n${String(reduce)}`
+  return fingerprint(type, String(reduce))
+}
+
+/**
+ * The fingerprint of any source text (invariant 2), as `reduceSource` makes it.
+ *
+ * @example
+ * fingerprint('order', 'byDay=(o) => o.day') // 'order:…:…'
+ */
+export function fingerprint(type: string, source: string): string {
+  const text = `${type}\n${source}`
   let hash = 0x811c9dc5
   for (let i = 0; i < text.length; i++)
     hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0

@@ -354,6 +354,8 @@ function stubStore(o: {
     loadEntity: unused,
     tenant: async () => 't1',
     putSnapshot: unused,
+    prepareViews: unused,
+    queryViews: unused,
     counters: async () => ({
       clientId: 'b'.repeat(32),
       seqLast: 0,

@@ -68,3 +68,5 @@ export const CRDT_OPEN_GROUP_ENTRIES_MAX = 2_000
 export const CRDT_OPEN_GROUP_BYTES_MAX = 2 * CRDT_UPDATE_BYTES_MAX
 /** Longest group id of a part. */
 export const CRDT_GROUP_LENGTH_MAX = 200
+/** Most indexes one entity type declares (`defineEntity({ indexes })`); each costs a key per view. */
+export const INDEXES_PER_TYPE_MAX = 16

@@ -21,13 +21,26 @@
  *    `reduce`: states folded by one version are never used as the base of another (clients key
  *    their snapshots by it). Raise it whenever what `reduce` computes changes, also when the
  *    change is in a helper or a constant `reduce` reads (its source text does not change then).
+ * 7. `indexes` (optional) name pure functions of a folded view giving a key (a string or a
+ *    finite number; anything else leaves the view out of that index). Clients keep them beside
+ *    the views for `query`; the relay ignores them. Index names match INDEX_NAME_PATTERN and a
+ *    type declares at most INDEXES_PER_TYPE_MAX.
  */
 import type { Data, Entry } from './entry.ts'
 import { entityTypeOf } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
 import type { DefineEntitySpec, DefinedEntityType, KindSchemas } from './kinds.ts'
 import { checkKindSchemas, validateKind } from './kinds.ts'
-import { ENTITY_TYPE_LENGTH_MAX } from './limits.ts'
+import { ENTITY_TYPE_LENGTH_MAX, INDEXES_PER_TYPE_MAX } from './limits.ts'
+
+/** What an index function gives for a view: its key, or `null`/`undefined` to leave it out. */
+export type IndexValue = string | number
+
+/** An index of folded views (invariant 7): the key of one view, or none. */
+export type IndexOf<S> = (view: S) => IndexValue | null | undefined
+
+/** Names of indexes: a letter, then letters, digits or `_` (64 at most). */
+export const INDEX_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
 
 /** An invariant returns `true` when it holds, or the reason it is broken. */
 export type Invariant<S> = (state: S) => true | string
@@ -75,6 +88,11 @@ export interface EntityTypeSpec<S, D = AnyData> {
    * computes changes, so no state folded by the old `reduce` is used as a base of the new one.
    */
   readonly version?: number | undefined
+  /**
+   * Indexes of the folded view, for the client's `query` (invariant 7), e.g.
+   * `{ byDay: (order) => order.day }`. An empty record makes a type listable without keys.
+   */
+  readonly indexes?: Readonly<Record<string, IndexOf<S>>> | undefined
 }
 
 export interface EntityType<S = unknown, D = AnyData> extends EntityTypeSpec<S, D> {
@@ -180,6 +198,7 @@ export function defineEntity<S, D>(
       `version of '${spec.type}' must be a positive integer, got ${String(version)}`,
     )
   }
+  checkIndexes(spec.type, spec.indexes)
   if (spec.kinds !== undefined) {
     return Object.freeze({ ...spec, invariants, version, ...typed(spec, spec.kinds) })
   }
@@ -230,6 +249,32 @@ export function defineSchema<T extends readonly EntityType<AnyData>[]>(
       return t
     },
   })
+}
+
+/** Invariant 7: index names and functions. */
+function checkIndexes(type: string, indexes: unknown): void {
+  if (indexes === undefined) return
+  if (typeof indexes !== 'object' || indexes === null || Array.isArray(indexes)) {
+    throw new LedgerError('invalid_entity_type', `indexes of '${type}' must be an object`)
+  }
+  const names = Object.keys(indexes)
+  if (names.length > INDEXES_PER_TYPE_MAX) {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `'${type}' declares ${names.length} indexes; at most ${INDEXES_PER_TYPE_MAX} are allowed`,
+    )
+  }
+  for (const name of names) {
+    if (
+      !INDEX_NAME_PATTERN.test(name) ||
+      typeof (indexes as Record<string, unknown>)[name] !== 'function'
+    ) {
+      throw new LedgerError(
+        'invalid_entity_type',
+        `index '${name}' of '${type}' must be a function under a name matching ${String(INDEX_NAME_PATTERN)}`,
+      )
+    }
+  }
 }
 
 /** Invariant 5: the checked kinds, and a `validate` that runs them before the spec's own. */

@@ -9,6 +9,8 @@
  * 2. `get(entity)` returns the entity's current state (`EntityState`), or a promise of it while
  *    the client still loads the ledger from its client store.
  * 3. `onStatus` and `onCorrection` call back after every change and return an unsubscribe.
+ * 4. `subscribeQuery(pattern, options, onResult)` (for `useQuery`) calls back with the first
+ *    result and then with every changed one, and returns an unsubscribe.
  */
 
 /** One entity as the client folds it: confirmed, own pending entries, and the view of both. */
@@ -28,4 +30,18 @@ export interface ClientLike {
   onStatus(onChange: () => void): () => void
   corrections(): MaybePromise<readonly unknown[]>
   onCorrection(onChange: () => void): () => void
+  subscribeQuery?(
+    pattern: string,
+    options: QueryOptionsLike | undefined,
+    onResult: (result: QueryResultLike) => void,
+  ): () => void
+}
+
+/** A query's options as the client takes them (`where`, `orderBy`, `limit`). */
+export type QueryOptionsLike = object
+
+/** A query's result as the client gives it: rows of views, and whether rows were cut. */
+export interface QueryResultLike<S = unknown> {
+  readonly rows: readonly { readonly entity: string; readonly view: S; readonly version: number }[]
+  readonly more: boolean
 }

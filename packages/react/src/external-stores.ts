@@ -13,7 +13,13 @@
  *    a later read always wins over an earlier one that settles late.
  * 3. After the last unsubscribe nothing of the external store stays registered with the client.
  */
-import type { ClientLike, EntityState, MaybePromise } from './client-like.ts'
+import type {
+  ClientLike,
+  EntityState,
+  MaybePromise,
+  QueryOptionsLike,
+  QueryResultLike,
+} from './client-like.ts'
 
 export interface ExternalStore<T> {
   subscribe(onStoreChange: () => void): () => void
@@ -117,6 +123,33 @@ export function createReadStore<T>(
     },
     getSnapshot: () => current,
   }
+}
+
+/**
+ * An external store over a live query (`client.subscribeQuery`): `undefined` until the first
+ * result, then each new result object (the client hands a new one only when it changed).
+ *
+ * @example
+ * const store = createQueryStore(client, 'order/*', { where: { byDay: '2026-12-01' } })
+ */
+export function createQueryStore<S>(
+  client: ClientLike,
+  pattern: string,
+  options: QueryOptionsLike | undefined,
+): ExternalStore<QueryResultLike<S> | undefined> {
+  const subscribeQuery = client.subscribeQuery
+  if (subscribeQuery === undefined) throw new Error('this client has no subscribeQuery')
+  // The client pushes results: the read gives the latest one, and each push is a change.
+  let latest: QueryResultLike<S> | undefined
+  return createReadStore<QueryResultLike<S> | undefined>(
+    () => latest,
+    (onChange) =>
+      subscribeQuery.call(client, pattern, options, (result) => {
+        latest = result as QueryResultLike<S>
+        onChange()
+      }),
+    undefined,
+  )
 }
 
 const EMPTY: readonly never[] = Object.freeze([])

@@ -16,10 +16,11 @@ import {
   useSyncExternalStore,
   type ReactNode,
 } from 'react'
-import type { ClientLike, EntityState } from './client-like.ts'
+import type { ClientLike, EntityState, QueryOptionsLike, QueryResultLike } from './client-like.ts'
 import {
   createCorrectionsStore,
   createEntityStore,
+  createQueryStore,
   createStatusStore,
   type ExternalStore,
 } from './external-stores.ts'
@@ -93,6 +94,25 @@ export function useStatus<T = unknown>(): T | undefined {
 export function useCorrections<T = unknown>(): readonly T[] {
   const client = useClient()
   const store = useMemo(() => createCorrectionsStore<T>(client), [client])
+  return useStore(store)
+}
+
+/**
+ * A live query (`client.subscribeQuery`): the rows of one entity type through an index its
+ * schema declares, `undefined` until the first result; re-renders when the result changes.
+ * The options are compared by value (JSON), so an inline object does not resubscribe.
+ *
+ * @example
+ * const today = useQuery<Order>('order/*', { where: { byDay: '2026-12-01' } })
+ * return <ul>{today?.rows.map((r) => <li key={r.entity}>{r.view.total}</li>)}</ul>
+ */
+export function useQuery<S>(
+  pattern: string,
+  options?: QueryOptionsLike | undefined,
+): QueryResultLike<S> | undefined {
+  const client = useClient()
+  const key = JSON.stringify(options ?? null)
+  const store = useMemo(() => createQueryStore<S>(client, pattern, options), [client, pattern, key])
   return useStore(store)
 }
 

@@ -1,7 +1,14 @@
-export type { ClientLike, EntityState, MaybePromise } from './client-like.ts'
+export type {
+  ClientLike,
+  EntityState,
+  MaybePromise,
+  QueryOptionsLike,
+  QueryResultLike,
+} from './client-like.ts'
 export {
   createCorrectionsStore,
   createEntityStore,
+  createQueryStore,
   createReadStore,
   createStatusStore,
   type ExternalStore,
@@ -11,6 +18,7 @@ export {
   useClient,
   useCorrections,
   useEntity,
+  useQuery,
   useStatus,
   useStore,
   type LedgerlineProviderProps,

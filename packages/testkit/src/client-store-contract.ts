@@ -18,13 +18,15 @@
  * 9. `beginSession`: the tenant and log identity recorded, a restored database or another log
  *    setting `recovering` (kept until `reissue`), what another log lacks put back before
  *    history goes (`client-store-contract-recovery.ts`);
+ * 10. kept views of indexed types changed in the same write as their entries, queried in key
+ *    order, rebuilt when their definition changes (`client-store-contract-views.ts`);
  * plus loads (from a snapshot, a base or version 1), the corrections feed (from pages, once per
  * id, newest first, marked seen) and the counters. The cases about what the subscription brings
  * (5, 6, loads, the feed) are in `client-store-contract-history.ts`; the entries they are built
  * from in `client-store-fixtures.ts`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Entry } from '@ledgerline/core'
+import type { Entry, Schema } from '@ledgerline/core'
 import type { ClientStore, OutboxRecord } from '@ledgerline/client'
 import {
   ack,
@@ -44,10 +46,14 @@ import {
 } from './client-store-fixtures.ts'
 import { registerHistoryCases } from './client-store-contract-history.ts'
 import { registerRecoveryCases } from './client-store-contract-recovery.ts'
+import { registerViewCases } from './client-store-contract-views.ts'
 
 export interface ClientStoreContractSubject {
-  /** Opens a store on the test's database; every call opens the same database. */
-  readonly open: () => Promise<ClientStore>
+  /**
+   * Opens a store on the test's database; every call opens the same database. `schema`: the
+   * schema whose indexed types the store keeps views of (guarantee 10).
+   */
+  readonly open: (options?: { readonly schema?: Schema | undefined }) => Promise<ClientStore>
   /** Removes the database (the suite has closed every store it opened). */
   readonly cleanup: () => Promise<void>
 }
@@ -69,8 +75,8 @@ export function runClientStoreContract(
   describe(`ClientStore contract: ${name}`, () => {
     let subject: ClientStoreContractSubject | undefined
     const opened: ClientStore[] = []
-    const open = async (): Promise<ClientStore> => {
-      const store = await (subject as ClientStoreContractSubject).open()
+    const open = async (schema?: Schema): Promise<ClientStore> => {
+      const store = await (subject as ClientStoreContractSubject).open({ schema })
       opened.push(store)
       await store.init(() => CLIENT, NOW)
       return store
@@ -324,6 +330,7 @@ export function runClientStoreContract(
 
     registerHistoryCases(open)
     registerRecoveryCases(open)
+    registerViewCases(open)
 
     it('reissues the outbox under a new clientId from clientSeq 1 and forwards the old ids', async () => {
       const store = await open()

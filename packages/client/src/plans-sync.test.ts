@@ -1,7 +1,6 @@
-// Goal: the write decisions both client stores share, on their own: which outbox records an ack
-// deletes and what it keeps (never on an id_conflict or a deferral), how pages become chunks and
-// a staged record, which corrections join the feed, how an append allocates and a reissue
-// renames, and what a session's first write puts back and records (restore recovery).
+// Goal: the decisions of the sync loop's writes that both client stores share: which outbox
+// records an ack deletes and what it keeps (never on an id_conflict or a deferral), how pages
+// become chunks and a staged record, and which corrections join the feed.
 // Method: the pure functions on hand-made entries; no storage.
 import { describe, expect, it } from 'vitest'
 import {
@@ -11,24 +10,12 @@ import {
   correctionOf,
   entry,
   meta,
-  NOW,
   OTHER,
-  record,
   stored,
 } from '../test-support/entries.ts'
-import {
-  checkedBatch,
-  completedMeta,
-  planAck,
-  planAppend,
-  planFeed,
-  planPages,
-  planReissue,
-  planSession,
-} from './client-store-plans.ts'
 import type { CursorsRecord } from './client-store.ts'
-import { ClientError } from './errors.ts'
 import { CHUNK_ENTRIES_MAX } from './limits.ts'
+import { planAck, planFeed, planPages } from './plans-sync.ts'
 
 const cursors = (patch: Partial<CursorsRecord> = {}): CursorsRecord => ({
   tenant: 't1',
@@ -175,7 +162,7 @@ describe('planPages', () => {
   })
 })
 
-describe('planFeed, planAppend, checkedBatch, planReissue', () => {
+describe('planFeed', () => {
   it('adds each correction the feed does not hold, numbered on', () => {
     const c = correctionOf(entry(CLIENT, 1), 0, 1)
     const candidate = { id: c.id, n: 0, entry: c, of: 'x', unseen: true }
@@ -185,128 +172,5 @@ describe('planFeed, planAppend, checkedBatch, planReissue', () => {
     })
     expect(plan.records.map((r) => [r.id, r.n])).toEqual([['other', 5]])
     expect(plan).toMatchObject({ n: 5, correctionsUnseen: 2 })
-  })
-
-  it('allocates clientSeq after seqLast, sizes each entry, and refuses past the limits', () => {
-    const m = meta({ seqLast: 4, outboxEntries: 1, outboxBytes: 10 })
-    const make = (c: string, first: number) => [entry(c, first), entry(c, first + 1)]
-    const plan = planAppend(m, make, { entriesMax: 3, bytesMax: 100 }, NOW, () => 20)
-    expect(plan.records.map((r) => r.clientSeq)).toEqual([5, 6])
-    expect(plan.written).toMatchObject({ seqLast: 6, outboxEntries: 3, outboxBytes: 50 })
-    const full = () => planAppend(m, make, { entriesMax: 2, bytesMax: 100 }, NOW, () => 20)
-    expect(full).toThrow(ClientError)
-    expect(() =>
-      planAppend(
-        m,
-        (c, f) => [entry(c, f + 1)],
-        { entriesMax: 9, bytesMax: 1e6 },
-        NOW,
-        () => 1,
-      ),
-    ).toThrow(/seq order/)
-  })
-
-  it('checks records read back and cuts a batch by bytes, the first always', () => {
-    const rs = [1, 2, 3].map((s) => record(entry(CLIENT, s), 40))
-    expect(checkedBatch(rs, 100).map((r) => r.clientSeq)).toEqual([1, 2])
-    expect(checkedBatch(rs, 1).map((r) => r.clientSeq)).toEqual([1])
-    const broken = { ...record(entry(CLIENT, 4)), clientSeq: 5 }
-    expect(() => checkedBatch([broken], 100)).toThrow(/matches its entry/)
-  })
-
-  it('renames the outbox from clientSeq 1 and forwards each old id', () => {
-    const rs = [3, 4].map((s) => record(entry(CLIENT, s)))
-    const plan = planReissue(meta({ seqLast: 4, n: 2 }), rs, OTHER)
-    expect(plan.records.map((r) => [r.id, r.entry.clientId, r.clientSeq])).toEqual([
-      [`${OTHER}-1`, OTHER, 1],
-      [`${OTHER}-2`, OTHER, 2],
-    ])
-    expect(plan.outcomes.map((o) => [o.id, o.n, o.outcome.as])).toEqual([
-      [`${CLIENT}-3`, 3, `${OTHER}-1`],
-      [`${CLIENT}-4`, 4, `${OTHER}-2`],
-    ])
-    expect(plan.meta).toMatchObject({
-      clientId: OTHER,
-      seqLast: 2,
-      clientIds: [CLIENT, OTHER],
-      n: 4,
-    })
-    // Recovery ends with the move; the same outbox moved to the same id gives the same entries.
-    const again = planReissue(
-      meta({ seqLast: 4, n: 2, recovering: true }),
-      [...rs].reverse(),
-      OTHER,
-    )
-    expect(again.meta.recovering).toBe(false)
-    expect(again.records).toEqual(plan.records)
-  })
-})
-
-describe('planSession, completedMeta', () => {
-  const LOG = { id: 'log-a', generation: 1 }
-
-  it('records the tenant and log of a first welcome, and recovers a restored database', () => {
-    const first = planSession(
-      meta({ tenant: null, seqLast: 2 }),
-      { clientId: CLIENT, tenant: 't1', log: LOG, high: 2 },
-      [],
-      new Set(),
-      () => 10,
-    )
-    expect(first.meta).toMatchObject({ tenant: 't1', log: LOG, recovering: false })
-    expect(first).toMatchObject({ putBack: [], clearHistory: false })
-    // Issue 12 case 1: the log holds more of this clientId than the database ever allocated.
-    const restored = planSession(
-      meta({ log: LOG, seqLast: 2 }),
-      { clientId: CLIENT, tenant: 't1', log: LOG, high: 3 },
-      [],
-      new Set(),
-      () => 10,
-    )
-    expect(restored.meta.recovering).toBe(true)
-    expect(restored.clearHistory).toBe(false)
-  })
-
-  it('puts back what another log lacks: own entries above its high-water mark, once, in order', () => {
-    // Issue 12 case 4: from acked records and confirmed history, not what the outbox holds.
-    const [e1, e2, e3, e4] = [1, 2, 3, 4].map((seq) => entry(CLIENT, seq))
-    const held = [
-      stored(e3!, 3, 0, 3),
-      e2!, // an acked record's entry
-      stored(e1!, 1, 0, 1),
-      stored(e2!, 2, 0, 2),
-      stored(entry(OTHER, 5), 4, 0, 4),
-      stored(e4!, 4, 0, 5),
-    ]
-    const plan = planSession(
-      meta({ log: LOG, seqLast: 5, outboxEntries: 1, outboxBytes: 10 }),
-      { clientId: CLIENT, tenant: 't1', log: { id: 'log-a', generation: 2 }, high: 1 },
-      held,
-      new Set([e4!.id]),
-      () => 10,
-    )
-    expect(plan.putBack.map((r) => r.id)).toEqual([e2!.id, e3!.id])
-    expect(plan.putBack[0]?.entry).toEqual(e2)
-    expect(plan.putBack[1]?.entry).toEqual(e3) // the positions the old log gave are gone
-    expect(plan.ackedDeletes).toEqual([e2!.id])
-    expect(plan.clearHistory).toBe(true)
-    expect(plan.meta).toMatchObject({
-      recovering: true,
-      log: { id: 'log-a', generation: 2 },
-      outboxEntries: 3,
-      outboxBytes: 30,
-    })
-  })
-
-  it('fills what an older build’s meta record lacks, once', () => {
-    const { tenant: _t, deviceSecret: _d, recovering: _r, log: _l, ...old } = meta()
-    const filled = completedMeta(old as never, () => 'f'.repeat(32), 'acme')
-    expect(filled).toMatchObject({
-      tenant: 'acme',
-      deviceSecret: 'f'.repeat(32),
-      recovering: false,
-      log: null,
-    })
-    expect(completedMeta(filled!, () => 'x', 'other')).toBeUndefined()
   })
 })

@@ -1,7 +1,9 @@
 /**
- * What one write of the client store changes, decided once for every implementation: the
- * IndexedDB store and the in-memory store read what a plan needs, call the plan, and write what
- * it says. Pure functions: no storage, no clock.
+ * What the sync loop's writes change in the client store, decided once for both
+ * implementations: an ack (`planAck`), received pages (`planPages`) and the corrections they
+ * add to the feed (`planFeed`). The IndexedDB store and the in-memory store read what a plan
+ * needs, call it, and write what it says. Pure functions: no storage, no clock. The plans of
+ * appends are in `plans-outbox.ts`, those of restore recovery in `plans-recovery.ts`.
  *
  * Terms: a *feed candidate* is a correction that may join the corrections feed (it joins unless
  * the feed already holds its id); *n* is the meta record's counter that orders outcome and feed
@@ -21,34 +23,23 @@
  * 5. Only the log's corrections (client id `server`) of entries of this database's client ids
  *    are feed candidates, and `planFeed` adds each id once. Corrections reach the feed from
  *    pages only: an ack carries references, the bodies travel on the subscription.
- * 6. `planAppend` allocates clientSeq from `seqLast + 1` and validates each entry before it is
- *    written; `checkedBatch` validates it again when read back (pair assertions); both refuse
- *    by throwing, so the caller writes nothing.
- * 7. `planSession` puts back only entries of the current clientId above the log's high-water
- *    mark that the outbox does not hold, as they were sent (same content, same id), in
- *    clientSeq order; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
- *    the same outbox moved to the same id gives the same entries.
  */
-import type { Entry, StoredEntry } from '@ledgerline/core'
-import { assert, SERVER_CLIENT_ID, validateEntry } from '@ledgerline/core'
-import type { Cursors, LogIdentity } from '@ledgerline/protocol'
+import type { StoredEntry } from '@ledgerline/core'
+import { assert, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { Cursors } from '@ledgerline/protocol'
 import type {
   AckedRecord,
   AckItem,
   ChunkRecord,
-  AppendLimits,
   ClientMeta,
   CursorsRecord,
   FeedRecord,
-  MakeEntries,
   Outcome,
   OutboxRecord,
   OutcomeRecord,
   PageIn,
-  SessionStart,
   StagedRecord,
 } from './client-store.ts'
-import { ClientError } from './errors.ts'
 import { CHUNK_ENTRIES_MAX } from './limits.ts'
 
 export interface AckPlan {
@@ -259,246 +250,6 @@ export function planFeed(
     correctionsUnseen++
   })
   return { records, n, correctionsUnseen }
-}
-
-/** The meta record of a new (or wiped) database. */
-export function newMeta(
-  clientId: string,
-  deviceSecret: string,
-  now: number,
-  tenant: string | null,
-): ClientMeta {
-  return {
-    clientId,
-    seqLast: 0,
-    clientIds: [clientId],
-    tenant,
-    deviceSecret,
-    recovering: false,
-    log: null,
-    createdAt: now,
-    outboxEntries: 0,
-    outboxBytes: 0,
-    correctionsUnseen: 0,
-    n: 0,
-  }
-}
-
-/**
- * A stored meta record with every field of this layout: a record written by an older build
- * lacks the tenant (it was kept with the cursors), the device secret, the recovery flag and the
- * log identity. Undefined when nothing needs filling.
- */
-export function completedMeta(
-  found: ClientMeta,
-  newId: () => string,
-  tenant: string | undefined,
-): ClientMeta | undefined {
-  const partial = found as Partial<ClientMeta>
-  const filled: ClientMeta = {
-    ...found,
-    tenant: partial.tenant ?? tenant ?? null,
-    deviceSecret: partial.deviceSecret ?? newId(),
-    recovering: partial.recovering ?? false,
-    log: partial.log ?? null,
-  }
-  const same =
-    filled.tenant === partial.tenant &&
-    filled.deviceSecret === partial.deviceSecret &&
-    filled.recovering === partial.recovering &&
-    filled.log === partial.log
-  return same ? undefined : filled
-}
-
-/** True when `next` is another server log than `known` (another id, or another generation). */
-export function isOtherLog(known: LogIdentity | null, next: LogIdentity): boolean {
-  return known !== null && (known.id !== next.id || known.generation !== next.generation)
-}
-
-export interface SessionPlan {
-  readonly meta: ClientMeta
-  /** Outbox records to add (entries the log lacks), in clientSeq order. */
-  readonly putBack: readonly OutboxRecord[]
-  /** Acked records whose entries were put back (their ids). */
-  readonly ackedDeletes: readonly string[]
-  /** Drop confirmed history, snapshots and cursors (the log changed). */
-  readonly clearHistory: boolean
-}
-
-/**
- * Decides the first write of a session (client store guarantee 9, invariant 7). `held` are
- * the entries this database still has of the current clientId outside the outbox (acked
- * records and confirmed history), read only when the log changed; `outboxIds` the outbox's ids.
- *
- * @example
- * const plan = planSession(meta, { clientId, tenant: 't1', log, high: 3 }, [], new Set(), size)
- */
-export function planSession(
-  meta: ClientMeta,
-  session: SessionStart,
-  held: readonly (Entry | StoredEntry)[],
-  outboxIds: ReadonlySet<string>,
-  bytesOf: (e: Entry) => number,
-): SessionPlan {
-  const logChanged = isOtherLog(meta.log, session.log)
-  const restored = session.clientId === meta.clientId && session.high > meta.seqLast
-  const putBack: OutboxRecord[] = []
-  const ackedDeletes: string[] = []
-  if (logChanged) {
-    const seen = new Set<string>()
-    for (const e of held) {
-      if (e.clientId !== meta.clientId || e.clientSeq <= session.high) continue
-      if (outboxIds.has(e.id) || seen.has(e.id)) continue
-      seen.add(e.id)
-      const entry = validateEntry(sentEntry(e))
-      putBack.push({
-        clientId: entry.clientId,
-        clientSeq: entry.clientSeq,
-        id: entry.id,
-        entity: entry.entity,
-        entry,
-        bytes: bytesOf(entry),
-        at: entry.occurredAt,
-      })
-    }
-    putBack.sort((a, b) => a.clientSeq - b.clientSeq)
-    for (const e of held) if (seen.has(e.id) && !('offset' in e)) ackedDeletes.push(e.id)
-  }
-  const bytes = putBack.reduce((n, r) => n + r.bytes, 0)
-  return {
-    meta: {
-      ...meta,
-      tenant: meta.tenant ?? session.tenant,
-      log: session.log,
-      recovering: meta.recovering || logChanged || restored,
-      outboxEntries: meta.outboxEntries + putBack.length,
-      outboxBytes: meta.outboxBytes + bytes,
-    },
-    putBack,
-    ackedDeletes,
-    clearHistory: logChanged,
-  }
-}
-
-/** An entry as the client sent it: a stored entry without the positions the log gave it. */
-export function sentEntry(e: Entry | StoredEntry): Entry {
-  const { version: _v, partition: _p, offset: _o, committedAt: _c, ...entry } = e as StoredEntry
-  return entry
-}
-
-/**
- * The records and meta record one append writes (client store guarantee 2), or the `outbox_full`
- * error; nothing is written when this throws.
- */
-export function planAppend(
-  meta: ClientMeta,
-  make: MakeEntries,
-  limits: AppendLimits,
-  now: number,
-  bytesOf: (e: Entry) => number,
-): { records: OutboxRecord[]; written: ClientMeta; bytes: number } {
-  const entries = make(meta.clientId, meta.seqLast + 1)
-  let bytes = 0
-  const records: OutboxRecord[] = []
-  entries.forEach((entry, i) => {
-    // Pair assertion, first half: what goes into the outbox is a valid entry of ours.
-    validateEntry(entry)
-    assert(
-      entry.clientId === meta.clientId && entry.clientSeq === meta.seqLast + 1 + i,
-      'seq order',
-    )
-    const size = bytesOf(entry)
-    bytes += size
-    records.push({
-      clientId: entry.clientId,
-      clientSeq: entry.clientSeq,
-      id: entry.id,
-      entity: entry.entity,
-      entry,
-      bytes: size,
-      at: now,
-    })
-  })
-  if (
-    meta.outboxEntries + entries.length > limits.entriesMax ||
-    meta.outboxBytes + bytes > limits.bytesMax
-  ) {
-    throw new ClientError(
-      'outbox_full',
-      `outbox holds ${meta.outboxEntries} entries (${meta.outboxBytes} bytes); the limit is ${limits.entriesMax} entries, ${limits.bytesMax} bytes`,
-    )
-  }
-  const written: ClientMeta = {
-    ...meta,
-    seqLast: meta.seqLast + entries.length,
-    outboxEntries: meta.outboxEntries + entries.length,
-    outboxBytes: meta.outboxBytes + bytes,
-  }
-  return { records, written, bytes }
-}
-
-/** Records read back in key order, checked again (guarantee 2) and cut at `bytesMax`. */
-export function checkedBatch(records: readonly OutboxRecord[], bytesMax: number): OutboxRecord[] {
-  const out: OutboxRecord[] = []
-  let bytes = 0
-  for (const record of records) {
-    // Pair assertion, second half: what comes back out of the outbox is still valid.
-    const entry = validateEntry(record.entry)
-    assert(
-      entry.id === record.id && entry.clientSeq === record.clientSeq,
-      'outbox record matches its entry',
-    )
-    if (out.length > 0 && bytes + record.bytes > bytesMax) break
-    bytes += record.bytes
-    out.push(record)
-  }
-  return out
-}
-
-/**
- * The outbox moved to `newClientId` (guarantee 3), with the outcomes naming the new ids, and
- * the recovery flag cleared (invariant 7).
- */
-export function planReissue(
-  meta: ClientMeta,
-  records: readonly OutboxRecord[],
-  newClientId: string,
-): {
-  records: OutboxRecord[]
-  outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[]
-  meta: ClientMeta
-  renamed: Map<string, string>
-} {
-  const renamed = new Map<string, string>()
-  const moved: OutboxRecord[] = []
-  const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
-  let n = meta.n
-  // One clientId (guarantee 3): clientSeq order is the outbox's order.
-  ;[...records]
-    .sort((a, b) => a.clientSeq - b.clientSeq)
-    .forEach((r, i) => {
-      const clientSeq = i + 1
-      const id = `${newClientId}-${clientSeq}`
-      const entry = validateEntry({ ...r.entry, id, clientId: newClientId, clientSeq })
-      moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
-      outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
-      renamed.set(r.id, id)
-    })
-  return {
-    records: moved,
-    outcomes,
-    renamed,
-    meta: {
-      ...meta,
-      clientId: newClientId,
-      seqLast: records.length,
-      clientIds: meta.clientIds.includes(newClientId)
-        ? meta.clientIds
-        : [...meta.clientIds, newClientId],
-      recovering: false,
-      n,
-    },
-  }
 }
 
 /** The log's correction of one of `own`'s entries, as a feed candidate (invariant 5). */
