@@ -18,6 +18,7 @@
 import type { Data, Entry, Intent, Schema, StoredEntry } from '@ledgerline/core'
 import type { ClientStore, ClientStoreInit, Durability, Outcome } from './client-store.ts'
 import type { ClientEnvironmentOptions } from './environment.ts'
+import type { ClientBugs } from './outbox-drain.ts'
 
 export interface ClientOptions extends ClientEnvironmentOptions {
   /** The relay's sync endpoint, e.g. `wss://relay.example.com/sync`. */
@@ -46,6 +47,11 @@ export interface ClientOptions extends ClientEnvironmentOptions {
    * `IDBKeyRange`); a simulation passes `createMemoryClientStore`.
    */
   readonly clientStore?: ((init: ClientStoreInit) => Promise<ClientStore>) | undefined
+  /**
+   * Test-only: plants a bug so the deterministic simulation (`@ledgerline/sim`) proves its
+   * checkers see the real client's code. Production never sets it.
+   */
+  readonly bugs?: ClientBugs | undefined
 }
 
 export interface AppendOptions {
@@ -141,4 +147,4 @@ export interface Client {
   close(): Promise<void>
 }
 
-export type { Durability, Outcome }
+export type { ClientBugs, Durability, Outcome }

@@ -140,6 +140,7 @@ export function createClient(options: ClientOptions): Client {
       random: env.random,
       newClientId: () => createClientId(env.randomBytes),
       scheduler,
+      bugs: options.bugs,
       events: {
         state(s) {
           if (s.tenant !== null) tenant ??= s.tenant

@@ -32,8 +32,14 @@ import {
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { WebSocketLike } from './transport.ts'
 
+/** Ways to break the client on purpose (`ClientOptions.bugs`); production never sets them. */
+export interface ClientBugs {
+  /** Delete outbox records as soon as their push is sent, not when their ack says so. */
+  readonly deleteOnSend?: boolean | undefined
+}
+
 export interface OutboxDrainOptions {
-  readonly clientStore: Pick<ClientStore, 'readOutbox'>
+  readonly clientStore: Pick<ClientStore, 'readOutbox' | 'applyAck'>
   readonly scheduler: Scheduler
   /** `ws` is still the current socket. */
   readonly isCurrent: (ws: WebSocketLike) => boolean
@@ -43,6 +49,8 @@ export interface OutboxDrainOptions {
   /** A batch went out (the in-flight count changed). */
   readonly sent: () => void
   readonly failed: (message: string) => void
+  /** Test-only: a planted bug, so the simulation proves its checkers see it. */
+  readonly bugs?: ClientBugs | undefined
 }
 
 export interface OutboxDrain {
@@ -112,6 +120,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
             lastSent = [last.clientId, last.clientSeq]
             options.send(ws, { type: 'push', batch, entries: records.map((r) => r.entry) })
             options.sent()
+            if (options.bugs?.deleteOnSend === true) await deleteOnSend(records)
           }
         } while (drainAgain && options.isCurrent(ws))
       } catch (error) {
@@ -121,6 +130,23 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         draining = false
       }
     })()
+  }
+
+  /** The `deleteOnSend` bug: the records go as if acked (a lean ack deletes only them). */
+  async function deleteOnSend(records: readonly OutboxRecord[]): Promise<void> {
+    const items = records.map((record) => ({
+      record,
+      result: {
+        id: record.id,
+        status: 'appended' as const,
+        version: 0,
+        partition: 0,
+        offset: 0,
+        committedAt: 0,
+        corrections: [],
+      },
+    }))
+    await clientStore.applyAck(items, () => false, true)
   }
 
   return {

@@ -33,6 +33,7 @@ import { createConnection } from './connection.ts'
 import { realScheduler } from './environment.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
+import type { ClientBugs } from './outbox-drain.ts'
 import type { Scheduler } from './scheduler.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
 import { createWriteQueue } from './write-queue.ts'
@@ -74,6 +75,8 @@ export interface SyncOptions {
   /** Default: the host's timers. */
   readonly scheduler?: Scheduler | undefined
   readonly events: SyncEvents
+  /** Test-only: planted bugs (`ClientOptions.bugs`). */
+  readonly bugs?: ClientBugs | undefined
 }
 
 export interface Sync {
@@ -154,6 +157,7 @@ export function createSync(options: SyncOptions): Sync {
     send: connection.send,
     sent: () => setState({}),
     failed: (message) => fail('storage', message),
+    bugs: options.bugs,
   })
   const writes = createWriteQueue({
     clientStore,

@@ -69,6 +69,8 @@ export type TokenVerifier = (token: string) => Promise<TokenCheck>
 export function createTokenVerifier(
   options: AuthOptions,
   toleranceS: number = TOKEN_CLOCK_TOLERANCE_S,
+  /** The clock `exp` and `nbf` are checked against (a simulation passes its own). */
+  now: () => number = Date.now,
 ): TokenVerifier {
   const sources = [options.secret, options.publicKeyFile, options.jwksFile].filter(
     (s) => s !== undefined && s !== '',
@@ -123,10 +125,11 @@ export function createTokenVerifier(
     }
     let payload: Record<string, unknown>
     try {
+      const checks = { ...verifyOptions, currentDate: new Date(now()) }
       const result =
         typeof key === 'function'
-          ? await jwtVerify(token, key, verifyOptions)
-          : await jwtVerify(token, key, verifyOptions)
+          ? await jwtVerify(token, key, checks)
+          : await jwtVerify(token, key, checks)
       payload = result.payload as Record<string, unknown>
     } catch (error) {
       if (error instanceof errors.JWTExpired) {
@@ -155,6 +158,8 @@ export interface SignTokenOptions {
   readonly notBeforeS?: number | undefined
   readonly issuer?: string | undefined
   readonly audience?: string | undefined
+  /** The clock `iat`, `exp` and `nbf` count from; default `Date.now` (a simulation passes its own). */
+  readonly now?: (() => number) | undefined
 }
 
 /**
@@ -164,7 +169,7 @@ export interface SignTokenOptions {
  * const token = await signToken({ secret, tenant: 'acme', sub: 'till-1', read: ['*'], write: ['*'] })
  */
 export async function signToken(options: SignTokenOptions): Promise<string> {
-  const nowS = Math.floor(Date.now() / 1000)
+  const nowS = Math.floor((options.now ?? Date.now)() / 1000)
   const jwt = new SignJWT({
     tenant: options.tenant,
     read: [...options.read],

@@ -31,7 +31,6 @@
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  */
-import type { WebSocket } from 'ws'
 import { isClientId, LedgerError, matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import {
@@ -71,6 +70,29 @@ export interface SessionContext {
   readonly timers?: RelayTimers | undefined
 }
 
+/**
+ * The part of `ws`'s WebSocket a session uses. `ws` fits; so does a simulated socket, which is
+ * how the deterministic simulation (`@ledgerline/sim`) runs the real session. What it must
+ * guarantee is what `ws` does: `message` and `close` come from the event loop, never from inside
+ * `send` or `close`; `close` comes once, last.
+ */
+export interface SessionSocket {
+  readonly readyState: number
+  /** The `readyState` of an open socket. */
+  readonly OPEN: number
+  /** Bytes queued and not yet handed to the network. */
+  readonly bufferedAmount: number
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  /** Cuts the connection at once, without the closing handshake. */
+  terminate(): void
+  ping(): void
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): unknown
+  on(event: 'pong', listener: () => void): unknown
+  on(event: 'error', listener: (error: Error) => void): unknown
+  once(event: 'close', listener: () => void): unknown
+}
+
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
 
 /**
@@ -80,12 +102,12 @@ type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
  * @example
  * wss.on('connection', (ws) => sessions.add(createSession(ws, context)))
  */
-export function createSession(ws: WebSocket, context: SessionContext): Session {
+export function createSession(ws: SessionSocket, context: SessionContext): Session {
   return new Session(ws, context)
 }
 
 export class Session {
-  readonly #ws: WebSocket
+  readonly #ws: SessionSocket
   readonly #ctx: SessionContext
   #state: State = 'awaiting_hello'
   #backlog: { data: Buffer; isBinary: boolean }[] = []
@@ -104,7 +126,7 @@ export class Session {
   #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
-  constructor(ws: WebSocket, context: SessionContext) {
+  constructor(ws: SessionSocket, context: SessionContext) {
     this.#ws = ws
     this.#ctx = context
     this.#timers = context.timers ?? NODE_TIMERS
@@ -126,7 +148,7 @@ export class Session {
         resolve()
       })
     })
-    ws.on('message', (data, isBinary) => this.#onFrame(data as Buffer, isBinary))
+    ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     ws.on('pong', () => {
       this.#alive = true
     })

@@ -72,6 +72,22 @@ export interface SqliteStoreOptions extends LogStoreOptions {
   readonly file: string
   /** Entity states kept in memory; defaults to `ENTITY_STATES_MAX`. */
   readonly entityStatesMax?: number | undefined
+  /**
+   * Test-only: handed the open file once it is ready, so a simulation can play a crash (close
+   * it under the store) or copy it at a commit boundary. Production never sets it.
+   */
+  readonly onOpened?: ((db: Database.Database) => void) | undefined
+  /** Test-only: plants a bug so the simulation proves its checkers see it. */
+  readonly bugs?: SqliteStoreBugs | undefined
+}
+
+/** Ways to break the store on purpose; production never sets them. */
+export interface SqliteStoreBugs {
+  /**
+   * Ack before durable: a group's results are returned while its transaction is still open;
+   * the COMMIT runs one `defer` later, so a crash in between loses what was acked.
+   */
+  readonly ackBeforeCommit?: boolean | undefined
 }
 
 /**
@@ -96,7 +112,9 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Lo
     assertDurable(db)
     migrate(db)
     const partitions = initPartitions(db, options.partitions)
-    return new SqliteStore(db, partitions, options)
+    const store = new SqliteStore(db, partitions, options)
+    options.onOpened?.(db)
+    return store
   } catch (error) {
     db.close()
     throw error
@@ -123,6 +141,8 @@ class SqliteStore implements LogStore {
   readonly #commits: GroupCommit
   readonly #sql: ReturnType<typeof prepare>
   readonly #lookups: PlanLookups
+  readonly #defer: (fn: () => void) => void
+  readonly #bugs: SqliteStoreBugs | undefined
   #closed = false
 
   constructor(db: Database.Database, partitions: number, options: SqliteStoreOptions) {
@@ -133,6 +153,8 @@ class SqliteStore implements LogStore {
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#sql = prepare(db)
     this.#lookups = this.#makeLookups()
+    this.#defer = options.defer ?? nodeDefer
+    this.#bugs = options.bugs
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
       onCommitted: (touched) => this.#listeners.tell(touched),
@@ -215,8 +237,8 @@ class SqliteStore implements LogStore {
   #commit(group: readonly PlanCall[]): CommitOutcome {
     const committedAt = this.#now()
     try {
-      const plan = this.#db
-        .transaction(() => {
+      const plan = this.#immediate(
+        this.#db.transaction(() => {
           const p = planGroup(
             {
               schema: this.#schema,
@@ -250,8 +272,8 @@ class SqliteStore implements LogStore {
             this.#sql.setPartitionHead.run(head, partition)
           }
           return p
-        })
-        .immediate()
+        }),
+      )
       // Committed (and fsynced): only now does the cache learn the plan's states.
       // A plain log keeps no states: it folds nothing.
       if (this.#schema !== undefined) this.#states.remember(plan.heads)
@@ -259,6 +281,25 @@ class SqliteStore implements LogStore {
     } catch (error) {
       if (error instanceof RelayError) throw error
       throw new RelayError('store_failed', `append failed: ${messageOf(error)}`, { cause: error })
+    }
+  }
+
+  /** Runs `tx` in a `BEGIN IMMEDIATE` transaction (and commits it, unless `bugs` says not yet). */
+  #immediate<T>(tx: Database.Transaction<() => T>): T {
+    if (this.#bugs?.ackBeforeCommit !== true) return tx.immediate()
+    const db = this.#db
+    if (db.inTransaction) db.exec('COMMIT')
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      // Inside an open transaction, better-sqlite3 runs `tx` as a savepoint: nothing is durable.
+      const result = tx()
+      this.#defer(() => {
+        if (db.open && db.inTransaction) db.exec('COMMIT')
+      })
+      return result
+    } catch (error) {
+      db.exec('ROLLBACK')
+      throw error
     }
   }
 

@@ -24,6 +24,8 @@ export interface SimScheduler {
   /** Runs `fn` `delayMs` from now. */
   after(delayMs: number, label: string, fn: () => void): number
   cancel(id: number): void
+  /** Due time of the earliest event queued (cancelled ones included); undefined when none. */
+  nextTime(): number | undefined
   /** Runs the earliest event; false when none is queued. */
   step(): boolean
   /** Runs events until `done()` holds or simulated time passes `timeMax`; returns `done()`. */
@@ -83,6 +85,17 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
     },
     cancel(id) {
       cancelled.add(id)
+    },
+    nextTime() {
+      // Cancelled events at the top are dropped here, so a caller that waits for the next due
+      // time is not misled by them.
+      for (;;) {
+        const top = heap[0]
+        if (top === undefined) return undefined
+        if (!cancelled.has(top.seq)) return top.time
+        cancelled.delete(top.seq)
+        pop(heap)
+      }
     },
     step() {
       for (;;) {

@@ -1,0 +1,444 @@
+/**
+ * Checkers over a finished product simulation: the real server log (read back from the store),
+ * what the world recorded (`history.ts`), what each till's real client says at the end, and
+ * the oracle.
+ *
+ * Terms as in `history.ts`. An op is *in the log* when an entry carrying its tag is; *lost*
+ * when it resolved and is neither in the log nor refused; *duplicated* when it is in the log
+ * more than once.
+ *
+ * Invariants (each a named check; a failure counts under its name and keeps a message):
+ * 1. `exactly-once`: every resolved op reaches the log exactly once (a request: once appended,
+ *    or refused once), with the content the app asked for; a fact is never refused; an op that
+ *    never resolved (the till died, `append` threw) is in the log at most once; nothing is in
+ *    the log that no till and not the impostor made.
+ * 2. `ids`: no entry id names two contents, among everything made and what the log holds.
+ * 3. `offsets`, `versions`: per partition offsets 1..n, each entry in `partitionOf`'s
+ *    partition; per entity versions 1..n in offset order.
+ * 4. `client-order`: per clientId, the log decided clientSeqs 1..n, none twice.
+ * 5. `acks`: every ack a till received says what the log holds (an appended or duplicate entry
+ *    is where the ack said; a refusal is recorded with its code).
+ * 6. `corrections`: each fact that broke an invariant is followed by exactly the corrections
+ *    `decide()` derives for it; every correction names an entry of the log.
+ * 7. `requests`: each till's `outcome()` of its resolved requests agrees with the log.
+ * 8. `oracle`: every result a store gave agreed with the oracle, and the log equals the
+ *    oracle's, entry for entry, refusal for refusal.
+ * 9. `convergence`: after the heal, each till's confirmed state and version of every entity
+ *    equal the server's.
+ * 10. `liveness`: every till drained (empty outbox, live) within the drain time; no till dialed
+ *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop).
+ * 11. `crashes`: no event threw and no promise rejection went unhandled.
+ */
+import { checkInvariants, decide, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { Schema, StoredEntry } from '@ledgerline/core'
+import type { ClientStatus, Outcome } from '@ledgerline/client'
+import { checkCorrectionSize } from '@ledgerline/log'
+import { businessKey, contentKey, stable } from './content.ts'
+import type { SimHistory } from './history.ts'
+import { SIM_DIALS_PER_MINUTE_MAX, SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
+import type { LogOracle } from './oracle.ts'
+import { oracleEntryOf } from './oracle.ts'
+import type { LogDump } from './relay-node.ts'
+
+export const PRODUCT_CHECKS = [
+  'exactly-once',
+  'ids',
+  'offsets',
+  'versions',
+  'client-order',
+  'acks',
+  'corrections',
+  'requests',
+  'oracle',
+  'convergence',
+  'liveness',
+  'crashes',
+] as const
+export type ProductCheck = (typeof PRODUCT_CHECKS)[number]
+
+/** What a till's real client says at the end (read through its public API). */
+export interface TillFinal {
+  readonly name: string
+  readonly status: ClientStatus | undefined
+  /** Confirmed version and state of every entity the log holds. */
+  readonly entities: ReadonlyMap<string, { readonly version: number; readonly state: unknown }>
+  /** `outcome()` of each of its resolved entries, by entry id (reissue hops followed). */
+  readonly outcomes: ReadonlyMap<string, Outcome>
+}
+
+export interface ProductCheckInput {
+  readonly schema: Schema
+  readonly history: SimHistory
+  readonly log: LogDump
+  readonly oracle: LogOracle
+  readonly tills: readonly TillFinal[]
+  readonly drained: boolean
+  /** Why each undrained till is stuck, when the run did not drain. */
+  readonly stuck: readonly string[]
+  readonly faults: readonly string[]
+}
+
+export interface ProductCheckReport {
+  readonly ok: boolean
+  readonly counts: Record<ProductCheck, number>
+  readonly violations: readonly string[]
+  readonly lost: number
+  readonly duplicated: number
+  readonly unexpected: number
+  readonly figures: {
+    readonly resolved: number
+    readonly logEntries: number
+    readonly corrections: number
+    readonly offendingFacts: number
+    readonly requests: number
+    readonly requestsRefused: number
+    readonly refusals: number
+  }
+}
+
+/**
+ * @example
+ * const report = checkProductRun({ schema, history, log, oracle, tills, drained, stuck, faults })
+ * if (!report.ok) console.log(report.violations)
+ */
+export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
+  const { schema, history, log, oracle } = input
+  const counts = Object.fromEntries(PRODUCT_CHECKS.map((c) => [c, 0])) as Record<
+    ProductCheck,
+    number
+  >
+  const violations: string[] = []
+  const violate = (check: ProductCheck, message: string) => {
+    counts[check]++
+    if (violations.length < SIM_VIOLATIONS_KEPT_MAX) violations.push(`${check}: ${message}`)
+  }
+  let lost = 0
+  let duplicated = 0
+  let unexpected = 0
+
+  // Index the log.
+  const byId = new Map<string, StoredEntry>()
+  const byOp = new Map<string, StoredEntry[]>()
+  const byEntity = new Map<string, StoredEntry[]>()
+  const correctionsOf = new Map<string, StoredEntry[]>()
+  let logEntries = 0
+  log.partitions.forEach((entries, p) => {
+    entries.forEach((e, i) => {
+      logEntries++
+      if (e.offset !== i + 1)
+        violate('offsets', `partition ${p} has offset ${e.offset} at ${i + 1}`)
+      if (e.partition !== p) violate('offsets', `${e.id} says partition ${e.partition}, is in ${p}`)
+      if (partitionOf(e.tenant, e.entity, log.partitions.length) !== p) {
+        violate('offsets', `${e.id} is in partition ${p}, not partitionOf's`)
+      }
+      if (byId.has(e.id)) violate('ids', `${e.id} is in the log twice`)
+      byId.set(e.id, e)
+      push(byEntity, e.entity, e)
+      if (e.clientId === SERVER_CLIENT_ID) {
+        if (e.corrects !== undefined) push(correctionsOf, e.corrects, e)
+        return
+      }
+      const op = opOf(e)
+      if (op === undefined) {
+        unexpected++
+        violate('exactly-once', `${e.id} (${e.kind}) carries no op tag`)
+      } else push(byOp, op, e)
+    })
+  })
+  for (const [entity, entries] of byEntity) {
+    entries.forEach((e, i) => {
+      if (e.version !== i + 1) violate('versions', `${entity} has version ${e.version} at ${i + 1}`)
+    })
+  }
+  const refusedById = new Map(log.refusals.map((r) => [r.id, r.code]))
+
+  // 1. exactly-once, by op tag (ids change when a restored device re-sends).
+  const idToOp = new Map<string, string>()
+  for (const record of history.ops.values()) {
+    if (record.entry !== undefined) idToOp.set(record.entry.id, record.op)
+  }
+  const outcomeOf = new Map<string, Outcome>()
+  for (const till of input.tills) for (const [id, o] of till.outcomes) outcomeOf.set(id, o)
+  let resolved = 0
+  let requests = 0
+  let requestsRefused = 0
+  for (const record of history.ops.values()) {
+    const inLog = byOp.get(record.op) ?? []
+    const refusedCode = record.entry === undefined ? undefined : refusedById.get(record.entry.id)
+    const finalOutcome = record.entry === undefined ? undefined : outcomeOf.get(record.entry.id)
+    const refused =
+      refusedCode !== undefined || (finalOutcome?._tag === 'refused' && inLog.length === 0)
+    for (const e of inLog) {
+      if (businessKey(e) !== record.business) {
+        unexpected++
+        violate('exactly-once', `${record.op} is in the log as ${e.id} with other content`)
+      }
+    }
+    if (inLog.length > 1) {
+      duplicated += inLog.length - 1
+      violate(
+        'exactly-once',
+        `${record.op} (${record.kind} on ${record.entity}) is in the log ${inLog.length} times: ${inLog.map((e) => e.id).join(', ')}`,
+      )
+    }
+    if (record.outcome !== 'resolved') continue
+    resolved++
+    if (record.intent === 'request') {
+      requests++
+      if (refused) requestsRefused++
+    }
+    if (inLog.length === 0 && !refused) {
+      lost++
+      violate(
+        'exactly-once',
+        `lost ${record.op} (${record.kind} on ${record.entity}, ${record.entry?.id}); outcome ${finalOutcome?._tag ?? 'none'}`,
+      )
+    }
+    if (inLog.length > 0 && refused) {
+      duplicated++
+      violate('exactly-once', `${record.op} is both in the log and refused`)
+    }
+    if (refused && record.intent === 'fact') {
+      violate(
+        'exactly-once',
+        `fact ${record.op} (${record.kind} on ${record.entity}) was refused: ${refusedCode ?? (finalOutcome as { code?: string } | undefined)?.code ?? '?'}`,
+      )
+    }
+  }
+  for (const [op, entries] of byOp) {
+    if (history.ops.has(op) || history.impostorOps.has(op)) continue
+    unexpected += entries.length
+    violate('exactly-once', `${op} is in the log (${entries[0]?.id}) but no one made it`)
+  }
+
+  // 2. ids: one content per id.
+  for (const [id, made] of history.made) {
+    if (made.length > 1) {
+      violate(
+        'ids',
+        `${id} names ${made.length} contents (made by ${made.map((m) => m.by).join(', ')})`,
+      )
+    }
+    const stored = byId.get(id)
+    if (stored !== undefined && !made.some((m) => m.key === contentKey(stored))) {
+      violate('ids', `the log holds ${id} with content none of its makers gave it`)
+    }
+  }
+
+  // 4. client-order.
+  const seqs = new Map<string, number[]>()
+  for (const e of byId.values())
+    if (e.clientId !== SERVER_CLIENT_ID) push(seqs, e.clientId, e.clientSeq)
+  for (const r of log.refusals) {
+    const dash = r.id.lastIndexOf('-')
+    push(seqs, r.id.slice(0, dash), Number(r.id.slice(dash + 1)))
+  }
+  for (const [clientId, list] of seqs) {
+    list.sort((a, b) => a - b)
+    list.forEach((seq, i) => {
+      if (seq !== i + 1)
+        violate('client-order', `${clientId.slice(0, 8)} decided seq ${seq} as number ${i + 1}`)
+    })
+  }
+
+  // 5. acks.
+  for (const { till, result } of history.acks) {
+    if (result.status === 'refused') {
+      if (result.code === 'seq_gap') continue
+      if (refusedById.get(result.id) !== result.code) {
+        violate(
+          'acks',
+          `${till} was told ${result.id} was refused (${result.code}); the log disagrees`,
+        )
+      }
+      continue
+    }
+    if (result.status !== 'appended' && result.status !== 'duplicate') continue
+    const stored = byId.get(result.id)
+    if (
+      stored === undefined ||
+      stored.partition !== result.partition ||
+      stored.offset !== result.offset ||
+      stored.version !== result.version
+    ) {
+      violate(
+        'acks',
+        `${till} was acked ${result.id} at ${result.partition}/${result.offset}; not there`,
+      )
+    }
+  }
+
+  // 6. corrections, folding each ledger as the log decided it.
+  let corrections = 0
+  let offendingFacts = 0
+  for (const [entity, entries] of byEntity) {
+    const type = schema.find(entity)
+    if (type === undefined) continue
+    let state = type.initial
+    for (const e of entries) {
+      if (e.clientId === SERVER_CLIENT_ID) {
+        corrections++
+        state = type.reduce(state, e)
+        continue
+      }
+      let want: string[] = []
+      if (e.intent === 'fact' && checkInvariants(type, type.reduce(state, e)).length > 0) {
+        const d = decide(schema, { state, version: e.version - 1 }, e, e.committedAt, {
+          checkCorrection: checkCorrectionSize,
+        })
+        if (d._tag === 'append') want = d.corrections.map((c) => c.id)
+      }
+      if (want.length > 0) offendingFacts++
+      const got = (correctionsOf.get(e.id) ?? []).map((c) => c.id)
+      if (want.join(',') !== got.join(',')) {
+        violate(
+          'corrections',
+          `${e.id} should have corrections [${want.join(', ')}], has [${got.join(', ')}]`,
+        )
+      }
+      state = type.reduce(state, e)
+    }
+  }
+  for (const id of correctionsOf.keys()) {
+    if (!byId.has(id)) violate('corrections', `a correction names ${id}, which is not in the log`)
+  }
+
+  // 7. requests: what each till tells its app.
+  if (input.drained) {
+    for (const record of history.ops.values()) {
+      if (record.outcome !== 'resolved' || record.intent !== 'request') continue
+      if (record.entry === undefined || record.forgotten === true) continue
+      const outcome = outcomeOf.get(record.entry.id)
+      const inLog = (byOp.get(record.op) ?? []).length > 0
+      const serverSays = inLog ? 'appended' : refusedById.has(record.entry.id) ? 'refused' : 'none'
+      const tillSays =
+        outcome === undefined ? 'none' : outcome._tag === 'duplicate' ? 'appended' : outcome._tag
+      if (tillSays !== serverSays) {
+        violate(
+          'requests',
+          `${record.op}: the log says ${serverSays}, ${record.till} says ${tillSays}`,
+        )
+      }
+    }
+  }
+
+  // 8. oracle.
+  if (oracle.disagreements > 0) {
+    counts.oracle += oracle.disagreements - Math.min(oracle.disagreements, oracle.messages.length)
+    for (const m of oracle.messages) violate('oracle', m)
+  }
+  const expected = oracle.log()
+  log.partitions.forEach((entries, p) => {
+    const want = expected[p] ?? []
+    if (want.length !== entries.length) {
+      violate('oracle', `partition ${p} holds ${entries.length} entries, the oracle ${want.length}`)
+    }
+    const n = Math.min(want.length, entries.length)
+    for (let i = 0; i < n; i++) {
+      const got = oracleEntryOf(entries[i] as StoredEntry)
+      const w = want[i] as (typeof want)[number]
+      const client = (entries[i] as StoredEntry).clientId !== SERVER_CLIENT_ID
+      if (
+        got.id !== w.id ||
+        got.version !== w.version ||
+        got.offset !== w.offset ||
+        (client && got.key !== w.key)
+      ) {
+        violate(
+          'oracle',
+          `partition ${p} offset ${i + 1}: log has ${got.id} v${got.version}, oracle ${w.id} v${w.version}`,
+        )
+        break
+      }
+    }
+  })
+  const oracleRefusals = stable(
+    oracle
+      .refusals()
+      .map((r) => [r.id, r.code])
+      .sort(),
+  )
+  const logRefusals = stable(log.refusals.map((r) => [r.id, r.code]).sort())
+  if (oracleRefusals !== logRefusals) {
+    violate(
+      'oracle',
+      `the log's refusals (${log.refusals.length}) differ from the oracle's (${oracle.refusals().length})`,
+    )
+  }
+
+  // 9. convergence.
+  if (input.drained) {
+    for (const till of input.tills) {
+      for (const [entity, entries] of byEntity) {
+        const type = schema.find(entity)
+        const mine = till.entities.get(entity)
+        const version = entries.length
+        if (mine === undefined || mine.version !== version) {
+          violate(
+            'convergence',
+            `${till.name} has ${entity} at v${mine?.version ?? 'none'}, the log at v${version}`,
+          )
+          continue
+        }
+        if (type === undefined) continue
+        let state = type.initial
+        for (const e of entries) state = type.reduce(state, e)
+        if (stable(mine.state) !== stable(state)) {
+          violate('convergence', `${till.name}'s confirmed ${entity} differs from the server's`)
+        }
+      }
+    }
+  }
+
+  // 10. liveness.
+  if (!input.drained) for (const reason of input.stuck) violate('liveness', reason)
+  for (const [till, times] of history.dials) {
+    let from = 0
+    for (let i = 0; i < times.length; i++) {
+      while ((times[i] as number) - (times[from] as number) > 60_000) from++
+      if (i - from + 1 > SIM_DIALS_PER_MINUTE_MAX) {
+        violate(
+          'liveness',
+          `${till} dialed ${i - from + 1} times within a minute at ${Math.round((times[i] as number) / 1000)} s (a hot loop)`,
+        )
+        break
+      }
+    }
+  }
+
+  // 11. crashes.
+  for (const f of input.faults) violate('crashes', f.split('\n').slice(0, 3).join(' | '))
+
+  const ok = Object.values(counts).every((n) => n === 0) && lost + duplicated + unexpected === 0
+  return {
+    ok,
+    counts,
+    violations,
+    lost,
+    duplicated,
+    unexpected,
+    figures: {
+      resolved,
+      logEntries,
+      corrections,
+      offendingFacts,
+      requests,
+      requestsRefused,
+      refusals: log.refusals.length,
+    },
+  }
+}
+
+/** The op tag an entry carries in its data, if any. */
+export function opOf(e: { readonly data: unknown }): string | undefined {
+  const data = e.data
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
+  const op = (data as Record<string, unknown>).op
+  return typeof op === 'string' ? op : undefined
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key)
+  if (list === undefined) map.set(key, [value])
+  else list.push(value)
+}
