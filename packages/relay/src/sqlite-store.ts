@@ -85,7 +85,7 @@ export interface SqliteStoreOptions extends LogStoreOptions {
 export interface SqliteStoreBugs {
   /**
    * Ack before durable: a group's results are returned while its transaction is still open;
-   * the COMMIT runs one `defer` later, so a crash in between loses what was acked.
+   * its COMMIT runs when the next group starts, so a crash in between loses what was acked.
    */
   readonly ackBeforeCommit?: boolean | undefined
 }
@@ -141,7 +141,6 @@ class SqliteStore implements LogStore {
   readonly #commits: GroupCommit
   readonly #sql: ReturnType<typeof prepare>
   readonly #lookups: PlanLookups
-  readonly #defer: (fn: () => void) => void
   readonly #bugs: SqliteStoreBugs | undefined
   #closed = false
 
@@ -153,7 +152,6 @@ class SqliteStore implements LogStore {
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#sql = prepare(db)
     this.#lookups = this.#makeLookups()
-    this.#defer = options.defer ?? nodeDefer
     this.#bugs = options.bugs
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
@@ -292,11 +290,7 @@ class SqliteStore implements LogStore {
     db.exec('BEGIN IMMEDIATE')
     try {
       // Inside an open transaction, better-sqlite3 runs `tx` as a savepoint: nothing is durable.
-      const result = tx()
-      this.#defer(() => {
-        if (db.open && db.inTransaction) db.exec('COMMIT')
-      })
-      return result
+      return tx()
     } catch (error) {
       db.exec('ROLLBACK')
       throw error

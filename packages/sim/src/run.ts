@@ -36,10 +36,11 @@ import {
   SIM_CLOCK_JUMP_BACK_MS_MAX,
   SIM_CLOCK_SKEW_MS_MAX,
   SIM_DRAIN_MS_MAX,
+  SIM_FAILURE_LINES_PER_CHECK,
   SIM_OVERSIZED_BURST_ENTRIES,
-  SIM_OVERSIZED_NOTE_BYTES,
   SIM_PARTITIONS,
   SIM_SETTLE_MS,
+  SIM_STALL_MS_MAX,
   SIM_TABS_MAX,
   SIM_TILLS_MAX,
   SIM_TILLS_MIN,
@@ -48,6 +49,7 @@ import {
   SIM_TOKEN_LIFETIME_SHORT_S_MIN,
 } from './limits.ts'
 import { createLogOracle } from './oracle.ts'
+import type { LogOracle } from './oracle.ts'
 import type { RelayNode, StoreMode } from './relay-node.ts'
 import { createRelayNode } from './relay-node.ts'
 import { productSchema, productSchemaBeforeLoyalty } from './schema.ts'
@@ -134,6 +136,8 @@ export interface ProductSimResult {
   readonly simulatedMs: number
   readonly events: number
   readonly wallMs: number
+  /** Most events within one simulated minute. */
+  readonly busiestMinute: number
   readonly ops: { attempted: number; resolved: number; failed: number; cut: number }
   readonly world: {
     readonly dials: number
@@ -220,6 +224,8 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
   for (const name of names) wire.setFaults(name, config.faults)
   wire.setFaults('impostor', config.faults)
 
+  // The options are part of the run: replaying a seed with other options is another run.
+  sched.record(`config ${JSON.stringify({ ...config, bugs: options.bugs ?? null })}`)
   try {
     await relay.start()
     for (const till of tills) sched.at(0, `${till.name} first boot`, () => void till.boot())
@@ -255,7 +261,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       await relay.start()
     }
     const drainedAt = () => relay.up && tills.every((t) => quiet(t))
-    let drained = await loop.run(drainedAt, sched.now() + SIM_DRAIN_MS_MAX)
+    let drained = await drain(loop, drainedAt, () => progress(tills, oracle))
     if (drained) {
       // Pages of the last acks settle; then it must still be quiet.
       await loop.run(() => false, sched.now() + SIM_SETTLE_MS)
@@ -263,12 +269,21 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
     }
     sched.record(`drained ${drained}`)
 
-    // Read back what the real pieces say.
+    // Read back what the real pieces say. The log is read after one more crash and restart:
+    // what the checks see is what survives, not what a process still holds in memory.
+    const relayCrashes = relay.stats.crashes
+    relay.crash()
+    await relay.start()
     const log = await relay.dump(TENANT)
     const entities = new Set<string>()
     for (const p of log.partitions) for (const e of p) entities.add(e.entity)
-    const finals = await settle(loop, () => readTills(tills, history, [...entities].sort()))
+    // After a hot loop the loop is halted: nothing more can be read from the tills.
+    const finals =
+      loop.runaway === undefined
+        ? await settle(loop, () => readTills(tills, history, [...entities].sort()))
+        : []
     const stuck = tills.filter((t) => !quiet(t)).map((t) => stuckReason(t))
+    if (loop.runaway !== undefined) stuck.unshift(loop.runaway)
     const report = checkProductRun({
       schema: productSchema,
       history,
@@ -299,6 +314,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       simulatedMs: sched.now(),
       events: sched.eventsRun,
       wallMs: performance.now() - started,
+      busiestMinute: loop.busiestMinute,
       ops: { attempted, resolved, failed, cut },
       world: {
         dials: wire.stats.dials,
@@ -308,7 +324,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
         tillBoots: sum((t) => t.stats.boots),
         powerCuts: sum((t) => t.stats.crashes),
         tabReloads: sum((t) => t.stats.tabReloads),
-        relayCrashes: relay.stats.crashes,
+        relayCrashes,
         restores: counters.restores,
         logRestores: counters.logRestores,
         impostorPushed: counters.impostor?.stats.pushed ?? 0,
@@ -339,10 +355,21 @@ export function describeProductFailure(result: ProductSimResult): string {
   ]
     .filter((f) => f !== '')
     .join(' ')
+  const counts = Object.entries(r.counts)
+    .filter(([, n]) => n > 0)
+    .map(([check, n]) => `${check} ${n}`)
+    .join(', ')
+  const shown = new Map<string, number>()
+  const first = r.violations.filter((v) => {
+    const check = v.slice(0, v.indexOf(':'))
+    shown.set(check, (shown.get(check) ?? 0) + 1)
+    return (shown.get(check) as number) <= SIM_FAILURE_LINES_PER_CHECK
+  })
   return [
     `product simulation seed ${result.seed} failed (trace ${result.traceHash})`,
-    `  drained=${result.drained} lost=${r.lost} duplicated=${r.duplicated} unexpected=${r.unexpected}`,
-    ...r.violations.map((v) => `  ${v}`),
+    `  drained=${result.drained} lost=${r.lost} duplicated=${r.duplicated} unexpected=${r.unexpected} undelivered=${r.undelivered}`,
+    `  violations: ${counts === '' ? 'none' : counts}`,
+    ...first.map((v) => `  ${v}`),
     `  replay: npm run test:sim -- --seed ${result.seed}${flags === '' ? '' : ` ${flags}`}`,
   ].join('\n')
 }
@@ -429,7 +456,7 @@ function schedule(world: World): Scheduled {
       const at = nemesis.int(MINUTE, Math.max(MINUTE + 1, end / 2))
       sched.at(at, `${till.name} offline burst`, () => {
         till.setOnline(false, false)
-        for (let n = 0; n < SIM_OVERSIZED_BURST_ENTRIES; n++) app.pick(SIM_OVERSIZED_NOTE_BYTES)
+        for (let n = 0; n < SIM_OVERSIZED_BURST_ENTRIES; n++) app.pick(16)
         // And one note so long its correction cannot be an entry.
         app.pick(ENTRY_DATA_BYTES_MAX - 64)
       })
@@ -631,6 +658,47 @@ function stuckReason(till: Till): string {
   if (leader === undefined) return `${till.name} has no leading tab`
   const s = leader.status()
   return `${till.name} is stuck: online=${s.online} live=${s.live} syncing=${s.syncing} outbox=${s.outboxEntries}${s.lastError === null ? '' : ` lastError=${s.lastError.kind}: ${s.lastError.message.slice(0, 120)}`}`
+}
+
+/**
+ * Runs the loop until `drained()`, for at most `SIM_DRAIN_MS_MAX`, and stops early when
+ * `progress()` has not changed for `SIM_STALL_MS_MAX` (the run will not drain).
+ */
+async function drain(
+  loop: SimLoop,
+  drained: () => boolean,
+  progress: () => string,
+): Promise<boolean> {
+  const end = loop.sched.now() + SIM_DRAIN_MS_MAX
+  let last = progress()
+  let since = loop.sched.now()
+  while (loop.sched.now() < end) {
+    if (await loop.run(drained, Math.min(end, loop.sched.now() + MINUTE))) return true
+    if (loop.runaway !== undefined) return false
+    const now = progress()
+    if (now !== last) {
+      last = now
+      since = loop.sched.now()
+    } else if (loop.sched.now() - since >= SIM_STALL_MS_MAX) {
+      loop.sched.record('stalled')
+      return false
+    }
+    if (loop.sched.nextTime() === undefined) return drained()
+  }
+  return drained()
+}
+
+/** What moves when a run makes progress: the log, the outboxes, tills coming to rest. */
+function progress(tills: readonly Till[], oracle: LogOracle): string {
+  const log = oracle.log().map((p) => p.length)
+  const tillsNow = tills.map((t) => {
+    const s = t
+      .clients()
+      .find((c) => c.status().leader)
+      ?.status()
+    return `${t.alive}:${s?.outboxEntries}:${s?.live}:${quiet(t)}`
+  })
+  return `${log.join(',')}|${oracle.refusals().length}|${tillsNow.join(',')}`
 }
 
 /** Runs the loop until `work` settles (it needs IndexedDB, which runs on the loop). */

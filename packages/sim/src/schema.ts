@@ -5,9 +5,10 @@
  * - `loyalty/<member>`: fact `loyalty.earned {points}`. A relay may start without this type
  *   (a rollout in the wrong order: the app ships it first) and learn it at an upgrade.
  * - `bin/<store>:<sku>`: facts `bin.filled {qty}` and `bin.picked {qty, note}`; invariant
- *   `nonNegative`; an over-pick is followed by `bin.short {short, sale, note}`, which copies the
- *   sale's note: a long note makes a correction too large for an entry, and a burst of picks
- *   of an empty bin makes an ack too large for a frame.
+ *   `nonNegative`; an over-pick is followed by `bin.short {short, sale, note, recent}`, which
+ *   copies the sale's note and carries the bin's recent moves (`SIM_BIN_RECENT_BYTES`): a long
+ *   note makes a correction too large for an entry, and a burst of over-picks makes an ack too
+ *   large for a frame.
  *
  * Invariants:
  * 1. Every `reduce` is pure and total over its kinds; unknown kinds leave state as is.
@@ -16,6 +17,7 @@
 import type { Schema } from '@ledgerline/core'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import { simCounter, simGiftCard, simOrder, simStock } from '@ledgerline/testkit'
+import { SIM_BIN_RECENT_BYTES } from './limits.ts'
 
 export interface LoyaltyState {
   readonly points: number
@@ -48,7 +50,15 @@ export const simBin = defineEntity<BinState>({
   },
   invariants: { nonNegative: (s) => s.onHand >= 0 || 'bin below zero' },
   correct: (s, _broken, e) => [
-    { kind: 'bin.short', data: { short: -s.onHand, sale: e.id, note: e.data.note ?? '' } },
+    {
+      kind: 'bin.short',
+      data: {
+        short: -s.onHand,
+        sale: e.id,
+        note: e.data.note ?? '',
+        recent: 'r'.repeat(SIM_BIN_RECENT_BYTES),
+      },
+    },
   ],
 })
 

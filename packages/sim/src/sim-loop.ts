@@ -21,14 +21,29 @@
  *    anyway (a cancelled id racing the heap) check it first.
  * 4. An exception thrown by an event, and a promise rejection nobody handles, are recorded as
  *    faults of the run (the product crashed), never lost.
+ * 5. A hot loop ends the run: more than `SIM_EVENTS_PER_SECOND_MAX` events within one simulated
+ *    second, more than `SIM_EVENTS_PER_MINUTE_MAX` in each of `SIM_HOT_MINUTES_MAX` simulated
+ *    minutes in a row (a product retrying without a backoff), or `SIM_EVENTS_MAX` in all,
+ *    stops it with the labels that ran most, as a liveness failure of the run.
  */
 import type { Scheduler, TimerHandle } from '@ledgerline/client'
 import type { RelayTimers } from '@ledgerline/relay'
 import type { SimScheduler } from '@ledgerline/testkit'
-import { SIM_EVENTS_MAX } from './limits.ts'
+import {
+  SIM_EVENTS_MAX,
+  SIM_EVENTS_PER_MINUTE_MAX,
+  SIM_EVENTS_PER_SECOND_MAX,
+  SIM_HOT_MINUTES_MAX,
+} from './limits.ts'
 
 export interface SimLoop {
   readonly sched: SimScheduler
+  /** Set when a hot loop stopped the run (invariant 5); every later `run` returns at once. */
+  readonly runaway: string | undefined
+  /** Most events run within one simulated minute so far (to size the hot-loop bound). */
+  readonly busiestMinute: number
+  /** Stops the run: the world saw a hot loop the event counts do not (invariant 5). */
+  halt(reason: string): void
   /** The loop waits for `promise` after the current event, before the next one (invariant 1). */
   barrier(promise: Promise<unknown>): void
   /** Runs events until `done()` holds or the next event is past `timeMax`; resolves `done()`. */
@@ -36,6 +51,9 @@ export interface SimLoop {
   /** Exceptions and unhandled rejections seen so far (invariant 4). */
   readonly faults: readonly string[]
 }
+
+/** Whether a loop of this thread is running (invariant 2). */
+let running = false
 
 /**
  * @example
@@ -46,6 +64,48 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
   const barriers: Promise<unknown>[] = []
   const faults: string[] = []
   let events = 0
+  let runaway: string | undefined
+  let secondStart = 0
+  let secondEvents = 0
+  let labels = new Map<string, number>()
+  let minuteStart = 0
+  let minuteEvents = 0
+  let hotMinutes = 0
+  let busiestMinute = 0
+  /** Invariant 5: true when the run must stop. */
+  const hot = (): boolean => {
+    const now = sched.now()
+    if (now - minuteStart >= 60_000) {
+      busiestMinute = Math.max(busiestMinute, minuteEvents)
+      hotMinutes = minuteEvents > SIM_EVENTS_PER_MINUTE_MAX ? hotMinutes + 1 : 0
+      minuteStart = now
+      minuteEvents = 0
+    }
+    minuteEvents++
+    if (now - secondStart >= 1_000) {
+      secondStart = now
+      secondEvents = 0
+      labels = new Map()
+    }
+    secondEvents++
+    const label = sched.lastLabel
+    labels.set(label, (labels.get(label) ?? 0) + 1)
+    if (
+      secondEvents <= SIM_EVENTS_PER_SECOND_MAX &&
+      hotMinutes < SIM_HOT_MINUTES_MAX &&
+      events <= SIM_EVENTS_MAX
+    ) {
+      return false
+    }
+    const top = [...labels]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([l, n]) => `${l} ×${n}`)
+      .join(', ')
+    runaway = `hot loop at ${Math.round(now / 1000)} s: ${secondEvents} events in the last simulated second, ${hotMinutes} minutes over ${SIM_EVENTS_PER_MINUTE_MAX} events, ${events} in all${top === '' ? '' : ` (${top})`}`
+    sched.record('runaway')
+    return true
+  }
   const fault = (what: string, error: unknown) => {
     const text = `${what}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`
     faults.push(text)
@@ -57,7 +117,22 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
       barriers.push(promise)
     },
     faults,
+    get runaway() {
+      return runaway
+    },
+    get busiestMinute() {
+      return Math.max(busiestMinute, minuteEvents)
+    },
+    halt(reason) {
+      if (runaway !== undefined) return
+      runaway = reason
+      sched.record('halted')
+    },
     async run(done, timeMax) {
+      if (runaway !== undefined) return done()
+      // Invariant 2 holds for one loop at a time: two would take each other's tasks.
+      if (running) throw new Error('sim: one simulation loop runs at a time in a thread')
+      running = true
       const realSetImmediate = globalThis.setImmediate
       const onRejection = (reason: unknown) => fault('unhandled rejection', reason)
       // Invariant 2: fake-indexeddb reads setImmediate at each call.
@@ -72,12 +147,13 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
           if (done()) return true
           const next = sched.nextTime()
           if (next === undefined || next > timeMax) return done()
-          if (++events > SIM_EVENTS_MAX) throw new Error(`over ${SIM_EVENTS_MAX} events`)
+          events++
           try {
             sched.step()
           } catch (error) {
             fault('event threw', error)
           }
+          if (hot() || runaway !== undefined) return done()
           while (barriers.length > 0) {
             const waiting = barriers.splice(0)
             await Promise.allSettled(waiting)
@@ -85,6 +161,7 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
           await drain()
         }
       } finally {
+        running = false
         globalThis.setImmediate = realSetImmediate
         process.off('unhandledRejection', onRejection)
       }

@@ -27,7 +27,7 @@ import { businessKey } from './content.ts'
 import type { DeviceDisk, DiskImage } from './device-disk.ts'
 import { createDeviceDisk } from './device-disk.ts'
 import type { SimHistory } from './history.ts'
-import { SIM_EPOCH_MS } from './limits.ts'
+import { SIM_DIALS_PER_MINUTE_MAX, SIM_EPOCH_MS, SIM_SAME_FAILURE_MAX } from './limits.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
 import type { Wire } from './wire.ts'
@@ -106,12 +106,43 @@ export function createTill(options: TillOptions): Till {
       const list = history.dials.get(name) ?? []
       list.push(sched.now())
       history.dials.set(name, list)
+      // A till that dials in a hot loop would spin until the drain time runs out: stop here.
+      const minuteAgo = list[list.length - 1 - SIM_DIALS_PER_MINUTE_MAX]
+      if (minuteAgo !== undefined && sched.now() - minuteAgo <= 60_000) {
+        loop.halt(
+          `${name} dialed ${SIM_DIALS_PER_MINUTE_MAX + 1} times within a minute at ${Math.round(sched.now() / 1000)} s (a hot loop)`,
+        )
+      }
     },
     toClient: (_link: string, bytes: Uint8Array) => {
       const message = decodeMessage(bytes)
+      if (message.type === 'error') {
+        failedAgain(`error ${message.kind}: ${message.message.slice(0, 80)}`)
+        return
+      }
       if (message.type !== 'ack') return
       for (const result of message.results) history.acks.push({ till: name, result })
+      const first = message.results[0]
+      if (first?.status === 'refused' && first.code === 'seq_gap') {
+        failedAgain(`seq_gap on ${first.id}`)
+      } else {
+        sameFailure = { key: '', count: 0 }
+      }
     },
+  }
+
+  /**
+   * A till told the same failure `SIM_SAME_FAILURE_MAX` times in a row, with no ack of progress
+   * between, is in a livelock (it will not drain, however long it runs): stop here.
+   */
+  let sameFailure = { key: '', count: 0 }
+  const failedAgain = (key: string) => {
+    sameFailure =
+      sameFailure.key === key ? { key, count: sameFailure.count + 1 } : { key, count: 1 }
+    if (sameFailure.count < SIM_SAME_FAILURE_MAX) return
+    loop.halt(
+      `${name} was told '${key}' ${sameFailure.count} times in a row by ${Math.round(sched.now() / 1000)} s (a livelock)`,
+    )
   }
 
   const openTab = (

@@ -37,6 +37,8 @@ export interface SimScheduler {
   /** The last facts recorded, when `keepTrace` was set (for replay diffs). */
   trace(): readonly string[]
   readonly eventsRun: number
+  /** Label of the event run last (to say what a runaway loop runs). */
+  readonly lastLabel: string
 }
 
 /**
@@ -53,6 +55,7 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
   let now = 0
   let seq = 0
   let eventsRun = 0
+  let lastLabel = ''
   // Two FNV-1a lanes with different bases give a 64-bit hash: collisions between runs of
   // different seeds would otherwise be plausible over thousands of seeds.
   let h1 = 0x811c9dc5
@@ -104,6 +107,7 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
         if (cancelled.delete(timer.seq)) continue
         now = timer.time
         eventsRun++
+        lastLabel = timer.label
         mix(`${now} ${timer.label}`)
         timer.fn()
         return true
@@ -122,6 +126,9 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
     trace: () => kept,
     get eventsRun() {
       return eventsRun
+    },
+    get lastLabel() {
+      return lastLabel
     },
   }
   return sched
