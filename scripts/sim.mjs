@@ -181,6 +181,10 @@ function printProduct() {
     ],
     ['relaxed IndexedDB commits lost to power cuts', sum((r) => r.relaxedCommitsLost)],
     ['relay crashes', sum((r) => r.relayCrashes)],
+    ...Object.keys(results[0]?.crashPoints?.hits ?? {}).map((p) => [
+      `crash point ${p}: hits / fired`,
+      `${sum((r) => r.crashPoints.hits[p])} / ${sum((r) => r.crashPoints.fired[p])}`,
+    ]),
     [
       'disk restores / log restores / impostor entries pushed',
       `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)}`,

@@ -13,12 +13,14 @@
  *    never resolved (the till died, `append` threw), or that a restored disk forgot before it
  *    was sent, is in the log at most once; nothing is in the log that no till and not the
  *    impostor made.
- * 2. `ids`: no entry id names two contents, among everything made and what the log holds.
+ * 2. `ids`: no entry id names two contents: the log's entry under an id is the content of every
+ *    promise made under it (and of something someone made).
  * 3. `offsets`, `versions`: per partition offsets 1..n, each entry in `partitionOf`'s
  *    partition; per entity versions 1..n in offset order.
  * 4. `client-order`: per clientId, the log decided clientSeqs 1..n, none twice.
  * 5. `acks`: every ack a till received says what the log holds (an appended or duplicate entry
- *    is where the ack said; a refusal is recorded with its code).
+ *    is where the ack said; a refusal is recorded with its code); acks from before the log was
+ *    put back to an older copy are void.
  * 6. `corrections`: each fact that broke an invariant is followed by exactly the corrections
  *    `decide()` derives for it; every correction names an entry of the log.
  * 7. `requests`: each till's `outcome()` of its resolved requests agrees with the log.
@@ -223,17 +225,27 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
     violate('exactly-once', `${op} is in the log (${entries[0]?.id}) but no one made it`)
   }
 
-  // 2. ids: one content per id.
+  // 2. ids: the log's entry under an id is the one every promise under that id meant. Another
+  // content made under it is a violation when it was promised (resolved, not forgotten with a
+  // restored disk): the log answered it with someone else's entry.
   for (const [id, made] of history.made) {
-    if (made.length > 1) {
+    const stored = byId.get(id)
+    if (stored === undefined) continue
+    const key = contentKey(stored)
+    if (!made.some((m) => m.key === key)) {
+      violate('ids', `the log holds ${id} with content none of its makers gave it`)
+      continue
+    }
+    const holder = made.find((m) => m.key === key) as (typeof made)[number]
+    for (const m of made) {
+      if (m.key === key || m.op === undefined) continue
+      const record = history.ops.get(m.op)
+      if (record === undefined || record.outcome !== 'resolved' || record.forgotten === true)
+        continue
       violate(
         'ids',
-        `${id} names ${made.length} contents (made by ${made.map((m) => m.by).join(', ')})`,
+        `${id} names two contents: the log holds ${holder.op ?? holder.by}'s, ${m.by} promised ${m.op} under it`,
       )
-    }
-    const stored = byId.get(id)
-    if (stored !== undefined && !made.some((m) => m.key === contentKey(stored))) {
-      violate('ids', `the log holds ${id} with content none of its makers gave it`)
     }
   }
 
@@ -254,7 +266,9 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
 
   // 5. acks.
-  for (const { till, result } of history.acks) {
+  for (const { till, result, at } of history.acks) {
+    // An ack of a log that was later put back to an older copy speaks of a log that is gone.
+    if (history.logRestoredAt !== undefined && at < history.logRestoredAt) continue
     if (result.status === 'refused') {
       if (result.code === 'seq_gap') continue
       if (refusedById.get(result.id) !== result.code) {

@@ -4,10 +4,17 @@
 // IndexedDB requests on fake-indexeddb, run on the simulation's loop, with power cuts (crash,
 // then a boot) between them; what the next boot reads is compared with what was written.
 import { createPrng, createSimScheduler } from '@ledgerline/testkit'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { createDeviceDisk, prepareDeviceDisks } from './device-disk.ts'
 import { SIM_RELAXED_FLUSH_MS_MAX } from './limits.ts'
-import { createLife, createSimLoop } from './sim-loop.ts'
+import { createLife, createSimLoop, drain } from './sim-loop.ts'
+import type { SimLoop } from './sim-loop.ts'
+
+/** Each test's loop gives setImmediate back when the test ends, however it ends. */
+const loops: SimLoop[] = []
+afterEach(() => {
+  for (const loop of loops.splice(0)) loop.close()
+})
 
 describe('device disk', () => {
   it('keeps strict and flushed commits, loses unflushed relaxed and unfinished ones', async () => {
@@ -59,6 +66,7 @@ async function world() {
   await prepareDeviceDisks()
   const sched = createSimScheduler()
   const loop = createSimLoop(sched)
+  loops.push(loop)
   const disk = createDeviceDisk('till', createPrng(7))
   let boots = 0
   /** Runs `work` on the loop (IndexedDB's tasks are events) until it settles. */
@@ -67,6 +75,8 @@ async function world() {
     const promise = work().finally(() => {
       done = true
     })
+    // What `work` does before its first IndexedDB request runs first (microtasks only).
+    await drain()
     await loop.run(() => done, sched.now() + 60_000)
     return await promise
   }

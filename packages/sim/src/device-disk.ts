@@ -61,7 +61,12 @@ export interface DeviceDisk {
  * disk.crash(); life.kill()
  * const again = await disk.boot(nextLife) // what survived
  */
-export function createDeviceDisk(name: string, rng: Prng): DeviceDisk {
+export function createDeviceDisk(
+  name: string,
+  rng: Prng,
+  /** Told after each readwrite commit is in the image or pending (a crash point). */
+  onCommit?: (() => void) | undefined,
+): DeviceDisk {
   installHook()
   let durable = new Map<string, DatabaseImage>()
   let pending: PendingCommit[] = []
@@ -95,6 +100,7 @@ export function createDeviceDisk(name: string, rng: Prng): DeviceDisk {
         stats.strictCommits++
         flush()
         apply(commit)
+        if (!commit.full) onCommit?.()
         return
       }
       stats.relaxedCommits++
@@ -105,6 +111,7 @@ export function createDeviceDisk(name: string, rng: Prng): DeviceDisk {
           flush()
         })
       }
+      onCommit?.()
     },
   }
   return {

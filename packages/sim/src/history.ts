@@ -39,13 +39,17 @@ export interface EntryMade {
   readonly by: string
   readonly key: string
   readonly business: string
+  /** The op it was made for (none for the impostor's). */
+  readonly op?: string | undefined
 }
 
 export interface SimHistory {
   readonly ops: Map<string, OpRecord>
   /** Every entry a till resolved, and every one the impostor sent, by id. */
   readonly made: Map<string, EntryMade[]>
-  readonly acks: { readonly till: string; readonly result: AckResult }[]
+  readonly acks: { readonly till: string; readonly result: AckResult; readonly at: number }[]
+  /** Simulated time the server log was last put back to an older copy (acks before it are void). */
+  logRestoredAt: number | undefined
   /** Simulated times of each till's dials. */
   readonly dials: Map<string, number[]>
   /** Ops the impostor made (they are not promises to anyone). */
@@ -57,7 +61,7 @@ export interface SimHistory {
   cut(till: string): void
   /** The till's disk went back to a copy taken at `since`: what it made after is forgotten. */
   forgot(till: string, since: number): void
-  madeBy(by: string, entry: Entry): void
+  madeBy(by: string, entry: Entry, op?: string | undefined): void
 }
 
 /** @example const history = createSimHistory() */
@@ -68,6 +72,7 @@ export function createSimHistory(): SimHistory {
     ops,
     made,
     acks: [],
+    logRestoredAt: undefined,
     dials: new Map(),
     impostorOps: new Set(),
     started(op) {
@@ -78,7 +83,7 @@ export function createSimHistory(): SimHistory {
       if (record === undefined || record.outcome !== 'pending') return
       record.outcome = 'resolved'
       record.entry = entry
-      history.madeBy(record.till, entry)
+      history.madeBy(record.till, entry, op)
     },
     failed(op, failure) {
       const record = ops.get(op)
@@ -96,10 +101,10 @@ export function createSimHistory(): SimHistory {
         if (record.till === till && record.at >= since) record.forgotten = true
       }
     },
-    madeBy(by, entry) {
+    madeBy(by, entry, op) {
       const list = made.get(entry.id) ?? []
       const key = contentKey(entry)
-      if (!list.some((m) => m.key === key)) list.push({ by, key, business: businessKey(entry) })
+      if (!list.some((m) => m.key === key)) list.push({ by, key, business: businessKey(entry), op })
       made.set(entry.id, list)
     },
   }

@@ -47,6 +47,7 @@ import type {
 } from '@ledgerline/relay'
 import type { SimScheduler } from '@ledgerline/testkit'
 import { SIM_EPOCH_MS, SIM_TOKEN_CHECK_MS } from './limits.ts'
+import type { ProductCrashPoint, ProductCrashPoints } from './crash-points.ts'
 import type { LogOracle } from './oracle.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
@@ -64,6 +65,9 @@ export interface RelayNodeOptions {
   readonly partitions: number
   readonly secret: string
   readonly oracle: LogOracle
+  /** Where the world may kill the relay (`crash-points.ts`); it restarts after `restartMs`. */
+  readonly points?: ProductCrashPoints | undefined
+  readonly restartMs?: (() => number) | undefined
   readonly bugs?:
     | {
         readonly sqlite?: SqliteStoreBugs | undefined
@@ -149,14 +153,29 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
     })
   }
 
+  /** A crash point fired: the process dies now and starts again a while later. */
+  const dieAt = (point: ProductCrashPoint): boolean => {
+    if (options.points?.hit(point) !== true) return false
+    node.crash()
+    sched.after(options.restartMs?.() ?? 1_000, 'relay restart', () => {
+      if (!node.up) void node.start()
+    })
+    return true
+  }
+
   /** The store as the sessions see it: every append result goes by the oracle (invariant 2). */
   const checked = (inner: LogStore): LogStore => ({
     partitions: inner.partitions,
-    append: (tenant: string, items: readonly AppendItem[]) =>
-      inner.append(tenant, items).then((results: AckResult[]) => {
+    append: (tenant: string, items: readonly AppendItem[]) => {
+      // Killed before the log saw the push: its session is gone, it is never answered.
+      if (dieAt('relay.append.before')) return new Promise<AckResult[]>(() => {})
+      return inner.append(tenant, items).then((results: AckResult[]) => {
         oracle.check(tenant, items, results)
+        // Killed after the commit, before the ack leaves: the client resends, gets duplicates.
+        dieAt('relay.commit.after')
         return results
-      }),
+      })
+    },
     readPartition: (tenant, partition, after, limit) =>
       inner.readPartition(tenant, partition, after, limit),
     readEntity: (tenant, entity, from, limit) => inner.readEntity(tenant, entity, from, limit),

@@ -25,6 +25,8 @@ import type { SqliteStoreBugs } from '@ledgerline/relay'
 import type { Prng } from '@ledgerline/testkit'
 import { createPrng, createSimScheduler } from '@ledgerline/testkit'
 import type { ProductCheckReport, TillFinal } from './checkers.ts'
+import { createProductCrashPoints } from './crash-points.ts'
+import type { ProductCrashPoints } from './crash-points.ts'
 import { checkProductRun } from './checkers.ts'
 import { prepareDeviceDisks } from './device-disk.ts'
 import type { DiskImage } from './device-disk.ts'
@@ -123,6 +125,8 @@ export interface ProductSimConfig {
   readonly durationMs: number
   readonly faults: WireFaults
   readonly relayCrashes: number
+  /** Probability that a crash point fires when it is hit. */
+  readonly crashRate: number
   readonly store: StoreMode
   readonly edge: Required<{ [K in keyof EdgeFaults]: boolean }>
 }
@@ -153,9 +157,12 @@ export interface ProductSimResult {
     readonly impostorPushed: number
     readonly relaxedCommitsLost: number
     readonly oracleCalls: number
+    readonly crashPoints: ProductCrashPoints['stats']
   }
   readonly report: ProductCheckReport
   readonly ok: boolean
+  /** What the world recorded, for a closer look at a failure. */
+  readonly history: SimHistory
 }
 
 /**
@@ -170,24 +177,6 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
   await prepareDeviceDisks()
   const root = createPrng(options.seed)
   const config = drawConfig(root.fork('config'), options)
-  const sched = createSimScheduler({ keepTrace: options.keepTrace })
-  const loop = createSimLoop(sched)
-  const wire = createWire(sched, root.fork('wire'))
-  const history = createSimHistory()
-  const oracle = createLogOracle(productSchema, SIM_PARTITIONS)
-  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
-  const dir = mkdtempSync(join(base, 'ledgerline-sim-'))
-  const relay = createRelayNode({
-    loop,
-    wire,
-    mode: config.store,
-    dir,
-    schema: config.edge.rollouts ? productSchemaBeforeLoyalty : productSchema,
-    partitions: SIM_PARTITIONS,
-    secret: SECRET,
-    oracle,
-    bugs: { sqlite: options.bugs?.sqlite, memory: options.bugs?.memory },
-  })
   const nemesis = root.fork('nemesis')
   const names = Array.from({ length: config.tills }, (_, i) => `till-${i + 1}`)
   const lifetimeS = config.edge.expiringTokens
@@ -202,6 +191,28 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
     ],
     lifetimeS,
     untilMs: config.durationMs + SIM_DRAIN_MS_MAX + HOUR,
+  })
+  const sched = createSimScheduler({ keepTrace: options.keepTrace })
+  const loop = createSimLoop(sched)
+  const wire = createWire(sched, root.fork('wire'))
+  const history = createSimHistory()
+  const oracle = createLogOracle(productSchema, SIM_PARTITIONS)
+  const points = createProductCrashPoints(root.fork('points'), config.crashRate)
+  const restarts = root.fork('restarts')
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
+  const dir = mkdtempSync(join(base, 'ledgerline-sim-'))
+  const relay = createRelayNode({
+    loop,
+    wire,
+    mode: config.store,
+    dir,
+    schema: config.edge.rollouts ? productSchemaBeforeLoyalty : productSchema,
+    partitions: SIM_PARTITIONS,
+    secret: SECRET,
+    oracle,
+    points,
+    restartMs: () => restarts.int(100, 30_000),
+    bugs: { sqlite: options.bugs?.sqlite, memory: options.bugs?.memory },
   })
   const staleUntil = new Map<string, number>()
   const tills: Till[] = names.map((name, i) =>
@@ -219,6 +230,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
           : tokens.current(name, relay.now()),
       skewMs: nemesis.int(-SIM_CLOCK_SKEW_MS_MAX, SIM_CLOCK_SKEW_MS_MAX),
       bugs: options.bugs?.client,
+      points,
     }),
   )
   for (const name of names) wire.setFaults(name, config.faults)
@@ -246,6 +258,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
     // Run the workload, then heal (invariant 2) and drain.
     await loop.run(() => false, config.durationMs)
     sched.record('heal')
+    points.setEnabled(false)
     counters.impostorLife?.kill()
     staleUntil.clear()
     if (config.edge.rollouts) relay.setSchema(productSchema)
@@ -330,12 +343,15 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
         impostorPushed: counters.impostor?.stats.pushed ?? 0,
         relaxedCommitsLost: sum((t) => t.disk.stats.relaxedLost),
         oracleCalls: oracle.callsChecked,
+        crashPoints: points.stats,
       },
       report,
       ok: drained && report.ok,
+      history,
     }
   } finally {
     await relay.close().catch(() => {})
+    loop.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -397,6 +413,7 @@ function drawConfig(rng: Prng, options: ProductSimOptions): ProductSimConfig {
     durationMs,
     faults,
     relayCrashes: rng.int(0, 3),
+    crashRate: rng.pick([0, 0.002, 0.01, 0.03]),
     store,
     edge: {
       restores: f.restores === true,
@@ -547,6 +564,7 @@ function schedule(world: World): Scheduled {
       out.logRestores++
       relay.crash()
       relay.restoreBackup()
+      history.logRestoredAt = sched.now()
       void relay.start()
     })
   }

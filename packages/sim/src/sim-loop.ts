@@ -14,9 +14,10 @@
  * 1. A run depends only on its seed: events run in (time, sequence) order, each followed by a
  *    full drain, and real work only ever reaches the loop through a barrier, at the event that
  *    asked for it. The same seed therefore gives the same trace hash (a test proves it).
- * 2. While a run is going, `globalThis.setImmediate` queues an event at the current time:
- *    fake-indexeddb schedules its tasks through it when it is called, so IndexedDB runs on the
- *    scheduler and transactions go inactive between events, as in a browser.
+ * 2. From the loop's creation until `close`, `globalThis.setImmediate` queues an event at the
+ *    current time: fake-indexeddb schedules its tasks through it when it is called, so
+ *    IndexedDB runs on the scheduler (also what the caller starts between two runs) and
+ *    transactions go inactive between events, as in a browser. One loop owns a thread at a time.
  * 3. A killed life runs nothing more: its timers are cancelled, and callbacks it set that fire
  *    anyway (a cancelled id racing the heap) check it first.
  * 4. An exception thrown by an event, and a promise rejection nobody handles, are recorded as
@@ -44,6 +45,8 @@ export interface SimLoop {
   readonly busiestMinute: number
   /** Stops the run: the world saw a hot loop the event counts do not (invariant 5). */
   halt(reason: string): void
+  /** Gives setImmediate back to the host; the loop runs nothing more. */
+  close(): void
   /** The loop waits for `promise` after the current event, before the next one (invariant 1). */
   barrier(promise: Promise<unknown>): void
   /** Runs events until `done()` holds or the next event is past `timeMax`; resolves `done()`. */
@@ -52,8 +55,9 @@ export interface SimLoop {
   readonly faults: readonly string[]
 }
 
-/** Whether a loop of this thread is running (invariant 2). */
-let running = false
+/** The loop that owns this thread's setImmediate (invariant 2), and the host's own. */
+let owner: SimLoop | undefined
+let realSetImmediate: typeof setImmediate | undefined
 
 /**
  * @example
@@ -111,7 +115,19 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
     faults.push(text)
     sched.record(`fault ${what}`)
   }
-  return {
+  const onRejection = (reason: unknown) => fault('unhandled rejection', reason)
+  /** Invariant 2, from the loop's creation until `close`: also between runs. */
+  const install = () => {
+    if (owner !== undefined) throw new Error('sim: one simulation loop runs at a time in a thread')
+    owner = loop
+    realSetImmediate = globalThis.setImmediate
+    const simSetImmediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => {
+      sched.at(sched.now(), 'task', () => fn(...args))
+      return undefined as unknown as NodeJS.Immediate
+    }
+    globalThis.setImmediate = simSetImmediate as unknown as typeof setImmediate
+  }
+  const loop: SimLoop = {
     sched,
     barrier(promise) {
       barriers.push(promise)
@@ -130,17 +146,7 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
     },
     async run(done, timeMax) {
       if (runaway !== undefined) return done()
-      // Invariant 2 holds for one loop at a time: two would take each other's tasks.
-      if (running) throw new Error('sim: one simulation loop runs at a time in a thread')
-      running = true
-      const realSetImmediate = globalThis.setImmediate
-      const onRejection = (reason: unknown) => fault('unhandled rejection', reason)
-      // Invariant 2: fake-indexeddb reads setImmediate at each call.
-      const simSetImmediate = (fn: (...args: unknown[]) => void, ...args: unknown[]) => {
-        sched.at(sched.now(), 'task', () => fn(...args))
-        return undefined as unknown as NodeJS.Immediate
-      }
-      globalThis.setImmediate = simSetImmediate as unknown as typeof setImmediate
+      if (owner !== loop) throw new Error('sim: this loop was closed')
       process.on('unhandledRejection', onRejection)
       try {
         for (;;) {
@@ -161,12 +167,17 @@ export function createSimLoop(sched: SimScheduler): SimLoop {
           await drain()
         }
       } finally {
-        running = false
-        globalThis.setImmediate = realSetImmediate
         process.off('unhandledRejection', onRejection)
       }
     },
+    close() {
+      if (owner !== loop) return
+      globalThis.setImmediate = realSetImmediate as typeof setImmediate
+      owner = undefined
+    },
   }
+  install()
+  return loop
 }
 
 /**

@@ -24,6 +24,7 @@ import type { Prng, SimScheduler } from '@ledgerline/testkit'
 import { IDBKeyRange } from 'fake-indexeddb'
 import { createSimBrowser } from './browser.ts'
 import { businessKey } from './content.ts'
+import type { ProductCrashPoint, ProductCrashPoints } from './crash-points.ts'
 import type { DeviceDisk, DiskImage } from './device-disk.ts'
 import { createDeviceDisk } from './device-disk.ts'
 import type { SimHistory } from './history.ts'
@@ -44,6 +45,8 @@ export interface TillOptions {
   readonly token: () => string
   readonly skewMs: number
   readonly bugs?: ClientBugs | undefined
+  /** Where the world may cut the till's power (`crash-points.ts`). */
+  readonly points: ProductCrashPoints
 }
 
 export interface AppendRequest {
@@ -90,9 +93,16 @@ export interface Till {
 export function createTill(options: TillOptions): Till {
   const { name, loop, wire, history } = options
   const sched: SimScheduler = loop.sched
-  const disk = createDeviceDisk(name, options.rng.fork('disk'))
   const random = options.rng.fork('random')
   const pick = options.rng.fork('pick')
+  const downtime = options.rng.fork('downtime')
+  /** A crash point fired: the power goes now, and comes back a while later. */
+  const cutAt = (point: ProductCrashPoint) => {
+    if (life?.alive !== true || !options.points.hit(point)) return
+    till.crash()
+    sched.after(downtime.int(1_000, 5 * 60_000), `${name} power back`, () => void till.boot())
+  }
+  const disk = createDeviceDisk(name, options.rng.fork('disk'), () => cutAt('till.commit.after'))
   let jumpedMs = 0
   let life: Life | undefined
   let open: Client[] = []
@@ -114,6 +124,10 @@ export function createTill(options: TillOptions): Till {
         )
       }
     },
+    sent: (_link: string, bytes: Uint8Array) => {
+      if (decodeMessage(bytes).type !== 'push') return
+      sched.after(0, `${name} pushed`, () => cutAt('till.push.after'))
+    },
     toClient: (_link: string, bytes: Uint8Array) => {
       const message = decodeMessage(bytes)
       if (message.type === 'error') {
@@ -121,7 +135,9 @@ export function createTill(options: TillOptions): Till {
         return
       }
       if (message.type !== 'ack') return
-      for (const result of message.results) history.acks.push({ till: name, result })
+      for (const result of message.results) {
+        history.acks.push({ till: name, result, at: sched.now() })
+      }
       const first = message.results[0]
       if (first?.status === 'refused' && first.code === 'seq_gap') {
         failedAgain(`seq_gap on ${first.id}`)

@@ -62,6 +62,8 @@ export interface WireTap {
   toClient?(link: string, bytes: Uint8Array): void
   /** A frame the till sent reached the relay. */
   toServer?(link: string, bytes: Uint8Array): void
+  /** The till sent a frame (it is in flight). */
+  sent?(link: string, bytes: Uint8Array): void
 }
 
 export interface Wire {
@@ -288,6 +290,7 @@ class ClientEnd implements WebSocketLike {
     if (this.readyState === 0) throw new Error('InvalidStateError: send while connecting')
     if (this.readyState !== 1 || this.conn === undefined) return
     this.#carry(this.conn, true, data)
+    this.conn.tap?.sent?.(this.conn.link, data)
   }
 
   close(code?: number, reason?: string): void {
