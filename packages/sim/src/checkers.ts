@@ -32,10 +32,10 @@
  *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop).
  * 11. `crashes`: no event threw and no promise rejection went unhandled.
  */
-import { checkInvariants, decide, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
+import { SERVER_CLIENT_ID } from '@ledgerline/core'
+import { checkCorrections, checkOffsets } from '@ledgerline/testkit'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import type { ClientStatus, Outcome } from '@ledgerline/client'
-import { checkCorrectionSize } from '@ledgerline/log'
 import { businessKey, contentKey, stable } from './content.ts'
 import type { SimHistory } from './history.ts'
 import { SIM_DIALS_PER_MINUTE_MAX, SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
@@ -129,29 +129,24 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   const byEntity = new Map<string, StoredEntry[]>()
   const correctionsOf = new Map<string, StoredEntry[]>()
   let logEntries = 0
-  log.partitions.forEach((entries, p) => {
-    entries.forEach((e, i) => {
+  checkOffsets(log.partitions, (message) => violate('offsets', message))
+  for (const entries of log.partitions) {
+    for (const e of entries) {
       logEntries++
-      if (e.offset !== i + 1)
-        violate('offsets', `partition ${p} has offset ${e.offset} at ${i + 1}`)
-      if (e.partition !== p) violate('offsets', `${e.id} says partition ${e.partition}, is in ${p}`)
-      if (partitionOf(e.tenant, e.entity, log.partitions.length) !== p) {
-        violate('offsets', `${e.id} is in partition ${p}, not partitionOf's`)
-      }
       if (byId.has(e.id)) violate('ids', `${e.id} is in the log twice`)
       byId.set(e.id, e)
       push(byEntity, e.entity, e)
       if (e.clientId === SERVER_CLIENT_ID) {
         if (e.corrects !== undefined) push(correctionsOf, e.corrects, e)
-        return
+        continue
       }
       const op = opOf(e)
       if (op === undefined) {
         unexpected++
         violate('exactly-once', `${e.id} (${e.kind}) carries no op tag`)
       } else push(byOp, op, e)
-    })
-  })
+    }
+  }
   for (const [entity, entries] of byEntity) {
     entries.forEach((e, i) => {
       if (e.version !== i + 1) violate('versions', `${entity} has version ${e.version} at ${i + 1}`)
@@ -295,39 +290,13 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
 
   // 6. corrections, folding each ledger as the log decided it.
-  let corrections = 0
-  let offendingFacts = 0
-  for (const [entity, entries] of byEntity) {
-    const type = schema.find(entity)
-    if (type === undefined) continue
-    let state = type.initial
-    for (const e of entries) {
-      if (e.clientId === SERVER_CLIENT_ID) {
-        corrections++
-        state = type.reduce(state, e)
-        continue
-      }
-      let want: string[] = []
-      if (e.intent === 'fact' && checkInvariants(type, type.reduce(state, e)).length > 0) {
-        const d = decide(schema, { state, version: e.version - 1 }, e, e.committedAt, {
-          checkCorrection: checkCorrectionSize,
-        })
-        if (d._tag === 'append') want = d.corrections.map((c) => c.id)
-      }
-      if (want.length > 0) offendingFacts++
-      const got = (correctionsOf.get(e.id) ?? []).map((c) => c.id)
-      if (want.join(',') !== got.join(',')) {
-        violate(
-          'corrections',
-          `${e.id} should have corrections [${want.join(', ')}], has [${got.join(', ')}]`,
-        )
-      }
-      state = type.reduce(state, e)
-    }
-  }
-  for (const id of correctionsOf.keys()) {
-    if (!byId.has(id)) violate('corrections', `a correction names ${id}, which is not in the log`)
-  }
+  const { corrections, offendingFacts } = checkCorrections(
+    schema,
+    byEntity.values(),
+    correctionsOf,
+    (id) => byId.has(id),
+    (message) => violate('corrections', message),
+  )
 
   // 7. requests: what each till tells its app.
   if (input.drained) {

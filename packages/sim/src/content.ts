@@ -10,26 +10,13 @@
  * Invariants:
  * 1. Equal plain data gives equal keys whatever the key order; `undefined` fields are absent.
  * 2. Byte arrays are keyed by their bytes, whatever view holds them.
+ * (Both as testkit's `stable` and `entryFingerprint`, which the model simulation's checks use.)
  */
 import type { Entry } from '@ledgerline/core'
+import { entryFingerprint, stable } from '@ledgerline/testkit'
 
 /** The entry as its client made it. */
-export function contentKey(e: Entry): string {
-  return stable({
-    id: e.id,
-    tenant: e.tenant,
-    entity: e.entity,
-    kind: e.kind,
-    data: e.data,
-    intent: e.intent,
-    expect: e.expect,
-    corrects: e.corrects,
-    clientId: e.clientId,
-    clientSeq: e.clientSeq,
-    hlc: e.hlc,
-    occurredAt: e.occurredAt,
-  })
-}
+export const contentKey: (e: Entry) => string = entryFingerprint
 
 /** The same as `contentKey`; for stored entries and corrections, whose content the log made. */
 export const fullKey = contentKey
@@ -39,24 +26,4 @@ export function businessKey(e: Pick<Entry, 'entity' | 'kind' | 'data' | 'intent'
   return stable({ entity: e.entity, kind: e.kind, data: e.data, intent: e.intent })
 }
 
-/**
- * JSON with sorted keys (invariants 1 and 2).
- *
- * @example
- * stable({ b: 1, a: [2] }) === stable({ a: [2], b: 1 }) // true
- */
-export function stable(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v instanceof Uint8Array) return { bytes: Array.from(v) }
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      const o = v as Record<string, unknown>
-      return Object.fromEntries(
-        Object.keys(o)
-          .filter((k) => o[k] !== undefined)
-          .sort()
-          .map((k) => [k, o[k]]),
-      )
-    }
-    return v
-  })
-}
+export { stable }
