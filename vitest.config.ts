@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config'
 // so `npm test` builds first (`tsc -b`).
 export default defineConfig({
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'demo/src/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'demo/src/**/*.test.ts', 'examples/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Real sockets and child processes: keep files from starving each other on 2 cores.

@@ -90,14 +90,16 @@ export async function pushLoad(
       }
       if (m.type !== 'ack' || !sentAt.has(m.batch)) return
       const at = performance.now()
-      latencies.push(at - sentAt.get(m.batch))
       ackTimes.push(at, m.results.length)
-      sentAt.delete(m.batch)
-      inFlight--
       for (const r of m.results) {
         if (r.status === 'refused') refused++
         else acked++
       }
+      // An ack may come in parts; the batch is answered with its last one.
+      if (m.done === false) return
+      latencies.push(at - sentAt.get(m.batch))
+      sentAt.delete(m.batch)
+      inFlight--
       while (inFlight < window && sendOne()) {}
       if (inFlight === 0) finish()
     }

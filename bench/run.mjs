@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BENCH_DIR, formatReport, machineLine } from './lib.mjs'
 
-const ORDER = ['relay', 'client', 'fanout', 'crdt', 'memory', 'postgres', 'bundle']
+const ORDER = ['relay', 'client', 'fanout', 'crdt', 'memory', 'overload', 'postgres', 'bundle']
 
 const available = readdirSync(join(BENCH_DIR, 'benches'))
   .filter((f) => f.endsWith('.mjs'))

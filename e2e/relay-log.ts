@@ -22,13 +22,12 @@ export function readRelayLog(dataDir: string, prefix: string): LoggedEntry[] {
   try {
     const rows = db
       .prepare(
-        'SELECT id, entity, version, corrects, body FROM entries WHERE substr(entity, 1, ?) = ? ORDER BY entity, version',
+        'SELECT id, entity, version, body FROM entries WHERE substr(entity, 1, ?) = ? ORDER BY entity, version',
       )
       .all(prefix.length, prefix) as {
       id: string
       entity: string
       version: number
-      corrects: string | null
       body: Buffer
     }[]
     return rows.map((row) => {
@@ -36,12 +35,14 @@ export function readRelayLog(dataDir: string, prefix: string): LoggedEntry[] {
         kind: string
         data: Record<string, unknown>
         clientId: string
+        corrects?: string
       }
       return {
         id: row.id,
         entity: row.entity,
         version: row.version,
-        corrects: row.corrects,
+        // From the body: the `corrects` column holds the log's own corrections only.
+        corrects: entry.corrects ?? null,
         kind: entry.kind,
         data: entry.data,
         clientId: entry.clientId,

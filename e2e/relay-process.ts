@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = 'packages/relay/dist/cli.js'
 const STATIC = 'demo/dist'
-const SCHEMA = 'demo/dist-schema/schema.js'
+const SCHEMA = 'demo/src/schema.ts'
 const READY_MS_MAX = 20_000
 
 export interface RelayProcess {

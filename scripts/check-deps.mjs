@@ -32,7 +32,8 @@ const platformModules = /^(node:|fs$|path$|os$|crypto$|ws$|idb$|better-sqlite3$|
 let failures = 0
 for (const [pkg, deps] of Object.entries(allowed)) {
   for (const file of walk(join('packages', pkg, 'src'))) {
-    const isTest = file.endsWith('.test.ts')
+    // Test helpers (`*.test-helper.ts`, never built into dist) count as tests.
+    const isTest = /\.test(-helper)?\.ts$/.test(file)
     const text = readFileSync(file, 'utf8')
     const typeSpans = [...text.matchAll(/import\s+type\s[^;']*?from\s*'[^']+'/g)].map((m) => [
       m.index,

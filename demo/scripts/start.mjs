@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const port = process.env.LEDGERLINE_PORT ?? '8787'
 const args = ['packages/relay/dist/cli.js', '--dev', '--port', port, '--data', '.ledgerline-data']
-args.push('--static', 'demo/dist', '--schema', 'demo/dist-schema/schema.js')
+args.push('--static', 'demo/dist', '--schema', 'demo/src/schema.ts')
 const relay = spawn(process.execPath, args, { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] })
 let announced = false
 relay.stdout.on('data', (chunk) => {

@@ -1,7 +1,7 @@
 /**
  * The point-of-sale schema: one ledger per order, payment, stock item per store, price per
  * item per store, cash drawer, gift card and business day. The app folds its optimistic views
- * with it; the relay (`--schema dist-schema/schema.js`) decides with it.
+ * with it; the relay (`--schema demo/src/schema.ts`, bundled at start) decides with it.
  *
  * Terms: a *sale* is one `order.completed` fact plus its payment, stock, price, drawer and day
  * entries, appended together. *List price* is the price in effect (catalog, then head office's

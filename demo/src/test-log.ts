@@ -63,7 +63,7 @@ export function createLog(): TestLog {
   const log: TestLog = {
     append(e) {
       const d = decide(schema, head(e.entity), e, 5000)
-      if (d._tag === 'refuse') return d
+      if (d._tag !== 'append') return d
       heads.set(e.entity, { state: d.state, version: head(e.entity).version + 1 })
       entries.push(e)
       for (const c of d.corrections) {

@@ -5,7 +5,9 @@
  * Terms: an `automerge.update` entry carries one or more local changes of a client,
  * concatenated (the format of `Automerge.saveIncremental`); an `automerge.snapshot` entry is
  * made by the server log (clientId `server`) and carries `{ through, state }`, the state of
- * every entry up to version `through`.
+ * every entry up to version `through`. Changes or a snapshot over one entry travel in *parts*
+ * (`automerge.part` entries, and snapshot entries with `{ through, group, part, parts, bytes }`;
+ * see `crdt-parts.ts` of `@ledgerline/core`), which the fold joins before it applies them.
  *
  * Invariants:
  * 1. `reduce` is pure and needs neither IO nor Automerge's WASM: the state is the concatenation
@@ -15,16 +17,32 @@
  * 2. A snapshot replaces the state; the relay appends it as a request with `expect: through`,
  *    so it covers exactly the versions before it.
  * 3. Only the server log makes snapshots; `validate` refuses a client's `automerge.snapshot`.
- * 4. Update bytes are at most `AUTOMERGE_UPDATE_BYTES_MAX`.
+ * 4. Update bytes are at most `AUTOMERGE_UPDATE_BYTES_MAX`; a part's at most
+ *    `CRDT_PART_BYTES_MAX`.
+ * 5. The state is the bytes (`Uint8Array`) while no group of parts is open; with one open, it
+ *    is `{ base, join }` (`CrdtState`), and `automergeStateBytes` reads the bytes either way.
  */
-import type { Entry, EntityType } from '@ledgerline/core'
-import { defineEntity, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { CrdtState, Entry, EntityType } from '@ledgerline/core'
+import {
+  concatBytes,
+  crdtPartKind,
+  crdtStateBase,
+  defineEntity,
+  readCrdtPart,
+  reduceCrdtParts,
+  SERVER_CLIENT_ID,
+} from '@ledgerline/core'
 import { AUTOMERGE_UPDATE_BYTES_MAX } from './limits.ts'
 
 /** Kind of an entry that carries Automerge changes made by a client. */
 export const AUTOMERGE_UPDATE = 'automerge.update'
 /** Kind of an entry that carries the document's state, made by the server log. */
 export const AUTOMERGE_SNAPSHOT = 'automerge.snapshot'
+/** Kind of an entry that carries one part of changes over one entry. */
+export const AUTOMERGE_PART = crdtPartKind('automerge')
+
+/** The state of an Automerge entity: its bytes, with the parts still open (invariant 5). */
+export type AutomergeState = CrdtState<Uint8Array>
 
 /** The data of an `automerge.snapshot` entry. */
 export interface AutomergeSnapshotData {
@@ -41,14 +59,24 @@ export interface AutomergeSnapshotData {
  * const handover = automergeEntity('handover')
  * export default defineSchema(stock, order, handover)
  */
-export function automergeEntity(type: string): EntityType<Uint8Array> {
-  return defineEntity<Uint8Array>({
+export function automergeEntity(type: string): EntityType<AutomergeState> {
+  return defineEntity<AutomergeState>({
     type,
     crdt: 'automerge',
     initial: new Uint8Array(0),
-    reduce: reduceAutomerge,
+    reduce: (state, entry) => reduceCrdtParts(state, entry, 'automerge', reduceAutomerge),
     validate: validateAutomerge,
   })
+}
+
+/**
+ * The bytes of a state, `Automerge.load`-able (invariant 5).
+ *
+ * @example
+ * doc = Automerge.loadIncremental(doc, automergeStateBytes(view as AutomergeState))
+ */
+export function automergeStateBytes(state: AutomergeState): Uint8Array {
+  return crdtStateBase(state)
 }
 
 /**
@@ -86,6 +114,11 @@ function reduceAutomerge(state: Uint8Array, entry: Entry): Uint8Array {
 }
 
 function validateAutomerge(entry: Entry): true | string {
+  if (entry.kind === AUTOMERGE_PART) {
+    return readCrdtPart(entry, 'automerge') === undefined
+      ? 'automerge.part needs { group, part, parts, bytes } within CRDT_PARTS_MAX and CRDT_PART_BYTES_MAX'
+      : true
+  }
   if (entry.kind === AUTOMERGE_UPDATE) {
     if (!(entry.data instanceof Uint8Array)) return 'automerge.update data must be bytes'
     if (entry.data.length > AUTOMERGE_UPDATE_BYTES_MAX) {
@@ -95,22 +128,15 @@ function validateAutomerge(entry: Entry): true | string {
   }
   if (entry.kind === AUTOMERGE_SNAPSHOT) {
     if (entry.clientId !== SERVER_CLIENT_ID) return 'only the server log makes automerge.snapshot'
-    return readAutomergeSnapshot(entry.data) === undefined
-      ? 'automerge.snapshot needs { through, state }'
+    return readAutomergeSnapshot(entry.data) === undefined &&
+      readCrdtPart(entry, 'automerge') === undefined
+      ? 'automerge.snapshot needs { through, state } or { through, group, part, parts, bytes }'
       : true
   }
-  return `an automerge entity takes ${AUTOMERGE_UPDATE} entries, not ${entry.kind}`
+  return `an automerge entity takes ${AUTOMERGE_UPDATE} and ${AUTOMERGE_PART} entries, not ${entry.kind}`
 }
 
 /** Concatenates byte arrays (Automerge reads concatenated chunks as one document). */
 export function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
+  return concatBytes(parts)
 }

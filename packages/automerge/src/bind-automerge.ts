@@ -28,10 +28,21 @@
  *    bytes back at the front of the buffer and is reported through `onError`.
  * 4. Subscribers are called after every local change and after every view from the client that
  *    changed the document's heads.
+ * 5. Changes over `AUTOMERGE_UPDATE_BYTES_MAX` (a document made offline, a long paste) are
+ *    appended as parts of one group, in one `appendMany` when the client has it, and the view
+ *    joins them before the document sees them. Only a change over `CRDT_UPDATE_BYTES_MAX` stays
+ *    in the document (`too_large`).
  */
 import * as A from '@automerge/automerge/slim'
+import {
+  appendCrdtDrafts,
+  createClientId,
+  CRDT_UPDATE_BYTES_MAX,
+  crdtUpdateDrafts,
+} from '@ledgerline/core'
 import type { CrdtClient } from './crdt-client.ts'
-import { AUTOMERGE_UPDATE, concat } from './automerge-entity.ts'
+import { automergeStateBytes, concat } from './automerge-entity.ts'
+import type { AutomergeState } from './automerge-entity.ts'
 import {
   AUTOMERGE_BUFFER_BYTES_MAX,
   AUTOMERGE_COALESCE_MS,
@@ -122,12 +133,12 @@ export async function bindAutomerge<T>(
   }
 
   function capture(change: Uint8Array) {
-    if (change.length > AUTOMERGE_UPDATE_BYTES_MAX) {
+    if (change.length > CRDT_UPDATE_BYTES_MAX) {
       onError(
         new AutomergeBindingError(
           'too_large',
           `a single Automerge change of ${change.length} bytes is over ` +
-            `${AUTOMERGE_UPDATE_BYTES_MAX}; it stays in this document only`,
+            `${CRDT_UPDATE_BYTES_MAX}; it stays in this document only`,
         ),
       )
       return
@@ -138,10 +149,12 @@ export async function bindAutomerge<T>(
       )
       return
     }
-    if (bufferBytes + change.length > bytesMax) void flush()
+    if (bufferBytes > 0 && bufferBytes + change.length > bytesMax) void flush()
     buffer.push(change)
     bufferBytes += change.length
-    timer ??= setTimeout(() => void flush(), coalesceMs)
+    // Invariant 5: changes over one entry go at once, in parts.
+    if (bufferBytes > bytesMax) void flush()
+    else timer ??= setTimeout(() => void flush(), coalesceMs)
   }
 
   function flush(): Promise<void> {
@@ -154,7 +167,12 @@ export async function bindAutomerge<T>(
     appending = appending.then(async () => {
       const bytes = changes.length === 1 ? (changes[0] as Uint8Array) : concat(...changes)
       try {
-        await client.append(entity, AUTOMERGE_UPDATE, bytes, { intent: 'fact' })
+        const drafts = crdtUpdateDrafts('automerge', bytes, randomGroup(), bytesMax)
+        if (drafts === undefined) {
+          onError(new AutomergeBindingError('too_large', `changes over ${CRDT_UPDATE_BYTES_MAX}`))
+          return
+        }
+        await appendCrdtDrafts(client, entity, drafts)
       } catch (error) {
         buffer.unshift(bytes)
         bufferBytes += bytes.length
@@ -196,10 +214,12 @@ export async function bindAutomerge<T>(
 
   function applyView(view: unknown) {
     // The client hands out the same view object until something changed.
-    if (view === lastView || !(view instanceof Uint8Array) || view.length === 0) return
+    if (view === lastView || typeof view !== 'object' || view === null) return
     lastView = view
+    const bytes = automergeStateBytes(view as AutomergeState)
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) return
     const before = A.getHeads(doc).join()
-    doc = A.loadIncremental(doc, view)
+    doc = A.loadIncremental(doc, bytes)
     if (A.getHeads(doc).join() !== before) notify()
   }
 
@@ -232,4 +252,9 @@ export async function bindAutomerge<T>(
       listeners.clear()
     },
   }
+}
+
+/** A group id for the parts of one update: 128 random bits, as a client id is made. */
+function randomGroup(): string {
+  return createClientId((bytes) => void crypto.getRandomValues(bytes as Uint8Array<ArrayBuffer>))
 }

@@ -12,16 +12,13 @@
  *    whatever snapshots the client or the relay took.
  * 3. `subscribe` calls `onChange` (at least once, possibly coalesced) after the view changed;
  *    the returned function stops it.
+ * 4. `appendMany`, when present, appends its entries in order in one durable write (all or
+ *    none), so the parts of one update are never half in the outbox.
  */
-import type { Data } from '@ledgerline/core'
+import type { CrdtAppender } from '@ledgerline/core'
 
-export interface CrdtClient {
-  append(
-    entity: string,
-    kind: string,
-    data: Data,
-    options?: { readonly intent?: 'fact' | undefined },
-  ): Promise<unknown>
+/** `append` and `appendMany` are core's `CrdtAppender` (what a writer of parts needs). */
+export interface CrdtClient extends CrdtAppender {
   load(entity: string): Promise<{ readonly view: unknown }>
   subscribe(entity: string, onChange: () => void): () => void
 }

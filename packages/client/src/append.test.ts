@@ -104,7 +104,7 @@ describe('createAppender', () => {
   it('starts a new clock for a new clientId after a reissue', async () => {
     const { store, appender } = await setup()
     await appender.append([{ entity: 'order/a', kind: 'order.line', data: {} }])
-    await store.reissue(OTHER, 5)
+    await store.reissue(CLIENT, OTHER)
     appender.resetClock()
     const { appended } = await appender.append([
       { entity: 'order/a', kind: 'order.line', data: {} },

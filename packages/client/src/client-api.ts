@@ -16,6 +16,7 @@
  * 3. When `append` throws, nothing of the call was written.
  */
 import type { Data, Entry, Intent, Schema, StoredEntry } from '@ledgerline/core'
+import type { ErrorKind } from '@ledgerline/protocol'
 import type { ClientStore, ClientStoreInit, Durability, Outcome } from './client-store.ts'
 import type { ClientEnvironmentOptions } from './environment.ts'
 import type { ClientBugs } from './outbox-drain.ts'
@@ -48,11 +49,46 @@ export interface ClientOptions extends ClientEnvironmentOptions {
    */
   readonly clientStore?: ((init: ClientStoreInit) => Promise<ClientStore>) | undefined
   /**
+   * Development warnings (a library has no console): an entity type whose `reduce` changed
+   * while its fold `version` did not, say. Default: none are reported.
+   */
+  readonly onWarning?: ((warning: ClientWarning) => void) | undefined
+  /**
    * Test-only: plants a bug so the deterministic simulation (`@ledgerline/sim`) proves its
    * checkers see the real client's code. Production never sets it.
    */
   readonly bugs?: ClientBugs | undefined
 }
+
+/** Something a developer should know; never about the app's data being wrong or lost. */
+export interface ClientWarning {
+  /** `reduce_changed`: snapshots of an entity type whose `reduce` source changed, same version. */
+  readonly kind: 'reduce_changed'
+  readonly message: string
+  /** The entity type it is about. */
+  readonly type: string
+}
+
+/**
+ * Why the client is not syncing, or what went wrong last (the relay's error kinds, and the
+ * client's own):
+ * - `unreachable`: the socket closed (or failed) before the relay welcomed it;
+ * - `token_unavailable`: the token function threw or gave nothing;
+ * - `socket`: the socket could not be made; `storage`: the client store failed;
+ * - `seq_gap`: the log keeps refusing this device's next entry as out of order (a log restored
+ *   without its generation raised): backing off, and the entries are kept;
+ * - `id_conflict`: restore recovery met ids in use more often than REISSUE_HOPS_MAX;
+ * - the relay's kinds (`unauthorized`, `token_expired`, `client_taken`, `overloaded`, …), see
+ *   `@ledgerline/protocol`'s error-kind.ts.
+ */
+export type ClientErrorStatusKind =
+  | ErrorKind
+  | 'unreachable'
+  | 'token_unavailable'
+  | 'socket'
+  | 'storage'
+  | 'seq_gap'
+  | 'id_conflict'
 
 export interface AppendOptions {
   readonly intent?: Intent | undefined
@@ -90,6 +126,16 @@ export interface ClientStatus {
   readonly live: boolean
   readonly outboxEntries: number
   readonly outboxBytes: number
+  /**
+   * Outbox entries held back (kept, not sent for now) while the entries after them go on: the
+   * relay deferred them (it has no entity type for them yet, or their clock is ahead), or they
+   * failed alone, or they are larger than this relay takes. They are sent again later.
+   */
+  readonly held: number
+  /** Why entries are held, with how many for each reason (`unknown_type`, `clock_ahead`, …). */
+  readonly heldReasons: readonly { readonly code: string; readonly count: number }[]
+  /** Syncing is paused by `disconnect()` until `reconnect()`. */
+  readonly paused: boolean
   /** Local time of the oldest entry in the outbox; `null` when it is empty. */
   readonly oldestOutboxAt: number | null
   /** Age of the oldest outbox entry when this status was made; 0 when empty. */
@@ -101,7 +147,7 @@ export interface ClientStatus {
   readonly clientId: string | null
   /** This tab runs the socket. */
   readonly leader: boolean
-  readonly lastError: { readonly kind: string; readonly message: string } | null
+  readonly lastError: { readonly kind: ClientErrorStatusKind; readonly message: string } | null
   /** Set when the client stopped: closed by the app, or by a newer version in another tab. */
   readonly closed: null | 'closed' | 'versionchange' | 'terminated'
 }
@@ -140,10 +186,16 @@ export interface Client {
   synced(options?: { readonly timeoutMs?: number | undefined }): Promise<SyncedResult>
   /**
    * The network is back: reset the reconnect backoff and connect at once (a connected socket
-   * is pinged instead). The browser's `online` event calls it already; `offline` drops the
-   * socket at once. A no-op in tabs that do not run the socket.
+   * is pinged instead); also ends a `disconnect()` pause, and tries again after
+   * `client_taken`. The browser's `online` event calls it already; `offline` drops the socket
+   * at once. A no-op in tabs that do not run the socket.
    */
   reconnect(): void
+  /**
+   * Pauses syncing: the socket closes and no reconnect is tried until `reconnect()`
+   * (`status().paused`). Appends go on into the outbox.
+   */
+  disconnect(): void
   close(): Promise<void>
 }
 

@@ -1,6 +1,7 @@
 // Goal: the write decisions both client stores share, on their own: which outbox records an ack
-// deletes and what it keeps, how pages become chunks and a staged record, which corrections
-// join the feed, how an append allocates and a reissue renames.
+// deletes and what it keeps (never on an id_conflict or a deferral), how pages become chunks and
+// a staged record, which corrections join the feed, how an append allocates and a reissue
+// renames, and what a session's first write puts back and records (restore recovery).
 // Method: the pure functions on hand-made entries; no storage.
 import { describe, expect, it } from 'vitest'
 import {
@@ -17,11 +18,13 @@ import {
 } from '../test-support/entries.ts'
 import {
   checkedBatch,
+  completedMeta,
   planAck,
   planAppend,
   planFeed,
   planPages,
   planReissue,
+  planSession,
 } from './client-store-plans.ts'
 import type { CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
@@ -66,17 +69,51 @@ describe('planAck', () => {
   it('keeps no acked record the cursor passed, none out of scope, and nothing but deletes when lean', () => {
     const e1 = entry(CLIENT, 1)
     const c = correctionOf(e1, 0, 6)
-    const item = ackItem(e1, { ...appendedResult(e1, 0, 5), corrections: [c] } as never)
+    const ref = {
+      id: c.id,
+      entity: 'order/o1',
+      kind: c.kind,
+      version: 1,
+      partition: 0,
+      offset: 6,
+    }
+    const item = ackItem(e1, { ...appendedResult(e1, 0, 5), corrections: [ref] })
     const passed = planAck([item], [true], meta({ outboxEntries: 1 }), { 0: 5 }, () => true, false)
     expect(passed.acked).toEqual([])
-    expect(passed.feedCandidates.map((f) => [f.id, f.of])).toEqual([[c.id, e1.id]])
+    // A correction is a reference: its entity looks again, its body comes with a page.
+    expect([...passed.entities].sort()).toEqual(['order/o1', 'stock/a'])
     expect(
       planAck([item], [true], meta({ outboxEntries: 1 }), {}, () => false, false).acked,
     ).toEqual([])
     const lean = planAck([item], [true], meta({ outboxEntries: 1 }), {}, () => true, true)
-    expect(lean).toMatchObject({ acked: [], outcomes: [], feedCandidates: [] })
+    expect(lean).toMatchObject({ acked: [], outcomes: [] })
     expect(lean.deletes.length).toBe(1)
     expect(lean.settled.get(e1.id)).toMatchObject({ _tag: 'appended' })
+  })
+
+  it('keeps the record of an id_conflict or a deferral, with no outcome', () => {
+    // Issue 12: neither is a decision; the record is never deleted on them.
+    const [e1, e2] = [1, 2].map((s) => entry(CLIENT, s))
+    const plan = planAck(
+      [
+        ackItem(e1!, { id: e1!.id, status: 'id_conflict', reason: 'another entry' }),
+        ackItem(e2!, {
+          id: e2!.id,
+          status: 'deferred',
+          code: 'unknown_type',
+          reason: 'no type yet',
+          retryAfterMs: 1_000,
+        }),
+      ],
+      [true, true],
+      meta({ outboxEntries: 2, outboxBytes: 200 }),
+      undefined,
+      () => true,
+      false,
+    )
+    expect(plan).toMatchObject({ deletes: [], outcomes: [], acked: [], gaps: 0 })
+    expect(plan.meta).toMatchObject({ outboxEntries: 2, outboxBytes: 200 })
+    expect(plan.settled.size).toBe(0)
   })
 })
 
@@ -194,5 +231,82 @@ describe('planFeed, planAppend, checkedBatch, planReissue', () => {
       clientIds: [CLIENT, OTHER],
       n: 4,
     })
+    // Recovery ends with the move; the same outbox moved to the same id gives the same entries.
+    const again = planReissue(
+      meta({ seqLast: 4, n: 2, recovering: true }),
+      [...rs].reverse(),
+      OTHER,
+    )
+    expect(again.meta.recovering).toBe(false)
+    expect(again.records).toEqual(plan.records)
+  })
+})
+
+describe('planSession, completedMeta', () => {
+  const LOG = { id: 'log-a', generation: 1 }
+
+  it('records the tenant and log of a first welcome, and recovers a restored database', () => {
+    const first = planSession(
+      meta({ tenant: null, seqLast: 2 }),
+      { clientId: CLIENT, tenant: 't1', log: LOG, high: 2 },
+      [],
+      new Set(),
+      () => 10,
+    )
+    expect(first.meta).toMatchObject({ tenant: 't1', log: LOG, recovering: false })
+    expect(first).toMatchObject({ putBack: [], clearHistory: false })
+    // Issue 12 case 1: the log holds more of this clientId than the database ever allocated.
+    const restored = planSession(
+      meta({ log: LOG, seqLast: 2 }),
+      { clientId: CLIENT, tenant: 't1', log: LOG, high: 3 },
+      [],
+      new Set(),
+      () => 10,
+    )
+    expect(restored.meta.recovering).toBe(true)
+    expect(restored.clearHistory).toBe(false)
+  })
+
+  it('puts back what another log lacks: own entries above its high-water mark, once, in order', () => {
+    // Issue 12 case 4: from acked records and confirmed history, not what the outbox holds.
+    const [e1, e2, e3, e4] = [1, 2, 3, 4].map((seq) => entry(CLIENT, seq))
+    const held = [
+      stored(e3!, 3, 0, 3),
+      e2!, // an acked record's entry
+      stored(e1!, 1, 0, 1),
+      stored(e2!, 2, 0, 2),
+      stored(entry(OTHER, 5), 4, 0, 4),
+      stored(e4!, 4, 0, 5),
+    ]
+    const plan = planSession(
+      meta({ log: LOG, seqLast: 5, outboxEntries: 1, outboxBytes: 10 }),
+      { clientId: CLIENT, tenant: 't1', log: { id: 'log-a', generation: 2 }, high: 1 },
+      held,
+      new Set([e4!.id]),
+      () => 10,
+    )
+    expect(plan.putBack.map((r) => r.id)).toEqual([e2!.id, e3!.id])
+    expect(plan.putBack[0]?.entry).toEqual(e2)
+    expect(plan.putBack[1]?.entry).toEqual(e3) // the positions the old log gave are gone
+    expect(plan.ackedDeletes).toEqual([e2!.id])
+    expect(plan.clearHistory).toBe(true)
+    expect(plan.meta).toMatchObject({
+      recovering: true,
+      log: { id: 'log-a', generation: 2 },
+      outboxEntries: 3,
+      outboxBytes: 30,
+    })
+  })
+
+  it('fills what an older build’s meta record lacks, once', () => {
+    const { tenant: _t, deviceSecret: _d, recovering: _r, log: _l, ...old } = meta()
+    const filled = completedMeta(old as never, () => 'f'.repeat(32), 'acme')
+    expect(filled).toMatchObject({
+      tenant: 'acme',
+      deviceSecret: 'f'.repeat(32),
+      recovering: false,
+      log: null,
+    })
+    expect(completedMeta(filled!, () => 'x', 'other')).toBeUndefined()
   })
 })

@@ -8,9 +8,9 @@
  * records.
  *
  * Invariants:
- * 1. `planAck` deletes an outbox record only for an ack that answers it and is not a `seq_gap`
- *    refusal (client store guarantee 4); a record already gone (an ack seen twice) changes
- *    nothing.
+ * 1. `planAck` deletes an outbox record only for an ack that decides it (appended, duplicate,
+ *    refused but not `seq_gap`: client store guarantee 4); `id_conflict` and `deferred` keep it;
+ *    a record already gone (an ack seen twice) changes nothing.
  * 2. An acked entry is kept as pending only while the stored cursor has not passed it: its
  *    page may have arrived before its ack.
  * 3. `planPages` drops every entry at or below the cursor of its partition, so a resent page
@@ -19,14 +19,19 @@
  * 4. Chunks hold entries of one partition, at most CHUNK_ENTRIES_MAX each, numbered on from
  *    `chunkLast`; the staged record lists, per entity, the chunks that hold it, ascending.
  * 5. Only the log's corrections (client id `server`) of entries of this database's client ids
- *    are feed candidates, and `planFeed` adds each id once.
+ *    are feed candidates, and `planFeed` adds each id once. Corrections reach the feed from
+ *    pages only: an ack carries references, the bodies travel on the subscription.
  * 6. `planAppend` allocates clientSeq from `seqLast + 1` and validates each entry before it is
  *    written; `checkedBatch` validates it again when read back (pair assertions); both refuse
  *    by throwing, so the caller writes nothing.
+ * 7. `planSession` puts back only entries of the current clientId above the log's high-water
+ *    mark that the outbox does not hold, as they were sent (same content, same id), in
+ *    clientSeq order; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
+ *    the same outbox moved to the same id gives the same entries.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { assert, SERVER_CLIENT_ID, validateEntry } from '@ledgerline/core'
-import type { Cursors } from '@ledgerline/protocol'
+import type { Cursors, LogIdentity } from '@ledgerline/protocol'
 import type {
   AckedRecord,
   AckItem,
@@ -40,6 +45,7 @@ import type {
   OutboxRecord,
   OutcomeRecord,
   PageIn,
+  SessionStart,
   StagedRecord,
 } from './client-store.ts'
 import { ClientError } from './errors.ts'
@@ -52,11 +58,10 @@ export interface AckPlan {
   readonly acked: readonly AckedRecord[]
   /** Outcome records to put (none when lean). */
   readonly outcomes: readonly OutcomeRecord[]
-  readonly feedCandidates: readonly FeedRecord[]
   readonly entities: ReadonlySet<string>
   readonly gaps: number
   readonly settled: ReadonlyMap<string, Outcome>
-  /** The meta record's counters after the deletes and outcomes (before the feed). */
+  /** The meta record's counters after the deletes and outcomes. */
   readonly meta: ClientMeta
 }
 
@@ -79,7 +84,6 @@ export function planAck(
   const deletes: OutboxRecord[] = []
   const acked: AckedRecord[] = []
   const outcomes: OutcomeRecord[] = []
-  const feedCandidates: FeedRecord[] = []
   const entities = new Set<string>()
   const settled = new Map<string, Outcome>()
   for (const [i, { record, result }] of items.entries()) {
@@ -89,6 +93,9 @@ export function planAck(
       gaps++
       continue
     }
+    // Invariant 1: not decided. An id_conflict means the log holds another entry under this id
+    // (the sync loop moves the record to a new clientId); a deferral is decided again later.
+    if (result.status === 'id_conflict' || result.status === 'deferred') continue
     deletes.push(record)
     outboxEntries--
     outboxBytes -= record.bytes
@@ -116,10 +123,9 @@ export function planAck(
           offset: result.offset,
         })
       }
-      for (const c of lean ? [] : result.corrections) {
-        feedCandidates.push({ id: c.id, n: 0, entry: c, of: record.id, unseen: true })
-        entities.add(c.entity)
-      }
+      // References only (invariant 5): the entities they touch are told to look again; the
+      // bodies, and the feed, come with the pages.
+      for (const c of result.corrections) entities.add(c.entity)
     }
     settled.set(record.id, outcome)
     if (!lean) outcomes.push({ id: record.id, n: ++n, outcome })
@@ -129,7 +135,6 @@ export function planAck(
     deletes,
     acked,
     outcomes,
-    feedCandidates,
     entities,
     gaps,
     settled,
@@ -257,17 +262,128 @@ export function planFeed(
 }
 
 /** The meta record of a new (or wiped) database. */
-export function newMeta(clientId: string, now: number): ClientMeta {
+export function newMeta(
+  clientId: string,
+  deviceSecret: string,
+  now: number,
+  tenant: string | null,
+): ClientMeta {
   return {
     clientId,
     seqLast: 0,
     clientIds: [clientId],
+    tenant,
+    deviceSecret,
+    recovering: false,
+    log: null,
     createdAt: now,
     outboxEntries: 0,
     outboxBytes: 0,
     correctionsUnseen: 0,
     n: 0,
   }
+}
+
+/**
+ * A stored meta record with every field of this layout: a record written by an older build
+ * lacks the tenant (it was kept with the cursors), the device secret, the recovery flag and the
+ * log identity. Undefined when nothing needs filling.
+ */
+export function completedMeta(
+  found: ClientMeta,
+  newId: () => string,
+  tenant: string | undefined,
+): ClientMeta | undefined {
+  const partial = found as Partial<ClientMeta>
+  const filled: ClientMeta = {
+    ...found,
+    tenant: partial.tenant ?? tenant ?? null,
+    deviceSecret: partial.deviceSecret ?? newId(),
+    recovering: partial.recovering ?? false,
+    log: partial.log ?? null,
+  }
+  const same =
+    filled.tenant === partial.tenant &&
+    filled.deviceSecret === partial.deviceSecret &&
+    filled.recovering === partial.recovering &&
+    filled.log === partial.log
+  return same ? undefined : filled
+}
+
+/** True when `next` is another server log than `known` (another id, or another generation). */
+export function isOtherLog(known: LogIdentity | null, next: LogIdentity): boolean {
+  return known !== null && (known.id !== next.id || known.generation !== next.generation)
+}
+
+export interface SessionPlan {
+  readonly meta: ClientMeta
+  /** Outbox records to add (entries the log lacks), in clientSeq order. */
+  readonly putBack: readonly OutboxRecord[]
+  /** Acked records whose entries were put back (their ids). */
+  readonly ackedDeletes: readonly string[]
+  /** Drop confirmed history, snapshots and cursors (the log changed). */
+  readonly clearHistory: boolean
+}
+
+/**
+ * Decides the first write of a session (client store guarantee 9, invariant 7). `held` are
+ * the entries this database still has of the current clientId outside the outbox (acked
+ * records and confirmed history), read only when the log changed; `outboxIds` the outbox's ids.
+ *
+ * @example
+ * const plan = planSession(meta, { clientId, tenant: 't1', log, high: 3 }, [], new Set(), size)
+ */
+export function planSession(
+  meta: ClientMeta,
+  session: SessionStart,
+  held: readonly (Entry | StoredEntry)[],
+  outboxIds: ReadonlySet<string>,
+  bytesOf: (e: Entry) => number,
+): SessionPlan {
+  const logChanged = isOtherLog(meta.log, session.log)
+  const restored = session.clientId === meta.clientId && session.high > meta.seqLast
+  const putBack: OutboxRecord[] = []
+  const ackedDeletes: string[] = []
+  if (logChanged) {
+    const seen = new Set<string>()
+    for (const e of held) {
+      if (e.clientId !== meta.clientId || e.clientSeq <= session.high) continue
+      if (outboxIds.has(e.id) || seen.has(e.id)) continue
+      seen.add(e.id)
+      const entry = validateEntry(sentEntry(e))
+      putBack.push({
+        clientId: entry.clientId,
+        clientSeq: entry.clientSeq,
+        id: entry.id,
+        entity: entry.entity,
+        entry,
+        bytes: bytesOf(entry),
+        at: entry.occurredAt,
+      })
+    }
+    putBack.sort((a, b) => a.clientSeq - b.clientSeq)
+    for (const e of held) if (seen.has(e.id) && !('offset' in e)) ackedDeletes.push(e.id)
+  }
+  const bytes = putBack.reduce((n, r) => n + r.bytes, 0)
+  return {
+    meta: {
+      ...meta,
+      tenant: meta.tenant ?? session.tenant,
+      log: session.log,
+      recovering: meta.recovering || logChanged || restored,
+      outboxEntries: meta.outboxEntries + putBack.length,
+      outboxBytes: meta.outboxBytes + bytes,
+    },
+    putBack,
+    ackedDeletes,
+    clearHistory: logChanged,
+  }
+}
+
+/** An entry as the client sent it: a stored entry without the positions the log gave it. */
+export function sentEntry(e: Entry | StoredEntry): Entry {
+  const { version: _v, partition: _p, offset: _o, committedAt: _c, ...entry } = e as StoredEntry
+  return entry
 }
 
 /**
@@ -339,7 +455,10 @@ export function checkedBatch(records: readonly OutboxRecord[], bytesMax: number)
   return out
 }
 
-/** The outbox moved to `newClientId` (guarantee 3), with the outcomes naming the new ids. */
+/**
+ * The outbox moved to `newClientId` (guarantee 3), with the outcomes naming the new ids, and
+ * the recovery flag cleared (invariant 7).
+ */
 export function planReissue(
   meta: ClientMeta,
   records: readonly OutboxRecord[],
@@ -354,14 +473,17 @@ export function planReissue(
   const moved: OutboxRecord[] = []
   const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   let n = meta.n
-  records.forEach((r, i) => {
-    const clientSeq = i + 1
-    const id = `${newClientId}-${clientSeq}`
-    const entry = validateEntry({ ...r.entry, id, clientId: newClientId, clientSeq })
-    moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
-    outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
-    renamed.set(r.id, id)
-  })
+  // One clientId (guarantee 3): clientSeq order is the outbox's order.
+  ;[...records]
+    .sort((a, b) => a.clientSeq - b.clientSeq)
+    .forEach((r, i) => {
+      const clientSeq = i + 1
+      const id = `${newClientId}-${clientSeq}`
+      const entry = validateEntry({ ...r.entry, id, clientId: newClientId, clientSeq })
+      moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
+      outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
+      renamed.set(r.id, id)
+    })
   return {
     records: moved,
     outcomes,
@@ -370,7 +492,10 @@ export function planReissue(
       ...meta,
       clientId: newClientId,
       seqLast: records.length,
-      clientIds: [...meta.clientIds, newClientId],
+      clientIds: meta.clientIds.includes(newClientId)
+        ? meta.clientIds
+        : [...meta.clientIds, newClientId],
+      recovering: false,
       n,
     },
   }

@@ -21,8 +21,9 @@
  *    and `readOutbox` validates it again after reading it back (pair assertions).
  * 3. The outbox is read in clientSeq order; every record has the current clientId (`reissue`
  *    moves all of them to a new one in one write).
- * 4. An outbox record is deleted only by an ack that answers it (`applyAck`) or by `reissue`
- *    (which re-adds it under the new id); a `seq_gap` refusal keeps it.
+ * 4. An outbox record is deleted only by an ack that decides it (`applyAck`: appended,
+ *    duplicate, refused) or by `reissue` (which re-adds it under the new id); `seq_gap`,
+ *    `id_conflict` and `deferred` keep it.
  * 5. Pages are stored with the cursors after the last of them in one write; entries at or
  *    below the stored cursor are dropped, so no entry is stored twice and the cursor never runs
  *    ahead of what is stored.
@@ -30,9 +31,14 @@
  *    for another one clears them together.
  * 7. What committed survives a close and a reopen of the same database.
  * 8. After `close`, every call rejects with a `ClientError` of kind `closed`.
+ * 9. `beginSession` is one write: a log identity other than the stored one puts this
+ *    clientId's entries the log lacks (clientSeq above its high-water mark: acked records and
+ *    confirmed history) back into the outbox BEFORE confirmed history, snapshots and cursors
+ *    go, and sets `recovering` with the new identity, so a crash anywhere leaves either the old
+ *    state or the whole new one; `recovering` stays set until `reissue` clears it.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
-import type { AckResult, Cursors } from '@ledgerline/protocol'
+import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
 import type { Scheduler } from './scheduler.ts'
 
 /** What `outcome(entryId)` tells about one of this client's entries. */
@@ -65,6 +71,18 @@ export interface ClientMeta {
   readonly seqLast: number
   /** Every clientId this database has used (to recognise corrections of own entries). */
   readonly clientIds: readonly string[]
+  /** The tenant of this database's entries (the option, or the first welcome); null: unknown. */
+  readonly tenant: string | null
+  /**
+   * 128 random bits (hex) made with the database. Restore recovery derives new clientIds from
+   * it, the old clientId and the log's high-water mark, so restoring the same copy twice
+   * derives the same ids (and the second restore dedupes to nothing).
+   */
+  readonly deviceSecret: string
+  /** A restored database or a changed log was found: the next welcome recovers (crash-safe). */
+  readonly recovering: boolean
+  /** The server log this database last synced with; null before its first welcome. */
+  readonly log: LogIdentity | null
   readonly createdAt: number
   readonly outboxEntries: number
   readonly outboxBytes: number
@@ -128,8 +146,13 @@ export interface SnapshotRecord {
   readonly state: unknown
   /** The last chunk folded into `state`. */
   readonly through: number
-  /** Fingerprint of the entity type's code: a changed `reduce` invalidates the snapshot. */
+  /**
+   * The entity type and its fold `version` (`defineEntity({ version })`): a snapshot is used
+   * only by the same type key.
+   */
   readonly typeKey: string
+  /** A hash of `reduce`'s source text, kept only to warn when it changed but the version did not. */
+  readonly source?: string | undefined
 }
 
 export interface OutcomeRecord {
@@ -162,10 +185,10 @@ export interface AckItem {
 }
 
 export interface AckApplied {
+  /** Entities of decided entries and of the corrections the log appended after them. */
   readonly entities: ReadonlySet<string>
   /** Entries that stay in the outbox (refused with `seq_gap`: resend in order). */
   readonly gaps: number
-  readonly corrections: readonly FeedRecord[]
   readonly settled: ReadonlyMap<string, Outcome>
 }
 
@@ -197,6 +220,8 @@ export interface EntityBase {
 
 export interface EntityLoad {
   readonly snapshot: EntityBase | undefined
+  /** The `source` the stored snapshot was written with, when it was used. */
+  readonly snapshotSource: string | undefined
   /** Confirmed entries after the snapshot (or from version 1), in version order. */
   readonly stored: readonly StoredEntry[]
   /** The last chunk read, if any. */
@@ -228,12 +253,45 @@ export interface Appended {
   readonly wasEmpty: boolean
 }
 
+/** What the sync loop knows when a session is welcomed. */
+export interface SessionStart {
+  /** The clientId the hello said (the welcome's high-water mark is this id's). */
+  readonly clientId: string
+  readonly tenant: string
+  readonly log: LogIdentity
+  /** The welcome's `clientSeqHigh`. */
+  readonly high: number
+}
+
+/** What `beginSession` found and did. */
+export type SessionBegun =
+  /** The clientId changed since the hello (another tab reissued): say hello again. */
+  | { readonly _tag: 'stale' }
+  | {
+      readonly _tag: 'begun'
+      /** Restore recovery runs on this session. */
+      readonly recovering: boolean
+      /** The log's identity changed: confirmed history, snapshots and cursors were dropped. */
+      readonly logChanged: boolean
+      /** Own entries put back into the outbox because the log lacks them. */
+      readonly putBack: number
+      readonly meta: ClientMeta
+    }
+
 /** Why a client store closed itself: a newer version wants the database, or it failed. */
 export type ClientStoreClosedReason = 'versionchange' | 'terminated'
 
 export interface ClientStore {
-  /** Reads the meta record, creating it (a new clientId) when the database is new or wiped. */
-  init(newClientId: () => string, now: number): Promise<{ meta: ClientMeta; created: boolean }>
+  /**
+   * Reads the meta record, creating it (a new clientId and device secret, each from `newId`)
+   * when the database is new or wiped, and filling what an older layout's record lacks.
+   * `tenant` is recorded when the database has none yet.
+   */
+  init(
+    newId: () => string,
+    now: number,
+    tenant?: string | undefined,
+  ): Promise<{ meta: ClientMeta; created: boolean }>
   /**
    * Allocates clientSeq and writes the entries `make` returns with their outbox records
    * (guarantee 2). Fails with `outbox_full` past `limits`, and with whatever `make` or
@@ -295,7 +353,7 @@ export interface ClientStore {
    * version 1.
    */
   loadEntity(entity: string, typeKey: string, base?: EntityBase | null): Promise<EntityLoad>
-  /** The tenant of the stored history, if any. */
+  /** The tenant of this database (meta record; else the stored history's), if known. */
   tenant(): Promise<string | undefined>
   putSnapshot(snapshot: SnapshotRecord): Promise<void>
   counters(): Promise<Counters>
@@ -305,11 +363,21 @@ export interface ClientStore {
   /** Marks every feed record seen; answers how many were unseen. */
   markCorrectionsSeen(): Promise<number>
   /**
-   * Moves every outbox record to `newClientId` (clientSeq from 1) after a restored or copied
-   * database, recording `reissued` outcomes under the old ids. A no-op (an empty map) when
-   * `seqLast` already reaches `high` (another tab did it).
+   * The first write of a welcomed session (guarantee 9): records the tenant (when none yet) and
+   * the log's identity; another identity than the stored one puts back, clears and sets
+   * `recovering`; a high-water mark above `seqLast` (a restored database) sets `recovering`.
+   * `bytesOf` sizes the entries put back.
    */
-  reissue(newClientId: string, high: number): Promise<ReadonlyMap<string, string>>
+  beginSession(session: SessionStart, bytesOf: (e: Entry) => number): Promise<SessionBegun>
+  /** Sets `recovering`: the next welcome runs the restore recovery (an `id_conflict` was met). */
+  markRecovering(): Promise<void>
+  /**
+   * Restore recovery's move: every outbox record goes to `newClientId` (clientSeq from 1, in
+   * clientSeq order), `reissued` outcomes are recorded under the old ids, the new id joins
+   * `clientIds`, and `recovering` is cleared, in one write. A no-op (an empty map) when the
+   * current clientId is no longer `from` (another tab moved it).
+   */
+  reissue(from: string, newClientId: string): Promise<ReadonlyMap<string, string>>
   close(): void
 }
 

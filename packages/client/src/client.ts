@@ -20,7 +20,7 @@
  */
 import type { Data, Entry } from '@ledgerline/core'
 import { createClientId } from '@ledgerline/core'
-import { createAppender } from './append.ts'
+import { createAppender, entryBytes } from './append.ts'
 import type { AppendDraft, Client, ClientOptions, LedgerItem } from './client-api.ts'
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
 import { createCorrectionsFeed } from './corrections-feed.ts'
@@ -28,7 +28,7 @@ import { createEntityCache, sortPending, typeKey } from './entity-cache.ts'
 import { resolveEnvironment } from './environment.ts'
 import { ClientError } from './errors.ts'
 import { createIdbClientStore } from './idb-client-store.ts'
-import { SYNCED_RECHECK_MS_MAX, SYNCED_TIMEOUT_MS_DEFAULT } from './limits.ts'
+import { REISSUE_HOPS_MAX, SYNCED_RECHECK_MS_MAX, SYNCED_TIMEOUT_MS_DEFAULT } from './limits.ts'
 import { createStatus } from './status.ts'
 import type { Sync } from './sync.ts'
 import { createSync } from './sync.ts'
@@ -38,9 +38,6 @@ import { createTokenSource, tenantFromToken } from './token.ts'
 
 export type * from './client-api.ts'
 export { tenantFromToken }
-
-/** Most reissue hops `outcome` follows from an old id to the id it was re-sent under. */
-const REISSUE_HOPS_MAX = 4
 
 /**
  * Creates a client. It opens the database and (in the leader tab) connects in the background;
@@ -66,7 +63,11 @@ export function createClient(options: ClientOptions): Client {
     clientStore,
     isLeader: () => tabs?.isLeader() ?? false,
   })
-  const cache = createEntityCache({ schema: options.schema, clientStore })
+  const cache = createEntityCache({
+    schema: options.schema,
+    clientStore,
+    onWarning: options.onWarning,
+  })
   const feed = createCorrectionsFeed(clientStore)
   const appender = createAppender({
     clientStore,
@@ -100,7 +101,8 @@ export function createClient(options: ClientOptions): Client {
       },
     }
     const store = await (options.clientStore ?? openIndexedDb)(init)
-    await store.init(() => createClientId(env.randomBytes), now())
+    // The tenant lives in the database's own meta record (the option, or the first welcome).
+    await store.init(() => createClientId(env.randomBytes), now(), options.tenant)
     tenant ??= await store.tenant()
     status.setCounters(await store.counters())
     tabs = createTabs({
@@ -134,31 +136,43 @@ export function createClient(options: ClientOptions): Client {
       WebSocket: env.WebSocket,
       token: token.get,
       invalidateToken: token.invalidate,
+      renewable: token.renewable,
       scope: options.scope,
       clientStore: store,
       now,
       random: env.random,
       newClientId: () => createClientId(env.randomBytes),
+      bytesOf: entryBytes,
       scheduler,
       bugs: options.bugs,
       events: {
         state(s) {
           if (s.tenant !== null) tenant ??= s.tenant
-          const { online, syncing, live, lastServerContactAt } = s
+          const { online, syncing, live, lastServerContactAt, heldReasons, paused } = s
           status.setConnection({
             online,
             syncing,
             live,
             lastServerContactAt,
             lastError: s.lastError,
+            heldReasons,
+            paused,
           })
           status.wake()
-          tabs?.post({ t: 'status', online, syncing, live, lastServerContactAt })
+          tabs?.post({
+            t: 'status',
+            online,
+            syncing,
+            live,
+            lastServerContactAt,
+            heldReasons,
+            paused,
+          })
         },
         acked(applied) {
+          // Corrections come as references: their bodies, and the feed, come with the pages.
           for (const entity of applied.entities) cache.changed(entity)
-          feed.tell(applied.corrections)
-          tellTabs([...applied.entities], false, applied.corrections.length)
+          tellTabs([...applied.entities], false, 0)
           status.scheduleCounters()
           status.wake()
         },
@@ -179,6 +193,11 @@ export function createClient(options: ClientOptions): Client {
           status.scheduleCounters()
           for (const entity of cache.entities()) cache.changed(entity)
           tellTabs(cache.entities(), true, 0)
+        },
+        reset() {
+          cache.reset()
+          status.scheduleCounters()
+          tabs?.post({ t: 'changed', entities: [], outbox: true, corrections: 0, reset: true })
         },
       },
     })
@@ -201,6 +220,7 @@ export function createClient(options: ClientOptions): Client {
   function onMessage(m: TabMessage): void {
     switch (m.t) {
       case 'changed':
+        if (m.reset === true) cache.reset()
         for (const entity of m.entities) cache.changed(entity)
         if (m.outbox) sync?.kick()
         if (m.corrections > 0) void feed.fetchNew()
@@ -210,7 +230,14 @@ export function createClient(options: ClientOptions): Client {
       case 'status': {
         if (tabs?.isLeader() === true) return
         const { online, syncing, live, lastServerContactAt } = m
-        status.setConnection({ online, syncing, live, lastServerContactAt })
+        status.setConnection({
+          online,
+          syncing,
+          live,
+          lastServerContactAt,
+          heldReasons: m.heldReasons ?? [],
+          paused: m.paused ?? false,
+        })
         status.wake()
         return
       }
@@ -273,7 +300,7 @@ export function createClient(options: ClientOptions): Client {
     async entries(entity): Promise<readonly LedgerItem[]> {
       const store = await clientStore
       const type = cache.typeOf(entity)
-      const load = await store.loadEntity(entity, typeKey(type.type, type.reduce), null)
+      const load = await store.loadEntity(entity, typeKey(type), null)
       return [
         ...load.stored.map((entry) => ({ _tag: 'confirmed' as const, entry })),
         ...sortPending(load.pending).map((entry) => ({
@@ -309,6 +336,10 @@ export function createClient(options: ClientOptions): Client {
 
     reconnect() {
       if (status.closed() === null) sync?.reconnect()
+    },
+
+    disconnect() {
+      if (status.closed() === null) sync?.disconnect()
     },
 
     async close() {

@@ -1,31 +1,46 @@
 /**
  * The connection and its backoff: one socket to the relay at a time, from `hello` to its
- * close, and the wait before the next one. What travels over a welcomed socket (pushes, acks,
- * pages) is the sync loop's (`sync.ts`); this module answers pings, reads `error` frames for
- * their backoff, and watches the socket for silence.
+ * close, and the wait before the next one; the session's token, renewed before it expires.
+ * What travels over a welcomed socket (pushes, acks, pages) is the sync loop's (`sync.ts`);
+ * this module answers pings, reads `error` frames for their backoff, and watches the socket
+ * for silence.
  *
  *   connect ─► token + clientId ─► new socket ─open─► hello ─► welcome ─► (sync loop)
  *      ▲                                │ close / silence / welcome timeout / offline()
  *      └──── after reconnectDelayMs ◄───┘
+ *   welcome ─► at ~80 % of the token's lifetime: token() ─► renew ─► renewed ─► again
  *
  * Terms: an *attempt* is one connect that has not been welcomed yet; the *backoff floor* is
- * the least delay the relay asked for in its last `error` frame.
+ * the least delay the relay asked for in its last `error` frame; the connection is *paused* by
+ * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`).
  *
  * Invariants:
  * 1. At most one socket is current; events of an older socket are ignored.
  * 2. The delay before reconnecting grows exponentially with the attempts since the last
  *    welcome, from RECONNECT_MS_MIN to RECONNECT_MS_MAX, jittered over the upper half of that
- *    ceiling, and is never below the backoff floor; an error kind that must not be retried
- *    waits RECONNECT_MS_MAX.
+ *    ceiling, and is never below the backoff floor (a floor is jittered too, upwards, so tills
+ *    told `overloaded` together do not come back together); an error kind that must not be
+ *    retried waits RECONNECT_MS_MAX (`too_large` excepted: the drain splits and retries).
  * 3. `token_expired` and `unauthorized` make the next connect ask the token function again,
- *    from the first attempt's delay.
+ *    from the first attempt's delay, once per welcome and only for a token not refused before;
+ *    after that the backoff goes on growing (a token function that returns a cached expired
+ *    token, or one minting tokens that are expired already, and a string token, never
+ *    reconnect in a hot loop).
  * 4. A socket that is not welcomed within WELCOME_TIMEOUT_MS, or is silent for SILENCE_MS_MAX,
- *    is dropped; a socket quiet for half a ping interval is pinged.
+ *    is dropped; a socket quiet for half a ping interval is pinged. A socket that closes before
+ *    its welcome without an `error` frame is reported `unreachable`, with its close code.
  * 5. `reconnect()` connects at once when no socket is current (a current one is pinged), and
- *    restarts the backoff; `offline()` drops the current socket at once.
+ *    restarts the backoff, ending a pause or a park; `offline()` drops the current socket at
+ *    once; `disconnect()` drops it and connects no more until `reconnect()`.
+ * 6. A renewable token is renewed on the live socket at RENEW_AT_LIFETIME_SHARE of its lifetime
+ *    (± RENEW_JITTER_SHARE, measured on the relay's clock from `welcome`), without closing it.
+ *    A renewal that gets the same token back (or one expiring no later) is tried again after a
+ *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
+ *    (the relay ends the session at expiry with `token_expired`).
  */
-import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
+import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import type { ClientErrorStatusKind } from './client-api.ts'
 import {
   PING_INTERVAL_MS,
   RECONNECT_MS_MAX,
@@ -34,13 +49,15 @@ import {
   WELCOME_TIMEOUT_MS,
 } from './limits.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
+import type { Renewal } from './token-renewal.ts'
+import { startRenewal } from './token-renewal.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
 import { closeQuietly, frameBytes, SOCKET_OPEN } from './transport.ts'
 
-export type ConnectionErrorKind = ErrorKind | 'socket' | 'storage' | 'token'
+export type ConnectionErrorKind = ClientErrorStatusKind
 
-/** A relay message the sync loop handles (everything but `ping`, `pong` and `error`). */
-export type SyncMessage = Exclude<RelayMessage, { type: 'ping' | 'pong' | 'error' }>
+/** A relay message the sync loop handles (everything but `ping`, `pong`, `error`, `renewed`). */
+export type SyncMessage = Exclude<RelayMessage, { type: 'ping' | 'pong' | 'error' | 'renewed' }>
 
 export interface ConnectionEvents {
   /** A message of the current socket; `welcome` first. */
@@ -48,6 +65,8 @@ export interface ConnectionEvents {
   /** The current socket is gone (before the reconnect is scheduled). */
   lost(ws: WebSocketLike): void
   failed(kind: ConnectionErrorKind, message: string): void
+  /** `paused()` or `parked()` changed. */
+  changed(): void
 }
 
 export interface ConnectionOptions {
@@ -56,6 +75,8 @@ export interface ConnectionOptions {
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
   readonly invalidateToken: () => void
+  /** A function gives the token: it can be renewed on a live socket (invariant 6). */
+  readonly renewable?: boolean | undefined
   /** The clientId to say hello with (read at every connect: a reissue changes it). */
   readonly clientId: () => Promise<string>
   readonly now: () => number
@@ -79,6 +100,11 @@ export interface Connection {
   abandon(ws: WebSocketLike): void
   reconnect(): void
   offline(): void
+  /** Pauses: drops the socket and connects no more until `reconnect()` (invariant 5). */
+  disconnect(): void
+  paused(): boolean
+  /** The relay said `client_taken`: no reconnect until `reconnect()`. */
+  parked(): boolean
 }
 
 /**
@@ -91,12 +117,20 @@ export function createConnection(options: ConnectionOptions): Connection {
   const { scheduler, events } = options
   let socket: WebSocketLike | undefined
   let stopped = true
+  let paused = false
+  let parked = false
   let welcomed = false
   let attempt = 0
   let backoffMsMin = 0
   let lastMessageAt = 0
   let reconnectTimer: TimerHandle | undefined
   let pingTimer: TimerHandle | undefined
+  /** The token of the current socket, and the last one a relay refused (invariant 3). */
+  let socketToken = ''
+  let refusedToken: string | undefined
+  /** The one quick retry with a new token since the last welcome was taken (invariant 3). */
+  let quickRetried = false
+  let renewal: Renewal | undefined
 
   const send = (ws: WebSocketLike, message: Message) => {
     if (ws !== socket || ws.readyState !== SOCKET_OPEN) return false
@@ -105,7 +139,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   }
 
   const scheduleReconnect = () => {
-    if (stopped || reconnectTimer !== undefined) return
+    if (stopped || paused || parked || reconnectTimer !== undefined) return
     const delay = reconnectDelayMs(attempt, options.random(), backoffMsMin)
     attempt++
     backoffMsMin = 0
@@ -120,12 +154,13 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (socket !== ws) return
     socket = undefined
     welcomed = false
+    stopRenewal()
     events.lost(ws)
     scheduleReconnect()
   }
 
   async function connect(): Promise<void> {
-    if (stopped) return
+    if (stopped || paused || parked) return
     let token: string
     let clientId: string
     try {
@@ -133,13 +168,13 @@ export function createConnection(options: ConnectionOptions): Connection {
       clientId = await options.clientId()
     } catch (error) {
       events.failed(
-        error instanceof Error && error.name === 'ClientError' ? 'storage' : 'token',
+        error instanceof Error && error.name === 'ClientError' ? 'storage' : 'token_unavailable',
         errorMessage(error),
       )
       scheduleReconnect()
       return
     }
-    if (stopped) return
+    if (stopped || paused || parked) return
     let ws: WebSocketLike
     try {
       ws = new options.WebSocket(options.url)
@@ -150,10 +185,15 @@ export function createConnection(options: ConnectionOptions): Connection {
       return
     }
     socket = ws
+    socketToken = token
     welcomed = false
     lastMessageAt = options.now()
+    let errorSeen = false
+    let timedOut = false
     const welcomeTimer = scheduler.setTimeout(() => {
-      if (socket === ws && !welcomed) closeQuietly(ws)
+      if (socket !== ws || welcomed) return
+      timedOut = true
+      closeQuietly(ws)
     }, WELCOME_TIMEOUT_MS)
     ws.addEventListener('open', () => {
       send(ws, { type: 'hello', protocol: PROTOCOL_VERSION, token, clientId })
@@ -169,10 +209,18 @@ export function createConnection(options: ConnectionOptions): Connection {
         closeQuietly(ws)
         return
       }
+      if (message.type === 'error') errorSeen = true
       handle(ws, message as RelayMessage)
     })
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (event) => {
       scheduler.clearTimeout(welcomeTimer)
+      if (socket === ws && !welcomed && !errorSeen) {
+        // Invariant 4: say why, so an app can tell "head office unreachable" at once.
+        const why = timedOut
+          ? `no welcome within ${WELCOME_TIMEOUT_MS} ms`
+          : `the socket closed before the relay welcomed it (code ${event.code ?? 1006}${event.reason ? `: ${event.reason}` : ''})`
+        events.failed('unreachable', why)
+      }
       lost(ws)
     })
     ws.addEventListener('error', () => {
@@ -185,20 +233,38 @@ export function createConnection(options: ConnectionOptions): Connection {
       case 'welcome':
         welcomed = true
         attempt = 0
+        refusedToken = undefined
+        quickRetried = false
+        armRenewal(ws, message)
         events.message(ws, message)
         return
       case 'error': {
         const info = ERROR_KINDS[message.kind] ?? ERROR_KINDS.internal
         backoffMsMin = Math.max(message.backoffMsMin ?? 0, info.backoffMsMin)
-        if (!info.retry && message.kind !== 'unauthorized')
+        if (!info.retry && message.kind !== 'unauthorized' && message.kind !== 'too_large')
           backoffMsMin = Math.max(backoffMsMin, RECONNECT_MS_MAX)
+        let text = message.message
         if (message.kind === 'token_expired' || message.kind === 'unauthorized') {
           options.invalidateToken()
-          attempt = 0
+          // Invariant 3: one quick retry with a new token; then (or for the same token) back off.
+          if (!quickRetried && socketToken !== refusedToken) {
+            attempt = 0
+            quickRetried = true
+          } else {
+            text = `${text} (no fresh token came: backing off)`
+          }
+          refusedToken = socketToken
         }
-        events.failed(message.kind, message.message)
+        if (message.kind === 'client_taken') {
+          parked = true
+          events.changed()
+        }
+        events.failed(message.kind, text)
         return
       }
+      case 'renewed':
+        renewal?.renewed(message.expiresAt)
+        return
       case 'ping':
         send(ws, { type: 'pong', t: message.t })
         return
@@ -212,6 +278,39 @@ export function createConnection(options: ConnectionOptions): Connection {
         // A relay never sends client messages; ignore rather than crash on a newer relay.
         return
     }
+  }
+
+  /** Invariant 6: renewal of the welcomed socket's token, on the relay's clock. */
+  function armRenewal(ws: WebSocketLike, welcome: WelcomeMessage): void {
+    stopRenewal()
+    if (options.renewable !== true) return
+    renewal = startRenewal(
+      {
+        token: options.token,
+        invalidateToken: options.invalidateToken,
+        now: options.now,
+        random: options.random,
+        scheduler,
+        send: (message) => send(ws, message),
+        renewed: (token) => {
+          if (socket === ws) socketToken = token
+        },
+        failed: (kind, message) => {
+          if (socket === ws) events.failed(kind, message)
+        },
+      },
+      // The relay's clock minus ours: lifetimes are measured on the relay's.
+      {
+        token: socketToken,
+        expiresAt: welcome.expiresAt,
+        skewMs: welcome.serverTime - options.now(),
+      },
+    )
+  }
+
+  function stopRenewal(): void {
+    renewal?.stop()
+    renewal = undefined
   }
 
   return {
@@ -232,6 +331,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       scheduler.clearTimeout(reconnectTimer)
       reconnectTimer = undefined
       scheduler.clearInterval(pingTimer)
+      stopRenewal()
       const ws = socket
       socket = undefined
       if (ws !== undefined) closeQuietly(ws)
@@ -248,6 +348,11 @@ export function createConnection(options: ConnectionOptions): Connection {
       if (stopped) return
       attempt = 0
       backoffMsMin = 0
+      if (paused || parked) {
+        paused = false
+        parked = false
+        events.changed()
+      }
       const ws = socket
       if (ws !== undefined) {
         // Still connected, or connecting: check the socket is alive rather than replace it.
@@ -264,6 +369,19 @@ export function createConnection(options: ConnectionOptions): Connection {
       closeQuietly(ws)
       lost(ws)
     },
+    disconnect() {
+      if (stopped || paused) return
+      paused = true
+      scheduler.clearTimeout(reconnectTimer)
+      reconnectTimer = undefined
+      events.changed()
+      const ws = socket
+      if (ws === undefined) return
+      closeQuietly(ws)
+      lost(ws)
+    },
+    paused: () => paused,
+    parked: () => parked,
   }
 }
 
@@ -276,7 +394,8 @@ export function createConnection(options: ConnectionOptions): Connection {
  */
 export function reconnectDelayMs(attempt: number, random: number, backoffMsMin: number): number {
   const ceiling = Math.min(RECONNECT_MS_MAX, RECONNECT_MS_MIN * 2 ** Math.min(attempt, 16))
-  return Math.max(backoffMsMin, ceiling / 2 + (random * ceiling) / 2)
+  const jittered = ceiling / 2 + (random * ceiling) / 2
+  return backoffMsMin > jittered ? backoffMsMin * (1 + random / 2) : jittered
 }
 
 function errorMessage(error: unknown): string {

@@ -1,16 +1,10 @@
 // Goal: each correction is told to this tab's listeners once, whichever path brought it; a
 // message from another tab reads the unseen ones and tells them oldest first; the list and the
 // marking go to the client store.
-// Method: an in-memory client store whose feed is filled by an ack with corrections.
+// Method: an in-memory client store whose feed is filled by a page bringing corrections (an
+// ack only names them).
 import { describe, expect, it } from 'vitest'
-import {
-  ackItem,
-  appendedResult,
-  CLIENT,
-  correctionOf,
-  entry,
-  NOW,
-} from '../test-support/entries.ts'
+import { CLIENT, correctionOf, entry, NOW, stored } from '../test-support/entries.ts'
 import type { Correction } from './client-api.ts'
 import type { FeedRecord } from './client-store.ts'
 import { createCorrectionsFeed } from './corrections-feed.ts'
@@ -25,14 +19,18 @@ async function storeWithFeed(count: number) {
     NOW,
     () => 10,
   )
-  const applied = await store.applyAck(
-    entries.map((e, i) =>
-      ackItem(e, {
-        ...appendedResult(e, 0, 2 * i + 1),
-        corrections: [correctionOf(e, 0, 2 * i + 2)],
-      } as never),
-    ),
-    () => true,
+  await store.prepareCursors('t1', 'k', () => true)
+  const applied = await store.applyPages(
+    [
+      {
+        entries: entries.flatMap((e, i) => [
+          stored(e, i + 1, 0, 2 * i + 1),
+          correctionOf(e, 0, 2 * i + 2),
+        ]),
+        cursors: { 0: 2 * entries.length },
+      },
+    ],
+    'k',
   )
   return { store, records: applied.corrections }
 }

@@ -1,8 +1,10 @@
 // Goal: the entity cache hands out one stable EntityState per entity until it changes, folds
 // only what is stored after what it already folded, folds from version 1 again on a gap, shows
 // this tab's appends at once, loads one entity once at a time, writes a snapshot after
-// SNAPSHOT_ENTRIES_MIN entries, keeps at most `entitiesMax` entities, and refuses unknown
-// types and bad patterns with typed errors.
+// SNAPSHOT_ENTRIES_MIN entries keyed by the fold version (with the source of reduce beside it),
+// warns once per type when a snapshot's source differs from reduce's, folds everything again
+// after a reset, keeps at most `entitiesMax` entities, and refuses unknown types and bad
+// patterns with typed errors.
 // Method: a client store stand-in whose loads the test scripts, and the test schema.
 import { describe, expect, it } from 'vitest'
 import type { StoredEntry } from '@ledgerline/core'
@@ -10,9 +12,11 @@ import { entry, OTHER, stored } from '../test-support/entries.ts'
 import { schema } from '../test-support/schema.ts'
 import { settle } from '../test-support/manual-scheduler.ts'
 import type { ClientStore, EntityBase, EntityLoad, SnapshotRecord } from './client-store.ts'
+import type { ClientWarning } from './client-api.ts'
 import { createEntityCache } from './entity-cache.ts'
 import type { ClientError } from './errors.ts'
 import { SNAPSHOT_ENTRIES_MIN } from './limits.ts'
+import { reduceSource } from './snapshot-keys.ts'
 
 const moved = (version: number, qty = 1): StoredEntry => ({
   ...stored(entry(OTHER, version), version, 0, version),
@@ -30,6 +34,7 @@ function setup(ledger: StoredEntry[] = []) {
       const from = base?.version ?? 0
       const load: EntityLoad = {
         snapshot: base ?? undefined,
+        snapshotSource: undefined,
         stored: ledger.filter((e) => e.entity === entity && e.version > from),
         lastChunk: ledger.length === 0 ? undefined : ledger.length,
         pending: [],
@@ -102,6 +107,7 @@ describe('entity cache', () => {
         first = false
         return {
           snapshot: base ?? undefined,
+          snapshotSource: undefined,
           stored: list,
           lastChunk: 1,
           pending: [],
@@ -149,7 +155,51 @@ describe('entity cache', () => {
     expect(t.snapshots.map((s) => [s.entity, s.version, s.state])).toEqual([
       ['stock/a', SNAPSHOT_ENTRIES_MIN, { onHand: SNAPSHOT_ENTRIES_MIN }],
     ])
-    expect(t.snapshots[0]?.typeKey).toMatch(/^stock:/)
+    expect(t.snapshots[0]?.typeKey).toBe('stock@1')
+    expect(t.snapshots[0]?.source).toBe(reduceSource('stock', schema.typeOf('stock/a').reduce))
+  })
+
+  it('warns once per entity type when a snapshot of the same version has another reduce source', async () => {
+    // Issue 12 case 6: the version keys the snapshot; the source only warns.
+    const warnings: ClientWarning[] = []
+    const keys: string[] = []
+    const store: Pick<ClientStore, 'loadEntity' | 'putSnapshot'> = {
+      async loadEntity(_entity, key, base) {
+        keys.push(key)
+        return {
+          snapshot: base ?? { through: 1, version: 1, state: { onHand: 7 } },
+          snapshotSource: base === undefined ? 'stock:0:0' : undefined,
+          stored: [],
+          lastChunk: 1,
+          pending: [],
+          acked: new Set(),
+        }
+      },
+      async putSnapshot() {},
+    }
+    const cache = createEntityCache({
+      schema,
+      clientStore: Promise.resolve(store),
+      onWarning: (w) => warnings.push(w),
+    })
+    expect((await cache.load('stock/a')).confirmed).toEqual({ onHand: 7 })
+    await cache.load('stock/b')
+    expect(keys).toEqual(['stock@1', 'stock@1'])
+    expect(warnings.map((w) => [w.kind, w.type])).toEqual([['reduce_changed', 'stock']])
+    expect(warnings[0]?.message).toMatch(/stock.*version/)
+  })
+
+  it('folds every cached entity from the client store alone after a reset', async () => {
+    // A changed server log: confirmed history was dropped and comes again, from version 1.
+    const t = setup([moved(1, 2), moved(2, 3)])
+    const before = await t.cache.load<{ onHand: number }>('stock/a')
+    expect(before.version).toBe(2)
+    t.ledger.splice(0, t.ledger.length, moved(1, 10))
+    t.cache.reset()
+    await settle()
+    expect(t.calls.at(-1)).toBeUndefined() // no base: from the snapshot, else version 1
+    expect(t.cache.get('stock/a')).toMatchObject({ version: 1, confirmed: { onHand: 10 } })
+    expect(t.cache.get('stock/a')).not.toBe(before)
   })
 
   it('keeps at most entitiesMax entities, the least recently read without a listener going first', async () => {

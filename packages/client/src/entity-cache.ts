@@ -20,8 +20,13 @@
  * 3. One load per entity runs at a time; a change during a load loads again after it.
  * 4. Start-up reads no ledger; a snapshot is written after SNAPSHOT_ENTRIES_MIN entries folded
  *    since the last, so a later load starts from it. Failing to write one loses nothing.
+ *    Snapshots are keyed by the entity type's fold `version` (`snapshot-keys.ts`); one whose
+ *    `reduce` source differs while the version does not is still used, and `onWarning` is told
+ *    once per entity type ("reduce changed but version did not").
  * 5. At most CACHE_ENTITIES_MAX entities are cached; the least recently read without a
  *    listener go first.
+ * 6. After `reset()` (confirmed history was dropped: another server log) no cached base is
+ *    used again: every entity is folded from what the client store holds now.
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import {
@@ -31,16 +36,19 @@ import {
   checkPattern,
   matchesPattern,
 } from '@ledgerline/core'
-import type { EntityState } from './client-api.ts'
+import type { ClientWarning, EntityState } from './client-api.ts'
 import type { ClientStore } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
 import { CACHE_ENTITIES_MAX, SNAPSHOT_ENTRIES_MIN } from './limits.ts'
+import { reduceSource, snapshotTypeKey } from './snapshot-keys.ts'
 
 export interface EntityCacheOptions {
   readonly schema: Schema
   readonly clientStore: Promise<Pick<ClientStore, 'loadEntity' | 'putSnapshot'>>
   /** Default CACHE_ENTITIES_MAX. */
   readonly entitiesMax?: number | undefined
+  /** Development warnings (invariant 4); default: none. */
+  readonly onWarning?: ((warning: ClientWarning) => void) | undefined
 }
 
 export interface EntityCache {
@@ -52,6 +60,8 @@ export interface EntityCache {
   changed(entity: string): void
   /** This tab appended `entries`: show them as pending at once, without reading them back. */
   addPending(entries: readonly Entry[]): void
+  /** Confirmed history was dropped (invariant 6): fold every cached entity again. */
+  reset(): void
   /** The cached entities. */
   entities(): string[]
   /** The entity type of `entity`, or a `ClientError` (`invalid`, `unknown_type`). */
@@ -66,6 +76,8 @@ interface CacheItem {
   foldedSinceSnapshot: number
   loading: Promise<void> | undefined
   again: boolean
+  /** Fold from the client store's history alone, and show the result (invariant 6). */
+  rebase: boolean
 }
 
 /**
@@ -77,6 +89,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
   const { schema } = options
   const entitiesMax = options.entitiesMax ?? CACHE_ENTITIES_MAX
   const cache = new Map<string, CacheItem>()
+  const warned = new Set<string>()
   const entityListeners = new Map<string, Set<(entity: string) => void>>()
   const patternListeners = new Map<string, Set<(entity: string) => void>>()
 
@@ -117,6 +130,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       foldedSinceSnapshot: 0,
       loading: undefined,
       again: false,
+      rebase: false,
     }
     cache.set(entity, item)
     evict()
@@ -160,9 +174,11 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
   async function loadInto(entity: string, item: CacheItem): Promise<void> {
     const clientStore = await options.clientStore
     const type = typeOf(entity)
-    const key = typeKey(type.type, type.reduce)
+    const key = typeKey(type)
+    const rebase = item.rebase
+    item.rebase = false
     const base =
-      item.current.loaded && item.lastChunk !== undefined
+      item.current.loaded && item.lastChunk !== undefined && !rebase
         ? { through: item.lastChunk, version: item.version }
         : undefined
     let load = await clientStore.loadEntity(
@@ -170,6 +186,8 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       key,
       base === undefined ? undefined : { ...base, state: item.confirmed },
     )
+    const source = reduceSource(type.type, type.reduce)
+    if (load.snapshotSource !== undefined && load.snapshotSource !== source) warnStale(type)
     let state: unknown =
       base !== undefined ? item.confirmed : (load.snapshot?.state ?? type.initial)
     let version = base !== undefined ? item.version : (load.snapshot?.version ?? 0)
@@ -185,7 +203,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       state = type.reduce(state, e)
       version = e.version
     }
-    const lastChunk = load.lastChunk ?? item.lastChunk
+    const lastChunk = rebase ? load.lastChunk : (load.lastChunk ?? item.lastChunk)
     const foldedSinceSnapshot =
       (base !== undefined ? item.foldedSinceSnapshot : 0) + load.stored.length
     const pending = sortPending(load.pending)
@@ -197,7 +215,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     item.version = version
     item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
-    if (!prev.loaded || version !== prev.version || !samePending) {
+    if (!prev.loaded || rebase || version !== prev.version || !samePending) {
       item.current = {
         entity,
         view: foldView(type, state, pending),
@@ -212,9 +230,20 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       item.foldedSinceSnapshot = 0
       // Invariant 4: a snapshot only saves work later; failing to write one is fine.
       clientStore
-        .putSnapshot({ entity, version, state, through: lastChunk, typeKey: key })
+        .putSnapshot({ entity, version, state, through: lastChunk, typeKey: key, source })
         .catch(() => {})
     }
+  }
+
+  /** Invariant 4: told once per entity type. */
+  function warnStale(type: ReturnType<Schema['typeOf']>): void {
+    if (warned.has(type.type) || options.onWarning === undefined) return
+    warned.add(type.type)
+    options.onWarning({
+      kind: 'reduce_changed',
+      message: `entity type '${type.type}': reduce changed but version did not (still ${type.version}); snapshots folded by the old reduce are used as they are: raise version in defineEntity if what reduce computes changed`,
+      type: type.type,
+    })
   }
 
   function get<S>(entity: string): EntityState<S> {
@@ -280,6 +309,13 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         }
       }
     },
+    reset() {
+      for (const [entity, item] of cache) {
+        // Invariant 6: no base survives; the next load reads from version 1 and is shown.
+        item.rebase = true
+        void refresh(entity)
+      }
+    },
     entities: () => [...cache.keys()],
     typeOf,
   }
@@ -294,11 +330,7 @@ export function sortPending(entries: readonly Entry[]): Entry[] {
   )
 }
 
-/** A fingerprint of an entity type's fold, so a changed `reduce` invalidates snapshots. */
-export function typeKey(type: string, reduce: (...args: never[]) => unknown): string {
-  const text = `${type}\n${String(reduce)}`
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++)
-    hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0
-  return `${type}:${hash.toString(16)}:${text.length}`
+/** The snapshot key of an entity type: its name and fold version (invariant 4). */
+export function typeKey(type: { readonly type: string; readonly version?: number }): string {
+  return snapshotTypeKey(type.type, type.version ?? 1)
 }

@@ -29,6 +29,11 @@ export const CLIENT_ERROR_KINDS = [
   'storage',
   /** Another tab holds an older version of the database open and did not close it in time. */
   'upgrade_blocked',
+  /**
+   * The database has a newer layout than this build reads (an older app opened it: a stale
+   * service worker or tab). Nothing was changed; reload to get the newer app.
+   */
+  'version',
   /** The client was closed, or its database connection was closed by a newer tab. */
   'closed',
   /** A wait (`synced`) ran past its time. */

@@ -1,6 +1,6 @@
 // Goal: the IndexedDB client store passes `runClientStoreContract`, and uses the durability
-// each write needs: appends strict (flushed before they resolve), everything that can be
-// fetched or rebuilt again relaxed.
+// each write needs: appends and the writes of restore recovery strict (flushed before they
+// resolve), everything that can be fetched or rebuilt again relaxed.
 // Method: the contract suite on fake-indexeddb; every transaction the client store opens logged by
 // wrapping `IDBDatabase.prototype.transaction`.
 import 'fake-indexeddb/auto'
@@ -38,12 +38,22 @@ describe('IndexedDB client store', () => {
     await store.applyAck([ackItem(entries[0]!, appendedResult(entries[0]!, 0, 2))], () => true)
     await store.applyPages([{ entries: [stored(entry(OTHER, 1), 1, 0, 1)], cursors: {} }], 'k')
     await store.putSnapshot({ entity: 'stock/a', version: 1, state: {}, through: 1, typeKey: 'k' })
+    const log2 = { id: 'log', generation: 1 }
+    await store.beginSession(
+      { clientId: entries[0]!.clientId, tenant: 't1', log: log2, high: 0 },
+      () => 1,
+    )
+    await store.markRecovering()
+    await store.reissue(entries[0]!.clientId, OTHER)
     expect(log).toEqual([
       'meta,outbox strict',
       'meta,chunks,staged,ledgers,snapshots,acked relaxed',
-      'meta,outbox,acked,outcomes,feed relaxed',
+      'meta,outbox,acked,outcomes relaxed',
       'meta,chunks,staged,acked,feed relaxed',
       'snapshots relaxed',
+      'meta,outbox,acked,chunks,staged,ledgers,snapshots strict',
+      'meta strict',
+      'meta,outbox,outcomes strict',
     ])
   })
 })

@@ -2,15 +2,16 @@
  * `createIdbClientStore`: the client store over IndexedDB, one database (`dbName`) per user and
  * device. It opens the database (`idb-database.ts`, which also describes the layout) and puts
  * the record families together: the outbox (`idb-outbox.ts`), outcomes (`idb-outcomes.ts`),
- * confirmed history (`idb-history.ts`), snapshots (`idb-snapshots.ts`) and the corrections feed
- * (`idb-feed.ts`). What each method guarantees is stated on `ClientStore` (`client-store.ts`)
+ * confirmed history (`idb-history.ts`), snapshots (`idb-snapshots.ts`), the corrections feed
+ * (`idb-feed.ts`) and restore recovery (`idb-recovery.ts`). What each method guarantees is stated on `ClientStore` (`client-store.ts`)
  * and proved by `runClientStoreContract`.
  *
  * Invariants:
  * 1. Every method is one IndexedDB transaction (`createRun`): atomic, aborted on any failure.
  * 2. Appends use the configured durability (`strict` by default: flushed to disk before the
- *    promise resolves); history, acks, snapshots and the feed use `relaxed`, because each can
- *    be fetched or rebuilt again.
+ *    promise resolves), and so do the writes of restore recovery (they move or put back outbox
+ *    records); history, acks, snapshots and the feed use `relaxed`, because each can be
+ *    fetched or rebuilt again.
  * 3. The client store closes itself when a newer version of the database asks, and tells `onClosed`.
  */
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
@@ -19,6 +20,7 @@ import { createIdbFeed } from './idb-feed.ts'
 import { createIdbHistory } from './idb-history.ts'
 import { createIdbOutbox } from './idb-outbox.ts'
 import { createIdbOutcomes } from './idb-outcomes.ts'
+import { createIdbRecovery } from './idb-recovery.ts'
 import { createIdbSnapshots } from './idb-snapshots.ts'
 import { realScheduler } from './environment.ts'
 
@@ -58,6 +60,7 @@ export async function createIdbClientStore(options: IdbClientStoreOptions): Prom
     ...createIdbHistory(run, KeyRange),
     ...createIdbSnapshots(run),
     ...createIdbFeed(run),
+    ...createIdbRecovery(run),
     close() {
       db.close()
     },

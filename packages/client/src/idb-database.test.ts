@@ -1,13 +1,15 @@
 // Goal: the IndexedDB database opens, upgrades and lets go as it must: a layout 1 database
-// keeps its outbox and fetches history again; an open connection closes itself when a newer
-// version asks (and says so); an upgrade blocked by a tab that never closes fails with
-// `upgrade_blocked` after OPEN_BLOCKED_MS_MAX instead of hanging.
+// keeps its outbox, its confirmed history (pages become chunks), its cursors and snapshots
+// (pointed at their chunk; one whose page is gone is dropped) and its tenant (issue 12 case 5);
+// an older build opening a newer database gets `version` and changes nothing; an open
+// connection closes itself when a newer version asks (and says so); an upgrade blocked by a tab
+// that never closes fails with `upgrade_blocked` after OPEN_BLOCKED_MS_MAX instead of hanging.
 // Method: fake-indexeddb; a version 1 database built by hand; a raw connection that never
 // handles `versionchange`; the wait measured on a manual scheduler, not on the wall clock.
 import 'fake-indexeddb/auto'
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { CLIENT, entry, NOW } from '../test-support/entries.ts'
+import { CLIENT, entry, NOW, OTHER, stored } from '../test-support/entries.ts'
 import { freshIdb, openIdb } from '../test-support/idb.ts'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
 import { DB_VERSION } from './idb-database.ts'
@@ -15,9 +17,10 @@ import type { ClientError } from './errors.ts'
 import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
 
 describe('IndexedDB database', () => {
-  it('upgrades a layout 1 database: the outbox is kept, history is fetched again', async () => {
+  it('upgrades a layout 1 database keeping the outbox, history, cursors, snapshots and tenant', async () => {
     // Goal: the 1 → 2 upgrade path. Method: build a version 1 database by hand (the object
-    // stores layout 1 created, one outbox record, stored cursors), open it with the current code.
+    // stores layout 1 created, one outbox record, stored cursors, two pages of history, a
+    // snapshot on the second and one on a page that is gone), open it with the current code.
     const factory = new IDBFactory()
     await new Promise<void>((resolve, reject) => {
       const request = factory.open('test', 1)
@@ -37,7 +40,7 @@ describe('IndexedDB database', () => {
       request.onerror = () => reject(request.error)
       request.onsuccess = () => {
         const db = request.result
-        const tx = db.transaction(['meta', 'outbox', 'pages'], 'readwrite')
+        const tx = db.transaction(['meta', 'outbox', 'pages', 'snapshots'], 'readwrite')
         const e = entry(CLIENT, 1, 'stock/a')
         tx.objectStore('meta').put(
           {
@@ -62,7 +65,31 @@ describe('IndexedDB database', () => {
           bytes: 100,
           at: NOW,
         })
-        tx.objectStore('pages').put({ partition: 0, first: 1, last: 9, entries: [], keys: [] })
+        const history = [1, 2, 3].map((v) => stored(entry(OTHER, v, 'stock/h'), v, 0, v + 6))
+        tx.objectStore('pages').put({
+          partition: 0,
+          first: 7,
+          last: 8,
+          entries: history.slice(0, 2),
+          keys: [['stock/h', 0, 7]],
+        })
+        tx.objectStore('pages').put({
+          partition: 0,
+          first: 9,
+          last: 9,
+          entries: history.slice(2),
+          keys: [['stock/h', 0, 9]],
+        })
+        const old = (entity: string, through: number) => ({
+          entity,
+          version: 2,
+          state: { onHand: 2 },
+          partition: 0,
+          through,
+          typeKey: 'stock:abc:12',
+        })
+        tx.objectStore('snapshots').put(old('stock/h', 7))
+        tx.objectStore('snapshots').put(old('stock/gone', 4))
         tx.oncomplete = () => {
           db.close()
           resolve()
@@ -76,8 +103,42 @@ describe('IndexedDB database', () => {
     expect((await store.readOutbox(undefined, 10, 1e9)).map((r) => r.id)).toEqual([
       entry(CLIENT, 1, 'stock/a').id,
     ])
-    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({})
+    // The tenant came along into the meta record; cursors are kept.
+    expect(meta.tenant).toBe('t1')
+    expect(await store.tenant()).toBe('t1')
+    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({ 0: 9 })
+    // History: from version 1, or from the converted snapshot (its chunk), in version order.
+    const all = await store.loadEntity('stock/h', 'x', null)
+    expect(all.stored.map((e) => e.version)).toEqual([1, 2, 3])
+    const fromSnapshot = await store.loadEntity('stock/h', 'stock@1')
+    expect(fromSnapshot.snapshot).toMatchObject({ version: 2, state: { onHand: 2 }, through: 1 })
+    expect(fromSnapshot.snapshotSource).toBe('stock:abc:12')
+    expect(fromSnapshot.stored.map((e) => e.version)).toEqual([3])
+    expect((await store.loadEntity('stock/gone', 'stock@1')).snapshot).toBeUndefined()
+    // New pages go on after the converted chunks.
+    const page = await store.applyPages(
+      [{ entries: [stored(entry(OTHER, 4, 'stock/h'), 4, 0, 10)], cursors: { 0: 10 } }],
+      'k',
+    )
+    expect(page.stored).toBe(1)
+    expect((await store.loadEntity('stock/h', 'x', null)).stored.map((e) => e.version)).toEqual([
+      1, 2, 3, 4,
+    ])
     store.close()
+  })
+
+  it('refuses a newer database to an older build with kind version, and changes nothing', async () => {
+    const factory = new IDBFactory()
+    const newer = await openIdb({ factory, dbName: 'db', version: DB_VERSION + 1 })
+    newer.close()
+    const error = (await openIdb({ factory, dbName: 'db' }).catch((e: unknown) => e)) as ClientError
+    expect(error.kind).toBe('version')
+    expect(error.message).toContain(`layout ${DB_VERSION + 1}`)
+    const version = await new Promise<number>((resolve) => {
+      const r = factory.open('db')
+      r.onsuccess = () => (resolve(r.result.version), r.result.close())
+    })
+    expect(version).toBe(DB_VERSION + 1)
   })
 
   it('closes itself when a newer version opens, so the upgrade is not blocked', async () => {

@@ -20,9 +20,14 @@
  *   outcomes   id → { n, outcome }                               appended/duplicate/refused
  *   feed       id → { n, entry, unseen }                         corrections of own entries
  *
- * Upgrades: 1 → 2 drops layout 1's pages and snapshots and forgets the cursors, so confirmed
- * history is fetched again from the relay (it can always be: the relay keeps it); the outbox,
- * acked entries, outcomes and the corrections feed are kept as they are.
+ * Upgrades: 1 → 2 converts layout 1's pages into chunks (one chunk per page, numbered in key
+ * order, so per partition in offset order) with their per-entity index, keeps the cursors (with
+ * the last chunk number), converts each snapshot to the chunk of its page (one whose page is
+ * gone is dropped), copies the tenant into the meta record, and deletes the pages, all inside
+ * the upgrade transaction: an upgrade applied offline (a PWA update) shows the confirmed state
+ * at once. The outbox, acked entries, outcomes and the corrections feed are kept as they are.
+ * A database of a NEWER layout than this build knows (a stale service worker, an old tab) is
+ * not opened: `version` error, nothing touched.
  *
  * Invariants:
  * 1. Nothing is awaited inside a transaction except that transaction's own requests (idb:
@@ -33,8 +38,11 @@
  * 2. Opening never hangs: when an older tab blocks the upgrade for OPEN_BLOCKED_MS_MAX, it
  *    fails with `upgrade_blocked`; an open connection closes itself at once when a newer
  *    version asks, and says so through `onClosed`.
- * 3. Upgrade blocks only ever get added (`if (oldVersion < 3) …`); old ones are never edited.
+ * 3. Upgrade blocks only ever get added (`if (oldVersion < 3) …`), and each leaves the layout
+ *    its version names; how a block carries data over may improve (1 → 2 used to drop history
+ *    and now converts it), never what it leaves.
  */
+import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import { wrap } from 'idb'
@@ -53,6 +61,7 @@ import type {
 } from './client-store.ts'
 import { ClientError, toStorageError } from './errors.ts'
 import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
+import { snapshotTypeKey } from './snapshot-keys.ts'
 import type { Scheduler } from './scheduler.ts'
 
 /**
@@ -120,8 +129,9 @@ export function openIdbDatabase(options: IdbDatabaseOptions): Promise<Db> {
   const { scheduler } = options
   return new Promise<Db>((resolve, reject) => {
     let request: IDBOpenDBRequest
+    const version = options.version ?? DB_VERSION
     try {
-      request = options.indexedDB.open(options.dbName, options.version ?? DB_VERSION)
+      request = options.indexedDB.open(options.dbName, version)
     } catch (error) {
       reject(toStorageError(error))
       return
@@ -148,7 +158,22 @@ export function openIdbDatabase(options: IdbDatabaseOptions): Promise<Db> {
     }
     request.onerror = () => {
       scheduler.clearTimeout(blockedTimer)
-      reject(toStorageError(request.error))
+      const error = request.error
+      if (error?.name === 'VersionError') {
+        // https://w3c.github.io/IndexedDB/#opening: a database of a higher version than asked
+        // for fails to open with a VersionError and stays as it is.
+        void storedVersion(options.indexedDB, options.dbName).then((found) => {
+          reject(
+            new ClientError(
+              'version',
+              `database '${options.dbName}' has layout ${found ?? 'newer'}; this build of Ledgerline reads layouts up to ${version}: an older app (a stale service worker or tab) opened it; reload to get the newer app. Nothing was changed.`,
+              { cause: error },
+            ),
+          )
+        })
+        return
+      }
+      reject(toStorageError(error))
     }
     request.onsuccess = () => {
       scheduler.clearTimeout(blockedTimer)
@@ -217,6 +242,29 @@ export function createRun(db: Db): Run {
   }
 }
 
+/**
+ * The version of an existing database, read without upgrading it (`open` without a version
+ * opens the current one as it is); undefined when it cannot be read.
+ */
+function storedVersion(indexedDB: IDBFactory, name: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let request: IDBOpenDBRequest
+    try {
+      request = indexedDB.open(name)
+    } catch {
+      resolve(undefined)
+      return
+    }
+    request.onsuccess = () => {
+      const version = request.result.version
+      request.result.close()
+      resolve(version)
+    }
+    request.onerror = () => resolve(undefined)
+    request.onblocked = () => resolve(undefined)
+  })
+}
+
 /** Deletes the oldest records (by index `n`) beyond `max`. */
 export async function prune(
   store: {
@@ -254,17 +302,123 @@ function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
     db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
   }
   if (oldVersion < 2) {
-    // Layout 1's pages (one index key per entity per page) give way to chunks with a staged
-    // ledger index. History is not converted: forgetting the cursors makes the client fetch it
-    // again from the relay, which keeps it; outbox, acked, outcomes and feed stay as they are.
-    ;(db as unknown as IDBPDatabase).deleteObjectStore('pages')
-    tx.objectStore('snapshots').clear()
-    tx.objectStore('meta').delete('cursors')
+    // Layout 1's pages (one index key per entity per page) give way to chunks with a ledger
+    // index, converted here, in this transaction (see the header).
     db.createObjectStore('chunks', { keyPath: 'n' })
     db.createObjectStore('staged', { keyPath: 'n' })
     db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
+    convertLayout1(db, tx)
   }
-  // Later versions add `if (oldVersion < 3) { … }` here, never edit the blocks above.
+  // Later versions add `if (oldVersion < 3) { … }` here, never edit what the blocks above leave.
+  // (Block 2's conversion runs on in request callbacks: a later block that reads chunks must
+  // chain after it.)
+}
+
+/** Layout 1's records (Ledgerline 0.1.0), as far as the conversion reads them. */
+interface Layout1Page {
+  readonly partition: number
+  readonly first: number
+  readonly last: number
+  readonly entries: readonly StoredEntry[]
+}
+interface Layout1Snapshot {
+  readonly entity: string
+  readonly version: number
+  readonly state: unknown
+  readonly partition: number
+  /** First offset of the last page folded into `state`. */
+  readonly through: number
+  readonly typeKey: string
+}
+
+/**
+ * Layout 1 → 2 inside the versionchange transaction `tx`: pages become chunks (one each, in
+ * key order) with their `ledgers` index, cursors get the last chunk number, snapshots point at
+ * their page's chunk, the tenant joins the meta record, and the pages go. Raw requests, chained
+ * in their callbacks (the transaction stays active while requests are pending).
+ */
+function convertLayout1(db: Db, tx: IDBTransaction): void {
+  const pages = tx.objectStore('pages')
+  const chunks = tx.objectStore('chunks')
+  const index = new Map<string, number[]>()
+  const chunkOfPage = new Map<string, number>()
+  let n = 0
+  const reading = pages.openCursor()
+  reading.onsuccess = () => {
+    const cursor = reading.result
+    if (cursor !== null) {
+      const page = cursor.value as Layout1Page
+      n++
+      chunks.put({
+        n,
+        partition: page.partition,
+        first: page.first,
+        last: page.last,
+        entries: page.entries,
+      } satisfies ChunkRecord)
+      for (const entity of new Set(page.entries.map((e) => e.entity))) {
+        const list = index.get(entity)
+        if (list === undefined) index.set(entity, [n])
+        else list.push(n)
+      }
+      chunkOfPage.set(`${page.partition}:${page.first}`, n)
+      cursor.continue()
+      return
+    }
+    const ledgers = tx.objectStore('ledgers')
+    for (const [entity, list] of index) {
+      ledgers.put({ entity, last: list.at(-1) as number, chunks: list } satisfies LedgerIndexRecord)
+    }
+    convertMeta(tx, n)
+    convertSnapshots(tx, chunkOfPage)
+    ;(db as unknown as IDBPDatabase).deleteObjectStore('pages')
+  }
+}
+
+/** Cursors keep their offsets and learn the last chunk; the tenant joins the meta record. */
+function convertMeta(tx: IDBTransaction, chunkLast: number): void {
+  const meta = tx.objectStore('meta')
+  const reading = meta.get('cursors')
+  reading.onsuccess = () => {
+    const old = reading.result as Omit<CursorsRecord, 'chunkLast' | 'stagedKeys'> | undefined
+    if (old === undefined) return
+    meta.put({ ...old, chunkLast, stagedKeys: 0 } satisfies CursorsRecord, 'cursors')
+    const client = meta.get('client')
+    client.onsuccess = () => {
+      const found = client.result as Partial<ClientMeta> | undefined
+      if (found !== undefined && (found.tenant === undefined || found.tenant === null))
+        meta.put({ ...found, tenant: old.tenant }, 'client')
+    }
+  }
+}
+
+/**
+ * A layout-1 snapshot named a page; it now names that page's chunk. Its type key (layout 1's
+ * fingerprint of `reduce`'s source) becomes fold version 1 with that fingerprint kept as its
+ * source, so a `reduce` changed since warns (entity-cache.ts). One whose page is gone is dropped.
+ */
+function convertSnapshots(tx: IDBTransaction, chunkOfPage: ReadonlyMap<string, number>): void {
+  const reading = tx.objectStore('snapshots').openCursor()
+  reading.onsuccess = () => {
+    const cursor = reading.result
+    if (cursor === null) return
+    const old = cursor.value as Layout1Snapshot
+    const through = chunkOfPage.get(`${old.partition}:${old.through}`)
+    if (through === undefined || typeof old.typeKey !== 'string') {
+      cursor.delete()
+    } else {
+      const type = old.typeKey.split(':')[0] as string
+      cursor.update({
+        entity: old.entity,
+        version: old.version,
+        state: old.state,
+        through,
+        typeKey: snapshotTypeKey(type, 1),
+        source: old.typeKey,
+      } satisfies SnapshotRecord)
+    }
+    cursor.continue()
+  }
 }
 
 function noop(): void {}

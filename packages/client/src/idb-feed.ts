@@ -1,13 +1,14 @@
 /**
  * The corrections feed in IndexedDB: the log's corrections of this database's own entries,
- * added by acks (`idb-outcomes.ts`) and pages (`idb-history.ts`) through `planFeed`, read back
- * newest first and marked seen here.
+ * added by the pages that bring them (`idb-history.ts`, through `planFeed`; an ack only names
+ * them), read back newest first and marked seen here.
  *
  * Terms: a feed record is *unseen* until the app marks the feed seen; the meta record counts
  * the unseen ones (`correctionsUnseen`).
  *
  * Invariants:
- * 1. A correction joins the feed once, whichever of its ack or its page brings it first.
+ * 1. A correction joins the feed once, however often its page is delivered; at most
+ *    CORRECTIONS_FEED_MAX records are kept (the oldest go first).
  * 2. `markCorrectionsSeen` clears every unseen flag and the meta record's count in one
  *    transaction.
  */

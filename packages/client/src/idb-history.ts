@@ -34,9 +34,10 @@ import { assert } from '@ledgerline/core'
 import { planPages } from './client-store-plans.ts'
 import type { ClientMeta, ClientStore, CursorsRecord, EntityBase } from './client-store.ts'
 import { ClientError } from './errors.ts'
-import type { Run } from './idb-database.ts'
+import { prune, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { readSnapshot } from './idb-snapshots.ts'
+import { CORRECTIONS_FEED_MAX } from './limits.ts'
 
 export type IdbHistory = Pick<
   ClientStore,
@@ -101,6 +102,7 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
           if (plan.feedCandidates.length > 0) {
             const feed = tx.objectStore('feed')
             const added = await addToFeed(feed, plan.feedCandidates, clientMeta, track)
+            await prune(feed, CORRECTIONS_FEED_MAX, track)
             corrections = added.records
             void track(
               metaStore.put(
@@ -154,7 +156,12 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
         'default',
         async (tx) => {
           let snapshot: EntityBase | undefined = base ?? undefined
-          if (base === undefined) snapshot = await readSnapshot(tx, entity, typeKey)
+          let snapshotSource: string | undefined
+          if (base === undefined) {
+            const found = await readSnapshot(tx, entity, typeKey)
+            snapshot = found
+            snapshotSource = found?.source
+          }
           const from = snapshot?.through ?? 0
           const [indexed, staged, outboxed, acked] = await Promise.all([
             tx.objectStore('ledgers').getAll(KeyRange.bound([entity, from], [entity, Infinity])),
@@ -181,6 +188,7 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
           const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
           return {
             snapshot,
+            snapshotSource,
             stored,
             lastChunk: numbers.at(-1),
             pending,
@@ -192,8 +200,11 @@ export function createIdbHistory(run: Run, KeyRange: typeof IDBKeyRange): IdbHis
 
     async tenant() {
       return run(['meta'], 'readonly', 'default', async (tx) => {
-        const rec = (await tx.objectStore('meta').get('cursors')) as CursorsRecord | undefined
-        return rec?.tenant
+        const [meta, rec] = (await Promise.all([
+          tx.objectStore('meta').get('client'),
+          tx.objectStore('meta').get('cursors'),
+        ])) as [ClientMeta | undefined, CursorsRecord | undefined]
+        return meta?.tenant ?? rec?.tenant
       })
     },
   }

@@ -12,16 +12,18 @@
  *    exists without its outbox record, nor the reverse, and clientSeq is gap-free per clientId.
  * 2. Entries are validated before they are written (`append`) and again after they are read
  *    back (`readOutbox`): pair assertions.
- * 3. Every outbox record has the current meta.clientId; `reissue` moves all of them to a new
- *    clientId in one transaction, and records where each old id went.
+ * 3. Every outbox record has the current meta.clientId (`reissue`, in `idb-recovery.ts`, moves
+ *    all of them to a new clientId in one transaction).
  * 4. The outbox counters in the meta record change in the same transaction as the records.
+ * 5. `init` completes a meta record an older build wrote (tenant from the cursors record, a new
+ *    device secret) in the transaction that reads it, so every later read finds every field.
  */
-import { checkedBatch, newMeta, planAppend, planReissue } from './client-store-plans.ts'
-import type { ClientMeta, ClientStore, Durability } from './client-store.ts'
+import { checkedBatch, completedMeta, newMeta, planAppend } from './client-store-plans.ts'
+import type { ClientMeta, ClientStore, CursorsRecord, Durability } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
 
-export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'reissue' | 'counters'>
+export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'counters'>
 
 /**
  * @example
@@ -34,14 +36,23 @@ export function createIdbOutbox(
   durability: Durability,
 ): IdbOutbox {
   return {
-    async init(newClientId, now) {
+    async init(newId, now, tenant) {
       return run(['meta'], 'readwrite', 'strict', async (tx, track) => {
         const meta = tx.objectStore('meta')
-        const found = (await meta.get('client')) as ClientMeta | undefined
-        if (found !== undefined) return { meta: found, created: false }
+        const [found, cursors] = (await Promise.all([meta.get('client'), meta.get('cursors')])) as [
+          ClientMeta | undefined,
+          CursorsRecord | undefined,
+        ]
+        if (found !== undefined) {
+          // Invariant 5: fill what an older build's record lacks, once.
+          const filled = completedMeta(found, newId, cursors?.tenant ?? tenant)
+          if (filled === undefined) return { meta: found, created: false }
+          void track(meta.put(filled, 'client'))
+          return { meta: filled, created: false }
+        }
         // No meta: a new database, or one wiped by the browser or the user. Either way this is
         // a new client: a fresh clientId means no clientSeq can ever be reused.
-        const created = newMeta(newClientId(), now)
+        const created = newMeta(newId(), newId(), now, tenant ?? null)
         void track(meta.put(created, 'client'))
         return { meta: created, created: true }
       })
@@ -72,25 +83,6 @@ export function createIdbOutbox(
         return tx.objectStore('outbox').getAll(range, entriesMax)
       })
       return checkedBatch(records, bytesMax)
-    },
-
-    async reissue(newClientId, high) {
-      return run(['meta', 'outbox', 'outcomes'], 'readwrite', 'strict', async (tx, track) => {
-        const metaStore = tx.objectStore('meta')
-        const outbox = tx.objectStore('outbox')
-        const [meta, records] = await Promise.all([
-          metaStore.get('client') as Promise<ClientMeta>,
-          outbox.getAll(),
-        ])
-        // Another tab may have done it already.
-        if (meta.seqLast >= high) return new Map<string, string>()
-        const plan = planReissue(meta, records, newClientId)
-        for (const r of records) void track(outbox.delete([r.clientId, r.clientSeq]))
-        for (const r of plan.records) void track(outbox.add(r))
-        for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
-        void track(metaStore.put(plan.meta, 'client'))
-        return plan.renamed
-      })
     },
 
     async counters() {

@@ -8,19 +8,19 @@
  *
  * Invariants:
  * 1. An ack is applied in one transaction: outbox records deleted, acked records and outcomes
- *    put, corrections added to the feed, the meta record's counters rewritten (`planAck`).
+ *    put, the meta record's counters rewritten (`planAck`). Corrections are references in an
+ *    ack: their bodies join the feed with the pages that bring them (`idb-history.ts`).
  * 2. A lean ack (after `storage_full`) deletes and rewrites the meta record only: deleting
  *    frees space, so a full disk never stops the outbox from draining.
- * 3. At most OUTCOMES_MAX outcomes and CORRECTIONS_FEED_MAX feed records are kept; the oldest
- *    (by `n`) go first, in the transaction that added the new ones.
+ * 3. At most OUTCOMES_MAX outcomes are kept; the oldest (by `n`) go first, in the transaction
+ *    that added the new ones.
  * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
  *    record, then the acked record; an id none of them knows is `unknown`.
  */
 import { planAck } from './client-store-plans.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { prune, type Run } from './idb-database.ts'
-import { addToFeed } from './idb-feed.ts'
-import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
+import { OUTCOMES_MAX } from './limits.ts'
 
 export type IdbOutcomes = Pick<ClientStore, 'applyAck' | 'outcome'>
 
@@ -33,7 +33,7 @@ export function createIdbOutcomes(run: Run): IdbOutcomes {
   return {
     async applyAck(items, keepAcked, lean = false) {
       return run(
-        ['meta', 'outbox', 'acked', 'outcomes', 'feed'],
+        ['meta', 'outbox', 'acked', 'outcomes'],
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -57,22 +57,9 @@ export function createIdbOutcomes(run: Run): IdbOutcomes {
           for (const r of plan.deletes) void track(outbox.delete([r.clientId, r.clientSeq]))
           for (const a of plan.acked) void track(tx.objectStore('acked').put(a))
           for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
-          const feed = tx.objectStore('feed')
-          const added = await addToFeed(feed, plan.feedCandidates, plan.meta, track)
           await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
-          await prune(feed, CORRECTIONS_FEED_MAX, track)
-          void track(
-            metaStore.put(
-              { ...plan.meta, correctionsUnseen: added.correctionsUnseen, n: added.n },
-              'client',
-            ),
-          )
-          return {
-            entities: plan.entities,
-            gaps: plan.gaps,
-            corrections: added.records,
-            settled: plan.settled,
-          }
+          void track(metaStore.put(plan.meta, 'client'))
+          return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
         },
       )
     },

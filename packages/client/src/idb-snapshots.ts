@@ -2,12 +2,13 @@
  * Snapshots in IndexedDB: an entity's folded state as of a version and a chunk, so a load
  * folds only the entries after it (start-up never folds every ledger).
  *
- * Terms: a snapshot's *type key* fingerprints the entity type's `reduce`; *through* is the last
- * chunk folded into it.
+ * Terms: a snapshot's *type key* names the entity type and its fold `version`
+ * (`snapshot-keys.ts`); its *source* fingerprints `reduce`'s text, only to warn; *through* is
+ * the last chunk folded into it.
  *
  * Invariants:
  * 1. A snapshot is used only when its type key matches the entity type's current one: a
- *    changed `reduce` folds from version 1 again.
+ *    raised fold version folds from version 1 again.
  * 2. A snapshot only saves work: writing one may fail (quota, a state that cannot be cloned)
  *    without losing anything, and the history it covers stays stored.
  * 3. Snapshots belong to the (tenant, scope) of the cursors and are cleared with them

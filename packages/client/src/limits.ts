@@ -46,6 +46,23 @@ export const CHUNK_ENTRIES_MAX = 2_000
 export const INDEX_STAGED_KEYS_MAX = 20_000
 /** When live, how long staged keys may wait for the ledger index after the last page. */
 export const INDEX_DELAY_MS = 1_000
+/**
+ * How long an entry that failed alone in a batch of one (`too_large` or `internal` from the
+ * relay, again and again) is held back before it is tried again; the entries after it go on.
+ */
+export const FAILED_ENTRY_RETRY_MS = 10 * 60_000
+/**
+ * Most times one restore recovery moves the outbox to a derived clientId before it takes a
+ * random one instead (a derived id may be in use by another copy of the same backup); also the
+ * most `reissued` hops `outcome()` follows from an old id.
+ */
+export const REISSUE_HOPS_MAX = 4
+/** Share of a token's lifetime (from `welcome`) after which the client renews it. */
+export const RENEW_AT_LIFETIME_SHARE = 0.8
+/** Spread of the renewal time, as a share of the lifetime, so tills do not renew at once. */
+export const RENEW_JITTER_SHARE = 0.05
+/** Least time before expiry a renewed token must add to count as new (not the same token). */
+export const RENEW_GAIN_MS_MIN = 1_000
 /** Reconnect backoff: first delay, and the cap of the exponential growth. */
 export const RECONNECT_MS_MIN = 250
 export const RECONNECT_MS_MAX = 30_000

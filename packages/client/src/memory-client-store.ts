@@ -16,19 +16,23 @@
  *    does), so no caller shares an object with the database, and what cannot be cloned is
  *    refused like IndexedDB refuses it.
  * 3. The outbox is kept in key order ([clientId, clientSeq]): an append adds clientSeqs past
- *    every stored one, of the one clientId every record has, and a reissue rebuilds it.
+ *    every stored one, of the one clientId every record has; a reissue and entries put back
+ *    (a changed log) rebuild it in order.
  * 4. The per-entity index is updated in the write that stores a chunk, so nothing is ever
  *    staged: `stagedKeys` is always 0 and `indexPending` always answers false.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import {
   checkedBatch,
+  completedMeta,
+  isOtherLog,
   newMeta,
   planAck,
   planAppend,
   planFeed,
   planPages,
   planReissue,
+  planSession,
 } from './client-store-plans.ts'
 import type {
   AckedRecord,
@@ -107,10 +111,14 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
   }
 
   return {
-    init: (newClientId, now) =>
+    init: (newId, now, tenant) =>
       write(() => {
-        if (data.meta !== undefined) return { meta: clone(data.meta), created: false }
-        data.meta = newMeta(newClientId(), now)
+        if (data.meta !== undefined) {
+          const filled = completedMeta(data.meta, newId, data.cursors?.tenant ?? tenant)
+          if (filled !== undefined) data.meta = filled
+          return { meta: clone(data.meta), created: false }
+        }
+        data.meta = newMeta(newId(), newId(), now, tenant ?? null)
         return { meta: clone(data.meta), created: true }
       }),
 
@@ -143,21 +151,12 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
       write(() => {
         const present = items.map((i) => sameKey(data.outbox.get(i.record.id), i.record))
         const plan = planAck(items, present, meta(), data.cursors?.cursors, keepAcked, lean)
-        const known = plan.feedCandidates.map((c) => data.feed.has(c.id))
-        const added = planFeed(plan.feedCandidates, known, plan.meta)
         for (const r of plan.deletes) data.outbox.delete(r.id)
         for (const a of plan.acked) data.acked.set(a.id, clone(a))
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
-        for (const r of added.records) data.feed.set(r.id, clone(r))
         prune(data.outcomes, OUTCOMES_MAX)
-        prune(data.feed, CORRECTIONS_FEED_MAX)
-        data.meta = { ...plan.meta, correctionsUnseen: added.correctionsUnseen, n: added.n }
-        return {
-          entities: plan.entities,
-          gaps: plan.gaps,
-          corrections: added.records.map(clone),
-          settled: plan.settled,
-        }
+        data.meta = plan.meta
+        return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
       }),
 
     prepareCursors: (tenant, scopeKey, inScope) =>
@@ -192,6 +191,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         data.cursors = { ...plan.cursors, stagedKeys: 0 }
         if (added.records.length > 0) {
           for (const r of added.records) data.feed.set(r.id, r)
+          prune(data.feed, CORRECTIONS_FEED_MAX)
           data.meta = { ...clientMeta, n: added.n, correctionsUnseen: added.correctionsUnseen }
         }
         return {
@@ -209,9 +209,13 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
     loadEntity: (entity, typeKey, base) =>
       write(() => {
         let snapshot: EntityBase | undefined = base ?? undefined
+        let snapshotSource: string | undefined
         if (base === undefined) {
           const found = data.snapshots.get(entity)
-          if (found !== undefined && found.typeKey === typeKey) snapshot = found
+          if (found !== undefined && found.typeKey === typeKey) {
+            snapshot = found
+            snapshotSource = found.source
+          }
         }
         const from = snapshot?.through ?? 0
         const fromVersion = snapshot?.version ?? 0
@@ -228,6 +232,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         const outboxed = [...data.outbox.values()].filter((r) => r.entity === entity)
         return clone({
           snapshot,
+          snapshotSource,
           stored,
           lastChunk: numbers.at(-1),
           pending: [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)],
@@ -235,7 +240,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         })
       }),
 
-    tenant: () => write(() => data.cursors?.tenant),
+    tenant: () => write(() => data.meta?.tenant ?? data.cursors?.tenant),
 
     putSnapshot: (snapshot) =>
       write(() => {
@@ -291,10 +296,57 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         return marked
       }),
 
-    reissue: (newClientId, high) =>
+    beginSession: (session, bytesOf) =>
       write(() => {
         const m = meta()
-        if (m.seqLast >= high) return new Map<string, string>()
+        if (m.clientId !== session.clientId) return { _tag: 'stale' } as const
+        const changed = isOtherLog(m.log, session.log)
+        const held: StoredEntry[] = []
+        if (changed) {
+          for (const chunk of data.chunks.values())
+            for (const e of chunk.entries) if (e.clientId === m.clientId) held.push(e)
+        }
+        const acked = changed ? [...data.acked.values()].map((a) => a.entry) : []
+        const plan = planSession(
+          m,
+          session,
+          clone([...acked, ...held]),
+          new Set(data.outbox.keys()),
+          bytesOf,
+        )
+        if (plan.putBack.length > 0) {
+          // Invariant 3: back in key order.
+          const all = [...data.outbox.values(), ...plan.putBack]
+          all.sort((a, b) => a.clientSeq - b.clientSeq)
+          data.outbox = new Map(all.map((r) => [r.id, r]))
+        }
+        for (const id of plan.ackedDeletes) data.acked.delete(id)
+        if (plan.clearHistory) {
+          data.chunks.clear()
+          data.ledgers.clear()
+          data.snapshots.clear()
+          if (data.cursors !== undefined)
+            data.cursors = { ...data.cursors, cursors: {}, stagedKeys: 0 }
+        }
+        data.meta = plan.meta
+        return {
+          _tag: 'begun',
+          recovering: plan.meta.recovering,
+          logChanged: plan.clearHistory,
+          putBack: plan.putBack.length,
+          meta: clone(plan.meta),
+        } as const
+      }),
+
+    markRecovering: () =>
+      write(() => {
+        data.meta = { ...meta(), recovering: true }
+      }),
+
+    reissue: (from, newClientId) =>
+      write(() => {
+        const m = meta()
+        if (m.clientId !== from) return new Map<string, string>()
         const plan = planReissue(m, [...data.outbox.values()], newClientId)
         data.outbox = new Map(plan.records.map((r) => [r.id, r]))
         for (const o of plan.outcomes) data.outcomes.set(o.id, o)

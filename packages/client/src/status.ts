@@ -29,6 +29,8 @@ export interface ConnectionStatus {
   readonly live: boolean
   readonly lastServerContactAt: number | null
   readonly lastError: ClientStatus['lastError']
+  readonly heldReasons: ClientStatus['heldReasons']
+  readonly paused: boolean
 }
 
 export interface StatusOptions {
@@ -83,6 +85,8 @@ export function createStatus(options: StatusOptions): Status {
     live: false,
     lastServerContactAt: null,
     lastError: null,
+    heldReasons: [],
+    paused: false,
   }
   let persisted: boolean | null = null
   let closed: ClientStatus['closed'] = null
@@ -96,6 +100,9 @@ export function createStatus(options: StatusOptions): Status {
       live: connection.live,
       outboxEntries: counters?.outboxEntries ?? 0,
       outboxBytes: counters?.outboxBytes ?? 0,
+      held: connection.heldReasons.reduce((n, r) => n + r.count, 0),
+      heldReasons: connection.heldReasons,
+      paused: connection.paused,
       oldestOutboxAt,
       oldestOutboxAgeMs: oldestOutboxAt === null ? 0 : Math.max(0, now() - oldestOutboxAt),
       lastServerContactAt: connection.lastServerContactAt,

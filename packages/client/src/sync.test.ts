@@ -1,8 +1,10 @@
 // Goal: the sync loop stores received pages in arrival order and never lets a later page move
 // the cursor past an earlier page that was not stored (the simulator's "delayed page" hazard:
 // a crash in between would lose the earlier page for good, since the relay resumes from the
-// cursor); it reissues the outbox of a restored database before it pushes anything; it gives
-// credit back only for stored pages and ignores pages of another subscription.
+// cursor); a restored database confirms its outbox under its own ids and moves what conflicts
+// (and everything after it) to a derived clientId before anything else goes (issue 12 cases 1,
+// 2), also when the conflict comes after the confirm phase; it gives credit back only for
+// stored pages and ignores pages of another subscription.
 // Method: a steerable relay (test-support/fake-relay.ts) holds 450 entries, sent as pages of
 // 100; the sync loop runs over a client store stub whose first page write is slow and then fails (a
 // transient IndexedDB error). The stub records every offset it stored; at the end each offset
@@ -13,16 +15,26 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import type { StoredEntry } from '@ledgerline/core'
 import type { ClientMessage, Cursors, RelayMessage } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import { decodeMessage, encodeMessage } from '@ledgerline/protocol'
 import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/testkit'
-import { CLIENT, entry, NOW, OTHER, stored as storedEntry } from '../test-support/entries.ts'
+import {
+  appendedResult,
+  CLIENT,
+  entry,
+  meta,
+  NOW,
+  OTHER,
+  stored as storedEntry,
+} from '../test-support/entries.ts'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
+import { ackMessage, welcomeMessage } from '../test-support/messages.ts'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
 import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
 import type { Client } from './client.ts'
 import type { ClientStore, PageApplied, PageIn } from './client-store.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
 import { createMemoryClientStore } from './memory-client-store.ts'
+import { deriveClientId } from './restore-recovery.ts'
 import type { Sync } from './sync.ts'
 import type { WebSocketConstructor } from './transport.ts'
 import { createSync } from './sync.ts'
@@ -113,6 +125,7 @@ describe('sync loop', () => {
         acked: () => {},
         page: () => {},
         reissued: () => {},
+        reset: () => {},
       },
     })
     sync.start()
@@ -132,16 +145,10 @@ describe('sync loop', () => {
 describe('sync loop over a scripted relay', () => {
   const URL = 'memory://relay/sync'
   const welcome = (socket: MemoryServerSocket, clientSeqHigh: number) =>
-    send(socket, {
-      type: 'welcome',
-      protocol: PROTOCOL_VERSION,
-      tenant: 't1',
-      grants: { read: ['*'], write: ['*'] },
-      partitions: 1,
-      clientSeqHigh,
-      serverTime: NOW,
-      expiresAt: NOW + 3_600_000,
-    })
+    send(
+      socket,
+      welcomeMessage({ partitions: 1, clientSeqHigh, serverTime: NOW, expiresAt: NOW + 3_600_000 }),
+    )
   const send = (socket: MemoryServerSocket, m: RelayMessage) => socket.send(encodeMessage(m))
 
   async function setup(answer: (socket: MemoryServerSocket, m: ClientMessage) => void) {
@@ -175,37 +182,116 @@ describe('sync loop over a scripted relay', () => {
         acked: () => {},
         page: () => {},
         reissued: (renamed) => reissued.push(renamed),
+        reset: () => {},
       },
     })
     return { clientStore, got, reissued, states, scheduler }
   }
 
-  it('reissues a restored database’s outbox before pushing, then says hello with the new id', async () => {
+  it('confirms a restored database’s outbox under its own ids, then moves what conflicts to a derived id', async () => {
+    // Issue 12 case 2: the log holds clientSeq 1..5 of CLIENT; this copy's 1 is the same entry
+    // (duplicate), its 2 another (id_conflict). 1 is done; 2 moves, and is pushed as the new id.
     const t = await setup((socket, m) => {
       if (m.type === 'hello') welcome(socket, m.clientId === CLIENT ? 5 : 0)
+      if (m.type === 'push') {
+        const results = m.entries.map((e) =>
+          e.clientId !== CLIENT
+            ? appendedResult(e, 0, 10 + e.clientSeq)
+            : e.clientSeq === 1
+              ? { ...appendedResult(e, 0, 1), status: 'duplicate' as const }
+              : { id: e.id, status: 'id_conflict' as const, reason: 'another entry' },
+        )
+        send(socket, ackMessage(m.batch, results))
+      }
     })
-    await t.clientStore.append(
-      (c, f) => [entry(c, f), entry(c, f + 1)],
-      { entriesMax: 10, bytesMax: 1e6 },
-      NOW,
-      () => 10,
-    )
+    await appendTwo(t.clientStore)
+    const meta = await t.clientStore.init(() => CLIENT, NOW)
+    const derived = deriveClientId(meta.meta.deviceSecret, CLIENT, 5)
     sync?.start()
     await settle()
-    expect(t.reissued.map((r) => [...r])).toEqual([
-      [
-        [`${CLIENT}-1`, `${OTHER}-1`],
-        [`${CLIENT}-2`, `${OTHER}-2`],
-      ],
-    ])
-    // Nothing went out under the old id; the next connection says hello as the new one.
-    expect(t.got.filter((m) => m.type === 'push')).toEqual([])
+    const pushes = () =>
+      t.got.flatMap((m) => (m.type === 'push' ? [m.entries.map((e) => e.id)] : []))
+    // Only what the log already has of this clientId goes out under it, and nothing after it.
+    expect(pushes()).toEqual([[`${CLIENT}-1`, `${CLIENT}-2`]])
+    expect(t.reissued.map((r) => [...r])).toEqual([[[`${CLIENT}-2`, `${derived}-1`]]])
+    expect(await t.clientStore.outcome(`${CLIENT}-1`)).toMatchObject({ _tag: 'duplicate' })
+    expect(await t.clientStore.outcome(`${CLIENT}-2`)).toEqual({
+      _tag: 'reissued',
+      as: `${derived}-1`,
+    })
     await t.scheduler.advance(1_000)
     await settle()
     const hellos = t.got.filter((m) => m.type === 'hello')
-    expect(hellos.map((m) => m.clientId)).toEqual([CLIENT, OTHER])
+    expect(hellos.map((m) => m.clientId)).toEqual([CLIENT, derived])
+    expect(pushes()).toEqual([[`${CLIENT}-1`, `${CLIENT}-2`], [`${derived}-1`]])
+    expect((await t.clientStore.counters()).outboxEntries).toBe(0)
+  })
+
+  it('moves a restored database that the log knows further, even when every record is a duplicate', async () => {
+    // Issue 12 case 1: a copy restored after the till synced 1, 2 and sold 3 (high 3, seqLast 2):
+    // 1 and 2 are the same entries (duplicate, done); the next sale must not be 3 again.
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello') welcome(socket, m.clientId === CLIENT ? 3 : 0)
+      if (m.type === 'push') {
+        const results = m.entries.map((e) => ({
+          ...appendedResult(e, 0, e.clientSeq),
+          status: e.clientId === CLIENT ? ('duplicate' as const) : ('appended' as const),
+        }))
+        send(socket, ackMessage(m.batch, results))
+      }
+    })
+    await appendTwo(t.clientStore)
+    sync?.start()
+    await settle()
+    await t.scheduler.advance(1_000)
+    await settle()
+    const counters = await t.clientStore.counters()
+    expect(counters).toMatchObject({ outboxEntries: 0, seqLast: 0 })
+    expect(counters.clientId).not.toBe(CLIENT)
+    expect(t.got.filter((m) => m.type === 'hello').map((m) => m.clientId)).toEqual([
+      CLIENT,
+      counters.clientId,
+    ])
+  })
+
+  it('recovers from an id_conflict met after the confirm phase on the next session', async () => {
+    // Another copy of this database pushed clientSeq 2 first: this one's 2 conflicts. It is
+    // kept, the flag is set (crash-safe), the socket closes, and the next session moves it.
+    let high = 0
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello') welcome(socket, m.clientId === CLIENT ? high : 0)
+      if (m.type === 'push') {
+        const results = m.entries.map((e) =>
+          e.clientId === CLIENT && e.clientSeq === 2
+            ? { id: e.id, status: 'id_conflict' as const, reason: 'another entry' }
+            : e.clientId === CLIENT && e.clientSeq === 1 && high >= 1
+              ? { ...appendedResult(e, 0, 1), status: 'duplicate' as const }
+              : appendedResult(e, 0, 10 + e.clientSeq),
+        )
+        high = 2
+        send(socket, ackMessage(m.batch, results))
+      }
+    })
+    await appendTwo(t.clientStore)
+    const { meta } = await t.clientStore.init(() => CLIENT, NOW)
+    sync?.start()
+    await settle()
+    // Closed after the conflict; the record is kept and the next session will recover.
+    expect((await t.clientStore.counters()).outboxEntries).toBe(1)
+    await t.scheduler.advance(1_000)
+    await settle()
+    const derived = deriveClientId(meta.deviceSecret, CLIENT, 2)
+    expect(t.got.filter((m) => m.type === 'hello').map((m) => m.clientId)).toEqual([
+      CLIENT,
+      CLIENT,
+      derived,
+    ])
     const pushed = t.got.flatMap((m) => (m.type === 'push' ? m.entries.map((e) => e.id) : []))
-    expect(pushed).toEqual([`${OTHER}-1`, `${OTHER}-2`])
+    expect(pushed).toEqual([`${CLIENT}-1`, `${CLIENT}-2`, `${CLIENT}-2`, `${derived}-1`])
+    expect(await t.clientStore.outcome(`${CLIENT}-2`)).toEqual({
+      _tag: 'reissued',
+      as: `${derived}-1`,
+    })
   })
 
   it('gives credit back for stored pages only, and ignores pages of another subscription', async () => {
@@ -241,6 +327,16 @@ describe('sync loop over a scripted relay', () => {
   })
 })
 
+/** Two entries in the outbox (clientSeq 1 and 2 of a new database). */
+function appendTwo(store: ClientStore) {
+  return store.append(
+    (c, f) => [entry(c, f), entry(c, f + 1)],
+    { entriesMax: 10, bytesMax: 1e6 },
+    NOW,
+    () => 10,
+  )
+}
+
 /** A client store that keeps nothing but what the test records; the outbox is always empty. */
 function stubStore(o: {
   cursors: () => Cursors
@@ -270,6 +366,14 @@ function stubStore(o: {
     outcome: unused,
     corrections: unused,
     markCorrectionsSeen: unused,
+    beginSession: async () => ({
+      _tag: 'begun',
+      recovering: false,
+      logChanged: false,
+      putBack: 0,
+      meta: meta({ clientId: 'b'.repeat(32) }),
+    }),
+    markRecovering: unused,
     reissue: unused,
     close: () => {},
   }

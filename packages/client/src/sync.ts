@@ -1,39 +1,54 @@
 /**
  * The sync loop, run by the leader tab only: the connection (`connection.ts`), the outbox
- * drain (`outbox-drain.ts`) and the write queue (`write-queue.ts`) put together, with the
- * subscription and the state the client shows.
+ * drain (`outbox-drain.ts`), the write queue (`write-queue.ts`) and restore recovery
+ * (`restore-recovery.ts`) put together, with the subscription and the state the client shows.
  *
- *   connect ─► hello ─► welcome ─► subscribe(scope, cursors from the client store, credit)
+ *   connect ─► hello ─► welcome ─► beginSession (restored? another log?) ─► subscribe
  *                         │
- *                         └─► drain: push batches from the outbox in clientSeq order
- *   ack      ─┐
+ *                         └─► drain: confirm up to the high-water mark ─► settle ─► lift | move
+ *   ack part ─┐
  *   entries  ─┴► the write queue, in arrival order ─► applyAck ─► drain more
  *                                                  └► applyPages ─► credit
  *   close    ─► forget in-flight batches ─► reconnect after the backoff
  *
  * Terms: a *subscription* is one `subscribe` of a socket (numbered `sub`); its *scope* is the
  * entity patterns asked for (the option, or the token's read grants); *credit* is the pages the
- * relay may send ahead.
+ * relay may send ahead; a *session* is one welcomed socket with its high-water mark.
  *
  * Invariants:
- * 1. On `welcome`, a relay that knows more clientSeqs of this clientId than the database ever
- *    allocated means a restored or copied database: the outbox is reissued under a new
- *    clientId and the socket closed, so no clientSeq ever names two entries.
- * 2. Pages of an older subscription are ignored; an ack of a batch not in flight is ignored.
+ * 1. Nothing above the welcome's high-water mark is pushed before every outbox record at or
+ *    below it was answered (the confirm phase); a restored database, another server log, or an
+ *    `id_conflict` in that phase moves the outbox to a new clientId before anything more is
+ *    pushed, and the socket is closed so the next hello says the new id. An `id_conflict` after
+ *    the phase sets `recovering` and closes the socket: the next session recovers. So no
+ *    clientSeq ever names two entries in the log, and no outbox record is dropped on a conflict.
+ * 2. Pages of an older subscription are ignored; an ack part of a batch not in flight is
+ *    ignored; the parts of one batch are applied as they come, each result on its own.
  * 3. Credit is given back only after a page is stored, so the relay never runs further ahead
  *    than CREDIT_WINDOW_PAGES unstored pages (held pages included).
  * 4. `syncing` is true exactly while online with batches in flight or catch-up not done.
  * 5. State changes are reported once each: an update that changes no field is not reported.
+ * 6. A `seq_gap` that repeats at the same entry, and a recovery that keeps meeting used ids, end
+ *    in a typed `lastError` (`seq_gap`, `id_conflict`) with a backoff, never a hot loop.
+ * 7. The corrections an ack of an own entry names (references) count as busy until the
+ *    subscription brought them (the stored cursor of their partition passed their offset), for
+ *    the entities in scope: `synced()` means the log's consequences of this device's entries
+ *    are here too, not only the entries.
  */
+import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
-import type { ErrorKind } from '@ledgerline/protocol'
-import type { AckApplied, ClientStore, PageApplied } from './client-store.ts'
+import type { WelcomeMessage } from '@ledgerline/protocol'
+import type { ClientErrorStatusKind } from './client-api.ts'
+import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
 import { createConnection } from './connection.ts'
 import { realScheduler } from './environment.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
+import type { HeldReason } from './outbox-drain.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
 import type { ClientBugs } from './outbox-drain.ts'
+import type { RecoverySession } from './restore-recovery.ts'
+import { createRecovery } from './restore-recovery.ts'
 import type { Scheduler } from './scheduler.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
 import { createWriteQueue } from './write-queue.ts'
@@ -47,10 +62,14 @@ export interface SyncState {
   readonly live: boolean
   readonly lastServerContactAt: number | null
   readonly lastError: {
-    readonly kind: ErrorKind | 'socket' | 'storage' | 'token'
+    readonly kind: ClientErrorStatusKind
     readonly message: string
   } | null
   readonly tenant: string | null
+  /** Outbox records held back by the drain, by reason. */
+  readonly heldReasons: readonly HeldReason[]
+  /** `disconnect()` paused syncing. */
+  readonly paused: boolean
 }
 
 export interface SyncEvents {
@@ -58,6 +77,8 @@ export interface SyncEvents {
   acked(applied: AckApplied): void
   page(applied: PageApplied): void
   reissued(renamed: ReadonlyMap<string, string>): void
+  /** Confirmed history, snapshots and cursors were dropped: another server log. */
+  reset(): void
 }
 
 export interface SyncOptions {
@@ -66,12 +87,17 @@ export interface SyncOptions {
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
   readonly invalidateToken: () => void
+  /** A function gives the token: renew it on the live socket before it expires. */
+  readonly renewable?: boolean | undefined
   readonly scope: readonly string[] | undefined
   readonly clientStore: ClientStore
   readonly now: () => number
   /** A float in [0, 1) for the reconnect jitter. */
   readonly random: () => number
+  /** A random clientId (restore recovery's fallback when derived ids keep meeting conflicts). */
   readonly newClientId: () => string
+  /** The encoded size of an entry (for entries put back into the outbox). */
+  readonly bytesOf?: ((entry: Entry) => number) | undefined
   /** Default: the host's timers. */
   readonly scheduler?: Scheduler | undefined
   readonly events: SyncEvents
@@ -84,7 +110,10 @@ export interface Sync {
   /** The outbox changed: send what is new (within DRAIN_DELAY_MS, coalescing kicks). */
   kick(): void
   state(): SyncState
-  /** Batches in flight, being read from the outbox, or a kick waiting to read it. */
+  /**
+   * Batches in flight, being read from the outbox, a kick waiting to read it, a confirm phase,
+   * or corrections of own entries not received yet (invariant 7).
+   */
   busy(): boolean
   /** Resolves when the acks and pages received so far are stored (or dropped). */
   idle(): Promise<void>
@@ -92,6 +121,8 @@ export interface Sync {
   reconnect(): void
   /** The network is gone: drop the socket now instead of waiting for it to time out. */
   offline(): void
+  /** Pause syncing until `reconnect()`. */
+  disconnect(): void
   stop(): void
 }
 
@@ -110,6 +141,11 @@ export function createSync(options: SyncOptions): Sync {
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
   let pagesSinceCredit = 0
+  /** Invariant 7: correction positions (partition → offsets) not received yet, and the cursors. */
+  const awaited = new Map<number, Set<number>>()
+  let received: Readonly<Record<number, number>> = {}
+  /** The welcomed socket's recovery view, and the conflicts met in its confirm phase. */
+  let session: (RecoverySession & { readonly ws: WebSocketLike; conflicts: number }) | undefined
   let state: SyncState = {
     online: false,
     syncing: false,
@@ -117,16 +153,21 @@ export function createSync(options: SyncOptions): Sync {
     lastServerContactAt: null,
     lastError: null,
     tenant: null,
+    heldReasons: [],
+    paused: false,
   }
 
   const setState = (patch: Partial<SyncState>) => {
     const next = { ...state, ...patch }
     next.syncing = next.online && (drain.inFlight() > 0 || !next.live)
+    next.paused = connection.paused()
+    const held = drain.held()
+    next.heldReasons = sameReasons(held, state.heldReasons) ? state.heldReasons : held
     if ((Object.keys(next) as (keyof SyncState)[]).every((k) => next[k] === state[k])) return
     state = next
     events.state(state)
   }
-  const fail = (kind: NonNullable<SyncState['lastError']>['kind'], message: string) => {
+  const fail = (kind: ClientErrorStatusKind, message: string) => {
     setState({ lastError: { kind, message } })
   }
 
@@ -135,6 +176,7 @@ export function createSync(options: SyncOptions): Sync {
     WebSocket: options.WebSocket,
     token: options.token,
     invalidateToken: options.invalidateToken,
+    renewable: options.renewable,
     clientId: async () => (helloClientId = (await clientStore.counters()).clientId),
     now: options.now,
     random: options.random,
@@ -144,21 +186,30 @@ export function createSync(options: SyncOptions): Sync {
       lost() {
         drain.reset()
         writes.dropHeld()
+        session = undefined
         setState({ online: false, live: false })
       },
-      failed: fail,
+      failed(kind, message) {
+        // Invariant 6 of the drain: a batch the relay failed on shrinks after a repeat.
+        drain.pushFailed(kind)
+        fail(kind, message)
+      },
+      changed: () => setState({}),
     },
   })
   const drain = createOutboxDrain({
     clientStore,
     scheduler,
+    now: options.now,
     isCurrent: (ws) => connection.current() === ws,
     ready: () => (connection.welcomed() && state.online ? connection.current() : undefined),
     send: connection.send,
-    sent: () => setState({}),
+    changed: () => setState({}),
+    confirmed: (ws) => void settle(ws),
     failed: (message) => fail('storage', message),
     bugs: options.bugs,
   })
+  const recovery = createRecovery({ clientStore, randomClientId: options.newClientId })
   const writes = createWriteQueue({
     clientStore,
     scheduler,
@@ -166,13 +217,24 @@ export function createSync(options: SyncOptions): Sync {
     inScope: (entity) => inScope(entity),
     live: () => state.live,
     stopped: () => stopped,
-    acked(ws, applied) {
-      if (applied.gaps > 0 && connection.current() === ws) drain.resend()
+    acked(ws, applied, items) {
+      noteConflicts(ws, items)
+      awaitCorrections(items)
+      const { gapRepeated } = drain.applied(items)
+      if (gapRepeated === true) {
+        const first = items.find((i) => i.result.status === 'refused')?.record.id
+        fail(
+          'seq_gap',
+          `the log refuses ${first ?? 'the next entry'} as out of order again: it lacks entries of this device (a log restored without its generation raised?); retrying with a backoff, nothing is dropped`,
+        )
+      }
       events.acked(applied)
       setState({})
       drain.drain(ws)
     },
     paged(ws, run, applied) {
+      received = applied.cursors
+      settleAwaited()
       events.page(applied)
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) setState({ live: true })
@@ -190,13 +252,21 @@ export function createSync(options: SyncOptions): Sync {
     const at = options.now()
     switch (message.type) {
       case 'welcome':
-        void onWelcome(ws, message.tenant, message.clientSeqHigh, message.grants.read)
         setState({ lastServerContactAt: at, tenant: message.tenant })
+        void onWelcome(ws, message)
         return
       case 'ack': {
-        const records = drain.take(message.batch)
+        const records = drain.take(
+          message.batch,
+          message.first,
+          message.results.length,
+          message.done,
+        )
         if (records === undefined) return
-        assert(message.results.length === records.length, 'ack answers every entry of its batch')
+        assert(
+          records.length === message.results.length,
+          'an ack part answers entries of its batch',
+        )
         const items = records.map((record, i) => ({
           record,
           result: message.results[i] as (typeof message.results)[number],
@@ -222,26 +292,40 @@ export function createSync(options: SyncOptions): Sync {
     }
   }
 
-  async function onWelcome(
-    ws: WebSocketLike,
-    tenant: string,
-    clientSeqHigh: number,
-    granted: readonly string[],
-  ) {
+  async function onWelcome(ws: WebSocketLike, welcome: WelcomeMessage) {
     try {
-      const counters = await clientStore.counters()
-      if (clientSeqHigh > counters.seqLast && counters.clientId === helloClientId) {
-        // Invariant 1: re-send the outbox under a new clientId, then reconnect with it.
-        const renamed = await clientStore.reissue(options.newClientId(), clientSeqHigh)
-        events.reissued(renamed)
+      const from = helloClientId
+      const begun = await clientStore.beginSession(
+        { clientId: from, tenant: welcome.tenant, log: welcome.log, high: welcome.clientSeqHigh },
+        options.bytesOf ?? (() => 0),
+      )
+      if (connection.current() !== ws) return
+      if (begun._tag === 'stale') {
+        // Another tab moved the outbox since the hello: say hello again as the new id.
         connection.close(ws)
         return
       }
-      const scope = options.scope ?? granted
+      if (begun.logChanged) {
+        drain.forget()
+        awaited.clear() // positions of another log
+        events.reset()
+      }
+      session = {
+        ws,
+        from,
+        high: welcome.clientSeqHigh,
+        deviceSecret: begun.meta.deviceSecret,
+        clientIds: begun.meta.clientIds,
+        recovering: begun.recovering,
+        conflicts: 0,
+      }
+      const scope = options.scope ?? welcome.grants.read
       scopeKey = JSON.stringify([...scope].sort())
       inScope = (entity) => matchesAny(scope, entity)
-      const cursors = await clientStore.prepareCursors(tenant, scopeKey, inScope)
+      const cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
       if (connection.current() !== ws) return
+      received = cursors
+      settleAwaited()
       subNo++
       pagesSinceCredit = 0
       connection.send(ws, {
@@ -252,7 +336,70 @@ export function createSync(options: SyncOptions): Sync {
         credit: CREDIT_WINDOW_PAGES,
       })
       setState({ online: true, live: false, lastError: null })
+      // Invariant 1: confirm what the log already holds of this clientId first.
+      drain.begin(ws, welcome.limits, welcome.clientSeqHigh)
       drain.drain(ws)
+    } catch (error) {
+      fail('storage', error instanceof Error ? error.message : String(error))
+      connection.close(ws)
+    }
+  }
+
+  /** Invariant 7: what an ack's correction references wait for. */
+  function awaitCorrections(items: readonly AckItem[]): void {
+    for (const { result } of items) {
+      if (result.status !== 'appended' && result.status !== 'duplicate') continue
+      for (const c of result.corrections) {
+        if (!inScope(c.entity) || c.offset <= (received[c.partition] ?? 0)) continue
+        let offsets = awaited.get(c.partition)
+        if (offsets === undefined) awaited.set(c.partition, (offsets = new Set()))
+        offsets.add(c.offset)
+      }
+    }
+  }
+
+  function settleAwaited(): void {
+    for (const [partition, offsets] of awaited) {
+      const cursor = received[partition] ?? 0
+      for (const offset of offsets) if (offset <= cursor) offsets.delete(offset)
+      if (offsets.size === 0) awaited.delete(partition)
+    }
+  }
+
+  /** Invariant 1: an id_conflict is counted in the confirm phase, else recovers next session. */
+  function noteConflicts(ws: WebSocketLike, items: readonly AckItem[]): void {
+    const conflicts = items.filter((i) => i.result.status === 'id_conflict').length
+    if (conflicts === 0 || connection.current() !== ws) return
+    if (session?.ws === ws && drain.confirming()) {
+      session.conflicts += conflicts
+      return
+    }
+    drain.freeze()
+    void clientStore
+      .markRecovering()
+      .catch((error: unknown) =>
+        fail('storage', error instanceof Error ? error.message : String(error)),
+      )
+      .finally(() => connection.close(ws))
+  }
+
+  /** The confirm phase of `ws` ended (invariant 1): lift, or move the outbox and reconnect. */
+  async function settle(ws: WebSocketLike): Promise<void> {
+    const s = session
+    if (s === undefined || s.ws !== ws) return
+    try {
+      const settled = await recovery.settle(s, s.conflicts)
+      if (connection.current() !== ws) return
+      if (settled._tag === 'lift') {
+        drain.lift()
+        drain.drain(ws)
+        return
+      }
+      drain.forget()
+      // The clientId changed even when nothing was left to move (a restored copy whose records
+      // were all duplicates): the appender's clock and the status follow it.
+      events.reissued(settled.renamed)
+      connection.close(ws)
     } catch (error) {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
@@ -269,12 +416,15 @@ export function createSync(options: SyncOptions): Sync {
       if (!stopped) drain.kick()
     },
     state: () => state,
-    busy: () => drain.busy(),
+    busy: () => drain.busy() || awaited.size > 0,
     idle: () => writes.idle(),
     reconnect() {
       if (!stopped) connection.reconnect()
     },
     offline: () => connection.offline(),
+    disconnect() {
+      if (!stopped) connection.disconnect()
+    },
     stop() {
       stopped = true
       connection.stop()
@@ -283,4 +433,10 @@ export function createSync(options: SyncOptions): Sync {
       setState({ online: false, live: false })
     },
   }
+}
+
+function sameReasons(a: readonly HeldReason[], b: readonly HeldReason[]): boolean {
+  return (
+    a.length === b.length && a.every((r, i) => r.code === b[i]?.code && r.count === b[i]?.count)
+  )
 }

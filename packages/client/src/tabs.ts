@@ -22,6 +22,8 @@ export type TabMessage =
       readonly entities: readonly string[]
       readonly outbox: boolean
       readonly corrections: number
+      /** Confirmed history was dropped (another server log): fold every entity again. */
+      readonly reset?: boolean | undefined
     }
   /** The leader's view of the connection. */
   | {
@@ -30,6 +32,8 @@ export type TabMessage =
       readonly syncing: boolean
       readonly live: boolean
       readonly lastServerContactAt: number | null
+      readonly heldReasons?: readonly { readonly code: string; readonly count: number }[]
+      readonly paused?: boolean | undefined
     }
 
 export interface Tabs {

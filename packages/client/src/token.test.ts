@@ -2,7 +2,7 @@
 // as it is, and the tenant claim is read from a JWT's payload (or not at all from garbage).
 // Method: counting token functions; hand-made tokens.
 import { describe, expect, it } from 'vitest'
-import { createTokenSource, tenantFromToken } from './token.ts'
+import { createTokenSource, expiresAtOf, tenantFromToken } from './token.ts'
 
 const jwt = (claims: object) =>
   `h.${btoa(JSON.stringify(claims)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}.s`
@@ -27,5 +27,13 @@ describe('token', () => {
     expect(tenantFromToken(jwt({ tenant: 7 }))).toBeUndefined()
     expect(tenantFromToken('no-dots')).toBeUndefined()
     expect(tenantFromToken('a.%%%.b')).toBeUndefined()
+  })
+
+  it('reads when a token expires, and says whether a new one can be asked for', () => {
+    expect(expiresAtOf(jwt({ exp: 1_700_000_000 }))).toBe(1_700_000_000_000)
+    expect(expiresAtOf(jwt({ exp: 'soon' }))).toBeUndefined()
+    expect(expiresAtOf('opaque')).toBeUndefined()
+    expect(createTokenSource(async () => 't').renewable).toBe(true)
+    expect(createTokenSource('fixed').renewable).toBe(false)
   })
 })

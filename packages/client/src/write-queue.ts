@@ -64,8 +64,8 @@ export interface WriteQueueOptions {
   readonly inScope: (entity: string) => boolean
   readonly live: () => boolean
   readonly stopped: () => boolean
-  /** An ack write committed. */
-  readonly acked: (ws: WebSocketLike, applied: AckApplied) => void
+  /** An ack write committed (`items`: what it applied). */
+  readonly acked: (ws: WebSocketLike, applied: AckApplied, items: readonly AckItem[]) => void
   /** A run of pages committed (the last page of the run is `last`). */
   readonly paged: (ws: WebSocketLike, run: readonly PageWork[], applied: PageApplied) => void
   readonly failed: (message: string) => void
@@ -180,7 +180,7 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
       applied = await clientStore.applyAck(work.items, options.inScope, true)
       options.failed('storage full: acks applied without keeping outcomes')
     }
-    options.acked(work.ws, applied)
+    options.acked(work.ws, applied, work.items)
   }
 
   /**

@@ -30,7 +30,11 @@ export function record(e: Entry, bytes = 100): OutboxRecord {
   }
 }
 
-export function appendedResult(e: Entry, partition: number, offset: number): AckResult {
+export function appendedResult(
+  e: Entry,
+  partition: number,
+  offset: number,
+): Extract<AckResult, { status: 'appended' | 'duplicate' }> {
   return {
     id: e.id,
     status: 'appended',
@@ -51,6 +55,10 @@ export function meta(patch: Partial<ClientMeta> = {}): ClientMeta {
     clientId: CLIENT,
     seqLast: 0,
     clientIds: [CLIENT],
+    tenant: 't1',
+    deviceSecret: 'de'.repeat(16),
+    recovering: false,
+    log: null,
     createdAt: NOW,
     outboxEntries: 0,
     outboxBytes: 0,

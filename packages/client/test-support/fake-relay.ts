@@ -1,82 +1,218 @@
-// An in-memory stand-in for the relay, speaking the real wire protocol over `ws` on loopback.
-// Used only where a test needs to steer the relay (drop an ack, reorder a page); the
+// An in-memory stand-in for the relay, speaking the real wire protocol (version 2) over `ws` on
+// loopback. Used where a test needs to steer the relay: drop an ack, split acks into parts,
+// defer an entry, answer with an error, restore or replace its log, renew a token. The
 // integration tests run against the real relay (`createRelay`).
+//
+// It keeps what the server log keeps for exactly once (the design of issue 12): each decided
+// entry's content digest beside its id (a resend with the same digest gets its first answer,
+// another digest `id_conflict`), a high-water mark per clientId (deferrals use their clientSeq
+// up), recorded refusals, the subject each clientId is bound to, and the log's identity.
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import { decide, matchesAny, partitionOf } from '@ledgerline/core'
-import type { AckResult, ClientMessage, RelayMessage } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage } from '@ledgerline/protocol'
+import { decide, digestHex, entryDigest, matchesAny, partitionOf } from '@ledgerline/core'
+import type {
+  AckResult,
+  ClientMessage,
+  CorrectionRef,
+  ErrorKind,
+  LogIdentity,
+  RelayLimitsAdvertised,
+  RelayMessage,
+} from '@ledgerline/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
+  ERROR_KINDS,
+  FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
+} from '@ledgerline/protocol'
 import { WebSocketServer, type WebSocket } from 'ws'
+
+/** Who a token speaks for, or why the relay refuses it. */
+export type FakeAuth =
+  | { readonly subject: string; readonly expiresAt: number }
+  | { readonly error: ErrorKind; readonly message: string }
+
+/** A copy of the fake relay's log, to start it again on later (a backup restored). */
+export interface FakeLogBackup {
+  readonly state: LogState
+}
+
+export interface FakeRelayOptions {
+  readonly schema?: Schema | undefined
+  readonly tenant?: string | undefined
+  readonly partitions?: number | undefined
+  /** What `welcome` advertises (and the relay enforces: a longer push is `too_large`). */
+  readonly limits?: Partial<RelayLimitsAdvertised> | undefined
+  /** Ack results per part; default: every result in one part. */
+  readonly ackPartResults?: number | undefined
+  /** `retryAfterMs` of deferrals. */
+  readonly retryAfterMs?: number | undefined
+}
 
 export interface FakeRelay {
   readonly url: string
+  /** The log's entries, in commit order (the current log: replaced by `restore`). */
   readonly log: StoredEntry[]
   readonly connections: () => number
+  /** Frames seen since the start, by type. */
+  readonly seen: { hello: number; push: number; renew: number; subscribe: number }
+  /** The log's identity, as `welcome` says it; a test may change it. */
+  identity: LogIdentity
+  /** The schema the relay decides with; a test may change it (the relay's schema ships). */
+  schema: Schema | undefined
+  /** Checks a token (hello and renew); default: every token is subject `till` for an hour. */
+  auth: (token: string) => FakeAuth
   /** Return false to swallow the ack of a push (a lost ack). */
   onPush: (entries: readonly Entry[]) => boolean
+  /** Return an error kind to answer a push with it (and close) instead of deciding it. */
+  failPush: (entries: readonly Entry[]) => ErrorKind | undefined
+  /** The high-water mark of `clientId`. */
+  high(clientId: string): number
+  /** A copy of the log as it is now. */
+  backup(): FakeLogBackup
+  /** Replaces the log with `backup` (or an empty one) and cuts every connection. */
+  restore(backup: FakeLogBackup | undefined): void
   dropAll(): void
   close(): Promise<void>
 }
 
-export async function createFakeRelay(
-  options: { schema?: Schema; tenant?: string; partitions?: number } = {},
-): Promise<FakeRelay> {
+export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<FakeRelay> {
   const tenant = options.tenant ?? 't1'
   const partitions = options.partitions ?? 4
+  const limits: RelayLimitsAdvertised = {
+    pushEntriesMax: PUSH_ENTRIES_MAX,
+    pushBytesMax: FRAME_BYTES_MAX,
+    entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+    pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+    ...options.limits,
+  }
+  let state = emptyState(partitions)
   const log: StoredEntry[] = []
-  const results = new Map<string, AckResult>()
-  const high = new Map<string, number>()
-  const heads = new Map<string, { state: unknown; version: number }>()
-  const offsets = Array.from({ length: partitions }, () => 0)
-  const subs = new Set<{
-    ws: WebSocket
-    sub: number
-    scope: readonly string[]
-    sent: Record<number, number>
-    credit: number
-  }>()
+  const subs = new Set<Sub>()
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   await new Promise<void>((r) => server.once('listening', () => r()))
   const port = (server.address() as { port: number }).port
   const send = (ws: WebSocket, m: RelayMessage) => ws.send(encodeMessage(m))
+  const fail = (ws: WebSocket, kind: ErrorKind, message: string) => {
+    send(ws, { type: 'error', kind, message, backoffMsMin: ERROR_KINDS[kind].backoffMsMin })
+    ws.close(ERROR_KINDS[kind].closeCode)
+  }
+  const syncLog = () => log.splice(0, log.length, ...state.entries)
 
   const store = (e: Entry): StoredEntry => {
-    const head = heads.get(e.entity) ?? {
-      state: options.schema?.find(e.entity)?.initial,
+    const head = state.heads.get(e.entity) ?? {
+      state: relay.schema?.find(e.entity)?.initial,
       version: 0,
     }
     const partition = partitionOf(tenant, e.entity, partitions)
-    offsets[partition] = (offsets[partition] ?? 0) + 1
+    state.offsets[partition] = (state.offsets[partition] ?? 0) + 1
     const stored = {
       ...e,
       version: head.version + 1,
       partition,
-      offset: offsets[partition] as number,
+      offset: state.offsets[partition] as number,
       committedAt: Date.now(),
     }
-    const type = options.schema?.find(e.entity)
-    heads.set(e.entity, {
+    const type = relay.schema?.find(e.entity)
+    state.heads.set(e.entity, {
       state: type ? type.reduce(head.state, e) : null,
       version: stored.version,
     })
+    state.entries.push(stored)
     log.push(stored)
     return stored
+  }
+
+  /** The decision of one pushed entry (the server log's, in small). */
+  const decideEntry = (e: Entry, subject: string): AckResult => {
+    const digest = digestHex(entryDigest(e))
+    const known = state.decided.get(e.id)
+    if (known !== undefined) {
+      if (known.digest !== digest)
+        return { id: e.id, status: 'id_conflict', reason: 'another entry holds this id' }
+      return known.result.status === 'appended'
+        ? { ...known.result, status: 'duplicate' }
+        : known.result
+    }
+    const deferral = state.deferred.get(e.id)
+    if (deferral !== undefined && deferral !== digest)
+      return { id: e.id, status: 'id_conflict', reason: 'another entry holds this id' }
+    const high = state.high.get(e.clientId) ?? 0
+    if (deferral === undefined && e.clientSeq !== high + 1)
+      return { id: e.id, status: 'refused', code: 'seq_gap', reason: 'gap', head: 0 }
+    if (!state.subjects.has(e.clientId)) state.subjects.set(e.clientId, subject)
+    state.high.set(e.clientId, Math.max(high, e.clientSeq))
+    if (relay.schema !== undefined && relay.schema.find(e.entity) === undefined) {
+      state.deferred.set(e.id, digest)
+      return {
+        id: e.id,
+        status: 'deferred',
+        code: 'unknown_type',
+        reason: `no entity type for '${e.entity}' yet`,
+        retryAfterMs: options.retryAfterMs ?? 1_000,
+      }
+    }
+    state.deferred.delete(e.id)
+    const head = state.heads.get(e.entity) ?? {
+      state: relay.schema?.find(e.entity)?.initial,
+      version: 0,
+    }
+    const d = decide(relay.schema, head, e, Date.now())
+    let result: AckResult
+    if (d._tag === 'defer') {
+      // The log would record the deferral: the clientSeq is used up, a resend is decided again.
+      state.deferred.set(e.id, digest)
+      return {
+        id: e.id,
+        status: 'deferred',
+        code: d.code,
+        reason: d.reason,
+        retryAfterMs: d.retryAfterMs,
+      }
+    }
+    if (d._tag === 'refuse') {
+      result = { id: e.id, status: 'refused', code: d.code, reason: d.reason, head: head.version }
+    } else {
+      const s = store(e)
+      const corrections: CorrectionRef[] = d.corrections.map(store).map((c) => ({
+        id: c.id,
+        entity: c.entity,
+        kind: c.kind,
+        version: c.version,
+        partition: c.partition,
+        offset: c.offset,
+      }))
+      result = {
+        id: e.id,
+        status: 'appended',
+        version: s.version,
+        partition: s.partition,
+        offset: s.offset,
+        committedAt: s.committedAt,
+        corrections,
+      }
+    }
+    state.decided.set(e.id, { digest, result })
+    return result
   }
 
   const pump = () => {
     for (const s of subs) {
       while (s.credit > 0) {
-        const page = log
+        const page = state.entries
           .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
           .slice(0, 100)
         const cursors: Record<number, number> = {}
-        for (let p = 0; p < partitions; p++) cursors[p] = offsets[p] as number
+        for (let p = 0; p < partitions; p++) cursors[p] = state.offsets[p] as number
         const caughtUp = page.length < 100
-        const live = caughtUp
-        if (page.length === 0 && (s as { liveSent?: boolean }).liveSent) break
+        if (page.length === 0 && s.liveSent) break
         if (!caughtUp)
           for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
-        send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live })
-        ;(s as { liveSent?: boolean }).liveSent = true
+        send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
+        s.liveSent = true
         s.credit--
         s.sent = cursors
         if (caughtUp) break
@@ -88,7 +224,19 @@ export async function createFakeRelay(
     url: `ws://127.0.0.1:${port}/sync`,
     log,
     connections: () => server.clients.size,
+    seen: { hello: 0, push: 0, renew: 0, subscribe: 0 },
+    identity: { id: 'fake-log-0123456789abcdef', generation: 1 },
+    schema: options.schema,
+    auth: () => ({ subject: 'till', expiresAt: Date.now() + 3_600_000 }),
     onPush: () => true,
+    failPush: () => undefined,
+    high: (clientId) => state.high.get(clientId) ?? 0,
+    backup: () => ({ state: structuredClone(state) }),
+    restore(backup) {
+      state = backup === undefined ? emptyState(partitions) : structuredClone(backup.state)
+      syncLog()
+      relay.dropAll()
+    },
     dropAll() {
       for (const ws of server.clients) ws.terminate()
     },
@@ -100,75 +248,89 @@ export async function createFakeRelay(
   }
   server.on('connection', (ws) => {
     let clientId = ''
+    let subject = ''
     ws.on('close', () => {
       for (const s of subs) if (s.ws === ws) subs.delete(s)
     })
     ws.on('message', (data: Buffer) => {
       const m = decodeMessage(new Uint8Array(data)) as ClientMessage
       switch (m.type) {
-        case 'hello':
+        case 'hello': {
+          relay.seen.hello++
+          const auth = relay.auth(m.token)
+          if ('error' in auth) return fail(ws, auth.error, auth.message)
+          const bound = state.subjects.get(m.clientId)
+          if (bound !== undefined && bound !== auth.subject)
+            return fail(ws, 'client_taken', 'this clientId belongs to another subject')
           clientId = m.clientId
+          subject = auth.subject
           send(ws, {
             type: 'welcome',
-            protocol: 1,
+            protocol: PROTOCOL_VERSION,
             tenant,
+            subject,
             grants: { read: ['*'], write: ['*'] },
+            log: relay.identity,
+            limits,
             partitions,
-            clientSeqHigh: high.get(clientId) ?? 0,
+            clientSeqHigh: state.high.get(clientId) ?? 0,
             serverTime: Date.now(),
-            expiresAt: Date.now() + 3600_000,
+            expiresAt: auth.expiresAt,
           })
           return
+        }
         case 'push': {
-          const out: AckResult[] = m.entries.map((e) => {
-            const known = results.get(e.id)
-            if (known !== undefined)
-              return known.status === 'appended' ? { ...known, status: 'duplicate' } : known
-            if (e.clientSeq !== (high.get(e.clientId) ?? 0) + 1)
-              return { id: e.id, status: 'refused', code: 'seq_gap', reason: 'gap', head: 0 }
-            high.set(e.clientId, e.clientSeq)
-            const head = heads.get(e.entity) ?? {
-              state: options.schema?.find(e.entity)?.initial,
-              version: 0,
+          relay.seen.push++
+          if (m.entries.length > limits.pushEntriesMax) {
+            return fail(
+              ws,
+              'too_large',
+              `push of ${m.entries.length} entries; at most ${limits.pushEntriesMax}`,
+            )
+          }
+          const failure = relay.failPush(m.entries)
+          if (failure !== undefined) return fail(ws, failure, `push failed: ${failure}`)
+          const out = m.entries.map((e) => decideEntry(e, subject))
+          if (relay.onPush(m.entries)) {
+            const part = Math.max(1, options.ackPartResults ?? out.length)
+            for (let first = 0; first < out.length || first === 0; first += part) {
+              const results = out.slice(first, first + part)
+              const done = first + part >= out.length
+              send(ws, { type: 'ack', batch: m.batch, first, results, done })
+              if (done) break
             }
-            const d = decide(options.schema, head, e, Date.now())
-            let r: AckResult
-            if (d._tag === 'refuse')
-              r = {
-                id: e.id,
-                status: 'refused',
-                code: d.code,
-                reason: d.reason,
-                head: head.version,
-              }
-            else {
-              const s = store(e)
-              const corrections = d.corrections.map(store)
-              r = {
-                id: e.id,
-                status: 'appended',
-                version: s.version,
-                partition: s.partition,
-                offset: s.offset,
-                committedAt: s.committedAt,
-                corrections,
-              }
-            }
-            results.set(e.id, r)
-            return r
-          })
-          if (relay.onPush(m.entries)) send(ws, { type: 'ack', batch: m.batch, results: out })
+          }
           pump()
           return
         }
         case 'subscribe':
-          subs.add({ ws, sub: m.sub, scope: m.scope, sent: { ...m.cursors }, credit: m.credit })
+          relay.seen.subscribe++
+          subs.add({
+            ws,
+            sub: m.sub,
+            scope: m.scope,
+            sent: { ...m.cursors },
+            credit: m.credit,
+            liveSent: false,
+          })
           pump()
           return
         case 'credit':
           for (const s of subs) if (s.ws === ws && s.sub === m.sub) s.credit += m.pages
           pump()
           return
+        case 'renew': {
+          relay.seen.renew++
+          const auth = relay.auth(m.token)
+          if ('error' in auth) return fail(ws, auth.error, auth.message)
+          if (auth.subject !== subject) return fail(ws, 'unauthorized', 'renew as another subject')
+          send(ws, {
+            type: 'renewed',
+            expiresAt: auth.expiresAt,
+            grants: { read: ['*'], write: ['*'] },
+          })
+          return
+        }
         case 'ping':
           send(ws, { type: 'pong', t: m.t })
           return
@@ -178,4 +340,39 @@ export async function createFakeRelay(
     })
   })
   return relay
+}
+
+interface Sub {
+  readonly ws: WebSocket
+  readonly sub: number
+  readonly scope: readonly string[]
+  sent: Record<number, number>
+  credit: number
+  liveSent: boolean
+}
+
+/** What the fake server log holds; plain data, so a backup is a structured clone. */
+interface LogState {
+  entries: StoredEntry[]
+  /** Decided entries (appended or refused) by id, with the digest of their content. */
+  decided: Map<string, { digest: string; result: AckResult }>
+  /** Deferred entries by id: their digest (a resend with it is decided again). */
+  deferred: Map<string, string>
+  high: Map<string, number>
+  heads: Map<string, { state: unknown; version: number }>
+  offsets: number[]
+  /** The subject each clientId is bound to. */
+  subjects: Map<string, string>
+}
+
+function emptyState(partitions: number): LogState {
+  return {
+    entries: [],
+    decided: new Map(),
+    deferred: new Map(),
+    high: new Map(),
+    heads: new Map(),
+    offsets: Array.from({ length: partitions }, () => 0),
+    subjects: new Map(),
+  }
 }

@@ -10,9 +10,10 @@ export interface PageServer {
   close(): Promise<void>
 }
 
-export async function servePage(): Promise<PageServer> {
+/** Bundles and serves `entry` (a file of web-test/, default the client harness `page.ts`). */
+export async function servePage(entry = 'page.ts'): Promise<PageServer> {
   const result = await build({
-    entryPoints: [fileURLToPath(new URL('./page.ts', import.meta.url))],
+    entryPoints: [fileURLToPath(new URL(`./${entry}`, import.meta.url))],
     bundle: true,
     format: 'esm',
     platform: 'browser',

@@ -64,3 +64,4 @@ const harness = {
 
 ;(globalThis as { harness?: typeof harness }).harness = harness
 export type Harness = typeof harness
+export { harness }

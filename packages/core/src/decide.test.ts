@@ -9,11 +9,17 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Decision } from './decide.ts'
-import { buildCorrections, decide, decideTyped, isCorrection } from './decide.ts'
+import { buildCorrections, decide, decideTyped, isCrdtSnapshot, isLogCorrection } from './decide.ts'
 import type { Entry } from './entry.ts'
 import { validateEntry } from './entry.ts'
 import { LedgerError } from './errors.ts'
-import { CORRECTIONS_PER_ENTRY_MAX, REASON_LENGTH_MAX } from './limits.ts'
+import {
+  CORRECTIONS_PER_ENTRY_MAX,
+  DEFERRAL_RETRY_MS_MAX,
+  ENTRY_CLOCK_SKEW_MS_MAX,
+  REASON_LENGTH_MAX,
+  UNKNOWN_TYPE_RETRY_MS,
+} from './limits.ts'
 import type { CorrectionDraft } from './schema.ts'
 import { defineEntity, defineSchema } from './schema.ts'
 
@@ -126,12 +132,12 @@ describe('decide: facts', () => {
         occurredAt: NOW,
       },
     ])
-    // Every correction is itself a valid entry, and marked as a correction.
+    // Every correction is itself a valid entry, and one of the log's corrections.
     for (const c of d.corrections) {
       expect(validateEntry(c)).toBe(c)
-      expect(isCorrection(c)).toBe(true)
+      expect(isLogCorrection(c)).toBe(true)
     }
-    expect(isCorrection(sale)).toBe(false)
+    expect(isLogCorrection(sale)).toBe(false)
   })
 
   it('folds own-entity corrections into the returned state, not other entities’', () => {
@@ -358,11 +364,13 @@ describe('decide: refusals and requests', () => {
     })
   })
 
-  it('refuses an entry of an unknown type or one that validate refuses or reduce cannot fold', () => {
+  it('defers an entry of an unknown type; refuses one that validate refuses or reduce cannot fold', () => {
+    // Issue 12 case 7: a type the relay does not know yet is not a decision.
     expect(decide(schema, head, makeEntry({ entity: 'till/1' }), NOW)).toEqual({
-      _tag: 'refuse',
+      _tag: 'defer',
       code: 'unknown_type',
       reason: "no entity type for 'till/1'",
+      retryAfterMs: UNKNOWN_TYPE_RETRY_MS,
     })
     expect(decide(schema, head, makeEntry({ kind: 'order.moved' }), NOW)).toEqual({
       _tag: 'refuse',
@@ -434,6 +442,93 @@ describe('decide: refusals and requests', () => {
     const error = ledgerError(fn)
     expect(error.kind).toBe(kind)
     expect(error.message).toContain(message)
+  })
+})
+
+describe('decide: deferrals and client corrects (issue 12 case 7, issue 13 cases 11 and 17)', () => {
+  const head = { state: { onHand: 10 }, version: 3 }
+  const hlcAt = (ms: number) => `${String(ms).padStart(15, '0')}:00000:${CID}`
+
+  it('defers a client entry whose hlc or occurredAt is past the skew, and appends one within it', () => {
+    const year30000 = Date.UTC(30_000, 0, 1)
+    const far = decide(schema, head, makeEntry({ hlc: hlcAt(year30000) }), NOW)
+    expect(far).toMatchObject({ _tag: 'defer', code: 'clock_ahead' })
+    expect(far._tag === 'defer' && far.reason).toContain('hlc')
+    expect(far._tag === 'defer' && far.retryAfterMs).toBe(DEFERRAL_RETRY_MS_MAX)
+    const dayAhead = decide(schema, head, makeEntry({ occurredAt: NOW + 86_400_000 }), NOW)
+    expect(dayAhead).toMatchObject({ _tag: 'defer', code: 'clock_ahead' })
+    expect(dayAhead._tag === 'defer' && dayAhead.reason).toContain('occurredAt')
+    // Just past the skew: retry once it is within, never sooner than a second.
+    const just = decide(
+      schema,
+      head,
+      makeEntry({ occurredAt: NOW + ENTRY_CLOCK_SKEW_MS_MAX + 5_000 }),
+      NOW,
+    )
+    expect(just).toMatchObject({ _tag: 'defer', code: 'clock_ahead', retryAfterMs: 5_000 })
+    const inside = makeEntry({
+      hlc: hlcAt(NOW + ENTRY_CLOCK_SKEW_MS_MAX),
+      occurredAt: NOW + ENTRY_CLOCK_SKEW_MS_MAX,
+    })
+    expect(decide(schema, head, inside, NOW)._tag).toBe('append')
+    // A plain log defers too; an entry the log made is never deferred.
+    expect(decide(undefined, head, makeEntry({ hlc: hlcAt(year30000) }), NOW)._tag).toBe('defer')
+    const fromLog = {
+      ...makeEntry({ occurredAt: NOW + 86_400_000 }),
+      id: `${CID}-7~nonnegative~0`,
+      corrects: `${CID}-7`,
+      clientId: 'server',
+      clientSeq: 0,
+    }
+    expect(decide(schema, head, fromLog, NOW)._tag).toBe('append')
+  })
+
+  it('refuses a client corrects the log turns down, defers one naming a deferred entry', () => {
+    const refund = makeEntry({ corrects: `${CID}-1`, data: { qty: 1 } })
+    const asked: string[] = []
+    const decideWith = (answer: Parameters<typeof decide>[4]) =>
+      decide(schema, head, refund, NOW, answer)
+    expect(
+      decideWith({
+        checkCorrects: (id) => {
+          asked.push(id)
+          return { _tag: 'refuse', reason: `${id} is not in the log` }
+        },
+      }),
+    ).toEqual({ _tag: 'refuse', code: 'invalid', reason: `${CID}-1 is not in the log` })
+    expect(asked).toEqual([`${CID}-1`])
+    expect(
+      decideWith({
+        checkCorrects: () => ({ _tag: 'defer', code: 'unknown_type', reason: 'sale deferred' }),
+      }),
+    ).toMatchObject({ _tag: 'defer', code: 'unknown_type', reason: 'sale deferred' })
+    expect(decideWith({ checkCorrects: () => ({ _tag: 'ok' }) })._tag).toBe('append')
+    // A plain log checks corrects too.
+    expect(
+      decide(undefined, head, refund, NOW, {
+        checkCorrects: () => ({ _tag: 'refuse', reason: 'no' }),
+      }),
+    ).toMatchObject({ _tag: 'refuse', code: 'invalid' })
+  })
+
+  it('counts only the log’s own corrections, never a client corrects or a CRDT snapshot', () => {
+    const sale = makeEntry()
+    const fix = append(decide(schema, { state: { onHand: 1 }, version: 2 }, sale, NOW))
+      .corrections[0] as Entry
+    expect(isLogCorrection(fix)).toBe(true)
+    expect(isLogCorrection(makeEntry({ corrects: sale.id }))).toBe(false)
+    const snapshot = {
+      ...fix,
+      id: `${sale.id}~snapshot~0`,
+      kind: 'yjs.snapshot',
+      data: { through: 3, state: new Uint8Array([1]) },
+    }
+    // A snapshot as logs before `data.through` alone wrote it, with `corrects`: still not one.
+    expect(isCrdtSnapshot(snapshot)).toBe(true)
+    expect(isLogCorrection(snapshot)).toBe(false)
+    const { corrects: _c, ...current } = snapshot
+    expect(isLogCorrection(current)).toBe(false)
+    expect(isCrdtSnapshot({ ...snapshot, clientId: CID })).toBe(false)
   })
 })
 

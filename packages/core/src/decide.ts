@@ -2,6 +2,8 @@
  * The server log's decision for one entry: the write semantics of the design in one pure
  * function, so every store (SQLite, PostgreSQL, the simulation's) decides alike.
  *
+ *   entry   ──clock ahead? no type?──► defer (not a decision: decided again when resent)
+ *           ──corrects names no entry it may write?──► refuse invalid
  *   fact    ──validate──► append; if invariants break after it, append the type's corrections
  *   request ──validate──► expect == version? invariants hold after it? ──► append : refuse
  *
@@ -23,35 +25,71 @@
  *    `context.checkCorrection` refuses one (the log's size limit), none of them is appended and
  *    the fact gets one `ledger.correction_failed` instead: no ledger ever holds an entry its own
  *    type cannot fold.
+ * 9. A correction to an entity type that declares kinds must be of a declared kind with valid
+ *    data (`validateKind`), like any entry appended to it; one that is not is a schema bug and
+ *    takes the path of invariant 8.
+ * 10. What the log cannot decide yet is deferred, never refused: a client entry whose `hlc` wall
+ *    time or `occurredAt` is more than `ENTRY_CLOCK_SKEW_MS_MAX` ahead of `now` (`clock_ahead`),
+ *    or whose entity has no type in the schema (`unknown_type`: the relay is behind the app).
+ *    A deferral is not a decision; the log decides the entry again when it is resent.
+ * 11. Only the log corrects other entries: a client entry's `corrects` must pass
+ *    `context.checkCorrects` (the named entry exists in the log, and the pusher may write its
+ *    entity), else the entry is refused `invalid`. Entries made by the log are not checked.
  */
 import type { Data, Entry } from './entry.ts'
 import { checkData, checkKind, validateEntry } from './entry.ts'
 import { parseEntityName } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
 import { checkInvariants, fold } from './fold.ts'
+import { validateKind } from './kinds.ts'
 import { correctionId, SERVER_CLIENT_ID } from './ids.ts'
-import { CORRECTIONS_PER_ENTRY_MAX, REASON_LENGTH_MAX } from './limits.ts'
-import type { Broken, EntityType, Schema } from './schema.ts'
+import {
+  CORRECTIONS_PER_ENTRY_MAX,
+  DEFERRAL_RETRY_MS_MAX,
+  DEFERRAL_RETRY_MS_MIN,
+  ENTRY_CLOCK_SKEW_MS_MAX,
+  REASON_LENGTH_MAX,
+  UNKNOWN_TYPE_RETRY_MS,
+} from './limits.ts'
+import type { Broken, CrdtKind, EntityType, Schema } from './schema.ts'
 import { checkEntityType, isSchema } from './schema.ts'
 
-/** Why a request (or a malformed entry) was refused. A closed set. */
+/** Why a request (or a malformed entry) was refused: a decision. A closed set. */
 export type RefusalCode =
   /** `expect` did not equal the entity's version. */
   | 'conflict'
   /** A request would break an invariant. */
   | 'invariant'
-  /** The entity type's `validate` refused the entry's shape. */
+  /**
+   * The entity type's `validate` refused the entry's shape, its `reduce` cannot fold it, or its
+   * `corrects` names no entry the pusher may correct.
+   */
   | 'invalid'
-  /** The schema has no type for the entity. */
-  | 'unknown_type'
 
 /** Every `RefusalCode`, for runtime checks (the wire decoder); the record keeps it complete. */
 export const REFUSAL_CODES = Object.keys({
   conflict: true,
   invariant: true,
   invalid: true,
-  unknown_type: true,
 } satisfies Record<RefusalCode, true>) as readonly RefusalCode[]
+
+/**
+ * Why the log cannot decide an entry yet (invariant 9). Not a decision: the entry is decided
+ * again when it is resent. A closed set, the wire's `deferred` codes.
+ */
+export type DeferralCode =
+  /** The schema has no type for the entity: the relay is behind the app. */
+  | 'unknown_type'
+  /** The entry's clock is more than `ENTRY_CLOCK_SKEW_MS_MAX` ahead of the log's. */
+  | 'clock_ahead'
+
+/** What `context.checkCorrects` says of a client entry's `corrects` (invariant 10). */
+export type CorrectsCheck =
+  | { readonly _tag: 'ok' }
+  /** The named entry is not in the log, or the pusher may not write its entity. */
+  | { readonly _tag: 'refuse'; readonly reason: string }
+  /** The named entry is deferred itself: this one waits for the same thing. */
+  | { readonly _tag: 'defer'; readonly code: DeferralCode; readonly reason: string }
 
 export type Decision<S = unknown> =
   | {
@@ -68,6 +106,13 @@ export type Decision<S = unknown> =
       readonly others: ReadonlyMap<string, unknown>
     }
   | { readonly _tag: 'refuse'; readonly code: RefusalCode; readonly reason: string }
+  | {
+      readonly _tag: 'defer'
+      readonly code: DeferralCode
+      readonly reason: string
+      /** When a resend may be decided otherwise; see `deferral`. */
+      readonly retryAfterMs: number
+    }
 
 export interface Head<S = unknown> {
   readonly state: S
@@ -88,6 +133,11 @@ export interface DecideContext {
    * sizes corrections like entries). Without it, every well-formed correction may.
    */
   readonly checkCorrection?: ((correction: Entry) => true | string) | undefined
+  /**
+   * Checks the entry a client entry's `corrects` names (invariant 10). Called outside any
+   * guard, like `stateOf`. Without it, `corrects` is not checked (a caller that has no log).
+   */
+  readonly checkCorrects?: ((corrects: string) => CorrectsCheck) | undefined
 }
 
 /**
@@ -109,16 +159,70 @@ export function decide(
     throw new LedgerError('invalid_argument', 'schema must be made by defineSchema or undefined')
   }
   checkInputs(head, entry, now)
-  if (schema === undefined) return appendPlain(head, entry)
-  const type = schema.find(entry.entity)
-  if (type === undefined) {
-    return {
-      _tag: 'refuse',
-      code: 'unknown_type',
-      reason: clip(`no entity type for '${entry.entity}'`),
-    }
+  const ahead = clockAhead(entry, now)
+  if (ahead !== undefined) return ahead
+  const type = schema?.find(entry.entity)
+  if (schema !== undefined && type === undefined) {
+    return deferral('unknown_type', `no entity type for '${entry.entity}'`)
   }
+  const corrects = correctsDecision(entry, context)
+  if (corrects !== undefined) return corrects
+  if (type === undefined) return appendPlain(head, entry)
   return decideChecked(type, head, entry, now, schema, context)
+}
+
+/**
+ * The deferral of a client entry whose clock is more than `ENTRY_CLOCK_SKEW_MS_MAX` ahead of
+ * `now` (invariant 9), or `undefined`. Entries made by the log are never deferred.
+ *
+ * @example
+ * clockAhead({ ...entry, occurredAt: Date.now() + 86_400_000 }, Date.now())
+ * // { _tag: 'defer', code: 'clock_ahead', reason: '…', retryAfterMs: 3_600_000 }
+ */
+export function clockAhead(entry: Entry, now: number): Decision | undefined {
+  if (entry.clientId === SERVER_CLIENT_ID) return undefined
+  const wall = Number(entry.hlc.slice(0, 15))
+  const aheadMs = Math.max(wall, entry.occurredAt) - now
+  if (!(aheadMs > ENTRY_CLOCK_SKEW_MS_MAX)) return undefined
+  const which = wall >= entry.occurredAt ? 'hlc' : 'occurredAt'
+  return deferral(
+    'clock_ahead',
+    `${which} is ${Math.round(aheadMs / 1000)} s ahead of the log's clock; at most ${ENTRY_CLOCK_SKEW_MS_MAX / 1000} s are allowed`,
+    aheadMs - ENTRY_CLOCK_SKEW_MS_MAX,
+  )
+}
+
+/**
+ * A deferral with its retry hint: `unknown_type` after `UNKNOWN_TYPE_RETRY_MS`; `clock_ahead`
+ * once the clock is within the skew (`waitMs`), within `DEFERRAL_RETRY_MS_MIN..MAX`.
+ *
+ * @example
+ * deferral('unknown_type', "no entity type for 'loyalty/7'") // retryAfterMs 60_000
+ */
+export function deferral(code: DeferralCode, reason: string, waitMs?: number): Decision {
+  const wanted = code === 'unknown_type' ? UNKNOWN_TYPE_RETRY_MS : (waitMs ?? 0)
+  const retryAfterMs = Math.min(
+    DEFERRAL_RETRY_MS_MAX,
+    Math.max(DEFERRAL_RETRY_MS_MIN, Math.ceil(wanted)),
+  )
+  return { _tag: 'defer', code, reason: clip(reason), retryAfterMs }
+}
+
+/**
+ * Invariant 10: what a client entry's `corrects` decides (through `context.checkCorrects`), or
+ * `undefined` when it decides nothing (no `corrects`, an entry of the log, no check, or `ok`).
+ *
+ * @example
+ * correctsDecision(refund, { checkCorrects: () => ({ _tag: 'refuse', reason: 'not in the log' }) })
+ * // { _tag: 'refuse', code: 'invalid', reason: 'not in the log' }
+ */
+export function correctsDecision(entry: Entry, context: DecideContext): Decision | undefined {
+  if (entry.corrects === undefined || entry.clientId === SERVER_CLIENT_ID) return undefined
+  if (context.checkCorrects === undefined) return undefined
+  const check = context.checkCorrects(entry.corrects)
+  if (check._tag === 'ok') return undefined
+  if (check._tag === 'defer') return deferral(check.code, check.reason)
+  return { _tag: 'refuse', code: 'invalid', reason: clip(check.reason) }
 }
 
 /**
@@ -183,7 +287,8 @@ function decideChecked<S>(
     return { _tag: 'append', state: after, corrections: [], broken, others: NO_OTHERS }
   }
   const corrections = buildCorrections(type, after, broken, entry, now)
-  const refusal = checkCorrections(corrections, context)
+  const refusal =
+    checkCorrections(corrections, context) ?? checkCorrectionKinds(type, schema, entry, corrections)
   if (refusal !== undefined) return appendFailed(type, after, broken, entry, now, refusal)
   // The other entities' states are read before the guard: a lookup's failure is the caller's
   // (a store that must load more), not a schema bug.
@@ -256,6 +361,25 @@ function checkCorrections(
   return undefined
 }
 
+/** Invariant 9: the first correction a typed target type would refuse, and why. */
+function checkCorrectionKinds(
+  type: Pick<EntityType, 'type' | 'kinds'>,
+  schema: Schema | undefined,
+  entry: Entry,
+  corrections: readonly Entry[],
+): string | undefined {
+  for (const [i, c] of corrections.entries()) {
+    if (c.kind === CORRECTION_FAILED) continue
+    const target = c.entity === entry.entity ? type : schema?.find(c.entity)
+    if (target?.kinds === undefined) continue
+    const verdict = validateKind(target, c.kind, c.data)
+    if (verdict !== true) return `correction ${i} (${c.kind}) refused: ${verdict}`
+  }
+  return undefined
+}
+
+const CORRECTION_FAILED = 'ledger.correction_failed'
+
 const NO_OTHERS: ReadonlyMap<string, unknown> = new Map()
 
 /**
@@ -326,10 +450,49 @@ export function buildCorrections<S>(
   }
 }
 
-/** True when `entry` was made by the server log to compensate for another entry. */
-export function isCorrection(entry: Entry): boolean {
-  return entry.clientId === SERVER_CLIENT_ID && entry.corrects !== undefined
+/**
+ * True when `entry` is one of the log's own corrections: made by the server log
+ * (`clientId` `server`), naming the entry it compensates for in `corrects`, with the id derived
+ * from it. The one predicate for what a corrections feed shows and what an ack lists: a
+ * client's own `corrects` (a refund naming its sale) is not a correction of the log, and a CRDT
+ * snapshot is not one either (logs written before snapshots had `data.through` alone gave them
+ * `corrects`; they still read, and are still not corrections).
+ *
+ * @example
+ * isLogCorrection(oversold) // true
+ * isLogCorrection(refund)   // false: a client entry
+ */
+export function isLogCorrection(entry: Entry): boolean {
+  return (
+    entry.clientId === SERVER_CLIENT_ID &&
+    entry.corrects !== undefined &&
+    entry.id.startsWith(`${entry.corrects}~`) &&
+    !isCrdtSnapshot(entry)
+  )
 }
+
+/** The kind of the server log's snapshots of a CRDT entity type (`yjs.snapshot`, …). */
+export function crdtSnapshotKind(crdt: CrdtKind): string {
+  return `${crdt}.snapshot`
+}
+
+/**
+ * True when `entry` is a CRDT snapshot made by the server log (`yjs.snapshot`,
+ * `automerge.snapshot`); its `data.through` says the last version it covers.
+ *
+ * @example
+ * isCrdtSnapshot({ ...entry, clientId: 'server', kind: 'yjs.snapshot' }) // true
+ */
+export function isCrdtSnapshot(entry: Entry): boolean {
+  return entry.clientId === SERVER_CLIENT_ID && CRDT_SNAPSHOT_KINDS.has(entry.kind)
+}
+
+// Every CRDT kind (the record keeps the list complete), as snapshot kinds.
+const CRDT_SNAPSHOT_KINDS: ReadonlySet<string> = new Set(
+  (Object.keys({ yjs: true, automerge: true } satisfies Record<CrdtKind, true>) as CrdtKind[]).map(
+    crdtSnapshotKind,
+  ),
+)
 
 function appendPlain(head: Head, entry: Entry): Decision {
   if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== head.version) {
@@ -354,7 +517,7 @@ function failedCorrection(
     entry,
     correctionId(entry.id, rule, 0),
     entry.entity,
-    'ledger.correction_failed',
+    CORRECTION_FAILED,
     {
       rules: broken.map((b) => b.rule),
       reason,

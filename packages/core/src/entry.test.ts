@@ -45,11 +45,21 @@ function ledgerError(fn: () => unknown): LedgerError {
 }
 
 describe('validateEntry', () => {
-  it('returns valid entries, requests with expect, and corrections', () => {
+  it('returns valid entries, requests with expect, corrections and server snapshots', () => {
     expect(validateEntry(entry)).toBe(entry)
     const request = { ...entry, intent: 'request', expect: 0 }
     expect(validateEntry(request)).toBe(request)
     expect(validateEntry(correction)).toBe(correction)
+    // A CRDT snapshot names what it covers in its data, not in `corrects` (issue 13 case 5).
+    const snapshot = {
+      ...entry,
+      id: `${CID}-1~snapshot~0`,
+      kind: 'yjs.snapshot',
+      data: { through: 1, state: new Uint8Array([0]) },
+      clientId: 'server',
+      clientSeq: 0,
+    }
+    expect(validateEntry(snapshot)).toBe(snapshot)
   })
 
   it.each([
@@ -75,7 +85,11 @@ describe('validateEntry', () => {
     [{ ...entry, occurredAt: -1 }, 'invalid_entry', 'entry occurredAt'],
     [{ ...entry, occurredAt: Number.POSITIVE_INFINITY }, 'invalid_entry', 'entry occurredAt'],
     [{ ...correction, clientSeq: 5 }, 'invalid_entry', 'entry clientSeq must be 0 on a correction'],
-    [{ ...correction, corrects: undefined }, 'invalid_entry', 'entry corrects is required'],
+    [
+      { ...correction, corrects: undefined, id: `${CID}-1` },
+      'invalid_entry',
+      'entry id of a server entry',
+    ],
     [{ ...correction, id: `${CID}-2~nonnegative~0` }, 'invalid_entry', 'entry id of a correction'],
     [{ ...correction, id: `${CID}-1` }, 'invalid_entry', 'entry id of a correction'],
   ])('refuses mutation %# with %s', (value, kind, message) => {

@@ -1,13 +1,14 @@
 /**
  * Entries: the immutable records of a ledger.
  *
- * Terms: an *entry* is made by a client (or, for a correction, by the server log); its `id` is
- * its idempotency key. A *stored entry* is an entry the server log appended: it adds the
+ * Terms: an *entry* is made by a client (or, for a correction or a CRDT snapshot, by the server
+ * log); its `id` is its idempotency key. A *stored entry* is an entry the server log appended: it adds the
  * entity-local `version`, the `partition` and the partition-local `offset`, and `committedAt`.
  *
  * Invariants:
- * 1. `id` is `entryId(clientId, clientSeq)` for client entries and
- *    `correctionId(corrects, rule, index)` for corrections; it never changes.
+ * 1. `id` is `entryId(clientId, clientSeq)` for client entries,
+ *    `correctionId(corrects, rule, index)` for corrections, and `<entry id>~<rule>~<n>` for
+ *    other server entries (a CRDT snapshot names the last entry it covers); it never changes.
  * 2. `intent` is `fact` (already happened, always appended) or `request` (asks for a decision).
  * 3. `expect` is only meaningful on requests: append only if the entity's version equals it.
  * 4. `data` is plain data (null, booleans, finite numbers, strings, byte arrays, arrays and plain
@@ -27,19 +28,24 @@ export interface DataObject {
 
 export type Intent = 'fact' | 'request'
 
-export interface Entry<D = Data> {
+/** `K` narrows `kind` for the entries of typed kinds (`EntryOf` in `kinds.ts`). */
+export interface Entry<D = Data, K extends string = string> {
   /** Idempotency key, made by the client: `<clientId>-<clientSeq>`. */
   readonly id: string
   readonly tenant: string
   /** `type/id` */
   readonly entity: string
   /** What happened or is asked, e.g. `stock.moved`. */
-  readonly kind: string
+  readonly kind: K
   readonly data: D
   readonly intent: Intent
   /** Requests only: append only if the entity's version equals this. */
   readonly expect?: number | undefined
-  /** Id of the entry this one compensates for. */
+  /**
+   * Id of the entry this one compensates for. On a client entry (a refund naming its sale) the
+   * log checks it names an entry the client may write; only the log's own corrections are
+   * corrections (`isLogCorrection`).
+   */
   readonly corrects?: string | undefined
   readonly clientId: string
   /** Gap-free per client, from 1; 0 for corrections made by the server log. */
@@ -98,13 +104,17 @@ export function validateEntry(value: unknown): Entry {
   }
   if (!isEntryId(e.id)) throw invalid('id', 'must be an entry id')
   if (isServer) {
-    // Only corrections are made by the server log; their id derives from what they correct.
-    if (e.corrects === undefined) throw invalid('corrects', 'is required on a correction')
-    const suffix = e.id.startsWith(`${e.corrects as string}~`)
-      ? e.id.slice((e.corrects as string).length)
-      : ''
-    if (!CORRECTION_SUFFIX_RE.test(suffix)) {
-      throw invalid('id', "of a correction must be '<corrects>~<rule>~<index>'")
+    // Entries the server log makes derive their id from another entry's: a correction from
+    // the entry it corrects (`corrects`), a CRDT snapshot from the last entry it covers.
+    if (e.corrects === undefined) {
+      if (!e.id.includes('~')) throw invalid('id', "of a server entry must be '<id>~<rule>~<n>'")
+    } else {
+      const suffix = e.id.startsWith(`${e.corrects as string}~`)
+        ? e.id.slice((e.corrects as string).length)
+        : ''
+      if (!CORRECTION_SUFFIX_RE.test(suffix)) {
+        throw invalid('id', "of a correction must be '<corrects>~<rule>~<index>'")
+      }
     }
   } else if (e.id !== `${e.clientId as string}-${e.clientSeq as number}`) {
     throw invalid('id', "must be '<clientId>-<clientSeq>'")

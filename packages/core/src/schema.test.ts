@@ -33,6 +33,13 @@ describe('defineEntity', () => {
     expect(checkEntityType(stock)).toBe(stock)
   })
 
+  it('keeps the fold version given, and makes it 1 when none is', () => {
+    // Issue 12 case 6: snapshots are keyed by this version, not by the source of reduce.
+    expect(stock.version).toBe(1)
+    const v3 = defineEntity({ type: 'tally', initial: 0, reduce: (s: number) => s, version: 3 })
+    expect(v3.version).toBe(3)
+  })
+
   const reduce = (s: unknown) => s
   it.each([
     [null, 'needs an object'],
@@ -53,6 +60,9 @@ describe('defineEntity', () => {
     [{ type: 'stock', initial: 0, reduce, correct: 'x' }, 'correct of'],
     [{ type: 'stock', initial: 0, reduce, validate: {} }, 'validate of'],
     [{ type: 'stock', initial: 0, reduce, crdt: 'loro' }, "crdt of 'stock'"],
+    [{ type: 'stock', initial: 0, reduce, version: 0 }, "version of 'stock'"],
+    [{ type: 'stock', initial: 0, reduce, version: 1.5 }, 'positive integer'],
+    [{ type: 'stock', initial: 0, reduce, version: '2' }, 'positive integer'],
   ])('refuses spec %#', (spec, message) => {
     const error = ledgerError(() => defineEntity(spec as never))
     expect(error.kind).toBe('invalid_entity_type')

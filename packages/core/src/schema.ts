@@ -15,10 +15,18 @@
  * 3. A type name appears once in a schema.
  * 4. Invariant names of one type differ in more than case: they become the lower-cased `rule`
  *    of correction ids, and two rules must never share an id.
+ * 5. An entity type that declares `kinds` (see `kinds.ts`) validates every entry's kind and
+ *    data before its own `validate`; one without `kinds` is untyped and unchanged.
+ * 6. An entity type's fold `version` is a positive integer (default 1). It names the meaning of
+ *    `reduce`: states folded by one version are never used as the base of another (clients key
+ *    their snapshots by it). Raise it whenever what `reduce` computes changes, also when the
+ *    change is in a helper or a constant `reduce` reads (its source text does not change then).
  */
 import type { Data, Entry } from './entry.ts'
 import { entityTypeOf } from './entity-name.ts'
 import { LedgerError } from './errors.ts'
+import type { DefineEntitySpec, DefinedEntityType, KindSchemas } from './kinds.ts'
+import { checkKindSchemas, validateKind } from './kinds.ts'
 import { ENTITY_TYPE_LENGTH_MAX } from './limits.ts'
 
 /** An invariant returns `true` when it holds, or the reason it is broken. */
@@ -62,33 +70,58 @@ export interface EntityTypeSpec<S, D = AnyData> {
   /** Shape check of an entry before it is appended; `true` or the reason it is refused. */
   readonly validate?: ((entry: Entry<D>) => true | string) | undefined
   readonly crdt?: CrdtKind | undefined
+  /**
+   * The fold's version (invariant 6): a positive integer, default 1. Raise it when what `reduce`
+   * computes changes, so no state folded by the old `reduce` is used as a base of the new one.
+   */
+  readonly version?: number | undefined
 }
 
 export interface EntityType<S = unknown, D = AnyData> extends EntityTypeSpec<S, D> {
   readonly invariants: Readonly<Record<string, Invariant<S>>>
+  /** The declared kinds and their validators (`kinds.ts`); absent on an untyped type. */
+  readonly kinds?: KindSchemas | undefined
+  readonly version: number
 }
 
-export interface Schema {
+export interface Schema<T extends EntityType<AnyData> = EntityType<AnyData>> {
   readonly types: ReadonlyMap<string, EntityType>
   /** The entity type for an entity name, or `undefined` when the schema has none. */
   find(entity: string): EntityType | undefined
   /** The entity type for an entity name; throws `LedgerError('unknown_type')` when missing. */
   typeOf(entity: string): EntityType
+  /** Never set: carries the entity types for `EntityTypesOf`, `AppendOf` and friends. */
+  readonly '~entityTypes'?: T | undefined
 }
 
 /**
- * Declares an entity type.
+ * Declares an entity type. With `kinds`, each kind's data is declared by a Standard Schema
+ * validator (valibot, zod, arktype…): `reduce` sees typed data and every entry is validated
+ * where it is appended and decided (`kinds.ts`). Without `kinds`, data is unchecked.
  *
  * @example
  * const stock = defineEntity({
  *   type: 'stock',
  *   initial: { onHand: 0 },
+ *   kinds: {
+ *     'stock.moved': v.object({ qty: v.pipe(v.number(), v.integer()) }),
+ *     'stock.oversold': v.object({ short: v.number(), sale: v.string() }),
+ *   },
  *   reduce: (s, e) => (e.kind === 'stock.moved' ? { onHand: s.onHand + e.data.qty } : s),
  *   invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
  *   correct: (s, _broken, e) => [{ kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } }],
+ *   version: 2, // reduce changed meaning once since the first release
  * })
  */
-export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): EntityType<S, D> {
+export function defineEntity<
+  S,
+  D = AnyData,
+  N extends string = string,
+  K extends KindSchemas | undefined = undefined,
+>(spec: DefineEntitySpec<S, D, N, K>): DefinedEntityType<S, D, N, K>
+export function defineEntity<S, D>(
+  spec: EntityTypeSpec<S, D> & { readonly kinds?: KindSchemas | undefined },
+): EntityType<S, D> {
   if (typeof spec !== 'object' || spec === null) {
     throw new LedgerError('invalid_entity_type', 'defineEntity needs an object')
   }
@@ -140,7 +173,17 @@ export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): Entity
       `crdt of '${spec.type}' must be 'yjs' or 'automerge'`,
     )
   }
-  return Object.freeze({ ...spec, invariants })
+  const version = spec.version ?? 1
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new LedgerError(
+      'invalid_entity_type',
+      `version of '${spec.type}' must be a positive integer, got ${String(version)}`,
+    )
+  }
+  if (spec.kinds !== undefined) {
+    return Object.freeze({ ...spec, invariants, version, ...typed(spec, spec.kinds) })
+  }
+  return Object.freeze({ ...spec, invariants, version })
 }
 
 /**
@@ -151,7 +194,9 @@ export function defineEntity<S, D = AnyData>(spec: EntityTypeSpec<S, D>): Entity
  * @example
  * export default defineSchema(stock, order)
  */
-export function defineSchema(...entityTypes: readonly EntityType<AnyData>[]): Schema {
+export function defineSchema<T extends readonly EntityType<AnyData>[]>(
+  ...entityTypes: T
+): Schema<T[number]> {
   const types = new Map<string, EntityType>()
   for (const t of entityTypes) {
     if (
@@ -185,6 +230,23 @@ export function defineSchema(...entityTypes: readonly EntityType<AnyData>[]): Sc
       return t
     },
   })
+}
+
+/** Invariant 5: the checked kinds, and a `validate` that runs them before the spec's own. */
+function typed<S, D>(
+  spec: EntityTypeSpec<S, D>,
+  declared: unknown,
+): Pick<EntityType<S, D>, 'kinds' | 'validate'> {
+  const kinds = checkKindSchemas(spec.type, declared)
+  const own = spec.validate
+  const type = { type: spec.type, kinds }
+  return {
+    kinds,
+    validate: (entry) => {
+      const verdict = validateKind(type, entry.kind, entry.data)
+      return verdict === true && own !== undefined ? own(entry) : verdict
+    },
+  }
 }
 
 /**

@@ -30,17 +30,16 @@
  * 7. No timer of its own: it waits with the injected `defer`, so a simulation can drive it.
  */
 import { SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { AckResult } from '@ledgerline/protocol'
 import type { PlanCall } from './append-plan.ts'
 import { joinKey } from './append-plan.ts'
 import { COMMIT_QUEUE_ENTRIES_MAX, GROUP_COMMIT_ENTRIES_MAX } from './limits.ts'
-import type { AppendItem, LogStoreOptions } from './log-store.ts'
+import type { AppendItem, AppendResult, LogStoreOptions, Pusher } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
 
 /** What a store's `commit` returns for a committed group. */
 export interface CommitOutcome {
   /** One result list per call of the group, in order. */
-  readonly results: readonly (readonly AckResult[])[]
+  readonly results: readonly (readonly AppendResult[])[]
   /** Partitions the group wrote, for `onCommitted`. */
   readonly touched: readonly number[]
 }
@@ -62,7 +61,11 @@ export interface GroupCommitOptions {
 }
 
 export interface GroupCommit {
-  append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]>
+  append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]>
   /** Entries queued for commit now (invariant 1's count). */
   readonly queuedEntries: number
   /** Invariant 6. */
@@ -73,7 +76,7 @@ export interface GroupCommit {
  * @example
  * const commits = createGroupCommit({ commit: (group) => writeInOneTransaction(group),
  *   defer: (fn) => setImmediate(fn) })
- * const results = await commits.append('acme', [{ entry }])
+ * const results = await commits.append('acme', [{ entry }], { subject: 'till-7', grants })
  */
 export function createGroupCommit(options: GroupCommitOptions): GroupCommit {
   return new Scheduler(options)
@@ -115,7 +118,7 @@ export function checkTenant(tenant: string, items: readonly AppendItem[]): void 
 // ---------------------------------------------------------------------------------------------
 
 interface Call extends PlanCall {
-  readonly resolve: (results: AckResult[]) => void
+  readonly resolve: (results: AppendResult[]) => void
   readonly reject: (error: unknown) => void
   /** `joinKey(tenant, clientId)` of the call's client entries; only with several in flight. */
   readonly clients: readonly string[]
@@ -148,7 +151,11 @@ class Scheduler implements GroupCommit {
     return this.#queued
   }
 
-  append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]> {
+  append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]> {
     if (this.#closed) return Promise.reject(new LogStoreError('closed', 'the log is closed'))
     try {
       checkTenant(tenant, items)
@@ -175,8 +182,8 @@ class Scheduler implements GroupCommit {
     }
     this.#queued += items.length
     this.#waiting += items.length
-    return new Promise<AckResult[]>((resolve, reject) => {
-      this.#queue.push({ tenant, items, resolve, reject, clients })
+    return new Promise<AppendResult[]>((resolve, reject) => {
+      this.#queue.push({ tenant, items, pusher, resolve, reject, clients })
       this.#schedule()
     })
   }
@@ -271,7 +278,7 @@ class Scheduler implements GroupCommit {
   #answer(group: readonly Call[], outcome: CommitOutcome): void {
     group.forEach((call, i) => {
       this.#queued -= call.items.length
-      call.resolve((outcome.results[i] ?? []) as AckResult[])
+      call.resolve((outcome.results[i] ?? []) as AppendResult[])
     })
     this.#options.onCommitted?.(outcome.touched)
   }

@@ -8,7 +8,11 @@
  * Terms: a *partition* is one physical log; an entity's ledger lives in the partition
  * `partitionOf(tenant, entity, partitions)`. An *offset* is a 1-based, gap-free position in a
  * partition; a *version* is a 1-based, dense position in an entity's ledger. The *high-water
- * mark* of a client is the highest clientSeq the log has decided (appended or refused).
+ * mark* of a client is the highest clientSeq the log has used up (appended, refused or
+ * deferred). The *digest* of a client entry is `entryDigest` of its content (`@ledgerline/core`);
+ * the log keeps it beside the id of every entry, refusal and deferral. The *pusher* of a call is
+ * the token subject and grants it acts for (`Pusher`); a clientId is *bound* to the subject
+ * whose call first used it. A *deferral* records that an entry could not be decided yet.
  *
  * Every implementation must guarantee:
  * 1. Atomic batches. `append` decides and writes every item of a call, and the corrections of
@@ -19,9 +23,11 @@
  *    when appends race from several connections or several relays.
  * 4. Gap-free offsets in commit order: per partition, offsets are 1, 2, 3…; a reader that has
  *    seen offset n has seen every offset below n, and no later commit gets a lower offset.
- * 5. Permanent dedupe. An entry whose id was decided before gets its original result back
- *    (`duplicate` with the original positions and corrections, or the original refusal),
- *    forever, not within a window.
+ * 5. Permanent dedupe by id and content. A client entry whose id was decided before, resent with
+ *    the same digest, gets its original result back (`duplicate` with the original positions
+ *    and correction references, or the original refusal), forever, not within a window; with
+ *    another digest it gets `id_conflict` and nothing is recorded (the log's entry stays as it
+ *    is). Entries made by a log (clientId `server`) dedupe by id alone.
  * 6. Gap-free clientSeq. A new entry must have clientSeq = high-water mark + 1 for its client;
  *    otherwise it is refused with code `seq_gap` and nothing is recorded (the client resends in
  *    order). Corrections (clientId `server`) are exempt.
@@ -31,15 +37,32 @@
  *    clientSeq) so a resent request is answered the same way: decided once. Corrections are
  *    sized like entries and folded into every ledger they touch before they are written; one
  *    that does not fit or fold becomes one `ledger.correction_failed` on the fact's entity.
+ *    A client entry's `corrects` must name an entry of the log whose entity the pusher may
+ *    write, else it is refused `invalid` (recorded).
  * 8. Appends that arrive together (from many connections) may share one transaction (group
  *    commit), bounded by `GROUP_COMMIT_ENTRIES_MAX`; each call still gets only its own results.
  *    At most `COMMIT_QUEUE_ENTRIES_MAX` entries wait for commit; past it `append` rejects at
  *    once with `LogStoreError('overloaded')` and records nothing.
  * 9. `close()` waits for appends already accepted, then releases the storage; `append` after
  *    it rejects with `LogStoreError('closed')`.
+ * 10. Deferrals. An entry `decide()` defers (`unknown_type`, `clock_ahead`) uses up its
+ *    clientSeq (later entries of the client are not `seq_gap`), is recorded with its digest and
+ *    answered `deferred` with a retry hint; a resend with the same digest is decided again from
+ *    scratch (appended, refused, or deferred again). A refusal `unknown_type` recorded by an
+ *    older Ledgerline is read as a deferral (issue 12 case 7).
+ * 11. Devices bound to subjects. The first call that uses a clientId in a tenant binds it to the
+ *    call's `pusher.subject`, in the same transaction; an item of a clientId bound to another
+ *    subject gets `client_taken` and nothing is recorded (the relay closes that session). A call
+ *    without a pusher is the log's own (snapshots, operator tools, tests): it binds nothing and
+ *    is trusted with every grant.
+ * 12. Acks carry references. An `appended` or `duplicate` result lists the log's own
+ *    corrections of the entry (`isLogCorrection`) as `CorrectionRef`s, only those whose entity
+ *    `pusher.grants.read` matches: the store filters, so the session sends results as they are.
+ * 13. Identity. A log has an `id` (random, made with the log) and a `generation` (1 at creation,
+ *    raised by `bumpGeneration` after a restore); both survive reopening.
  */
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult } from '@ledgerline/protocol'
+import type { Entry, Hash, RandomSource, Schema, StoredEntry } from '@ledgerline/core'
+import type { AckResult, Grants, LogIdentity } from '@ledgerline/protocol'
 
 /** One entry handed to `append`, already checked for shape and tenant by the relay. */
 export interface AppendItem {
@@ -50,6 +73,37 @@ export interface AppendItem {
    * answered the same way.
    */
   readonly refuse?: { readonly code: 'forbidden'; readonly reason: string } | undefined
+}
+
+/**
+ * Who a call acts for: the token subject (it binds the clientIds the call uses, guarantee 11)
+ * and the token's grants (`write` bounds what a client's `corrects` may name, `read` which
+ * correction references the results carry, guarantee 12).
+ */
+export interface Pusher {
+  readonly subject: string
+  readonly grants: Grants
+}
+
+/**
+ * The result of an item whose clientId is bound to another subject (guarantee 11). Nothing is
+ * recorded; it never goes on the wire: the relay answers it with the error `client_taken`.
+ */
+export interface ClientTakenResult {
+  readonly id: string
+  readonly status: 'client_taken'
+  readonly reason: string
+}
+
+/** One result of `append`: a wire result, or `client_taken`. */
+export type AppendResult = AckResult | ClientTakenResult
+
+/** What the log knows of a clientId in a tenant. */
+export interface ClientRecord {
+  /** Highest clientSeq used up; 0 when none. */
+  readonly high: number
+  /** The token subject the clientId is bound to; `null` while unbound. */
+  readonly subject: string | null
 }
 
 export interface EntityHead {
@@ -66,7 +120,11 @@ export interface LogStore {
    * Resolves only after the results are durable. Rejects (appending nothing) only on a store
    * failure, a full commit queue or a closed store; business outcomes are results.
    */
-  append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]>
+  append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]>
   /**
    * Entries of one partition with offset > `afterOffset`, in offset order, at most `limit`;
    * only those of `tenant`. Returns fewer than `limit` only at the partition's head.
@@ -88,8 +146,19 @@ export interface LogStore {
   ): Promise<StoredEntry[]>
   /** The entity's head; `{ version: 0, offset: 0 }` for an entity with no entries. */
   head(tenant: string, entity: string): Promise<EntityHead>
-  /** Highest clientSeq decided for `clientId` in `tenant`; 0 when none. */
-  clientHigh(tenant: string, clientId: string): Promise<number>
+  /**
+   * The high-water mark of `clientId` in `tenant` and the subject it is bound to (the relay's
+   * `hello` refuses another subject with `client_taken`); `{ high: 0, subject: null }` when the
+   * log never saw it.
+   */
+  client(tenant: string, clientId: string): Promise<ClientRecord>
+  /** The log's identity (guarantee 13), as of now (another relay or tool may bump it). */
+  identity(): Promise<LogIdentity>
+  /**
+   * Raises the generation by one and returns the new identity: what an operator does after
+   * restoring the log from a backup or replacing it, so clients recover (`welcome.log`).
+   */
+  bumpGeneration(): Promise<LogIdentity>
   /** The current last offset of every partition (index = partition). */
   partitionHeads(): Promise<number[]>
   /**
@@ -118,4 +187,8 @@ export interface LogStoreOptions {
    * simulation passes its own.
    */
   readonly defer?: ((fn: () => void) => void) | undefined
+  /** SHA-256 for digests; core's by default, a platform's faster one may be passed (Node's). */
+  readonly hash?: Hash | undefined
+  /** Randomness for a new log's id; the platform's by default. */
+  readonly random?: RandomSource | undefined
 }

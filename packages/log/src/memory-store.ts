@@ -12,18 +12,30 @@
  *    runs in between, so a crash (in the simulation, between events) sees all of it or none.
  * 2. Stored entries are frozen: readers share them and never see them change.
  * 3. The `*Now` methods answer synchronously from the same storage as the promised ones.
+ * 4. Records (entries, refusals, deferrals) are kept as the planner makes them (`plan.recorded`),
+ *    so a lookup answers exactly what the planner decided; the identity lives as long as the
+ *    store (a memory log cannot be reopened).
  *
  * `bugs` deliberately breaks one guarantee so the simulation can prove its checkers catch it;
  * nothing else sets it.
  */
 import { PARTITIONS_DEFAULT, SERVER_CLIENT_ID, checkPartitions } from '@ledgerline/core'
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult } from '@ledgerline/protocol'
-import type { Plan, PlanCall, PlanLookups } from './append-plan.ts'
-import { joinKey, planGroup, resultOf } from './append-plan.ts'
+import type { AckResult, LogIdentity } from '@ledgerline/protocol'
+import type { Plan, PlanCall, PlanLookups, Recorded } from './append-plan.ts'
+import { joinKey, planGroup } from './append-plan.ts'
+import { foldForward } from './entity-states.ts'
 import { createCommitListeners } from './commit-listeners.ts'
 import { checkTenant, createGroupCommit, groupCommitOptionsOf } from './group-commit.ts'
-import type { AppendItem, LogStore, LogStoreOptions } from './log-store.ts'
+import { createLogId, LOG_GENERATION_FIRST, mathRandom } from './log-identity.ts'
+import type {
+  AppendItem,
+  AppendResult,
+  ClientRecord,
+  LogStore,
+  LogStoreOptions,
+  Pusher,
+} from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
 
 /** Ways to break the store on purpose, to prove the simulation's checkers can fail. */
@@ -38,7 +50,10 @@ export interface MemoryLogStoreOptions extends LogStoreOptions {
   readonly bugs?: MemoryLogStoreBugs | undefined
 }
 
-/** A decided client entry: its result and the commit that decided it. */
+/**
+ * A decided client entry (appended or refused; a deferral is not a decision): its result and
+ * the commit that decided it.
+ */
 export interface Decided {
   readonly result: AckResult
   readonly tenant: string
@@ -57,58 +72,93 @@ export interface MemoryLogDump {
 /** A `LogStore`, plus synchronous access for a simulation that drives the store itself. */
 export interface MemoryLogStore extends LogStore {
   /** Several calls in one commit, at once (no queue); one result list per call. */
-  appendGroupNow(calls: readonly PlanCall[]): AckResult[][]
+  appendGroupNow(calls: readonly PlanCall[]): AppendResult[][]
   readPartitionNow(
     tenant: string,
     partition: number,
     afterOffset: number,
     limit: number,
   ): { entries: StoredEntry[]; throughOffset: number }
-  clientHighNow(tenant: string, clientId: string): number
+  clientNow(tenant: string, clientId: string): ClientRecord
   partitionHeadsNow(): number[]
   dump(): MemoryLogDump
   /** The process holding the store crashed: everything committed survives (unless `bugs`). */
   crash(): void
+  /**
+   * Closes this store and opens the same log again, with `options` over the first ones (a
+   * relay restarted with a new schema): the storage is kept, folded states are not.
+   */
+  reopen(options?: Partial<MemoryLogStoreOptions>): Promise<MemoryLogStore>
 }
 
 /**
  * @example
  * const store = createMemoryLogStore({ schema, partitions: 4 })
- * const [result] = await store.append('acme', [{ entry }])
+ * const [result] = await store.append('acme', [{ entry }], { subject: 'till-7', grants })
  */
 export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): MemoryLogStore {
+  return openMemoryLogStore(options, undefined)
+}
+
+/** What a memory log keeps across `reopen` (the storage of a real store). */
+interface MemoryStorage {
+  readonly logs: StoredEntry[][]
+  readonly ledgers: Map<string, StoredEntry[]>
+  readonly records: Map<string, Recorded>
+  readonly clients: Map<string, ClientRecord>
+  readonly decided: Decided[]
+  readonly identity: { id: string; generation: number }
+  commitIndex: number
+}
+
+function openMemoryLogStore(
+  options: MemoryLogStoreOptions,
+  kept: MemoryStorage | undefined,
+): MemoryLogStore {
   const schema: Schema | undefined = options.schema
-  const partitions = checkPartitions(options.partitions ?? PARTITIONS_DEFAULT)
+  const partitions = kept?.logs.length ?? checkPartitions(options.partitions ?? PARTITIONS_DEFAULT)
   const now = options.now ?? (() => Date.now())
   const noDedupe = options.bugs?.noDedupe === true
   const unsynced = options.bugs?.unsyncedLastCommit === true
-  const logs: StoredEntry[][] = Array.from({ length: partitions }, () => [])
-  const ledgers = new Map<string, StoredEntry[]>()
+  const storage: MemoryStorage = kept ?? {
+    logs: Array.from({ length: partitions }, () => []),
+    ledgers: new Map(),
+    records: new Map(),
+    clients: new Map(),
+    decided: [],
+    identity: { id: createLogId(options.random ?? mathRandom), generation: LOG_GENERATION_FIRST },
+    commitIndex: 0,
+  }
+  const { logs, ledgers, records, clients, identity } = storage
+  const decidedOrder = storage.decided
+  // Folded states of this opening only: a reopened store folds its ledgers again (its schema
+  // may be another).
   const states = new Map<string, unknown>()
-  const results = new Map<string, AckResult>()
-  const highs = new Map<string, number>()
-  const decidedOrder: Decided[] = []
   const listeners = createCommitListeners()
-  let commitIndex = 0
   let closed = false
   // Undo steps of the last commit, kept only for the `unsyncedLastCommit` bug.
   let undo: (() => void)[] = []
 
   const lookups: PlanLookups = {
-    clientHigh: (tenant, clientId) => highs.get(joinKey(tenant, clientId)) ?? 0,
-    previous: (tenant, id) => results.get(joinKey(tenant, id)) ?? null,
+    client: (tenant, clientId) => clients.get(joinKey(tenant, clientId)) ?? NO_CLIENT,
+    previous: (tenant, id) => records.get(joinKey(tenant, id)) ?? null,
     entityHead(tenant, entity) {
       const key = joinKey(tenant, entity)
-      const ledger = ledgers.get(key)
-      const last = ledger?.at(-1)
-      const state = states.has(key) ? states.get(key) : (schema?.find(entity)?.initial ?? null)
-      return { version: ledger?.length ?? 0, offset: last?.offset ?? 0, state }
+      const ledger = ledgers.get(key) ?? []
+      const last = ledger.at(-1)
+      const head = { version: ledger.length, offset: last?.offset ?? 0 }
+      if (states.has(key)) return { ...head, state: states.get(key) }
+      const type = schema?.find(entity)
+      if (type === undefined) return { ...head, state: null }
+      const folded = foldForward(type, { version: 0, offset: 0, state: type.initial }, ledger)
+      states.set(key, folded.state)
+      return folded
     },
     partitionHead: (partition) => logs[partition]?.length,
   }
 
   const plan = (calls: readonly PlanCall[], over: PlanLookups = lookups): Plan =>
-    planGroup({ schema, partitions, committedAt: now(), lookups: over }, calls)
+    planGroup({ schema, partitions, committedAt: now(), lookups: over, hash: options.hash }, calls)
 
   const set = <K, V>(map: Map<K, V>, key: K, value: V) => {
     if (unsynced) {
@@ -133,32 +183,37 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
       if (ledger === undefined) set(ledgers, key, (ledger = []))
       push(ledger, frozen)
     }
-    for (const [key, high] of p.clients) set(highs, key, Math.max(high, highs.get(key) ?? 0))
+    for (const [key, client] of p.clients) {
+      const had = clients.get(key)
+      set(clients, key, {
+        high: Math.max(client.high, had?.high ?? 0),
+        subject: had?.subject ?? client.subject,
+      })
+    }
     for (const [key, head] of p.heads) set(states, key, head.state)
-    // Original results, for later duplicates; and the decision order, for checkers.
-    const refused = new Set(p.refusals.map((r) => joinKey(r.tenant, r.id)))
+    for (const [key, record] of p.recorded) set(records, key, record)
+    // The decision order, for checkers: each new decision of a client entry once.
+    const told = new Set<string>()
     calls.forEach((call, i) => {
       call.items.forEach((item, j) => {
-        const result = p.results[i]?.[j] as AckResult
+        if (item.entry.clientId === SERVER_CLIENT_ID) return
         const key = joinKey(call.tenant, item.entry.id)
-        const isNew =
-          result.status === 'appended' || (result.status === 'refused' && refused.delete(key))
-        if (!isNew) return
-        set(results, key, result)
-        if (result.status === 'appended') {
-          for (const c of result.corrections) set(results, joinKey(call.tenant, c.id), resultOf(c))
-        }
-        if (item.entry.clientId !== SERVER_CLIENT_ID) {
-          push(decidedOrder, { result, tenant: call.tenant, entry: item.entry, commitIndex })
-        }
+        const record = p.recorded.get(key)
+        if (record === undefined || record._tag === 'deferral' || told.has(key)) return
+        told.add(key)
+        const result = p.results[i]?.[j] as AckResult
+        const commitIndex = storage.commitIndex
+        push(decidedOrder, { result, tenant: call.tenant, entry: item.entry, commitIndex })
       })
     })
   }
 
-  const commitNow = (calls: readonly PlanCall[]): { results: AckResult[][]; touched: number[] } => {
+  const commitNow = (
+    calls: readonly PlanCall[],
+  ): { results: AppendResult[][]; touched: number[] } => {
     if (closed) throw new LogStoreError('closed', 'the log is closed')
     for (const call of calls) checkTenant(call.tenant, call.items)
-    commitIndex++
+    storage.commitIndex++
     undo = []
     if (!noDedupe) {
       const p = plan(calls)
@@ -172,17 +227,17 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
       call.items.map((item) => {
         const forgetful: PlanLookups = {
           ...lookups,
-          clientHigh: (tenant, clientId) =>
+          client: (tenant, clientId) =>
             clientId === item.entry.clientId
-              ? item.entry.clientSeq - 1
-              : lookups.clientHigh(tenant, clientId),
+              ? { high: item.entry.clientSeq - 1, subject: null }
+              : lookups.client(tenant, clientId),
           previous: () => null,
         }
-        const one = [{ tenant: call.tenant, items: [item] }]
+        const one = [{ tenant: call.tenant, items: [item], pusher: call.pusher }]
         const p = plan(one, forgetful)
         write(one, p)
         for (const t of p.touched) touched.add(t)
-        return p.results[0]?.[0] as AckResult
+        return p.results[0]?.[0] as AppendResult
       }),
     )
     return { results: out, touched: [...touched].sort((a, b) => a - b) }
@@ -211,7 +266,8 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
 
   const store: MemoryLogStore = {
     partitions,
-    append: (tenant: string, items: readonly AppendItem[]) => commits.append(tenant, items),
+    append: (tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) =>
+      commits.append(tenant, items, pusher),
     readPartition: async (tenant, partition, afterOffset, limit) =>
       readNow(tenant, partition, afterOffset, limit),
     async readEntity(tenant, entity, fromVersion, limit) {
@@ -223,7 +279,12 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
       const ledger = ledgers.get(joinKey(tenant, entity))
       return { version: ledger?.length ?? 0, offset: ledger?.at(-1)?.offset ?? 0 }
     },
-    clientHigh: async (tenant, clientId) => store.clientHighNow(tenant, clientId),
+    client: async (tenant, clientId) => store.clientNow(tenant, clientId),
+    identity: async (): Promise<LogIdentity> => ({ ...identity }),
+    async bumpGeneration() {
+      identity.generation++
+      return { ...identity }
+    },
     partitionHeads: async () => store.partitionHeadsNow(),
     onCommit: (listener) => listeners.add(listener),
     async close() {
@@ -237,7 +298,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
       return outcome.results
     },
     readPartitionNow: readNow,
-    clientHighNow: (tenant, clientId) => highs.get(joinKey(tenant, clientId)) ?? 0,
+    clientNow: (tenant, clientId) => clients.get(joinKey(tenant, clientId)) ?? NO_CLIENT,
     partitionHeadsNow: () => logs.map((log) => log.length),
     dump: () => ({ partitions: logs, decided: decidedOrder }),
     crash() {
@@ -245,6 +306,12 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): Memor
       for (const step of undo.reverse()) step()
       undo = []
     },
+    async reopen(over = {}) {
+      await store.close()
+      return openMemoryLogStore({ ...options, ...over }, storage)
+    },
   }
   return store
 }
+
+const NO_CLIENT: ClientRecord = Object.freeze({ high: 0, subject: null })

@@ -91,7 +91,15 @@ const EXAMPLES: Record<Message['type'], Message> = {
     type: 'welcome',
     protocol: PROTOCOL_VERSION,
     tenant: 'acme-coffee',
+    subject: 'register-1',
     grants: { read: ['stock/s7:*', 'order/s7-*'], write: ['order/s7-*'] },
+    log: { id: 'Vt3kq0sVx2Jm8cQe1aZr4w', generation: 2 },
+    limits: {
+      pushEntriesMax: 500,
+      pushBytesMax: 1_048_576,
+      entryDataBytesMax: 65_536,
+      pushInFlightMax: 4,
+    },
     partitions: 16,
     clientSeqHigh: 41,
     serverTime: 1_732_700_000_000,
@@ -101,6 +109,8 @@ const EXAMPLES: Record<Message['type'], Message> = {
   ack: {
     type: 'ack',
     batch: 3,
+    first: 0,
+    done: true,
     results: [
       {
         id: sale.id,
@@ -109,7 +119,16 @@ const EXAMPLES: Record<Message['type'], Message> = {
         partition: 2,
         offset: 1207,
         committedAt: 1_732_700_000_480,
-        corrections: [oversold],
+        corrections: [
+          {
+            id: oversold.id,
+            entity: oversold.entity,
+            kind: oversold.kind,
+            version: oversold.version,
+            partition: oversold.partition,
+            offset: oversold.offset,
+          },
+        ],
       },
       {
         id: redeem.id,
@@ -127,7 +146,25 @@ const EXAMPLES: Record<Message['type'], Message> = {
         committedAt: 1_732_600_000_000,
         corrections: [],
       },
+      {
+        id: `${CID}-44`,
+        status: 'id_conflict',
+        reason: 'the log holds another entry under this id',
+      },
+      {
+        id: `${CID}-45`,
+        status: 'deferred',
+        code: 'unknown_type',
+        reason: "no entity type for 'loyalty/c-9'",
+        retryAfterMs: 30_000,
+      },
     ],
+  },
+  renew: { type: 'renew', token: 'eyJhbGciOiJFUzI1NiJ9.e30.sig2' },
+  renewed: {
+    type: 'renewed',
+    expiresAt: 1_732_707_200_000,
+    grants: { read: ['stock/s7:*'], write: [] },
   },
   subscribe: {
     type: 'subscribe',
@@ -300,7 +337,17 @@ const ackResultArb: fc.Arbitrary<AckResult> = fc.oneof(
     partition: fc.integer({ min: 0, max: 1023 }),
     offset: seqArb,
     committedAt: timeArb,
-    corrections: fc.array(storedArb, { maxLength: 2 }),
+    corrections: fc.array(
+      storedArb.map((e) => ({
+        id: e.id,
+        entity: e.entity,
+        kind: e.kind,
+        version: e.version,
+        partition: e.partition,
+        offset: e.offset,
+      })),
+      { maxLength: 2 },
+    ),
   }),
   fc.record({
     id: entryArb.map((e) => e.id),
@@ -309,12 +356,23 @@ const ackResultArb: fc.Arbitrary<AckResult> = fc.oneof(
       'conflict' as const,
       'invariant' as const,
       'invalid' as const,
-      'unknown_type' as const,
       'forbidden' as const,
       'seq_gap' as const,
     ),
     reason: fc.string({ maxLength: 40 }),
     head: countArb,
+  }),
+  fc.record({
+    id: entryArb.map((e) => e.id),
+    status: fc.constant('id_conflict' as const),
+    reason: fc.string({ maxLength: 40 }),
+  }),
+  fc.record({
+    id: entryArb.map((e) => e.id),
+    status: fc.constant('deferred' as const),
+    code: fc.constantFrom('unknown_type' as const, 'clock_ahead' as const),
+    reason: fc.string({ maxLength: 40 }),
+    retryAfterMs: countArb,
   }),
 )
 const messageArb: fc.Arbitrary<Message> = fc.oneof(
@@ -328,9 +386,20 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     type: fc.constant('welcome' as const),
     protocol: seqArb,
     tenant: tenantArb,
+    subject: fc.string({ minLength: 1, maxLength: 30 }),
     grants: fc.record({
       read: fc.array(patternArb, { maxLength: 3 }),
       write: fc.array(patternArb, { maxLength: 3 }),
+    }),
+    log: fc.record({
+      id: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+      generation: fc.integer({ min: 1, max: 2 ** 40 }),
+    }),
+    limits: fc.record({
+      pushEntriesMax: fc.integer({ min: 1, max: 500 }),
+      pushBytesMax: fc.integer({ min: 1024, max: 1024 * 1024 }),
+      entryDataBytesMax: fc.integer({ min: 1, max: 64 * 1024 }),
+      pushInFlightMax: fc.integer({ min: 1, max: 4 }),
     }),
     partitions: fc.integer({ min: 1, max: 1024 }),
     clientSeqHigh: countArb,
@@ -345,7 +414,21 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
   fc.record({
     type: fc.constant('ack' as const),
     batch: countArb,
+    first: fc.integer({ min: 0, max: 490 }),
     results: fc.array(ackResultArb, { maxLength: 4 }),
+    done: fc.boolean(),
+  }),
+  fc.record({
+    type: fc.constant('renew' as const),
+    token: fc.string({ minLength: 1, maxLength: 60 }),
+  }),
+  fc.record({
+    type: fc.constant('renewed' as const),
+    expiresAt: timeArb,
+    grants: fc.record({
+      read: fc.array(patternArb, { maxLength: 3 }),
+      write: fc.array(patternArb, { maxLength: 3 }),
+    }),
   }),
   fc.record({
     type: fc.constant('subscribe' as const),

@@ -23,13 +23,23 @@ export type token_expired = typeof token_expired
 /** A push or subscription outside the token's grants. Not retried; the entries stay refused. */
 export const forbidden = 'forbidden'
 export type forbidden = typeof forbidden
+/**
+ * The hello's clientId belongs to another token subject of the tenant (the first that appended
+ * under it). Nothing is recorded. Do not retry with this clientId: a device that changes users
+ * opens the database of the new user (one clientId per subject and database).
+ */
+export const client_taken = 'client_taken'
+export type client_taken = typeof client_taken
 /** Too many messages or bytes per second. Back off, then retry. */
 export const rate_limited = 'rate_limited'
 export type rate_limited = typeof rate_limited
 /** A frame, batch or entry over a named limit. Split and retry. */
 export const too_large = 'too_large'
 export type too_large = typeof too_large
-/** The relay or its log is overloaded or unavailable for now. Back off, then retry. */
+/**
+ * The relay or its log is overloaded or unavailable for now (connection caps, the commit queue
+ * is full). Back off at least `backoffMsMin` (the relay's hint, with jitter), then retry.
+ */
 export const overloaded = 'overloaded'
 export type overloaded = typeof overloaded
 /** The socket could not keep up with the entries sent to it. Reconnect and resume from the cursor. */
@@ -49,6 +59,7 @@ export type ErrorKind =
   | unauthorized
   | token_expired
   | forbidden
+  | client_taken
   | rate_limited
   | too_large
   | overloaded
@@ -72,6 +83,7 @@ export const ERROR_KINDS: Readonly<Record<ErrorKind, ErrorKindInfo>> = {
   unauthorized: { retry: false, backoffMsMin: 5_000, closeCode: 4401 },
   token_expired: { retry: true, backoffMsMin: 0, closeCode: 4403 },
   forbidden: { retry: false, backoffMsMin: 5_000, closeCode: 4403 },
+  client_taken: { retry: false, backoffMsMin: 60_000, closeCode: 4409 },
   rate_limited: { retry: true, backoffMsMin: 1_000, closeCode: 4429 },
   too_large: { retry: false, backoffMsMin: 1_000, closeCode: 4413 },
   overloaded: { retry: true, backoffMsMin: 2_000, closeCode: 4503 },
@@ -97,6 +109,8 @@ export const CLOSE_CODES = {
   unauthorized: 4401,
   /** The token expired (the client refreshes and reconnects) or a grant was violated. */
   tokenExpired: 4403,
+  /** The clientId belongs to another subject. */
+  clientTaken: 4409,
   slowConsumer: 4408,
   tooLarge: 4413,
   unsupportedProtocol: 4426,

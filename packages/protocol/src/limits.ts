@@ -33,7 +33,11 @@ export const MESSAGE_LENGTH_MAX = 1024
 export const CREDIT_PAGES_MAX = 64
 /** Most `push` batches a client keeps in flight (unacked) at once. */
 export const PUSH_IN_FLIGHT_MAX = 4
-/** Most corrections reported with one ack result. */
+/** Most corrections reported with one ack result (references: see `CorrectionRef`). */
 export const ACK_CORRECTIONS_MAX = 16
+/** Longest log id in `welcome.log`. */
+export const LOG_ID_LENGTH_MAX = 64
+/** Longest token subject in `welcome.subject`. */
+export const SUBJECT_LENGTH_MAX = 256
 /** Deepest nesting the decoder accepts in any frame. */
 export const FRAME_DEPTH_MAX = 40

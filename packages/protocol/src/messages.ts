@@ -3,18 +3,22 @@
  *
  *   client                                 relay
  *     hello {token, clientId, protocol} ──►
- *                                       ◄── welcome {tenant, grants, partitions, …}
+ *                                       ◄── welcome {tenant, subject, grants, log, limits, …}
  *     push {batch, entries}             ──►
- *                                       ◄── ack {batch, results[]}   (one result per entry, in order)
+ *                                       ◄── ack {batch, first, results[], done}   (in parts)
  *     subscribe {sub, scope, cursors}   ──►
  *                                       ◄── entries {sub, entries, cursors, live}   (pages, then live)
  *     credit {sub, pages}               ──►   (flow control: pages the client can take)
+ *     renew {token}                     ──►
+ *                                       ◄── renewed {expiresAt, grants}
  *     ping {t}                          ◄─►   pong {t}
  *                                       ◄── error {kind, message, backoffMsMin}
  *
  * Invariants:
  * 1. Nothing but `hello` is accepted before `welcome`.
- * 2. `ack.results[i]` answers `push.entries[i]`.
+ * 2. The parts of a push's ack come in order: `results[i]` answers `push.entries[first + i]`;
+ *    together they answer every entry once, and the last part has `done: true`. A part is never
+ *    larger than a frame, so an ack can always be sent.
  * 3. Within a subscription, entries of a partition arrive in offset order without gaps
  *    (entries outside the scope are skipped, but cursors still pass them).
  * 4. A relay sends at most as many `entries` pages as the client has granted by `credit`
@@ -41,12 +45,39 @@ export interface Grants {
   readonly write: readonly string[]
 }
 
+/**
+ * Which server log a relay serves: `id` is made when the log is created; `generation` starts at 1
+ * and is raised by an operator after the log is restored from a backup or replaced. A client
+ * that meets another id or a higher generation recovers (its cursors and positions belong to
+ * another history).
+ */
+export interface LogIdentity {
+  readonly id: string
+  readonly generation: number
+}
+
+/** What a relay accepts from this connection; clients size their batches from it. */
+export interface RelayLimitsAdvertised {
+  /** Most entries in one `push`. */
+  readonly pushEntriesMax: number
+  /** Most bytes of one encoded `push` frame. */
+  readonly pushBytesMax: number
+  /** Most bytes of one entry's encoded `data`. */
+  readonly entryDataBytesMax: number
+  /** Most `push` batches unacked at once. */
+  readonly pushInFlightMax: number
+}
+
 /** Relay → client: the hello was accepted. */
 export interface WelcomeMessage {
   readonly type: 'welcome'
   readonly protocol: number
   readonly tenant: string
+  /** The token subject this connection acts as; the hello's clientId is bound to it. */
+  readonly subject: string
   readonly grants: Grants
+  readonly log: LogIdentity
+  readonly limits: RelayLimitsAdvertised
   /** The server log's partition count (fixed). */
   readonly partitions: number
   /** Highest clientSeq of this client the log holds (its high-water mark); 0 if none. */
@@ -65,6 +96,29 @@ export interface PushMessage {
   readonly entries: readonly Entry[]
 }
 
+/**
+ * Where a correction the log appended after an entry landed. The correction itself travels on
+ * the subscription like every entry; an ack only points at it (so an ack stays small).
+ */
+export interface CorrectionRef {
+  readonly id: string
+  readonly entity: string
+  readonly kind: string
+  readonly version: number
+  readonly partition: number
+  readonly offset: number
+}
+
+/** Why a refused entry was refused: a decision, recorded and answered the same way forever. */
+export type AckRefusalCode = Exclude<RefusalCode, 'unknown_type'> | 'forbidden' | 'seq_gap'
+
+/**
+ * Why the relay could not decide an entry yet. Not a decision: the relay is behind (it has no
+ * type for the entity yet) or the entry's clock is too far ahead of the relay's. The clientSeq
+ * is used up, later entries go on, and a resend is decided again.
+ */
+export type DeferralCode = 'unknown_type' | 'clock_ahead'
+
 export type AckResult =
   | {
       readonly id: string
@@ -74,23 +128,49 @@ export type AckResult =
       readonly partition: number
       readonly offset: number
       readonly committedAt: number
-      /** Corrections the log appended right after this entry. */
-      readonly corrections: readonly StoredEntry[]
+      /** Corrections the log appended right after this entry, those the pusher may read. */
+      readonly corrections: readonly CorrectionRef[]
     }
   | {
       readonly id: string
+      /** A decision, recorded (except `seq_gap`, which asks for a resend in order). */
       readonly status: 'refused'
-      readonly code: RefusalCode | 'forbidden' | 'seq_gap'
+      readonly code: AckRefusalCode
       readonly reason: string
       /** The entity's version at refusal, for a client to rebase a request. */
       readonly head: number
     }
+  | {
+      readonly id: string
+      /**
+       * The log holds another entry under this id (its content differs): this device reused a
+       * clientSeq (a restored or copied database). Nothing is recorded; the client re-sends the
+       * entry under a new clientId and never drops it.
+       */
+      readonly status: 'id_conflict'
+      readonly reason: string
+    }
+  | {
+      readonly id: string
+      /** Not decided yet (see `DeferralCode`); send again after `retryAfterMs`. */
+      readonly status: 'deferred'
+      readonly code: DeferralCode
+      readonly reason: string
+      readonly retryAfterMs: number
+    }
 
-/** Relay → client: the outcome of each entry of a push, after it is durable. */
+/**
+ * Relay → client: the outcome of entries of a push, after they are durable, in one or more parts
+ * (invariant 2).
+ */
 export interface AckMessage {
   readonly type: 'ack'
   readonly batch: number
+  /** Index in the push of `results[0]`. */
+  readonly first: number
   readonly results: readonly AckResult[]
+  /** This part answers the push's last entry. */
+  readonly done: boolean
 }
 
 /** Client → relay: receive entries in `scope` from `cursors` on. */
@@ -124,6 +204,19 @@ export interface CreditMessage {
   readonly pages: number
 }
 
+/** Client → relay: use this token from now on (same tenant and subject), before the old expires. */
+export interface RenewMessage {
+  readonly type: 'renew'
+  readonly token: string
+}
+
+/** Relay → client: the renewed token is in force. */
+export interface RenewedMessage {
+  readonly type: 'renewed'
+  readonly expiresAt: number
+  readonly grants: Grants
+}
+
 /** Either side: liveness check. */
 export interface PingMessage {
   readonly type: 'ping'
@@ -149,12 +242,14 @@ export type ClientMessage =
   | PushMessage
   | SubscribeMessage
   | CreditMessage
+  | RenewMessage
   | PingMessage
   | PongMessage
 export type RelayMessage =
   | WelcomeMessage
   | AckMessage
   | EntriesMessage
+  | RenewedMessage
   | ErrorMessage
   | PingMessage
   | PongMessage
@@ -169,6 +264,8 @@ export const MESSAGE_TYPES = [
   'subscribe',
   'entries',
   'credit',
+  'renew',
+  'renewed',
   'ping',
   'pong',
   'error',
@@ -181,6 +278,8 @@ export const isAckMessage = (m: Message): m is AckMessage => m.type === 'ack'
 export const isSubscribeMessage = (m: Message): m is SubscribeMessage => m.type === 'subscribe'
 export const isEntriesMessage = (m: Message): m is EntriesMessage => m.type === 'entries'
 export const isCreditMessage = (m: Message): m is CreditMessage => m.type === 'credit'
+export const isRenewMessage = (m: Message): m is RenewMessage => m.type === 'renew'
+export const isRenewedMessage = (m: Message): m is RenewedMessage => m.type === 'renewed'
 export const isPingMessage = (m: Message): m is PingMessage => m.type === 'ping'
 export const isPongMessage = (m: Message): m is PongMessage => m.type === 'pong'
 export const isErrorMessage = (m: Message): m is ErrorMessage => m.type === 'error'

@@ -12,7 +12,7 @@ import {
 } from './limits.ts'
 import type { ProtocolError } from './protocol-error.ts'
 import { isProtocolError } from './protocol-error.ts'
-import { ACK_REFUSAL_CODES, validateMessage } from './validate.ts'
+import { ACK_REFUSAL_CODES, DEFERRAL_CODES, validateMessage } from './validate.ts'
 
 const CID = '3f1c0a9b8e7d6c5b4a39281706f5e4d3'
 const entry = {
@@ -44,23 +44,55 @@ const refused = {
   reason: 'nonNegative',
   head: 3,
 }
+const ref = {
+  id: `${CID}-1~nonnegative~0`,
+  entity: 'stock/s7:espresso-1kg',
+  kind: 'stock.oversold',
+  version: 2,
+  partition: 0,
+  offset: 2,
+}
+const idConflict = { id: entry.id, status: 'id_conflict', reason: 'other content' }
+const deferred = {
+  id: entry.id,
+  status: 'deferred',
+  code: 'unknown_type',
+  reason: 'no type',
+  retryAfterMs: 1000,
+}
 const valid = {
   hello: { type: 'hello', protocol: 1, token: 't', clientId: CID },
   welcome: {
     type: 'welcome',
     protocol: 1,
     tenant: 'acme',
+    subject: 'till-1',
     grants: { read: ['*'], write: [] },
+    log: { id: 'log-1', generation: 1 },
+    limits: {
+      pushEntriesMax: 500,
+      pushBytesMax: 65_536,
+      entryDataBytesMax: 1024,
+      pushInFlightMax: 4,
+    },
     partitions: 16,
     clientSeqHigh: 0,
     serverTime: 1,
     expiresAt: 2,
   },
   push: { type: 'push', batch: 0, entries: [entry] },
-  ack: { type: 'ack', batch: 0, results: [appended, refused] },
+  ack: {
+    type: 'ack',
+    batch: 0,
+    first: 0,
+    results: [{ ...appended, corrections: [ref] }, refused, idConflict, deferred],
+    done: true,
+  },
   subscribe: { type: 'subscribe', sub: 0, scope: ['stock/*'], cursors: { 0: 5 }, credit: 0 },
   entries: { type: 'entries', sub: 0, entries: [stored], cursors: {}, live: true },
   credit: { type: 'credit', sub: 0, pages: 1 },
+  renew: { type: 'renew', token: 't2' },
+  renewed: { type: 'renewed', expiresAt: 5, grants: { read: ['*'], write: [] } },
   ping: { type: 'ping', t: -1.5 },
   pong: { type: 'pong', t: 0 },
   error: { type: 'error', kind: 'internal', message: '', backoffMsMin: 0 },
@@ -83,15 +115,10 @@ describe('validateMessage', () => {
     expect(out).not.toBe(message)
   })
 
-  it('lists the model refusal codes and the relay’s own', () => {
-    expect(ACK_REFUSAL_CODES).toEqual([
-      'conflict',
-      'invariant',
-      'invalid',
-      'unknown_type',
-      'forbidden',
-      'seq_gap',
-    ])
+  it('lists the decisions an ack may refuse with, and what it defers', () => {
+    // unknown_type is not a decision: the relay is behind, so it defers (protocol 2).
+    expect(ACK_REFUSAL_CODES).toEqual(['conflict', 'invariant', 'invalid', 'forbidden', 'seq_gap'])
+    expect(DEFERRAL_CODES).toEqual(['unknown_type', 'clock_ahead'])
   })
 
   it('refuses an object whose prototype carries the fields', () => {
@@ -164,14 +191,19 @@ describe('validateMessage', () => {
       'ack.results[0].partition',
     ],
     [
-      { ...valid.ack, results: [{ ...appended, corrections: [entry] }] },
+      { ...valid.ack, results: [{ ...appended, corrections: [{ ...ref, version: 0 }] }] },
       'bad_message',
-      'ack.results[0].corrections[0]: entry version',
+      'ack.results[0].corrections[0].version',
+    ],
+    [
+      { ...valid.ack, results: [{ ...appended, corrections: [{ ...ref, entity: 'x' }] }] },
+      'bad_message',
+      'ack.results[0].corrections[0].entity',
     ],
     [
       {
         ...valid.ack,
-        results: [{ ...appended, corrections: many(ACK_CORRECTIONS_MAX + 1, stored) }],
+        results: [{ ...appended, corrections: many(ACK_CORRECTIONS_MAX + 1, ref) }],
       },
       'too_large',
       'ack.results[0].corrections: has 17 items, over ACK_CORRECTIONS_MAX',
@@ -182,6 +214,39 @@ describe('validateMessage', () => {
       'ack.results[0].code: must be one of conflict',
     ],
     [{ ...valid.ack, results: [{ ...refused, head: -1 }] }, 'bad_message', 'ack.results[0].head'],
+    [
+      { ...valid.ack, results: [{ ...refused, code: 'unknown_type' }] },
+      'bad_message',
+      'ack.results[0].code: must be one of conflict',
+    ],
+    [
+      { ...valid.ack, results: [{ ...deferred, code: 'conflict' }] },
+      'bad_message',
+      'ack.results[0].code: must be one of unknown_type, clock_ahead',
+    ],
+    [
+      { ...valid.ack, results: [{ ...deferred, retryAfterMs: -1 }] },
+      'bad_message',
+      'ack.results[0].retryAfterMs',
+    ],
+    [{ ...valid.ack, results: [{ ...idConflict, reason: 3 }] }, 'bad_message', 'reason'],
+    [{ ...valid.ack, first: -1 }, 'bad_message', 'ack.first'],
+    [{ ...valid.ack, first: 499 }, 'bad_message', 'ack.results: first + results'],
+    [{ ...valid.ack, done: 'yes' }, 'bad_message', 'ack.done: must be a boolean'],
+    [{ ...valid.welcome, log: { id: 'a b', generation: 1 } }, 'bad_message', 'welcome.log.id'],
+    [
+      { ...valid.welcome, log: { id: 'a', generation: 0 } },
+      'bad_message',
+      'welcome.log.generation',
+    ],
+    [{ ...valid.welcome, subject: '' }, 'bad_message', 'welcome.subject'],
+    [
+      { ...valid.welcome, limits: { ...valid.welcome.limits, pushEntriesMax: 501 } },
+      'bad_message',
+      'welcome.limits.pushEntriesMax',
+    ],
+    [{ ...valid.renew, token: '' }, 'bad_message', 'renew.token'],
+    [{ ...valid.renewed, grants: [] }, 'bad_message', 'renewed.grants: must be a map'],
     [
       { ...valid.subscribe, scope: [] },
       'bad_message',

@@ -19,16 +19,17 @@
  * 4. Entries are checked by `core`'s `validateEntry` / `validateStoredEntry`; their `data` is
  *    copied, so byte arrays never alias the frame they came in.
  */
-import type { Data, Entry, RefusalCode, StoredEntry } from '@ledgerline/core'
+import type { Data, Entry, StoredEntry } from '@ledgerline/core'
 import {
   CLIENT_SEQ_MAX,
+  checkKind,
   checkPartitions,
   checkPattern,
   checkTenant,
   isClientId,
   isEntryId,
   LedgerError,
-  REFUSAL_CODES,
+  parseEntityName,
   validateEntry,
   validateStoredEntry,
 } from '@ledgerline/core'
@@ -38,23 +39,48 @@ import {
   ACK_CORRECTIONS_MAX,
   CREDIT_PAGES_MAX,
   ENTRY_DATA_BYTES_MAX,
+  FRAME_BYTES_MAX,
+  LOG_ID_LENGTH_MAX,
   MESSAGE_LENGTH_MAX,
   PAGE_ENTRIES_MAX,
   PARTITIONS_MAX,
   PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
   SCOPE_PATTERNS_MAX,
+  SUBJECT_LENGTH_MAX,
   TOKEN_LENGTH_MAX,
 } from './limits.ts'
-import type { AckResult, Cursors, Grants, Message, MessageType } from './messages.ts'
+import type {
+  AckRefusalCode,
+  AckResult,
+  CorrectionRef,
+  Cursors,
+  DeferralCode,
+  Grants,
+  LogIdentity,
+  Message,
+  MessageType,
+  RelayLimitsAdvertised,
+} from './messages.ts'
 import { MESSAGE_TYPES } from './messages.ts'
 import { ProtocolError } from './protocol-error.ts'
 
-/** Refusal codes an ack may carry: the model's, plus the relay's own. */
-export const ACK_REFUSAL_CODES: readonly (RefusalCode | 'forbidden' | 'seq_gap')[] = [
-  ...REFUSAL_CODES,
-  'forbidden',
-  'seq_gap',
-]
+/** Refusal codes an ack may carry: the model's decisions, plus the relay's own. */
+export const ACK_REFUSAL_CODES = Object.keys({
+  conflict: true,
+  invariant: true,
+  invalid: true,
+  forbidden: true,
+  seq_gap: true,
+} satisfies Record<AckRefusalCode, true>) as readonly AckRefusalCode[]
+
+/** Codes of a `deferred` ack result. */
+export const DEFERRAL_CODES = Object.keys({
+  unknown_type: true,
+  clock_ahead: true,
+} satisfies Record<DeferralCode, true>) as readonly DeferralCode[]
+
+const LOG_ID_RE = /^[A-Za-z0-9_-]+$/
 
 /**
  * Checks that `value` (a decoded frame) is a valid message and returns a clean copy of it.
@@ -86,7 +112,10 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     type: 'welcome',
     protocol: integer(m, 'protocol', p, 1, Number.MAX_SAFE_INTEGER),
     tenant: core(`${p}.tenant`, () => checkTenant(own(m, 'tenant'))),
+    subject: text(m, 'subject', p, 1, SUBJECT_LENGTH_MAX),
     grants: grants(own(m, 'grants'), `${p}.grants`),
+    log: logIdentity(own(m, 'log'), `${p}.log`),
+    limits: advertisedLimits(own(m, 'limits'), `${p}.limits`),
     partitions: core(`${p}.partitions`, () => checkPartitions(own(m, 'partitions'))),
     clientSeqHigh: integer(m, 'clientSeqHigh', p, 0, CLIENT_SEQ_MAX),
     serverTime: time(m, 'serverTime', p),
@@ -97,11 +126,20 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
     entries: list(m, 'entries', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', entry),
   }),
-  ack: (m, p) => ({
-    type: 'ack',
-    batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
-    results: list(m, 'results', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', ackResult),
-  }),
+  ack: (m, p) => {
+    const first = integer(m, 'first', p, 0, PUSH_ENTRIES_MAX - 1)
+    const results = list(m, 'results', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', ackResult)
+    if (first + results.length > PUSH_ENTRIES_MAX) {
+      throw bad(`${p}.results`, `first + results must be at most PUSH_ENTRIES_MAX`)
+    }
+    return {
+      type: 'ack',
+      batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
+      first,
+      results,
+      done: boolean(m, 'done', p),
+    }
+  },
   subscribe: (m, p) => ({
     type: 'subscribe',
     sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
@@ -120,6 +158,12 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     type: 'credit',
     sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
     pages: integer(m, 'pages', p, 1, CREDIT_PAGES_MAX),
+  }),
+  renew: (m, p) => ({ type: 'renew', token: text(m, 'token', p, 1, TOKEN_LENGTH_MAX) }),
+  renewed: (m, p) => ({
+    type: 'renewed',
+    expiresAt: time(m, 'expiresAt', p),
+    grants: grants(own(m, 'grants'), `${p}.grants`),
   }),
   ping: (m, p) => ({ type: 'ping', t: finite(m, 't', p) }),
   pong: (m, p) => ({ type: 'pong', t: finite(m, 't', p) }),
@@ -198,38 +242,96 @@ function ackResult(value: unknown, path: string): AckResult {
   const id = own(r, 'id')
   if (!isEntryId(id)) throw bad(`${path}.id`, 'must be an entry id')
   const status = own(r, 'status')
-  if (status === 'appended' || status === 'duplicate') {
-    return {
-      id,
-      status,
-      version: integer(r, 'version', path, 1, Number.MAX_SAFE_INTEGER),
-      partition: integer(r, 'partition', path, 0, PARTITIONS_MAX - 1),
-      offset: integer(r, 'offset', path, 1, Number.MAX_SAFE_INTEGER),
-      committedAt: time(r, 'committedAt', path),
-      corrections: list(
-        r,
-        'corrections',
-        path,
-        ACK_CORRECTIONS_MAX,
-        'ACK_CORRECTIONS_MAX',
-        storedEntry,
-      ),
-    }
+  switch (status) {
+    case 'appended':
+    case 'duplicate':
+      return {
+        id,
+        status,
+        ...position(r, path),
+        committedAt: time(r, 'committedAt', path),
+        corrections: list(
+          r,
+          'corrections',
+          path,
+          ACK_CORRECTIONS_MAX,
+          'ACK_CORRECTIONS_MAX',
+          correctionRef,
+        ),
+      }
+    case 'refused':
+      return {
+        id,
+        status,
+        code: oneOf(r, 'code', path, ACK_REFUSAL_CODES),
+        reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX),
+        head: integer(r, 'head', path, 0, Number.MAX_SAFE_INTEGER),
+      }
+    case 'id_conflict':
+      return { id, status, reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX) }
+    case 'deferred':
+      return {
+        id,
+        status,
+        code: oneOf(r, 'code', path, DEFERRAL_CODES),
+        reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX),
+        retryAfterMs: integer(r, 'retryAfterMs', path, 0, Number.MAX_SAFE_INTEGER),
+      }
+    default:
+      throw bad(
+        `${path}.status`,
+        "must be 'appended', 'duplicate', 'refused', 'id_conflict' or 'deferred'",
+      )
   }
-  if (status === 'refused') {
-    const code = own(r, 'code')
-    if (!(ACK_REFUSAL_CODES as readonly unknown[]).includes(code)) {
-      throw bad(`${path}.code`, `must be one of ${ACK_REFUSAL_CODES.join(', ')}`)
-    }
-    return {
-      id,
-      status,
-      code: code as (typeof ACK_REFUSAL_CODES)[number],
-      reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX),
-      head: integer(r, 'head', path, 0, Number.MAX_SAFE_INTEGER),
-    }
+}
+
+function correctionRef(value: unknown, path: string): CorrectionRef {
+  const r = record(value, path)
+  const id = own(r, 'id')
+  if (!isEntryId(id)) throw bad(`${path}.id`, 'must be an entry id')
+  return {
+    id,
+    entity: core(`${path}.entity`, () => {
+      const entity = own(r, 'entity')
+      parseEntityName(entity)
+      return entity as string
+    }),
+    kind: core(`${path}.kind`, () => checkKind(own(r, 'kind'))),
+    ...position(r, path),
   }
-  throw bad(`${path}.status`, "must be 'appended', 'duplicate' or 'refused'")
+}
+
+function position(r: Fields, path: string): { version: number; partition: number; offset: number } {
+  return {
+    version: integer(r, 'version', path, 1, Number.MAX_SAFE_INTEGER),
+    partition: integer(r, 'partition', path, 0, PARTITIONS_MAX - 1),
+    offset: integer(r, 'offset', path, 1, Number.MAX_SAFE_INTEGER),
+  }
+}
+
+function logIdentity(value: unknown, path: string): LogIdentity {
+  const l = record(value, path)
+  const id = text(l, 'id', path, 1, LOG_ID_LENGTH_MAX)
+  if (!LOG_ID_RE.test(id)) throw bad(`${path}.id`, 'must be letters, digits, _ or -')
+  return { id, generation: integer(l, 'generation', path, 1, Number.MAX_SAFE_INTEGER) }
+}
+
+function advertisedLimits(value: unknown, path: string): RelayLimitsAdvertised {
+  const l = record(value, path)
+  return {
+    pushEntriesMax: integer(l, 'pushEntriesMax', path, 1, PUSH_ENTRIES_MAX),
+    pushBytesMax: integer(l, 'pushBytesMax', path, 1024, FRAME_BYTES_MAX),
+    entryDataBytesMax: integer(l, 'entryDataBytesMax', path, 1, ENTRY_DATA_BYTES_MAX),
+    pushInFlightMax: integer(l, 'pushInFlightMax', path, 1, PUSH_IN_FLIGHT_MAX),
+  }
+}
+
+function oneOf<T extends string>(m: Fields, key: string, path: string, values: readonly T[]): T {
+  const value = own(m, key)
+  if (!(values as readonly unknown[]).includes(value)) {
+    throw bad(`${path}.${key}`, `must be one of ${values.join(', ')}`)
+  }
+  return value as T
 }
 
 function grants(value: unknown, path: string): Grants {

@@ -1,8 +1,8 @@
 // Goal: the CLI's contract: every option documented in --help, flags over environment variables,
-// a clear error for a bad schema module.
+// a clear error for a bad schema module, and the `bump-generation` command.
 // Method: parseCliArgs and loadSchemaModule directly; one spawned CLI for the exit path.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -115,6 +115,50 @@ describe('ledgerline-relay CLI', () => {
     const again = await startCli(data)
     again.kill('SIGTERM')
     expect(await new Promise((done) => again.once('exit', (code) => done(code)))).toBe(0)
+  })
+
+  it('bump-generation refuses a directory without a log, and one a relay runs on', async () => {
+    // Goal: an operator's mistake after a restore is told, not papered over: no log is made
+    // where none was, and a running relay's log is not changed under it (exit 2 both times).
+    const empty = join(dir, 'no-log')
+    mkdirSync(empty)
+    const none = spawnSync(process.execPath, [CLI, 'bump-generation', '--data', empty], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(none.status).toBe(2)
+    expect(none.stderr).toContain('no Ledgerline log')
+    expect(existsSync(join(empty, 'log.sqlite'))).toBe(false)
+
+    const data = join(dir, 'bump-running')
+    const relay = await startCli(data)
+    try {
+      const busy = spawnSync(process.execPath, [CLI, 'bump-generation', '--data', data], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
+      expect(busy.status).toBe(2)
+      expect(busy.stderr).toContain(`pid ${relay.pid}`)
+    } finally {
+      relay.kill('SIGKILL')
+      await new Promise((done) => relay.once('exit', done))
+    }
+  })
+
+  it('bump-generation raises the generation of a stopped relay’s log, once per run', async () => {
+    const data = join(dir, 'bump')
+    const relay = await startCli(data)
+    relay.kill('SIGTERM')
+    await new Promise((done) => relay.once('exit', done))
+    const generations = [1, 2].map(() => {
+      const run = spawnSync(process.execPath, [CLI, 'bump-generation', '--data', data], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
+      expect(`${run.status} ${run.stderr}`).toBe('0 ')
+      return /generation (\d+)/.exec(run.stdout)?.[1]
+    })
+    expect(generations).toEqual(['2', '3'])
   })
 })
 

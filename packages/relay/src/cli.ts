@@ -3,19 +3,24 @@
  * `ledgerline-relay`: starts a relay from flags and environment variables (a flag wins over its
  * variable). Prints one line to stdout when ready: `ledgerline relay listening on <http url>
  * (<ws url>)`; logs go to stderr. SIGTERM or SIGINT shuts down gracefully (appends in flight
- * are acked first); a second signal exits at once.
+ * are acked first); a second signal exits at once. A configuration mistake exits with code 2.
+ *
+ * `ledgerline-relay bump-generation --data DIR` (or `--store postgres --database-url URL`)
+ * raises the generation of the server log, which every client compares with what it saw: run it
+ * after restoring the log from a backup, while no relay of that log runs (SQLite: the data
+ * directory's lock is taken, so a running relay makes it exit 2). Prints the new identity.
  */
 import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { isSchema } from '@ledgerline/core'
-import type { Schema } from '@ledgerline/core'
+import { devSecret } from './dev-secret.ts'
+import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli-admin.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import type { RelayOptions } from './relay.ts'
 import { RelayError } from './relay-error.ts'
+import { loadSchemaModule } from './schema-loader.ts'
 
 export const CLI_PORT_DEFAULT = 8787
 export const CLI_DATA_DEFAULT = './ledgerline-data'
@@ -23,16 +28,17 @@ export const CLI_DATA_DEFAULT = './ledgerline-data'
 export const HELP = `ledgerline-relay: the Ledgerline relay (WebSocket sync endpoint + server log)
 
 Usage: ledgerline-relay [options]
-
+${ADMIN_HELP}
 Each option can also be set by the environment variable in brackets; a flag wins.
 
   --host HOST              interface to listen on (default 127.0.0.1)        [LEDGERLINE_HOST]
   --port N                 port; 0 picks a free one (default ${CLI_PORT_DEFAULT})            [LEDGERLINE_PORT]
   --data DIR               directory of the SQLite log, DIR/log.sqlite
                            (default ${CLI_DATA_DEFAULT})                               [LEDGERLINE_DATA]
-  --schema MODULE          ES module (path relative to the working directory) whose default
-                           export is defineSchema(...): the entity types the log decides with.
-                           Without it the log is plain (shape and grants only). [LEDGERLINE_SCHEMA]
+  --schema MODULE          module (path relative to the working directory; TypeScript is
+                           bundled at start) whose default export is defineSchema(...): the
+                           entity types the log decides with. Without it the log is plain
+                           (shape and grants only).                          [LEDGERLINE_SCHEMA]
   --partitions N           partition count of a new log (default 16; an existing log keeps
                            its own)                                          [LEDGERLINE_PARTITIONS]
   --store sqlite|postgres  server log backend (default sqlite)               [LEDGERLINE_STORE]
@@ -50,7 +56,8 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --static DIR             serve static files from DIR at / (index.html for app routes)
                                                                              [LEDGERLINE_STATIC]
   --dev                    development mode: GET /dev/token?tenant=T&sub=S hands out tokens
-                           with full grants for T; makes a secret when none is given; with no
+                           with full grants for T; without a key, signs them with a secret kept
+                           in DIR/dev-secret (tokens outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
   --log-level LEVEL        pino level: fatal, error, warn, info, debug (default warn)
@@ -59,6 +66,8 @@ Each option can also be set by the environment variable in brackets; a flag wins
 
 Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
 /healthz, /metrics (Prometheus), /dev/token (dev only).
+
+A configuration mistake exits with code 2.
 `
 
 export interface CliConfig {
@@ -150,35 +159,14 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
 }
 
-/**
- * Imports a schema module by path (relative to `cwd`) and returns its default export, which
- * must be a schema made by `defineSchema`.
- *
- * @example
- * const schema = await loadSchemaModule('./dist-schema/schema.js', process.cwd())
- */
-export async function loadSchemaModule(path: string, cwd: string): Promise<Schema> {
-  const url = pathToFileURL(resolve(cwd, path)).href
-  let module: { default?: unknown }
-  try {
-    module = (await import(url)) as { default?: unknown }
-  } catch (error) {
-    throw new RelayError(
-      'schema_module',
-      `cannot load schema module ${path}: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    )
-  }
-  if (!isSchema(module.default)) {
-    throw new RelayError(
-      'schema_module',
-      `schema module ${path} must default-export a schema: export default defineSchema(...)`,
-    )
-  }
-  return module.default
-}
+// The loader (TypeScript schemas bundled at start) lives in its own module.
+export { loadSchemaModule } from './schema-loader.ts'
 
 async function main(): Promise<void> {
+  if (isAdminCommand(process.argv.slice(2))) {
+    process.exitCode = await runAdminCommand(process.argv.slice(2), process.env)
+    return
+  }
   const config = parseCliArgs(process.argv.slice(2), process.env)
   if (config.help) {
     process.stdout.write(HELP)
@@ -213,9 +201,11 @@ async function main(): Promise<void> {
     console.error(
       'ledgerline relay: --dev is on: anyone can get a token at /dev/token. NOT FOR PRODUCTION.',
     )
-    if (!hasKey) console.error('ledgerline relay: --dev made a random secret for this run.')
   }
-  const relay = await createRelay({ ...config.relay, schema, store }).catch(
+  // --dev without a key keeps its secret in the data directory: tokens outlive a restart.
+  const auth =
+    config.relay.dev && !hasKey ? devSecret(config.relay, console.error) : config.relay.auth
+  const relay = await createRelay({ ...config.relay, auth, schema, store }).catch(
     async (error: unknown) => {
       await store?.close()
       throw error
@@ -264,7 +254,8 @@ function isMain(): boolean {
   }
 }
 
-if (isMain()) {
+/** Runs the CLI on `process.argv`; the `ledgerline-relay` bin (bin/) calls it. */
+export function runCli(): void {
   main().catch((error: unknown) => {
     if (error instanceof RelayError) {
       console.error(`ledgerline relay: ${error.message}`)
@@ -274,3 +265,5 @@ if (isMain()) {
     process.exit(1)
   })
 }
+
+if (isMain()) runCli()

@@ -268,8 +268,12 @@ function runClient(
     }
   })
   const onResult = (r: AckResult) => {
-    if (r.status === 'refused') {
-      problems.push(`refused ${r.id}: ${r.code} ${r.reason}`)
+    if (r.status === 'refused' || r.status === 'deferred') {
+      problems.push(`${r.status} ${r.id}: ${r.code} ${r.reason}`)
+      return
+    }
+    if (r.status === 'id_conflict') {
+      problems.push(`id_conflict ${r.id}: ${r.reason}`)
       return
     }
     const positions = {

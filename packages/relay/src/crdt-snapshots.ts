@@ -10,21 +10,39 @@
  *
  * Policy: after a commit to a CRDT entity, when at least `SNAPSHOT_UPDATES_EVERY` entries or
  * `SNAPSHOT_BYTES_EVERY` bytes were appended since the latest snapshot, the relay folds the
- * ledger from that snapshot and appends a new one; a state over `SNAPSHOT_STATE_BYTES_MAX` is not
- * snapshotted (the ledger keeps its history, catch-up reads it all) and is retried after another
- * `SNAPSHOT_BYTES_EVERY` bytes.
+ * ledger from that snapshot (parts joined, `crdt-parts.ts` of the model) and appends a new one.
+ * A state over one entry (`CRDT_PART_BYTES_MAX`) is written in parts; one over
+ * `SNAPSHOT_STATE_BYTES_MAX` is not snapshotted (the ledger keeps its history, catch-up reads it
+ * all) and is retried after another `SNAPSHOT_BYTES_EVERY` bytes. While an update in parts is
+ * incomplete, no snapshot is written (a reader starting at it would never see that update's
+ * first parts).
  *
  * Invariants:
- * 1. A snapshot is appended as a request with `expect` = the version it covers, so it lands
- *    right after that version or not at all; its id `<last entry id>~snapshot~0` is the same on
- *    every relay, so two relays that race make one snapshot.
+ * 1. A snapshot (or its first part) is appended as a request with `expect` = the version it
+ *    covers, so it lands right after that version or not at all; its other parts follow as
+ *    facts, once the first landed (updates may land between them: a fold joins the snapshot and
+ *    keeps them). Ids `<last entry id>~snapshot~<part>` are the same on every relay, so two
+ *    relays that race make one snapshot. A snapshot says what it covers in `data.through`
+ *    only: it has no `corrects`, so no corrections feed or ack takes it for a correction of the
+ *    entry it follows (issue 13 case 5; `isLogCorrection` of core also refuses the snapshots
+ *    older builds wrote with `corrects`).
+ * 1a. A reader starts at the latest *complete* snapshot: a snapshot whose parts are not all in
+ *    the ledger (a relay stopped between them) is passed over.
  * 2. One decision per entity at a time; a snapshot failure never fails the append it follows
  *    (it goes to `onError`).
  * 3. At most `SNAPSHOT_CACHE_ENTITIES_MAX` books are kept (LRU); reads are paged by
  *    `CRDT_READ_PAGE_ENTRIES`.
  */
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import { SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { CrdtKind, Entry, Schema, StoredEntry } from '@ledgerline/core'
+import {
+  createCrdtJoiner,
+  CRDT_PART_BYTES_MAX,
+  crdtSnapshotKind,
+  isCrdtSnapshot,
+  readCrdtPart,
+  SERVER_CLIENT_ID,
+  splitCrdtBytes,
+} from '@ledgerline/core'
 import {
   CRDT_READ_PAGE_ENTRIES,
   SNAPSHOT_BYTES_EVERY,
@@ -32,7 +50,7 @@ import {
   SNAPSHOT_STATE_BYTES_MAX,
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
-import type { AppendItem, LogStore } from './log-store.ts'
+import type { AppendItem, LogStore, Pusher } from './log-store.ts'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -92,29 +110,29 @@ export function createSnapshotter(
     if (last === undefined || last.clientId === SERVER_CLIENT_ID) {
       return { _tag: 'skipped', reason: 'raced' }
     }
+    const crdt = type.crdt
+    const joiner = createCrdtJoiner(crdt)
     let state = type.initial
-    for (const e of entries) state = type.reduce(state, e)
+    for (const e of entries) for (const whole of joiner.add(e)) state = type.reduce(state, whole)
+    // An update in parts not complete yet: a snapshot now would cut it in two. Next commit.
+    if (joiner.hasOpenUpdate()) return { _tag: 'skipped', reason: 'raced' }
     if (!(state instanceof Uint8Array) || state.length > SNAPSHOT_STATE_BYTES_MAX) {
       book.retryAtBytes = book.bytes + SNAPSHOT_BYTES_EVERY
       return { _tag: 'skipped', reason: 'too_large' }
     }
-    const entry: Entry = {
-      id: `${last.id}~snapshot~0`,
-      tenant,
-      entity,
-      kind: `${type.crdt}.snapshot`,
-      data: { through: last.version, state },
-      intent: 'request',
-      expect: last.version,
-      corrects: last.id,
-      clientId: SERVER_CLIENT_ID,
-      clientSeq: 0,
-      hlc: last.hlc,
-      occurredAt: now(),
-    }
-    const [result] = await store.append(tenant, [{ entry }])
-    if (result === undefined || result.status === 'refused') {
+    const [first, ...rest] = snapshotEntries(last, crdt, state, now())
+    const [result] = await store.append(tenant, [{ entry: first as Entry }])
+    if (result === undefined || (result.status !== 'appended' && result.status !== 'duplicate')) {
       return { _tag: 'skipped', reason: 'raced' }
+    }
+    if (rest.length > 0) {
+      // Invariant 1: the other parts only after the first landed.
+      const results = await store.append(
+        tenant,
+        rest.map((entry) => ({ entry })),
+      )
+      const failed = results.find((r) => r.status !== 'appended' && r.status !== 'duplicate')
+      if (failed !== undefined) throw new Error(`snapshot part not appended: ${failed.status}`)
     }
     book.snapshotVersion = result.version
     book.scannedThrough = result.version
@@ -163,15 +181,13 @@ export function withCrdtSnapshots(
   const wrapped: LogStore & { readonly snapshots: Snapshotter } = {
     partitions: store.partitions,
     snapshots,
-    async append(tenant: string, items: readonly AppendItem[]) {
-      const results = await store.append(tenant, items)
+    async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
+      const results = await store.append(tenant, items, pusher)
       const touched = new Set<string>()
       for (const [i, item] of items.entries()) {
         const r = results[i]
         if (r === undefined || r.status !== 'appended') continue
-        if (item.entry.clientId === SERVER_CLIENT_ID && item.entry.kind.endsWith('.snapshot')) {
-          continue
-        }
+        if (isCrdtSnapshot(item.entry)) continue
         if (schema?.find(item.entry.entity)?.crdt !== undefined) touched.add(item.entry.entity)
       }
       for (const entity of touched) snapshots.maybeSnapshot(tenant, entity).catch(onError)
@@ -180,7 +196,9 @@ export function withCrdtSnapshots(
     readPartition: (...args) => store.readPartition(...args),
     readEntity: (...args) => store.readEntity(...args),
     head: (...args) => store.head(...args),
-    clientHigh: (...args) => store.clientHigh(...args),
+    client: (...args) => store.client(...args),
+    identity: () => store.identity(),
+    bumpGeneration: () => store.bumpGeneration(),
     partitionHeads: () => store.partitionHeads(),
     onCommit: (listener) => store.onCommit(listener),
     async close() {
@@ -211,7 +229,7 @@ export async function readFromLatestSnapshot(
 }
 
 interface SnapshotBook {
-  /** Version of the latest snapshot; 0 when the ledger has none. */
+  /** Version of the latest complete snapshot (its first part); 0 when the ledger has none. */
   snapshotVersion: number
   /** The last version counted. */
   scannedThrough: number
@@ -220,10 +238,12 @@ interface SnapshotBook {
   bytes: number
   /** After a too-large state: do not try again before `bytes` reaches this. */
   retryAtBytes: number
+  /** A snapshot in parts seen going forward and not complete yet. */
+  partial: { group: string; first: number; seen: Set<number>; parts: number } | undefined
 }
 
-// Finds the latest snapshot by reading pages backwards from the head. The policy puts one at
-// most about SNAPSHOT_UPDATES_EVERY entries back, unless states were too large to snapshot.
+// Finds the latest complete snapshot by reading pages backwards from the head. The policy puts
+// one at most about SNAPSHOT_UPDATES_EVERY entries back, unless states were too large.
 async function scanBack(
   store: LogStore,
   tenant: string,
@@ -236,7 +256,10 @@ async function scanBack(
     updates: 0,
     bytes: 0,
     retryAtBytes: 0,
+    partial: undefined,
   }
+  // Parts of snapshots seen so far (all of them lie after their first part: we go backwards).
+  const seen = new Map<string, Set<number>>()
   let upTo = headVersion
   while (upTo >= 1) {
     const from = Math.max(1, upTo - CRDT_READ_PAGE_ENTRIES + 1)
@@ -244,9 +267,20 @@ async function scanBack(
     for (let i = page.length - 1; i >= 0; i--) {
       const e = page[i] as StoredEntry
       if (e.version > upTo) continue
-      if (isSnapshot(e)) {
+      const snapshot = snapshotOf(e)
+      if (snapshot === 'whole') {
         book.snapshotVersion = e.version
         return book
+      }
+      if (snapshot !== undefined) {
+        const parts = seen.get(snapshot.group) ?? new Set<number>()
+        parts.add(snapshot.part)
+        seen.set(snapshot.group, parts)
+        if (snapshot.part === 0 && parts.size === snapshot.parts) {
+          book.snapshotVersion = e.version
+          return book
+        }
+        continue
       }
       book.updates++
       book.bytes += dataBytes(e)
@@ -273,14 +307,36 @@ async function scanForward(
     if (page.length === 0) return
     for (const e of page) {
       book.scannedThrough = e.version
-      if (isSnapshot(e)) {
-        book.snapshotVersion = e.version
+      const snapshot = snapshotOf(e)
+      if (snapshot === undefined) {
+        book.updates++
+        book.bytes += dataBytes(e)
+        continue
+      }
+      let complete = snapshot === 'whole' ? e.version : undefined
+      if (snapshot !== 'whole') {
+        if (snapshot.part === 0) {
+          book.partial = {
+            group: snapshot.group,
+            first: e.version,
+            seen: new Set(),
+            parts: snapshot.parts,
+          }
+        }
+        const partial = book.partial
+        if (partial !== undefined && partial.group === snapshot.group) {
+          partial.seen.add(snapshot.part)
+          if (partial.seen.size === partial.parts) complete = partial.first
+        }
+      }
+      if (complete !== undefined) {
+        // Updates between a snapshot's parts were folded into it by readers (crdt-parts.ts
+        // invariant 3), yet count them again: a few bytes early is fine.
+        book.snapshotVersion = complete
+        book.partial = undefined
         book.updates = 0
         book.bytes = 0
         book.retryAtBytes = 0
-      } else {
-        book.updates++
-        book.bytes += dataBytes(e)
       }
     }
   }
@@ -302,11 +358,53 @@ export async function readRange(
   }
 }
 
-export function isSnapshot(entry: Entry): boolean {
-  return entry.clientId === SERVER_CLIENT_ID && entry.kind.endsWith('.snapshot')
+/**
+ * The entries of a snapshot of `state` covering the ledger through `last` (invariant 1): one,
+ * or its parts, each at most `CRDT_PART_BYTES_MAX` bytes of state.
+ *
+ * @example
+ * snapshotEntries(last, 'yjs', state, Date.now()) // [{ id: '<last id>~snapshot~0', … }, …]
+ */
+export function snapshotEntries(
+  last: StoredEntry,
+  crdt: CrdtKind,
+  state: Uint8Array,
+  occurredAt: number,
+): Entry[] {
+  const make = (part: number, data: Entry['data']): Entry => ({
+    id: `${last.id}~snapshot~${part}`,
+    tenant: last.tenant,
+    entity: last.entity,
+    kind: crdtSnapshotKind(crdt),
+    data,
+    intent: part === 0 ? 'request' : 'fact',
+    ...(part === 0 ? { expect: last.version } : {}),
+    clientId: SERVER_CLIENT_ID,
+    clientSeq: 0,
+    hlc: last.hlc,
+    occurredAt,
+  })
+  if (state.length <= CRDT_PART_BYTES_MAX) return [make(0, { through: last.version, state })]
+  const chunks = splitCrdtBytes(state)
+  const group = `${last.id}~snapshot~0`
+  return chunks.map((bytes, part) =>
+    make(part, { through: last.version, group, part, parts: chunks.length, bytes }),
+  )
+}
+
+/** A server snapshot: `'whole'`, its part, or undefined for any other entry. */
+function snapshotOf(
+  e: Entry,
+): 'whole' | { group: string; part: number; parts: number } | undefined {
+  if (!isCrdtSnapshot(e)) return undefined
+  const kind = e.kind.slice(0, -'.snapshot'.length)
+  if (kind !== 'yjs' && kind !== 'automerge') return 'whole'
+  const part = readCrdtPart(e, kind)
+  return part === undefined ? 'whole' : part
 }
 
 function dataBytes(entry: Entry): number {
   if (entry.data instanceof Uint8Array) return entry.data.length
-  return 0
+  const bytes = (entry.data as { bytes?: unknown } | null)?.bytes
+  return bytes instanceof Uint8Array ? bytes.length : 0
 }

@@ -1,7 +1,7 @@
 // Goal: guarantee 10 under random hostile input: no frame, however malformed, crashes the relay,
 // leaves an unhandled rejection, or affects another connection; each bad input closes only its
 // own socket, with a documented close code; memory stays bounded. Method: an in-process relay
-// (port 0) and a bystander client that stays connected; FUZZ_CASES seeded cases, each on its own
+// (port 0) on SQLite and on PostgreSQL, and a bystander client that stays connected; FUZZ_CASES seeded cases, each on its own
 // socket (before or after hello): random bytes, truncated MessagePack, valid messages with one
 // field replaced by a hostile value (huge numbers, NaN, deep nesting, `__proto__` and
 // `constructor` keys, wrong types), unknown types, text frames, oversized frames, fragmented
@@ -9,9 +9,6 @@
 // closed with a code in CLOSE_CODES (or `ws`'s own 1002/1007/1009) or still answer a ping; the
 // bystander must answer pings throughout and get an ack at the end. The seed is printed;
 // LEDGERLINE_SEED replays, LEDGERLINE_FUZZ_CASES raises the count (deep tier).
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { encode } from '@msgpack/msgpack'
@@ -22,8 +19,8 @@ import type { AckMessage, PongMessage } from '@ledgerline/protocol'
 import { createPrng } from '@ledgerline/testkit'
 import type { Prng } from '@ledgerline/testkit'
 import { signToken } from './auth.ts'
-import { createRelay } from './relay.ts'
-import type { Relay } from './relay.ts'
+import { LOG_KINDS, startEdgeRelay, stopPostgres } from './edges.test-helper.ts'
+import type { EdgeRelay } from './edges.test-helper.ts'
 import { openClient } from './wire-client.test-helper.ts'
 import type { WireClient } from './wire-client.test-helper.ts'
 
@@ -45,90 +42,89 @@ const SECRET = 'fuzz-secret-fuzz-secret-fuzz-secret'
 const WS_CLOSE_CODES = [1002, 1007, 1008, 1009]
 const ALLOWED_CODES = new Set<number>([...Object.values(CLOSE_CODES), ...WS_CLOSE_CODES])
 
-let dir: string
-let relay: Relay
+let relay: EdgeRelay
 let bystander: WireClient
 let token: string
 const unhandled: unknown[] = []
 const onUnhandled = (reason: unknown) => unhandled.push(reason)
 
-beforeAll(async () => {
-  process.on('unhandledRejection', onUnhandled)
-  dir = mkdtempSync(join(tmpdir(), 'll-fuzz-'))
-  relay = await createRelay({
-    port: 0,
-    dataDir: join(dir, 'data'),
-    auth: { secret: SECRET },
-    logLevel: 'silent',
-    // High rate limits: a fuzz case must be judged on its content, not on the flood limit.
-    limits: { rateMessagesPerS: 100_000, rateMessagesBurst: 100_000 },
+describe.each(LOG_KINDS)('on %s', (kind) => {
+  beforeAll(async () => {
+    process.on('unhandledRejection', onUnhandled)
+    relay = await startEdgeRelay(kind, {
+      schema: null,
+      secret: SECRET,
+      // High rate limits: a fuzz case must be judged on its content, not on the flood limit.
+      limits: { rateMessagesPerS: 100_000, rateMessagesBurst: 100_000 },
+    })
+    token = await signToken({
+      secret: SECRET,
+      tenant: 'acme',
+      sub: 'fuzz',
+      read: ['*'],
+      write: ['*'],
+    })
+    bystander = await openClient(relay.url)
+    const welcome = await bystander.hello(token)
+    if (welcome.type !== 'welcome') throw new Error(`bystander not welcomed: ${welcome.type}`)
   })
-  token = await signToken({
-    secret: SECRET,
-    tenant: 'acme',
-    sub: 'fuzz',
-    read: ['*'],
-    write: ['*'],
+
+  afterAll(async () => {
+    process.off('unhandledRejection', onUnhandled)
+    bystander?.close()
+    await relay?.close()
   })
-  bystander = await openClient(relay.url)
-  const welcome = await bystander.hello(token)
-  if (welcome.type !== 'welcome') throw new Error(`bystander not welcomed: ${welcome.type}`)
-})
 
-afterAll(async () => {
-  process.off('unhandledRejection', onUnhandled)
-  bystander?.close()
-  await relay?.close()
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
-})
-
-describe(`frame fuzzer (seed ${SEED}, ${FUZZ_CASES} cases)`, () => {
-  it(
-    'closes only the offending socket, with a documented code, and keeps serving',
-    async () => {
-      // oxlint-disable-next-line no-console -- the seed must be visible to replay a failure
-      console.log(`fuzz: seed ${SEED}, ${FUZZ_CASES} cases (LEDGERLINE_SEED=${SEED} replays)`)
-      const rng = createPrng(SEED)
-      const heapBefore = heapUsedAfterGc()
-      const codes = new Map<number, number>()
-      let stillOpen = 0
-      const badCloses: string[] = []
-      let framesSent = 0
-      for (let i = 0; i < FUZZ_CASES; i++) {
-        const kind = rng.pick(CASE_KINDS)
-        const afterHello = rng.chance(0.6)
-        const c = await openClient(relay.url)
-        if (afterHello) await c.hello(token)
-        const where = `seed ${SEED} case ${i} (${kind}, ${afterHello ? 'after' : 'before'} hello)`
-        framesSent += await sendCase(kind, c, rng)
-        const fate = await fateOf(c)
-        if (fate === 'open') {
-          stillOpen++
-          c.close()
-        } else {
-          if (!ALLOWED_CODES.has(fate)) badCloses.push(`${where}: closed with ${fate}`)
-          codes.set(fate, (codes.get(fate) ?? 0) + 1)
+  describe(`frame fuzzer (seed ${SEED}, ${FUZZ_CASES} cases)`, () => {
+    it(
+      'closes only the offending socket, with a documented code, and keeps serving',
+      async () => {
+        // oxlint-disable-next-line no-console -- the seed must be visible to replay a failure
+        console.log(`fuzz: seed ${SEED}, ${FUZZ_CASES} cases (LEDGERLINE_SEED=${SEED} replays)`)
+        const rng = createPrng(SEED)
+        const heapBefore = heapUsedAfterGc()
+        const codes = new Map<number, number>()
+        let stillOpen = 0
+        const badCloses: string[] = []
+        let framesSent = 0
+        for (let i = 0; i < FUZZ_CASES; i++) {
+          const kind = rng.pick(CASE_KINDS)
+          const afterHello = rng.chance(0.6)
+          const c = await openClient(relay.url)
+          if (afterHello) await c.hello(token)
+          const where = `seed ${SEED} case ${i} (${kind}, ${afterHello ? 'after' : 'before'} hello)`
+          framesSent += await sendCase(kind, c, rng)
+          const fate = await fateOf(c)
+          if (fate === 'open') {
+            stillOpen++
+            c.close()
+          } else {
+            if (!ALLOWED_CODES.has(fate)) badCloses.push(`${where}: closed with ${fate}`)
+            codes.set(fate, (codes.get(fate) ?? 0) + 1)
+          }
+          if (i % 20 === 19) await bystanderServed(where)
         }
-        if (i % 20 === 19) await bystanderServed(where)
-      }
-      expect(badCloses).toEqual([])
-      await bystanderServed('end')
-      const entry = bystander.entry('note/fuzz', 'note.added', { ok: true })
-      bystander.send({ type: 'push', batch: 1, entries: [entry] })
-      const ack = await bystander.next<AckMessage>((m) => m.type === 'ack')
-      expect(ack.results[0]?.status).toBe('appended')
-      expect(unhandled.map((u) => `seed ${SEED}: unhandled ${String(u)}`)).toEqual([])
-      const growth = heapUsedAfterGc() - heapBefore
-      // oxlint-disable-next-line no-console -- the figures go into the README's "How we test"
-      console.log(
-        `fuzz: ${FUZZ_CASES} cases, ${framesSent} frames, closes by code ${JSON.stringify(Object.fromEntries(codes))}, ` +
-          `${stillOpen} valid-after-mutation, heap growth ${(growth / 1024 / 1024).toFixed(1)} MB`,
-      )
-      expect(growth).toBeLessThan(HEAP_GROWTH_BYTES_MAX)
-    },
-    30_000 + FUZZ_CASES * CASE_BUDGET_MS,
-  )
+        expect(badCloses).toEqual([])
+        await bystanderServed('end')
+        const entry = bystander.entry('note/fuzz', 'note.added', { ok: true })
+        bystander.send({ type: 'push', batch: 1, entries: [entry] })
+        const ack = await bystander.next<AckMessage>((m) => m.type === 'ack')
+        expect(ack.results[0]?.status).toBe('appended')
+        expect(unhandled.map((u) => `seed ${SEED}: unhandled ${String(u)}`)).toEqual([])
+        const growth = heapUsedAfterGc() - heapBefore
+        // oxlint-disable-next-line no-console -- the figures go into the README's "How we test"
+        console.log(
+          `fuzz: ${FUZZ_CASES} cases, ${framesSent} frames, closes by code ${JSON.stringify(Object.fromEntries(codes))}, ` +
+            `${stillOpen} valid-after-mutation, heap growth ${(growth / 1024 / 1024).toFixed(1)} MB`,
+        )
+        expect(growth).toBeLessThan(HEAP_GROWTH_BYTES_MAX)
+      },
+      30_000 + FUZZ_CASES * CASE_BUDGET_MS,
+    )
+  })
 })
+
+afterAll(() => stopPostgres())
 
 const CASE_KINDS = [
   'random-bytes',

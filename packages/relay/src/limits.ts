@@ -4,6 +4,8 @@
  * outcome, never a silent drop. The wire limits (frame bytes, push entries, page entries, credit)
  * live in `@ledgerline/protocol` and are shared with clients.
  */
+import { CRDT_UPDATE_BYTES_MAX } from '@ledgerline/core'
+import { COMMIT_QUEUE_ENTRIES_MAX } from '@ledgerline/log'
 import { PAGE_ENTRIES_MAX, PUSH_ENTRIES_MAX } from '@ledgerline/protocol'
 
 // The log's own limits (group commit, the commit queue bound, cached entity states) are named
@@ -21,15 +23,58 @@ export {
 export const SQLITE_CACHE_KIB = 64 * 1024
 /** How long SQLite waits for a lock held by another connection before failing, in ms. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000
+/**
+ * Rows one step of a migration reads at a time when it rewrites a column from the bodies
+ * (digests): bounded memory however large the log.
+ */
+export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
 
 /** A socket that has not said a valid `hello` by then is closed (4401). */
 export const AUTH_TIMEOUT_MS = 5_000
 /** Frames a socket may send while its `hello` is being checked; more is `bad_message`. */
 export const HELLO_BACKLOG_MAX = 16
+/**
+ * Largest frame a socket may send before `welcome`. A hello is small (its token is at most the
+ * protocol's `TOKEN_LENGTH_MAX`, 8 KiB); a bigger frame closes the socket (1009) as soon as its
+ * header announces the length, so sockets that never authenticate hold no large buffers.
+ */
+export const PRE_HELLO_FRAME_BYTES_MAX = 16 * 1024
+/** Bytes of frames a socket may queue while its `hello` is being checked; more closes it. */
+export const HELLO_BACKLOG_BYTES_MAX = 64 * 1024
+/**
+ * Open WebSocket connections per relay (`/sync` and `/yjs` together). Past it an upgrade is
+ * answered 503, so a flood of sockets costs the relay no session state.
+ */
+export const CONNECTIONS_MAX = 8_000
+/** Welcomed connections per tenant; past it `hello` is answered `overloaded` (4503). */
+export const TENANT_CONNECTIONS_MAX = 2_000
+/**
+ * The retry hint (`backoffMsMin` of `overloaded`) the relay sends past a connection cap or a full
+ * commit queue; clients add jitter.
+ */
+export const OVERLOADED_RETRY_MS = 2_000
+/**
+ * Entries a connection's subscriptions may read from the log per second while catching up (a
+ * token bucket of `CATCH_UP_ENTRIES_BURST`): the cost of a catch-up is charged to the
+ * connection that asked for it, so re-subscribing in a loop slows down only the one who does it.
+ * Reads of the shared tails (live delivery) are not charged.
+ */
+export const CATCH_UP_ENTRIES_PER_S = 50_000
+/** Entries a connection may read at once before the catch-up rate applies. */
+export const CATCH_UP_ENTRIES_BURST = 10_000
 /** Interval of WebSocket pings; a socket that missed the previous pong is terminated. */
 export const HEARTBEAT_INTERVAL_MS = 30_000
-/** Bytes queued on one socket beyond which it is closed as a slow consumer (4408). */
+/**
+ * Bytes queued on one socket beyond which it is closed as a slow consumer (4408). Every frame
+ * counts: acks, pages, live entries, errors.
+ */
 export const BUFFERED_BYTES_MAX = 4 * 1024 * 1024
+/**
+ * How long a socket cut as a slow consumer may take to read what was queued before its close
+ * frame; then it is terminated. Longer than the close handshake: the close frame waits behind
+ * up to `BUFFERED_BYTES_MAX` of unread frames.
+ */
+export const SLOW_CONSUMER_CLOSE_TIMEOUT_MS = 15_000
 /** Messages per second one connection may send on average (token bucket refill rate). */
 export const RATE_MESSAGES_PER_S = 500
 /** Messages one connection may send in a burst (token bucket size). */
@@ -64,31 +109,87 @@ export const STATIC_PATH_LENGTH_MAX = 1_024
 export const SNAPSHOT_UPDATES_EVERY = 100
 /** Bytes of entry data appended since the latest snapshot that make the relay write one. */
 export const SNAPSHOT_BYTES_EVERY = 256 * 1024
-/** Largest snapshot state; under the protocol's 64 KiB `ENTRY_DATA_BYTES_MAX` with room. */
-export const SNAPSHOT_STATE_BYTES_MAX = 60 * 1024
+/**
+ * Largest snapshot state: the model's `CRDT_UPDATE_BYTES_MAX` (7.5 MiB). A state over one entry
+ * (`CRDT_PART_BYTES_MAX`, 60 KiB) is written in parts.
+ */
+export const SNAPSHOT_STATE_BYTES_MAX = CRDT_UPDATE_BYTES_MAX
 /** Entities whose snapshot bookkeeping a relay keeps in memory. */
 export const SNAPSHOT_CACHE_ENTITIES_MAX = 10_000
 /** Entries read per page when folding or catching up a CRDT entity. */
 export const CRDT_READ_PAGE_ENTRIES = 500
 /** Most ms a y-websocket update waits before it is appended to the log. */
 export const ROOM_COALESCE_MS = 50
-/** Most bytes of one `yjs.update` entry the y-websocket endpoint appends. */
+/**
+ * Most bytes of updates the y-websocket endpoint coalesces into one append; a bigger update is
+ * appended alone, in parts if it is over one entry (`crdt-parts.ts` of the model).
+ */
 export const ROOM_UPDATE_BYTES_MAX = 48 * 1024
-/** Most bytes of updates a room holds that are not yet durable in the log. */
-export const ROOM_PENDING_BYTES_MAX = 1024 * 1024
+/**
+ * Most bytes of updates a room holds that are not yet durable in the log (a sender past it is
+ * closed with 1013 and sends again after it reconnects). Room for one largest update.
+ */
+export const ROOM_PENDING_BYTES_MAX = CRDT_UPDATE_BYTES_MAX + 1024 * 1024
+/** Most bytes of updates not yet durable over every room of the endpoint. */
+export const YJS_PENDING_BYTES_MAX = 64 * 1024 * 1024
 /** Most rooms one y-websocket endpoint keeps open. */
 export const ROOMS_MAX = 10_000
 /** Most y-websocket connections in one room. */
 export const ROOM_CONNECTIONS_MAX = 256
 /** Bytes a y-websocket connection may have unsent before it is closed as a slow consumer. */
 export const YJS_CONNECTION_BUFFERED_BYTES_MAX = 4 * 1024 * 1024
-/** Largest y-websocket frame. */
-export const YJS_FRAME_BYTES_MAX = 1024 * 1024
+/**
+ * Largest y-websocket frame: one largest CRDT update and its envelope. y-websocket sends a
+ * client's whole sync step 2 (all it edited offline) in one frame; the relay appends it in parts.
+ */
+export const YJS_FRAME_BYTES_MAX = CRDT_UPDATE_BYTES_MAX + 64 * 1024
+/**
+ * Messages per second one y-websocket connection may send on average (token bucket), as for
+ * `/sync`: y-websocket sends one message per document transaction, and a script that edits in a
+ * loop makes hundreds a second.
+ */
+export const YJS_MESSAGES_PER_S = 500
+/** Messages one y-websocket connection may send in a burst. */
+export const YJS_MESSAGES_BURST = 1_000
+/**
+ * Bytes of awareness state one y-websocket connection may hold (the sum of its clients' states
+ * as encoded); an update past it closes the connection (4413) and is relayed to nobody.
+ */
+export const YJS_AWARENESS_BYTES_MAX = 64 * 1024
 
 /** The limits a relay can be given (tests lower the timers); defaults are the constants above. */
 export interface RelayLimits {
   readonly authTimeoutMs: number
   readonly helloBacklogMax: number
+  /** See `HELLO_BACKLOG_BYTES_MAX`. */
+  readonly helloBacklogBytesMax: number
+  /** See `PRE_HELLO_FRAME_BYTES_MAX`; at least 1 KiB, at most the protocol's frame. */
+  readonly preHelloFrameBytesMax: number
+  /** See `CONNECTIONS_MAX`. */
+  readonly connectionsMax: number
+  /** See `TENANT_CONNECTIONS_MAX`. */
+  readonly tenantConnectionsMax: number
+  /**
+   * Entries pushed and not yet answered over every connection of this relay, past which a push is
+   * answered `overloaded` (the log's `COMMIT_QUEUE_ENTRIES_MAX` by default; the relay counts
+   * them itself, so it holds on any store, also one passed in). A tenth more is kept for small
+   * pushes of idle connections (`commit-queue.ts` invariant 1).
+   */
+  readonly commitQueueEntriesMax: number
+  /** See `OVERLOADED_RETRY_MS`. */
+  readonly overloadedRetryMs: number
+  /** See `CATCH_UP_ENTRIES_PER_S`. */
+  readonly catchUpEntriesPerS: number
+  /** See `CATCH_UP_ENTRIES_BURST`. */
+  readonly catchUpEntriesBurst: number
+  /** See `YJS_MESSAGES_PER_S`. */
+  readonly yjsMessagesPerS: number
+  /** See `YJS_MESSAGES_BURST`. */
+  readonly yjsMessagesBurst: number
+  /** See `YJS_AWARENESS_BYTES_MAX`. */
+  readonly yjsAwarenessBytesMax: number
+  /** See `SLOW_CONSUMER_CLOSE_TIMEOUT_MS`. */
+  readonly slowConsumerCloseTimeoutMs: number
   readonly heartbeatIntervalMs: number
   readonly bufferedBytesMax: number
   readonly rateMessagesPerS: number
@@ -109,6 +210,18 @@ export interface RelayLimits {
 export const RELAY_LIMITS_DEFAULT: RelayLimits = {
   authTimeoutMs: AUTH_TIMEOUT_MS,
   helloBacklogMax: HELLO_BACKLOG_MAX,
+  helloBacklogBytesMax: HELLO_BACKLOG_BYTES_MAX,
+  preHelloFrameBytesMax: PRE_HELLO_FRAME_BYTES_MAX,
+  connectionsMax: CONNECTIONS_MAX,
+  tenantConnectionsMax: TENANT_CONNECTIONS_MAX,
+  commitQueueEntriesMax: COMMIT_QUEUE_ENTRIES_MAX,
+  overloadedRetryMs: OVERLOADED_RETRY_MS,
+  catchUpEntriesPerS: CATCH_UP_ENTRIES_PER_S,
+  catchUpEntriesBurst: CATCH_UP_ENTRIES_BURST,
+  yjsMessagesPerS: YJS_MESSAGES_PER_S,
+  yjsMessagesBurst: YJS_MESSAGES_BURST,
+  yjsAwarenessBytesMax: YJS_AWARENESS_BYTES_MAX,
+  slowConsumerCloseTimeoutMs: SLOW_CONSUMER_CLOSE_TIMEOUT_MS,
   heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
   bufferedBytesMax: BUFFERED_BYTES_MAX,
   rateMessagesPerS: RATE_MESSAGES_PER_S,

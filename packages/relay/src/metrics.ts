@@ -6,11 +6,21 @@
  * Invariants:
  * 1. Counters only grow; `ledgerline_connections` is a gauge of open, authenticated-or-not
  *    sockets.
- * 2. Label values come from closed sets (ack status, refusal code), so series stay bounded.
+ * 2. Label values come from closed sets (ack status, refusal and deferral codes), so series
+ *    stay bounded.
  * 3. Nothing here is global: default metrics go to this relay's registry only.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { AckResult } from '@ledgerline/protocol'
+
+/** The statuses of ack results: the label values of `ledgerline_appends_total`. */
+const ACK_STATUSES = [
+  'appended',
+  'duplicate',
+  'refused',
+  'id_conflict',
+  'deferred',
+] as const satisfies readonly AckResult['status'][]
 
 /** Upper bounds of the append latency histogram, in seconds. */
 export const APPEND_LATENCY_BUCKETS_S = [
@@ -26,6 +36,8 @@ export interface RelayMetrics {
   appended(results: readonly AckResult[], latencyMs: number): void
   /** One push refused because the commit queue was full. */
   overloaded(): void
+  /** Where `ledgerline_yjs_rooms` reads the open y-websocket rooms from, at each scrape. */
+  countYjsRooms(count: () => number): void
   /** The Prometheus text exposition, and its content type. */
   render(): Promise<string>
   readonly contentType: string
@@ -63,6 +75,12 @@ export function createRelayMetrics(): RelayMetrics {
     labelNames: ['code'] as const,
     registers,
   })
+  const deferrals = new Counter({
+    name: 'ledgerline_deferrals_total',
+    help: 'Entries the log could not decide yet (deferred), by code.',
+    labelNames: ['code'] as const,
+    registers,
+  })
   const corrections = new Counter({
     name: 'ledgerline_corrections_total',
     help: 'Corrections appended by the log.',
@@ -89,8 +107,17 @@ export function createRelayMetrics(): RelayMetrics {
     buckets: [...APPEND_LATENCY_BUCKETS_S],
     registers,
   })
+  let yjsRooms = (): number => 0
+  new Gauge({
+    name: 'ledgerline_yjs_rooms',
+    help: 'Open y-websocket rooms (documents held in memory).',
+    registers,
+    collect() {
+      this.set(yjsRooms())
+    },
+  })
   // Every status is a series from the start, so a dashboard sees zeros rather than gaps.
-  for (const status of ['appended', 'duplicate', 'refused']) appends.inc({ status }, 0)
+  for (const status of ACK_STATUSES) appends.inc({ status }, 0)
   return {
     connectionOpened: () => {
       connections.inc()
@@ -100,26 +127,22 @@ export function createRelayMetrics(): RelayMetrics {
     bytesIn: (n) => bytesIn.inc(n),
     bytesOut: (n) => bytesOut.inc(n),
     appended: (results, latencyMs) => {
-      let appended = 0
-      let duplicate = 0
-      let refused = 0
+      const counts = new Map<AckResult['status'], number>()
       let fixes = 0
       for (const r of results) {
-        if (r.status === 'appended') {
-          appended++
-          fixes += r.corrections.length
-        } else if (r.status === 'refused') {
-          refused++
-          refusals.inc({ code: r.code })
-        } else duplicate++
+        counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
+        if (r.status === 'appended') fixes += r.corrections.length
+        else if (r.status === 'refused') refusals.inc({ code: r.code })
+        else if (r.status === 'deferred') deferrals.inc({ code: r.code })
       }
-      if (appended > 0) appends.inc({ status: 'appended' }, appended)
-      if (duplicate > 0) appends.inc({ status: 'duplicate' }, duplicate)
-      if (refused > 0) appends.inc({ status: 'refused' }, refused)
+      for (const [status, n] of counts) appends.inc({ status }, n)
       if (fixes > 0) corrections.inc(fixes)
       latency.observe(latencyMs / 1000)
     },
     overloaded: () => overloaded.inc(),
+    countYjsRooms: (count) => {
+      yjsRooms = count
+    },
     render: () => registry.metrics(),
     contentType: registry.contentType,
   }

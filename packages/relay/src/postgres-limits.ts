@@ -43,3 +43,8 @@ export const PG_STATEMENT_TIMEOUT_MS = 30_000
  * are read in pages so one refold never holds a huge result in memory at once.
  */
 export const PG_FOLD_PAGE_ENTRIES_MAX = 5_000
+/**
+ * Rows one step of a migration reads at a time when it rewrites a column from the bodies
+ * (digests): bounded memory however large the log.
+ */
+export const PG_MIGRATION_PAGE_ROWS = 1_000

@@ -17,16 +17,37 @@
  * 5. Plain SQL and no extensions, so Postgres-compatible engines can try it; the one exception
  *    is step 2's trigger function, in PL/pgSQL (built into PostgreSQL), because guarantee 6 must
  *    hold whoever connects and only a trigger can refuse an update loudly.
+ * 6. Step 3 gives every stored client entry the digest of its body (`entryDigest` of the entry
+ *    as its client sent it), computed here (SQL cannot decode MessagePack), a page of rows at a
+ *    time; the update trigger of entries is disabled for that inside the migration's
+ *    transaction only. Refusals of older builds kept no body and keep no digest.
+ * 7. The log's identity (`log_id`, `generation`) lives in the one `ledgerline_log` row: the id is
+ *    made by the first start that has none, the generation starts at 1.
  */
 import type { PoolClient } from 'pg'
-import { checkPartitions, PARTITIONS_DEFAULT } from '@ledgerline/core'
+import {
+  checkPartitions,
+  digestHex,
+  entryDigest,
+  PARTITIONS_DEFAULT,
+  SERVER_CLIENT_ID,
+} from '@ledgerline/core'
+import type { Hash, RandomSource } from '@ledgerline/core'
+import { createLogId } from '@ledgerline/log'
+import { decodeEntryBody } from './entry-body.ts'
+import { PG_MIGRATION_PAGE_ROWS } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
 
 /** Key of the advisory lock that serializes migrations (the ASCII of "ledgerln"). */
 export const PG_MIGRATION_LOCK_KEY = '7306934024493051502'
 
+/** One step: plain SQL, or a function for what SQL cannot do (invariant 6). */
+export type PgMigration =
+  | { readonly name: string; readonly sql: string }
+  | { readonly name: string; readonly run: (client: PoolClient, hash: Hash) => Promise<void> }
+
 /** The steps, in order; `version` is the index + 1. */
-export const PG_MIGRATIONS: readonly { readonly name: string; readonly sql: string }[] = [
+export const PG_MIGRATIONS: readonly PgMigration[] = [
   {
     name: 'first layout: entries, refusals, clients, partition heads',
     sql: `
@@ -99,7 +120,45 @@ export const PG_MIGRATIONS: readonly { readonly name: string; readonly sql: stri
         for each statement execute function ledgerline_append_only();
     `,
   },
+  {
+    name: 'exactly once at the edges: digests, clientIds bound to subjects, deferrals, log identity',
+    async run(client, hash) {
+      await client.query(`
+        alter table ledgerline_entries add column digest bytea;
+        alter table ledgerline_refusals add column digest bytea;
+        alter table ledgerline_clients add column subject text;
+        create table ledgerline_deferrals (
+          tenant text not null,
+          id text not null,
+          code text not null,
+          reason text not null,
+          digest bytea not null,
+          primary key (tenant, id)
+        );
+        alter table ledgerline_log
+          add column log_id text,
+          add column generation int not null default 1 check (generation >= 1);
+        alter table ledgerline_entries disable trigger ledgerline_entries_append_only;
+      `)
+      await fillDigests(client, hash)
+      await client.query(
+        'alter table ledgerline_entries enable trigger ledgerline_entries_append_only',
+      )
+    },
+  },
 ]
+
+/** The schema version this build writes. */
+export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length
+
+export interface PgMigrateOptions {
+  /** SHA-256 for the digests of step 3. */
+  readonly hash: Hash
+  /** Randomness for a new log's id. */
+  readonly random: RandomSource
+  /** Stop after this step (tests that make a log as an older build did). */
+  readonly upTo?: number | undefined
+}
 
 /**
  * Applies the missing migrations and fixes the partition count; returns the log's partitions.
@@ -110,7 +169,9 @@ export const PG_MIGRATIONS: readonly { readonly name: string; readonly sql: stri
 export async function migratePostgres(
   client: PoolClient,
   requestedPartitions: number | undefined,
+  options: PgMigrateOptions,
 ): Promise<number> {
+  const upTo = Math.min(options.upTo ?? PG_MIGRATIONS.length, PG_MIGRATIONS.length)
   await client.query('begin')
   try {
     await client.query(`select pg_advisory_xact_lock(${PG_MIGRATION_LOCK_KEY})`)
@@ -130,9 +191,10 @@ export async function migratePostgres(
         `PostgreSQL log has schema version ${applied}; this Ledgerline knows up to ${PG_MIGRATIONS.length}`,
       )
     }
-    for (let v = applied; v < PG_MIGRATIONS.length; v++) {
-      const step = PG_MIGRATIONS[v] as (typeof PG_MIGRATIONS)[number]
-      await client.query(step.sql)
+    for (let v = applied; v < upTo; v++) {
+      const step = PG_MIGRATIONS[v] as PgMigration
+      if ('sql' in step) await client.query(step.sql)
+      else await step.run(client, options.hash)
       await client.query('insert into ledgerline_migrations (version, name) values ($1, $2)', [
         v + 1,
         step.name,
@@ -151,10 +213,49 @@ export async function migratePostgres(
         [partitions],
       )
     }
+    if (upTo >= 3) {
+      await client.query('update ledgerline_log set log_id = $1 where id = 1 and log_id is null', [
+        createLogId(options.random),
+      ])
+    }
     await client.query('commit')
     return checkPartitions(partitions)
   } catch (error) {
     await client.query('rollback').catch(() => undefined)
     throw error
+  }
+}
+
+/** Invariant 6: digests of stored client entries, read from their bodies a page at a time. */
+async function fillDigests(client: PoolClient, hash: Hash): Promise<void> {
+  let after: [number, string] = [-1, '0']
+  for (;;) {
+    // Offsets as text: int8 must not lose precision on the way (they are far below 2^53, but
+    // this pool's type parsers are the caller's).
+    const { rows } = await client.query<{ partition: number; offset: string; body: Buffer }>(
+      `select partition, "offset"::text as "offset", body from ledgerline_entries
+       where (partition, "offset") > ($1, $2::bigint) order by partition, "offset" limit $3`,
+      [after[0], after[1], PG_MIGRATION_PAGE_ROWS],
+    )
+    const partitions: number[] = []
+    const offsets: string[] = []
+    const digests: string[] = []
+    for (const row of rows) {
+      const entry = decodeEntryBody(row.body)
+      after = [row.partition, row.offset]
+      if (entry.clientId === SERVER_CLIENT_ID) continue
+      partitions.push(row.partition)
+      offsets.push(row.offset)
+      digests.push(digestHex(entryDigest(entry, hash)))
+    }
+    if (partitions.length > 0) {
+      await client.query(
+        `update ledgerline_entries e set digest = decode(u.digest, 'hex')
+         from unnest($1::int[], $2::bigint[], $3::text[]) u(partition, "offset", digest)
+         where e.partition = u.partition and e."offset" = u."offset"`,
+        [partitions, offsets, digests],
+      )
+    }
+    if (rows.length < PG_MIGRATION_PAGE_ROWS) return
   }
 }

@@ -8,13 +8,23 @@
  * 1. A `Loaded` answers only what the transaction read under its locks; what it has not read is
  *    `undefined`, so the planner asks for it (`PlanMiss`) rather than deciding on a guess.
  * 2. Bodies hold the entry without its positions (`bodyOf`), MessagePack (`entry-body.ts`).
+ * 3. Digests of client items are computed with the bodies, before any lock (`EncodedItems`
+ *    hands them to the planner); they travel as hex text, `decode`d by the write statement.
+ * 4. The `corrects` column is written for the log's own corrections only (`isLogCorrection`).
  */
 import type pg from 'pg'
 import type { PoolClient } from 'pg'
-import { SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import { foldForward, joinKey, splitKey } from '@ledgerline/log'
+import {
+  digestHex,
+  entryDigest,
+  isLogCorrection,
+  SERVER_CLIENT_ID,
+  unreachable,
+} from '@ledgerline/core'
+import type { Entry, Hash, Schema, StoredEntry } from '@ledgerline/core'
+import { correctionRef, foldForward, joinKey, splitKey } from '@ledgerline/log'
 import type {
+  ClientRecord,
   EntityStates,
   Plan,
   PlanCall,
@@ -22,13 +32,15 @@ import type {
   PlanLookups,
   PlanNeed,
   PlannedEntry,
+  Recorded,
 } from '@ledgerline/log'
+import type { CorrectionRef } from '@ledgerline/protocol'
 import { PG_FOLD_PAGE_ENTRIES_MAX } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
-import type { AckResult } from '@ledgerline/protocol'
 import { encodeEntryBody, storedEntryOf } from './entry-body.ts'
 import type {
   Candidate,
+  DeferredRow,
   EntryRow,
   GroupKeys,
   HeadRow,
@@ -37,6 +49,7 @@ import type {
 } from './postgres-sql.ts'
 import {
   clientsQuery,
+  deferredQuery,
   FOLD_PAGE_SQL,
   headsQuery,
   intArray,
@@ -54,8 +67,8 @@ import {
 export interface Loaded {
   readonly locked: Set<number>
   readonly partitionHeads: Map<number, number>
-  readonly clients: Map<string, number>
-  readonly previous: Map<string, AckResult | null>
+  readonly clients: Map<string, ClientRecord>
+  readonly previous: Map<string, Recorded | null>
   readonly heads: Map<string, PlanHead>
 }
 
@@ -64,12 +77,16 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
   const clients = new Map<string, [string, string]>()
   const entities = new Map<string, [string, string]>()
   const candidates: Candidate[] = []
+  const corrects: [string, string][] = []
   for (const call of calls) {
     for (const item of call.items) {
       const e = item.entry
       if (e.clientId !== SERVER_CLIENT_ID) {
         const key = joinKey(call.tenant, e.clientId)
         if (!clients.has(key)) clients.set(key, [call.tenant, e.clientId])
+        if (e.corrects !== undefined && item.refuse === undefined) {
+          corrects.push([call.tenant, e.corrects])
+        }
       }
       if (item.refuse === undefined) {
         const key = joinKey(call.tenant, e.entity)
@@ -78,7 +95,12 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
       candidates.push([call.tenant, e.id, e.clientId, e.clientSeq])
     }
   }
-  return { clients: [...clients.values()], entities: [...entities.values()], candidates }
+  return {
+    clients: [...clients.values()],
+    entities: [...entities.values()],
+    candidates,
+    corrects,
+  }
 }
 
 /** Reads the earlier results of `asked` (tenant, id); an id found nowhere was never decided. */
@@ -87,57 +109,91 @@ export async function loadPrevious(
   asked: readonly (readonly [string, string])[],
   loaded: Loaded,
 ): Promise<void> {
-  for (const [tenant, id] of asked) loaded.previous.set(joinKey(tenant, id), null)
-  const [found, refused] = await pipeline(client, [previousQuery(asked), refusedQuery(asked)])
-  takePrevious(rowsOf(found), rowsOf(refused), loaded)
+  // Each id once: an id asked twice would list its corrections twice.
+  const unique = new Map<string, readonly [string, string]>()
+  for (const pair of asked) {
+    const key = joinKey(pair[0], pair[1])
+    if (unique.has(key) || loaded.previous.has(key)) continue
+    unique.set(key, pair)
+    loaded.previous.set(key, null)
+  }
+  if (unique.size === 0) return
+  const pairs = [...unique.values()]
+  const [found, refused, deferred] = await pipeline(client, [
+    previousQuery(pairs),
+    refusedQuery(pairs),
+    deferredQuery(pairs),
+  ])
+  takePrevious(rowsOf(found), rowsOf(refused), rowsOf(deferred), loaded)
 }
 
 export function takeClients(
   pairs: readonly (readonly [string, string])[],
-  rows: readonly { tenant: string; client_id: string; high: number }[],
+  rows: readonly { tenant: string; client_id: string; high: number; subject: string | null }[],
   loaded: Loaded,
 ): void {
-  for (const [tenant, clientId] of pairs) loaded.clients.set(joinKey(tenant, clientId), 0)
-  for (const r of rows) loaded.clients.set(joinKey(r.tenant, r.client_id), r.high)
+  for (const [tenant, clientId] of pairs) {
+    loaded.clients.set(joinKey(tenant, clientId), { high: 0, subject: null })
+  }
+  for (const r of rows) {
+    loaded.clients.set(joinKey(r.tenant, r.client_id), { high: r.high, subject: r.subject })
+  }
 }
 
-/** Earlier results of decided ids: entries (with their server corrections) and refusals. */
+/**
+ * What was recorded under the ids: entries (with the log's own corrections of them), else
+ * refusals, else deferrals (the planner's order of `PlanLookups.previous`).
+ */
 export function takePrevious(
   previous: readonly PreviousRow[],
   refused: readonly RefusedRow[],
+  deferred: readonly DeferredRow[],
   loaded: Loaded,
 ): void {
-  const corrections = new Map<string, StoredEntry[]>()
+  const corrections = new Map<string, CorrectionRef[]>()
   for (const row of previous) {
-    if (row.kind !== 'correction') continue
-    const stored = toStored(row)
-    if (stored.clientId !== SERVER_CLIENT_ID) continue
+    if (row.kind !== 'correction' || row.body === null) continue
+    const stored = toStored(row as EntryRow)
+    if (!isLogCorrection(stored)) continue
     const key = joinKey(row.tenant, row.corrects as string)
     const list = corrections.get(key) ?? []
-    list.push(stored)
+    list.push(correctionRef(stored))
     corrections.set(key, list)
   }
+  const recorded = new Set<string>()
   for (const row of previous) {
     if (row.kind !== 'found') continue
     const key = joinKey(row.tenant, row.id)
+    recorded.add(key)
     loaded.previous.set(key, {
-      id: row.id,
-      status: 'appended',
-      version: row.version,
-      partition: row.partition,
-      offset: row.offset,
-      committedAt: row.committed_at,
-      corrections: corrections.get(key) ?? [],
+      _tag: 'entry',
+      entity: row.entity,
+      digest: row.digest,
+      result: {
+        id: row.id,
+        status: 'appended',
+        version: row.version,
+        partition: row.partition,
+        offset: row.offset,
+        committedAt: row.committed_at,
+        corrections: corrections.get(key) ?? [],
+      },
     })
   }
   for (const r of refused) {
-    loaded.previous.set(joinKey(r.tenant, r.id), {
-      id: r.id,
-      status: 'refused',
-      code: r.code,
-      reason: r.reason,
-      head: r.head,
+    const key = joinKey(r.tenant, r.id)
+    if (recorded.has(key)) continue
+    recorded.add(key)
+    loaded.previous.set(key, {
+      _tag: 'refusal',
+      digest: r.digest,
+      result: { id: r.id, status: 'refused', code: r.code, reason: r.reason, head: r.head },
     })
+  }
+  for (const d of deferred) {
+    const key = joinKey(d.tenant, d.id)
+    if (recorded.has(key)) continue
+    loaded.previous.set(key, { _tag: 'deferral', digest: d.digest, code: d.code })
   }
 }
 
@@ -145,6 +201,8 @@ export function takePrevious(
 export interface EncodedItems {
   /** Per item entry: the same bytes as `encodeEntryBody(entryOf(stored))` of what the plan stores. */
   readonly bodies: Map<Entry, Buffer>
+  /** Per client item entry, its digest (`PlanContext.digestOf`). */
+  readonly digests: Map<Entry, Uint8Array>
   /** The entries of the usual plan: every item the relay did not refuse, in order. */
   readonly sources: Entry[]
   /** That plan's write parameters that do not depend on positions. */
@@ -156,12 +214,17 @@ export interface EncodedItems {
     readonly bodies: Buffer
     readonly bodyStarts: string
     readonly bodyLengths: string
+    readonly digests: string
   }
 }
 
-/** Encodes bodies and the usual plan's columns, so the work is not done under the locks. */
-export function encodeItems(calls: readonly PlanCall[]): EncodedItems {
+/**
+ * Encodes bodies, digests and the usual plan's columns, so the work is not done under the
+ * locks (invariant 3).
+ */
+export function encodeItems(calls: readonly PlanCall[], hash: Hash): EncodedItems {
   const bodies = new Map<Entry, Buffer>()
+  const digestsOf = new Map<Entry, Uint8Array>()
   const sources: Entry[] = []
   const tenants: string[] = []
   const ids: string[] = []
@@ -170,11 +233,19 @@ export function encodeItems(calls: readonly PlanCall[]): EncodedItems {
   const blobs: Buffer[] = []
   const bodyStarts: number[] = []
   const bodyLengths: number[] = []
+  const digests: (string | null)[] = []
   let bodyBytes = 0
   for (const call of calls) {
     for (const item of call.items) {
-      if (item.refuse !== undefined) continue
       const entry = item.entry
+      const isClient = entry.clientId !== SERVER_CLIENT_ID
+      // Refused items are recorded with their digest too.
+      let digest: Uint8Array | null = null
+      if (isClient) {
+        digest = digestsOf.get(entry) ?? entryDigest(entry, hash)
+        digestsOf.set(entry, digest)
+      }
+      if (item.refuse !== undefined) continue
       let body = bodies.get(entry)
       if (body === undefined) {
         body = encodeEntryBody(bodyOf(entry))
@@ -184,7 +255,8 @@ export function encodeItems(calls: readonly PlanCall[]): EncodedItems {
       tenants.push(call.tenant)
       ids.push(entry.id)
       entities.push(entry.entity)
-      corrects.push(entry.corrects ?? null)
+      corrects.push(correctsColumn(entry))
+      digests.push(digest === null ? null : digestHex(digest))
       blobs.push(body)
       bodyStarts.push(bodyBytes + 1)
       bodyLengths.push(body.length)
@@ -193,6 +265,7 @@ export function encodeItems(calls: readonly PlanCall[]): EncodedItems {
   }
   return {
     bodies,
+    digests: digestsOf,
     sources,
     columns: {
       tenants: textArray(tenants),
@@ -202,8 +275,18 @@ export function encodeItems(calls: readonly PlanCall[]): EncodedItems {
       bodies: Buffer.concat(blobs, bodyBytes),
       bodyStarts: intArray(bodyStarts),
       bodyLengths: intArray(bodyLengths),
+      digests: textArray(digests),
     },
   }
+}
+
+/** Invariant 4: what the `corrects` column holds for an entry. */
+function correctsColumn(entry: Entry): string | null {
+  return isLogCorrection(entry) ? (entry.corrects as string) : null
+}
+
+function hexOrNull(digest: Uint8Array | null): string | null {
+  return digest === null ? null : digestHex(digest)
 }
 
 /** `entryOf({ ...withoutUndefined(entry), version, partition, offset, committedAt })`. */
@@ -243,6 +326,7 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
   const blobs: Buffer[] = []
   const bodyStarts: number[] = []
   const bodyLengths: number[] = []
+  const digests: (string | null)[] = []
   let bodyBytes = 0
   for (let i = 0; i < n; i++) {
     const x = e[i] as PlannedEntry
@@ -255,7 +339,8 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
     tenants.push(x.tenant)
     ids.push(s.id)
     entities.push(s.entity)
-    corrects.push(s.corrects ?? null)
+    corrects.push(correctsColumn(s))
+    digests.push(hexOrNull(x.digest))
     // Corrections are made while planning; items were encoded before the locks.
     const body = encoded.bodies.get(x.source) ?? encodeEntryBody(entryOf(s))
     bodyStarts.push(bodyBytes + 1)
@@ -263,10 +348,11 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
     bodyBytes += body.length
     blobs.push(body)
   }
-  const clients = [...plan.clients].map(([key, high]) => [...splitKey(key), high] as const)
+  const clients = [...plan.clients].map(([key, c]) => [...splitKey(key), c] as const)
   const heads = [...plan.partitionHeads]
+  const d = plan.deferrals
   return {
-    name: 'ledgerline_write_v2',
+    name: 'ledgerline_write_v3',
     text: WRITE_SQL,
     types: PG_TYPES,
     values: [
@@ -287,12 +373,20 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
       intArray(r.map((x) => x.head)),
       textArray(clients.map((c) => c[0])),
       textArray(clients.map((c) => c[1])),
-      intArray(clients.map((c) => c[2])),
+      intArray(clients.map((c) => c[2].high)),
       intArray(heads.map((h) => h[0])),
       intArray(heads.map((h) => h[1])),
       payload,
       columns?.bodyStarts ?? intArray(bodyStarts),
       columns?.bodyLengths ?? intArray(bodyLengths),
+      columns?.digests ?? textArray(digests),
+      textArray(r.map((x) => hexOrNull(x.digest))),
+      textArray(d.map((x) => x.tenant)),
+      textArray(d.map((x) => x.id)),
+      textArray(d.map((x) => x.code)),
+      textArray(d.map((x) => x.reason)),
+      textArray(d.map((x) => digestHex(x.digest))),
+      textArray(clients.map((c) => c[2].subject)),
     ],
   }
 }
@@ -377,7 +471,7 @@ export async function takeHeads(
 /** The plan's lookups over what the transaction has read (invariant 1). */
 export function lookupsOf(loaded: Loaded): PlanLookups {
   return {
-    clientHigh: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
+    client: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
     previous: (tenant, id) => loaded.previous.get(joinKey(tenant, id)),
     entityHead: (tenant, entity) => loaded.heads.get(joinKey(tenant, entity)),
     partitionHead: (partition) => loaded.partitionHeads.get(partition),

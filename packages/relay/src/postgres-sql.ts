@@ -12,7 +12,9 @@
  */
 import pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
-import type { AckResult } from '@ledgerline/protocol'
+import type { DeferralCode } from '@ledgerline/core'
+import type { RefusalCode } from '@ledgerline/log'
+import type { LogIdentity } from '@ledgerline/protocol'
 import { PG_COMMIT_CHANNEL } from './postgres-commit-feed.ts'
 import { PG_POOL_CONNECTIONS_MAX, PG_STATEMENT_TIMEOUT_MS } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
@@ -38,21 +40,30 @@ export const LOCK_SQL = `select partition, head from ledgerline_partition_heads
 
 export const WRITE_SQL = `with e as (
   insert into ledgerline_entries
-    (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
+    (partition, "offset", tenant, id, entity, version, corrects, committed_at, body, digest)
   select u.partition, u."offset", u.tenant, u.id, u.entity, u.version, u.corrects,
-    u.committed_at, substring($9::bytea from u.body_start for u.body_length)
+    u.committed_at, substring($9::bytea from u.body_start for u.body_length),
+    decode(u.digest, 'hex')
   from unnest($1::int[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-              $7::text[], $8::bigint[], $21::int[], $22::int[])
+              $7::text[], $8::bigint[], $21::int[], $22::int[], $23::text[])
     u(partition, "offset", tenant, id, entity, version, corrects, committed_at,
-      body_start, body_length)
+      body_start, body_length, digest)
 ), r as (
-  insert into ledgerline_refusals (tenant, id, code, reason, head)
-  select * from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])
+  insert into ledgerline_refusals (tenant, id, code, reason, head, digest)
+  select u.tenant, u.id, u.code, u.reason, u.head, decode(u.digest, 'hex')
+  from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $24::text[])
+    u(tenant, id, code, reason, head, digest)
+), d as (
+  insert into ledgerline_deferrals (tenant, id, code, reason, digest)
+  select u.tenant, u.id, u.code, u.reason, decode(u.digest, 'hex')
+  from unnest($25::text[], $26::text[], $27::text[], $28::text[], $29::text[])
+    u(tenant, id, code, reason, digest)
 ), c as (
-  insert into ledgerline_clients (tenant, client_id, high)
-  select * from unnest($15::text[], $16::text[], $17::bigint[])
+  insert into ledgerline_clients (tenant, client_id, high, subject)
+  select * from unnest($15::text[], $16::text[], $17::bigint[], $30::text[])
   on conflict (tenant, client_id)
-    do update set high = greatest(ledgerline_clients.high, excluded.high)
+    do update set high = greatest(ledgerline_clients.high, excluded.high),
+      subject = coalesce(ledgerline_clients.subject, excluded.subject)
 ), p as (
   update ledgerline_partition_heads h set head = u.head
   from unnest($18::int[], $19::bigint[]) u(partition, head)
@@ -67,6 +78,8 @@ export interface GroupKeys {
   readonly clients: [string, string][]
   readonly entities: [string, string][]
   readonly candidates: Candidate[]
+  /** (tenant, id) that client entries' `corrects` name: the planner checks them. */
+  readonly corrects: [string, string][]
 }
 
 export type HeadRow = {
@@ -75,19 +88,29 @@ export type HeadRow = {
   version: number | null
   offset: number | null
 }
-export type PreviousRow = EntryRow & { kind: 'found' | 'correction'; id: string }
+/** A recorded entry (`found`, no body) or one of the log's corrections of it (with body). */
+export type PreviousRow = Omit<EntryRow, 'body'> & {
+  kind: 'found' | 'correction'
+  id: string
+  entity: string
+  digest: Buffer | null
+  body: Buffer | null
+}
 export type RefusedRow = {
   tenant: string
   id: string
-  code: Extract<AckResult, { status: 'refused' }>['code']
+  /** `unknown_type` in logs of an older Ledgerline. */
+  code: RefusalCode
   reason: string
   head: number
+  digest: Buffer | null
 }
+export type DeferredRow = { tenant: string; id: string; code: DeferralCode; digest: Buffer }
 
 export function clientsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_clients_v1',
-    text: `select c.tenant, c.client_id, c.high from ledgerline_clients c
+    name: 'ledgerline_clients_v2',
+    text: `select c.tenant, c.client_id, c.high, c.subject from ledgerline_clients c
       join unnest($1::text[], $2::text[]) u(tenant, client_id)
         on c.tenant = u.tenant and c.client_id = u.client_id`,
     values: [textArray(pairs.map((p) => p[0])), textArray(pairs.map((p) => p[1]))],
@@ -95,20 +118,27 @@ export function clientsQuery(pairs: readonly (readonly [string, string])[]): pg.
   }
 }
 
-/** Entries holding one of the ids, and the server corrections made for them. */
+/**
+ * Entries holding one of the ids (without bodies), and the log's corrections of them (with
+ * bodies, for their kinds): rows whose `corrects` names the id and whose own id derives from it,
+ * so a client entry that names the id is never one (`postgres-store.ts` invariant 10).
+ */
 export function previousQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_previous_v1',
+    name: 'ledgerline_previous_v2',
     text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id)), f as (
-        select e.* from ledgerline_entries e join r on e.tenant = r.tenant and e.id = r.id
+        select e.tenant, e.id, e.entity, e.partition, e."offset", e.version, e.committed_at,
+          e.digest, e.seq
+        from ledgerline_entries e join r on e.tenant = r.tenant and e.id = r.id
       )
-      select 'found' as kind, f.id, f.corrects, f.tenant, f.partition, f."offset", f.version,
-        f.committed_at, f.body, f.seq
+      select 'found' as kind, f.id, f.entity, f.tenant, f.partition, f."offset", f.version,
+        f.committed_at, f.digest, null::bytea as body, null as corrects, f.seq
       from f
       union all
-      select 'correction', x.id, x.corrects, x.tenant, x.partition, x."offset", x.version,
-        x.committed_at, x.body, x.seq
+      select 'correction', x.id, x.entity, x.tenant, x.partition, x."offset", x.version,
+        x.committed_at, null, x.body, x.corrects, x.seq
       from ledgerline_entries x join f on x.tenant = f.tenant and x.corrects = f.id
+        and left(x.id, length(f.id) + 1) = f.id || '~'
       order by seq`,
     values: pairValues(pairs),
     types: PG_TYPES,
@@ -118,10 +148,22 @@ export function previousQuery(pairs: readonly (readonly [string, string])[]): pg
 /** Refusals recorded for one of the ids. */
 export function refusedQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_refused_v1',
+    name: 'ledgerline_refused_v2',
     text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id))
-      select f.tenant, f.id, f.code, f.reason, f.head
+      select f.tenant, f.id, f.code, f.reason, f.head, f.digest
       from ledgerline_refusals f join r on f.tenant = r.tenant and f.id = r.id`,
+    values: pairValues(pairs),
+    types: PG_TYPES,
+  }
+}
+
+/** Deferrals recorded for one of the ids. */
+export function deferredQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
+  return {
+    name: 'ledgerline_deferred_v1',
+    text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id))
+      select f.tenant, f.id, f.code, f.digest
+      from ledgerline_deferrals f join r on f.tenant = r.tenant and f.id = r.id`,
     values: pairValues(pairs),
     types: PG_TYPES,
   }
@@ -292,8 +334,24 @@ export const READ_ENTITY_SQL = `select ${ENTRY_COLUMNS} from ledgerline_entries
 export const ENTITY_HEAD_SQL = `select version, "offset" from ledgerline_entries
   where tenant = $1 and entity = $2 order by version desc limit 1`
 
-export const CLIENT_HIGH_SQL =
-  'select high from ledgerline_clients where tenant = $1 and client_id = $2'
+export const CLIENT_SQL =
+  'select high, subject from ledgerline_clients where tenant = $1 and client_id = $2'
+
+export const IDENTITY_SQL = 'select log_id as id, generation from ledgerline_log where id = 1'
+
+export const BUMP_GENERATION_SQL = `update ledgerline_log set generation = generation + 1
+  where id = 1 returning log_id as id, generation`
+
+/** The identity in a result of `IDENTITY_SQL` or `BUMP_GENERATION_SQL`. */
+export function identityOf(
+  rows: readonly { id: string | null; generation: number }[],
+): LogIdentity {
+  const row = rows[0]
+  if (row === undefined || row.id === null) {
+    throw new RelayError('store_failed', 'the PostgreSQL log has no identity')
+  }
+  return { id: row.id, generation: row.generation }
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)

@@ -5,11 +5,13 @@
 // Method: one private cluster for the file (initdb in a temp dir, loopback port), a fresh
 // database per test (CREATE DATABASE); skipped, saying why, when no PostgreSQL binaries exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readFileSync } from 'node:fs'
 import { serialize } from 'node:v8'
 import pg from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
+import type { AppendResult } from './log-store.ts'
 import {
   CONTRACT_SCHEMA,
   postgresSkipReason,
@@ -21,6 +23,7 @@ import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
 import { PG_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
+import { checkUpgradedLog } from './log-upgrade.test-helper.ts'
 
 const skipReason = postgresSkipReason()
 if (skipReason !== undefined) {
@@ -49,14 +52,16 @@ describe.skipIf(skipReason !== undefined)(
 
     runLogStoreContract('postgres', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
       const url = await freshDatabase()
+      let current = schema
       const open = () =>
-        createPostgresStore({ url, schema, partitions, now, commitQueueEntriesMax })
+        createPostgresStore({ url, schema: current, partitions, now, commitQueueEntriesMax })
       let store = await open()
       let closed = false
       return {
         store,
-        reopen: async () => {
+        reopen: async (options = {}) => {
           await store.close()
+          if ('schema' in options) current = options.schema
           store = await open()
           return store
         },
@@ -126,9 +131,9 @@ describe.skipIf(skipReason !== undefined)(
             { entry: ca.next('stock/s', 'stock.moved', { qty: -2 }) },
           ])
           expect(r?.status).toBe('appended')
-          expect(r?.status === 'appended' && r.corrections.map((c) => c.data)).toEqual([
-            { short: 1, sale: ca.clientId + '-2' },
-          ])
+          expect(r?.status === 'appended' && r.corrections.length).toBe(1)
+          const [fix] = await b.readEntity('acme', 'stock/s', 4, 1)
+          expect(fix?.data).toEqual({ short: 1, sale: ca.clientId + '-2' })
           const all = await Promise.all(
             Array.from({ length: 40 }, (_, i) =>
               (i % 2 === 0 ? a : b).append('acme', [
@@ -256,6 +261,51 @@ describe.skipIf(skipReason !== undefined)(
         }
       })
 
+      it('migrates a log 03f500b wrote: digests from bodies, old deferrable refusals decided again, an identity', async () => {
+        // Goal: migration 3 on a log main's code wrote (as the SQLite test; see
+        // `log-upgrade.test-helper.ts`). Method: restore `fixtures/log-03f500b.postgres.sql`
+        // (pg_dump of it) into a fresh database, open the store on it, check what it answers,
+        // then the rows: digests of client entries, the trigger still on.
+        const url = await freshDatabase()
+        const dump = readFileSync(new URL('./fixtures/log-03f500b.postgres.sql', import.meta.url))
+        // The dump empties `search_path` for its session: a connection of its own.
+        const restore = new pg.Client({ connectionString: url })
+        await restore.connect()
+        try {
+          await restore.query(dump.toString('utf8'))
+        } finally {
+          await restore.end()
+        }
+        let store: LogStore | undefined
+        try {
+          await checkUpgradedLog(async (schema) => {
+            await store?.close()
+            store = await createPostgresStore({ url, schema })
+            return store
+          })
+        } finally {
+          await store?.close()
+        }
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        try {
+          const m = await client.query('select max(version) as v from ledgerline_migrations')
+          expect(m.rows[0]).toEqual({ v: PG_MIGRATIONS.length })
+          const rows = await client.query<{ id: string; digest: Buffer | null }>(
+            'select id, digest from ledgerline_entries order by seq',
+          )
+          // Client entries have a digest of their body; entries of the log have none.
+          expect(rows.rows.map((r) => [r.id, r.digest?.length ?? null])).toEqual(
+            rows.rows.map((r) => [r.id, r.id.includes('~') ? null : 32]),
+          )
+          await expect(client.query('update ledgerline_entries set version = 99')).rejects.toThrow(
+            /append-only/,
+          )
+        } finally {
+          await client.end()
+        }
+      })
+
       it('reads entry bodies an earlier Ledgerline wrote with node:v8', async () => {
         // Goal: bodies moved to MessagePack; rows written before still read and decide.
         // Method: write one row as the relay of 3a8bfae did (a v8 body, its head row moved),
@@ -339,7 +389,7 @@ describe.skipIf(skipReason !== undefined)(
             if (!stop && outbox.length < 5) {
               outbox.push(cl.next(`doc/c${i}-${outbox.length % 3}`, 'doc.updated', { i }))
             }
-            let results: AckResult[]
+            let results: AppendResult[]
             try {
               results = await store.append(
                 'acme',
@@ -387,7 +437,8 @@ describe.skipIf(skipReason !== undefined)(
           } finally {
             await client.end()
           }
-          for (const cl of clients) expect(await store.clientHigh('acme', cl.clientId)).toBe(cl.seq)
+          for (const cl of clients)
+            expect((await store.client('acme', cl.clientId)).high).toBe(cl.seq)
           // The store retries a group through the restart (PG_APPEND_ATTEMPTS_MAX), so calls
           // usually ride it out; when they do not, the pushers resend. Either way: exactly once.
           expect(c.pid).not.toBe(pidBefore)

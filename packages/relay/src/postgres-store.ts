@@ -60,12 +60,18 @@
  *    snapshot taken after the lock statement returned (read committed), so the reads see every
  *    commit of whoever held the rows before. On a pool the caller made they go one at a time.
  *    How the statements are written and named is in `postgres-sql.ts`.
+ * 10. Digests (`digest` columns, migration 3) are kept for client entries, refusals and
+ *    deferrals, and computed with the bodies before any lock. The `corrects` column is written
+ *    for the log's own corrections only, and the lookup of an entry's corrections also asks that
+ *    a row's id derives from the entry's (rows of older builds), so a client entry that names
+ *    another is never listed as a correction of it. The entries that client entries' `corrects`
+ *    name are read with the earlier results, in the same round trip.
  */
 import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
 import { partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { Schema, StoredEntry } from '@ledgerline/core'
+import type { Hash, Schema, StoredEntry } from '@ledgerline/core'
 import {
   createCommitListeners,
   createEntityStates,
@@ -78,6 +84,8 @@ import {
 } from '@ledgerline/log'
 import type {
   AppendItem,
+  AppendResult,
+  ClientRecord,
   CommitOutcome,
   EntityHead,
   EntityStates,
@@ -86,8 +94,9 @@ import type {
   LogStoreOptions,
   Plan,
   PlanCall,
+  Pusher,
 } from '@ledgerline/log'
-import type { AckResult } from '@ledgerline/protocol'
+import type { LogIdentity } from '@ledgerline/protocol'
 import { createCommitFeed, encodeCommitPayload } from './postgres-commit-feed.ts'
 import type { CommitFeed } from './postgres-commit-feed.ts'
 import {
@@ -99,6 +108,7 @@ import {
   PG_POLL_INTERVAL_MS,
 } from './postgres-limits.ts'
 import { migratePostgres } from './postgres-migrations.ts'
+import { nodeRandom, nodeSha256 } from './node-crypto.ts'
 import type { EncodedItems, Loaded } from './postgres-rows.ts'
 import * as pgRows from './postgres-rows.ts'
 import type { EntryRow } from './postgres-sql.ts'
@@ -150,7 +160,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     let partitions: number
     try {
       await pgSql.assertDurable(client)
-      partitions = await migratePostgres(client, options.partitions)
+      partitions = await migratePostgres(client, options.partitions, {
+        hash: options.hash ?? nodeSha256,
+        random: options.random ?? nodeRandom,
+      })
     } finally {
       client.removeListener('error', ignore)
       client.release()
@@ -177,6 +190,7 @@ class PostgresStore implements LogStore {
   readonly #ownPool: boolean
   readonly #schema: Schema | undefined
   readonly #now: () => number
+  readonly #hash: Hash
   readonly #id = randomBytes(8).toString('hex')
   readonly #states: EntityStates
   readonly #listeners = createCommitListeners()
@@ -199,6 +213,7 @@ class PostgresStore implements LogStore {
     this.partitions = partitions
     this.#schema = options.schema
     this.#now = options.now ?? Date.now
+    this.#hash = options.hash ?? nodeSha256
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#notify = options.notify ?? true
     const inFlightMax = Math.max(1, options.groupsInFlightMax ?? PG_GROUPS_IN_FLIGHT_MAX)
@@ -231,8 +246,12 @@ class PostgresStore implements LogStore {
     })
   }
 
-  append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]> {
-    return this.#commits.append(tenant, items)
+  append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]> {
+    return this.#commits.append(tenant, items, pusher)
   }
 
   async readPartition(
@@ -279,9 +298,25 @@ class PostgresStore implements LogStore {
     return rows[0] ?? { version: 0, offset: 0 }
   }
 
-  async clientHigh(tenant: string, clientId: string): Promise<number> {
-    const { rows } = await this.#read<{ high: number }>(pgSql.CLIENT_HIGH_SQL, [tenant, clientId])
-    return rows[0]?.high ?? 0
+  async client(tenant: string, clientId: string): Promise<ClientRecord> {
+    const { rows } = await this.#read<ClientRecord>(pgSql.CLIENT_SQL, [tenant, clientId])
+    return rows[0] ?? { high: 0, subject: null }
+  }
+
+  async identity(): Promise<LogIdentity> {
+    const { rows } = await this.#read<{ id: string | null; generation: number }>(
+      pgSql.IDENTITY_SQL,
+      [],
+    )
+    return pgSql.identityOf(rows)
+  }
+
+  async bumpGeneration(): Promise<LogIdentity> {
+    const { rows } = await this.#read<{ id: string | null; generation: number }>(
+      pgSql.BUMP_GENERATION_SQL,
+      [],
+    )
+    return pgSql.identityOf(rows)
   }
 
   async partitionHeads(): Promise<number[]> {
@@ -326,7 +361,7 @@ class PostgresStore implements LogStore {
   async #commitWithRetries(calls: readonly PlanCall[]): Promise<Plan> {
     // Bodies do not depend on the plan: encode them before any lock is taken, once for all
     // attempts.
-    const bodies = pgRows.encodeItems(calls)
+    const bodies = pgRows.encodeItems(calls, this.#hash)
     let extra = new Set<number>()
     let failures = 0
     for (;;) {
@@ -402,9 +437,10 @@ class PostgresStore implements LogStore {
     pgRows.takeClients(keys.clients, pgSql.rowsOf(clientsResult), loaded)
     // Earlier results are needed only for resent entries (at or below the high-water mark) and
     // for server entries; usually there are none and this round trip is skipped.
-    const resent: [string, string][] = []
+    // So are the entries client entries' `corrects` name (invariant 10).
+    const resent: [string, string][] = [...keys.corrects]
     for (const [tenant, id, clientId, seq] of keys.candidates) {
-      const high = loaded.clients.get(joinKey(tenant, clientId))
+      const high = loaded.clients.get(joinKey(tenant, clientId))?.high
       if (clientId === SERVER_CLIENT_ID || (high !== undefined && seq <= high)) {
         resent.push([tenant, id])
       }
@@ -417,7 +453,14 @@ class PostgresStore implements LogStore {
     for (;;) {
       try {
         plan = planGroup(
-          { schema: this.#schema, partitions: this.partitions, committedAt, lookups },
+          {
+            schema: this.#schema,
+            partitions: this.partitions,
+            committedAt,
+            lookups,
+            hash: this.#hash,
+            digestOf: (entry) => bodies.digests.get(entry),
+          },
           calls,
         )
         break

@@ -115,11 +115,12 @@ describe('relay', () => {
       ack.results.map((r) => (r.status === 'appended' ? { ...r, status: 'duplicate' } : r)),
     )
     expect(await relay.store.readEntity('acme', 'stock/a', 1, 10)).toHaveLength(3)
-    // A reconnecting client learns its high-water mark in welcome.
+    // A reconnecting client learns its high-water mark in welcome (with a token of the subject
+    // its clientId is bound to).
     const token = await signToken({
       secret: SECRET,
       tenant: 'acme',
-      sub: 's',
+      sub: `sub-${c.clientId.slice(0, 6)}`,
       read: ['*'],
       write: ['*'],
     })
@@ -445,16 +446,18 @@ describe('relay', () => {
     let calls = 0
     const slow: LogStore = {
       partitions: inner.partitions,
-      append: async (tenant, items) => {
+      append: async (tenant, items, pusher) => {
         calls++
-        const results = await inner.append(tenant, items)
+        const results = await inner.append(tenant, items, pusher)
         await sleep(300)
         return results
       },
       readPartition: (...a) => inner.readPartition(...a),
       readEntity: (...a) => inner.readEntity(...a),
       head: (...a) => inner.head(...a),
-      clientHigh: (...a) => inner.clientHigh(...a),
+      client: (...a) => inner.client(...a),
+      identity: () => inner.identity(),
+      bumpGeneration: () => inner.bumpGeneration(),
       partitionHeads: () => inner.partitionHeads(),
       onCommit: (l) => inner.onCommit(l),
       close: () => inner.close(),
@@ -518,7 +521,7 @@ describe('relay', () => {
     expect(error).toMatchObject({ type: 'error', kind: 'overloaded' })
     expect(error.type === 'error' && error.backoffMsMin).toBeGreaterThan(0)
     expect((await b.closed).code).toBe(4503)
-    expect(await store.clientHigh('acme', b.clientId)).toBe(0)
+    expect((await store.client('acme', b.clientId)).high).toBe(0)
     hold = false
     for (const fn of held.splice(0)) fn()
     const ackA = await a.next<AckMessage>((m) => m.type === 'ack')

@@ -17,12 +17,19 @@
  *    own token check. A `routes` entry for `/yjs/` replaces that endpoint.
  * 5. A relay on its own data directory holds its lock (`data-dir-lock.ts`) from before the log
  *    opens until after it closed: a second relay on the same directory refuses to start.
+ * 6. The configuration is checked before anything opens (`relay-config.ts`): a bad origin, a
+ *    short secret or contradicting limits reject with `RelayError('config')`.
+ * 7. Every WebSocket upgrade, `/sync` or `/yjs`, takes a socket seat of `relay-gates.ts` before
+ *    `ws` sees it (503 past `connectionsMax`) and gives it back when the socket closes.
+ * 8. Every push of every session goes through one bounded, fair commit queue
+ *    (`commit-queue.ts`) before it reaches the log.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
@@ -40,6 +47,10 @@ import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
 import { createRelayMetrics } from './metrics.ts'
 import { RelayError } from './relay-error.ts'
+import { createCommitQueue } from './commit-queue.ts'
+import { checkRelayConfig } from './relay-config.ts'
+import { createRelayGates } from './relay-gates.ts'
+import type { Seat } from './relay-gates.ts'
 import { createSession } from './session.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers } from './timers.ts'
@@ -50,6 +61,7 @@ import { createSqliteStore } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
+import { refuseUpgrade } from './yjs-wire.ts'
 import type { YjsEndpoint } from './yjs-endpoint.ts'
 
 export interface RelayOptions {
@@ -113,6 +125,11 @@ export interface Relay {
  */
 export async function createRelay(options: RelayOptions): Promise<Relay> {
   const limits: RelayLimits = { ...RELAY_LIMITS_DEFAULT, ...options.limits }
+  checkRelayConfig({
+    allowedOrigins: options.allowedOrigins ?? [],
+    auth: options.auth,
+    limits,
+  })
   const logger =
     options.logger ??
     pino(
@@ -186,19 +203,42 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     })
     const tails = createFanoutTails(store, limits.tailEntriesMax)
     const timers = options.timers ?? NODE_TIMERS
-    const context = { store, tails, verify, limits, metrics, logger, timers }
+    const gates = createRelayGates(limits)
+    const commits = createCommitQueue(store, limits)
+    const context = { store, tails, verify, limits, metrics, logger, timers, gates, commits }
     const yjs: YjsEndpoint | undefined =
       options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
             store,
             schema: options.schema,
             verify,
+            limits,
+            gates,
             onError: (error) => logger.warn({ err: error }, 'y-websocket endpoint error'),
           })
         : undefined
-    const routes: Record<string, UpgradeRoute> = { ...options.routes }
-    if (yjs !== undefined)
-      routes[YJS_PATH_PREFIX] = (req, s, head) => yjs.handleUpgrade(req, s, head)
+    if (yjs !== undefined) metrics.countYjsRooms(() => yjs.roomCount())
+    // Invariant 7: a seat from before `ws` sees the upgrade until the socket closes.
+    const admitSocket = (socket: Duplex): Seat | undefined => {
+      const seat = gates.socket()
+      if (seat === undefined) {
+        refuseUpgrade(socket, 503, `more than ${limits.connectionsMax} connections; retry later`)
+        return undefined
+      }
+      socket.once('close', () => seat.release())
+      return seat
+    }
+    const routes: Record<string, UpgradeRoute> = {}
+    for (const [prefix, route] of Object.entries(options.routes ?? {})) {
+      routes[prefix] = (req, socket, head, routeContext) => {
+        if (admitSocket(socket) !== undefined) route(req, socket, head, routeContext)
+      }
+    }
+    if (yjs !== undefined) {
+      routes[YJS_PATH_PREFIX] = (req, socket, head) => {
+        if (admitSocket(socket) !== undefined) yjs.handleUpgrade(req, socket, head)
+      }
+    }
     const stopCommits = store.onCommit((partitions) => {
       tails.onCommit(partitions)
       for (const session of sessions) session.onCommit(partitions)
@@ -211,12 +251,15 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       logger,
       isClosing: () => closing,
       sync: (req, socket, head) => {
+        const seat = admitSocket(socket)
+        if (seat === undefined) return
         wss.handleUpgrade(req, socket, head, (ws) => {
           if (closing) {
+            seat.release()
             ws.close(1001, 'shutting_down')
             return
           }
-          const session = createSession(ws, context)
+          const session = createSession(ws, context, seat)
           sessions.add(session)
           void session.closed.then(() => sessions.delete(session))
         })

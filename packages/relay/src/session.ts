@@ -10,12 +10,17 @@
  *   push ─► grants checked per entry ─► store.append ─► ack (after durable)
  *   subscribe ─► catch-up pages from cursors ─► live marker page ─► live pages on each commit
  *
- * Terms: a *subscription* is a scope with per-partition cursors and credit; its reading and
- * paging live in `subscriptions.ts` (invariants 2–4), the rest of the protocol here.
+ * Terms: a *subscription* is a scope with per-partition cursors and credit. The session owns the
+ * socket, its state and the frames; three parts own the rest and state their share of the
+ * invariants below in their own headers: `session-auth.ts` the identity (`hello`, `renew`,
+ * expiry; 1, 8, 9), `session-push.ts` the appends in flight and their acks (5, 7),
+ * `subscriptions.ts` the reading and paging (2–4).
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
- *    being checked wait (at most `helloBacklogMax`) and are processed in order after it.
+ *    being checked wait (at most `helloBacklogMax` frames and `helloBacklogBytesMax` bytes) and
+ *    are processed in order after it. Until `welcome` no frame may be larger than
+ *    `preHelloFrameBytesMax`: the socket is closed as soon as a frame header announces more.
  * 2. Every entry sent is of the token's tenant and matches the subscription's scope and the read
  *    grants; every other entry is skipped (cursors still pass it). Nothing else ever leaves.
  * 3. Per subscription and partition, entries are sent in offset order without gaps: one pump at
@@ -23,38 +28,38 @@
  *    it during the read and the read reached the head. A tail answers as the log would from a
  *    read started after every commit the subscription was told of (`fanout-tail.ts` 2–3).
  * 4. At most as many `entries` pages are sent as the client granted, each at most
- *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose
- *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer.
- * 5. Acks follow pushes in order, each after the log made its results durable. A push the log
- *    rejects gets no ack: the connection closes (`overloaded` when the commit queue is full,
- *    with the kind's backoff as retry hint; `internal` otherwise), and the client resends.
+ *    `pageEntriesMax` entries and `pageBytesMax` bytes (one bigger entry goes alone). Every frame
+ *    counts towards the socket's unsent bytes, acks and pages alike: a socket whose
+ *    `bufferedAmount` passes `bufferedBytesMax` is closed as a slow consumer, and takes no push.
+ * 5. Acks follow pushes in order, each after the log made it durable; a push refused as a whole
+ *    closes the connection and records nothing (`session-push.ts`).
  * 6. A bad frame closes only this connection (4400); nothing it sent after is processed.
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
+ * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
+ * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  */
-import { isClientId, LedgerError, matchesAny } from '@ledgerline/core'
-import type { Entry } from '@ledgerline/core'
+import { LedgerError } from '@ledgerline/core'
 import {
   decodeMessage,
   encodeMessage,
   ERROR_KINDS,
+  FRAME_BYTES_MAX,
   isProtocolError,
   MESSAGE_LENGTH_MAX,
-  PROTOCOL_VERSION,
-  PROTOCOL_VERSION_MIN,
-  PUSH_IN_FLIGHT_MAX,
-  TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
-import type { ErrorKind, Grants, Message, RelayMessage } from '@ledgerline/protocol'
+import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
+import type { CommitQueue } from './commit-queue.ts'
 import { encodeEntriesPage } from './fanout-tail.ts'
 import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
-import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import type { RelayLimits } from './limits.ts'
-import { isLogStoreError } from './log-store.ts'
-import type { AppendItem, LogStore } from './log-store.ts'
+import type { LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
-import { RelayError } from './relay-error.ts'
+import type { RelayGates, Seat } from './relay-gates.ts'
+import { SessionAuth } from './session-auth.ts'
+import { SessionPushes } from './session-push.ts'
+import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
 
@@ -68,6 +73,10 @@ export interface SessionContext {
   readonly logger: Logger
   /** Clock and timers; Node's by default (`timers.ts`). */
   readonly timers?: RelayTimers | undefined
+  /** The relay's connection caps (tenant seats). */
+  readonly gates: RelayGates
+  /** The relay's bounded, fair queue in front of the log (`commit-queue.ts`). */
+  readonly commits: CommitQueue
 }
 
 /**
@@ -102,8 +111,8 @@ type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
  * @example
  * wss.on('connection', (ws) => sessions.add(createSession(ws, context)))
  */
-export function createSession(ws: SessionSocket, context: SessionContext): Session {
-  return new Session(ws, context)
+export function createSession(ws: SessionSocket, context: SessionContext, socket?: Seat): Session {
+  return new Session(ws, context, socket)
 }
 
 export class Session {
@@ -111,30 +120,50 @@ export class Session {
   readonly #ctx: SessionContext
   #state: State = 'awaiting_hello'
   #backlog: { data: Buffer; isBinary: boolean }[] = []
-  #tenant = ''
-  #grants: Grants = { read: [], write: [] }
-  #clientId = ''
+  #backlogBytes = 0
+  readonly #socketSeat: Seat | undefined
+  readonly #auth: SessionAuth
+  readonly #pushes: SessionPushes
   readonly #subs: Subscriptions
-  #inFlight = new Set<Promise<void>>()
   readonly #timers: RelayTimers
   #tokens: number
   #refilledAt: number
   #alive = true
   #draining = false
   #authTimer: TimerHandle | undefined
-  #expiryTimer: TimerHandle | undefined
   #closeTimer: TimerHandle | undefined
   readonly closed: Promise<void>
 
-  constructor(ws: SessionSocket, context: SessionContext) {
+  constructor(ws: SessionSocket, context: SessionContext, socket?: Seat) {
     this.#ws = ws
     this.#ctx = context
+    this.#socketSeat = socket
     this.#timers = context.timers ?? NODE_TIMERS
+    // Invariant 1: until welcome, `ws` refuses a frame as soon as its header is over the bound.
+    setMaxPayload(ws, context.limits.preHelloFrameBytesMax)
     this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
+    this.#auth = new SessionAuth(context, this.#timers, {
+      isChecking: () => this.#state === 'checking_token',
+      isReady: () => this.#state === 'ready',
+      startChecking: () => {
+        this.#state = 'checking_token'
+      },
+      welcome: (message) => this.#welcome(message),
+      send: (message) => this.#send(message),
+      fail: (kind, message) => this.#fail(kind, message),
+      overloaded: (message) => this.#overloaded(message),
+    })
+    this.#pushes = new SessionPushes(context, this, {
+      identity: () => this.#auth.identity,
+      isSlow: () => this.#isSlow(),
+      sendBytes: (bytes) => this.#sendBytes(bytes),
+      fail: (kind, message) => this.#fail(kind, message),
+      overloaded: (message) => this.#overloaded(message),
+    })
     this.#subs = new Subscriptions(context, {
-      tenant: () => this.#tenant,
-      grants: () => this.#grants,
+      tenant: () => this.#auth.identity.tenant,
+      grants: () => this.#auth.identity.grants,
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sendEntries(sub, page, cursors, live),
@@ -188,7 +217,7 @@ export class Session {
   /** Shutdown step 1: stop taking frames, wait for appends in flight (they are acked). */
   async drain(): Promise<void> {
     this.#draining = true
-    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight)
+    await this.#pushes.drain()
   }
 
   /** Shutdown step 2: tell the client and close with 1001 (invariant 7). */
@@ -211,18 +240,29 @@ export class Session {
       this.#fail('rate_limited', `more than ${this.#ctx.limits.rateMessagesPerS} messages/s`)
       return
     }
+    if (this.#state !== 'ready' && data.byteLength > this.#ctx.limits.preHelloFrameBytesMax) {
+      // Where `ws` could not be told the bound (see `setMaxPayload`), the frame is refused here.
+      this.#fail('too_large', `a frame of ${data.byteLength} bytes before welcome`)
+      return
+    }
     if (this.#state === 'checking_token') {
-      if (this.#backlog.length >= this.#ctx.limits.helloBacklogMax) {
+      const { helloBacklogMax, helloBacklogBytesMax } = this.#ctx.limits
+      if (
+        this.#backlog.length >= helloBacklogMax ||
+        this.#backlogBytes + data.byteLength > helloBacklogBytesMax
+      ) {
         this.#fail('bad_message', 'too many frames before welcome')
         return
       }
       this.#backlog.push({ data, isBinary })
+      this.#backlogBytes += data.byteLength
       return
     }
     if (!isBinary) {
       this.#fail('bad_message', 'frames must be binary MessagePack')
       return
     }
+    if (this.#state === 'ready' && this.#pushes.refusedUndecoded(data)) return
     let message: Message
     try {
       message = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
@@ -254,17 +294,19 @@ export class Session {
         this.#fail('hello_required', `'${message.type}' before hello`)
         return
       }
-      this.#onHello(message as unknown as Record<string, unknown>)
+      this.#auth.hello(message as unknown as Record<string, unknown>)
       return
     }
     const m = message as unknown as Record<string, unknown>
     switch (message.type) {
       case 'push':
-        return this.#onPush(m)
+        return this.#pushes.push(m)
       case 'subscribe':
         return this.#subs.subscribe(m)
       case 'credit':
         return this.#subs.credit(m)
+      case 'renew':
+        return this.#auth.renew(m)
       case 'ping':
         return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
       case 'pong':
@@ -276,145 +318,19 @@ export class Session {
     }
   }
 
-  // -- hello ----------------------------------------------------------------------------------
-
-  #onHello(m: Record<string, unknown>): void {
-    if (
-      typeof m.protocol !== 'number' ||
-      m.protocol < PROTOCOL_VERSION_MIN ||
-      m.protocol > PROTOCOL_VERSION
-    ) {
-      this.#fail(
-        'unsupported_protocol',
-        `protocol ${String(m.protocol)} not spoken; this relay speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION}`,
-      )
-      return
+  /** The identity is checked (`session-auth.ts`): ready, the full frame bound, the backlog. */
+  #welcome(message: RelayMessage): void {
+    this.#state = 'ready'
+    this.#timers.clear(this.#authTimer)
+    setMaxPayload(this.#ws, FRAME_BYTES_MAX)
+    this.#send(message)
+    const backlog = this.#backlog
+    this.#backlog = []
+    this.#backlogBytes = 0
+    for (const frame of backlog) {
+      if (this.#state !== 'ready') break
+      this.#onFrame(frame.data, frame.isBinary, true)
     }
-    if (!isClientId(m.clientId)) throw new BadMessage('hello clientId must be 32 hex digits')
-    if (m.token === undefined || m.token === '') {
-      this.#fail('unauthorized', 'token missing')
-      return
-    }
-    if (typeof m.token !== 'string' || m.token.length > TOKEN_LENGTH_MAX) {
-      this.#fail('unauthorized', 'token malformed')
-      return
-    }
-    const clientId = m.clientId
-    this.#state = 'checking_token'
-    void this.#ctx
-      .verify(m.token)
-      .then(async (check) => {
-        if (this.#state !== 'checking_token') return
-        if (check._tag === 'invalid') {
-          this.#fail(check.kind, check.message)
-          return
-        }
-        const { claims } = check
-        const high = await this.#ctx.store.clientHigh(claims.tenant, clientId)
-        if (this.#state !== 'checking_token') return
-        this.#tenant = claims.tenant
-        this.#grants = claims.grants
-        this.#clientId = clientId
-        this.#state = 'ready'
-        this.#timers.clear(this.#authTimer)
-        this.#armExpiry(claims.expiresAt)
-        this.#send({
-          type: 'welcome',
-          protocol: PROTOCOL_VERSION,
-          tenant: claims.tenant,
-          grants: claims.grants,
-          partitions: this.#ctx.store.partitions,
-          clientSeqHigh: high,
-          serverTime: this.#timers.now(),
-          expiresAt: claims.expiresAt,
-        })
-        const backlog = this.#backlog
-        this.#backlog = []
-        for (const frame of backlog) {
-          if (this.#state !== 'ready') break
-          this.#onFrame(frame.data, frame.isBinary, true)
-        }
-      })
-      .catch((error: unknown) => {
-        this.#ctx.logger.error({ err: error }, 'hello failed')
-        this.#fail('internal', 'could not read the log')
-      })
-  }
-
-  #armExpiry(expiresAt: number): void {
-    const delay = expiresAt - this.#timers.now()
-    // setTimeout holds at most 2^31-1 ms; re-arm for tokens that live longer than ~24 days.
-    this.#expiryTimer = this.#timers.set(
-      () => {
-        if (this.#timers.now() >= expiresAt) this.#fail('token_expired', 'token expired')
-        else this.#armExpiry(expiresAt)
-      },
-      Math.max(0, Math.min(delay, 2 ** 31 - 1)),
-    )
-  }
-
-  // -- push -----------------------------------------------------------------------------------
-
-  #onPush(m: Record<string, unknown>): void {
-    const batch = safeInt(m.batch, 'batch')
-    if (!Array.isArray(m.entries)) throw new BadMessage('push entries must be a list')
-    if (m.entries.length > this.#ctx.limits.pushEntriesMax) {
-      this.#fail(
-        'too_large',
-        `push of ${m.entries.length} entries; at most ${this.#ctx.limits.pushEntriesMax}`,
-      )
-      return
-    }
-    if (this.#inFlight.size >= PUSH_IN_FLIGHT_MAX) {
-      this.#fail('rate_limited', `more than ${PUSH_IN_FLIGHT_MAX} pushes in flight`)
-      return
-    }
-    const items: AppendItem[] = []
-    // `decodeMessage` validated every entry fully (`validateMessage` → core's `validateEntry`)
-    // and copied it into a fresh object: validating again here only costs time per entry.
-    for (const entry of m.entries as Entry[]) {
-      if (entry.clientId !== this.#clientId) {
-        // Not recorded: another client's clientSeq must never be used up by this connection.
-        throw new BadMessage(`entry ${entry.id} is not of this connection's client`)
-      }
-      if (entry.tenant !== this.#tenant) {
-        items.push({ entry, refuse: { code: 'forbidden', reason: 'entry of another tenant' } })
-      } else if (!matchesAny(this.#grants.write, entry.entity)) {
-        items.push({
-          entry,
-          refuse: { code: 'forbidden', reason: `no write grant for ${entry.entity}` },
-        })
-      } else {
-        items.push({ entry })
-      }
-    }
-    const started = performance.now()
-    const done = this.#ctx.store.append(this.#tenant, items).then(
-      (results) => {
-        this.#ctx.metrics.appended(results, performance.now() - started)
-        this.#send({ type: 'ack', batch, results })
-      },
-      (error: unknown) => {
-        if (isLogStoreError(error, 'overloaded')) {
-          // Nothing of the push was recorded: the client backs off (`backoffMsMin` of the
-          // error is the retry hint) and resends the same entries.
-          this.#ctx.metrics.overloaded()
-          this.#fail('overloaded', `the log is overloaded, retry later: ${error.message}`)
-          return
-        }
-        if (
-          isLogStoreError(error, 'closed') ||
-          (error instanceof RelayError && error.kind === 'store_closed')
-        ) {
-          this.#fail('shutting_down', 'the log is closing')
-          return
-        }
-        this.#ctx.logger.error({ err: error }, 'append failed')
-        this.#fail('internal', 'the log could not append; resend after reconnecting')
-      },
-    )
-    this.#inFlight.add(done)
-    void done.finally(() => this.#inFlight.delete(done))
   }
 
   // -- sending and closing --------------------------------------------------------------------
@@ -425,14 +341,12 @@ export class Session {
     try {
       bytes = encodeMessage(message)
     } catch (error) {
-      // Only an ack whose corrections pass FRAME_BYTES_MAX gets here; the client resends and
-      // gets the same answer, so this is a relay limit to raise, reported loudly.
       this.#ctx.logger.error({ err: error, type: message.type }, 'cannot encode a message')
       if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
       return
     }
-    this.#ctx.metrics.bytesOut(bytes.byteLength)
-    this.#ws.send(bytes)
+    if (message.type === 'error') this.#write(bytes)
+    else this.#sendBytes(bytes)
   }
 
   /** An `entries` page, spliced from the entries' shared bytes (`encodeEntriesPage`). */
@@ -451,24 +365,50 @@ export class Session {
       this.#fail('internal', 'cannot send entries')
       return
     }
+    this.#sendBytes(bytes)
+  }
+
+  /** Invariant 4: every frame but an error passes the slow-consumer check first. */
+  #sendBytes(bytes: Uint8Array): boolean {
+    if (this.#ws.readyState !== this.#ws.OPEN || this.#isSlow()) return false
+    this.#write(bytes)
+    return true
+  }
+
+  #write(bytes: Uint8Array): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return
     this.#ctx.metrics.bytesOut(bytes.byteLength)
     this.#ws.send(bytes)
   }
 
-  #sendError(kind: ErrorKind, message: string): void {
+  /** True (and the session closing) when the socket's unsent bytes passed the cap. */
+  #isSlow(): boolean {
+    const max = this.#ctx.limits.bufferedBytesMax
+    if (this.#ws.bufferedAmount <= max) return false
+    this.#fail('slow_consumer', `more than ${max} bytes queued`)
+    return true
+  }
+
+  #sendError(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     this.#send({
       type: 'error',
       kind,
       message: message.slice(0, MESSAGE_LENGTH_MAX),
-      backoffMsMin: ERROR_KINDS[kind].backoffMsMin,
+      backoffMsMin: backoffMsMin ?? ERROR_KINDS[kind].backoffMsMin,
     })
   }
 
+  /** `overloaded` with the relay's retry hint. */
+  #overloaded(message: string): void {
+    this.#fail('overloaded', message, this.#ctx.limits.overloadedRetryMs)
+  }
+
   /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
-  #fail(kind: ErrorKind, message: string): void {
+  #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     if (this.#state === 'closed') return
-    this.#ctx.logger.info({ kind, message, tenant: this.#tenant || undefined }, 'closing socket')
-    this.#sendError(kind, message)
+    const tenant = this.#auth.identity.tenant
+    this.#ctx.logger.info({ kind, message, tenant: tenant || undefined }, 'closing socket')
+    this.#sendError(kind, message, backoffMsMin)
     this.#state = 'closed'
     this.#clearTimers()
     try {
@@ -476,9 +416,11 @@ export class Session {
     } catch {
       this.#ws.terminate()
     }
+    // A slow consumer reads what was queued before the close frame reaches it.
+    const { closeHandshakeTimeoutMs, slowConsumerCloseTimeoutMs } = this.#ctx.limits
     this.#closeTimer = this.#timers.set(
       () => this.#ws.terminate(),
-      this.#ctx.limits.closeHandshakeTimeoutMs,
+      kind === 'slow_consumer' ? slowConsumerCloseTimeoutMs : closeHandshakeTimeoutMs,
       { unref: true },
     )
   }
@@ -489,12 +431,15 @@ export class Session {
     this.#timers.clear(this.#closeTimer)
     this.#subs.clear()
     this.#backlog = []
+    this.#backlogBytes = 0
+    this.#socketSeat?.release()
     this.#ctx.metrics.connectionClosed()
   }
 
+  /** The auth timer, and the identity's expiry timer and tenant seat. */
   #clearTimers(): void {
     this.#timers.clear(this.#authTimer)
-    this.#timers.clear(this.#expiryTimer)
+    this.#auth.close()
   }
 
   #takeToken(): boolean {
@@ -508,5 +453,20 @@ export class Session {
     if (this.#tokens < 1) return false
     this.#tokens--
     return true
+  }
+}
+
+/**
+ * Sets the largest frame `ws` accepts on this socket. `ws` has one `maxPayload` per server, read
+ * by each socket's receiver into `_receiver._maxPayload`, which it checks as soon as a frame
+ * header gives the length (ws/lib/receiver.js, `haveLength`); lowering it before `welcome` is what
+ * keeps a socket that never authenticates from making the relay buffer a 1 MiB frame. `ws` is
+ * pinned (package.json); should the field go away, the session still refuses the frame once
+ * received (invariant 1), and `pre-hello.test.ts` fails.
+ */
+function setMaxPayload(ws: SessionSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+  if (receiver !== undefined && typeof receiver._maxPayload === 'number') {
+    receiver._maxPayload = bytes
   }
 }

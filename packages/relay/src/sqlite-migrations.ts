@@ -1,6 +1,6 @@
 /**
  * The SQLite log file's layout: durability pragmas asserted on open, the numbered migrations
- * (`PRAGMA user_version`), and the partition count fixed at creation.
+ * (`PRAGMA user_version`), and what is fixed at creation (the partition count, the log's id).
  *
  * Invariants:
  * 1. A file is used only in WAL mode with synchronous=FULL (or stricter), read back after being
@@ -8,14 +8,30 @@
  * 2. Migrations run in order, each in its own immediate transaction with its version bump; a
  *    file made by a newer Ledgerline is refused (`RelayError('store_version')`).
  * 3. Migration 2's triggers refuse any update or delete of entries and refusals (guarantee 6).
+ *    Migration 3 lifts the update trigger of entries only inside its own transaction, to fill
+ *    the new `digest` column, and puts it back before it commits.
+ * 4. Migration 3 gives every stored client entry the digest of its body (`entryDigest` of the
+ *    entry as the client sent it), so a resend after the upgrade is told from another entry
+ *    under the same id; refusals of older builds kept no body and keep no digest.
+ * 5. `meta` holds `partitions`, `log_id` and `generation`, each written once by the first open
+ *    (an existing log gets its id when it is first opened by a build that has identities).
  */
 import type Database from 'better-sqlite3'
-import { checkPartitions, PARTITIONS_DEFAULT } from '@ledgerline/core'
-import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB } from './limits.ts'
+import {
+  checkPartitions,
+  entryDigest,
+  PARTITIONS_DEFAULT,
+  SERVER_CLIENT_ID,
+} from '@ledgerline/core'
+import type { Hash, RandomSource } from '@ledgerline/core'
+import { createLogId, LOG_GENERATION_FIRST } from '@ledgerline/log'
+import type { LogIdentity } from '@ledgerline/protocol'
+import { decodeEntryBody } from './entry-body.ts'
+import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, SQLITE_MIGRATION_PAGE_ROWS } from './limits.ts'
 import { RelayError } from './relay-error.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 2
+export const SQLITE_SCHEMA_VERSION = 3
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -34,7 +50,18 @@ export function assertDurable(db: Database.Database): void {
   db.pragma(`cache_size = -${SQLITE_CACHE_KIB}`)
 }
 
-export function migrate(db: Database.Database): void {
+/**
+ * Applies the missing migrations; `upTo` stops early (tests that make a log as an older build
+ * did). `hash` computes the digests of migration 3.
+ *
+ * @example
+ * migrate(db, sha256Node)
+ */
+export function migrate(
+  db: Database.Database,
+  hash: Hash,
+  upTo: number = SQLITE_SCHEMA_VERSION,
+): void {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > SQLITE_SCHEMA_VERSION) {
     throw new RelayError(
@@ -42,7 +69,7 @@ export function migrate(db: Database.Database): void {
       `SQLite log has schema version ${version}; this Ledgerline knows up to ${SQLITE_SCHEMA_VERSION}`,
     )
   }
-  const steps: readonly string[] = [
+  const steps: readonly (string | ((db: Database.Database) => void))[] = [
     // 0 → 1: the first layout.
     `
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -90,12 +117,103 @@ export function migrate(db: Database.Database): void {
     CREATE TRIGGER refusals_append_only_delete BEFORE DELETE ON refusals
       BEGIN SELECT RAISE(ABORT, 'Ledgerline refusals are append-only'); END;
     `,
+    // 2 → 3: exactly once at the edges. Digests beside ids (entries, refusals, deferrals),
+    // clientIds bound to subjects, deferrals (decided again when resent).
+    (db) => {
+      db.exec(`
+        DROP TRIGGER entries_append_only_update;
+        ALTER TABLE entries ADD COLUMN digest BLOB;
+        ALTER TABLE refusals ADD COLUMN digest BLOB;
+        ALTER TABLE clients ADD COLUMN subject TEXT;
+        CREATE TABLE deferrals (
+          tenant TEXT NOT NULL,
+          id TEXT NOT NULL,
+          code TEXT NOT NULL,
+          reason TEXT NOT NULL,
+          digest BLOB NOT NULL,
+          PRIMARY KEY (tenant, id)
+        ) STRICT;
+      `)
+      fillDigests(db, hash)
+      db.exec(`
+        CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+          BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+      `)
+    },
   ]
-  for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) {
+  for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {
-      db.exec(steps[v] as string)
+      const step = steps[v] as string | ((db: Database.Database) => void)
+      if (typeof step === 'string') db.exec(step)
+      else step(db)
       db.pragma(`user_version = ${v + 1}`)
     }).immediate()
+  }
+}
+
+/**
+ * The log's identity, made on the first open that has none (invariant 5).
+ *
+ * @example
+ * initIdentity(db, (b) => randomFillSync(b)) // { id: 'q3Jx…', generation: 1 }
+ */
+export function initIdentity(db: Database.Database, random: RandomSource): LogIdentity {
+  return db
+    .transaction(() => {
+      const found = readIdentity(db)
+      if (found !== undefined) return found
+      const id = createLogId(random)
+      const insert = db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?)`)
+      insert.run('log_id', id)
+      insert.run('generation', String(LOG_GENERATION_FIRST))
+      return { id, generation: LOG_GENERATION_FIRST }
+    })
+    .immediate()
+}
+
+/** The identity in `meta`, or `undefined` before `initIdentity`. */
+export function readIdentity(db: Database.Database): LogIdentity | undefined {
+  const rows = db
+    .prepare(`SELECT key, value FROM meta WHERE key IN ('log_id', 'generation')`)
+    .all() as { key: string; value: string }[]
+  const id = rows.find((r) => r.key === 'log_id')?.value
+  const generation = Number(rows.find((r) => r.key === 'generation')?.value)
+  if (id === undefined || !Number.isSafeInteger(generation)) return undefined
+  return { id, generation }
+}
+
+/** Raises the generation by one, in an immediate transaction; the new identity. */
+export function bumpGeneration(db: Database.Database): LogIdentity {
+  return db
+    .transaction(() => {
+      db.prepare(
+        `UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'`,
+      ).run()
+      const identity = readIdentity(db)
+      if (identity === undefined) throw new RelayError('store_failed', 'the log has no identity')
+      return identity
+    })
+    .immediate()
+}
+
+/**
+ * Invariant 4: the digest of every stored client entry, read from its body, a page of rows at a
+ * time (a statement cannot run while another one's rows are iterated).
+ */
+function fillDigests(db: Database.Database, hash: Hash): void {
+  const page = db.prepare(
+    `SELECT rowid, body FROM entries WHERE rowid > ? ORDER BY rowid LIMIT ${SQLITE_MIGRATION_PAGE_ROWS}`,
+  )
+  const set = db.prepare(`UPDATE entries SET digest = ? WHERE rowid = ?`)
+  let after = 0
+  for (;;) {
+    const rows = page.all(after) as { rowid: number; body: Buffer }[]
+    for (const row of rows) {
+      const entry = decodeEntryBody(row.body)
+      if (entry.clientId !== SERVER_CLIENT_ID) set.run(entryDigest(entry, hash), row.rowid)
+      after = row.rowid
+    }
+    if (rows.length < SQLITE_MIGRATION_PAGE_ROWS) return
   }
 }
 

@@ -8,23 +8,27 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema, entryId } from '@ledgerline/core'
-import type { Entry } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
 import { runLogStoreContract } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
 import { RelayError } from './relay-error.ts'
 import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 import { createSqliteStore } from './sqlite-store.ts'
+import { checkUpgradedLog } from './log-upgrade.test-helper.ts'
 
 runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
   const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
   const file = join(dir, 'log.sqlite')
-  const open = () => createSqliteStore({ file, schema, partitions, now, commitQueueEntriesMax })
+  let current = schema
+  const open = () =>
+    createSqliteStore({ file, schema: current, partitions, now, commitQueueEntriesMax })
   let store = await open()
   let closed = false
   return {
     store,
-    reopen: async () => {
+    reopen: async (options = {}) => {
       await store.close()
+      if ('schema' in options) current = options.schema
       store = await open()
       return store
     },
@@ -79,12 +83,30 @@ describe('SQLite log written by an earlier Ledgerline', () => {
         hlc: `${String(1_700_000_000_000 + seq).padStart(15, '0')}:00000:${clientId}`,
         occurredAt: 1_700_000_000_000 + seq,
       })
+      // Migration 3 gave the v8 bodies their digests: the same entry is a duplicate, another
+      // under its id a conflict.
       const [dup] = await store.append('acme', [{ entry: old(2, { qty: -5 }) }])
-      expect(dup).toMatchObject({ status: 'duplicate', version: 2, corrections: [before[2]] })
+      const fix = before[2] as StoredEntry
+      expect(dup).toMatchObject({
+        status: 'duplicate',
+        version: 2,
+        corrections: [
+          {
+            id: fix.id,
+            entity: fix.entity,
+            kind: fix.kind,
+            version: fix.version,
+            partition: fix.partition,
+            offset: fix.offset,
+          },
+        ],
+      })
+      const [conflict] = await store.append('acme', [{ entry: old(2, { qty: -6 }) }])
+      expect(conflict?.status).toBe('id_conflict')
       // The state folded from v8 bodies is 0 on hand: a sale of 1 is corrected by 1.
       const [next] = await store.append('acme', [{ entry: old(4, { qty: -1, note: 'new' }) }])
       expect(next).toMatchObject({ status: 'appended', version: 4 })
-      expect(next?.status === 'appended' && next.corrections[0]?.data).toEqual({
+      expect((await store.readEntity('acme', 'stock/a', 5, 1))[0]?.data).toEqual({
         short: 1,
         sale: `${clientId}-4`,
       })
@@ -103,6 +125,52 @@ describe('SQLite log written by an earlier Ledgerline', () => {
         db.close()
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SQLite log written by 03f500b, before exactly once at the edges', () => {
+  // Goal: migration 3 on a log main's code wrote (issue 12: digests of stored bodies, old
+  // unknown_type refusals decided again, unbound clientIds, an identity; issue 13 case 5: an old
+  // snapshot with `corrects` is no correction). Method: open a copy of
+  // `fixtures/log-03f500b.sqlite` (see `log-upgrade.test-helper.ts`), check what the store
+  // answers, then the file itself: schema version, digests, triggers.
+  it('migrates it: digests from bodies, old deferrable refusals decided again, an identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-03f500b-'))
+    let store: LogStore | undefined
+    try {
+      const file = join(dir, 'log.sqlite')
+      copyFileSync(new URL('./fixtures/log-03f500b.sqlite', import.meta.url), file)
+      await checkUpgradedLog(async (schema) => {
+        await store?.close()
+        store = await createSqliteStore({ file, schema })
+        return store
+      })
+      await store?.close()
+      store = undefined
+      const db = new Database(file, { readonly: true })
+      try {
+        expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION)
+        const rows = db.prepare('SELECT id, digest FROM entries ORDER BY rowid').all() as {
+          id: string
+          digest: Buffer | null
+        }[]
+        // Client entries have a digest of their body; entries of the log have none.
+        expect(rows.map((r) => [r.id, r.digest?.length ?? null])).toEqual(
+          rows.map((r) => [r.id, r.id.includes('~') ? null : 32]),
+        )
+      } finally {
+        db.close()
+      }
+      const raw = new Database(file)
+      try {
+        expect(() => raw.prepare('UPDATE entries SET version = 99').run()).toThrow(/append-only/)
+      } finally {
+        raw.close()
+      }
+    } finally {
+      await store?.close()
       rmSync(dir, { recursive: true, force: true })
     }
   })
@@ -215,7 +283,9 @@ describe('SQLite log specifics', () => {
     await expect(bad).rejects.toMatchObject({ name: 'LogStoreError', kind: 'invalid' })
     const results = (await Promise.all(good)).flat()
     expect(
-      results.map((r) => (r.status === 'refused' ? 0 : r.version)).sort((a, b) => a - b),
+      results
+        .map((r) => (r.status === 'appended' || r.status === 'duplicate' ? r.version : 0))
+        .sort((a, b) => a - b),
     ).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
     await store.close()
     await expect(store.append('acme', [{ entry: entry(1, 2, 'tick/a') }])).rejects.toMatchObject({

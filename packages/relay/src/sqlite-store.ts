@@ -33,14 +33,20 @@
  * 6. Entries and refusals are never updated or deleted: triggers refuse it (guarantee 6).
  * 7. One relay process writes one data directory at a time (`data-dir-lock.ts`); several relays
  *    share a PostgreSQL log instead.
+ * 8. Digests (`digest` columns, migration 3) are kept for client entries, refusals and
+ *    deferrals; the `corrects` column is written for the log's own corrections only, so finding
+ *    the corrections an ack lists never reads a client's entry (a client's `corrects` stays in
+ *    its body). Rows of older builds are told apart by the id: a log correction of X has an id
+ *    that starts with `X~`, and `isLogCorrection` has the last word.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { Schema, StoredEntry } from '@ledgerline/core'
+import { isLogCorrection } from '@ledgerline/core'
+import type { DeferralCode, Hash, Schema, StoredEntry } from '@ledgerline/core'
 import {
   ENTITY_STATES_MAX,
+  correctionRef,
   createCommitListeners,
   createEntityStates,
   createGroupCommit,
@@ -51,6 +57,8 @@ import {
   splitKey,
 } from '@ledgerline/log'
 import type {
+  AppendResult,
+  ClientRecord,
   CommitOutcome,
   EntityHead,
   GroupCommit,
@@ -60,12 +68,25 @@ import type {
   PlanCall,
   PlanHead,
   PlanLookups,
+  Pusher,
+  RefusalCode,
 } from '@ledgerline/log'
-import type { AckResult } from '@ledgerline/protocol'
+import type { LogIdentity } from '@ledgerline/protocol'
 import { encodeEntryBody, storedEntryOf } from './entry-body.ts'
-import { assertDurable, initPartitions, migrate } from './sqlite-migrations.ts'
+import { digestBuffer, nodeRandom, nodeSha256 } from './node-crypto.ts'
+import {
+  assertDurable,
+  bumpGeneration,
+  initIdentity,
+  initPartitions,
+  migrate,
+  readIdentity,
+} from './sqlite-migrations.ts'
 import { RelayError } from './relay-error.ts'
 import { nodeDefer } from './timers.ts'
+
+/** The log file's name in a relay's data directory (`<dataDir>/log.sqlite`). */
+export const SQLITE_LOG_FILE = 'log.sqlite'
 
 export interface SqliteStoreOptions extends LogStoreOptions {
   /** Path of the log file; its directory is made when missing. */
@@ -110,8 +131,9 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Lo
   }
   try {
     assertDurable(db)
-    migrate(db)
+    migrate(db, options.hash ?? nodeSha256)
     const partitions = initPartitions(db, options.partitions)
+    initIdentity(db, options.random ?? nodeRandom)
     const store = new SqliteStore(db, partitions, options)
     options.onOpened?.(db)
     return store
@@ -142,6 +164,7 @@ class SqliteStore implements LogStore {
   readonly #sql: ReturnType<typeof prepare>
   readonly #lookups: PlanLookups
   readonly #bugs: SqliteStoreBugs | undefined
+  readonly #hash: Hash
   #closed = false
 
   constructor(db: Database.Database, partitions: number, options: SqliteStoreOptions) {
@@ -149,6 +172,7 @@ class SqliteStore implements LogStore {
     this.partitions = partitions
     this.#schema = options.schema
     this.#now = options.now ?? Date.now
+    this.#hash = options.hash ?? nodeSha256
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#sql = prepare(db)
     this.#lookups = this.#makeLookups()
@@ -160,8 +184,12 @@ class SqliteStore implements LogStore {
     })
   }
 
-  append(tenant: string, items: readonly AppendItem[]): Promise<AckResult[]> {
-    return this.#commits.append(tenant, items)
+  append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]> {
+    return this.#commits.append(tenant, items, pusher)
   }
 
   readPartition(
@@ -201,10 +229,21 @@ class SqliteStore implements LogStore {
     })
   }
 
-  clientHigh(tenant: string, clientId: string): Promise<number> {
-    return this.#read(
-      () => (this.#sql.clientHigh.get(tenant, clientId) as { high: number } | undefined)?.high ?? 0,
-    )
+  client(tenant: string, clientId: string): Promise<ClientRecord> {
+    return this.#read(() => this.#lookups.client(tenant, clientId) as ClientRecord)
+  }
+
+  identity(): Promise<LogIdentity> {
+    return this.#read(() => {
+      const identity = readIdentity(this.#db)
+      if (identity === undefined) throw new Error('the log has no identity')
+      return identity
+    })
+  }
+
+  async bumpGeneration(): Promise<LogIdentity> {
+    if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
+    return bumpGeneration(this.#db)
   }
 
   partitionHeads(): Promise<number[]> {
@@ -243,10 +282,11 @@ class SqliteStore implements LogStore {
               partitions: this.partitions,
               committedAt,
               lookups: this.#lookups,
+              hash: this.#hash,
             },
             group,
           )
-          for (const { tenant, stored, source } of p.entries) {
+          for (const { tenant, stored, source, digest } of p.entries) {
             this.#sql.insertEntry.run(
               stored.partition,
               stored.offset,
@@ -254,17 +294,23 @@ class SqliteStore implements LogStore {
               stored.id,
               stored.entity,
               stored.version,
-              stored.corrects ?? null,
+              // Invariant 8: the column names what a log correction corrects, nothing else.
+              isLogCorrection(stored) ? (stored.corrects as string) : null,
               committedAt,
               encodeEntryBody(source),
+              digest === null ? null : digestBuffer(digest),
             )
           }
           for (const r of p.refusals) {
-            this.#sql.insertRefusal.run(r.tenant, r.id, r.code, r.reason, r.head)
+            const digest = r.digest === null ? null : digestBuffer(r.digest)
+            this.#sql.insertRefusal.run(r.tenant, r.id, r.code, r.reason, r.head, digest)
           }
-          for (const [key, high] of p.clients) {
+          for (const d of p.deferrals) {
+            this.#sql.insertDeferral.run(d.tenant, d.id, d.code, d.reason, digestBuffer(d.digest))
+          }
+          for (const [key, client] of p.clients) {
             const [tenant, clientId] = splitKey(key)
-            this.#sql.upsertClient.run(tenant, clientId, high)
+            this.#sql.upsertClient.run(tenant, clientId, client.high, client.subject)
           }
           for (const [partition, head] of p.partitionHeads) {
             this.#sql.setPartitionHead.run(head, partition)
@@ -301,34 +347,49 @@ class SqliteStore implements LogStore {
   #makeLookups(): PlanLookups {
     const sql = this.#sql
     return {
-      clientHigh: (tenant, clientId) =>
-        (sql.clientHigh.get(tenant, clientId) as { high: number } | undefined)?.high ?? 0,
+      client: (tenant, clientId) => {
+        const row = sql.client.get(tenant, clientId) as ClientRecord | undefined
+        return row ?? { high: 0, subject: null }
+      },
       previous: (tenant, id) => {
-        const row = sql.entryById.get(tenant, id) as EntryRow | undefined
+        const row = sql.entryById.get(tenant, id) as
+          | (Omit<EntryRow, 'body'> & { entity: string; digest: Buffer | null })
+          | undefined
         if (row !== undefined) {
-          // The log's corrections of it: a client entry that names it is not one.
-          const corrections = (sql.correctionsOf.all(tenant, id) as EntryRow[])
+          // The log's corrections of it (invariant 8): never a client entry that names it.
+          const corrections = (
+            sql.correctionsOf.all(tenant, id, id.length + 1, `${id}~`) as EntryRow[]
+          )
             .map(toStored)
-            .filter((e) => e.clientId === SERVER_CLIENT_ID)
+            .filter(isLogCorrection)
+            .map(correctionRef)
           return {
-            id,
-            status: 'appended',
-            version: row.version,
-            partition: row.partition,
-            offset: row.offset,
-            committedAt: row.committed_at,
-            corrections,
+            _tag: 'entry',
+            entity: row.entity,
+            digest: row.digest,
+            result: {
+              id,
+              status: 'appended',
+              version: row.version,
+              partition: row.partition,
+              offset: row.offset,
+              committedAt: row.committed_at,
+              corrections,
+            },
           }
         }
         const refusal = sql.refusalById.get(tenant, id) as
-          | {
-              code: Extract<AckResult, { status: 'refused' }>['code']
-              reason: string
-              head: number
-            }
+          | { code: RefusalCode; reason: string; head: number; digest: Buffer | null }
           | undefined
-        if (refusal === undefined) return null
-        return { id, status: 'refused', ...refusal }
+        if (refusal !== undefined) {
+          const { digest, ...rest } = refusal
+          return { _tag: 'refusal', digest, result: { id, status: 'refused', ...rest } }
+        }
+        const deferral = sql.deferralById.get(tenant, id) as
+          | { code: DeferralCode; digest: Buffer }
+          | undefined
+        if (deferral === undefined) return null
+        return { _tag: 'deferral', digest: deferral.digest, code: deferral.code }
       },
       entityHead: (tenant, entity) => this.#entityHead(tenant, entity),
       partitionHead: (partition) =>
@@ -380,24 +441,37 @@ function prepare(db: Database.Database) {
   const columns = `partition, "offset", version, committed_at, body`
   return {
     insertEntry: db.prepare(
-      `INSERT INTO entries (partition, "offset", tenant, id, entity, version, corrects, committed_at, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO entries
+         (partition, "offset", tenant, id, entity, version, corrects, committed_at, body, digest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     insertRefusal: db.prepare(
-      `INSERT INTO refusals (tenant, id, code, reason, head) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT INTO refusals (tenant, id, code, reason, head, digest) VALUES (?, ?, ?, ?, ?, ?)`,
     ),
+    insertDeferral: db.prepare(
+      `INSERT INTO deferrals (tenant, id, code, reason, digest) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    // The first subject stays: a binding is never changed (the planner checked it).
     upsertClient: db.prepare(
-      `INSERT INTO clients (tenant, client_id, high) VALUES (?, ?, ?)
-       ON CONFLICT (tenant, client_id) DO UPDATE SET high = excluded.high`,
+      `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
+       ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high),
+         subject = coalesce(subject, excluded.subject)`,
     ),
     setPartitionHead: db.prepare(`UPDATE partition_heads SET head = ? WHERE partition = ?`),
     partitionHead: db.prepare(`SELECT head FROM partition_heads WHERE partition = ?`),
     partitionHeads: db.prepare(`SELECT partition, head FROM partition_heads`),
-    clientHigh: db.prepare(`SELECT high FROM clients WHERE tenant = ? AND client_id = ?`),
-    entryById: db.prepare(`SELECT ${columns} FROM entries WHERE tenant = ? AND id = ?`),
-    refusalById: db.prepare(`SELECT code, reason, head FROM refusals WHERE tenant = ? AND id = ?`),
+    client: db.prepare(`SELECT high, subject FROM clients WHERE tenant = ? AND client_id = ?`),
+    entryById: db.prepare(
+      `SELECT partition, "offset", version, committed_at, entity, digest FROM entries
+       WHERE tenant = ? AND id = ?`,
+    ),
+    refusalById: db.prepare(
+      `SELECT code, reason, head, digest FROM refusals WHERE tenant = ? AND id = ?`,
+    ),
+    deferralById: db.prepare(`SELECT code, digest FROM deferrals WHERE tenant = ? AND id = ?`),
     correctionsOf: db.prepare(
-      `SELECT ${columns} FROM entries WHERE tenant = ? AND corrects = ? ORDER BY rowid`,
+      `SELECT ${columns} FROM entries WHERE tenant = ? AND corrects = ? AND substr(id, 1, ?) = ?
+       ORDER BY rowid`,
     ),
     entityHead: db.prepare(
       `SELECT version, "offset" AS "offset" FROM entries WHERE tenant = ? AND entity = ?

@@ -18,6 +18,11 @@
  * 4. At most as many pages are sent as the client granted, each at most `pageEntriesMax`
  *    entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose unsent bytes
  *    pass `bufferedBytesMax` is closed as a slow consumer.
+ * 5. Reads of the log (catch-up, or a live subscription outside the tails) are charged to the
+ *    connection: its subscriptions share one budget of `catchUpEntriesPerS` entries per second
+ *    (burst `catchUpEntriesBurst`). With the budget spent, a subscription waits on one timer of
+ *    its own, which a replacing `subscribe` or the close clears, so re-subscribing in a loop
+ *    costs the log no more than the budget and holds no growing queue of waits.
  */
 import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
 import { CREDIT_PAGES_MAX, SCOPE_PATTERNS_MAX, SUBSCRIPTIONS_MAX } from '@ledgerline/protocol'
@@ -25,6 +30,8 @@ import type { ErrorKind, Grants } from '@ledgerline/protocol'
 import { encodedEntry, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
 import type { SessionContext } from './session.ts'
+import { NODE_TIMERS } from './timers.ts'
+import type { RelayTimers, TimerHandle } from './timers.ts'
 
 /** What the subscriptions need of the session that owns them. */
 export interface SubscriptionHost {
@@ -54,6 +61,8 @@ interface Subscription {
   pumping: boolean
   /** Partition → count of commits seen; see invariant 3. */
   readonly dirty: Map<number, number>
+  /** Set while the subscription waits for the catch-up budget (invariant 5). */
+  retry: TimerHandle | undefined
 }
 
 /**
@@ -65,10 +74,18 @@ export class Subscriptions {
   readonly #ctx: SessionContext
   readonly #host: SubscriptionHost
   readonly #subs = new Map<number, Subscription>()
+  readonly #timers: RelayTimers
+  readonly #budget: CatchUpBudget
 
   constructor(context: SessionContext, host: SubscriptionHost) {
     this.#ctx = context
     this.#host = host
+    this.#timers = context.timers ?? NODE_TIMERS
+    this.#budget = new CatchUpBudget(
+      context.limits.catchUpEntriesPerS,
+      context.limits.catchUpEntriesBurst,
+      () => this.#timers.now(),
+    )
   }
 
   /** The partitions of a commit: wake the subscriptions (invariant 3). */
@@ -80,6 +97,7 @@ export class Subscriptions {
   }
 
   clear(): void {
+    for (const sub of this.#subs.values()) this.#timers.clear(sub.retry)
     this.#subs.clear()
   }
 
@@ -128,7 +146,9 @@ export class Subscriptions {
       live: false,
       pumping: false,
       dirty: new Map(cursors.map((_, p) => [p, 0])),
+      retry: undefined,
     }
+    this.#timers.clear(this.#subs.get(id)?.retry)
     this.#subs.set(id, sub)
     void this.#pump(sub)
   }
@@ -144,7 +164,7 @@ export class Subscriptions {
   }
 
   async #pump(sub: Subscription): Promise<void> {
-    if (sub.pumping) return
+    if (sub.pumping || sub.retry !== undefined) return
     sub.pumping = true
     const pageMax = this.#ctx.limits.pageEntriesMax
     try {
@@ -159,6 +179,7 @@ export class Subscriptions {
         const page: EncodedEntry[] = []
         let pageBytes = 0
         let full = false
+        let spent = false
         const order = [...sub.dirty.keys()].sort((a, b) => a - b)
         for (const p of order) {
           const want = pageMax - page.length
@@ -166,6 +187,10 @@ export class Subscriptions {
           const seen = sub.dirty.get(p)
           const read = await this.#read(sub, p, want)
           if (!this.#current(sub)) return
+          if (read === undefined) {
+            spent = true
+            break
+          }
           let through = read.throughOffset
           for (const encoded of read.entries) {
             const e = encoded.entry
@@ -191,14 +216,22 @@ export class Subscriptions {
           if (!full && read.atHead && sub.dirty.get(p) === seen) sub.dirty.delete(p)
         }
         const caughtUp = sub.dirty.size === 0
-        if (page.length === 0 && (sub.live || !caughtUp)) {
-          if (caughtUp) break
-          continue // Only other tenants' or out-of-scope entries so far: read on.
+        if (page.length > 0 || (!sub.live && caughtUp)) {
+          const live = sub.live || caughtUp
+          sub.credit--
+          sub.live = live
+          this.#host.sendEntries(sub.id, page, cursorsOf(sub), live)
         }
-        const live = sub.live || caughtUp
-        sub.credit--
-        sub.live = live
-        this.#host.sendEntries(sub.id, page, cursorsOf(sub), live)
+        if (spent) {
+          // Invariant 5: wait for the budget on this subscription's one timer.
+          sub.retry = this.#timers.set(() => {
+            sub.retry = undefined
+            if (this.#current(sub)) void this.#pump(sub)
+          }, this.#budget.waitMs())
+          return
+        }
+        // Caught up with nothing to send: done until the next commit or credit.
+        if (caughtUp && page.length === 0) break
       }
     } catch (error) {
       this.#ctx.logger.error({ err: error }, 'reading the log for a subscription failed')
@@ -208,19 +241,29 @@ export class Subscriptions {
     }
   }
 
-  /** A live subscription reads from the shared tail when its cursor is inside it. */
+  /**
+   * A live subscription reads from the shared tail when its cursor is inside it; otherwise the
+   * log, charged to the connection (invariant 5): undefined when the budget is spent.
+   */
   async #read(
     sub: Subscription,
     p: number,
     want: number,
-  ): Promise<{ entries: readonly EncodedEntry[]; throughOffset: number; atHead: boolean }> {
+  ): Promise<
+    { entries: readonly EncodedEntry[]; throughOffset: number; atHead: boolean } | undefined
+  > {
     const cursor = sub.cursors[p] ?? 0
     if (sub.live) {
       const shared = await this.#ctx.tails.read(this.#host.tenant(), p, cursor, want)
       if (shared !== undefined) return shared
       if (!this.#current(sub)) return { entries: [], throughOffset: cursor, atHead: false }
     }
+    if (!this.#budget.available()) return undefined
+    // Reserved before the read, so reads started in one turn cannot all pass the check; what
+    // the read did not return is given back (an empty read still costs one: it is a query).
+    this.#budget.charge(want)
     const read = await this.#ctx.store.readPartition(this.#host.tenant(), p, cursor, want)
+    this.#budget.charge(Math.max(1, read.entries.length) - want)
     return {
       entries: read.entries.map(encodedEntry),
       throughOffset: read.throughOffset,
@@ -230,6 +273,48 @@ export class Subscriptions {
 
   #current(sub: Subscription): boolean {
     return this.#host.isReady() && this.#subs.get(sub.id) === sub
+  }
+}
+
+/**
+ * A token bucket of entries read, which may go below zero by one read (a read reserves what it
+ * asks for): a connection reads while its balance is positive.
+ */
+class CatchUpBudget {
+  readonly #perS: number
+  readonly #burst: number
+  readonly #now: () => number
+  #balance: number
+  #at: number
+
+  constructor(perS: number, burst: number, now: () => number) {
+    this.#perS = perS
+    this.#burst = burst
+    this.#now = now
+    this.#balance = burst
+    this.#at = now()
+  }
+
+  available(): boolean {
+    this.#refill()
+    return this.#balance > 0
+  }
+
+  charge(entries: number): void {
+    this.#refill()
+    this.#balance -= entries
+  }
+
+  /** How long until the balance is positive again, in ms (at least 1). */
+  waitMs(): number {
+    this.#refill()
+    return Math.max(1, Math.ceil(((1 - this.#balance) * 1000) / this.#perS))
+  }
+
+  #refill(): void {
+    const now = this.#now()
+    this.#balance = Math.min(this.#burst, this.#balance + ((now - this.#at) * this.#perS) / 1000)
+    this.#at = now
   }
 }
 

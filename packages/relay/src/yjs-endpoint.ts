@@ -1,7 +1,9 @@
 /**
  * The relay's y-websocket-compatible endpoint (`/yjs/<room>`), whose documents live in the same
- * log as every other entity, on any `LogStore`. The snapshot policy is `crdt-snapshots.ts`; the
- * wire helpers are `yjs-wire.ts`; its limits are in `limits.ts`.
+ * log as every other entity, on any `LogStore`. This module admits connections (invariant 1) and
+ * runs the endpoint's life; the rooms are `yjs-rooms.ts` (2–4, 7), a connection is
+ * `yjs-connection.ts` (5, 6, 8), the endpoint's writes to the log `yjs-log-writer.ts`, the
+ * snapshot policy `crdt-snapshots.ts`, the wire helpers `yjs-wire.ts`, its limits `limits.ts`.
  *
  *   y-websocket ──/yjs/<room>──► room (Y.Doc, awareness) ──coalesced yjs.update──► LogStore
  *                                     ▲                                               │
@@ -14,66 +16,57 @@
  *
  * Token: in the WebSocket handshake (`yjs-wire.ts` says how and why).
  *
+ * Close codes follow y-websocket's reading of them: 4400-4499 are final (the provider stops
+ * reconnecting: no write grant 4403, token expired 4403, too large 4413), every other code is
+ * transient (rate limited 4503, append failed 1011, backlog full 1013, shutdown 1001).
+ *
  * Invariants:
- * 1. No upgrade without a valid token (401), a read grant for the room's entity (403) and a
- *    Yjs entity (404); a connection without a write grant may read and share awareness, and is
- *    closed (4403) when it sends a non-empty update.
- * 2. Every update a y-websocket client sends is appended to the log as part of a coalesced
- *    `yjs.update` entry of the room's entity (within `ROOM_COALESCE_MS`, at most
- *    `ROOM_UPDATE_BYTES_MAX` per entry), with this endpoint's own clientId and gap-free clientSeq
- *    per tenant, so it reaches @ledgerline/yjs clients through their subscriptions.
- * 3. Entries other writers append reach the room through `onCommit` and are applied in version
- *    order; a room applies each version at most once.
- * 4. Awareness lives in memory only and never crosses rooms or tenants.
- * 5. Every queue is bounded: unsent bytes per room (`ROOM_PENDING_BYTES_MAX`, the sender is
- *    closed with 1013 and its client resends on reconnect), buffered bytes per connection
- *    (slow consumers are closed), rooms per endpoint and connections per room (503).
+ * 1. No upgrade without a valid token (401), a read grant for the room's entity (403), a Yjs
+ *    entity (404) and a seat of the tenant (503); a connection without a write grant may read
+ *    and share awareness, and is closed (4403) when it sends a non-empty update. A connection is
+ *    closed (4403, `token_expired`) when its token expires, like a `/sync` session.
+ * 2. Every update a y-websocket client sends is appended to the log, coalesced with the room's
+ *    other updates (within `ROOM_COALESCE_MS`, up to `ROOM_UPDATE_BYTES_MAX`), as one `yjs.update`
+ *    entry or, over one entry, as parts (`crdt-parts.ts` of the model) in one append; with this
+ *    endpoint's own clientId and gap-free clientSeq per tenant, so it reaches @ledgerline/yjs
+ *    clients through their subscriptions.
+ * 3. Durable first: an update enters the room's document, and so reaches any peer, only after
+ *    its append is durable. When an append fails, its writers are closed (1011) and nobody sees
+ *    the update; their clients still hold it and send it again after they reconnect.
+ * 4. Entries other writers append reach the room through `onCommit` and are applied in version
+ *    order, parts joined first; a room applies each version at most once.
+ * 5. Awareness lives in memory only and never crosses rooms or tenants; a connection holds at
+ *    most `yjsAwarenessBytesMax` of it (an update past it closes the connection with 4413 and is
+ *    relayed to nobody).
+ * 6. Every queue is bounded: messages per connection (`yjsMessagesPerS`, closed with 4503),
+ *    unsent bytes per room (`ROOM_PENDING_BYTES_MAX`) and per endpoint
+ *    (`YJS_PENDING_BYTES_MAX`; the sender is closed with 1013 and its client resends on
+ *    reconnect), buffered bytes per connection (slow consumers are closed), rooms per endpoint
+ *    and connections per room (503).
+ * 7. A room closes only once its last connection left and its pending updates are durable.
+ * 8. A connection's messages are handled in arrival order, after its room loaded from the log.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { randomFillSync } from 'node:crypto'
-import type { Entry, Schema } from '@ledgerline/core'
-import {
-  createClientId,
-  createHlcClock,
-  matchesAny,
-  parseEntityName,
-  partitionOf,
-} from '@ledgerline/core'
-import type { HlcClock } from '@ledgerline/core'
-import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
-import * as awarenessProtocol from 'y-protocols/awareness'
-import * as syncProtocol from 'y-protocols/sync'
-import * as Y from 'yjs'
-import type { WebSocket } from 'ws'
+import type { Schema } from '@ledgerline/core'
+import { matchesAny, parseEntityName } from '@ledgerline/core'
 import { WebSocketServer } from 'ws'
 import type { TokenVerifier } from './auth.ts'
-import { readFromLatestSnapshot, readRange } from './crdt-snapshots.ts'
 import {
-  ROOM_COALESCE_MS,
+  RELAY_LIMITS_DEFAULT,
   ROOM_CONNECTIONS_MAX,
-  ROOM_PENDING_BYTES_MAX,
-  ROOM_UPDATE_BYTES_MAX,
   ROOMS_MAX,
   YJS_FRAME_BYTES_MAX,
 } from './limits.ts'
+import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
-import {
-  decodeRoom,
-  encodeSyncUpdate,
-  isEmptyUpdate,
-  MESSAGE_AWARENESS,
-  MESSAGE_QUERY_AWARENESS,
-  MESSAGE_SYNC,
-  refuseUpgrade,
-  send,
-  tokenOf,
-  updateOf,
-  YJS_PATH_PREFIX,
-  YJS_SUBPROTOCOL,
-  YJS_UPDATE_KIND,
-} from './yjs-wire.ts'
+import { createRelayGates } from './relay-gates.ts'
+import type { RelayGates } from './relay-gates.ts'
+import { startYjsConnection } from './yjs-connection.ts'
+import type { Admitted } from './yjs-connection.ts'
+import { createYjsLogWriter } from './yjs-log-writer.ts'
+import { createYjsRooms } from './yjs-rooms.ts'
+import { decodeRoom, refuseUpgrade, tokenOf, YJS_PATH_PREFIX, YJS_SUBPROTOCOL } from './yjs-wire.ts'
 
 export { YJS_PATH_PREFIX, YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from './yjs-wire.ts'
 
@@ -87,6 +80,10 @@ export interface YjsEndpointOptions {
   readonly now?: (() => number) | undefined
   /** Told about appends that failed; the room keeps running. */
   readonly onError?: ((error: unknown) => void) | undefined
+  /** The relay's limits (the `yjs…` ones and the tenant cap); the defaults when omitted. */
+  readonly limits?: Partial<RelayLimits> | undefined
+  /** The relay's global bounds, shared with `/sync`; a gate of its own when omitted. */
+  readonly gates?: RelayGates | undefined
 }
 
 export interface YjsEndpoint {
@@ -113,22 +110,17 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
   const { store, schema } = options
   const now = options.now ?? Date.now
   const onError = options.onError ?? (() => {})
+  const limits: RelayLimits = { ...RELAY_LIMITS_DEFAULT, ...options.limits }
+  const gates = options.gates ?? createRelayGates(limits)
   // The endpoint writes like a client: its own random clientId per process, gap-free
   // clientSeq per tenant (read back from the log), so dedupe and ordering hold as for /sync.
-  const clientId = createClientId((bytes) => randomFillSync(bytes))
-  const clock: HlcClock = createHlcClock(clientId, now)
-  const seqs = new Map<string, { next: number | undefined; chain: Promise<void> }>()
-  const rooms = new Map<string, Room>()
+  const writer = createYjsLogWriter(store, now)
+  const rooms = createYjsRooms({ store, writer, onError })
   let closing = false
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: YJS_FRAME_BYTES_MAX,
     handleProtocols: (protocols) => (protocols.has(YJS_SUBPROTOCOL) ? YJS_SUBPROTOCOL : false),
-  })
-  const stopCommits = store.onCommit((partitions) => {
-    for (const room of rooms.values()) {
-      if (partitions.includes(room.partition)) void pull(room)
-    }
   })
 
   async function authorize(request: IncomingMessage): Promise<Admission> {
@@ -156,283 +148,25 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
     if (!matchesAny(grants.read, entity)) {
       return { _tag: 'refuse', status: 403, message: `no read grant for '${entity}'` }
     }
-    const key = `${tenant}\0${entity}`
-    const open = rooms.get(key)
-    if (open === undefined && rooms.size >= ROOMS_MAX) {
+    const open = rooms.get(tenant, entity)
+    if (open === undefined && rooms.size() >= ROOMS_MAX) {
       return { _tag: 'refuse', status: 503, message: 'too many rooms' }
     }
     if (open !== undefined && open.conns.size >= ROOM_CONNECTIONS_MAX) {
       return { _tag: 'refuse', status: 503, message: 'room is full' }
     }
-    return { _tag: 'admit', tenant, entity, canWrite: matchesAny(grants.write, entity) }
-  }
-
-  function openRoom(tenant: string, entity: string): Room {
-    const key = `${tenant}\0${entity}`
-    const existing = rooms.get(key)
-    if (existing !== undefined) return existing
-    const doc = new Y.Doc({ gc: true })
-    const room: Room = {
-      key,
+    const seat = gates.tenant(tenant)
+    if (seat === undefined) {
+      return { _tag: 'refuse', status: 503, message: 'too many connections of this tenant' }
+    }
+    return {
+      _tag: 'admit',
       tenant,
       entity,
-      partition: partitionOf(tenant, entity, store.partitions),
-      doc,
-      awareness: new awarenessProtocol.Awareness(doc),
-      conns: new Map(),
-      version: 0,
-      ready: Promise.resolve(),
-      pulling: undefined,
-      pullAgain: false,
-      pending: [],
-      pendingBytes: 0,
-      timer: undefined,
-      appending: Promise.resolve(),
+      canWrite: matchesAny(grants.write, entity),
+      expiresAt: check.claims.expiresAt,
+      seat,
     }
-    // The server's own awareness state stays empty; only clients are present.
-    room.awareness.setLocalState(null)
-    doc.on('update', (update: Uint8Array, origin: unknown) => {
-      const message = encodeSyncUpdate(update)
-      for (const conn of room.conns.keys()) if (conn !== origin) send(conn, message)
-      if (origin instanceof Object && room.conns.has(origin as WebSocket)) enqueue(room, update)
-    })
-    room.awareness.on(
-      'update',
-      (
-        { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
-        origin: unknown,
-      ) => {
-        const changed = [...added, ...updated, ...removed]
-        const owner = room.conns.get(origin as WebSocket)
-        if (owner !== undefined) {
-          for (const id of added) owner.add(id)
-          for (const id of removed) owner.delete(id)
-        }
-        const encoder = encoding.createEncoder()
-        encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
-        encoding.writeVarUint8Array(
-          encoder,
-          awarenessProtocol.encodeAwarenessUpdate(room.awareness, changed),
-        )
-        const message = encoding.toUint8Array(encoder)
-        for (const conn of room.conns.keys()) send(conn, message)
-      },
-    )
-    room.ready = pull(room)
-    rooms.set(key, room)
-    return room
-  }
-
-  // Applies the entries after `room.version`, in version order, from the latest snapshot on
-  // the first read. One pull per room at a time; commits meanwhile trigger one more.
-  function pull(room: Room): Promise<void> {
-    if (room.pulling !== undefined) {
-      room.pullAgain = true
-      return room.pulling
-    }
-    room.pulling = (async () => {
-      do {
-        room.pullAgain = false
-        const entries =
-          room.version === 0
-            ? await readFromLatestSnapshot(store, room.tenant, room.entity)
-            : await readRange(store, room.tenant, room.entity, room.version + 1)
-        Y.transact(
-          room.doc,
-          () => {
-            for (const entry of entries) {
-              if (entry.version <= room.version) continue
-              room.version = entry.version
-              if (entry.clientId === clientId) continue // this endpoint's: already in the doc
-              const update = updateOf(entry)
-              if (update !== undefined) Y.applyUpdate(room.doc, update, LOG_ORIGIN)
-            }
-          },
-          LOG_ORIGIN,
-        )
-      } while (room.pullAgain)
-    })()
-      .catch(onError)
-      .finally(() => {
-        room.pulling = undefined
-      })
-    return room.pulling
-  }
-
-  function enqueue(room: Room, update: Uint8Array) {
-    if (room.pendingBytes + update.length > ROOM_UPDATE_BYTES_MAX) flush(room)
-    room.pending.push(update)
-    room.pendingBytes += update.length
-    room.timer ??= setTimeout(() => flush(room), ROOM_COALESCE_MS)
-  }
-
-  function flush(room: Room): Promise<void> {
-    if (room.timer !== undefined) clearTimeout(room.timer)
-    room.timer = undefined
-    if (room.pending.length === 0) return room.appending
-    const updates = room.pending
-    room.pending = []
-    const bytes = room.pendingBytes
-    const merged = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
-    room.appending = room.appending
-      .then(() => appendUpdate(room.tenant, room.entity, merged))
-      .catch(onError)
-      .finally(() => {
-        room.pendingBytes -= bytes
-      })
-    return room.appending
-  }
-
-  // Appends one update as this endpoint's next entry of `tenant`, in clientSeq order.
-  function appendUpdate(tenant: string, entity: string, update: Uint8Array): Promise<void> {
-    let seq = seqs.get(tenant)
-    if (seq === undefined) {
-      seq = { next: undefined, chain: Promise.resolve() }
-      seqs.set(tenant, seq)
-    }
-    const s = seq
-    const job = s.chain.then(async () => {
-      for (let attempt = 0; attempt < 2; attempt++) {
-        s.next ??= (await store.clientHigh(tenant, clientId)) + 1
-        const clientSeq = s.next
-        const entry: Entry = {
-          id: `${clientId}-${clientSeq}`,
-          tenant,
-          entity,
-          kind: YJS_UPDATE_KIND,
-          data: update,
-          intent: 'fact',
-          clientId,
-          clientSeq,
-          hlc: clock.tick(),
-          occurredAt: now(),
-        }
-        const [result] = await store.append(tenant, [{ entry }])
-        if (result?.status === 'refused' && result.code === 'seq_gap') {
-          s.next = undefined // another writer of ours moved on: read the high-water mark again
-          continue
-        }
-        s.next = clientSeq + 1
-        if (result?.status === 'refused') {
-          throw new Error(`y-websocket update refused: ${result.code}: ${result.reason}`)
-        }
-        return
-      }
-      throw new Error('y-websocket update refused twice with seq_gap')
-    })
-    s.chain = job.catch(() => undefined)
-    return job
-  }
-
-  function onConnection(conn: WebSocket, room: Room, canWrite: boolean) {
-    room.conns.set(conn, new Set())
-    conn.binaryType = 'arraybuffer'
-    let queue: Promise<void> = room.ready
-    conn.on('message', (data: ArrayBuffer | Buffer) => {
-      const bytes = new Uint8Array(data instanceof ArrayBuffer ? data : data)
-      // Messages are handled in order, after the room has loaded from the log.
-      queue = queue
-        .then(() => handleMessage(conn, room, canWrite, bytes))
-        .catch((error) => {
-          onError(error)
-          conn.close(1011, 'internal error')
-        })
-    })
-    conn.on('close', () => {
-      const owned = room.conns.get(conn)
-      room.conns.delete(conn)
-      if (owned !== undefined && owned.size > 0) {
-        awarenessProtocol.removeAwarenessStates(room.awareness, [...owned], null)
-      }
-      if (room.conns.size === 0) void closeRoomWhenIdle(room)
-    })
-    void room.ready.then(() => {
-      if (conn.readyState !== conn.OPEN) return
-      // Sync step 1 from the server: the client answers with what the relay lacks.
-      const encoder = encoding.createEncoder()
-      encoding.writeVarUint(encoder, MESSAGE_SYNC)
-      syncProtocol.writeSyncStep1(encoder, room.doc)
-      send(conn, encoding.toUint8Array(encoder))
-      const states = room.awareness.getStates()
-      if (states.size > 0) {
-        const aw = encoding.createEncoder()
-        encoding.writeVarUint(aw, MESSAGE_AWARENESS)
-        encoding.writeVarUint8Array(
-          aw,
-          awarenessProtocol.encodeAwarenessUpdate(room.awareness, [...states.keys()]),
-        )
-        send(conn, encoding.toUint8Array(aw))
-      }
-    })
-  }
-
-  function handleMessage(conn: WebSocket, room: Room, canWrite: boolean, bytes: Uint8Array) {
-    const decoder = decoding.createDecoder(bytes)
-    const type = decoding.readVarUint(decoder)
-    if (type === MESSAGE_SYNC) {
-      const syncType = decoding.readVarUint(decoder)
-      if (syncType === syncProtocol.messageYjsSyncStep1) {
-        const encoder = encoding.createEncoder()
-        encoding.writeVarUint(encoder, MESSAGE_SYNC)
-        syncProtocol.writeSyncStep2(encoder, room.doc, decoding.readVarUint8Array(decoder))
-        send(conn, encoding.toUint8Array(encoder))
-        return
-      }
-      if (
-        syncType !== syncProtocol.messageYjsSyncStep2 &&
-        syncType !== syncProtocol.messageYjsUpdate
-      ) {
-        conn.close(1003, 'unknown sync message')
-        return
-      }
-      const update = decoding.readVarUint8Array(decoder)
-      if (isEmptyUpdate(update)) return
-      if (!canWrite) {
-        conn.close(4403, 'read-only: no write grant for this document')
-        return
-      }
-      if (update.length > ROOM_UPDATE_BYTES_MAX) {
-        conn.close(1009, `update over ${ROOM_UPDATE_BYTES_MAX} bytes`)
-        return
-      }
-      if (room.pendingBytes + update.length > ROOM_PENDING_BYTES_MAX) {
-        // Not applied: the client keeps it and sends it again after it reconnects.
-        conn.close(1013, 'room backlog full, try again later')
-        return
-      }
-      Y.applyUpdate(room.doc, update, conn)
-      return
-    }
-    if (type === MESSAGE_AWARENESS) {
-      awarenessProtocol.applyAwarenessUpdate(
-        room.awareness,
-        decoding.readVarUint8Array(decoder),
-        conn,
-      )
-      return
-    }
-    if (type === MESSAGE_QUERY_AWARENESS) {
-      const encoder = encoding.createEncoder()
-      encoding.writeVarUint(encoder, MESSAGE_AWARENESS)
-      encoding.writeVarUint8Array(
-        encoder,
-        awarenessProtocol.encodeAwarenessUpdate(room.awareness, [
-          ...room.awareness.getStates().keys(),
-        ]),
-      )
-      send(conn, encoding.toUint8Array(encoder))
-      return
-    }
-    // messageAuth (2) and unknown types: y-websocket servers ignore them.
-  }
-
-  async function closeRoomWhenIdle(room: Room) {
-    await flush(room)
-    await room.appending
-    if (room.conns.size > 0 || rooms.get(room.key) !== room) return
-    rooms.delete(room.key)
-    room.awareness.destroy()
-    room.doc.destroy()
   }
 
   return {
@@ -444,9 +178,20 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
             refuseUpgrade(socket, admission.status, admission.message)
             return
           }
+          // The tenant seat goes back if the upgrade never completes (also if the socket went
+          // away while the token was being checked).
+          if (socket.destroyed) {
+            admission.seat.release()
+            return
+          }
+          let upgraded = false
+          socket.once('close', () => {
+            if (!upgraded) admission.seat.release()
+          })
           wss.handleUpgrade(request, socket, head, (conn) => {
-            const room = openRoom(admission.tenant, admission.entity)
-            onConnection(conn, room, admission.canWrite)
+            upgraded = true
+            const room = rooms.open(admission.tenant, admission.entity)
+            startYjsConnection(conn, room, admission, { rooms, limits, now, onError })
           })
         },
         (error: unknown) => {
@@ -455,16 +200,16 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
         },
       )
     },
-    roomCount: () => rooms.size,
+    roomCount: () => rooms.size(),
     async close() {
       closing = true
-      stopCommits()
-      await Promise.all([...rooms.values()].map((room) => flush(room)))
+      rooms.stop()
+      await Promise.all([...rooms.values()].map((room) => rooms.flush(room)))
       for (const room of rooms.values()) {
         for (const conn of room.conns.keys()) conn.close(1001, 'relay is shutting down')
       }
       await Promise.all([...rooms.values()].map((room) => room.appending))
-      for (const s of seqs.values()) await s.chain
+      await writer.settled()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
     },
   }
@@ -472,29 +217,4 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
 
 // ---------------------------------------------------------------------------------------------
 
-const LOG_ORIGIN = Symbol('ledgerline:log')
-
-interface Room {
-  readonly key: string
-  readonly tenant: string
-  readonly entity: string
-  readonly partition: number
-  readonly doc: Y.Doc
-  readonly awareness: awarenessProtocol.Awareness
-  /** Each connection with the awareness client ids it controls. */
-  readonly conns: Map<WebSocket, Set<number>>
-  /** The last version applied from the log. */
-  version: number
-  ready: Promise<void>
-  pulling: Promise<void> | undefined
-  pullAgain: boolean
-  pending: Uint8Array[]
-  /** Bytes received and not yet durable (buffered or being appended). */
-  pendingBytes: number
-  timer: ReturnType<typeof setTimeout> | undefined
-  appending: Promise<void>
-}
-
-type Admission =
-  | { readonly _tag: 'admit'; tenant: string; entity: string; canWrite: boolean }
-  | { readonly _tag: 'refuse'; status: number; message: string }
+type Admission = Admitted | { readonly _tag: 'refuse'; status: number; message: string }

@@ -32,26 +32,42 @@ export function registerHistoryCases(open: () => Promise<ClientStore>): void {
     const { entries } = await append(store, 2)
     const [e1, e2] = entries as [Entry, Entry]
     const c1 = correction(e1, 0, 2, 3)
+    // An ack names the correction; its body, and the feed, come with the page.
+    const ref = {
+      id: c1.id,
+      entity: 'order/o1',
+      kind: c1.kind,
+      version: 1,
+      partition: 2,
+      offset: 3,
+    }
     const applied = await store.applyAck(
-      [ack(e1, { ...appended(1, 2, 2), corrections: [c1] })],
+      [ack(e1, { ...appended(1, 2, 2), corrections: [ref] })],
       () => true,
     )
-    expect(applied.corrections.map((c) => [c.id, c.of, c.unseen])).toEqual([[c1.id, e1.id, true]])
-    expect([...applied.entities].sort()).toEqual(['stock/a'])
+    expect([...applied.entities].sort()).toEqual(['order/o1', 'stock/a'])
+    expect((await store.counters()).correctionsUnseen).toBe(0)
+    const first = await store.applyPages([{ entries: [stored(e1, 1, 2, 2), c1], cursors: {} }], 'k')
+    expect(first.corrections.map((c) => [c.id, c.of, c.unseen])).toEqual([[c1.id, e1.id, true]])
     expect((await store.counters()).correctionsUnseen).toBe(1)
-    // The page bringing the same correction adds nothing; a new one of e2 joins.
+    // A new one of e2 joins.
     const c2 = correction(e2, 0, 2, 5)
     const page = await store.applyPages(
-      [{ entries: [stored(e1, 1, 2, 2), c1, stored(e2, 3, 2, 4), c2], cursors: { 2: 5 } }],
+      [{ entries: [stored(e2, 3, 2, 4), c2], cursors: { 2: 5 } }],
       'k',
     )
     expect(page.corrections.map((c) => c.id)).toEqual([c2.id])
-    expect(page.own).toBe(2)
+    expect(page.own).toBe(1)
+    // History fetched again from the start (another scope, or another log): the same
+    // correction delivered again adds nothing.
+    await store.prepareCursors('t1', 'k2', () => true)
+    const again = await store.applyPages([{ entries: [c1], cursors: { 2: 3 } }], 'k2')
+    expect(again.corrections).toEqual([])
     // A correction of someone else's entry is not this client's business.
     const theirs = correction(other(1), 0, 2, 7)
     const quiet = await store.applyPages(
       [{ entries: [stored(other(1), 4, 2, 6), theirs], cursors: { 2: 7 } }],
-      'k',
+      'k2',
     )
     expect(quiet.corrections).toEqual([])
     expect((await store.counters()).correctionsUnseen).toBe(2)

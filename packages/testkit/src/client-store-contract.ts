@@ -8,16 +8,20 @@
  * 2. clientSeq allocated gap-free with the outbox records, which read back in clientSeq order,
  *    within the entry and byte bounds;
  * 3. one clientId for the outbox, moved as a whole by `reissue`, old ids forwarded;
- * 4. outbox records deleted by their acks only (`seq_gap` keeps one; an ack seen twice changes
- *    nothing), outcomes and acked records kept, lean acks keeping neither;
+ * 4. outbox records deleted by their acks only (`seq_gap`, `id_conflict` and `deferred` keep
+ *    one; an ack seen twice changes nothing), outcomes and acked records kept, lean acks
+ *    keeping neither;
  * 5. pages stored once with their cursors, own entries received back leaving `acked`;
  * 6. cursors, history and snapshots of one (tenant, scope), cleared together;
  * 7. what committed survives a close and a reopen;
  * 8. every call after `close` rejects with kind `closed`;
- * plus loads (from a snapshot, a base or version 1), the corrections feed (once per id, newest
- * first, marked seen) and the counters. The cases about what the subscription brings (5, 6,
- * loads, the feed) are in `client-store-contract-history.ts`; the entries they are built from in
- * `client-store-fixtures.ts`.
+ * 9. `beginSession`: the tenant and log identity recorded, a restored database or another log
+ *    setting `recovering` (kept until `reissue`), what another log lacks put back before
+ *    history goes (`client-store-contract-recovery.ts`);
+ * plus loads (from a snapshot, a base or version 1), the corrections feed (from pages, once per
+ * id, newest first, marked seen) and the counters. The cases about what the subscription brings
+ * (5, 6, loads, the feed) are in `client-store-contract-history.ts`; the entries they are built
+ * from in `client-store-fixtures.ts`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
@@ -39,6 +43,7 @@ import {
   stored,
 } from './client-store-fixtures.ts'
 import { registerHistoryCases } from './client-store-contract-history.ts'
+import { registerRecoveryCases } from './client-store-contract-recovery.ts'
 
 export interface ClientStoreContractSubject {
   /** Opens a store on the test's database; every call opens the same database. */
@@ -82,13 +87,26 @@ export function runClientStoreContract(
     it('creates the meta record once, and a reopened database keeps it', async () => {
       const raw = await (subject as ClientStoreContractSubject).open()
       opened.push(raw)
+      const ids = [CLIENT, RENAMED]
       let asked = 0
-      const first = await raw.init(() => (asked++, CLIENT), NOW)
-      expect(first).toMatchObject({ created: true, meta: { clientId: CLIENT, seqLast: 0 } })
+      const first = await raw.init(() => ids[asked++] as string, NOW, 't1')
+      // A clientId and a device secret, each random; the tenant given; nothing to recover.
+      expect(first).toMatchObject({
+        created: true,
+        meta: {
+          clientId: CLIENT,
+          deviceSecret: RENAMED,
+          seqLast: 0,
+          tenant: 't1',
+          recovering: false,
+          log: null,
+        },
+      })
       expect(first.meta.clientIds).toEqual([CLIENT])
-      const again = await raw.init(() => (asked++, OTHER), NOW + 1)
+      const again = await raw.init(() => (asked++, OTHER), NOW + 1, 'other')
       expect(again).toEqual({ meta: first.meta, created: false })
-      expect(asked).toBe(1)
+      expect(asked).toBe(2)
+      expect(await raw.tenant()).toBe('t1')
       raw.close()
       const reopened = await (subject as ClientStoreContractSubject).open()
       opened.push(reopened)
@@ -219,18 +237,26 @@ export function runClientStoreContract(
     it('applies acks: deletes what they answer, keeps outcomes and pending entries, keeps seq_gap', async () => {
       const store = await open()
       await store.prepareCursors('t1', 'k', () => true)
-      const { entries } = await append(store, 4)
-      const [e1, e2, e3, e4] = entries as [Entry, Entry, Entry, Entry]
+      const { entries } = await append(store, 6)
+      const [e1, e2, e3, e4, e5, e6] = entries as [Entry, Entry, Entry, Entry, Entry, Entry]
       const items = [
         ack(e1, appended(1, 2, 5)),
         ack(e2, { ...appended(2, 2, 6), status: 'duplicate' }),
         ack(e3, { id: e3.id, status: 'refused', code: 'invariant', reason: 'below zero', head: 2 }),
         ack(e4, { id: e4.id, status: 'refused', code: 'seq_gap', reason: 'gap', head: 0 }),
+        // Not decisions: an id the log holds for another entry, an entry it cannot decide yet.
+        ack(e5, { id: e5.id, status: 'id_conflict', reason: 'another entry has this id' }),
+        ack(e6, {
+          id: e6.id,
+          status: 'deferred',
+          code: 'unknown_type',
+          reason: 'no type yet',
+          retryAfterMs: 1_000,
+        }),
       ]
       const applied = await store.applyAck(items, () => true)
       expect(applied.gaps).toBe(1)
       expect([...applied.entities]).toEqual(['stock/a'])
-      expect(applied.corrections).toEqual([])
       expect([...applied.settled.keys()]).toEqual([e1.id, e2.id, e3.id])
       expect(applied.settled.get(e3.id)).toEqual({
         _tag: 'refused',
@@ -238,10 +264,14 @@ export function runClientStoreContract(
         reason: 'below zero',
         head: 2,
       })
-      expect((await store.readOutbox(undefined, 100, 1e9)).map((r) => r.id)).toEqual([e4.id])
+      expect((await store.readOutbox(undefined, 100, 1e9)).map((r) => r.id)).toEqual([
+        e4.id,
+        e5.id,
+        e6.id,
+      ])
       expect(await store.counters()).toMatchObject({
-        outboxEntries: 1,
-        outboxBytes: 100,
+        outboxEntries: 3,
+        outboxBytes: 300,
         oldestOutboxAt: NOW,
         ackedWaiting: 2,
       })
@@ -255,14 +285,18 @@ export function runClientStoreContract(
       expect(await store.outcome(e2.id)).toMatchObject({ _tag: 'duplicate', offset: 6 })
       expect(await store.outcome(e3.id)).toMatchObject({ _tag: 'refused', code: 'invariant' })
       expect(await store.outcome(e4.id)).toEqual({ _tag: 'outbox' })
+      expect(await store.outcome(e5.id)).toEqual({ _tag: 'outbox' })
+      expect(await store.outcome(e6.id)).toEqual({ _tag: 'outbox' })
       expect(await store.outcome(`${OTHER}-1`)).toEqual({ _tag: 'unknown' })
       const load = await store.loadEntity('stock/a', 'k')
-      expect(new Set(load.pending.map((e) => e.id))).toEqual(new Set([e1.id, e2.id, e4.id]))
+      expect(new Set(load.pending.map((e) => e.id))).toEqual(
+        new Set([e1.id, e2.id, e4.id, e5.id, e6.id]),
+      )
       expect(load.acked).toEqual(new Set([e1.id, e2.id]))
       // The same acks again (a resent batch's answer): nothing more is deleted or recorded.
       const twice = await store.applyAck(items, () => true)
       expect(twice.settled.size).toBe(0)
-      expect(await store.counters()).toMatchObject({ outboxEntries: 1, ackedWaiting: 2 })
+      expect(await store.counters()).toMatchObject({ outboxEntries: 3, ackedWaiting: 2 })
     })
 
     it('keeps no acked record the cursor already passed or out of scope, and a lean ack no outcome', async () => {
@@ -289,6 +323,7 @@ export function runClientStoreContract(
     })
 
     registerHistoryCases(open)
+    registerRecoveryCases(open)
 
     it('reissues the outbox under a new clientId from clientSeq 1 and forwards the old ids', async () => {
       const store = await open()
@@ -296,7 +331,8 @@ export function runClientStoreContract(
       const { entries } = await append(store, 3)
       const [e1, e2, e3] = entries as [Entry, Entry, Entry]
       await store.applyAck([ack(e1, appended(1, 0, 1))], () => true)
-      const renamed = await store.reissue(RENAMED, 5)
+      await store.markRecovering()
+      const renamed = await store.reissue(CLIENT, RENAMED)
       expect([...renamed]).toEqual([
         [e2.id, `${RENAMED}-1`],
         [e3.id, `${RENAMED}-2`],
@@ -316,11 +352,17 @@ export function runClientStoreContract(
         seqLast: 2,
         outboxEntries: 2,
       })
+      // The move ends the recovery: the next welcome has nothing to recover.
+      const begun = await store.beginSession(
+        { clientId: RENAMED, tenant: 't1', log: { id: 'log', generation: 1 }, high: 0 },
+        size,
+      )
+      expect(begun).toMatchObject({ _tag: 'begun', recovering: false })
       expect(await store.outcome(e2.id)).toEqual({ _tag: 'reissued', as: `${RENAMED}-1` })
       expect(await store.outcome(`${RENAMED}-1`)).toEqual({ _tag: 'outbox' })
       expect(await store.outcome(e1.id)).toMatchObject({ _tag: 'appended' })
-      // Another tab did it already: nothing happens.
-      expect((await store.reissue(OTHER, 2)).size).toBe(0)
+      // Another tab did it already (the clientId is no longer the one recovered from).
+      expect((await store.reissue(CLIENT, OTHER)).size).toBe(0)
       expect((await store.counters()).clientId).toBe(RENAMED)
       const next = await append(store, 1)
       expect(next.entries[0]?.id).toBe(`${RENAMED}-3`)

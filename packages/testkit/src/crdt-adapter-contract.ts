@@ -51,10 +51,10 @@ export interface ContractClient {
   subscribe(entity: string, onChange: () => void): () => void
 }
 
-/** What an adapter gives the contract. `H` is its binding handle. */
-export interface CrdtAdapterUnderTest<H> {
+/** What an adapter gives the contract. `H` is its binding handle, `S` its entity state. */
+export interface CrdtAdapterUnderTest<H, S = Uint8Array> {
   /** The entity type under test (made by `yjsEntity` / `automergeEntity`). */
-  readonly entityType: EntityType<Uint8Array>
+  readonly entityType: EntityType<S>
   /** Binds a new live document to `entity`; its actor/client id comes from `random`. */
   bind(client: ContractClient, entity: string, random: ContractRandom): Promise<H>
   /** Makes one random local edit (insert, delete, set a key…). */
@@ -64,7 +64,7 @@ export interface CrdtAdapterUnderTest<H> {
   /** A canonical text of the document's version (sorted state vector / sorted heads). */
   version(handle: H): string
   /** The JSON of a state folded by the entity type's `reduce`. */
-  stateToJSON(state: Uint8Array): unknown
+  stateToJSON(state: S): unknown
   /** Appends buffered local edits now. */
   flush(handle: H): Promise<void>
   destroy(handle: H): Promise<void>
@@ -87,9 +87,9 @@ export interface CrdtContractOptions {
  *   …
  * })
  */
-export function runCrdtAdapterContract<H>(
+export function runCrdtAdapterContract<H, S = Uint8Array>(
   name: string,
-  adapter: CrdtAdapterUnderTest<H>,
+  adapter: CrdtAdapterUnderTest<H, S>,
   options: CrdtContractOptions = {},
 ): void {
   const seeds = options.seeds ?? [1, 2, 3]
@@ -146,8 +146,8 @@ export function runCrdtAdapterContract<H>(
 const ENTITY = 'doc/contract'
 const TENANT = 'contract'
 
-async function runSeed<H>(
-  adapter: CrdtAdapterUnderTest<H>,
+async function runSeed<H, S>(
+  adapter: CrdtAdapterUnderTest<H, S>,
   seed: number,
   replicaCount: number,
   steps: number,
@@ -226,6 +226,16 @@ async function runSeed<H>(
   expect(adapter.toJSON(fresh), 'catch-up from snapshot').toEqual(json)
   expect(adapter.version(fresh), 'catch-up version').toBe(version)
   await adapter.destroy(fresh)
+  // A snapshot as relays before `data.through` alone wrote it, with `corrects` naming the last
+  // entry it covers, still reads the same (logs keep their history).
+  const [snapshot, ...after] = fromSnapshot as (Entry & { version: number })[]
+  const covered = server.log[(snapshot?.version ?? 1) - 2]
+  const legacy = createReplicaStore(98)
+  legacy.base = snapshot?.version ?? 1
+  for (const e of [{ ...snapshot, corrects: covered?.id } as Entry, ...after]) receive(legacy, e)
+  const old = await adapter.bind(createFakeClient(legacy, adapter.entityType), ENTITY, random)
+  expect(adapter.toJSON(old), 'catch-up from a snapshot with corrects').toEqual(json)
+  await adapter.destroy(old)
   for (const r of replicas) await adapter.destroy(r.handle as H)
   return server.log.length
 }
@@ -245,7 +255,7 @@ interface ReplicaStore {
   /** Own entries not yet acknowledged, in clientSeq order. */
   outbox: Entry[]
   /** The confirmed state folded so far (a real client caches it the same way). */
-  folded?: { through: number; state: Uint8Array } | undefined
+  folded?: { through: number; state: unknown } | undefined
 }
 
 interface FakeClient extends ContractClient {
@@ -272,14 +282,10 @@ function createReplicaStore(index: number): ReplicaStore {
 }
 
 // `twice` folds every entry twice into the view, to check that bindings are idempotent.
-function createFakeClient(
-  store: ReplicaStore,
-  type: EntityType<Uint8Array>,
-  twice = false,
-): FakeClient {
+function createFakeClient<S>(store: ReplicaStore, type: EntityType<S>, twice = false): FakeClient {
   const listeners = new Set<() => void>()
   let alive = true
-  let cached: { key: string; view: Uint8Array } | undefined
+  let cached: { key: string; view: S } | undefined
   const client: FakeClient = {
     async append(entity, kind, data) {
       if (!alive) throw new Error('client closed')
@@ -306,7 +312,7 @@ function createFakeClient(
       // real client caches it; then own pending entries. Unchanged inputs give the same view.
       if (store.folded === undefined)
         store.folded = { through: store.base - 1, state: type.initial }
-      const folded = store.folded
+      const folded = store.folded as { through: number; state: S }
       const seen = new Set<string>()
       for (let v = folded.through + 1; store.received.has(v); v++) {
         const e = store.received.get(v) as Entry
@@ -344,7 +350,7 @@ function createFakeClient(
   return client
 }
 
-function createFakeServer(type: EntityType<Uint8Array>): FakeServer {
+function createFakeServer<S>(type: EntityType<S>): FakeServer {
   const log: Entry[] = []
   const ids = new Set<string>()
   const kindPrefix = type.crdt ?? 'crdt'
@@ -366,10 +372,9 @@ function createFakeServer(type: EntityType<Uint8Array>): FakeServer {
         tenant: TENANT,
         entity: ENTITY,
         kind: `${kindPrefix}.snapshot`,
-        data: { through: log.length, state },
+        data: { through: log.length, state: state as unknown as Data },
         intent: 'request',
         expect: log.length,
-        corrects: last.id,
         clientId: SERVER_CLIENT_ID,
         clientSeq: 0,
         hlc: last.hlc,

@@ -12,7 +12,16 @@ import { WebSocket } from 'ws'
 import type { StoredEntry } from '@ledgerline/core'
 import type { WebSocketConstructor } from '@ledgerline/client'
 import type { ClientMessage, RelayMessage } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
+  ERROR_KINDS,
+  FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
+} from '@ledgerline/protocol'
 import { createRelay, signToken } from '@ledgerline/relay'
 import { createMemoryTransport, type MemoryTransport } from './memory-transport.ts'
 import { MEMORY_TRANSPORT_EVENTS_QUEUED_MAX } from './sim/limits.ts'
@@ -161,7 +170,15 @@ function serveRelayDouble(transport: MemoryTransport, url: string): { shutdown()
             type: 'welcome',
             protocol: PROTOCOL_VERSION,
             tenant: 't1',
+            subject: 'till',
             grants: { read: ['*'], write: ['*'] },
+            log: { id: 'transport-contract-log', generation: 1 },
+            limits: {
+              pushEntriesMax: PUSH_ENTRIES_MAX,
+              pushBytesMax: FRAME_BYTES_MAX,
+              entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+              pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+            },
             partitions: 1,
             clientSeqHigh: 0,
             serverTime: Date.now(),
@@ -175,6 +192,8 @@ function serveRelayDouble(transport: MemoryTransport, url: string): { shutdown()
           send({
             type: 'ack',
             batch: m.batch,
+            first: 0,
+            done: true,
             results: m.entries.map((e) => {
               const stored = {
                 ...e,

@@ -10,9 +10,10 @@ import * as Y from 'yjs'
 import { bindYDoc } from './bind-ydoc.ts'
 import type { YDocBinding } from './bind-ydoc.ts'
 import { YJS_UPDATE_BYTES_MAX } from './limits.ts'
-import { yjsEntity, YJS_UPDATE } from './yjs-entity.ts'
+import { yjsEntity, yjsStateUpdate, YJS_UPDATE } from './yjs-entity.ts'
+import type { YjsState } from './yjs-entity.ts'
 
-runCrdtAdapterContract<YDocBinding>('yjs', {
+runCrdtAdapterContract<YDocBinding, YjsState>('yjs', {
   entityType: yjsEntity('doc'),
   async bind(client, entity, random) {
     const doc = new Y.Doc()
@@ -25,7 +26,7 @@ runCrdtAdapterContract<YDocBinding>('yjs', {
   version: (binding) => canonicalStateVector(binding.doc),
   stateToJSON(state) {
     const doc = new Y.Doc()
-    Y.applyUpdate(doc, state)
+    Y.applyUpdate(doc, yjsStateUpdate(state))
     return docJSON(doc)
   },
   flush: (binding) => binding.flush(),

@@ -2,6 +2,7 @@
  * `bindYDoc`: a live `Y.Doc` kept in a Ledgerline entity's ledger.
  *
  *   local edit ──update event──► buffer ──(YJS_COALESCE_MS or YJS_UPDATE_BYTES_MAX)──► append
+ *                                       (an update over one entry: its parts, in one appendMany)
  *   subscribe ──► load(entity).view ──Y.diffUpdate(view, doc's state vector)──► Y.applyUpdate
  *
  * Terms: *local* updates are those the app makes on the doc (any origin but the binding's own);
@@ -19,11 +20,22 @@
  *    edits in any order, duplicated, or again after a reload.
  * 5. Appends run one at a time in the order the updates were made; an append that fails puts
  *    its bytes back at the front of the buffer and is reported through `onError`.
+ * 6. An update over `YJS_UPDATE_BYTES_MAX` (a long paste, a document made offline) is appended as
+ *    parts of one group (`crdt-parts.ts` of `@ledgerline/core`), all in one `appendMany` when the
+ *    client has it (one outbox write: never half a group), and the view joins them before the
+ *    doc sees them. Only an update over `CRDT_UPDATE_BYTES_MAX` stays in the doc (`too_large`).
  */
+import {
+  appendCrdtDrafts,
+  createClientId,
+  CRDT_UPDATE_BYTES_MAX,
+  crdtUpdateDrafts,
+} from '@ledgerline/core'
 import * as Y from 'yjs'
 import type { CrdtClient } from './crdt-client.ts'
 import { YJS_BUFFER_BYTES_MAX, YJS_COALESCE_MS, YJS_UPDATE_BYTES_MAX } from './limits.ts'
-import { YJS_UPDATE } from './yjs-entity.ts'
+import { yjsStateUpdate } from './yjs-entity.ts'
+import type { YjsState } from './yjs-entity.ts'
 
 export interface BindYDocOptions {
   /** The document to bind; a new `Y.Doc` when omitted (then `destroy()` destroys it). */
@@ -88,11 +100,11 @@ export async function bindYDoc(
 
   const onUpdate = (update: Uint8Array, updateOrigin: unknown) => {
     if (updateOrigin === origin || destroyed) return
-    if (update.length > YJS_UPDATE_BYTES_MAX) {
+    if (update.length > CRDT_UPDATE_BYTES_MAX) {
       onError(
         new YjsBindingError(
           'too_large',
-          `a single Yjs update of ${update.length} bytes is over ${YJS_UPDATE_BYTES_MAX}; ` +
+          `a single Yjs update of ${update.length} bytes is over ${CRDT_UPDATE_BYTES_MAX}; ` +
             'it stays in this Y.Doc only',
         ),
       )
@@ -102,10 +114,12 @@ export async function bindYDoc(
       onError(new YjsBindingError('buffer_full', `over ${YJS_BUFFER_BYTES_MAX} bytes unsent`))
       return
     }
-    if (bufferBytes + update.length > bytesMax) void flush()
+    if (bufferBytes > 0 && bufferBytes + update.length > bytesMax) void flush()
     buffer.push(update)
     bufferBytes += update.length
-    timer ??= setTimeout(() => void flush(), coalesceMs)
+    // Invariant 6: an update over one entry goes at once, in parts.
+    if (bufferBytes > bytesMax) void flush()
+    else timer ??= setTimeout(() => void flush(), coalesceMs)
   }
 
   function flush(): Promise<void> {
@@ -118,7 +132,12 @@ export async function bindYDoc(
     appending = appending.then(async () => {
       const merged = updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates)
       try {
-        await client.append(entity, YJS_UPDATE, merged, { intent: 'fact' })
+        const drafts = crdtUpdateDrafts('yjs', merged, randomGroup(), bytesMax)
+        if (drafts === undefined) {
+          onError(new YjsBindingError('too_large', `merged updates over ${CRDT_UPDATE_BYTES_MAX}`))
+          return
+        }
+        await appendCrdtDrafts(client, entity, drafts)
       } catch (error) {
         buffer.unshift(merged)
         bufferBytes += merged.length
@@ -156,9 +175,11 @@ export async function bindYDoc(
 
   function applyView(view: unknown) {
     // The client hands out the same view object until something changed.
-    if (view === lastView || !(view instanceof Uint8Array)) return
+    if (view === lastView || typeof view !== 'object' || view === null) return
     lastView = view
-    const missing = Y.diffUpdate(view, Y.encodeStateVector(doc))
+    const update = yjsStateUpdate(view as YjsState)
+    if (!(update instanceof Uint8Array)) return
+    const missing = Y.diffUpdate(update, Y.encodeStateVector(doc))
     Y.applyUpdate(doc, missing, origin)
   }
 
@@ -178,4 +199,9 @@ export async function bindYDoc(
       if (options.doc === undefined) doc.destroy()
     },
   }
+}
+
+/** A group id for the parts of one update: 128 random bits, as a client id is made. */
+function randomGroup(): string {
+  return createClientId((bytes) => void crypto.getRandomValues(bytes as Uint8Array<ArrayBuffer>))
 }

@@ -4,12 +4,9 @@
 // (createRelay, SQLite log with CRDT snapshots, the /yjs/ endpoint as an extra upgrade route)
 // on 127.0.0.1 port 0, the real @ledgerline/client on fake-indexeddb with `ws`, and a real
 // WebsocketProvider with `ws` as its WebSocket. Deterministic edits; every wait is bounded.
-import 'fake-indexeddb/auto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Client, WebSocketConstructor } from '@ledgerline/client'
-import { createClient } from '@ledgerline/client'
 import { defineSchema } from '@ledgerline/core'
 import {
   createRelay,
@@ -18,20 +15,21 @@ import {
   createYjsEndpoint,
   signToken,
   withCrdtSnapshots,
-  YJS_SUBPROTOCOL,
-  YJS_TOKEN_SUBPROTOCOL_PREFIX,
 } from '@ledgerline/relay'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { IDBFactory } from 'fake-indexeddb'
 import { afterEach, expect, it } from 'vitest'
-import { WebSocket } from 'ws'
-import { WebsocketProvider } from 'y-websocket'
-import * as Y from 'yjs'
 import { bindYDoc } from './bind-ydoc.ts'
+import * as helper from './relay.test-helper.ts'
 import { yjsEntity } from './yjs-entity.ts'
 
 const schema = defineSchema(yjsEntity('doc'))
 const secret = 'yjs-interop-test-secret-0123456789'
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: helper.Cleanups = []
+const openClient = (url: string, token: string, idb: IDBFactory) =>
+  helper.openClient(cleanups, url, token, schema, idb)
+const connect = (url: string, room: string, token: string) =>
+  helper.connect(cleanups, url, room, token)
+const until = helper.until
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
@@ -108,44 +106,4 @@ async function startRelay(
   }
   cleanups.push(close)
   return { url: relay.url, yjsUrl: `ws://127.0.0.1:${relay.port}/yjs`, close }
-}
-
-function openClient(url: string, token: string, idb: IDBFactory): Client {
-  const client = createClient({
-    url,
-    token,
-    schema,
-    dbName: 'till',
-    indexedDB: idb,
-    IDBKeyRange,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    locks: null,
-    BroadcastChannel: null,
-    persist: false,
-  })
-  cleanups.push(() => client.close().catch(() => undefined))
-  return client
-}
-
-function connect(url: string, room: string, token: string) {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(url, room, doc, {
-    protocols: [YJS_SUBPROTOCOL, `${YJS_TOKEN_SUBPROTOCOL_PREFIX}${token}`],
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
-    maxBackoffTime: 200,
-  })
-  cleanups.push(() => {
-    provider.destroy()
-    doc.destroy()
-  })
-  return { doc, provider }
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }

@@ -193,6 +193,7 @@ export function checkSimulation(input: CheckInput): CheckReport {
 
   // 6. Acks agree with the final log.
   for (const { client, result } of history.acks) {
+    if (result.status === 'id_conflict' || result.status === 'deferred') continue
     if (result.status === 'refused') {
       if (result.code === 'seq_gap' || result.code === 'forbidden') continue
       const recorded = refusedById.get(result.id)

@@ -283,6 +283,8 @@ export function createSimClient(options: SimClientOptions): SimClient {
               gap = true
               continue
             }
+            // Not decided (protocol 2): the record stays and goes again on the next connection.
+            if (result.status === 'deferred' || result.status === 'id_conflict') continue
             db.outbox.delete(seq)
             db.decisions.set(result.id, result)
           }

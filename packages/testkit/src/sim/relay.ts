@@ -26,7 +26,16 @@ import type {
   ErrorKind,
   RelayMessage,
 } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import {
+  decodeMessage,
+  encodeMessage,
+  ENTRY_DATA_BYTES_MAX,
+  ERROR_KINDS,
+  FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  PUSH_ENTRIES_MAX,
+  PUSH_IN_FLIGHT_MAX,
+} from '@ledgerline/protocol'
 import type { CrashPoints } from './crash-points.ts'
 import { SIM_PAGE_ENTRIES_MAX } from './limits.ts'
 import type { MemoryLogStore } from '@ledgerline/log'
@@ -148,7 +157,11 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
       for (const q of batch) fail(q.state, 'internal', 'log append failed before commit')
       return
     }
-    const results = store.appendGroupNow(batch.map((q) => ({ tenant, items: q.items })))
+    // The model relay's one subject: no call is ever `client_taken`, so every result is a wire
+    // result.
+    const results = store.appendGroupNow(
+      batch.map((q) => ({ tenant, items: q.items, pusher: SIM_PUSHER })),
+    ) as AckResult[][]
     stats.commits++
     sched.record(`relay commit ${batch.length} calls`)
     afterCommit(batch, results)
@@ -165,7 +178,13 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
   }
   const sendAcks = (batch: Queued[], results: AckResult[][]) => {
     batch.forEach((q, i) =>
-      send(q.state, { type: 'ack', batch: q.batch, results: results[i] ?? [] }),
+      send(q.state, {
+        type: 'ack',
+        batch: q.batch,
+        first: 0,
+        results: results[i] ?? [],
+        done: true,
+      }),
     )
     const action = points.hit('relay.fanout.afterCommit')
     if (action === 'crash') return crash('relay.fanout.afterCommit')
@@ -206,9 +225,17 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
         type: 'welcome',
         protocol: PROTOCOL_VERSION,
         tenant,
+        subject: 'sim',
         grants: { read: ['*'], write: ['*'] },
+        log: { id: 'sim', generation: 1 },
+        limits: {
+          pushEntriesMax: PUSH_ENTRIES_MAX,
+          pushBytesMax: FRAME_BYTES_MAX,
+          entryDataBytesMax: ENTRY_DATA_BYTES_MAX,
+          pushInFlightMax: PUSH_IN_FLIGHT_MAX,
+        },
         partitions: store.partitions,
-        clientSeqHigh: store.clientHighNow(tenant, message.clientId),
+        clientSeqHigh: store.clientNow(tenant, message.clientId).high,
         serverTime: sched.now(),
         expiresAt: sched.now() + 24 * 60 * 60 * 1000,
       })
@@ -275,6 +302,8 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
     stats,
   }
 }
+
+const SIM_PUSHER = { subject: 'sim', grants: { read: ['*'], write: ['*'] } }
 
 interface ConnState {
   readonly conn: SimConnection
