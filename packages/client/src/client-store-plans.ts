@@ -474,16 +474,24 @@ export function planReissue(
   const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   let n = meta.n
   // One clientId (guarantee 3): clientSeq order is the outbox's order.
-  ;[...records]
-    .sort((a, b) => a.clientSeq - b.clientSeq)
-    .forEach((r, i) => {
-      const clientSeq = i + 1
-      const id = `${newClientId}-${clientSeq}`
-      const entry = validateEntry({ ...r.entry, id, clientId: newClientId, clientSeq })
-      moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
-      outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
-      renamed.set(r.id, id)
+  const ordered = [...records].sort((a, b) => a.clientSeq - b.clientSeq)
+  ordered.forEach((r, i) => renamed.set(r.id, `${newClientId}-${i + 1}`))
+  ordered.forEach((r, i) => {
+    const clientSeq = i + 1
+    const id = `${newClientId}-${clientSeq}`
+    // A correction moves with the entry it corrects: under the old id the log holds nothing of
+    // it, or another entry of an older copy of this database.
+    const corrects = r.entry.corrects === undefined ? undefined : renamed.get(r.entry.corrects)
+    const entry = validateEntry({
+      ...r.entry,
+      id,
+      clientId: newClientId,
+      clientSeq,
+      ...(corrects === undefined ? {} : { corrects }),
     })
+    moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
+    outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
+  })
   return {
     records: moved,
     outcomes,

@@ -373,8 +373,9 @@ export interface ClientStore {
   markRecovering(): Promise<void>
   /**
    * Restore recovery's move: every outbox record goes to `newClientId` (clientSeq from 1, in
-   * clientSeq order), `reissued` outcomes are recorded under the old ids, the new id joins
-   * `clientIds`, and `recovering` is cleared, in one write. A no-op (an empty map) when the
+   * clientSeq order), a record's `corrects` naming a moved record names its new id, `reissued`
+   * outcomes are recorded under the old ids, the new id joins `clientIds`, and `recovering` is
+   * cleared, in one write. A no-op (an empty map) when the
    * current clientId is no longer `from` (another tab moved it).
    */
   reissue(from: string, newClientId: string): Promise<ReadonlyMap<string, string>>

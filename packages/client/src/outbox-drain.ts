@@ -316,6 +316,10 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     let first = Number.POSITIVE_INFINITY
     for (const h of heldById.values()) if (h.dueAt > -Infinity) first = Math.min(first, h.dueAt)
     if (first === Number.POSITIVE_INFINITY || stopped) return
+    // Due already, and the next read starts from the outbox's start: the drain could not push
+    // (every batch in flight, a gap backing off), and what unblocks it (an ack, the gap timer, a
+    // welcome) drains again and sends the record. A timer now would only spin.
+    if (first <= options.now() && lastSent === undefined && unread) return
     retryTimer = scheduler.setTimeout(
       () => {
         retryTimer = undefined

@@ -67,6 +67,11 @@ export interface TillFinal {
   readonly entities: ReadonlyMap<string, { readonly version: number; readonly state: unknown }>
   /** `outcome()` of each of its resolved entries, by entry id (reissue hops followed). */
   readonly outcomes: ReadonlyMap<string, Outcome>
+  /**
+   * The id each entry ended under, by its first id: restore recovery moves an entry to a new
+   * clientId (`outcome` says `reissued`), and the log decides it under the last one.
+   */
+  readonly finalIds: ReadonlyMap<string, string>
 }
 
 export interface ProductCheckInput {
@@ -161,12 +166,17 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
   const outcomeOf = new Map<string, Outcome>()
   for (const till of input.tills) for (const [id, o] of till.outcomes) outcomeOf.set(id, o)
+  const finalIdOf = new Map<string, string>()
+  for (const till of input.tills) for (const [id, last] of till.finalIds) finalIdOf.set(id, last)
+  /** The id the log decided an entry under (its first one unless it was reissued). */
+  const decidedId = (id: string) => finalIdOf.get(id) ?? id
   let resolved = 0
   let requests = 0
   let requestsRefused = 0
   for (const record of history.ops.values()) {
     const inLog = byOp.get(record.op) ?? []
-    const refusedCode = record.entry === undefined ? undefined : refusedById.get(record.entry.id)
+    const refusedCode =
+      record.entry === undefined ? undefined : refusedById.get(decidedId(record.entry.id))
     const finalOutcome = record.entry === undefined ? undefined : outcomeOf.get(record.entry.id)
     const refused =
       refusedCode !== undefined || (finalOutcome?._tag === 'refused' && inLog.length === 0)
@@ -237,6 +247,9 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       const record = history.ops.get(m.op)
       if (record === undefined || record.outcome !== 'resolved' || record.forgotten === true)
         continue
+      // Protocol 2: the log answered `id_conflict` and the client moved the entry to a new id
+      // (`outcome(id)` is `reissued`): the log never took it for the other content.
+      if (record.entry !== undefined && decidedId(record.entry.id) !== record.entry.id) continue
       violate(
         'ids',
         `${id} names two contents: the log holds ${holder.op ?? holder.by}'s, ${m.by} promised ${m.op} under it`,
@@ -305,7 +318,11 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       if (record.entry === undefined || record.forgotten === true) continue
       const outcome = outcomeOf.get(record.entry.id)
       const inLog = (byOp.get(record.op) ?? []).length > 0
-      const serverSays = inLog ? 'appended' : refusedById.has(record.entry.id) ? 'refused' : 'none'
+      const serverSays = inLog
+        ? 'appended'
+        : refusedById.has(decidedId(record.entry.id))
+          ? 'refused'
+          : 'none'
       const tillSays =
         outcome === undefined ? 'none' : outcome._tag === 'duplicate' ? 'appended' : outcome._tag
       if (tillSays !== serverSays) {

@@ -18,7 +18,9 @@
  * 2. Every result a store returns reaches the oracle before the session sees it, in commit
  *    order (the group commit resolves the calls of a group in order).
  * 3. A log restored from a copy is the file as it was at a commit boundary (`VACUUM INTO` between
- *    events), and the oracle goes back to its state of that moment.
+ *    events), and the oracle goes back to its state of that moment. The operator then does what
+ *    protocol 2 asks after a restore: the next incarnation raises the log's generation
+ *    (`bumpGeneration`, as `ledgerline-relay bump-generation` does) before it takes connections.
  * 4. The token check runs the real verifier on the relay's clock; its WebCrypto work is a
  *    barrier of the loop, so its result arrives at a simulated time, the same on every run.
  */
@@ -27,11 +29,18 @@ import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { pino } from 'pino'
 import type { Schema, StoredEntry } from '@ledgerline/core'
-import type { AppendItem, LogStore, MemoryLogStore, MemoryLogStoreBugs } from '@ledgerline/log'
+import type {
+  AppendItem,
+  AppendResult,
+  LogStore,
+  MemoryLogStore,
+  MemoryLogStoreBugs,
+} from '@ledgerline/log'
 import { createMemoryLogStore } from '@ledgerline/log'
-import type { AckResult } from '@ledgerline/protocol'
 import {
+  createCommitQueue,
   createFanoutTails,
+  createRelayGates,
   createSession,
   createSqliteStore,
   createTokenVerifier,
@@ -86,7 +95,7 @@ export interface RelayNode {
   setSchema(schema: Schema | undefined): void
   /** Copies the log as it is now (invariant 3); false when the mode cannot. */
   backup(): boolean
-  /** With the process down: puts the last copy back as the log. */
+  /** With the process down: puts the last copy back as the log (and bumps its generation). */
   restoreBackup(): void
   /** Every stored entry, per partition in offset order, and every recorded refusal. */
   dump(tenant: string): Promise<LogDump>
@@ -121,6 +130,8 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
   let memory: MemoryLogStore | undefined
   let stopCommits: (() => void) | undefined
   let hasCopy = false
+  /** A restored log waits for its generation bump (invariant 3). */
+  let bumpPending = false
   let oracleCopy: unknown
   const sessions = new Set<Session>()
   const stats = { crashes: 0, incarnations: 0, sessions: 0 }
@@ -166,11 +177,11 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
   /** The store as the sessions see it: every append result goes by the oracle (invariant 2). */
   const checked = (inner: LogStore): LogStore => ({
     partitions: inner.partitions,
-    append: (tenant: string, items: readonly AppendItem[]) => {
+    append: (tenant: string, items: readonly AppendItem[], pusher) => {
       // Killed before the log saw the push: its session is gone, it is never answered.
-      if (dieAt('relay.append.before')) return new Promise<AckResult[]>(() => {})
-      return inner.append(tenant, items).then((results: AckResult[]) => {
-        oracle.check(tenant, items, results)
+      if (dieAt('relay.append.before')) return new Promise<AppendResult[]>(() => {})
+      return inner.append(tenant, items, pusher).then((results: AppendResult[]) => {
+        oracle.check(tenant, items, pusher, results)
         // Killed after the commit, before the ack leaves: the client resends, gets duplicates.
         dieAt('relay.commit.after')
         return results
@@ -180,7 +191,9 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       inner.readPartition(tenant, partition, after, limit),
     readEntity: (tenant, entity, from, limit) => inner.readEntity(tenant, entity, from, limit),
     head: (tenant, entity) => inner.head(tenant, entity),
-    clientHigh: (tenant, clientId) => inner.clientHigh(tenant, clientId),
+    client: (tenant, clientId) => inner.client(tenant, clientId),
+    identity: () => inner.identity(),
+    bumpGeneration: () => inner.bumpGeneration(),
     partitionHeads: () => inner.partitionHeads(),
     onCommit: (listener) => inner.onCommit(listener),
     close: () => inner.close(),
@@ -193,6 +206,12 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       sched.record(`relay start #${stats.incarnations}`)
       const base = await openStore(current)
       if (!current.alive) return
+      if (bumpPending) {
+        const identity = await base.bumpGeneration()
+        if (!current.alive) return
+        bumpPending = false
+        sched.record(`relay log generation ${identity.generation}`)
+      }
       store = base
       oracle.setSchema(schema)
       const timers = current.timers(now)
@@ -207,14 +226,17 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
           )
         })
       }
+      const sessionStore = checked(base)
       const context: SessionContext = {
-        store: checked(base),
+        store: sessionStore,
         tails,
         verify,
         limits: RELAY_LIMITS_DEFAULT,
         metrics: NO_METRICS,
         logger,
         timers,
+        gates: createRelayGates(RELAY_LIMITS_DEFAULT),
+        commits: createCommitQueue(sessionStore, RELAY_LIMITS_DEFAULT),
       }
       stopCommits = base.onCommit((partitions) => {
         tails.onCommit(partitions)
@@ -268,6 +290,7 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       if (!hasCopy) return
       for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true })
       copyFileSync(copyFile, file)
+      bumpPending = true
       oracle.load(oracleCopy)
       sched.record('relay log restored')
     },
@@ -314,6 +337,7 @@ const NO_METRICS: RelayMetrics = {
   bytesOut() {},
   appended() {},
   overloaded() {},
+  countYjsRooms() {},
   render: async () => '',
   contentType: 'text/plain',
 }

@@ -38,9 +38,11 @@ import {
   SIM_CLOCK_JUMP_BACK_MS_MAX,
   SIM_CLOCK_SKEW_MS_MAX,
   SIM_DRAIN_MS_MAX,
+  SIM_EPOCH_MS,
   SIM_FAILURE_LINES_PER_CHECK,
   SIM_OVERSIZED_BURST_ENTRIES,
   SIM_PARTITIONS,
+  SIM_REISSUE_HOPS_MAX,
   SIM_SETTLE_MS,
   SIM_STALL_MS_MAX,
   SIM_TABS_MAX,
@@ -196,7 +198,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
   const loop = createSimLoop(sched)
   const wire = createWire(sched, root.fork('wire'))
   const history = createSimHistory()
-  const oracle = createLogOracle(productSchema, SIM_PARTITIONS)
+  const oracle = createLogOracle(productSchema, SIM_PARTITIONS, () => SIM_EPOCH_MS + sched.now())
   const points = createProductCrashPoints(root.fork('points'), config.crashRate)
   const restarts = root.fork('restarts')
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
@@ -459,7 +461,7 @@ function schedule(world: World): Scheduled {
   const end = config.durationMs
   // Workload: each till's cashier appends at random times over the run.
   tills.forEach((till, i) => {
-    const app = createApp(till, i, root.fork(`app-${till.name}`))
+    const app = createApp(till, i, root.fork(`app-${till.name}`), history)
     const rng = root.fork(`times-${till.name}`)
     const meanGapMs = end / config.opsPerTill
     let t = 0
@@ -591,10 +593,11 @@ function createApp(
   till: Till,
   index: number,
   rng: Prng,
+  history: SimHistory,
 ): { step(): void; pick(noteBytes: number): void } {
   let n = 0
   let orderNo = 1
-  const lines: { id: string; amount: number }[] = []
+  const lines: { id: string; amount: number; op: string }[] = []
   const stock = ['stock/s7:espresso-1kg', 'stock/s7:milk-1l', 'stock/s7:cups-12oz']
   const cards = ['giftcard/g-100', 'giftcard/g-200']
   const order = () => `order/s7-r${index + 1}-${String(orderNo).padStart(4, '0')}`
@@ -616,7 +619,7 @@ function createApp(
         const entity = order()
         const data = { amount: rng.int(1, 50), op: op() }
         till.append(data.op, { entity, kind: 'order.line', data }, (id) => {
-          if (entity === order()) lines.push({ id, amount: data.amount })
+          if (entity === order()) lines.push({ id, amount: data.amount, op: data.op })
         })
       } else if (x < 0.62) {
         const data = { amount: rng.int(1, 200), op: op() }
@@ -624,6 +627,11 @@ function createApp(
         orderNo++
         lines.length = 0
       } else if (x < 0.67) {
+        // A line its disk forgot (put back to an older copy) is not the cashier's to void: the
+        // app's view of the order reloads from that disk.
+        while (lines[0] !== undefined && history.ops.get(lines[0].op)?.forgotten === true) {
+          lines.shift()
+        }
         const line = lines.shift()
         if (line === undefined) return
         const data = { amount: line.amount, op: op() }
@@ -740,6 +748,7 @@ async function readTills(
     const client = till.clients().find((c) => c.status().leader) ?? till.clients()[0]
     const states = new Map<string, { version: number; state: unknown }>()
     const outcomes = new Map<string, Outcome>()
+    const finalIds = new Map<string, string>()
     if (client !== undefined && till.alive) {
       for (const entity of entities) {
         const s = await client.load(entity)
@@ -747,10 +756,17 @@ async function readTills(
       }
       for (const record of history.ops.values()) {
         if (record.till !== till.name || record.entry === undefined) continue
-        outcomes.set(record.entry.id, await client.outcome(record.entry.id))
+        let id = record.entry.id
+        let outcome = await client.outcome(id)
+        for (let hop = 0; outcome._tag === 'reissued' && hop < SIM_REISSUE_HOPS_MAX; hop++) {
+          id = outcome.as
+          outcome = await client.outcome(id)
+        }
+        outcomes.set(record.entry.id, outcome)
+        if (id !== record.entry.id) finalIds.set(record.entry.id, id)
       }
     }
-    out.push({ name: till.name, status: client?.status(), entities: states, outcomes })
+    out.push({ name: till.name, status: client?.status(), entities: states, outcomes, finalIds })
   }
   return out
 }

@@ -28,7 +28,12 @@ import type { ProductCrashPoint, ProductCrashPoints } from './crash-points.ts'
 import type { DeviceDisk, DiskImage } from './device-disk.ts'
 import { createDeviceDisk } from './device-disk.ts'
 import type { SimHistory } from './history.ts'
-import { SIM_DIALS_PER_MINUTE_MAX, SIM_EPOCH_MS, SIM_SAME_FAILURE_MAX } from './limits.ts'
+import {
+  SIM_DIALS_PER_MINUTE_MAX,
+  SIM_EPOCH_MS,
+  SIM_SAME_FAILURE_MAX,
+  SIM_SAME_FAILURE_WINDOW_MS,
+} from './limits.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
 import type { Wire } from './wire.ts'
@@ -142,22 +147,26 @@ export function createTill(options: TillOptions): Till {
       if (first?.status === 'refused' && first.code === 'seq_gap') {
         failedAgain(`seq_gap on ${first.id}`)
       } else {
-        sameFailure = { key: '', count: 0 }
+        sameFailure = { key: '', times: [] }
       }
     },
   }
 
   /**
    * A till told the same failure `SIM_SAME_FAILURE_MAX` times in a row, with no ack of progress
-   * between, is in a livelock (it will not drain, however long it runs): stop here.
+   * between, within `SIM_SAME_FAILURE_WINDOW_MS`, is in a livelock (it retries without backing
+   * off, and will not drain however long it runs): stop here.
    */
-  let sameFailure = { key: '', count: 0 }
+  let sameFailure: { key: string; times: number[] } = { key: '', times: [] }
   const failedAgain = (key: string) => {
-    sameFailure =
-      sameFailure.key === key ? { key, count: sameFailure.count + 1 } : { key, count: 1 }
-    if (sameFailure.count < SIM_SAME_FAILURE_MAX) return
+    if (sameFailure.key !== key) sameFailure = { key, times: [] }
+    const times = sameFailure.times
+    times.push(sched.now())
+    if (times.length > SIM_SAME_FAILURE_MAX) times.shift()
+    if (times.length < SIM_SAME_FAILURE_MAX) return
+    if ((times.at(-1) as number) - (times[0] as number) > SIM_SAME_FAILURE_WINDOW_MS) return
     loop.halt(
-      `${name} was told '${key}' ${sameFailure.count} times in a row by ${Math.round(sched.now() / 1000)} s (a livelock)`,
+      `${name} was told '${key}' ${SIM_SAME_FAILURE_MAX} times in a row within ${Math.round(((times.at(-1) as number) - (times[0] as number)) / 1000)} s by ${Math.round(sched.now() / 1000)} s (a livelock)`,
     )
   }
 

@@ -14,11 +14,17 @@ import {
   append,
   appended,
   CLIENT,
+  entry,
+  NOW,
   other,
   RENAMED,
+  ROOMY,
   size,
   stored,
 } from './client-store-fixtures.ts'
+
+/** An entry of this device the log holds already (not in the outbox). */
+const OTHER_LOGGED = `${'0'.repeat(31)}9-4`
 
 const LOG = { id: 'log-one', generation: 1 }
 const session = (high: number, log = LOG, clientId = CLIENT) => ({
@@ -70,6 +76,32 @@ export function registerRecoveryCases(open: () => Promise<ClientStore>): void {
     expect(await again.beginSession(session(0, LOG, RENAMED), size)).toMatchObject({
       recovering: true,
     })
+  })
+
+  it('moves a correction with the entry it corrects: its corrects names the new id', async () => {
+    // Found by the product simulation (restores, seed 9): a void of a sale still in the outbox
+    // kept `corrects` naming the sale's old id after the move, so the log refused it `invalid`
+    // (or, where the old copy's entry holds that id, it would correct another sale).
+    const store = await open()
+    await store.append(
+      (clientId, first) => [
+        entry(clientId, first),
+        { ...entry(clientId, first + 1), corrects: `${clientId}-${first}` },
+        // Names an entry not in the outbox (already acked, in the log): left as it is.
+        { ...entry(clientId, first + 2), corrects: `${OTHER_LOGGED}` },
+      ],
+      ROOMY,
+      NOW,
+      size,
+    )
+    const renamed = await store.reissue(CLIENT, RENAMED)
+    const outbox = await store.readOutbox(undefined, 100, 1e9)
+    expect(outbox.map((r) => r.entry.corrects)).toEqual([
+      undefined,
+      renamed.get(`${CLIENT}-1`),
+      OTHER_LOGGED,
+    ])
+    expect(renamed.get(`${CLIENT}-1`)).toBe(`${RENAMED}-1`)
   })
 
   it('puts back what another log lacks, then drops confirmed history, snapshots and cursors', async () => {
