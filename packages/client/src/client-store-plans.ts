@@ -24,9 +24,11 @@
  * 6. `planAppend` allocates clientSeq from `seqLast + 1` and validates each entry before it is
  *    written; `checkedBatch` validates it again when read back (pair assertions); both refuse
  *    by throwing, so the caller writes nothing.
- * 7. `planSession` puts back only entries of the current clientId above the log's high-water
- *    mark that the outbox does not hold, as they were sent (same content, same id), in
- *    clientSeq order; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
+ * 7. `planSession` puts back, for another log, every entry of the current clientId it still
+ *    holds that the outbox does not, as they were sent (same content, same id), in clientSeq
+ *    order: above the log's high-water mark the log lacks them; at or below it the log may hold
+ *    one only as a deferral (the mark counts deferrals), which nothing else would resend, and
+ *    the confirm phase answers the others `duplicate`; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
  *    the same outbox moved to the same id gives the same entries.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
@@ -347,7 +349,7 @@ export function planSession(
   if (logChanged) {
     const seen = new Set<string>()
     for (const e of held) {
-      if (e.clientId !== meta.clientId || e.clientSeq <= session.high) continue
+      if (e.clientId !== meta.clientId) continue
       if (outboxIds.has(e.id) || seen.has(e.id)) continue
       seen.add(e.id)
       const entry = validateEntry(sentEntry(e))

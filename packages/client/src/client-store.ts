@@ -32,8 +32,9 @@
  * 7. What committed survives a close and a reopen of the same database.
  * 8. After `close`, every call rejects with a `ClientError` of kind `closed`.
  * 9. `beginSession` is one write: a log identity other than the stored one puts this
- *    clientId's entries the log lacks (clientSeq above its high-water mark: acked records and
- *    confirmed history) back into the outbox BEFORE confirmed history, snapshots and cursors
+ *    clientId's entries the log may lack (every one still held in acked records and confirmed
+ *    history: above its high-water mark the log lacks them, at or below it it may hold one only
+ *    as a deferral) back into the outbox BEFORE confirmed history, snapshots and cursors
  *    go, and sets `recovering` with the new identity, so a crash anywhere leaves either the old
  *    state or the whole new one; `recovering` stays set until `reissue` clears it.
  */

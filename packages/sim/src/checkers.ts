@@ -17,7 +17,7 @@
  *    promise made under it (and of something someone made).
  * 3. `offsets`, `versions`: per partition offsets 1..n, each entry in `partitionOf`'s
  *    partition; per entity versions 1..n in offset order.
- * 4. `client-order`: per clientId, the log decided clientSeqs 1..n, none twice.
+ * 4. `client-order`: per clientId, the log decided (or deferred) clientSeqs 1..n, none twice.
  * 5. `acks`: every ack a till received says what the log holds (an appended or duplicate entry
  *    is where the ack said; a refusal is recorded with its code); acks from before the log was
  *    put back to an older copy are void.
@@ -36,8 +36,8 @@ import { SERVER_CLIENT_ID } from '@ledgerline/core'
 import { checkCorrections, checkOffsets } from '@ledgerline/testkit'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import type { ClientStatus, Outcome } from '@ledgerline/client'
-import { businessKey, contentKey, stable } from './content.ts'
-import type { SimHistory } from './history.ts'
+import { businessKey, contentKey, opOf, stable } from './content.ts'
+import type { OpRecord, SimHistory } from './history.ts'
 import { SIM_DIALS_PER_MINUTE_MAX, SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
 import type { LogOracle } from './oracle.ts'
 import { oracleEntryOf } from './oracle.ts'
@@ -67,11 +67,6 @@ export interface TillFinal {
   readonly entities: ReadonlyMap<string, { readonly version: number; readonly state: unknown }>
   /** `outcome()` of each of its resolved entries, by entry id (reissue hops followed). */
   readonly outcomes: ReadonlyMap<string, Outcome>
-  /**
-   * The id each entry ended under, by its first id: restore recovery moves an entry to a new
-   * clientId (`outcome` says `reissued`), and the log decides it under the last one.
-   */
-  readonly finalIds: ReadonlyMap<string, string>
 }
 
 export interface ProductCheckInput {
@@ -166,17 +161,15 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
   const outcomeOf = new Map<string, Outcome>()
   for (const till of input.tills) for (const [id, o] of till.outcomes) outcomeOf.set(id, o)
-  const finalIdOf = new Map<string, string>()
-  for (const till of input.tills) for (const [id, last] of till.finalIds) finalIdOf.set(id, last)
-  /** The id the log decided an entry under (its first one unless it was reissued). */
-  const decidedId = (id: string) => finalIdOf.get(id) ?? id
+  /** The id the log decided an op under: the last it was pushed under (reissues move it). */
+  const decidedId = (record: OpRecord) =>
+    history.pushedAs.get(record.op) ?? (record.entry as { id: string }).id
   let resolved = 0
   let requests = 0
   let requestsRefused = 0
   for (const record of history.ops.values()) {
     const inLog = byOp.get(record.op) ?? []
-    const refusedCode =
-      record.entry === undefined ? undefined : refusedById.get(decidedId(record.entry.id))
+    const refusedCode = record.entry === undefined ? undefined : refusedById.get(decidedId(record))
     const finalOutcome = record.entry === undefined ? undefined : outcomeOf.get(record.entry.id)
     const refused =
       refusedCode !== undefined || (finalOutcome?._tag === 'refused' && inLog.length === 0)
@@ -249,7 +242,7 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
         continue
       // Protocol 2: the log answered `id_conflict` and the client moved the entry to a new id
       // (`outcome(id)` is `reissued`): the log never took it for the other content.
-      if (record.entry !== undefined && decidedId(record.entry.id) !== record.entry.id) continue
+      if (record.entry !== undefined && decidedId(record) !== record.entry.id) continue
       violate(
         'ids',
         `${id} names two contents: the log holds ${holder.op ?? holder.by}'s, ${m.by} promised ${m.op} under it`,
@@ -264,6 +257,14 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   for (const r of log.refusals) {
     const dash = r.id.lastIndexOf('-')
     push(seqs, r.id.slice(0, dash), Number(r.id.slice(dash + 1)))
+  }
+  // A deferral uses up its clientSeq too (decided later, or moved with its entry to a new id).
+  for (const id of log.deferrals) {
+    const dash = id.lastIndexOf('-')
+    const seq = Number(id.slice(dash + 1))
+    const list = seqs.get(id.slice(0, dash))
+    if (list === undefined) seqs.set(id.slice(0, dash), [seq])
+    else if (!list.includes(seq)) list.push(seq)
   }
   for (const [clientId, list] of seqs) {
     list.sort((a, b) => a - b)
@@ -311,7 +312,14 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
     (message) => violate('corrections', message),
   )
 
-  // 7. requests: what each till tells its app.
+  // 7. requests: what each till tells its app. A refusal the till was told by a log that was
+  // later put back to an older copy is gone with that log (restores keep no refusals): the
+  // till's `refused` stands, and nothing of the request is in the log.
+  const refusedByLostLog = new Set<string>()
+  for (const { result, at } of history.acks) {
+    if (history.logRestoredAt === undefined || at >= history.logRestoredAt) continue
+    if (result.status === 'refused' && result.code !== 'seq_gap') refusedByLostLog.add(result.id)
+  }
   if (input.drained) {
     for (const record of history.ops.values()) {
       if (record.outcome !== 'resolved' || record.intent !== 'request') continue
@@ -320,12 +328,13 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       const inLog = (byOp.get(record.op) ?? []).length > 0
       const serverSays = inLog
         ? 'appended'
-        : refusedById.has(decidedId(record.entry.id))
+        : refusedById.has(decidedId(record))
           ? 'refused'
           : 'none'
       const tillSays =
         outcome === undefined ? 'none' : outcome._tag === 'duplicate' ? 'appended' : outcome._tag
-      if (tillSays !== serverSays) {
+      const lostWithLog = serverSays === 'none' && refusedByLostLog.has(decidedId(record))
+      if (tillSays !== serverSays && !(tillSays === 'refused' && lostWithLog)) {
         violate(
           'requests',
           `${record.op}: the log says ${serverSays}, ${record.till} says ${tillSays}`,
@@ -447,14 +456,6 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       refusals: log.refusals.length,
     },
   }
-}
-
-/** The op tag an entry carries in its data, if any. */
-export function opOf(e: { readonly data: unknown }): string | undefined {
-  const data = e.data
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
-  const op = (data as Record<string, unknown>).op
-  return typeof op === 'string' ? op : undefined
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

@@ -27,3 +27,11 @@ export function businessKey(e: Pick<Entry, 'entity' | 'kind' | 'data' | 'intent'
 }
 
 export { stable }
+
+/** The op tag an entry carries in its data, if any (`history.ts`). */
+export function opOf(e: { readonly data: unknown }): string | undefined {
+  const data = e.data
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
+  const op = (data as Record<string, unknown>).op
+  return typeof op === 'string' ? op : undefined
+}

@@ -54,6 +54,11 @@ export interface SimHistory {
   readonly dials: Map<string, number[]>
   /** Ops the impostor made (they are not promises to anyone). */
   readonly impostorOps: Set<string>
+  /**
+   * The id each op was last pushed under, as the wire saw it: restore recovery moves an entry
+   * to a new clientId (the app's `outcome` follows it, the log decides it under the new id).
+   */
+  readonly pushedAs: Map<string, string>
   started(op: Omit<OpRecord, 'outcome'>): void
   resolved(op: string, entry: Entry): void
   failed(op: string, failure: string): void
@@ -75,6 +80,7 @@ export function createSimHistory(): SimHistory {
     logRestoredAt: undefined,
     dials: new Map(),
     impostorOps: new Set(),
+    pushedAs: new Map(),
     started(op) {
       ops.set(op.op, { ...op, outcome: 'pending' })
     },

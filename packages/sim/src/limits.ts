@@ -65,8 +65,6 @@ export const SIM_SAME_FAILURE_MAX = 40
  * to 30 s) takes far longer to be told the same thing 40 times, and is waiting, not spinning.
  */
 export const SIM_SAME_FAILURE_WINDOW_MS = 5 * 60 * 1000
-/** Reissue hops the read-back follows from an op's first id to its last (restore recovery). */
-export const SIM_REISSUE_HOPS_MAX = 16
 /** Dials of one till within one minute of simulated time beyond which it is in a hot loop. */
 export const SIM_DIALS_PER_MINUTE_MAX = 100
 /** Entries of one offline burst of the `oversized` fault (more than fit one ack frame). */

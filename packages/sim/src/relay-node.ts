@@ -109,6 +109,8 @@ export interface RelayNode {
 export interface LogDump {
   readonly partitions: readonly (readonly StoredEntry[])[]
   readonly refusals: readonly { readonly id: string; readonly code: string }[]
+  /** Ids the log holds a deferral of (not decided yet; their clientSeqs are used up). */
+  readonly deferrals: readonly string[]
 }
 
 /**
@@ -122,7 +124,8 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
   const sched: SimScheduler = loop.sched
   const file = join(options.dir, 'log.sqlite')
   const copyFile = join(options.dir, 'log-copy.sqlite')
-  const now = () => SIM_EPOCH_MS + sched.now()
+  // Whole milliseconds, as `Date.now()` gives (the SQLite log stores them as integers).
+  const now = () => SIM_EPOCH_MS + Math.floor(sched.now())
   let schema = options.schema
   let life: Life | undefined
   let db: Database.Database | undefined
@@ -303,7 +306,13 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
         partitions.push(read.entries)
       }
       let refusals: { id: string; code: string }[]
+      let deferrals: string[]
       if (memory !== undefined) {
+        const last = new Map<string, string>()
+        for (const d of memory.dump().decided) {
+          if (d.tenant === tenant) last.set(d.entry.id, d.result.status)
+        }
+        deferrals = [...last].filter(([, status]) => status === 'deferred').map(([id]) => id)
         refusals = memory
           .dump()
           .decided.filter((d) => d.result.status === 'refused' && d.tenant === tenant)
@@ -315,8 +324,13 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
         refusals = (db as Database.Database)
           .prepare('SELECT id, code FROM refusals WHERE tenant = ? ORDER BY rowid')
           .all(tenant) as { id: string; code: string }[]
+        deferrals = (
+          (db as Database.Database)
+            .prepare('SELECT id FROM deferrals WHERE tenant = ? ORDER BY rowid')
+            .all(tenant) as { id: string }[]
+        ).map((r) => r.id)
       }
-      return { partitions, refusals }
+      return { partitions, refusals, deferrals }
     },
     now,
     async close() {

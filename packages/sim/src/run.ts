@@ -38,11 +38,9 @@ import {
   SIM_CLOCK_JUMP_BACK_MS_MAX,
   SIM_CLOCK_SKEW_MS_MAX,
   SIM_DRAIN_MS_MAX,
-  SIM_EPOCH_MS,
   SIM_FAILURE_LINES_PER_CHECK,
   SIM_OVERSIZED_BURST_ENTRIES,
   SIM_PARTITIONS,
-  SIM_REISSUE_HOPS_MAX,
   SIM_SETTLE_MS,
   SIM_STALL_MS_MAX,
   SIM_TABS_MAX,
@@ -54,7 +52,7 @@ import {
 } from './limits.ts'
 import { createLogOracle } from './oracle.ts'
 import type { LogOracle } from './oracle.ts'
-import type { RelayNode, StoreMode } from './relay-node.ts'
+import type { LogDump, RelayNode, StoreMode } from './relay-node.ts'
 import { createRelayNode } from './relay-node.ts'
 import { productSchema, productSchemaBeforeLoyalty } from './schema.ts'
 import type { SimLoop } from './sim-loop.ts'
@@ -165,6 +163,9 @@ export interface ProductSimResult {
   readonly ok: boolean
   /** What the world recorded, for a closer look at a failure. */
   readonly history: SimHistory
+  /** What each till's client said at the end, and the log as read back. */
+  readonly tills: readonly TillFinal[]
+  readonly log: LogDump
 }
 
 /**
@@ -198,7 +199,8 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
   const loop = createSimLoop(sched)
   const wire = createWire(sched, root.fork('wire'))
   const history = createSimHistory()
-  const oracle = createLogOracle(productSchema, SIM_PARTITIONS, () => SIM_EPOCH_MS + sched.now())
+  // The log decides on the relay's clock (`clock_ahead`); the relay is made just below.
+  const oracle = createLogOracle(productSchema, SIM_PARTITIONS, () => relay.now())
   const points = createProductCrashPoints(root.fork('points'), config.crashRate)
   const restarts = root.fork('restarts')
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
@@ -350,6 +352,8 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       report,
       ok: drained && report.ok,
       history,
+      tills: finals,
+      log,
     }
   } finally {
     await relay.close().catch(() => {})
@@ -748,7 +752,6 @@ async function readTills(
     const client = till.clients().find((c) => c.status().leader) ?? till.clients()[0]
     const states = new Map<string, { version: number; state: unknown }>()
     const outcomes = new Map<string, Outcome>()
-    const finalIds = new Map<string, string>()
     if (client !== undefined && till.alive) {
       for (const entity of entities) {
         const s = await client.load(entity)
@@ -756,17 +759,11 @@ async function readTills(
       }
       for (const record of history.ops.values()) {
         if (record.till !== till.name || record.entry === undefined) continue
-        let id = record.entry.id
-        let outcome = await client.outcome(id)
-        for (let hop = 0; outcome._tag === 'reissued' && hop < SIM_REISSUE_HOPS_MAX; hop++) {
-          id = outcome.as
-          outcome = await client.outcome(id)
-        }
-        outcomes.set(record.entry.id, outcome)
-        if (id !== record.entry.id) finalIds.set(record.entry.id, id)
+        // The client follows reissue hops itself: this is where the entry ended.
+        outcomes.set(record.entry.id, await client.outcome(record.entry.id))
       }
     }
-    out.push({ name: till.name, status: client?.status(), entities: states, outcomes, finalIds })
+    out.push({ name: till.name, status: client?.status(), entities: states, outcomes })
   }
   return out
 }

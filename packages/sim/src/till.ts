@@ -23,7 +23,7 @@ import { decodeMessage } from '@ledgerline/protocol'
 import type { Prng, SimScheduler } from '@ledgerline/testkit'
 import { IDBKeyRange } from 'fake-indexeddb'
 import { createSimBrowser } from './browser.ts'
-import { businessKey } from './content.ts'
+import { businessKey, opOf } from './content.ts'
 import type { ProductCrashPoint, ProductCrashPoints } from './crash-points.ts'
 import type { DeviceDisk, DiskImage } from './device-disk.ts'
 import { createDeviceDisk } from './device-disk.ts'
@@ -114,7 +114,7 @@ export function createTill(options: TillOptions): Till {
   let networkListeners: { online: () => void; offline: () => void }[] = []
   let boots = 0
   const stats = { boots: 0, crashes: 0, tabReloads: 0 }
-  const now = () => SIM_EPOCH_MS + sched.now() + options.skewMs + jumpedMs
+  const now = () => SIM_EPOCH_MS + Math.floor(sched.now()) + options.skewMs + jumpedMs
 
   const tap = {
     dialed: () => {
@@ -130,7 +130,12 @@ export function createTill(options: TillOptions): Till {
       }
     },
     sent: (_link: string, bytes: Uint8Array) => {
-      if (decodeMessage(bytes).type !== 'push') return
+      const message = decodeMessage(bytes)
+      if (message.type !== 'push') return
+      for (const e of message.entries) {
+        const op = opOf(e)
+        if (op !== undefined) history.pushedAs.set(op, e.id)
+      }
       sched.after(0, `${name} pushed`, () => cutAt('till.push.after'))
     },
     toClient: (_link: string, bytes: Uint8Array) => {
