@@ -7,9 +7,12 @@
 //   npm run test:sim -- --seeds 500                  seeds 1..500 (SQLite log)
 //   npm run test:sim -- --seeds 200 --from 1000 --store memory
 //   npm run test:sim -- --seed 1234                  replay one seed: its figures and trace hash
-//   npm run test:sim -- --seeds 50 --faults all      the edge faults too (restores, impostor, …)
-//   npm run test:sim -- --seeds 50 --faults restores,impostor
+//   npm run test:sim -- --seeds 50 --faults all      every edge fault on every seed
+//   npm run test:sim -- --seeds 50 --faults restores,impostor   only these (`none`: none)
+//   (default: each edge fault — restores, impostor, logRestores, expiringTokens, oversized,
+//   rollouts — is drawn per seed with even odds)
 //   npm run test:sim -- --seeds 20 --bug deleteOnSend   a planted bug: the run must fail
+//   --strict: the open findings of packages/sim/FINDINGS.md fail their seeds too
 //   options: --jobs N (worker threads, default 2), --ops N (appends per till; default from the seed)
 //
 // The model simulation, kept as a fast protocol oracle (a model client and relay over the memory
@@ -21,6 +24,16 @@ import { availableParallelism } from 'node:os'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { execSync } from 'node:child_process'
 
+/** The edge faults, as `run.ts` names them (for the summary's per-fault rows). */
+const EDGE_NAMES = [
+  'restores',
+  'impostor',
+  'logRestores',
+  'expiringTokens',
+  'oversized',
+  'rollouts',
+]
+
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
 const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
 
@@ -30,6 +43,11 @@ const BUGS = {
   ackBeforeCommit: { bugs: { sqlite: { ackBeforeCommit: true } } },
   unsyncedLastCommit: { store: 'memory', bugs: { memory: { unsyncedLastCommit: true } } },
   noDedupe: { store: 'memory', bugs: { memory: { noDedupe: true } } },
+  // Dedupe by id alone, as protocol 1 did: the restores and impostor faults must catch it.
+  ignoreDigests: {
+    faults: 'restores,impostor',
+    bugs: { sqlite: { ignoreDigests: true } },
+  },
 }
 
 if (!isMainThread) {
@@ -72,6 +90,7 @@ await Promise.all(
           store: args.store,
           faults: args.faults,
           bug,
+          strict: args.strict !== undefined,
         },
       })
       worker.on('message', (m) => {
@@ -97,17 +116,21 @@ else printProduct()
 
 async function productWorker() {
   const { runProductSimulation, describeProductFailure, EDGE_FAULTS } = await import(sim.href)
+  const planted = workerData.bug === undefined ? {} : BUGS[workerData.bug]
+  const asked = workerData.faults ?? planted.faults
+  // Default: every edge fault drawn per seed (run.ts invariant 3); `none`, `all` or a list.
   const names =
-    workerData.faults === undefined
-      ? []
-      : workerData.faults === 'all'
+    asked === undefined
+      ? undefined
+      : asked === 'all'
         ? EDGE_FAULTS
-        : workerData.faults.split(',').filter((f) => f !== '')
-  for (const name of names) {
+        : asked === 'none'
+          ? []
+          : asked.split(',').filter((f) => f !== '')
+  for (const name of names ?? []) {
     if (!EDGE_FAULTS.includes(name)) throw new Error(`unknown fault ${name}: ${EDGE_FAULTS}`)
   }
-  const faults = Object.fromEntries(names.map((n) => [n, true]))
-  const planted = workerData.bug === undefined ? {} : BUGS[workerData.bug]
+  const faults = names === undefined ? undefined : Object.fromEntries(names.map((n) => [n, true]))
   for (const seed of workerData.seeds) {
     const r = await runProductSimulation({
       seed,
@@ -115,6 +138,7 @@ async function productWorker() {
       store: planted.store ?? workerData.store,
       faults,
       bugs: planted.bugs,
+      strict: workerData.strict,
     })
     parentPort.postMessage({
       seed,
@@ -129,9 +153,11 @@ async function productWorker() {
       events: r.events,
       wallMs: r.wallMs,
       lost: r.report.lost,
+      openFindings: r.report.openFindings,
       duplicated: r.report.duplicated,
       unexpected: r.report.unexpected,
       counts: r.report.counts,
+      edge: r.config.edge,
       logEntries: r.report.figures.logEntries,
       corrections: r.report.figures.corrections,
       offendingFacts: r.report.figures.offendingFacts,
@@ -147,7 +173,7 @@ function printProduct() {
   const failed = results.filter((r) => !r.ok)
   const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
   console.log(
-    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? 'sqlite'}, faults ${args.faults ?? 'none'}${bug === undefined ? '' : `, planted bug ${bug}`}`,
+    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${bug === undefined ? '' : `, planted bug ${bug}`}`,
   )
   const checks = Object.keys(results[0]?.counts ?? {})
   const rows = [
@@ -186,10 +212,15 @@ function printProduct() {
       `${sum((r) => r.crashPoints.hits[p])} / ${sum((r) => r.crashPoints.fired[p])}`,
     ]),
     [
-      'disk restores / log restores / impostor entries pushed',
-      `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)}`,
+      'disk restores / log restores / impostor entries pushed / impostor refused',
+      `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)} / ${sum((r) => r.impostorRefused)}`,
     ],
+    ...EDGE_NAMES.map((f) => [`seeds with edge fault ${f}`, sum((r) => (r.edge[f] ? 1 : 0))]),
     ['lost', sum((r) => r.lost)],
+    [
+      'ops hit by the open findings (disk and log restores; FINDINGS.md)',
+      `${sum((r) => r.openFindings.length)} in ${results.filter((r) => r.openFindings.length > 0).length} seeds`,
+    ],
     ['duplicated', sum((r) => r.duplicated)],
     ['unexpected', sum((r) => r.unexpected)],
     ...checks.map((c) => [`violations: ${c}`, sum((r) => r.counts[c])]),
@@ -201,6 +232,13 @@ function printProduct() {
   ]
   printTable(['figure', 'value'], rows)
   if (single) console.log(`\ntrace hash ${results[0]?.traceHash}`)
+  const known = results.filter((r) => r.openFindings.length > 0)
+  if (known.length > 0) {
+    console.log(
+      `\nseeds hit by the open findings: ${known.map((r) => `${r.seed} (${r.traceHash})`).join(' ')}`,
+    )
+    console.log(`  e.g. seed ${known[0].seed}: ${known[0].openFindings[0]}`)
+  }
   if (bug !== undefined) {
     const caught = failed[0]
     if (caught === undefined) {

@@ -210,6 +210,12 @@ export interface PlanContext {
    * outside its locks); `undefined` to let the planner compute it.
    */
   readonly digestOf?: ((entry: Entry) => Uint8Array | undefined) | undefined
+  /**
+   * Test-only: the planted bug `ignoreDigests` (dedupe by id alone, as protocol 1 did), so the
+   * deterministic simulation proves its checkers see a dedupe that ignores content. Production
+   * never sets it.
+   */
+  readonly ignoreDigests?: boolean | undefined
 }
 
 /**
@@ -332,7 +338,11 @@ class Planner {
           `Ledgerline bug: entry ${entry.id} is below its client's high-water mark but unknown`,
         )
       }
-      if (previous.digest !== null && !sameDigest(previous.digest, digest)) {
+      if (
+        this.#context.ignoreDigests !== true &&
+        previous.digest !== null &&
+        !sameDigest(previous.digest, digest)
+      ) {
         return {
           id: entry.id,
           status: 'id_conflict',

@@ -109,6 +109,8 @@ export interface SqliteStoreBugs {
    * its COMMIT runs when the next group starts, so a crash in between loses what was acked.
    */
   readonly ackBeforeCommit?: boolean | undefined
+  /** Dedupe by id alone: a resend with other content is `duplicate`, not `id_conflict`. */
+  readonly ignoreDigests?: boolean | undefined
 }
 
 /**
@@ -283,6 +285,7 @@ class SqliteStore implements LogStore {
               committedAt,
               lookups: this.#lookups,
               hash: this.#hash,
+              ignoreDigests: this.#bugs?.ignoreDigests,
             },
             group,
           )

@@ -59,6 +59,10 @@ export interface SimHistory {
    * to a new clientId (the app's `outcome` follows it, the log decides it under the new id).
    */
   readonly pushedAs: Map<string, string>
+  /** Simulated time each op was last pushed. */
+  readonly pushedAt: Map<string, number>
+  /** Each till disk restore: when its copy was taken and when it was put back. */
+  readonly diskRestores: { readonly till: string; readonly copiedAt: number; readonly at: number }[]
   started(op: Omit<OpRecord, 'outcome'>): void
   resolved(op: string, entry: Entry): void
   failed(op: string, failure: string): void
@@ -81,6 +85,8 @@ export function createSimHistory(): SimHistory {
     dials: new Map(),
     impostorOps: new Set(),
     pushedAs: new Map(),
+    pushedAt: new Map(),
+    diskRestores: [],
     started(op) {
       ops.set(op.op, { ...op, outcome: 'pending' })
     },

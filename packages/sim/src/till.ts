@@ -134,7 +134,9 @@ export function createTill(options: TillOptions): Till {
       if (message.type !== 'push') return
       for (const e of message.entries) {
         const op = opOf(e)
-        if (op !== undefined) history.pushedAs.set(op, e.id)
+        if (op === undefined) continue
+        history.pushedAs.set(op, e.id)
+        history.pushedAt.set(op, sched.now())
       }
       sched.after(0, `${name} pushed`, () => cutAt('till.push.after'))
     },
