@@ -184,6 +184,9 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
     if (restoredAt === undefined) return false
     if ((history.pushedAt.get(record.op) ?? 0) >= restoredAt) return false
     const id = decidedId(record)
+    // Only an entry of a clientId its till has left (a till parked on its own is not this).
+    const current = input.tills.find((t) => t.name === record.till)?.status?.clientId
+    if (current === undefined || id.startsWith(`${current}-`)) return false
     return history.acks.some(
       (a) =>
         a.result.id === id &&
