@@ -24,16 +24,6 @@ import { availableParallelism } from 'node:os'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { execSync } from 'node:child_process'
 
-/** The edge faults, as `run.ts` names them (for the summary's per-fault rows). */
-const EDGE_NAMES = [
-  'restores',
-  'impostor',
-  'logRestores',
-  'expiringTokens',
-  'oversized',
-  'rollouts',
-]
-
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
 const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
 
@@ -110,7 +100,7 @@ await Promise.all(
 const wallMs = performance.now() - started
 results.sort((a, b) => a.seed - b.seed)
 if (model) printModel()
-else printProduct()
+else await printProduct()
 
 // ---------------------------------------------------------------------------------------------
 
@@ -168,7 +158,9 @@ async function productWorker() {
   }
 }
 
-function printProduct() {
+async function printProduct() {
+  // The edge faults as `run.ts` names them, for the summary's per-fault rows.
+  const { EDGE_FAULTS: EDGE_NAMES } = await import(sim.href)
   const sum = (f) => results.reduce((n, r) => n + f(r), 0)
   const failed = results.filter((r) => !r.ok)
   const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
