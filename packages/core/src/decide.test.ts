@@ -1,92 +1,33 @@
-// Goal: decide() is the design's write semantics: a valid fact is always appended, with
-// corrections whose ids derive from (entry id, rule, index) and which may name another entity of
-// the tenant; a broken `correct` rule yields one `ledger.correction_failed` entry instead of an
-// exception; a request is appended or refused (conflict, invariant) and a refusal changes
-// nothing; a plain log appends all well-formed entries. Method: a stock and an order entity type,
-// unit cases per branch, bad inputs that must give LedgerError, and a seeded property (fixed seed)
-// that repeated decide() calls (also with a second, separately built schema, as a second relay
-// would load) give the very same corrections.
+// Goal: decide() is the design's write semantics: a valid fact is always appended, with the
+// corrections its type drafts (which may name another entity of the tenant); a request is
+// appended or refused (conflict, invariant) and a refusal changes nothing; a plain log appends
+// all well-formed entries; what cannot be decided yet is deferred. How corrections are made and
+// recognised is tested in corrections.test.ts. Method: a stock and an order entity type
+// (decide.test-helper.ts), unit cases per branch, bad inputs that must give LedgerError, and a
+// seeded property (fixed seed) that repeated decide() calls (also with a second, separately
+// built schema, as a second relay would load) give the very same corrections.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { Decision } from './decide.ts'
-import { buildCorrections, decide, decideTyped, isCrdtSnapshot, isLogCorrection } from './decide.ts'
-import type { Entry } from './entry.ts'
-import { validateEntry } from './entry.ts'
-import { LedgerError } from './errors.ts'
+import { isLogCorrection } from './corrections.ts'
+import { decide, decideTyped } from './decide.ts'
 import {
-  CORRECTIONS_PER_ENTRY_MAX,
+  append,
+  CID,
+  ledgerError,
+  makeEntry,
+  makeSchema,
+  NOW,
+  schema,
+} from './decide.test-helper.ts'
+import type { Stock } from './decide.test-helper.ts'
+import { validateEntry } from './entry.ts'
+import {
   DEFERRAL_RETRY_MS_MAX,
   ENTRY_CLOCK_SKEW_MS_MAX,
   REASON_LENGTH_MAX,
   UNKNOWN_TYPE_RETRY_MS,
 } from './limits.ts'
-import type { CorrectionDraft } from './schema.ts'
 import { defineEntity, defineSchema } from './schema.ts'
-
-const CID = '0123456789abcdef0123456789abcdef'
-const NOW = 1_732_700_000_000
-
-interface Stock {
-  readonly onHand: number
-}
-
-function makeSchema(correct?: (s: Stock, e: Entry) => readonly CorrectionDraft[]) {
-  const stock = defineEntity<Stock>({
-    type: 'stock',
-    initial: { onHand: 0 },
-    reduce: (s, e) => {
-      if (e.kind === 'stock.boom') throw new Error('cannot fold a boom')
-      if (e.kind === 'stock.moved' || e.kind === 'stock.recounted')
-        return { onHand: s.onHand + e.data.qty }
-      return s
-    },
-    invariants: { nonNegative: (s) => s.onHand >= 0 || 'stock below zero' },
-    correct:
-      correct === undefined
-        ? (s, _broken, e) => [
-            { kind: 'stock.oversold', data: { short: -s.onHand, sale: e.id } },
-            { kind: 'order.balance_due', data: { sale: e.id }, entity: 'order/s7-r1-0042' },
-          ]
-        : (s, _broken, e) => correct(s, e),
-    validate: (e) => (e.kind.startsWith('stock.') ? true : `kind ${e.kind} is not a stock kind`),
-  })
-  const order = defineEntity({ type: 'order', initial: {}, reduce: (s) => s })
-  return defineSchema(stock, order)
-}
-
-const schema = makeSchema()
-
-function makeEntry(over: Partial<Entry> = {}, seq = 7): Entry {
-  return validateEntry({
-    id: `${CID}-${seq}`,
-    tenant: 'acme',
-    entity: 'stock/s7:espresso-1kg',
-    kind: 'stock.moved',
-    data: { qty: -3 },
-    intent: 'fact',
-    clientId: CID,
-    clientSeq: seq,
-    hlc: `001732700000000:00000:${CID}`,
-    occurredAt: NOW - 5000,
-    ...over,
-  })
-}
-
-function append(decision: Decision) {
-  if (decision._tag !== 'append')
-    throw new Error(`expected append, got ${JSON.stringify(decision)}`)
-  return decision
-}
-
-function ledgerError(fn: () => unknown): LedgerError {
-  try {
-    fn()
-  } catch (error) {
-    if (error instanceof LedgerError) return error
-    throw new Error(`expected a LedgerError, got ${String(error)}`)
-  }
-  throw new Error('expected a LedgerError, nothing was thrown')
-}
 
 describe('decide: facts', () => {
   it('appends a fact that keeps the invariants, without corrections', () => {
@@ -149,65 +90,6 @@ describe('decide: facts', () => {
     expect(d.state).toEqual({ onHand: 0 })
     expect(d.corrections.map((c) => c.entity)).toEqual(['stock/s7:espresso-1kg', 'order/1'])
   })
-
-  it('numbers corrections per rule, case-insensitively like the ids', () => {
-    const s = makeSchema(() => [
-      { kind: 'stock.a', data: 1, rule: 'audit' },
-      { kind: 'stock.b', data: 2, rule: 'Audit' },
-      { kind: 'stock.c', data: 3 },
-    ])
-    const d = append(decide(s, { state: { onHand: 0 }, version: 0 }, makeEntry(), NOW))
-    const suffixes = d.corrections.map((c) => c.id.slice(c.id.indexOf('~')))
-    expect(suffixes).toEqual(['~audit~0', '~audit~1', '~nonnegative~0'])
-    expect(new Set(d.corrections.map((c) => c.id)).size).toBe(3)
-  })
-
-  it.each([
-    [
-      'throws',
-      () => {
-        throw new Error('rule exploded')
-      },
-      'rule exploded',
-    ],
-    ['returns no array', () => 'nope' as never, 'correct must return an array'],
-    [
-      'returns too many',
-      () =>
-        Array.from({ length: CORRECTIONS_PER_ENTRY_MAX + 1 }, () => ({ kind: 'stock.x', data: 1 })),
-      `over ${CORRECTIONS_PER_ENTRY_MAX}`,
-    ],
-    ['returns a bad kind', () => [{ kind: 'Bad Kind', data: 1 }], 'entry kind must match'],
-    [
-      'returns bad data',
-      () => [{ kind: 'stock.x', data: { f: () => 1 } as never }],
-      'data.f must be plain data',
-    ],
-    ['names a bad entity', () => [{ kind: 'stock.x', data: 1, entity: 'nope' }], 'one slash'],
-    [
-      'names a bad rule',
-      () => [{ kind: 'stock.x', data: 1, rule: 'not a rule' }],
-      "rule 'not a rule'",
-    ],
-    ['returns null drafts', () => [null as never], 'correction draft 0 must be an object'],
-  ])(
-    'a correct rule that %s yields one ledger.correction_failed entry',
-    (_name, correct, reason) => {
-      const s = makeSchema(correct as (s: Stock, e: Entry) => readonly CorrectionDraft[])
-      const sale = makeEntry()
-      const d = append(decide(s, { state: { onHand: 0 }, version: 4 }, sale, NOW))
-      expect(d.corrections).toHaveLength(1)
-      const failed = d.corrections[0]!
-      expect(failed.id).toBe(`${sale.id}~nonnegative~0`)
-      expect(failed.kind).toBe('ledger.correction_failed')
-      expect(failed.entity).toBe(sale.entity)
-      expect(failed.data).toEqual({
-        rules: ['nonNegative'],
-        reason: expect.stringContaining(reason),
-      })
-      expect(d.state).toEqual({ onHand: -3 })
-    },
-  )
 
   it('records a correction that reduce cannot fold as ledger.correction_failed', () => {
     const s = makeSchema(() => [{ kind: 'stock.boom', data: 1 }])
@@ -421,23 +303,6 @@ describe('decide: refusals and requests', () => {
     [() => decide(schema, head, { ...makeEntry(), kind: '' }, NOW), 'invalid_entry', 'entry kind'],
     [() => decide(schema, head, makeEntry(), Number.NaN), 'invalid_argument', 'now must be'],
     [() => decideTyped({} as never, head, makeEntry(), NOW), 'invalid_entity_type', 'defineEntity'],
-    [
-      () =>
-        buildCorrections(
-          schema.typeOf('order/1'),
-          {},
-          [{ rule: 'r', reason: 'x' }],
-          makeEntry(),
-          NOW,
-        ),
-      'invalid_argument',
-      'has no correct rule',
-    ],
-    [
-      () => buildCorrections(schema.typeOf('stock/1'), {}, [], makeEntry(), NOW),
-      'invalid_argument',
-      'broken must list',
-    ],
   ])('refuses bad input %# with LedgerError', (fn, kind, message) => {
     const error = ledgerError(fn)
     expect(error.kind).toBe(kind)
@@ -509,26 +374,6 @@ describe('decide: deferrals and client corrects (issue 12 case 7, issue 13 cases
         checkCorrects: () => ({ _tag: 'refuse', reason: 'no' }),
       }),
     ).toMatchObject({ _tag: 'refuse', code: 'invalid' })
-  })
-
-  it('counts only the log’s own corrections, never a client corrects or a CRDT snapshot', () => {
-    const sale = makeEntry()
-    const fix = append(decide(schema, { state: { onHand: 1 }, version: 2 }, sale, NOW))
-      .corrections[0] as Entry
-    expect(isLogCorrection(fix)).toBe(true)
-    expect(isLogCorrection(makeEntry({ corrects: sale.id }))).toBe(false)
-    const snapshot = {
-      ...fix,
-      id: `${sale.id}~snapshot~0`,
-      kind: 'yjs.snapshot',
-      data: { through: 3, state: new Uint8Array([1]) },
-    }
-    // A snapshot as logs before `data.through` alone wrote it, with `corrects`: still not one.
-    expect(isCrdtSnapshot(snapshot)).toBe(true)
-    expect(isLogCorrection(snapshot)).toBe(false)
-    const { corrects: _c, ...current } = snapshot
-    expect(isLogCorrection(current)).toBe(false)
-    expect(isCrdtSnapshot({ ...snapshot, clientId: CID })).toBe(false)
   })
 })
 

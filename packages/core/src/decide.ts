@@ -7,9 +7,14 @@
  *   fact    ──validate──► append; if invariants break after it, append the type's corrections
  *   request ──validate──► expect == version? invariants hold after it? ──► append : refuse
  *
- * Invariants:
+ * The corrections themselves (their ids, `ledger.correction_failed` for a misbehaving rule,
+ * `isLogCorrection`, `isCrdtSnapshot`) are made in `corrections.ts`; the argument checks and
+ * reason clipping in `decide-checks.ts`.
+ *
+ * Invariants (`corrections.ts` restates 2 and 6 for what it builds and adds 12;
+ * `decide-checks.ts` adds 13):
  * 1. A valid fact is never refused for a business reason (guarantee 7).
- * 2. Correction ids come from (entry id, rule, index): the same entry always yields the same
+ * 2. Correction ids are deterministic (`corrections.ts`): deciding an entry again yields the same
  *    corrections (guarantee 7).
  * 3. A refused request changes nothing; the caller gets the reason and the current version.
  * 4. Corrections are appended right after the offending entry, in the same transaction; by
@@ -36,22 +41,21 @@
  *    `context.checkCorrects` (the named entry exists in the log, and the pusher may write its
  *    entity), else the entry is refused `invalid`. Entries made by the log are not checked.
  */
-import type { Data, Entry } from './entry.ts'
-import { checkData, checkKind, validateEntry } from './entry.ts'
-import { parseEntityName } from './entity-name.ts'
+import { buildCorrections, CORRECTION_FAILED, failedCorrection } from './corrections.ts'
+import { checkNow, clipReason, errorReason } from './decide-checks.ts'
+import type { Entry } from './entry.ts'
+import { validateEntry } from './entry.ts'
 import { LedgerError } from './errors.ts'
 import { checkInvariants, fold } from './fold.ts'
 import { validateKind } from './kinds.ts'
-import { correctionId, SERVER_CLIENT_ID } from './ids.ts'
+import { SERVER_CLIENT_ID } from './ids.ts'
 import {
-  CORRECTIONS_PER_ENTRY_MAX,
   DEFERRAL_RETRY_MS_MAX,
   DEFERRAL_RETRY_MS_MIN,
   ENTRY_CLOCK_SKEW_MS_MAX,
-  REASON_LENGTH_MAX,
   UNKNOWN_TYPE_RETRY_MS,
 } from './limits.ts'
-import type { Broken, CrdtKind, EntityType, Schema } from './schema.ts'
+import type { Broken, EntityType, Schema } from './schema.ts'
 import { checkEntityType, isSchema } from './schema.ts'
 
 /** Why a request (or a malformed entry) was refused: a decision. A closed set. */
@@ -205,7 +209,7 @@ export function deferral(code: DeferralCode, reason: string, waitMs?: number): D
     DEFERRAL_RETRY_MS_MAX,
     Math.max(DEFERRAL_RETRY_MS_MIN, Math.ceil(wanted)),
   )
-  return { _tag: 'defer', code, reason: clip(reason), retryAfterMs }
+  return { _tag: 'defer', code, reason: clipReason(reason), retryAfterMs }
 }
 
 /**
@@ -222,7 +226,7 @@ export function correctsDecision(entry: Entry, context: DecideContext): Decision
   const check = context.checkCorrects(entry.corrects)
   if (check._tag === 'ok') return undefined
   if (check._tag === 'defer') return deferral(check.code, check.reason)
-  return { _tag: 'refuse', code: 'invalid', reason: clip(check.reason) }
+  return { _tag: 'refuse', code: 'invalid', reason: clipReason(check.reason) }
 }
 
 /**
@@ -257,7 +261,8 @@ function decideChecked<S>(
     } catch (error) {
       verdict = `validate threw: ${error instanceof Error ? error.message : String(error)}`
     }
-    if (verdict !== true) return { _tag: 'refuse', code: 'invalid', reason: clip(String(verdict)) }
+    if (verdict !== true)
+      return { _tag: 'refuse', code: 'invalid', reason: clipReason(String(verdict)) }
   }
   if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== head.version) {
     return {
@@ -270,7 +275,11 @@ function decideChecked<S>(
   try {
     after = type.reduce(head.state, entry)
   } catch (error) {
-    return { _tag: 'refuse', code: 'invalid', reason: clip(`reduce threw: ${message(error)}`) }
+    return {
+      _tag: 'refuse',
+      code: 'invalid',
+      reason: clipReason(`reduce threw: ${errorReason(error)}`),
+    }
   }
   const broken = checkInvariants(type, after)
   if (entry.intent === 'request') {
@@ -278,7 +287,7 @@ function decideChecked<S>(
       return {
         _tag: 'refuse',
         code: 'invariant',
-        reason: clip(broken.map((b) => `${b.rule}: ${b.reason}`).join('; ')),
+        reason: clipReason(broken.map((b) => `${b.rule}: ${b.reason}`).join('; ')),
       }
     }
     return { _tag: 'append', state: after, corrections: [], broken, others: NO_OTHERS }
@@ -315,7 +324,7 @@ function decideChecked<S>(
   } catch (error) {
     // `reduce` threw on a correction. Appending corrections that no client can fold would break
     // every view of that entity, so record the failure instead (guarantee 7 still holds).
-    const reason = `reduce threw on a correction: ${message(error)}`
+    const reason = `reduce threw on a correction: ${errorReason(error)}`
     return appendFailed(type, after, broken, entry, now, reason)
   }
 }
@@ -339,7 +348,11 @@ function appendFailed<S>(
       others: NO_OTHERS,
     }
   } catch (error) {
-    return { _tag: 'refuse', code: 'invalid', reason: clip(`reduce threw: ${message(error)}`) }
+    return {
+      _tag: 'refuse',
+      code: 'invalid',
+      reason: clipReason(`reduce threw: ${errorReason(error)}`),
+    }
   }
 }
 
@@ -354,7 +367,7 @@ function checkCorrections(
     try {
       verdict = context.checkCorrection(c)
     } catch (error) {
-      verdict = `checking it threw: ${message(error)}`
+      verdict = `checking it threw: ${errorReason(error)}`
     }
     if (verdict !== true) return `correction ${i} (${c.kind}) refused: ${String(verdict)}`
   }
@@ -378,121 +391,7 @@ function checkCorrectionKinds(
   return undefined
 }
 
-const CORRECTION_FAILED = 'ledger.correction_failed'
-
 const NO_OTHERS: ReadonlyMap<string, unknown> = new Map()
-
-/**
- * Runs the type's `correct` rule and turns its drafts into entries with deterministic ids.
- * A rule that throws or returns malformed drafts yields one `ledger.correction_failed` entry
- * instead, so the fact is still appended and the failure is visible in the ledger.
- *
- * @example
- * buildCorrections(stock, { onHand: -1 }, [{ rule: 'nonNegative', reason: '…' }], sale, now)
- * // [{ id: `${sale.id}~nonnegative~0`, kind: 'stock.oversold', corrects: sale.id, … }]
- */
-export function buildCorrections<S>(
-  type: EntityType<S>,
-  state: S,
-  broken: readonly Broken[],
-  entry: Entry,
-  now: number,
-): Entry[] {
-  checkEntityType(type)
-  if (typeof type.correct !== 'function') {
-    throw new LedgerError('invalid_argument', `entity type '${type.type}' has no correct rule`)
-  }
-  if (!Array.isArray(broken) || broken.length === 0) {
-    throw new LedgerError('invalid_argument', 'broken must list at least one broken invariant')
-  }
-  validateEntry(entry)
-  checkNow(now)
-  try {
-    const drafts: unknown = type.correct(state, broken, entry)
-    if (!Array.isArray(drafts)) {
-      throw new LedgerError('invalid_entity_type', 'correct must return an array')
-    }
-    if (drafts.length > CORRECTIONS_PER_ENTRY_MAX) {
-      throw new LedgerError(
-        'invalid_entity_type',
-        `correct returned over ${CORRECTIONS_PER_ENTRY_MAX} entries`,
-      )
-    }
-    const firstRule = (broken[0] as Broken).rule
-    // Keyed by the lower-cased rule, as in the id: `Short` and `short` share one index series.
-    const perRule = new Map<string, number>()
-    return drafts.map((value: unknown, i) => {
-      if (typeof value !== 'object' || value === null) {
-        throw new LedgerError('invalid_entity_type', `correction draft ${i} must be an object`)
-      }
-      const draft = value as Record<string, unknown>
-      const kind = checkKind(draft.kind)
-      const data = checkData(draft.data)
-      const entity = draft.entity === undefined ? entry.entity : draft.entity
-      parseEntityName(entity)
-      const rule = draft.rule === undefined ? firstRule : draft.rule
-      if (typeof rule !== 'string') {
-        throw new LedgerError('invalid_entity_type', `correction draft ${i} rule must be a string`)
-      }
-      const index = perRule.get(rule.toLowerCase()) ?? 0
-      perRule.set(rule.toLowerCase(), index + 1)
-      return correctionEntry(
-        entry,
-        correctionId(entry.id, rule, index),
-        entity as string,
-        kind,
-        data,
-        now,
-      )
-    })
-  } catch (error) {
-    return [failedCorrection(broken, entry, now, message(error))]
-  }
-}
-
-/**
- * True when `entry` is one of the log's own corrections: made by the server log
- * (`clientId` `server`), naming the entry it compensates for in `corrects`, with the id derived
- * from it. The one predicate for what a corrections feed shows and what an ack lists: a
- * client's own `corrects` (a refund naming its sale) is not a correction of the log, and a CRDT
- * snapshot is not one either (logs written before snapshots had `data.through` alone gave them
- * `corrects`; they still read, and are still not corrections).
- *
- * @example
- * isLogCorrection(oversold) // true
- * isLogCorrection(refund)   // false: a client entry
- */
-export function isLogCorrection(entry: Entry): boolean {
-  return (
-    entry.clientId === SERVER_CLIENT_ID &&
-    entry.corrects !== undefined &&
-    entry.id.startsWith(`${entry.corrects}~`) &&
-    !isCrdtSnapshot(entry)
-  )
-}
-
-/** The kind of the server log's snapshots of a CRDT entity type (`yjs.snapshot`, …). */
-export function crdtSnapshotKind(crdt: CrdtKind): string {
-  return `${crdt}.snapshot`
-}
-
-/**
- * True when `entry` is a CRDT snapshot made by the server log (`yjs.snapshot`,
- * `automerge.snapshot`); its `data.through` says the last version it covers.
- *
- * @example
- * isCrdtSnapshot({ ...entry, clientId: 'server', kind: 'yjs.snapshot' }) // true
- */
-export function isCrdtSnapshot(entry: Entry): boolean {
-  return entry.clientId === SERVER_CLIENT_ID && CRDT_SNAPSHOT_KINDS.has(entry.kind)
-}
-
-// Every CRDT kind (the record keeps the list complete), as snapshot kinds.
-const CRDT_SNAPSHOT_KINDS: ReadonlySet<string> = new Set(
-  (Object.keys({ yjs: true, automerge: true } satisfies Record<CrdtKind, true>) as CrdtKind[]).map(
-    crdtSnapshotKind,
-  ),
-)
 
 function appendPlain(head: Head, entry: Entry): Decision {
   if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== head.version) {
@@ -505,50 +404,6 @@ function appendPlain(head: Head, entry: Entry): Decision {
   return { _tag: 'append', state: head.state, corrections: [], broken: [], others: NO_OTHERS }
 }
 
-function failedCorrection(
-  broken: readonly Broken[],
-  entry: Entry,
-  now: number,
-  reason: string,
-): Entry {
-  reason = clip(reason)
-  const rule = (broken[0] as Broken).rule
-  return correctionEntry(
-    entry,
-    correctionId(entry.id, rule, 0),
-    entry.entity,
-    CORRECTION_FAILED,
-    {
-      rules: broken.map((b) => b.rule),
-      reason,
-    },
-    now,
-  )
-}
-
-function correctionEntry(
-  entry: Entry,
-  id: string,
-  entity: string,
-  kind: string,
-  data: Data,
-  now: number,
-): Entry {
-  return {
-    id,
-    tenant: entry.tenant,
-    entity,
-    kind,
-    data,
-    intent: 'fact',
-    corrects: entry.id,
-    clientId: SERVER_CLIENT_ID,
-    clientSeq: 0,
-    hlc: entry.hlc,
-    occurredAt: now,
-  }
-}
-
 function checkInputs(head: Head, entry: Entry, now: number): void {
   if (typeof head !== 'object' || head === null) {
     throw new LedgerError('invalid_argument', 'head must be { state, version }')
@@ -558,19 +413,4 @@ function checkInputs(head: Head, entry: Entry, now: number): void {
   }
   validateEntry(entry)
   checkNow(now)
-}
-
-function checkNow(now: number): void {
-  if (typeof now !== 'number' || !Number.isFinite(now) || now < 0) {
-    throw new LedgerError('invalid_argument', 'now must be a non-negative number of ms')
-  }
-}
-
-function message(error: unknown): string {
-  return clip(error instanceof Error ? error.message : String(error))
-}
-
-// Reasons come from schema code and can be any length; an ack must still fit its limits.
-function clip(reason: string): string {
-  return reason.length <= REASON_LENGTH_MAX ? reason : `${reason.slice(0, REASON_LENGTH_MAX - 1)}…`
 }

@@ -9,6 +9,12 @@ export * from './kinds.ts'
 export type * from './standard-schema.ts'
 export * from './fold.ts'
 export * from './decide.ts'
+export {
+  buildCorrections,
+  crdtSnapshotKind,
+  isCrdtSnapshot,
+  isLogCorrection,
+} from './corrections.ts'
 export * from './partition.ts'
 export * from './digest.ts'
 export * from './crdt-parts.ts'

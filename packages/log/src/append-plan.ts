@@ -3,7 +3,9 @@
  * synchronous lookups), it decides every item of a group of `append` calls and returns the
  * results and the rows to write. Every store uses it and decides nothing itself: SQLite's
  * lookups are its prepared statements (which never miss), PostgreSQL's are maps preloaded inside
- * the transaction (which may miss, see below), the memory store's are its maps.
+ * the transaction (which may miss, see below), the memory store's are its maps. The vocabulary
+ * is in `plan-types.ts`, one entry's decision in `plan-decide.ts`, the results in
+ * `plan-results.ts`.
  *
  * Terms: a *call* is one `append(tenant, items, pusher)`; a *group* is the calls decided
  * together in one transaction; the *overlay* is what the group changed so far (entity heads,
@@ -21,11 +23,11 @@
  *                             else decide() ─► refuse (recorded) | defer (recorded)
  *                                          | append entry + corrections
  *
- * Invariants:
+ * Invariants (2 and 9 are in `plan-types.ts`, 5 and 11 in `plan-decide.ts`, 8 and 10 in
+ * `plan-results.ts`):
  * 1. Pure given the lookups: the same lookups, group and `committedAt` give the same plan, so a
  *    store may throw a plan away and make it again (after loading more, or after a retry).
- * 2. A lookup that answers `undefined` has not been loaded: planning stops with `PlanMiss`
- *    naming what is needed. Nothing the lookups returned is mutated (heads are copied).
+ *    Nothing the lookups returned is mutated (heads are copied).
  * 3. Versions are the entity head + 1, offsets the partition head + 1, in the order the items
  *    and their corrections are decided; so they are dense and gap-free if the heads were read
  *    under the store's write lock.
@@ -33,190 +35,46 @@
  *    relay's refusal, a refused request and a deferral are recorded and use up the clientSeq;
  *    a duplicate gets the original result, also when the original is earlier in the same group;
  *    a deferral (or a refusal `unknown_type` of an older Ledgerline) is decided again.
- * 5. Corrections are sized like entries (encoded data at most `ENTRY_DATA_BYTES_MAX`) and
- *    folded into every ledger they touch by `decide()` before they are planned; the states the
- *    plan carries forward (`heads`) are those folds, so no stored ledger holds an entry its own
- *    type cannot fold.
+ * 5. The states the plan carries forward (`heads`) are the folds `decide()` made of the entry
+ *    and its corrections, in every ledger they touch (see `plan-decide.ts`).
  * 6. Every client item is compared and recorded by its digest (`entryDigest`, once per item of
  *    a plan, or taken from `context.digestOf`); entries made by a log are compared by id alone
  *    (their digest is `null`).
  * 7. A clientId is bound to the subject of the first call that records something under it, in
  *    the plan's `clients`; a call without a pusher binds nothing and may correct anything.
- * 8. Results list corrections as references, only those the call's pusher may read; records
- *    keep every one, so each pusher of a resend gets its own view.
  */
 import {
-  clockAhead,
-  correctsDecision,
-  decide,
   entryDigest,
   matchesAny,
   partitionOf,
   sameDigest,
   SERVER_CLIENT_ID,
 } from '@ledgerline/core'
-import type {
-  CorrectsCheck,
-  Decision,
-  DeferralCode,
-  Entry,
-  Hash,
-  Schema,
-  StoredEntry,
-} from '@ledgerline/core'
-import type { AckResult, CorrectionRef } from '@ledgerline/protocol'
-import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
+import type { CorrectsCheck, Decision, DeferralCode, Entry, StoredEntry } from '@ledgerline/core'
 import type { AppendItem, AppendResult, ClientRecord, Pusher } from './log-store.ts'
-
-export type RefusedResult = Extract<AckResult, { status: 'refused' }>
-export type RefusalCode = RefusedResult['code']
-export type AppendedResult = Extract<AckResult, { status: 'appended' | 'duplicate' }>
-export type DeferredResult = Extract<AckResult, { status: 'deferred' }>
-
-/** What the log holds under an id (see the header); `digest` is `null` for entries of a log. */
-export type Recorded =
-  | {
-      readonly _tag: 'entry'
-      readonly entity: string
-      readonly digest: Uint8Array | null
-      /** As appended: every one of the log's own corrections of it (`isLogCorrection`). */
-      readonly result: AppendedResult
-    }
-  | {
-      readonly _tag: 'refusal'
-      readonly digest: Uint8Array | null
-      /** `code` may be `unknown_type` in a log of an older Ledgerline (read as a deferral). */
-      readonly result: RefusedResult
-    }
-  | { readonly _tag: 'deferral'; readonly digest: Uint8Array | null; readonly code: DeferralCode }
-
-/** An entity's head as the planner needs it. */
-export interface PlanHead {
-  readonly version: number
-  readonly offset: number
-  /** Folded state; only read when the schema has a type for the entity (else `null`). */
-  readonly state: unknown
-}
-
-/** What the log holds, read synchronously. `undefined` means "not loaded" (see invariant 2). */
-export interface PlanLookups {
-  /** `{ high: 0, subject: null }` for a clientId the log never saw. */
-  client(tenant: string, clientId: string): ClientRecord | undefined
-  /**
-   * What was recorded under an id (an entry, else a refusal, else a deferral), `null` when
-   * nothing was.
-   */
-  previous(tenant: string, id: string): Recorded | null | undefined
-  /** With `state` folded when the schema has a type for the entity. */
-  entityHead(tenant: string, entity: string): PlanHead | undefined
-  partitionHead(partition: number): number | undefined
-}
-
-export type PlanNeed =
-  | { readonly kind: 'client'; readonly tenant: string; readonly clientId: string }
-  | { readonly kind: 'previous'; readonly tenant: string; readonly id: string }
-  | {
-      readonly kind: 'entity'
-      readonly tenant: string
-      readonly entity: string
-      readonly partition: number
-    }
-  | { readonly kind: 'partition'; readonly partition: number }
-
-/** Thrown by `planGroup` when a lookup has not been loaded; load `need` and plan again. */
-export class PlanMiss extends Error {
-  readonly need: PlanNeed
-  constructor(need: PlanNeed) {
-    super(`plan needs ${need.kind}`)
-    this.name = 'PlanMiss'
-    this.need = need
-  }
-}
-
-export interface PlanCall {
-  readonly tenant: string
-  readonly items: readonly AppendItem[]
-  /** Who the call acts for; `undefined` for the log's own calls (invariant 7). */
-  readonly pusher?: Pusher | undefined
-}
-
-export interface PlannedEntry {
-  readonly tenant: string
-  readonly stored: StoredEntry
-  /**
-   * The entry as handed to the planner (an item's entry, or a correction made by `decide`), so a
-   * store can use an encoding of it made before planning (the PostgreSQL store encodes bodies
-   * before it takes its locks).
-   */
-  readonly source: Entry
-  /** The client entry's digest; `null` for entries made by a log. */
-  readonly digest: Uint8Array | null
-}
-
-export interface PlannedRefusal {
-  readonly tenant: string
-  readonly id: string
-  readonly code: RefusalCode
-  readonly reason: string
-  readonly head: number
-  readonly digest: Uint8Array | null
-}
-
-export interface PlannedDeferral {
-  readonly tenant: string
-  readonly id: string
-  readonly code: DeferralCode
-  readonly reason: string
-  readonly digest: Uint8Array
-}
-
-export interface Plan {
-  /** One result list per call, in call order. */
-  readonly results: AppendResult[][]
-  /** Entries to insert, in the order they were decided. */
-  readonly entries: PlannedEntry[]
-  readonly refusals: PlannedRefusal[]
-  readonly deferrals: PlannedDeferral[]
-  /**
-   * New client records, keyed by `joinKey(tenant, clientId)`: a store keeps the higher `high`
-   * and the first `subject` that is not `null` (invariant 7).
-   */
-  readonly clients: Map<string, ClientRecord>
-  /** New records by `joinKey(tenant, id)`, for stores that keep records as the planner does. */
-  readonly recorded: Map<string, Recorded>
-  /** New partition heads (only partitions written). */
-  readonly partitionHeads: Map<number, number>
-  /** Entity heads after the group (states folded), keyed by `joinKey(tenant, entity)`. */
-  readonly heads: Map<string, PlanHeadState>
-  /** Partitions written, ascending. */
-  readonly touched: number[]
-}
-
-export interface PlanHeadState {
-  version: number
-  offset: number
-  state: unknown
-}
-
-export interface PlanContext {
-  readonly schema: Schema | undefined
-  readonly partitions: number
-  readonly committedAt: number
-  readonly lookups: PlanLookups
-  /** SHA-256 for digests (invariant 6); core's when not given. */
-  readonly hash?: Hash | undefined
-  /**
-   * The digest of an item's entry when the store computed it before planning (PostgreSQL does,
-   * outside its locks); `undefined` to let the planner compute it.
-   */
-  readonly digestOf?: ((entry: Entry) => Uint8Array | undefined) | undefined
-  /**
-   * Test-only: the planted bug `ignoreDigests` (dedupe by id alone, as protocol 1 did), so the
-   * deterministic simulation proves its checkers see a dedupe that ignores content. Production
-   * never sets it.
-   */
-  readonly ignoreDigests?: boolean | undefined
-}
+import { decideEntry } from './plan-decide.ts'
+import {
+  correctionRef,
+  deferredOf,
+  duplicateOf,
+  isLegacyDeferral,
+  resultOf,
+  visible,
+} from './plan-results.ts'
+import type {
+  AppendedResult,
+  Plan,
+  PlanCall,
+  PlanContext,
+  PlanHeadState,
+  PlannedDeferral,
+  PlannedEntry,
+  PlannedRefusal,
+  Recorded,
+  RefusalCode,
+  RefusedResult,
+} from './plan-types.ts'
+import { joinKey, PlanMiss } from './plan-types.ts'
 
 /**
  * Decides a group of calls against `context.lookups`.
@@ -241,64 +99,6 @@ export function planGroup(context: PlanContext, calls: readonly PlanCall[]): Pla
     heads: planner.heads,
     touched: [...planner.partitionHeads.keys()].sort((a, b) => a - b),
   }
-}
-
-/**
- * The log's check of a correction before it is planned (invariant 5): its data must fit an
- * entry, or no reader could ever decode the page that holds it.
- *
- * @example
- * checkCorrectionSize(correction) // true, or 'stock.oversold data is 70000 bytes encoded, …'
- */
-export function checkCorrectionSize(correction: Entry): true | string {
-  const bytes = entryDataBytes(correction.data)
-  if (bytes <= ENTRY_DATA_BYTES_MAX) return true
-  return `${correction.kind} data is ${bytes} bytes encoded, over ENTRY_DATA_BYTES_MAX (${ENTRY_DATA_BYTES_MAX})`
-}
-
-/**
- * The result a stored entry was appended with when nothing corrects it (a correction's own).
- *
- * @example
- * resultOf(correction) // { id, status: 'appended', version, partition, offset, committedAt, corrections: [] }
- */
-export function resultOf(stored: StoredEntry): AppendedResult {
-  return {
-    id: stored.id,
-    status: 'appended',
-    version: stored.version,
-    partition: stored.partition,
-    offset: stored.offset,
-    committedAt: stored.committedAt,
-    corrections: [],
-  }
-}
-
-/**
- * Where a correction landed, as an ack names it (the body travels on the subscription).
- *
- * @example
- * correctionRef(stored) // { id, entity, kind, version, partition, offset }
- */
-export function correctionRef(stored: StoredEntry): CorrectionRef {
-  return {
-    id: stored.id,
-    entity: stored.entity,
-    kind: stored.kind,
-    version: stored.version,
-    partition: stored.partition,
-    offset: stored.offset,
-  }
-}
-
-/** Tenants, client ids, entity names and entry ids contain no NUL. */
-export function joinKey(a: string, b: string): string {
-  return `${a}\u0000${b}`
-}
-
-export function splitKey(key: string): [string, string] {
-  const i = key.indexOf('\u0000')
-  return [key.slice(0, i), key.slice(i + 1)]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,23 +229,11 @@ class Planner {
     entry: Entry,
     pusher: Pusher | undefined,
   ): { head: PlanHeadState; decision: Decision } {
-    const schema = this.#context.schema
     const head = this.#head(tenant, entry.entity)
-    const checkCorrects = (id: string) => this.#checkCorrects(tenant, id, pusher)
-    const decision =
-      schema === undefined
-        ? decidePlain(head.version, entry, this.#context.committedAt, checkCorrects)
-        : decide(
-            schema,
-            { state: head.state, version: head.version },
-            entry,
-            this.#context.committedAt,
-            {
-              stateOf: (entity) => this.#head(tenant, entity).state,
-              checkCorrection: checkCorrectionSize,
-              checkCorrects,
-            },
-          )
+    const decision = decideEntry(this.#context, head, entry, {
+      stateOf: (entity) => this.#head(tenant, entity).state,
+      checkCorrects: (id) => this.#checkCorrects(tenant, id, pusher),
+    })
     return { head, decision }
   }
 
@@ -609,67 +397,4 @@ class Planner {
     this.heads.set(key, head)
     return head
   }
-}
-
-/** A refusal `unknown_type`, recorded before the log deferred unknown types (invariant 4). */
-function isLegacyDeferral(record: Recorded): boolean {
-  return record._tag === 'refusal' && (record.result.code as string) === 'unknown_type'
-}
-
-function duplicateOf(result: AppendedResult, pusher: Pusher | undefined): AppendedResult {
-  return visible({ ...result, status: 'duplicate' }, pusher)
-}
-
-/** Invariant 8: the corrections the pusher may read. */
-function visible(result: AppendedResult, pusher: Pusher | undefined): AppendedResult {
-  if (pusher === undefined || result.corrections.length === 0) return result
-  const read = pusher.grants.read
-  const shown = result.corrections.filter((c) => matchesAny(read, c.entity))
-  return shown.length === result.corrections.length ? result : { ...result, corrections: shown }
-}
-
-function deferredOf(id: string, decision: Extract<Decision, { _tag: 'defer' }>): DeferredResult {
-  return {
-    id,
-    status: 'deferred',
-    code: decision.code,
-    reason: decision.reason,
-    retryAfterMs: decision.retryAfterMs,
-  }
-}
-
-/**
- * `decide()` of a plain log (no schema), without its input checks: entries reach the log
- * already validated (`AppendItem`), and on the hot path of a plain log re-validating every entry
- * was the largest cost after the storage itself. The outcome is the one `decide(undefined, …)`
- * gives.
- */
-function decidePlain(
-  version: number,
-  entry: Entry,
-  now: number,
-  checkCorrects: (id: string) => CorrectsCheck,
-): Decision {
-  const ahead = clockAhead(entry, now)
-  if (ahead !== undefined) return ahead
-  if (entry.corrects !== undefined) {
-    const corrects = correctsDecision(entry, { checkCorrects })
-    if (corrects !== undefined) return corrects
-  }
-  if (entry.intent === 'request' && entry.expect !== undefined && entry.expect !== version) {
-    return {
-      _tag: 'refuse',
-      code: 'conflict',
-      reason: `expected version ${entry.expect}, entity is at ${version}`,
-    }
-  }
-  return PLAIN_APPEND
-}
-
-const PLAIN_APPEND: Decision = {
-  _tag: 'append',
-  state: null,
-  corrections: [],
-  broken: [],
-  others: new Map(),
 }

@@ -13,7 +13,7 @@
  *    fails loudly on a gap rather than deciding on a wrong state.
  */
 import type { EntityType, StoredEntry } from '@ledgerline/core'
-import type { PlanHead, PlanHeadState } from './append-plan.ts'
+import type { PlanHead, PlanHeadState } from './plan-types.ts'
 
 export interface EntityStates {
   /**

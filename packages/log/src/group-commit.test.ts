@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
-import type { PlanCall } from './append-plan.ts'
+import type { PlanCall } from './plan-types.ts'
 import { createGroupCommit } from './group-commit.ts'
 import type { CommitOutcome, GroupCommitOptions } from './group-commit.ts'
 

@@ -30,8 +30,8 @@
  * 7. No timer of its own: it waits with the injected `defer`, so a simulation can drive it.
  */
 import { SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { PlanCall } from './append-plan.ts'
-import { joinKey } from './append-plan.ts'
+import type { PlanCall } from './plan-types.ts'
+import { joinKey } from './plan-types.ts'
 import { COMMIT_QUEUE_ENTRIES_MAX, GROUP_COMMIT_ENTRIES_MAX } from './limits.ts'
 import type { AppendItem, AppendResult, LogStoreOptions, Pusher } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'

@@ -7,7 +7,8 @@
  * locks; a *plan* (`planGroup` of `@ledgerline/log`) is the group's decisions, made in memory
  * against what the transaction read under those locks. This store decides nothing itself: it
  * locks, reads what the planner asks for, and writes the plan. Its SQL text is in
- * `postgres-sql.ts`, its rows and parameters in `postgres-rows.ts`.
+ * `postgres-sql.ts`, what a group reads in `postgres-rows.ts` and writes in `postgres-write.ts`,
+ * one group's transaction in `postgres-append.ts`.
  *
  *   append() ─► createGroupCommit ─(defer)─► group ≤ GROUP_COMMIT_ENTRIES_MAX entries,
  *     up to PG_GROUPS_IN_FLIGHT_MAX groups at once; bodies encoded before any lock
@@ -33,19 +34,18 @@
  * 2. Offsets come from the partition's head row updated in the same transaction as its entries;
  *    the row lock is held to commit, so offsets are gap-free and in commit order (guarantee 4).
  *    A reader's page and the head it is measured against come from one statement (one snapshot).
- * 3. Head rows are locked in ascending partition order and nothing else is locked before them;
- *    a group that finds it needs one more partition (a correction to an entity elsewhere) rolls
- *    back and starts again with it. So appends cannot deadlock one another.
+ * 3. Appends cannot deadlock one another: head rows are locked in ascending order, and a group
+ *    that needs one more partition (a correction elsewhere) starts again with it
+ *    (`postgres-append.ts`).
  * 4. Entity states in the LRU are trusted only when their version equals the version read in the
  *    transaction (another relay may have appended); otherwise the ledger is folded forward from
  *    the cached version. A rolled-back transaction leaves every cache as it was.
  * 5. One NOTIFY per committed group (payload: this store's id and the new heads of the partitions
  *    it wrote), never per row; other relays also poll the heads (`postgres-commit-feed.ts`).
- * 6. A group that fails for a passing reason (deadlock, lock timeout, a racing unique insert, a
- *    lost connection) is tried again from the start, up to `PG_APPEND_ATTEMPTS_MAX`; dedupe
- *    makes a retry after an unknown commit outcome answer `duplicate`, never a second row. A
- *    group that still fails is split by the group commit: every call is tried alone, so one bad
- *    call rejects only itself.
+ * 6. A group that fails for a passing reason is tried again from the start
+ *    (`postgres-append.ts`); dedupe makes a retry after an unknown commit outcome answer
+ *    `duplicate`, never a second row. A group that still fails is split by the group commit:
+ *    every call is tried alone, so one bad call rejects only itself.
  * 7. A client's pipelined pushes reach the log in the order they were sent (clientSeq is
  *    checked against the committed high-water mark): the group commit keeps up to
  *    `PG_GROUPS_IN_FLIGHT_MAX` groups in flight, but never two holding calls of one client, and
@@ -56,10 +56,11 @@
  *    `RelayError('durability')`. Triggers refuse any update or delete of entries and refusals
  *    (migration 3, guarantee 6).
  * 9. Statements that need no answer in between are sent together on the store's own pool
- *    (`pg` pipeline mode): PostgreSQL still runs them one after another, each read with a
- *    snapshot taken after the lock statement returned (read committed), so the reads see every
- *    commit of whoever held the rows before. On a pool the caller made they go one at a time.
- *    How the statements are written and named is in `postgres-sql.ts`.
+ *    (`pg` pipeline mode, two round trips per group: `postgres-append.ts`): PostgreSQL still
+ *    runs them one after another, each read with a snapshot taken after the lock statement
+ *    returned (read committed), so the reads see every commit of whoever held the rows before.
+ *    On a pool the caller made they go one at a time. How the statements are written and named
+ *    is in `postgres-sql.ts`.
  * 10. Digests (`digest` columns, migration 3) are kept for client entries, refusals and
  *    deferrals, and computed with the bodies before any lock. The `corrects` column is written
  *    for the log's own corrections only, and the lookup of an entry's corrections also asks that
@@ -69,18 +70,14 @@
  */
 import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
-import type { Pool, PoolClient } from 'pg'
-import { partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { Hash, Schema, StoredEntry } from '@ledgerline/core'
+import type { Pool } from 'pg'
+import type { Schema, StoredEntry } from '@ledgerline/core'
 import {
   createCommitListeners,
   createEntityStates,
   createGroupCommit,
   groupCommitOptionsOf,
   ENTITY_STATES_MAX,
-  joinKey,
-  PlanMiss,
-  planGroup,
 } from '@ledgerline/log'
 import type {
   AppendItem,
@@ -97,19 +94,17 @@ import type {
   Pusher,
 } from '@ledgerline/log'
 import type { LogIdentity } from '@ledgerline/protocol'
-import { createCommitFeed, encodeCommitPayload } from './postgres-commit-feed.ts'
+import { commitGroup } from './postgres-append.ts'
+import type { GroupContext } from './postgres-append.ts'
+import { createCommitFeed } from './postgres-commit-feed.ts'
 import type { CommitFeed } from './postgres-commit-feed.ts'
 import {
-  PG_APPEND_ATTEMPTS_MAX,
-  PG_APPEND_RETRY_MS,
   PG_GROUPS_IN_FLIGHT_MAX,
   PG_SHARED_LOG_WINDOW_MS,
-  PG_LOCK_TIMEOUT_MS,
   PG_POLL_INTERVAL_MS,
 } from './postgres-limits.ts'
 import { migratePostgres } from './postgres-migrations.ts'
 import { nodeRandom, nodeSha256 } from './node-crypto.ts'
-import type { EncodedItems, Loaded } from './postgres-rows.ts'
 import * as pgRows from './postgres-rows.ts'
 import type { EntryRow } from './postgres-sql.ts'
 import * as pgSql from './postgres-sql.ts'
@@ -182,20 +177,16 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
 // ---------------------------------------------------------------------------------------------
 
-type Attempt = { _tag: 'committed'; plan: Plan } | { _tag: 'relock'; partitions: Set<number> }
-
 class PostgresStore implements LogStore {
   readonly partitions: number
   readonly #pool: Pool
   readonly #ownPool: boolean
   readonly #schema: Schema | undefined
-  readonly #now: () => number
-  readonly #hash: Hash
   readonly #id = randomBytes(8).toString('hex')
   readonly #states: EntityStates
   readonly #listeners = createCommitListeners()
   readonly #feed: CommitFeed
-  readonly #notify: boolean
+  readonly #group: GroupContext
   readonly #commits: GroupCommit
   /** When the feed last reported a commit of another relay (ms since the epoch). */
   #othersCommittedAt = 0
@@ -212,10 +203,17 @@ class PostgresStore implements LogStore {
     this.#ownPool = ownPool
     this.partitions = partitions
     this.#schema = options.schema
-    this.#now = options.now ?? Date.now
-    this.#hash = options.hash ?? nodeSha256
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
-    this.#notify = options.notify ?? true
+    this.#group = {
+      pool,
+      partitions,
+      schema: options.schema,
+      now: options.now ?? Date.now,
+      hash: options.hash ?? nodeSha256,
+      states: this.#states,
+      storeId: this.#id,
+      notify: options.notify ?? true,
+    }
     const inFlightMax = Math.max(1, options.groupsInFlightMax ?? PG_GROUPS_IN_FLIGHT_MAX)
     const listen = options.listen ?? true
     this.#feed = createCommitFeed({
@@ -347,7 +345,7 @@ class PostgresStore implements LogStore {
   async #commit(group: readonly PlanCall[]): Promise<CommitOutcome> {
     let plan: Plan
     try {
-      plan = await this.#commitWithRetries(group)
+      plan = await commitGroup(this.#group, group)
     } catch (error) {
       throw pgSql.asStoreError(error)
     }
@@ -356,142 +354,6 @@ class PostgresStore implements LogStore {
     if (this.#schema !== undefined) this.#states.remember(plan.heads)
     this.#feed.advance(plan.partitionHeads)
     return { results: plan.results, touched: plan.touched }
-  }
-
-  async #commitWithRetries(calls: readonly PlanCall[]): Promise<Plan> {
-    // Bodies do not depend on the plan: encode them before any lock is taken, once for all
-    // attempts.
-    const bodies = pgRows.encodeItems(calls, this.#hash)
-    let extra = new Set<number>()
-    let failures = 0
-    for (;;) {
-      let client: PoolClient | undefined
-      let broken = false
-      // A connection that dies while checked out emits 'error' outside any query; without a
-      // listener that would crash the relay. Note it, and drop the connection on release.
-      const onError = () => {
-        broken = true
-      }
-      try {
-        client = await this.#pool.connect()
-        client.on('error', onError)
-        const attempt = await this.#attempt(client, calls, extra, bodies)
-        client.removeListener('error', onError)
-        client.release(broken ? true : undefined)
-        client = undefined
-        if (attempt._tag === 'committed') return attempt.plan
-        // Invariant 3: more partitions are needed; nothing was written. Not a failure.
-        extra = attempt.partitions
-      } catch (error) {
-        if (client !== undefined) {
-          const drop = broken || pgSql.isConnectionError(error)
-          if (!drop) await client.query('rollback').catch(() => undefined)
-          client.removeListener('error', onError)
-          // A broken connection is dropped rather than handed to the next caller.
-          client.release(drop ? true : undefined)
-        }
-        failures++
-        if (!pgSql.isPassing(error) || failures >= PG_APPEND_ATTEMPTS_MAX) throw error
-        await sleep(PG_APPEND_RETRY_MS * 2 ** (failures - 1))
-      }
-    }
-  }
-
-  async #attempt(
-    client: PoolClient,
-    calls: readonly PlanCall[],
-    extra: ReadonlySet<number>,
-    bodies: EncodedItems,
-  ): Promise<Attempt> {
-    const lockSet = new Set(extra)
-    for (const call of calls) {
-      for (const item of call.items) {
-        lockSet.add(partitionOf(call.tenant, item.entry.entity, this.partitions))
-      }
-    }
-    const locked = [...lockSet].sort((a, b) => a - b)
-    const keys = pgRows.groupKeys(calls)
-    // Invariant 9, one round trip: begin, lock the head rows in ascending order, and the reads
-    // the plan will most likely need. PostgreSQL runs each read only after the lock statement
-    // returned, with a snapshot of its own (read committed), so the reads see every commit of
-    // whoever held the locks before.
-    const [, lockResult, clientsResult, headsResult] = await pgSql.pipeline(client, [
-      { text: `begin; set local lock_timeout = ${PG_LOCK_TIMEOUT_MS}` },
-      {
-        name: 'ledgerline_lock_v1',
-        text: pgSql.LOCK_SQL,
-        values: [pgSql.intArray(locked)],
-        types: pgSql.PG_TYPES,
-      },
-      pgSql.clientsQuery(keys.clients),
-      pgSql.headsQuery(keys.entities),
-    ])
-    const heads = pgSql.rowsOf<{ partition: number; head: number }>(lockResult)
-    const loaded: Loaded = {
-      locked: lockSet,
-      partitionHeads: new Map(heads.map((r) => [r.partition, r.head])),
-      clients: new Map(),
-      previous: new Map(),
-      heads: new Map(),
-    }
-    pgRows.takeClients(keys.clients, pgSql.rowsOf(clientsResult), loaded)
-    // Earlier results are needed only for resent entries (at or below the high-water mark) and
-    // for server entries; usually there are none and this round trip is skipped.
-    // So are the entries client entries' `corrects` name (invariant 10).
-    const resent: [string, string][] = [...keys.corrects]
-    for (const [tenant, id, clientId, seq] of keys.candidates) {
-      const high = loaded.clients.get(joinKey(tenant, clientId))?.high
-      if (clientId === SERVER_CLIENT_ID || (high !== undefined && seq <= high)) {
-        resent.push([tenant, id])
-      }
-    }
-    if (resent.length > 0) await pgRows.loadPrevious(client, resent, loaded)
-    await pgRows.takeHeads(client, pgSql.rowsOf(headsResult), loaded, this.#schema, this.#states)
-    const committedAt = this.#now()
-    const lookups = pgRows.lookupsOf(loaded)
-    let plan: Plan
-    for (;;) {
-      try {
-        plan = planGroup(
-          {
-            schema: this.#schema,
-            partitions: this.partitions,
-            committedAt,
-            lookups,
-            hash: this.#hash,
-            digestOf: (entry) => bodies.digests.get(entry),
-          },
-          calls,
-        )
-        break
-      } catch (error) {
-        if (!(error instanceof PlanMiss)) throw error
-        const need = error.need
-        if (need.kind === 'entity' || need.kind === 'partition') {
-          if (!lockSet.has(need.partition)) {
-            await client.query('rollback')
-            return { _tag: 'relock', partitions: new Set([...lockSet, need.partition]) }
-          }
-        }
-        await pgRows.loadNeed(client, need, loaded, this.#schema, this.#states)
-      }
-    }
-    // Invariant 5 and 9: every row of the plan and the one NOTIFY in one statement, sent
-    // together with the COMMIT. Had the statement failed, PostgreSQL would answer the COMMIT
-    // with ROLLBACK; the statement's error is what `sql.pipeline` throws then.
-    const payload =
-      plan.touched.length > 0 && this.#notify
-        ? encodeCommitPayload(this.#id, plan.partitionHeads)
-        : ''
-    const [, commit] = await pgSql.pipeline(client, [
-      pgRows.writeQuery(plan, bodies, payload),
-      { text: 'commit' },
-    ])
-    const tag = (commit as { command?: unknown } | undefined)?.command
-    if (tag !== 'COMMIT') {
-      throw new RelayError('store_failed', `append transaction ended with ${String(tag)}`)
-    }
-    return { _tag: 'committed', plan }
   }
 
   async #read<R extends pg.QueryResultRow>(
@@ -505,10 +367,6 @@ class PostgresStore implements LogStore {
       throw new RelayError('store_failed', `read failed: ${messageOf(error)}`, { cause: error })
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 function messageOf(error: unknown): string {

@@ -7,6 +7,11 @@
  * they complete; a crash discards every transaction not yet complete. A *life* is the time
  * between two crashes: callbacks from an older life do nothing.
  *
+ * One unit on purpose (over 500 lines): it is the MODEL client of the simulation, a single
+ * closure whose transaction queue, life counter and sync loop share state, and it is due to be
+ * retired once the simulation drives the real client; splitting it now would only spread that
+ * shared state over files that are about to go.
+ *
  *   append ─► [tx: seq = next++, put entry, put outbox] ─► resolve
  *   sync   ─► hello ─► welcome ─► subscribe(cursors) + push(outbox in seq order, ≤ 4 in flight)
  *   ack    ─► [tx: delete outbox records, keep decisions]        seq_gap ─► reconnect, resend
