@@ -455,9 +455,10 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
         const mine = till.entities.get(entity)
         const version = entries.length
         if (mine === undefined || mine.version !== version) {
+          const why = mine?.version === -1 ? ` (${String(mine.state)})` : ''
           violate(
             'convergence',
-            `${till.name} has ${entity} at v${mine?.version ?? 'none'}, the log at v${version}`,
+            `${till.name} has ${entity} at v${mine?.version ?? 'none'}, the log at v${version}${why}`,
           )
           continue
         }

@@ -281,7 +281,10 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       }
     },
     backup() {
-      if (options.mode !== 'sqlite' || db === undefined || !db.open) return false
+      // Only at a commit boundary (the planted `ackBeforeCommit` keeps a transaction open).
+      if (options.mode !== 'sqlite' || db === undefined || !db.open || db.inTransaction) {
+        return false
+      }
       if (existsSync(copyFile)) rmSync(copyFile)
       db.exec(`VACUUM INTO '${copyFile.replace(/'/g, "''")}'`)
       hasCopy = true

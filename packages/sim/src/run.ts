@@ -778,7 +778,11 @@ async function readTills(
     const outcomes = new Map<string, Outcome>()
     if (client !== undefined && till.alive) {
       for (const entity of entities) {
-        const s = await client.load(entity)
+        // A load the client refuses (a ledger it cannot trust) is a finding, not a crash.
+        const s = await client.load(entity).catch((error: unknown) => ({
+          version: -1,
+          confirmed: `load failed: ${error instanceof Error ? error.message : String(error)}`,
+        }))
         states.set(entity, { version: s.version, state: s.confirmed })
       }
       for (const record of history.ops.values()) {
