@@ -263,7 +263,14 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       duplicated++
       violate('exactly-once', `${record.op} is both in the log and refused`)
     }
-    if (refused && record.intent === 'fact') {
+    const target = record.entry?.corrects
+    const targetOp = target === undefined ? undefined : idToOp.get(target)
+    if (refused && record.intent === 'fact' && targetOp !== undefined && openOps.has(targetOp)) {
+      // A void of a sale the open finding lost: the log rightly refuses a correction of an
+      // entry it does not hold. Counted with the finding.
+      openOps.add(record.op)
+      known.push(`fact ${record.op} refused: it corrects ${targetOp}, lost to the log restore`)
+    } else if (refused && record.intent === 'fact') {
       violate(
         'exactly-once',
         `fact ${record.op} (${record.kind} on ${record.entity}) was refused: ${refusedCode ?? (finalOutcome as { code?: string } | undefined)?.code ?? '?'}`,
@@ -290,6 +297,12 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
     if (stored === undefined) continue
     const key = contentKey(stored)
     if (!made.some((m) => m.key === key)) {
+      // Restore recovery renumbers entries onto a derived clientId, so an id an app promise
+      // once had (on a disk since put back to an older copy) may hold a moved sale: that is
+      // the sale's own content, found by its op tag (exactly-once checks it there).
+      const op = opOf(stored)
+      const record = op === undefined ? undefined : history.ops.get(op)
+      if (record !== undefined && record.business === businessKey(stored)) continue
       violate('ids', `the log holds ${id} with content none of its makers gave it`)
       continue
     }
