@@ -47,6 +47,12 @@ export interface TokenClaims {
   readonly grants: Grants
   /** ms since the epoch. */
   readonly expiresAt: number
+  /**
+   * When the check stops accepting the token (ms since the epoch): `expiresAt` plus the clock
+   * tolerance. A session of the token lives until then, so a `hello` it passed is not followed
+   * at once by `token_expired` (a welcome that resets the client's backoff, again and again).
+   */
+  readonly acceptedUntil: number
 }
 
 export type TokenCheck =
@@ -141,7 +147,7 @@ export function createTokenVerifier(
         message: `token refused: ${error instanceof Error ? error.message : 'invalid'}`,
       }
     }
-    return checkClaims(payload)
+    return checkClaims(payload, toleranceS)
   }
 }
 
@@ -187,7 +193,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-function checkClaims(payload: Record<string, unknown>): TokenCheck {
+function checkClaims(payload: Record<string, unknown>, toleranceS: number): TokenCheck {
   try {
     const sub = payload.sub
     if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {
@@ -200,7 +206,13 @@ function checkClaims(payload: Record<string, unknown>): TokenCheck {
     if (typeof exp !== 'number') throw new Error('exp must be a number')
     return {
       _tag: 'valid',
-      claims: { sub, tenant, grants: { read, write }, expiresAt: exp * 1000 },
+      claims: {
+        sub,
+        tenant,
+        grants: { read, write },
+        expiresAt: exp * 1000,
+        acceptedUntil: (exp + toleranceS) * 1000,
+      },
     }
   } catch (error) {
     return {
