@@ -170,11 +170,20 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   const known: string[] = []
   /** Ops of the open findings: the later checks do not count them again. */
   const openOps = new Set<string>()
-  /** A disk restore of `till` from a copy taken before the log's restore, put back after it. */
+  /**
+   * A disk restore of `till`, put back after the log's restore, from a copy that still knew the
+   * log before it: taken before the restore, or before the till heard from the new log (no ack
+   * between the log's restore and the copy).
+   */
   const restoredAcrossLogRestore = (till: string): boolean => {
     const logAt = history.logRestoredAt
     if (logAt === undefined) return false
-    return history.diskRestores.some((d) => d.till === till && d.copiedAt < logAt && d.at > logAt)
+    return history.diskRestores.some(
+      (d) =>
+        d.till === till &&
+        d.at > logAt &&
+        !history.acks.some((a) => a.till === till && a.at >= logAt && a.at <= d.copiedAt),
+    )
   }
   /**
    * Acked before the log was last put back to an older copy, and never pushed again after it:
