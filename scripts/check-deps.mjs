@@ -16,6 +16,9 @@ const allowed = {
   yjs: ['core'],
   automerge: ['core'],
   react: ['core', 'client'],
+  // The product simulation runs the real client and relay on a simulated world (tests only,
+  // private): it is the one package that may import both.
+  sim: ['core', 'protocol', 'log', 'testkit', 'client', 'relay'],
 }
 // Imports erased at compile time (`import type`) that are allowed besides: testkit's contract
 // suites name the interfaces whose implementations run them in their tests: `ClientStore` and

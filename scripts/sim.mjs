@@ -1,19 +1,255 @@
-// The deep tier of the deterministic simulation: many seeds, in parallel worker threads, with a
+// The deep tier of the deterministic simulations, many seeds in parallel worker threads, with a
 // summary table of the figures the README's "How we test" quotes.
 //
-//   npm run test:sim -- --seeds 500            seeds 1..500
-//   npm run test:sim -- --seeds 200 --from 1000
-//   npm run test:sim -- --seed 1234            replay one seed and print its figures
-//   options: --jobs N (worker threads, default 2), --ops N (appends per client; default from the seed)
+// The product simulation (default): the real client (`createClient`) in every till and the real
+// relay `Session`, token check and server log, on a simulated world (`packages/sim`).
 //
-// Exits 1 if any seed fails; each failure prints its seed, violations and replay command.
+//   npm run test:sim -- --seeds 500                  seeds 1..500 (SQLite log)
+//   npm run test:sim -- --seeds 200 --from 1000 --store memory
+//   npm run test:sim -- --seed 1234                  replay one seed: its figures and trace hash
+//   npm run test:sim -- --seeds 50 --faults all      every edge fault on every seed
+//   npm run test:sim -- --seeds 50 --faults restores,impostor   only these (`none`: none)
+//   (default: each edge fault — restores, impostor, logRestores, expiringTokens, oversized,
+//   rollouts — is drawn per seed with even odds)
+//   npm run test:sim -- --seeds 20 --bug deleteOnSend   a planted bug: the run must fail
+//   --strict: the open findings of packages/sim/FINDINGS.md fail their seeds too
+//   options: --jobs N (worker threads, default 2), --ops N (appends per till; default from the seed)
+//
+// The model simulation, kept as a fast protocol oracle (a model client and relay over the memory
+// log, `packages/testkit/src/sim`): `npm run test:sim -- --model --seeds 500`.
+//
+// Exits 1 if any seed fails (with --bug: if any seed passes); each failure prints its seed,
+// violations, trace hash and replay command.
 import { availableParallelism } from 'node:os'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { execSync } from 'node:child_process'
 
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
+const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
+
+/** Planted bugs by name: where the switch lives, and what it needs. */
+const BUGS = {
+  deleteOnSend: { bugs: { client: { deleteOnSend: true } } },
+  ackBeforeCommit: { bugs: { sqlite: { ackBeforeCommit: true } } },
+  unsyncedLastCommit: { store: 'memory', bugs: { memory: { unsyncedLastCommit: true } } },
+  noDedupe: { store: 'memory', bugs: { memory: { noDedupe: true } } },
+  // Dedupe by id alone, as protocol 1 did: the restores and impostor faults must catch it.
+  ignoreDigests: {
+    faults: 'restores,impostor',
+    bugs: { sqlite: { ignoreDigests: true } },
+  },
+}
 
 if (!isMainThread) {
+  if (workerData.model) await modelWorker()
+  else await productWorker()
+  process.exit(0)
+}
+
+const args = parseArgs(process.argv.slice(2))
+const model = args.model !== undefined
+const single = args.seed !== undefined
+const from = single ? Number(args.seed) : Number(args.from ?? 1)
+const count = single ? 1 : Number(args.seeds ?? 100)
+const jobs = Math.max(1, Math.min(Number(args.jobs ?? 2), availableParallelism(), count))
+const ops = args.ops === undefined ? undefined : Number(args.ops)
+const bug = args.bug
+if (bug !== undefined && BUGS[bug] === undefined) {
+  console.error(`unknown --bug ${bug}; one of ${Object.keys(BUGS).join(', ')}`)
+  process.exit(2)
+}
+const seeds = Array.from({ length: count }, (_, i) => from + i)
+let sha = 'unknown'
+try {
+  sha = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim()
+} catch {
+  // Not a git checkout: the seed alone still replays on the same code.
+}
+
+const started = performance.now()
+const results = []
+await Promise.all(
+  Array.from({ length: jobs }, (_, j) => {
+    const mine = seeds.filter((_, i) => i % jobs === j)
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(new URL(import.meta.url), {
+        workerData: {
+          seeds: mine,
+          ops,
+          model,
+          store: args.store,
+          faults: args.faults,
+          bug,
+          strict: args.strict !== undefined,
+        },
+      })
+      worker.on('message', (m) => {
+        results.push(m)
+        if (!m.ok && bug === undefined) console.error(m.failure)
+        if (!single && results.length % 50 === 0) {
+          console.log(`… ${results.length}/${count} seeds`)
+        }
+      })
+      worker.on('error', reject)
+      worker.on('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`worker exit ${code}`)),
+      )
+    })
+  }),
+)
+const wallMs = performance.now() - started
+results.sort((a, b) => a.seed - b.seed)
+if (model) printModel()
+else await printProduct()
+
+// ---------------------------------------------------------------------------------------------
+
+async function productWorker() {
+  const { runProductSimulation, describeProductFailure, EDGE_FAULTS } = await import(sim.href)
+  const planted = workerData.bug === undefined ? {} : BUGS[workerData.bug]
+  const asked = workerData.faults ?? planted.faults
+  // Default: every edge fault drawn per seed (run.ts invariant 3); `none`, `all` or a list.
+  const names =
+    asked === undefined
+      ? undefined
+      : asked === 'all'
+        ? EDGE_FAULTS
+        : asked === 'none'
+          ? []
+          : asked.split(',').filter((f) => f !== '')
+  for (const name of names ?? []) {
+    if (!EDGE_FAULTS.includes(name)) throw new Error(`unknown fault ${name}: ${EDGE_FAULTS}`)
+  }
+  const faults = names === undefined ? undefined : Object.fromEntries(names.map((n) => [n, true]))
+  for (const seed of workerData.seeds) {
+    const r = await runProductSimulation({
+      seed,
+      opsPerTill: workerData.ops,
+      store: planted.store ?? workerData.store,
+      faults,
+      bugs: planted.bugs,
+      strict: workerData.strict,
+    })
+    parentPort.postMessage({
+      seed,
+      ok: r.ok,
+      failure: r.ok ? undefined : describeProductFailure(r),
+      traceHash: r.traceHash,
+      tills: r.config.tills,
+      attempted: r.ops.attempted,
+      resolved: r.ops.resolved,
+      cut: r.ops.cut,
+      simulatedMs: r.simulatedMs,
+      events: r.events,
+      wallMs: r.wallMs,
+      lost: r.report.lost,
+      openFindings: r.report.openFindings,
+      duplicated: r.report.duplicated,
+      unexpected: r.report.unexpected,
+      counts: r.report.counts,
+      edge: r.config.edge,
+      logEntries: r.report.figures.logEntries,
+      corrections: r.report.figures.corrections,
+      offendingFacts: r.report.figures.offendingFacts,
+      requests: r.report.figures.requests,
+      requestsRefused: r.report.figures.requestsRefused,
+      ...r.world,
+    })
+  }
+}
+
+async function printProduct() {
+  // The edge faults as `run.ts` names them, for the summary's per-fault rows.
+  const { EDGE_FAULTS: EDGE_NAMES } = await import(sim.href)
+  const sum = (f) => results.reduce((n, r) => n + f(r), 0)
+  const failed = results.filter((r) => !r.ok)
+  const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
+  console.log(
+    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${bug === undefined ? '' : `, planted bug ${bug}`}`,
+  )
+  const checks = Object.keys(results[0]?.counts ?? {})
+  const rows = [
+    ['seeds run', results.length],
+    ['seeds failed', failed.length],
+    [
+      'tills per seed',
+      `${Math.min(...results.map((r) => r.tills))}–${Math.max(...results.map((r) => r.tills))}`,
+    ],
+    [
+      'appends resolved to the app (attempted)',
+      `${sum((r) => r.resolved)} (${sum((r) => r.attempted)})`,
+    ],
+    ['entries in the logs', sum((r) => r.logEntries)],
+    ['requests decided (refused)', `${sum((r) => r.requests)} (${sum((r) => r.requestsRefused)})`],
+    [
+      'offending facts → corrections',
+      `${sum((r) => r.offendingFacts)} → ${sum((r) => r.corrections)}`,
+    ],
+    ['append calls checked by the oracle', sum((r) => r.oracleCalls)],
+    ['simulated time (hours)', (sum((r) => r.simulatedMs) / 3_600_000).toFixed(0)],
+    ['events run', sum((r) => r.events)],
+    [
+      'frames / lost (connection broke) / breaks',
+      `${sum((r) => r.frames)} / ${sum((r) => r.framesLost)} / ${sum((r) => r.breaks)}`,
+    ],
+    ['dials', sum((r) => r.dials)],
+    [
+      'till boots / power cuts / tab reloads',
+      `${sum((r) => r.tillBoots)} / ${sum((r) => r.powerCuts)} / ${sum((r) => r.tabReloads)}`,
+    ],
+    ['relaxed IndexedDB commits lost to power cuts', sum((r) => r.relaxedCommitsLost)],
+    ['relay crashes', sum((r) => r.relayCrashes)],
+    ...Object.keys(results[0]?.crashPoints?.hits ?? {}).map((p) => [
+      `crash point ${p}: hits / fired`,
+      `${sum((r) => r.crashPoints.hits[p])} / ${sum((r) => r.crashPoints.fired[p])}`,
+    ]),
+    [
+      'disk restores / log restores / impostor entries pushed / impostor refused',
+      `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)} / ${sum((r) => r.impostorRefused)}`,
+    ],
+    ...EDGE_NAMES.map((f) => [`seeds with edge fault ${f}`, sum((r) => (r.edge[f] ? 1 : 0))]),
+    ['lost', sum((r) => r.lost)],
+    [
+      'ops hit by the open findings (disk and log restores; FINDINGS.md)',
+      `${sum((r) => r.openFindings.length)} in ${results.filter((r) => r.openFindings.length > 0).length} seeds`,
+    ],
+    ['duplicated', sum((r) => r.duplicated)],
+    ['unexpected', sum((r) => r.unexpected)],
+    ...checks.map((c) => [`violations: ${c}`, sum((r) => r.counts[c])]),
+    [
+      'wall time per seed (ms): mean / p50 / max',
+      `${(sum((r) => r.wallMs) / results.length).toFixed(0)} / ${(walls[Math.floor(walls.length / 2)] ?? 0).toFixed(0)} / ${(walls.at(-1) ?? 0).toFixed(0)}`,
+    ],
+    ['wall time (s)', (wallMs / 1000).toFixed(1)],
+  ]
+  printTable(['figure', 'value'], rows)
+  if (single) console.log(`\ntrace hash ${results[0]?.traceHash}`)
+  const known = results.filter((r) => r.openFindings.length > 0)
+  if (known.length > 0) {
+    console.log(
+      `\nseeds hit by the open findings: ${known.map((r) => `${r.seed} (${r.traceHash})`).join(' ')}`,
+    )
+    console.log(`  e.g. seed ${known[0].seed}: ${known[0].openFindings[0]}`)
+  }
+  if (bug !== undefined) {
+    const caught = failed[0]
+    if (caught === undefined) {
+      console.error(`\nplanted bug ${bug} was NOT caught in ${count} seeds`)
+      process.exit(1)
+    }
+    console.log(
+      `\nplanted bug ${bug} caught first at seed ${caught.seed} (trace ${caught.traceHash})`,
+    )
+    console.log(caught.failure)
+    return
+  }
+  if (failed.length > 0) {
+    console.error(`\nfailed seeds: ${failed.map((r) => r.seed).join(' ')}`)
+    process.exit(1)
+  }
+}
+
+async function modelWorker() {
   const { runSimulation, describeFailure, CRASH_POINTS } = await import(testkit.href)
   for (const seed of workerData.seeds) {
     const r = runSimulation({ seed, opsPerClient: workerData.ops })
@@ -54,102 +290,65 @@ if (!isMainThread) {
       crashes: Object.fromEntries(CRASH_POINTS.map((p) => [p, r.crashPoints.crashes[p]])),
     })
   }
-  process.exit(0)
 }
 
-const args = parseArgs(process.argv.slice(2))
-const single = args.seed !== undefined
-const from = single ? Number(args.seed) : Number(args.from ?? 1)
-const count = single ? 1 : Number(args.seeds ?? 100)
-const jobs = Math.max(1, Math.min(Number(args.jobs ?? 2), availableParallelism(), count))
-const ops = args.ops === undefined ? undefined : Number(args.ops)
-const seeds = Array.from({ length: count }, (_, i) => from + i)
-let sha = 'unknown'
-try {
-  sha = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim()
-} catch {
-  // Not a git checkout: the seed alone still replays on the same code.
-}
-
-const started = performance.now()
-const results = []
-await Promise.all(
-  Array.from({ length: jobs }, (_, j) => {
-    const mine = seeds.filter((_, i) => i % jobs === j)
-    return new Promise((resolve, reject) => {
-      const worker = new Worker(new URL(import.meta.url), { workerData: { seeds: mine, ops } })
-      worker.on('message', (m) => {
-        results.push(m)
-        if (!m.ok) console.error(m.failure)
-        if (!single && results.length % 50 === 0) {
-          console.log(`… ${results.length}/${count} seeds`)
-        }
-      })
-      worker.on('error', reject)
-      worker.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`worker exit ${code}`)),
-      )
-    })
-  }),
-)
-const wallMs = performance.now() - started
-results.sort((a, b) => a.seed - b.seed)
-const sum = (f) => results.reduce((n, r) => n + f(r), 0)
-const failed = results.filter((r) => !r.ok)
-const points = Object.keys(results[0]?.hits ?? {})
-
-console.log(
-  `\nLedgerline deterministic simulation — git ${sha}, seeds ${from}..${from + count - 1}`,
-)
-const rows = [
-  ['seeds run', results.length],
-  ['seeds failed', failed.length],
-  [
-    'clients per seed',
-    `${Math.min(...results.map((r) => r.clients))}–${Math.max(...results.map((r) => r.clients))}`,
-  ],
-  ['simulated operations (appends committed)', sum((r) => r.committed)],
-  ['appends resolved to the app', sum((r) => r.resolved)],
-  ['requests decided (refused)', `${sum((r) => r.requests)} (${sum((r) => r.requestsRefused)})`],
-  [
-    'offending facts → corrections',
-    `${sum((r) => r.offendingFacts)} → ${sum((r) => r.corrections)}`,
-  ],
-  ['simulated time (hours)', (sum((r) => r.simulatedMs) / 3_600_000).toFixed(0)],
-  ['events run', sum((r) => r.events)],
-  [
-    'frames sent / dropped (conn reset) / duplicated',
-    `${sum((r) => r.frames)} / ${sum((r) => r.dropped)} / ${sum((r) => r.duplicatedFrames)}`,
-  ],
-  ['connections opened', sum((r) => r.connections)],
-  [
-    'relay crashes / client crashes',
-    `${sum((r) => r.relayCrashes)} / ${sum((r) => r.clientCrashes)}`,
-  ],
-  [
-    'offline stretches / clock jumps back',
-    `${sum((r) => r.offlineStretches)} / ${sum((r) => r.clockJumps)}`,
-  ],
-  [
-    'crash points hit / fired (crash, delay or throw)',
-    `${sum((r) => sumObj(r.hits))} / ${sum((r) => sumObj(r.fired))}`,
-  ],
-  ['lost', sum((r) => r.lost)],
-  ['duplicated', sum((r) => r.duplicated)],
-  ['unexpected', sum((r) => r.unexpected)],
-  ['acked then lost', sum((r) => r.ackedLost)],
-  ['wall time (s)', (wallMs / 1000).toFixed(1)],
-]
-printTable(['figure', 'value'], rows)
-console.log('')
-printTable(
-  ['crash point', 'hits', 'fired', 'crashes'],
-  points.map((p) => [p, sum((r) => r.hits[p]), sum((r) => r.fired[p]), sum((r) => r.crashes[p])]),
-)
-if (single) console.log(`\ntrace hash ${results[0]?.traceHash}`)
-if (failed.length > 0) {
-  console.error(`\nfailed seeds: ${failed.map((r) => r.seed).join(' ')}`)
-  process.exit(1)
+function printModel() {
+  const sum = (f) => results.reduce((n, r) => n + f(r), 0)
+  const failed = results.filter((r) => !r.ok)
+  const points = Object.keys(results[0]?.hits ?? {})
+  console.log(
+    `\nLedgerline model simulation (protocol oracle, no product code) — git ${sha}, seeds ${from}..${from + count - 1}`,
+  )
+  const rows = [
+    ['seeds run', results.length],
+    ['seeds failed', failed.length],
+    [
+      'clients per seed',
+      `${Math.min(...results.map((r) => r.clients))}–${Math.max(...results.map((r) => r.clients))}`,
+    ],
+    ['simulated operations (appends committed)', sum((r) => r.committed)],
+    ['appends resolved to the app', sum((r) => r.resolved)],
+    ['requests decided (refused)', `${sum((r) => r.requests)} (${sum((r) => r.requestsRefused)})`],
+    [
+      'offending facts → corrections',
+      `${sum((r) => r.offendingFacts)} → ${sum((r) => r.corrections)}`,
+    ],
+    ['simulated time (hours)', (sum((r) => r.simulatedMs) / 3_600_000).toFixed(0)],
+    ['events run', sum((r) => r.events)],
+    [
+      'frames sent / dropped (conn reset) / duplicated',
+      `${sum((r) => r.frames)} / ${sum((r) => r.dropped)} / ${sum((r) => r.duplicatedFrames)}`,
+    ],
+    ['connections opened', sum((r) => r.connections)],
+    [
+      'relay crashes / client crashes',
+      `${sum((r) => r.relayCrashes)} / ${sum((r) => r.clientCrashes)}`,
+    ],
+    [
+      'offline stretches / clock jumps back',
+      `${sum((r) => r.offlineStretches)} / ${sum((r) => r.clockJumps)}`,
+    ],
+    [
+      'crash points hit / fired (crash, delay or throw)',
+      `${sum((r) => sumObj(r.hits))} / ${sum((r) => sumObj(r.fired))}`,
+    ],
+    ['lost', sum((r) => r.lost)],
+    ['duplicated', sum((r) => r.duplicated)],
+    ['unexpected', sum((r) => r.unexpected)],
+    ['acked then lost', sum((r) => r.ackedLost)],
+    ['wall time (s)', (wallMs / 1000).toFixed(1)],
+  ]
+  printTable(['figure', 'value'], rows)
+  console.log('')
+  printTable(
+    ['crash point', 'hits', 'fired', 'crashes'],
+    points.map((p) => [p, sum((r) => r.hits[p]), sum((r) => r.fired[p]), sum((r) => r.crashes[p])]),
+  )
+  if (single) console.log(`\ntrace hash ${results[0]?.traceHash}`)
+  if (failed.length > 0) {
+    console.error(`\nfailed seeds: ${failed.map((r) => r.seed).join(' ')}`)
+    process.exit(1)
+  }
 }
 
 function sumObj(o) {
@@ -161,7 +360,12 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (!a.startsWith('--')) continue
-    out[a.slice(2)] = argv[i + 1]
+    const next = argv[i + 1]
+    if (next === undefined || next.startsWith('--')) {
+      out[a.slice(2)] = true
+      continue
+    }
+    out[a.slice(2)] = next
     i++
   }
   return out

@@ -112,6 +112,25 @@ describe('createAppender', () => {
     expect(appended.entries[0]?.id).toBe(`${OTHER}-2`)
     expect(appended.entries[0]?.hlc.endsWith(`:${OTHER}`)).toBe(true)
   })
+
+  it('names the current id of an own entry the restore recovery moved, in corrects', async () => {
+    // Found by the product simulation (log restores, seed 4): the app voided a sale by the id
+    // append gave it; the sale had moved to a new clientId since, so the void named an id the
+    // log did not hold and was refused `invalid` (a fact lost).
+    const { appender, store } = await setup()
+    const { appended } = await appender.append([
+      { entity: 'order/a', kind: 'order.line', data: {} },
+    ])
+    const sale = appended.entries[0]?.id as string
+    await store.reissue(CLIENT, OTHER)
+    appender.resetClock()
+    const voided = await appender.append([
+      { entity: 'order/a', kind: 'order.voided', data: {}, corrects: sale },
+      // Not an own moved entry: named as the app said.
+      { entity: 'order/a', kind: 'order.voided', data: {}, corrects: `${CLIENT}-9` },
+    ])
+    expect(voided.appended.entries.map((e) => e.corrects)).toEqual([`${OTHER}-1`, `${CLIENT}-9`])
+  })
 })
 
 describe('append', () => {

@@ -19,6 +19,11 @@
  *    after a reissue.
  * 4. Entries carry the tenant known at the time: the option, the stored history's, the relay's
  *    welcome, or the token's claim; an append with none fails with `invalid`.
+ * 5. A `corrects` naming an own entry that restore recovery moved (`outcome` is `reissued`)
+ *    names the id it moved to: the app keeps the id `append` gave it, the log knows the new one.
+ *    A move between the lookup and the write is seen in the write (the named entry waited in
+ *    the outbox under another clientId than the current one) and the lookup runs again; a move
+ *    after the write renames it (`reissue` rewrites the corrections of the records it moves).
  */
 import type { Entry, EntityType } from '@ledgerline/core'
 import { checkData, createHlcClock, isEntityName } from '@ledgerline/core'
@@ -26,10 +31,15 @@ import { encodeMessage, ENTRY_DATA_BYTES_MAX, isProtocolError } from '@ledgerlin
 import type { AppendDraft } from './client-api.ts'
 import type { Appended, ClientStore } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
-import { APPEND_MANY_ENTRIES_MAX, OUTBOX_BYTES_MAX, OUTBOX_ENTRIES_MAX } from './limits.ts'
+import {
+  APPEND_MANY_ENTRIES_MAX,
+  OUTBOX_BYTES_MAX,
+  OUTBOX_ENTRIES_MAX,
+  REISSUE_HOPS_MAX,
+} from './limits.ts'
 
 export interface AppenderOptions {
-  readonly clientStore: Promise<Pick<ClientStore, 'append'>>
+  readonly clientStore: Promise<Pick<ClientStore, 'append' | 'outcome'>>
   /** The entity type of an entity, or a `ClientError`. */
   readonly typeOf: (entity: string) => EntityType
   /** The tenant to stamp entries with (invariant 4). */
@@ -55,8 +65,8 @@ export function createAppender(options: AppenderOptions): Appender {
   let clockNode = ''
 
   return {
-    async append(drafts) {
-      checkDrafts(drafts, typeOf)
+    async append(input) {
+      checkDrafts(input, typeOf)
       const clientStore = await options.clientStore
       const tenant = await options.tenant()
       if (tenant === undefined) {
@@ -65,44 +75,57 @@ export function createAppender(options: AppenderOptions): Appender {
           'tenant unknown: pass options.tenant or use a token with a tenant claim',
         )
       }
-      const at = now()
-      try {
-        const appended = await clientStore.append(
-          (clientId, firstSeq) => {
-            if (clock === undefined || clockNode !== clientId) {
-              clock = createHlcClock(clientId, now)
-              clockNode = clientId
-            }
-            const c = clock
-            return drafts.map((d, i) => {
-              const clientSeq = firstSeq + i
-              const entry: Entry = {
-                id: `${clientId}-${clientSeq}`,
-                tenant,
-                entity: d.entity,
-                kind: d.kind,
-                data: d.data,
-                intent: d.intent ?? 'fact',
-                ...(d.expect === undefined ? {} : { expect: d.expect }),
-                ...(d.corrects === undefined ? {} : { corrects: d.corrects }),
-                clientId,
-                clientSeq,
-                hlc: c.tick(),
-                occurredAt: at,
+      for (let attempt = 1; ; attempt++) {
+        const { drafts, waiting } = await currentCorrects(input, clientStore)
+        const at = now()
+        try {
+          const appended = await clientStore.append(
+            (clientId, firstSeq) => {
+              // Invariant 5: every outbox record has the current clientId, so an own entry that
+              // waited under another one has moved since the lookup: look again.
+              if (
+                attempt < REISSUE_HOPS_MAX &&
+                waiting.some((id) => !id.startsWith(`${clientId}-`))
+              ) {
+                throw MOVED_MEANWHILE
               }
-              // Validated once, by the client store, before it is written (pair assertion).
-              const verdict = typeOf(entry.entity).validate?.(entry) ?? true
-              if (verdict !== true) throw new ClientError('invalid', `${entry.entity}: ${verdict}`)
-              return entry
-            })
-          },
-          { entriesMax: OUTBOX_ENTRIES_MAX, bytesMax: OUTBOX_BYTES_MAX },
-          at,
-          entryBytes,
-        )
-        return { appended, at }
-      } catch (error) {
-        throw fromLedgerError(error)
+              if (clock === undefined || clockNode !== clientId) {
+                clock = createHlcClock(clientId, now)
+                clockNode = clientId
+              }
+              const c = clock
+              return drafts.map((d, i) => {
+                const clientSeq = firstSeq + i
+                const entry: Entry = {
+                  id: `${clientId}-${clientSeq}`,
+                  tenant,
+                  entity: d.entity,
+                  kind: d.kind,
+                  data: d.data,
+                  intent: d.intent ?? 'fact',
+                  ...(d.expect === undefined ? {} : { expect: d.expect }),
+                  ...(d.corrects === undefined ? {} : { corrects: d.corrects }),
+                  clientId,
+                  clientSeq,
+                  hlc: c.tick(),
+                  occurredAt: at,
+                }
+                // Validated once, by the client store, before it is written (pair assertion).
+                const verdict = typeOf(entry.entity).validate?.(entry) ?? true
+                if (verdict !== true)
+                  throw new ClientError('invalid', `${entry.entity}: ${verdict}`)
+                return entry
+              })
+            },
+            { entriesMax: OUTBOX_ENTRIES_MAX, bytesMax: OUTBOX_BYTES_MAX },
+            at,
+            entryBytes,
+          )
+          return { appended, at }
+        } catch (error) {
+          if (error === MOVED_MEANWHILE) continue
+          throw fromLedgerError(error)
+        }
       }
     },
     resetClock() {
@@ -130,6 +153,37 @@ export function entryBytes(entry: Entry): number {
     }
   }
   return bytes
+}
+
+/** Thrown inside the write to redo the lookup of invariant 5 (nothing is written). */
+const MOVED_MEANWHILE = new Error('an own entry named by corrects moved meanwhile')
+
+/**
+ * Invariant 5: drafts whose `corrects` names a moved own entry, renamed to where it went; and
+ * the named ids still waiting in the outbox (a move after this lookup renames them).
+ */
+async function currentCorrects(
+  drafts: readonly AppendDraft[],
+  clientStore: Pick<ClientStore, 'outcome'>,
+): Promise<{ drafts: readonly AppendDraft[]; waiting: readonly string[] }> {
+  const waiting: string[] = []
+  if (drafts.every((d) => d.corrects === undefined)) return { drafts, waiting }
+  const out: AppendDraft[] = []
+  for (const d of drafts) {
+    if (d.corrects === undefined) {
+      out.push(d)
+      continue
+    }
+    let id = d.corrects
+    let outcome = await clientStore.outcome(id)
+    for (let hops = 0; outcome._tag === 'reissued' && hops < REISSUE_HOPS_MAX; hops++) {
+      id = outcome.as
+      outcome = await clientStore.outcome(id)
+    }
+    if (outcome._tag === 'outbox') waiting.push(id)
+    out.push(id === d.corrects ? d : { ...d, corrects: id })
+  }
+  return { drafts: out, waiting }
 }
 
 /** Invariant 2, the part that needs no database. */

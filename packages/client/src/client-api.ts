@@ -31,6 +31,7 @@ import type {
 import type { ErrorKind } from '@ledgerline/protocol'
 import type { ClientStore, ClientStoreInit, Durability, Outcome } from './client-store.ts'
 import type { ClientEnvironmentOptions } from './environment.ts'
+import type { ClientBugs } from './outbox-drain.ts'
 
 export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnvironmentOptions {
   /** The relay's sync endpoint, e.g. `wss://relay.example.com/sync`. */
@@ -64,6 +65,11 @@ export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnviro
    * while its fold `version` did not, say. Default: none are reported.
    */
   readonly onWarning?: ((warning: ClientWarning) => void) | undefined
+  /**
+   * Test-only: plants a bug so the deterministic simulation (`@ledgerline/sim`) proves its
+   * checkers see the real client's code. Production never sets it.
+   */
+  readonly bugs?: ClientBugs | undefined
 }
 
 /** Something a developer should know; never about the app's data being wrong or lost. */
@@ -268,4 +274,4 @@ export interface Client<Sch extends Schema = Schema> {
   close(): Promise<void>
 }
 
-export type { Durability, Outcome }
+export type { ClientBugs, Durability, Outcome }

@@ -32,8 +32,9 @@
  * 7. What committed survives a close and a reopen of the same database.
  * 8. After `close`, every call rejects with a `ClientError` of kind `closed`.
  * 9. `beginSession` is one write: a log identity other than the stored one puts this
- *    clientId's entries the log lacks (clientSeq above its high-water mark: acked records and
- *    confirmed history) back into the outbox BEFORE confirmed history, snapshots and cursors
+ *    clientId's entries the log may lack (every one still held in acked records and confirmed
+ *    history: above its high-water mark the log lacks them, at or below it it may hold one only
+ *    as a deferral) back into the outbox BEFORE confirmed history, snapshots and cursors
  *    go, and sets `recovering` with the new identity, so a crash anywhere leaves either the old
  *    state or the whole new one; `recovering` stays set until `reissue` clears it.
  * 10. Kept views (`views.ts`): for each entity type of the store's schema that declares
@@ -401,8 +402,9 @@ export interface ClientStore {
   markRecovering(): Promise<void>
   /**
    * Restore recovery's move: every outbox record goes to `newClientId` (clientSeq from 1, in
-   * clientSeq order), `reissued` outcomes are recorded under the old ids, the new id joins
-   * `clientIds`, and `recovering` is cleared, in one write. A no-op (an empty map) when the
+   * clientSeq order), a record's `corrects` naming a moved record names its new id, `reissued`
+   * outcomes are recorded under the old ids, the new id joins `clientIds`, and `recovering` is
+   * cleared, in one write. A no-op (an empty map) when the
    * current clientId is no longer `from` (another tab moved it).
    */
   reissue(from: string, newClientId: string): Promise<ReadonlyMap<string, string>>

@@ -158,6 +158,7 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       newClientId: () => createClientId(env.randomBytes),
       bytesOf: entryBytes,
       scheduler,
+      bugs: options.bugs,
       events: {
         state(s) {
           if (s.tenant !== null) tenant ??= s.tenant

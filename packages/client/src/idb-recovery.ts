@@ -13,7 +13,7 @@
  *    back are in the outbox before confirmed history, snapshots and cursors go, and the new log
  *    identity is recorded with `recovering` in the same commit (client store guarantee 9).
  * 2. Entries are put back as they were sent (`sentEntry`: same id, same content), only of the
- *    current clientId, only above the log's high-water mark, never twice (`planSession`).
+ *    current clientId, never twice (`planSession`).
  * 3. Dropping history keeps the chunk numbering going (`chunkLast`), so a chunk number never
  *    names two different chunks for a reader that still holds an old one.
  * 4. `reissue` moves every outbox record in one strict transaction, and only while the current

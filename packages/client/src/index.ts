@@ -2,6 +2,7 @@ export type {
   AppendDraft,
   AppendOptions,
   Client,
+  ClientBugs,
   ClientErrorStatusKind,
   ClientOptions,
   ClientStatus,

@@ -276,6 +276,35 @@ describe('outbox drain', () => {
     expect(t.drain.held()).toEqual([])
   })
 
+  it('lets a held entry that fell due wait for the acks of a full window, without spinning a timer', async () => {
+    // Found by the product simulation (rollouts with log restores, seed 1): the retry timer of a
+    // due held entry was armed again at 0 ms whenever the drain could not push (every batch in
+    // flight, or a gap backing off), a hot loop until the window opened.
+    const t = await setup(3)
+    const narrow = { ...WIDE, pushEntriesMax: 1, pushInFlightMax: 1 }
+    let spins = 0
+    const setTimeout = t.scheduler.setTimeout
+    t.scheduler.setTimeout = (fn, ms) => {
+      if (ms > 0) return setTimeout(fn, ms)
+      // Bounded: a spinning timer is counted, and stops being armed after a few.
+      return ++spins > 20 ? -1 : setTimeout(fn, ms)
+    }
+    await t.open(narrow)
+    t.ack(0, () => 'deferred')
+    t.drain.drain(t.ws)
+    await settle()
+    expect(t.pushes.map((p) => p.seqs)).toEqual([[1], [2]])
+    // 1 falls due while 2 fills the window.
+    await t.scheduler.advance(5_000)
+    expect(spins).toBe(0)
+    expect(t.pushes.length).toBe(2)
+    // The ack opens the window: the read from the start sends the held entry.
+    t.ack(1)
+    t.drain.drain(t.ws)
+    await settle()
+    expect(t.pushes.at(-1)?.seqs).toEqual([1])
+  })
+
   it('sends again after a gap at once, then backs off while the gap stays at the same entry', async () => {
     // Issue 12 case 4: a log restored without its generation raised refuses 7 forever.
     const t = await setup(2)

@@ -55,6 +55,12 @@ import {
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { WebSocketLike } from './transport.ts'
 
+/** Ways to break the client on purpose (`ClientOptions.bugs`); production never sets them. */
+export interface ClientBugs {
+  /** Delete outbox records as soon as their push is sent, not when their ack says so. */
+  readonly deleteOnSend?: boolean | undefined
+}
+
 /** Why a record is held back, and how many are held for it. */
 export interface HeldReason {
   readonly code: string
@@ -62,7 +68,7 @@ export interface HeldReason {
 }
 
 export interface OutboxDrainOptions {
-  readonly clientStore: Pick<ClientStore, 'readOutbox'>
+  readonly clientStore: Pick<ClientStore, 'readOutbox' | 'applyAck'>
   readonly scheduler: Scheduler
   readonly now: () => number
   /** `ws` is still the current socket. */
@@ -75,6 +81,8 @@ export interface OutboxDrainOptions {
   /** Every record at or below the ceiling of `begin` was read and answered (invariant 4). */
   readonly confirmed: (ws: WebSocketLike) => void
   readonly failed: (message: string) => void
+  /** Test-only: a planted bug, so the simulation proves its checkers see it. */
+  readonly bugs?: ClientBugs | undefined
 }
 
 export interface OutboxDrain {
@@ -204,7 +212,8 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
             unread = false
             const records = await clientStore.readOutbox(lastSent, cap, limits.bytesMax)
             if (!options.isCurrent(current)) break
-            sendRead(current, records)
+            const sent = sendRead(current, records)
+            if (options.bugs?.deleteOnSend === true && sent.length > 0) await deleteOnSend(sent)
           }
           if (options.isCurrent(current)) settleConfirm(current)
         } while (drainAgain)
@@ -218,8 +227,25 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     })()
   }
 
+  /** The `deleteOnSend` bug: the records go as if acked (a lean ack deletes only them). */
+  async function deleteOnSend(records: readonly OutboxRecord[]): Promise<void> {
+    const items = records.map((record) => ({
+      record,
+      result: {
+        id: record.id,
+        status: 'appended' as const,
+        version: 0,
+        partition: 0,
+        offset: 0,
+        committedAt: 0,
+        corrections: [],
+      },
+    }))
+    await clientStore.applyAck(items, () => false, true)
+  }
+
   /** Pushes what one read gave, up to the ceiling, skipping held records (invariants 1, 4). */
-  function sendRead(ws: WebSocketLike, records: readonly OutboxRecord[]): void {
+  function sendRead(ws: WebSocketLike, records: readonly OutboxRecord[]): OutboxRecord[] {
     const now = options.now()
     const batch: OutboxRecord[] = []
     let cut = false
@@ -252,7 +278,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         readBytes + Math.min(2 * ENTRY_DATA_BYTES_MAX, limits.bytesMax / 2) > limits.bytesMax)
     if (full && !cut) unread = true
     else readPastCeiling = true
-    if (batch.length === 0) return
+    if (batch.length === 0) return batch
     for (const r of batch) {
       flying.add(r.id)
       const held = heldById.get(r.id)
@@ -262,6 +288,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     inFlight.set(no, { records: batch, answered: 0, epoch })
     options.send(ws, { type: 'push', batch: no, entries: batch.map((r) => r.entry) })
     options.changed()
+    return batch
   }
 
   /** Invariant 4: the confirm phase ends when everything up to the ceiling was answered. */
@@ -289,6 +316,10 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     let first = Number.POSITIVE_INFINITY
     for (const h of heldById.values()) if (h.dueAt > -Infinity) first = Math.min(first, h.dueAt)
     if (first === Number.POSITIVE_INFINITY || stopped) return
+    // Due already, and the next read starts from the outbox's start: the drain could not push
+    // (every batch in flight, a gap backing off), and what unblocks it (an ack, the gap timer, a
+    // welcome) drains again and sends the record. A timer now would only spin.
+    if (first <= options.now() && lastSent === undefined && unread) return
     retryTimer = scheduler.setTimeout(
       () => {
         retryTimer = undefined

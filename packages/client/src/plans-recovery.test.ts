@@ -59,8 +59,9 @@ describe('planSession', () => {
     expect(restored.clearHistory).toBe(false)
   })
 
-  it('puts back what another log lacks: own entries above its high-water mark, once, in order', () => {
-    // Issue 12 case 4: from acked records and confirmed history, not what the outbox holds.
+  it('puts back what another log may lack: every own entry held, once, in order', () => {
+    // Issue 12 case 4: from acked records and confirmed history, not what the outbox holds; at
+    // or below the high-water mark too (the mark counts deferrals the old copy may hold).
     const [e1, e2, e3, e4] = [1, 2, 3, 4].map((seq) => entry(CLIENT, seq))
     const held = [
       stored(e3!, 3, 0, 3),
@@ -77,16 +78,16 @@ describe('planSession', () => {
       new Set([e4!.id]),
       () => 10,
     )
-    expect(plan.putBack.map((r) => r.id)).toEqual([e2!.id, e3!.id])
-    expect(plan.putBack[0]?.entry).toEqual(e2)
-    expect(plan.putBack[1]?.entry).toEqual(e3) // the positions the old log gave are gone
+    expect(plan.putBack.map((r) => r.id)).toEqual([e1!.id, e2!.id, e3!.id])
+    expect(plan.putBack[1]?.entry).toEqual(e2)
+    expect(plan.putBack[2]?.entry).toEqual(e3) // the positions the old log gave are gone
     expect(plan.ackedDeletes).toEqual([e2!.id])
     expect(plan.clearHistory).toBe(true)
     expect(plan.meta).toMatchObject({
       recovering: true,
       log: { id: 'log-a', generation: 2 },
-      outboxEntries: 3,
-      outboxBytes: 30,
+      outboxEntries: 4,
+      outboxBytes: 40,
     })
   })
 })

@@ -4,9 +4,11 @@
  * clientId (`planReissue`). Pure functions: no storage, no clock.
  *
  * Invariants:
- * 1. `planSession` puts back only entries of the current clientId above the log's high-water
- *    mark that the outbox does not hold, as they were sent (same content, same id), in
- *    clientSeq order; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
+ * 1. `planSession` puts back, for another log, every entry of the current clientId it still
+ *    holds that the outbox does not, as they were sent (same content, same id), in clientSeq
+ *    order: above the log's high-water mark the log lacks them; at or below it the log may hold
+ *    one only as a deferral (the mark counts deferrals), which nothing else would resend, and
+ *    the confirm phase answers the others `duplicate`; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
  *    the same outbox moved to the same id gives the same entries.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
@@ -51,7 +53,7 @@ export function planSession(
   if (logChanged) {
     const seen = new Set<string>()
     for (const e of held) {
-      if (e.clientId !== meta.clientId || e.clientSeq <= session.high) continue
+      if (e.clientId !== meta.clientId) continue
       if (outboxIds.has(e.id) || seen.has(e.id)) continue
       seen.add(e.id)
       const entry = validateEntry(sentEntry(e))
@@ -109,16 +111,24 @@ export function planReissue(
   const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   let n = meta.n
   // One clientId (guarantee 3): clientSeq order is the outbox's order.
-  ;[...records]
-    .sort((a, b) => a.clientSeq - b.clientSeq)
-    .forEach((r, i) => {
-      const clientSeq = i + 1
-      const id = `${newClientId}-${clientSeq}`
-      const entry = validateEntry({ ...r.entry, id, clientId: newClientId, clientSeq })
-      moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
-      outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
-      renamed.set(r.id, id)
+  const ordered = [...records].sort((a, b) => a.clientSeq - b.clientSeq)
+  ordered.forEach((r, i) => renamed.set(r.id, `${newClientId}-${i + 1}`))
+  ordered.forEach((r, i) => {
+    const clientSeq = i + 1
+    const id = `${newClientId}-${clientSeq}`
+    // A correction moves with the entry it corrects: under the old id the log holds nothing of
+    // it, or another entry of an older copy of this database.
+    const corrects = r.entry.corrects === undefined ? undefined : renamed.get(r.entry.corrects)
+    const entry = validateEntry({
+      ...r.entry,
+      id,
+      clientId: newClientId,
+      clientSeq,
+      ...(corrects === undefined ? {} : { corrects }),
     })
+    moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
+    outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
+  })
   return {
     records: moved,
     outcomes,

@@ -46,6 +46,7 @@ import { realScheduler } from './environment.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
 import type { HeldReason } from './outbox-drain.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
+import type { ClientBugs } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
 import { createRecovery } from './restore-recovery.ts'
 import type { Scheduler } from './scheduler.ts'
@@ -100,6 +101,8 @@ export interface SyncOptions {
   /** Default: the host's timers. */
   readonly scheduler?: Scheduler | undefined
   readonly events: SyncEvents
+  /** Test-only: planted bugs (`ClientOptions.bugs`). */
+  readonly bugs?: ClientBugs | undefined
 }
 
 export interface Sync {
@@ -204,6 +207,7 @@ export function createSync(options: SyncOptions): Sync {
     changed: () => setState({}),
     confirmed: (ws) => void settle(ws),
     failed: (message) => fail('storage', message),
+    bugs: options.bugs,
   })
   const recovery = createRecovery({ clientStore, randomClientId: options.newClientId })
   const writes = createWriteQueue({

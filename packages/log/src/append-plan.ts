@@ -138,7 +138,11 @@ class Planner {
           `Ledgerline bug: entry ${entry.id} is below its client's high-water mark but unknown`,
         )
       }
-      if (previous.digest !== null && !sameDigest(previous.digest, digest)) {
+      if (
+        this.#context.ignoreDigests !== true &&
+        previous.digest !== null &&
+        !sameDigest(previous.digest, digest)
+      ) {
         return {
           id: entry.id,
           status: 'id_conflict',

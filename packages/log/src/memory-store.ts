@@ -45,6 +45,8 @@ export interface MemoryLogStoreBugs {
   readonly noDedupe?: boolean | undefined
   /** Ack before durable: `crash()` rolls back the last commit although its results were returned. */
   readonly unsyncedLastCommit?: boolean | undefined
+  /** Dedupe by id alone: a resend with other content is `duplicate`, not `id_conflict`. */
+  readonly ignoreDigests?: boolean | undefined
 }
 
 export interface MemoryLogStoreOptions extends LogStoreOptions {
@@ -159,7 +161,17 @@ function openMemoryLogStore(
   }
 
   const plan = (calls: readonly PlanCall[], over: PlanLookups = lookups): Plan =>
-    planGroup({ schema, partitions, committedAt: now(), lookups: over, hash: options.hash }, calls)
+    planGroup(
+      {
+        schema,
+        partitions,
+        committedAt: now(),
+        lookups: over,
+        hash: options.hash,
+        ignoreDigests: options.bugs?.ignoreDigests,
+      },
+      calls,
+    )
 
   const set = <K, V>(map: Map<K, V>, key: K, value: V) => {
     if (unsynced) {

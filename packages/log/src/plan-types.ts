@@ -160,6 +160,12 @@ export interface PlanContext {
    * outside its locks); `undefined` to let the planner compute it.
    */
   readonly digestOf?: ((entry: Entry) => Uint8Array | undefined) | undefined
+  /**
+   * Test-only: the planted bug `ignoreDigests` (dedupe by id alone, as protocol 1 did), so the
+   * deterministic simulation proves its checkers see a dedupe that ignores content. Production
+   * never sets it.
+   */
+  readonly ignoreDigests?: boolean | undefined
 }
 
 /** Tenants, client ids, entity names and entry ids contain no NUL. */

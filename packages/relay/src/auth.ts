@@ -47,6 +47,12 @@ export interface TokenClaims {
   readonly grants: Grants
   /** ms since the epoch. */
   readonly expiresAt: number
+  /**
+   * When the check stops accepting the token (ms since the epoch): `expiresAt` plus the clock
+   * tolerance. A session of the token lives until then, so a `hello` it passed is not followed
+   * at once by `token_expired` (a welcome that resets the client's backoff, again and again).
+   */
+  readonly acceptedUntil: number
 }
 
 export type TokenCheck =
@@ -69,6 +75,8 @@ export type TokenVerifier = (token: string) => Promise<TokenCheck>
 export function createTokenVerifier(
   options: AuthOptions,
   toleranceS: number = TOKEN_CLOCK_TOLERANCE_S,
+  /** The clock `exp` and `nbf` are checked against (a simulation passes its own). */
+  now: () => number = Date.now,
 ): TokenVerifier {
   const sources = [options.secret, options.publicKeyFile, options.jwksFile].filter(
     (s) => s !== undefined && s !== '',
@@ -123,10 +131,11 @@ export function createTokenVerifier(
     }
     let payload: Record<string, unknown>
     try {
+      const checks = { ...verifyOptions, currentDate: new Date(now()) }
       const result =
         typeof key === 'function'
-          ? await jwtVerify(token, key, verifyOptions)
-          : await jwtVerify(token, key, verifyOptions)
+          ? await jwtVerify(token, key, checks)
+          : await jwtVerify(token, key, checks)
       payload = result.payload as Record<string, unknown>
     } catch (error) {
       if (error instanceof errors.JWTExpired) {
@@ -138,7 +147,7 @@ export function createTokenVerifier(
         message: `token refused: ${error instanceof Error ? error.message : 'invalid'}`,
       }
     }
-    return checkClaims(payload)
+    return checkClaims(payload, toleranceS)
   }
 }
 
@@ -155,6 +164,8 @@ export interface SignTokenOptions {
   readonly notBeforeS?: number | undefined
   readonly issuer?: string | undefined
   readonly audience?: string | undefined
+  /** The clock `iat`, `exp` and `nbf` count from; default `Date.now` (a simulation passes its own). */
+  readonly now?: (() => number) | undefined
 }
 
 /**
@@ -164,7 +175,7 @@ export interface SignTokenOptions {
  * const token = await signToken({ secret, tenant: 'acme', sub: 'till-1', read: ['*'], write: ['*'] })
  */
 export async function signToken(options: SignTokenOptions): Promise<string> {
-  const nowS = Math.floor(Date.now() / 1000)
+  const nowS = Math.floor((options.now ?? Date.now)() / 1000)
   const jwt = new SignJWT({
     tenant: options.tenant,
     read: [...options.read],
@@ -182,7 +193,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-function checkClaims(payload: Record<string, unknown>): TokenCheck {
+function checkClaims(payload: Record<string, unknown>, toleranceS: number): TokenCheck {
   try {
     const sub = payload.sub
     if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) {
@@ -195,7 +206,13 @@ function checkClaims(payload: Record<string, unknown>): TokenCheck {
     if (typeof exp !== 'number') throw new Error('exp must be a number')
     return {
       _tag: 'valid',
-      claims: { sub, tenant, grants: { read, write }, expiresAt: exp * 1000 },
+      claims: {
+        sub,
+        tenant,
+        grants: { read, write },
+        expiresAt: exp * 1000,
+        acceptedUntil: (exp + toleranceS) * 1000,
+      },
     }
   } catch (error) {
     return {

@@ -60,4 +60,22 @@ describe('issue 12 case 8: renewing the token of a live session', () => {
     expect(errorKindOf(answer)).toBe('unauthorized')
     expect((await till.closed).code).toBe(4401)
   })
+
+  it('keeps a session it welcomed within the clock tolerance past exp until that tolerance ends', async () => {
+    // Found by the product simulation (expiring tokens, seed 286): `hello` accepts a token up to
+    // TOKEN_CLOCK_TOLERANCE_S past its exp, but the session's expiry timer fired at exp, so the
+    // welcome was followed at once by `token_expired`; every welcome reset the client's backoff,
+    // and a till whose token function served that token reconnected ~4 times a second.
+    const relay = await edge.start('sqlite')
+    const till = await edge.connect(relay.url, TILL, { expiresInS: -1 })
+    await sleep(500) // well inside the 4 s left of the tolerance
+    expect(till.ws.readyState).toBe(till.ws.OPEN)
+    const [result] = await pushAcked(till, 1, [
+      makeEntry(TILL, 1, 'order/r1', 'order.line', { n: 1 }),
+    ])
+    expect(result?.status).toBe('appended')
+    // It still ends: at exp + tolerance.
+    const ended = await till.next((m) => m.type === 'error', 10_000)
+    expect(errorKindOf(ended)).toBe('token_expired')
+  }, 30_000)
 })

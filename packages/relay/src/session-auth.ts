@@ -169,7 +169,7 @@ export class SessionAuth {
           grants: claims.grants,
           clientId,
         }
-        this.#armExpiry(claims.expiresAt)
+        this.#armExpiry(claims.acceptedUntil)
         this.#host.welcome({
           type: 'welcome',
           protocol: PROTOCOL_VERSION,
@@ -216,7 +216,7 @@ export class SessionAuth {
         }
         this.#identity = { ...this.#identity, grants: claims.grants }
         this.#timers.clear(this.#expiryTimer)
-        this.#armExpiry(claims.expiresAt)
+        this.#armExpiry(claims.acceptedUntil)
         this.#host.send({ type: 'renewed', expiresAt: claims.expiresAt, grants: claims.grants })
       })
       .catch((error: unknown) => {

@@ -38,7 +38,6 @@
  * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  */
-import type { WebSocket } from 'ws'
 import { LedgerError } from '@ledgerline/core'
 import {
   decodeMessage,
@@ -80,6 +79,29 @@ export interface SessionContext {
   readonly commits: CommitQueue
 }
 
+/**
+ * The part of `ws`'s WebSocket a session uses. `ws` fits; so does a simulated socket, which is
+ * how the deterministic simulation (`@ledgerline/sim`) runs the real session. What it must
+ * guarantee is what `ws` does: `message` and `close` come from the event loop, never from inside
+ * `send` or `close`; `close` comes once, last.
+ */
+export interface SessionSocket {
+  readonly readyState: number
+  /** The `readyState` of an open socket. */
+  readonly OPEN: number
+  /** Bytes queued and not yet handed to the network. */
+  readonly bufferedAmount: number
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  /** Cuts the connection at once, without the closing handshake. */
+  terminate(): void
+  ping(): void
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): unknown
+  on(event: 'pong', listener: () => void): unknown
+  on(event: 'error', listener: (error: Error) => void): unknown
+  once(event: 'close', listener: () => void): unknown
+}
+
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
 
 /**
@@ -89,12 +111,12 @@ type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'
  * @example
  * wss.on('connection', (ws) => sessions.add(createSession(ws, context)))
  */
-export function createSession(ws: WebSocket, context: SessionContext, socket?: Seat): Session {
+export function createSession(ws: SessionSocket, context: SessionContext, socket?: Seat): Session {
   return new Session(ws, context, socket)
 }
 
 export class Session {
-  readonly #ws: WebSocket
+  readonly #ws: SessionSocket
   readonly #ctx: SessionContext
   #state: State = 'awaiting_hello'
   #backlog: { data: Buffer; isBinary: boolean }[] = []
@@ -115,7 +137,7 @@ export class Session {
   readonly #openedAt: number
   readonly closed: Promise<void>
 
-  constructor(ws: WebSocket, context: SessionContext, socket?: Seat) {
+  constructor(ws: SessionSocket, context: SessionContext, socket?: Seat) {
     this.#ws = ws
     this.#ctx = context
     this.#socketSeat = socket
@@ -159,7 +181,7 @@ export class Session {
         resolve()
       })
     })
-    ws.on('message', (data, isBinary) => this.#onFrame(data as Buffer, isBinary))
+    ws.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     ws.on('pong', () => {
       this.#alive = true
     })
@@ -475,7 +497,7 @@ export class Session {
  * pinned (package.json); should the field go away, the session still refuses the frame once
  * received (invariant 1), and `pre-hello.test.ts` fails.
  */
-function setMaxPayload(ws: WebSocket, bytes: number): void {
+function setMaxPayload(ws: SessionSocket, bytes: number): void {
   const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
   if (receiver !== undefined && typeof receiver._maxPayload === 'number') {
     receiver._maxPayload = bytes

@@ -93,6 +93,24 @@ export interface SqliteStoreOptions extends LogStoreOptions {
   readonly file: string
   /** Entity states kept in memory; defaults to `ENTITY_STATES_MAX`. */
   readonly entityStatesMax?: number | undefined
+  /**
+   * Test-only: handed the open file once it is ready, so a simulation can play a crash (close
+   * it under the store) or copy it at a commit boundary. Production never sets it.
+   */
+  readonly onOpened?: ((db: Database.Database) => void) | undefined
+  /** Test-only: plants a bug so the simulation proves its checkers see it. */
+  readonly bugs?: SqliteStoreBugs | undefined
+}
+
+/** Ways to break the store on purpose; production never sets them. */
+export interface SqliteStoreBugs {
+  /**
+   * Ack before durable: a group's results are returned while its transaction is still open;
+   * its COMMIT runs when the next group starts, so a crash in between loses what was acked.
+   */
+  readonly ackBeforeCommit?: boolean | undefined
+  /** Dedupe by id alone: a resend with other content is `duplicate`, not `id_conflict`. */
+  readonly ignoreDigests?: boolean | undefined
 }
 
 /**
@@ -118,7 +136,9 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Lo
     migrate(db, options.hash ?? nodeSha256)
     const partitions = initPartitions(db, options.partitions)
     initIdentity(db, options.random ?? nodeRandom)
-    return new SqliteStore(db, partitions, options)
+    const store = new SqliteStore(db, partitions, options)
+    options.onOpened?.(db)
+    return store
   } catch (error) {
     db.close()
     throw error
@@ -145,6 +165,7 @@ class SqliteStore implements LogStore {
   readonly #commits: GroupCommit
   readonly #sql: ReturnType<typeof prepare>
   readonly #lookups: PlanLookups
+  readonly #bugs: SqliteStoreBugs | undefined
   readonly #hash: Hash
   #closed = false
 
@@ -157,6 +178,7 @@ class SqliteStore implements LogStore {
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#sql = prepare(db)
     this.#lookups = this.#makeLookups()
+    this.#bugs = options.bugs
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
       onCommitted: (touched) => this.#listeners.tell(touched),
@@ -254,8 +276,8 @@ class SqliteStore implements LogStore {
   #commit(group: readonly PlanCall[]): CommitOutcome {
     const committedAt = this.#now()
     try {
-      const plan = this.#db
-        .transaction(() => {
+      const plan = this.#immediate(
+        this.#db.transaction(() => {
           const p = planGroup(
             {
               schema: this.#schema,
@@ -263,6 +285,7 @@ class SqliteStore implements LogStore {
               committedAt,
               lookups: this.#lookups,
               hash: this.#hash,
+              ignoreDigests: this.#bugs?.ignoreDigests,
             },
             group,
           )
@@ -296,8 +319,8 @@ class SqliteStore implements LogStore {
             this.#sql.setPartitionHead.run(head, partition)
           }
           return p
-        })
-        .immediate()
+        }),
+      )
       // Committed (and fsynced): only now does the cache learn the plan's states.
       // A plain log keeps no states: it folds nothing.
       if (this.#schema !== undefined) this.#states.remember(plan.heads)
@@ -305,6 +328,21 @@ class SqliteStore implements LogStore {
     } catch (error) {
       if (error instanceof RelayError) throw error
       throw new RelayError('store_failed', `append failed: ${messageOf(error)}`, { cause: error })
+    }
+  }
+
+  /** Runs `tx` in a `BEGIN IMMEDIATE` transaction (and commits it, unless `bugs` says not yet). */
+  #immediate<T>(tx: Database.Transaction<() => T>): T {
+    if (this.#bugs?.ackBeforeCommit !== true) return tx.immediate()
+    const db = this.#db
+    if (db.inTransaction) db.exec('COMMIT')
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      // Inside an open transaction, better-sqlite3 runs `tx` as a savepoint: nothing is durable.
+      return tx()
+    } catch (error) {
+      db.exec('ROLLBACK')
+      throw error
     }
   }
 

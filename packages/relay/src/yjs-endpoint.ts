@@ -164,7 +164,8 @@ export function createYjsEndpoint(options: YjsEndpointOptions): YjsEndpoint {
       tenant,
       entity,
       canWrite: matchesAny(grants.write, entity),
-      expiresAt: check.claims.expiresAt,
+      // Until the check stops accepting the token (exp plus the clock tolerance), as /sync.
+      expiresAt: check.claims.acceptedUntil,
       seat,
     }
   }

@@ -24,6 +24,7 @@
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import { checkInvariants, decide, partitionOf, SERVER_CLIENT_ID } from '@ledgerline/core'
+import { checkCorrectionSize } from '@ledgerline/log'
 import type { AckResult } from '@ledgerline/protocol'
 import type { SimClient } from './client.ts'
 import type { SimHistory } from './history.ts'
@@ -97,21 +98,16 @@ export function checkSimulation(input: CheckInput): CheckReport {
   const byEntity = new Map<string, StoredEntry[]>()
   const correctionsOf = new Map<string, StoredEntry[]>()
   let logEntries = 0
-  log.partitions.forEach((entries, p) => {
-    entries.forEach((e, i) => {
+  checkOffsets(log.partitions, (message) => violate('offsets', message))
+  for (const entries of log.partitions) {
+    for (const e of entries) {
       logEntries++
-      if (e.offset !== i + 1)
-        violate('offsets', `partition ${p} has offset ${e.offset} at ${i + 1}`)
-      if (e.partition !== p) violate('offsets', `${e.id} says partition ${e.partition}, is in ${p}`)
-      if (partitionOf(e.tenant, e.entity, log.partitions.length) !== p) {
-        violate('offsets', `${e.id} is in partition ${p}, not partitionOf's`)
-      }
       push(byId, e.id, e)
       push(byEntity, `${e.tenant}\u0000${e.entity}`, e)
       if (e.clientId === SERVER_CLIENT_ID && e.corrects !== undefined)
         push(correctionsOf, e.corrects, e)
-    })
-  })
+    }
+  }
   for (const [key, entries] of byEntity) {
     entries.forEach((e, i) => {
       if (e.version !== i + 1) violate('versions', `${key} has version ${e.version} at ${i + 1}`)
@@ -145,7 +141,7 @@ export function checkSimulation(input: CheckInput): CheckReport {
       violate('exactly-once', `${id} is both appended and refused`)
     }
     for (const stored of inLog) {
-      if (fingerprint(stored) !== fingerprint(entry)) {
+      if (entryFingerprint(stored) !== entryFingerprint(entry)) {
         unexpected++
         violate('exactly-once', `${id} in the log differs from what its client committed`)
       }
@@ -230,39 +226,15 @@ export function checkSimulation(input: CheckInput): CheckReport {
   let corrections = 0
   let requests = 0
   let requestsRefused = 0
-  for (const [key, entries] of byEntity) {
-    const entity = key.slice(key.indexOf('\u0000') + 1)
-    const type = schema.find(entity)
-    if (type === undefined) continue
-    let state = type.initial
-    for (const e of entries) {
-      if (e.clientId === SERVER_CLIENT_ID) {
-        corrections++
-        state = type.reduce(state, e)
-        continue
-      }
-      const expected =
-        e.intent === 'fact' && checkInvariants(type, type.reduce(state, e)).length > 0
-          ? decide(schema, { state, version: e.version - 1 }, e, e.committedAt)
-          : undefined
-      const want =
-        expected !== undefined && expected._tag === 'append'
-          ? expected.corrections.map((c) => c.id)
-          : []
-      if (want.length > 0) offendingFacts++
-      const got = (correctionsOf.get(e.id) ?? []).map((c) => c.id)
-      if (want.join(',') !== got.join(',')) {
-        violate(
-          'corrections',
-          `${e.id} should have corrections [${want.join(', ')}], has [${got.join(', ')}]`,
-        )
-      }
-      state = type.reduce(state, e)
-    }
-  }
-  for (const id of correctionsOf.keys()) {
-    if (!byId.has(id)) violate('corrections', `a correction names ${id}, which is not in the log`)
-  }
+  const folded = checkCorrections(
+    schema,
+    byEntity.values(),
+    correctionsOf,
+    (id) => byId.has(id),
+    (message) => violate('corrections', message),
+  )
+  offendingFacts = folded.offendingFacts
+  corrections = folded.corrections
   const clientOf = new Map(clients.map((c) => [c.name, c]))
   for (const [id, { client, entry }] of history.committed) {
     if (entry.intent !== 'request') continue
@@ -342,6 +314,81 @@ export function checkSimulation(input: CheckInput): CheckReport {
   }
 }
 
+/**
+ * The offsets check over a log (invariant 2): per partition, offsets 1..n in order, each entry
+ * in the partition it says and in `partitionOf`'s. Shared by both simulations.
+ *
+ * @example
+ * checkOffsets(log.partitions, (message) => report(message))
+ */
+export function checkOffsets(
+  partitions: readonly (readonly StoredEntry[])[],
+  violate: (message: string) => void,
+): void {
+  partitions.forEach((entries, p) => {
+    entries.forEach((e, i) => {
+      if (e.offset !== i + 1) violate(`partition ${p} has offset ${e.offset} at ${i + 1}`)
+      if (e.partition !== p) violate(`${e.id} says partition ${e.partition}, is in ${p}`)
+      if (partitionOf(e.tenant, e.entity, partitions.length) !== p) {
+        violate(`${e.id} is in partition ${p}, not partitionOf's`)
+      }
+    })
+  })
+}
+
+/**
+ * The corrections check over a log (invariant 8): each entity's ledger is folded as the log
+ * decided it, and each fact that broke an invariant must be followed by exactly the corrections
+ * `decide()` derives for it (sized as the log sizes them); every correction must name an entry
+ * of the log. Shared by the model and the product simulations.
+ *
+ * @example
+ * const { offendingFacts } = checkCorrections(schema, ledgers, correctionsOf, has, report)
+ */
+export function checkCorrections(
+  schema: Schema,
+  ledgers: Iterable<readonly StoredEntry[]>,
+  correctionsOf: ReadonlyMap<string, readonly StoredEntry[]>,
+  has: (id: string) => boolean,
+  violate: (message: string) => void,
+): { corrections: number; offendingFacts: number } {
+  let corrections = 0
+  let offendingFacts = 0
+  for (const entries of ledgers) {
+    const first = entries[0]
+    const type = first === undefined ? undefined : schema.find(first.entity)
+    if (type === undefined) continue
+    let state = type.initial
+    for (const e of entries) {
+      if (e.clientId === SERVER_CLIENT_ID) {
+        corrections++
+        state = type.reduce(state, e)
+        continue
+      }
+      const expected =
+        e.intent === 'fact' && checkInvariants(type, type.reduce(state, e)).length > 0
+          ? decide(schema, { state, version: e.version - 1 }, e, e.committedAt, {
+              checkCorrection: checkCorrectionSize,
+            })
+          : undefined
+      const want =
+        expected !== undefined && expected._tag === 'append'
+          ? expected.corrections.map((c) => c.id)
+          : []
+      if (want.length > 0) offendingFacts++
+      const got = (correctionsOf.get(e.id) ?? []).map((c) => c.id)
+      if (want.join(',') !== got.join(',')) {
+        violate(`${e.id} should have corrections [${want.join(', ')}], has [${got.join(', ')}]`)
+      }
+      state = type.reduce(state, e)
+    }
+  }
+  for (const id of correctionsOf.keys()) {
+    if (!has(id)) violate(`a correction names ${id}, which is not in the log`)
+  }
+  return { corrections, offendingFacts }
+}
+
 /** JSON with sorted keys: equal plain data gives equal text whatever the key order. */
 export function stable(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
@@ -358,7 +405,13 @@ export function stable(value: unknown): string {
   })
 }
 
-function fingerprint(e: Entry): string {
+/**
+ * An entry's content as its client made it (the design's digest input), as one string.
+ *
+ * @example
+ * entryFingerprint(a) === entryFingerprint(b) // same content, whatever the key order
+ */
+export function entryFingerprint(e: Entry): string {
   return stable({
     id: e.id,
     tenant: e.tenant,

@@ -24,6 +24,8 @@ export interface SimScheduler {
   /** Runs `fn` `delayMs` from now. */
   after(delayMs: number, label: string, fn: () => void): number
   cancel(id: number): void
+  /** Due time of the earliest event queued (cancelled ones included); undefined when none. */
+  nextTime(): number | undefined
   /** Runs the earliest event; false when none is queued. */
   step(): boolean
   /** Runs events until `done()` holds or simulated time passes `timeMax`; returns `done()`. */
@@ -35,6 +37,8 @@ export interface SimScheduler {
   /** The last facts recorded, when `keepTrace` was set (for replay diffs). */
   trace(): readonly string[]
   readonly eventsRun: number
+  /** Label of the event run last (to say what a runaway loop runs). */
+  readonly lastLabel: string
 }
 
 /**
@@ -51,6 +55,7 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
   let now = 0
   let seq = 0
   let eventsRun = 0
+  let lastLabel = ''
   // Two FNV-1a lanes with different bases give a 64-bit hash: collisions between runs of
   // different seeds would otherwise be plausible over thousands of seeds.
   let h1 = 0x811c9dc5
@@ -84,6 +89,17 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
     cancel(id) {
       cancelled.add(id)
     },
+    nextTime() {
+      // Cancelled events at the top are dropped here, so a caller that waits for the next due
+      // time is not misled by them.
+      for (;;) {
+        const top = heap[0]
+        if (top === undefined) return undefined
+        if (!cancelled.has(top.seq)) return top.time
+        cancelled.delete(top.seq)
+        pop(heap)
+      }
+    },
     step() {
       for (;;) {
         const timer = pop(heap)
@@ -91,6 +107,7 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
         if (cancelled.delete(timer.seq)) continue
         now = timer.time
         eventsRun++
+        lastLabel = timer.label
         mix(`${now} ${timer.label}`)
         timer.fn()
         return true
@@ -109,6 +126,9 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
     trace: () => kept,
     get eventsRun() {
       return eventsRun
+    },
+    get lastLabel() {
+      return lastLabel
     },
   }
   return sched

@@ -1,0 +1,476 @@
+/**
+ * THE ORACLE: a small reference model of the server log's write decision, written apart from
+ * the log's planner (`@ledgerline/log` `append-plan.ts`) and every store, from the guarantees
+ * of `log-store.ts` alone. The simulation hands it every `append` call a real store answered,
+ * in commit order; it predicts each result from its own state and reports every disagreement,
+ * entry by entry. At the end its log must equal the store's, entry for entry.
+ *
+ * Terms: the oracle's *state* is what a log that kept every guarantee would hold: per client
+ * the high-water mark, per id the first result and the content it was decided with, per entity
+ * its version and folded state, per partition its entries.
+ *
+ * Rules it holds the store to (numbers of `log-store.ts`, protocol 2):
+ * - 11, devices bound to subjects: the first item of a clientId that uses up a clientSeq binds
+ *   it to the call's subject; an item of a clientId bound to another subject is `client_taken`,
+ *   nothing recorded.
+ * - 5, permanent dedupe, by id AND content: a resend with the same content gets its original
+ *   result (`duplicate` of an append, the same refusal); other content under a decided id is
+ *   `id_conflict`, nothing recorded.
+ * - 6, gap-free clientSeq: clientSeq = high + 1, else `seq_gap`, not recorded.
+ * - 10, deferrals: an entry whose clock is more than `ENTRY_CLOCK_SKEW_MS_MAX` ahead of the
+ *   log's (`clock_ahead`), of a type the schema lacks (`unknown_type`), or whose `corrects`
+ *   names a deferred entry is `deferred`: it uses up its clientSeq, and a resend with the same
+ *   content is decided again from scratch.
+ * - 7, write semantics: the relay's refusal (`forbidden`) and refused requests are recorded;
+ *   a client's `corrects` must name an entry of the log the pusher may write (else `invalid`);
+ *   a fact whose type is known is always appended, with the corrections its type's `correct`
+ *   makes when an invariant breaks (one `ledger.correction_failed` when one is too large).
+ * - 12, an ack names the corrections the pusher may read, by id.
+ * - 3, 4: versions are the entity's + 1, offsets the partition's + 1, in decision order.
+ *
+ * Invariants:
+ * 1. The oracle never looks at the store beyond the results it is checking.
+ * 2. After a disagreement it goes on from its own prediction, so one bug is reported where it
+ *    happens, and what follows from it is reported as well (at most `SIM_VIOLATIONS_KEPT_MAX`).
+ */
+import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import {
+  buildCorrections,
+  checkInvariants,
+  correctionId,
+  ENTRY_CLOCK_SKEW_MS_MAX,
+  matchesAny,
+  partitionOf,
+} from '@ledgerline/core'
+import type { AppendItem, AppendResult, Pusher } from '@ledgerline/log'
+import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
+import { contentKey, fullKey } from './content.ts'
+import { SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
+
+/** What the oracle expects the log to hold at one position. */
+export interface OracleEntry {
+  readonly id: string
+  readonly entity: string
+  readonly kind: string
+  readonly version: number
+  readonly partition: number
+  readonly offset: number
+  /** `fullKey` of the entry as it was decided (clients') or made (corrections). */
+  readonly key: string
+}
+
+export interface OracleRefusal {
+  readonly tenant: string
+  readonly id: string
+  readonly code: string
+}
+
+export interface LogOracle {
+  /** Checks the results a store gave for one call (invariant 1), then takes its predictions. */
+  check(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher: Pusher | undefined,
+    results: readonly AppendResult[],
+  ): void
+  /** The relay now decides with this schema (an upgrade, or a rollback). */
+  setSchema(schema: Schema | undefined): void
+  /** A copy of the state, to go back to when the log is restored from a backup. */
+  save(): OracleState
+  load(state: OracleState): void
+  /** Per partition, what the log must hold, in offset order. */
+  log(): readonly (readonly OracleEntry[])[]
+  refusals(): readonly OracleRefusal[]
+  readonly disagreements: number
+  /** The first disagreements, as messages. */
+  readonly messages: readonly string[]
+  readonly callsChecked: number
+}
+
+export type OracleState = unknown
+
+/**
+ * @example
+ * const oracle = createLogOracle(schema, 4)
+ * const results = await store.append(tenant, items)
+ * oracle.check(tenant, items, results)
+ */
+export function createLogOracle(
+  schema: Schema | undefined,
+  partitions: number,
+  /** The log's clock (what the store decides `clock_ahead` against). */
+  now: () => number,
+): LogOracle {
+  let current = schema
+  let s = emptyState(partitions)
+  const messages: string[] = []
+  let disagreements = 0
+  let callsChecked = 0
+  /** The read grants of the call being checked (rule 12). */
+  let readGrants: readonly string[] = ['*']
+  const disagree = (text: string) => {
+    disagreements++
+    if (messages.length < SIM_VIOLATIONS_KEPT_MAX) messages.push(text)
+  }
+
+  const predict = (
+    tenant: string,
+    item: AppendItem,
+    pusher: Pusher | undefined,
+    committedAt: number,
+  ): Prediction => {
+    const e = item.entry
+    const client = `${tenant}\u0000${e.clientId}`
+    const bound = s.subjects.get(client)
+    if (pusher !== undefined && bound !== undefined && bound !== pusher.subject) {
+      return { status: 'client_taken' }
+    }
+    const seen = s.decided.get(`${tenant}\u0000${e.id}`)
+    const high = s.highs.get(client) ?? 0
+    if (e.clientSeq <= high) {
+      if (seen === undefined) return { status: 'unknown', note: 'below the high-water mark' }
+      if (seen.content !== contentKey(e)) return { status: 'id_conflict' }
+      if (seen.result.status === 'refused') return { status: 'refused', code: seen.result.code }
+      if (seen.result.status === 'appended') {
+        return { ...seen.result, status: 'duplicate', corrections: readable(seen.result, pusher) }
+      }
+      // A deferral: decided again from scratch, recorded already.
+      const again = decideNew(tenant, item, pusher, committedAt)
+      return again.status === 'deferred' ? { ...again, resent: true } : again
+    }
+    if (e.clientSeq !== high + 1) return { status: 'refused', code: 'seq_gap' }
+    return decideNew(tenant, item, pusher, committedAt)
+  }
+
+  /** The corrections of an append the pusher may read (rule 12). */
+  const readable = (result: Appended, pusher: Pusher | undefined): readonly string[] =>
+    result.corrections
+      .filter((c) => pusher === undefined || matchesAny(pusher.grants.read, c.entity))
+      .map((c) => c.id)
+
+  const decideNew = (
+    tenant: string,
+    item: AppendItem,
+    pusher: Pusher | undefined,
+    committedAt: number,
+  ): Prediction => {
+    const e = item.entry
+    if (item.refuse !== undefined) return refusal(item.refuse.code)
+    const wall = Number(e.hlc.slice(0, 15))
+    if (Math.max(wall, e.occurredAt) - committedAt > ENTRY_CLOCK_SKEW_MS_MAX) {
+      return { status: 'deferred', code: 'clock_ahead' }
+    }
+    const type = current?.find(e.entity)
+    if (current !== undefined && type === undefined) {
+      return { status: 'deferred', code: 'unknown_type' }
+    }
+    if (e.corrects !== undefined) {
+      const named = s.decided.get(`${tenant}\u0000${e.corrects}`)
+      if (named?.result.status === 'deferred')
+        return { status: 'deferred', code: named.result.code }
+      if (
+        named === undefined ||
+        named.result.status !== 'appended' ||
+        (pusher !== undefined && !matchesAny(pusher.grants.write, named.entity))
+      ) {
+        return refusal('invalid')
+      }
+    }
+    const head = s.entities.get(`${tenant}\u0000${e.entity}`)
+    const state = head?.state ?? type?.initial ?? null
+    const version = head?.version ?? 0
+    if (type === undefined) return append(tenant, e, state, [])
+    if (type.validate !== undefined && type.validate(e) !== true) return refusal('invalid')
+    if (e.intent === 'request' && e.expect !== undefined && e.expect !== version) {
+      return refusal('conflict')
+    }
+    let after: unknown
+    try {
+      after = type.reduce(state, e)
+    } catch {
+      return refusal('invalid')
+    }
+    const broken = checkInvariants(type, after)
+    if (e.intent === 'request' && broken.length > 0) return refusal('invariant')
+    if (e.intent !== 'fact' || broken.length === 0 || type.correct === undefined) {
+      return append(tenant, e, after, [])
+    }
+    let corrections = buildCorrections(type, after, broken, e, committedAt)
+    if (corrections.some((c) => entryDataBytes(c.data) > ENTRY_DATA_BYTES_MAX)) {
+      // One failure record on the fact's own entity instead; its body is the log's to word.
+      const rule = (broken[0] as { rule: string }).rule
+      const failed = { ...(corrections[0] as Entry), entity: e.entity }
+      corrections = [
+        {
+          ...failed,
+          id: correctionId(e.id, rule, 0),
+          kind: 'ledger.correction_failed',
+          data: null,
+        },
+      ]
+    }
+    return append(tenant, e, after, corrections)
+  }
+
+  const refusal = (code: string): Prediction => ({ status: 'refused', code, record: true })
+
+  /** Places `e` and its corrections after the log's heads, folding each into its entity. */
+  const append = (
+    tenant: string,
+    e: Entry,
+    after: unknown,
+    corrections: readonly Entry[],
+  ): Prediction => {
+    const versions = new Map<string, number>()
+    const heads = new Map<number, number>()
+    const states = new Map<string, unknown>([[e.entity, after]])
+    const place = (x: Entry): OracleEntry => {
+      const partition = partitionOf(tenant, x.entity, partitions)
+      const offset = (heads.get(partition) ?? (s.logs[partition] as OracleEntry[]).length) + 1
+      heads.set(partition, offset)
+      const ekey = `${tenant}\u0000${x.entity}`
+      const version = (versions.get(ekey) ?? s.entities.get(ekey)?.version ?? 0) + 1
+      versions.set(ekey, version)
+      return {
+        id: x.id,
+        entity: x.entity,
+        kind: x.kind,
+        version,
+        partition,
+        offset,
+        key: fullKey(x),
+      }
+    }
+    const at = place(e)
+    const placed = corrections.map(place)
+    for (const c of corrections) {
+      const type = current?.find(c.entity)
+      if (type === undefined || c.kind === 'ledger.correction_failed') continue
+      const ekey = `${tenant}\u0000${c.entity}`
+      const before = states.has(c.entity)
+        ? states.get(c.entity)
+        : (s.entities.get(ekey)?.state ?? type.initial)
+      states.set(c.entity, type.reduce(before, c))
+    }
+    return {
+      status: 'appended',
+      version: at.version,
+      partition: at.partition,
+      offset: at.offset,
+      committedAt: 0,
+      corrections: placed.map((p) => p.id),
+      placed,
+      commit: () => {
+        for (const p of [at, ...placed]) (s.logs[p.partition] as OracleEntry[]).push(p)
+        for (const p of placed) {
+          s.decided.set(`${tenant}\u0000${p.id}`, {
+            content: p.key,
+            entity: p.entity,
+            result: { ...resultOfPlaced(p), corrections: [] },
+          })
+        }
+        for (const [ekey, version] of versions) {
+          const entity = ekey.slice(ekey.indexOf('\u0000') + 1)
+          const state = states.has(entity) ? states.get(entity) : s.entities.get(ekey)?.state
+          s.entities.set(ekey, { version, state })
+        }
+      },
+    }
+  }
+
+  const compare = (e: Entry, got: AppendResult, want: Prediction) => {
+    const where = `${e.id} (${e.kind} on ${e.entity})`
+    if (got.id !== e.id) disagree(`${where}: result names ${got.id}`)
+    const gotCode = got.status === 'refused' || got.status === 'deferred' ? ` ${got.code}` : ''
+    const wantCode = want.status === 'refused' || want.status === 'deferred' ? ` ${want.code}` : ''
+    if (got.status !== want.status || gotCode !== wantCode) {
+      const note = want.status === 'unknown' ? ` (${want.note})` : ''
+      disagree(
+        `${where}: store said ${got.status}${gotCode}, oracle expected ${want.status}${wantCode}${note}`,
+      )
+      return
+    }
+    if (
+      (got.status !== 'appended' && got.status !== 'duplicate') ||
+      (want.status !== 'appended' && want.status !== 'duplicate')
+    ) {
+      return
+    }
+    if (
+      got.version !== want.version ||
+      got.partition !== want.partition ||
+      got.offset !== want.offset
+    ) {
+      disagree(
+        `${where}: store placed it at v${got.version} ${got.partition}/${got.offset}, oracle at v${want.version} ${want.partition}/${want.offset}`,
+      )
+    }
+    const ids = got.corrections.map((c) => c.id).join(',')
+    const wanted =
+      want.status === 'appended'
+        ? (want.placed ?? [])
+            .filter((p) => matchesAny(readGrants, p.entity))
+            .map((p) => p.id)
+            .join(',')
+        : want.corrections.join(',')
+    if (ids !== wanted) {
+      disagree(`${where}: corrections [${ids}], oracle expected [${wanted}]`)
+    }
+    if (got.status === 'duplicate' && got.committedAt !== want.committedAt) {
+      disagree(
+        `${where}: duplicate says committed at ${got.committedAt}, first was ${want.committedAt}`,
+      )
+    }
+  }
+
+  return {
+    check(tenant, items, pusher, results) {
+      callsChecked++
+      if (results.length !== items.length) {
+        disagree(`a call of ${items.length} entries got ${results.length} results`)
+        return
+      }
+      readGrants = pusher?.grants.read ?? ['*']
+      items.forEach((item, i) => {
+        const got = results[i] as AppendResult
+        const e = item.entry
+        const committedAt = got.status === 'appended' ? got.committedAt : now()
+        const want = predict(tenant, item, pusher, committedAt)
+        compare(e, got, want)
+        // Invariant 2: the oracle's own prediction becomes its state.
+        const client = `${tenant}\u0000${e.clientId}`
+        const uses =
+          want.status === 'appended' ||
+          want.status === 'deferred' ||
+          (want.status === 'refused' && want.record === true)
+        if (uses && e.clientSeq > (s.highs.get(client) ?? 0)) s.highs.set(client, e.clientSeq)
+        if (uses && pusher !== undefined && !s.subjects.has(client)) {
+          s.subjects.set(client, pusher.subject)
+        }
+        const key = `${tenant}\u0000${e.id}`
+        if (want.status === 'appended') {
+          want.commit?.()
+          s.decided.set(key, {
+            content: contentKey(e),
+            entity: e.entity,
+            result: {
+              status: 'appended',
+              version: want.version,
+              partition: want.partition,
+              offset: want.offset,
+              committedAt,
+              corrections: (want.placed ?? []).map((p) => ({ id: p.id, entity: p.entity })),
+            },
+          })
+        } else if (want.status === 'deferred' && want.resent !== true) {
+          s.decided.set(key, {
+            content: contentKey(e),
+            entity: e.entity,
+            result: { status: 'deferred', code: want.code },
+          })
+        } else if (want.status === 'refused' && want.record === true) {
+          s.decided.set(key, {
+            content: contentKey(e),
+            entity: e.entity,
+            result: { status: 'refused', code: want.code },
+          })
+          s.refusals.push({ tenant, id: e.id, code: want.code })
+        }
+      })
+    },
+    setSchema(next) {
+      current = next
+    },
+    save: () => structuredClone(s),
+    load(state) {
+      s = structuredClone(state as OracleStateData)
+    },
+    log: () => s.logs,
+    refusals: () => s.refusals,
+    get disagreements() {
+      return disagreements
+    },
+    messages,
+    get callsChecked() {
+      return callsChecked
+    },
+  }
+}
+
+interface Appended {
+  readonly status: 'appended'
+  readonly version: number
+  readonly partition: number
+  readonly offset: number
+  readonly committedAt: number
+  readonly corrections: readonly { readonly id: string; readonly entity: string }[]
+}
+
+type Decided =
+  | Appended
+  | { readonly status: 'refused'; readonly code: string }
+  | { readonly status: 'deferred'; readonly code: string }
+
+/** What the log recorded for one of its own corrections. */
+function resultOfPlaced(p: OracleEntry): Appended {
+  return {
+    status: 'appended',
+    version: p.version,
+    partition: p.partition,
+    offset: p.offset,
+    committedAt: 0,
+    corrections: [],
+  }
+}
+
+type Prediction =
+  | {
+      readonly status: 'appended' | 'duplicate'
+      readonly version: number
+      readonly partition: number
+      readonly offset: number
+      readonly committedAt: number
+      readonly corrections: readonly string[]
+      /** Where the corrections of a new append go (their ids are `corrections`). */
+      readonly placed?: readonly OracleEntry[] | undefined
+      readonly commit?: (() => void) | undefined
+    }
+  | { readonly status: 'refused'; readonly code: string; readonly record?: boolean }
+  | { readonly status: 'deferred'; readonly code: string; readonly resent?: boolean }
+  | { readonly status: 'id_conflict' }
+  | { readonly status: 'client_taken' }
+  | { readonly status: 'unknown'; readonly note: string }
+
+interface OracleStateData {
+  highs: Map<string, number>
+  /** The subject each clientId is bound to (rule 11). */
+  subjects: Map<string, string>
+  decided: Map<string, { content: string; entity: string; result: Decided }>
+  entities: Map<string, { version: number; state: unknown }>
+  logs: OracleEntry[][]
+  refusals: OracleRefusal[]
+}
+
+function emptyState(partitions: number): OracleStateData {
+  return {
+    highs: new Map(),
+    subjects: new Map(),
+    decided: new Map(),
+    entities: new Map(),
+    logs: Array.from({ length: partitions }, () => []),
+    refusals: [],
+  }
+}
+
+/** A stored entry as the oracle keeps it, for comparing the store's log with its own. */
+export function oracleEntryOf(e: StoredEntry): OracleEntry {
+  return {
+    id: e.id,
+    entity: e.entity,
+    kind: e.kind,
+    version: e.version,
+    partition: e.partition,
+    offset: e.offset,
+    key: fullKey(e),
+  }
+}
