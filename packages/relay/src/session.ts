@@ -99,7 +99,7 @@ export interface SessionSocket {
   on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): unknown
   on(event: 'pong', listener: () => void): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
-  once(event: 'close', listener: () => void): unknown
+  once(event: 'close', listener: (code: number) => void): unknown
 }
 
 type State = 'awaiting_hello' | 'checking_token' | 'ready' | 'closed'

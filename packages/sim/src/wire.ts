@@ -365,8 +365,10 @@ class ServerEnd implements SimServerSocket {
   readonly #break: Break
   #onMessage: ((data: Buffer, isBinary: boolean) => void)[] = []
   #onPong: (() => void)[] = []
-  #onClose: (() => void)[] = []
+  #onClose: ((code: number) => void)[] = []
   #closeEmitted = false
+  /** What the session's close listener hears, as from `ws`: the code sent, or 1006 when cut. */
+  #closeCode = 1006
 
   constructor(conn: Conn, sched: SimScheduler, carry: Carry, breakConn: Break) {
     this.#conn = conn
@@ -384,6 +386,7 @@ class ServerEnd implements SimServerSocket {
   close(code?: number, reason?: string): void {
     if (this.readyState >= 2) return
     this.readyState = 2
+    this.#closeCode = code ?? 1005
     const conn = this.#conn
     if (conn.broken) {
       this.#finish()
@@ -428,7 +431,7 @@ class ServerEnd implements SimServerSocket {
     return this
   }
 
-  once(_event: 'close', listener: () => void): this {
+  once(_event: 'close', listener: (code: number) => void): this {
     this.#onClose.push(listener)
     return this
   }
@@ -470,6 +473,6 @@ class ServerEnd implements SimServerSocket {
     const conn = this.#conn
     conn.ended()
     if (conn.serverLife !== undefined && !conn.serverLife.alive) return
-    for (const fn of this.#onClose) fn()
+    for (const fn of this.#onClose) fn(this.#closeCode)
   }
 }
