@@ -103,7 +103,55 @@ export function formatReport({ name, machine: m, rows, notes }) {
     formatTable(rows),
     '',
     ...notes.map((n) => `- ${n}`),
+    ...verdictLines(name, rows),
   ].join('\n')
+}
+
+/**
+ * One line per row with a target: the measured figure or ratio, met / not met, and for a target
+ * not met what limits it (`row.limit`, from a counter or profile of the same run).
+ */
+export function verdictLines(name, rows) {
+  const lines = rows
+    .filter((r) => r.target !== undefined && r.met !== undefined)
+    .map((r) => {
+      const measured = r.verdict ?? measuredOf(r)
+      const limit = r.met || r.limit === undefined ? '' : `; limited by: ${r.limit}`
+      return `- **${r.met ? 'met' : 'not met'}** ${name}: ${r.label}: ${measured}, target ${r.target}${limit}`
+    })
+  return lines.length === 0 ? [] : ['', 'Verdicts:', '', ...lines]
+}
+
+function measuredOf(r) {
+  const ratio = r.ratio ?? ratioOf(r)
+  const value = r.ours === undefined ? '' : `${fmt(r.ours.median)} ${r.ours.unit}`
+  return ratio === '—' ? value : `${value} (${ratio} ${r.anchor.label})`
+}
+
+/**
+ * What a profile of a server process says limits a figure: its cores busy (CPU time over wall
+ * time) and the largest shares of its self time.
+ */
+export function profileLimit(what, p, top = 5) {
+  const idle = p.top.find((t) => t.group === '(idle)')?.share ?? 0
+  const shares = p.top
+    .filter((t) => t.group !== '(idle)')
+    .slice(0, top)
+    .map((t) => `${t.group} ${(t.share * 100).toFixed(0)}%`)
+    .join(', ')
+  return (
+    `${what} busy ${p.busy.toFixed(2)} cores of CPU time, main thread idle ${(idle * 100).toFixed(0)}% ` +
+    `of samples; self time: ${shares}`
+  )
+}
+
+/** CPU time of this (the load) process over a callback, as cores busy. */
+export async function loadCpu(fn) {
+  const t0 = performance.now()
+  const c0 = process.cpuUsage()
+  const value = await fn()
+  const c = process.cpuUsage(c0)
+  return { value, busy: (c.user + c.system) / 1000 / (performance.now() - t0) }
 }
 
 export function formatTable(rows) {
