@@ -1,7 +1,7 @@
 // Shared helpers of the benchmark suite: rounds with warm-up, medians, the machine's
 // description, and the report (JSON to bench/results/, a table to stdout).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -216,4 +216,71 @@ export function latencyOf(label, samples) {
   const p50 = percentile(samples, 50)
   const p99 = percentile(samples, 99)
   return { label, unit: 'ms', median: p50, min: p50, max: p99, samples: samples.length }
+}
+
+/**
+ * Runs `fn` with the CPU time of `server` (a `startServer` child: cores busy, event-loop delay)
+ * and of this, the load process, counted over it; the value comes back with `cpu` beside it.
+ */
+export async function withCpu(server, fn) {
+  await server.profileStart({ cpu: false })
+  const { value, busy } = await loadCpu(fn)
+  const stats = await server.profileStop()
+  return { ...value, cpu: { server: stats.busy, loopP99: stats.loopDelay.p99, load: busy } }
+}
+
+/** A `withCpu` figure as words: what each process spent, for a "limited by" line. */
+export function cpuWords(who, cpu) {
+  return (
+    `${who} process ${cpu.server.toFixed(2)} cores (event-loop delay p99 ${fmt(cpu.loopP99)} ms), ` +
+    `its load clients ${cpu.load.toFixed(2)} cores`
+  )
+}
+
+/**
+ * CPU time (ms, user + system from /proc) of a process and all its descendants, by Chromium
+ * process type (`browser` for the root, else its `--type=`); empty off Linux.
+ */
+export function processTreeCpu(rootPid) {
+  const out = {}
+  let entries
+  try {
+    entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d))
+  } catch {
+    return out
+  }
+  const procs = new Map()
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the command (which may hold spaces) in parentheses.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      const type = /--type=([a-z-]+)/.exec(cmd)?.[1] ?? 'browser'
+      procs.set(Number(pid), {
+        ppid: Number(rest[1]),
+        ticks: Number(rest[11]) + Number(rest[12]),
+        type,
+      })
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const tick = 1000 / 100 // USER_HZ is 100 on Linux
+  const inTree = (pid) => {
+    for (let p = pid; p > 1; p = procs.get(p)?.ppid ?? 0) if (p === rootPid) return true
+    return false
+  }
+  for (const [pid, p] of procs) {
+    if (!inTree(pid)) continue
+    out[p.type] = (out[p.type] ?? 0) + p.ticks * tick
+  }
+  return out
+}
+
+/** The difference of two `processTreeCpu` readings, per type. */
+export function cpuSince(before, after) {
+  const out = {}
+  for (const [type, ms] of Object.entries(after)) out[type] = ms - (before[type] ?? 0)
+  return out
 }
