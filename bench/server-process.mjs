@@ -85,6 +85,27 @@ export async function startServer(kind, config = {}) {
   }
 }
 
+/**
+ * A fresh relay (SQLite log) on a fresh data directory, with a token of `tenant` that may read
+ * and write everything: `fn(relay, token)`, then the relay is closed and the directory removed.
+ */
+export async function withFreshRelay(secret, tenant, fn) {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { signToken } = await import('@ledgerline/relay')
+  const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
+  let relay
+  try {
+    relay = await startServer('relay', { dataDir: dir, secret })
+    const token = await signToken({ secret, tenant, sub: 'bench', read: ['*'], write: ['*'] })
+    return await fn(relay, token)
+  } finally {
+    await relay?.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 if (process.argv[1] === SELF && process.send !== undefined) {
   const [kind, json] = process.argv.slice(2)
   serve(kind, JSON.parse(json)).then(

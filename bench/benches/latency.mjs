@@ -6,14 +6,10 @@
 // Reported per rate: ack p50 / p99 / p999, the rate carried, and the relay process's event-loop
 // delay and CPU time (counters of the same round); then the rate at which p99 passes 50 ms.
 // Each round is a fresh relay (own process, SQLite synchronous=FULL) on a fresh data directory.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { PUSH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
-import { signToken } from '@ledgerline/relay'
 import { openLoopRound } from '../load-client.mjs'
 import { fmt, percentile, profileLimit, report, single } from '../lib.mjs'
-import { startServer } from '../server-process.mjs'
+import { withFreshRelay } from '../server-process.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
@@ -94,18 +90,8 @@ export async function run() {
   ])
 }
 
-async function round(rate, profile) {
-  const dir = mkdtempSync(join(tmpdir(), 'll-bench-latency-'))
-  let relay
-  try {
-    relay = await startServer('relay', { dataDir: dir, secret: SECRET })
-    const token = await signToken({
-      secret: SECRET,
-      tenant: TENANT,
-      sub: 'bench',
-      read: ['*'],
-      write: ['*'],
-    })
+function round(rate, profile) {
+  return withFreshRelay(SECRET, TENANT, async (relay, token) => {
     await relay.profileStart({ cpu: profile })
     const r = await openLoopRound(relay.url, token, {
       tenant: TENANT,
@@ -120,10 +106,7 @@ async function round(rate, profile) {
       entity: (s) => `tick/e${s % 5_000}`,
     })
     return { ...r, stats: await relay.profileStop() }
-  } finally {
-    await relay?.close()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 /** Where p99 first passes the knee, interpolated between the measured rates around it. */

@@ -12,10 +12,10 @@ import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeEntryBody, signToken } from '@ledgerline/relay'
+import { encodeEntryBody } from '@ledgerline/relay'
 import { pushRound } from '../load-client.mjs'
 import { fmt, loadCpu, measure, percentile, profileLimit, report } from '../lib.mjs'
-import { startServer } from '../server-process.mjs'
+import { withFreshRelay } from '../server-process.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
@@ -84,18 +84,8 @@ export async function run() {
   ])
 }
 
-async function relayRound(connections, profile = false) {
-  const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
-  let relay
-  try {
-    relay = await startServer('relay', { dataDir: dir, secret: SECRET })
-    const token = await signToken({
-      secret: SECRET,
-      tenant: TENANT,
-      sub: 'bench',
-      read: ['*'],
-      write: ['*'],
-    })
+function relayRound(connections, profile = false) {
+  return withFreshRelay(SECRET, TENANT, async (relay, token) => {
     if (profile) await relay.profileStart()
     const { value, busy } = await loadCpu(() =>
       pushRound([relay.url], token, {
@@ -109,10 +99,7 @@ async function relayRound(connections, profile = false) {
       }),
     )
     return profile ? { ...value, profile: await relay.profileStop(), loadBusy: busy } : value
-  } finally {
-    await relay?.close()
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 /** perf-baselines §4: the fastest durable SQLite batches can be on this disk. */
