@@ -116,7 +116,8 @@ export function verdictLines(name, rows) {
     .filter((r) => r.target !== undefined && r.met !== undefined)
     .map((r) => {
       const measured = r.verdict ?? measuredOf(r)
-      const limit = r.met || r.limit === undefined ? '' : `; limited by: ${r.limit}`
+      const limit =
+        r.limit === undefined ? '' : r.met ? `; measured: ${r.limit}` : `; limited by: ${r.limit}`
       return `- **${r.met ? 'met' : 'not met'}** ${name}: ${r.label}: ${measured}, target ${r.target}${limit}`
     })
   return lines.length === 0 ? [] : ['', 'Verdicts:', '', ...lines]

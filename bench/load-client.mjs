@@ -158,6 +158,7 @@ export async function pushRound(
     return {
       rate: acked / ((t1 - t0 - rampMs) / 1000),
       latencies: results.flatMap((r) => r.latencies),
+      total: results.reduce((n, r) => n + r.acked, 0),
     }
   } finally {
     for (const c of conns) c.close()

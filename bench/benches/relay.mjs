@@ -52,7 +52,7 @@ export async function run() {
     const limit =
       profiled === undefined
         ? undefined
-        : `${profileLimit('relay process', profiled.profile)}; load process busy ${profiled.loadBusy.toFixed(2)} cores`
+        : `${profileLimit('relay process', profiled.profile)}; relay CPU ${fmt((profiled.profile.cpuMs * 1000) / profiled.total)} µs per entry; load process busy ${profiled.loadBusy.toFixed(2)} cores`
     const row = {
       label: `durable appends, ${connections} conn (batch ${BATCH}, ${WINDOW} in flight)`,
       ours: result,
