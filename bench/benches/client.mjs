@@ -102,12 +102,22 @@ export async function run() {
     const oursBatch = await appends('ours', { ...base, batch: 100, ...BATCHED })
     const catchUps = []
     const rawCatchUps = []
+    // CPU time of Chromium's processes and of the relay over our catch-ups (what limits them).
+    const catchUpCpu = { browser: 0, renderer: 0, relay: 0, ms: 0 }
     for (let r = 0; r < ROUNDS; r++) {
+      const before = root === undefined ? {} : processTreeCpu(root)
+      await relay.profileStart({ cpu: false })
       const ours = await call('catchUp', {
         url: relay.url,
         token: catchUpToken,
         timeoutMs: CATCH_UP_TIMEOUT_MS,
       })
+      const relayStats = await relay.profileStop()
+      const spent = root === undefined ? {} : cpuSince(before, processTreeCpu(root))
+      catchUpCpu.browser += spent.browser ?? Number.NaN
+      catchUpCpu.renderer += spent.renderer ?? Number.NaN
+      catchUpCpu.relay += relayStats.cpuMs
+      catchUpCpu.ms += ours.ms
       catchUps.push(ours.ms / 1000)
       const raw = await call('rawCatchUp', {
         count: CATCH_UP_ENTRIES,
@@ -157,6 +167,12 @@ export async function run() {
         anchor: summarize('raw puts, 1,000/txn, strict', 's', rawCatchUps),
         target: '≤ 1 s',
         met: oCatch.median <= 1,
+        limit:
+          `over the catch-ups, cores busy: Chromium renderer (page: decoding pages, folding, its ` +
+          `IndexedDB calls) ${(catchUpCpu.renderer / catchUpCpu.ms).toFixed(2)}, browser process ` +
+          `(IndexedDB backend) ${(catchUpCpu.browser / catchUpCpu.ms).toFixed(2)}, relay ` +
+          `${(catchUpCpu.relay / catchUpCpu.ms).toFixed(2)} (/proc and the relay's CPU time; ` +
+          `the raw anchor writes the same 100,000 records in ${fmt(summarize('', 's', rawCatchUps).median)} s)`,
       },
       {
         label: 'cold catch-up: entries/s',
