@@ -65,9 +65,19 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
     throw new RelayError('config', `${file} is not a Ledgerline log (no identity or partitions)`)
   }
   yield { _tag: 'log', partitions: Number(partitions.value), identity }
+  // Layout 4 (`sqlite-lean-layout.ts`): names are interned; a client entry's id is
+  // `<clientId>-<clientSeq>`, an entry of the log has its id (and `corrects`) in `log_ids`.
   const entries = db.prepare(
-    `SELECT rowid, partition, "offset", tenant, id, entity, version, corrects, committed_at, body,
-       digest FROM entries WHERE rowid > ? ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+    `SELECT e.rowid, e.partition, e."offset", t.name AS tenant,
+       coalesce(l.id, c.client_id || '-' || e.client_seq) AS id, n.name AS entity, e.version,
+       l.corrects, e.committed_at, e.body, e.digest
+     FROM entries e
+     JOIN tenants t ON t.ref = e.tenant
+     JOIN entities n ON n.ref = e.entity
+     LEFT JOIN clients c ON c.ref = e.client
+     LEFT JOIN log_ids l ON l.tenant = e.tenant AND l.partition = e.partition
+       AND l."offset" = e."offset"
+     WHERE e.rowid > ? ORDER BY e.rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
   )
   for (const row of paged<EntryRow>((after) => entries.all(after) as EntryRow[])) {
     yield {
@@ -101,8 +111,9 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
     yield { _tag: 'deferral', ...rest }
   }
   const clients = db.prepare(
-    `SELECT rowid, tenant, client_id, high, subject FROM clients WHERE rowid > ?
-     ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+    `SELECT c.rowid, t.name AS tenant, c.client_id, c.high, c.subject
+     FROM clients c JOIN tenants t ON t.ref = c.tenant WHERE c.rowid > ?
+     ORDER BY c.rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
   )
   for (const c of paged<ClientRow>((after) => clients.all(after) as ClientRow[])) {
     yield {
