@@ -19,6 +19,7 @@ import Database from 'better-sqlite3'
 import { SQLITE_EXPORT_PAGE_ROWS } from './limits.ts'
 import type { LogRecord } from './log-copy.ts'
 import { RelayError } from './relay-error.ts'
+import type { NamedEntryRow } from './sqlite-lean-layout.ts'
 import { readIdentity, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 
 /**
@@ -79,7 +80,7 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
        AND l."offset" = e."offset"
      WHERE e.rowid > ? ORDER BY e.rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
   )
-  for (const row of paged<EntryRow>((after) => entries.all(after) as EntryRow[])) {
+  for (const row of paged<NamedEntryRow>((after) => entries.all(after) as NamedEntryRow[])) {
     yield {
       _tag: 'entry',
       tenant: row.tenant,
@@ -130,19 +131,6 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
   }
 }
 
-interface EntryRow {
-  rowid: number
-  partition: number
-  offset: number
-  tenant: string
-  id: string
-  entity: string
-  version: number
-  corrects: string | null
-  committed_at: number
-  body: Buffer
-  digest: Buffer | null
-}
 interface RefusalRow {
   rowid: number
   tenant: string

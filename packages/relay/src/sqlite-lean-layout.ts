@@ -116,7 +116,11 @@ const APPEND_ONLY = `
     BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
 `
 
-interface OldEntry {
+/**
+ * An entry with its names, as layout 3 stored it and as `sqlite-export.ts` reads layout 4 back
+ * (names joined, the id made again).
+ */
+export interface NamedEntryRow {
   rowid: number
   partition: number
   offset: number
@@ -190,7 +194,7 @@ export function leanLayout(db: Database.Database): void {
   )
   let after = 0
   for (;;) {
-    const rows = page.all(after) as OldEntry[]
+    const rows = page.all(after) as NamedEntryRow[]
     for (const row of rows) {
       after = row.rowid
       const tenant = tenantRef(row.tenant)
