@@ -1,7 +1,7 @@
 // Shared helpers of the benchmark suite: rounds with warm-up, medians, the machine's
 // description, and the report (JSON to bench/results/, a table to stdout).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -103,7 +103,56 @@ export function formatReport({ name, machine: m, rows, notes }) {
     formatTable(rows),
     '',
     ...notes.map((n) => `- ${n}`),
+    ...verdictLines(name, rows),
   ].join('\n')
+}
+
+/**
+ * One line per row with a target: the measured figure or ratio, met / not met, and for a target
+ * not met what limits it (`row.limit`, from a counter or profile of the same run).
+ */
+export function verdictLines(name, rows) {
+  const lines = rows
+    .filter((r) => r.target !== undefined && r.met !== undefined)
+    .map((r) => {
+      const measured = r.verdict ?? measuredOf(r)
+      const limit =
+        r.limit === undefined ? '' : r.met ? `; measured: ${r.limit}` : `; limited by: ${r.limit}`
+      return `- **${r.met ? 'met' : 'not met'}** ${name}: ${r.label}: ${measured}, target ${r.target}${limit}`
+    })
+  return lines.length === 0 ? [] : ['', 'Verdicts:', '', ...lines]
+}
+
+function measuredOf(r) {
+  const ratio = r.ratio ?? ratioOf(r)
+  const value = r.ours === undefined ? '' : `${fmt(r.ours.median)} ${r.ours.unit}`
+  return ratio === '—' ? value : `${value} (${ratio} ${r.anchor.label})`
+}
+
+/**
+ * What a profile of a server process says limits a figure: its cores busy (CPU time over wall
+ * time) and the largest shares of its self time.
+ */
+export function profileLimit(what, p, top = 5) {
+  const idle = p.top.find((t) => t.group === '(idle)')?.share ?? 0
+  const shares = p.top
+    .filter((t) => t.group !== '(idle)')
+    .slice(0, top)
+    .map((t) => `${t.group} ${(t.share * 100).toFixed(0)}%`)
+    .join(', ')
+  return (
+    `${what} busy ${p.busy.toFixed(2)} cores of CPU time, main thread idle ${(idle * 100).toFixed(0)}% ` +
+    `of samples; self time: ${shares}`
+  )
+}
+
+/** CPU time of this (the load) process over a callback, as cores busy. */
+export async function loadCpu(fn) {
+  const t0 = performance.now()
+  const c0 = process.cpuUsage()
+  const value = await fn()
+  const c = process.cpuUsage(c0)
+  return { value, busy: (c.user + c.system) / 1000 / (performance.now() - t0) }
 }
 
 export function formatTable(rows) {
@@ -168,4 +217,71 @@ export function latencyOf(label, samples) {
   const p50 = percentile(samples, 50)
   const p99 = percentile(samples, 99)
   return { label, unit: 'ms', median: p50, min: p50, max: p99, samples: samples.length }
+}
+
+/**
+ * Runs `fn` with the CPU time of `server` (a `startServer` child: cores busy, event-loop delay)
+ * and of this, the load process, counted over it; the value comes back with `cpu` beside it.
+ */
+export async function withCpu(server, fn) {
+  await server.profileStart({ cpu: false })
+  const { value, busy } = await loadCpu(fn)
+  const stats = await server.profileStop()
+  return { ...value, cpu: { server: stats.busy, loopP99: stats.loopDelay.p99, load: busy } }
+}
+
+/** A `withCpu` figure as words: what each process spent, for a "limited by" line. */
+export function cpuWords(who, cpu) {
+  return (
+    `${who} process ${cpu.server.toFixed(2)} cores (event-loop delay p99 ${fmt(cpu.loopP99)} ms), ` +
+    `its load clients ${cpu.load.toFixed(2)} cores`
+  )
+}
+
+/**
+ * CPU time (ms, user + system from /proc) of a process and all its descendants, by Chromium
+ * process type (`browser` for the root, else its `--type=`); empty off Linux.
+ */
+export function processTreeCpu(rootPid) {
+  const out = {}
+  let entries
+  try {
+    entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d))
+  } catch {
+    return out
+  }
+  const procs = new Map()
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the command (which may hold spaces) in parentheses.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      const type = /--type=([a-z-]+)/.exec(cmd)?.[1] ?? 'browser'
+      procs.set(Number(pid), {
+        ppid: Number(rest[1]),
+        ticks: Number(rest[11]) + Number(rest[12]),
+        type,
+      })
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const tick = 1000 / 100 // USER_HZ is 100 on Linux
+  const inTree = (pid) => {
+    for (let p = pid; p > 1; p = procs.get(p)?.ppid ?? 0) if (p === rootPid) return true
+    return false
+  }
+  for (const [pid, p] of procs) {
+    if (!inTree(pid)) continue
+    out[p.type] = (out[p.type] ?? 0) + p.ticks * tick
+  }
+  return out
+}
+
+/** The difference of two `processTreeCpu` readings, per type. */
+export function cpuSince(before, after) {
+  const out = {}
+  for (const [type, ms] of Object.entries(after)) out[type] = ms - (before[type] ?? 0)
+  return out
 }

@@ -6,10 +6,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { BENCH_DIR, formatReport, machineLine } from './lib.mjs'
+import { BENCH_DIR, formatReport, machineLine, verdictLines } from './lib.mjs'
 
 const ORDER = [
   'relay',
+  'latency',
   'client',
   'query',
   'fanout',
@@ -41,14 +42,23 @@ let foreignRejections = 0
 // reported as not completing.
 const onForeign = (what) => (reason) => {
   const stack = reason instanceof Error ? (reason.stack ?? '') : String(reason)
-  if (stack.includes('@automerge/automerge-repo')) {
+  if (stack.includes('@automerge/automerge-repo') || orphanSocketError(reason, stack)) {
     foreignRejections++
-    console.error(`anchor library (automerge-repo) left ${what} behind: ${String(reason)}`)
+    console.error(`an anchor library (automerge-repo) left ${what} behind: ${String(reason)}`)
     return
   }
   console.error(`${what} in a benchmark:`, reason)
   process.exit(1)
 }
+// A socket error with only Node's own frames, thrown because no one listens for it: our load
+// clients keep an error listener on each socket they open, so it is an anchor's client reconnecting to a
+// server that was stopped or overloaded (seen from automerge-repo's adapter as ECONNRESET).
+const orphanSocketError = (reason, stack) =>
+  ['ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(reason?.code) &&
+  stack
+    .split('\n')
+    .slice(1)
+    .every((line) => line.includes('node:'))
 process.on('unhandledRejection', onForeign('an unhandled rejection'))
 process.on('uncaughtException', onForeign('an uncaught exception'))
 for (const pkg of ['core', 'protocol', 'relay', 'client', 'yjs', 'testkit']) {
@@ -75,7 +85,8 @@ for (const name of chosen) {
   console.log(`(${name}: ${seconds.toFixed(1)} s)`)
 }
 const total = ((Date.now() - started) / 1000).toFixed(1)
-writeSummary(`${chosen.join(', ')} in ${total} s (${timings.join(', ')})`)
+const verdicts = writeSummary(`${chosen.join(', ')} in ${total} s (${timings.join(', ')})`, chosen)
+if (verdicts.length > 0) console.log(`\nTargets (ratios within this run):\n${verdicts.join('\n')}`)
 console.log(`\nall done in ${total} s; summary: ${join(BENCH_DIR, 'results', 'summary.md')}`)
 if (foreignRejections > 0) {
   console.log(`(automerge-repo left ${foreignRejections} rejection(s) behind; see above)`)
@@ -87,22 +98,33 @@ function rank(name) {
   return i === -1 ? ORDER.length : i
 }
 
-/** Every report in results/, in suite order, as one Markdown file. */
-function writeSummary(lastRun) {
+/**
+ * Every report in results/, in suite order, as one Markdown file, with every target's verdict
+ * at the top; returns the verdicts of the benchmarks of this run.
+ */
+function writeSummary(lastRun, ran) {
   const dir = join(BENCH_DIR, 'results')
-  if (!existsSync(dir)) return
+  if (!existsSync(dir)) return []
   const reports = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
     .filter((r) => typeof r.name === 'string' && Array.isArray(r.rows))
     .sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name))
+  const verdicts = reports.flatMap((r) => verdictLines(r.name, r.rows).slice(3))
   const text = [
     '# Ledgerline benchmarks',
     '',
     `Last run: ${lastRun}.`,
     'Each section names the date, machine and load average it was measured at.',
     '',
+    '## Targets',
+    '',
+    ...verdicts,
+    '',
     ...reports.map((r) => formatReport(r) + '\n'),
   ].join('\n')
   writeFileSync(join(dir, 'summary.md'), text)
+  return reports
+    .filter((r) => ran.includes(r.name))
+    .flatMap((r) => verdictLines(r.name, r.rows).slice(3))
 }

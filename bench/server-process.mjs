@@ -60,6 +60,20 @@ export async function startServer(kind, config = {}) {
       child.send({ type: 'memory' })
       return await next(60_000)
     },
+    /** Starts the child's CPU profiler (and CPU time counter); `profileStop` answers. */
+    async profileStart({ cpu = true } = {}) {
+      child.send({ type: 'profile-start', cpu })
+      return await next(10_000)
+    },
+    /**
+     * Stops it: `{ wallMs, cpuMs, busy, loopDelay, top }`: the child's CPU time over the wall
+     * time, its event loop's delay (ms: p50, p99, max) and, when profiled, its self time grouped
+     * by source file (see `summarizeProfile`).
+     */
+    async profileStop() {
+      child.send({ type: 'profile-stop' })
+      return await next(30_000)
+    },
     async close() {
       if (child.exitCode !== null) return
       const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -68,6 +82,27 @@ export async function startServer(kind, config = {}) {
       await exited
       clearTimeout(timer)
     },
+  }
+}
+
+/**
+ * A fresh relay (SQLite log) on a fresh data directory, with a token of `tenant` that may read
+ * and write everything: `fn(relay, token)`, then the relay is closed and the directory removed.
+ */
+export async function withFreshRelay(secret, tenant, fn) {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { signToken } = await import('@ledgerline/relay')
+  const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
+  let relay
+  try {
+    relay = await startServer('relay', { dataDir: dir, secret })
+    const token = await signToken({ secret, tenant, sub: 'bench', read: ['*'], write: ['*'] })
+    return await fn(relay, token)
+  } finally {
+    await relay?.close()
+    rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -83,6 +118,11 @@ if (process.argv[1] === SELF && process.send !== undefined) {
           }
           const u = process.memoryUsage()
           process.send({ type: 'memory', ...u, connections: server.connections?.() })
+        } else if (m.type === 'profile-start') {
+          await profiler.start(m.cpu)
+          process.send({ type: 'profiling' })
+        } else if (m.type === 'profile-stop') {
+          process.send({ type: 'profile', ...(await profiler.stop()) })
         } else if (m.type === 'close') {
           await server.close().catch(() => undefined)
           process.exit(0)
@@ -95,6 +135,102 @@ if (process.argv[1] === SELF && process.send !== undefined) {
       process.exit(1)
     },
   )
+}
+
+/**
+ * The child's own CPU profiler (node:inspector), so a benchmark can say what limits a figure
+ * from a measurement: CPU time per wall time (cores busy) and where the self time went.
+ */
+const profiler = (() => {
+  let session
+  let started
+  let loop
+  const post = (method, params) =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
+    )
+  return {
+    async start(cpu = true) {
+      if (cpu) {
+        const { Session } = await import('node:inspector')
+        session = new Session()
+        session.connect()
+        await post('Profiler.enable')
+        await post('Profiler.setSamplingInterval', { interval: 500 })
+        await post('Profiler.start')
+      }
+      const { monitorEventLoopDelay } = await import('node:perf_hooks')
+      loop = monitorEventLoopDelay({ resolution: 1 })
+      loop.enable()
+      started = { at: performance.now(), cpu: process.cpuUsage() }
+    },
+    async stop() {
+      const wallMs = performance.now() - started.at
+      const cpu = process.cpuUsage(started.cpu)
+      loop.disable()
+      const ms = (ns) => ns / 1e6
+      const loopDelay = {
+        p50: ms(loop.percentile(50)),
+        p99: ms(loop.percentile(99)),
+        max: ms(loop.max),
+      }
+      let top = []
+      if (session !== undefined) {
+        const { profile } = await post('Profiler.stop')
+        await post('Profiler.disable')
+        session.disconnect()
+        session = undefined
+        top = summarizeProfile(profile)
+      }
+      const cpuMs = (cpu.user + cpu.system) / 1000
+      return { wallMs, cpuMs, busy: cpuMs / wallMs, loopDelay, top }
+    },
+  }
+})()
+
+/**
+ * Self time of a V8 CPU profile by source file: a native call (better-sqlite3's `run`, a
+ * socket write) is counted to the nearest JavaScript file that called it, as
+ * `<file> (native)`; `(idle)`, `(program)` and `(garbage collector)` stay as V8 names them.
+ * Shares of all samples, largest first.
+ */
+export function summarizeProfile(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const hits = new Map()
+  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1)
+  const groups = new Map()
+  let total = 0
+  for (const [id, count] of hits) {
+    total += count
+    const group = groupOf(id, byId, parent)
+    groups.set(group, (groups.get(group) ?? 0) + count)
+  }
+  return [...groups]
+    .map(([group, count]) => ({ group, share: count / total }))
+    .sort((a, b) => b.share - a.share)
+}
+
+function groupOf(id, byId, parent) {
+  const node = byId.get(id)
+  const { functionName, url } = node.callFrame
+  if (url === '' && functionName.startsWith('(')) return functionName
+  if (url !== '') return fileOf(url)
+  for (let p = parent.get(id); p !== undefined; p = parent.get(p)) {
+    const u = byId.get(p).callFrame.url
+    if (u !== '') return `${fileOf(u)} (native)`
+  }
+  return '(native)'
+}
+
+function fileOf(url) {
+  const pkg = /\/packages\/([^/]+)\/dist\/(.+)$/.exec(url)
+  if (pkg !== null) return `${pkg[1]}/${pkg[2]}`
+  const mod = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)
+  if (mod !== null) return mod[1]
+  if (url.startsWith('node:')) return 'node internals'
+  return url.split('/').slice(-2).join('/')
 }
 
 async function serve(kind, config) {

@@ -21,8 +21,18 @@ export function readRelayLog(dataDir: string, prefix: string): LoggedEntry[] {
   const db = new Database(join(dataDir, 'log.sqlite'), { readonly: true, fileMustExist: true })
   try {
     const rows = db
+      // Layout 4 (`sqlite-lean-layout.ts` of the relay): names are interned; a client entry's
+      // id is `<clientId>-<clientSeq>`, an entry of the log keeps its id in `log_ids`.
       .prepare(
-        'SELECT id, entity, version, body FROM entries WHERE substr(entity, 1, ?) = ? ORDER BY entity, version',
+        `SELECT coalesce(l.id, c.client_id || '-' || e.client_seq) AS id, n.name AS entity,
+           e.version, e.body
+         FROM entries e
+         JOIN entities n ON n.ref = e.entity
+         LEFT JOIN clients c ON c.ref = e.client
+         LEFT JOIN log_ids l ON l.tenant = e.tenant AND l.partition = e.partition
+           AND l."offset" = e."offset"
+         WHERE substr(n.name, 1, ?) = ?
+         ORDER BY n.name, e.version`,
       )
       .all(prefix.length, prefix) as {
       id: string

@@ -12,10 +12,10 @@ import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeEntryBody, signToken } from '@ledgerline/relay'
+import { encodeEntryBody } from '@ledgerline/relay'
 import { pushRound } from '../load-client.mjs'
-import { measure, percentile, report } from '../lib.mjs'
-import { startServer } from '../server-process.mjs'
+import { fmt, loadCpu, measure, percentile, profileLimit, report } from '../lib.mjs'
+import { withFreshRelay } from '../server-process.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
@@ -28,14 +28,15 @@ const WINDOW = 4
 
 export async function run() {
   const rows = []
-  const limit = await measure('raw SQLite, log table, FULL, 100 rows/txn', 'entries/s', () =>
+  const plainTable = await measure('raw SQLite, log table, FULL, 100 rows/txn', 'entries/s', () =>
     rawLogTable(RAW_ROUND_MS),
   )
   const sameRows = await measure('raw SQLite, relay layout, FULL, 100 rows/txn', 'entries/s', () =>
     rawRelayLayout(RAW_ROUND_MS),
   )
-  rows.push({ label: 'physical limit: raw better-sqlite3 batches', anchor: limit })
+  rows.push({ label: 'physical limit: raw better-sqlite3 batches', anchor: plainTable })
   rows.push({ label: 'same rows, relay table layout and indexes', anchor: sameRows })
+  const rates = new Map()
   for (const connections of [1, 10, 100]) {
     const latencies = []
     const result = await measure(`relay, ${connections} connections`, 'entries/s', async () => {
@@ -43,55 +44,62 @@ export async function run() {
       latencies.push(...r.latencies)
       return r.rate
     })
+    rates.set(connections, result)
+    // One more round, profiled, says what limits the figure (not counted in the median).
+    const profiled = connections === 1 ? undefined : await relayRound(connections, true)
     const p50 = percentile(latencies, 50)
     const p99 = percentile(latencies, 99)
-    rows.push({
+    const limit =
+      profiled === undefined
+        ? undefined
+        : `${profileLimit('relay process', profiled.profile)}; relay CPU ${fmt((profiled.profile.cpuMs * 1000) / profiled.total)} µs per entry; load process busy ${profiled.loadBusy.toFixed(2)} cores`
+    const row = {
       label: `durable appends, ${connections} conn (batch ${BATCH}, ${WINDOW} in flight)`,
       ours: result,
-      anchor: sameRows,
-      target: connections === 10 ? '≥ 50,000/s' : undefined,
-      met: connections === 10 ? result.median >= 50_000 : undefined,
-    })
+      anchor: plainTable,
+      limit,
+    }
+    if (connections === 10) {
+      row.target = '≥ 0.25× plain log table'
+      row.met = result.median >= 0.25 * plainTable.median
+    }
+    if (connections === 100) {
+      const ten = rates.get(10)
+      row.target = 'no lower than 10 conn (≥ 0.9×, run-to-run noise)'
+      row.met = result.median >= 0.9 * ten.median
+      row.verdict = `${fmt(result.median)} entries/s, ${(result.median / ten.median).toFixed(2)}× 10 conn`
+    }
+    rows.push(row)
     rows.push({
       label: `ack latency p50 / p99, ${connections} conn (${latencies.length} batches)`,
       ours: { unit: 'ms', median: p50, min: p50, max: p99 },
-      target: connections === 10 ? 'p99 ≤ 50 ms' : undefined,
-      met: connections === 10 ? p99 <= 50 : undefined,
     })
   }
   report('relay', rows, [
     `rounds: 1 warm-up + 3 measured, ${ROUND_MS / 1000} s of pushing each, acks counted after the first ${RAMP_MS / 1000} s (raw: ${RAW_ROUND_MS / 1000} s); median and min–max over rounds`,
-    'ack latency rows: the median column is p50 and the range column p50–p99, over every batch of every measured round (closed loop at saturation, so latency includes queueing: connections × 4 batches in flight)',
+    'ack latency rows: the median column is p50 and the range column p50–p99, over every batch of every measured round (closed loop at saturation, so latency includes queueing: connections × 4 batches in flight; the open-loop figures are the `latency` benchmark)',
+    'ours / anchor is against the plain log table (the disk\'s limit); "limited by" comes from one extra round per connection count with the relay process under the V8 profiler (500 µs sampling; not counted in the medians)',
     'entries carry ~100 bytes of data; the relay runs without a schema (plain log: shape, auth, dedupe, versions, offsets)',
     'the relay runs in its own Node process (createRelay + SQLite store), the load clients in the benchmark process: each has a core of the 2',
   ])
 }
 
-async function relayRound(connections) {
-  const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
-  let relay
-  try {
-    relay = await startServer('relay', { dataDir: dir, secret: SECRET })
-    const token = await signToken({
-      secret: SECRET,
-      tenant: TENANT,
-      sub: 'bench',
-      read: ['*'],
-      write: ['*'],
-    })
-    return await pushRound([relay.url], token, {
-      tenant: TENANT,
-      connections,
-      batchSize: BATCH,
-      window: WINDOW,
-      roundMs: ROUND_MS,
-      rampMs: RAMP_MS,
-      entity: (c, s) => `tick/c${c}-${s % 64}`,
-    })
-  } finally {
-    await relay?.close()
-    rmSync(dir, { recursive: true, force: true })
-  }
+function relayRound(connections, profile = false) {
+  return withFreshRelay(SECRET, TENANT, async (relay, token) => {
+    if (profile) await relay.profileStart()
+    const { value, busy } = await loadCpu(() =>
+      pushRound([relay.url], token, {
+        tenant: TENANT,
+        connections,
+        batchSize: BATCH,
+        window: WINDOW,
+        roundMs: ROUND_MS,
+        rampMs: RAMP_MS,
+        entity: (c, s) => `tick/c${c}-${s % 64}`,
+      }),
+    )
+    return profile ? { ...value, profile: await relay.profileStop(), loadBusy: busy } : value
+  })
 }
 
 /** perf-baselines §4: the fastest durable SQLite batches can be on this disk. */

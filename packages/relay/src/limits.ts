@@ -28,6 +28,11 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000
  * (digests): bounded memory however large the log.
  */
 export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
+/**
+ * Interned refs (tenants, entities, clientIds) the SQLite log keeps in memory per kind
+ * (`sqlite-refs.ts`); past it a cache is emptied and refs are read from the file again.
+ */
+export const SQLITE_REFS_CACHED_MAX = 100_000
 
 /**
  * An append that takes longer than this from the call to durable is logged (`slow_commit`): a

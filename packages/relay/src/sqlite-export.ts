@@ -19,6 +19,7 @@ import Database from 'better-sqlite3'
 import { SQLITE_EXPORT_PAGE_ROWS } from './limits.ts'
 import type { LogRecord } from './log-copy.ts'
 import { RelayError } from './relay-error.ts'
+import type { NamedEntryRow } from './sqlite-lean-layout.ts'
 import { readIdentity, SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 
 /**
@@ -65,11 +66,21 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
     throw new RelayError('config', `${file} is not a Ledgerline log (no identity or partitions)`)
   }
   yield { _tag: 'log', partitions: Number(partitions.value), identity }
+  // Layout 4 (`sqlite-lean-layout.ts`): names are interned; a client entry's id is
+  // `<clientId>-<clientSeq>`, an entry of the log has its id (and `corrects`) in `log_ids`.
   const entries = db.prepare(
-    `SELECT rowid, partition, "offset", tenant, id, entity, version, corrects, committed_at, body,
-       digest FROM entries WHERE rowid > ? ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+    `SELECT e.rowid, e.partition, e."offset", t.name AS tenant,
+       coalesce(l.id, c.client_id || '-' || e.client_seq) AS id, n.name AS entity, e.version,
+       l.corrects, e.committed_at, e.body, e.digest
+     FROM entries e
+     JOIN tenants t ON t.ref = e.tenant
+     JOIN entities n ON n.ref = e.entity
+     LEFT JOIN clients c ON c.ref = e.client
+     LEFT JOIN log_ids l ON l.tenant = e.tenant AND l.partition = e.partition
+       AND l."offset" = e."offset"
+     WHERE e.rowid > ? ORDER BY e.rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
   )
-  for (const row of paged<EntryRow>((after) => entries.all(after) as EntryRow[])) {
+  for (const row of paged<NamedEntryRow>((after) => entries.all(after) as NamedEntryRow[])) {
     yield {
       _tag: 'entry',
       tenant: row.tenant,
@@ -101,8 +112,9 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
     yield { _tag: 'deferral', ...rest }
   }
   const clients = db.prepare(
-    `SELECT rowid, tenant, client_id, high, subject FROM clients WHERE rowid > ?
-     ORDER BY rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+    `SELECT c.rowid, t.name AS tenant, c.client_id, c.high, c.subject
+     FROM clients c JOIN tenants t ON t.ref = c.tenant WHERE c.rowid > ?
+     ORDER BY c.rowid LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
   )
   for (const c of paged<ClientRow>((after) => clients.all(after) as ClientRow[])) {
     yield {
@@ -119,19 +131,6 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
   }
 }
 
-interface EntryRow {
-  rowid: number
-  partition: number
-  offset: number
-  tenant: string
-  id: string
-  entity: string
-  version: number
-  corrects: string | null
-  committed_at: number
-  body: Buffer
-  digest: Buffer | null
-}
 interface RefusalRow {
   rowid: number
   tenant: string

@@ -15,6 +15,9 @@
  *    under the same id; refusals of older builds kept no body and keep no digest.
  * 5. `meta` holds `partitions`, `log_id` and `generation`, each written once by the first open
  *    (an existing log gets its id when it is first opened by a build that has identities).
+ * 6. Migration 4 rewrites the entries and clients into the lean layout (`sqlite-lean-layout.ts`,
+ *    which says which query needs each index); refusals, deferrals, partition heads and meta
+ *    keep their tables.
  */
 import type Database from 'better-sqlite3'
 import {
@@ -29,9 +32,10 @@ import type { LogIdentity } from '@ledgerline/protocol'
 import { decodeEntryBody } from './entry-body.ts'
 import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, SQLITE_MIGRATION_PAGE_ROWS } from './limits.ts'
 import { RelayError } from './relay-error.ts'
+import { leanLayout } from './sqlite-lean-layout.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 3
+export const SQLITE_SCHEMA_VERSION = 4
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -140,6 +144,8 @@ export function migrate(
           BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
       `)
     },
+    // 3 → 4: the lean layout (issue 16): interned names, entity heads, integer keys only.
+    leanLayout,
   ]
   for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {

@@ -152,7 +152,14 @@ describe('SQLite log written by 03f500b, before exactly once at the edges', () =
       const db = new Database(file, { readonly: true })
       try {
         expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION)
-        const rows = db.prepare('SELECT id, digest FROM entries ORDER BY rowid').all() as {
+        const rows = db
+          .prepare(
+            `SELECT coalesce(l.id, c.client_id || '-' || e.client_seq) AS id, e.digest
+             FROM entries e LEFT JOIN clients c ON c.ref = e.client
+             LEFT JOIN log_ids l ON l.tenant = e.tenant AND l.partition = e.partition
+               AND l."offset" = e."offset"`,
+          )
+          .all() as {
           id: string
           digest: Buffer | null
         }[]

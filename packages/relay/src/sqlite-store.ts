@@ -23,9 +23,10 @@
  *    A failed group is committed again call by call by the group commit; a failed call wrote
  *    nothing.
  * 3. Offsets come from the `partition_heads` row updated in the same transaction as the entries,
- *    so they are gap-free and in commit order; `unique (partition, offset)` and
- *    `unique (tenant, entity, version)` make a wrong offset or version fail the transaction
- *    instead of being written.
+ *    so they are gap-free and in commit order; the key `(tenant, partition, offset)` and
+ *    `unique (entity, version)` make a reused offset or version fail the transaction instead of
+ *    being written. Versions come from the entity's head row (`entities`), updated in the same
+ *    transaction to the newest entry's version and offset.
  * 4. Entity states are trusted only at the ledger's version read in the same transaction;
  *    otherwise the ledger is folded forward from the newest cached state. A rolled-back
  *    transaction leaves the cache untouched (only committed plans are remembered).
@@ -34,15 +35,22 @@
  * 7. One relay process writes one data directory at a time (`data-dir-lock.ts`); several relays
  *    share a PostgreSQL log instead.
  * 8. Digests (`digest` columns, migration 3) are kept for client entries, refusals and
- *    deferrals; the `corrects` column is written for the log's own corrections only, so finding
+ *    deferrals; `log_ids.corrects` is written for the log's own corrections only, so finding
  *    the corrections an ack lists never reads a client's entry (a client's `corrects` stays in
  *    its body). Rows of older builds are told apart by the id: a log correction of X has an id
  *    that starts with `X~`, and `isLogCorrection` has the last word.
+ * 9. Layout 4 (`sqlite-lean-layout.ts`): tenants, entities and clientIds are interned
+ *    (`sqlite-refs.ts`). A client entry is stored under (client, client_seq) and found by its
+ *    id `<clientId>-<clientSeq>`; an entry of the log (no clientSeq) also gets a `log_ids` row.
+ *    A new push reads no entry: the client's high-water mark tells it from a resend.
+ *
+ * Measured (relay bench, 10 connections, same run): see the README's Performance section; the
+ * layouts compared while choosing are in `sqlite-lean-layout.ts`.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { isLogCorrection } from '@ledgerline/core'
+import { entryId, isLogCorrection, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { DeferralCode, Hash, Schema, StoredEntry } from '@ledgerline/core'
 import {
   ENTITY_STATES_MAX,
@@ -65,6 +73,7 @@ import type {
   LogStore,
   LogStoreOptions,
   AppendItem,
+  Plan,
   PlanCall,
   PlanHead,
   PlanLookups,
@@ -83,6 +92,8 @@ import {
   readIdentity,
 } from './sqlite-migrations.ts'
 import { RelayError } from './relay-error.ts'
+import { createSqliteRefs, refKey } from './sqlite-refs.ts'
+import type { SqliteRefs } from './sqlite-refs.ts'
 import { nodeDefer } from './timers.ts'
 
 /** The log file's name in a relay's data directory (`<dataDir>/log.sqlite`). */
@@ -167,6 +178,7 @@ class SqliteStore implements LogStore {
   readonly #lookups: PlanLookups
   readonly #bugs: SqliteStoreBugs | undefined
   readonly #hash: Hash
+  readonly #refs: SqliteRefs
   #closed = false
 
   constructor(db: Database.Database, partitions: number, options: SqliteStoreOptions) {
@@ -177,6 +189,7 @@ class SqliteStore implements LogStore {
     this.#hash = options.hash ?? nodeSha256
     this.#states = createEntityStates(options.entityStatesMax ?? ENTITY_STATES_MAX)
     this.#sql = prepare(db)
+    this.#refs = createSqliteRefs(db)
     this.#lookups = this.#makeLookups()
     this.#bugs = options.bugs
     this.#commits = createGroupCommit({
@@ -289,21 +302,8 @@ class SqliteStore implements LogStore {
             },
             group,
           )
-          for (const { tenant, stored, source, digest } of p.entries) {
-            this.#sql.insertEntry.run(
-              stored.partition,
-              stored.offset,
-              tenant,
-              stored.id,
-              stored.entity,
-              stored.version,
-              // Invariant 8: the column names what a log correction corrects, nothing else.
-              isLogCorrection(stored) ? (stored.corrects as string) : null,
-              committedAt,
-              encodeEntryBody(source),
-              digest === null ? null : digestBuffer(digest),
-            )
-          }
+          this.#writeClients(p.clients)
+          this.#writeEntries(p.entries, committedAt)
           for (const r of p.refusals) {
             const digest = r.digest === null ? null : digestBuffer(r.digest)
             this.#sql.insertRefusal.run(r.tenant, r.id, r.code, r.reason, r.head, digest)
@@ -311,21 +311,19 @@ class SqliteStore implements LogStore {
           for (const d of p.deferrals) {
             this.#sql.insertDeferral.run(d.tenant, d.id, d.code, d.reason, digestBuffer(d.digest))
           }
-          for (const [key, client] of p.clients) {
-            const [tenant, clientId] = splitKey(key)
-            this.#sql.upsertClient.run(tenant, clientId, client.high, client.subject)
-          }
           for (const [partition, head] of p.partitionHeads) {
             this.#sql.setPartitionHead.run(head, partition)
           }
           return p
         }),
       )
-      // Committed (and fsynced): only now does the cache learn the plan's states.
+      // Committed (and fsynced): only now does the cache learn the plan's states and refs.
       // A plain log keeps no states: it folds nothing.
+      this.#refs.committed()
       if (this.#schema !== undefined) this.#states.remember(plan.heads)
       return { results: plan.results, touched: plan.touched }
     } catch (error) {
+      this.#refs.rolledBack()
       if (error instanceof RelayError) throw error
       throw new RelayError('store_failed', `append failed: ${messageOf(error)}`, { cause: error })
     }
@@ -346,6 +344,100 @@ class SqliteStore implements LogStore {
     }
   }
 
+  /** Client records first: the entries name their clients by ref. */
+  #writeClients(clients: ReadonlyMap<string, ClientRecord>): void {
+    const sql = this.#sql
+    for (const [key, client] of clients) {
+      const [tenant, clientId] = splitKey(key)
+      const t = this.#tenantRef(tenant)
+      const ref = this.#refs.clients.find(refKey(t, clientId), t, clientId)
+      // The first subject stays: a binding is never changed (the planner checked it).
+      if (ref !== undefined) sql.updateClient.run(client.high, client.subject, ref)
+      else {
+        const made = sql.insertClient.run(t, clientId, client.high, client.subject)
+        this.#refs.clients.made(refKey(t, clientId), Number(made.lastInsertRowid))
+      }
+    }
+  }
+
+  #writeEntries(entries: Plan['entries'], committedAt: number): void {
+    const sql = this.#sql
+    const heads = new Map<number, StoredEntry>()
+    for (const { tenant, stored, source, digest } of entries) {
+      const t = this.#tenantRef(tenant)
+      const entity = this.#entityRef(t, stored.entity)
+      // Invariant 9: a client entry under its clientSeq, an entry of the log under its id.
+      const byClient =
+        stored.clientId !== SERVER_CLIENT_ID &&
+        stored.id === entryId(stored.clientId, stored.clientSeq)
+      const client = byClient ? this.#clientRef(t, stored.clientId) : null
+      sql.insertEntry.run(
+        t,
+        stored.partition,
+        stored.offset,
+        entity,
+        stored.version,
+        client,
+        client === null ? null : stored.clientSeq,
+        committedAt,
+        encodeEntryBody(source),
+        digest === null ? null : digestBuffer(digest),
+      )
+      if (client === null) {
+        // Invariant 8: the column names what a log correction corrects, nothing else.
+        const corrects = isLogCorrection(stored) ? (stored.corrects as string) : null
+        sql.insertLogId.run(t, stored.id, stored.partition, stored.offset, corrects)
+      }
+      heads.set(entity, stored)
+    }
+    for (const [entity, stored] of heads) {
+      sql.setEntityHead.run(stored.version, stored.offset, entity)
+    }
+  }
+
+  #tenantRef(tenant: string): number {
+    const found = this.#refs.tenants.find(tenant, tenant)
+    if (found !== undefined) return found
+    const ref = Number(this.#sql.insertTenant.run(tenant).lastInsertRowid)
+    this.#refs.tenants.made(tenant, ref)
+    return ref
+  }
+
+  #entityRef(tenant: number, entity: string): number {
+    const key = refKey(tenant, entity)
+    const found = this.#refs.entities.find(key, tenant, entity)
+    if (found !== undefined) return found
+    const ref = Number(this.#sql.insertEntity.run(tenant, entity).lastInsertRowid)
+    this.#refs.entities.made(key, ref)
+    return ref
+  }
+
+  /** A client entry's client has a record: the plan raised its high-water mark to the entry. */
+  #clientRef(tenant: number, clientId: string): number {
+    const ref = this.#refs.clients.find(refKey(tenant, clientId), tenant, clientId)
+    if (ref === undefined) throw new Error(`Ledgerline bug: no client record for ${clientId}`)
+    return ref
+  }
+
+  /** What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`. */
+  #entryById(tenant: number, id: string): EntryByIdRow | undefined {
+    const parsed = clientSeqOf(id)
+    if (parsed !== undefined) {
+      const client = this.#refs.clients.find(
+        refKey(tenant, parsed.clientId),
+        tenant,
+        parsed.clientId,
+      )
+      if (client !== undefined) {
+        const row = this.#sql.entryByClientSeq.get(client, parsed.clientSeq) as
+          | EntryByIdRow
+          | undefined
+        if (row !== undefined) return row
+      }
+    }
+    return this.#sql.entryByLogId.get(tenant, id) as EntryByIdRow | undefined
+  }
+
   /** The planner's view of the file, read inside the group's transaction. */
   #makeLookups(): PlanLookups {
     const sql = this.#sql
@@ -355,14 +447,11 @@ class SqliteStore implements LogStore {
         return row ?? { high: 0, subject: null }
       },
       previous: (tenant, id) => {
-        const row = sql.entryById.get(tenant, id) as
-          | (Omit<EntryRow, 'body'> & { entity: string; digest: Buffer | null })
-          | undefined
-        if (row !== undefined) {
+        const t = this.#refs.tenants.find(tenant, tenant)
+        const row = t === undefined ? undefined : this.#entryById(t, id)
+        if (t !== undefined && row !== undefined) {
           // The log's corrections of it (invariant 8): never a client entry that names it.
-          const corrections = (
-            sql.correctionsOf.all(tenant, id, id.length + 1, `${id}~`) as EntryRow[]
-          )
+          const corrections = (sql.correctionsOf.all(t, id, id.length + 1, `${id}~`) as EntryRow[])
             .map(toStored)
             .filter(isLogCorrection)
             .map(correctionRef)
@@ -442,53 +531,93 @@ class SqliteStore implements LogStore {
 
 function prepare(db: Database.Database) {
   const columns = `partition, "offset", version, committed_at, body`
+  const tenantRef = `(SELECT ref FROM tenants WHERE name = ?)`
   return {
     insertEntry: db.prepare(
-      `INSERT INTO entries
-         (partition, "offset", tenant, id, entity, version, corrects, committed_at, body, digest)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO entries (tenant, partition, "offset", entity, version, client, client_seq,
+         committed_at, body, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    insertLogId: db.prepare(
+      `INSERT INTO log_ids (tenant, id, partition, "offset", corrects) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    insertTenant: db.prepare(`INSERT INTO tenants (name) VALUES (?)`),
+    insertEntity: db.prepare(
+      `INSERT INTO entities (tenant, name, version, "offset") VALUES (?, ?, 0, 0)`,
+    ),
+    setEntityHead: db.prepare(`UPDATE entities SET version = ?, "offset" = ? WHERE ref = ?`),
     insertRefusal: db.prepare(
       `INSERT INTO refusals (tenant, id, code, reason, head, digest) VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     insertDeferral: db.prepare(
       `INSERT INTO deferrals (tenant, id, code, reason, digest) VALUES (?, ?, ?, ?, ?)`,
     ),
-    // The first subject stays: a binding is never changed (the planner checked it).
-    upsertClient: db.prepare(
-      `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
-       ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high),
-         subject = coalesce(subject, excluded.subject)`,
+    insertClient: db.prepare(
+      `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)`,
+    ),
+    updateClient: db.prepare(
+      `UPDATE clients SET high = max(high, ?), subject = coalesce(subject, ?) WHERE ref = ?`,
     ),
     setPartitionHead: db.prepare(`UPDATE partition_heads SET head = ? WHERE partition = ?`),
     partitionHead: db.prepare(`SELECT head FROM partition_heads WHERE partition = ?`),
     partitionHeads: db.prepare(`SELECT partition, head FROM partition_heads`),
-    client: db.prepare(`SELECT high, subject FROM clients WHERE tenant = ? AND client_id = ?`),
-    entryById: db.prepare(
-      `SELECT partition, "offset", version, committed_at, entity, digest FROM entries
-       WHERE tenant = ? AND id = ?`,
+    client: db.prepare(
+      `SELECT high, subject FROM clients WHERE tenant = ${tenantRef} AND client_id = ?`,
+    ),
+    entryByClientSeq: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, n.name AS entity, e.digest
+       FROM entries e JOIN entities n ON n.ref = e.entity WHERE e.client = ? AND e.client_seq = ?`,
+    ),
+    entryByLogId: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, n.name AS entity, e.digest
+       FROM log_ids l
+       JOIN entries e ON e.tenant = l.tenant AND e.partition = l.partition
+         AND e."offset" = l."offset"
+       JOIN entities n ON n.ref = e.entity
+       WHERE l.tenant = ? AND l.id = ?`,
     ),
     refusalById: db.prepare(
       `SELECT code, reason, head, digest FROM refusals WHERE tenant = ? AND id = ?`,
     ),
     deferralById: db.prepare(`SELECT code, digest FROM deferrals WHERE tenant = ? AND id = ?`),
     correctionsOf: db.prepare(
-      `SELECT ${columns} FROM entries WHERE tenant = ? AND corrects = ? AND substr(id, 1, ?) = ?
-       ORDER BY rowid`,
+      `SELECT e.partition, e."offset", e.version, e.committed_at, e.body
+       FROM log_ids l
+       JOIN entries e ON e.tenant = l.tenant AND e.partition = l.partition
+         AND e."offset" = l."offset"
+       WHERE l.tenant = ? AND l.corrects = ? AND substr(l.id, 1, ?) = ?
+       ORDER BY l.rowid`,
     ),
     entityHead: db.prepare(
-      `SELECT version, "offset" AS "offset" FROM entries WHERE tenant = ? AND entity = ?
-       ORDER BY version DESC LIMIT 1`,
+      `SELECT version, "offset" AS "offset" FROM entities
+       WHERE tenant = ${tenantRef} AND name = ?`,
     ),
     readEntity: db.prepare(
-      `SELECT ${columns} FROM entries WHERE tenant = ? AND entity = ? AND version >= ?
+      `SELECT ${columns} FROM entries
+       WHERE entity = (SELECT ref FROM entities WHERE tenant = ${tenantRef} AND name = ?)
+         AND version >= ?
        ORDER BY version LIMIT ?`,
     ),
     readPartition: db.prepare(
-      `SELECT ${columns} FROM entries WHERE tenant = ? AND partition = ? AND "offset" > ?
+      `SELECT ${columns} FROM entries WHERE tenant = ${tenantRef} AND partition = ? AND "offset" > ?
        ORDER BY "offset" LIMIT ?`,
     ),
   }
+}
+
+interface EntryByIdRow extends Omit<EntryRow, 'body'> {
+  entity: string
+  digest: Buffer | null
+}
+
+/** `<clientId>-<clientSeq>` split, or `undefined` when `id` is not a client entry's id. */
+function clientSeqOf(id: string): { clientId: string; clientSeq: number } | undefined {
+  const dash = id.lastIndexOf('-')
+  if (dash <= 0) return undefined
+  const digits = id.slice(dash + 1)
+  if (!/^[1-9][0-9]{0,15}$/.test(digits)) return undefined
+  const clientSeq = Number(digits)
+  if (!Number.isSafeInteger(clientSeq)) return undefined
+  return { clientId: id.slice(0, dash), clientSeq }
 }
 
 const toStored: (row: EntryRow) => StoredEntry = storedEntryOf
