@@ -26,6 +26,8 @@ import { execSync } from 'node:child_process'
 
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
 const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
+/** Seeds one worker runs before a fresh worker takes over (bounds a long run's memory). */
+const SEEDS_PER_WORKER_MAX = 50
 
 /** Planted bugs by name: where the switch lives, and what it needs. */
 const BUGS = {
@@ -68,35 +70,44 @@ try {
 
 const started = performance.now()
 const results = []
+// A worker runs at most SEEDS_PER_WORKER_MAX seeds, then a fresh one takes the next chunk: what
+// a run leaves behind in a worker's heap (databases, module caches) cannot add up over a long
+// run. `jobs` workers at a time.
+const chunks = []
+for (let i = 0; i < seeds.length; i += SEEDS_PER_WORKER_MAX) {
+  chunks.push(seeds.slice(i, i + SEEDS_PER_WORKER_MAX))
+}
 await Promise.all(
-  Array.from({ length: jobs }, (_, j) => {
-    const mine = seeds.filter((_, i) => i % jobs === j)
-    return new Promise((resolve, reject) => {
-      const worker = new Worker(new URL(import.meta.url), {
-        workerData: {
-          seeds: mine,
-          ops,
-          model,
-          store: args.store,
-          faults: args.faults,
-          bug,
-          strict: args.strict !== undefined,
-        },
-      })
-      worker.on('message', (m) => {
-        results.push(m)
-        if (!m.ok && bug === undefined) console.error(m.failure)
-        if (!single && results.length % 50 === 0) {
-          console.log(`… ${results.length}/${count} seeds`)
-        }
-      })
-      worker.on('error', reject)
-      worker.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`worker exit ${code}`)),
-      )
-    })
+  Array.from({ length: jobs }, async () => {
+    for (let mine = chunks.shift(); mine !== undefined; mine = chunks.shift()) await runChunk(mine)
   }),
 )
+
+function runChunk(mine) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL(import.meta.url), {
+      workerData: {
+        seeds: mine,
+        ops,
+        model,
+        store: args.store,
+        faults: args.faults,
+        bug,
+        strict: args.strict !== undefined,
+      },
+    })
+    worker.on('message', (m) => {
+      results.push(m)
+      if (!m.ok && bug === undefined) console.error(m.failure)
+      if (!single && results.length % 50 === 0) {
+        console.log(`… ${results.length}/${count} seeds`)
+      }
+    })
+    worker.on('error', reject)
+    worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exit ${code}`))))
+  })
+}
+
 const wallMs = performance.now() - started
 results.sort((a, b) => a.seed - b.seed)
 if (model) printModel()
