@@ -10,8 +10,9 @@
  * 1. Every time and choice comes from the `root` and `nemesis` forks, drawn in one fixed order
  *    (the workload first, then the nemesis, then each edge fault): the same seed and config
  *    queue the same events (`run.ts` invariant 1).
- * 2. Only the edge faults the config switched on are queued (`run-config.ts` invariant 2);
- *    every fault falls within the workload's time, before the heal.
+ * 2. Only the edge faults the config switched on are queued (`run-config.ts` invariant 2).
+ *    Every fault starts before the workload ends (`durationMs`); the heal ends what is still on
+ *    then (`run.ts` invariant 2).
  * 3. What a fault destroys on purpose is recorded in the history as it happens (a disk put back
  *    forgets its ops, the time of a log restore), so the checkers do not count it against the
  *    product.
