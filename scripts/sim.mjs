@@ -119,7 +119,7 @@ async function productWorker() {
   const { runProductSimulation, describeProductFailure, EDGE_FAULTS } = await import(sim.href)
   const planted = workerData.bug === undefined ? {} : BUGS[workerData.bug]
   const asked = workerData.faults ?? planted.faults
-  // Default: every edge fault drawn per seed (run.ts invariant 3); `none`, `all` or a list.
+  // Default: every edge fault drawn per seed (run-config.ts invariant 2); `none`, `all` or a list.
   const names =
     asked === undefined
       ? undefined
@@ -170,7 +170,7 @@ async function productWorker() {
 }
 
 async function printProduct() {
-  // The edge faults as `run.ts` names them, for the summary's per-fault rows.
+  // The edge faults as `run-config.ts` names them, for the summary's per-fault rows.
   const { EDGE_FAULTS: EDGE_NAMES } = await import(sim.href)
   const sum = (f) => results.reduce((n, r) => n + f(r), 0)
   const failed = results.filter((r) => !r.ok)

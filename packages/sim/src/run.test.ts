@@ -8,7 +8,8 @@
 // and the command that replays it. Also: the same seed gives the same trace hash, and planted
 // bugs in the product code are caught within a few seeds (the checkers see real code).
 import { describe, expect, it } from 'vitest'
-import type { ProductSimOptions, ProductSimResult } from './run.ts'
+import type { ProductSimOptions } from './run-config.ts'
+import type { ProductSimResult } from './run.ts'
 import { describeProductFailure, runProductSimulation } from './run.ts'
 
 /** Seeds of the quick tier; the deep tier (`npm run test:sim`) runs many more. */
