@@ -14,7 +14,8 @@
  * socket, its state and the frames; three parts own the rest and state their share of the
  * invariants below in their own headers: `session-auth.ts` the identity (`hello`, `renew`,
  * expiry; 1, 8, 9), `session-push.ts` the appends in flight and their acks (5, 7),
- * `subscriptions.ts` the reading and paging (2–4).
+ * `subscriptions.ts` the reading and paging (2–4), `session-send.ts` the frames sent and the
+ * slow-consumer check (4).
  *
  * Invariants:
  * 1. Nothing but `hello` is processed before `welcome`; frames that arrive while the token is
@@ -39,26 +40,19 @@
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  */
 import { LedgerError } from '@ledgerline/core'
-import {
-  decodeMessage,
-  encodeMessage,
-  ERROR_KINDS,
-  FRAME_BYTES_MAX,
-  isProtocolError,
-  MESSAGE_LENGTH_MAX,
-} from '@ledgerline/protocol'
+import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
 import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
 import type { CommitQueue } from './commit-queue.ts'
-import { encodeEntriesPage } from './fanout-tail.ts'
-import type { EncodedEntry, FanoutTails } from './fanout-tail.ts'
+import type { FanoutTails } from './fanout-tail.ts'
 import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
 import type { RelayGates, Seat } from './relay-gates.ts'
 import { SessionAuth } from './session-auth.ts'
 import { SessionPushes } from './session-push.ts'
+import { SessionSender } from './session-send.ts'
 import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
@@ -122,6 +116,7 @@ export class Session {
   #backlog: { data: Buffer; isBinary: boolean }[] = []
   #backlogBytes = 0
   readonly #socketSeat: Seat | undefined
+  readonly #sender: SessionSender
   readonly #auth: SessionAuth
   readonly #pushes: SessionPushes
   readonly #subs: Subscriptions
@@ -147,6 +142,9 @@ export class Session {
     setMaxPayload(ws, context.limits.preHelloFrameBytesMax)
     this.#refilledAt = this.#timers.now()
     this.#tokens = context.limits.rateMessagesBurst
+    this.#sender = new SessionSender(ws, context, {
+      fail: (kind, message) => this.#fail(kind, message),
+    })
     this.#auth = new SessionAuth(context, this.#timers, {
       isChecking: () => this.#state === 'checking_token',
       isReady: () => this.#state === 'ready',
@@ -154,14 +152,14 @@ export class Session {
         this.#state = 'checking_token'
       },
       welcome: (message) => this.#welcome(message),
-      send: (message) => this.#send(message),
+      send: (message) => this.#sender.send(message),
       fail: (kind, message) => this.#fail(kind, message),
       overloaded: (message) => this.#overloaded(message),
     })
     this.#pushes = new SessionPushes(context, this, {
       identity: () => this.#auth.identity,
-      isSlow: () => this.#isSlow(),
-      sendBytes: (bytes) => this.#sendBytes(bytes),
+      isSlow: () => this.#sender.isSlow(),
+      sendBytes: (bytes) => this.#sender.sendBytes(bytes),
       fail: (kind, message) => this.#fail(kind, message),
       overloaded: (message) => this.#overloaded(message),
     })
@@ -170,8 +168,8 @@ export class Session {
       grants: () => this.#auth.identity.grants,
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
-      sendEntries: (sub, page, cursors, live) => this.#sendEntries(sub, page, cursors, live),
-      sendError: (kind, message) => this.#sendError(kind, message),
+      sendEntries: (sub, page, cursors, live) => this.#sender.sendEntries(sub, page, cursors, live),
+      sendError: (kind, message) => this.#sender.sendError(kind, message),
       fail: (kind, message) => this.#fail(kind, message),
     })
     context.metrics.connectionOpened()
@@ -315,7 +313,7 @@ export class Session {
       case 'renew':
         return this.#auth.renew(m)
       case 'ping':
-        return this.#send({ type: 'pong', t: safeInt(m.t, 't') })
+        return this.#sender.send({ type: 'pong', t: safeInt(m.t, 't') })
       case 'pong':
         return
       case 'hello':
@@ -335,7 +333,7 @@ export class Session {
     )
     this.#timers.clear(this.#authTimer)
     setMaxPayload(this.#ws, FRAME_BYTES_MAX)
-    this.#send(message)
+    this.#sender.send(message)
     const backlog = this.#backlog
     this.#backlog = []
     this.#backlogBytes = 0
@@ -345,76 +343,7 @@ export class Session {
     }
   }
 
-  // -- sending and closing --------------------------------------------------------------------
-
-  #send(message: RelayMessage): void {
-    if (this.#ws.readyState !== this.#ws.OPEN) return
-    let bytes: Uint8Array
-    try {
-      bytes = encodeMessage(message)
-    } catch (error) {
-      this.#ctx.logger.error(
-        { event: 'internal_error', err: error, type: message.type },
-        'cannot encode a message',
-      )
-      if (message.type !== 'error') this.#fail('internal', `cannot send ${message.type}`)
-      return
-    }
-    if (message.type === 'error') this.#write(bytes)
-    else this.#sendBytes(bytes)
-  }
-
-  /** An `entries` page, spliced from the entries' shared bytes (`encodeEntriesPage`). */
-  #sendEntries(
-    sub: number,
-    page: readonly EncodedEntry[],
-    cursors: Record<number, number>,
-    live: boolean,
-  ): void {
-    if (this.#ws.readyState !== this.#ws.OPEN) return
-    let bytes: Uint8Array
-    try {
-      bytes = encodeEntriesPage(sub, page, cursors, live)
-    } catch (error) {
-      this.#ctx.logger.error(
-        { event: 'internal_error', err: error, type: 'entries' },
-        'cannot encode a message',
-      )
-      this.#fail('internal', 'cannot send entries')
-      return
-    }
-    this.#sendBytes(bytes)
-  }
-
-  /** Invariant 4: every frame but an error passes the slow-consumer check first. */
-  #sendBytes(bytes: Uint8Array): boolean {
-    if (this.#ws.readyState !== this.#ws.OPEN || this.#isSlow()) return false
-    this.#write(bytes)
-    return true
-  }
-
-  #write(bytes: Uint8Array): void {
-    if (this.#ws.readyState !== this.#ws.OPEN) return
-    this.#ctx.metrics.bytesOut(bytes.byteLength)
-    this.#ws.send(bytes)
-  }
-
-  /** True (and the session closing) when the socket's unsent bytes passed the cap. */
-  #isSlow(): boolean {
-    const max = this.#ctx.limits.bufferedBytesMax
-    if (this.#ws.bufferedAmount <= max) return false
-    this.#fail('slow_consumer', `more than ${max} bytes queued`)
-    return true
-  }
-
-  #sendError(kind: ErrorKind, message: string, backoffMsMin?: number): void {
-    this.#send({
-      type: 'error',
-      kind,
-      message: message.slice(0, MESSAGE_LENGTH_MAX),
-      backoffMsMin: backoffMsMin ?? ERROR_KINDS[kind].backoffMsMin,
-    })
-  }
+  // -- closing (frames go out through `session-send.ts`) --------------------------------------
 
   /** `overloaded` with the relay's retry hint. */
   #overloaded(message: string): void {
@@ -425,7 +354,7 @@ export class Session {
   #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
     if (this.#state === 'closed') return
     this.#closeReason ??= { kind, message }
-    this.#sendError(kind, message, backoffMsMin)
+    this.#sender.sendError(kind, message, backoffMsMin)
     this.#state = 'closed'
     this.#clearTimers()
     try {

@@ -1,0 +1,229 @@
+/**
+ * What the SQLite log reads: its read statements, the rows they give, and the planner's lookups
+ * over them (`PlanLookups` of `@ledgerline/log`), which `sqlite-store.ts` hands to `planGroup`
+ * inside the group's write transaction. The store's own reads (`readPartition`, `readEntity`,
+ * `head`, `partitionHeads`) run the same statements in a read transaction of their own.
+ *
+ * Terms: a *lookup* is one question the planner asks of the file (a client's record, what was
+ * recorded under an id, an entity's head with its state, a partition's head); a *ref* is the
+ * integer a name is interned under (`sqlite-refs.ts`).
+ *
+ * Invariants (numbered as in `sqlite-store.ts`):
+ * 4. Entity states are trusted only at the ledger's version read in the same transaction;
+ *    otherwise the ledger is folded forward from the newest cached state, and a ledger whose
+ *    entries do not reach its head's version fails the group (`store_failed`).
+ * 8. Finding the corrections an ack lists reads `log_ids` only, never a client's entry. Rows of
+ *    older builds are told apart by the id: a log correction of X has an id that starts with
+ *    `X~`, and `isLogCorrection` has the last word.
+ * 9. An entry is found by its id: a client entry's `<clientId>-<clientSeq>` under (client,
+ *    client_seq), any other by its `log_ids` row. An id is an entry's before it is a refusal's,
+ *    and a refusal's before it is a deferral's.
+ */
+import type Database from 'better-sqlite3'
+import { isLogCorrection } from '@ledgerline/core'
+import type { DeferralCode, Schema, StoredEntry } from '@ledgerline/core'
+import { correctionRef, foldForward, joinKey } from '@ledgerline/log'
+import type { createEntityStates } from '@ledgerline/log'
+import type { ClientRecord, EntityHead, PlanHead, PlanLookups, RefusalCode } from '@ledgerline/log'
+import { storedEntryOf } from './entry-body.ts'
+import { RelayError } from './relay-error.ts'
+import { refKey } from './sqlite-refs.ts'
+import type { SqliteRefs } from './sqlite-refs.ts'
+
+/** An entry as the read statements give it. */
+export interface EntryRow {
+  partition: number
+  offset: number
+  version: number
+  committed_at: number
+  body: Buffer
+}
+
+/** The prepared read statements of one log file. */
+export type SqliteReads = Record<
+  | 'partitionHead'
+  | 'partitionHeads'
+  | 'client'
+  | 'entryByClientSeq'
+  | 'entryByLogId'
+  | 'refusalById'
+  | 'deferralById'
+  | 'correctionsOf'
+  | 'entityHead'
+  | 'readEntity'
+  | 'readPartition',
+  Database.Statement
+>
+
+/** The entity states a log with a schema keeps between groups. */
+export type SqliteStates = ReturnType<typeof createEntityStates>
+
+/**
+ * The planner's view of the file through `sql`; to be asked inside the group's transaction.
+ *
+ * @example
+ * const lookups = createSqliteLookups(prepareReads(db), refs, schema, states)
+ * const plan = planGroup({ schema, partitions, committedAt, lookups, hash }, group)
+ */
+export function createSqliteLookups(
+  sql: SqliteReads,
+  refs: SqliteRefs,
+  schema: Schema | undefined,
+  states: SqliteStates,
+): PlanLookups {
+  /** What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`. */
+  function entryById(tenant: number, id: string): EntryByIdRow | undefined {
+    const parsed = clientSeqOf(id)
+    if (parsed !== undefined) {
+      const client = refs.clients.find(refKey(tenant, parsed.clientId), tenant, parsed.clientId)
+      if (client !== undefined) {
+        const row = sql.entryByClientSeq.get(client, parsed.clientSeq) as EntryByIdRow | undefined
+        if (row !== undefined) return row
+      }
+    }
+    return sql.entryByLogId.get(tenant, id) as EntryByIdRow | undefined
+  }
+
+  /** The head with its state: cached at this version, or folded forward (invariant 4). */
+  function entityHead(tenant: string, entity: string): PlanHead {
+    const row = sql.entityHead.get(tenant, entity) as EntityHead | undefined
+    const version = row?.version ?? 0
+    const offset = row?.offset ?? 0
+    const type = schema?.find(entity)
+    // A plain log (or an unknown type, which decide() refuses) needs no state.
+    if (type === undefined) return { version, offset, state: null }
+    const key = joinKey(tenant, entity)
+    const cached = states.get(key, version)
+    if (cached !== undefined && cached.version === version) return cached
+    const from = cached ?? { version: 0, offset: 0, state: type.initial }
+    const rows = sql.readEntity.iterate(tenant, entity, from.version + 1, -1)
+    const folded = foldForward(type, from, mapRows(rows as Iterable<EntryRow>))
+    if (folded.version !== version) {
+      throw new RelayError(
+        'store_failed',
+        `ledger of ${entity} has ${folded.version} entries, head says ${version}`,
+      )
+    }
+    return folded
+  }
+
+  return {
+    client: (tenant, clientId) => {
+      const row = sql.client.get(tenant, clientId) as ClientRecord | undefined
+      return row ?? { high: 0, subject: null }
+    },
+    previous: (tenant, id) => {
+      const t = refs.tenants.find(tenant, tenant)
+      const row = t === undefined ? undefined : entryById(t, id)
+      if (t !== undefined && row !== undefined) {
+        // The log's corrections of it (invariant 8): never a client entry that names it.
+        const corrections = (sql.correctionsOf.all(t, id, id.length + 1, `${id}~`) as EntryRow[])
+          .map(toStored)
+          .filter(isLogCorrection)
+          .map(correctionRef)
+        return {
+          _tag: 'entry',
+          entity: row.entity,
+          digest: row.digest,
+          result: {
+            id,
+            status: 'appended',
+            version: row.version,
+            partition: row.partition,
+            offset: row.offset,
+            committedAt: row.committed_at,
+            corrections,
+          },
+        }
+      }
+      const refusal = sql.refusalById.get(tenant, id) as
+        | { code: RefusalCode; reason: string; head: number; digest: Buffer | null }
+        | undefined
+      if (refusal !== undefined) {
+        const { digest, ...rest } = refusal
+        return { _tag: 'refusal', digest, result: { id, status: 'refused', ...rest } }
+      }
+      const deferral = sql.deferralById.get(tenant, id) as
+        | { code: DeferralCode; digest: Buffer }
+        | undefined
+      if (deferral === undefined) return null
+      return { _tag: 'deferral', digest: deferral.digest, code: deferral.code }
+    },
+    entityHead: (tenant, entity) => entityHead(tenant, entity),
+    partitionHead: (partition) =>
+      (sql.partitionHead.get(partition) as { head: number } | undefined)?.head ?? 0,
+  }
+}
+
+/** Prepares the read statements of `db`. */
+export function prepareReads(db: Database.Database): SqliteReads {
+  const columns = `partition, "offset", version, committed_at, body`
+  const tenantRef = `(SELECT ref FROM tenants WHERE name = ?)`
+  return {
+    partitionHead: db.prepare(`SELECT head FROM partition_heads WHERE partition = ?`),
+    partitionHeads: db.prepare(`SELECT partition, head FROM partition_heads`),
+    client: db.prepare(
+      `SELECT high, subject FROM clients WHERE tenant = ${tenantRef} AND client_id = ?`,
+    ),
+    entryByClientSeq: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, n.name AS entity, e.digest
+       FROM entries e JOIN entities n ON n.ref = e.entity WHERE e.client = ? AND e.client_seq = ?`,
+    ),
+    entryByLogId: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, n.name AS entity, e.digest
+       FROM log_ids l
+       JOIN entries e ON e.tenant = l.tenant AND e.partition = l.partition
+         AND e."offset" = l."offset"
+       JOIN entities n ON n.ref = e.entity
+       WHERE l.tenant = ? AND l.id = ?`,
+    ),
+    refusalById: db.prepare(
+      `SELECT code, reason, head, digest FROM refusals WHERE tenant = ? AND id = ?`,
+    ),
+    deferralById: db.prepare(`SELECT code, digest FROM deferrals WHERE tenant = ? AND id = ?`),
+    correctionsOf: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, e.body
+       FROM log_ids l
+       JOIN entries e ON e.tenant = l.tenant AND e.partition = l.partition
+         AND e."offset" = l."offset"
+       WHERE l.tenant = ? AND l.corrects = ? AND substr(l.id, 1, ?) = ?
+       ORDER BY l.rowid`,
+    ),
+    entityHead: db.prepare(
+      `SELECT version, "offset" AS "offset" FROM entities
+       WHERE tenant = ${tenantRef} AND name = ?`,
+    ),
+    readEntity: db.prepare(
+      `SELECT ${columns} FROM entries
+       WHERE entity = (SELECT ref FROM entities WHERE tenant = ${tenantRef} AND name = ?)
+         AND version >= ?
+       ORDER BY version LIMIT ?`,
+    ),
+    readPartition: db.prepare(
+      `SELECT ${columns} FROM entries WHERE tenant = ${tenantRef} AND partition = ? AND "offset" > ?
+       ORDER BY "offset" LIMIT ?`,
+    ),
+  }
+}
+
+interface EntryByIdRow extends Omit<EntryRow, 'body'> {
+  entity: string
+  digest: Buffer | null
+}
+
+/** `<clientId>-<clientSeq>` split, or `undefined` when `id` is not a client entry's id. */
+function clientSeqOf(id: string): { clientId: string; clientSeq: number } | undefined {
+  const dash = id.lastIndexOf('-')
+  if (dash <= 0) return undefined
+  const digits = id.slice(dash + 1)
+  if (!/^[1-9][0-9]{0,15}$/.test(digits)) return undefined
+  const clientSeq = Number(digits)
+  if (!Number.isSafeInteger(clientSeq)) return undefined
+  return { clientId: id.slice(0, dash), clientSeq }
+}
+
+export const toStored: (row: EntryRow) => StoredEntry = storedEntryOf
+
+function* mapRows(rows: Iterable<EntryRow>): Iterable<StoredEntry> {
+  for (const row of rows) yield toStored(row)
+}

@@ -1,0 +1,169 @@
+/**
+ * What one SQLite group transaction writes from a plan: client records, entries (with their
+ * `log_ids` rows and entity heads), refusals, deferrals and partition heads, over the interned
+ * refs (`sqlite-refs.ts`). It decides nothing (`planGroup` of `@ledgerline/log` did) and opens no
+ * transaction: `sqlite-store.ts` runs it inside the group's `BEGIN IMMEDIATE`, after the plan.
+ *
+ * Terms: a *ref* is the integer a tenant, entity or clientId is interned under; a ref made here
+ * stays pending until the store tells `SqliteRefs` the transaction committed or rolled back.
+ *
+ * Invariants (numbered as in `sqlite-store.ts`):
+ * 3. Offsets come from the `partition_heads` row updated in the same transaction as the entries,
+ *    so they are gap-free and in commit order; the key `(tenant, partition, offset)` and
+ *    `unique (entity, version)` make a reused offset or version fail the transaction instead of
+ *    being written. Versions come from the entity's head row (`entities`), updated in the same
+ *    transaction to the newest entry's version and offset.
+ * 8. Digests (`digest` columns, migration 3) are written for client entries, refusals and
+ *    deferrals; `log_ids.corrects` is written for the log's own corrections only
+ *    (`isLogCorrection`), never for a client's entry (a client's `corrects` stays in its body).
+ * 9. Layout 4 (`sqlite-lean-layout.ts`): a client entry is stored under (client, client_seq),
+ *    its client's record written first so the ref exists; an entry of the log (no clientSeq)
+ *    also gets a `log_ids` row. A client's first subject is never changed.
+ */
+import type Database from 'better-sqlite3'
+import { entryId, isLogCorrection, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { StoredEntry } from '@ledgerline/core'
+import { splitKey } from '@ledgerline/log'
+import type { ClientRecord, Plan } from '@ledgerline/log'
+import { encodeEntryBody } from './entry-body.ts'
+import { digestBuffer } from './node-crypto.ts'
+import { refKey } from './sqlite-refs.ts'
+import type { SqliteRefs } from './sqlite-refs.ts'
+
+/** Writes plans into one open log file. */
+export interface SqliteWriter {
+  /** Writes `plan`'s rows; only inside the group's open write transaction. */
+  write(plan: Plan, committedAt: number): void
+}
+
+/**
+ * The writer of `db`, interning names through `refs`.
+ *
+ * @example
+ * const writer = createSqliteWriter(db, refs)
+ * db.transaction(() => writer.write(planGroup(context, group), committedAt)).immediate()
+ */
+export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): SqliteWriter {
+  const sql = prepareWrites(db)
+
+  function tenantRef(tenant: string): number {
+    const found = refs.tenants.find(tenant, tenant)
+    if (found !== undefined) return found
+    const ref = Number(sql.insertTenant.run(tenant).lastInsertRowid)
+    refs.tenants.made(tenant, ref)
+    return ref
+  }
+
+  function entityRef(tenant: number, entity: string): number {
+    const key = refKey(tenant, entity)
+    const found = refs.entities.find(key, tenant, entity)
+    if (found !== undefined) return found
+    const ref = Number(sql.insertEntity.run(tenant, entity).lastInsertRowid)
+    refs.entities.made(key, ref)
+    return ref
+  }
+
+  /** A client entry's client has a record: the plan raised its high-water mark to the entry. */
+  function clientRef(tenant: number, clientId: string): number {
+    const ref = refs.clients.find(refKey(tenant, clientId), tenant, clientId)
+    if (ref === undefined) throw new Error(`Ledgerline bug: no client record for ${clientId}`)
+    return ref
+  }
+
+  /** Client records first: the entries name their clients by ref. */
+  function writeClients(clients: ReadonlyMap<string, ClientRecord>): void {
+    for (const [key, client] of clients) {
+      const [tenant, clientId] = splitKey(key)
+      const t = tenantRef(tenant)
+      const ref = refs.clients.find(refKey(t, clientId), t, clientId)
+      // The first subject stays: a binding is never changed (the planner checked it).
+      if (ref !== undefined) sql.updateClient.run(client.high, client.subject, ref)
+      else {
+        const made = sql.insertClient.run(t, clientId, client.high, client.subject)
+        refs.clients.made(refKey(t, clientId), Number(made.lastInsertRowid))
+      }
+    }
+  }
+
+  function writeEntries(entries: Plan['entries'], committedAt: number): void {
+    const heads = new Map<number, StoredEntry>()
+    for (const { tenant, stored, source, digest } of entries) {
+      const t = tenantRef(tenant)
+      const entity = entityRef(t, stored.entity)
+      // Invariant 9: a client entry under its clientSeq, an entry of the log under its id.
+      const byClient =
+        stored.clientId !== SERVER_CLIENT_ID &&
+        stored.id === entryId(stored.clientId, stored.clientSeq)
+      const client = byClient ? clientRef(t, stored.clientId) : null
+      sql.insertEntry.run(
+        t,
+        stored.partition,
+        stored.offset,
+        entity,
+        stored.version,
+        client,
+        client === null ? null : stored.clientSeq,
+        committedAt,
+        encodeEntryBody(source),
+        digest === null ? null : digestBuffer(digest),
+      )
+      if (client === null) {
+        // Invariant 8: the column names what a log correction corrects, nothing else.
+        const corrects = isLogCorrection(stored) ? (stored.corrects as string) : null
+        sql.insertLogId.run(t, stored.id, stored.partition, stored.offset, corrects)
+      }
+      heads.set(entity, stored)
+    }
+    // Invariant 3: each entity's head row names its newest entry.
+    for (const [entity, stored] of heads) {
+      sql.setEntityHead.run(stored.version, stored.offset, entity)
+    }
+  }
+
+  return {
+    write(plan, committedAt) {
+      writeClients(plan.clients)
+      writeEntries(plan.entries, committedAt)
+      for (const r of plan.refusals) {
+        const digest = r.digest === null ? null : digestBuffer(r.digest)
+        sql.insertRefusal.run(r.tenant, r.id, r.code, r.reason, r.head, digest)
+      }
+      for (const d of plan.deferrals) {
+        sql.insertDeferral.run(d.tenant, d.id, d.code, d.reason, digestBuffer(d.digest))
+      }
+      for (const [partition, head] of plan.partitionHeads) {
+        sql.setPartitionHead.run(head, partition)
+      }
+    },
+  }
+}
+
+function prepareWrites(db: Database.Database) {
+  return {
+    insertEntry: db.prepare(
+      `INSERT INTO entries (tenant, partition, "offset", entity, version, client, client_seq,
+         committed_at, body, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    insertLogId: db.prepare(
+      `INSERT INTO log_ids (tenant, id, partition, "offset", corrects) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    insertTenant: db.prepare(`INSERT INTO tenants (name) VALUES (?)`),
+    insertEntity: db.prepare(
+      `INSERT INTO entities (tenant, name, version, "offset") VALUES (?, ?, 0, 0)`,
+    ),
+    setEntityHead: db.prepare(`UPDATE entities SET version = ?, "offset" = ? WHERE ref = ?`),
+    insertRefusal: db.prepare(
+      `INSERT INTO refusals (tenant, id, code, reason, head, digest) VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    insertDeferral: db.prepare(
+      `INSERT INTO deferrals (tenant, id, code, reason, digest) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    insertClient: db.prepare(
+      `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)`,
+    ),
+    updateClient: db.prepare(
+      `UPDATE clients SET high = max(high, ?), subject = coalesce(subject, ?) WHERE ref = ?`,
+    ),
+    setPartitionHead: db.prepare(`UPDATE partition_heads SET head = ? WHERE partition = ?`),
+  }
+}
