@@ -416,7 +416,12 @@ export interface ClientStore {
   prepareViews(): Promise<readonly string[]>
   /** View records in index order (then entity name), at most `limit` (guarantee 10). */
   queryViews(query: ViewQuery): Promise<ViewRecord[]>
-  close(): void
+  /**
+   * Waits for the store's running transactions, then closes it: once it resolves, the database
+   * can be deleted, upgraded or restored without being blocked by this client. Later calls of
+   * any method fail with kind `closed`.
+   */
+  close(): Promise<void>
 }
 
 /** What the client hands the function that opens its client store. */

@@ -382,7 +382,7 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       try {
         const store = await clientStore
         await sync?.idle()
-        store.close()
+        await store.close()
       } catch {
         // Never opened: nothing to close.
       }

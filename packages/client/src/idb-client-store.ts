@@ -7,7 +7,7 @@
  * and proved by `runClientStoreContract`.
  *
  * Invariants:
- * 1. Every method is one IndexedDB transaction (`createRun`): atomic, aborted on any failure.
+ * 1. Every method is one IndexedDB transaction (`createRunner`): atomic, aborted on any failure.
  * 2. Appends use the configured durability (`strict` by default: flushed to disk before the
  *    promise resolves), and so do the writes of restore recovery (they move or put back outbox
  *    records); history, acks, snapshots and the feed use `relaxed`, because each can be
@@ -15,7 +15,7 @@
  * 3. The client store closes itself when a newer version of the database asks, and tells `onClosed`.
  */
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
-import { createRun, openIdbDatabase } from './idb-database.ts'
+import { createRunner, openIdbDatabase } from './idb-database.ts'
 import { createIdbFeed } from './idb-feed.ts'
 import { createIdbHistory } from './idb-history.ts'
 import { createIdbOutbox } from './idb-outbox.ts'
@@ -54,7 +54,7 @@ export async function createIdbClientStore(options: IdbClientStoreOptions): Prom
     scheduler: options.scheduler ?? realScheduler,
     onClosed: options.onClosed ?? noop,
   })
-  const run = createRun(db)
+  const { run, close } = createRunner(db)
   const KeyRange = options.IDBKeyRange
   const types = viewTypesOf(options.schema)
   return {
@@ -65,9 +65,7 @@ export async function createIdbClientStore(options: IdbClientStoreOptions): Prom
     ...createIdbFeed(run),
     ...createIdbRecovery(run, KeyRange, types),
     ...createIdbViews(run, KeyRange, types),
-    close() {
-      db.close()
-    },
+    close,
   }
 }
 

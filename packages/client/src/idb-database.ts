@@ -203,16 +203,31 @@ export function openIdbDatabase(options: IdbDatabaseOptions): Promise<Db> {
   })
 }
 
+/** The one way to run transactions on a database, and to close it. */
+export interface Runner {
+  readonly run: Run
+  /**
+   * Refuses new transactions (kind `closed`), waits for the running ones, then closes the
+   * connection: once it resolves, a deleteDatabase, an upgrade or a restore of the database is
+   * not blocked by this connection (Chromium fires `blocked` at a connection whose close is
+   * pending on a running transaction). Closing twice closes once.
+   */
+  close(): Promise<void>
+}
+
 /**
  * The transaction runner of `db`: `body` may await only requests of `tx`; on any failure the
  * transaction is aborted and the error becomes a `ClientError` (quota → `storage_full`).
  *
  * @example
- * const run = createRun(db)
+ * const { run, close } = createRunner(db)
  * await run(['meta'], 'readonly', 'default', async (tx) => tx.objectStore('meta').get('client'))
+ * await close()
  */
-export function createRun(db: Db): Run {
-  return async function run<N extends Names, M extends IDBTransactionMode, T>(
+export function createRunner(db: Db): Runner {
+  const running = new Set<Promise<unknown>>()
+  let closing: Promise<void> | undefined
+  async function transact<N extends Names, M extends IDBTransactionMode, T>(
     names: N[],
     mode: M,
     durability: Durability,
@@ -246,6 +261,26 @@ export function createRun(db: Db): Run {
       }
       throw toStorageError(error, tx.error)
     }
+  }
+  const run: Run = (names, mode, durability, body) => {
+    if (closing !== undefined) {
+      return Promise.reject(new ClientError('closed', 'the client store is closed'))
+    }
+    const done = transact(names, mode, durability, body)
+    const settled = done.then(noop, noop)
+    running.add(settled)
+    void settled.then(() => running.delete(settled))
+    return done
+  }
+  return {
+    run,
+    close() {
+      closing ??= (async () => {
+        while (running.size > 0) await Promise.all(running)
+        db.close()
+      })()
+      return closing
+    },
   }
 }
 

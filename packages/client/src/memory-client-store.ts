@@ -377,6 +377,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
 
     close() {
       closed = true
+      return Promise.resolve()
     },
   }
 }
