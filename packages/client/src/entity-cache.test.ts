@@ -63,6 +63,15 @@ function setup(ledger: StoredEntry[] = []) {
   }
 }
 
+const EMPTY_LOAD: EntityLoad = {
+  snapshot: undefined,
+  snapshotSource: undefined,
+  stored: [],
+  lastChunk: undefined,
+  pending: [],
+  acked: new Set(),
+}
+
 describe('entity cache', () => {
   it('hands out a placeholder, then one stable state per change, and tells listeners', async () => {
     const t = setup([moved(1, 2), moved(2, 3)])
@@ -133,6 +142,45 @@ describe('entity cache', () => {
     expect(t.calls.length).toBe(before)
     expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, confirmed: { onHand: 5 } })
     expect(t.cache.get('stock/a').pending.map((e) => e.id)).toEqual([mine.id])
+  })
+
+  it('shows this tab’s appends at once while a load is in flight, and keeps them after it', async () => {
+    const t = setup([moved(1, 5)])
+    await t.cache.load('stock/a')
+    const release = t.hold()
+    t.cache.changed('stock/a') // a refresh is in flight; it read the store before the append
+    await settle()
+    const before = t.calls.length
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    t.cache.addPending([mine])
+    expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, confirmed: { onHand: 5 } })
+    release()
+    await settle()
+    // The load that was in flight answered without the entry: the view keeps it, and nothing
+    // was read again for it.
+    expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, loaded: true })
+    expect(t.cache.get('stock/a').pending.map((e) => e.id)).toEqual([mine.id])
+    expect(t.calls.length).toBe(before)
+  })
+
+  it('adopts a load read inside the append’s write for an entity not loaded yet', async () => {
+    const t = setup([moved(1, 5)])
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    expect(t.cache.needsLoad('stock/a')).toBe(true)
+    const primed = t.cache.prime('stock/a', {
+      snapshot: undefined,
+      snapshotSource: undefined,
+      stored: [moved(1, 5)],
+      lastChunk: 1,
+      pending: [mine],
+      acked: new Set(),
+    })
+    expect(primed).toBe(true)
+    expect(t.calls.length).toBe(0)
+    expect(t.cache.needsLoad('stock/a')).toBe(false)
+    expect(t.cache.get('stock/a')).toMatchObject({ loaded: true, version: 1, view: { onHand: 3 } })
+    // A loaded entity is not primed again (its load may be older than what is cached).
+    expect(t.cache.prime('stock/a', { ...EMPTY_LOAD })).toBe(false)
   })
 
   it('loads an entity once at a time, and again after a change during the load', async () => {
