@@ -72,7 +72,11 @@ describe('transactions per append', () => {
     // writes readable at once): no load transaction of its own, and every one is readable.
     expect(log).not.toContainEqual(expect.objectContaining({ stores: LOAD_STORES }))
     expect(writes()).toEqual([
-      { stores: 'meta,outbox,chunks,staged,ledgers,acked,snapshots', mode: 'readwrite', durability: 'strict' },
+      {
+        stores: 'meta,outbox,chunks,staged,ledgers,acked,snapshots',
+        mode: 'readwrite',
+        durability: 'strict',
+      },
     ])
     for (let i = 0; i < 7; i++) {
       const state = c.get<{ onHand: number }>(`stock/s1:item-${i}`)
