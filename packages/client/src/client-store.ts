@@ -216,6 +216,11 @@ export interface AckItem {
 export interface AckApplied {
   /** Entities of decided entries and of the corrections the log appended after them. */
   readonly entities: ReadonlySet<string>
+  /**
+   * Those of them whose shown state changed: an entry pending no more (refused, not kept as
+   * acked) or a correction named. An entry kept as an acked record is pending as before.
+   */
+  readonly changed: ReadonlySet<string>
   /** Entries that stay in the outbox (refused with `seq_gap`: resend in order). */
   readonly gaps: number
   readonly settled: ReadonlyMap<string, Outcome>

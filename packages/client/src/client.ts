@@ -185,8 +185,9 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
         },
         acked(applied) {
           // Corrections come as references: their bodies, and the feed, come with the pages.
-          for (const entity of applied.entities) cache.changed(entity)
-          tellTabs([...applied.entities], false, 0)
+          // An entry kept as acked is pending as before: its entity is not read back for it.
+          for (const entity of applied.changed) cache.changed(entity)
+          tellTabs([...applied.changed], false, 0)
           status.scheduleCounters()
           status.wake()
         },

@@ -70,7 +70,12 @@ export function createIdbOutcomes(
           // instead (a delete), so the next `prepareViews` rebuilds every kept type.
           if (lean && types.size > 0) void track(metaStore.delete('views'))
           else await refreshViews(asViewTx(tx), types, KeyRange, plan.entities, new Map(), track)
-          return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
+          return {
+            entities: plan.entities,
+            changed: plan.changed,
+            gaps: plan.gaps,
+            settled: plan.settled,
+          }
         },
       )
     },

@@ -200,7 +200,12 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
         if (lean) data.viewDefinitions = undefined
         else refreshViews(plan.entities)
-        return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
+        return {
+          entities: plan.entities,
+          changed: plan.changed,
+          gaps: plan.gaps,
+          settled: plan.settled,
+        }
       }),
 
     prepareCursors: (tenant, scopeKey, inScope) =>
