@@ -195,7 +195,9 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         for (const r of plan.deletes) data.outbox.delete(r.id)
         for (const a of plan.acked) data.acked.set(a.id, clone(a))
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
-        prune(data.outcomes, OUTCOMES_MAX)
+        // As IndexedDB's: outcomes numbered OUTCOMES_MAX or more below the newest go.
+        for (const [id, o] of data.outcomes)
+          if (o.n <= plan.meta.n - OUTCOMES_MAX) data.outcomes.delete(id)
         data.meta = plan.meta
         // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
         if (lean) data.viewDefinitions = undefined
