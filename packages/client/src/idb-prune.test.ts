@@ -8,6 +8,8 @@ import { openDB } from 'idb'
 import { describe, expect, it } from 'vitest'
 import { pruneOlder } from './idb-database.ts'
 
+type Prunable = Parameters<typeof pruneOlder>[0]
+
 describe('pruneOlder', () => {
   it('deletes the records numbered at or below the bound and keeps the rest', async () => {
     const db = await openDB('prune', 1, {
@@ -17,14 +19,14 @@ describe('pruneOlder', () => {
     const tx = db.transaction('outcomes', 'readwrite')
     for (const n of numbers) void tx.store.put({ id: `e-${n}`, n })
     const pending: Promise<unknown>[] = []
-    await pruneOlder(tx.store, IDBKeyRange, 7, (p) => (pending.push(p), p))
+    await pruneOlder(tx.store as unknown as Prunable, IDBKeyRange, 7, (p) => (pending.push(p), p))
     await Promise.all(pending)
     await tx.done
     const kept = (await db.getAll('outcomes')).map((r: { n: number }) => r.n).sort((a, b) => a - b)
     expect(kept).toEqual([8, 9, 10, 11, 12])
     // Nothing at or below the bound: nothing goes.
     const again = db.transaction('outcomes', 'readwrite')
-    await pruneOlder(again.store, IDBKeyRange, 0, (p) => p)
+    await pruneOlder(again.store as unknown as Prunable, IDBKeyRange, 0, (p) => p)
     await again.done
     expect(await db.count('outcomes')).toBe(5)
     db.close()
