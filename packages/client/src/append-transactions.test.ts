@@ -104,6 +104,8 @@ describe('transactions per append', () => {
       appends: count((t) => t.durability === 'strict'),
       outboxReads: count((t) => t.stores === 'outbox' && t.mode === 'readonly'),
       counterReads: count((t) => t.stores === 'meta,outbox,acked' && t.mode === 'readonly'),
+      loads: count((t) => t.stores === LOAD_STORES),
+      ackWrites: count((t) => t.stores === 'meta,outbox,acked,outcomes'),
       total: log.length,
     }
     process.stdout.write(`[transactions] ${appends} appends online: ${JSON.stringify(summary)}\n`)

@@ -183,6 +183,29 @@ describe('entity cache', () => {
     expect(t.cache.prime('stock/a', { ...EMPTY_LOAD })).toBe(false)
   })
 
+  it('folds a stored page that follows what it folded without reading it back, else loads', async () => {
+    const t = setup([moved(1, 5)])
+    await t.cache.load('stock/a')
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    t.cache.addPending([mine])
+    const before = t.calls.length
+    // Version 2 is this tab's entry received back: confirmed now, pending no more.
+    const back = { ...stored(mine, 2, 0, 2), data: { qty: -2 } }
+    t.cache.stored([{ n: 2, partition: 0, entries: [back, moved(3, 1)] }], new Set([mine.id]))
+    expect(t.calls.length).toBe(before)
+    expect(t.cache.get('stock/a')).toMatchObject({
+      version: 3,
+      confirmed: { onHand: 4 },
+      pending: [],
+    })
+    // A page that does not follow (version 5 after 3) is read back from the store instead.
+    t.ledger.push(moved(2, -2), moved(3, 1), moved(4, 1), moved(5, 1))
+    t.cache.stored([{ n: 3, partition: 0, entries: [moved(5, 1)] }], new Set())
+    await settle()
+    expect(t.calls.length).toBe(before + 1)
+    expect(t.cache.get('stock/a')).toMatchObject({ version: 5, confirmed: { onHand: 6 } })
+  })
+
   it('loads an entity once at a time, and again after a change during the load', async () => {
     const t = setup([moved(1)])
     const release = t.hold()
