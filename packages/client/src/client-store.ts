@@ -240,6 +240,10 @@ export interface PageApplied {
   readonly stored: number
   /** This client's own entries among them (their `acked` records were deleted). */
   readonly own: number
+  /** Ids of those own entries. */
+  readonly ownReceived: readonly string[]
+  /** The chunks this write stored (the entries it stored, by partition). */
+  readonly chunks: readonly ChunkRecord[]
   readonly cursors: Cursors
   /** (entity, chunk) keys staged and not yet in the ledger index, this write included. */
   readonly stagedKeys: number

@@ -192,7 +192,8 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
           status.wake()
         },
         page(applied) {
-          for (const entity of applied.entities) cache.changed(entity)
+          // Entries that follow what the cache folded are folded in memory, not read back.
+          cache.stored(applied.entities, applied.chunks, new Set(applied.ownReceived))
           feed.tell(applied.corrections)
           if (applied.entities.size > 0 || applied.corrections.length > 0)
             tellTabs([...applied.entities], false, applied.corrections.length)

@@ -191,7 +191,7 @@ describe('entity cache', () => {
     const before = t.calls.length
     // Version 2 is this tab's entry received back: confirmed now, pending no more.
     const back = { ...stored(mine, 2, 0, 2), data: { qty: -2 } }
-    t.cache.stored([{ n: 2, partition: 0, entries: [back, moved(3, 1)] }], new Set([mine.id]))
+    t.cache.stored(['stock/a'], [{ n: 2, entries: [back, moved(3, 1)] }], new Set([mine.id]))
     expect(t.calls.length).toBe(before)
     expect(t.cache.get('stock/a')).toMatchObject({
       version: 3,
@@ -200,7 +200,7 @@ describe('entity cache', () => {
     })
     // A page that does not follow (version 5 after 3) is read back from the store instead.
     t.ledger.push(moved(2, -2), moved(3, 1), moved(4, 1), moved(5, 1))
-    t.cache.stored([{ n: 3, partition: 0, entries: [moved(5, 1)] }], new Set())
+    t.cache.stored(['stock/a'], [{ n: 3, entries: [moved(5, 1)] }], new Set())
     await settle()
     expect(t.calls.length).toBe(before + 1)
     expect(t.cache.get('stock/a')).toMatchObject({ version: 5, confirmed: { onHand: 6 } })

@@ -32,6 +32,9 @@
  *    the append committed, so what it answers is joined with the entries appended meanwhile,
  *    each once: an id it already holds, pending or confirmed, is not added again); an entity
  *    not loaded adopts the load the append read in its own write (`prime`).
+ * 8. A stored page needs no read either: a cached entity, loaded and with no load in flight,
+ *    whose new entries follow its version densely folds them in memory and drops the pending
+ *    entries received back, as a load of the store would then answer; any other loads again.
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import {
@@ -42,7 +45,7 @@ import {
   matchesPattern,
 } from '@ledgerline/core'
 import type { ClientWarning, EntityState } from './client-api.ts'
-import type { ClientStore, EntityBase, EntityLoad } from './client-store.ts'
+import type { ChunkRecord, ClientStore, EntityBase, EntityLoad } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
 import { CACHE_ENTITIES_MAX, SNAPSHOT_ENTRIES_MIN } from './limits.ts'
 import { reduceSource, snapshotTypeKey } from './snapshot-keys.ts'
@@ -72,6 +75,16 @@ export interface EntityCache {
    * `needsLoad`; false when it no longer does or the load does not fold (then load it).
    */
   prime(entity: string, load: EntityLoad): boolean
+  /**
+   * A page write stored `chunks` (with entries of `entities`) and deleted the acked records of
+   * `received` (own entries back): fold them onto each cached entity they follow (invariant 8),
+   * else load it again.
+   */
+  stored(
+    entities: Iterable<string>,
+    chunks: readonly Pick<ChunkRecord, 'n' | 'entries'>[],
+    received: ReadonlySet<string>,
+  ): void
   /** Confirmed history was dropped (invariant 6): fold every cached entity again. */
   reset(): void
   /** The cached entities. */
@@ -268,16 +281,64 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       }
       notify(entity)
     }
-    if (foldedSinceSnapshot >= SNAPSHOT_ENTRIES_MIN && lastChunk !== undefined) {
-      item.foldedSinceSnapshot = 0
-      const key = typeKey(type)
-      // Invariant 4: a snapshot only saves work later; failing to write one is fine.
-      void options.clientStore
-        .then((s) =>
-          s.putSnapshot({ entity, version, state, through: lastChunk, typeKey: key, source }),
-        )
-        .catch(() => {})
+    maybeSnapshot(entity, item, type, source)
+    return true
+  }
+
+  /** Invariant 4: a snapshot after SNAPSHOT_ENTRIES_MIN entries folded since the last. */
+  function maybeSnapshot(
+    entity: string,
+    item: CacheItem,
+    type: ReturnType<Schema['typeOf']>,
+    source: string,
+  ): void {
+    const through = item.lastChunk
+    if (item.foldedSinceSnapshot < SNAPSHOT_ENTRIES_MIN || through === undefined) return
+    item.foldedSinceSnapshot = 0
+    const snapshot = {
+      entity,
+      version: item.version,
+      state: item.confirmed,
+      through,
+      typeKey: typeKey(type),
+      source,
     }
+    // A snapshot only saves work later; failing to write one is fine.
+    void options.clientStore.then((s) => s.putSnapshot(snapshot)).catch(() => {})
+  }
+
+  /** Invariant 8: false when `entries` do not follow what `item` folded (then load it). */
+  function foldStored(
+    entity: string,
+    item: CacheItem,
+    entries: readonly StoredEntry[],
+    last: number,
+    received: ReadonlySet<string>,
+  ): boolean {
+    const type = typeOf(entity)
+    const sorted = [...entries].sort((a, b) => a.version - b.version)
+    let state = item.confirmed
+    let version = item.version
+    for (const e of sorted) {
+      if (e.version !== version + 1) return false
+      version = e.version
+    }
+    for (const e of sorted) state = type.reduce(state, e)
+    const pending = item.current.pending.filter((e) => !received.has(e.id))
+    item.confirmed = state
+    item.version = version
+    item.lastChunk = Math.max(item.lastChunk ?? 0, last)
+    item.foldedSinceSnapshot += sorted.length
+    item.current = {
+      entity,
+      view: foldView(type, state, pending),
+      confirmed: state,
+      version,
+      pending,
+      loaded: true,
+    }
+    notify(entity)
+    maybeSnapshot(entity, item, type, reduceSource(type.type, type.reduce))
     return true
   }
 
@@ -363,6 +424,31 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       }
     },
     needsLoad,
+    stored(entities, chunks, received) {
+      const byEntity = new Map<string, { entries: StoredEntry[]; last: number }>()
+      for (const chunk of chunks) {
+        for (const e of chunk.entries) {
+          const found = byEntity.get(e.entity)
+          if (found === undefined) byEntity.set(e.entity, { entries: [e], last: chunk.n })
+          else {
+            found.entries.push(e)
+            found.last = Math.max(found.last, chunk.n)
+          }
+        }
+      }
+      for (const entity of entities) {
+        const item = cache.get(entity)
+        const page = byEntity.get(entity)
+        const folded =
+          item !== undefined &&
+          page !== undefined &&
+          item.current.loaded &&
+          item.loading === undefined &&
+          !item.rebase &&
+          foldStored(entity, item, page.entries, page.last, received)
+        if (!folded) changed(entity)
+      }
+    },
     prime(entity, load) {
       if (!needsLoad(entity)) return false
       const item = cache.get(entity) ?? placeholder(entity)

@@ -179,6 +179,8 @@ export function createIdbHistory(
             corrections,
             stored: plan.stored,
             own: plan.ownReceived.length,
+            ownReceived: plan.ownReceived,
+            chunks: plan.chunks,
             cursors: plan.cursors.cursors,
             stagedKeys: plan.cursors.stagedKeys,
           }

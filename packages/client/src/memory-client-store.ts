@@ -255,6 +255,8 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           corrections: added.records.map(clone),
           stored: plan.stored,
           own: plan.ownReceived.length,
+          ownReceived: plan.ownReceived,
+          chunks: plan.chunks,
           cursors: clone(plan.cursors.cursors),
           stagedKeys: 0,
         }

@@ -43,6 +43,8 @@ function setup(
         corrections: [],
         stored: 0,
         own: 0,
+        ownReceived: [],
+        chunks: [],
         cursors: {},
         stagedKeys,
       } as PageApplied
