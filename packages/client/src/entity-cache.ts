@@ -270,19 +270,23 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     item.version = version
     item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
-    if (!prev.loaded || rebase || version !== prev.version || !samePending) {
-      item.current = {
-        entity,
-        view: foldView(type, state, pending),
-        confirmed: state,
-        version,
-        pending,
-        loaded: true,
-      }
-      notify(entity)
-    }
+    if (!prev.loaded || rebase || version !== prev.version || !samePending)
+      show(entity, item, type, pending)
     maybeSnapshot(entity, item, type, source)
     return true
+  }
+
+  /** Shows `item`'s confirmed state with `pending` folded on, and tells the listeners. */
+  function show(
+    entity: string,
+    item: CacheItem,
+    type: ReturnType<Schema['typeOf']>,
+    pending: Entry[],
+  ): void {
+    const { confirmed, version } = item
+    const view = foldView(type, confirmed, pending)
+    item.current = { entity, view, confirmed, version, pending, loaded: true }
+    notify(entity)
   }
 
   /** Invariant 4: a snapshot after SNAPSHOT_ENTRIES_MIN entries folded since the last. */
@@ -329,15 +333,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     item.version = version
     item.lastChunk = Math.max(item.lastChunk ?? 0, last)
     item.foldedSinceSnapshot += sorted.length
-    item.current = {
-      entity,
-      view: foldView(type, state, pending),
-      confirmed: state,
-      version,
-      pending,
-      loaded: true,
-    }
-    notify(entity)
+    show(entity, item, type, pending)
     maybeSnapshot(entity, item, type, reduceSource(type.type, type.reduce))
     return true
   }
