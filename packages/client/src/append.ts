@@ -29,7 +29,7 @@ import type { Entry, EntityType } from '@ledgerline/core'
 import { checkData, createHlcClock, isEntityName } from '@ledgerline/core'
 import { encodeMessage, ENTRY_DATA_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
 import type { AppendDraft } from './client-api.ts'
-import type { Appended, ClientStore } from './client-store.ts'
+import type { Appended, ClientStore, LoadWanted } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
 import {
   APPEND_MANY_ENTRIES_MAX,
@@ -48,8 +48,14 @@ export interface AppenderOptions {
 }
 
 export interface Appender {
-  /** Appends `drafts` (at least one) in one write; `at` is the local time it used. */
-  append(drafts: readonly AppendDraft[]): Promise<{ appended: Appended; at: number }>
+  /**
+   * Appends `drafts` (at least one) in one write, reading `loads` in it too (the entities the
+   * caller primes); `at` is the local time it used.
+   */
+  append(
+    drafts: readonly AppendDraft[],
+    loads?: readonly LoadWanted[],
+  ): Promise<{ appended: Appended; at: number }>
   /** The clientId changed (a reissue): the next append starts a new clock. */
   resetClock(): void
 }
@@ -65,7 +71,7 @@ export function createAppender(options: AppenderOptions): Appender {
   let clockNode = ''
 
   return {
-    async append(input) {
+    async append(input, loads) {
       checkDrafts(input, typeOf)
       const clientStore = await options.clientStore
       const tenant = await options.tenant()
@@ -120,6 +126,7 @@ export function createAppender(options: AppenderOptions): Appender {
             { entriesMax: OUTBOX_ENTRIES_MAX, bytesMax: OUTBOX_BYTES_MAX },
             at,
             entryBytes,
+            loads,
           )
           return { appended, at }
         } catch (error) {

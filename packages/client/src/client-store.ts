@@ -216,6 +216,11 @@ export interface AckItem {
 export interface AckApplied {
   /** Entities of decided entries and of the corrections the log appended after them. */
   readonly entities: ReadonlySet<string>
+  /**
+   * Those of them whose shown state changed: an entry pending no more (refused, not kept as
+   * acked) or a correction named. An entry kept as an acked record is pending as before.
+   */
+  readonly changed: ReadonlySet<string>
   /** Entries that stay in the outbox (refused with `seq_gap`: resend in order). */
   readonly gaps: number
   readonly settled: ReadonlyMap<string, Outcome>
@@ -235,6 +240,10 @@ export interface PageApplied {
   readonly stored: number
   /** This client's own entries among them (their `acked` records were deleted). */
   readonly own: number
+  /** Ids of those own entries. */
+  readonly ownReceived: readonly string[]
+  /** The chunks this write stored (the entries it stored, by partition). */
+  readonly chunks: readonly ChunkRecord[]
   readonly cursors: Cursors
   /** (entity, chunk) keys staged and not yet in the ledger index, this write included. */
   readonly stagedKeys: number
@@ -280,6 +289,14 @@ export interface Appended {
   readonly meta: ClientMeta
   /** The outbox was empty before this append (so its entries are the oldest in it). */
   readonly wasEmpty: boolean
+  /** The loads `append` was asked for, read in its write after the entries (so with them). */
+  readonly loads: ReadonlyMap<string, EntityLoad>
+}
+
+/** An entity whose load an append reads in its own write: its name and snapshot type key. */
+export interface LoadWanted {
+  readonly entity: string
+  readonly typeKey: string
 }
 
 /** What the sync loop knows when a session is welcomed. */
@@ -324,13 +341,16 @@ export interface ClientStore {
   /**
    * Allocates clientSeq and writes the entries `make` returns with their outbox records
    * (guarantee 2). Fails with `outbox_full` past `limits`, and with whatever `make` or
-   * `bytesOf` throws; nothing is written then.
+   * `bytesOf` throws; nothing is written then. `loads` are read in the same write, after the
+   * entries, as `loadEntity(entity, typeKey)` would read them then: an append that primes
+   * entities nothing had loaded costs one transaction, not two.
    */
   append(
     make: MakeEntries,
     limits: AppendLimits,
     now: number,
     bytesOf: (e: Entry) => number,
+    loads?: readonly LoadWanted[],
   ): Promise<Appended>
   /**
    * Outbox records after `after` ([clientId, clientSeq]; from the start when undefined), at most

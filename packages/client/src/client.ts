@@ -185,13 +185,15 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
         },
         acked(applied) {
           // Corrections come as references: their bodies, and the feed, come with the pages.
-          for (const entity of applied.entities) cache.changed(entity)
-          tellTabs([...applied.entities], false, 0)
+          // An entry kept as acked is pending as before: its entity is not read back for it.
+          for (const entity of applied.changed) cache.changed(entity)
+          tellTabs([...applied.changed], false, 0)
           status.scheduleCounters()
           status.wake()
         },
         page(applied) {
-          for (const entity of applied.entities) cache.changed(entity)
+          // Entries that follow what the cache folded are folded in memory, not read back.
+          cache.stored(applied.entities, applied.chunks, new Set(applied.ownReceived))
           feed.tell(applied.corrections)
           if (applied.entities.size > 0 || applied.corrections.length > 0)
             tellTabs([...applied.entities], false, applied.corrections.length)
@@ -273,16 +275,24 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
   async function appendDrafts(drafts: readonly AppendDraft[]): Promise<readonly Entry[]> {
     if (status.closed() !== null) throw closedError()
     if (drafts.length === 0) return []
-    const { appended, at } = await appender.append(drafts)
-    const { entries, meta, wasEmpty } = appended
+    const entities = [...new Set(drafts.map((d) => d.entity))]
+    // Invariant 4: the entities nothing has loaded are read in the append's own write.
+    const wanted = entities
+      .filter((entity) => cache.needsLoad(entity))
+      .map((entity) => ({ entity, typeKey: typeKey(cache.typeOf(entity)) }))
+    const { appended, at } = await appender.append(drafts, wanted)
+    const { entries, meta, wasEmpty, loads } = appended
     status.appended(meta, at, wasEmpty)
-    cache.addPending(entries)
-    const entities = [...new Set(entries.map((e) => e.entity))]
+    const primed = new Set<string>()
+    for (const [entity, load] of loads) if (cache.prime(entity, load)) primed.add(entity)
+    cache.addPending(primed.size === 0 ? entries : entries.filter((e) => !primed.has(e.entity)))
     tellTabs(entities, true, 0)
     sync?.kick()
-    // Invariant 4: read your own write. An entity already loaded got the entries folded in
-    // above; any other is loaded now (its load reads the committed entries back).
-    await Promise.all(entities.map((entity) => cache.load(entity).catch(() => undefined)))
+    // Invariant 4: read your own write. A loaded entity got the entries folded in above, a
+    // primed one read them in the append; any other (its load began meanwhile) is loaded now.
+    const left = entities.filter((entity) => !primed.has(entity) && !cache.get(entity).loaded)
+    if (left.length > 0)
+      await Promise.all(left.map((entity) => cache.load(entity).catch(() => undefined)))
     return entries
   }
 

@@ -63,6 +63,15 @@ function setup(ledger: StoredEntry[] = []) {
   }
 }
 
+const EMPTY_LOAD: EntityLoad = {
+  snapshot: undefined,
+  snapshotSource: undefined,
+  stored: [],
+  lastChunk: undefined,
+  pending: [],
+  acked: new Set(),
+}
+
 describe('entity cache', () => {
   it('hands out a placeholder, then one stable state per change, and tells listeners', async () => {
     const t = setup([moved(1, 2), moved(2, 3)])
@@ -133,6 +142,68 @@ describe('entity cache', () => {
     expect(t.calls.length).toBe(before)
     expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, confirmed: { onHand: 5 } })
     expect(t.cache.get('stock/a').pending.map((e) => e.id)).toEqual([mine.id])
+  })
+
+  it('shows this tab’s appends at once while a load is in flight, and keeps them after it', async () => {
+    const t = setup([moved(1, 5)])
+    await t.cache.load('stock/a')
+    const release = t.hold()
+    t.cache.changed('stock/a') // a refresh is in flight; it read the store before the append
+    await settle()
+    const before = t.calls.length
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    t.cache.addPending([mine])
+    expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, confirmed: { onHand: 5 } })
+    release()
+    await settle()
+    // The load that was in flight answered without the entry: the view keeps it, and nothing
+    // was read again for it.
+    expect(t.cache.get('stock/a')).toMatchObject({ view: { onHand: 3 }, loaded: true })
+    expect(t.cache.get('stock/a').pending.map((e) => e.id)).toEqual([mine.id])
+    expect(t.calls.length).toBe(before)
+  })
+
+  it('adopts a load read inside the append’s write for an entity not loaded yet', async () => {
+    const t = setup([moved(1, 5)])
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    expect(t.cache.needsLoad('stock/a')).toBe(true)
+    const primed = t.cache.prime('stock/a', {
+      snapshot: undefined,
+      snapshotSource: undefined,
+      stored: [moved(1, 5)],
+      lastChunk: 1,
+      pending: [mine],
+      acked: new Set(),
+    })
+    expect(primed).toBe(true)
+    expect(t.calls.length).toBe(0)
+    expect(t.cache.needsLoad('stock/a')).toBe(false)
+    expect(t.cache.get('stock/a')).toMatchObject({ loaded: true, version: 1, view: { onHand: 3 } })
+    // A loaded entity is not primed again (its load may be older than what is cached).
+    expect(t.cache.prime('stock/a', { ...EMPTY_LOAD })).toBe(false)
+  })
+
+  it('folds a stored page that follows what it folded without reading it back, else loads', async () => {
+    const t = setup([moved(1, 5)])
+    await t.cache.load('stock/a')
+    const mine = { ...entry('a'.repeat(32), 1), data: { qty: -2 } }
+    t.cache.addPending([mine])
+    const before = t.calls.length
+    // Version 2 is this tab's entry received back: confirmed now, pending no more.
+    const back = { ...stored(mine, 2, 0, 2), data: { qty: -2 } }
+    t.cache.stored(['stock/a'], [{ n: 2, entries: [back, moved(3, 1)] }], new Set([mine.id]))
+    expect(t.calls.length).toBe(before)
+    expect(t.cache.get('stock/a')).toMatchObject({
+      version: 3,
+      confirmed: { onHand: 4 },
+      pending: [],
+    })
+    // A page that does not follow (version 5 after 3) is read back from the store instead.
+    t.ledger.push(moved(2, -2), moved(3, 1), moved(4, 1), moved(5, 1))
+    t.cache.stored(['stock/a'], [{ n: 3, entries: [moved(5, 1)] }], new Set())
+    await settle()
+    expect(t.calls.length).toBe(before + 1)
+    expect(t.cache.get('stock/a')).toMatchObject({ version: 5, confirmed: { onHand: 6 } })
   })
 
   it('loads an entity once at a time, and again after a change during the load', async () => {

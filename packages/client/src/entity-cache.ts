@@ -27,6 +27,14 @@
  *    listener go first.
  * 6. After `reset()` (confirmed history was dropped: another server log) no cached base is
  *    used again: every entity is folded from what the client store holds now.
+ * 7. This tab's appends show at once and need no read of their own: a loaded entity folds them
+ *    onto its view, also while a load is in flight (that load may have read the store before
+ *    the append committed, so what it answers is joined with the entries appended meanwhile,
+ *    each once: an id it already holds, pending or confirmed, is not added again); an entity
+ *    not loaded adopts the load the append read in its own write (`prime`).
+ * 8. A stored page needs no read either: a cached entity, loaded and with no load in flight,
+ *    whose new entries follow its version densely folds them in memory and drops the pending
+ *    entries received back, as a load of the store would then answer; any other loads again.
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import {
@@ -37,7 +45,7 @@ import {
   matchesPattern,
 } from '@ledgerline/core'
 import type { ClientWarning, EntityState } from './client-api.ts'
-import type { ClientStore } from './client-store.ts'
+import type { ChunkRecord, ClientStore, EntityBase, EntityLoad } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
 import { CACHE_ENTITIES_MAX, SNAPSHOT_ENTRIES_MIN } from './limits.ts'
 import { reduceSource, snapshotTypeKey } from './snapshot-keys.ts'
@@ -60,6 +68,23 @@ export interface EntityCache {
   changed(entity: string): void
   /** This tab appended `entries`: show them as pending at once, without reading them back. */
   addPending(entries: readonly Entry[]): void
+  /** Not cached, or a placeholder no load is reading yet: an append may read its load. */
+  needsLoad(entity: string): boolean
+  /**
+   * Adopts `load`, read inside the append's write (invariant 7), for an entity that still
+   * `needsLoad`; false when it no longer does or the load does not fold (then load it).
+   */
+  prime(entity: string, load: EntityLoad): boolean
+  /**
+   * A page write stored `chunks` (with entries of `entities`) and deleted the acked records of
+   * `received` (own entries back): fold them onto each cached entity they follow (invariant 8),
+   * else load it again.
+   */
+  stored(
+    entities: Iterable<string>,
+    chunks: readonly Pick<ChunkRecord, 'n' | 'entries'>[],
+    received: ReadonlySet<string>,
+  ): void
   /** Confirmed history was dropped (invariant 6): fold every cached entity again. */
   reset(): void
   /** The cached entities. */
@@ -78,6 +103,8 @@ interface CacheItem {
   again: boolean
   /** Fold from the client store's history alone, and show the result (invariant 6). */
   rebase: boolean
+  /** Entries this tab appended while a load was in flight (invariant 7). */
+  recent: Entry[]
 }
 
 /**
@@ -131,6 +158,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       loading: undefined,
       again: false,
       rebase: false,
+      recent: [],
     }
     cache.set(entity, item)
     evict()
@@ -177,26 +205,53 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     const key = typeKey(type)
     const rebase = item.rebase
     item.rebase = false
+    // Invariant 7: entries appended from here on may be missing from what this load reads.
+    item.recent = []
     const base =
       item.current.loaded && item.lastChunk !== undefined && !rebase
         ? { through: item.lastChunk, version: item.version }
         : undefined
-    let load = await clientStore.loadEntity(
+    const load = await clientStore.loadEntity(
       entity,
       key,
       base === undefined ? undefined : { ...base, state: item.confirmed },
     )
+    try {
+      if (adopt(entity, item, load, base, rebase, false)) return
+      // Invariant 2: a gap between what is cached (or snapshotted) and what is stored.
+      adopt(entity, item, await clientStore.loadEntity(entity, key, null), base, rebase, true)
+    } finally {
+      item.recent = [] // joined into the view above, or the next load reads them
+    }
+  }
+
+  /**
+   * Folds `load` into `item` and shows it when it changed; false (nothing changed) when the
+   * stored entries do not follow the base or snapshot and `scratch` (from version 1) is not set.
+   */
+  function adopt(
+    entity: string,
+    item: CacheItem,
+    load: EntityLoad,
+    base: Omit<EntityBase, 'state'> | undefined,
+    rebase: boolean,
+    scratch: boolean,
+  ): boolean {
+    const type = typeOf(entity)
     const source = reduceSource(type.type, type.reduce)
     if (load.snapshotSource !== undefined && load.snapshotSource !== source) warnStale(type)
-    let state: unknown =
-      base !== undefined ? item.confirmed : (load.snapshot?.state ?? type.initial)
-    let version = base !== undefined ? item.version : (load.snapshot?.version ?? 0)
-    if (load.stored.length > 0 && (load.stored[0] as StoredEntry).version !== version + 1) {
-      // Invariant 2: a gap between what is cached (or snapshotted) and what is stored.
-      load = await clientStore.loadEntity(entity, key, null)
-      state = type.initial
-      version = 0
-    }
+    let state: unknown = scratch
+      ? type.initial
+      : base !== undefined
+        ? item.confirmed
+        : (load.snapshot?.state ?? type.initial)
+    let version = scratch ? 0 : base !== undefined ? item.version : (load.snapshot?.version ?? 0)
+    if (
+      !scratch &&
+      load.stored.length > 0 &&
+      (load.stored[0] as StoredEntry).version !== version + 1
+    )
+      return false
     for (const e of load.stored) {
       if (e.version !== version + 1)
         throw new ClientError('storage', `ledger of ${entity} has a gap at version ${version + 1}`)
@@ -206,7 +261,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     const lastChunk = rebase ? load.lastChunk : (load.lastChunk ?? item.lastChunk)
     const foldedSinceSnapshot =
       (base !== undefined ? item.foldedSinceSnapshot : 0) + load.stored.length
-    const pending = sortPending(load.pending)
+    const pending = sortPending(withRecent(load, item.recent))
     const prev = item.current
     const samePending =
       prev.pending.length === pending.length &&
@@ -215,24 +270,77 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     item.version = version
     item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
-    if (!prev.loaded || rebase || version !== prev.version || !samePending) {
-      item.current = {
-        entity,
-        view: foldView(type, state, pending),
-        confirmed: state,
-        version,
-        pending,
-        loaded: true,
-      }
-      notify(entity)
+    if (!prev.loaded || rebase || version !== prev.version || !samePending)
+      show(entity, item, type, pending)
+    maybeSnapshot(entity, item, type, source)
+    return true
+  }
+
+  /** Shows `item`'s confirmed state with `pending` folded on, and tells the listeners. */
+  function show(
+    entity: string,
+    item: CacheItem,
+    type: ReturnType<Schema['typeOf']>,
+    pending: Entry[],
+  ): void {
+    const { confirmed, version } = item
+    const view = foldView(type, confirmed, pending)
+    item.current = { entity, view, confirmed, version, pending, loaded: true }
+    notify(entity)
+  }
+
+  /** Invariant 4: a snapshot after SNAPSHOT_ENTRIES_MIN entries folded since the last. */
+  function maybeSnapshot(
+    entity: string,
+    item: CacheItem,
+    type: ReturnType<Schema['typeOf']>,
+    source: string,
+  ): void {
+    const through = item.lastChunk
+    if (item.foldedSinceSnapshot < SNAPSHOT_ENTRIES_MIN || through === undefined) return
+    item.foldedSinceSnapshot = 0
+    const snapshot = {
+      entity,
+      version: item.version,
+      state: item.confirmed,
+      through,
+      typeKey: typeKey(type),
+      source,
     }
-    if (foldedSinceSnapshot >= SNAPSHOT_ENTRIES_MIN && lastChunk !== undefined) {
-      item.foldedSinceSnapshot = 0
-      // Invariant 4: a snapshot only saves work later; failing to write one is fine.
-      clientStore
-        .putSnapshot({ entity, version, state, through: lastChunk, typeKey: key, source })
-        .catch(() => {})
+    // A snapshot only saves work later; failing to write one is fine.
+    void options.clientStore.then((s) => s.putSnapshot(snapshot)).catch(() => {})
+  }
+
+  /** Invariant 8: false when `entries` do not follow what `item` folded (then load it). */
+  function foldStored(
+    entity: string,
+    item: CacheItem,
+    entries: readonly StoredEntry[],
+    last: number,
+    received: ReadonlySet<string>,
+  ): boolean {
+    const type = typeOf(entity)
+    const sorted = [...entries].sort((a, b) => a.version - b.version)
+    let state = item.confirmed
+    let version = item.version
+    for (const e of sorted) {
+      if (e.version !== version + 1) return false
+      version = e.version
     }
+    for (const e of sorted) state = type.reduce(state, e)
+    const pending = item.current.pending.filter((e) => !received.has(e.id))
+    item.confirmed = state
+    item.version = version
+    item.lastChunk = Math.max(item.lastChunk ?? 0, last)
+    item.foldedSinceSnapshot += sorted.length
+    show(entity, item, type, pending)
+    maybeSnapshot(entity, item, type, reduceSource(type.type, type.reduce))
+    return true
+  }
+
+  function needsLoad(entity: string): boolean {
+    const item = cache.get(entity)
+    return item === undefined || (!item.current.loaded && item.loading === undefined)
   }
 
   /** Invariant 4: told once per entity type. */
@@ -299,7 +407,9 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
       }
       for (const [entity, list] of byEntity) {
         const item = cache.get(entity)
-        if (item !== undefined && item.current.loaded && item.loading === undefined) {
+        if (item !== undefined && item.current.loaded) {
+          // Invariant 7: a load in flight joins these with what it read.
+          if (item.loading !== undefined) item.recent.push(...list)
           const type = typeOf(entity)
           const pending = sortPending([...item.current.pending, ...list])
           item.current = { ...item.current, pending, view: fold(type, item.current.view, list) }
@@ -307,6 +417,43 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         } else {
           changed(entity)
         }
+      }
+    },
+    needsLoad,
+    stored(entities, chunks, received) {
+      const byEntity = new Map<string, { entries: StoredEntry[]; last: number }>()
+      for (const chunk of chunks) {
+        for (const e of chunk.entries) {
+          const found = byEntity.get(e.entity)
+          if (found === undefined) byEntity.set(e.entity, { entries: [e], last: chunk.n })
+          else {
+            found.entries.push(e)
+            found.last = Math.max(found.last, chunk.n)
+          }
+        }
+      }
+      for (const entity of entities) {
+        const item = cache.get(entity)
+        const page = byEntity.get(entity)
+        const folded =
+          item !== undefined &&
+          page !== undefined &&
+          item.current.loaded &&
+          item.loading === undefined &&
+          !item.rebase &&
+          foldStored(entity, item, page.entries, page.last, received)
+        if (!folded) changed(entity)
+      }
+    },
+    prime(entity, load) {
+      if (!needsLoad(entity)) return false
+      const item = cache.get(entity) ?? placeholder(entity)
+      const rebase = item.rebase
+      item.rebase = false
+      try {
+        return adopt(entity, item, load, undefined, rebase, false)
+      } catch {
+        return false
       }
     },
     reset() {
@@ -319,6 +466,15 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     entities: () => [...cache.keys()],
     typeOf,
   }
+}
+
+/** Invariant 7: a load's pending entries, and those appended since it began that it lacks. */
+function withRecent(load: EntityLoad, recent: readonly Entry[]): readonly Entry[] {
+  if (recent.length === 0) return load.pending
+  const known = new Set<string>()
+  for (const e of load.pending) known.add(e.id)
+  for (const e of load.stored) known.add(e.id)
+  return [...load.pending, ...recent.filter((e) => !known.has(e.id))]
 }
 
 /** Own pending entries in the order the view folds them. */

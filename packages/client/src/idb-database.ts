@@ -308,6 +308,24 @@ function storedVersion(indexedDB: IDBFactory, name: string): Promise<number | un
 }
 
 /** Deletes the oldest records (by index `n`) beyond `max`. */
+/**
+ * Deletes the records numbered `below` or lower (index `n`), reading only their keys: the
+ * store is not walked, so its cost does not grow with its size (a `count()` walks every record).
+ */
+export async function pruneOlder(
+  store: {
+    index(name: 'n'): { getAllKeys(q: IDBKeyRange): Promise<string[]> }
+    delete(key: string): Promise<void>
+  },
+  KeyRange: typeof IDBKeyRange,
+  below: number,
+  track: Track,
+): Promise<void> {
+  if (below < 1) return
+  const old = await store.index('n').getAllKeys(KeyRange.upperBound(below))
+  for (const key of old) void track(store.delete(key))
+}
+
 export async function prune(
   store: {
     count(): Promise<number>

@@ -85,37 +85,9 @@ export function createIdbHistory(
           // One read of the staged records for every load of the batch.
           const staged = tx.objectStore('staged').getAll()
           return Promise.all(
-            batch.map(async ({ entity, typeKey, base }) => {
-              let snapshot: EntityBase | undefined = base ?? undefined
-              let snapshotSource: string | undefined
-              if (base === undefined) {
-                const found = await readSnapshot(tx, entity, typeKey)
-                snapshot = found
-                snapshotSource = found?.source
-              }
-              const from = snapshot?.through ?? 0
-              const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
-                readStored(
-                  tx as unknown as HistoryTx,
-                  KeyRange,
-                  entity,
-                  from,
-                  snapshot?.version ?? 0,
-                  staged,
-                ),
-                tx.objectStore('outbox').index('entity').getAll(entity),
-                tx.objectStore('acked').index('entity').getAll(entity),
-              ])
-              const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
-              return {
-                snapshot,
-                snapshotSource,
-                stored,
-                lastChunk,
-                pending,
-                acked: new Set(acked.map((a) => a.id)),
-              }
-            }),
+            batch.map(({ entity, typeKey, base }) =>
+              readLoad(tx as unknown as LoadTx, KeyRange, entity, typeKey, base, staged),
+            ),
           )
         },
       )
@@ -207,6 +179,8 @@ export function createIdbHistory(
             corrections,
             stored: plan.stored,
             own: plan.ownReceived.length,
+            ownReceived: plan.ownReceived,
+            chunks: plan.chunks,
             cursors: plan.cursors.cursors,
             stagedKeys: plan.cursors.stagedKeys,
           }
@@ -299,6 +273,57 @@ export async function readStored(
   }
   stored.sort((a, b) => a.version - b.version)
   return { stored, lastChunk: numbers.at(-1) }
+}
+
+/** A transaction that can read what a load needs (a load's own, or an append's). */
+export type LoadTx = IDBPTransaction<
+  LedgerDb,
+  ('snapshots' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
+  IDBTransactionMode
+>
+
+/**
+ * What folding `entity` needs (invariant 4), read in `tx`: the snapshot (unless `base` says
+ * where to start), the confirmed entries after it and the pending ones. An append reads it in
+ * its own transaction, after its writes, so the pending entries include the appended ones.
+ */
+export async function readLoad(
+  tx: LoadTx,
+  KeyRange: typeof IDBKeyRange,
+  entity: string,
+  typeKey: string,
+  base: EntityBase | null | undefined,
+  stagedRead?: Promise<readonly StagedRecord[]> | undefined,
+): Promise<EntityLoad> {
+  let snapshot: EntityBase | undefined = base ?? undefined
+  let snapshotSource: string | undefined
+  if (base === undefined) {
+    const found = await readSnapshot(tx as Parameters<typeof readSnapshot>[0], entity, typeKey)
+    snapshot = found
+    snapshotSource = found?.source
+  }
+  const from = snapshot?.through ?? 0
+  const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
+    readStored(
+      tx as unknown as HistoryTx,
+      KeyRange,
+      entity,
+      from,
+      snapshot?.version ?? 0,
+      stagedRead,
+    ),
+    tx.objectStore('outbox').index('entity').getAll(entity),
+    tx.objectStore('acked').index('entity').getAll(entity),
+  ])
+  const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+  return {
+    snapshot,
+    snapshotSource,
+    stored,
+    lastChunk,
+    pending,
+    acked: new Set(acked.map((a) => a.id)),
+  }
 }
 
 interface LoadRequest {

@@ -17,13 +17,34 @@
  * 4. The outbox counters in the meta record change in the same transaction as the records.
  * 5. `init` completes a meta record an older build wrote (tenant from the cursors record, a new
  *    device secret) in the transaction that reads it, so every later read finds every field.
+ * 6. An append asked to load entities reads them in its own transaction, after its writes
+ *    (requests of one transaction run in order), so the caller sees the committed entries
+ *    without a second transaction; only then does its scope take the history's stores.
  */
 import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
-import type { ClientMeta, ClientStore, CursorsRecord, Durability } from './client-store.ts'
+import type {
+  ClientMeta,
+  ClientStore,
+  CursorsRecord,
+  Durability,
+  EntityLoad,
+} from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
+import { readLoad, type LoadTx } from './idb-history.ts'
 import { asViewTx, refreshViews, viewStores } from './idb-views.ts'
 import type { ViewTypes } from './views.ts'
+
+/** The scope of an append that also loads entities (invariant 6). */
+const APPEND_LOAD_STORES = [
+  'meta',
+  'outbox',
+  'chunks',
+  'staged',
+  'ledgers',
+  'acked',
+  'snapshots',
+] as const
 
 export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'counters'>
 
@@ -61,31 +82,35 @@ export function createIdbOutbox(
       })
     },
 
-    async append(make, limits, now, bytesOf) {
-      return run(
-        viewStores(types, ['meta', 'outbox']),
-        'readwrite',
-        durability,
-        async (tx, track) => {
-          const metaStore = tx.objectStore('meta')
-          const meta = (await metaStore.get('client')) as ClientMeta | undefined
-          if (meta === undefined)
-            throw new ClientError('closed', 'database was wiped: reopen the client')
-          const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
-          const outbox = tx.objectStore('outbox')
-          for (const record of records) void track(outbox.add(record))
-          void track(metaStore.put(written, 'client'))
-          // Client store guarantee 10: the views of the entities appended to, in this write.
-          const entities = records.map((r) => r.entity)
-          await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
-          return {
-            entries: records.map((r) => r.entry),
-            bytes,
-            meta: written,
-            wasEmpty: meta.outboxEntries === 0,
-          }
-        },
-      )
+    async append(make, limits, now, bytesOf, loads = []) {
+      // Invariant 6: the stores a load reads join the write only when it primes entities.
+      const names = loads.length === 0 ? ['meta' as const, 'outbox' as const] : APPEND_LOAD_STORES
+      return run(viewStores(types, [...names]), 'readwrite', durability, async (tx, track) => {
+        const metaStore = tx.objectStore('meta')
+        const meta = (await metaStore.get('client')) as ClientMeta | undefined
+        if (meta === undefined)
+          throw new ClientError('closed', 'database was wiped: reopen the client')
+        const { records, written, bytes } = planAppend(meta, make, limits, now, bytesOf)
+        const outbox = tx.objectStore('outbox')
+        for (const record of records) void track(outbox.add(record))
+        void track(metaStore.put(written, 'client'))
+        // Client store guarantee 10: the views of the entities appended to, in this write.
+        const entities = records.map((r) => r.entity)
+        await refreshViews(asViewTx(tx), types, KeyRange, entities, new Map(), track)
+        // Invariant 6: after the adds, so each load's pending entries include this append's.
+        const loadTx = tx as unknown as LoadTx
+        const staged = loads.length === 0 ? undefined : loadTx.objectStore('staged').getAll()
+        const read = await Promise.all(
+          loads.map((l) => readLoad(loadTx, KeyRange, l.entity, l.typeKey, undefined, staged)),
+        )
+        return {
+          entries: records.map((r) => r.entry),
+          bytes,
+          meta: written,
+          wasEmpty: meta.outboxEntries === 0,
+          loads: new Map(loads.map((l, i) => [l.entity, read[i] as EntityLoad])),
+        }
+      })
     },
 
     async readOutbox(after, entriesMax, bytesMax) {

@@ -13,13 +13,13 @@
  * 2. A lean ack (after `storage_full`) deletes and rewrites the meta record only: deleting
  *    frees space, so a full disk never stops the outbox from draining.
  * 3. At most OUTCOMES_MAX outcomes are kept; the oldest (by `n`) go first, in the transaction
- *    that added the new ones.
+ *    that added the new ones: every outcome numbered OUTCOMES_MAX or more below the newest `n`.
  * 4. `outcome(id)` answers from the outbox first (`outbox`: no answer yet), then the outcome
  *    record, then the acked record; an id none of them knows is `unknown`.
  */
 import { planAck } from './plans-sync.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
-import { prune, type Run } from './idb-database.ts'
+import { pruneOlder, type Run } from './idb-database.ts'
 import { OUTCOMES_MAX } from './limits.ts'
 import { asViewTx, refreshViews, viewStores } from './idb-views.ts'
 import type { ViewTypes } from './views.ts'
@@ -63,14 +63,27 @@ export function createIdbOutcomes(
           for (const r of plan.deletes) void track(outbox.delete([r.clientId, r.clientSeq]))
           for (const a of plan.acked) void track(tx.objectStore('acked').put(a))
           for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
-          await prune(tx.objectStore('outcomes'), OUTCOMES_MAX, track)
+          // Invariant 3: numbers more than OUTCOMES_MAX below the newest go (the feed's records
+          // share the counter, so at most OUTCOMES_MAX stay), found by a range of `n`.
+          if (plan.outcomes.length > 0)
+            await pruneOlder(
+              tx.objectStore('outcomes'),
+              KeyRange,
+              plan.meta.n - OUTCOMES_MAX,
+              track,
+            )
           void track(metaStore.put(plan.meta, 'client'))
           // Guarantee 10: a refused entry leaves its entity's pending entries in this write. A
           // lean ack (the disk is full) writes no views: it forgets the stored definitions
           // instead (a delete), so the next `prepareViews` rebuilds every kept type.
           if (lean && types.size > 0) void track(metaStore.delete('views'))
           else await refreshViews(asViewTx(tx), types, KeyRange, plan.entities, new Map(), track)
-          return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
+          return {
+            entities: plan.entities,
+            changed: plan.changed,
+            gaps: plan.gaps,
+            settled: plan.settled,
+          }
         },
       )
     },

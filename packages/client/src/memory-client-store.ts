@@ -34,6 +34,7 @@ import type {
   ClientStore,
   CursorsRecord,
   EntityBase,
+  EntityLoad,
   FeedRecord,
   OutboxRecord,
   OutcomeRecord,
@@ -111,6 +112,43 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
     if (data.meta === undefined) throw new ClientError('closed', 'database was wiped: reopen it')
     return data.meta
   }
+  /** What folding `entity` needs, as stored now (`loadEntity`, and an append's loads). */
+  const readLoad = (
+    entity: string,
+    typeKey: string,
+    base: EntityBase | null | undefined,
+  ): EntityLoad => {
+    let snapshot: EntityBase | undefined = base ?? undefined
+    let snapshotSource: string | undefined
+    if (base === undefined) {
+      const found = data.snapshots.get(entity)
+      if (found !== undefined && found.typeKey === typeKey) {
+        snapshot = found
+        snapshotSource = found.source
+      }
+    }
+    const from = snapshot?.through ?? 0
+    const fromVersion = snapshot?.version ?? 0
+    const numbers = (data.ledgers.get(entity) ?? []).filter((n) => n >= from)
+    const stored: StoredEntry[] = []
+    for (const n of numbers) {
+      for (const e of (data.chunks.get(n) as ChunkRecord).entries)
+        if (e.entity === entity && e.version > fromVersion) stored.push(e)
+    }
+    stored.sort((a, b) => a.version - b.version)
+    const acked = [...data.acked.values()]
+      .filter((a) => a.entity === entity)
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+    const outboxed = [...data.outbox.values()].filter((r) => r.entity === entity)
+    return clone({
+      snapshot,
+      snapshotSource,
+      stored,
+      lastChunk: numbers.at(-1),
+      pending: [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)],
+      acked: new Set(acked.map((a) => a.id)),
+    })
+  }
   return {
     init: (newId, now, tenant) =>
       write(() => {
@@ -123,7 +161,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         return { meta: clone(data.meta), created: true }
       }),
 
-    append: (make, limits, now, bytesOf) =>
+    append: (make, limits, now, bytesOf, loads = []) =>
       write(() => {
         const before = meta()
         const { records, written, bytes } = planAppend(before, make, limits, now, bytesOf)
@@ -136,6 +174,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           bytes,
           meta: clone(written),
           wasEmpty: before.outboxEntries === 0,
+          loads: new Map(loads.map((l) => [l.entity, readLoad(l.entity, l.typeKey, undefined)])),
         }
       }),
 
@@ -156,12 +195,19 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         for (const r of plan.deletes) data.outbox.delete(r.id)
         for (const a of plan.acked) data.acked.set(a.id, clone(a))
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
-        prune(data.outcomes, OUTCOMES_MAX)
+        // As IndexedDB's: outcomes numbered OUTCOMES_MAX or more below the newest go.
+        for (const [id, o] of data.outcomes)
+          if (o.n <= plan.meta.n - OUTCOMES_MAX) data.outcomes.delete(id)
         data.meta = plan.meta
         // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
         if (lean) data.viewDefinitions = undefined
         else refreshViews(plan.entities)
-        return { entities: plan.entities, gaps: plan.gaps, settled: plan.settled }
+        return {
+          entities: plan.entities,
+          changed: plan.changed,
+          gaps: plan.gaps,
+          settled: plan.settled,
+        }
       }),
 
     prepareCursors: (tenant, scopeKey, inScope) =>
@@ -209,6 +255,8 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           corrections: added.records.map(clone),
           stored: plan.stored,
           own: plan.ownReceived.length,
+          ownReceived: plan.ownReceived,
+          chunks: plan.chunks,
           cursors: clone(plan.cursors.cursors),
           stagedKeys: 0,
         }
@@ -216,39 +264,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
 
     indexPending: () => write(() => false),
 
-    loadEntity: (entity, typeKey, base) =>
-      write(() => {
-        let snapshot: EntityBase | undefined = base ?? undefined
-        let snapshotSource: string | undefined
-        if (base === undefined) {
-          const found = data.snapshots.get(entity)
-          if (found !== undefined && found.typeKey === typeKey) {
-            snapshot = found
-            snapshotSource = found.source
-          }
-        }
-        const from = snapshot?.through ?? 0
-        const fromVersion = snapshot?.version ?? 0
-        const numbers = (data.ledgers.get(entity) ?? []).filter((n) => n >= from)
-        const stored: StoredEntry[] = []
-        for (const n of numbers) {
-          for (const e of (data.chunks.get(n) as ChunkRecord).entries)
-            if (e.entity === entity && e.version > fromVersion) stored.push(e)
-        }
-        stored.sort((a, b) => a.version - b.version)
-        const acked = [...data.acked.values()]
-          .filter((a) => a.entity === entity)
-          .sort((a, b) => (a.id < b.id ? -1 : 1))
-        const outboxed = [...data.outbox.values()].filter((r) => r.entity === entity)
-        return clone({
-          snapshot,
-          snapshotSource,
-          stored,
-          lastChunk: numbers.at(-1),
-          pending: [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)],
-          acked: new Set(acked.map((a) => a.id)),
-        })
-      }),
+    loadEntity: (entity, typeKey, base) => write(() => readLoad(entity, typeKey, base)),
 
     tenant: () => write(() => data.meta?.tenant ?? data.cursors?.tenant),
 

@@ -78,6 +78,26 @@ describe('planAck', () => {
     expect(lean.settled.get(e1.id)).toMatchObject({ _tag: 'appended' })
   })
 
+  it('names as changed only the entities whose shown state an ack changes', () => {
+    const [e1, e2, e3] = [1, 2, 3].map((s) => entry(CLIENT, s, `stock/e${s}`))
+    const items = [
+      ackItem(e1!, appendedResult(e1!, 0, 5)), // kept pending (acked record): nothing shows
+      ackItem(e2!, { id: e2!.id, status: 'refused', code: 'conflict', reason: 'r', head: 3 }),
+      ackItem(e3!, appendedResult(e3!, 1, 2)), // its page came first: pending no more
+    ]
+    const m = meta({ outboxEntries: 3 })
+    const plan = planAck(items, [true, true, true], m, { 1: 2 }, () => true, false)
+    expect([...plan.entities].sort()).toEqual(['stock/e1', 'stock/e2', 'stock/e3'])
+    expect([...plan.changed].sort()).toEqual(['stock/e2', 'stock/e3'])
+    // Out of scope (no acked record kept), or lean: the pending entry goes.
+    expect(
+      [...planAck(items, [true, true, true], m, {}, () => false, false).changed].sort(),
+    ).toEqual(['stock/e1', 'stock/e2', 'stock/e3'])
+    expect(
+      planAck(items.slice(0, 1), [true], m, {}, () => true, true).changed.has('stock/e1'),
+    ).toBe(true)
+  })
+
   it('keeps the record of an id_conflict or a deferral, with no outcome', () => {
     // Issue 12: neither is a decision; the record is never deleted on them.
     const [e1, e2] = [1, 2].map((s) => entry(CLIENT, s))

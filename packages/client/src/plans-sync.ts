@@ -23,6 +23,10 @@
  * 5. Only the log's corrections (client id `server`) of entries of this database's client ids
  *    are feed candidates, and `planFeed` adds each id once. Corrections reach the feed from
  *    pages only: an ack carries references, the bodies travel on the subscription.
+ * 6. An ack changes what an entity shows (confirmed state, then pending entries) only when an
+ *    entry stops being pending (refused; out of scope; lean; its page came first) or the log
+ *    names a correction: an entry kept as an acked record stays pending as it was, so its
+ *    entity is not `changed` and nobody reads it back for that ack.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert, SERVER_CLIENT_ID } from '@ledgerline/core'
@@ -50,6 +54,8 @@ export interface AckPlan {
   /** Outcome records to put (none when lean). */
   readonly outcomes: readonly OutcomeRecord[]
   readonly entities: ReadonlySet<string>
+  /** Entities whose shown state changed (invariant 6). */
+  readonly changed: ReadonlySet<string>
   readonly gaps: number
   readonly settled: ReadonlyMap<string, Outcome>
   /** The meta record's counters after the deletes and outcomes. */
@@ -76,6 +82,7 @@ export function planAck(
   const acked: AckedRecord[] = []
   const outcomes: OutcomeRecord[] = []
   const entities = new Set<string>()
+  const changed = new Set<string>()
   const settled = new Map<string, Outcome>()
   for (const [i, { record, result }] of items.entries()) {
     assert(result.id === record.id, 'ack result answers its entry')
@@ -94,6 +101,7 @@ export function planAck(
     let outcome: Outcome
     if (result.status === 'refused') {
       outcome = { _tag: 'refused', code: result.code, reason: result.reason, head: result.head }
+      changed.add(record.entity)
     } else {
       outcome = {
         _tag: result.status,
@@ -113,10 +121,15 @@ export function planAck(
           partition: result.partition,
           offset: result.offset,
         })
+      } else {
+        changed.add(record.entity) // invariant 6: pending no more
       }
       // References only (invariant 5): the entities they touch are told to look again; the
       // bodies, and the feed, come with the pages.
-      for (const c of result.corrections) entities.add(c.entity)
+      for (const c of result.corrections) {
+        entities.add(c.entity)
+        changed.add(c.entity)
+      }
     }
     settled.set(record.id, outcome)
     if (!lean) outcomes.push({ id: record.id, n: ++n, outcome })
@@ -127,6 +140,7 @@ export function planAck(
     acked,
     outcomes,
     entities,
+    changed,
     gaps,
     settled,
     meta: { ...meta, outboxEntries, outboxBytes: Math.max(0, outboxBytes), n },

@@ -33,7 +33,7 @@ function setup(
     async applyAck(items, _keep, lean = false) {
       log.push(`ack${lean ? ' lean' : ''} ${items.length}`)
       await behave.ack?.(lean)
-      return { entities: new Set(), gaps: 0, corrections: [], settled: new Map() } as AckApplied
+      return { entities: new Set(), changed: new Set(), gaps: 0, settled: new Map() } as AckApplied
     },
     async applyPages(pages) {
       log.push(`pages ${pages.map((p) => p.cursors[0]).join(',')}`)
@@ -43,6 +43,8 @@ function setup(
         corrections: [],
         stored: 0,
         own: 0,
+        ownReceived: [],
+        chunks: [],
         cursors: {},
         stagedKeys,
       } as PageApplied

@@ -172,6 +172,37 @@ export function registerHistoryCases(open: () => Promise<ClientStore>): void {
     expect(fromScratch.stored.map((e) => e.version)).toEqual([1, 2, 3, 4])
   })
 
+  it('reads the loads an append asks for in its write, with its entries, as loadEntity then', async () => {
+    const store = await open()
+    await store.prepareCursors('t1', 'k', () => true)
+    await store.applyPages([{ entries: [stored(other(1), 1, 0, 1)], cursors: {} }], 'k')
+    const before = await append(store, 1, 'stock/a')
+    const wanted = [
+      { entity: 'stock/a', typeKey: 'key' },
+      { entity: 'stock/b', typeKey: 'key' },
+    ]
+    const written = await store.append(
+      (clientId, first) => [
+        entry(clientId, first, 'stock/a'),
+        entry(clientId, first + 1, 'stock/a'),
+      ],
+      ROOMY,
+      NOW,
+      size,
+      wanted,
+    )
+    expect([...written.loads.keys()]).toEqual(['stock/a', 'stock/b'])
+    const loadA = written.loads.get('stock/a')
+    expect(loadA?.stored.map((e) => e.version)).toEqual([1])
+    expect(loadA?.pending.map((e) => e.id)).toEqual(
+      [...before.entries, ...written.entries].map((e) => e.id),
+    )
+    expect(loadA).toEqual(await store.loadEntity('stock/a', 'key'))
+    expect(written.loads.get('stock/b')).toEqual(await store.loadEntity('stock/b', 'key'))
+    // Asked for none, an append reads none.
+    expect((await append(store, 1)).loads.size).toBe(0)
+  })
+
   it('clears history, snapshots and acked records out of scope for another tenant or scope', async () => {
     const store = await open()
     expect(await store.tenant()).toBeUndefined()
