@@ -3,15 +3,15 @@
 // RECONNECT_MS_MAX with jitter, never below the relay's backoff floor (jittered upwards),
 // starting over after a welcome; a new token after `token_expired`, but a backoff that keeps
 // growing when the same token is refused again (issue 12 case 8); `unreachable` and
-// `token_unavailable` said as such; `client_taken` parking the connection; sockets dropped
-// when not welcomed in time or silent too long; `reconnect()`, `offline()` and `disconnect()`
-// acting at once; the token renewed on the live socket at about 80 % of its lifetime, and a
-// renewal that gets the same token back tried again after a backoff.
+// `token_unavailable` said as such; `client_taken` parking the connection (the log it names
+// handed on); sockets dropped when not welcomed in time or silent too long; `reconnect()`,
+// `offline()` and `disconnect()` acting at once; the token renewed on the live socket at about
+// 80 % of its lifetime, and a renewal that gets the same token back tried again after a backoff.
 // Method: the in-memory transport of testkit with a scripted relay end, a manual scheduler for
 // every timer, a random source the test sets.
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/testkit'
-import type { ClientMessage, RelayMessage } from '@ledgerline/protocol'
+import type { ClientMessage, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
 import { ackMessage, welcomeMessage } from '../test-support/messages.ts'
@@ -43,10 +43,12 @@ function setup(
     lost: number
     failed: [ConnectionErrorKind, string][]
     changed: number
+    taken: LogIdentity[]
   } = {
     messages: [],
     lost: 0,
     failed: [],
+    taken: [],
     changed: 0,
   }
   let relay: ((socket: MemoryServerSocket, m: ClientMessage) => void) | undefined
@@ -76,6 +78,7 @@ function setup(
       lost: () => seen.lost++,
       failed: (kind, message) => seen.failed.push([kind, message]),
       changed: () => seen.changed++,
+      taken: (log) => seen.taken.push(log),
     },
   })
   return { connection, scheduler, got, sockets, seen, listen, invalidated: () => invalidated }
@@ -309,11 +312,34 @@ describe('connection', () => {
     t.connection.start()
     await settle()
     expect(t.connection.parked()).toBe(true)
+    expect(t.seen.taken).toEqual([]) // an older relay names no log: nothing to tell
     await t.scheduler.advance(10 * 60_000)
     expect(t.sockets.length).toBe(1)
     t.connection.reconnect()
     await settle()
     expect(t.sockets.length).toBe(2)
+  })
+
+  it('hands the log a client_taken names to the sync loop, parked until it reconnects', async () => {
+    const t = setup()
+    const log = { id: 'restored-log-0123456789', generation: 2 }
+    t.listen((socket, m) => {
+      if (m.type !== 'hello') return
+      send(socket, {
+        type: 'error',
+        kind: 'client_taken',
+        message: 'another subject',
+        backoffMsMin: 60_000,
+        log,
+      })
+      socket.close(4409)
+    })
+    t.connection.start()
+    await settle()
+    expect(t.connection.parked()).toBe(true)
+    expect(t.seen.taken).toEqual([log])
+    await t.scheduler.advance(10 * 60_000)
+    expect(t.sockets.length).toBe(1)
   })
 
   it('pauses on disconnect(): the socket goes and none comes until reconnect()', async () => {

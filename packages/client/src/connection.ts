@@ -12,7 +12,9 @@
  *
  * Terms: an *attempt* is one connect that has not been welcomed yet; the *backoff floor* is
  * the least delay the relay asked for in its last `error` frame; the connection is *paused* by
- * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`).
+ * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`; the sync
+ * loop calls it when the refusal came from a log this device did not last see and it moved the
+ * outbox to a new clientId: `sync.ts` invariant 8).
  *
  * Invariants:
  * 1. At most one socket is current; events of an older socket are ignored.
@@ -38,7 +40,7 @@
  *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
  *    (the relay ends the session at expiry with `token_expired`).
  */
-import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
+import type { LogIdentity, Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import {
@@ -67,6 +69,8 @@ export interface ConnectionEvents {
   failed(kind: ConnectionErrorKind, message: string): void
   /** `paused()` or `parked()` changed. */
   changed(): void
+  /** Parked on a `client_taken` that named the log that answered (`ErrorMessage.log`). */
+  taken(log: LogIdentity): void
 }
 
 export interface ConnectionOptions {
@@ -260,6 +264,7 @@ export function createConnection(options: ConnectionOptions): Connection {
           events.changed()
         }
         events.failed(message.kind, text)
+        if (message.kind === 'client_taken' && message.log !== undefined) events.taken(message.log)
         return
       }
       case 'renewed':
