@@ -31,7 +31,13 @@ let connection: Connection | undefined
 afterEach(() => connection?.stop())
 
 function setup(
-  options: { random?: number; token?: () => Promise<string>; renewable?: boolean } = {},
+  options: {
+    random?: number
+    token?: () => Promise<string>
+    renewable?: boolean
+    /** How far the wall clock is off the scheduler's (the timers run on the scheduler's). */
+    clockJumpMs?: () => number
+  } = {},
 ) {
   const transport = createMemoryTransport({ defer: (fn) => void setImmediate(fn) })
   const scheduler = createManualScheduler(1_000_000)
@@ -70,7 +76,7 @@ function setup(
     invalidateToken: () => invalidated++,
     renewable: options.renewable,
     clientId: async () => CLIENT,
-    now: scheduler.now,
+    now: () => scheduler.now() + (options.clockJumpMs?.() ?? 0),
     random: () => options.random ?? 0.5,
     scheduler,
     events: {
@@ -200,6 +206,50 @@ describe('connection', () => {
     await t.scheduler.advance(SILENCE_MS_MAX)
     await settle()
     expect(t.seen.lost).toBe(2)
+  })
+
+  it('finds a silent socket in time when the wall clock jumps back (seed 927 of the simulation)', async () => {
+    // The device's clock is set back 5 minutes (an NTP correction, a cashier), then the socket
+    // goes silent (a black hole: no close). Silence is time on the timers, not on the wall
+    // clock: on 878ded0 the socket is pinged and dropped only after the jump is made up too.
+    let jumpMs = 0
+    const t = setup({ clockJumpMs: () => jumpMs })
+    let answering = true
+    t.listen((socket, m) => {
+      if (!answering) return
+      if (m.type === 'hello') welcome(socket)
+      if (m.type === 'ping') send(socket, { type: 'pong', t: m.t })
+    })
+    t.connection.start()
+    await settle()
+    expect(t.connection.welcomed()).toBe(true)
+    await t.scheduler.advance(PING_INTERVAL_MS * 2)
+    await settle()
+    jumpMs = -5 * 60_000
+    answering = false
+    const pingsBefore = t.got.filter((m) => m.type === 'ping').length
+    await t.scheduler.advance(PING_INTERVAL_MS)
+    expect(t.got.filter((m) => m.type === 'ping').length).toBeGreaterThan(pingsBefore)
+    expect(t.seen.lost).toBe(0)
+    await t.scheduler.advance(SILENCE_MS_MAX + PING_INTERVAL_MS)
+    await settle()
+    expect(t.seen.lost).toBeGreaterThanOrEqual(1)
+  })
+
+  it('keeps a socket that answers when the wall clock jumps forward', async () => {
+    let jumpMs = 0
+    const t = setup({ clockJumpMs: () => jumpMs })
+    t.listen((socket, m) => {
+      if (m.type === 'hello') welcome(socket)
+      if (m.type === 'ping') send(socket, { type: 'pong', t: m.t })
+    })
+    t.connection.start()
+    await settle()
+    jumpMs = 60 * 60_000
+    await t.scheduler.advance(PING_INTERVAL_MS / 2)
+    await settle()
+    expect(t.seen.lost).toBe(0)
+    expect(t.connection.welcomed()).toBe(true)
   })
 
   it('drops the socket at once on offline(), and tells the sync loop before anything else', async () => {

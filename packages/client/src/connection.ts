@@ -29,7 +29,9 @@
  *    token, or one minting tokens that are expired already, and a string token, never
  *    reconnect in a hot loop).
  * 4. A socket that is not welcomed within WELCOME_TIMEOUT_MS, or is silent for SILENCE_MS_MAX,
- *    is dropped; a socket quiet for half a ping interval is pinged. A socket that closes before
+ *    is dropped; a socket quiet for half a ping interval is pinged. Silence is measured on the
+ *    timers' clock (`Scheduler.now`), never on the wall clock: a device clock set back does not
+ *    hide a dead socket, one set forward does not drop a live one. A socket that closes before
  *    its welcome without an `error` frame is reported `unreachable`, with its close code.
  * 5. `reconnect()` connects at once when no socket is current (a current one is pinged), and
  *    restarts the backoff, ending a pause or a park; `offline()` drops the current socket at
@@ -50,6 +52,7 @@ import {
   SILENCE_MS_MAX,
   WELCOME_TIMEOUT_MS,
 } from './limits.ts'
+import { timersClock } from './environment.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { Renewal } from './token-renewal.ts'
 import { startRenewal } from './token-renewal.ts'
@@ -119,6 +122,8 @@ export interface Connection {
  */
 export function createConnection(options: ConnectionOptions): Connection {
   const { scheduler, events } = options
+  /** Invariant 4: the clock silence is measured on. */
+  const elapsed = timersClock(scheduler)
   let socket: WebSocketLike | undefined
   let stopped = true
   let paused = false
@@ -126,6 +131,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   let welcomed = false
   let attempt = 0
   let backoffMsMin = 0
+  /** When the current socket last heard anything, on the timers' clock (invariant 4). */
   let lastMessageAt = 0
   let reconnectTimer: TimerHandle | undefined
   let pingTimer: TimerHandle | undefined
@@ -191,7 +197,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     socket = ws
     socketToken = token
     welcomed = false
-    lastMessageAt = options.now()
+    lastMessageAt = elapsed()
     let errorSeen = false
     let timedOut = false
     const welcomeTimer = scheduler.setTimeout(() => {
@@ -204,7 +210,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     })
     ws.addEventListener('message', (event) => {
       if (socket !== ws) return
-      lastMessageAt = options.now()
+      lastMessageAt = elapsed()
       let message: Message
       try {
         message = decodeMessage(frameBytes(event.data))
@@ -325,7 +331,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       pingTimer = scheduler.setInterval(() => {
         const ws = socket
         if (ws === undefined) return
-        const quietMs = options.now() - lastMessageAt
+        const quietMs = elapsed() - lastMessageAt
         if (quietMs > SILENCE_MS_MAX) closeQuietly(ws)
         else if (quietMs > PING_INTERVAL_MS / 2) send(ws, { type: 'ping', t: options.now() })
       }, PING_INTERVAL_MS / 2)
