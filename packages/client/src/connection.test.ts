@@ -347,7 +347,10 @@ describe('connection', () => {
     u.connection.stop()
   })
 
-  it('parks after client_taken: no reconnect until reconnect()', async () => {
+  it.each([
+    ['an older relay naming no log', undefined],
+    ['a relay naming the log that answered', { id: 'restored-log-0123456789', generation: 2 }],
+  ])('parks after client_taken from %s: no reconnect until reconnect()', async (_, log) => {
     const t = setup()
     t.listen((socket, m) => {
       if (m.type !== 'hello') return
@@ -356,40 +359,20 @@ describe('connection', () => {
         kind: 'client_taken',
         message: 'another subject',
         backoffMsMin: 60_000,
+        ...(log === undefined ? {} : { log }),
       })
       socket.close(4409)
     })
     t.connection.start()
     await settle()
     expect(t.connection.parked()).toBe(true)
-    expect(t.seen.taken).toEqual([]) // an older relay names no log: nothing to tell
+    // The sync loop hears the log (and decides whether to move and reconnect: sync.ts).
+    expect(t.seen.taken).toEqual(log === undefined ? [] : [log])
     await t.scheduler.advance(10 * 60_000)
     expect(t.sockets.length).toBe(1)
     t.connection.reconnect()
     await settle()
     expect(t.sockets.length).toBe(2)
-  })
-
-  it('hands the log a client_taken names to the sync loop, parked until it reconnects', async () => {
-    const t = setup()
-    const log = { id: 'restored-log-0123456789', generation: 2 }
-    t.listen((socket, m) => {
-      if (m.type !== 'hello') return
-      send(socket, {
-        type: 'error',
-        kind: 'client_taken',
-        message: 'another subject',
-        backoffMsMin: 60_000,
-        log,
-      })
-      socket.close(4409)
-    })
-    t.connection.start()
-    await settle()
-    expect(t.connection.parked()).toBe(true)
-    expect(t.seen.taken).toEqual([log])
-    await t.scheduler.advance(10 * 60_000)
-    expect(t.sockets.length).toBe(1)
   })
 
   it('pauses on disconnect(): the socket goes and none comes until reconnect()', async () => {
