@@ -369,7 +369,7 @@ export function createSync(options: SyncOptions): Sync {
     try {
       const from = helloClientId
       const tenant = await clientStore.tenant()
-      // Never welcomed: no log saw this database, so no binding can have been lost.
+      // No tenant: never welcomed, so no log ever bound this clientId to this database.
       if (tenant === undefined) return
       const begun = await clientStore.beginSession(
         { clientId: from, tenant, log, high: 0 },
