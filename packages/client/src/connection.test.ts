@@ -3,15 +3,15 @@
 // RECONNECT_MS_MAX with jitter, never below the relay's backoff floor (jittered upwards),
 // starting over after a welcome; a new token after `token_expired`, but a backoff that keeps
 // growing when the same token is refused again (issue 12 case 8); `unreachable` and
-// `token_unavailable` said as such; `client_taken` parking the connection; sockets dropped
-// when not welcomed in time or silent too long; `reconnect()`, `offline()` and `disconnect()`
-// acting at once; the token renewed on the live socket at about 80 % of its lifetime, and a
-// renewal that gets the same token back tried again after a backoff.
+// `token_unavailable` said as such; `client_taken` parking the connection (the log it names
+// handed on); sockets dropped when not welcomed in time or silent too long; `reconnect()`,
+// `offline()` and `disconnect()` acting at once; the token renewed on the live socket at about
+// 80 % of its lifetime, and a renewal that gets the same token back tried again after a backoff.
 // Method: the in-memory transport of testkit with a scripted relay end, a manual scheduler for
 // every timer, a random source the test sets.
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/testkit'
-import type { ClientMessage, RelayMessage } from '@ledgerline/protocol'
+import type { ClientMessage, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
 import { ackMessage, welcomeMessage } from '../test-support/messages.ts'
@@ -31,7 +31,13 @@ let connection: Connection | undefined
 afterEach(() => connection?.stop())
 
 function setup(
-  options: { random?: number; token?: () => Promise<string>; renewable?: boolean } = {},
+  options: {
+    random?: number
+    token?: () => Promise<string>
+    renewable?: boolean
+    /** How far the wall clock is off the scheduler's (the timers run on the scheduler's). */
+    clockJumpMs?: () => number
+  } = {},
 ) {
   const transport = createMemoryTransport({ defer: (fn) => void setImmediate(fn) })
   const scheduler = createManualScheduler(1_000_000)
@@ -43,10 +49,12 @@ function setup(
     lost: number
     failed: [ConnectionErrorKind, string][]
     changed: number
+    taken: LogIdentity[]
   } = {
     messages: [],
     lost: 0,
     failed: [],
+    taken: [],
     changed: 0,
   }
   let relay: ((socket: MemoryServerSocket, m: ClientMessage) => void) | undefined
@@ -68,7 +76,7 @@ function setup(
     invalidateToken: () => invalidated++,
     renewable: options.renewable,
     clientId: async () => CLIENT,
-    now: scheduler.now,
+    now: () => scheduler.now() + (options.clockJumpMs?.() ?? 0),
     random: () => options.random ?? 0.5,
     scheduler,
     events: {
@@ -76,6 +84,7 @@ function setup(
       lost: () => seen.lost++,
       failed: (kind, message) => seen.failed.push([kind, message]),
       changed: () => seen.changed++,
+      taken: (log) => seen.taken.push(log),
     },
   })
   return { connection, scheduler, got, sockets, seen, listen, invalidated: () => invalidated }
@@ -199,6 +208,50 @@ describe('connection', () => {
     expect(t.seen.lost).toBe(2)
   })
 
+  it('finds a silent socket in time when the wall clock jumps back (seed 927 of the simulation)', async () => {
+    // The device's clock is set back 5 minutes (an NTP correction, a cashier), then the socket
+    // goes silent (a black hole: no close). Silence is time on the timers, not on the wall
+    // clock: on 878ded0 the socket is pinged and dropped only after the jump is made up too.
+    let jumpMs = 0
+    const t = setup({ clockJumpMs: () => jumpMs })
+    let answering = true
+    t.listen((socket, m) => {
+      if (!answering) return
+      if (m.type === 'hello') welcome(socket)
+      if (m.type === 'ping') send(socket, { type: 'pong', t: m.t })
+    })
+    t.connection.start()
+    await settle()
+    expect(t.connection.welcomed()).toBe(true)
+    await t.scheduler.advance(PING_INTERVAL_MS * 2)
+    await settle()
+    jumpMs = -5 * 60_000
+    answering = false
+    const pingsBefore = t.got.filter((m) => m.type === 'ping').length
+    await t.scheduler.advance(PING_INTERVAL_MS)
+    expect(t.got.filter((m) => m.type === 'ping').length).toBeGreaterThan(pingsBefore)
+    expect(t.seen.lost).toBe(0)
+    await t.scheduler.advance(SILENCE_MS_MAX + PING_INTERVAL_MS)
+    await settle()
+    expect(t.seen.lost).toBeGreaterThanOrEqual(1)
+  })
+
+  it('keeps a socket that answers when the wall clock jumps forward', async () => {
+    let jumpMs = 0
+    const t = setup({ clockJumpMs: () => jumpMs })
+    t.listen((socket, m) => {
+      if (m.type === 'hello') welcome(socket)
+      if (m.type === 'ping') send(socket, { type: 'pong', t: m.t })
+    })
+    t.connection.start()
+    await settle()
+    jumpMs = 60 * 60_000
+    await t.scheduler.advance(PING_INTERVAL_MS / 2)
+    await settle()
+    expect(t.seen.lost).toBe(0)
+    expect(t.connection.welcomed()).toBe(true)
+  })
+
   it('drops the socket at once on offline(), and tells the sync loop before anything else', async () => {
     const t = setup()
     t.listen((socket, m) => m.type === 'hello' && welcome(socket))
@@ -294,7 +347,10 @@ describe('connection', () => {
     u.connection.stop()
   })
 
-  it('parks after client_taken: no reconnect until reconnect()', async () => {
+  it.each([
+    ['an older relay naming no log', undefined],
+    ['a relay naming the log that answered', { id: 'restored-log-0123456789', generation: 2 }],
+  ])('parks after client_taken from %s: no reconnect until reconnect()', async (_, log) => {
     const t = setup()
     t.listen((socket, m) => {
       if (m.type !== 'hello') return
@@ -303,12 +359,15 @@ describe('connection', () => {
         kind: 'client_taken',
         message: 'another subject',
         backoffMsMin: 60_000,
+        ...(log === undefined ? {} : { log }),
       })
       socket.close(4409)
     })
     t.connection.start()
     await settle()
     expect(t.connection.parked()).toBe(true)
+    // The sync loop hears the log (and decides whether to move and reconnect: sync.ts).
+    expect(t.seen.taken).toEqual(log === undefined ? [] : [log])
     await t.scheduler.advance(10 * 60_000)
     expect(t.sockets.length).toBe(1)
     t.connection.reconnect()

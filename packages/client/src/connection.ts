@@ -12,7 +12,9 @@
  *
  * Terms: an *attempt* is one connect that has not been welcomed yet; the *backoff floor* is
  * the least delay the relay asked for in its last `error` frame; the connection is *paused* by
- * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`).
+ * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`; the sync
+ * loop calls it when the refusal came from a log this device did not last see and it moved the
+ * outbox to a new clientId: `sync.ts` invariant 8).
  *
  * Invariants:
  * 1. At most one socket is current; events of an older socket are ignored.
@@ -27,7 +29,9 @@
  *    token, or one minting tokens that are expired already, and a string token, never
  *    reconnect in a hot loop).
  * 4. A socket that is not welcomed within WELCOME_TIMEOUT_MS, or is silent for SILENCE_MS_MAX,
- *    is dropped; a socket quiet for half a ping interval is pinged. A socket that closes before
+ *    is dropped; a socket quiet for half a ping interval is pinged. Silence is measured on the
+ *    timers' clock (`Scheduler.now`), never on the wall clock: a device clock set back does not
+ *    hide a dead socket, one set forward does not drop a live one. A socket that closes before
  *    its welcome without an `error` frame is reported `unreachable`, with its close code.
  * 5. `reconnect()` connects at once when no socket is current (a current one is pinged), and
  *    restarts the backoff, ending a pause or a park; `offline()` drops the current socket at
@@ -38,7 +42,7 @@
  *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
  *    (the relay ends the session at expiry with `token_expired`).
  */
-import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
+import type { LogIdentity, Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import {
@@ -48,6 +52,7 @@ import {
   SILENCE_MS_MAX,
   WELCOME_TIMEOUT_MS,
 } from './limits.ts'
+import { timersClock } from './environment.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { Renewal } from './token-renewal.ts'
 import { startRenewal } from './token-renewal.ts'
@@ -67,6 +72,8 @@ export interface ConnectionEvents {
   failed(kind: ConnectionErrorKind, message: string): void
   /** `paused()` or `parked()` changed. */
   changed(): void
+  /** Parked on a `client_taken` that named the log that answered (`ErrorMessage.log`). */
+  taken(log: LogIdentity): void
 }
 
 export interface ConnectionOptions {
@@ -115,6 +122,8 @@ export interface Connection {
  */
 export function createConnection(options: ConnectionOptions): Connection {
   const { scheduler, events } = options
+  /** Invariant 4: the clock silence is measured on. */
+  const elapsed = timersClock(scheduler)
   let socket: WebSocketLike | undefined
   let stopped = true
   let paused = false
@@ -122,6 +131,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   let welcomed = false
   let attempt = 0
   let backoffMsMin = 0
+  /** When the current socket last heard anything, on the timers' clock (invariant 4). */
   let lastMessageAt = 0
   let reconnectTimer: TimerHandle | undefined
   let pingTimer: TimerHandle | undefined
@@ -187,7 +197,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     socket = ws
     socketToken = token
     welcomed = false
-    lastMessageAt = options.now()
+    lastMessageAt = elapsed()
     let errorSeen = false
     let timedOut = false
     const welcomeTimer = scheduler.setTimeout(() => {
@@ -200,7 +210,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     })
     ws.addEventListener('message', (event) => {
       if (socket !== ws) return
-      lastMessageAt = options.now()
+      lastMessageAt = elapsed()
       let message: Message
       try {
         message = decodeMessage(frameBytes(event.data))
@@ -260,6 +270,7 @@ export function createConnection(options: ConnectionOptions): Connection {
           events.changed()
         }
         events.failed(message.kind, text)
+        if (message.kind === 'client_taken' && message.log !== undefined) events.taken(message.log)
         return
       }
       case 'renewed':
@@ -320,7 +331,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       pingTimer = scheduler.setInterval(() => {
         const ws = socket
         if (ws === undefined) return
-        const quietMs = options.now() - lastMessageAt
+        const quietMs = elapsed() - lastMessageAt
         if (quietMs > SILENCE_MS_MAX) closeQuietly(ws)
         else if (quietMs > PING_INTERVAL_MS / 2) send(ws, { type: 'ping', t: options.now() })
       }, PING_INTERVAL_MS / 2)

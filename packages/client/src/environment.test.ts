@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import type { ClientNetwork, PersistentStorage } from './environment.ts'
-import { randomFloat, realScheduler, resolveEnvironment } from './environment.ts'
+import { randomFloat, realScheduler, resolveEnvironment, timersClock } from './environment.ts'
 import { sleep } from './scheduler.ts'
 import type { Scheduler } from './scheduler.ts'
 
@@ -94,6 +94,19 @@ describe('environment', () => {
     expect(uses.some((u) => u.startsWith('environment.ts:'))).toBe(true)
     expect(uses.filter((u) => !u.startsWith('environment.ts:'))).toEqual([])
   }, 60_000)
+
+  it('measures time on the timers’ clock: the scheduler’s own, else the host’s monotonic one', () => {
+    // Silence of a socket is measured on it (connection.ts invariant 4): never the wall clock.
+    let t = 5
+    expect(timersClock({ ...realScheduler, now: () => t })()).toBe(5)
+    t = 9
+    expect(timersClock({ ...realScheduler, now: () => t })()).toBe(9)
+    const { now: _now, ...withoutClock } = realScheduler
+    const host = timersClock(withoutClock)
+    const first = host()
+    expect(Number.isFinite(first)).toBe(true)
+    expect(host()).toBeGreaterThanOrEqual(first)
+  })
 
   it('defaults to the host and keeps every piece it is given, null included', () => {
     const host = resolveEnvironment({})

@@ -88,6 +88,19 @@ export const realScheduler: Scheduler = {
   clearInterval: (handle) =>
     globalThis.clearInterval(handle as Parameters<typeof clearInterval>[0]),
   defer: (fn) => globalThis.queueMicrotask(fn),
+  now: () => globalThis.performance.now(),
+}
+
+/**
+ * The timers' clock of `scheduler` (`Scheduler.now`, guarantee 4 of `scheduler.ts`); the
+ * host's monotonic clock for a scheduler that does not say.
+ *
+ * @example
+ * const elapsed = timersClock(realScheduler) // () => performance.now()
+ */
+export function timersClock(scheduler: Scheduler): () => number {
+  const now = scheduler.now?.bind(scheduler) ?? (() => globalThis.performance.now())
+  return now
 }
 
 /**

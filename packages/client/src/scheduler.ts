@@ -13,6 +13,8 @@
  * 2. Callbacks due at the same time run in the order they were set; `defer` runs callbacks in
  *    the order they were deferred, each after the code that deferred it has returned.
  * 3. Clearing an unknown, finished or `undefined` handle does nothing.
+ * 4. `now()`, when given, is the clock the timers run on: monotonic, whatever the wall clock
+ *    does (a device's clock set back or forward moves neither the timers nor `now()`).
  */
 
 /** Opaque: only ever handed back to the scheduler that made it. */
@@ -25,6 +27,11 @@ export interface Scheduler {
   clearInterval(handle: TimerHandle | undefined): void
   /** Runs `fn` after the current task, before timers (the host's `queueMicrotask`). */
   defer(fn: () => void): void
+  /**
+   * Ms on the timers' clock (guarantee 4), for measuring how long something took; the wall
+   * clock (`ClientOptions.now`) can jump. Without it: `performance.now()` (`timersClock`).
+   */
+  now?(): number
 }
 
 /**

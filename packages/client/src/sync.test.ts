@@ -14,7 +14,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import type { StoredEntry } from '@ledgerline/core'
-import type { ClientMessage, Cursors, RelayMessage } from '@ledgerline/protocol'
+import type { ClientMessage, Cursors, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage } from '@ledgerline/protocol'
 import { createMemoryTransport, type MemoryServerSocket } from '@ledgerline/testkit'
 import {
@@ -27,7 +27,7 @@ import {
   stored as storedEntry,
 } from '../test-support/entries.ts'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
-import { ackMessage, welcomeMessage } from '../test-support/messages.ts'
+import { ackMessage, LOG, welcomeMessage } from '../test-support/messages.ts'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
 import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
 import type { Client } from './client.ts'
@@ -153,10 +153,16 @@ describe('sync loop', () => {
 
 describe('sync loop over a scripted relay', () => {
   const URL = 'memory://relay/sync'
-  const welcome = (socket: MemoryServerSocket, clientSeqHigh: number) =>
+  const welcome = (socket: MemoryServerSocket, clientSeqHigh: number, log: LogIdentity = LOG) =>
     send(
       socket,
-      welcomeMessage({ partitions: 1, clientSeqHigh, serverTime: NOW, expiresAt: NOW + 3_600_000 }),
+      welcomeMessage({
+        partitions: 1,
+        clientSeqHigh,
+        serverTime: NOW,
+        expiresAt: NOW + 3_600_000,
+        log,
+      }),
     )
   const send = (socket: MemoryServerSocket, m: RelayMessage) => socket.send(encodeMessage(m))
 
@@ -301,6 +307,69 @@ describe('sync loop over a scripted relay', () => {
       _tag: 'reissued',
       as: `${derived}-1`,
     })
+  })
+
+  it('moves the outbox on a client_taken while a recovery is pending, parks on one without', async () => {
+    // Finding C of the product simulation: a restored log welcomed this database (the move was
+    // due, `recovering`), the till went away before it moved, and an impostor bound the old
+    // clientId on that log. The refusal names the log the database already knows; the pending
+    // recovery still moves everything, to the id a welcome's recovery would have derived.
+    const restored = { id: 'restored-log-0123456789', generation: 2 }
+    const taken = (socket: MemoryServerSocket) => {
+      send(socket, {
+        type: 'error',
+        kind: 'client_taken',
+        message: 'another subject',
+        backoffMsMin: 60_000,
+        log: restored,
+      })
+      socket.close(4409)
+    }
+    const t = await setup((socket, m) => {
+      if (m.type === 'hello' && m.clientId === CLIENT) taken(socket)
+      else if (m.type === 'hello') welcome(socket, 0, restored)
+      if (m.type === 'push') {
+        send(
+          socket,
+          ackMessage(
+            m.batch,
+            m.entries.map((e) => appendedResult(e, 0, e.clientSeq)),
+          ),
+        )
+      }
+    })
+    await appendTwo(t.clientStore)
+    const session = { clientId: CLIENT, tenant: 't1', high: 0 }
+    await t.clientStore.beginSession({ ...session, log: LOG }, () => 10)
+    const begun = await t.clientStore.beginSession({ ...session, log: restored }, () => 10)
+    expect(begun).toMatchObject({ recovering: true, logChanged: true })
+    const derived = deriveClientId(begun._tag === 'begun' ? begun.meta.deviceSecret : '', CLIENT, 0)
+    sync?.start()
+    await settle()
+    await t.scheduler.advance(1_000)
+    await settle()
+    expect(t.got.filter((m) => m.type === 'hello').map((m) => m.clientId)).toEqual([
+      CLIENT,
+      derived,
+    ])
+    const pushed = t.got.flatMap((m) => (m.type === 'push' ? m.entries.map((e) => e.id) : []))
+    expect(pushed).toEqual([`${derived}-1`, `${derived}-2`])
+    expect((await t.clientStore.counters()).outboxEntries).toBe(0)
+
+    // Under the new id, the same log refuses again: no recovery is pending now, so it parks.
+    sync?.stop()
+    const u = await setup((socket, m) => {
+      if (m.type === 'hello') taken(socket)
+    })
+    await u.clientStore.beginSession({ ...session, log: restored }, () => 10)
+    await appendTwo(u.clientStore)
+    sync?.start()
+    await settle()
+    await u.scheduler.advance(10 * 60_000)
+    await settle()
+    expect(u.got.filter((m) => m.type === 'hello').map((m) => m.clientId)).toEqual([CLIENT])
+    expect(sync?.state().lastError?.kind).toBe('client_taken')
+    expect((await u.clientStore.counters()).outboxEntries).toBe(2)
   })
 
   it('gives credit back for stored pages only, and ignores pages of another subscription', async () => {

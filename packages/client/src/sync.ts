@@ -34,10 +34,20 @@
  *    subscription brought them (the stored cursor of their partition passed their offset), for
  *    the entities in scope: `synced()` means the log's consequences of this device's entries
  *    are here too, not only the entries.
+ * 8. `client_taken` parks the connection, unless it names a log other than the one this
+ *    database last saw (restored or replaced since: the binding of the clientId may be what was
+ *    lost), or a recovery is pending (`recovering`: the log changed and the move did not happen
+ *    yet). Then, in the writes a welcome's recovery makes, what the database holds of the
+ *    clientId goes back into the outbox, history goes with the old log, and the outbox moves to
+ *    a new clientId; the connection reconnects as it. The log holds nothing of this device under
+ *    a clientId it binds to another subject (the first record binds), so nothing lands twice and
+ *    nothing is attributed to the other subject. The new identity is recorded first, so a
+ *    second `client_taken` from the same log, under the new clientId, parks: at most one move
+ *    per log change.
  */
 import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
-import type { WelcomeMessage } from '@ledgerline/protocol'
+import type { LogIdentity, WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
@@ -141,6 +151,8 @@ export function createSync(options: SyncOptions): Sync {
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
   let pagesSinceCredit = 0
+  /** Invariant 8: a move after `client_taken` is under way (a second refusal waits for it). */
+  let taking = false
   /** Invariant 7: correction positions (partition → offsets) not received yet, and the cursors. */
   const awaited = new Map<number, Set<number>>()
   let received: Readonly<Record<number, number>> = {}
@@ -195,6 +207,7 @@ export function createSync(options: SyncOptions): Sync {
         fail(kind, message)
       },
       changed: () => setState({}),
+      taken: (log) => void onTaken(log),
     },
   })
   const drain = createOutboxDrain({
@@ -342,6 +355,55 @@ export function createSync(options: SyncOptions): Sync {
     } catch (error) {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
+    }
+  }
+
+  /**
+   * Invariant 8: `client_taken` from `log`. The session-start write a welcome makes (put back,
+   * drop history, record the log) with no high-water mark (the log holds nothing of ours under
+   * a clientId it binds to another subject), then the move, then a reconnect.
+   */
+  async function onTaken(log: LogIdentity): Promise<void> {
+    if (taking || stopped) return
+    taking = true
+    try {
+      const from = helloClientId
+      const tenant = await clientStore.tenant()
+      // No tenant: never welcomed, so no log ever bound this clientId to this database.
+      if (tenant === undefined) return
+      const begun = await clientStore.beginSession(
+        { clientId: from, tenant, log, high: 0 },
+        options.bytesOf ?? (() => 0),
+      )
+      if (stopped) return
+      if (begun._tag === 'stale') {
+        // Another tab moved the outbox since the hello: say hello as the new id.
+        connection.reconnect()
+        return
+      }
+      if (!begun.recovering) return // the log this database last saw: stay parked
+      if (begun.logChanged) {
+        awaited.clear() // positions of another log
+        events.reset()
+      }
+      const settled = await recovery.settle(
+        {
+          from,
+          high: 0,
+          deviceSecret: begun.meta.deviceSecret,
+          clientIds: begun.meta.clientIds,
+          recovering: true,
+        },
+        0,
+      )
+      if (stopped || settled._tag !== 'moved') return
+      drain.forget()
+      events.reissued(settled.renamed)
+      connection.reconnect()
+    } catch (error) {
+      fail('storage', error instanceof Error ? error.message : String(error))
+    } finally {
+      taking = false
     }
   }
 

@@ -235,6 +235,12 @@ export interface ErrorMessage {
   readonly kind: ErrorKind
   readonly message: string
   readonly backoffMsMin: number
+  /**
+   * With `client_taken`: the log that answered (as `welcome.log`). A client that last saw
+   * another log (restored or replaced since) can tell a binding that log lost from one it
+   * never had. Absent from older relays and other kinds.
+   */
+  readonly log?: LogIdentity | undefined
 }
 
 export type ClientMessage =

@@ -115,6 +115,17 @@ describe('validateMessage', () => {
     expect(out).not.toBe(message)
   })
 
+  it('keeps the log identity of a client_taken error (finding C of the simulation)', () => {
+    const taken = {
+      type: 'error',
+      kind: 'client_taken',
+      message: 'taken',
+      backoffMsMin: 60_000,
+      log: { id: 'log-1', generation: 2 },
+    }
+    expect(validateMessage(taken)).toStrictEqual(taken)
+  })
+
   it('lists the decisions an ack may refuse with, and what it defers', () => {
     // unknown_type is not a decision: the relay is behind, so it defers (protocol 2).
     expect(ACK_REFUSAL_CODES).toEqual(['conflict', 'invariant', 'invalid', 'forbidden', 'seq_gap'])
@@ -291,6 +302,7 @@ describe('validateMessage', () => {
     [{ ...valid.error, kind: 'oops' }, 'bad_message', 'error.kind: must be an error kind'],
     [{ ...valid.error, backoffMsMin: -5 }, 'bad_message', 'error.backoffMsMin'],
     [{ ...valid.error, message: null }, 'bad_message', 'error.message: must be a string'],
+    [{ ...valid.error, log: { id: 'a', generation: 0 } }, 'bad_message', 'error.log.generation'],
   ])('refuses mutation %# with %s', (message, kind, text) => {
     const error = refusal(message)
     expect(error.kind).toBe(kind)

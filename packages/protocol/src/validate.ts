@@ -175,6 +175,7 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
       kind,
       message: text(m, 'message', p, 0, MESSAGE_LENGTH_MAX),
       backoffMsMin: integer(m, 'backoffMsMin', p, 0, Number.MAX_SAFE_INTEGER),
+      ...(own(m, 'log') === undefined ? {} : { log: logIdentity(own(m, 'log'), `${p}.log`) }),
     }
   },
 }

@@ -42,6 +42,8 @@ describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%
         await token({ sub: 'intruder', write: grant === 'with' ? ['*'] : [] }),
       )
       expect(errorKindOf(answer), `the impostor's hello got ${answer.type}`).toBe(CLIENT_TAKEN)
+      // The log that answered, so a till that last saw another log can tell a lost binding.
+      expect(answer).toMatchObject({ log: await relay.store.identity() })
       expect((await impostor.closed).code).toBe(CLIENT_TAKEN_CLOSE_CODE)
 
       expect((await pushAcked(till, 2, sales(3, 4))).map((r) => r.status)).toEqual([
@@ -69,6 +71,9 @@ describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%
     expect(raced._tag === 'error' ? errorKindOf(raced.error) : JSON.stringify(raced)).toBe(
       CLIENT_TAKEN,
     )
+    expect(raced._tag === 'error' ? raced.error : undefined).toMatchObject({
+      log: await relay.store.identity(),
+    })
     expect((await impostor.closed).code).toBe(CLIENT_TAKEN_CLOSE_CODE)
     expect((await pushAcked(till, 2, sales(2, 2))).map((r) => r.status)).toEqual(['appended'])
     const ledger = await relay.store.readEntity(TENANT, 'order/o3', 1, 100)

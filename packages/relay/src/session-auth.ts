@@ -12,9 +12,10 @@
  * 1. `hello` moves the session to checking the token before anything asynchronous starts, and
  *    an answer that arrives after the session moved on (closed, failed) changes nothing.
  * 8. The identity is set once, at `welcome`, for the session's whole life: `hello` is refused
- *    `client_taken` when the log binds the clientId to another subject, and `renew` swaps the
- *    token only for one of the same tenant and subject (else `unauthorized`), re-arming the
- *    expiry. Only the answer to the latest renewal counts; grants change, nothing else does.
+ *    `client_taken`, naming the log's identity, when the log binds the clientId to another
+ *    subject, and `renew` swaps the token only for one of the same tenant and subject (else
+ *    `unauthorized`), re-arming the expiry. Only the answer to the latest renewal counts;
+ *    grants change, nothing else does.
  * 9. A welcomed session holds a seat of its tenant; past the tenant's cap `hello` is answered
  *    `overloaded`. `close` releases the seat and clears the expiry timer (both idempotent).
  */
@@ -27,7 +28,7 @@ import {
   PUSH_IN_FLIGHT_MAX,
   TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
-import type { ErrorKind, Grants, RelayMessage } from '@ledgerline/protocol'
+import type { ErrorKind, Grants, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import type { Seat } from './relay-gates.ts'
 import type { SessionContext } from './session.ts'
 import { BadMessage } from './subscriptions.ts'
@@ -54,6 +55,8 @@ export interface AuthHost {
   send(message: RelayMessage): void
   /** An error that closes the socket; `overloaded` carries the relay's retry hint. */
   fail(kind: ErrorKind, message: string): void
+  /** `client_taken`, naming the log that answered (`ErrorMessage.log`). */
+  taken(message: string, log: LogIdentity): void
   overloaded(message: string): void
 }
 
@@ -109,6 +112,7 @@ export class SessionAuth {
   #renewals = 0
   #tenantSeat: Seat | undefined
   #helloClientId: string | undefined
+  #log: LogIdentity | undefined
   #expiryTimer: TimerHandle | undefined
 
   constructor(context: SessionContext, timers: RelayTimers, host: AuthHost) {
@@ -119,6 +123,11 @@ export class SessionAuth {
 
   get identity(): SessionIdentity {
     return this.#identity
+  }
+
+  /** The log identity the `welcome` named; undefined before it. */
+  get log(): LogIdentity | undefined {
+    return this.#log
   }
 
   /** The clientId the `hello` named (for the logs), welcomed or not; undefined before it. */
@@ -150,11 +159,9 @@ export class SessionAuth {
         ])
         if (!this.#host.isChecking()) return
         if (record.subject !== null && record.subject !== claims.sub) {
-          // Invariant 8. The other subject is not named: it is not this token's business.
-          this.#host.fail(
-            'client_taken',
-            `clientId ${clientId} belongs to another user of the tenant`,
-          )
+          // Invariant 8. The other subject is not named: it is not this token's business. The
+          // log is: a client that last saw another log knows the binding may be what was lost.
+          this.#host.taken(`clientId ${clientId} belongs to another user of the tenant`, log)
           return
         }
         const seat = this.#ctx.gates.tenant(claims.tenant)
@@ -163,6 +170,7 @@ export class SessionAuth {
           return
         }
         this.#tenantSeat = seat
+        this.#log = log
         this.#identity = {
           tenant: claims.tenant,
           subject: claims.sub,

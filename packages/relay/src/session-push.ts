@@ -41,6 +41,8 @@ export interface PushHost {
   sendBytes(bytes: Uint8Array): boolean
   /** An error that closes the socket; `overloaded` carries the relay's retry hint. */
   fail(kind: ErrorKind, message: string): void
+  /** `client_taken`, naming the log the session was welcomed by. */
+  taken(message: string): void
   overloaded(message: string): void
 }
 
@@ -175,7 +177,7 @@ export class SessionPushes {
       (appended) => {
         if (appended.some((r) => r.status === 'client_taken')) {
           // Nothing of it was recorded: another subject bound the clientId after our hello.
-          this.#host.fail('client_taken', `clientId ${identity.clientId} belongs to another user`)
+          this.#host.taken(`clientId ${identity.clientId} belongs to another user`)
           return
         }
         const results = appended as AckResult[]

@@ -16,7 +16,7 @@
  *    that cannot be encoded is logged and fails the session `internal`, unless it was an error.
  */
 import { encodeMessage, ERROR_KINDS, MESSAGE_LENGTH_MAX } from '@ledgerline/protocol'
-import type { ErrorKind, RelayMessage } from '@ledgerline/protocol'
+import type { ErrorKind, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import { encodeEntriesPage } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
 import type { SessionContext, SessionSocket } from './session.ts'
@@ -92,12 +92,14 @@ export class SessionSender {
     return true
   }
 
-  sendError(kind: ErrorKind, message: string, backoffMsMin?: number): void {
+  /** `log`: the log that answered, sent with `client_taken` (`ErrorMessage.log`). */
+  sendError(kind: ErrorKind, message: string, backoffMsMin?: number, log?: LogIdentity): void {
     this.send({
       type: 'error',
       kind,
       message: message.slice(0, MESSAGE_LENGTH_MAX),
       backoffMsMin: backoffMsMin ?? ERROR_KINDS[kind].backoffMsMin,
+      ...(log === undefined ? {} : { log }),
     })
   }
 

@@ -41,7 +41,7 @@
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
-import type { ErrorKind, Message, RelayMessage } from '@ledgerline/protocol'
+import type { ErrorKind, LogIdentity, Message, RelayMessage } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
 import type { CommitQueue } from './commit-queue.ts'
@@ -154,6 +154,7 @@ export class Session {
       welcome: (message) => this.#welcome(message),
       send: (message) => this.#sender.send(message),
       fail: (kind, message) => this.#fail(kind, message),
+      taken: (message, log) => this.#fail('client_taken', message, undefined, log),
       overloaded: (message) => this.#overloaded(message),
     })
     this.#pushes = new SessionPushes(context, this, {
@@ -161,6 +162,7 @@ export class Session {
       isSlow: () => this.#sender.isSlow(),
       sendBytes: (bytes) => this.#sender.sendBytes(bytes),
       fail: (kind, message) => this.#fail(kind, message),
+      taken: (message) => this.#fail('client_taken', message, undefined, this.#auth.log),
       overloaded: (message) => this.#overloaded(message),
     })
     this.#subs = new Subscriptions(context, {
@@ -351,10 +353,10 @@ export class Session {
   }
 
   /** Sends the error, closes with the kind's code, and cuts the socket if it will not close. */
-  #fail(kind: ErrorKind, message: string, backoffMsMin?: number): void {
+  #fail(kind: ErrorKind, message: string, backoffMsMin?: number, log?: LogIdentity): void {
     if (this.#state === 'closed') return
     this.#closeReason ??= { kind, message }
-    this.#sender.sendError(kind, message, backoffMsMin)
+    this.#sender.sendError(kind, message, backoffMsMin, log)
     this.#state = 'closed'
     this.#clearTimers()
     try {

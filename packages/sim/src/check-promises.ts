@@ -13,9 +13,12 @@
  *    or refused once), with the content the app asked for; a fact is never refused; an op that
  *    never resolved (the till died, `append` threw), or that a restored disk forgot before it
  *    was sent, is in the log at most once; nothing is in the log that no till made (the
- *    impostor's entries under a till's clientId are refused `client_taken`: never in it).
+ *    impostor's entries under a till's clientId are refused `client_taken`: never in it, but
+ *    for a clientId a log restore unbound, under which the log then holds none of a till's).
  * 2. `ids`: no entry id names two contents: the log's entry under an id is the content of every
- *    promise made under it (and of something someone made).
+ *    promise made under it (and of something someone made), but for promises moved to another
+ *    id, ops of the open findings, and refusals a log restore forgot whose id the impostor
+ *    filled (finding C).
  * 3. An op of an open finding is counted once, in `known`, and in `openOps` so that the later
  *    checks do not count it again.
  */
@@ -192,7 +195,23 @@ export function checkPromises(input: PromiseCheckInput): PromiseCheckResult {
       )
     }
   }
+  /** ClientIds the log holds an entry of some till under. */
+  const tillClientIds = new Set<string>()
   for (const [op, entries] of byOp) {
+    if (history.ops.has(op)) for (const e of entries) tillClientIds.add(e.clientId)
+  }
+  for (const [op, entries] of byOp) {
+    if (
+      history.impostorOps.has(op) &&
+      history.logRestoredAt !== undefined &&
+      entries.every((e) => !tillClientIds.has(e.clientId))
+    ) {
+      // Finding C: the log went back to a copy older than the till's first push under that
+      // clientId, so it no longer bound it; the impostor, who learned it from the newer log,
+      // bound it first (the oracle checked that decision) and the till moved to a new clientId.
+      // Under that clientId the log holds the impostor's entries only: nobody's promise moved.
+      continue
+    }
     if (history.impostorOps.has(op)) {
       // Protocol 2 binds a clientId to its first subject: another one's entries never land.
       unexpected += entries.length
@@ -227,6 +246,19 @@ export function checkPromises(input: PromiseCheckInput): PromiseCheckResult {
       const record = history.ops.get(m.op)
       if (record === undefined || record.outcome !== 'resolved' || record.forgotten === true)
         continue
+      // Counted once, with its open finding (invariant 3).
+      if (openOps.has(m.op)) continue
+      // A refusal of a log since put back to an older copy: the restored log forgot the id,
+      // and a subject that bound the forgotten clientId (finding C) filled it. The till keeps
+      // its `refused` outcome (`requests` accepts that); nothing of it is in the log.
+      const forgottenRefusal = history.acks.some(
+        (a) =>
+          a.result.id === id &&
+          a.result.status === 'refused' &&
+          history.logRestoredAt !== undefined &&
+          a.at < history.logRestoredAt,
+      )
+      if (forgottenRefusal && holder.by === 'impostor') continue
       // Protocol 2: the log answered `id_conflict` and the client moved the entry to a new id
       // (`outcome(id)` is `reissued`): the log never took it for the other content.
       if (record.entry !== undefined && decidedId(history, record) !== record.entry.id) continue

@@ -74,3 +74,5 @@ export const SIM_OVERSIZED_BURST_ENTRIES = 220
  * the ack of one full push of over-picks does not fit one frame.
  */
 export const SIM_BIN_RECENT_BYTES = 6_000
+/** Entries or results one trace note of a frame lists (`trace-notes.ts`); the rest are counted. */
+export const SIM_TRACE_NOTE_ITEMS_MAX = 12

@@ -254,6 +254,8 @@ export function createLife(sched: SimScheduler, name: string): Life {
     setInterval: (fn, intervalMs) => every(Math.max(1, intervalMs), timerLabel, fn),
     clearInterval: clear,
     defer: (fn) => queueMicrotask(fn),
+    // The timers' clock is simulated time: a till's clock jumps, its timers do not.
+    now: () => sched.now(),
   }
   return {
     name,

@@ -36,6 +36,7 @@ import {
 } from './limits.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
+import { frameNote } from './trace-notes.ts'
 import type { Wire } from './wire.ts'
 
 export interface TillOptions {
@@ -131,6 +132,7 @@ export function createTill(options: TillOptions): Till {
     },
     sent: (_link: string, bytes: Uint8Array) => {
       const message = decodeMessage(bytes)
+      sched.note(() => frameNote(name, 'sent', message))
       if (message.type !== 'push') return
       for (const e of message.entries) {
         const op = opOf(e)
@@ -142,6 +144,7 @@ export function createTill(options: TillOptions): Till {
     },
     toClient: (_link: string, bytes: Uint8Array) => {
       const message = decodeMessage(bytes)
+      sched.note(() => frameNote(name, 'got', message))
       if (message.type === 'error') {
         failedAgain(`error ${message.kind}: ${message.message.slice(0, 80)}`)
         return

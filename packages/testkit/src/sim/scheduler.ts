@@ -11,7 +11,8 @@
  * 2. Events due at the same time run in the order they were scheduled (the sequence number
  *    breaks ties), so a run depends only on the seed, never on the host.
  * 3. Every event run and every `record()` feeds the trace hash, so two runs with equal hashes
- *    took the same path.
+ *    took the same path. A `note()` never does: detail kept for reading a trace (when
+ *    `keepTrace` is set) does not change the hash of a run.
  * 4. The queue is bounded by `SIM_EVENTS_QUEUED_MAX`: a runaway feedback loop fails loudly.
  */
 import { SIM_EVENTS_QUEUED_MAX } from './limits.ts'
@@ -32,6 +33,11 @@ export interface SimScheduler {
   runUntil(done: () => boolean, timeMax: number): boolean
   /** Folds a fact into the trace hash (and, when tracing is on, into the kept trace). */
   record(fact: string): void
+  /**
+   * Keeps a detail in the trace when tracing is on, without folding it into the hash
+   * (invariant 3); `fact` is called only then, and undefined keeps nothing.
+   */
+  note(fact: () => string | undefined): void
   /** The trace hash so far, 16 hex digits. */
   traceHash(): string
   /** The last facts recorded, when `keepTrace` was set (for replay diffs). */
@@ -68,10 +74,12 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
     }
     h1 = Math.imul(h1 ^ 0x0a, 0x01000193) >>> 0
     h2 = Math.imul(h2 ^ 0x0a, 0x5bd1e995) >>> 0
-    if (keep > 0) {
-      kept.push(text)
-      if (kept.length > keep) kept.shift()
-    }
+    keepFact(text)
+  }
+  const keepFact = (text: string) => {
+    if (keep === 0) return
+    kept.push(text)
+    if (kept.length > keep) kept.shift()
   }
   const sched: SimScheduler = {
     now: () => now,
@@ -122,6 +130,11 @@ export function createSimScheduler(options: { keepTrace?: number | undefined } =
       return true
     },
     record: mix,
+    note(fact) {
+      if (keep === 0) return
+      const text = fact()
+      if (text !== undefined) keepFact(`  ${now} ${text}`)
+    },
     traceHash: () => h1.toString(16).padStart(8, '0') + h2.toString(16).padStart(8, '0'),
     trace: () => kept,
     get eventsRun() {
