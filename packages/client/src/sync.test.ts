@@ -455,6 +455,6 @@ function stubStore(o: {
     }),
     markRecovering: unused,
     reissue: unused,
-    close: () => {},
+    close: () => Promise.resolve(),
   }
 }
