@@ -215,6 +215,7 @@ function cleanEntry(e: Entry, path: string): Entry {
     intent: e.intent,
     ...(e.expect === undefined ? {} : { expect: e.expect }),
     ...(e.corrects === undefined ? {} : { corrects: e.corrects }),
+    ...(e.origin === undefined ? {} : { origin: e.origin }),
     clientId: e.clientId,
     clientSeq: e.clientSeq,
     hlc: e.hlc,
