@@ -143,6 +143,7 @@ async function attemptGroup(
     partitionHeads: new Map(heads.map((r) => [r.partition, r.head])),
     clients: new Map(),
     previous: new Map(),
+    originals: new Map(),
     heads: new Map(),
   }
   pgRows.takeClients(keys.clients, pgSql.rowsOf(clientsResult), loaded)

@@ -44,6 +44,7 @@ import {
   deferredQuery,
   FOLD_PAGE_SQL,
   headsQuery,
+  originalsQuery,
   q,
   pipeline,
   previousQuery,
@@ -57,6 +58,8 @@ export interface Loaded {
   readonly partitionHeads: Map<number, number>
   readonly clients: Map<string, ClientRecord>
   readonly previous: Map<string, Recorded | null>
+  /** What `originalsQuery` read, by `joinKey(tenant, origin)`. */
+  readonly originals: Map<string, readonly StoredEntry[]>
   readonly heads: Map<string, PlanHead>
 }
 
@@ -261,6 +264,7 @@ export function lookupsOf(loaded: Loaded): PlanLookups {
   return {
     client: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
     previous: (tenant, id) => loaded.previous.get(joinKey(tenant, id)),
+    originals: (tenant, origin) => loaded.originals.get(joinKey(tenant, origin)),
     entityHead: (tenant, entity) => loaded.heads.get(joinKey(tenant, entity)),
     partitionHead: (partition) => loaded.partitionHeads.get(partition),
   }
@@ -284,6 +288,12 @@ export async function loadNeed(
     case 'previous':
       await loadPrevious(client, [[need.tenant, need.id]], loaded)
       break
+    case 'origin': {
+      const [result] = await pipeline(client, [originalsQuery(need.tenant, need.origin)])
+      const rows = rowsOf<EntryRow>(result)
+      loaded.originals.set(joinKey(need.tenant, need.origin), rows.map(toStored))
+      break
+    }
     case 'entity': {
       const [result] = await pipeline(client, [headsQuery([[need.tenant, need.entity]])])
       await takeHeads(client, rowsOf(result), loaded, schema, states)

@@ -64,12 +64,32 @@ export const WRITE_SQL = `with e as (
   on conflict (tenant, client_id)
     do update set high = greatest(ledgerline_clients.high, excluded.high),
       subject = coalesce(ledgerline_clients.subject, excluded.subject)
+), o as (
+  insert into ledgerline_origins (tenant, origin, id)
+  select * from unnest($31::text[], $32::text[], $33::text[])
 ), p as (
   update ledgerline_partition_heads h set head = u.head
   from unnest($18::int[], $19::bigint[]) u(partition, head)
   where h.partition = u.partition
 )
 select pg_notify('${PG_COMMIT_CHANNEL}', $20) where $20 <> ''`
+
+/**
+ * The client entries that are `origin` itself or carry it (`ledgerline_origins`), in commit
+ * order: what a moved entry may be a copy of.
+ */
+export function originalsQuery(tenant: string, origin: string): pg.QueryConfig {
+  return {
+    name: 'ledgerline_originals_v1',
+    text: `select e.tenant, e.partition, e."offset", e.version, e.committed_at, e.body
+      from ledgerline_entries e
+      where e.tenant = $1 and ((e.id = $2 and e.digest is not null) or e.id in (
+        select o.id from ledgerline_origins o where o.tenant = $1 and o.origin = $2))
+      order by e.seq`,
+    values: [tenant, origin],
+    types: PG_TYPES,
+  }
+}
 
 /** (tenant, id, clientId, clientSeq) of an item whose earlier result may be needed. */
 export type Candidate = readonly [string, string, string, number]
