@@ -12,15 +12,16 @@
  * 1. `beginSession` is ONE strict transaction over every store it may touch: the entries put
  *    back are in the outbox before confirmed history, snapshots and cursors go, and the new log
  *    identity is recorded with `recovering` in the same commit (client store guarantee 9).
- * 2. Entries are put back as they were sent (`sentEntry`: same id, same content), only of the
- *    current clientId, never twice (`planSession`).
+ * 2. Entries of the current clientId are put back as they were sent (`sentEntry`: same id,
+ *    same content), those of earlier clientIds moved under it with their `origin`, never twice
+ *    (`planSession`).
  * 3. Dropping history keeps the chunk numbering going (`chunkLast`), so a chunk number never
  *    names two different chunks for a reader that still holds an old one.
  * 4. `reissue` moves every outbox record in one strict transaction, and only while the current
  *    clientId is the one the caller recovered from.
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { planReissue, planSession, isOtherLog } from './plans-recovery.ts'
+import { isOtherLog, outboxKeysOf, planReissue, planSession } from './plans-recovery.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
@@ -55,16 +56,17 @@ export function createIdbRecovery(
             throw new ClientError('closed', 'database was wiped: reopen the client')
           if (meta.clientId !== session.clientId) return { _tag: 'stale' } as const
           const changed = isOtherLog(meta.log, session.log)
-          // What a changed log may lack: this clientId's acked records and confirmed history.
+          // What a changed log may lack: own acked records and confirmed history, of every
+          // clientId this database used (`planSession` picks).
           const held: StoredEntry[] = []
           const acked = changed ? await tx.objectStore('acked').getAll() : []
-          let outboxIds = new Set<string>()
+          let outboxKeys = new Set<string>()
           if (changed) {
-            const outbox = await tx.objectStore('outbox').getAll()
-            outboxIds = new Set(outbox.map((r) => r.id))
+            const own = new Set(meta.clientIds)
+            outboxKeys = outboxKeysOf(await tx.objectStore('outbox').getAll())
             let cursor = await tx.objectStore('chunks').openCursor()
             while (cursor !== null) {
-              for (const e of cursor.value.entries) if (e.clientId === meta.clientId) held.push(e)
+              for (const e of cursor.value.entries) if (own.has(e.clientId)) held.push(e)
               cursor = await cursor.continue()
             }
           }
@@ -72,7 +74,7 @@ export function createIdbRecovery(
             meta,
             session,
             [...acked.map((a) => a.entry), ...held],
-            outboxIds,
+            outboxKeys,
             bytesOf,
           )
           for (const r of plan.putBack) void track(tx.objectStore('outbox').put(r))
