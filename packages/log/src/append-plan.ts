@@ -48,7 +48,8 @@
  *    the plan's `clients`; a call without a pusher binds nothing and may correct anything.
  * 12. An entry with an `origin` (moved by restore recovery) whose origin the log holds already,
  *    as the origin itself or as another entry carrying it, with the same `recoveryDigest`, of a
- *    clientId bound to the pusher's subject (or unbound), is a `duplicate` of that entry: it
+ *    clientId bound to the pusher's subject (or unbound), is a `duplicate` of the first such
+ *    entry in commit order: it
  *    uses up its clientSeq (the high-water mark moves) and records nothing, so a resend finds
  *    nothing under its id and asks the origin again (same answer). A clientSeq at or below the
  *    mark with nothing recorded was used so; another entry under it is an `id_conflict`.
@@ -392,6 +393,7 @@ class Planner {
       .map((p) => p.stored)
       .filter((e) => e.id === origin || e.origin === origin)
     const want = recoveryDigest(entry, this.#context.hash)
+    let first: AppendedResult | undefined
     for (const candidate of [...found, ...inGroup]) {
       if (candidate.clientId === SERVER_CLIENT_ID) continue
       const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
@@ -401,9 +403,12 @@ class Planner {
       }
       if (!sameDigest(recoveryDigest(candidate, this.#context.hash), want)) continue
       const record = this.#previous(tenant, candidate.id)
-      if (record?._tag === 'entry') return record.result
+      if (record?._tag !== 'entry') continue
+      // The first landing in commit order: copies of one content share an entity, so a
+      // partition, where offsets are commit order (every store answers the same one).
+      if (first === undefined || record.result.offset < first.offset) first = record.result
     }
-    return undefined
+    return first
   }
 
   #record(tenant: string, id: string, record: Recorded): void {
