@@ -100,6 +100,7 @@ function plan_(schema: Schema | undefined, calls: readonly PlanCall[]) {
       lookups: {
         client: () => ({ high: 0, subject: null }),
         previous: () => null,
+        originals: () => [],
         entityHead: () => ({
           version: 0,
           offset: 0,
