@@ -43,7 +43,16 @@ export function createIdbRecovery(
   return {
     async beginSession(session, bytesOf) {
       return run(
-        viewStores(types, ['meta', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'snapshots']),
+        viewStores(types, [
+          'meta',
+          'outbox',
+          'acked',
+          'outcomes',
+          'chunks',
+          'staged',
+          'ledgers',
+          'snapshots',
+        ]),
         'readwrite',
         'strict',
         async (tx, track) => {
@@ -79,6 +88,7 @@ export function createIdbRecovery(
           )
           for (const r of plan.putBack) void track(tx.objectStore('outbox').put(r))
           for (const id of plan.ackedDeletes) void track(tx.objectStore('acked').delete(id))
+          for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
           if (plan.clearHistory) {
             for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
               void track(tx.objectStore(name).clear())

@@ -333,6 +333,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.outbox = new Map(all.map((r) => [r.id, r]))
         }
         for (const id of plan.ackedDeletes) data.acked.delete(id)
+        for (const o of plan.outcomes) data.outcomes.set(o.id, o)
         if (plan.clearHistory) {
           data.chunks.clear()
           data.ledgers.clear()

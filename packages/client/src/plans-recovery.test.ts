@@ -127,6 +127,10 @@ describe('planSession', () => {
     ])
     expect(plan.putBack[0]?.entry.data).toEqual(o3!.data)
     expect(plan.ackedDeletes).toEqual([voidOf3.id])
+    expect(plan.outcomes.map((o) => [o.id, o.outcome.as])).toEqual([
+      [o3!.id, `${CLIENT}-2`],
+      [voidOf3.id, `${CLIENT}-3`],
+    ])
     expect(plan.meta).toMatchObject({ seqLast: 3, outboxEntries: 2, recovering: true })
   })
 })

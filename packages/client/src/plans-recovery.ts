@@ -15,7 +15,8 @@
  *    above that clientId's mark in the welcome (`SessionStart.older`; the log lacks them) are
  *    put back after the outbox, under the current clientId (seqLast + 1 …), with their `origin`
  *    (their first id), in the order the clientIds were used, then clientSeq; a `corrects` naming
- *    one of them names its new id. An earlier clientId the welcome did not answer (another
+ *    one of them names its new id, and `outcome(old id)` says `reissued` to it. An earlier
+ *    clientId the welcome did not answer (another
  *    subject's, or past `HELLO_CLIENT_IDS_MAX`) puts nothing back. An entry whose first id is
  *    already an outbox record's id or origin is not put back twice.
  * 3. A moved entry keeps the id it had first: `origin` is set by its first move and copied by
@@ -40,6 +41,8 @@ export interface SessionPlan {
   readonly putBack: readonly OutboxRecord[]
   /** Acked records whose entries were put back (their ids). */
   readonly ackedDeletes: readonly string[]
+  /** `reissued` outcomes of the earlier clientIds' entries put back under new ids. */
+  readonly outcomes: readonly { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[]
   /** Drop confirmed history, snapshots and cursors (the log changed). */
   readonly clearHistory: boolean
 }
@@ -64,6 +67,8 @@ export function planSession(
   const putBack: OutboxRecord[] = []
   const ackedDeletes: string[] = []
   let seqLast = meta.seqLast
+  let n = meta.n
+  const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   if (logChanged) {
     const seen = new Set<string>()
     const record = (entry: Entry): OutboxRecord => ({
@@ -113,6 +118,8 @@ export function planSession(
         ...(corrects === undefined ? {} : { corrects }),
       })
       putBack.push(record(entry))
+      // `outcome(old id)` follows the entry (what the new log decides is told under `id`).
+      outcomes.push({ id: e.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
       if (!('offset' in e)) ackedDeletes.push(e.id)
     }
   }
@@ -121,6 +128,7 @@ export function planSession(
     meta: {
       ...meta,
       seqLast,
+      n,
       tenant: meta.tenant ?? session.tenant,
       log: session.log,
       recovering: meta.recovering || logChanged || restored,
@@ -129,6 +137,7 @@ export function planSession(
     },
     putBack,
     ackedDeletes,
+    outcomes,
     clearHistory: logChanged,
   }
 }
