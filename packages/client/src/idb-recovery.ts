@@ -19,9 +19,20 @@
  *    names two different chunks for a reader that still holds an old one.
  * 4. `reissue` moves every outbox record in one strict transaction, and only while the current
  *    clientId is the one the caller recovered from.
+ * 5. An earlier clientId's entry put back tells `outcome(its id)` `reissued` only where this
+ *    database has no outcome under that id yet, or an appended one: an id may name two entries
+ *    across a device restore (the log's, received back, and the restored copy's own, moved or
+ *    refused), and the app's outcome is about the one it appended here (found by the product
+ *    simulation, quick-tier seed 5).
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { isOtherLog, outboxKeysOf, planReissue, planSession } from './plans-recovery.ts'
+import {
+  followsEntry,
+  isOtherLog,
+  outboxKeysOf,
+  planReissue,
+  planSession,
+} from './plans-recovery.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
@@ -88,7 +99,10 @@ export function createIdbRecovery(
           )
           for (const r of plan.putBack) void track(tx.objectStore('outbox').put(r))
           for (const id of plan.ackedDeletes) void track(tx.objectStore('acked').delete(id))
-          for (const o of plan.outcomes) void track(tx.objectStore('outcomes').put(o))
+          const outcomes = tx.objectStore('outcomes')
+          for (const o of plan.outcomes) {
+            if (followsEntry(await outcomes.get(o.id))) void track(outcomes.put(o))
+          }
           if (plan.clearHistory) {
             for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
               void track(tx.objectStore(name).clear())

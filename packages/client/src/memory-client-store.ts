@@ -25,7 +25,13 @@
  */
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
-import { isOtherLog, outboxKeysOf, planReissue, planSession } from './plans-recovery.ts'
+import {
+  followsEntry,
+  isOtherLog,
+  outboxKeysOf,
+  planReissue,
+  planSession,
+} from './plans-recovery.ts'
 import { planAck, planFeed, planPages } from './plans-sync.ts'
 import type {
   AckedRecord,
@@ -333,7 +339,9 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.outbox = new Map(all.map((r) => [r.id, r]))
         }
         for (const id of plan.ackedDeletes) data.acked.delete(id)
-        for (const o of plan.outcomes) data.outcomes.set(o.id, o)
+        for (const o of plan.outcomes) {
+          if (followsEntry(data.outcomes.get(o.id))) data.outcomes.set(o.id, o)
+        }
         if (plan.clearHistory) {
           data.chunks.clear()
           data.ledgers.clear()

@@ -28,7 +28,7 @@
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { validateEntry } from '@ledgerline/core'
 import type { LogIdentity } from '@ledgerline/protocol'
-import type { ClientMeta, OutboxRecord, SessionStart } from './client-store.ts'
+import type { ClientMeta, OutboxRecord, OutcomeRecord, SessionStart } from './client-store.ts'
 
 /** True when `next` is another server log than `known` (another id, or another generation). */
 export function isOtherLog(known: LogIdentity | null, next: LogIdentity): boolean {
@@ -155,6 +155,16 @@ export function outboxKeysOf(records: readonly OutboxRecord[]): Set<string> {
     if (r.entry.origin !== undefined) keys.add(r.entry.origin)
   }
   return keys
+}
+
+/**
+ * Invariant 2: a put-back entry's `reissued` outcome replaces none, or an appended one (what
+ * this database was told of that very entry); never another answer under the same id (a
+ * restored copy's other entry, moved or refused, is what the app's `outcome` is about).
+ */
+export function followsEntry(existing: OutcomeRecord | undefined): boolean {
+  const tag = existing?.outcome._tag
+  return tag === undefined || tag === 'appended' || tag === 'duplicate'
 }
 
 /** An entry as the client sent it: a stored entry without the positions the log gave it. */
