@@ -49,10 +49,11 @@
  * 12. An entry with an `origin` (moved by restore recovery) whose origin the log holds already,
  *    as the origin itself or as another entry carrying it, with the same `recoveryDigest`, of a
  *    clientId bound to the pusher's subject (or unbound), is a `duplicate` of the first such
- *    entry in commit order: it
- *    uses up its clientSeq (the high-water mark moves) and records nothing, so a resend finds
- *    nothing under its id and asks the origin again (same answer). A clientSeq at or below the
- *    mark with nothing recorded was used so; another entry under it is an `id_conflict`.
+ *    entry in commit order: it uses up its clientSeq (the high-water mark moves) and records
+ *    nothing, so a resend finds nothing under its id and asks the origin again (same answer). A
+ *    clientSeq at or below the mark with nothing recorded was used so; another entry under it
+ *    is an `id_conflict`. Only moved entries are looked up by origin, so the lookup stays off
+ *    the path of every new entry.
  */
 import {
   entryDigest,
