@@ -91,9 +91,9 @@ describe('planSession', () => {
     })
   })
 
-  it('puts back the held entries of answered earlier clientIds, moved under the current one', () => {
+  it('puts back the entries of earlier clientIds above their marks, moved under the current one', () => {
     // Issue 14 finding A: the welcome answers the marks of the hello's earlier clientIds; their
-    // held entries (at or below the mark too: it counts deferrals) go back after the outbox
+    // held entries above the mark go back after the outbox
     // (seqLast + 1 …) with their origin; a
     // void of one names its new id; an earlier clientId the welcome did not answer puts nothing
     // back; an entry whose origin an outbox record carries already is not put back twice.
@@ -123,18 +123,16 @@ describe('planSession', () => {
       () => 10,
     )
     expect(plan.putBack.map((r) => [r.id, r.entry.origin, r.entry.corrects])).toEqual([
-      [`${CLIENT}-2`, o1!.id, undefined],
-      [`${CLIENT}-3`, o3!.id, undefined],
-      [`${CLIENT}-4`, voidOf3.id, `${CLIENT}-3`],
+      [`${CLIENT}-2`, o3!.id, undefined],
+      [`${CLIENT}-3`, voidOf3.id, `${CLIENT}-2`],
     ])
-    expect(plan.putBack[1]?.entry.data).toEqual(o3!.data)
+    expect(plan.putBack[0]?.entry.data).toEqual(o3!.data)
     expect(plan.ackedDeletes).toEqual([voidOf3.id])
     expect(plan.outcomes.map((o) => [o.id, o.outcome.as])).toEqual([
-      [o1!.id, `${CLIENT}-2`],
-      [o3!.id, `${CLIENT}-3`],
-      [voidOf3.id, `${CLIENT}-4`],
+      [o3!.id, `${CLIENT}-2`],
+      [voidOf3.id, `${CLIENT}-3`],
     ])
-    expect(plan.meta).toMatchObject({ seqLast: 4, outboxEntries: 3, recovering: true })
+    expect(plan.meta).toMatchObject({ seqLast: 3, outboxEntries: 2, recovering: true })
   })
 })
 

@@ -52,8 +52,9 @@
  *    entry in commit order: it uses up its clientSeq (the high-water mark moves) and records
  *    nothing, so a resend finds nothing under its id and asks the origin again (same answer). A
  *    clientSeq at or below the mark with nothing recorded was used so; another entry under it
- *    is an `id_conflict`. Only moved entries are looked up by origin, so the lookup stays off
- *    the path of every new entry.
+ *    is an `id_conflict`. An entry without an origin is looked up by its own id the same way:
+ *    it may be the original of a moved copy that landed first (a copy of the database made
+ *    before the move and restored after it), and lands no second time either.
  */
 import {
   entryDigest,
@@ -228,7 +229,7 @@ class Planner {
       // Head 0: the entity is outside the client's grants, so its version is not told.
       return this.#refuse(tenant, entry.id, item.refuse.code, item.refuse.reason, 0, digest)
     }
-    // Invariant 12: a moved entry the log holds already lands no second time.
+    // Invariant 12: an entry the log holds a moved copy of (or the original) lands once.
     const same = this.#sameOrigin(tenant, entry, pusher)
     // The copy's own id: an ack result answers the item it is for.
     if (same !== undefined) return { ...duplicateOf(same, pusher), id: entry.id }
@@ -375,8 +376,8 @@ class Planner {
   }
 
   /**
-   * The result of the entry of the log that `entry` (moved by restore recovery) is a copy of
-   * (invariant 12), or `undefined`: its origin itself or another entry carrying the same origin,
+   * The result of the entry of the log that `entry` is a copy of (invariant 12), or `undefined`:
+   * its origin (its own id when it has none) itself or another entry carrying that origin,
    * decided earlier or in this group, with the same content apart from numbering.
    */
   #sameOrigin(
@@ -384,19 +385,20 @@ class Planner {
     entry: Entry,
     pusher: Pusher | undefined,
   ): AppendedResult | undefined {
-    const origin = entry.origin
-    if (origin === undefined) return undefined
+    // An entry that was never moved may still arrive after a moved copy of it landed (a copy
+    // of the database restored after the move): its own id is the origin to look for.
+    const origin = entry.origin ?? entry.id
     const found = this.#context.lookups.originals(tenant, origin)
     if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
     // This group's own entries too: a scan, only for moved entries (a restore's work).
     const inGroup = this.entries
       .filter((p) => p.tenant === tenant && p.digest !== null)
       .map((p) => p.stored)
-      .filter((e) => e.id === origin || e.origin === origin)
+      .filter((e) => e.id !== entry.id && (e.id === origin || e.origin === origin))
     const want = recoveryDigest(entry, this.#context.hash)
     let first: AppendedResult | undefined
     for (const candidate of [...found, ...inGroup]) {
-      if (candidate.clientId === SERVER_CLIENT_ID) continue
+      if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === entry.id) continue
       const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
       // Never another subject's entry: the answer would tell its positions.
       if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {

@@ -69,6 +69,7 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
   const entities = new Map<string, [string, string]>()
   const candidates: Candidate[] = []
   const corrects: [string, string][] = []
+  const origins = new Map<string, [string, string]>()
   for (const call of calls) {
     for (const item of call.items) {
       const e = item.entry
@@ -78,6 +79,9 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
         if (e.corrects !== undefined && item.refuse === undefined) {
           corrects.push([call.tenant, e.corrects])
         }
+        const origin = e.origin ?? e.id
+        if (item.refuse === undefined)
+          origins.set(joinKey(call.tenant, origin), [call.tenant, origin])
       }
       if (item.refuse === undefined) {
         const key = joinKey(call.tenant, e.entity)
@@ -91,6 +95,20 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
     entities: [...entities.values()],
     candidates,
     corrects,
+    origins: [...origins.values()],
+  }
+}
+
+/** What `originalsQuery` read for `pairs`: every pair gets its list, empty when none. */
+export function takeOriginals(
+  pairs: readonly (readonly [string, string])[],
+  rows: readonly (EntryRow & { key: string })[],
+  loaded: Loaded,
+): void {
+  for (const [tenant, origin] of pairs) loaded.originals.set(joinKey(tenant, origin), [])
+  for (const row of rows) {
+    const list = loaded.originals.get(joinKey(row.tenant, row.key)) as StoredEntry[]
+    list.push(toStored(row))
   }
 }
 
@@ -289,9 +307,9 @@ export async function loadNeed(
       await loadPrevious(client, [[need.tenant, need.id]], loaded)
       break
     case 'origin': {
-      const [result] = await pipeline(client, [originalsQuery(need.tenant, need.origin)])
-      const rows = rowsOf<EntryRow>(result)
-      loaded.originals.set(joinKey(need.tenant, need.origin), rows.map(toStored))
+      const pair: [string, string] = [need.tenant, need.origin]
+      const [result] = await pipeline(client, [originalsQuery([pair])])
+      takeOriginals([pair], rowsOf(result), loaded)
       break
     }
     case 'entity': {

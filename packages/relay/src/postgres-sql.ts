@@ -78,15 +78,17 @@ select pg_notify('${PG_COMMIT_CHANNEL}', $20) where $20 <> ''`
  * The client entries that are `origin` itself or carry it (`ledgerline_origins`), in commit
  * order: what a moved entry may be a copy of.
  */
-export function originalsQuery(tenant: string, origin: string): pg.QueryConfig {
+export function originalsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_originals_v1',
-    text: `select e.tenant, e.partition, e."offset", e.version, e.committed_at, e.body
-      from ledgerline_entries e
-      where e.tenant = $1 and ((e.id = $2 and e.digest is not null) or e.id in (
-        select o.id from ledgerline_origins o where o.tenant = $1 and o.origin = $2))
+    name: 'ledgerline_originals_v2',
+    text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, origin))
+      select r.origin as key, e.tenant, e.partition, e."offset", e.version, e.committed_at,
+        e.body
+      from r join ledgerline_entries e on e.tenant = r.tenant and e.digest is not null
+        and (e.id = r.origin or e.id in (
+          select o.id from ledgerline_origins o where o.tenant = r.tenant and o.origin = r.origin))
       order by e.seq`,
-    values: [tenant, origin],
+    values: pairValues(pairs),
     types: PG_TYPES,
   }
 }
@@ -100,6 +102,8 @@ export interface GroupKeys {
   readonly candidates: Candidate[]
   /** (tenant, id) that client entries' `corrects` name: the planner checks them. */
   readonly corrects: [string, string][]
+  /** (tenant, origin or own id) of every client item: the planner looks for copies. */
+  readonly origins: [string, string][]
 }
 
 export type HeadRow = {

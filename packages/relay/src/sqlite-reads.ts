@@ -155,6 +155,7 @@ export function createSqliteLookups(
       const t = refs.tenants.find(tenant, tenant)
       if (t === undefined) return []
       const found: StoredEntry[] = []
+      // Usually a new entry's own id (the lookup of every new client entry): no entry there.
       const first = entryById(t, origin)
       // A client entry (it has a digest) under the origin itself: the first landing.
       if (first !== undefined && first.digest !== null) {

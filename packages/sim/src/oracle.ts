@@ -27,8 +27,10 @@
  *   makes when an invariant breaks (one `ledger.correction_failed` when one is too large).
  * - 12, an ack names the corrections the pusher may read, by id.
  * - 3, 4: versions are the entity's + 1, offsets the partition's + 1, in decision order.
- * - 5 across moves (issue 14): an entry with an `origin` (moved by restore recovery) is a
- *   `duplicate` of the first client entry in commit order that is its origin or carries it,
+ * - 5 across moves (issue 14): an entry with an `origin` (moved by restore recovery), or
+ *   without one (its own id taken as the origin: an original arriving after its moved copy),
+ *   is a `duplicate` of the first other client entry in commit order that is that origin or
+ *   carries it,
  *   has the same content apart from numbering (id, clientId, clientSeq, corrects, origin), and
  *   whose clientId is bound to the pusher's subject or to no one; it uses up its clientSeq and
  *   records nothing, so a clientSeq at or below the mark with nothing recorded was used by such
@@ -229,9 +231,11 @@ export function createLogOracle(
 
   /** Rule 5 across moves: the first landing `e` is a copy of, as a duplicate, if any. */
   const copyOf = (tenant: string, e: Entry, pusher: Pusher | undefined): Prediction | undefined => {
-    if (e.origin === undefined) return undefined
+    // An entry never moved may be the original of a moved copy that landed first.
+    const origin = e.origin ?? e.id
     const want = recoveryKey(e)
-    for (const c of s.origins.get(`${tenant}\u0000${e.origin}`) ?? []) {
+    for (const c of s.origins.get(`${tenant}\u0000${origin}`) ?? []) {
+      if (c.id === e.id) continue
       const bound = s.subjects.get(`${tenant}\u0000${c.clientId}`)
       if (pusher !== undefined && bound !== undefined && bound !== pusher.subject) continue
       if (c.key !== want) continue

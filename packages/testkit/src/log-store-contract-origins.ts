@@ -127,6 +127,26 @@ export function originContract(h: ContractHarness): void {
     expect(await store.readEntity('acme', 'stock/c', 1, 10)).toHaveLength(1)
   })
 
+  it('answers the original of a moved copy that landed first duplicate', async () => {
+    // Goal: finding B the other way round: a copy of the database made before the move and
+    // restored after it sends the original under its own id once the moved copy landed.
+    // Method: the copy lands under c2 first; the original under c1 is `duplicate` of it, with
+    // its own id, uses its clientSeq up, and a resend answers the same.
+    const store = await h.open()
+    const c1 = client(630)
+    const original = c1.next('stock/e', 'stock.moved', { qty: 4 })
+    const copy = moved(original, client(631).clientId, 1)
+    const [landed] = await store.append('acme', [{ entry: copy }], as('till-1'))
+    expect(landed?.status).toBe('appended')
+    for (let i = 0; i < 2; i++) {
+      expect(await store.append('acme', [{ entry: original }], as('till-1'))).toEqual([
+        duplicateOf(landed, original.id),
+      ])
+    }
+    expect(await store.client('acme', c1.clientId)).toEqual({ high: 1, subject: 'till-1' })
+    expect(await store.readEntity('acme', 'stock/e', 1, 10)).toHaveLength(1)
+  })
+
   it("never answers a copy of another subject's entry duplicate", async () => {
     // Goal: no leak through origins (guarantee 11). Method: till-1's sale; another subject
     // pushes a copy naming it as origin, with the same content: it is decided as its own entry
