@@ -34,8 +34,10 @@
  * 9. `beginSession` is one write: a log identity other than the stored one puts this
  *    clientId's entries the log may lack (every one still held in acked records and confirmed
  *    history: above its high-water mark the log lacks them, at or below it it may hold one only
- *    as a deferral) back into the outbox BEFORE confirmed history, snapshots and cursors
- *    go, and sets `recovering` with the new identity, so a crash anywhere leaves either the old
+ *    as a deferral), and the entries of earlier clientIds above the marks the welcome gave
+ *    for them (moved under the current clientId with their `origin`), back into the outbox
+ *    BEFORE confirmed history, snapshots and cursors go, and sets `recovering` with the new
+ *    identity, so a crash anywhere leaves either the old
  *    state or the whole new one; `recovering` stays set until `reissue` clears it.
  * 10. Kept views (`views.ts`): for each entity type of the store's schema that declares
  *    `indexes`, one view record per entity with any confirmed or pending entry, changed IN THE
@@ -45,7 +47,7 @@
  *    definition key differs from the stored one.
  */
 import type { Entry, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
+import type { AckResult, ClientSeqHigh, Cursors, LogIdentity } from '@ledgerline/protocol'
 import type { Scheduler } from './scheduler.ts'
 import type { ViewRecord } from './views.ts'
 
@@ -271,6 +273,8 @@ export interface EntityLoad {
 
 export interface Counters {
   readonly clientId: string
+  /** Every clientId this database has used, in the order it took them (the current one last). */
+  readonly clientIds: readonly string[]
   readonly seqLast: number
   readonly outboxEntries: number
   readonly outboxBytes: number
@@ -307,6 +311,8 @@ export interface SessionStart {
   readonly log: LogIdentity
   /** The welcome's `clientSeqHigh`. */
   readonly high: number
+  /** The welcome's marks of this database's earlier clientIds (`clientSeqHighs`). */
+  readonly older?: readonly ClientSeqHigh[] | undefined
 }
 
 /** What `beginSession` found and did. */

@@ -86,6 +86,11 @@ export interface ConnectionOptions {
   readonly renewable?: boolean | undefined
   /** The clientId to say hello with (read at every connect: a reissue changes it). */
   readonly clientId: () => Promise<string>
+  /**
+   * The database's earlier clientIds for the hello (`HelloMessage.clientIds`), read right after
+   * `clientId` resolved; none when not given.
+   */
+  readonly earlierClientIds?: (() => readonly string[]) | undefined
   readonly now: () => number
   /** A float in [0, 1) for the jitter. */
   readonly random: () => number
@@ -173,9 +178,11 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (stopped || paused || parked) return
     let token: string
     let clientId: string
+    let earlier: readonly string[] = []
     try {
       token = await options.token()
       clientId = await options.clientId()
+      earlier = options.earlierClientIds?.() ?? []
     } catch (error) {
       events.failed(
         error instanceof Error && error.name === 'ClientError' ? 'storage' : 'token_unavailable',
@@ -206,7 +213,13 @@ export function createConnection(options: ConnectionOptions): Connection {
       closeQuietly(ws)
     }, WELCOME_TIMEOUT_MS)
     ws.addEventListener('open', () => {
-      send(ws, { type: 'hello', protocol: PROTOCOL_VERSION, token, clientId })
+      send(ws, {
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        token,
+        clientId,
+        ...(earlier.length === 0 ? {} : { clientIds: earlier }),
+      })
     })
     ws.addEventListener('message', (event) => {
       if (socket !== ws) return

@@ -52,7 +52,7 @@ describe('IndexedDB client store', () => {
       'meta,outbox,acked,outcomes relaxed',
       'meta,chunks,staged,acked,feed relaxed',
       'snapshots relaxed',
-      'meta,outbox,acked,chunks,staged,ledgers,snapshots strict',
+      'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots strict',
       'meta strict',
       'meta,outbox,outcomes strict',
     ])

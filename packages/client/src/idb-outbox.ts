@@ -132,6 +132,7 @@ export function createIdbOutbox(
           throw new ClientError('closed', 'database was wiped: reopen the client')
         return {
           clientId: meta.clientId,
+          clientIds: meta.clientIds,
           seqLast: meta.seqLast,
           outboxEntries: meta.outboxEntries,
           outboxBytes: meta.outboxBytes,

@@ -12,15 +12,27 @@
  * 1. `beginSession` is ONE strict transaction over every store it may touch: the entries put
  *    back are in the outbox before confirmed history, snapshots and cursors go, and the new log
  *    identity is recorded with `recovering` in the same commit (client store guarantee 9).
- * 2. Entries are put back as they were sent (`sentEntry`: same id, same content), only of the
- *    current clientId, never twice (`planSession`).
+ * 2. Entries of the current clientId are put back as they were sent (`sentEntry`: same id,
+ *    same content), those of earlier clientIds moved under it with their `origin`, never twice
+ *    (`planSession`).
  * 3. Dropping history keeps the chunk numbering going (`chunkLast`), so a chunk number never
  *    names two different chunks for a reader that still holds an old one.
  * 4. `reissue` moves every outbox record in one strict transaction, and only while the current
  *    clientId is the one the caller recovered from.
+ * 5. An earlier clientId's entry put back tells `outcome(its id)` `reissued` only where this
+ *    database has no outcome under that id yet, or an appended one: an id may name two entries
+ *    across a device restore (the log's, received back, and the restored copy's own, moved or
+ *    refused), and the app's outcome is about the one it appended here (found by the product
+ *    simulation, quick-tier seed 5).
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { planReissue, planSession, isOtherLog } from './plans-recovery.ts'
+import {
+  followsEntry,
+  isOtherLog,
+  outboxKeysOf,
+  planReissue,
+  planSession,
+} from './plans-recovery.ts'
 import type { ClientMeta, ClientStore, CursorsRecord } from './client-store.ts'
 import { ClientError } from './errors.ts'
 import type { Run } from './idb-database.ts'
@@ -42,7 +54,16 @@ export function createIdbRecovery(
   return {
     async beginSession(session, bytesOf) {
       return run(
-        viewStores(types, ['meta', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'snapshots']),
+        viewStores(types, [
+          'meta',
+          'outbox',
+          'acked',
+          'outcomes',
+          'chunks',
+          'staged',
+          'ledgers',
+          'snapshots',
+        ]),
         'readwrite',
         'strict',
         async (tx, track) => {
@@ -55,16 +76,17 @@ export function createIdbRecovery(
             throw new ClientError('closed', 'database was wiped: reopen the client')
           if (meta.clientId !== session.clientId) return { _tag: 'stale' } as const
           const changed = isOtherLog(meta.log, session.log)
-          // What a changed log may lack: this clientId's acked records and confirmed history.
+          // What a changed log may lack: own acked records and confirmed history, of every
+          // clientId this database used (`planSession` picks).
           const held: StoredEntry[] = []
           const acked = changed ? await tx.objectStore('acked').getAll() : []
-          let outboxIds = new Set<string>()
+          let outboxKeys = new Set<string>()
           if (changed) {
-            const outbox = await tx.objectStore('outbox').getAll()
-            outboxIds = new Set(outbox.map((r) => r.id))
+            const own = new Set(meta.clientIds)
+            outboxKeys = outboxKeysOf(await tx.objectStore('outbox').getAll())
             let cursor = await tx.objectStore('chunks').openCursor()
             while (cursor !== null) {
-              for (const e of cursor.value.entries) if (e.clientId === meta.clientId) held.push(e)
+              for (const e of cursor.value.entries) if (own.has(e.clientId)) held.push(e)
               cursor = await cursor.continue()
             }
           }
@@ -72,11 +94,15 @@ export function createIdbRecovery(
             meta,
             session,
             [...acked.map((a) => a.entry), ...held],
-            outboxIds,
+            outboxKeys,
             bytesOf,
           )
           for (const r of plan.putBack) void track(tx.objectStore('outbox').put(r))
           for (const id of plan.ackedDeletes) void track(tx.objectStore('acked').delete(id))
+          const outcomes = tx.objectStore('outcomes')
+          for (const o of plan.outcomes) {
+            if (followsEntry(await outcomes.get(o.id))) void track(outcomes.put(o))
+          }
           if (plan.clearHistory) {
             for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
               void track(tx.objectStore(name).clear())

@@ -25,7 +25,13 @@
  */
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import { checkedBatch, completedMeta, newMeta, planAppend } from './plans-outbox.ts'
-import { isOtherLog, planReissue, planSession } from './plans-recovery.ts'
+import {
+  followsEntry,
+  isOtherLog,
+  outboxKeysOf,
+  planReissue,
+  planSession,
+} from './plans-recovery.ts'
 import { planAck, planFeed, planPages } from './plans-sync.ts'
 import type {
   AckedRecord,
@@ -278,6 +284,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         const m = meta()
         return {
           clientId: m.clientId,
+          clientIds: m.clientIds,
           seqLast: m.seqLast,
           outboxEntries: m.outboxEntries,
           outboxBytes: m.outboxBytes,
@@ -329,15 +336,16 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         const changed = isOtherLog(m.log, session.log)
         const held: StoredEntry[] = []
         if (changed) {
+          const own = new Set(m.clientIds)
           for (const chunk of data.chunks.values())
-            for (const e of chunk.entries) if (e.clientId === m.clientId) held.push(e)
+            for (const e of chunk.entries) if (own.has(e.clientId)) held.push(e)
         }
         const acked = changed ? [...data.acked.values()].map((a) => a.entry) : []
         const plan = planSession(
           m,
           session,
           clone([...acked, ...held]),
-          new Set(data.outbox.keys()),
+          outboxKeysOf([...data.outbox.values()]),
           bytesOf,
         )
         if (plan.putBack.length > 0) {
@@ -347,6 +355,9 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.outbox = new Map(all.map((r) => [r.id, r]))
         }
         for (const id of plan.ackedDeletes) data.acked.delete(id)
+        for (const o of plan.outcomes) {
+          if (followsEntry(data.outcomes.get(o.id))) data.outcomes.set(o.id, o)
+        }
         if (plan.clearHistory) {
           data.chunks.clear()
           data.ledgers.clear()

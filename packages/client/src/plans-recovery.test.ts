@@ -90,4 +90,70 @@ describe('planSession', () => {
       outboxBytes: 40,
     })
   })
+
+  it('puts back the entries of earlier clientIds above their marks, moved under the current one', () => {
+    // Issue 14 finding A: the welcome answers the marks of the hello's earlier clientIds; their
+    // held entries above the mark go back after the outbox
+    // (seqLast + 1 …) with their origin; a
+    // void of one names its new id; an earlier clientId the welcome did not answer puts nothing
+    // back; an entry whose origin an outbox record carries already is not put back twice.
+    const OLDER = 'd'.repeat(32)
+    const UNANSWERED = 'e'.repeat(32)
+    const [o1, o2, o3] = [1, 2, 3].map((seq) => entry(OLDER, seq))
+    const voidOf3 = { ...entry(OLDER, 4), kind: 'stock.voided', corrects: o3!.id }
+    const moved = { ...entry(CLIENT, 1), data: o2!.data, origin: o2!.id }
+    const held = [
+      stored(o1!, 1, 0, 1),
+      stored(o2!, 2, 0, 2),
+      stored(o3!, 3, 0, 3),
+      voidOf3,
+      stored(entry(UNANSWERED, 1), 4, 0, 4),
+    ]
+    const plan = planSession(
+      meta({ log: LOG, seqLast: 1, clientIds: [UNANSWERED, OLDER, CLIENT] }),
+      {
+        clientId: CLIENT,
+        tenant: 't1',
+        log: { id: 'log-b', generation: 1 },
+        high: 0,
+        older: [{ clientId: OLDER, high: 1 }],
+      },
+      held,
+      new Set([moved.id, moved.origin]),
+      () => 10,
+    )
+    expect(plan.putBack.map((r) => [r.id, r.entry.origin, r.entry.corrects])).toEqual([
+      [`${CLIENT}-2`, o3!.id, undefined],
+      [`${CLIENT}-3`, voidOf3.id, `${CLIENT}-2`],
+    ])
+    expect(plan.putBack[0]?.entry.data).toEqual(o3!.data)
+    expect(plan.ackedDeletes).toEqual([voidOf3.id])
+    expect(plan.outcomes.map((o) => [o.id, o.outcome.as])).toEqual([
+      [o3!.id, `${CLIENT}-2`],
+      [voidOf3.id, `${CLIENT}-3`],
+    ])
+    expect(plan.meta).toMatchObject({ seqLast: 3, outboxEntries: 2, recovering: true })
+  })
+})
+
+describe('planReissue and origins', () => {
+  it('sets origin on the first move, keeps it on later ones, and sends a void after its sale', () => {
+    // Issue 14 finding B: the log dedupes moved entries on their first id; a void put back
+    // before the sale it corrects (by the sale's origin) goes right after the sale.
+    const sale = { ...entry(CLIENT, 2), origin: 'd'.repeat(32) + '-7' }
+    const voided = { ...entry(CLIENT, 1), kind: 'stock.voided', corrects: sale.origin }
+    const plain = entry(CLIENT, 3)
+    const first = planReissue(
+      meta({ seqLast: 3 }),
+      [voided, sale, plain].map((e) => record(e)),
+      OTHER,
+    )
+    expect(first.records.map((r) => [r.id, r.entry.origin, r.entry.corrects])).toEqual([
+      [`${OTHER}-1`, sale.origin, undefined],
+      [`${OTHER}-2`, voided.id, `${OTHER}-1`],
+      [`${OTHER}-3`, plain.id, undefined],
+    ])
+    const again = planReissue(first.meta, first.records, 'f'.repeat(32))
+    expect(again.records.map((r) => r.entry.origin)).toEqual([sale.origin, voided.id, plain.id])
+  })
 })

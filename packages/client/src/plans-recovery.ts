@@ -8,13 +8,29 @@
  *    holds that the outbox does not, as they were sent (same content, same id), in clientSeq
  *    order: above the log's high-water mark the log lacks them; at or below it the log may hold
  *    one only as a deferral (the mark counts deferrals), which nothing else would resend, and
- *    the confirm phase answers the others `duplicate`; `planReissue` renumbers the whole outbox from 1 in clientSeq order, so
- *    the same outbox moved to the same id gives the same entries.
+ *    the confirm phase answers the others `duplicate`; `planReissue` renumbers the whole outbox
+ *    from 1 in clientSeq order (but see 4), so the same outbox moved to the same id gives the
+ *    same entries.
+ * 2. For another log, the entries of an earlier clientId of this database that it still holds
+ *    above that clientId's mark in the welcome (`SessionStart.older`: the clientIds the log
+ *    binds to this subject or to no one; the log lacks them) are put back after the outbox,
+ *    under the current clientId (seqLast + 1 …), with their `origin` (their first id), in the
+ *    order the clientIds were used, then clientSeq; a `corrects` naming one of them names its
+ *    new id, and `outcome(old id)` says `reissued` to it unless the database holds another
+ *    answer under that id (`followsEntry`). An earlier clientId the welcome did not answer
+ *    (another subject's, or past `HELLO_CLIENT_IDS_MAX`) puts nothing back; nor does one at or
+ *    below its mark that the older copy holds only as a deferral (not covered). An entry whose
+ *    first id is already an outbox record's id or origin is not put back twice.
+ * 3. A moved entry keeps the id it had first: `origin` is set by its first move and copied by
+ *    every later one, so the log can tell the same sale recovered twice (`append-plan.ts`
+ *    invariant 12).
+ * 4. A record whose `corrects` names a record placed after it by clientSeq order (by its id or
+ *    origin) is moved right after that record, so a void never reaches the log before its sale.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { validateEntry } from '@ledgerline/core'
 import type { LogIdentity } from '@ledgerline/protocol'
-import type { ClientMeta, OutboxRecord, SessionStart } from './client-store.ts'
+import type { ClientMeta, OutboxRecord, OutcomeRecord, SessionStart } from './client-store.ts'
 
 /** True when `next` is another server log than `known` (another id, or another generation). */
 export function isOtherLog(known: LogIdentity | null, next: LogIdentity): boolean {
@@ -27,6 +43,8 @@ export interface SessionPlan {
   readonly putBack: readonly OutboxRecord[]
   /** Acked records whose entries were put back (their ids). */
   readonly ackedDeletes: readonly string[]
+  /** `reissued` outcomes of the earlier clientIds' entries put back under new ids. */
+  readonly outcomes: readonly { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[]
   /** Drop confirmed history, snapshots and cursors (the log changed). */
   readonly clearHistory: boolean
 }
@@ -43,37 +61,77 @@ export function planSession(
   meta: ClientMeta,
   session: SessionStart,
   held: readonly (Entry | StoredEntry)[],
-  outboxIds: ReadonlySet<string>,
+  outboxKeys: ReadonlySet<string>,
   bytesOf: (e: Entry) => number,
 ): SessionPlan {
   const logChanged = isOtherLog(meta.log, session.log)
   const restored = session.clientId === meta.clientId && session.high > meta.seqLast
   const putBack: OutboxRecord[] = []
   const ackedDeletes: string[] = []
+  let seqLast = meta.seqLast
+  let n = meta.n
+  const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   if (logChanged) {
     const seen = new Set<string>()
+    const record = (entry: Entry): OutboxRecord => ({
+      clientId: entry.clientId,
+      clientSeq: entry.clientSeq,
+      id: entry.id,
+      entity: entry.entity,
+      entry,
+      bytes: bytesOf(entry),
+      at: entry.occurredAt,
+    })
     for (const e of held) {
       if (e.clientId !== meta.clientId) continue
-      if (outboxIds.has(e.id) || seen.has(e.id)) continue
+      if (outboxKeys.has(e.id) || seen.has(e.id)) continue
       seen.add(e.id)
-      const entry = validateEntry(sentEntry(e))
-      putBack.push({
-        clientId: entry.clientId,
-        clientSeq: entry.clientSeq,
-        id: entry.id,
-        entity: entry.entity,
-        entry,
-        bytes: bytesOf(entry),
-        at: entry.occurredAt,
-      })
+      putBack.push(record(validateEntry(sentEntry(e))))
     }
     putBack.sort((a, b) => a.clientSeq - b.clientSeq)
     for (const e of held) if (seen.has(e.id) && !('offset' in e)) ackedDeletes.push(e.id)
+    // Invariant 2: answered earlier clientIds' entries above their marks, moved under the
+    // current one.
+    const marks = new Map((session.older ?? []).map((m) => [m.clientId, m.high]))
+    const older = held
+      .filter(
+        (e) => e.clientId !== meta.clientId && e.clientSeq > (marks.get(e.clientId) ?? Infinity),
+      )
+      .sort(
+        (a, b) =>
+          meta.clientIds.indexOf(a.clientId) - meta.clientIds.indexOf(b.clientId) ||
+          a.clientSeq - b.clientSeq,
+      )
+    const moved = new Map<string, string>()
+    for (const e of older) {
+      const origin = e.origin ?? e.id
+      if (outboxKeys.has(origin) || outboxKeys.has(e.id) || seen.has(origin)) continue
+      seen.add(origin)
+      const clientSeq = ++seqLast
+      const id = `${meta.clientId}-${clientSeq}`
+      moved.set(e.id, id)
+      const sent = sentEntry(e)
+      const corrects = sent.corrects === undefined ? undefined : moved.get(sent.corrects)
+      const entry = validateEntry({
+        ...sent,
+        id,
+        clientId: meta.clientId,
+        clientSeq,
+        origin,
+        ...(corrects === undefined ? {} : { corrects }),
+      })
+      putBack.push(record(entry))
+      // `outcome(old id)` follows the entry (what the new log decides is told under `id`).
+      outcomes.push({ id: e.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
+      if (!('offset' in e)) ackedDeletes.push(e.id)
+    }
   }
   const bytes = putBack.reduce((n, r) => n + r.bytes, 0)
   return {
     meta: {
       ...meta,
+      seqLast,
+      n,
       tenant: meta.tenant ?? session.tenant,
       log: session.log,
       recovering: meta.recovering || logChanged || restored,
@@ -82,8 +140,34 @@ export function planSession(
     },
     putBack,
     ackedDeletes,
+    outcomes,
     clearHistory: logChanged,
   }
+}
+
+/**
+ * The ids and origins of outbox records: what `planSession` must not put back again.
+ *
+ * @example
+ * planSession(meta, session, held, outboxKeysOf(outbox), size)
+ */
+export function outboxKeysOf(records: readonly OutboxRecord[]): Set<string> {
+  const keys = new Set<string>()
+  for (const r of records) {
+    keys.add(r.id)
+    if (r.entry.origin !== undefined) keys.add(r.entry.origin)
+  }
+  return keys
+}
+
+/**
+ * Invariant 2: a put-back entry's `reissued` outcome replaces none, or an appended one (what
+ * this database was told of that very entry); never another answer under the same id (a
+ * restored copy's other entry, moved or refused, is what the app's `outcome` is about).
+ */
+export function followsEntry(existing: OutcomeRecord | undefined): boolean {
+  const tag = existing?.outcome._tag
+  return tag === undefined || tag === 'appended' || tag === 'duplicate'
 }
 
 /** An entry as the client sent it: a stored entry without the positions the log gave it. */
@@ -110,9 +194,14 @@ export function planReissue(
   const moved: OutboxRecord[] = []
   const outcomes: { id: string; n: number; outcome: { _tag: 'reissued'; as: string } }[] = []
   let n = meta.n
-  // One clientId (guarantee 3): clientSeq order is the outbox's order.
-  const ordered = [...records].sort((a, b) => a.clientSeq - b.clientSeq)
-  ordered.forEach((r, i) => renamed.set(r.id, `${newClientId}-${i + 1}`))
+  const ordered = correctionsAfterTargets([...records].sort((a, b) => a.clientSeq - b.clientSeq))
+  ordered.forEach((r, i) => {
+    renamed.set(r.id, `${newClientId}-${i + 1}`)
+    // An entry put back from an older clientId is named by its origin in `corrects`.
+    if (r.entry.origin !== undefined && !renamed.has(r.entry.origin)) {
+      renamed.set(r.entry.origin, `${newClientId}-${i + 1}`)
+    }
+  })
   ordered.forEach((r, i) => {
     const clientSeq = i + 1
     const id = `${newClientId}-${clientSeq}`
@@ -124,6 +213,8 @@ export function planReissue(
       id,
       clientId: newClientId,
       clientSeq,
+      // Invariant 3: the first id, kept across every move.
+      origin: r.entry.origin ?? r.entry.id,
       ...(corrects === undefined ? {} : { corrects }),
     })
     moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
@@ -144,4 +235,37 @@ export function planReissue(
       n,
     },
   }
+}
+
+/**
+ * `records` in their order, except that a record whose `corrects` names (by id or origin) a
+ * record placed later goes right after it (invariant 4): entries put back from an older
+ * clientId follow the current one's, and a void of one must not reach the log before it.
+ */
+function correctionsAfterTargets(records: readonly OutboxRecord[]): OutboxRecord[] {
+  const keyOf = new Map<string, OutboxRecord>()
+  for (const r of records) {
+    keyOf.set(r.id, r)
+    if (r.entry.origin !== undefined && !keyOf.has(r.entry.origin)) keyOf.set(r.entry.origin, r)
+  }
+  const waiting = new Map<OutboxRecord, OutboxRecord[]>()
+  const placed = new Set<OutboxRecord>()
+  const out: OutboxRecord[] = []
+  const place = (r: OutboxRecord) => {
+    out.push(r)
+    placed.add(r)
+    for (const w of waiting.get(r) ?? []) place(w)
+    waiting.delete(r)
+  }
+  for (const r of records) {
+    const target = r.entry.corrects === undefined ? undefined : keyOf.get(r.entry.corrects)
+    if (target !== undefined && target !== r && !placed.has(target)) {
+      const list = waiting.get(target) ?? []
+      list.push(r)
+      waiting.set(target, list)
+    } else place(r)
+  }
+  // Cycles cannot happen (an entry corrects an earlier one); any left keep their order.
+  for (const r of records) if (!placed.has(r)) place(r)
+  return out
 }

@@ -14,6 +14,7 @@ import { createStatus } from './status.ts'
 
 const counters = (patch: Partial<Counters> = {}): Counters => ({
   clientId: CLIENT,
+  clientIds: [CLIENT],
   seqLast: 0,
   outboxEntries: 0,
   outboxBytes: 0,

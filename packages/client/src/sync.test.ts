@@ -436,6 +436,7 @@ function stubStore(o: {
     queryViews: unused,
     counters: async () => ({
       clientId: 'b'.repeat(32),
+      clientIds: ['b'.repeat(32)],
       seqLast: 0,
       outboxEntries: 0,
       outboxBytes: 0,

@@ -47,6 +47,7 @@
  */
 import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
+import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
 import type { LogIdentity, WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
@@ -147,6 +148,7 @@ export function createSync(options: SyncOptions): Sync {
   const scheduler = options.scheduler ?? realScheduler
   let stopped = true
   let helloClientId = ''
+  let helloEarlier: readonly string[] = []
   let scopeKey = ''
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
@@ -189,7 +191,15 @@ export function createSync(options: SyncOptions): Sync {
     token: options.token,
     invalidateToken: options.invalidateToken,
     renewable: options.renewable,
-    clientId: async () => (helloClientId = (await clientStore.counters()).clientId),
+    clientId: async () => {
+      const counters = await clientStore.counters()
+      // The most recent earlier clientIds: the welcome answers their marks (restore recovery).
+      helloEarlier = counters.clientIds
+        .filter((id) => id !== counters.clientId)
+        .slice(-HELLO_CLIENT_IDS_MAX)
+      return (helloClientId = counters.clientId)
+    },
+    earlierClientIds: () => helloEarlier,
     now: options.now,
     random: options.random,
     scheduler,
@@ -309,7 +319,13 @@ export function createSync(options: SyncOptions): Sync {
     try {
       const from = helloClientId
       const begun = await clientStore.beginSession(
-        { clientId: from, tenant: welcome.tenant, log: welcome.log, high: welcome.clientSeqHigh },
+        {
+          clientId: from,
+          tenant: welcome.tenant,
+          log: welcome.log,
+          high: welcome.clientSeqHigh,
+          older: welcome.clientSeqHighs ?? [],
+        },
         options.bytesOf ?? (() => 0),
       )
       if (connection.current() !== ws) return

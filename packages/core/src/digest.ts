@@ -13,6 +13,9 @@
  * 2. Positions the log assigns (`version`, `partition`, `offset`, `committedAt`) are never part of
  *    the digest: a stored entry has the digest of the entry the client sent.
  * 3. Pure and platform-free: SHA-256 is written here, so `core` needs no crypto module.
+ * 4. `recoveryDigest` leaves out what restore recovery changes when it moves an entry (its
+ *    numbering, the `corrects` renamed with it, `origin`); an entry without `origin` has the
+ *    same `entryDigest` as before `origin` existed.
  */
 import type { Data, Entry } from './entry.ts'
 
@@ -31,8 +34,22 @@ const CONTENT_FIELDS = (
     'clientSeq',
     'hlc',
     'occurredAt',
+    'origin',
   ] as const satisfies readonly (keyof Entry)[]
 ).toSorted()
+
+/**
+ * The content fields that restore recovery never changes: every field but the numbering (`id`,
+ * `clientId`, `clientSeq`), the `corrects` that names a moved entry by its new id, and `origin`.
+ */
+const RECOVERY_FIELDS = CONTENT_FIELDS.filter(
+  (field) =>
+    field !== 'id' &&
+    field !== 'clientId' &&
+    field !== 'clientSeq' &&
+    field !== 'corrects' &&
+    field !== 'origin',
+)
 
 /**
  * SHA-256 of the entry's canonical content (32 bytes); `digestHex` prints it.
@@ -41,13 +58,28 @@ const CONTENT_FIELDS = (
  * digestHex(entryDigest(entry)) === digestHex(entryDigest({ ...entry })) // same content
  */
 export function entryDigest(entry: Entry, hash: Hash = sha256): Uint8Array {
-  // The canonical encoding of the map of content fields, written without building the map.
+  return digestOf(entry, CONTENT_FIELDS, hash)
+}
+
+/**
+ * SHA-256 of the entry's content without its numbering (invariant 4): the same entry moved to
+ * another clientId by restore recovery, once or twice, under any clientSeq, has the same one.
+ *
+ * @example
+ * recoveryDigest(entry) equals recoveryDigest({ ...entry, id: `${c2}-1`, clientId: c2, clientSeq: 1 })
+ */
+export function recoveryDigest(entry: Entry, hash: Hash = sha256): Uint8Array {
+  return digestOf(entry, RECOVERY_FIELDS, hash)
+}
+
+function digestOf(entry: Entry, fields: readonly (keyof Entry)[], hash: Hash): Uint8Array {
+  // The canonical encoding of the map of the fields, written without building the map.
   shared.reset()
   let count = 0
-  for (const field of CONTENT_FIELDS) if (entry[field] !== undefined) count++
+  for (const field of fields) if (entry[field] !== undefined) count++
   shared.byte(TAG_MAP)
   shared.uint32(count)
-  for (const field of CONTENT_FIELDS) {
+  for (const field of fields) {
     const value = entry[field]
     if (value === undefined) continue
     shared.text(field)

@@ -47,6 +47,13 @@ export interface Entry<D = Data, K extends string = string> {
    * corrections (`isLogCorrection`).
    */
   readonly corrects?: string | undefined
+  /**
+   * The id this entry had when it was first made, set when restore recovery moves it to another
+   * clientId and copied on every later move (never on a new entry, never on the log's own). The
+   * log dedupes a moved entry on it and its `recoveryDigest`, so the same sale recovered twice
+   * under different numbering lands once.
+   */
+  readonly origin?: string | undefined
   readonly clientId: string
   /** Gap-free per client, from 1; 0 for corrections made by the server log. */
   readonly clientSeq: number
@@ -95,6 +102,11 @@ export function validateEntry(value: unknown): Entry {
     throw invalid('corrects', 'must be an entry id')
   }
   const isServer = e.clientId === SERVER_CLIENT_ID
+  if (e.origin !== undefined) {
+    if (!isEntryId(e.origin)) throw invalid('origin', 'must be an entry id')
+    if (isServer) throw invalid('origin', 'is only allowed on client entries')
+    if (e.origin === e.id) throw invalid('origin', "must be another id than the entry's own")
+  }
   if (!isServer && !isClientId(e.clientId))
     throw invalid('clientId', 'must be 32 lowercase hex digits')
   if (isServer) {

@@ -18,8 +18,12 @@
  *                             clientSeq ≤ high ─► record's digest differs ─► id_conflict
  *                                             ─► entry / refusal ─► original result
  *                                             ─► deferral ─► decide again
+ *                                             ─► nothing recorded ─► same origin? duplicate
+ *                                                                   ─► else id_conflict
  *                             clientSeq ≠ high+1 ─► refused seq_gap (not recorded)
  *                             relay refused it  ─► refusal recorded (head 0)
+ *                             a copy of its origin in the log ─► duplicate (clientSeq used up,
+ *                                                                nothing recorded)
  *                             else decide() ─► refuse (recorded) | defer (recorded)
  *                                          | append entry + corrections
  *
@@ -42,11 +46,21 @@
  *    (their digest is `null`).
  * 7. A clientId is bound to the subject of the first call that records something under it, in
  *    the plan's `clients`; a call without a pusher binds nothing and may correct anything.
+ * 12. An entry with an `origin` (moved by restore recovery) whose origin the log holds already,
+ *    as the origin itself or as another entry carrying it, with the same `recoveryDigest`, of a
+ *    clientId bound to the pusher's subject (or unbound), is a `duplicate` of the first such
+ *    entry in commit order: it uses up its clientSeq (the high-water mark moves) and records
+ *    nothing, so a resend finds nothing under its id and asks the origin again (same answer). A
+ *    clientSeq at or below the mark with nothing recorded was used so; another entry under it
+ *    is an `id_conflict`. An entry without an origin is looked up by its own id the same way:
+ *    it may be the original of a moved copy that landed first (a copy of the database made
+ *    before the move and restored after it), and lands no second time either.
  */
 import {
   entryDigest,
   matchesAny,
   partitionOf,
+  recoveryDigest,
   sameDigest,
   SERVER_CLIENT_ID,
 } from '@ledgerline/core'
@@ -101,6 +115,14 @@ export function planGroup(context: PlanContext, calls: readonly PlanCall[]): Pla
   }
 }
 
+function idConflict(id: string): AppendResult {
+  return {
+    id,
+    status: 'id_conflict',
+    reason: `the log holds another entry under ${id}; send this one under a new clientId`,
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class Planner {
@@ -133,21 +155,17 @@ class Planner {
     if (entry.clientSeq <= client.high) {
       const previous = this.#previous(tenant, entry.id)
       if (previous === null) {
-        // The high-water mark covers this clientSeq, yet nothing was recorded: the log is damaged.
-        throw new Error(
-          `Ledgerline bug: entry ${entry.id} is below its client's high-water mark but unknown`,
-        )
+        // Invariant 12: the clientSeq went to a copy of an entry the log holds.
+        const same = this.#sameOrigin(tenant, entry, pusher)
+        if (same !== undefined) return { ...duplicateOf(same, pusher), id: entry.id }
+        return idConflict(entry.id)
       }
       if (
         this.#context.ignoreDigests !== true &&
         previous.digest !== null &&
         !sameDigest(previous.digest, digest)
       ) {
-        return {
-          id: entry.id,
-          status: 'id_conflict',
-          reason: `the log holds another entry under ${entry.id}; send this one under a new clientId`,
-        }
+        return idConflict(entry.id)
       }
       if (previous._tag === 'entry') return duplicateOf(previous.result, pusher)
       if (previous._tag === 'refusal' && !isLegacyDeferral(previous)) return previous.result
@@ -211,6 +229,10 @@ class Planner {
       // Head 0: the entity is outside the client's grants, so its version is not told.
       return this.#refuse(tenant, entry.id, item.refuse.code, item.refuse.reason, 0, digest)
     }
+    // Invariant 12: an entry the log holds a moved copy of (or the original) lands once.
+    const same = this.#sameOrigin(tenant, entry, pusher)
+    // The copy's own id: an ack result answers the item it is for.
+    if (same !== undefined) return { ...duplicateOf(same, pusher), id: entry.id }
     const { head, decision } = this.#decide(tenant, entry, pusher)
     switch (decision._tag) {
       case 'refuse':
@@ -351,6 +373,45 @@ class Planner {
   #defer(tenant: string, id: string, code: DeferralCode, reason: string, digest: Uint8Array) {
     this.deferrals.push({ tenant, id, code, reason, digest })
     this.#record(tenant, id, { _tag: 'deferral', digest, code })
+  }
+
+  /**
+   * The result of the entry of the log that `entry` is a copy of (invariant 12), or `undefined`:
+   * its origin (its own id when it has none) itself or another entry carrying that origin,
+   * decided earlier or in this group, with the same content apart from numbering.
+   */
+  #sameOrigin(
+    tenant: string,
+    entry: Entry,
+    pusher: Pusher | undefined,
+  ): AppendedResult | undefined {
+    // An entry that was never moved may still arrive after a moved copy of it landed (a copy
+    // of the database restored after the move): its own id is the origin to look for.
+    const origin = entry.origin ?? entry.id
+    const found = this.#context.lookups.originals(tenant, origin)
+    if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
+    // This group's own entries too: a scan, only for moved entries (a restore's work).
+    const inGroup = this.entries
+      .filter((p) => p.tenant === tenant && p.digest !== null)
+      .map((p) => p.stored)
+      .filter((e) => e.id !== entry.id && (e.id === origin || e.origin === origin))
+    const want = recoveryDigest(entry, this.#context.hash)
+    let first: AppendedResult | undefined
+    for (const candidate of [...found, ...inGroup]) {
+      if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === entry.id) continue
+      const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
+      // Never another subject's entry: the answer would tell its positions.
+      if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
+        continue
+      }
+      if (!sameDigest(recoveryDigest(candidate, this.#context.hash), want)) continue
+      const record = this.#previous(tenant, candidate.id)
+      if (record?._tag !== 'entry') continue
+      // The first landing in commit order: copies of one content share an entity, so a
+      // partition, where offsets are commit order (every store answers the same one).
+      if (first === undefined || record.result.offset < first.offset) first = record.result
+    }
+    return first
   }
 
   #record(tenant: string, id: string, record: Recorded): void {

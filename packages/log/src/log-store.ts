@@ -27,7 +27,12 @@
  *    the same digest, gets its original result back (`duplicate` with the original positions
  *    and correction references, or the original refusal), forever, not within a window; with
  *    another digest it gets `id_conflict` and nothing is recorded (the log's entry stays as it
- *    is). Entries made by a log (clientId `server`) dedupe by id alone.
+ *    is). Entries made by a log (clientId `server`) dedupe by id alone. Across moves: an entry
+ *    with an `origin` (moved by restore recovery) that is a copy of an entry the log holds (its
+ *    origin itself or another entry carrying it, the same `recoveryDigest`, of a clientId bound
+ *    to the same subject or to none) gets `duplicate` with the first landing's positions; it
+ *    uses up its clientSeq and records nothing, and a resend of it is answered the same; so
+ *    is an original (no `origin`) that arrives after a moved copy of it landed.
  * 6. Gap-free clientSeq. A new entry must have clientSeq = high-water mark + 1 for its client;
  *    otherwise it is refused with code `seq_gap` and nothing is recorded (the client resends in
  *    order). Corrections (clientId `server`) are exempt.

@@ -108,6 +108,8 @@ interface MemoryStorage {
   readonly logs: StoredEntry[][]
   readonly ledgers: Map<string, StoredEntry[]>
   readonly records: Map<string, Recorded>
+  /** Entries moved by restore recovery, by `joinKey(tenant, origin)`, in commit order. */
+  readonly origins: Map<string, StoredEntry[]>
   readonly clients: Map<string, ClientRecord>
   readonly decided: Decided[]
   readonly identity: { id: string; generation: number }
@@ -127,12 +129,13 @@ function openMemoryLogStore(
     logs: Array.from({ length: partitions }, () => []),
     ledgers: new Map(),
     records: new Map(),
+    origins: new Map(),
     clients: new Map(),
     decided: [],
     identity: { id: createLogId(options.random ?? mathRandom), generation: LOG_GENERATION_FIRST },
     commitIndex: 0,
   }
-  const { logs, ledgers, records, clients, identity } = storage
+  const { logs, ledgers, records, origins, clients, identity } = storage
   const decidedOrder = storage.decided
   // Folded states of this opening only: a reopened store folds its ledgers again (its schema
   // may be another).
@@ -145,6 +148,14 @@ function openMemoryLogStore(
   const lookups: PlanLookups = {
     client: (tenant, clientId) => clients.get(joinKey(tenant, clientId)) ?? NO_CLIENT,
     previous: (tenant, id) => records.get(joinKey(tenant, id)) ?? null,
+    originals(tenant, origin) {
+      const first = records.get(joinKey(tenant, origin))
+      const own =
+        first?._tag === 'entry' && first.digest !== null
+          ? [logs[first.result.partition]?.[first.result.offset - 1] as StoredEntry]
+          : []
+      return [...own, ...(origins.get(joinKey(tenant, origin)) ?? [])]
+    },
     entityHead(tenant, entity) {
       const key = joinKey(tenant, entity)
       const ledger = ledgers.get(key) ?? []
@@ -195,6 +206,12 @@ function openMemoryLogStore(
       let ledger = ledgers.get(key)
       if (ledger === undefined) set(ledgers, key, (ledger = []))
       push(ledger, frozen)
+      if (frozen.origin !== undefined) {
+        const byOrigin = joinKey(tenant, frozen.origin)
+        let moved = origins.get(byOrigin)
+        if (moved === undefined) set(origins, byOrigin, (moved = []))
+        push(moved, frozen)
+      }
     }
     for (const [key, client] of p.clients) {
       const had = clients.get(key)

@@ -68,6 +68,7 @@ describe('decideEntry', () => {
       lookups: {
         client: () => undefined,
         previous: () => undefined,
+        originals: () => undefined,
         entityHead: () => undefined,
         partitionHead: () => undefined,
       },

@@ -57,6 +57,11 @@ export interface PlanLookups {
    * nothing was.
    */
   previous(tenant: string, id: string): Recorded | null | undefined
+  /**
+   * The log's client entries that are `origin` itself or carry it as their `origin`, in commit
+   * order (`[]` when none): what a moved entry may be a copy of (`append-plan.ts` invariant 12).
+   */
+  originals(tenant: string, origin: string): readonly StoredEntry[] | undefined
   /** With `state` folded when the schema has a type for the entity. */
   entityHead(tenant: string, entity: string): PlanHead | undefined
   partitionHead(partition: number): number | undefined
@@ -65,6 +70,7 @@ export interface PlanLookups {
 export type PlanNeed =
   | { readonly kind: 'client'; readonly tenant: string; readonly clientId: string }
   | { readonly kind: 'previous'; readonly tenant: string; readonly id: string }
+  | { readonly kind: 'origin'; readonly tenant: string; readonly origin: string }
   | {
       readonly kind: 'entity'
       readonly tenant: string

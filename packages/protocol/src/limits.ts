@@ -19,6 +19,11 @@ export const FRAME_BYTES_MAX = 1024 * 1024
 export const ENTRY_DATA_BYTES_MAX = 64 * 1024
 /** Most entries in one `push`. */
 export const PUSH_ENTRIES_MAX = 500
+/**
+ * Most earlier clientIds one `hello` names (a database's most recent ones): the welcome answers
+ * a high-water mark for each, so a bounded number of store reads per hello.
+ */
+export const HELLO_CLIENT_IDS_MAX = 16
 /** Most entries in one `entries` page. */
 export const PAGE_ENTRIES_MAX = 1000
 /** Most patterns in one subscription scope or grant. */

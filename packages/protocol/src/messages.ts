@@ -37,6 +37,18 @@ export interface HelloMessage {
   /** A JWT. Travels here, never in the URL. */
   readonly token: string
   readonly clientId: string
+  /**
+   * Earlier clientIds of this database (restore recovery moved it off them), most recent last,
+   * at most `HELLO_CLIENT_IDS_MAX`; the welcome answers their high-water marks. Optional: added
+   * within protocol 2 (a relay that does not know it ignores it).
+   */
+  readonly clientIds?: readonly string[] | undefined
+}
+
+/** One earlier clientId's high-water mark, as `welcome` answers it. */
+export interface ClientSeqHigh {
+  readonly clientId: string
+  readonly high: number
 }
 
 /** What a token allows: read and write patterns over entity names within one tenant. */
@@ -82,6 +94,12 @@ export interface WelcomeMessage {
   readonly partitions: number
   /** Highest clientSeq of this client the log holds (its high-water mark); 0 if none. */
   readonly clientSeqHigh: number
+  /**
+   * The high-water marks of the hello's earlier `clientIds` that the log binds to this subject
+   * or to no one, in the hello's order; another subject's are left out (nothing of them is
+   * told). Absent when the hello named none, or from a relay that does not know the field.
+   */
+  readonly clientSeqHighs?: readonly ClientSeqHigh[] | undefined
   /** Relay clock, ms since the epoch. */
   readonly serverTime: number
   /** When the token expires, ms since the epoch. */

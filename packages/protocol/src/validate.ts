@@ -40,6 +40,7 @@ import {
   CREDIT_PAGES_MAX,
   ENTRY_DATA_BYTES_MAX,
   FRAME_BYTES_MAX,
+  HELLO_CLIENT_IDS_MAX,
   LOG_ID_LENGTH_MAX,
   MESSAGE_LENGTH_MAX,
   PAGE_ENTRIES_MAX,
@@ -107,6 +108,11 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     protocol: integer(m, 'protocol', p, 1, Number.MAX_SAFE_INTEGER),
     token: text(m, 'token', p, 1, TOKEN_LENGTH_MAX),
     clientId: clientId(m, p),
+    ...(own(m, 'clientIds') === undefined
+      ? {}
+      : {
+          clientIds: list(m, 'clientIds', p, HELLO_CLIENT_IDS_MAX, 'HELLO_CLIENT_IDS_MAX', anId),
+        }),
   }),
   welcome: (m, p) => ({
     type: 'welcome',
@@ -118,6 +124,21 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     limits: advertisedLimits(own(m, 'limits'), `${p}.limits`),
     partitions: core(`${p}.partitions`, () => checkPartitions(own(m, 'partitions'))),
     clientSeqHigh: integer(m, 'clientSeqHigh', p, 0, CLIENT_SEQ_MAX),
+    ...(own(m, 'clientSeqHighs') === undefined
+      ? {}
+      : {
+          clientSeqHighs: list(
+            m,
+            'clientSeqHighs',
+            p,
+            HELLO_CLIENT_IDS_MAX,
+            'HELLO_CLIENT_IDS_MAX',
+            (v, at) => {
+              const f = record(v, at)
+              return { clientId: clientId(f, at), high: integer(f, 'high', at, 0, CLIENT_SEQ_MAX) }
+            },
+          ),
+        }),
     serverTime: time(m, 'serverTime', p),
     expiresAt: time(m, 'expiresAt', p),
   }),
@@ -216,6 +237,7 @@ function cleanEntry(e: Entry, path: string): Entry {
     intent: e.intent,
     ...(e.expect === undefined ? {} : { expect: e.expect }),
     ...(e.corrects === undefined ? {} : { corrects: e.corrects }),
+    ...(e.origin === undefined ? {} : { origin: e.origin }),
     clientId: e.clientId,
     clientSeq: e.clientSeq,
     hlc: e.hlc,
@@ -447,6 +469,11 @@ function text(m: Fields, key: string, path: string, min: number, max: number): s
     )
   }
   if (value.length < min) throw bad(`${path}.${key}`, `must have at least ${min} character`)
+  return value
+}
+
+function anId(value: unknown, path: string): string {
+  if (!isClientId(value)) throw bad(path, 'must be 32 lowercase hex digits')
   return value
 }
 

@@ -82,6 +82,37 @@ describe.each(LOG_KINDS)('issue 12 case 3: a clientId is bound to its subject (%
   })
 })
 
+describe.each(LOG_KINDS)('issue 14: the marks of earlier clientIds in welcome (%s)', (kind) => {
+  it("answers the marks of the subject's own and unbound earlier clientIds, never another subject's", async () => {
+    // Goal: restore recovery learns what the log holds of a database's earlier clientIds
+    // (finding A) without a hello learning anything of another user's device (guarantee 9).
+    // Method: till-1 appends two sales under TILL; a hello of till-1 under a new clientId names
+    // TILL and an unused id: both answered. The intruder's hello naming the same ids gets only
+    // the unused one's mark.
+    const relay = await edge.start(kind)
+    const till = await edge.connect(relay.url, TILL, { sub: 'till-1' })
+    await pushAcked(till, 1, sales(1, 2))
+    const unused = '5a'.repeat(16)
+    const again = await openClient(relay.url, { clientId: '6b'.repeat(16) })
+    edge.defer(() => again.close())
+    const welcome = await again.hello(await token({ sub: 'till-1' }), [TILL, unused])
+    expect(welcome).toMatchObject({
+      type: 'welcome',
+      clientSeqHighs: [
+        { clientId: TILL, high: 2 },
+        { clientId: unused, high: 0 },
+      ],
+    })
+    const intruder = await openClient(relay.url, { clientId: '7c'.repeat(16) })
+    edge.defer(() => intruder.close())
+    const theirs = await intruder.hello(await token({ sub: 'intruder' }), [TILL, unused])
+    expect(theirs).toMatchObject({
+      type: 'welcome',
+      clientSeqHighs: [{ clientId: unused, high: 0 }],
+    })
+  })
+})
+
 /** The till's sales `from..to` of order/o3, at clientSeq = sale number. */
 function sales(from: number, to: number) {
   return Array.from({ length: to - from + 1 }, (_, i) =>

@@ -126,7 +126,7 @@ async function attemptGroup(
   // the plan will most likely need. PostgreSQL runs each read only after the lock statement
   // returned, with a snapshot of its own (read committed), so the reads see every commit of
   // whoever held the locks before.
-  const [, lockResult, clientsResult, headsResult] = await pgSql.pipeline(client, [
+  const [, lockResult, clientsResult, headsResult, originsResult] = await pgSql.pipeline(client, [
     { text: `begin; set local lock_timeout = ${PG_LOCK_TIMEOUT_MS}` },
     {
       name: 'ledgerline_lock_v1',
@@ -136,6 +136,8 @@ async function attemptGroup(
     },
     pgSql.clientsQuery(keys.clients),
     pgSql.headsQuery(keys.entities),
+    // `append-plan.ts` invariant 12 asks of every client item; a probe of two keys each.
+    pgSql.originalsQuery(keys.origins),
   ])
   const heads = pgSql.rowsOf<{ partition: number; head: number }>(lockResult)
   const loaded: Loaded = {
@@ -143,9 +145,11 @@ async function attemptGroup(
     partitionHeads: new Map(heads.map((r) => [r.partition, r.head])),
     clients: new Map(),
     previous: new Map(),
+    originals: new Map(),
     heads: new Map(),
   }
   pgRows.takeClients(keys.clients, pgSql.rowsOf(clientsResult), loaded)
+  pgRows.takeOriginals(keys.origins, pgSql.rowsOf(originsResult), loaded)
   // Earlier results are needed only for resent entries (at or below the high-water mark) and
   // for server entries; usually there are none and this round trip is skipped.
   // So are the entries client entries' `corrects` name (`postgres-store.ts` invariant 10).

@@ -146,6 +146,27 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       )
     },
   },
+  {
+    // Issue 14: one row per entry that carries an `origin` (moved by restore recovery), for the
+    // planner's lookup of copies. A table of its own, not a column and index of entries: only
+    // moved entries have an origin (rare), so no other entry pays for it; no older entry has
+    // one, so nothing is filled.
+    name: 'entries moved by restore recovery, by their origin',
+    sql: `
+      create table ledgerline_origins (
+        tenant text not null,
+        origin text not null,
+        id text not null,
+        primary key (tenant, origin, id)
+      );
+      create trigger ledgerline_origins_append_only
+        before update or delete on ledgerline_origins
+        for each row execute function ledgerline_append_only();
+      create trigger ledgerline_origins_no_truncate
+        before truncate on ledgerline_origins
+        for each statement execute function ledgerline_append_only();
+    `,
+  },
 ]
 
 /** The schema version this build writes. */

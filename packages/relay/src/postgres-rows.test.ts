@@ -136,6 +136,7 @@ function empty(): Loaded {
     partitionHeads: new Map(),
     clients: new Map(),
     previous: new Map(),
+    originals: new Map(),
     heads: new Map(),
   }
 }

@@ -44,6 +44,7 @@ import {
   deferredQuery,
   FOLD_PAGE_SQL,
   headsQuery,
+  originalsQuery,
   q,
   pipeline,
   previousQuery,
@@ -57,6 +58,8 @@ export interface Loaded {
   readonly partitionHeads: Map<number, number>
   readonly clients: Map<string, ClientRecord>
   readonly previous: Map<string, Recorded | null>
+  /** What `originalsQuery` read, by `joinKey(tenant, origin)`. */
+  readonly originals: Map<string, readonly StoredEntry[]>
   readonly heads: Map<string, PlanHead>
 }
 
@@ -66,6 +69,7 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
   const entities = new Map<string, [string, string]>()
   const candidates: Candidate[] = []
   const corrects: [string, string][] = []
+  const origins = new Map<string, [string, string]>()
   for (const call of calls) {
     for (const item of call.items) {
       const e = item.entry
@@ -75,6 +79,9 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
         if (e.corrects !== undefined && item.refuse === undefined) {
           corrects.push([call.tenant, e.corrects])
         }
+        const origin = e.origin ?? e.id
+        if (item.refuse === undefined)
+          origins.set(joinKey(call.tenant, origin), [call.tenant, origin])
       }
       if (item.refuse === undefined) {
         const key = joinKey(call.tenant, e.entity)
@@ -88,6 +95,20 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
     entities: [...entities.values()],
     candidates,
     corrects,
+    origins: [...origins.values()],
+  }
+}
+
+/** What `originalsQuery` read for `pairs`: every pair gets its list, empty when none. */
+export function takeOriginals(
+  pairs: readonly (readonly [string, string])[],
+  rows: readonly (EntryRow & { key: string })[],
+  loaded: Loaded,
+): void {
+  for (const [tenant, origin] of pairs) loaded.originals.set(joinKey(tenant, origin), [])
+  for (const row of rows) {
+    const list = loaded.originals.get(joinKey(row.tenant, row.key)) as StoredEntry[]
+    list.push(toStored(row))
   }
 }
 
@@ -261,6 +282,7 @@ export function lookupsOf(loaded: Loaded): PlanLookups {
   return {
     client: (tenant, clientId) => loaded.clients.get(joinKey(tenant, clientId)),
     previous: (tenant, id) => loaded.previous.get(joinKey(tenant, id)),
+    originals: (tenant, origin) => loaded.originals.get(joinKey(tenant, origin)),
     entityHead: (tenant, entity) => loaded.heads.get(joinKey(tenant, entity)),
     partitionHead: (partition) => loaded.partitionHeads.get(partition),
   }
@@ -284,6 +306,12 @@ export async function loadNeed(
     case 'previous':
       await loadPrevious(client, [[need.tenant, need.id]], loaded)
       break
+    case 'origin': {
+      const pair: [string, string] = [need.tenant, need.origin]
+      const [result] = await pipeline(client, [originalsQuery([pair])])
+      takeOriginals([pair], rowsOf(result), loaded)
+      break
+    }
     case 'entity': {
       const [result] = await pipeline(client, [headsQuery([[need.tenant, need.entity]])])
       await takeHeads(client, rowsOf(result), loaded, schema, states)

@@ -64,12 +64,34 @@ export const WRITE_SQL = `with e as (
   on conflict (tenant, client_id)
     do update set high = greatest(ledgerline_clients.high, excluded.high),
       subject = coalesce(ledgerline_clients.subject, excluded.subject)
+), o as (
+  insert into ledgerline_origins (tenant, origin, id)
+  select * from unnest($31::text[], $32::text[], $33::text[])
 ), p as (
   update ledgerline_partition_heads h set head = u.head
   from unnest($18::int[], $19::bigint[]) u(partition, head)
   where h.partition = u.partition
 )
 select pg_notify('${PG_COMMIT_CHANNEL}', $20) where $20 <> ''`
+
+/**
+ * The client entries that are `origin` itself or carry it (`ledgerline_origins`), in commit
+ * order: what a moved entry may be a copy of.
+ */
+export function originalsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
+  return {
+    name: 'ledgerline_originals_v2',
+    text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, origin))
+      select r.origin as key, e.tenant, e.partition, e."offset", e.version, e.committed_at,
+        e.body
+      from r join ledgerline_entries e on e.tenant = r.tenant and e.digest is not null
+        and (e.id = r.origin or e.id in (
+          select o.id from ledgerline_origins o where o.tenant = r.tenant and o.origin = r.origin))
+      order by e.seq`,
+    values: pairValues(pairs),
+    types: PG_TYPES,
+  }
+}
 
 /** (tenant, id, clientId, clientSeq) of an item whose earlier result may be needed. */
 export type Candidate = readonly [string, string, string, number]
@@ -80,6 +102,8 @@ export interface GroupKeys {
   readonly candidates: Candidate[]
   /** (tenant, id) that client entries' `corrects` name: the planner checks them. */
   readonly corrects: [string, string][]
+  /** (tenant, origin or own id) of every client item: the planner looks for copies. */
+  readonly origins: [string, string][]
 }
 
 export type HeadRow = {

@@ -30,7 +30,7 @@ describe('postgres-write', () => {
     const early = writeQuery(plan, encoded, 'payload')
     const late = writeQuery(plan, { ...encoded, sources: [] }, 'payload')
     expect(late.values).toEqual(early.values)
-    expect(early.name).toBe('ledgerline_write_v3')
+    expect(early.name).toBe('ledgerline_write_v4')
   })
 
   it('keeps digests of refused client items but writes no body for them', () => {
@@ -100,6 +100,7 @@ function plan_(schema: Schema | undefined, calls: readonly PlanCall[]) {
       lookups: {
         client: () => ({ high: 0, subject: null }),
         previous: () => null,
+        originals: () => [],
         entityHead: () => ({
           version: 0,
           offset: 0,

@@ -177,9 +177,11 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
   }
   const clients = [...plan.clients].map(([key, c]) => [...splitKey(key), c] as const)
   const heads = [...plan.partitionHeads]
+  // Entries moved by restore recovery, found by their origin (migration 4).
+  const moved = e.filter((x) => x.stored.origin !== undefined)
   const d = plan.deferrals
   return {
-    name: 'ledgerline_write_v3',
+    name: 'ledgerline_write_v4',
     text: WRITE_SQL,
     types: PG_TYPES,
     values: [
@@ -214,6 +216,9 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
       textArray(d.map((x) => x.reason)),
       textArray(d.map((x) => digestHex(x.digest))),
       textArray(clients.map((c) => c[2].subject)),
+      textArray(moved.map((x) => x.tenant)),
+      textArray(moved.map((x) => x.stored.origin as string)),
+      textArray(moved.map((x) => x.stored.id)),
     ],
   }
 }

@@ -4,7 +4,12 @@
 // seats and renewal over the wire are covered by `renew.test.ts`, `tokens.test.ts` and
 // `relay-limits.test.ts`.
 import { describe, expect, it } from 'vitest'
-import { PROTOCOL_VERSION, PROTOCOL_VERSION_MIN, TOKEN_LENGTH_MAX } from '@ledgerline/protocol'
+import {
+  HELLO_CLIENT_IDS_MAX,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSION_MIN,
+  TOKEN_LENGTH_MAX,
+} from '@ledgerline/protocol'
 import { checkHello } from './session-auth.ts'
 import { BadMessage } from './subscriptions.ts'
 
@@ -20,8 +25,27 @@ const hello = (fields: Record<string, unknown>) => ({
 describe('checkHello', () => {
   it('accepts every spoken protocol with a clientId and a token', () => {
     for (let protocol = PROTOCOL_VERSION_MIN; protocol <= PROTOCOL_VERSION; protocol++) {
-      expect(checkHello(hello({ protocol }))).toEqual({ _tag: 'ok', clientId, token: 't' })
+      expect(checkHello(hello({ protocol }))).toEqual({
+        _tag: 'ok',
+        clientId,
+        token: 't',
+        clientIds: [],
+      })
     }
+  })
+
+  it("takes the hello's earlier clientIds, each once, without its own; refuses more than HELLO_CLIENT_IDS_MAX", () => {
+    // Issue 14: the welcome answers their marks (a bounded number of reads per hello).
+    const other = 'b'.repeat(32)
+    expect(checkHello(hello({ clientIds: [other, clientId, other] }))).toMatchObject({
+      _tag: 'ok',
+      clientIds: [other],
+    })
+    const many = Array.from({ length: HELLO_CLIENT_IDS_MAX + 1 }, (_, i) =>
+      i.toString(16).padStart(32, '0'),
+    )
+    expect(() => checkHello(hello({ clientIds: many }))).toThrow(/at most/)
+    expect(() => checkHello(hello({ clientIds: ['nope'] }))).toThrow(/clientIds/)
   })
 
   it('refuses protocols outside the spoken range as unsupported_protocol', () => {

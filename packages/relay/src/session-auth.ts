@@ -18,11 +18,15 @@
  *    grants change, nothing else does.
  * 9. A welcomed session holds a seat of its tenant; past the tenant's cap `hello` is answered
  *    `overloaded`. `close` releases the seat and clears the expiry timer (both idempotent).
+ * 10. The welcome answers the high-water marks of the hello's earlier clientIds (at most
+ *    `HELLO_CLIENT_IDS_MAX`) that the log binds to this subject or to no one, and leaves out
+ *    another subject's, so a hello learns nothing of other users' devices.
  */
 import { isClientId } from '@ledgerline/core'
 import {
   ENTRY_DATA_BYTES_MAX,
   FRAME_BYTES_MAX,
+  HELLO_CLIENT_IDS_MAX,
   PROTOCOL_VERSION,
   PROTOCOL_VERSION_MIN,
   PUSH_IN_FLIGHT_MAX,
@@ -67,10 +71,14 @@ export interface AuthHost {
  * @example
  * checkHello({ type: 'hello', protocol: 2, clientId, token }) // { _tag: 'ok', clientId, token }
  */
-export function checkHello(
-  m: Record<string, unknown>,
-):
-  | { readonly _tag: 'ok'; readonly clientId: string; readonly token: string }
+export function checkHello(m: Record<string, unknown>):
+  | {
+      readonly _tag: 'ok'
+      readonly clientId: string
+      readonly token: string
+      /** The hello's earlier clientIds, each once, without the current one. */
+      readonly clientIds: readonly string[]
+    }
   | { readonly _tag: 'refused'; readonly kind: ErrorKind; readonly message: string } {
   if (
     typeof m.protocol !== 'number' ||
@@ -90,7 +98,15 @@ export function checkHello(
   if (typeof m.token !== 'string' || m.token.length > TOKEN_LENGTH_MAX) {
     return { _tag: 'refused', kind: 'unauthorized', message: 'token malformed' }
   }
-  return { _tag: 'ok', clientId: m.clientId, token: m.token }
+  const earlier = m.clientIds
+  if (earlier !== undefined) {
+    if (!Array.isArray(earlier) || earlier.length > HELLO_CLIENT_IDS_MAX) {
+      throw new BadMessage(`hello clientIds must be an array of at most ${HELLO_CLIENT_IDS_MAX}`)
+    }
+    if (!earlier.every(isClientId)) throw new BadMessage('hello clientIds must be clientIds')
+  }
+  const clientIds = [...new Set<string>(earlier ?? [])].filter((id) => id !== m.clientId)
+  return { _tag: 'ok', clientId: m.clientId, token: m.token, clientIds }
 }
 
 /**
@@ -153,10 +169,17 @@ export class SessionAuth {
           return
         }
         const { claims } = check
-        const [record, log] = await Promise.all([
+        const [record, log, ...earlier] = await Promise.all([
           this.#ctx.store.client(claims.tenant, clientId),
           this.#ctx.store.identity(),
+          ...checked.clientIds.map((id) => this.#ctx.store.client(claims.tenant, id)),
         ])
+        // Invariant 10: only the marks of clientIds this subject may use.
+        const clientSeqHighs = checked.clientIds.flatMap((id, i) => {
+          const r = earlier[i]
+          if (r === undefined || (r.subject !== null && r.subject !== claims.sub)) return []
+          return [{ clientId: id, high: r.high }]
+        })
         if (!this.#host.isChecking()) return
         if (record.subject !== null && record.subject !== claims.sub) {
           // Invariant 8. The other subject is not named: it is not this token's business. The
@@ -193,6 +216,7 @@ export class SessionAuth {
           },
           partitions: this.#ctx.store.partitions,
           clientSeqHigh: record.high,
+          ...(checked.clientIds.length === 0 ? {} : { clientSeqHighs }),
           serverTime: this.#timers.now(),
           expiresAt: claims.expiresAt,
         })

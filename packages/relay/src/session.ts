@@ -38,6 +38,8 @@
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
+ * 10. `welcome.clientSeqHighs` answers only the hello's earlier clientIds the log binds to the
+ *    token's subject or to no one (`session-auth.ts`): another subject's marks are never told.
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'

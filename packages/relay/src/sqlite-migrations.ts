@@ -18,6 +18,11 @@
  * 6. Migration 4 rewrites the entries and clients into the lean layout (`sqlite-lean-layout.ts`,
  *    which says which query needs each index); refusals, deferrals, partition heads and meta
  *    keep their tables.
+ * 7. Migration 5 adds `origins`: one row (tenant ref, origin, position) per entry that carries
+ *    an `origin` (moved by restore recovery), for the planner's lookup of copies. A table of its
+ *    own rather than a column of `entries`: only moved entries have an origin (a restore's work,
+ *    rare), so every other entry pays nothing, not even a NULL column; no older entry has one,
+ *    so nothing is filled. Append-only like the entries it points at.
  */
 import type Database from 'better-sqlite3'
 import {
@@ -35,7 +40,7 @@ import { RelayError } from './relay-error.ts'
 import { leanLayout } from './sqlite-lean-layout.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 4
+export const SQLITE_SCHEMA_VERSION = 5
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -146,6 +151,20 @@ export function migrate(
     },
     // 3 → 4: the lean layout (issue 16): interned names, entity heads, integer keys only.
     leanLayout,
+    // 4 → 5: entries moved by restore recovery, by their origin (issue 14; invariant 7).
+    `
+      CREATE TABLE origins (
+        tenant INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        "offset" INTEGER NOT NULL,
+        PRIMARY KEY (tenant, origin, partition, "offset")
+      ) STRICT, WITHOUT ROWID;
+      CREATE TRIGGER origins_append_only_update BEFORE UPDATE ON origins
+        BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+      CREATE TRIGGER origins_append_only_delete BEFORE DELETE ON origins
+        BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+    `,
   ]
   for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {

@@ -49,6 +49,8 @@ export type SqliteReads = Record<
   | 'refusalById'
   | 'deferralById'
   | 'correctionsOf'
+  | 'entryAt'
+  | 'movedOf'
   | 'entityHead'
   | 'readEntity'
   | 'readPartition',
@@ -149,6 +151,22 @@ export function createSqliteLookups(
       if (deferral === undefined) return null
       return { _tag: 'deferral', digest: deferral.digest, code: deferral.code }
     },
+    originals: (tenant, origin) => {
+      const t = refs.tenants.find(tenant, tenant)
+      if (t === undefined) return []
+      const found: StoredEntry[] = []
+      // Usually a new entry's own id (the lookup of every new client entry): no entry there.
+      const first = entryById(t, origin)
+      // A client entry (it has a digest) under the origin itself: the first landing.
+      if (first !== undefined && first.digest !== null) {
+        const row = sql.entryAt.get(t, first.partition, first.offset) as EntryRow
+        found.push(toStored(row))
+      }
+      for (const row of sql.movedOf.iterate(t, origin) as Iterable<EntryRow>) {
+        found.push(toStored(row))
+      }
+      return found
+    },
     entityHead: (tenant, entity) => entityHead(tenant, entity),
     partitionHead: (partition) =>
       (sql.partitionHead.get(partition) as { head: number } | undefined)?.head ?? 0,
@@ -188,6 +206,18 @@ export function prepareReads(db: Database.Database): SqliteReads {
          AND e."offset" = l."offset"
        WHERE l.tenant = ? AND l.corrects = ? AND substr(l.id, 1, ?) = ?
        ORDER BY l.rowid`,
+    ),
+    entryAt: db.prepare(
+      `SELECT ${columns} FROM entries WHERE tenant = ? AND partition = ? AND "offset" = ?`,
+    ),
+    // Copies of one content are of one entity (one partition): offset order is commit order.
+    movedOf: db.prepare(
+      `SELECT e.partition, e."offset", e.version, e.committed_at, e.body
+       FROM origins o
+       JOIN entries e ON e.tenant = o.tenant AND e.partition = o.partition
+         AND e."offset" = o."offset"
+       WHERE o.tenant = ? AND o.origin = ?
+       ORDER BY e."offset"`,
     ),
     entityHead: db.prepare(
       `SELECT version, "offset" AS "offset" FROM entities

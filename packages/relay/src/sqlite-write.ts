@@ -112,6 +112,10 @@ export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): Sql
         const corrects = isLogCorrection(stored) ? (stored.corrects as string) : null
         sql.insertLogId.run(t, stored.id, stored.partition, stored.offset, corrects)
       }
+      // Migration 5: a moved entry is found by its origin too.
+      if (stored.origin !== undefined) {
+        sql.insertOrigin.run(t, stored.origin, stored.partition, stored.offset)
+      }
       heads.set(entity, stored)
     }
     // Invariant 3: each entity's head row names its newest entry.
@@ -146,6 +150,9 @@ function prepareWrites(db: Database.Database) {
     ),
     insertLogId: db.prepare(
       `INSERT INTO log_ids (tenant, id, partition, "offset", corrects) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    insertOrigin: db.prepare(
+      `INSERT INTO origins (tenant, origin, partition, "offset") VALUES (?, ?, ?, ?)`,
     ),
     insertTenant: db.prepare(`INSERT INTO tenants (name) VALUES (?)`),
     insertEntity: db.prepare(

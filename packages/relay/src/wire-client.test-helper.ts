@@ -23,7 +23,8 @@ export interface WireClient {
     match?: (m: RelayMessage) => boolean,
     timeoutMs?: number,
   ): Promise<T>
-  hello(token: string): Promise<RelayMessage>
+  /** `clientIds`: the hello's earlier clientIds (none when not given). */
+  hello(token: string, clientIds?: readonly string[]): Promise<RelayMessage>
   entry(
     entity: string,
     kind: string,
@@ -103,8 +104,11 @@ export async function openClient(
         })
       }
     },
-    async hello(token) {
-      ws.send(encodeMessage({ type: 'hello', protocol: PROTOCOL_VERSION, token, clientId }))
+    async hello(token, clientIds) {
+      const earlier = clientIds === undefined ? {} : { clientIds }
+      ws.send(
+        encodeMessage({ type: 'hello', protocol: PROTOCOL_VERSION, token, clientId, ...earlier }),
+      )
       const m = await client.next((x) => x.type === 'welcome' || x.type === 'error')
       if (m.type === 'welcome') seq = (m as WelcomeMessage).clientSeqHigh
       return m

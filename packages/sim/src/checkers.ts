@@ -134,6 +134,17 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
     if (list === undefined) seqs.set(id.slice(0, dash), [seq])
     else if (!list.includes(seq)) list.push(seq)
   }
+  // A copy of an entry the log holds uses up its clientSeq and records nothing (`append-plan.ts`
+  // invariant 12): its duplicate ack names an id the log has no entry under.
+  for (const { result, at } of history.acks) {
+    if (history.logRestoredAt !== undefined && at < history.logRestoredAt) continue
+    if (result.status !== 'duplicate' || byId.has(result.id)) continue
+    const dash = result.id.lastIndexOf('-')
+    const seq = Number(result.id.slice(dash + 1))
+    const list = seqs.get(result.id.slice(0, dash))
+    if (list === undefined) seqs.set(result.id.slice(0, dash), [seq])
+    else if (!list.includes(seq)) list.push(seq)
+  }
   for (const [clientId, list] of seqs) {
     list.sort((a, b) => a - b)
     list.forEach((seq, i) => {
@@ -143,6 +154,8 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
 
   // 2. acks.
+  const byPosition = new Map<string, StoredEntry>()
+  for (const e of byId.values()) byPosition.set(`${e.partition}/${e.offset}`, e)
   for (const { till, result, at } of history.acks) {
     // An ack of a log that was later put back to an older copy speaks of a log that is gone.
     if (history.logRestoredAt !== undefined && at < history.logRestoredAt) continue
@@ -157,7 +170,12 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
       continue
     }
     if (result.status !== 'appended' && result.status !== 'duplicate') continue
-    const stored = byId.get(result.id)
+    // A copy's duplicate names the first landing's positions (the oracle checks which one).
+    const stored =
+      byId.get(result.id) ??
+      (result.status === 'duplicate'
+        ? byPosition.get(`${result.partition}/${result.offset}`)
+        : undefined)
     if (
       stored === undefined ||
       stored.partition !== result.partition ||

@@ -27,6 +27,14 @@
  *   makes when an invariant breaks (one `ledger.correction_failed` when one is too large).
  * - 12, an ack names the corrections the pusher may read, by id.
  * - 3, 4: versions are the entity's + 1, offsets the partition's + 1, in decision order.
+ * - 5 across moves (issue 14): an entry with an `origin` (moved by restore recovery), or
+ *   without one (its own id taken as the origin: an original arriving after its moved copy),
+ *   is a `duplicate` of the first other client entry in commit order that is that origin or
+ *   carries it,
+ *   has the same content apart from numbering (id, clientId, clientSeq, corrects, origin), and
+ *   whose clientId is bound to the pusher's subject or to no one; it uses up its clientSeq and
+ *   records nothing, so a clientSeq at or below the mark with nothing recorded was used by such
+ *   a copy: a resend is answered the same, another entry under it is `id_conflict`.
  *
  * Invariants:
  * 1. The oracle never looks at the store beyond the results it is checking.
@@ -44,7 +52,7 @@ import {
 } from '@ledgerline/core'
 import type { AppendItem, AppendResult, Pusher } from '@ledgerline/log'
 import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
-import { contentKey, fullKey } from './content.ts'
+import { contentKey, fullKey, stable } from './content.ts'
 import { SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
 
 /** What the oracle expects the log to hold at one position. */
@@ -128,7 +136,12 @@ export function createLogOracle(
     const seen = s.decided.get(`${tenant}\u0000${e.id}`)
     const high = s.highs.get(client) ?? 0
     if (e.clientSeq <= high) {
-      if (seen === undefined) return { status: 'unknown', note: 'below the high-water mark' }
+      if (seen === undefined) {
+        if (!s.copies.has(`${tenant}\u0000${e.id}`)) {
+          return { status: 'unknown', note: 'below the high-water mark' }
+        }
+        return copyOf(tenant, e, pusher) ?? { status: 'id_conflict' }
+      }
       if (seen.content !== contentKey(e)) return { status: 'id_conflict' }
       if (seen.result.status === 'refused') return { status: 'refused', code: seen.result.code }
       if (seen.result.status === 'appended') {
@@ -156,6 +169,8 @@ export function createLogOracle(
   ): Prediction => {
     const e = item.entry
     if (item.refuse !== undefined) return refusal(item.refuse.code)
+    const copy = copyOf(tenant, e, pusher)
+    if (copy !== undefined) return copy
     const wall = Number(e.hlc.slice(0, 15))
     if (Math.max(wall, e.occurredAt) - committedAt > ENTRY_CLOCK_SKEW_MS_MAX) {
       return { status: 'deferred', code: 'clock_ahead' }
@@ -213,6 +228,28 @@ export function createLogOracle(
   }
 
   const refusal = (code: string): Prediction => ({ status: 'refused', code, record: true })
+
+  /** Rule 5 across moves: the first landing `e` is a copy of, as a duplicate, if any. */
+  const copyOf = (tenant: string, e: Entry, pusher: Pusher | undefined): Prediction | undefined => {
+    // An entry never moved may be the original of a moved copy that landed first.
+    const origin = e.origin ?? e.id
+    const want = recoveryKey(e)
+    for (const c of s.origins.get(`${tenant}\u0000${origin}`) ?? []) {
+      if (c.id === e.id) continue
+      const bound = s.subjects.get(`${tenant}\u0000${c.clientId}`)
+      if (pusher !== undefined && bound !== undefined && bound !== pusher.subject) continue
+      if (c.key !== want) continue
+      const first = s.decided.get(`${tenant}\u0000${c.id}`)
+      if (first?.result.status !== 'appended') continue
+      return {
+        ...first.result,
+        status: 'duplicate',
+        corrections: readable(first.result, pusher),
+        copy: true,
+      }
+    }
+    return undefined
+  }
 
   /** Places `e` and its corrections after the log's heads, folding each into its entity. */
   const append = (
@@ -339,17 +376,25 @@ export function createLogOracle(
         compare(e, got, want)
         // Invariant 2: the oracle's own prediction becomes its state.
         const client = `${tenant}\u0000${e.clientId}`
+        const copy = want.status === 'duplicate' && want.copy === true
         const uses =
           want.status === 'appended' ||
           want.status === 'deferred' ||
+          copy ||
           (want.status === 'refused' && want.record === true)
         if (uses && e.clientSeq > (s.highs.get(client) ?? 0)) s.highs.set(client, e.clientSeq)
         if (uses && pusher !== undefined && !s.subjects.has(client)) {
           s.subjects.set(client, pusher.subject)
         }
         const key = `${tenant}\u0000${e.id}`
+        if (copy) s.copies.add(key)
         if (want.status === 'appended') {
           want.commit?.()
+          // Rule 5 across moves: findable by its first id.
+          const okey = `${tenant}\u0000${e.origin ?? e.id}`
+          const list = s.origins.get(okey) ?? []
+          list.push({ id: e.id, clientId: e.clientId, key: recoveryKey(e) })
+          s.origins.set(okey, list)
           s.decided.set(key, {
             content: contentKey(e),
             entity: e.entity,
@@ -434,6 +479,8 @@ type Prediction =
       /** Where the corrections of a new append go (their ids are `corrections`). */
       readonly placed?: readonly OracleEntry[] | undefined
       readonly commit?: (() => void) | undefined
+      /** A moved entry answered as a copy of its first landing (rule 5 across moves). */
+      readonly copy?: boolean | undefined
     }
   | { readonly status: 'refused'; readonly code: string; readonly record?: boolean }
   | { readonly status: 'deferred'; readonly code: string; readonly resent?: boolean }
@@ -449,6 +496,10 @@ interface OracleStateData {
   entities: Map<string, { version: number; state: unknown }>
   logs: OracleEntry[][]
   refusals: OracleRefusal[]
+  /** Client entries appended, by (tenant, origin or own id), in commit order. */
+  origins: Map<string, { id: string; clientId: string; key: string }[]>
+  /** Ids whose clientSeq a copy used up (nothing recorded under them). */
+  copies: Set<string>
 }
 
 function emptyState(partitions: number): OracleStateData {
@@ -459,7 +510,22 @@ function emptyState(partitions: number): OracleStateData {
     entities: new Map(),
     logs: Array.from({ length: partitions }, () => []),
     refusals: [],
+    origins: new Map(),
+    copies: new Set(),
   }
+}
+
+/** An entry's content apart from what restore recovery changes when it moves it. */
+function recoveryKey(e: Entry): string {
+  const { id: _i, clientId: _c, clientSeq: _s, corrects: _k, origin: _o, ...rest } = e
+  const {
+    version: _v,
+    partition: _p,
+    offset: _f,
+    committedAt: _t,
+    ...content
+  } = rest as Entry & Partial<StoredEntry>
+  return stable(content)
 }
 
 /** A stored entry as the oracle keeps it, for comparing the store's log with its own. */

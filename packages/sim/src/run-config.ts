@@ -74,7 +74,10 @@ export interface ProductSimOptions {
   readonly durationMs?: number | undefined
   /** Keep the last N trace facts (to diff two runs). */
   readonly keepTrace?: number | undefined
-  /** The open findings of FINDINGS.md fail the run too (they are counted either way). */
+  /**
+   * The open findings of FINDINGS.md fail the run too (they are counted either way); the
+   * default since findings A and B were fixed. `false` only counts them.
+   */
   readonly strict?: boolean | undefined
 }
 

@@ -275,7 +275,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
         crashPoints: points.stats,
       },
       report,
-      ok: drained && report.ok && (options.strict !== true || report.openFindings.length === 0),
+      ok: drained && report.ok && (options.strict === false || report.openFindings.length === 0),
       history,
       tills: finals,
       log,

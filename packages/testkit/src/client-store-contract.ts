@@ -135,6 +135,7 @@ export function runClientStoreContract(
       expect(all[3]?.entry).toEqual(b.entries[0])
       expect(await store.counters()).toEqual({
         clientId: CLIENT,
+        clientIds: [CLIENT],
         seqLast: 5,
         outboxEntries: 5,
         outboxBytes: 500,

@@ -23,6 +23,8 @@
  * 11. clientIds bound to the first subject that used them (`client_taken`, nothing recorded);
  * 12. acks carry references to the log's own corrections that the pusher may read;
  * 13. the log's identity (stable across reopen; `bumpGeneration` persists);
+ * 14. entries moved by restore recovery (`origin`): a copy of an entry the log holds is
+ *    `duplicate` under any numbering, never of another subject's entry;
  * plus the reads (partition pages with tenant filtering and `throughOffset`, entity ledgers,
  * heads, client records, partition heads) and `onCommit`.
  *
@@ -33,7 +35,8 @@
  * - `log-store-contract-decisions.ts`: 7, 9 and the first part of 10 (corrections, requests,
  *   refusals, deferral of unknown types, the plain log);
  * - `log-store-contract-reads.ts`: pages, entity ranges, `onCommit`;
- * - `log-store-contract-edges.ts`: 5 by content, 7 for a client's `corrects`, 10 to 13.
+ * - `log-store-contract-edges.ts`: 5 by content, 7 for a client's `corrects`, 10 to 13;
+ * - `log-store-contract-origins.ts`: 14.
  *
  * The store under test must be created with the `schema`, `partitions` and `now` handed to
  * `setup`.
@@ -42,6 +45,7 @@ import { afterEach, beforeEach, describe } from 'vitest'
 import type { Schema } from '@ledgerline/core'
 import { decisionContract } from './log-store-contract-decisions.ts'
 import { edgeContract } from './log-store-contract-edges.ts'
+import { originContract } from './log-store-contract-origins.ts'
 import { CONTRACT_PARTITIONS, CONTRACT_SCHEMA } from './log-store-contract-fixtures.ts'
 import type {
   ContractHarness,
@@ -113,5 +117,6 @@ export function runLogStoreContract(
     decisionContract(harness)
     readContract(harness)
     edgeContract(harness)
+    originContract(harness)
   })
 }
