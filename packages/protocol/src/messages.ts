@@ -98,7 +98,10 @@ export interface WelcomeMessage {
   /** The token subject this connection acts as; the hello's clientId is bound to it. */
   readonly subject: string
   readonly grants: Grants
-  /** `hub`: a store hub in front of head office (invariant 5); `head_office`: the log itself. */
+  /**
+   * `hub`: a store hub in front of head office (invariant 5); `head_office`: the log itself. A
+   * welcome without it (from a relay of protocol 2) decodes as `head_office`.
+   */
   readonly role: RelayRole
   /** Hubs only: the link to head office now. */
   readonly upstream?: UpstreamState | undefined

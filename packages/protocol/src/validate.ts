@@ -122,7 +122,8 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     tenant: core(`${p}.tenant`, () => checkTenant(own(m, 'tenant'))),
     subject: text(m, 'subject', p, 1, SUBJECT_LENGTH_MAX),
     grants: grants(own(m, 'grants'), `${p}.grants`),
-    role: oneOf(m, 'role', p, RELAY_ROLES),
+    // Absent from relays of protocol 2, which are all head office.
+    role: own(m, 'role') === undefined ? 'head_office' : oneOf(m, 'role', p, RELAY_ROLES),
     ...(own(m, 'upstream') === undefined
       ? {}
       : { upstream: upstreamState(own(m, 'upstream'), `${p}.upstream`) }),
