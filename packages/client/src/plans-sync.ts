@@ -93,7 +93,10 @@ export function planAck(
     }
     // Invariant 1: not decided. An id_conflict means the log holds another entry under this id
     // (the sync loop moves the record to a new clientId); a deferral is decided again later.
+    // hub-base: `stored` (a store hub holds it, head office has not decided) keeps the record
+    // as well; stages and settling from pages come with the hub's client side.
     if (result.status === 'id_conflict' || result.status === 'deferred') continue
+    if (result.status === 'stored') continue
     deletes.push(record)
     outboxEntries--
     outboxBytes -= record.bytes

@@ -93,6 +93,8 @@ const EXAMPLES: Record<Message['type'], Message> = {
     tenant: 'acme-coffee',
     subject: 'register-1',
     grants: { read: ['stock/s7:*', 'order/s7-*'], write: ['order/s7-*'] },
+    role: 'hub',
+    upstream: { connected: false, since: 1_732_699_000_000 },
     log: { id: 'Vt3kq0sVx2Jm8cQe1aZr4w', generation: 2 },
     limits: {
       pushEntriesMax: 500,
@@ -105,7 +107,12 @@ const EXAMPLES: Record<Message['type'], Message> = {
     serverTime: 1_732_700_000_000,
     expiresAt: 1_732_703_600_000,
   },
-  push: { type: 'push', batch: 3, entries: [sale, redeem, yjsUpdate] },
+  push: {
+    type: 'push',
+    batch: 3,
+    entries: [sale, redeem, yjsUpdate],
+    subjects: { [CID]: 'register-1' },
+  },
   ack: {
     type: 'ack',
     batch: 3,
@@ -161,6 +168,8 @@ const EXAMPLES: Record<Message['type'], Message> = {
     ],
   },
   renew: { type: 'renew', token: 'eyJhbGciOiJFUzI1NiJ9.e30.sig2' },
+  store: { type: 'store', sub: 1, entries: [sale], removed: [redeem.id], reset: false },
+  upstream: { type: 'upstream', connected: true, since: 1_732_700_100_000 },
   renewed: {
     type: 'renewed',
     expiresAt: 1_732_707_200_000,
@@ -362,6 +371,7 @@ const ackResultArb: fc.Arbitrary<AckResult> = fc.oneof(
     reason: fc.string({ maxLength: 40 }),
     head: countArb,
   }),
+  fc.record({ id: entryArb.map((e) => e.id), status: fc.constant('stored' as const) }),
   fc.record({
     id: entryArb.map((e) => e.id),
     status: fc.constant('id_conflict' as const),
@@ -391,6 +401,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
       read: fc.array(patternArb, { maxLength: 3 }),
       write: fc.array(patternArb, { maxLength: 3 }),
     }),
+    role: fc.constantFrom('head_office' as const, 'hub' as const),
     log: fc.record({
       id: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
       generation: fc.integer({ min: 1, max: 2 ** 40 }),
@@ -418,6 +429,17 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     results: fc.array(ackResultArb, { maxLength: 4 }),
     done: fc.boolean(),
   }),
+  fc.record({
+    type: fc.constant('store' as const),
+    sub: countArb,
+    entries: fc.array(entryArb, { maxLength: 3 }),
+    removed: fc.array(
+      entryArb.map((e) => e.id),
+      { maxLength: 3 },
+    ),
+    reset: fc.boolean(),
+  }),
+  fc.record({ type: fc.constant('upstream' as const), connected: fc.boolean(), since: timeArb }),
   fc.record({
     type: fc.constant('renew' as const),
     token: fc.string({ minLength: 1, maxLength: 60 }),

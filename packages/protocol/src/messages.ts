@@ -11,6 +11,8 @@
  *     credit {sub, pages}               ──►   (flow control: pages the client can take)
  *     renew {token}                     ──►
  *                                       ◄── renewed {expiresAt, grants}
+ *                                       ◄── store {sub, entries, removed, reset}   (hubs only)
+ *                                       ◄── upstream {connected, since}             (hubs only)
  *     ping {t}                          ◄─►   pong {t}
  *                                       ◄── error {kind, message, backoffMsMin}
  *
@@ -23,6 +25,11 @@
  *    (entries outside the scope are skipped, but cursors still pass them).
  * 4. A relay sends at most as many `entries` pages as the client has granted by `credit`
  *    (the subscription's initial `credit` included).
+ * 5. A store hub (`welcome.role === 'hub'`) relays head office's order unchanged: `entries`
+ *    pages, cursors, versions, offsets and every decision come from head office. What the hub
+ *    holds that head office has not confirmed travels apart, in `store` messages, and is never
+ *    given a position; an ack result `stored` means "durable in the store, not yet at head
+ *    office", and the client keeps its outbox record until head office's own result arrives.
  */
 import type { Entry, RefusalCode, StoredEntry } from '@ledgerline/core'
 import type { ErrorKind } from './error-kind.ts'
@@ -55,6 +62,21 @@ export interface ClientSeqHigh {
 export interface Grants {
   readonly read: readonly string[]
   readonly write: readonly string[]
+  /**
+   * Store hubs only: entity patterns the hub may forward other devices' entries for (each under
+   * the device's own clientId and subject, see `PushMessage.subjects`). Absent for devices.
+   */
+  readonly forward?: readonly string[] | undefined
+}
+
+/** Which kind of relay a client talks to. */
+export type RelayRole = 'head_office' | 'hub'
+
+/** A store hub's link to head office, as the hub last saw it. */
+export interface UpstreamState {
+  readonly connected: boolean
+  /** When the link last changed state, ms since the epoch (hub clock). */
+  readonly since: number
 }
 
 /**
@@ -88,6 +110,14 @@ export interface WelcomeMessage {
   /** The token subject this connection acts as; the hello's clientId is bound to it. */
   readonly subject: string
   readonly grants: Grants
+  /**
+   * `hub`: a store hub in front of head office (invariant 5); `head_office`: the log itself. A
+   * welcome without it (from a relay of protocol 2) decodes as `head_office`.
+   */
+  readonly role: RelayRole
+  /** Hubs only: the link to head office now. */
+  readonly upstream?: UpstreamState | undefined
+  /** Head office's log (a hub names the log it forwards to, never one of its own). */
   readonly log: LogIdentity
   readonly limits: RelayLimitsAdvertised
   /** The server log's partition count (fixed). */
@@ -112,6 +142,12 @@ export interface PushMessage {
   /** Client-chosen batch number, echoed in the ack. */
   readonly batch: number
   readonly entries: readonly Entry[]
+  /**
+   * Sent by store hubs only (a token with `grants.forward`): the token subject of each clientId
+   * whose entries the push forwards, as the hub verified it. Head office binds and checks
+   * clientIds against these subjects instead of the hub's own.
+   */
+  readonly subjects?: Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -167,6 +203,15 @@ export type AckResult =
        */
       readonly status: 'id_conflict'
       readonly reason: string
+    }
+  | {
+      readonly id: string
+      /**
+       * Store hubs only: the entry is durable in the store and on its way to head office, which
+       * has not confirmed it yet. Not a decision: the client keeps its outbox record (the hub
+       * may be lost with its disk) until head office's own result reaches it.
+       */
+      readonly status: 'stored'
     }
   | {
       readonly id: string
@@ -235,6 +280,29 @@ export interface RenewedMessage {
   readonly grants: Grants
 }
 
+/**
+ * Relay → client, store hubs only: the *store* layer of a subscription — entries of other
+ * devices in the scope that the hub holds and head office has not confirmed, in the hub's order
+ * (invariant 5). `reset`: the layer starts again from this message (the first after a
+ * subscribe, or after the hub lost track); otherwise `entries` are added after the ones before
+ * and `removed` ids leave the layer (head office confirmed them, and they come in `entries`
+ * pages, or refused them).
+ */
+export interface StoreMessage {
+  readonly type: 'store'
+  readonly sub: number
+  readonly entries: readonly Entry[]
+  readonly removed: readonly string[]
+  readonly reset: boolean
+}
+
+/** Relay → client, store hubs only: the hub's link to head office changed. */
+export interface UpstreamMessage {
+  readonly type: 'upstream'
+  readonly connected: boolean
+  readonly since: number
+}
+
 /** Either side: liveness check. */
 export interface PingMessage {
   readonly type: 'ping'
@@ -274,6 +342,8 @@ export type RelayMessage =
   | AckMessage
   | EntriesMessage
   | RenewedMessage
+  | StoreMessage
+  | UpstreamMessage
   | ErrorMessage
   | PingMessage
   | PongMessage
@@ -290,6 +360,8 @@ export const MESSAGE_TYPES = [
   'credit',
   'renew',
   'renewed',
+  'store',
+  'upstream',
   'ping',
   'pong',
   'error',
@@ -304,6 +376,8 @@ export const isEntriesMessage = (m: Message): m is EntriesMessage => m.type === 
 export const isCreditMessage = (m: Message): m is CreditMessage => m.type === 'credit'
 export const isRenewMessage = (m: Message): m is RenewMessage => m.type === 'renew'
 export const isRenewedMessage = (m: Message): m is RenewedMessage => m.type === 'renewed'
+export const isStoreMessage = (m: Message): m is StoreMessage => m.type === 'store'
+export const isUpstreamMessage = (m: Message): m is UpstreamMessage => m.type === 'upstream'
 export const isPingMessage = (m: Message): m is PingMessage => m.type === 'ping'
 export const isPongMessage = (m: Message): m is PongMessage => m.type === 'pong'
 export const isErrorMessage = (m: Message): m is ErrorMessage => m.type === 'error'

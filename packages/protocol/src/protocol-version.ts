@@ -10,7 +10,15 @@
  *   `renew`/`renewed` swap a live session's token; error kind `client_taken`. Version 1 is no
  *   longer accepted: its clients deleted outbox records on a `duplicate` that could name another
  *   entry, which is the bug version 2 exists to close.
+ * - 3: store hubs (Ledgerline 0.2.0): `welcome.role` and `upstream`; `grants.forward`; ack result
+ *   `stored`; `store` and `upstream` messages; `push.subjects` for forwarded entries. Head office
+ *   still accepts version 2 clients; hubs require 3.
  */
-export const PROTOCOL_VERSION = 2
-/** Oldest client version this build's relay still accepts. */
+export const PROTOCOL_VERSION = 3
+/**
+ * Oldest client version this build's relay still accepts. Head office accepts version 2 clients
+ * (it never sends them what version 3 added); a store hub accepts version 3 only.
+ */
 export const PROTOCOL_VERSION_MIN = 2
+/** Oldest client version a store hub accepts: `stored` and `store` are version 3. */
+export const PROTOCOL_VERSION_HUB_MIN = 3

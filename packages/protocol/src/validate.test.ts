@@ -60,6 +60,7 @@ const deferred = {
   reason: 'no type',
   retryAfterMs: 1000,
 }
+const storedResult = { id: entry.id, status: 'stored' }
 const valid = {
   hello: { type: 'hello', protocol: 1, token: 't', clientId: CID },
   welcome: {
@@ -67,7 +68,8 @@ const valid = {
     protocol: 1,
     tenant: 'acme',
     subject: 'till-1',
-    grants: { read: ['*'], write: [] },
+    grants: { read: ['*'], write: [], forward: ['order/*'] },
+    role: 'head_office',
     log: { id: 'log-1', generation: 1 },
     limits: {
       pushEntriesMax: 500,
@@ -80,18 +82,20 @@ const valid = {
     serverTime: 1,
     expiresAt: 2,
   },
-  push: { type: 'push', batch: 0, entries: [entry] },
+  push: { type: 'push', batch: 0, entries: [entry], subjects: { [CID]: 'till-1' } },
   ack: {
     type: 'ack',
     batch: 0,
     first: 0,
-    results: [{ ...appended, corrections: [ref] }, refused, idConflict, deferred],
+    results: [{ ...appended, corrections: [ref] }, refused, idConflict, deferred, storedResult],
     done: true,
   },
   subscribe: { type: 'subscribe', sub: 0, scope: ['stock/*'], cursors: { 0: 5 }, credit: 0 },
   entries: { type: 'entries', sub: 0, entries: [stored], cursors: {}, live: true },
   credit: { type: 'credit', sub: 0, pages: 1 },
   renew: { type: 'renew', token: 't2' },
+  store: { type: 'store', sub: 1, entries: [entry], removed: [entry.id], reset: true },
+  upstream: { type: 'upstream', connected: false, since: 3 },
   renewed: { type: 'renewed', expiresAt: 5, grants: { read: ['*'], write: [] } },
   ping: { type: 'ping', t: -1.5 },
   pong: { type: 'pong', t: 0 },
@@ -257,6 +261,23 @@ describe('validateMessage', () => {
       'welcome.limits.pushEntriesMax',
     ],
     [{ ...valid.renew, token: '' }, 'bad_message', 'renew.token'],
+    [{ ...valid.welcome, role: 'edge' }, 'bad_message', 'welcome.role: must be one of'],
+    [
+      { ...valid.welcome, upstream: { connected: 'yes', since: 1 } },
+      'bad_message',
+      'welcome.upstream.connected',
+    ],
+    [
+      { ...valid.welcome, grants: { read: [], write: [], forward: ['a b'] } },
+      'bad_message',
+      'welcome.grants.forward[0]',
+    ],
+    [{ ...valid.push, subjects: { nope: 'x' } }, 'bad_message', 'push.subjects.nope'],
+    [{ ...valid.push, subjects: { [CID]: '' } }, 'bad_message', `push.subjects.${CID}`],
+    [{ ...valid.store, removed: ['x'] }, 'bad_message', 'store.removed[0]: must be an entry id'],
+    [{ ...valid.store, entries: [{ ...entry, clientSeq: 0 }] }, 'bad_message', 'store.entries[0]'],
+    [{ ...valid.store, reset: 0 }, 'bad_message', 'store.reset: must be a boolean'],
+    [{ ...valid.upstream, since: -1 }, 'bad_message', 'upstream.since'],
     [{ ...valid.renewed, grants: [] }, 'bad_message', 'renewed.grants: must be a map'],
     [
       { ...valid.subscribe, scope: [] },

@@ -62,6 +62,8 @@ import type {
   Message,
   MessageType,
   RelayLimitsAdvertised,
+  RelayRole,
+  UpstreamState,
 } from './messages.ts'
 import { MESSAGE_TYPES } from './messages.ts'
 import { ProtocolError } from './protocol-error.ts'
@@ -80,6 +82,12 @@ export const DEFERRAL_CODES = Object.keys({
   unknown_type: true,
   clock_ahead: true,
 } satisfies Record<DeferralCode, true>) as readonly DeferralCode[]
+
+/** Roles a relay may say it has in `welcome`. */
+export const RELAY_ROLES = Object.keys({
+  head_office: true,
+  hub: true,
+} satisfies Record<RelayRole, true>) as readonly RelayRole[]
 
 const LOG_ID_RE = /^[A-Za-z0-9_-]+$/
 
@@ -120,6 +128,11 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     tenant: core(`${p}.tenant`, () => checkTenant(own(m, 'tenant'))),
     subject: text(m, 'subject', p, 1, SUBJECT_LENGTH_MAX),
     grants: grants(own(m, 'grants'), `${p}.grants`),
+    // Absent from relays of protocol 2, which are all head office.
+    role: own(m, 'role') === undefined ? 'head_office' : oneOf(m, 'role', p, RELAY_ROLES),
+    ...(own(m, 'upstream') === undefined
+      ? {}
+      : { upstream: upstreamState(own(m, 'upstream'), `${p}.upstream`) }),
     log: logIdentity(own(m, 'log'), `${p}.log`),
     limits: advertisedLimits(own(m, 'limits'), `${p}.limits`),
     partitions: core(`${p}.partitions`, () => checkPartitions(own(m, 'partitions'))),
@@ -146,6 +159,9 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     type: 'push',
     batch: integer(m, 'batch', p, 0, Number.MAX_SAFE_INTEGER),
     entries: list(m, 'entries', p, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX', entry),
+    ...(own(m, 'subjects') === undefined
+      ? {}
+      : { subjects: subjects(own(m, 'subjects'), `${p}.subjects`) }),
   }),
   ack: (m, p) => {
     const first = integer(m, 'first', p, 0, PUSH_ENTRIES_MAX - 1)
@@ -186,6 +202,17 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     expiresAt: time(m, 'expiresAt', p),
     grants: grants(own(m, 'grants'), `${p}.grants`),
   }),
+  store: (m, p) => ({
+    type: 'store',
+    sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
+    entries: list(m, 'entries', p, PAGE_ENTRIES_MAX, 'PAGE_ENTRIES_MAX', entry),
+    removed: list(m, 'removed', p, PAGE_ENTRIES_MAX, 'PAGE_ENTRIES_MAX', (v, at) => {
+      if (!isEntryId(v)) throw bad(at, 'must be an entry id')
+      return v
+    }),
+    reset: boolean(m, 'reset', p),
+  }),
+  upstream: (m, p) => ({ type: 'upstream', ...upstreamState(m, p) }),
   ping: (m, p) => ({ type: 'ping', t: finite(m, 't', p) }),
   pong: (m, p) => ({ type: 'pong', t: finite(m, 't', p) }),
   error: (m, p) => {
@@ -290,6 +317,8 @@ function ackResult(value: unknown, path: string): AckResult {
         reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX),
         head: integer(r, 'head', path, 0, Number.MAX_SAFE_INTEGER),
       }
+    case 'stored':
+      return { id, status }
     case 'id_conflict':
       return { id, status, reason: text(r, 'reason', path, 0, MESSAGE_LENGTH_MAX) }
     case 'deferred':
@@ -303,7 +332,7 @@ function ackResult(value: unknown, path: string): AckResult {
     default:
       throw bad(
         `${path}.status`,
-        "must be 'appended', 'duplicate', 'refused', 'id_conflict' or 'deferred'",
+        "must be 'appended', 'duplicate', 'refused', 'stored', 'id_conflict' or 'deferred'",
       )
   }
 }
@@ -362,7 +391,30 @@ function grants(value: unknown, path: string): Grants {
   return {
     read: patterns(own(g, 'read'), `${path}.read`, 0),
     write: patterns(own(g, 'write'), `${path}.write`, 0),
+    ...(own(g, 'forward') === undefined
+      ? {}
+      : { forward: patterns(own(g, 'forward'), `${path}.forward`, 0) }),
   }
+}
+
+function upstreamState(value: unknown, path: string): UpstreamState {
+  const u = record(value, path)
+  return { connected: boolean(u, 'connected', path), since: time(u, 'since', path) }
+}
+
+// clientId → token subject, one per distinct client of a push (so at most PUSH_ENTRIES_MAX).
+function subjects(value: unknown, path: string): Record<string, string> {
+  const s = record(value, path)
+  const keys = Object.keys(s)
+  if (keys.length > PUSH_ENTRIES_MAX) {
+    throw tooMany(path, keys.length, PUSH_ENTRIES_MAX, 'PUSH_ENTRIES_MAX')
+  }
+  const out: Record<string, string> = {}
+  for (const key of keys) {
+    if (!isClientId(key)) throw bad(`${path}.${String(key).slice(0, 40)}`, 'key must be a clientId')
+    out[key] = text(s, key, path, 1, SUBJECT_LENGTH_MAX)
+  }
+  return out
 }
 
 function patterns(value: unknown, path: string, min: number): string[] {

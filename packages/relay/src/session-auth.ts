@@ -207,6 +207,8 @@ export class SessionAuth {
           tenant: claims.tenant,
           subject: claims.sub,
           grants: claims.grants,
+          // hub-base: a store hub answers `hub` (and `upstream`); this relay is head office.
+          role: 'head_office',
           log,
           limits: {
             pushEntriesMax: this.#ctx.limits.pushEntriesMax,

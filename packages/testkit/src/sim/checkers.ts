@@ -209,6 +209,8 @@ export function checkSimulation(input: CheckInput): CheckReport {
       }
       continue
     }
+    // The model relay is head office: it never answers `stored` (a store hub's result).
+    if (result.status === 'stored') continue
     const stored = (byId.get(result.id) ?? []).find(
       (e) => e.partition === result.partition && e.offset === result.offset,
     )

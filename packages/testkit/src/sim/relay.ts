@@ -226,6 +226,7 @@ export function createSimRelay(options: SimRelayOptions): SimRelay {
         protocol: PROTOCOL_VERSION,
         tenant,
         subject: 'sim',
+        role: 'head_office',
         grants: { read: ['*'], write: ['*'] },
         log: { id: 'sim', generation: 1 },
         limits: {
