@@ -49,6 +49,7 @@ import { ClientError } from './errors.ts'
 import type { IDBPTransaction } from 'idb'
 import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
+import { settleOwn } from './idb-outcomes.ts'
 import { readSnapshot } from './idb-snapshots.ts'
 import { CORRECTIONS_FEED_MAX, LOAD_BATCH_ENTITIES_MAX } from './limits.ts'
 import { asViewTx, rebuildIn, refreshViews, viewStores } from './idb-views.ts'
@@ -159,7 +160,7 @@ export function createIdbHistory(
 
     async applyPages(pages, scopeKey) {
       return run(
-        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed']),
+        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed', 'outbox', 'outcomes']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -169,8 +170,10 @@ export function createIdbHistory(
           if (stored === undefined || stored.scopeKey !== scopeKey) {
             throw new ClientError('closed', 'subscription scope changed while a page was in flight')
           }
-          const clientMeta = meta as ClientMeta
+          let clientMeta = meta as ClientMeta
           const plan = planPages(pages, stored, clientMeta.clientIds)
+          const settle = await settleOwn(tx, plan.chunks, clientMeta, track)
+          clientMeta = settle.meta
           for (const id of plan.ownReceived) void track(tx.objectStore('acked').delete(id))
           for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
           if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
@@ -181,12 +184,16 @@ export function createIdbHistory(
             const kept = plan.chunks.flatMap((c) =>
               c.entries.filter((e) => viewTypeOf(types, e.entity) !== undefined),
             )
-            if (kept.length > 0) {
+            if (kept.length > 0 || settle.entities.size > 0) {
               const confirmed = byEntity(kept)
               const noPending =
                 clientMeta.outboxEntries === 0 && (await tx.objectStore('acked').count()) === 0
               const tv = asViewTx(tx)
-              await refreshViews(tv, types, KeyRange, confirmed.keys(), confirmed, track, noPending)
+              const settledKept = [...settle.entities].filter(
+                (e) => viewTypeOf(types, e) !== undefined,
+              )
+              const touched = new Set([...confirmed.keys(), ...settledKept])
+              await refreshViews(tv, types, KeyRange, touched, confirmed, track, noPending)
             }
           }
           let corrections: typeof plan.feedCandidates = []
@@ -201,12 +208,15 @@ export function createIdbHistory(
                 'client',
               ),
             )
+          } else if (settle.deletes.length > 0) {
+            void track(metaStore.put(clientMeta, 'client'))
           }
           return {
             entities: plan.entities,
             corrections,
             stored: plan.stored,
             own: plan.ownReceived.length,
+            settled: settle.settled,
             cursors: plan.cursors.cursors,
             stagedKeys: plan.cursors.stagedKeys,
           }
