@@ -37,6 +37,10 @@
  *    A renewal that gets the same token back (or one expiring no later) is tried again after a
  *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
  *    (the relay ends the session at expiry with `token_expired`).
+ * 7. With a list of relays (`relay-list.ts`), a socket lost before its welcome moves to the next
+ *    url (after the last: the first), a welcomed one is tried again first; the first round
+ *    through the list waits as the first attempt does. While welcomed on a later url, earlier
+ *    ones are probed, and the connection moves back to the first that welcomes a probe.
  */
 import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
@@ -49,6 +53,7 @@ import {
   WELCOME_TIMEOUT_MS,
 } from './limits.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
+import { createRelayList, createRelayProbe } from './relay-list.ts'
 import type { Renewal } from './token-renewal.ts'
 import { startRenewal } from './token-renewal.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
@@ -70,7 +75,8 @@ export interface ConnectionEvents {
 }
 
 export interface ConnectionOptions {
-  readonly url: string
+  /** One relay, or relays in order of preference (`relay-list.ts`). */
+  readonly url: string | readonly string[]
   readonly WebSocket: WebSocketConstructor
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
@@ -105,6 +111,8 @@ export interface Connection {
   paused(): boolean
   /** The relay said `client_taken`: no reconnect until `reconnect()`. */
   parked(): boolean
+  /** The url of the current socket (or of the next attempt). */
+  url(): string
 }
 
 /**
@@ -131,6 +139,28 @@ export function createConnection(options: ConnectionOptions): Connection {
   /** The one quick retry with a new token since the last welcome was taken (invariant 3). */
   let quickRetried = false
   let renewal: Renewal | undefined
+  const relays = createRelayList(options.url)
+  const probe = createRelayProbe({
+    urls: typeof options.url === 'string' ? [options.url] : options.url,
+    WebSocket: options.WebSocket,
+    hello: async () => ({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      token: await options.token(),
+      clientId: await options.clientId(),
+    }),
+    scheduler,
+    random: options.random,
+    answered(index) {
+      // Invariant 7: an earlier relay answers: move back to it now.
+      relays.moveTo(index)
+      attempt = 0
+      const ws = socket
+      if (ws === undefined) return
+      closeQuietly(ws)
+      lost(ws)
+    },
+  })
 
   const send = (ws: WebSocketLike, message: Message) => {
     if (ws !== socket || ws.readyState !== SOCKET_OPEN) return false
@@ -140,7 +170,12 @@ export function createConnection(options: ConnectionOptions): Connection {
 
   const scheduleReconnect = () => {
     if (stopped || paused || parked || reconnectTimer !== undefined) return
-    const delay = reconnectDelayMs(attempt, options.random(), backoffMsMin)
+    // Invariant 7: a first round through the relays' list goes at the first attempt's pace.
+    const delay = reconnectDelayMs(
+      Math.floor(attempt / relays.size()),
+      options.random(),
+      backoffMsMin,
+    )
     attempt++
     backoffMsMin = 0
     reconnectTimer = scheduler.setTimeout(() => {
@@ -153,7 +188,10 @@ export function createConnection(options: ConnectionOptions): Connection {
   const lost = (ws: WebSocketLike) => {
     if (socket !== ws) return
     socket = undefined
+    // Invariant 7: a relay that never welcomed this socket gives way to the next in the list.
+    if (!welcomed) relays.failed()
     welcomed = false
+    probe.stop()
     stopRenewal()
     events.lost(ws)
     scheduleReconnect()
@@ -177,7 +215,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (stopped || paused || parked) return
     let ws: WebSocketLike
     try {
-      ws = new options.WebSocket(options.url)
+      ws = new options.WebSocket(relays.url())
       ws.binaryType = 'arraybuffer'
     } catch (error) {
       events.failed('socket', errorMessage(error))
@@ -236,6 +274,7 @@ export function createConnection(options: ConnectionOptions): Connection {
         refusedToken = undefined
         quickRetried = false
         armRenewal(ws, message)
+        probe.start(relays.index())
         events.message(ws, message)
         return
       case 'error': {
@@ -272,6 +311,8 @@ export function createConnection(options: ConnectionOptions): Connection {
         return
       case 'ack':
       case 'entries':
+      case 'store':
+      case 'upstream':
         events.message(ws, message)
         return
       default:
@@ -332,6 +373,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       reconnectTimer = undefined
       scheduler.clearInterval(pingTimer)
       stopRenewal()
+      probe.stop()
       const ws = socket
       socket = undefined
       if (ws !== undefined) closeQuietly(ws)
@@ -382,6 +424,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     },
     paused: () => paused,
     parked: () => parked,
+    url: () => relays.url(),
   }
 }
 

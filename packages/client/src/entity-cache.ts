@@ -14,7 +14,8 @@
  * Invariants:
  * 1. `get(entity)` returns the same object until the entity's view changes (React's
  *    `useSyncExternalStore` compares with `Object.is`).
- * 2. A view is always folded from confirmed state, then pending entries in clientSeq order;
+ * 2. A view is always folded from confirmed state, then the store layer (other devices'
+ *    entries a store hub holds, in hub order), then pending entries in clientSeq order;
  *    confirmed state only moves forward by dense versions: a gap between the base and what is
  *    stored folds the entity from version 1 again.
  * 3. One load per entity runs at a time; a change during a load loads again after it.
@@ -49,6 +50,8 @@ export interface EntityCacheOptions {
   readonly entitiesMax?: number | undefined
   /** Development warnings (invariant 4); default: none. */
   readonly onWarning?: ((warning: ClientWarning) => void) | undefined
+  /** The store layer of `entity` (`store-layer.ts`), in hub order; default: none. */
+  readonly storeOf?: ((entity: string) => readonly Entry[]) | undefined
 }
 
 export interface EntityCache {
@@ -60,6 +63,8 @@ export interface EntityCache {
   changed(entity: string): void
   /** This tab appended `entries`: show them as pending at once, without reading them back. */
   addPending(entries: readonly Entry[]): void
+  /** The store layer of `entity` changed: fold its view again from what is cached (no read). */
+  storeChanged(entity: string): void
   /** Confirmed history was dropped (invariant 6): fold every cached entity again. */
   reset(): void
   /** The cached entities. */
@@ -87,6 +92,8 @@ interface CacheItem {
  */
 export function createEntityCache(options: EntityCacheOptions): EntityCache {
   const { schema } = options
+  const noStore: readonly Entry[] = []
+  const storeOf = options.storeOf ?? (() => noStore)
   const entitiesMax = options.entitiesMax ?? CACHE_ENTITIES_MAX
   const cache = new Map<string, CacheItem>()
   const warned = new Set<string>()
@@ -122,6 +129,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         confirmed: type.initial,
         version: 0,
         pending: [],
+        store: noStore,
         loaded: false,
       },
       confirmed: type.initial,
@@ -211,17 +219,25 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     const samePending =
       prev.pending.length === pending.length &&
       prev.pending.every((p, i) => p.id === (pending[i] as Entry).id)
+    const store = storeOf(entity)
     item.confirmed = state
     item.version = version
     item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
-    if (!prev.loaded || rebase || version !== prev.version || !samePending) {
+    if (
+      !prev.loaded ||
+      rebase ||
+      version !== prev.version ||
+      !samePending ||
+      store !== prev.store
+    ) {
       item.current = {
         entity,
-        view: foldView(type, state, pending),
+        view: composeView(type, state, store, pending),
         confirmed: state,
         version,
         pending,
+        store,
         loaded: true,
       }
       notify(entity)
@@ -309,6 +325,22 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         }
       }
     },
+    storeChanged(entity) {
+      const item = cache.get(entity)
+      if (item === undefined || !item.current.loaded || item.loading !== undefined) {
+        changed(entity)
+        return
+      }
+      const store = storeOf(entity)
+      if (store === item.current.store) return
+      const type = typeOf(entity)
+      item.current = {
+        ...item.current,
+        store,
+        view: composeView(type, item.confirmed, store, item.current.pending),
+      }
+      notify(entity)
+    },
     reset() {
       for (const [entity, item] of cache) {
         // Invariant 6: no base survives; the next load reads from version 1 and is shown.
@@ -319,6 +351,19 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     entities: () => [...cache.keys()],
     typeOf,
   }
+}
+
+/**
+ * Invariant 2: the view is confirmed state, then the store layer in hub order, then own
+ * pending entries in clientSeq order.
+ */
+function composeView(
+  type: ReturnType<Schema['typeOf']>,
+  confirmed: unknown,
+  store: readonly Entry[],
+  pending: readonly Entry[],
+): unknown {
+  return foldView(type, store.length === 0 ? confirmed : fold(type, confirmed, store), pending)
 }
 
 /** Own pending entries in the order the view folds them. */

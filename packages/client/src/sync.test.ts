@@ -104,7 +104,15 @@ describe('sync loop', () => {
             next[Number(p)] = Math.max(next[Number(p)] ?? 0, o)
         }
         cursors = next
-        return { entities, corrections: [], stored: count, own: 0, cursors: next, stagedKeys: 0 }
+        return {
+          entities,
+          corrections: [],
+          stored: count,
+          own: 0,
+          settled: new Map(),
+          cursors: next,
+          stagedKeys: 0,
+        }
       },
     })
     let live = false

@@ -34,10 +34,14 @@
  *    subscription brought them (the stored cursor of their partition passed their offset), for
  *    the entities in scope: `synced()` means the log's consequences of this device's entries
  *    are here too, not only the entries.
+ * 8. Through a store hub (`welcome.role` `hub`): `store` messages of the current subscription
+ *    fill the store layer (own entries excluded), entries that arrive in pages leave it, and a
+ *    welcome from head office itself clears it; `relay` and `headOffice` say where the client
+ *    is and whether head office is reached (the hub's `upstream`, or directly).
  */
 import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
-import type { WelcomeMessage } from '@ledgerline/protocol'
+import type { RelayRole, WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
@@ -50,6 +54,8 @@ import type { ClientBugs } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
 import { createRecovery } from './restore-recovery.ts'
 import type { Scheduler } from './scheduler.ts'
+import type { StoreLayer } from './store-layer.ts'
+import { createStoreLayer } from './store-layer.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
 import { createWriteQueue } from './write-queue.ts'
 
@@ -70,7 +76,18 @@ export interface SyncState {
   readonly heldReasons: readonly HeldReason[]
   /** `disconnect()` paused syncing. */
   readonly paused: boolean
+  /** The welcomed relay, and what it is; null while not online. */
+  readonly relay: RelayInfo | null
+  /** Head office, as seen from here: through the hub's `upstream`, or directly. */
+  readonly headOffice: HeadOfficeReach
 }
+
+export interface RelayInfo {
+  readonly url: string
+  readonly role: RelayRole
+}
+
+export type HeadOfficeReach = 'reachable' | 'unreachable' | 'unknown'
 
 export interface SyncEvents {
   state(state: SyncState): void
@@ -79,10 +96,13 @@ export interface SyncEvents {
   reissued(renamed: ReadonlyMap<string, string>): void
   /** Confirmed history, snapshots and cursors were dropped: another server log. */
   reset(): void
+  /** The store layer (`storeLayer`) changed for these entities. */
+  store?(entities: ReadonlySet<string>): void
 }
 
 export interface SyncOptions {
-  readonly url: string
+  /** One relay, or relays in order of preference: hub, backup hub, head office. */
+  readonly url: string | readonly string[]
   readonly WebSocket: WebSocketConstructor
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
@@ -103,6 +123,8 @@ export interface SyncOptions {
   readonly events: SyncEvents
   /** Test-only: planted bugs (`ClientOptions.bugs`). */
   readonly bugs?: ClientBugs | undefined
+  /** Where `store` messages go (`store-layer.ts`); default: a layer of its own. */
+  readonly storeLayer?: StoreLayer | undefined
 }
 
 export interface Sync {
@@ -155,6 +177,14 @@ export function createSync(options: SyncOptions): Sync {
     tenant: null,
     heldReasons: [],
     paused: false,
+    relay: null,
+    headOffice: 'unknown',
+  }
+  const layer = options.storeLayer ?? createStoreLayer()
+  /** This database's clientIds as of the welcome: their entries are never store entries. */
+  let ownIds: readonly string[] = []
+  const storeChanged = (entities: ReadonlySet<string>) => {
+    if (entities.size > 0) events.store?.(entities)
   }
 
   const setState = (patch: Partial<SyncState>) => {
@@ -187,7 +217,7 @@ export function createSync(options: SyncOptions): Sync {
         drain.reset()
         writes.dropHeld()
         session = undefined
-        setState({ online: false, live: false })
+        setState({ online: false, live: false, relay: null, headOffice: 'unknown' })
       },
       failed(kind, message) {
         // Invariant 6 of the drain: a batch the relay failed on shrinks after a repeat.
@@ -234,6 +264,7 @@ export function createSync(options: SyncOptions): Sync {
     },
     paged(ws, run, applied) {
       received = applied.cursors
+      if (applied.settled.size > 0) drain.settled(applied.settled.keys())
       settleAwaited()
       events.page(applied)
       const last = run.at(-1) as (typeof run)[number]
@@ -278,6 +309,8 @@ export function createSync(options: SyncOptions): Sync {
       case 'entries':
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
+        // Head office confirmed them: they leave the store layer (its copy is confirmed now).
+        if (layer.size() > 0) storeChanged(layer.confirmed(message.entries.map((e) => e.id)))
         writes.enqueue({
           _tag: 'page',
           ws,
@@ -285,6 +318,17 @@ export function createSync(options: SyncOptions): Sync {
           scopeKey,
           page: { entries: message.entries, cursors: message.cursors },
           live: message.live,
+        })
+        return
+      case 'store':
+        if (message.sub !== subNo) return
+        setState({ lastServerContactAt: at })
+        storeChanged(layer.apply(message, ownIds))
+        return
+      case 'upstream':
+        setState({
+          lastServerContactAt: at,
+          headOffice: message.connected ? 'reachable' : 'unreachable',
         })
         return
       default:
@@ -310,6 +354,9 @@ export function createSync(options: SyncOptions): Sync {
         awaited.clear() // positions of another log
         events.reset()
       }
+      ownIds = begun.meta.clientIds
+      // Directly at head office nothing is provisional: no store layer.
+      if (welcome.role !== 'hub') storeChanged(layer.clear())
       session = {
         ws,
         from,
@@ -335,7 +382,13 @@ export function createSync(options: SyncOptions): Sync {
         cursors,
         credit: CREDIT_WINDOW_PAGES,
       })
-      setState({ online: true, live: false, lastError: null })
+      setState({
+        online: true,
+        live: false,
+        lastError: null,
+        relay: { url: connection.url(), role: welcome.role },
+        headOffice: headOfficeAt(welcome),
+      })
       // Invariant 1: confirm what the log already holds of this clientId first.
       drain.begin(ws, welcome.limits, welcome.clientSeqHigh)
       drain.drain(ws)
@@ -433,6 +486,13 @@ export function createSync(options: SyncOptions): Sync {
       setState({ online: false, live: false })
     },
   }
+}
+
+/** Head office's reach as a welcome tells it (a hub's `upstream`; head office itself). */
+function headOfficeAt(welcome: WelcomeMessage): HeadOfficeReach {
+  if (welcome.role !== 'hub') return 'reachable'
+  if (welcome.upstream === undefined) return 'unknown'
+  return welcome.upstream.connected ? 'reachable' : 'unreachable'
 }
 
 function sameReasons(a: readonly HeldReason[], b: readonly HeldReason[]): boolean {
