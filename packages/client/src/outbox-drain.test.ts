@@ -125,6 +125,8 @@ function result(record: OutboxRecord, answer: AckResult['status'] | AckResult): 
         reason: 'not yet',
         retryAfterMs: 5_000,
       }
+    case 'stored':
+      return { id: record.id, status: 'stored' }
   }
 }
 

@@ -372,6 +372,7 @@ function stubStore(o: {
       oldestOutboxAt: null,
       correctionsUnseen: 0,
       ackedWaiting: 0,
+      storedEntries: 0,
     }),
     outcome: unused,
     corrections: unused,
@@ -385,6 +386,6 @@ function stubStore(o: {
     }),
     markRecovering: unused,
     reissue: unused,
-    close: () => {},
+    close: async () => {},
   }
 }

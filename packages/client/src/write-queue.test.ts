@@ -43,6 +43,7 @@ function setup(
         corrections: [],
         stored: 0,
         own: 0,
+        settled: new Map(),
         cursors: {},
         stagedKeys,
       } as PageApplied

@@ -1,4 +1,4 @@
-// An in-memory stand-in for the relay, speaking the real wire protocol (version 2) over `ws` on
+// An in-memory stand-in for the relay, speaking the real wire protocol (version 3) over `ws` on
 // loopback. Used where a test needs to steer the relay: drop an ack, split acks into parts,
 // defer an entry, answer with an error, restore or replace its log, renew a token. The
 // integration tests run against the real relay (`createRelay`).
@@ -71,6 +71,13 @@ export interface FakeRelay {
   failPush: (entries: readonly Entry[]) => ErrorKind | undefined
   /** The high-water mark of `clientId`. */
   high(clientId: string): number
+  /**
+   * Head office's decision of entries a store hub forwards (`fake-hub.ts`), each as pushed by
+   * its own `subject`, as a forwarded push would have them decided; subscribers get the pages.
+   */
+  forward(entries: readonly { entry: Entry; subject: string }[]): AckResult[]
+  /** What the log answers a resend of `e` with, if it decided it already (no decision made). */
+  known(e: Entry): AckResult | undefined
   /** A copy of the log as it is now. */
   backup(): FakeLogBackup
   /** Replaces the log with `backup` (or an empty one) and cuts every connection. */
@@ -231,6 +238,20 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
     onPush: () => true,
     failPush: () => undefined,
     high: (clientId) => state.high.get(clientId) ?? 0,
+    forward(entries) {
+      const out = entries.map(({ entry, subject }) => decideEntry(entry, subject))
+      pump()
+      return out
+    },
+    known(e) {
+      const known = state.decided.get(e.id)
+      if (known === undefined) return undefined
+      if (known.digest !== digestHex(entryDigest(e)))
+        return { id: e.id, status: 'id_conflict', reason: 'another entry holds this id' }
+      return known.result.status === 'appended'
+        ? { ...known.result, status: 'duplicate' }
+        : known.result
+    },
     backup: () => ({ state: structuredClone(state) }),
     restore(backup) {
       state = backup === undefined ? emptyState(partitions) : structuredClone(backup.state)
@@ -270,6 +291,7 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
             tenant,
             subject,
             grants: { read: ['*'], write: ['*'] },
+            role: 'head_office',
             log: relay.identity,
             limits,
             partitions,
