@@ -154,6 +154,8 @@ export interface ClientStatus {
   readonly outboxEntries: number
   /** Of `outboxEntries`, those a store hub holds durably (stage `store`). */
   readonly storedEntries: number
+  /** Of `outboxEntries`, those only on this device (stage `device`). */
+  readonly deviceEntries: number
   readonly outboxBytes: number
   /**
    * Outbox entries held back (kept, not sent for now) while the entries after them go on: the

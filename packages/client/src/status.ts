@@ -102,6 +102,7 @@ export function createStatus(options: StatusOptions): Status {
       live: connection.live,
       outboxEntries: counters?.outboxEntries ?? 0,
       storedEntries: counters?.storedEntries ?? 0,
+      deviceEntries: Math.max(0, (counters?.outboxEntries ?? 0) - (counters?.storedEntries ?? 0)),
       outboxBytes: counters?.outboxBytes ?? 0,
       held: connection.heldReasons.reduce((n, r) => n + r.count, 0),
       heldReasons: connection.heldReasons,
