@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { createFakeHub, type FakeHub } from '../test-support/fake-hub.ts'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
+import { fakeLocks } from '../test-support/locks.ts'
 import { eventually, makeClient, schema, seededRandom, testSeed } from '../test-support/setup.ts'
 import type { Client } from './client.ts'
 
@@ -93,6 +94,37 @@ describe('client through a store hub', () => {
       version: 3,
     })
     expect(new Set(hq.log.map((e) => e.id)).size).toBe(3)
+  })
+
+  it('tells other tabs the store layer the leader holds, and the stage counts', async () => {
+    // Goal: the layer lives in the leader's memory; a tab that does not lead shows it too.
+    const { hub } = await setUp(false)
+    const r1 = register(hub.url, 'tabs-r1')
+    const idb = new IDBFactory()
+    const locks = fakeLocks()
+    const tabOptions = { locks, BroadcastChannel: globalThis.BroadcastChannel, dbName: 'r2' }
+    const leader = makeClient({ url: hub.url, token: TOKEN, idb, ...tabOptions })
+    clients.push(leader)
+    await eventually(() => leader.status().online)
+    const follower = makeClient({ url: hub.url, token: TOKEN, idb, ...tabOptions })
+    clients.push(follower)
+    const grinder = 'stock/s1:grinder'
+    follower.subscribe(grinder, () => {})
+    const sale = await r1.append(grinder, 'stock.moved', { qty: 2 })
+    await eventually(() => follower.get(grinder).store.length === 1)
+    expect(follower.status().leader).toBe(false)
+    expect(follower.get(grinder).store.map((e) => e.id)).toEqual([sale.id])
+    expect(follower.get<{ onHand: number }>(grinder).view).toEqual({ onHand: 2 })
+    // A tab that opens later asks the leader for the whole layer.
+    const late = makeClient({ url: hub.url, token: TOKEN, idb, ...tabOptions })
+    clients.push(late)
+    late.subscribe(grinder, () => {})
+    await eventually(() => late.get(grinder).store.length === 1)
+    // The follower's own append is stored on the hub: its stage reaches every tab.
+    await follower.append('order/o9', 'order.line', {})
+    await eventually(() => follower.status().storedEntries === 1)
+    expect(follower.status()).toMatchObject({ deviceEntries: 0, headOffice: 'unreachable' })
+    expect(follower.status().relay).toEqual({ url: hub.url, role: 'hub' })
   })
 
   it('learns a refusal of a stored entry by resending it', async () => {
