@@ -84,6 +84,10 @@ describe('client through a store hub', () => {
     // Register 2 sells something else meanwhile: its own pending folds after the store layer.
     await r2.append(grinder, 'stock.moved', { qty: 3 })
     expect(r2.get<{ onHand: number }>(grinder).view).toEqual({ onHand: 3 })
+    // While head office confirms both (the fake hub tells the store removal before the page),
+    // the view never misses register 1's sale nor counts it twice.
+    const views: number[] = []
+    r2.subscribe(grinder, () => views.push(r2.get<{ onHand: number }>(grinder).view.onHand))
     hub.heal()
     await eventually(
       () => r2.get(grinder).store.length === 0 && r2.get(grinder).pending.length === 0,
@@ -94,6 +98,8 @@ describe('client through a store hub', () => {
       version: 3,
     })
     expect(new Set(hq.log.map((e) => e.id)).size).toBe(3)
+    expect(views.length).toBeGreaterThan(0)
+    expect(views.every((v) => v === 3)).toBe(true)
   })
 
   it('tells other tabs the store layer the leader holds, and the stage counts', async () => {

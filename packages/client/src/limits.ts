@@ -100,6 +100,11 @@ export const LOAD_BATCH_ENTITIES_MAX = 256
  * head office's result (each resend answers that result once the hub knows it).
  */
 export const STORED_RESEND_MS = 5_000
+/**
+ * How long a store-layer entry the hub removed stays shown while its confirmed page may still
+ * be on the way (a refused one goes after it), so a view never misses it in between.
+ */
+export const STORE_LEAVING_MS = 2_000
 /** Most store-layer entries (other devices' entries a hub holds) kept in memory. */
 export const STORE_LAYER_ENTRIES_MAX = 10_000
 /** Most store-layer entries in one message to other tabs (a bigger layer goes in several). */

@@ -4,6 +4,7 @@
 // Method: the layer on its own, with entries made by hand.
 import { describe, expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
+import { STORE_LEAVING_MS } from './limits.ts'
 import { createStoreLayer, storeTabMessages } from './store-layer.ts'
 
 const OWN = 'a'.repeat(32)
@@ -48,6 +49,23 @@ describe('store layer', () => {
     ])
     expect([...layer.clear()]).toEqual(['stock/s1:grinder'])
     expect(layer.size()).toBe(0)
+  })
+
+  it('keeps an entry the hub removed until its page is stored or STORE_LEAVING_MS passed', () => {
+    // Goal: a hub telling the removal before the page never makes a view miss the entry.
+    const layer = createStoreLayer()
+    const [e1, e2] = [entry(R2, 1), entry(R2, 2)]
+    layer.apply(store([e1, e2]), [OWN], 1_000)
+    expect(layer.apply(store([], [e1.id, e2.id]), [OWN], 1_000).size).toBe(0)
+    expect(layer.entries('stock/s1:grinder')).toHaveLength(2)
+    expect(layer.nextExpiry()).toBe(1_000 + STORE_LEAVING_MS)
+    // e1's page is stored: it goes at once; e2 (refused at head office) goes when due.
+    expect([...layer.confirmed([e1.id])]).toEqual(['stock/s1:grinder'])
+    expect(layer.expire(1_000 + STORE_LEAVING_MS - 1).size).toBe(0)
+    expect(layer.entries('stock/s1:grinder').map((e) => e.id)).toEqual([e2.id])
+    expect([...layer.expire(1_000 + STORE_LEAVING_MS)]).toEqual(['stock/s1:grinder'])
+    expect(layer.size()).toBe(0)
+    expect(layer.nextExpiry()).toBeUndefined()
   })
 
   it('keeps at most its limit, dropping the oldest first', () => {

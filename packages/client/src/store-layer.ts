@@ -5,8 +5,9 @@
  * leader keeps up to date over the BroadcastChannel (`replace`).
  *
  *   store {reset}  ─► the layer starts again from the message's entries
- *   store {entries, removed} ─► add after what is held / drop by id
- *   entries page   ─► confirmed ids leave the layer (head office's copy is in `confirmed`)
+ *   store {entries, removed} ─► add after what is held / removed ids are *leaving*
+ *   entries page stored ─► confirmed ids leave the layer (head office's copy is `confirmed`)
+ *   STORE_LEAVING_MS after a removal ─► `expire`: leaving ids go (refused, or never paged)
  *   welcome from head office ─► cleared (no hub between: nothing is provisional)
  *
  * Terms: *own* entries are those of this database's clientIds (they are pending, not store).
@@ -17,17 +18,24 @@
  *    only shows, it never keeps anything: every entry of it is in some device's outbox).
  * 3. Each call answers the entities whose layer changed, so only those are folded again; an
  *    entity's list is a new array when it changed and the same one otherwise.
+ * 4. An entry the hub removed stays until its page is stored or STORE_LEAVING_MS passed,
+ *    whichever comes first: the hub may tell the removal before the page that confirms it, and
+ *    a view must neither miss the entry nor count it twice in between.
  */
 import type { Entry } from '@ledgerline/core'
 import type { StoreMessage } from '@ledgerline/protocol'
-import { STORE_LAYER_ENTRIES_MAX, TAB_STORE_ENTRIES_MAX } from './limits.ts'
+import { STORE_LAYER_ENTRIES_MAX, STORE_LEAVING_MS, TAB_STORE_ENTRIES_MAX } from './limits.ts'
 import type { TabMessage } from './tabs.ts'
 
 export interface StoreLayer {
   /** The entity's store entries in hub order (the same array until it changes). */
   entries(entity: string): readonly Entry[]
-  /** Applies a `store` message; `own` are this database's clientIds. */
-  apply(message: StoreMessage, own: readonly string[]): ReadonlySet<string>
+  /** Applies a `store` message at `now`; `own` are this database's clientIds. */
+  apply(message: StoreMessage, own: readonly string[], now?: number): ReadonlySet<string>
+  /** Leaving entries removed STORE_LEAVING_MS before `now` go (invariant 4). */
+  expire(now: number): ReadonlySet<string>
+  /** When the next leaving entry is due to go; undefined when none is leaving. */
+  nextExpiry(): number | undefined
   /** Ids head office confirmed (they came in a page): they leave the layer. */
   confirmed(ids: Iterable<string>): ReadonlySet<string>
   /** Replaces one entity's list (another tab's layer, as its leader sent it). */
@@ -47,6 +55,8 @@ export function createStoreLayer(entriesMax = STORE_LAYER_ENTRIES_MAX): StoreLay
   const byEntity = new Map<string, readonly Entry[]>()
   /** Id → entity, in arrival order (for invariants 1 and 2). */
   const held = new Map<string, string>()
+  /** Ids the hub removed, with when they go (invariant 4), in removal order. */
+  const leaving = new Map<string, number>()
   const none: readonly Entry[] = []
 
   function remove(ids: Iterable<string>, changed: Set<string>): void {
@@ -55,6 +65,7 @@ export function createStoreLayer(entriesMax = STORE_LAYER_ENTRIES_MAX): StoreLay
       const entity = held.get(id)
       if (entity === undefined) continue
       held.delete(id)
+      leaving.delete(id)
       let set = gone.get(entity)
       if (set === undefined) gone.set(entity, (set = new Set()))
       set.add(id)
@@ -91,16 +102,31 @@ export function createStoreLayer(entriesMax = STORE_LAYER_ENTRIES_MAX): StoreLay
     const changed = new Set(byEntity.keys())
     byEntity.clear()
     held.clear()
+    leaving.clear()
     return changed
   }
 
   return {
     entries: (entity) => byEntity.get(entity) ?? none,
-    apply(message, own) {
+    apply(message, own, now = 0) {
       const changed = message.reset ? new Set(clear()) : new Set<string>()
-      remove(message.removed, changed)
+      for (const id of message.removed) {
+        if (held.has(id) && !leaving.has(id)) leaving.set(id, now + STORE_LEAVING_MS)
+      }
       add(message.entries, new Set(own), changed)
       return changed
+    },
+    expire(now) {
+      const changed = new Set<string>()
+      const due: string[] = []
+      for (const [id, at] of leaving) if (at <= now) due.push(id)
+      remove(due, changed)
+      return changed
+    },
+    nextExpiry() {
+      let first: number | undefined
+      for (const at of leaving.values()) first = first === undefined ? at : Math.min(first, at)
+      return first
     },
     confirmed(ids) {
       const changed = new Set<string>()

@@ -35,7 +35,8 @@
  *    the entities in scope: `synced()` means the log's consequences of this device's entries
  *    are here too, not only the entries.
  * 8. Through a store hub (`welcome.role` `hub`): `store` messages of the current subscription
- *    fill the store layer (own entries excluded), entries that arrive in pages leave it, and a
+ *    fill the store layer (own entries excluded), entries of stored pages leave it (those the
+ *    hub removed leave after STORE_LEAVING_MS without a page: `store-layer.ts` invariant 4), and a
  *    welcome from head office itself clears it; `relay` and `headOffice` say where the client
  *    is and whether head office is reached (the hub's `upstream`, or directly).
  */
@@ -53,7 +54,7 @@ import { createOutboxDrain } from './outbox-drain.ts'
 import type { ClientBugs } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
 import { createRecovery } from './restore-recovery.ts'
-import type { Scheduler } from './scheduler.ts'
+import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { StoreLayer } from './store-layer.ts'
 import { createStoreLayer } from './store-layer.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
@@ -183,6 +184,10 @@ export function createSync(options: SyncOptions): Sync {
   const layer = options.storeLayer ?? createStoreLayer()
   /** This database's clientIds as of the welcome: their entries are never store entries. */
   let ownIds: readonly string[] = []
+  /** The last `upstream` message, and its socket. */
+  let upstream: { readonly ws: WebSocketLike; readonly connected: boolean } | undefined
+  const none: ReadonlySet<string> = new Set()
+  let leavingTimer: TimerHandle | undefined
   const storeChanged = (entities: ReadonlySet<string>) => {
     if (entities.size > 0) events.store?.(entities)
   }
@@ -266,7 +271,14 @@ export function createSync(options: SyncOptions): Sync {
       received = applied.cursors
       if (applied.settled.size > 0) drain.settled(applied.settled.keys())
       settleAwaited()
+      // Invariant 8: confirmed now, so out of the store layer, in the same turn as the page is
+      // told (the entity is folded again with both: never counted twice, never missing).
+      const confirmed =
+        layer.size() > 0
+          ? layer.confirmed(run.flatMap((w) => w.page.entries.map((e) => e.id)))
+          : none
       events.page(applied)
+      storeChanged(confirmed)
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) setState({ live: true })
       pagesSinceCredit += run.length
@@ -309,8 +321,6 @@ export function createSync(options: SyncOptions): Sync {
       case 'entries':
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
-        // Head office confirmed them: they leave the store layer (its copy is confirmed now).
-        if (layer.size() > 0) storeChanged(layer.confirmed(message.entries.map((e) => e.id)))
         writes.enqueue({
           _tag: 'page',
           ws,
@@ -323,9 +333,11 @@ export function createSync(options: SyncOptions): Sync {
       case 'store':
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
-        storeChanged(layer.apply(message, ownIds))
+        storeChanged(layer.apply(message, ownIds, at))
+        armLeaving()
         return
       case 'upstream':
+        upstream = { ws, connected: message.connected }
         setState({
           lastServerContactAt: at,
           headOffice: message.connected ? 'reachable' : 'unreachable',
@@ -387,7 +399,8 @@ export function createSync(options: SyncOptions): Sync {
         live: false,
         lastError: null,
         relay: { url: connection.url(), role: welcome.role },
-        headOffice: headOfficeAt(welcome),
+        // An `upstream` that came while the session began is newer than the welcome's.
+        headOffice: headOfficeAt(welcome, upstream?.ws === ws ? upstream.connected : undefined),
       })
       // Invariant 1: confirm what the log already holds of this clientId first.
       drain.begin(ws, welcome.limits, welcome.clientSeqHigh)
@@ -396,6 +409,20 @@ export function createSync(options: SyncOptions): Sync {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
     }
+  }
+
+  /** Invariant 8: entries the hub removed go when no page confirmed them in time. */
+  function armLeaving(): void {
+    const due = layer.nextExpiry()
+    if (due === undefined || leavingTimer !== undefined || stopped) return
+    leavingTimer = scheduler.setTimeout(
+      () => {
+        leavingTimer = undefined
+        storeChanged(layer.expire(options.now()))
+        armLeaving()
+      },
+      Math.max(0, due - options.now()),
+    )
   }
 
   /** Invariant 7: what an ack's correction references wait for. */
@@ -480,6 +507,8 @@ export function createSync(options: SyncOptions): Sync {
     },
     stop() {
       stopped = true
+      scheduler.clearTimeout(leavingTimer)
+      leavingTimer = undefined
       connection.stop()
       writes.stop()
       drain.stop()
@@ -489,10 +518,11 @@ export function createSync(options: SyncOptions): Sync {
 }
 
 /** Head office's reach as a welcome tells it (a hub's `upstream`; head office itself). */
-function headOfficeAt(welcome: WelcomeMessage): HeadOfficeReach {
+function headOfficeAt(welcome: WelcomeMessage, connected?: boolean): HeadOfficeReach {
   if (welcome.role !== 'hub') return 'reachable'
-  if (welcome.upstream === undefined) return 'unknown'
-  return welcome.upstream.connected ? 'reachable' : 'unreachable'
+  const now = connected ?? welcome.upstream?.connected
+  if (now === undefined) return 'unknown'
+  return now ? 'reachable' : 'unreachable'
 }
 
 function sameReasons(a: readonly HeldReason[], b: readonly HeldReason[]): boolean {
