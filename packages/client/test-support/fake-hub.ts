@@ -26,7 +26,8 @@ import {
   PUSH_IN_FLIGHT_MAX,
 } from '@ledgerline/protocol'
 import { WebSocketServer, type WebSocket } from 'ws'
-import type { FakeRelay } from './fake-relay.ts'
+import type { FakeRelay, Sub } from './fake-relay.ts'
+import { pumpPages } from './fake-relay.ts'
 
 export interface FakeHub {
   readonly url: string
@@ -53,14 +54,9 @@ interface Queued {
   readonly subject: string
 }
 
-interface HubSub {
-  readonly ws: WebSocket
-  readonly sub: number
-  readonly scope: readonly string[]
+interface HubSub extends Sub {
+  /** The subscriber's clientId: its own entries are never in its store layer. */
   readonly clientId: string
-  sent: Record<number, number>
-  credit: number
-  liveSent: boolean
 }
 
 export async function createFakeHub(
@@ -113,24 +109,9 @@ export async function createFakeHub(
 
   const pump = () => {
     catchUp()
-    for (const s of subs) {
-      while (s.credit > 0) {
-        const page = mirror
-          .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
-          .slice(0, 100)
-        const cursors: Record<number, number> = {}
-        for (const e of mirror) cursors[e.partition] = Math.max(cursors[e.partition] ?? 0, e.offset)
-        const caughtUp = page.length < 100
-        if (page.length === 0 && s.liveSent) break
-        if (!caughtUp)
-          for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
-        send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
-        s.liveSent = true
-        s.credit--
-        s.sent = { ...s.sent, ...cursors }
-        if (caughtUp) break
-      }
-    }
+    const heads: Record<number, number> = {}
+    for (const e of mirror) heads[e.partition] = Math.max(heads[e.partition] ?? 0, e.offset)
+    pumpPages(subs, mirror, heads, send)
   }
 
   const answer = (e: Entry, subject: string): AckResult => {

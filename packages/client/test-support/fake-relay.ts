@@ -207,24 +207,9 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
   }
 
   const pump = () => {
-    for (const s of subs) {
-      while (s.credit > 0) {
-        const page = state.entries
-          .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
-          .slice(0, 100)
-        const cursors: Record<number, number> = {}
-        for (let p = 0; p < partitions; p++) cursors[p] = state.offsets[p] as number
-        const caughtUp = page.length < 100
-        if (page.length === 0 && s.liveSent) break
-        if (!caughtUp)
-          for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
-        send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
-        s.liveSent = true
-        s.credit--
-        s.sent = cursors
-        if (caughtUp) break
-      }
-    }
+    const heads: Record<number, number> = {}
+    for (let p = 0; p < partitions; p++) heads[p] = state.offsets[p] as number
+    pumpPages(subs, state.entries, heads, send)
   }
 
   const relay: FakeRelay = {
@@ -364,13 +349,43 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
   return relay
 }
 
-interface Sub {
+/** One subscription of a fake relay (or hub): what it was sent, and the credit it has left. */
+export interface Sub {
   readonly ws: WebSocket
   readonly sub: number
   readonly scope: readonly string[]
   sent: Record<number, number>
   credit: number
   liveSent: boolean
+}
+
+/**
+ * Sends each subscription the pages of `log` it has credit for (100 entries a page, cursors
+ * after each page; `heads`: every partition's last offset, for the live page).
+ */
+export function pumpPages(
+  subs: Iterable<Sub>,
+  log: readonly StoredEntry[],
+  heads: Readonly<Record<number, number>>,
+  send: (ws: WebSocket, m: RelayMessage) => void,
+): void {
+  for (const s of subs) {
+    while (s.credit > 0) {
+      const page = log
+        .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
+        .slice(0, 100)
+      const cursors: Record<number, number> = { ...heads }
+      const caughtUp = page.length < 100
+      if (page.length === 0 && s.liveSent) break
+      if (!caughtUp)
+        for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
+      send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
+      s.liveSent = true
+      s.credit--
+      s.sent = { ...s.sent, ...cursors }
+      if (caughtUp) break
+    }
+  }
 }
 
 /** What the fake server log holds; plain data, so a backup is a structured clone. */
