@@ -75,7 +75,7 @@ export function createIdbOutcomes(
             lean,
           )
           const deleted = new Set(plan.deletes.map((r) => r.id))
-          const stage = planStoreStage(items, found, deleted, plan.meta)
+          const stage = planStoreStage(items, found, deleted, plan.meta, lean)
           for (const r of plan.deletes) void track(outbox.delete([r.clientId, r.clientSeq]))
           for (const r of stage.marks) void track(outbox.put(r))
           for (const a of plan.acked) void track(tx.objectStore('acked').put(a))

@@ -159,7 +159,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         const present = found.map((r) => r !== undefined)
         const plan = planAck(items, present, meta(), data.cursors?.cursors, keepAcked, lean)
         const deleted = new Set(plan.deletes.map((r) => r.id))
-        const stage = planStoreStage(items, found, deleted, plan.meta)
+        const stage = planStoreStage(items, found, deleted, plan.meta, lean)
         for (const r of plan.deletes) data.outbox.delete(r.id)
         for (const r of stage.marks) data.outbox.set(r.id, clone(r))
         for (const a of plan.acked) data.acked.set(a.id, clone(a))

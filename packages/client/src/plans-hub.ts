@@ -12,7 +12,8 @@
  * 1. `stored` never deletes a record: it only marks it (once: a record marked already is not
  *    counted again), so a hub lost with its disk loses nothing the register holds.
  * 2. `storedEntries` counts exactly the stored records: +1 per record marked, −1 per marked
- *    record deleted (by an ack that decides it, or by a page that settles it).
+ *    record deleted (by an ack that decides it, or by a page that settles it); a reissue
+ *    clears every mark (`planReissue`). A lean ack marks nothing (it only frees space).
  * 3. A page entry settles a record only when it is the same entry: same id AND the same content
  *    digest (another entry under the id, as after a restore, is an id conflict the ack path
  *    meets, never a settlement).
@@ -39,6 +40,7 @@ export function planStoreStage(
   found: readonly (OutboxRecord | undefined)[],
   deleted: ReadonlySet<string>,
   meta: ClientMeta,
+  lean = false,
 ): StoreStagePlan {
   let storedEntries = meta.storedEntries ?? 0
   const marks: OutboxRecord[] = []
@@ -49,7 +51,8 @@ export function planStoreStage(
     seen.add(record.id)
     if (deleted.has(record.id)) {
       if (record.stored === true) storedEntries--
-    } else if (result.status === 'stored' && record.stored !== true) {
+    } else if (result.status === 'stored' && record.stored !== true && !lean) {
+      // (A lean ack, on a full disk, only deletes: the stage waits for the next resend.)
       // Invariant 1: marked, never deleted.
       marks.push({ ...record, stored: true })
       storedEntries++

@@ -10,7 +10,7 @@
 import { expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
 import type { ClientStore } from '@ledgerline/client'
-import { ack, append, appended, NOW, stored } from './client-store-fixtures.ts'
+import { ack, append, appended, NOW, RENAMED, stored } from './client-store-fixtures.ts'
 
 /**
  * Registers the store-hub cases inside a contract `describe`.
@@ -52,6 +52,29 @@ export function registerHubCases(open: () => Promise<ClientStore>): void {
       () => true,
     )
     expect(await store.counters()).toMatchObject({ outboxEntries: 1, storedEntries: 0 })
+  })
+
+  // Goal: a reissue moves records the hub holds under ids it never saw: stage device again.
+  it('clears the store stage when the outbox moves to a new clientId', async () => {
+    const store = await open()
+    const { entries } = await append(store, 2)
+    const [e1] = entries as [Entry, Entry]
+    await store.applyAck([ack(e1, { id: e1.id, status: 'stored' })], () => true)
+    expect(await store.counters()).toMatchObject({ storedEntries: 1 })
+    const renamed = await store.reissue(e1.clientId, RENAMED)
+    expect(await store.counters()).toMatchObject({ storedEntries: 0, outboxEntries: 2 })
+    expect(await store.outcome(renamed.get(e1.id) as string)).toEqual({
+      _tag: 'outbox',
+      stage: 'device',
+    })
+    // A lean ack (a full disk) marks nothing, and deletes as usual.
+    const [m1, m2] = await store.readOutbox(undefined, 10, 1e9)
+    await store.applyAck(
+      [ack(m1!.entry, { id: m1!.id, status: 'stored' }), ack(m2!.entry, appended(1, 0, 1))],
+      () => true,
+      true,
+    )
+    expect(await store.counters()).toMatchObject({ storedEntries: 0, outboxEntries: 1 })
   })
 
   // Goal: settling from a page is one write: record deleted, outcome appended, counters.
