@@ -39,7 +39,8 @@
  *    (the relay ends the session at expiry with `token_expired`).
  * 7. With a list of relays (`relay-list.ts`), a socket lost before its welcome moves to the next
  *    url (after the last: the first), a welcomed one is tried again first; the first round
- *    through the list waits as the first attempt does. While welcomed on a later url, earlier
+ *    through the list waits as the first attempt does, and a relay's backoff floor (invariant
+ *    2) is not applied to the next relay. While welcomed on a later url, earlier
  *    ones are probed, and the connection moves back to the first that welcomes a probe.
  */
 import type { Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
@@ -188,8 +189,12 @@ export function createConnection(options: ConnectionOptions): Connection {
   const lost = (ws: WebSocketLike) => {
     if (socket !== ws) return
     socket = undefined
-    // Invariant 7: a relay that never welcomed this socket gives way to the next in the list.
-    if (!welcomed) relays.failed()
+    // Invariant 7: a relay that never welcomed this socket gives way to the next in the list,
+    // and the backoff floor it asked for is its own, not the next relay's.
+    if (!welcomed && relays.size() > 1) {
+      relays.failed()
+      backoffMsMin = 0
+    }
     welcomed = false
     probe.stop()
     stopRenewal()

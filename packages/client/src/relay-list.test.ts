@@ -37,8 +37,20 @@ function setup(urls: readonly string[]) {
           if (m.type === 'ping') socket.send(encodeMessage({ type: 'pong', t: m.t }))
           if (m.type !== 'hello') return
           hellos.push(url)
-          if (welcomes) socket.send(encodeMessage(welcomeMessage({ serverTime: 1, expiresAt: 2 })))
-          else socket.close(1013, 'overloaded')
+          if (welcomes) {
+            socket.send(encodeMessage(welcomeMessage({ serverTime: 1, expiresAt: 2 })))
+            return
+          }
+          // As a hub that never reached head office: `overloaded`, with its backoff floor.
+          socket.send(
+            encodeMessage({
+              type: 'error',
+              kind: 'overloaded',
+              message: 'not yet connected to head office',
+              backoffMsMin: 5_000,
+            }),
+          )
+          socket.close(4503, 'overloaded')
         })
       }),
     )
@@ -89,6 +101,7 @@ describe('relay list', () => {
     t.relay(BACKUP, false) // a hub that never reached head office refuses hellos
     t.relay(HQ)
     t.connection.start()
+    // The refusing hub's floor is its own: the next relay is tried at the first round's pace.
     await advance(t.scheduler, 4 * RECONNECT_MS_MIN)
     expect(t.connection.welcomed()).toBe(true)
     expect(t.connection.url()).toBe(HQ)
