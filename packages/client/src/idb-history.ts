@@ -20,7 +20,8 @@
  *    and their staged record (`planPages`); offsets at or below the stored cursor are dropped,
  *    so an entry is never stored twice, and the cursor never runs ahead of what is stored.
  *    Pages use relaxed durability: a page lost to a power cut is lost with its cursor, and
- *    fetched again.
+ *    fetched again. The same transaction settles the outbox records of own entries the pages
+ *    bring back with the same content (`settleOwn`, `plans-hub.ts`).
  * 2. Cursors, chunks, the ledger index and snapshots belong to one (tenant, scope); when either
  *    changes they are cleared together, with the acked records outside the new scope.
  * 3. Every chunk n ≤ CursorsRecord.chunkLast is listed either in a staged record or (once
