@@ -5,8 +5,11 @@
  *
  * Terms (README glossary): *pending* entries are own entries not yet part of confirmed state
  * (in the outbox, or acknowledged and not yet received back); the *outbox* holds those not yet
- * acknowledged; *confirmed* is the state folded from server-ordered entries; *view* is
- * confirmed, then pending in clientSeq order; the *client store* is this device's storage.
+ * acknowledged; *confirmed* is the state folded from server-ordered entries; the *store layer*
+ * is other devices' entries a store hub holds that head office has not confirmed; *view* is
+ * confirmed, then the store layer in hub order, then pending in clientSeq order; an own entry's
+ * *stage* is on this device, in the store (durable on a hub), or at head office; the *client
+ * store* is this device's storage.
  *
  * Invariants (kept by `client.ts` and the modules it uses):
  * 1. `append` resolves only after the entry and its outbox record are committed together;
@@ -34,8 +37,13 @@ import type { ClientEnvironmentOptions } from './environment.ts'
 import type { ClientBugs } from './outbox-drain.ts'
 
 export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnvironmentOptions {
-  /** The relay's sync endpoint, e.g. `wss://relay.example.com/sync`. */
-  readonly url: string
+  /**
+   * The relay's sync endpoint, e.g. `wss://relay.example.com/sync`; or relays in order of
+   * preference (a store hub, a backup hub, head office): the client connects to the first that
+   * answers, moves to the next when one fails, and back to an earlier one when it answers
+   * again. Moving loses nothing: outbox records go only on head office's result.
+   */
+  readonly url: string | readonly string[]
   /** A JWT, or a function giving one (called again when the relay says it expired). */
   readonly token: string | (() => string | Promise<string>)
   /** The same schema module the relay loads; its typed kinds type `append`. */
@@ -125,6 +133,12 @@ export interface EntityState<S = unknown> {
   readonly version: number
   /** Own entries not yet received back (outbox and acknowledged), in clientSeq order. */
   readonly pending: readonly Entry[]
+  /**
+   * The store layer: other devices' entries a store hub holds that head office has not
+   * confirmed, in the hub's order (empty when not connected through a hub). `view` folds
+   * confirmed, then these, then `pending`.
+   */
+  readonly store: readonly Entry[]
   /** False until the entity has been read from the client store. */
   readonly loaded: boolean
 }
@@ -136,7 +150,12 @@ export interface ClientStatus {
   readonly syncing: boolean
   /** Catch-up is done; entries now arrive live. */
   readonly live: boolean
+  /** Own entries not at head office yet (stage `device` or `store`). */
   readonly outboxEntries: number
+  /** Of `outboxEntries`, those a store hub holds durably (stage `store`). */
+  readonly storedEntries: number
+  /** Of `outboxEntries`, those only on this device (stage `device`). */
+  readonly deviceEntries: number
   readonly outboxBytes: number
   /**
    * Outbox entries held back (kept, not sent for now) while the entries after them go on: the
@@ -159,6 +178,13 @@ export interface ClientStatus {
   readonly clientId: string | null
   /** This tab runs the socket. */
   readonly leader: boolean
+  /** The relay this client syncs through now (`url` and `role`); null while offline. */
+  readonly relay: { readonly url: string; readonly role: 'head_office' | 'hub' } | null
+  /**
+   * Whether head office is reached: directly (`reachable` when connected to it), or as the
+   * store hub says (its `upstream`); `unknown` while offline or when the hub did not say.
+   */
+  readonly headOffice: 'reachable' | 'unreachable' | 'unknown'
   readonly lastError: { readonly kind: ClientErrorStatusKind; readonly message: string } | null
   /** Set when the client stopped: closed by the app, or by a newer version in another tab. */
   readonly closed: null | 'closed' | 'versionchange' | 'terminated'

@@ -224,7 +224,7 @@ describe('issue 12 cases 3, 7 and 8, issue 13 case 2 (steerable relay)', () => {
     expect(await till.outcome(line.id, { waitMs: 5_000 })).toMatchObject({ _tag: 'appended' })
     await eventually(() => till.status().held === 1, 5_000, 'held')
     expect(till.status().heldReasons).toEqual([{ code: 'unknown_type', count: 1 }])
-    expect(await till.outcome(points.id)).toEqual({ _tag: 'outbox' })
+    expect(await till.outcome(points.id)).toEqual({ _tag: 'outbox', stage: 'device' })
     // The relay's schema ships; a reconnect sends the held entry again, at once.
     relay.schema = appSchema
     relay.dropAll()

@@ -22,8 +22,10 @@
  * 3. The outbox is read in clientSeq order; every record has the current clientId (`reissue`
  *    moves all of them to a new one in one write).
  * 4. An outbox record is deleted only by an ack that decides it (`applyAck`: appended,
- *    duplicate, refused) or by `reissue` (which re-adds it under the new id); `seq_gap`,
- *    `id_conflict` and `deferred` keep it.
+ *    duplicate, refused), by its own entry arriving in a page with head office's positions and
+ *    the same content digest (`applyPages`: settled as an `appended` ack would, in the same
+ *    write), or by `reissue` (which re-adds it under the new id); `seq_gap`, `id_conflict`,
+ *    `deferred` and a store hub's `stored` keep it (`stored` marks it, stage `store`).
  * 5. Pages are stored with the cursors after the last of them in one write; entries at or
  *    below the stored cursor are dropped, so no entry is stored twice and the cursor never runs
  *    ahead of what is stored.
@@ -74,8 +76,12 @@ export interface ViewQuery {
 
 /** What `outcome(entryId)` tells about one of this client's entries. */
 export type Outcome =
-  /** The entry waits in the outbox: the server log has not answered yet. */
-  | { readonly _tag: 'outbox' }
+  /**
+   * The entry waits in the outbox: head office has not answered yet. `stage`: `device` (only
+   * here), or `store` (a store hub said it holds the entry durably; the record stays until head
+   * office's own result arrives, as the hub may be lost with its disk).
+   */
+  | { readonly _tag: 'outbox'; readonly stage: 'device' | 'store' }
   | {
       readonly _tag: 'appended' | 'duplicate'
       readonly version: number
@@ -120,6 +126,8 @@ export interface ClientMeta {
   readonly correctionsUnseen: number
   /** Counter ordering outcomes and feed records. */
   readonly n: number
+  /** Outbox records a store hub holds (`OutboxRecord.stored`); absent in older records: 0. */
+  readonly storedEntries?: number | undefined
 }
 
 export interface CursorsRecord {
@@ -142,6 +150,11 @@ export interface OutboxRecord {
   readonly bytes: number
   /** Local time of the append, ms since the epoch. */
   readonly at: number
+  /**
+   * A store hub answered `stored`: durable in the store, not at head office yet (stage
+   * `store`). The record stays until head office's result (`plans-hub.ts`).
+   */
+  readonly stored?: true | undefined
 }
 
 export interface AckedRecord {
@@ -240,12 +253,17 @@ export interface PageApplied {
   readonly corrections: readonly FeedRecord[]
   /** Entries stored (after dropping those at or below the cursor). */
   readonly stored: number
-  /** This client's own entries among them (their `acked` records were deleted). */
+  /** This client's own entries among them (their `acked` or outbox records were deleted). */
   readonly own: number
   /** Ids of those own entries. */
   readonly ownReceived: readonly string[]
   /** The chunks this write stored (the entries it stored, by partition). */
   readonly chunks: readonly ChunkRecord[]
+  /**
+   * Outbox records the pages settled: own entries a store hub had answered `stored` (or whose
+   * ack was lost) that came back with head office's positions, as an `appended` ack would.
+   */
+  readonly settled: ReadonlyMap<string, Outcome>
   readonly cursors: Cursors
   /** (entity, chunk) keys staged and not yet in the ledger index, this write included. */
   readonly stagedKeys: number
@@ -283,6 +301,8 @@ export interface Counters {
   readonly correctionsUnseen: number
   /** Acked records still waiting to be received back. */
   readonly ackedWaiting: number
+  /** Of the outbox entries, those a store hub holds (stage `store`). */
+  readonly storedEntries: number
 }
 
 /** What one `append` wrote: the entries and the meta record. */

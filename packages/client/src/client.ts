@@ -40,6 +40,8 @@ import type { TabMessage, Tabs } from './tabs.ts'
 import { createTabs } from './tabs.ts'
 import { createTokenSource, tenantFromToken } from './token.ts'
 import { createQueries } from './queries.ts'
+import { createRelayList } from './relay-list.ts'
+import { createStoreLayer, storeTabMessages } from './store-layer.ts'
 
 export type * from './client-api.ts'
 export { tenantFromToken }
@@ -54,6 +56,8 @@ export { tenantFromToken }
  * await client.append('stock/s7:espresso-1kg', 'stock.moved', { qty: -1 })
  */
 export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): Client<Sch> {
+  // A bad `url` (an empty list, a relay named twice) fails here, not in the background.
+  createRelayList(options.url)
   const env = resolveEnvironment(options)
   const { now, scheduler } = env
   const token = createTokenSource(options.token)
@@ -61,6 +65,8 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
   let sync: Sync | undefined
   let tabs: Tabs | undefined
 
+  /** Other devices' entries the store hub holds (the leader's, or a copy of it). */
+  const storeLayer = createStoreLayer()
   const clientStore: Promise<ClientStore> = open()
   const status = createStatus({
     now,
@@ -72,6 +78,7 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
     schema: options.schema,
     clientStore,
     onWarning: options.onWarning,
+    storeOf: (entity) => storeLayer.entries(entity),
   })
   const feed = createCorrectionsFeed(clientStore)
   const queries = createQueries({
@@ -127,6 +134,8 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       onLeader: () => startSync(store),
       onMessage,
     })
+    // The store layer lives in the leader's memory: ask for it (only the leader answers).
+    tabs.post({ t: 'store_ask' })
     if (options.persist !== false) void askPersist()
     return store
   }
@@ -159,10 +168,12 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       bytesOf: entryBytes,
       scheduler,
       bugs: options.bugs,
+      storeLayer,
       events: {
         state(s) {
           if (s.tenant !== null) tenant ??= s.tenant
           const { online, syncing, live, lastServerContactAt, heldReasons, paused } = s
+          const { relay, headOffice } = s
           status.setConnection({
             online,
             syncing,
@@ -171,6 +182,8 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
             lastError: s.lastError,
             heldReasons,
             paused,
+            relay,
+            headOffice,
           })
           status.wake()
           tabs?.post({
@@ -181,7 +194,14 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
             lastServerContactAt,
             heldReasons,
             paused,
+            relay,
+            headOffice,
           })
+        },
+        store(entities) {
+          for (const entity of entities) cache.storeChanged(entity)
+          const lists = [...entities].map((e) => [e, storeLayer.entries(e)] as const)
+          for (const m of storeTabMessages(lists, false)) tabs?.post(m)
         },
         acked(applied) {
           // Corrections come as references: their bodies, and the feed, come with the pages.
@@ -257,10 +277,25 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
           lastServerContactAt,
           heldReasons: m.heldReasons ?? [],
           paused: m.paused ?? false,
+          relay: m.relay ?? null,
+          headOffice: m.headOffice ?? 'unknown',
         })
         status.wake()
         return
       }
+      case 'store': {
+        if (tabs?.isLeader() === true) return
+        const changed = new Set(m.whole === true ? storeLayer.clear() : [])
+        for (const [entity, entries] of m.entities) {
+          for (const e of storeLayer.replace(entity, entries)) changed.add(e)
+        }
+        for (const entity of changed) cache.storeChanged(entity)
+        return
+      }
+      case 'store_ask':
+        if (tabs?.isLeader() !== true) return
+        for (const message of storeTabMessages(storeLayer.all(), true)) tabs.post(message)
+        return
     }
   }
 

@@ -41,6 +41,11 @@
  *    A renewal that gets the same token back (or one expiring no later) is tried again after a
  *    backoff doubling from RECONNECT_MS_MIN, never in a loop; a string token is not renewed
  *    (the relay ends the session at expiry with `token_expired`).
+ * 7. With a list of relays (`relay-list.ts`), a socket lost before its welcome moves to the next
+ *    url (after the last: the first), a welcomed one is tried again first; the first round
+ *    through the list waits as the first attempt does, and a relay's backoff floor (invariant
+ *    2) is not applied to the next relay. While welcomed on a later url, earlier
+ *    ones are probed, and the connection moves back to the first that welcomes a probe.
  */
 import type { LogIdentity, Message, RelayMessage, WelcomeMessage } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, ERROR_KINDS, PROTOCOL_VERSION } from '@ledgerline/protocol'
@@ -54,6 +59,7 @@ import {
 } from './limits.ts'
 import { timersClock } from './environment.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
+import { createRelayList, createRelayProbe } from './relay-list.ts'
 import type { Renewal } from './token-renewal.ts'
 import { startRenewal } from './token-renewal.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
@@ -77,7 +83,8 @@ export interface ConnectionEvents {
 }
 
 export interface ConnectionOptions {
-  readonly url: string
+  /** One relay, or relays in order of preference (`relay-list.ts`). */
+  readonly url: string | readonly string[]
   readonly WebSocket: WebSocketConstructor
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
@@ -117,6 +124,8 @@ export interface Connection {
   paused(): boolean
   /** The relay said `client_taken`: no reconnect until `reconnect()`. */
   parked(): boolean
+  /** The url of the current socket (or of the next attempt). */
+  url(): string
 }
 
 /**
@@ -146,6 +155,28 @@ export function createConnection(options: ConnectionOptions): Connection {
   /** The one quick retry with a new token since the last welcome was taken (invariant 3). */
   let quickRetried = false
   let renewal: Renewal | undefined
+  const relays = createRelayList(options.url)
+  const probe = createRelayProbe({
+    urls: typeof options.url === 'string' ? [options.url] : options.url,
+    WebSocket: options.WebSocket,
+    hello: async () => ({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      token: await options.token(),
+      clientId: await options.clientId(),
+    }),
+    scheduler,
+    random: options.random,
+    answered(index) {
+      // Invariant 7: an earlier relay answers: move back to it now.
+      relays.moveTo(index)
+      attempt = 0
+      const ws = socket
+      if (ws === undefined) return
+      closeQuietly(ws)
+      lost(ws)
+    },
+  })
 
   const send = (ws: WebSocketLike, message: Message) => {
     if (ws !== socket || ws.readyState !== SOCKET_OPEN) return false
@@ -155,7 +186,12 @@ export function createConnection(options: ConnectionOptions): Connection {
 
   const scheduleReconnect = () => {
     if (stopped || paused || parked || reconnectTimer !== undefined) return
-    const delay = reconnectDelayMs(attempt, options.random(), backoffMsMin)
+    // Invariant 7: a first round through the relays' list goes at the first attempt's pace.
+    const delay = reconnectDelayMs(
+      Math.floor(attempt / relays.size()),
+      options.random(),
+      backoffMsMin,
+    )
     attempt++
     backoffMsMin = 0
     reconnectTimer = scheduler.setTimeout(() => {
@@ -168,7 +204,14 @@ export function createConnection(options: ConnectionOptions): Connection {
   const lost = (ws: WebSocketLike) => {
     if (socket !== ws) return
     socket = undefined
+    // Invariant 7: a relay that never welcomed this socket gives way to the next in the list,
+    // and the backoff floor it asked for is its own, not the next relay's.
+    if (!welcomed && relays.size() > 1) {
+      relays.failed()
+      backoffMsMin = 0
+    }
     welcomed = false
+    probe.stop()
     stopRenewal()
     events.lost(ws)
     scheduleReconnect()
@@ -194,7 +237,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (stopped || paused || parked) return
     let ws: WebSocketLike
     try {
-      ws = new options.WebSocket(options.url)
+      ws = new options.WebSocket(relays.url())
       ws.binaryType = 'arraybuffer'
     } catch (error) {
       events.failed('socket', errorMessage(error))
@@ -259,6 +302,7 @@ export function createConnection(options: ConnectionOptions): Connection {
         refusedToken = undefined
         quickRetried = false
         armRenewal(ws, message)
+        probe.start(relays.index())
         events.message(ws, message)
         return
       case 'error': {
@@ -296,6 +340,8 @@ export function createConnection(options: ConnectionOptions): Connection {
         return
       case 'ack':
       case 'entries':
+      case 'store':
+      case 'upstream':
         events.message(ws, message)
         return
       default:
@@ -356,6 +402,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       reconnectTimer = undefined
       scheduler.clearInterval(pingTimer)
       stopRenewal()
+      probe.stop()
       const ws = socket
       socket = undefined
       if (ws !== undefined) closeQuietly(ws)
@@ -406,6 +453,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     },
     paused: () => paused,
     parked: () => parked,
+    url: () => relays.url(),
   }
 }
 

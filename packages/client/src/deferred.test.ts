@@ -38,7 +38,7 @@ describe.each(LOG_KINDS)('issue 12 case 7: entries the relay cannot decide yet (
     }
     // Held in the outbox: no decision yet (3a8bfae's name for this outcome was `pending`; the
     // client refactor renamed it `outbox`).
-    expect(await till.outcome(points.id)).toEqual({ _tag: 'outbox' })
+    expect(await till.outcome(points.id)).toEqual({ _tag: 'outbox', stage: 'device' })
     await eventually(() => heldOf(till.status()).held === 1, 10_000, 'status().held === 1')
     expect(heldOf(till.status()).heldReasons).toEqual([{ code: 'unknown_type', count: 1 }])
     // The outbox counters are refreshed COUNTERS_DELAY_MS after an ack: only the held entry stays.

@@ -14,7 +14,8 @@
  * Invariants:
  * 1. `get(entity)` returns the same object until the entity's view changes (React's
  *    `useSyncExternalStore` compares with `Object.is`).
- * 2. A view is always folded from confirmed state, then pending entries in clientSeq order;
+ * 2. A view is always folded from confirmed state, then the store layer (other devices'
+ *    entries a store hub holds, in hub order), then pending entries in clientSeq order;
  *    confirmed state only moves forward by dense versions: a gap between the base and what is
  *    stored folds the entity from version 1 again.
  * 3. One load per entity runs at a time; a change during a load loads again after it.
@@ -57,6 +58,8 @@ export interface EntityCacheOptions {
   readonly entitiesMax?: number | undefined
   /** Development warnings (invariant 4); default: none. */
   readonly onWarning?: ((warning: ClientWarning) => void) | undefined
+  /** The store layer of `entity` (`store-layer.ts`), in hub order; default: none. */
+  readonly storeOf?: ((entity: string) => readonly Entry[]) | undefined
 }
 
 export interface EntityCache {
@@ -85,6 +88,8 @@ export interface EntityCache {
     chunks: readonly Pick<ChunkRecord, 'n' | 'entries'>[],
     received: ReadonlySet<string>,
   ): void
+  /** The store layer of `entity` changed: fold its view again from what is cached (no read). */
+  storeChanged(entity: string): void
   /** Confirmed history was dropped (invariant 6): fold every cached entity again. */
   reset(): void
   /** The cached entities. */
@@ -114,6 +119,8 @@ interface CacheItem {
  */
 export function createEntityCache(options: EntityCacheOptions): EntityCache {
   const { schema } = options
+  const noStore: readonly Entry[] = []
+  const storeOf = options.storeOf ?? (() => noStore)
   const entitiesMax = options.entitiesMax ?? CACHE_ENTITIES_MAX
   const cache = new Map<string, CacheItem>()
   const warned = new Set<string>()
@@ -149,6 +156,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         confirmed: type.initial,
         version: 0,
         pending: [],
+        store: noStore,
         loaded: false,
       },
       confirmed: type.initial,
@@ -266,17 +274,21 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     const samePending =
       prev.pending.length === pending.length &&
       prev.pending.every((p, i) => p.id === (pending[i] as Entry).id)
+    const store = storeOf(entity)
     item.confirmed = state
     item.version = version
     item.lastChunk = lastChunk
     item.foldedSinceSnapshot = foldedSinceSnapshot
-    if (!prev.loaded || rebase || version !== prev.version || !samePending)
+    if (!prev.loaded || rebase || version !== prev.version || !samePending || store !== prev.store)
       show(entity, item, type, pending)
     maybeSnapshot(entity, item, type, source)
     return true
   }
 
-  /** Shows `item`'s confirmed state with `pending` folded on, and tells the listeners. */
+  /**
+   * Shows `item`'s confirmed state with the store layer and `pending` folded on (invariant 2),
+   * and tells the listeners.
+   */
   function show(
     entity: string,
     item: CacheItem,
@@ -284,8 +296,9 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     pending: Entry[],
   ): void {
     const { confirmed, version } = item
-    const view = foldView(type, confirmed, pending)
-    item.current = { entity, view, confirmed, version, pending, loaded: true }
+    const store = storeOf(entity)
+    const view = composeView(type, confirmed, store, pending)
+    item.current = { entity, view, confirmed, version, pending, store, loaded: true }
     notify(entity)
   }
 
@@ -456,6 +469,22 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
         return false
       }
     },
+    storeChanged(entity) {
+      const item = cache.get(entity)
+      if (item === undefined || !item.current.loaded || item.loading !== undefined) {
+        changed(entity)
+        return
+      }
+      const store = storeOf(entity)
+      if (store === item.current.store) return
+      const type = typeOf(entity)
+      item.current = {
+        ...item.current,
+        store,
+        view: composeView(type, item.confirmed, store, item.current.pending),
+      }
+      notify(entity)
+    },
     reset() {
       for (const [entity, item] of cache) {
         // Invariant 6: no base survives; the next load reads from version 1 and is shown.
@@ -475,6 +504,19 @@ function withRecent(load: EntityLoad, recent: readonly Entry[]): readonly Entry[
   for (const e of load.pending) known.add(e.id)
   for (const e of load.stored) known.add(e.id)
   return [...load.pending, ...recent.filter((e) => !known.has(e.id))]
+}
+
+/**
+ * Invariant 2: the view is confirmed state, then the store layer in hub order, then own
+ * pending entries in clientSeq order.
+ */
+function composeView(
+  type: ReturnType<Schema['typeOf']>,
+  confirmed: unknown,
+  store: readonly Entry[],
+  pending: readonly Entry[],
+): unknown {
+  return foldView(type, store.length === 0 ? confirmed : fold(type, confirmed, store), pending)
 }
 
 /** Own pending entries in the order the view folds them. */

@@ -50,7 +50,7 @@ describe('IndexedDB client store', () => {
       'meta,outbox strict',
       'meta,chunks,staged,ledgers,snapshots,acked relaxed',
       'meta,outbox,acked,outcomes relaxed',
-      'meta,chunks,staged,acked,feed relaxed',
+      'meta,chunks,staged,acked,feed,outbox,outcomes relaxed',
       'snapshots relaxed',
       'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots strict',
       'meta strict',

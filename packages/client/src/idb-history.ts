@@ -20,7 +20,8 @@
  *    and their staged record (`planPages`); offsets at or below the stored cursor are dropped,
  *    so an entry is never stored twice, and the cursor never runs ahead of what is stored.
  *    Pages use relaxed durability: a page lost to a power cut is lost with its cursor, and
- *    fetched again.
+ *    fetched again. The same transaction settles the outbox records of own entries the pages
+ *    bring back with the same content (`settleOwn`, `plans-hub.ts`).
  * 2. Cursors, chunks, the ledger index and snapshots belong to one (tenant, scope); when either
  *    changes they are cleared together, with the acked records outside the new scope.
  * 3. Every chunk n ≤ CursorsRecord.chunkLast is listed either in a staged record or (once
@@ -49,6 +50,7 @@ import { ClientError } from './errors.ts'
 import type { IDBPTransaction } from 'idb'
 import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
+import { settleOwn } from './idb-outcomes.ts'
 import { readSnapshot } from './idb-snapshots.ts'
 import { CORRECTIONS_FEED_MAX, LOAD_BATCH_ENTITIES_MAX } from './limits.ts'
 import { asViewTx, rebuildIn, refreshViews, viewStores } from './idb-views.ts'
@@ -131,7 +133,7 @@ export function createIdbHistory(
 
     async applyPages(pages, scopeKey) {
       return run(
-        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed']),
+        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed', 'outbox', 'outcomes']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -141,8 +143,10 @@ export function createIdbHistory(
           if (stored === undefined || stored.scopeKey !== scopeKey) {
             throw new ClientError('closed', 'subscription scope changed while a page was in flight')
           }
-          const clientMeta = meta as ClientMeta
+          let clientMeta = meta as ClientMeta
           const plan = planPages(pages, stored, clientMeta.clientIds)
+          const settle = await settleOwn(tx, plan.chunks, clientMeta, track)
+          clientMeta = settle.meta
           for (const id of plan.ownReceived) void track(tx.objectStore('acked').delete(id))
           for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
           if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
@@ -153,12 +157,16 @@ export function createIdbHistory(
             const kept = plan.chunks.flatMap((c) =>
               c.entries.filter((e) => viewTypeOf(types, e.entity) !== undefined),
             )
-            if (kept.length > 0) {
+            if (kept.length > 0 || settle.entities.size > 0) {
               const confirmed = byEntity(kept)
               const noPending =
                 clientMeta.outboxEntries === 0 && (await tx.objectStore('acked').count()) === 0
               const tv = asViewTx(tx)
-              await refreshViews(tv, types, KeyRange, confirmed.keys(), confirmed, track, noPending)
+              const settledKept = [...settle.entities].filter(
+                (e) => viewTypeOf(types, e) !== undefined,
+              )
+              const touched = new Set([...confirmed.keys(), ...settledKept])
+              await refreshViews(tv, types, KeyRange, touched, confirmed, track, noPending)
             }
           }
           let corrections: typeof plan.feedCandidates = []
@@ -173,6 +181,8 @@ export function createIdbHistory(
                 'client',
               ),
             )
+          } else if (settle.deletes.length > 0) {
+            void track(metaStore.put(clientMeta, 'client'))
           }
           return {
             entities: plan.entities,
@@ -181,6 +191,7 @@ export function createIdbHistory(
             own: plan.ownReceived.length,
             ownReceived: plan.ownReceived,
             chunks: plan.chunks,
+            settled: settle.settled,
             cursors: plan.cursors.cursors,
             stagedKeys: plan.cursors.stagedKeys,
           }

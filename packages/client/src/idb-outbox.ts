@@ -139,6 +139,7 @@ export function createIdbOutbox(
           oldestOutboxAt: first[0]?.at ?? null,
           correctionsUnseen: meta.correctionsUnseen,
           ackedWaiting,
+          storedEntries: meta.storedEntries ?? 0,
         }
       })
     },

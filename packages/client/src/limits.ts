@@ -95,3 +95,25 @@ export const QUERY_ROWS_MAX = 1_000
 export const QUERY_SUBSCRIPTIONS_MAX = 256
 /** Most entity loads asked for together that share one readonly IndexedDB transaction. */
 export const LOAD_BATCH_ENTITIES_MAX = 256
+/**
+ * How often an outbox record a store hub answered `stored` is sent again while it waits for
+ * head office's result (each resend answers that result once the hub knows it).
+ */
+export const STORED_RESEND_MS = 5_000
+/**
+ * How long a store-layer entry the hub removed stays shown while its confirmed page may still
+ * be on the way (a refused one goes after it), so a view never misses it in between.
+ */
+export const STORE_LEAVING_MS = 2_000
+/** Most store-layer entries (other devices' entries a hub holds) kept in memory. */
+export const STORE_LAYER_ENTRIES_MAX = 10_000
+/** Most store-layer entries in one message to other tabs (a bigger layer goes in several). */
+export const TAB_STORE_ENTRIES_MAX = 500
+/**
+ * While connected to a later relay of `url`'s list, earlier ones are probed: first after
+ * PROBE_MS_MIN, the wait doubling after each probe that finds none answering, up to PROBE_MS_MAX.
+ */
+export const PROBE_MS_MIN = 2_000
+export const PROBE_MS_MAX = 60_000
+/** How long a probe waits for an earlier relay's welcome. */
+export const PROBE_TIMEOUT_MS = 5_000

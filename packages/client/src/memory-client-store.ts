@@ -33,6 +33,7 @@ import {
   planSession,
 } from './plans-recovery.ts'
 import { planAck, planFeed, planPages } from './plans-sync.ts'
+import { outboxOutcome, ownEntries, planSettle, planStoreStage } from './plans-hub.ts'
 import type {
   AckedRecord,
   ChunkRecord,
@@ -196,15 +197,22 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
 
     applyAck: (items, keepAcked, lean = false) =>
       write(() => {
-        const present = items.map((i) => sameKey(data.outbox.get(i.record.id), i.record))
+        const found = items.map((i) => {
+          const r = data.outbox.get(i.record.id)
+          return sameKey(r, i.record) ? r : undefined
+        })
+        const present = found.map((r) => r !== undefined)
         const plan = planAck(items, present, meta(), data.cursors?.cursors, keepAcked, lean)
+        const deleted = new Set(plan.deletes.map((r) => r.id))
+        const stage = planStoreStage(items, found, deleted, plan.meta, lean)
         for (const r of plan.deletes) data.outbox.delete(r.id)
+        for (const r of stage.marks) data.outbox.set(r.id, clone(r))
         for (const a of plan.acked) data.acked.set(a.id, clone(a))
         for (const o of plan.outcomes) data.outcomes.set(o.id, clone(o))
         // As IndexedDB's: outcomes numbered OUTCOMES_MAX or more below the newest go.
         for (const [id, o] of data.outcomes)
           if (o.n <= plan.meta.n - OUTCOMES_MAX) data.outcomes.delete(id)
-        data.meta = plan.meta
+        data.meta = { ...plan.meta, storedEntries: stage.storedEntries }
         // As IndexedDB's: a lean ack forgets the definitions, and the next open rebuilds.
         if (lean) data.viewDefinitions = undefined
         else refreshViews(plan.entities)
@@ -237,8 +245,21 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         if (stored === undefined || stored.scopeKey !== scopeKey) {
           throw new ClientError('closed', 'subscription scope changed while a page was in flight')
         }
+        const plan = planPages(clone(pages), stored, meta().clientIds)
+        // Own entries back with head office's positions settle their outbox records.
+        const own = ownEntries(plan.chunks, meta().clientIds)
+        const settle = planSettle(
+          own,
+          own.map((e) => data.outbox.get(e.id)),
+          meta(),
+        )
+        for (const r of settle.deletes) data.outbox.delete(r.id)
+        for (const o of settle.outcomes) data.outcomes.set(o.id, clone(o))
+        if (settle.deletes.length > 0) {
+          prune(data.outcomes, OUTCOMES_MAX)
+          data.meta = settle.meta
+        }
         const clientMeta = meta()
-        const plan = planPages(clone(pages), stored, clientMeta.clientIds)
         const known = plan.feedCandidates.map((c) => data.feed.has(c.id))
         const added = planFeed(plan.feedCandidates, known, clientMeta)
         for (const id of plan.ownReceived) data.acked.delete(id)
@@ -249,7 +270,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         data.cursors = { ...plan.cursors, stagedKeys: 0 }
         if (types.size > 0) {
           const confirmed = byEntity(plan.chunks.flatMap((c) => c.entries))
-          refreshViews(confirmed.keys(), confirmed)
+          refreshViews(new Set([...confirmed.keys(), ...settle.entities]), confirmed)
         }
         if (added.records.length > 0) {
           for (const r of added.records) data.feed.set(r.id, r)
@@ -263,6 +284,7 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           own: plan.ownReceived.length,
           ownReceived: plan.ownReceived,
           chunks: plan.chunks,
+          settled: settle.settled,
           cursors: clone(plan.cursors.cursors),
           stagedKeys: 0,
         }
@@ -291,12 +313,14 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           oldestOutboxAt: data.outbox.values().next().value?.at ?? null,
           correctionsUnseen: m.correctionsUnseen,
           ackedWaiting: data.acked.size,
+          storedEntries: m.storedEntries ?? 0,
         }
       }),
 
     outcome: (id) =>
       write(() => {
-        if (data.outbox.has(id)) return { _tag: 'outbox' } as const
+        const inOutbox = data.outbox.get(id)
+        if (inOutbox !== undefined) return outboxOutcome(inOutbox)
         const outcome = data.outcomes.get(id)
         if (outcome !== undefined) return clone(outcome.outcome)
         const acked = data.acked.get(id)

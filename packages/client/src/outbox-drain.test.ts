@@ -19,6 +19,7 @@ import {
   PUSH_BATCH_ENTRIES_MAX,
   PUSH_BATCHES_IN_FLIGHT_MAX,
   RECONNECT_MS_MIN,
+  STORED_RESEND_MS,
 } from './limits.ts'
 import { createMemoryClientStore } from './memory-client-store.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
@@ -125,6 +126,8 @@ function result(record: OutboxRecord, answer: AckResult['status'] | AckResult): 
         reason: 'not yet',
         retryAfterMs: 5_000,
       }
+    case 'stored':
+      return { id: record.id, status: 'stored' }
   }
 }
 
@@ -274,6 +277,28 @@ describe('outbox drain', () => {
     expect(t.pushes.at(-1)?.seqs[0]).toBe(1)
     t.ack(t.pushes.length - 1, () => 'appended')
     expect(t.drain.held()).toEqual([])
+  })
+
+  it('sends a stored entry again every STORED_RESEND_MS until head office answers, not as held', async () => {
+    // Goal: invariant 8: a hub's `stored` keeps the record asking; a page settling it ends that.
+    const t = await setup(2)
+    await t.open()
+    t.ack(0, (seq) => (seq === 1 ? 'stored' : 'appended'))
+    expect(t.drain.held()).toEqual([])
+    const before = t.pushes.length
+    await t.scheduler.advance(STORED_RESEND_MS - 1)
+    expect(t.pushes.length).toBe(before)
+    await t.scheduler.advance(1)
+    expect(t.pushes.at(-1)?.seqs[0]).toBe(1)
+    t.ack(t.pushes.length - 1, (seq) => (seq === 1 ? 'stored' : 'duplicate'))
+    await t.scheduler.advance(STORED_RESEND_MS)
+    expect(t.pushes.at(-1)?.seqs[0]).toBe(1)
+    // Its entry came back in a page: no more resends.
+    t.ack(t.pushes.length - 1, (seq) => (seq === 1 ? 'stored' : 'duplicate'))
+    t.drain.settled([`${CLIENT}-1`])
+    const settledAt = t.pushes.length
+    await t.scheduler.advance(3 * STORED_RESEND_MS)
+    expect(t.pushes.length).toBe(settledAt)
   })
 
   it('lets a held entry that fell due wait for the acks of a full window, without spinning a timer', async () => {

@@ -39,6 +39,10 @@
  *    answered in full doubles the cap back, up to the limits.
  * 7. Kicks within DRAIN_DELAY_MS of the first share one read, so appends made back to back are
  *    pushed and acked as one batch.
+ * 8. A record a store hub answered `stored` is kept (never deleted: client store guarantee 4)
+ *    and sent again every STORED_RESEND_MS, and with the whole outbox on every new socket,
+ *    until head office's result comes (in an ack, or by its entry in a page: `settled`); the
+ *    records after it go on meanwhile.
  */
 import type { AckResult, Message, RelayLimitsAdvertised } from '@ledgerline/protocol'
 import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
@@ -51,9 +55,13 @@ import {
   PUSH_BATCHES_IN_FLIGHT_MAX,
   RECONNECT_MS_MAX,
   RECONNECT_MS_MIN,
+  STORED_RESEND_MS,
 } from './limits.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { WebSocketLike } from './transport.ts'
+
+/** The hold code of records a store hub answered `stored` (invariant 8). */
+const STORED = 'stored'
 
 /** Ways to break the client on purpose (`ClientOptions.bugs`); production never sets them. */
 export interface ClientBugs {
@@ -127,7 +135,9 @@ export interface OutboxDrain {
   inFlight(): number
   /** Batches in flight, a read running, a kick waiting, or a confirm phase not lifted yet. */
   busy(): boolean
-  /** Records held back, by reason (for `status().held`). */
+  /** Records left the outbox outside an ack (settled by a page): stop resending them. */
+  settled(ids: Iterable<string>): void
+  /** Records held back, by reason (for `status().held`; `stored` ones are not). */
   held(): readonly HeldReason[]
   /** The cap on entries per batch now (invariant 6). */
   cap(): number
@@ -402,6 +412,15 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
             onReconnect: true,
           })
           heldChanged = true
+        } else if (result.status === 'stored') {
+          // Invariant 8: in the store, not at head office: asked again until head office's
+          // result comes back (not counted as held: nothing is wrong with it).
+          heldById.set(record.id, {
+            code: STORED,
+            dueAt: options.now() + STORED_RESEND_MS,
+            onReconnect: true,
+          })
+          armRetry()
         } else if (heldById.delete(record.id)) {
           heldChanged = true
         }
@@ -474,9 +493,14 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       kickTimer !== undefined ||
       confirming !== undefined ||
       frozen,
+    settled(ids) {
+      for (const id of ids) heldById.delete(id)
+      armRetry()
+    },
     held() {
       const counts = new Map<string, number>()
-      for (const h of heldById.values()) counts.set(h.code, (counts.get(h.code) ?? 0) + 1)
+      for (const h of heldById.values())
+        if (h.code !== STORED) counts.set(h.code, (counts.get(h.code) ?? 0) + 1)
       return [...counts].map(([code, count]) => ({ code, count }))
     },
     cap: () => cap,

@@ -217,7 +217,8 @@ export function planReissue(
       origin: r.entry.origin ?? r.entry.id,
       ...(corrects === undefined ? {} : { corrects }),
     })
-    moved.push({ ...r, clientId: newClientId, clientSeq, id, entry })
+    // A hub holds nothing under the new id: the stage starts again at `device`.
+    moved.push({ ...r, clientId: newClientId, clientSeq, id, entry, stored: undefined })
     outcomes.push({ id: r.id, n: ++n, outcome: { _tag: 'reissued', as: id } })
   })
   return {
@@ -233,6 +234,7 @@ export function planReissue(
         : [...meta.clientIds, newClientId],
       recovering: false,
       n,
+      storedEntries: 0,
     },
   }
 }

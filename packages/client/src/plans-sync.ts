@@ -11,7 +11,8 @@
  *
  * Invariants:
  * 1. `planAck` deletes an outbox record only for an ack that decides it (appended, duplicate,
- *    refused but not `seq_gap`: client store guarantee 4); `id_conflict` and `deferred` keep it;
+ *    refused but not `seq_gap`: client store guarantee 4); `id_conflict`, `deferred` and a
+ *    store hub's `stored` keep it;
  *    a record already gone (an ack seen twice) changes nothing.
  * 2. An acked entry is kept as pending only while the stored cursor has not passed it: its
  *    page may have arrived before its ack.
@@ -93,8 +94,8 @@ export function planAck(
     }
     // Invariant 1: not decided. An id_conflict means the log holds another entry under this id
     // (the sync loop moves the record to a new clientId); a deferral is decided again later.
-    // hub-base: `stored` (a store hub holds it, head office has not decided) keeps the record
-    // as well; stages and settling from pages come with the hub's client side.
+    // `stored` (a store hub holds it, head office has not decided) keeps the record as well:
+    // `planStoreStage` marks it (plans-hub.ts).
     if (result.status === 'id_conflict' || result.status === 'deferred') continue
     if (result.status === 'stored') continue
     deletes.push(record)

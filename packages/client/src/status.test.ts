@@ -21,6 +21,7 @@ const counters = (patch: Partial<Counters> = {}): Counters => ({
   oldestOutboxAt: null,
   correctionsUnseen: 0,
   ackedWaiting: 0,
+  storedEntries: 0,
   ...patch,
 })
 

@@ -31,6 +31,8 @@ export interface ConnectionStatus {
   readonly lastError: ClientStatus['lastError']
   readonly heldReasons: ClientStatus['heldReasons']
   readonly paused: boolean
+  readonly relay?: ClientStatus['relay'] | undefined
+  readonly headOffice?: ClientStatus['headOffice'] | undefined
 }
 
 export interface StatusOptions {
@@ -99,6 +101,8 @@ export function createStatus(options: StatusOptions): Status {
       syncing: connection.syncing,
       live: connection.live,
       outboxEntries: counters?.outboxEntries ?? 0,
+      storedEntries: counters?.storedEntries ?? 0,
+      deviceEntries: Math.max(0, (counters?.outboxEntries ?? 0) - (counters?.storedEntries ?? 0)),
       outboxBytes: counters?.outboxBytes ?? 0,
       held: connection.heldReasons.reduce((n, r) => n + r.count, 0),
       heldReasons: connection.heldReasons,
@@ -110,6 +114,8 @@ export function createStatus(options: StatusOptions): Status {
       correctionsUnseen: counters?.correctionsUnseen ?? 0,
       clientId: counters?.clientId ?? null,
       leader: options.isLeader(),
+      relay: connection.relay ?? null,
+      headOffice: connection.headOffice ?? 'unknown',
       lastError: connection.lastError,
       closed,
     }

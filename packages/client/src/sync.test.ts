@@ -111,6 +111,7 @@ describe('sync loop', () => {
           own: 0,
           ownReceived: [],
           chunks: [],
+          settled: new Map(),
           cursors: next,
           stagedKeys: 0,
         }
@@ -443,6 +444,7 @@ function stubStore(o: {
       oldestOutboxAt: null,
       correctionsUnseen: 0,
       ackedWaiting: 0,
+      storedEntries: 0,
     }),
     outcome: unused,
     corrections: unused,

@@ -44,11 +44,16 @@
  *    nothing is attributed to the other subject. The new identity is recorded first, so a
  *    second `client_taken` from the same log, under the new clientId, parks: at most one move
  *    per log change.
+ * 9. Through a store hub (`welcome.role` `hub`): `store` messages of the current subscription
+ *    fill the store layer (own entries excluded), entries of stored pages leave it (those the
+ *    hub removed leave after STORE_LEAVING_MS without a page: `store-layer.ts` invariant 4), and a
+ *    welcome from head office itself clears it; `relay` and `headOffice` say where the client
+ *    is and whether head office is reached (the hub's `upstream`, or directly).
  */
 import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
 import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
-import type { LogIdentity, WelcomeMessage } from '@ledgerline/protocol'
+import type { LogIdentity, RelayRole, WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
@@ -60,7 +65,9 @@ import { createOutboxDrain } from './outbox-drain.ts'
 import type { ClientBugs } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
 import { createRecovery } from './restore-recovery.ts'
-import type { Scheduler } from './scheduler.ts'
+import type { Scheduler, TimerHandle } from './scheduler.ts'
+import type { StoreLayer } from './store-layer.ts'
+import { createStoreLayer } from './store-layer.ts'
 import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
 import { createWriteQueue } from './write-queue.ts'
 
@@ -81,7 +88,18 @@ export interface SyncState {
   readonly heldReasons: readonly HeldReason[]
   /** `disconnect()` paused syncing. */
   readonly paused: boolean
+  /** The welcomed relay, and what it is; null while not online. */
+  readonly relay: RelayInfo | null
+  /** Head office, as seen from here: through the hub's `upstream`, or directly. */
+  readonly headOffice: HeadOfficeReach
 }
+
+export interface RelayInfo {
+  readonly url: string
+  readonly role: RelayRole
+}
+
+export type HeadOfficeReach = 'reachable' | 'unreachable' | 'unknown'
 
 export interface SyncEvents {
   state(state: SyncState): void
@@ -90,10 +108,13 @@ export interface SyncEvents {
   reissued(renamed: ReadonlyMap<string, string>): void
   /** Confirmed history, snapshots and cursors were dropped: another server log. */
   reset(): void
+  /** The store layer (`storeLayer`) changed for these entities. */
+  store?(entities: ReadonlySet<string>): void
 }
 
 export interface SyncOptions {
-  readonly url: string
+  /** One relay, or relays in order of preference: hub, backup hub, head office. */
+  readonly url: string | readonly string[]
   readonly WebSocket: WebSocketConstructor
   readonly token: () => Promise<string>
   /** Drops a cached token so the next `token()` asks the app's function again. */
@@ -114,6 +135,8 @@ export interface SyncOptions {
   readonly events: SyncEvents
   /** Test-only: planted bugs (`ClientOptions.bugs`). */
   readonly bugs?: ClientBugs | undefined
+  /** Where `store` messages go (`store-layer.ts`); default: a layer of its own. */
+  readonly storeLayer?: StoreLayer | undefined
 }
 
 export interface Sync {
@@ -169,6 +192,18 @@ export function createSync(options: SyncOptions): Sync {
     tenant: null,
     heldReasons: [],
     paused: false,
+    relay: null,
+    headOffice: 'unknown',
+  }
+  const layer = options.storeLayer ?? createStoreLayer()
+  /** This database's clientIds as of the welcome: their entries are never store entries. */
+  let ownIds: readonly string[] = []
+  /** The last `upstream` message, and its socket. */
+  let upstream: { readonly ws: WebSocketLike; readonly connected: boolean } | undefined
+  const none: ReadonlySet<string> = new Set()
+  let leavingTimer: TimerHandle | undefined
+  const storeChanged = (entities: ReadonlySet<string>) => {
+    if (entities.size > 0) events.store?.(entities)
   }
 
   const setState = (patch: Partial<SyncState>) => {
@@ -209,7 +244,7 @@ export function createSync(options: SyncOptions): Sync {
         drain.reset()
         writes.dropHeld()
         session = undefined
-        setState({ online: false, live: false })
+        setState({ online: false, live: false, relay: null, headOffice: 'unknown' })
       },
       failed(kind, message) {
         // Invariant 6 of the drain: a batch the relay failed on shrinks after a repeat.
@@ -257,8 +292,16 @@ export function createSync(options: SyncOptions): Sync {
     },
     paged(ws, run, applied) {
       received = applied.cursors
+      if (applied.settled.size > 0) drain.settled(applied.settled.keys())
       settleAwaited()
+      // Invariant 9: confirmed now, so out of the store layer, in the same turn as the page is
+      // told (the entity is folded again with both: never counted twice, never missing).
+      const confirmed =
+        layer.size() > 0
+          ? layer.confirmed(run.flatMap((w) => w.page.entries.map((e) => e.id)))
+          : none
       events.page(applied)
+      storeChanged(confirmed)
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) setState({ live: true })
       pagesSinceCredit += run.length
@@ -310,6 +353,19 @@ export function createSync(options: SyncOptions): Sync {
           live: message.live,
         })
         return
+      case 'store':
+        if (message.sub !== subNo) return
+        setState({ lastServerContactAt: at })
+        storeChanged(layer.apply(message, ownIds, at))
+        armLeaving()
+        return
+      case 'upstream':
+        upstream = { ws, connected: message.connected }
+        setState({
+          lastServerContactAt: at,
+          headOffice: message.connected ? 'reachable' : 'unreachable',
+        })
+        return
       default:
         return
     }
@@ -339,6 +395,9 @@ export function createSync(options: SyncOptions): Sync {
         awaited.clear() // positions of another log
         events.reset()
       }
+      ownIds = begun.meta.clientIds
+      // Directly at head office nothing is provisional: no store layer.
+      if (welcome.role !== 'hub') storeChanged(layer.clear())
       session = {
         ws,
         from,
@@ -364,7 +423,14 @@ export function createSync(options: SyncOptions): Sync {
         cursors,
         credit: CREDIT_WINDOW_PAGES,
       })
-      setState({ online: true, live: false, lastError: null })
+      setState({
+        online: true,
+        live: false,
+        lastError: null,
+        relay: { url: connection.url(), role: welcome.role },
+        // An `upstream` that came while the session began is newer than the welcome's.
+        headOffice: headOfficeAt(welcome, upstream?.ws === ws ? upstream.connected : undefined),
+      })
       // Invariant 1: confirm what the log already holds of this clientId first.
       drain.begin(ws, welcome.limits, welcome.clientSeqHigh)
       drain.drain(ws)
@@ -421,6 +487,20 @@ export function createSync(options: SyncOptions): Sync {
     } finally {
       taking = false
     }
+  }
+
+  /** Invariant 9: entries the hub removed go when no page confirmed them in time. */
+  function armLeaving(): void {
+    const due = layer.nextExpiry()
+    if (due === undefined || leavingTimer !== undefined || stopped) return
+    leavingTimer = scheduler.setTimeout(
+      () => {
+        leavingTimer = undefined
+        storeChanged(layer.expire(options.now()))
+        armLeaving()
+      },
+      Math.max(0, due - options.now()),
+    )
   }
 
   /** Invariant 7: what an ack's correction references wait for. */
@@ -505,12 +585,22 @@ export function createSync(options: SyncOptions): Sync {
     },
     stop() {
       stopped = true
+      scheduler.clearTimeout(leavingTimer)
+      leavingTimer = undefined
       connection.stop()
       writes.stop()
       drain.stop()
       setState({ online: false, live: false })
     },
   }
+}
+
+/** Head office's reach as a welcome tells it (a hub's `upstream`; head office itself). */
+function headOfficeAt(welcome: WelcomeMessage, connected?: boolean): HeadOfficeReach {
+  if (welcome.role !== 'hub') return 'reachable'
+  const now = connected ?? welcome.upstream?.connected
+  if (now === undefined) return 'unknown'
+  return now ? 'reachable' : 'unreachable'
 }
 
 function sameReasons(a: readonly HeldReason[], b: readonly HeldReason[]): boolean {

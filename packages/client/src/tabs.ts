@@ -12,8 +12,13 @@
  * 2. Where Web Locks are missing (Node, old browsers) this client is leader at once: there is
  *    no other tab to share a database with.
  * 3. Messages are hints ("look again"), never the data itself: IndexedDB stays the only
- *    source of truth, so a lost message costs a refresh, never an entry.
+ *    source of truth, so a lost message costs a refresh, never an entry. The one exception is
+ *    the store layer (`store`), which lives in the leader's memory only: the leader sends the
+ *    lists of the entities that changed, at most TAB_STORE_ENTRIES_MAX entries a message, and
+ *    the whole layer when a tab asks (`store_ask`). Losing one costs a stale store layer until
+ *    the next change; the entries themselves are in other devices' outboxes.
  */
+import type { Entry } from '@ledgerline/core'
 
 export type TabMessage =
   /** Entities whose pending or confirmed entries changed; `outbox` when new entries wait. */
@@ -34,7 +39,18 @@ export type TabMessage =
       readonly lastServerContactAt: number | null
       readonly heldReasons?: readonly { readonly code: string; readonly count: number }[]
       readonly paused?: boolean | undefined
+      readonly relay?: { readonly url: string; readonly role: 'head_office' | 'hub' } | null
+      readonly headOffice?: 'reachable' | 'unreachable' | 'unknown' | undefined
     }
+  /** The leader's store layer of these entities (each list replaces the tab's own). */
+  | {
+      readonly t: 'store'
+      readonly entities: readonly (readonly [string, readonly Entry[]])[]
+      /** The lists are the whole layer: entities not named have none. */
+      readonly whole?: boolean | undefined
+    }
+  /** A tab that does not lead asks the leader for its whole store layer. */
+  | { readonly t: 'store_ask' }
 
 export interface Tabs {
   /** Tells the other tabs. Messages from this tab never come back to it. */

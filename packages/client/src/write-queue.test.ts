@@ -45,6 +45,7 @@ function setup(
         own: 0,
         ownReceived: [],
         chunks: [],
+        settled: new Map(),
         cursors: {},
         stagedKeys,
       } as PageApplied

@@ -1,4 +1,4 @@
-// An in-memory stand-in for the relay, speaking the real wire protocol (version 2) over `ws` on
+// An in-memory stand-in for the relay, speaking the real wire protocol (version 3) over `ws` on
 // loopback. Used where a test needs to steer the relay: drop an ack, split acks into parts,
 // defer an entry, answer with an error, restore or replace its log, renew a token. The
 // integration tests run against the real relay (`createRelay`).
@@ -71,6 +71,13 @@ export interface FakeRelay {
   failPush: (entries: readonly Entry[]) => ErrorKind | undefined
   /** The high-water mark of `clientId`. */
   high(clientId: string): number
+  /**
+   * Head office's decision of entries a store hub forwards (`fake-hub.ts`), each as pushed by
+   * its own `subject`, as a forwarded push would have them decided; subscribers get the pages.
+   */
+  forward(entries: readonly { entry: Entry; subject: string }[]): AckResult[]
+  /** What the log answers a resend of `e` with, if it decided it already (no decision made). */
+  known(e: Entry): AckResult | undefined
   /** A copy of the log as it is now. */
   backup(): FakeLogBackup
   /** Replaces the log with `backup` (or an empty one) and cuts every connection. */
@@ -200,24 +207,9 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
   }
 
   const pump = () => {
-    for (const s of subs) {
-      while (s.credit > 0) {
-        const page = state.entries
-          .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
-          .slice(0, 100)
-        const cursors: Record<number, number> = {}
-        for (let p = 0; p < partitions; p++) cursors[p] = state.offsets[p] as number
-        const caughtUp = page.length < 100
-        if (page.length === 0 && s.liveSent) break
-        if (!caughtUp)
-          for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
-        send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
-        s.liveSent = true
-        s.credit--
-        s.sent = cursors
-        if (caughtUp) break
-      }
-    }
+    const heads: Record<number, number> = {}
+    for (let p = 0; p < partitions; p++) heads[p] = state.offsets[p] as number
+    pumpPages(subs, state.entries, heads, send)
   }
 
   const relay: FakeRelay = {
@@ -231,6 +223,20 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
     onPush: () => true,
     failPush: () => undefined,
     high: (clientId) => state.high.get(clientId) ?? 0,
+    forward(entries) {
+      const out = entries.map(({ entry, subject }) => decideEntry(entry, subject))
+      pump()
+      return out
+    },
+    known(e) {
+      const known = state.decided.get(e.id)
+      if (known === undefined) return undefined
+      if (known.digest !== digestHex(entryDigest(e)))
+        return { id: e.id, status: 'id_conflict', reason: 'another entry holds this id' }
+      return known.result.status === 'appended'
+        ? { ...known.result, status: 'duplicate' }
+        : known.result
+    },
     backup: () => ({ state: structuredClone(state) }),
     restore(backup) {
       state = backup === undefined ? emptyState(partitions) : structuredClone(backup.state)
@@ -270,6 +276,7 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
             tenant,
             subject,
             grants: { read: ['*'], write: ['*'] },
+            role: 'head_office',
             log: relay.identity,
             limits,
             partitions,
@@ -342,13 +349,43 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
   return relay
 }
 
-interface Sub {
+/** One subscription of a fake relay (or hub): what it was sent, and the credit it has left. */
+export interface Sub {
   readonly ws: WebSocket
   readonly sub: number
   readonly scope: readonly string[]
   sent: Record<number, number>
   credit: number
   liveSent: boolean
+}
+
+/**
+ * Sends each subscription the pages of `log` it has credit for (100 entries a page, cursors
+ * after each page; `heads`: every partition's last offset, for the live page).
+ */
+export function pumpPages(
+  subs: Iterable<Sub>,
+  log: readonly StoredEntry[],
+  heads: Readonly<Record<number, number>>,
+  send: (ws: WebSocket, m: RelayMessage) => void,
+): void {
+  for (const s of subs) {
+    while (s.credit > 0) {
+      const page = log
+        .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
+        .slice(0, 100)
+      const cursors: Record<number, number> = { ...heads }
+      const caughtUp = page.length < 100
+      if (page.length === 0 && s.liveSent) break
+      if (!caughtUp)
+        for (const e of page) cursors[e.partition] = Math.max(s.sent[e.partition] ?? 0, e.offset)
+      send(s.ws, { type: 'entries', sub: s.sub, entries: page, cursors, live: caughtUp })
+      s.liveSent = true
+      s.credit--
+      s.sent = { ...s.sent, ...cursors }
+      if (caughtUp) break
+    }
+  }
 }
 
 /** What the fake server log holds; plain data, so a backup is a structured clone. */

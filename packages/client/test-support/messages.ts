@@ -13,7 +13,7 @@ import {
 /** The log identity scripted relays use unless a test changes it. */
 export const LOG = { id: 'test-log-0123456789abcd', generation: 1 } as const
 
-/** A protocol-2 `welcome` for tenant `t1`, everything readable and writable. */
+/** A protocol-3 `welcome` from head office for tenant `t1`, everything readable and writable. */
 export function welcomeMessage(
   patch: Partial<Omit<WelcomeMessage, 'type' | 'limits'>> & {
     readonly limits?: Partial<WelcomeMessage['limits']> | undefined
@@ -26,6 +26,7 @@ export function welcomeMessage(
     tenant: 't1',
     subject: 'till',
     grants: { read: ['*'], write: ['*'] },
+    role: 'head_office',
     log: LOG,
     partitions: 4,
     clientSeqHigh: 0,

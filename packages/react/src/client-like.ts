@@ -11,14 +11,28 @@
  * 3. `onStatus` and `onCorrection` call back after every change and return an unsubscribe.
  * 4. `subscribeQuery(pattern, options, onResult)` (for `useQuery`) calls back with the first
  *    result and then with every changed one, and returns an unsubscribe.
+ * 5. `outcome(entryId)` (for `useOutcome`) answers where an own entry is; a change of it is
+ *    always followed by an `onStatus` call (the outbox counters move with it).
  */
 
-/** One entity as the client folds it: confirmed, own pending entries, and the view of both. */
+/**
+ * One entity as the client folds it: confirmed, the store layer (other devices' entries a store
+ * hub holds that head office has not confirmed), own pending entries, and the view of them all.
+ */
 export interface EntityState<S = unknown> {
   readonly view: S
   readonly confirmed: S
   readonly version: number
   readonly pending: readonly unknown[]
+  /** Empty unless the client syncs through a store hub. */
+  readonly store: readonly unknown[]
+}
+
+/** Where one own entry is (`client.outcome(id)`): a stage, or head office's answer. */
+export interface OutcomeLike {
+  readonly _tag: string
+  /** For `outbox`: `device` (only on this device) or `store` (durable on the store hub). */
+  readonly stage?: 'device' | 'store' | undefined
 }
 
 export type MaybePromise<T> = T | Promise<T>
@@ -30,6 +44,8 @@ export interface ClientLike {
   onStatus(onChange: () => void): () => void
   corrections(): MaybePromise<readonly unknown[]>
   onCorrection(onChange: () => void): () => void
+  /** For `useOutcome`: where one own entry is now. */
+  outcome?(entryId: string): Promise<OutcomeLike>
   subscribeQuery?(
     pattern: string,
     options: QueryOptionsLike | undefined,

@@ -7,7 +7,12 @@ import { renderToString } from 'react-dom/server'
 import { describe, expect, it } from 'vitest'
 import type { ClientLike, EntityState } from './client-like.ts'
 import { LedgerlineProvider, useEntity, useStatus } from './hooks.ts'
-import { createCorrectionsStore, createEntityStore, createStatusStore } from './external-stores.ts'
+import {
+  createCorrectionsStore,
+  createEntityStore,
+  createOutcomeStore,
+  createStatusStore,
+} from './external-stores.ts'
 
 describe('createEntityStore', () => {
   it('keeps the same value until the client reports a change', () => {
@@ -97,8 +102,36 @@ describe('hooks', () => {
   })
 })
 
+describe('createOutcomeStore', () => {
+  it('follows an entry through its stages, the same object while the answer is the same', async () => {
+    // Goal: a receipt badge re-renders when the stage moves (device → store → head office),
+    // and not on every status change.
+    const fake = createFakeClient()
+    let answer: { _tag: string; stage?: 'device' | 'store' } = { _tag: 'outbox', stage: 'device' }
+    fake.client.outcome = async () => ({ ...answer })
+    const store = createOutcomeStore(fake.client, 'e-1')
+    let notified = 0
+    store.subscribe(() => notified++)
+    await new Promise((r) => setTimeout(r, 0))
+    const first = store.getSnapshot()
+    expect(first).toEqual({ _tag: 'outbox', stage: 'device' })
+    fake.emit('*')
+    await new Promise((r) => setTimeout(r, 0))
+    expect(store.getSnapshot()).toBe(first)
+    answer = { _tag: 'outbox', stage: 'store' }
+    fake.emit('*')
+    await new Promise((r) => setTimeout(r, 0))
+    expect(store.getSnapshot()).toEqual({ _tag: 'outbox', stage: 'store' })
+    answer = { _tag: 'appended' }
+    fake.emit('*')
+    await new Promise((r) => setTimeout(r, 0))
+    expect(store.getSnapshot()?._tag).toBe('appended')
+    expect(notified).toBe(3)
+  })
+})
+
 function snap(onHand: number): EntityState {
-  return { view: { onHand }, confirmed: { onHand }, version: 1, pending: [] }
+  return { view: { onHand }, confirmed: { onHand }, version: 1, pending: [], store: [] }
 }
 
 function createFakeClient() {

@@ -17,6 +17,7 @@ import type {
   ClientLike,
   EntityState,
   MaybePromise,
+  OutcomeLike,
   QueryOptionsLike,
   QueryResultLike,
 } from './client-like.ts'
@@ -48,6 +49,36 @@ export function createEntityStore<S>(
 export function createStatusStore<T>(client: ClientLike): ExternalStore<T | undefined> {
   return createReadStore<T | undefined>(
     () => client.status() as MaybePromise<T>,
+    (onChange) => client.onStatus(onChange),
+    undefined,
+  )
+}
+
+/**
+ * An external store over one own entry's outcome (its stage, then head office's answer): read
+ * again after every status change, and the same object while the answer is the same.
+ *
+ * @example
+ * const store = createOutcomeStore(client, entry.id)
+ * store.getSnapshot() // { _tag: 'outbox', stage: 'store' }
+ */
+export function createOutcomeStore(
+  client: ClientLike,
+  entryId: string,
+): ExternalStore<OutcomeLike | undefined> {
+  let last: OutcomeLike | undefined
+  let lastKey = ''
+  return createReadStore<OutcomeLike | undefined>(
+    async () => {
+      if (client.outcome === undefined) return undefined
+      const next = await client.outcome(entryId)
+      const key = JSON.stringify(next)
+      if (key !== lastKey) {
+        last = next
+        lastKey = key
+      }
+      return last
+    },
     (onChange) => client.onStatus(onChange),
     undefined,
   )

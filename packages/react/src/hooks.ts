@@ -16,10 +16,17 @@ import {
   useSyncExternalStore,
   type ReactNode,
 } from 'react'
-import type { ClientLike, EntityState, QueryOptionsLike, QueryResultLike } from './client-like.ts'
+import type {
+  ClientLike,
+  EntityState,
+  OutcomeLike,
+  QueryOptionsLike,
+  QueryResultLike,
+} from './client-like.ts'
 import {
   createCorrectionsStore,
   createEntityStore,
+  createOutcomeStore,
   createQueryStore,
   createStatusStore,
   type ExternalStore,
@@ -57,8 +64,9 @@ export function useClient<C extends ClientLike = ClientLike>(): C {
 }
 
 /**
- * One entity's state (`view`, `confirmed`, `version`, `pending`), or `undefined` while the
- * client still loads it.
+ * One entity's state (`view`, `confirmed`, `version`, `pending`, and `store`: other devices'
+ * entries the store hub holds, not yet confirmed), or `undefined` while the client still loads
+ * it.
  *
  * @example
  * const stock = useEntity<{ onHand: number }>('stock/s1:espresso')
@@ -72,7 +80,9 @@ export function useEntity<S>(entity: string): EntityState<S> | undefined {
 
 /**
  * The client's status (`online`, `outboxEntries`, `oldestOutboxAt`, …), or `undefined` before
- * the first read settles.
+ * the first read settles. The three stages of own entries: `deviceEntries` (only in this
+ * register), `storedEntries` (in the store, durable on the hub), and `headOffice` (whether head
+ * office is reached); `relay` says which relay the client syncs through.
  *
  * @example
  * const status = useStatus<ClientStatus>()
@@ -81,6 +91,21 @@ export function useEntity<S>(entity: string): EntityState<S> | undefined {
 export function useStatus<T = unknown>(): T | undefined {
   const client = useClient()
   const store = useMemo(() => createStatusStore<T>(client), [client])
+  return useStore(store)
+}
+
+/**
+ * Where one own entry is: `{ _tag: 'outbox', stage: 'device' | 'store' }` (on this device, or
+ * durable on the store hub), then head office's answer (`appended`, `refused`, …); `undefined`
+ * before the first read. For a receipt badge that moves through the three stages.
+ *
+ * @example
+ * const outcome = useOutcome(sale.id)
+ * return <Badge>{outcome?._tag === 'outbox' ? `in ${outcome.stage}` : 'at head office'}</Badge>
+ */
+export function useOutcome(entryId: string): OutcomeLike | undefined {
+  const client = useClient()
+  const store = useMemo(() => createOutcomeStore(client, entryId), [client, entryId])
   return useStore(store)
 }
 

@@ -2,12 +2,14 @@ export type {
   ClientLike,
   EntityState,
   MaybePromise,
+  OutcomeLike,
   QueryOptionsLike,
   QueryResultLike,
 } from './client-like.ts'
 export {
   createCorrectionsStore,
   createEntityStore,
+  createOutcomeStore,
   createQueryStore,
   createReadStore,
   createStatusStore,
@@ -18,6 +20,7 @@ export {
   useClient,
   useCorrections,
   useEntity,
+  useOutcome,
   useQuery,
   useStatus,
   useStore,

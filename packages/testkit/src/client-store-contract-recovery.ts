@@ -153,12 +153,12 @@ export function registerRecoveryCases(open: () => Promise<ClientStore>): void {
       outboxBytes: 500,
       ackedWaiting: 0,
     })
-    expect(await store.outcome(e4.id)).toEqual({ _tag: 'outbox' })
+    expect(await store.outcome(e4.id)).toEqual({ _tag: 'outbox', stage: 'device' })
     // History, snapshots and cursors are gone; the feed and outcomes stay.
     const load = await store.loadEntity('stock/a', 'stock@1')
     expect(load).toMatchObject({ snapshot: undefined, stored: [] })
     expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({})
-    expect(await store.outcome(e1.id)).toEqual({ _tag: 'outbox' })
+    expect(await store.outcome(e1.id)).toEqual({ _tag: 'outbox', stage: 'device' })
     // Chunk numbers go on, so a reader holding an old number never mistakes a new chunk.
     const page = await store.applyPages([{ entries: [stored(e1, 1, 2, 1)], cursors: {} }], 'k')
     expect(page.stored).toBe(1)

@@ -8,9 +8,10 @@
  * 2. clientSeq allocated gap-free with the outbox records, which read back in clientSeq order,
  *    within the entry and byte bounds;
  * 3. one clientId for the outbox, moved as a whole by `reissue`, old ids forwarded;
- * 4. outbox records deleted by their acks only (`seq_gap`, `id_conflict` and `deferred` keep
- *    one; an ack seen twice changes nothing), outcomes and acked records kept, lean acks
- *    keeping neither;
+ * 4. outbox records deleted by their acks only (`seq_gap`, `id_conflict`, `deferred` and
+ *    `stored` keep one; an ack seen twice changes nothing), outcomes and acked records kept,
+ *    lean acks keeping neither, or by their own entry back in a page with the same content
+ *    (`client-store-contract-hub.ts`);
  * 5. pages stored once with their cursors, own entries received back leaving `acked`;
  * 6. cursors, history and snapshots of one (tenant, scope), cleared together;
  * 7. what committed survives a close and a reopen;
@@ -47,6 +48,7 @@ import {
 import { registerHistoryCases } from './client-store-contract-history.ts'
 import { registerRecoveryCases } from './client-store-contract-recovery.ts'
 import { registerViewCases } from './client-store-contract-views.ts'
+import { registerHubCases } from './client-store-contract-hub.ts'
 
 export interface ClientStoreContractSubject {
   /**
@@ -142,6 +144,7 @@ export function runClientStoreContract(
         oldestOutboxAt: NOW,
         correctionsUnseen: 0,
         ackedWaiting: 0,
+        storedEntries: 0,
       })
       const seqs = (rs: readonly OutboxRecord[]) => rs.map((r) => r.clientSeq)
       expect(seqs(await store.readOutbox([CLIENT, 3], 100, 1e9))).toEqual([4, 5])
@@ -291,9 +294,9 @@ export function runClientStoreContract(
       })
       expect(await store.outcome(e2.id)).toMatchObject({ _tag: 'duplicate', offset: 6 })
       expect(await store.outcome(e3.id)).toMatchObject({ _tag: 'refused', code: 'invariant' })
-      expect(await store.outcome(e4.id)).toEqual({ _tag: 'outbox' })
-      expect(await store.outcome(e5.id)).toEqual({ _tag: 'outbox' })
-      expect(await store.outcome(e6.id)).toEqual({ _tag: 'outbox' })
+      expect(await store.outcome(e4.id)).toEqual({ _tag: 'outbox', stage: 'device' })
+      expect(await store.outcome(e5.id)).toEqual({ _tag: 'outbox', stage: 'device' })
+      expect(await store.outcome(e6.id)).toEqual({ _tag: 'outbox', stage: 'device' })
       expect(await store.outcome(`${OTHER}-1`)).toEqual({ _tag: 'unknown' })
       const load = await store.loadEntity('stock/a', 'k')
       expect(new Set(load.pending.map((e) => e.id))).toEqual(
@@ -332,6 +335,7 @@ export function runClientStoreContract(
     registerHistoryCases(open)
     registerRecoveryCases(open)
     registerViewCases(open)
+    registerHubCases(open)
 
     it('reissues the outbox under a new clientId from clientSeq 1 and forwards the old ids', async () => {
       const store = await open()
@@ -367,7 +371,7 @@ export function runClientStoreContract(
       )
       expect(begun).toMatchObject({ _tag: 'begun', recovering: false })
       expect(await store.outcome(e2.id)).toEqual({ _tag: 'reissued', as: `${RENAMED}-1` })
-      expect(await store.outcome(`${RENAMED}-1`)).toEqual({ _tag: 'outbox' })
+      expect(await store.outcome(`${RENAMED}-1`)).toEqual({ _tag: 'outbox', stage: 'device' })
       expect(await store.outcome(e1.id)).toMatchObject({ _tag: 'appended' })
       // Another tab did it already (the clientId is no longer the one recovered from).
       expect((await store.reissue(CLIENT, OTHER)).size).toBe(0)
