@@ -38,6 +38,7 @@
  * 7. On shutdown, appends in flight finish and are acked before the socket closes with 1001.
  * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
+ * 11. Only a token with `grants.forward` pushes other clients' entries (`session-push.ts`).
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
