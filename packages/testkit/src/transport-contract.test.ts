@@ -172,6 +172,7 @@ function serveRelayDouble(transport: MemoryTransport, url: string): { shutdown()
             tenant: 't1',
             subject: 'till',
             grants: { read: ['*'], write: ['*'] },
+            role: 'head_office',
             log: { id: 'transport-contract-log', generation: 1 },
             limits: {
               pushEntriesMax: PUSH_ENTRIES_MAX,
