@@ -1,0 +1,182 @@
+/**
+ * The hub's forwarder: drains the store queue to head office over the upstream link, in batches
+ * head office's `welcome.limits` allow, and records head office's results.
+ *
+ * Terms: a *batch* is one forwarded `push` (entries of several registers, `subjects` naming each
+ * clientId's subject); a result is *final* when it settles the queue row (appended, duplicate,
+ * refused other than `seq_gap`, id_conflict); `deferred` and `seq_gap` leave it open.
+ *
+ *   queued / link up / retry timer ─► pump: open rows (arrival order) ─► batch ─► push ─►
+ *   results ─► final ones settled (one transaction) ─► pump again; none final ─► retry later
+ *
+ * Invariants:
+ * 1. One batch in flight at a time; within a batch each clientId's entries are in clientSeq
+ *    order, and a clientId's entry is only sent with (or after) its earlier open ones.
+ * 2. The forwarder sends the queued bytes as queued (`hub-store.ts` invariant 1); a resend after
+ *    a dropped link or a restart is the same entry, which head office dedupes.
+ * 3. A held entry (the hub refused it: outside the register's grants) is forwarded only when it
+ *    is outside the hub's forward grant too, so head office records the same refusal; else it
+ *    stays held and is logged (see docs/ARCHITECTURE.md, "Store hubs").
+ * 4. A batch fits head office's limits: at most `pushEntriesMax` entries and
+ *    `FORWARD_BYTES_SHARE` of `pushBytesMax` encoded bytes.
+ */
+import { matchesAny } from '@ledgerline/core'
+import type { Entry } from '@ledgerline/core'
+import type { AckResult } from '@ledgerline/protocol'
+import type { Logger } from 'pino'
+import { encodeEntryBody } from '../entry-body.ts'
+import type { HubStore, QueuedEntry } from './hub-store.ts'
+import { FORWARD_BYTES_SHARE, FORWARD_RETRY_MS, FORWARD_SCAN_ROWS } from './hub-limits.ts'
+import type { UpstreamLink } from './upstream-link.ts'
+
+export interface Forwarder {
+  /** Something changed (queued rows, the link came up): drain when possible. */
+  wake(): void
+  /** Resolves when no batch is in flight. */
+  close(): Promise<void>
+}
+
+/**
+ * @example
+ * const forwarder = createForwarder(hubStore, link, logger)
+ * hubStore.onQueued(() => forwarder.wake())
+ */
+export function createForwarder(store: HubStore, link: UpstreamLink, logger: Logger): Forwarder {
+  let running: Promise<void> | undefined
+  let again = false
+  let closed = false
+  let retry: NodeJS.Timeout | undefined
+  const heldLogged = new Set<string>()
+
+  const later = () => {
+    clearTimeout(retry)
+    retry = setTimeout(() => wake(), FORWARD_RETRY_MS)
+    retry.unref()
+  }
+
+  const pump = async () => {
+    for (;;) {
+      if (closed || !link.state().connected) return
+      const limits = link.limits()
+      if (limits === undefined) return
+      const batch = nextBatch(store.open(FORWARD_SCAN_ROWS), {
+        entriesMax: limits.pushEntriesMax,
+        bytesMax: Math.floor(limits.pushBytesMax * FORWARD_BYTES_SHARE),
+        forward: link.forwardGrant() ?? [],
+        onHeld: (r) => {
+          if (heldLogged.has(r.entry.id)) return
+          heldLogged.add(r.entry.id)
+          logger.warn(
+            { event: 'hub_entry_held', id: r.entry.id, entity: r.entry.entity },
+            'an entry the hub refused is inside its forward grant: not forwarded',
+          )
+        },
+      })
+      if (batch.entries.length === 0) return
+      let results: AckResult[]
+      try {
+        results = await link.push(batch.entries, batch.subjects)
+      } catch {
+        return // The link dropped: it wakes the forwarder when it is up again (invariant 2).
+      }
+      const final = results.filter(isFinal)
+      store.settle(final)
+      if (final.length < results.length) {
+        // Deferred or gapped entries wait; the settled ones made room for more now.
+        later()
+        if (final.length === 0) return
+      }
+    }
+  }
+
+  const wake = () => {
+    if (closed) return
+    if (running !== undefined) {
+      again = true
+      return
+    }
+    running = pump()
+      .catch((error: unknown) => {
+        logger.error({ event: 'forward_failed', err: error }, 'forwarding failed')
+        later()
+      })
+      .finally(() => {
+        running = undefined
+        if (again) {
+          again = false
+          wake()
+        }
+      })
+  }
+
+  const stopState = link.onState((s) => {
+    if (s.connected) wake()
+  })
+  const stopQueued = store.onQueued(() => wake())
+
+  return {
+    wake,
+    async close() {
+      closed = true
+      clearTimeout(retry)
+      stopState()
+      stopQueued()
+      await running
+    },
+  }
+}
+
+/** A head office result that settles a queue row. */
+export function isFinal(r: AckResult): boolean {
+  if (r.status === 'deferred' || r.status === 'stored') return false
+  return !(r.status === 'refused' && r.code === 'seq_gap')
+}
+
+/**
+ * The next batch of open rows (invariants 1, 3 and 4).
+ *
+ * @example
+ * nextBatch(store.open(4000), { entriesMax: 500, bytesMax: 800_000, forward: ['*'] })
+ */
+export function nextBatch(
+  rows: readonly QueuedEntry[],
+  options: {
+    readonly entriesMax: number
+    readonly bytesMax: number
+    readonly forward: readonly string[]
+    readonly onHeld?: ((row: QueuedEntry) => void) | undefined
+  },
+): { entries: Entry[]; subjects: Record<string, string> } {
+  const byClient = new Map<string, Entry[]>()
+  const subjects: Record<string, string> = {}
+  /** A clientId with a row left out: its later rows wait too (invariant 1). */
+  const blocked = new Set<string>()
+  let count = 0
+  let bytes = 0
+  for (const r of rows) {
+    const e = r.entry
+    if (blocked.has(e.clientId)) continue
+    if (r.held !== null && matchesAny(options.forward, e.entity)) {
+      options.onHeld?.(r)
+      blocked.add(e.clientId)
+      continue
+    }
+    const size = encodeEntryBody(e).byteLength + 64
+    if (count >= options.entriesMax || (count > 0 && bytes + size > options.bytesMax)) {
+      blocked.add(e.clientId)
+      continue
+    }
+    count++
+    bytes += size
+    subjects[e.clientId] = r.subject
+    const list = byClient.get(e.clientId) ?? []
+    list.push(e)
+    byClient.set(e.clientId, list)
+  }
+  const entries: Entry[] = []
+  for (const list of byClient.values()) {
+    list.sort((a, b) => a.clientSeq - b.clientSeq)
+    entries.push(...list)
+  }
+  return { entries, subjects }
+}

@@ -1,0 +1,26 @@
+/**
+ * Named limits of a store hub (its upstream link, forwarder and store queue). The wire limits it
+ * shares with head office (push entries, page entries) are in `@ledgerline/protocol`; the
+ * batches it forwards are sized from head office's `welcome.limits`.
+ */
+
+/** Open entries the store queue holds at most; past it a register's push is `overloaded`. */
+export const HUB_QUEUE_ENTRIES_MAX = 200_000
+/** First reconnect delay of the upstream link, ms (doubled per failure, with jitter). */
+export const UPSTREAM_BACKOFF_MS_MIN = 250
+/** Longest reconnect delay of the upstream link, ms. */
+export const UPSTREAM_BACKOFF_MS_MAX = 10_000
+/** Pages the upstream subscription may have in flight (credit). */
+export const UPSTREAM_CREDIT_PAGES = 4
+/** A link silent this long (no frame, ping or pong) is cut and reconnected, ms. */
+export const UPSTREAM_SILENCE_MS = 75_000
+/** The hub token is renewed when this share of its lifetime is left. */
+export const UPSTREAM_RENEW_LEAD = 0.2
+/** How long the forwarder waits before resending entries head office deferred or gapped, ms. */
+export const FORWARD_RETRY_MS = 500
+/** Share of head office's `pushBytesMax` a forwarded push may fill (room for the envelope). */
+export const FORWARD_BYTES_SHARE = 0.8
+/** Open queue rows the forwarder reads per batch it builds. */
+export const FORWARD_SCAN_ROWS = 4_000
+/** How long a token command may run before it counts as failed, ms. */
+export const TOKEN_COMMAND_TIMEOUT_MS = 10_000

@@ -1,0 +1,510 @@
+/**
+ * A store hub's durable state, in its own SQLite file (`<dataDir>/hub.sqlite`), served to the
+ * relay's sessions as a `LogStore`: reads come from the *mirror* (head office's entries with head
+ * office's positions, as the hub's upstream subscription received them), appends go into the
+ * *store queue* (entries of registers head office has not confirmed) and are answered `stored`,
+ * or with head office's result once the hub knows it.
+ *
+ * Terms: a queue row is *open* while head office's result is unknown and *settled* once it is
+ * (`result`); a *held* row is one the hub refused itself (outside the register's grants) and
+ * forwards only where head office will refuse it the same way. The *mirror* holds head office's
+ * log identity, partition count and the subscription's cursors beside the entries.
+ *
+ *   register push ─► append(): per item
+ *       in the mirror            ─► head office's result as `duplicate`
+ *       queued, same digest      ─► head office's result if settled, else `stored`
+ *       queued, other digest     ─► id_conflict (nothing recorded)
+ *       clientId of another subj ─► client_taken (nothing recorded; the session closes)
+ *       else                     ─► queued (one transaction, durable) ─► `stored`
+ *   upstream page ─► mirrorPage(): entries + cursors in one transaction, queue rows of those
+ *       ids settled with their positions ─► onCommit listeners, onSettled
+ *
+ * Invariants:
+ * 1. An item answered `stored` is in the queue, durable (WAL, synchronous FULL), before the
+ *    answer; it is never changed afterwards: the forwarder sends exactly the bytes queued.
+ * 2. The mirror only ever holds head office's entries at head office's positions, appended in
+ *    offset order per partition together with the cursors that pass them (one transaction), so
+ *    a SIGKILL leaves mirror and cursors consistent.
+ * 3. `identity()` is head office's identity as last seen; before the hub has ever reached head
+ *    office there is none and `identity()` rejects (`hub-error.ts` code `not_connected`).
+ * 4. A head office of another log id (restored, replaced) empties the mirror and its cursors;
+ *    the queue stays (its entries are still the registers' and are forwarded again).
+ * 6. At most `HUB_QUEUE_ENTRIES_MAX` rows are open; past it `append` rejects `overloaded` and
+ *    queues nothing.
+ * 5. A clientId is bound to the subject of the first register that queued under it, as head
+ *    office binds it; another subject gets `client_taken` and nothing is queued.
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import { entryDigest, sameDigest } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
+import { createCommitListeners, LogStoreError, subjectFor } from '@ledgerline/log'
+import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
+import { decodeEntryBody, encodeEntryBody, storedEntryOf } from '../entry-body.ts'
+import type { StoredEntryRow } from '../entry-body.ts'
+import { SQLITE_BUSY_TIMEOUT_MS } from '../limits.ts'
+import type {
+  AppendItem,
+  AppendResult,
+  ClientRecord,
+  EntityHead,
+  LogStore,
+  Pusher,
+} from '../log-store.ts'
+import { HubError } from './hub-error.ts'
+import { HUB_QUEUE_ENTRIES_MAX } from './hub-limits.ts'
+
+export const HUB_FILE = 'hub.sqlite'
+
+/** One queue row as the forwarder and the store layer see it. */
+export interface QueuedEntry {
+  /** Hub arrival order: the provisional store order. */
+  readonly seq: number
+  readonly entry: Entry
+  readonly subject: string
+  /** Set when the hub refused the entry itself (outside the register's grants). */
+  readonly held: string | null
+  readonly result: AckResult | null
+}
+
+/** What the hub knows of head office from its last welcome. */
+export interface MirrorHead {
+  readonly log: LogIdentity
+  readonly partitions: number
+}
+
+export interface HubStore extends LogStore {
+  /** Head office's log and partition count as last seen; undefined before the first welcome. */
+  mirrorHead(): MirrorHead | undefined
+  /** Invariant 4: a welcome from head office; returns true when the mirror was emptied. */
+  welcomed(head: MirrorHead): boolean
+  /** The upstream subscription's cursors (what the mirror holds). */
+  cursors(): Cursors
+  /** Invariant 2: a page of head office's entries and the cursors after it. */
+  mirrorPage(entries: readonly StoredEntry[], cursors: Cursors): void
+  /** Open rows in arrival order (not held, or held and to be forwarded), at most `limit`. */
+  open(limit: number): QueuedEntry[]
+  /** Open rows of `tenant`, arrival order, after `afterSeq`: the store layer. */
+  openFacts(tenant: string, afterSeq: number, limit: number): QueuedEntry[]
+  /** Head office's results for queued entries (one transaction). */
+  settle(results: readonly AckResult[]): void
+  /** How many rows are open. */
+  openCount(): number
+  /** Ids settled (the entry left the store layer), told after each settling transaction. */
+  onSettled(listener: (ids: readonly string[]) => void): () => void
+  /** Entries queued (arrival order), told after each queueing transaction. */
+  onQueued(listener: (rows: readonly QueuedEntry[]) => void): () => void
+  /** A value the hub keeps across restarts (its upstream clientId). */
+  meta(key: string, make: () => string): string
+}
+
+/**
+ * Opens (or makes) a hub's state file.
+ *
+ * @example
+ * const hub = openHubStore(join(dataDir, HUB_FILE))
+ * await hub.append('acme', [{ entry }], { subject: 'till-1', grants }) // [{ id, status: 'stored' }]
+ */
+export function openHubStore(file: string): HubStore {
+  mkdirSync(dirname(file), { recursive: true })
+  const db = new Database(file)
+  db.pragma('journal_mode = WAL')
+  // Invariant 1: `stored` means durable; FULL syncs the WAL on every commit.
+  db.pragma('synchronous = FULL')
+  db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
+  db.exec(SCHEMA)
+  return new SqliteHubStore(db)
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (partition INTEGER PRIMARY KEY, through INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mirror (
+  partition INTEGER NOT NULL, offset INTEGER NOT NULL, tenant TEXT NOT NULL, entity TEXT NOT NULL,
+  id TEXT NOT NULL, version INTEGER NOT NULL, committed_at INTEGER NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (partition, offset)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mirror_id ON mirror (tenant, id);
+CREATE INDEX IF NOT EXISTS mirror_entity ON mirror (tenant, entity, version);
+CREATE TABLE IF NOT EXISTS queue (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL,
+  client_id TEXT NOT NULL, client_seq INTEGER NOT NULL, subject TEXT NOT NULL,
+  digest BLOB NOT NULL, body BLOB NOT NULL, fact INTEGER NOT NULL, held TEXT, result TEXT,
+  UNIQUE (tenant, id));
+CREATE INDEX IF NOT EXISTS queue_open ON queue (tenant, seq) WHERE result IS NULL;
+CREATE TABLE IF NOT EXISTS clients (
+  tenant TEXT NOT NULL, client_id TEXT NOT NULL, high INTEGER NOT NULL, subject TEXT NOT NULL,
+  PRIMARY KEY (tenant, client_id)) WITHOUT ROWID;
+`
+
+interface QueueRow {
+  readonly seq: number
+  readonly tenant: string
+  readonly id: string
+  readonly subject: string
+  readonly digest: Uint8Array
+  readonly body: Uint8Array
+  readonly held: string | null
+  readonly result: string | null
+}
+
+class SqliteHubStore implements HubStore {
+  readonly #db: Database.Database
+  readonly #commits = createCommitListeners()
+  readonly #settled = new Set<(ids: readonly string[]) => void>()
+  readonly #queued = new Set<(rows: readonly QueuedEntry[]) => void>()
+  #head: MirrorHead | undefined
+  #closed = false
+  readonly #sql
+
+  constructor(db: Database.Database) {
+    this.#db = db
+    this.#sql = {
+      meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      cursors: db.prepare<[], { partition: number; through: number }>(
+        'SELECT partition, through FROM cursors',
+      ),
+      setCursor: db.prepare('INSERT OR REPLACE INTO cursors (partition, through) VALUES (?, ?)'),
+      mirrorInsert: db.prepare(
+        `INSERT OR IGNORE INTO mirror (partition, offset, tenant, entity, id, version, committed_at, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      mirrorById: db.prepare<[string, string], StoredEntryRow>(
+        'SELECT partition, offset, version, committed_at, body FROM mirror WHERE tenant = ? AND id = ?',
+      ),
+      readPartition: db.prepare<[number, string, number, number], StoredEntryRow>(
+        `SELECT partition, offset, version, committed_at, body FROM mirror
+         WHERE partition = ? AND tenant = ? AND offset > ? ORDER BY offset LIMIT ?`,
+      ),
+      readEntity: db.prepare<[string, string, number, number], StoredEntryRow>(
+        `SELECT partition, offset, version, committed_at, body FROM mirror
+         WHERE tenant = ? AND entity = ? AND version >= ? ORDER BY version LIMIT ?`,
+      ),
+      head: db.prepare<[string, string], { version: number; offset: number }>(
+        `SELECT version, offset FROM mirror WHERE tenant = ? AND entity = ?
+         ORDER BY version DESC LIMIT 1`,
+      ),
+      queued: db.prepare<[string, string], QueueRow>(
+        'SELECT seq, tenant, id, subject, digest, body, held, result FROM queue WHERE tenant = ? AND id = ?',
+      ),
+      enqueue: db.prepare(
+        `INSERT INTO queue (tenant, id, client_id, client_seq, subject, digest, body, fact, held)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      open: db.prepare<[number], QueueRow>(
+        `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
+         WHERE result IS NULL ORDER BY seq LIMIT ?`,
+      ),
+      openFacts: db.prepare<[string, number, number], QueueRow>(
+        `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
+         WHERE tenant = ? AND seq > ? AND result IS NULL AND held IS NULL AND fact = 1
+         ORDER BY seq LIMIT ?`,
+      ),
+      openCount: db.prepare<[], { n: number }>(
+        'SELECT count(*) AS n FROM queue WHERE result IS NULL',
+      ),
+      settle: db.prepare(
+        'UPDATE queue SET result = ? WHERE tenant = ? AND id = ? AND result IS NULL',
+      ),
+      settleAny: db.prepare('UPDATE queue SET result = ? WHERE id = ? AND result IS NULL'),
+      client: db.prepare<[string, string], { high: number; subject: string }>(
+        'SELECT high, subject FROM clients WHERE tenant = ? AND client_id = ?',
+      ),
+      setClient: db.prepare(
+        `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
+         ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high)`,
+      ),
+      clearMirror: db.prepare('DELETE FROM mirror'),
+      clearCursors: db.prepare('DELETE FROM cursors'),
+    }
+    const log = this.#sql.meta.get('log')?.value
+    const partitions = this.#sql.meta.get('partitions')?.value
+    if (log !== undefined && partitions !== undefined) {
+      this.#head = { log: JSON.parse(log) as LogIdentity, partitions: Number(partitions) }
+    }
+  }
+
+  get partitions(): number {
+    return this.#head?.partitions ?? 0
+  }
+
+  mirrorHead(): MirrorHead | undefined {
+    return this.#head
+  }
+
+  welcomed(head: MirrorHead): boolean {
+    const before = this.#head
+    const other =
+      before !== undefined &&
+      (before.log.id !== head.log.id ||
+        before.log.generation !== head.log.generation ||
+        before.partitions !== head.partitions)
+    this.#db.transaction(() => {
+      if (other) {
+        // Invariant 4: another history; its positions mean nothing here.
+        this.#sql.clearMirror.run()
+        this.#sql.clearCursors.run()
+      }
+      this.#sql.setMeta.run('log', JSON.stringify(head.log))
+      this.#sql.setMeta.run('partitions', String(head.partitions))
+    })()
+    this.#head = head
+    return other
+  }
+
+  cursors(): Cursors {
+    const cursors: Record<number, number> = {}
+    for (const r of this.#sql.cursors.all()) cursors[r.partition] = r.through
+    return cursors
+  }
+
+  mirrorPage(entries: readonly StoredEntry[], cursors: Cursors): void {
+    const settledIds: string[] = []
+    const touched = new Set<number>()
+    this.#db.transaction(() => {
+      for (const e of entries) {
+        const { version, partition, offset, committedAt, ...entry } = e
+        this.#sql.mirrorInsert.run(
+          partition,
+          offset,
+          e.tenant,
+          e.entity,
+          e.id,
+          version,
+          committedAt,
+          encodeEntryBody(entry),
+        )
+        touched.add(partition)
+        const result: AckResult = {
+          id: e.id,
+          status: 'appended',
+          version,
+          partition,
+          offset,
+          committedAt,
+          corrections: [],
+        }
+        if (this.#sql.settle.run(JSON.stringify(result), e.tenant, e.id).changes > 0) {
+          settledIds.push(e.id)
+        }
+      }
+      for (const [p, through] of Object.entries(cursors)) {
+        this.#sql.setCursor.run(Number(p), through)
+      }
+    })()
+    this.#commits.tell([...touched].sort((a, b) => a - b))
+    if (settledIds.length > 0) for (const l of this.#settled) l(settledIds)
+  }
+
+  open(limit: number): QueuedEntry[] {
+    return this.#sql.open.all(limit).map(queuedOf)
+  }
+
+  openFacts(tenant: string, afterSeq: number, limit: number): QueuedEntry[] {
+    return this.#sql.openFacts.all(tenant, afterSeq, limit).map(queuedOf)
+  }
+
+  settle(results: readonly AckResult[]): void {
+    const ids: string[] = []
+    this.#db.transaction(() => {
+      for (const r of results) {
+        if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes > 0) ids.push(r.id)
+      }
+    })()
+    if (ids.length > 0) for (const l of this.#settled) l(ids)
+  }
+
+  openCount(): number {
+    return this.#sql.openCount.get()?.n ?? 0
+  }
+
+  onSettled(listener: (ids: readonly string[]) => void): () => void {
+    this.#settled.add(listener)
+    return () => this.#settled.delete(listener)
+  }
+
+  onQueued(listener: (rows: readonly QueuedEntry[]) => void): () => void {
+    this.#queued.add(listener)
+    return () => this.#queued.delete(listener)
+  }
+
+  meta(key: string, make: () => string): string {
+    const had = this.#sql.meta.get(key)?.value
+    if (had !== undefined) return had
+    const value = make()
+    this.#sql.setMeta.run(key, value)
+    return value
+  }
+
+  async append(
+    tenant: string,
+    items: readonly AppendItem[],
+    pusher?: Pusher | undefined,
+  ): Promise<AppendResult[]> {
+    if (this.#closed) throw new LogStoreError('closed', 'the hub store is closed')
+    const open = this.openCount()
+    if (open + items.length > HUB_QUEUE_ENTRIES_MAX) {
+      // Nothing queued: the register backs off and resends (the queue drains upstream).
+      throw new LogStoreError(
+        'overloaded',
+        `${open} entries wait for head office; ${items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${HUB_QUEUE_ENTRIES_MAX})`,
+      )
+    }
+    const results: AppendResult[] = []
+    const added: QueuedEntry[] = []
+    this.#db.transaction(() => {
+      for (const item of items) results.push(this.#item(tenant, item, pusher, added))
+    })()
+    if (added.length > 0) for (const l of this.#queued) l(added)
+    return results
+  }
+
+  #item(
+    tenant: string,
+    item: AppendItem,
+    pusher: Pusher | undefined,
+    added: QueuedEntry[],
+  ): AppendResult {
+    const entry = item.entry
+    const subject = pusher === undefined ? '' : subjectFor(pusher, entry.clientId)
+    const client = this.#sql.client.get(tenant, entry.clientId)
+    if (pusher !== undefined && client !== undefined && client.subject !== subject) {
+      return {
+        id: entry.id,
+        status: 'client_taken',
+        reason: `clientId ${entry.clientId} belongs to another token subject of this tenant`,
+      }
+    }
+    const mirrored = this.#sql.mirrorById.get(tenant, entry.id)
+    const digest = entryDigest(entry)
+    const queued = this.#sql.queued.get(tenant, entry.id)
+    if (queued !== undefined && !sameDigest(queued.digest, digest)) {
+      return {
+        id: entry.id,
+        status: 'id_conflict',
+        reason: `the store holds another entry under ${entry.id}; send this one under a new clientId`,
+      }
+    }
+    if (mirrored !== undefined && queued === undefined) {
+      // Head office appended it (another path brought it): its positions, as a duplicate.
+      const stored = storedEntryOf(mirrored)
+      if (!sameDigest(entryDigest(decodeEntryBody(mirrored.body)), digest)) {
+        return {
+          id: entry.id,
+          status: 'id_conflict',
+          reason: `the log holds another entry under ${entry.id}; send this one under a new clientId`,
+        }
+      }
+      return {
+        id: entry.id,
+        status: 'duplicate',
+        version: stored.version,
+        partition: stored.partition,
+        offset: stored.offset,
+        committedAt: stored.committedAt,
+        corrections: [],
+      }
+    }
+    if (queued !== undefined) {
+      if (queued.result === null) {
+        return queued.held === null
+          ? { id: entry.id, status: 'stored' }
+          : { id: entry.id, status: 'refused', code: 'forbidden', reason: queued.held, head: 0 }
+      }
+      const result = JSON.parse(queued.result) as AckResult
+      return result.status === 'appended' ? { ...result, status: 'duplicate' } : result
+    }
+    const held = item.refuse?.reason ?? null
+    const info = this.#sql.enqueue.run(
+      tenant,
+      entry.id,
+      entry.clientId,
+      entry.clientSeq,
+      subject,
+      digest,
+      encodeEntryBody(entry),
+      entry.intent === 'fact' ? 1 : 0,
+      held,
+    )
+    this.#sql.setClient.run(tenant, entry.clientId, entry.clientSeq, subject)
+    added.push({ seq: Number(info.lastInsertRowid), entry, subject, held, result: null })
+    // A refusal of the hub's own is a decision the register may act on at once (head office
+    // will record the same when the entry is forwarded, `forwarder.ts`).
+    if (held !== null) {
+      return { id: entry.id, status: 'refused', code: 'forbidden', reason: held, head: 0 }
+    }
+    return { id: entry.id, status: 'stored' }
+  }
+
+  async readPartition(
+    tenant: string,
+    partition: number,
+    afterOffset: number,
+    limit: number,
+  ): Promise<{ entries: StoredEntry[]; throughOffset: number }> {
+    const entries = this.#sql.readPartition.all(partition, tenant, afterOffset, limit)
+    const mine = entries.map(storedEntryOf)
+    const last = mine.at(-1)
+    if (mine.length >= limit && last !== undefined)
+      return { entries: mine, throughOffset: last.offset }
+    // The mirror holds everything up to the cursor: the read passed other tenants' entries too.
+    const through = this.cursors()[partition] ?? 0
+    return { entries: mine, throughOffset: Math.max(afterOffset, through, last?.offset ?? 0) }
+  }
+
+  async readEntity(
+    tenant: string,
+    entity: string,
+    fromVersion: number,
+    limit: number,
+  ): Promise<StoredEntry[]> {
+    return this.#sql.readEntity.all(tenant, entity, fromVersion, limit).map(storedEntryOf)
+  }
+
+  async head(tenant: string, entity: string): Promise<EntityHead> {
+    return this.#sql.head.get(tenant, entity) ?? { version: 0, offset: 0 }
+  }
+
+  async client(tenant: string, clientId: string): Promise<ClientRecord> {
+    const c = this.#sql.client.get(tenant, clientId)
+    return c === undefined ? { high: 0, subject: null } : c
+  }
+
+  async identity(): Promise<LogIdentity> {
+    if (this.#head === undefined) {
+      throw new HubError('not_connected', 'not yet connected to head office')
+    }
+    return this.#head.log
+  }
+
+  async bumpGeneration(): Promise<LogIdentity> {
+    throw new HubError('not_head_office', 'a store hub has no log generation of its own')
+  }
+
+  async partitionHeads(): Promise<number[]> {
+    const cursors = this.cursors()
+    return Array.from({ length: this.partitions }, (_, p) => cursors[p] ?? 0)
+  }
+
+  onCommit(listener: (partitions: readonly number[]) => void): () => void {
+    return this.#commits.add(listener)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#commits.clear()
+    this.#db.close()
+  }
+}
+
+function queuedOf(r: QueueRow): QueuedEntry {
+  return {
+    seq: r.seq,
+    entry: decodeEntryBody(r.body),
+    subject: r.subject,
+    held: r.held,
+    result: r.result === null ? null : (JSON.parse(r.result) as AckResult),
+  }
+}
