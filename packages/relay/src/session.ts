@@ -39,12 +39,13 @@
  * 8. A session acts for one (tenant, subject) for its whole life (`session-auth.ts`).
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  * 10. On a store hub, every subscription also gets its store layer in `store` messages, and
- *    every welcomed session an `upstream` message when the hub's link changes (`hub/hub.ts`).
+ *    every welcomed session an `upstream` message when the hub's link changes (`hub/hub.ts`); a
+ *    scope is accepted only within what the hub's own read grant mirrors.
  * 11. Only a token with `grants.forward` pushes other clients' entries (`session-push.ts`).
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
-import type { ErrorKind, Message, RelayMessage, UpstreamState } from '@ledgerline/protocol'
+import type { ErrorKind, Grants, Message, RelayMessage, UpstreamState } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
 import type { CommitQueue } from './commit-queue.ts'
@@ -173,7 +174,7 @@ export class Session {
     })
     this.#subs = new Subscriptions(context, {
       tenant: () => this.#auth.identity.tenant,
-      grants: () => this.#auth.identity.grants,
+      grants: () => this.#subscribable(),
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sender.sendEntries(sub, page, cursors, live),
@@ -321,8 +322,8 @@ export class Session {
       case 'push':
         return this.#pushes.push(m)
       case 'subscribe':
-        this.#subs.subscribe(m)
-        return this.#watchStore(m)
+        if (this.#subs.subscribe(m)) this.#watchStore(m)
+        return
       case 'credit':
         return this.#subs.credit(m)
       case 'renew':
@@ -336,6 +337,13 @@ export class Session {
       default:
         throw new BadMessage(`unknown message type '${String(message.type).slice(0, 32)}'`)
     }
+  }
+
+  /** The grants subscriptions are checked against; on a hub, within its mirror (invariant 10). */
+  #subscribable(): Grants {
+    const grants = this.#auth.identity.grants
+    const hub = this.#ctx.hub
+    return hub === undefined ? grants : { ...grants, read: hub.readable(grants.read) }
   }
 
   /** Invariant 10: a hub's subscription also gets its store layer (`hub/store-layer.ts`). */

@@ -29,15 +29,21 @@
  *    office there is none and `identity()` rejects (`hub-error.ts` code `not_connected`).
  * 4. A head office of another log id (restored, replaced) empties the mirror and its cursors;
  *    the queue stays (its entries are still the registers' and are forwarded again).
+ * 5. A clientId is bound to the subject of the first register that queued under it, as head
+ *    office binds it; another subject gets `client_taken` and nothing is queued. Its high-water
+ *    mark is the highest clientSeq the hub queued or mirrored of it.
  * 6. At most `HUB_QUEUE_ENTRIES_MAX` rows are open; past it `append` rejects `overloaded` and
  *    queues nothing.
- * 5. A clientId is bound to the subject of the first register that queued under it, as head
- *    office binds it; another subject gets `client_taken` and nothing is queued.
+ * 7. An entry outside the register's grants is *held*: queued, answered `stored` (not a
+ *    decision), never in the store layer. Head office records the refusal when the forwarder
+ *    sends it (`forwarder.ts` invariant 3); answering `forbidden` here would let the register drop
+ *    the record while head office's clientSeq stays unused, and every later entry of the
+ *    register would meet `seq_gap` if this hub were lost.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { entryDigest, sameDigest } from '@ledgerline/core'
+import { entryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { createCommitListeners, LogStoreError, subjectFor } from '@ledgerline/log'
 import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
@@ -72,6 +78,8 @@ export interface QueuedEntry {
 export interface MirrorHead {
   readonly log: LogIdentity
   readonly partitions: number
+  /** The hub's own read grant at head office: what the mirror can hold. */
+  readonly read: readonly string[]
 }
 
 export interface HubStore extends LogStore {
@@ -133,7 +141,7 @@ CREATE TABLE IF NOT EXISTS queue (
   UNIQUE (tenant, id));
 CREATE INDEX IF NOT EXISTS queue_open ON queue (tenant, seq) WHERE result IS NULL;
 CREATE TABLE IF NOT EXISTS clients (
-  tenant TEXT NOT NULL, client_id TEXT NOT NULL, high INTEGER NOT NULL, subject TEXT NOT NULL,
+  tenant TEXT NOT NULL, client_id TEXT NOT NULL, high INTEGER NOT NULL, subject TEXT,
   PRIMARY KEY (tenant, client_id)) WITHOUT ROWID;
 `
 
@@ -208,20 +216,26 @@ class SqliteHubStore implements HubStore {
         'UPDATE queue SET result = ? WHERE tenant = ? AND id = ? AND result IS NULL',
       ),
       settleAny: db.prepare('UPDATE queue SET result = ? WHERE id = ? AND result IS NULL'),
-      client: db.prepare<[string, string], { high: number; subject: string }>(
+      client: db.prepare<[string, string], { high: number; subject: string | null }>(
         'SELECT high, subject FROM clients WHERE tenant = ? AND client_id = ?',
       ),
       setClient: db.prepare(
         `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
-         ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high)`,
+         ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high),
+           subject = coalesce(subject, excluded.subject)`,
       ),
       clearMirror: db.prepare('DELETE FROM mirror'),
       clearCursors: db.prepare('DELETE FROM cursors'),
     }
     const log = this.#sql.meta.get('log')?.value
     const partitions = this.#sql.meta.get('partitions')?.value
+    const read = this.#sql.meta.get('read')?.value ?? '[]'
     if (log !== undefined && partitions !== undefined) {
-      this.#head = { log: JSON.parse(log) as LogIdentity, partitions: Number(partitions) }
+      this.#head = {
+        log: JSON.parse(log) as LogIdentity,
+        partitions: Number(partitions),
+        read: JSON.parse(read) as string[],
+      }
     }
   }
 
@@ -248,6 +262,7 @@ class SqliteHubStore implements HubStore {
       }
       this.#sql.setMeta.run('log', JSON.stringify(head.log))
       this.#sql.setMeta.run('partitions', String(head.partitions))
+      this.#sql.setMeta.run('read', JSON.stringify(head.read))
     })()
     this.#head = head
     return other
@@ -276,6 +291,9 @@ class SqliteHubStore implements HubStore {
           encodeEntryBody(entry),
         )
         touched.add(partition)
+        if (e.clientId !== SERVER_CLIENT_ID) {
+          this.#sql.setClient.run(e.tenant, e.clientId, e.clientSeq, null)
+        }
         const result: AckResult = {
           id: e.id,
           status: 'appended',
@@ -289,7 +307,10 @@ class SqliteHubStore implements HubStore {
           settledIds.push(e.id)
         }
       }
+      const before = this.cursors()
       for (const [p, through] of Object.entries(cursors)) {
+        // Cursors that passed entries outside the hub's scope move registers' cursors too.
+        if ((before[Number(p)] ?? 0) < through) touched.add(Number(p))
         this.#sql.setCursor.run(Number(p), through)
       }
     })()
@@ -369,7 +390,7 @@ class SqliteHubStore implements HubStore {
     const entry = item.entry
     const subject = pusher === undefined ? '' : subjectFor(pusher, entry.clientId)
     const client = this.#sql.client.get(tenant, entry.clientId)
-    if (pusher !== undefined && client !== undefined && client.subject !== subject) {
+    if (pusher !== undefined && client?.subject != null && client.subject !== subject) {
       return {
         id: entry.id,
         status: 'client_taken',
@@ -407,11 +428,7 @@ class SqliteHubStore implements HubStore {
       }
     }
     if (queued !== undefined) {
-      if (queued.result === null) {
-        return queued.held === null
-          ? { id: entry.id, status: 'stored' }
-          : { id: entry.id, status: 'refused', code: 'forbidden', reason: queued.held, head: 0 }
-      }
+      if (queued.result === null) return { id: entry.id, status: 'stored' }
       const result = JSON.parse(queued.result) as AckResult
       return result.status === 'appended' ? { ...result, status: 'duplicate' } : result
     }
@@ -429,11 +446,7 @@ class SqliteHubStore implements HubStore {
     )
     this.#sql.setClient.run(tenant, entry.clientId, entry.clientSeq, subject)
     added.push({ seq: Number(info.lastInsertRowid), entry, subject, held, result: null })
-    // A refusal of the hub's own is a decision the register may act on at once (head office
-    // will record the same when the entry is forwarded, `forwarder.ts`).
-    if (held !== null) {
-      return { id: entry.id, status: 'refused', code: 'forbidden', reason: held, head: 0 }
-    }
+    // Invariant 7: a held entry is answered `stored` too; the refusal is head office's to record.
     return { id: entry.id, status: 'stored' }
   }
 

@@ -273,6 +273,42 @@ describe('store hub', () => {
     expect(await readAll(hq.store)).toEqual([])
   })
 
+  it('holds an entry outside the register grants as stored until head office refuses it', async () => {
+    const hq = await startRelay()
+    const hub = await startHub(hq.url)
+    await hubReady(hub)
+    const a = newClientId()
+    const one = await openClient(hub.url, { clientId: a })
+    undo.push(() => one.close())
+    expect((await one.hello(await token({ sub: 'till-1', write: ['sale/*'] }))).type).toBe(
+      'welcome',
+    )
+    // Inside the hub's forward grant, outside the register's write grant.
+    const other = await connect(hub.url, newClientId(), 'till-2')
+    subscribe(other)
+    await other.next((m) => m.type === 'store' && (m as StoreMessage).reset)
+    const sneaky = makeEntry(a, 1, 'stock/s1', 'set', { left: 99 })
+    const outside = makeEntry(a, 2, 'price/p1', 'set', { cents: 1 })
+    const results = await pushAcked(one, 1, [sneaky, outside])
+    expect(results.map((r) => r.status)).toEqual(['stored', 'stored'])
+    // Never in another register's store layer, never appended at head office.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(storeLayer(other)).toEqual([])
+    expect(await readAll(hq.store)).toEqual([])
+  })
+
+  it('accepts subscriptions only within what the hub mirrors', async () => {
+    const hq = await startRelay()
+    const hub = await startHub(hq.url, { ...HUB_GRANTS, read: ['sale/*'] })
+    await hubReady(hub)
+    const one = await connect(hub.url, newClientId(), 'till-1')
+    one.send({ type: 'subscribe', sub: 1, scope: ['*'], cursors: {}, credit: 4 })
+    const error = (await one.next((m) => m.type === 'error')) as { kind?: string }
+    expect(error.kind).toBe('forbidden')
+    one.send({ type: 'subscribe', sub: 2, scope: ['sale/*'], cursors: {}, credit: 4 })
+    await one.next((m) => m.type === 'entries' && (m as EntriesMessage).sub === 2)
+  })
+
   it('checks register tokens offline while head office is down', async () => {
     const hq = await startRelay()
     const proxy = await startProxy(hq.port)

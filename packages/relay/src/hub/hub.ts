@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { matchesPattern } from '@ledgerline/core'
 import { PROTOCOL_VERSION_HUB_MIN } from '@ledgerline/protocol'
 import type { UpstreamState } from '@ledgerline/protocol'
 import { createForwarder } from './forwarder.ts'
@@ -40,6 +41,12 @@ export interface UpstreamOptions {
 export interface SessionHub {
   readonly protocolMin: number
   upstream(): UpstreamState
+  /**
+   * The read patterns a register may subscribe with here: those of its grants the hub's own
+   * read grant at head office covers (the mirror holds nothing else, and cursors that passed
+   * entries the mirror lacks would skip them for good after a failover).
+   */
+  readable(grants: readonly string[]): readonly string[]
   watchStore(watcher: StoreWatcher): () => void
 }
 
@@ -80,6 +87,7 @@ export function createHub(options: {
     session: {
       protocolMin: PROTOCOL_VERSION_HUB_MIN,
       upstream: () => link.state(),
+      readable: (grants) => readableWithin(grants, store.mirrorHead()?.read ?? []),
       watchStore: (watcher) => layer.watch(watcher),
     },
     onUpstream: (listener) => link.onState(listener),
@@ -90,4 +98,24 @@ export function createHub(options: {
       await store.close()
     },
   }
+}
+
+/**
+ * The patterns both grant lists allow, each the narrower of a pair where one covers the other.
+ *
+ * @example
+ * readableWithin(['*'], ['sale/*']) // ['sale/*']
+ */
+export function readableWithin(
+  grants: readonly string[],
+  mirrored: readonly string[],
+): readonly string[] {
+  const out = new Set<string>()
+  for (const g of grants) {
+    for (const h of mirrored) {
+      if (matchesPattern(h, g)) out.add(g)
+      else if (matchesPattern(g, h)) out.add(h)
+    }
+  }
+  return [...out]
 }
