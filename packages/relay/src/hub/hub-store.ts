@@ -390,7 +390,8 @@ class SqliteHubStore implements HubStore {
     const entry = item.entry
     const subject = pusher === undefined ? '' : subjectFor(pusher, entry.clientId)
     const client = this.#sql.client.get(tenant, entry.clientId)
-    if (pusher !== undefined && client?.subject != null && client.subject !== subject) {
+    const bound = client?.subject ?? null
+    if (pusher !== undefined && bound !== null && bound !== subject) {
       return {
         id: entry.id,
         status: 'client_taken',
