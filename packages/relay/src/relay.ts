@@ -271,9 +271,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       commits,
       hub: hub?.session,
     }
-    // `/yjs/` on a hub is not served yet (docs/ARCHITECTURE.md, "Store hubs").
     const yjs: YjsEndpoint | undefined =
-      options.routes?.[YJS_PATH_PREFIX] === undefined && hub === undefined
+      options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
             store,
             schema: options.schema,

@@ -80,6 +80,8 @@ export interface MirrorHead {
   readonly partitions: number
   /** The hub's own read grant at head office: what the mirror can hold. */
   readonly read: readonly string[]
+  /** The hub's own token subject: the subject of entries the hub itself makes (`/yjs/`). */
+  readonly subject: string
 }
 
 export interface HubStore extends LogStore {
@@ -230,11 +232,13 @@ class SqliteHubStore implements HubStore {
     const log = this.#sql.meta.get('log')?.value
     const partitions = this.#sql.meta.get('partitions')?.value
     const read = this.#sql.meta.get('read')?.value ?? '[]'
+    const subject = this.#sql.meta.get('subject')?.value ?? ''
     if (log !== undefined && partitions !== undefined) {
       this.#head = {
         log: JSON.parse(log) as LogIdentity,
         partitions: Number(partitions),
         read: JSON.parse(read) as string[],
+        subject,
       }
     }
   }
@@ -263,6 +267,7 @@ class SqliteHubStore implements HubStore {
       this.#sql.setMeta.run('log', JSON.stringify(head.log))
       this.#sql.setMeta.run('partitions', String(head.partitions))
       this.#sql.setMeta.run('read', JSON.stringify(head.read))
+      this.#sql.setMeta.run('subject', head.subject)
     })()
     this.#head = head
     return other
@@ -388,7 +393,9 @@ class SqliteHubStore implements HubStore {
     added: QueuedEntry[],
   ): AppendResult {
     const entry = item.entry
-    const subject = pusher === undefined ? '' : subjectFor(pusher, entry.clientId)
+    // The hub's own entries (its `/yjs/` writer, no pusher) act for the hub's own subject.
+    const subject =
+      pusher === undefined ? (this.#head?.subject ?? '') : subjectFor(pusher, entry.clientId)
     const client = this.#sql.client.get(tenant, entry.clientId)
     const bound = client?.subject ?? null
     if (pusher !== undefined && bound !== null && bound !== subject) {

@@ -12,8 +12,6 @@
 // refuses hellos with `overloaded`.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
-import type { Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -31,6 +29,7 @@ import { createRelay, signToken } from '../index.ts'
 import type { LogStore, Relay } from '../index.ts'
 import { openClient, waitFor } from '../wire-client.test-helper.ts'
 import type { WireClient } from '../wire-client.test-helper.ts'
+import { startProxy } from './hub.test-helper.ts'
 
 const undo: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -71,52 +70,6 @@ async function connect(url: string, clientId: string, sub: string): Promise<Wire
 /** Waits until a hub has head office's identity (its first welcome upstream). */
 async function hubReady(hub: Relay): Promise<void> {
   await waitFor(() => hub.store.partitions > 0, 10_000)
-}
-
-/** A TCP proxy to `port` whose connections can be cut and refused, and let through again. */
-async function startProxy(port: number): Promise<{ url: string; cut(): void; restore(): void }> {
-  const sockets = new Set<Socket>()
-  let open = true
-  const server: Server = createServer((inbound) => {
-    if (!open) {
-      inbound.destroy()
-      return
-    }
-    const outbound = createConnectionTo(port)
-    sockets.add(inbound).add(outbound)
-    inbound.pipe(outbound).pipe(inbound)
-    const gone = () => {
-      inbound.destroy()
-      outbound.destroy()
-      sockets.delete(inbound)
-      sockets.delete(outbound)
-    }
-    inbound.on('error', gone).on('close', gone)
-    outbound.on('error', gone).on('close', gone)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  undo.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  )
-  const address = server.address() as { port: number }
-  return {
-    url: `ws://127.0.0.1:${address.port}/sync`,
-    cut() {
-      open = false
-      for (const s of sockets) s.destroy()
-    },
-    restore() {
-      open = true
-    },
-  }
-}
-
-function createConnectionTo(port: number): Socket {
-  return createConnection(port, '127.0.0.1')
 }
 
 function subscribe(client: WireClient, sub = 1): void {
@@ -190,7 +143,7 @@ describe('store hub', () => {
 
   it('keeps a cut-off store working as one and drains when the link is back', async () => {
     const hq = await startRelay()
-    const proxy = await startProxy(hq.port)
+    const proxy = await startProxy(hq.port, undo)
     const hub = await startHub(proxy.url)
     await hubReady(hub)
     const a = newClientId()
@@ -231,7 +184,7 @@ describe('store hub', () => {
 
   it('lands an entry once when it reaches head office through the hub and directly', async () => {
     const hq = await startRelay()
-    const proxy = await startProxy(hq.port)
+    const proxy = await startProxy(hq.port, undo)
     const hub = await startHub(proxy.url)
     await hubReady(hub)
     proxy.cut()
@@ -311,7 +264,7 @@ describe('store hub', () => {
 
   it('checks register tokens offline while head office is down', async () => {
     const hq = await startRelay()
-    const proxy = await startProxy(hq.port)
+    const proxy = await startProxy(hq.port, undo)
     const hub = await startHub(proxy.url)
     await hubReady(hub)
     proxy.cut()

@@ -145,7 +145,13 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       case 'welcome': {
         welcome = m
         backoff = UPSTREAM_BACKOFF_MS_MIN
-        if (store.welcomed({ log: m.log, partitions: m.partitions, read: m.grants.read })) {
+        const head = {
+          log: m.log,
+          partitions: m.partitions,
+          read: m.grants.read,
+          subject: m.subject,
+        }
+        if (store.welcomed(head)) {
           logger.warn({ event: 'upstream_log_changed', log: m.log }, 'head office log changed')
         }
         armRenew(m.expiresAt)
