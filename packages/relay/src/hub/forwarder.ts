@@ -19,6 +19,9 @@
  *    stays held and is logged (see docs/ARCHITECTURE.md, "Store hubs").
  * 4. A batch fits head office's limits: at most `pushEntriesMax` entries and
  *    `FORWARD_BYTES_SHARE` of `pushBytesMax` encoded bytes.
+ * 5. Entries an upstream hub answered `stored` (a backup hub in front of the primary) are not
+ *    sent again until the link is new or `FORWARD_RESEND_STORED_MS` passed; later entries of the
+ *    same clientIds go on meanwhile (the upstream hub holds the earlier ones in order).
  */
 import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -26,7 +29,12 @@ import type { AckResult } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import { encodeEntryBody } from '../entry-body.ts'
 import type { HubStore, QueuedEntry } from './hub-store.ts'
-import { FORWARD_BYTES_SHARE, FORWARD_RETRY_MS, FORWARD_SCAN_ROWS } from './hub-limits.ts'
+import {
+  FORWARD_BYTES_SHARE,
+  FORWARD_RESEND_STORED_MS,
+  FORWARD_RETRY_MS,
+  FORWARD_SCAN_ROWS,
+} from './hub-limits.ts'
 import type { UpstreamLink } from './upstream-link.ts'
 
 export interface Forwarder {
@@ -47,6 +55,9 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   let closed = false
   let retry: NodeJS.Timeout | undefined
   const heldLogged = new Set<string>()
+  /** Invariant 5: ids an upstream hub holds; bounded by the open rows. */
+  let handedOn = new Set<string>()
+  let handedOnSince = Date.now()
 
   const later = () => {
     clearTimeout(retry)
@@ -54,17 +65,19 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
     retry.unref()
   }
 
-  const pump = async () => {
+  /** The next batch from the open rows, scanned in pages past those an upstream hub holds. */
+  const scan = (limits: { pushEntriesMax: number; pushBytesMax: number }) => {
+    let after = 0
     for (;;) {
-      if (closed || !link.state().connected) return
-      const limits = link.limits()
-      if (limits === undefined) return
-      const batch = nextBatch(store.open(FORWARD_SCAN_ROWS), {
+      const page = store.open(FORWARD_SCAN_ROWS, after)
+      const rows = page.filter((r) => !handedOn.has(r.entry.id))
+      const batch = nextBatch(rows, {
         entriesMax: limits.pushEntriesMax,
         bytesMax: Math.floor(limits.pushBytesMax * FORWARD_BYTES_SHARE),
         forward: link.forwardGrant() ?? [],
         onHeld: (r) => {
           if (heldLogged.has(r.entry.id)) return
+          if (heldLogged.size >= FORWARD_SCAN_ROWS) heldLogged.clear()
           heldLogged.add(r.entry.id)
           logger.warn(
             { event: 'hub_entry_held', id: r.entry.id, entity: r.entry.entity },
@@ -72,7 +85,34 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
           )
         },
       })
-      if (batch.entries.length === 0) return
+      const last = page.at(-1)
+      if (batch.entries.length > 0 || page.length < FORWARD_SCAN_ROWS || last === undefined) {
+        return batch
+      }
+      after = last.seq
+    }
+  }
+
+  const pump = async () => {
+    for (;;) {
+      if (closed || !link.state().connected) return
+      const limits = link.limits()
+      if (limits === undefined) return
+      if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
+        handedOn = new Set()
+        handedOnSince = Date.now()
+      }
+      const batch = scan(limits)
+      if (batch.entries.length === 0) {
+        // Only entries an upstream hub holds are left: ask again when they are due.
+        if (handedOn.size > 0) {
+          clearTimeout(retry)
+          const due = handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()
+          retry = setTimeout(() => wake(), Math.max(FORWARD_RETRY_MS, due))
+          retry.unref()
+        }
+        return
+      }
       let results: AckResult[]
       try {
         results = await link.push(batch.entries, batch.subjects)
@@ -81,10 +121,13 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
       }
       const final = results.filter(isFinal)
       store.settle(final)
-      if (final.length < results.length) {
+      for (const r of results) if (r.status === 'stored') handedOn.add(r.id)
+      const stored = results.filter((r) => r.status === 'stored').length
+      if (stored > 0) later()
+      if (final.length + stored < results.length) {
         // Deferred or gapped entries wait; the settled ones made room for more now.
         later()
-        if (final.length === 0) return
+        if (final.length + stored === 0) return
       }
     }
   }
@@ -110,6 +153,9 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   }
 
   const stopState = link.onState((s) => {
+    // A new link: what the upstream hub held is asked again (invariant 5).
+    handedOn = new Set()
+    handedOnSince = Date.now()
     if (s.connected) wake()
   })
   const stopQueued = store.onQueued(() => wake())

@@ -6,6 +6,12 @@
 
 /** Open entries the store queue holds at most; past it a register's push is `overloaded`. */
 export const HUB_QUEUE_ENTRIES_MAX = 200_000
+/**
+ * Settled queue rows (head office's result known) the hub keeps to answer resends; past it the
+ * oldest are pruned. A resend of a pruned entry is answered from the mirror (appended ones) or
+ * queued and forwarded again (head office answers it the same way: its decisions are recorded).
+ */
+export const HUB_SETTLED_KEEP_MAX = 100_000
 /** First reconnect delay of the upstream link, ms (doubled per failure, with jitter). */
 export const UPSTREAM_BACKOFF_MS_MIN = 250
 /** Longest reconnect delay of the upstream link, ms. */
@@ -18,6 +24,12 @@ export const UPSTREAM_SILENCE_MS = 75_000
 export const UPSTREAM_RENEW_LEAD = 0.2
 /** How long the forwarder waits before resending entries head office deferred or gapped, ms. */
 export const FORWARD_RETRY_MS = 500
+/**
+ * When the upstream is itself a hub (a backup hub in front of the primary), entries it answered
+ * `stored` are not sent again for this long, ms; then they are resent to learn head office's
+ * result (refusals reach a hub only that way; confirmations also come through the mirror).
+ */
+export const FORWARD_RESEND_STORED_MS = 5_000
 /** Share of head office's `pushBytesMax` a forwarded push may fill (room for the envelope). */
 export const FORWARD_BYTES_SHARE = 0.8
 /** Open queue rows the forwarder reads per batch it builds. */

@@ -39,6 +39,8 @@
  *    sends it (`forwarder.ts` invariant 3); answering `forbidden` here would let the register drop
  *    the record while head office's clientSeq stays unused, and every later entry of the
  *    register would meet `seq_gap` if this hub were lost.
+ * 8. At most about `HUB_SETTLED_KEEP_MAX` settled rows are kept (pruned oldest first, in steps
+ *    of a tenth); open rows are never pruned.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -59,7 +61,7 @@ import type {
   Pusher,
 } from '../log-store.ts'
 import { HubError } from './hub-error.ts'
-import { HUB_QUEUE_ENTRIES_MAX } from './hub-limits.ts'
+import { HUB_QUEUE_ENTRIES_MAX, HUB_SETTLED_KEEP_MAX } from './hub-limits.ts'
 
 export const HUB_FILE = 'hub.sqlite'
 
@@ -93,8 +95,8 @@ export interface HubStore extends LogStore {
   cursors(): Cursors
   /** Invariant 2: a page of head office's entries and the cursors after it. */
   mirrorPage(entries: readonly StoredEntry[], cursors: Cursors): void
-  /** Open rows in arrival order (not held, or held and to be forwarded), at most `limit`. */
-  open(limit: number): QueuedEntry[]
+  /** Open rows in arrival order after `afterSeq`, at most `limit`. */
+  open(limit: number, afterSeq?: number): QueuedEntry[]
   /** Open rows of `tenant`, arrival order, after `afterSeq`: the store layer. */
   openFacts(tenant: string, afterSeq: number, limit: number): QueuedEntry[]
   /** Head office's results for queued entries (one transaction). */
@@ -165,6 +167,7 @@ class SqliteHubStore implements HubStore {
   readonly #queued = new Set<(rows: readonly QueuedEntry[]) => void>()
   #head: MirrorHead | undefined
   #closed = false
+  #settledSincePrune = 0
   readonly #sql
 
   constructor(db: Database.Database) {
@@ -202,9 +205,9 @@ class SqliteHubStore implements HubStore {
         `INSERT INTO queue (tenant, id, client_id, client_seq, subject, digest, body, fact, held)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      open: db.prepare<[number], QueueRow>(
+      open: db.prepare<[number, number], QueueRow>(
         `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
-         WHERE result IS NULL ORDER BY seq LIMIT ?`,
+         WHERE result IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
       ),
       openFacts: db.prepare<[string, number, number], QueueRow>(
         `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
@@ -225,6 +228,10 @@ class SqliteHubStore implements HubStore {
         `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
          ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high),
            subject = coalesce(subject, excluded.subject)`,
+      ),
+      prune: db.prepare(
+        `DELETE FROM queue WHERE result IS NOT NULL AND seq <= (
+           SELECT seq FROM queue WHERE result IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
       ),
       clearMirror: db.prepare('DELETE FROM mirror'),
       clearCursors: db.prepare('DELETE FROM cursors'),
@@ -320,11 +327,14 @@ class SqliteHubStore implements HubStore {
       }
     })()
     this.#commits.tell([...touched].sort((a, b) => a - b))
-    if (settledIds.length > 0) for (const l of this.#settled) l(settledIds)
+    if (settledIds.length > 0) {
+      this.#prune(settledIds.length)
+      for (const l of this.#settled) l(settledIds)
+    }
   }
 
-  open(limit: number): QueuedEntry[] {
-    return this.#sql.open.all(limit).map(queuedOf)
+  open(limit: number, afterSeq = 0): QueuedEntry[] {
+    return this.#sql.open.all(afterSeq, limit).map(queuedOf)
   }
 
   openFacts(tenant: string, afterSeq: number, limit: number): QueuedEntry[] {
@@ -338,7 +348,18 @@ class SqliteHubStore implements HubStore {
         if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes > 0) ids.push(r.id)
       }
     })()
-    if (ids.length > 0) for (const l of this.#settled) l(ids)
+    if (ids.length > 0) {
+      this.#prune(ids.length)
+      for (const l of this.#settled) l(ids)
+    }
+  }
+
+  /** Invariant 8: the oldest settled rows past `HUB_SETTLED_KEEP_MAX` go. */
+  #prune(settled: number): void {
+    this.#settledSincePrune += settled
+    if (this.#settledSincePrune < HUB_SETTLED_KEEP_MAX / 10) return
+    this.#settledSincePrune = 0
+    this.#sql.prune.run(HUB_SETTLED_KEEP_MAX)
   }
 
   openCount(): number {

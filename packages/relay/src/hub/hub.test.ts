@@ -37,6 +37,8 @@ afterEach(async () => {
 })
 
 const newClientId = (): string => randomBytes(16).toString('hex')
+/** Sales through a backup hub in front of the primary: several batches of each. */
+const BACKUP_SALES = 1_500
 const HUB_GRANTS = { sub: 'hub-store-7', read: ['*'], write: [], forward: ['sale/*', 'stock/*'] }
 
 async function startRelay(upstream?: { url: string; token: string }): Promise<Relay> {
@@ -308,10 +310,18 @@ describe('store hub', () => {
     const a = newClientId()
     const one = await connect(backup.url, a, 'till-1')
     subscribe(one)
-    const sale = makeEntry(a, 1, 'sale/s1', 'sold', { sku: 'grinder' })
-    expect((await pushAcked(one, 1, [sale]))[0]?.status).toBe('stored')
-    await waitFor(() => confirmed(one).some((e) => e.id === sale.id), 15_000)
-    expect((await readAll(hq.store)).map((e) => e.id)).toEqual([sale.id])
-    expect((backup.store as unknown as { partitions: number }).partitions).toBe(hq.store.partitions)
+    // More than one batch of either hub, so the backup goes on past what the primary holds.
+    const sales = Array.from({ length: BACKUP_SALES }, (_, i) =>
+      makeEntry(a, i + 1, `sale/s${i % 20}`, 'sold', { n: i }),
+    )
+    for (let i = 0; i < sales.length; i += 100) {
+      const results = await pushAcked(one, i / 100 + 1, sales.slice(i, i + 100))
+      expect(results.every((r) => r.status === 'stored')).toBe(true)
+    }
+    await waitFor(() => confirmed(one).length === BACKUP_SALES, 30_000)
+    const ids = (await readAll(hq.store)).map((e) => e.id)
+    expect(ids.length).toBe(BACKUP_SALES)
+    expect(new Set(ids)).toEqual(new Set(sales.map((e) => e.id)))
+    expect(backup.store.partitions).toBe(hq.store.partitions)
   })
 })
