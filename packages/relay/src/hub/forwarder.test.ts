@@ -15,6 +15,7 @@ let seq = 0
 const row = (entry: Entry, subject: string, held: string | null = null): QueuedEntry => ({
   seq: ++seq,
   entry,
+  bytes: JSON.stringify(entry).length,
   subject,
   held,
   result: null,

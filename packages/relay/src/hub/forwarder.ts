@@ -10,8 +10,10 @@
  *   results ─► final ones settled (one transaction) ─► pump again; none final ─► retry later
  *
  * Invariants:
- * 1. One batch in flight at a time; within a batch each clientId's entries are in clientSeq
- *    order, and a clientId's entry is only sent with (or after) its earlier open ones.
+ * 1. At most `FORWARD_IN_FLIGHT_MAX` batches (and head office's `pushInFlightMax`) are in
+ *    flight on the one link, sent in order; within a batch each clientId's entries are in
+ *    clientSeq order, and a clientId's entry is only sent with (or after) its earlier open ones.
+ *    A row in flight is not put in another batch.
  * 2. The forwarder sends the queued bytes as queued (`hub-store.ts` invariant 1); a resend after
  *    a dropped link or a restart is the same entry, which head office dedupes.
  * 3. A held entry (the hub refused it: outside the register's grants) is forwarded only when it
@@ -27,10 +29,11 @@ import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
-import { encodeEntryBody } from '../entry-body.ts'
 import type { HubStore, QueuedEntry } from './hub-store.ts'
 import {
+  ENTRY_ENVELOPE_BYTES,
   FORWARD_BYTES_SHARE,
+  FORWARD_IN_FLIGHT_MAX,
   FORWARD_RESEND_STORED_MS,
   FORWARD_RETRY_MS,
   FORWARD_SCAN_ROWS,
@@ -50,27 +53,30 @@ export interface Forwarder {
  * hubStore.onQueued(() => forwarder.wake())
  */
 export function createForwarder(store: HubStore, link: UpstreamLink, logger: Logger): Forwarder {
-  let running: Promise<void> | undefined
-  let again = false
   let closed = false
   let retry: NodeJS.Timeout | undefined
   const heldLogged = new Set<string>()
   /** Invariant 5: ids an upstream hub holds; bounded by the open rows. */
   let handedOn = new Set<string>()
   let handedOnSince = Date.now()
+  /** Ids of the batches in flight (invariant 1), and the batches themselves. */
+  const inFlight = new Set<string>()
+  const batches = new Set<Promise<void>>()
 
-  const later = () => {
+  const later = (ms: number = FORWARD_RETRY_MS) => {
     clearTimeout(retry)
-    retry = setTimeout(() => wake(), FORWARD_RETRY_MS)
+    retry = setTimeout(() => wake(), ms)
     retry.unref()
   }
 
-  /** The next batch from the open rows, scanned in pages past those an upstream hub holds. */
+  /** The next batch from the open rows, scanned in pages past those held upstream or in flight. */
   const scan = (limits: { pushEntriesMax: number; pushBytesMax: number }) => {
     let after = 0
+    // Enough rows for one batch past those in flight, not more: every row read is decoded.
+    const want = Math.min(FORWARD_SCAN_ROWS, limits.pushEntriesMax + inFlight.size + handedOn.size)
     for (;;) {
-      const page = store.open(FORWARD_SCAN_ROWS, after)
-      const rows = page.filter((r) => !handedOn.has(r.entry.id))
+      const page = store.open(want, after)
+      const rows = page.filter((r) => !handedOn.has(r.entry.id) && !inFlight.has(r.entry.id))
       const batch = nextBatch(rows, {
         entriesMax: limits.pushEntriesMax,
         bytesMax: Math.floor(limits.pushBytesMax * FORWARD_BYTES_SHARE),
@@ -86,70 +92,68 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
         },
       })
       const last = page.at(-1)
-      if (batch.entries.length > 0 || page.length < FORWARD_SCAN_ROWS || last === undefined) {
+      if (batch.entries.length > 0 || page.length < want || last === undefined) {
         return batch
       }
       after = last.seq
     }
   }
 
-  const pump = async () => {
-    for (;;) {
-      if (closed || !link.state().connected) return
-      const limits = link.limits()
-      if (limits === undefined) return
-      if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
-        handedOn = new Set()
-        handedOnSince = Date.now()
-      }
-      const batch = scan(limits)
-      if (batch.entries.length === 0) {
-        // Only entries an upstream hub holds are left: ask again when they are due.
-        if (handedOn.size > 0) {
-          clearTimeout(retry)
-          const due = handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()
-          retry = setTimeout(() => wake(), Math.max(FORWARD_RETRY_MS, due))
-          retry.unref()
-        }
-        return
-      }
-      let results: AckResult[]
-      try {
-        results = await link.push(batch.entries, batch.subjects)
-      } catch {
-        return // The link dropped: it wakes the forwarder when it is up again (invariant 2).
-      }
-      const final = results.filter(isFinal)
-      store.settle(final)
-      for (const r of results) if (r.status === 'stored') handedOn.add(r.id)
-      const stored = results.filter((r) => r.status === 'stored').length
-      if (stored > 0) later()
-      if (final.length + stored < results.length) {
-        // Deferred or gapped entries wait; the settled ones made room for more now.
-        later()
-        if (final.length + stored === 0) return
-      }
+  /** Head office's results for one batch: final ones settle (one transaction). */
+  const answered = (results: readonly AckResult[]) => {
+    store.settle(results.filter(isFinal))
+    let waiting = false
+    for (const r of results) {
+      if (r.status === 'stored') handedOn.add(r.id)
+      if (!isFinal(r)) waiting = true
     }
+    // Deferred, gapped or held upstream: asked again later; the rest made room for more now.
+    if (waiting) later()
   }
 
   const wake = () => {
-    if (closed) return
-    if (running !== undefined) {
-      again = true
-      return
+    if (closed || !link.state().connected) return
+    const limits = link.limits()
+    if (limits === undefined) return
+    if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
+      handedOn = new Set()
+      handedOnSince = Date.now()
     }
-    running = pump()
-      .catch((error: unknown) => {
-        logger.error({ event: 'forward_failed', err: error }, 'forwarding failed')
+    const most = Math.max(1, Math.min(limits.pushInFlightMax, FORWARD_IN_FLIGHT_MAX))
+    while (batches.size < most) {
+      let batch: ReturnType<typeof scan>
+      try {
+        batch = scan(limits)
+      } catch (error) {
+        logger.error({ event: 'forward_failed', err: error }, 'cannot read the store queue')
         later()
-      })
-      .finally(() => {
-        running = undefined
-        if (again) {
-          again = false
-          wake()
+        return
+      }
+      if (batch.entries.length === 0) {
+        // Only entries an upstream hub holds are left: ask again when they are due.
+        if (handedOn.size > 0 && batches.size === 0) {
+          later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()))
         }
-      })
+        return
+      }
+      const ids = batch.entries.map((e) => e.id)
+      for (const id of ids) inFlight.add(id)
+      const sent: Promise<void> = link
+        .push(batch.entries, batch.subjects)
+        .then(answered, () => {
+          // The link dropped: it wakes the forwarder when it is up again (invariant 2).
+        })
+        .catch((error: unknown) => {
+          logger.error({ event: 'forward_failed', err: error }, 'cannot record results')
+          later()
+        })
+        .finally(() => {
+          for (const id of ids) inFlight.delete(id)
+          batches.delete(sent)
+          wake()
+        })
+      batches.add(sent)
+    }
   }
 
   const stopState = link.onState((s) => {
@@ -167,7 +171,7 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
       clearTimeout(retry)
       stopState()
       stopQueued()
-      await running
+      await Promise.allSettled(batches)
     },
   }
 }
@@ -207,7 +211,7 @@ export function nextBatch(
       blocked.add(e.clientId)
       continue
     }
-    const size = encodeEntryBody(e).byteLength + 64
+    const size = r.bytes + ENTRY_ENVELOPE_BYTES
     if (count >= options.entriesMax || (count > 0 && bytes + size > options.bytesMax)) {
       blocked.add(e.clientId)
       continue

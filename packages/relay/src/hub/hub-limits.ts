@@ -32,7 +32,11 @@ export const FORWARD_RETRY_MS = 500
 export const FORWARD_RESEND_STORED_MS = 5_000
 /** Share of head office's `pushBytesMax` a forwarded push may fill (room for the envelope). */
 export const FORWARD_BYTES_SHARE = 0.8
-/** Open queue rows the forwarder reads per batch it builds. */
-export const FORWARD_SCAN_ROWS = 4_000
+/** Open queue rows the forwarder reads per page when it builds a batch. */
+export const FORWARD_SCAN_ROWS = 1_000
+/** Forwarded batches in flight at once (also at most head office's `pushInFlightMax`). */
+export const FORWARD_IN_FLIGHT_MAX = 4
+/** Bytes a forwarded entry may take on the wire beyond its encoded body (the push's framing). */
+export const ENTRY_ENVELOPE_BYTES = 64
 /** How long a token command may run before it counts as failed, ms. */
 export const TOKEN_COMMAND_TIMEOUT_MS = 10_000
