@@ -52,7 +52,6 @@ import type { Entry, StoredEntry } from '@ledgerline/core'
 import { createCommitListeners, LogStoreError, subjectFor } from '@ledgerline/log'
 import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
 import { decodeEntryBody, encodeEntryBody, storedEntryOf } from '../entry-body.ts'
-import type { StoredEntryRow } from '../entry-body.ts'
 import { SQLITE_BUSY_TIMEOUT_MS } from '../limits.ts'
 import type {
   AppendItem,
@@ -63,6 +62,8 @@ import type {
   Pusher,
 } from '../log-store.ts'
 import { HubError } from './hub-error.ts'
+import { HUB_SCHEMA, prepareHubSql } from './hub-sql.ts'
+import type { HubSql, QueueRow } from './hub-sql.ts'
 import { HUB_QUEUE_ENTRIES_MAX, HUB_SETTLED_KEEP_MAX } from './hub-limits.ts'
 
 export const HUB_FILE = 'hub.sqlite'
@@ -129,41 +130,8 @@ export function openHubStore(file: string): HubStore {
   // Invariant 1: `stored` means durable; FULL syncs the WAL on every commit.
   db.pragma('synchronous = FULL')
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
-  db.exec(SCHEMA)
+  db.exec(HUB_SCHEMA)
   return new SqliteHubStore(db)
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (partition INTEGER PRIMARY KEY, through INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mirror (
-  partition INTEGER NOT NULL, offset INTEGER NOT NULL, tenant TEXT NOT NULL, entity TEXT NOT NULL,
-  id TEXT NOT NULL, version INTEGER NOT NULL, committed_at INTEGER NOT NULL, body BLOB NOT NULL,
-  PRIMARY KEY (partition, offset)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mirror_id ON mirror (tenant, id);
-CREATE INDEX IF NOT EXISTS mirror_entity ON mirror (tenant, entity, version);
-CREATE TABLE IF NOT EXISTS queue (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL,
-  client_id TEXT NOT NULL, client_seq INTEGER NOT NULL, subject TEXT NOT NULL,
-  digest BLOB NOT NULL, body BLOB NOT NULL, fact INTEGER NOT NULL, held TEXT, result TEXT,
-  UNIQUE (tenant, id));
-CREATE INDEX IF NOT EXISTS queue_open ON queue (tenant, seq) WHERE result IS NULL;
-CREATE INDEX IF NOT EXISTS queue_open_seq ON queue (seq) WHERE result IS NULL;
-CREATE INDEX IF NOT EXISTS queue_id ON queue (id);
-CREATE TABLE IF NOT EXISTS clients (
-  tenant TEXT NOT NULL, client_id TEXT NOT NULL, high INTEGER NOT NULL, subject TEXT,
-  PRIMARY KEY (tenant, client_id)) WITHOUT ROWID;
-`
-
-interface QueueRow {
-  readonly seq: number
-  readonly tenant: string
-  readonly id: string
-  readonly subject: string
-  readonly digest: Uint8Array
-  readonly body: Uint8Array
-  readonly held: string | null
-  readonly result: string | null
 }
 
 class SqliteHubStore implements HubStore {
@@ -174,74 +142,11 @@ class SqliteHubStore implements HubStore {
   #head: MirrorHead | undefined
   #closed = false
   #settledSincePrune = 0
-  readonly #sql
+  readonly #sql: HubSql
 
   constructor(db: Database.Database) {
     this.#db = db
-    this.#sql = {
-      meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
-      setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
-      cursors: db.prepare<[], { partition: number; through: number }>(
-        'SELECT partition, through FROM cursors',
-      ),
-      setCursor: db.prepare('INSERT OR REPLACE INTO cursors (partition, through) VALUES (?, ?)'),
-      mirrorInsert: db.prepare(
-        `INSERT OR IGNORE INTO mirror (partition, offset, tenant, entity, id, version, committed_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      mirrorById: db.prepare<[string, string], StoredEntryRow>(
-        'SELECT partition, offset, version, committed_at, body FROM mirror WHERE tenant = ? AND id = ?',
-      ),
-      readPartition: db.prepare<[number, string, number, number], StoredEntryRow>(
-        `SELECT partition, offset, version, committed_at, body FROM mirror
-         WHERE partition = ? AND tenant = ? AND offset > ? ORDER BY offset LIMIT ?`,
-      ),
-      readEntity: db.prepare<[string, string, number, number], StoredEntryRow>(
-        `SELECT partition, offset, version, committed_at, body FROM mirror
-         WHERE tenant = ? AND entity = ? AND version >= ? ORDER BY version LIMIT ?`,
-      ),
-      head: db.prepare<[string, string], { version: number; offset: number }>(
-        `SELECT version, offset FROM mirror WHERE tenant = ? AND entity = ?
-         ORDER BY version DESC LIMIT 1`,
-      ),
-      queued: db.prepare<[string, string], QueueRow>(
-        'SELECT seq, tenant, id, subject, digest, body, held, result FROM queue WHERE tenant = ? AND id = ?',
-      ),
-      enqueue: db.prepare(
-        `INSERT INTO queue (tenant, id, client_id, client_seq, subject, digest, body, fact, held)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      open: db.prepare<[number, number], QueueRow>(
-        `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
-         WHERE result IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
-      ),
-      openFacts: db.prepare<[string, number, number], QueueRow>(
-        `SELECT seq, tenant, id, subject, digest, body, held, result FROM queue
-         WHERE tenant = ? AND seq > ? AND result IS NULL AND held IS NULL AND fact = 1
-         ORDER BY seq LIMIT ?`,
-      ),
-      openCount: db.prepare<[], { n: number }>(
-        'SELECT count(*) AS n FROM queue WHERE result IS NULL',
-      ),
-      settle: db.prepare(
-        'UPDATE queue SET result = ? WHERE tenant = ? AND id = ? AND result IS NULL',
-      ),
-      settleAny: db.prepare('UPDATE queue SET result = ? WHERE id = ? AND result IS NULL'),
-      client: db.prepare<[string, string], { high: number; subject: string | null }>(
-        'SELECT high, subject FROM clients WHERE tenant = ? AND client_id = ?',
-      ),
-      setClient: db.prepare(
-        `INSERT INTO clients (tenant, client_id, high, subject) VALUES (?, ?, ?, ?)
-         ON CONFLICT (tenant, client_id) DO UPDATE SET high = max(high, excluded.high),
-           subject = coalesce(subject, excluded.subject)`,
-      ),
-      prune: db.prepare(
-        `DELETE FROM queue WHERE result IS NOT NULL AND seq <= (
-           SELECT seq FROM queue WHERE result IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-      ),
-      clearMirror: db.prepare('DELETE FROM mirror'),
-      clearCursors: db.prepare('DELETE FROM cursors'),
-    }
+    this.#sql = prepareHubSql(db)
     const log = this.#sql.meta.get('log')?.value
     const partitions = this.#sql.meta.get('partitions')?.value
     const read = this.#sql.meta.get('read')?.value ?? '[]'
