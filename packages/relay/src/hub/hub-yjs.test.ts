@@ -3,9 +3,6 @@
 // durable in the hub's store queue first) and head office holds nothing of it yet. When the link
 // is back, the update reaches head office's log and a provider connected to head office directly
 // sees the edit.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import WebSocket from 'ws'
 import { afterEach, describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema } from '@ledgerline/core'
@@ -13,11 +10,10 @@ import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
 import { signToken } from '../auth.ts'
 import { SECRET, TENANT, token } from '../edges.test-helper.ts'
-import { createRelay } from '../index.ts'
 import type { Relay } from '../index.ts'
 import { waitFor } from '../wire-client.test-helper.ts'
 import { YJS_SUBPROTOCOL, YJS_TOKEN_SUBPROTOCOL_PREFIX } from '../yjs-endpoint.ts'
-import { startProxy } from './hub.test-helper.ts'
+import { startProxy, startTestRelay } from './hub.test-helper.ts'
 
 const doc = defineEntity<Uint8Array>({
   type: 'doc',
@@ -33,22 +29,8 @@ afterEach(async () => {
   for (const u of undo.splice(0).reverse()) await u()
 })
 
-async function start(upstream?: { url: string; token: string }): Promise<Relay> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'll-hub-yjs-'))
-  const relay = await createRelay({
-    port: 0,
-    dataDir,
-    schema,
-    auth: { secret: SECRET },
-    logLevel: 'silent',
-    upstream,
-  })
-  undo.push(async () => {
-    await relay.close()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
-  return relay
-}
+const start = (upstream?: { url: string; token: string }): Promise<Relay> =>
+  startTestRelay(undo, { upstream, schema })
 
 async function provider(relay: Relay, room: string): Promise<Y.Doc> {
   const t = await signToken({

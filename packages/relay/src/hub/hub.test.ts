@@ -11,9 +11,6 @@
 // backup hub uses the primary hub as its upstream. (7) A hub that never reached head office
 // refuses hellos with `overloaded`.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import type {
@@ -24,12 +21,12 @@ import type {
   UpstreamMessage,
   WelcomeMessage,
 } from '@ledgerline/protocol'
-import { makeEntry, pushAcked, SECRET, TENANT, token } from '../edges.test-helper.ts'
-import { createRelay, signToken } from '../index.ts'
+import { makeEntry, pushAcked, TENANT, token } from '../edges.test-helper.ts'
+import { signToken } from '../index.ts'
 import type { LogStore, Relay } from '../index.ts'
 import { openClient, waitFor } from '../wire-client.test-helper.ts'
 import type { WireClient } from '../wire-client.test-helper.ts'
-import { startProxy } from './hub.test-helper.ts'
+import { startProxy, startTestRelay } from './hub.test-helper.ts'
 
 const undo: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -41,20 +38,22 @@ const newClientId = (): string => randomBytes(16).toString('hex')
 const BACKUP_SALES = 1_500
 const HUB_GRANTS = { sub: 'hub-store-7', read: ['*'], write: [], forward: ['sale/*', 'stock/*'] }
 
-async function startRelay(upstream?: { url: string; token: string }): Promise<Relay> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'll-hub-'))
-  const relay = await createRelay({
-    port: 0,
-    dataDir,
-    auth: { secret: SECRET },
-    logLevel: 'silent',
-    upstream,
-  })
-  undo.push(async () => {
-    await relay.close()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
-  return relay
+const startRelay = (upstream?: { url: string; token: string }): Promise<Relay> =>
+  startTestRelay(undo, { upstream })
+
+/** Resends `entry` (as an outbox does while a record is `stored`) until the answer changes. */
+async function resendUntilDecided(
+  client: WireClient,
+  entry: Entry,
+  firstBatch: number,
+): Promise<AckResult | undefined> {
+  let answer: AckResult | undefined
+  for (let batch = firstBatch; batch < firstBatch + 200; batch++) {
+    answer = (await pushAcked(client, batch, [entry]))[0]
+    if (answer?.status !== 'stored') break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return answer
 }
 
 async function startHub(upstreamUrl: string, grants = HUB_GRANTS): Promise<Relay> {
@@ -200,13 +199,7 @@ describe('store hub', () => {
     proxy.restore()
     // The hub learns head office's result (duplicate) and tells the register on a resend.
     await waitFor(() => hub.store.partitions > 0)
-    let answer: AckResult | undefined
-    for (let batch = 2; batch < 200; batch++) {
-      answer = (await pushAcked(viaHub, batch, [sale]))[0]
-      if (answer?.status !== 'stored') break
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    expect(answer?.status).toBe('duplicate')
+    expect((await resendUntilDecided(viaHub, sale, 2))?.status).toBe('duplicate')
     expect((await readAll(hq.store)).filter((e) => e.id === sale.id)).toHaveLength(1)
   })
 
@@ -218,36 +211,40 @@ describe('store hub', () => {
     const one = await connect(hub.url, a, 'till-1')
     const price = makeEntry(a, 1, 'price/p1', 'set', { cents: 1 })
     expect((await pushAcked(one, 1, [price]))[0]?.status).toBe('stored')
-    let answer: AckResult | undefined
-    for (let batch = 2; batch < 200; batch++) {
-      answer = (await pushAcked(one, batch, [price]))[0]
-      if (answer?.status !== 'stored') break
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
+    const answer = await resendUntilDecided(one, price, 2)
     expect(answer?.status === 'refused' && answer.code).toBe('forbidden')
     expect(await readAll(hq.store)).toEqual([])
   })
 
-  it('holds an entry outside the register grants as stored until head office refuses it', async () => {
+  it('holds entries outside the register grants as stored, for head office to refuse', async () => {
     const hq = await startRelay()
     const hub = await startHub(hq.url)
     await hubReady(hub)
-    const a = newClientId()
-    const one = await openClient(hub.url, { clientId: a })
-    undo.push(() => one.close())
-    expect((await one.hello(await token({ sub: 'till-1', write: ['sale/*'] }))).type).toBe(
-      'welcome',
-    )
-    // Inside the hub's forward grant, outside the register's write grant.
     const other = await connect(hub.url, newClientId(), 'till-2')
     subscribe(other)
     await other.next((m) => m.type === 'store' && (m as StoreMessage).reset)
-    const sneaky = makeEntry(a, 1, 'stock/s1', 'set', { left: 99 })
-    const outside = makeEntry(a, 2, 'price/p1', 'set', { cents: 1 })
-    const results = await pushAcked(one, 1, [sneaky, outside])
-    expect(results.map((r) => r.status)).toEqual(['stored', 'stored'])
-    // Never in another register's store layer, never appended at head office.
+    const narrow = async (clientId: string) => {
+      const c = await openClient(hub.url, { clientId })
+      undo.push(() => c.close())
+      const welcome = await c.hello(await token({ sub: 'till-1', write: ['sale/*'] }))
+      expect(welcome.type).toBe('welcome')
+      return c
+    }
+    // Outside the register's write grant and the hub's forward grant: head office refuses it.
+    const a = newClientId()
+    const one = await narrow(a)
+    const outside = makeEntry(a, 1, 'price/p1', 'set', { cents: 1 })
+    expect((await pushAcked(one, 1, [outside]))[0]?.status).toBe('stored')
+    const refused = await resendUntilDecided(one, outside, 2)
+    expect(refused?.status === 'refused' && refused.code).toBe('forbidden')
+    // Inside the hub's forward grant: never forwarded (head office would append it).
+    const b = newClientId()
+    const two = await narrow(b)
+    const sneaky = makeEntry(b, 1, 'stock/s1', 'set', { left: 99 })
+    expect((await pushAcked(two, 1, [sneaky]))[0]?.status).toBe('stored')
     await new Promise((resolve) => setTimeout(resolve, 300))
+    expect((await pushAcked(two, 2, [sneaky]))[0]?.status).toBe('stored')
+    // Neither is in another register's store layer; head office holds neither.
     expect(storeLayer(other)).toEqual([])
     expect(await readAll(hq.store)).toEqual([])
   })
