@@ -65,6 +65,7 @@ import {
   SERVER_CLIENT_ID,
 } from '@ledgerline/core'
 import type { CorrectsCheck, Decision, DeferralCode, Entry, StoredEntry } from '@ledgerline/core'
+import { subjectFor } from './log-store.ts'
 import type { AppendItem, AppendResult, ClientRecord, Pusher } from './log-store.ts'
 import { decideEntry } from './plan-decide.ts'
 import {
@@ -144,7 +145,8 @@ class Planner {
     if (entry.clientId === SERVER_CLIENT_ID) return this.#serverEntry(tenant, item, pusher)
     const key = joinKey(tenant, entry.clientId)
     const client = this.#client(tenant, entry.clientId, key)
-    if (pusher !== undefined && client.subject !== null && client.subject !== pusher.subject) {
+    const subject = pusher === undefined ? undefined : subjectFor(pusher, entry.clientId)
+    if (subject !== undefined && client.subject !== null && client.subject !== subject) {
       return {
         id: entry.id,
         status: 'client_taken',
@@ -170,8 +172,8 @@ class Planner {
       if (previous._tag === 'entry') return duplicateOf(previous.result, pusher)
       if (previous._tag === 'refusal' && !isLegacyDeferral(previous)) return previous.result
       // Not decided yet: decide again from scratch (guarantee 10 of `log-store.ts`).
-      if (client.subject === null && pusher !== undefined) {
-        this.clients.set(key, { high: client.high, subject: pusher.subject })
+      if (client.subject === null && subject !== undefined) {
+        this.clients.set(key, { high: client.high, subject })
       }
       return this.#decideClient(tenant, item, pusher, digest, true)
     }
@@ -187,7 +189,7 @@ class Planner {
     }
     this.clients.set(key, {
       high: entry.clientSeq,
-      subject: client.subject ?? pusher?.subject ?? null,
+      subject: client.subject ?? subject ?? null,
     })
     return this.#decideClient(tenant, item, pusher, digest, false)
   }

@@ -56,8 +56,9 @@
  *    scratch (appended, refused, or deferred again). A refusal `unknown_type` recorded by an
  *    older Ledgerline is read as a deferral (issue 12 case 7).
  * 11. Devices bound to subjects. The first call that uses a clientId in a tenant binds it to the
- *    call's `pusher.subject`, in the same transaction; an item of a clientId bound to another
- *    subject gets `client_taken` and nothing is recorded (the relay closes that session). A call
+ *    call's `pusher.subject` (a forwarded clientId: its subject in `pusher.subjects`), in the
+ *    same transaction; an item of a clientId bound to another subject gets `client_taken` and
+ *    nothing is recorded (the relay closes a device's session; a hub's gets `id_conflict`). A call
  *    without a pusher is the log's own (snapshots, operator tools, tests): it binds nothing and
  *    is trusted with every grant.
  * 12. Acks carry references. An `appended` or `duplicate` result lists the log's own
@@ -88,6 +89,25 @@ export interface AppendItem {
 export interface Pusher {
   readonly subject: string
   readonly grants: Grants
+  /**
+   * A store hub's forwarded push (`push.subjects`): the token subject each named clientId acts
+   * for, as the hub verified it. A clientId named here is bound to and checked against its own
+   * subject instead of `subject` (guarantee 11); the others act for `subject`.
+   */
+  readonly subjects?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * The token subject `clientId` acts for in a call of `pusher` (guarantee 11).
+ *
+ * @example
+ * subjectFor({ subject: 'hub-7', grants, subjects: { [c]: 'till-1' } }, c) // 'till-1'
+ */
+export function subjectFor(pusher: Pusher, clientId: string): string {
+  const named = pusher.subjects
+  return named !== undefined && Object.hasOwn(named, clientId)
+    ? (named[clientId] as string)
+    : pusher.subject
 }
 
 /**

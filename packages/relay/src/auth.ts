@@ -11,7 +11,10 @@
  *    clock tolerance is `TOKEN_CLOCK_TOLERANCE_S`.
  * 3. A token verifies only with a valid tenant, a subject, and read/write lists of valid
  *    patterns (at most `SCOPE_PATTERNS_MAX` each); anything else is `unauthorized`.
- * 4. An expired token is told apart (`token_expired`), so a client refreshes instead of giving up.
+ * 4. A `forward` list (store hubs, `grants.forward`) is optional; when present it holds valid
+ *    patterns like `read` and `write`, and only a token that has it may forward other devices'
+ *    entries (`session-push.ts`).
+ * 5. An expired token is told apart (`token_expired`), so a client refreshes instead of giving up.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -158,6 +161,8 @@ export interface SignTokenOptions {
   readonly sub: string
   readonly read: readonly string[]
   readonly write: readonly string[]
+  /** Store hubs: entity patterns the hub may forward other devices' entries for. */
+  readonly forward?: readonly string[] | undefined
   /** Lifetime from now; default 3600. Negative makes an already expired token (tests). */
   readonly expiresInS?: number | undefined
   /** Makes the token valid only this many seconds from now (`nbf`). */
@@ -180,6 +185,7 @@ export async function signToken(options: SignTokenOptions): Promise<string> {
     tenant: options.tenant,
     read: [...options.read],
     write: [...options.write],
+    ...(options.forward === undefined ? {} : { forward: [...options.forward] }),
   })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(options.sub)
@@ -202,6 +208,7 @@ function checkClaims(payload: Record<string, unknown>, toleranceS: number): Toke
     const tenant = checkTenant(payload.tenant)
     const read = patterns(payload.read, 'read')
     const write = patterns(payload.write, 'write')
+    const forward = payload.forward === undefined ? undefined : patterns(payload.forward, 'forward')
     const exp = payload.exp
     if (typeof exp !== 'number') throw new Error('exp must be a number')
     return {
@@ -209,7 +216,7 @@ function checkClaims(payload: Record<string, unknown>, toleranceS: number): Toke
       claims: {
         sub,
         tenant,
-        grants: { read, write },
+        grants: forward === undefined ? { read, write } : { read, write, forward },
         expiresAt: exp * 1000,
         acceptedUntil: (exp + toleranceS) * 1000,
       },

@@ -17,6 +17,8 @@ import { parseArgs } from 'node:util'
 import type { Logger } from 'pino'
 import { devSecret } from './dev-secret.ts'
 import { ADMIN_HELP, isAdminCommand, runAdminCommand } from './cli-admin.ts'
+import type { UpstreamOptions } from './hub/hub.ts'
+import { upstreamTokenSource } from './hub/upstream-token.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
@@ -64,6 +66,17 @@ Each option can also be set by the environment variable in brackets; a flag wins
                            in DIR/dev-secret (tokens outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
+  --upstream URL           run as a store hub in front of head office's sync URL
+                           (wss://hq.example.com/sync): the hub keeps a mirror of head
+                           office's log and a durable store queue in DIR/hub.sqlite, answers
+                           registers offline with the same keys as head office, and forwards
+                           everything upstream. SQLite only.                 [LEDGERLINE_UPSTREAM]
+  --upstream-token-file F  the hub's own token (with a forward grant), read again for every
+                           connection and renewal                [LEDGERLINE_UPSTREAM_TOKEN_FILE]
+                           (or the token itself in                       [LEDGERLINE_UPSTREAM_TOKEN])
+  --upstream-token-command CMD
+                           a command that prints the hub's token, run again to renew
+                                                              [LEDGERLINE_UPSTREAM_TOKEN_COMMAND]
   --log-level LEVEL        pino level: fatal, error, warn, info, debug, trace, silent
                            (default info)                                    [LEDGERLINE_LOG_LEVEL]
   --log-format FORMAT      json (default: one JSON object per line) or pretty (a terminal)
@@ -120,6 +133,9 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
         dev: { type: 'boolean' },
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
+        upstream: { type: 'string' },
+        'upstream-token-file': { type: 'string' },
+        'upstream-token-command': { type: 'string' },
         version: { type: 'boolean' },
       },
     }).values
@@ -146,6 +162,25 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const logFormat = pick('log-format', 'LEDGERLINE_LOG_FORMAT') ?? 'json'
   if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
     throw new RelayError('config', `--log-format must be json or pretty, got '${logFormat}'`)
+  }
+  const upstreamUrl = pick('upstream', 'LEDGERLINE_UPSTREAM')
+  if (upstreamUrl !== undefined && store !== 'sqlite') {
+    throw new RelayError('config', '--upstream (a store hub) runs on its own SQLite: no --store')
+  }
+  let upstream: UpstreamOptions | undefined
+  if (upstreamUrl !== undefined) {
+    try {
+      upstream = {
+        url: upstreamUrl,
+        token: upstreamTokenSource({
+          file: pick('upstream-token-file', 'LEDGERLINE_UPSTREAM_TOKEN_FILE'),
+          value: env.LEDGERLINE_UPSTREAM_TOKEN,
+          command: pick('upstream-token-command', 'LEDGERLINE_UPSTREAM_TOKEN_COMMAND'),
+        }),
+      }
+    } catch (error) {
+      throw new RelayError('config', error instanceof Error ? error.message : String(error))
+    }
   }
   return {
     help: values.help === true,
@@ -176,6 +211,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       dev: values.dev === true || devEnv === '1' || devEnv === 'true',
       staticDir: pick('static', 'LEDGERLINE_STATIC'),
       logLevel,
+      upstream,
     },
   }
 }
@@ -277,7 +313,9 @@ async function main(): Promise<void> {
       store: config.store,
       url: relay.url,
       httpUrl: relay.httpUrl,
-      log: await relay.store.identity(),
+      // A hub that has not reached head office yet has no log to name.
+      log: await relay.store.identity().catch(() => undefined),
+      role: config.relay.upstream === undefined ? 'head_office' : 'hub',
     },
     `ledgerline relay listening on ${relay.httpUrl} (${relay.url})`,
   )

@@ -277,6 +277,11 @@ function runClient(
       problems.push(`id_conflict ${r.id}: ${r.reason}`)
       return
     }
+    if (r.status === 'stored') {
+      // Only a store hub answers `stored`; this relay is head office.
+      problems.push(`stored ${r.id} from head office`)
+      return
+    }
     const positions = {
       version: r.version,
       partition: r.partition,

@@ -143,6 +143,8 @@ export function token(
     tenant?: string
     read?: string[]
     write?: string[]
+    /** Store hubs: the forward grant. */
+    forward?: string[]
     expiresInS?: number
   } = {},
 ): Promise<string> {
@@ -152,6 +154,7 @@ export function token(
     sub: options.sub ?? 'till',
     read: options.read ?? ['*'],
     write: options.write ?? ['*'],
+    forward: options.forward,
     expiresInS: options.expiresInS ?? 3600,
   })
 }

@@ -20,6 +20,8 @@ const ACK_STATUSES = [
   'refused',
   'id_conflict',
   'deferred',
+  // A store hub's answer: durable in the store, not yet at head office.
+  'stored',
 ] as const satisfies readonly AckResult['status'][]
 
 /** Upper bounds of the append latency histogram, in seconds. */

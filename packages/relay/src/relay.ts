@@ -50,6 +50,8 @@ import { createCommitQueue } from './commit-queue.ts'
 import { checkRelayConfig } from './relay-config.ts'
 import { createRelayGates } from './relay-gates.ts'
 import type { Seat } from './relay-gates.ts'
+import { createHub } from './hub/hub.ts'
+import type { Hub, UpstreamOptions } from './hub/hub.ts'
 import { createSession } from './session.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers } from './timers.ts'
@@ -104,6 +106,11 @@ export interface RelayOptions {
    * simulation can drive them.
    */
   readonly timers?: RelayTimers | undefined
+  /**
+   * Run as a store hub in front of head office (`hub/hub.ts`): needs `dataDir` (the hub keeps
+   * its mirror and store queue in `<dataDir>/hub.sqlite`), takes no `store`.
+   */
+  readonly upstream?: UpstreamOptions | undefined
   /** Extra WebSocket endpoints by path prefix, e.g. `{ '/yjs/': handler }`. */
   readonly routes?: Readonly<Record<string, UpgradeRoute>> | undefined
 }
@@ -162,7 +169,21 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   let ownsStore = false
   let base: LogStore
   let lock: DataDirLock | undefined
-  if (options.store !== undefined) {
+  let hub: Hub | undefined
+  if (options.upstream !== undefined) {
+    if (options.dataDir === undefined || options.store !== undefined) {
+      throw new RelayError('config', 'a store hub (upstream) needs dataDir and no store')
+    }
+    mkdirSync(options.dataDir, { recursive: true })
+    lock = lockDataDir(options.dataDir)
+    try {
+      hub = createHub({ dataDir: options.dataDir, upstream: options.upstream, logger })
+    } catch (error) {
+      lock.release()
+      throw error
+    }
+    base = hub.store
+  } else if (options.store !== undefined) {
     base = options.store
   } else if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true })
@@ -184,7 +205,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   }
   // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
   const snapshotted =
-    options.schema === undefined
+    options.schema === undefined || hub !== undefined
       ? undefined
       : withCrdtSnapshots(base, options.schema, {
           onError: (error) =>
@@ -192,7 +213,12 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         })
   // Every call's outcome feeds the readiness check and the store_lost/regained lines.
   const store = withStoreHealth(snapshotted ?? base, { logger })
-  const storeKind = options.store === undefined ? 'sqlite' : (options.storeKind ?? 'custom')
+  const storeKind =
+    hub !== undefined
+      ? 'hub'
+      : options.store === undefined
+        ? 'sqlite'
+        : (options.storeKind ?? 'custom')
   logger.info(
     {
       event: 'start',
@@ -210,7 +236,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   // Closes what this relay opened; a store passed in only sees its snapshots finish.
   const release = async () => {
     try {
-      if (ownsStore) await store.close()
+      // The hub closes its forwarder and link before its store (`hub/hub.ts` invariant 2).
+      if (hub !== undefined) await hub.close()
+      else if (ownsStore) await store.close()
       else await snapshotted?.snapshots.idle()
     } finally {
       lock?.release()
@@ -231,7 +259,18 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     const timers = options.timers ?? NODE_TIMERS
     const gates = createRelayGates(limits)
     const commits = createCommitQueue(store, limits)
-    const context = { store, tails, verify, limits, metrics, logger, timers, gates, commits }
+    const context = {
+      store,
+      tails,
+      verify,
+      limits,
+      metrics,
+      logger,
+      timers,
+      gates,
+      commits,
+      hub: hub?.session,
+    }
     const yjs: YjsEndpoint | undefined =
       options.routes?.[YJS_PATH_PREFIX] === undefined
         ? createYjsEndpoint({
@@ -266,6 +305,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         if (admitSocket(socket) !== undefined) yjs.handleUpgrade(req, socket, head)
       }
     }
+    const stopUpstream = hub?.onUpstream((state) => {
+      for (const session of sessions) session.onUpstream(state)
+    })
     const stopCommits = store.onCommit((partitions) => {
       tails.onCommit(partitions)
       for (const session of sessions) session.onCommit(partitions)
@@ -340,6 +382,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       // The endpoint appends what its rooms hold, then closes its sockets with 1001.
       if (yjs !== undefined) await within(yjs.close(), limits.shutdownTimeoutMs)
       stopCommits()
+      stopUpstream?.()
       wss.close()
       server.closeAllConnections()
       await serverClosed

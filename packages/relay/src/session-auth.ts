@@ -33,6 +33,7 @@ import {
   TOKEN_LENGTH_MAX,
 } from '@ledgerline/protocol'
 import type { ErrorKind, Grants, LogIdentity, RelayMessage } from '@ledgerline/protocol'
+import { isHubError } from './hub/hub-error.ts'
 import type { Seat } from './relay-gates.ts'
 import type { SessionContext } from './session.ts'
 import { BadMessage } from './subscriptions.ts'
@@ -71,7 +72,11 @@ export interface AuthHost {
  * @example
  * checkHello({ type: 'hello', protocol: 2, clientId, token }) // { _tag: 'ok', clientId, token }
  */
-export function checkHello(m: Record<string, unknown>):
+export function checkHello(
+  m: Record<string, unknown>,
+  /** A store hub speaks protocol 3 at least (`PROTOCOL_VERSION_HUB_MIN`). */
+  protocolMin: number = PROTOCOL_VERSION_MIN,
+):
   | {
       readonly _tag: 'ok'
       readonly clientId: string
@@ -80,15 +85,11 @@ export function checkHello(m: Record<string, unknown>):
       readonly clientIds: readonly string[]
     }
   | { readonly _tag: 'refused'; readonly kind: ErrorKind; readonly message: string } {
-  if (
-    typeof m.protocol !== 'number' ||
-    m.protocol < PROTOCOL_VERSION_MIN ||
-    m.protocol > PROTOCOL_VERSION
-  ) {
+  if (typeof m.protocol !== 'number' || m.protocol < protocolMin || m.protocol > PROTOCOL_VERSION) {
     return {
       _tag: 'refused',
       kind: 'unsupported_protocol',
-      message: `protocol ${String(m.protocol)} not spoken; this relay speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION}`,
+      message: `protocol ${String(m.protocol)} not spoken; this relay speaks ${protocolMin}..${PROTOCOL_VERSION}`,
     }
   }
   if (!isClientId(m.clientId)) throw new BadMessage('hello clientId must be 32 hex digits')
@@ -152,7 +153,7 @@ export class SessionAuth {
   }
 
   hello(m: Record<string, unknown>): void {
-    const checked = checkHello(m)
+    const checked = checkHello(m, this.#ctx.hub?.protocolMin)
     if (checked._tag === 'refused') {
       this.#host.fail(checked.kind, checked.message)
       return
@@ -169,6 +170,7 @@ export class SessionAuth {
           return
         }
         const { claims } = check
+        const hub = this.#ctx.hub
         const [record, log, ...earlier] = await Promise.all([
           this.#ctx.store.client(claims.tenant, clientId),
           this.#ctx.store.identity(),
@@ -207,8 +209,10 @@ export class SessionAuth {
           tenant: claims.tenant,
           subject: claims.sub,
           grants: claims.grants,
-          // hub-base: a store hub answers `hub` (and `upstream`); this relay is head office.
-          role: 'head_office',
+          // A store hub names head office's log (`log` above), never one of its own.
+          ...(hub === undefined
+            ? { role: 'head_office' as const }
+            : { role: 'hub' as const, upstream: hub.upstream() }),
           log,
           limits: {
             pushEntriesMax: this.#ctx.limits.pushEntriesMax,
@@ -224,6 +228,11 @@ export class SessionAuth {
         })
       })
       .catch((error: unknown) => {
+        if (isHubError(error, 'not_connected')) {
+          // A hub that never reached head office has no log to name (`hub/hub-error.ts`).
+          this.#host.overloaded(error.message)
+          return
+        }
         this.#ctx.logger.error({ event: 'internal_error', err: error }, 'hello failed')
         this.#host.fail('internal', 'could not read the log')
       })

@@ -18,6 +18,12 @@
  *    recorded refused `forbidden`.
  * 7. `drain` resolves once no append is in flight: every append started before it is acked (or
  *    its session failed) by then. At most `PUSH_IN_FLIGHT_MAX` appends are in flight.
+ * 11. A session whose token has `grants.forward` (a store hub) may push entries of other
+ *    clientIds that `push.subjects` names: each is checked against the forward grant (outside →
+ *    recorded refused `forbidden`) and bound to its named subject by the log; a clientId bound to
+ *    another subject gets `id_conflict` for that entry, nothing is recorded, and the session
+ *    stays open (other devices' entries go on). Anyone else who sends `subjects` sends a bad
+ *    frame.
  */
 import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -25,7 +31,7 @@ import { PUSH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import type { AckResult, ErrorKind } from '@ledgerline/protocol'
 import { encodeAckParts, readableRefs } from './ack-parts.ts'
 import { isLogStoreError } from './log-store.ts'
-import type { AppendItem } from './log-store.ts'
+import type { AppendItem, ClientTakenResult } from './log-store.ts'
 import { peekPushEntries } from './push-peek.ts'
 import { RelayError } from './relay-error.ts'
 import type { SessionIdentity } from './session-auth.ts'
@@ -48,30 +54,82 @@ export interface PushHost {
 
 /**
  * The items of a push as the log gets them, refusing what this relay may not write for the
- * identity (invariant 5). Throws `BadMessage` for an entry of another client.
+ * identity (invariant 5). Throws `BadMessage` for an entry of another client, unless the
+ * session forwards (a token with `grants.forward`, invariant 11) and `subjects` names the
+ * entry's clientId: such an entry is bounded by the forward grant instead of the write grant.
  *
  * @example
  * pushItems(entries, identity) // [{ entry }, { entry, refuse: { code: 'forbidden', reason } }]
  */
-export function pushItems(entries: readonly Entry[], identity: SessionIdentity): AppendItem[] {
+export function pushItems(
+  entries: readonly Entry[],
+  identity: SessionIdentity,
+  subjects?: Readonly<Record<string, string>> | undefined,
+): AppendItem[] {
   const items: AppendItem[] = []
+  const forward = identity.grants.forward
   for (const entry of entries) {
-    if (entry.clientId !== identity.clientId) {
+    const forwarded =
+      entry.clientId !== identity.clientId &&
+      forward !== undefined &&
+      subjects !== undefined &&
+      Object.hasOwn(subjects, entry.clientId)
+    if (entry.clientId !== identity.clientId && !forwarded) {
       // Not recorded: another client's clientSeq must never be used up by this connection.
       throw new BadMessage(`entry ${entry.id} is not of this connection's client`)
     }
+    const grant = forwarded ? (forward ?? []) : identity.grants.write
     if (entry.tenant !== identity.tenant) {
       items.push({ entry, refuse: { code: 'forbidden', reason: 'entry of another tenant' } })
-    } else if (!matchesAny(identity.grants.write, entry.entity)) {
+    } else if (!matchesAny(grant, entry.entity)) {
       items.push({
         entry,
-        refuse: { code: 'forbidden', reason: `no write grant for ${entry.entity}` },
+        refuse: {
+          code: 'forbidden',
+          reason: `no ${forwarded ? 'forward' : 'write'} grant for ${entry.entity}`,
+        },
       })
     } else {
       items.push({ entry })
     }
   }
   return items
+}
+
+/**
+ * The subjects a forwarding push names (`push.subjects`), only for a session whose token has
+ * `grants.forward` (invariant 11); `BadMessage` for anyone else who sends them.
+ *
+ * @example
+ * forwardSubjects(m, identity) // { [clientId]: 'till-1' } | undefined
+ */
+export function forwardSubjects(
+  m: Record<string, unknown>,
+  identity: SessionIdentity,
+): Readonly<Record<string, string>> | undefined {
+  if (m.subjects === undefined) return undefined
+  if (identity.grants.forward === undefined) {
+    throw new BadMessage('push subjects need a token with a forward grant')
+  }
+  // `decodeMessage` checked the shape (clientId → subject strings).
+  return m.subjects as Readonly<Record<string, string>>
+}
+
+/**
+ * The wire result of a forwarded entry whose clientId the log binds to another subject: not
+ * recorded, and the forwarding session stays open (invariant 11). `id_conflict` tells the
+ * device what it must do either way: send the entry again under a new clientId.
+ *
+ * @example
+ * forwardedTaken({ id, status: 'client_taken', reason }) // { id, status: 'id_conflict', reason }
+ */
+export function forwardedTaken(result: ClientTakenResult): AckResult {
+  return { id: result.id, status: 'id_conflict', reason: result.reason }
+}
+
+/** What a forwarding session's entries may write: its own write grant and its forward grant. */
+function forwardWrite(identity: SessionIdentity): readonly string[] {
+  return [...identity.grants.write, ...(identity.grants.forward ?? [])]
 }
 
 /**
@@ -153,11 +211,21 @@ export class SessionPushes {
     const identity = this.#host.identity()
     // `decodeMessage` validated every entry fully (`validateMessage` → core's `validateEntry`)
     // and copied it into a fresh object: validating again here only costs time per entry.
-    const items = pushItems(m.entries as Entry[], identity)
+    const subjects = forwardSubjects(m, identity)
+    const items = pushItems(m.entries as Entry[], identity, subjects)
     // Invariant 5: past the relay's commit queue bound nothing reaches the log.
     // The pusher binds the clientId to its subject and bounds `corrects` and correction
-    // references by its grants (`log-store.ts` guarantees 11 and 12).
-    const pusher = { subject: identity.subject, grants: identity.grants }
+    // references by its grants (`log-store.ts` guarantees 11 and 12); a forwarded clientId is
+    // bound to its own subject (invariant 11), and its `corrects` are bounded by the forward
+    // grant as its entries are.
+    const pusher =
+      subjects === undefined
+        ? { subject: identity.subject, grants: identity.grants }
+        : {
+            subject: identity.subject,
+            grants: { read: identity.grants.read, write: forwardWrite(identity) },
+            subjects,
+          }
     const appended = this.#ctx.commits.submit(
       this.#flow,
       identity.tenant,
@@ -175,6 +243,12 @@ export class SessionPushes {
     const started = performance.now()
     const done = appended.then(
       (appended) => {
+        if (subjects !== undefined) {
+          const results = appended.map((r) => (r.status === 'client_taken' ? forwardedTaken(r) : r))
+          this.#ctx.metrics.appended(results, performance.now() - started)
+          this.#sendAck(batch, results)
+          return
+        }
         if (appended.some((r) => r.status === 'client_taken')) {
           // Nothing of it was recorded: another subject bound the clientId after our hello.
           this.#host.taken(`clientId ${identity.clientId} belongs to another user`)

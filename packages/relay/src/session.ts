@@ -40,14 +40,26 @@
  * 9. A welcomed session holds a seat of its tenant (`session-auth.ts`, `relay-gates.ts`).
  * 10. `welcome.clientSeqHighs` answers only the hello's earlier clientIds the log binds to the
  *    token's subject or to no one (`session-auth.ts`): another subject's marks are never told.
+ * 11. On a store hub, every subscription also gets its store layer in `store` messages, and
+ *    every welcomed session an `upstream` message when the hub's link changes (`hub/hub.ts`); a
+ *    scope is accepted only within what the hub's own read grant mirrors.
+ * 12. Only a token with `grants.forward` pushes other clients' entries (`session-push.ts`).
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
-import type { ErrorKind, LogIdentity, Message, RelayMessage } from '@ledgerline/protocol'
+import type {
+  ErrorKind,
+  Grants,
+  LogIdentity,
+  Message,
+  RelayMessage,
+  UpstreamState,
+} from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import type { TokenVerifier } from './auth.ts'
 import type { CommitQueue } from './commit-queue.ts'
 import type { FanoutTails } from './fanout-tail.ts'
+import type { SessionHub } from './hub/hub.ts'
 import type { RelayLimits } from './limits.ts'
 import type { LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
@@ -73,6 +85,8 @@ export interface SessionContext {
   readonly gates: RelayGates
   /** The relay's bounded, fair queue in front of the log (`commit-queue.ts`). */
   readonly commits: CommitQueue
+  /** Set on a store hub (`hub/hub.ts`): role, upstream state, store layer. */
+  readonly hub?: SessionHub | undefined
 }
 
 /**
@@ -132,6 +146,8 @@ export class Session {
   /** Why the session closed, for its `connection_closed` line; the client's, unless set. */
   #closeReason: { kind: string; message: string } | undefined
   readonly #openedAt: number
+  /** A hub's store layer watchers, by subscription (invariant 11). */
+  readonly #storeWatchers = new Map<number, () => void>()
   readonly closed: Promise<void>
 
   constructor(ws: SessionSocket, context: SessionContext, socket?: Seat) {
@@ -169,7 +185,7 @@ export class Session {
     })
     this.#subs = new Subscriptions(context, {
       tenant: () => this.#auth.identity.tenant,
-      grants: () => this.#auth.identity.grants,
+      grants: () => this.#subscribable(),
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sender.sendEntries(sub, page, cursors, live),
@@ -202,6 +218,12 @@ export class Session {
   onCommit(partitions: readonly number[]): void {
     if (this.#state !== 'ready') return
     this.#subs.onCommit(partitions)
+  }
+
+  /** A store hub's link to head office changed: tell a welcomed client (invariant 11). */
+  onUpstream(state: UpstreamState): void {
+    if (this.#state !== 'ready') return
+    this.#sender.send({ type: 'upstream', connected: state.connected, since: state.since })
   }
 
   /** Heartbeat: terminates a socket that missed the previous ping, then pings again. */
@@ -311,7 +333,8 @@ export class Session {
       case 'push':
         return this.#pushes.push(m)
       case 'subscribe':
-        return this.#subs.subscribe(m)
+        if (this.#subs.subscribe(m)) this.#watchStore(m)
+        return
       case 'credit':
         return this.#subs.credit(m)
       case 'renew':
@@ -325,6 +348,34 @@ export class Session {
       default:
         throw new BadMessage(`unknown message type '${String(message.type).slice(0, 32)}'`)
     }
+  }
+
+  /** The grants subscriptions are checked against; on a hub, within its mirror (invariant 11). */
+  #subscribable(): Grants {
+    const grants = this.#auth.identity.grants
+    const hub = this.#ctx.hub
+    return hub === undefined ? grants : { ...grants, read: hub.readable(grants.read) }
+  }
+
+  /** Invariant 11: a hub's subscription also gets its store layer (`hub/store-layer.ts`). */
+  #watchStore(m: Record<string, unknown>): void {
+    const hub = this.#ctx.hub
+    if (hub === undefined || this.#state !== 'ready') return
+    const sub = m.sub as number
+    this.#storeWatchers.get(sub)?.()
+    const { tenant, clientId } = this.#auth.identity
+    this.#storeWatchers.set(
+      sub,
+      hub.watchStore({
+        tenant,
+        clientId,
+        sub,
+        // `subscribe` checked the scope's patterns; the layer filters by the read grants too.
+        scope: m.scope as readonly string[],
+        read: () => this.#auth.identity.grants.read,
+        send: (message) => this.#sender.send(message),
+      }),
+    )
   }
 
   /** The identity is checked (`session-auth.ts`): ready, the full frame bound, the backlog. */
@@ -396,6 +447,8 @@ export class Session {
     this.#clearTimers()
     this.#timers.clear(this.#closeTimer)
     this.#subs.clear()
+    for (const detach of this.#storeWatchers.values()) detach()
+    this.#storeWatchers.clear()
     this.#backlog = []
     this.#backlogBytes = 0
     this.#socketSeat?.release()

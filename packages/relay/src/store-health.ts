@@ -129,7 +129,10 @@ export function withStoreHealth(
   }
 
   return {
-    partitions: store.partitions,
+    // A getter: a store hub learns head office's partition count at its first welcome.
+    get partitions() {
+      return store.partitions
+    },
     health,
     append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
       const started = now()

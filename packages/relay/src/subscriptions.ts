@@ -101,7 +101,8 @@ export class Subscriptions {
     this.#subs.clear()
   }
 
-  subscribe(m: Record<string, unknown>): void {
+  /** True when the subscription was made (or replaced); false when it was refused. */
+  subscribe(m: Record<string, unknown>): boolean {
     const id = safeInt(m.sub, 'sub')
     if (!Array.isArray(m.scope) || m.scope.length === 0 || m.scope.length > SCOPE_PATTERNS_MAX) {
       throw new BadMessage(`scope must be a list of 1..${SCOPE_PATTERNS_MAX} entity patterns`)
@@ -131,11 +132,11 @@ export class Subscriptions {
         'forbidden',
         `subscription ${id}: scope outside read grants: ${outside.join(', ')}`,
       )
-      return
+      return false
     }
     if (!this.#subs.has(id) && this.#subs.size >= SUBSCRIPTIONS_MAX) {
       this.#host.sendError('too_large', `at most ${SUBSCRIPTIONS_MAX} subscriptions per connection`)
-      return
+      return false
     }
     // Re-subscribing with the same number replaces the subscription (new scope or cursors).
     const sub: Subscription = {
@@ -151,6 +152,7 @@ export class Subscriptions {
     this.#timers.clear(this.#subs.get(id)?.retry)
     this.#subs.set(id, sub)
     void this.#pump(sub)
+    return true
   }
 
   credit(m: Record<string, unknown>): void {

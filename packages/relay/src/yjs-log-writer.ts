@@ -85,7 +85,10 @@ export function createYjsLogWriter(store: LogStore, now: () => number): YjsLogWr
             continue
           }
           s.next = first + entries.length
-          const refused = results.find((r) => r.status !== 'appended' && r.status !== 'duplicate')
+          // `stored`: a store hub holds it durably for head office (no version yet).
+          const refused = results.find(
+            (r) => r.status !== 'appended' && r.status !== 'duplicate' && r.status !== 'stored',
+          )
           if (refused !== undefined) {
             throw new Error(`y-websocket update not appended: ${JSON.stringify(refused)}`)
           }

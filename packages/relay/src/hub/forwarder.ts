@@ -1,0 +1,232 @@
+/**
+ * The hub's forwarder: drains the store queue to head office over the upstream link, in batches
+ * head office's `welcome.limits` allow, and records head office's results.
+ *
+ * Terms: a *batch* is one forwarded `push` (entries of several registers, `subjects` naming each
+ * clientId's subject); a result is *final* when it settles the queue row (appended, duplicate,
+ * refused other than `seq_gap`, id_conflict); `deferred` and `seq_gap` leave it open.
+ *
+ *   queued / link up / retry timer ─► pump: open rows (arrival order) ─► batch ─► push ─►
+ *   results ─► final ones settled (one transaction) ─► pump again; none final ─► retry later
+ *
+ * Invariants:
+ * 1. At most `FORWARD_IN_FLIGHT_MAX` batches (and head office's `pushInFlightMax`) are in
+ *    flight on the one link, sent in order; within a batch each clientId's entries are in
+ *    clientSeq order, and a clientId's entry is only sent with (or after) its earlier open ones.
+ *    A row in flight is not put in another batch.
+ * 2. The forwarder sends the queued bytes as queued (`hub-store.ts` invariant 1); a resend after
+ *    a dropped link or a restart is the same entry, which head office dedupes.
+ * 3. A held entry (the hub refused it: outside the register's grants) is forwarded only when it
+ *    is outside the hub's forward grant too, so head office records the same refusal; else it
+ *    stays held and is logged (see docs/ARCHITECTURE.md, "Store hubs").
+ * 4. A batch fits head office's limits: at most `pushEntriesMax` entries and
+ *    `FORWARD_BYTES_SHARE` of `pushBytesMax` encoded bytes.
+ * 5. Entries an upstream hub answered `stored` (a backup hub in front of the primary) are not
+ *    sent again until the link is new or `FORWARD_RESEND_STORED_MS` passed; later entries of the
+ *    same clientIds go on meanwhile (the upstream hub holds the earlier ones in order).
+ */
+import { matchesAny } from '@ledgerline/core'
+import type { Entry } from '@ledgerline/core'
+import type { AckResult } from '@ledgerline/protocol'
+import type { Logger } from 'pino'
+import type { HubStore, QueuedEntry } from './hub-store.ts'
+import {
+  ENTRY_ENVELOPE_BYTES,
+  FORWARD_BYTES_SHARE,
+  FORWARD_IN_FLIGHT_MAX,
+  FORWARD_RESEND_STORED_MS,
+  FORWARD_RETRY_MS,
+  FORWARD_SCAN_ROWS,
+} from './hub-limits.ts'
+import type { UpstreamLink } from './upstream-link.ts'
+
+export interface Forwarder {
+  /** Something changed (queued rows, the link came up): drain when possible. */
+  wake(): void
+  /** Resolves when no batch is in flight. */
+  close(): Promise<void>
+}
+
+/**
+ * @example
+ * const forwarder = createForwarder(hubStore, link, logger)
+ * hubStore.onQueued(() => forwarder.wake())
+ */
+export function createForwarder(store: HubStore, link: UpstreamLink, logger: Logger): Forwarder {
+  let closed = false
+  let retry: NodeJS.Timeout | undefined
+  const heldLogged = new Set<string>()
+  /** Invariant 5: ids an upstream hub holds; bounded by the open rows. */
+  let handedOn = new Set<string>()
+  let handedOnSince = Date.now()
+  /** Ids of the batches in flight (invariant 1), and the batches themselves. */
+  const inFlight = new Set<string>()
+  const batches = new Set<Promise<void>>()
+
+  const later = (ms: number = FORWARD_RETRY_MS) => {
+    clearTimeout(retry)
+    retry = setTimeout(() => wake(), ms)
+    retry.unref()
+  }
+
+  /** The next batch from the open rows, scanned in pages past those held upstream or in flight. */
+  const scan = (limits: { pushEntriesMax: number; pushBytesMax: number }) => {
+    let after = 0
+    // Enough rows for one batch past those in flight, not more: every row read is decoded.
+    const want = Math.min(FORWARD_SCAN_ROWS, limits.pushEntriesMax + inFlight.size + handedOn.size)
+    for (;;) {
+      const page = store.open(want, after)
+      const rows = page.filter((r) => !handedOn.has(r.entry.id) && !inFlight.has(r.entry.id))
+      const batch = nextBatch(rows, {
+        entriesMax: limits.pushEntriesMax,
+        bytesMax: Math.floor(limits.pushBytesMax * FORWARD_BYTES_SHARE),
+        forward: link.forwardGrant() ?? [],
+        onHeld: (r) => {
+          if (heldLogged.has(r.entry.id)) return
+          if (heldLogged.size >= FORWARD_SCAN_ROWS) heldLogged.clear()
+          heldLogged.add(r.entry.id)
+          logger.warn(
+            { event: 'hub_entry_held', id: r.entry.id, entity: r.entry.entity },
+            'an entry the hub refused is inside its forward grant: not forwarded',
+          )
+        },
+      })
+      const last = page.at(-1)
+      if (batch.entries.length > 0 || page.length < want || last === undefined) {
+        return batch
+      }
+      after = last.seq
+    }
+  }
+
+  /** Head office's results for one batch: final ones settle (one transaction). */
+  const answered = (results: readonly AckResult[]) => {
+    store.settle(results.filter(isFinal))
+    let waiting = false
+    for (const r of results) {
+      if (r.status === 'stored') handedOn.add(r.id)
+      if (!isFinal(r)) waiting = true
+    }
+    // Deferred, gapped or held upstream: asked again later; the rest made room for more now.
+    if (waiting) later()
+  }
+
+  const wake = () => {
+    if (closed || !link.state().connected) return
+    const limits = link.limits()
+    if (limits === undefined) return
+    if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
+      handedOn = new Set()
+      handedOnSince = Date.now()
+    }
+    const most = Math.max(1, Math.min(limits.pushInFlightMax, FORWARD_IN_FLIGHT_MAX))
+    while (batches.size < most) {
+      let batch: ReturnType<typeof scan>
+      try {
+        batch = scan(limits)
+      } catch (error) {
+        logger.error({ event: 'forward_failed', err: error }, 'cannot read the store queue')
+        later()
+        return
+      }
+      if (batch.entries.length === 0) {
+        // Only entries an upstream hub holds are left: ask again when they are due.
+        if (handedOn.size > 0 && batches.size === 0) {
+          later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()))
+        }
+        return
+      }
+      const ids = batch.entries.map((e) => e.id)
+      for (const id of ids) inFlight.add(id)
+      const sent: Promise<void> = link
+        .push(batch.entries, batch.subjects)
+        .then(answered, () => {
+          // The link dropped: it wakes the forwarder when it is up again (invariant 2).
+        })
+        .catch((error: unknown) => {
+          logger.error({ event: 'forward_failed', err: error }, 'cannot record results')
+          later()
+        })
+        .finally(() => {
+          for (const id of ids) inFlight.delete(id)
+          batches.delete(sent)
+          wake()
+        })
+      batches.add(sent)
+    }
+  }
+
+  const stopState = link.onState((s) => {
+    // A new link: what the upstream hub held is asked again (invariant 5).
+    handedOn = new Set()
+    handedOnSince = Date.now()
+    if (s.connected) wake()
+  })
+  const stopQueued = store.onQueued(() => wake())
+
+  return {
+    wake,
+    async close() {
+      closed = true
+      clearTimeout(retry)
+      stopState()
+      stopQueued()
+      await Promise.allSettled(batches)
+    },
+  }
+}
+
+/** A head office result that settles a queue row. */
+export function isFinal(r: AckResult): boolean {
+  if (r.status === 'deferred' || r.status === 'stored') return false
+  return !(r.status === 'refused' && r.code === 'seq_gap')
+}
+
+/**
+ * The next batch of open rows (invariants 1, 3 and 4).
+ *
+ * @example
+ * nextBatch(store.open(4000), { entriesMax: 500, bytesMax: 800_000, forward: ['*'] })
+ */
+export function nextBatch(
+  rows: readonly QueuedEntry[],
+  options: {
+    readonly entriesMax: number
+    readonly bytesMax: number
+    readonly forward: readonly string[]
+    readonly onHeld?: ((row: QueuedEntry) => void) | undefined
+  },
+): { entries: Entry[]; subjects: Record<string, string> } {
+  const byClient = new Map<string, Entry[]>()
+  const subjects: Record<string, string> = {}
+  /** A clientId with a row left out: its later rows wait too (invariant 1). */
+  const blocked = new Set<string>()
+  let count = 0
+  let bytes = 0
+  for (const r of rows) {
+    const e = r.entry
+    if (blocked.has(e.clientId)) continue
+    if (r.held !== null && matchesAny(options.forward, e.entity)) {
+      options.onHeld?.(r)
+      blocked.add(e.clientId)
+      continue
+    }
+    const size = r.bytes + ENTRY_ENVELOPE_BYTES
+    if (count >= options.entriesMax || (count > 0 && bytes + size > options.bytesMax)) {
+      blocked.add(e.clientId)
+      continue
+    }
+    count++
+    bytes += size
+    subjects[e.clientId] = r.subject
+    const list = byClient.get(e.clientId) ?? []
+    list.push(e)
+    byClient.set(e.clientId, list)
+  }
+  const entries: Entry[] = []
+  for (const list of byClient.values()) {
+    list.sort((a, b) => a.clientSeq - b.clientSeq)
+    entries.push(...list)
+  }
+  return { entries, subjects }
+}

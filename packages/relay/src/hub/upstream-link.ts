@@ -1,0 +1,285 @@
+/**
+ * A store hub's link to head office: one WebSocket, spoken like a device (hello with the hub's
+ * token, a subscription over the hub's read grants whose pages fill the mirror, pushes of
+ * forwarded entries), reconnected with backoff and its token renewed before it expires.
+ *
+ * Terms: the link is *up* from head office's `welcome` until the socket closes; a *push* is one
+ * forwarded batch waiting for all the parts of its ack.
+ *
+ *   connect ─► hello ─► welcome (identity, partitions, limits → mirror) ─► subscribe(cursors)
+ *      ▲          entries page ─► mirror (durable) ─► credit 1      ack parts ─► push resolved
+ *      └── backoff ◄── close / error / silence (pushes in flight rejected: resent later)
+ *
+ * Invariants:
+ * 1. Cursors sent in `subscribe` are the mirror's (durable); a page is credited only after the
+ *    mirror holds it, so a SIGKILL at any point loses at most pages head office resends.
+ * 2. A push in flight when the link drops is rejected; the forwarder resends its entries (head
+ *    office dedupes by id and digest, so a resend lands once).
+ * 3. Reconnects back off from `UPSTREAM_BACKOFF_MS_MIN` to `UPSTREAM_BACKOFF_MS_MAX` (with jitter),
+ *    never sooner than an error's `backoffMsMin`, and reset after a welcome.
+ * 4. A link silent for `UPSTREAM_SILENCE_MS` (no frame, no pong) is cut and reconnected.
+ * 5. The token is fetched anew for every hello and `renew`ed before it expires
+ *    (`UPSTREAM_RENEW_LEAD`); a token that cannot be had is logged and retried with backoff.
+ */
+import WebSocket from 'ws'
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import type { Entry } from '@ledgerline/core'
+import type {
+  AckResult,
+  ClientMessage,
+  RelayLimitsAdvertised,
+  RelayMessage,
+  UpstreamState,
+} from '@ledgerline/protocol'
+import type { Logger } from 'pino'
+import type { HubStore } from './hub-store.ts'
+import {
+  UPSTREAM_BACKOFF_MS_MAX,
+  UPSTREAM_BACKOFF_MS_MIN,
+  UPSTREAM_CREDIT_PAGES,
+  UPSTREAM_RENEW_LEAD,
+  UPSTREAM_SILENCE_MS,
+} from './hub-limits.ts'
+import { HubError } from './hub-error.ts'
+
+export interface UpstreamLinkOptions {
+  /** Head office's sync URL (`wss://hq.example.com/sync`). */
+  readonly url: string
+  /** The hub's token, fetched for every hello and renewal. */
+  readonly token: () => Promise<string>
+  readonly store: HubStore
+  /** The hub's own clientId at head office (persisted by the caller). */
+  readonly clientId: string
+  readonly logger: Logger
+}
+
+export interface UpstreamLink {
+  state(): UpstreamState
+  /** What head office accepts from this link; undefined while down. */
+  limits(): RelayLimitsAdvertised | undefined
+  /** The hub's forward grant as head office's welcome gave it; undefined while down. */
+  forwardGrant(): readonly string[] | undefined
+  /** Told on every up/down change. */
+  onState(listener: (state: UpstreamState) => void): () => void
+  /** Invariant 2: the results of a forwarded push, or a rejection when the link drops. */
+  push(entries: readonly Entry[], subjects: Readonly<Record<string, string>>): Promise<AckResult[]>
+  close(): Promise<void>
+}
+
+interface PendingPush {
+  readonly results: AckResult[]
+  readonly resolve: (results: AckResult[]) => void
+  readonly reject: (error: Error) => void
+}
+
+/**
+ * @example
+ * const link = createUpstreamLink({ url, token: async () => t, store, clientId, logger })
+ * link.onState((s) => tellRegisters(s))
+ */
+export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
+  const { store, logger } = options
+  const listeners = new Set<(state: UpstreamState) => void>()
+  let state: UpstreamState = { connected: false, since: Date.now() }
+  let ws: WebSocket | undefined
+  let welcome: Extract<RelayMessage, { type: 'welcome' }> | undefined
+  let closed = false
+  let backoff = UPSTREAM_BACKOFF_MS_MIN
+  let retryTimer: NodeJS.Timeout | undefined
+  let renewTimer: NodeJS.Timeout | undefined
+  let silenceTimer: NodeJS.Timeout | undefined
+  let batch = 0
+  const pending = new Map<number, PendingPush>()
+
+  const setState = (connected: boolean) => {
+    if (state.connected === connected) return
+    state = { connected, since: Date.now() }
+    logger.info({ event: connected ? 'upstream_up' : 'upstream_down', url: options.url }, 'link')
+    for (const l of listeners) l(state)
+  }
+
+  const send = (m: ClientMessage) => {
+    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeMessage(m))
+  }
+
+  const armSilence = () => {
+    clearTimeout(silenceTimer)
+    // Invariant 4.
+    silenceTimer = setTimeout(() => ws?.terminate(), UPSTREAM_SILENCE_MS)
+    silenceTimer.unref()
+  }
+
+  const down = (minBackoffMs: number) => {
+    clearTimeout(renewTimer)
+    clearTimeout(silenceTimer)
+    welcome = undefined
+    ws = undefined
+    for (const p of pending.values()) p.reject(new HubError('upstream_refused', 'link dropped'))
+    pending.clear()
+    setState(false)
+    if (closed) return
+    const delay = Math.max(minBackoffMs, backoff * (0.5 + Math.random() / 2))
+    backoff = Math.min(UPSTREAM_BACKOFF_MS_MAX, backoff * 2)
+    retryTimer = setTimeout(() => void connect(), delay)
+  }
+
+  const armRenew = (expiresAt: number) => {
+    clearTimeout(renewTimer)
+    const lifetime = Math.max(0, expiresAt - Date.now())
+    const delay = Math.min(2 ** 31 - 1, Math.max(1_000, lifetime * (1 - UPSTREAM_RENEW_LEAD)))
+    renewTimer = setTimeout(() => {
+      options.token().then(
+        (token) => send({ type: 'renew', token }),
+        (error: unknown) => {
+          logger.warn({ event: 'upstream_token_failed', err: error }, 'cannot renew hub token')
+          armRenew(Date.now() + 10_000)
+        },
+      )
+    }, delay)
+    renewTimer.unref()
+  }
+
+  const onMessage = (m: RelayMessage) => {
+    armSilence()
+    switch (m.type) {
+      case 'welcome': {
+        welcome = m
+        backoff = UPSTREAM_BACKOFF_MS_MIN
+        const head = {
+          log: m.log,
+          partitions: m.partitions,
+          read: m.grants.read,
+          subject: m.subject,
+        }
+        if (store.welcomed(head)) {
+          logger.warn({ event: 'upstream_log_changed', log: m.log }, 'head office log changed')
+        }
+        armRenew(m.expiresAt)
+        const scope = m.grants.read.length > 0 ? m.grants.read : (m.grants.forward ?? [])
+        if (scope.length > 0) {
+          send({
+            type: 'subscribe',
+            sub: 1,
+            scope: [...scope],
+            cursors: store.cursors(),
+            credit: UPSTREAM_CREDIT_PAGES,
+          })
+        }
+        setState(true)
+        return
+      }
+      case 'entries':
+        // Invariant 1: durable in the mirror before more is asked for.
+        store.mirrorPage(m.entries, m.cursors)
+        send({ type: 'credit', sub: m.sub, pages: 1 })
+        return
+      case 'ack': {
+        const p = pending.get(m.batch)
+        if (p === undefined) return
+        p.results.push(...m.results)
+        if (m.done) {
+          pending.delete(m.batch)
+          p.resolve(p.results)
+        }
+        return
+      }
+      case 'renewed':
+        armRenew(m.expiresAt)
+        return
+      case 'ping':
+        send({ type: 'pong', t: m.t })
+        return
+      case 'error':
+        logger.warn({ event: 'upstream_error', kind: m.kind, message: m.message }, 'upstream')
+        errorBackoff = m.backoffMsMin
+        return
+      default:
+        return
+    }
+  }
+  let errorBackoff = 0
+
+  const connect = async () => {
+    if (closed) return
+    let token: string
+    try {
+      token = await options.token()
+    } catch (error) {
+      logger.warn({ event: 'upstream_token_failed', err: error }, 'cannot get the hub token')
+      down(0)
+      return
+    }
+    if (closed) return
+    const socket = new WebSocket(options.url, { perMessageDeflate: false })
+    ws = socket
+    errorBackoff = 0
+    socket.on('open', () => {
+      armSilence()
+      socket.send(
+        encodeMessage({
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          token,
+          clientId: options.clientId,
+        }),
+      )
+    })
+    socket.on('message', (data: Buffer) => {
+      let m: RelayMessage
+      try {
+        m = decodeMessage(new Uint8Array(data)) as RelayMessage
+      } catch (error) {
+        logger.warn({ event: 'upstream_bad_frame', err: error }, 'undecodable frame upstream')
+        socket.terminate()
+        return
+      }
+      try {
+        onMessage(m)
+      } catch (error) {
+        // The mirror could not take the page: cut the link; the cursors are where they were.
+        logger.error({ event: 'upstream_failed', err: error }, 'mirror write failed')
+        socket.terminate()
+      }
+    })
+    socket.on('pong', armSilence)
+    socket.on('ping', armSilence)
+    socket.on('error', () => {})
+    socket.once('close', () => {
+      if (ws === socket) down(errorBackoff)
+    })
+  }
+
+  void connect()
+
+  return {
+    state: () => state,
+    limits: () => welcome?.limits,
+    forwardGrant: () => welcome?.grants.forward,
+    onState(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    push(entries, subjects) {
+      if (welcome === undefined || ws === undefined) {
+        return Promise.reject(new HubError('upstream_refused', 'link down'))
+      }
+      const id = ++batch
+      return new Promise<AckResult[]>((resolve, reject) => {
+        pending.set(id, { results: [], resolve, reject })
+        send({ type: 'push', batch: id, entries, subjects })
+      })
+    },
+    async close() {
+      closed = true
+      clearTimeout(retryTimer)
+      const socket = ws
+      if (socket !== undefined) {
+        const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        socket.close(1000)
+        setTimeout(() => socket.terminate(), 1_000).unref()
+        await gone
+      }
+      down(0)
+    },
+  }
+}
