@@ -91,12 +91,13 @@ describe('planSession', () => {
     })
   })
 
-  it('puts back the entries of earlier clientIds above their marks, moved under the current one', () => {
-    // Issue 14 finding A: the welcome answers the marks of the hello's earlier clientIds; their
-    // held entries above the mark go back after the outbox
-    // (seqLast + 1 …) with their origin; a
-    // void of one names its new id; an earlier clientId the welcome did not answer puts nothing
-    // back; an entry whose origin an outbox record carries already is not put back twice.
+  it('puts back every held entry of an answered earlier clientId, moved under the current one', () => {
+    // Issue 14 finding A: the welcome answers the marks of the hello's earlier clientIds; all
+    // their held entries go back after the outbox (seqLast + 1 …) with their origin, at or
+    // below the mark too (the older log may hold one only as a deferral; it answers the ones
+    // it holds duplicate); a void of one names its new id; an earlier clientId the welcome did
+    // not answer puts nothing back; an entry whose origin an outbox record carries already is
+    // not put back twice.
     const OLDER = 'd'.repeat(32)
     const UNANSWERED = 'e'.repeat(32)
     const [o1, o2, o3] = [1, 2, 3].map((seq) => entry(OLDER, seq))
@@ -123,16 +124,18 @@ describe('planSession', () => {
       () => 10,
     )
     expect(plan.putBack.map((r) => [r.id, r.entry.origin, r.entry.corrects])).toEqual([
-      [`${CLIENT}-2`, o3!.id, undefined],
-      [`${CLIENT}-3`, voidOf3.id, `${CLIENT}-2`],
+      [`${CLIENT}-2`, o1!.id, undefined],
+      [`${CLIENT}-3`, o3!.id, undefined],
+      [`${CLIENT}-4`, voidOf3.id, `${CLIENT}-3`],
     ])
-    expect(plan.putBack[0]?.entry.data).toEqual(o3!.data)
+    expect(plan.putBack[1]?.entry.data).toEqual(o3!.data)
     expect(plan.ackedDeletes).toEqual([voidOf3.id])
     expect(plan.outcomes.map((o) => [o.id, o.outcome.as])).toEqual([
-      [o3!.id, `${CLIENT}-2`],
-      [voidOf3.id, `${CLIENT}-3`],
+      [o1!.id, `${CLIENT}-2`],
+      [o3!.id, `${CLIENT}-3`],
+      [voidOf3.id, `${CLIENT}-4`],
     ])
-    expect(plan.meta).toMatchObject({ seqLast: 3, outboxEntries: 2, recovering: true })
+    expect(plan.meta).toMatchObject({ seqLast: 4, outboxEntries: 3, recovering: true })
   })
 })
 

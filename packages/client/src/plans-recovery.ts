@@ -11,16 +11,19 @@
  *    the confirm phase answers the others `duplicate`; `planReissue` renumbers the whole outbox
  *    from 1 in clientSeq order (but see 4), so the same outbox moved to the same id gives the
  *    same entries.
- * 2. For another log, the entries of an earlier clientId of this database that it still holds
- *    above that clientId's mark in the welcome (`SessionStart.older`: the clientIds the log
- *    binds to this subject or to no one; the log lacks them) are put back after the outbox,
- *    under the current clientId (seqLast + 1 …), with their `origin` (their first id), in the
- *    order the clientIds were used, then clientSeq; a `corrects` naming one of them names its
- *    new id, and `outcome(old id)` says `reissued` to it unless the database holds another
- *    answer under that id (`followsEntry`). An earlier clientId the welcome did not answer
- *    (another subject's, or past `HELLO_CLIENT_IDS_MAX`) puts nothing back; nor does one at or
- *    below its mark that the older copy holds only as a deferral (not covered). An entry whose
- *    first id is already an outbox record's id or origin is not put back twice.
+ * 2. For another log, every entry of an earlier clientId of this database that it still holds,
+ *    of a clientId the welcome answers (`SessionStart.older`: the clientIds the log binds to
+ *    this subject or to no one), is put back after the outbox, under the current clientId
+ *    (seqLast + 1 …), with their `origin` (their first id), in the order the clientIds were
+ *    used, then clientSeq: above that clientId's mark the log lacks them, at or below it the
+ *    log may hold one only as a deferral (the mark counts deferrals), and the log answers the
+ *    ones it holds `duplicate` by origin (`append-plan.ts` invariant 12). A `corrects` naming
+ *    one of them names its new id, which the log resolves to the first landing when the move
+ *    was answered `duplicate` (`append-plan.ts` invariant 13), and `outcome(old id)` says
+ *    `reissued` to it unless the database holds another answer under that id
+ *    (`followsEntry`). An earlier clientId the welcome did not answer (another subject's, or
+ *    past `HELLO_CLIENT_IDS_MAX`) puts nothing back. An entry whose first id is already an
+ *    outbox record's id or origin is not put back twice.
  * 3. A moved entry keeps the id it had first: `origin` is set by its first move and copied by
  *    every later one, so the log can tell the same sale recovered twice (`append-plan.ts`
  *    invariant 12).
@@ -90,13 +93,11 @@ export function planSession(
     }
     putBack.sort((a, b) => a.clientSeq - b.clientSeq)
     for (const e of held) if (seen.has(e.id) && !('offset' in e)) ackedDeletes.push(e.id)
-    // Invariant 2: answered earlier clientIds' entries above their marks, moved under the
-    // current one.
-    const marks = new Map((session.older ?? []).map((m) => [m.clientId, m.high]))
+    // Invariant 2: every held entry of an answered earlier clientId, moved under the current
+    // one (the log answers those it holds `duplicate`).
+    const answered = new Set((session.older ?? []).map((m) => m.clientId))
     const older = held
-      .filter(
-        (e) => e.clientId !== meta.clientId && e.clientSeq > (marks.get(e.clientId) ?? Infinity),
-      )
+      .filter((e) => e.clientId !== meta.clientId && answered.has(e.clientId))
       .sort(
         (a, b) =>
           meta.clientIds.indexOf(a.clientId) - meta.clientIds.indexOf(b.clientId) ||

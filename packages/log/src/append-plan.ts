@@ -55,6 +55,12 @@
  *    is an `id_conflict`. An entry without an origin is looked up by its own id the same way:
  *    it may be the original of a moved copy that landed first (a copy of the database made
  *    before the move and restored after it), and lands no second time either.
+ * 13. A client's `corrects` naming an id nothing is recorded under names what `originals` finds
+ *    for that id: a moved copy the log answered `duplicate` (12) keeps its id with the origins
+ *    (`Plan.aliases`), so a correction moved with it, or appended after the move by its new id,
+ *    corrects the first landing; a `corrects` naming a first id the log never took corrects the
+ *    first moved copy that landed. Only entries of the pusher's subject (or of no one) are
+ *    found, the first in commit order. The stored entry keeps `corrects` as sent (its digest).
  */
 import {
   entryDigest,
@@ -82,6 +88,7 @@ import type {
   PlanCall,
   PlanContext,
   PlanHeadState,
+  PlannedAlias,
   PlannedDeferral,
   PlannedEntry,
   PlannedRefusal,
@@ -108,6 +115,7 @@ export function planGroup(context: PlanContext, calls: readonly PlanCall[]): Pla
     entries: planner.entries,
     refusals: planner.refusals,
     deferrals: planner.deferrals,
+    aliases: planner.aliases,
     clients: planner.clients,
     recorded: planner.recorded,
     partitionHeads: planner.partitionHeads,
@@ -130,6 +138,9 @@ class Planner {
   readonly entries: PlannedEntry[] = []
   readonly refusals: PlannedRefusal[] = []
   readonly deferrals: PlannedDeferral[] = []
+  readonly aliases: PlannedAlias[] = []
+  /** This group's aliases (invariant 13), by `joinKey(tenant, copy id)`. */
+  readonly #aliased = new Map<string, AppendedResult>()
   readonly clients = new Map<string, ClientRecord>()
   readonly recorded = new Map<string, Recorded>()
   readonly partitionHeads = new Map<number, number>()
@@ -233,8 +244,17 @@ class Planner {
     }
     // Invariant 12: an entry the log holds a moved copy of (or the original) lands once.
     const same = this.#sameOrigin(tenant, entry, pusher)
-    // The copy's own id: an ack result answers the item it is for.
-    if (same !== undefined) return { ...duplicateOf(same, pusher), id: entry.id }
+    if (same !== undefined) {
+      // Invariant 13: a moved copy's id names the landing from now on. An original without an
+      // origin is found by the landing's own origin already.
+      if (entry.origin !== undefined && entry.origin !== entry.id) {
+        const target = { id: same.id, partition: same.partition, offset: same.offset }
+        this.aliases.push({ tenant, id: entry.id, target })
+        this.#aliased.set(joinKey(tenant, entry.id), same)
+      }
+      // The copy's own id: an ack result answers the item it is for.
+      return { ...duplicateOf(same, pusher), id: entry.id }
+    }
     const { head, decision } = this.#decide(tenant, entry, pusher)
     switch (decision._tag) {
       case 'refuse':
@@ -266,7 +286,7 @@ class Planner {
    * may write. One reason for both failures: a client learns nothing of entries it may not see.
    */
   #checkCorrects(tenant: string, id: string, pusher: Pusher | undefined): CorrectsCheck {
-    const named = this.#previous(tenant, id)
+    const named = this.#previous(tenant, id) ?? this.#namedThroughOrigins(tenant, id, pusher)
     if (named !== null && (named._tag === 'deferral' || isLegacyDeferral(named))) {
       const code = named._tag === 'deferral' ? named.code : 'unknown_type'
       return { _tag: 'defer', code, reason: `corrects names ${id}, which is not decided yet` }
@@ -414,6 +434,32 @@ class Planner {
       if (first === undefined || record.result.offset < first.offset) first = record.result
     }
     return first
+  }
+
+  /**
+   * Invariant 13: what a `corrects` naming `id`, with nothing recorded under it, names: this
+   * group's alias of a copy, else the first entry of the log `originals` finds for `id` (an
+   * alias kept by the store, or a moved copy carrying `id` as origin), else `null`.
+   */
+  #namedThroughOrigins(tenant: string, id: string, pusher: Pusher | undefined): Recorded | null {
+    const aliased = this.#aliased.get(joinKey(tenant, id))
+    if (aliased !== undefined) return this.#previous(tenant, aliased.id)
+    const found = this.#context.lookups.originals(tenant, id)
+    if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
+    const inGroup = this.entries
+      .filter((p) => p.tenant === tenant && p.digest !== null && p.stored.origin === id)
+      .map((p) => p.stored)
+    for (const candidate of [...found, ...inGroup]) {
+      if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
+      const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
+      // Never another subject's entry: the answer would tell that it exists.
+      if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
+        continue
+      }
+      const record = this.#previous(tenant, candidate.id)
+      if (record?._tag === 'entry') return record
+    }
+    return null
   }
 
   #record(tenant: string, id: string, record: Recorded): void {

@@ -43,7 +43,9 @@
  *    sized like entries and folded into every ledger they touch before they are written; one
  *    that does not fit or fold becomes one `ledger.correction_failed` on the fact's entity.
  *    A client entry's `corrects` must name an entry of the log whose entity the pusher may
- *    write, else it is refused `invalid` (recorded).
+ *    write, else it is refused `invalid` (recorded); an id the log answered as a moved copy
+ *    (`duplicate` by origin), or a first id it never took whose moved copy landed, names that
+ *    landing (`append-plan.ts` invariant 13).
  * 8. Appends that arrive together (from many connections) may share one transaction (group
  *    commit), bounded by `GROUP_COMMIT_ENTRIES_MAX`; each call still gets only its own results.
  *    At most `COMMIT_QUEUE_ENTRIES_MAX` entries wait for commit; past it `append` rejects at

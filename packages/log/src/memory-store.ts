@@ -213,6 +213,14 @@ function openMemoryLogStore(
         push(moved, frozen)
       }
     }
+    // `append-plan.ts` invariant 13: a copy answered duplicate finds its landing by its id.
+    for (const alias of p.aliases) {
+      const landing = logs[alias.target.partition]?.[alias.target.offset - 1] as StoredEntry
+      const byId = joinKey(alias.tenant, alias.id)
+      let named = origins.get(byId)
+      if (named === undefined) set(origins, byId, (named = []))
+      push(named, landing)
+    }
     for (const [key, client] of p.clients) {
       const had = clients.get(key)
       set(clients, key, {

@@ -126,6 +126,19 @@ export interface PlannedDeferral {
   readonly digest: Uint8Array
 }
 
+/**
+ * A copy answered `duplicate` by origin (`append-plan.ts` invariant 12) names its first landing
+ * under its own id from then on: a store keeps it with the origins, so `originals(tenant, id)`
+ * answers the landing (invariant 13).
+ */
+export interface PlannedAlias {
+  readonly tenant: string
+  /** The copy's id: nothing is recorded under it. */
+  readonly id: string
+  /** The first landing of its content. */
+  readonly target: { readonly id: string; readonly partition: number; readonly offset: number }
+}
+
 export interface Plan {
   /** One result list per call, in call order. */
   readonly results: AppendResult[][]
@@ -133,6 +146,8 @@ export interface Plan {
   readonly entries: PlannedEntry[]
   readonly refusals: PlannedRefusal[]
   readonly deferrals: PlannedDeferral[]
+  /** Copies answered `duplicate` by origin, to keep with the origins (invariant 13). */
+  readonly aliases: PlannedAlias[]
   /**
    * New client records, keyed by `joinKey(tenant, clientId)`: a store keeps the higher `high`
    * and the first `subject` that is not `null` (invariant 7).

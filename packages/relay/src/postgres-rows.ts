@@ -78,6 +78,8 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
         if (!clients.has(key)) clients.set(key, [call.tenant, e.clientId])
         if (e.corrects !== undefined && item.refuse === undefined) {
           corrects.push([call.tenant, e.corrects])
+          // A `corrects` with nothing under it is looked up among the origins (invariant 13).
+          origins.set(joinKey(call.tenant, e.corrects), [call.tenant, e.corrects])
         }
         const origin = e.origin ?? e.id
         if (item.refuse === undefined)

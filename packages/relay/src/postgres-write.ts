@@ -179,6 +179,11 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
   const heads = [...plan.partitionHeads]
   // Entries moved by restore recovery, found by their origin (migration 4).
   const moved = e.filter((x) => x.stored.origin !== undefined)
+  // And copies answered duplicate, by their own ids (`append-plan.ts` invariant 13).
+  const origins = [
+    ...moved.map((x) => [x.tenant, x.stored.origin as string, x.stored.id] as const),
+    ...plan.aliases.map((a) => [a.tenant, a.id, a.target.id] as const),
+  ]
   const d = plan.deferrals
   return {
     name: 'ledgerline_write_v4',
@@ -216,9 +221,9 @@ export function writeQuery(plan: Plan, encoded: EncodedItems, payload: string): 
       textArray(d.map((x) => x.reason)),
       textArray(d.map((x) => digestHex(x.digest))),
       textArray(clients.map((c) => c[2].subject)),
-      textArray(moved.map((x) => x.tenant)),
-      textArray(moved.map((x) => x.stored.origin as string)),
-      textArray(moved.map((x) => x.stored.id)),
+      textArray(origins.map((o) => o[0])),
+      textArray(origins.map((o) => o[1])),
+      textArray(origins.map((o) => o[2])),
     ],
   }
 }

@@ -135,6 +135,10 @@ export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): Sql
       for (const d of plan.deferrals) {
         sql.insertDeferral.run(d.tenant, d.id, d.code, d.reason, digestBuffer(d.digest))
       }
+      // `append-plan.ts` invariant 13: a copy answered duplicate finds its landing by its id.
+      for (const a of plan.aliases) {
+        sql.insertOrigin.run(tenantRef(a.tenant), a.id, a.target.partition, a.target.offset)
+      }
       for (const [partition, head] of plan.partitionHeads) {
         sql.setPartitionHead.run(head, partition)
       }

@@ -180,7 +180,8 @@ export function createLogOracle(
       return { status: 'deferred', code: 'unknown_type' }
     }
     if (e.corrects !== undefined) {
-      const named = s.decided.get(`${tenant}\u0000${e.corrects}`)
+      const named =
+        s.decided.get(`${tenant}\u0000${e.corrects}`) ?? throughOrigins(tenant, e.corrects, pusher)
       if (named?.result.status === 'deferred')
         return { status: 'deferred', code: named.result.code }
       if (
@@ -229,6 +230,24 @@ export function createLogOracle(
 
   const refusal = (code: string): Prediction => ({ status: 'refused', code, record: true })
 
+  /**
+   * Rule 7 across moves: what a `corrects` naming `id`, with nothing decided under it, names:
+   * the landing of a copy answered duplicate under `id`, else the first appended client entry
+   * carrying `id` as origin, of the pusher's subject or of no one.
+   */
+  const throughOrigins = (tenant: string, id: string, pusher: Pusher | undefined) => {
+    const alias = s.aliases.get(`${tenant}\u0000${id}`)
+    if (alias !== undefined) return s.decided.get(`${tenant}\u0000${alias}`)
+    for (const c of s.origins.get(`${tenant}\u0000${id}`) ?? []) {
+      if (c.id === id) continue
+      const bound = s.subjects.get(`${tenant}\u0000${c.clientId}`)
+      if (pusher !== undefined && bound !== undefined && bound !== pusher.subject) continue
+      const found = s.decided.get(`${tenant}\u0000${c.id}`)
+      if (found?.result.status === 'appended') return found
+    }
+    return undefined
+  }
+
   /** Rule 5 across moves: the first landing `e` is a copy of, as a duplicate, if any. */
   const copyOf = (tenant: string, e: Entry, pusher: Pusher | undefined): Prediction | undefined => {
     // An entry never moved may be the original of a moved copy that landed first.
@@ -246,6 +265,7 @@ export function createLogOracle(
         status: 'duplicate',
         corrections: readable(first.result, pusher),
         copy: true,
+        of: c.id,
       }
     }
     return undefined
@@ -382,12 +402,17 @@ export function createLogOracle(
           want.status === 'deferred' ||
           copy ||
           (want.status === 'refused' && want.record === true)
-        if (uses && e.clientSeq > (s.highs.get(client) ?? 0)) s.highs.set(client, e.clientSeq)
+        const fresh = e.clientSeq > (s.highs.get(client) ?? 0)
+        if (uses && fresh) s.highs.set(client, e.clientSeq)
         if (uses && pusher !== undefined && !s.subjects.has(client)) {
           s.subjects.set(client, pusher.subject)
         }
         const key = `${tenant}\u0000${e.id}`
         if (copy) s.copies.add(key)
+        // Rule 5 across moves: a moved copy's id names its landing from then on.
+        if (copy && fresh && e.origin !== undefined && e.origin !== e.id && want.of !== undefined) {
+          s.aliases.set(key, want.of)
+        }
         if (want.status === 'appended') {
           want.commit?.()
           // Rule 5 across moves: findable by its first id.
@@ -481,6 +506,8 @@ type Prediction =
       readonly commit?: (() => void) | undefined
       /** A moved entry answered as a copy of its first landing (rule 5 across moves). */
       readonly copy?: boolean | undefined
+      /** The id of that first landing. */
+      readonly of?: string | undefined
     }
   | { readonly status: 'refused'; readonly code: string; readonly record?: boolean }
   | { readonly status: 'deferred'; readonly code: string; readonly resent?: boolean }
@@ -500,6 +527,8 @@ interface OracleStateData {
   origins: Map<string, { id: string; clientId: string; key: string }[]>
   /** Ids whose clientSeq a copy used up (nothing recorded under them). */
   copies: Set<string>
+  /** Moved copies answered duplicate on their first push, by key: the landing's id. */
+  aliases: Map<string, string>
 }
 
 function emptyState(partitions: number): OracleStateData {
@@ -512,6 +541,7 @@ function emptyState(partitions: number): OracleStateData {
     refusals: [],
     origins: new Map(),
     copies: new Set(),
+    aliases: new Map(),
   }
 }
 

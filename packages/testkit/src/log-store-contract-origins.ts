@@ -147,6 +147,63 @@ export function originContract(h: ContractHarness): void {
     expect(await store.readEntity('acme', 'stock/e', 1, 10)).toHaveLength(1)
   })
 
+  it('takes a corrects that names a copy it answered duplicate, or an origin it lacks', async () => {
+    // Goal: a correction survives the move of the entry it corrects (issue 14, seed 200 and the
+    // deferred put-back). Method, three cases: (1) the sale is in the log, its moved copy is
+    // answered `duplicate` (nothing appended under the copy's id) and a void naming the copy's
+    // id lands, in the same call and in a later one after a reopen; (2) the sale never reached
+    // the log, its copy landed, and a void naming the sale's first id lands; (3) a void naming
+    // an id nothing was recorded under, copy of nothing, is still refused `invalid`.
+    const store = await h.open()
+    const c1 = client(640)
+    const c2 = client(641).clientId
+    const sale = c1.next('stock/f', 'stock.moved', { qty: 2 })
+    const [first] = await store.append('acme', [{ entry: sale }], as('till-1'))
+    expect(first?.status).toBe('appended')
+    const copy = moved(sale, c2, 1)
+    const voidOf = (corrects: string, clientId: string, clientSeq: number): Entry => ({
+      ...c1.next('stock/f', 'stock.moved', { qty: -2 }, { corrects }),
+      id: entryId(clientId, clientSeq),
+      clientId,
+      clientSeq,
+    })
+    const sameCall = voidOf(copy.id, c2, 2)
+    const [dup, voided] = await store.append(
+      'acme',
+      [{ entry: copy }, { entry: sameCall }],
+      as('till-1'),
+    )
+    expect(dup).toEqual(duplicateOf(first, copy.id))
+    expect(voided?.status).toBe('appended')
+    const later = async (log: typeof store, clientSeq: number) => {
+      const [again] = await log.append(
+        'acme',
+        [{ entry: voidOf(copy.id, c2, clientSeq) }],
+        as('till-1'),
+      )
+      expect(again?.status).toBe('appended')
+    }
+    await later(store, 3)
+    const reopen = h.subject()?.reopen
+    const log = reopen === undefined ? store : await reopen()
+    await later(log, 4)
+    // (2) the original never landed; its copy did.
+    const c3 = client(642)
+    const lost = c3.next('stock/g', 'stock.moved', { qty: 1 })
+    const c4 = client(643).clientId
+    const [landed] = await log.append('acme', [{ entry: moved(lost, c4, 1) }], as('till-1'))
+    expect(landed?.status).toBe('appended')
+    const [byOrigin] = await log.append('acme', [{ entry: voidOf(lost.id, c4, 2) }], as('till-1'))
+    expect(byOrigin?.status).toBe('appended')
+    // (3) nothing under the id, and no copy of it: refused as before.
+    const [none] = await log.append(
+      'acme',
+      [{ entry: voidOf(entryId(c4, 9), c4, 3) }],
+      as('till-1'),
+    )
+    expect(none).toMatchObject({ status: 'refused', code: 'invalid' })
+  })
+
   it("never answers a copy of another subject's entry duplicate", async () => {
     // Goal: no leak through origins (guarantee 11). Method: till-1's sale; another subject
     // pushes a copy naming it as origin, with the same content: it is decided as its own entry
