@@ -28,7 +28,7 @@
  *                                          | append entry + corrections
  *
  * Invariants (2 and 9 are in `plan-types.ts`, 5 and 11 in `plan-decide.ts`, 8 and 10 in
- * `plan-results.ts`):
+ * `plan-results.ts`; the lookups of 12 and 13 are in `plan-origins.ts`):
  * 1. Pure given the lookups: the same lookups, group and `committedAt` give the same plan, so a
  *    store may throw a plan away and make it again (after loading more, or after a retry).
  *    Nothing the lookups returned is mutated (heads are copied).
@@ -66,7 +66,6 @@ import {
   entryDigest,
   matchesAny,
   partitionOf,
-  recoveryDigest,
   sameDigest,
   SERVER_CLIENT_ID,
 } from '@ledgerline/core'
@@ -74,6 +73,7 @@ import type { CorrectsCheck, Decision, DeferralCode, Entry, StoredEntry } from '
 import { subjectFor } from './log-store.ts'
 import type { AppendItem, AppendResult, ClientRecord, Pusher } from './log-store.ts'
 import { decideEntry } from './plan-decide.ts'
+import { namedThroughOrigins, sameOrigin, type OriginView } from './plan-origins.ts'
 import {
   correctionRef,
   deferredOf,
@@ -147,8 +147,18 @@ class Planner {
   readonly heads = new Map<string, PlanHeadState>()
   readonly #context: PlanContext
 
+  /** What the origin lookups of invariants 12 and 13 see of this group. */
+  readonly #origins: OriginView
+
   constructor(context: PlanContext) {
     this.#context = context
+    this.#origins = {
+      context,
+      entries: this.entries,
+      aliased: (tenant, id) => this.#aliased.get(joinKey(tenant, id)),
+      previous: (tenant, id) => this.#previous(tenant, id),
+      client: (tenant, clientId) => this.#client(tenant, clientId, joinKey(tenant, clientId)),
+    }
   }
 
   item(tenant: string, item: AppendItem, pusher: Pusher | undefined): AppendResult {
@@ -397,69 +407,18 @@ class Planner {
     this.#record(tenant, id, { _tag: 'deferral', digest, code })
   }
 
-  /**
-   * The result of the entry of the log that `entry` is a copy of (invariant 12), or `undefined`:
-   * its origin (its own id when it has none) itself or another entry carrying that origin,
-   * decided earlier or in this group, with the same content apart from numbering.
-   */
+  /** Invariant 12 (`plan-origins.ts`). */
   #sameOrigin(
     tenant: string,
     entry: Entry,
     pusher: Pusher | undefined,
   ): AppendedResult | undefined {
-    // An entry that was never moved may still arrive after a moved copy of it landed (a copy
-    // of the database restored after the move): its own id is the origin to look for.
-    const origin = entry.origin ?? entry.id
-    const found = this.#context.lookups.originals(tenant, origin)
-    if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
-    // This group's own entries too: a scan, only for moved entries (a restore's work).
-    const inGroup = this.entries
-      .filter((p) => p.tenant === tenant && p.digest !== null)
-      .map((p) => p.stored)
-      .filter((e) => e.id !== entry.id && (e.id === origin || e.origin === origin))
-    const want = recoveryDigest(entry, this.#context.hash)
-    let first: AppendedResult | undefined
-    for (const candidate of [...found, ...inGroup]) {
-      if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === entry.id) continue
-      const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
-      // Never another subject's entry: the answer would tell its positions.
-      if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
-        continue
-      }
-      if (!sameDigest(recoveryDigest(candidate, this.#context.hash), want)) continue
-      const record = this.#previous(tenant, candidate.id)
-      if (record?._tag !== 'entry') continue
-      // The first landing in commit order: copies of one content share an entity, so a
-      // partition, where offsets are commit order (every store answers the same one).
-      if (first === undefined || record.result.offset < first.offset) first = record.result
-    }
-    return first
+    return sameOrigin(this.#origins, tenant, entry, pusher)
   }
 
-  /**
-   * Invariant 13: what a `corrects` naming `id`, with nothing recorded under it, names: this
-   * group's alias of a copy, else the first entry of the log `originals` finds for `id` (an
-   * alias kept by the store, or a moved copy carrying `id` as origin), else `null`.
-   */
+  /** Invariant 13 (`plan-origins.ts`). */
   #namedThroughOrigins(tenant: string, id: string, pusher: Pusher | undefined): Recorded | null {
-    const aliased = this.#aliased.get(joinKey(tenant, id))
-    if (aliased !== undefined) return this.#previous(tenant, aliased.id)
-    const found = this.#context.lookups.originals(tenant, id)
-    if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
-    const inGroup = this.entries
-      .filter((p) => p.tenant === tenant && p.digest !== null && p.stored.origin === id)
-      .map((p) => p.stored)
-    for (const candidate of [...found, ...inGroup]) {
-      if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
-      const owner = this.#client(tenant, candidate.clientId, joinKey(tenant, candidate.clientId))
-      // Never another subject's entry: the answer would tell that it exists.
-      if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
-        continue
-      }
-      const record = this.#previous(tenant, candidate.id)
-      if (record?._tag === 'entry') return record
-    }
-    return null
+    return namedThroughOrigins(this.#origins, tenant, id, pusher)
   }
 
   #record(tenant: string, id: string, record: Recorded): void {

@@ -1,0 +1,101 @@
+/**
+ * The origin lookups of the write decision (`append-plan.ts` invariants 12 and 13), apart from
+ * the planner so each reads in one sitting: which entry of the log a moved copy is a copy of,
+ * and what a `corrects` naming an id with nothing recorded under it names. Pure given the
+ * planner's view of the group (`OriginView`); a lookup the store has not loaded throws
+ * `PlanMiss`, as every lookup of the planner does.
+ *
+ * Invariants:
+ * 1. Never another subject's entry: a candidate of a clientId bound to another subject than the
+ *    pusher's is passed over (its answer would tell its positions, or that it exists).
+ * 2. Entries made by a log (`SERVER_CLIENT_ID`) are never copies of anything.
+ */
+import { recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
+import type { Entry } from '@ledgerline/core'
+import type { ClientRecord, Pusher } from './log-store.ts'
+import type { AppendedResult, PlanContext, PlannedEntry, Recorded } from './plan-types.ts'
+import { PlanMiss } from './plan-types.ts'
+
+/** What the origin lookups see of the planner: its context, this group so far, its lookups. */
+export interface OriginView {
+  readonly context: PlanContext
+  /** The group's planned entries so far. */
+  readonly entries: readonly PlannedEntry[]
+  /** This group's alias of a copy's id (invariant 13 of `append-plan.ts`). */
+  aliased(tenant: string, id: string): AppendedResult | undefined
+  /** What is recorded under an id, in this group or before it. */
+  previous(tenant: string, id: string): Recorded | null
+  /** A client's record, in this group or before it. */
+  client(tenant: string, clientId: string): ClientRecord
+}
+
+/**
+ * The result of the entry of the log that `entry` is a copy of (invariant 12), or `undefined`:
+ * its origin (its own id when it has none) itself or another entry carrying that origin,
+ * decided earlier or in this group, with the same content apart from numbering.
+ */
+export function sameOrigin(
+  view: OriginView,
+  tenant: string,
+  entry: Entry,
+  pusher: Pusher | undefined,
+): AppendedResult | undefined {
+  // An entry that was never moved may still arrive after a moved copy of it landed (a copy
+  // of the database restored after the move): its own id is the origin to look for.
+  const origin = entry.origin ?? entry.id
+  const found = view.context.lookups.originals(tenant, origin)
+  if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
+  // This group's own entries too: a scan, only for moved entries (a restore's work).
+  const inGroup = view.entries
+    .filter((p) => p.tenant === tenant && p.digest !== null)
+    .map((p) => p.stored)
+    .filter((e) => e.id !== entry.id && (e.id === origin || e.origin === origin))
+  const want = recoveryDigest(entry, view.context.hash)
+  let first: AppendedResult | undefined
+  for (const candidate of [...found, ...inGroup]) {
+    if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === entry.id) continue
+    const owner = view.client(tenant, candidate.clientId)
+    // Never another subject's entry: the answer would tell its positions.
+    if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
+      continue
+    }
+    if (!sameDigest(recoveryDigest(candidate, view.context.hash), want)) continue
+    const record = view.previous(tenant, candidate.id)
+    if (record?._tag !== 'entry') continue
+    // The first landing in commit order: copies of one content share an entity, so a
+    // partition, where offsets are commit order (every store answers the same one).
+    if (first === undefined || record.result.offset < first.offset) first = record.result
+  }
+  return first
+}
+
+/**
+ * Invariant 13: what a `corrects` naming `id`, with nothing recorded under it, names: this
+ * group's alias of a copy, else the first entry of the log `originals` finds for `id` (an
+ * alias kept by the store, or a moved copy carrying `id` as origin), else `null`.
+ */
+export function namedThroughOrigins(
+  view: OriginView,
+  tenant: string,
+  id: string,
+  pusher: Pusher | undefined,
+): Recorded | null {
+  const aliased = view.aliased(tenant, id)
+  if (aliased !== undefined) return view.previous(tenant, aliased.id)
+  const found = view.context.lookups.originals(tenant, id)
+  if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
+  const inGroup = view.entries
+    .filter((p) => p.tenant === tenant && p.digest !== null && p.stored.origin === id)
+    .map((p) => p.stored)
+  for (const candidate of [...found, ...inGroup]) {
+    if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
+    const owner = view.client(tenant, candidate.clientId)
+    // Never another subject's entry: the answer would tell that it exists.
+    if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
+      continue
+    }
+    const record = view.previous(tenant, candidate.id)
+    if (record?._tag === 'entry') return record
+  }
+  return null
+}
