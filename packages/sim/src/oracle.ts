@@ -41,7 +41,7 @@
  * 2. After a disagreement it goes on from its own prediction, so one bug is reported where it
  *    happens, and what follows from it is reported as well (at most `SIM_VIOLATIONS_KEPT_MAX`).
  */
-import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
+import type { Entry, Schema } from '@ledgerline/core'
 import {
   buildCorrections,
   checkInvariants,
@@ -52,26 +52,19 @@ import {
 } from '@ledgerline/core'
 import type { AppendItem, AppendResult, Pusher } from '@ledgerline/log'
 import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
-import { contentKey, fullKey, stable } from './content.ts'
+import { contentKey, fullKey } from './content.ts'
 import { SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
+import type {
+  Appended,
+  OracleEntry,
+  OracleRefusal,
+  OracleStateData,
+  Prediction,
+} from './oracle-state.ts'
+import { emptyState, recoveryKey, resultOfPlaced } from './oracle-state.ts'
 
-/** What the oracle expects the log to hold at one position. */
-export interface OracleEntry {
-  readonly id: string
-  readonly entity: string
-  readonly kind: string
-  readonly version: number
-  readonly partition: number
-  readonly offset: number
-  /** `fullKey` of the entry as it was decided (clients') or made (corrections). */
-  readonly key: string
-}
-
-export interface OracleRefusal {
-  readonly tenant: string
-  readonly id: string
-  readonly code: string
-}
+export type { OracleEntry, OracleRefusal } from './oracle-state.ts'
+export { oracleEntryOf } from './oracle-state.ts'
 
 export interface LogOracle {
   /** Checks the results a store gave for one call (invariant 1), then takes its predictions. */
@@ -464,109 +457,5 @@ export function createLogOracle(
     get callsChecked() {
       return callsChecked
     },
-  }
-}
-
-interface Appended {
-  readonly status: 'appended'
-  readonly version: number
-  readonly partition: number
-  readonly offset: number
-  readonly committedAt: number
-  readonly corrections: readonly { readonly id: string; readonly entity: string }[]
-}
-
-type Decided =
-  | Appended
-  | { readonly status: 'refused'; readonly code: string }
-  | { readonly status: 'deferred'; readonly code: string }
-
-/** What the log recorded for one of its own corrections. */
-function resultOfPlaced(p: OracleEntry): Appended {
-  return {
-    status: 'appended',
-    version: p.version,
-    partition: p.partition,
-    offset: p.offset,
-    committedAt: 0,
-    corrections: [],
-  }
-}
-
-type Prediction =
-  | {
-      readonly status: 'appended' | 'duplicate'
-      readonly version: number
-      readonly partition: number
-      readonly offset: number
-      readonly committedAt: number
-      readonly corrections: readonly string[]
-      /** Where the corrections of a new append go (their ids are `corrections`). */
-      readonly placed?: readonly OracleEntry[] | undefined
-      readonly commit?: (() => void) | undefined
-      /** A moved entry answered as a copy of its first landing (rule 5 across moves). */
-      readonly copy?: boolean | undefined
-      /** The id of that first landing. */
-      readonly of?: string | undefined
-    }
-  | { readonly status: 'refused'; readonly code: string; readonly record?: boolean }
-  | { readonly status: 'deferred'; readonly code: string; readonly resent?: boolean }
-  | { readonly status: 'id_conflict' }
-  | { readonly status: 'client_taken' }
-  | { readonly status: 'unknown'; readonly note: string }
-
-interface OracleStateData {
-  highs: Map<string, number>
-  /** The subject each clientId is bound to (rule 11). */
-  subjects: Map<string, string>
-  decided: Map<string, { content: string; entity: string; result: Decided }>
-  entities: Map<string, { version: number; state: unknown }>
-  logs: OracleEntry[][]
-  refusals: OracleRefusal[]
-  /** Client entries appended, by (tenant, origin or own id), in commit order. */
-  origins: Map<string, { id: string; clientId: string; key: string }[]>
-  /** Ids whose clientSeq a copy used up (nothing recorded under them). */
-  copies: Set<string>
-  /** Moved copies answered duplicate on their first push, by key: the landing's id. */
-  aliases: Map<string, string>
-}
-
-function emptyState(partitions: number): OracleStateData {
-  return {
-    highs: new Map(),
-    subjects: new Map(),
-    decided: new Map(),
-    entities: new Map(),
-    logs: Array.from({ length: partitions }, () => []),
-    refusals: [],
-    origins: new Map(),
-    copies: new Set(),
-    aliases: new Map(),
-  }
-}
-
-/** An entry's content apart from what restore recovery changes when it moves it. */
-function recoveryKey(e: Entry): string {
-  const { id: _i, clientId: _c, clientSeq: _s, corrects: _k, origin: _o, ...rest } = e
-  const {
-    version: _v,
-    partition: _p,
-    offset: _f,
-    committedAt: _t,
-    ...content
-  } = rest as Entry & Partial<StoredEntry>
-  return stable(content)
-}
-
-/** A stored entry as the oracle keeps it, for comparing the store's log with its own. */
-export function oracleEntryOf(e: StoredEntry): OracleEntry {
-  return {
-    id: e.id,
-    entity: e.entity,
-    kind: e.kind,
-    version: e.version,
-    partition: e.partition,
-    offset: e.offset,
-    key: fullKey(e),
   }
 }
