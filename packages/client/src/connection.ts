@@ -14,7 +14,7 @@
  * the least delay the relay asked for in its last `error` frame; the connection is *paused* by
  * `disconnect()` and *parked* after `client_taken` (no reconnect until `reconnect()`; the sync
  * loop calls it when the refusal came from a log this device did not last see and it moved the
- * outbox to a new clientId: `sync.ts` invariant 8).
+ * outbox to a new clientId: `sync-taken.ts` invariant 1).
  *
  * Invariants:
  * 1. At most one socket is current; events of an older socket are ignored.

@@ -36,20 +36,24 @@
  * 8. A stored page needs no read either: a cached entity, loaded and with no load in flight,
  *    whose new entries follow its version densely folds them in memory and drops the pending
  *    entries received back, as a load of the store would then answer; any other loads again.
+ *
+ * How a view is composed, pending entries sorted and snapshots written: `entity-fold.ts` (its
+ * invariants 1 to 3 are the parts of invariants 2, 4 and 7 it implements).
  */
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import {
-  fold,
-  view as foldView,
-  isEntityName,
-  checkPattern,
-  matchesPattern,
-} from '@ledgerline/core'
+import { fold, isEntityName, checkPattern, matchesPattern } from '@ledgerline/core'
 import type { ClientWarning, EntityState } from './client-api.ts'
 import type { ChunkRecord, ClientStore, EntityBase, EntityLoad } from './client-store.ts'
 import { ClientError, fromLedgerError } from './errors.ts'
-import { CACHE_ENTITIES_MAX, SNAPSHOT_ENTRIES_MIN } from './limits.ts'
-import { reduceSource, snapshotTypeKey } from './snapshot-keys.ts'
+import {
+  composeView,
+  createSnapshotWriter,
+  sortPending,
+  typeKey,
+  withRecent,
+} from './entity-fold.ts'
+import { CACHE_ENTITIES_MAX } from './limits.ts'
+import { reduceSource } from './snapshot-keys.ts'
 
 export interface EntityCacheOptions {
   readonly schema: Schema
@@ -123,7 +127,7 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
   const storeOf = options.storeOf ?? (() => noStore)
   const entitiesMax = options.entitiesMax ?? CACHE_ENTITIES_MAX
   const cache = new Map<string, CacheItem>()
-  const warned = new Set<string>()
+  const { maybeSnapshot, warnStale } = createSnapshotWriter(options)
   const entityListeners = new Map<string, Set<(entity: string) => void>>()
   const patternListeners = new Map<string, Set<(entity: string) => void>>()
 
@@ -302,28 +306,6 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     notify(entity)
   }
 
-  /** Invariant 4: a snapshot after SNAPSHOT_ENTRIES_MIN entries folded since the last. */
-  function maybeSnapshot(
-    entity: string,
-    item: CacheItem,
-    type: ReturnType<Schema['typeOf']>,
-    source: string,
-  ): void {
-    const through = item.lastChunk
-    if (item.foldedSinceSnapshot < SNAPSHOT_ENTRIES_MIN || through === undefined) return
-    item.foldedSinceSnapshot = 0
-    const snapshot = {
-      entity,
-      version: item.version,
-      state: item.confirmed,
-      through,
-      typeKey: typeKey(type),
-      source,
-    }
-    // A snapshot only saves work later; failing to write one is fine.
-    void options.clientStore.then((s) => s.putSnapshot(snapshot)).catch(() => {})
-  }
-
   /** Invariant 8: false when `entries` do not follow what `item` folded (then load it). */
   function foldStored(
     entity: string,
@@ -354,17 +336,6 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
   function needsLoad(entity: string): boolean {
     const item = cache.get(entity)
     return item === undefined || (!item.current.loaded && item.loading === undefined)
-  }
-
-  /** Invariant 4: told once per entity type. */
-  function warnStale(type: ReturnType<Schema['typeOf']>): void {
-    if (warned.has(type.type) || options.onWarning === undefined) return
-    warned.add(type.type)
-    options.onWarning({
-      kind: 'reduce_changed',
-      message: `entity type '${type.type}': reduce changed but version did not (still ${type.version}); snapshots folded by the old reduce are used as they are: raise version in defineEntity if what reduce computes changed`,
-      type: type.type,
-    })
   }
 
   function get<S>(entity: string): EntityState<S> {
@@ -495,40 +466,4 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     entities: () => [...cache.keys()],
     typeOf,
   }
-}
-
-/** Invariant 7: a load's pending entries, and those appended since it began that it lacks. */
-function withRecent(load: EntityLoad, recent: readonly Entry[]): readonly Entry[] {
-  if (recent.length === 0) return load.pending
-  const known = new Set<string>()
-  for (const e of load.pending) known.add(e.id)
-  for (const e of load.stored) known.add(e.id)
-  return [...load.pending, ...recent.filter((e) => !known.has(e.id))]
-}
-
-/**
- * Invariant 2: the view is confirmed state, then the store layer in hub order, then own
- * pending entries in clientSeq order.
- */
-function composeView(
-  type: ReturnType<Schema['typeOf']>,
-  confirmed: unknown,
-  store: readonly Entry[],
-  pending: readonly Entry[],
-): unknown {
-  return foldView(type, store.length === 0 ? confirmed : fold(type, confirmed, store), pending)
-}
-
-/** Own pending entries in the order the view folds them. */
-export function sortPending(entries: readonly Entry[]): Entry[] {
-  // One clientId at a time has entries in the outbox; acked ones of an older clientId (before
-  // a reissue) come first.
-  return [...entries].sort((a, b) =>
-    a.clientId === b.clientId ? a.clientSeq - b.clientSeq : a.hlc < b.hlc ? -1 : 1,
-  )
-}
-
-/** The snapshot key of an entity type: its name and fold version (invariant 4). */
-export function typeKey(type: { readonly type: string; readonly version?: number }): string {
-  return snapshotTypeKey(type.type, type.version ?? 1)
 }

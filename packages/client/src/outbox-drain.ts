@@ -14,7 +14,8 @@
  * acks were lost, or the database was restored), so they are *confirmed* first, alone. A *held*
  * record is kept back: the relay deferred it (`retryAfterMs`), or it failed alone in a batch of
  * one, or it is larger than the relay takes; held records are never deleted, and the records
- * after them go on. The *cap* is the most entries a batch may have now.
+ * after them go on (`outbox-held.ts` keeps them). The *cap* is the most entries a batch may have
+ * now.
  *
  * Invariants:
  * 1. Batches are sent in clientSeq order, each ≤ the cap (≤ PUSH_BATCH_ENTRIES_MAX and the
@@ -57,22 +58,15 @@ import {
   RECONNECT_MS_MIN,
   STORED_RESEND_MS,
 } from './limits.ts'
+import type { HeldReason } from './outbox-held.ts'
+import { createHeldRecords, STORED } from './outbox-held.ts'
 import type { Scheduler, TimerHandle } from './scheduler.ts'
 import type { WebSocketLike } from './transport.ts'
-
-/** The hold code of records a store hub answered `stored` (invariant 8). */
-const STORED = 'stored'
 
 /** Ways to break the client on purpose (`ClientOptions.bugs`); production never sets them. */
 export interface ClientBugs {
   /** Delete outbox records as soon as their push is sent, not when their ack says so. */
   readonly deleteOnSend?: boolean | undefined
-}
-
-/** Why a record is held back, and how many are held for it. */
-export interface HeldReason {
-  readonly code: string
-  readonly count: number
 }
 
 export interface OutboxDrainOptions {
@@ -150,14 +144,6 @@ interface Flight {
   readonly epoch: number
 }
 
-interface Held {
-  readonly code: string
-  /** When to send it again (Infinity: not on this socket; -Infinity: due now). */
-  dueAt: number
-  /** Sent again on a new socket (deferrals); false: only after dueAt (entries that failed). */
-  readonly onReconnect: boolean
-}
-
 /**
  * @example
  * const drain = createOutboxDrain({ clientStore, scheduler, now, isCurrent, ready, send,
@@ -171,7 +157,6 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
   const flying = new Set<string>()
   /** The resend epoch each answered, not yet applied record was sent in. */
   const answeredIn = new Map<string, number>()
-  const heldById = new Map<string, Held>()
   /** Raised by every resend after a gap (invariant 5). */
   let epoch = 0
   let batchNo = 0
@@ -179,7 +164,6 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
   let draining = false
   let drainAgain = false
   let kickTimer: TimerHandle | undefined
-  let retryTimer: TimerHandle | undefined
   let gapTimer: TimerHandle | undefined
   let stopped = false
   let unread = true
@@ -196,6 +180,20 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
   let readPastCeiling = false
   let trouble: { id: string; failures: number } | undefined
   let gap: { id: string; streak: number } | undefined
+  const holds = createHeldRecords({
+    scheduler,
+    now: options.now,
+    paused: () => confirming !== undefined || frozen,
+    stopped: () => stopped,
+    readsFromStart: () => lastSent === undefined && unread,
+    due() {
+      // Held records sit before lastSent: read the outbox again from its start.
+      lastSent = undefined
+      unread = true
+      drain()
+    },
+    changed: options.changed,
+  })
 
   function drain(ws: WebSocketLike | undefined = options.ready()): void {
     if (ws === undefined || ws !== options.ready() || frozen) return
@@ -232,7 +230,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         options.failed(error instanceof Error ? error.message : String(error))
       } finally {
         draining = false
-        armRetry()
+        holds.arm()
       }
     })()
   }
@@ -267,14 +265,14 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       lastSent = [r.clientId, r.clientSeq]
       // In flight already (a resend from the start): its own ack will answer it.
       if (flying.has(r.id)) continue
-      const held = heldById.get(r.id)
+      const held = holds.get(r.id)
       if (held !== undefined && held.dueAt > now) continue
       if (
         r.bytes > limits.entryDataBytesMax &&
         entryDataBytes(r.entry.data) > limits.entryDataBytesMax
       ) {
         // The relay would refuse the frame (and close the socket): keep it until one takes it.
-        hold(r.id, 'too_large', Number.POSITIVE_INFINITY, true)
+        holds.hold(r.id, 'too_large', Number.POSITIVE_INFINITY, true)
         continue
       }
       batch.push(r)
@@ -291,7 +289,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     if (batch.length === 0) return batch
     for (const r of batch) {
       flying.add(r.id)
-      const held = heldById.get(r.id)
+      const held = holds.get(r.id)
       if (held !== undefined) held.dueAt = Number.POSITIVE_INFINITY // in flight: not due again
     }
     const no = ++batchNo
@@ -307,39 +305,6 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     confirming = undefined
     frozen = true
     options.confirmed(ws)
-  }
-
-  function hold(id: string, code: string, dueAt: number, onReconnect: boolean): void {
-    heldById.set(id, { code, dueAt, onReconnect })
-    armRetry()
-    options.changed()
-  }
-
-  /**
-   * Wakes the drain when the earliest held record falls due (not while confirming or frozen:
-   * `lift` arms it again).
-   */
-  function armRetry(): void {
-    scheduler.clearTimeout(retryTimer)
-    retryTimer = undefined
-    if (confirming !== undefined || frozen) return
-    let first = Number.POSITIVE_INFINITY
-    for (const h of heldById.values()) if (h.dueAt > -Infinity) first = Math.min(first, h.dueAt)
-    if (first === Number.POSITIVE_INFINITY || stopped) return
-    // Due already, and the next read starts from the outbox's start: the drain could not push
-    // (every batch in flight, a gap backing off), and what unblocks it (an ack, the gap timer, a
-    // welcome) drains again and sends the record. A timer now would only spin.
-    if (first <= options.now() && lastSent === undefined && unread) return
-    retryTimer = scheduler.setTimeout(
-      () => {
-        retryTimer = undefined
-        // Held records sit before lastSent: read the outbox again from its start.
-        lastSent = undefined
-        unread = true
-        drain()
-      },
-      Math.max(0, first - options.now()),
-    )
   }
 
   return {
@@ -363,7 +328,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       confirming = undefined
       frozen = false
       unread = true
-      armRetry()
+      holds.arm()
     },
     confirming: () => confirming !== undefined,
     freeze() {
@@ -406,7 +371,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         const sentIn = answeredIn.get(record.id)
         answeredIn.delete(record.id)
         if (result.status === 'deferred') {
-          heldById.set(record.id, {
+          holds.set(record.id, {
             code: result.code,
             dueAt: options.now() + Math.max(0, result.retryAfterMs),
             onReconnect: true,
@@ -415,13 +380,13 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         } else if (result.status === 'stored') {
           // Invariant 8: in the store, not at head office: asked again until head office's
           // result comes back (not counted as held: nothing is wrong with it).
-          heldById.set(record.id, {
+          holds.set(record.id, {
             code: STORED,
             dueAt: options.now() + STORED_RESEND_MS,
             onReconnect: true,
           })
-          armRetry()
-        } else if (heldById.delete(record.id)) {
+          holds.arm()
+        } else if (holds.delete(record.id)) {
           heldChanged = true
         }
         // A gap answered to a batch sent before the last resend repeats that gap: not news.
@@ -454,7 +419,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       }
       // Alone and failing still: hold it (never delete it); the records after it go on.
       trouble = undefined
-      hold(first.id, kind, options.now() + FAILED_ENTRY_RETRY_MS, false)
+      holds.hold(first.id, kind, options.now() + FAILED_ENTRY_RETRY_MS, false)
     },
     reset() {
       inFlight.clear()
@@ -469,19 +434,20 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       scheduler.clearTimeout(gapTimer)
       gapTimer = undefined
       // Invariant 5: deferred records go again with the whole outbox on the next socket.
-      for (const h of heldById.values()) if (h.onReconnect) h.dueAt = Number.NEGATIVE_INFINITY
+      holds.dueOnReconnect()
     },
     forget() {
-      heldById.clear()
+      holds.clear()
       trouble = undefined
       gap = undefined
-      armRetry()
+      holds.arm()
       options.changed()
     },
     stop() {
       stopped = true
-      for (const t of [kickTimer, retryTimer, gapTimer]) scheduler.clearTimeout(t)
-      kickTimer = retryTimer = gapTimer = undefined
+      for (const t of [kickTimer, gapTimer]) scheduler.clearTimeout(t)
+      kickTimer = gapTimer = undefined
+      holds.stop()
       inFlight.clear()
       flying.clear()
     },
@@ -494,15 +460,10 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
       confirming !== undefined ||
       frozen,
     settled(ids) {
-      for (const id of ids) heldById.delete(id)
-      armRetry()
+      for (const id of ids) holds.delete(id)
+      holds.arm()
     },
-    held() {
-      const counts = new Map<string, number>()
-      for (const h of heldById.values())
-        if (h.code !== STORED) counts.set(h.code, (counts.get(h.code) ?? 0) + 1)
-      return [...counts].map(([code, count]) => ({ code, count }))
-    },
+    held: () => holds.reasons(),
     cap: () => cap,
   }
 

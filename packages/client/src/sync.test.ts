@@ -35,7 +35,7 @@ import type { ClientStore, PageApplied, PageIn } from './client-store.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
 import { createMemoryClientStore } from './memory-client-store.ts'
 import { deriveClientId } from './restore-recovery.ts'
-import type { Sync } from './sync.ts'
+import type { Sync } from './sync-api.ts'
 import type { WebSocketConstructor } from './transport.ts'
 import { createSync } from './sync.ts'
 

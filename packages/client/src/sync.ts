@@ -13,7 +13,9 @@
  *
  * Terms: a *subscription* is one `subscribe` of a socket (numbered `sub`); its *scope* is the
  * entity patterns asked for (the option, or the token's read grants); *credit* is the pages the
- * relay may send ahead; a *session* is one welcomed socket with its high-water mark.
+ * relay may send ahead; a *session* is one welcomed socket with its high-water mark. Modules of
+ * their own: the types (`sync-api.ts`), the store-hub side (`sync-hub.ts`), the `client_taken`
+ * move (`sync-taken.ts`) and the corrections awaited (`awaited-corrections.ts`, invariant 7).
  *
  * Invariants:
  * 1. Nothing above the welcome's high-water mark is pushed before every outbox record at or
@@ -34,131 +36,31 @@
  *    subscription brought them (the stored cursor of their partition passed their offset), for
  *    the entities in scope: `synced()` means the log's consequences of this device's entries
  *    are here too, not only the entries.
- * 8. `client_taken` parks the connection, unless it names a log other than the one this
- *    database last saw (restored or replaced since: the binding of the clientId may be what was
- *    lost), or a recovery is pending (`recovering`: the log changed and the move did not happen
- *    yet). Then, in the writes a welcome's recovery makes, what the database holds of the
- *    clientId goes back into the outbox, history goes with the old log, and the outbox moves to
- *    a new clientId; the connection reconnects as it. The log holds nothing of this device under
- *    a clientId it binds to another subject (the first record binds), so nothing lands twice and
- *    nothing is attributed to the other subject. The new identity is recorded first, so a
- *    second `client_taken` from the same log, under the new clientId, parks: at most one move
- *    per log change.
- * 9. Through a store hub (`welcome.role` `hub`): `store` messages of the current subscription
- *    fill the store layer (own entries excluded), entries of stored pages leave it (those the
- *    hub removed leave after STORE_LEAVING_MS without a page: `store-layer.ts` invariant 4), and a
- *    welcome from head office itself clears it; `relay` and `headOffice` say where the client
- *    is and whether head office is reached (the hub's `upstream`, or directly).
+ * 8. `client_taken` parks the connection, unless the log changed or a recovery is pending: then
+ *    the outbox moves to a new clientId and the connection reconnects as it, at most one move
+ *    per log change. The whole rule is `sync-taken.ts` invariant 1.
+ * 9. Through a store hub (`welcome.role` `hub`) the store layer is filled, emptied and cleared,
+ *    and `relay` / `headOffice` say where the client is: `sync-hub.ts` invariants 1 to 3.
  */
-import type { Entry } from '@ledgerline/core'
 import { assert, matchesAny } from '@ledgerline/core'
 import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
-import type { LogIdentity, RelayRole, WelcomeMessage } from '@ledgerline/protocol'
+import type { WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
-import type { AckApplied, AckItem, ClientStore, PageApplied } from './client-store.ts'
+import { createAwaitedCorrections } from './awaited-corrections.ts'
+import type { AckItem } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
 import { createConnection } from './connection.ts'
 import { realScheduler } from './environment.ts'
 import { CREDIT_WINDOW_PAGES } from './limits.ts'
-import type { HeldReason } from './outbox-drain.ts'
+import type { HeldReason } from './outbox-held.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
-import type { ClientBugs } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
 import { createRecovery } from './restore-recovery.ts'
-import type { Scheduler, TimerHandle } from './scheduler.ts'
-import type { StoreLayer } from './store-layer.ts'
-import { createStoreLayer } from './store-layer.ts'
-import type { WebSocketConstructor, WebSocketLike } from './transport.ts'
+import type { Sync, SyncOptions, SyncState } from './sync-api.ts'
+import { createSyncHub } from './sync-hub.ts'
+import { createTakenMove } from './sync-taken.ts'
+import type { WebSocketLike } from './transport.ts'
 import { createWriteQueue } from './write-queue.ts'
-
-export interface SyncState {
-  /** A socket is open and the relay welcomed us. */
-  readonly online: boolean
-  /** Batches in flight, or catch-up not done yet. */
-  readonly syncing: boolean
-  /** Catch-up is done: pages now arrive live. */
-  readonly live: boolean
-  readonly lastServerContactAt: number | null
-  readonly lastError: {
-    readonly kind: ClientErrorStatusKind
-    readonly message: string
-  } | null
-  readonly tenant: string | null
-  /** Outbox records held back by the drain, by reason. */
-  readonly heldReasons: readonly HeldReason[]
-  /** `disconnect()` paused syncing. */
-  readonly paused: boolean
-  /** The welcomed relay, and what it is; null while not online. */
-  readonly relay: RelayInfo | null
-  /** Head office, as seen from here: through the hub's `upstream`, or directly. */
-  readonly headOffice: HeadOfficeReach
-}
-
-export interface RelayInfo {
-  readonly url: string
-  readonly role: RelayRole
-}
-
-export type HeadOfficeReach = 'reachable' | 'unreachable' | 'unknown'
-
-export interface SyncEvents {
-  state(state: SyncState): void
-  acked(applied: AckApplied): void
-  page(applied: PageApplied): void
-  reissued(renamed: ReadonlyMap<string, string>): void
-  /** Confirmed history, snapshots and cursors were dropped: another server log. */
-  reset(): void
-  /** The store layer (`storeLayer`) changed for these entities. */
-  store?(entities: ReadonlySet<string>): void
-}
-
-export interface SyncOptions {
-  /** One relay, or relays in order of preference: hub, backup hub, head office. */
-  readonly url: string | readonly string[]
-  readonly WebSocket: WebSocketConstructor
-  readonly token: () => Promise<string>
-  /** Drops a cached token so the next `token()` asks the app's function again. */
-  readonly invalidateToken: () => void
-  /** A function gives the token: renew it on the live socket before it expires. */
-  readonly renewable?: boolean | undefined
-  readonly scope: readonly string[] | undefined
-  readonly clientStore: ClientStore
-  readonly now: () => number
-  /** A float in [0, 1) for the reconnect jitter. */
-  readonly random: () => number
-  /** A random clientId (restore recovery's fallback when derived ids keep meeting conflicts). */
-  readonly newClientId: () => string
-  /** The encoded size of an entry (for entries put back into the outbox). */
-  readonly bytesOf?: ((entry: Entry) => number) | undefined
-  /** Default: the host's timers. */
-  readonly scheduler?: Scheduler | undefined
-  readonly events: SyncEvents
-  /** Test-only: planted bugs (`ClientOptions.bugs`). */
-  readonly bugs?: ClientBugs | undefined
-  /** Where `store` messages go (`store-layer.ts`); default: a layer of its own. */
-  readonly storeLayer?: StoreLayer | undefined
-}
-
-export interface Sync {
-  start(): void
-  /** The outbox changed: send what is new (within DRAIN_DELAY_MS, coalescing kicks). */
-  kick(): void
-  state(): SyncState
-  /**
-   * Batches in flight, being read from the outbox, a kick waiting to read it, a confirm phase,
-   * or corrections of own entries not received yet (invariant 7).
-   */
-  busy(): boolean
-  /** Resolves when the acks and pages received so far are stored (or dropped). */
-  idle(): Promise<void>
-  /** The network may be back: reset the backoff and connect now if not connected. */
-  reconnect(): void
-  /** The network is gone: drop the socket now instead of waiting for it to time out. */
-  offline(): void
-  /** Pause syncing until `reconnect()`. */
-  disconnect(): void
-  stop(): void
-}
 
 /**
  * @example
@@ -176,11 +78,8 @@ export function createSync(options: SyncOptions): Sync {
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
   let pagesSinceCredit = 0
-  /** Invariant 8: a move after `client_taken` is under way (a second refusal waits for it). */
-  let taking = false
-  /** Invariant 7: correction positions (partition → offsets) not received yet, and the cursors. */
-  const awaited = new Map<number, Set<number>>()
-  let received: Readonly<Record<number, number>> = {}
+  /** Invariant 7: correction positions not received yet (`awaited-corrections.ts`). */
+  const awaited = createAwaitedCorrections()
   /** The welcomed socket's recovery view, and the conflicts met in its confirm phase. */
   let session: (RecoverySession & { readonly ws: WebSocketLike; conflicts: number }) | undefined
   let state: SyncState = {
@@ -195,16 +94,13 @@ export function createSync(options: SyncOptions): Sync {
     relay: null,
     headOffice: 'unknown',
   }
-  const layer = options.storeLayer ?? createStoreLayer()
-  /** This database's clientIds as of the welcome: their entries are never store entries. */
-  let ownIds: readonly string[] = []
-  /** The last `upstream` message, and its socket. */
-  let upstream: { readonly ws: WebSocketLike; readonly connected: boolean } | undefined
-  const none: ReadonlySet<string> = new Set()
-  let leavingTimer: TimerHandle | undefined
-  const storeChanged = (entities: ReadonlySet<string>) => {
-    if (entities.size > 0) events.store?.(entities)
-  }
+  const hub = createSyncHub({
+    storeLayer: options.storeLayer,
+    scheduler,
+    now: options.now,
+    stopped: () => stopped,
+    told: (entities) => events.store?.(entities),
+  })
 
   const setState = (patch: Partial<SyncState>) => {
     const next = { ...state, ...patch }
@@ -268,6 +164,24 @@ export function createSync(options: SyncOptions): Sync {
     bugs: options.bugs,
   })
   const recovery = createRecovery({ clientStore, randomClientId: options.newClientId })
+  const onTaken = createTakenMove({
+    clientStore,
+    recovery,
+    bytesOf: options.bytesOf,
+    stopped: () => stopped,
+    clientId: () => helloClientId,
+    reconnect: () => connection.reconnect(),
+    logChanged() {
+      awaited.clear() // positions of another log
+      events.reset()
+    },
+    moved(renamed) {
+      drain.forget()
+      events.reissued(renamed)
+      connection.reconnect()
+    },
+    failed: (message) => fail('storage', message),
+  })
   const writes = createWriteQueue({
     clientStore,
     scheduler,
@@ -277,7 +191,7 @@ export function createSync(options: SyncOptions): Sync {
     stopped: () => stopped,
     acked(ws, applied, items) {
       noteConflicts(ws, items)
-      awaitCorrections(items)
+      awaited.await(items, inScope)
       const { gapRepeated } = drain.applied(items)
       if (gapRepeated === true) {
         const first = items.find((i) => i.result.status === 'refused')?.record.id
@@ -291,17 +205,13 @@ export function createSync(options: SyncOptions): Sync {
       drain.drain(ws)
     },
     paged(ws, run, applied) {
-      received = applied.cursors
       if (applied.settled.size > 0) drain.settled(applied.settled.keys())
-      settleAwaited()
+      awaited.received(applied.cursors)
       // Invariant 9: confirmed now, so out of the store layer, in the same turn as the page is
-      // told (the entity is folded again with both: never counted twice, never missing).
-      const confirmed =
-        layer.size() > 0
-          ? layer.confirmed(run.flatMap((w) => w.page.entries.map((e) => e.id)))
-          : none
+      // told (`sync-hub.ts` invariant 2).
+      const confirmed = hub.confirmed(() => run.flatMap((w) => w.page.entries.map((e) => e.id)))
       events.page(applied)
-      storeChanged(confirmed)
+      hub.tell(confirmed)
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) setState({ live: true })
       pagesSinceCredit += run.length
@@ -356,15 +266,10 @@ export function createSync(options: SyncOptions): Sync {
       case 'store':
         if (message.sub !== subNo) return
         setState({ lastServerContactAt: at })
-        storeChanged(layer.apply(message, ownIds, at))
-        armLeaving()
+        hub.store(message, at)
         return
       case 'upstream':
-        upstream = { ws, connected: message.connected }
-        setState({
-          lastServerContactAt: at,
-          headOffice: message.connected ? 'reachable' : 'unreachable',
-        })
+        setState({ lastServerContactAt: at, headOffice: hub.upstream(ws, message.connected) })
         return
       default:
         return
@@ -395,9 +300,7 @@ export function createSync(options: SyncOptions): Sync {
         awaited.clear() // positions of another log
         events.reset()
       }
-      ownIds = begun.meta.clientIds
-      // Directly at head office nothing is provisional: no store layer.
-      if (welcome.role !== 'hub') storeChanged(layer.clear())
+      hub.welcome(welcome, begun.meta.clientIds)
       session = {
         ws,
         from,
@@ -412,8 +315,7 @@ export function createSync(options: SyncOptions): Sync {
       inScope = (entity) => matchesAny(scope, entity)
       const cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
       if (connection.current() !== ws) return
-      received = cursors
-      settleAwaited()
+      awaited.received(cursors)
       subNo++
       pagesSinceCredit = 0
       connection.send(ws, {
@@ -429,7 +331,7 @@ export function createSync(options: SyncOptions): Sync {
         lastError: null,
         relay: { url: connection.url(), role: welcome.role },
         // An `upstream` that came while the session began is newer than the welcome's.
-        headOffice: headOfficeAt(welcome, upstream?.ws === ws ? upstream.connected : undefined),
+        headOffice: hub.reachAt(ws, welcome),
       })
       // Invariant 1: confirm what the log already holds of this clientId first.
       drain.begin(ws, welcome.limits, welcome.clientSeqHigh)
@@ -437,90 +339,6 @@ export function createSync(options: SyncOptions): Sync {
     } catch (error) {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
-    }
-  }
-
-  /**
-   * Invariant 8: `client_taken` from `log`. The session-start write a welcome makes (put back,
-   * drop history, record the log) with no high-water mark (the log holds nothing of ours under
-   * a clientId it binds to another subject), then the move, then a reconnect.
-   */
-  async function onTaken(log: LogIdentity): Promise<void> {
-    if (taking || stopped) return
-    taking = true
-    try {
-      const from = helloClientId
-      const tenant = await clientStore.tenant()
-      // No tenant: never welcomed, so no log ever bound this clientId to this database.
-      if (tenant === undefined) return
-      const begun = await clientStore.beginSession(
-        { clientId: from, tenant, log, high: 0 },
-        options.bytesOf ?? (() => 0),
-      )
-      if (stopped) return
-      if (begun._tag === 'stale') {
-        // Another tab moved the outbox since the hello: say hello as the new id.
-        connection.reconnect()
-        return
-      }
-      if (!begun.recovering) return // the log this database last saw: stay parked
-      if (begun.logChanged) {
-        awaited.clear() // positions of another log
-        events.reset()
-      }
-      const settled = await recovery.settle(
-        {
-          from,
-          high: 0,
-          deviceSecret: begun.meta.deviceSecret,
-          clientIds: begun.meta.clientIds,
-          recovering: true,
-        },
-        0,
-      )
-      if (stopped || settled._tag !== 'moved') return
-      drain.forget()
-      events.reissued(settled.renamed)
-      connection.reconnect()
-    } catch (error) {
-      fail('storage', error instanceof Error ? error.message : String(error))
-    } finally {
-      taking = false
-    }
-  }
-
-  /** Invariant 9: entries the hub removed go when no page confirmed them in time. */
-  function armLeaving(): void {
-    const due = layer.nextExpiry()
-    if (due === undefined || leavingTimer !== undefined || stopped) return
-    leavingTimer = scheduler.setTimeout(
-      () => {
-        leavingTimer = undefined
-        storeChanged(layer.expire(options.now()))
-        armLeaving()
-      },
-      Math.max(0, due - options.now()),
-    )
-  }
-
-  /** Invariant 7: what an ack's correction references wait for. */
-  function awaitCorrections(items: readonly AckItem[]): void {
-    for (const { result } of items) {
-      if (result.status !== 'appended' && result.status !== 'duplicate') continue
-      for (const c of result.corrections) {
-        if (!inScope(c.entity) || c.offset <= (received[c.partition] ?? 0)) continue
-        let offsets = awaited.get(c.partition)
-        if (offsets === undefined) awaited.set(c.partition, (offsets = new Set()))
-        offsets.add(c.offset)
-      }
-    }
-  }
-
-  function settleAwaited(): void {
-    for (const [partition, offsets] of awaited) {
-      const cursor = received[partition] ?? 0
-      for (const offset of offsets) if (offset <= cursor) offsets.delete(offset)
-      if (offsets.size === 0) awaited.delete(partition)
     }
   }
 
@@ -574,7 +392,7 @@ export function createSync(options: SyncOptions): Sync {
       if (!stopped) drain.kick()
     },
     state: () => state,
-    busy: () => drain.busy() || awaited.size > 0,
+    busy: () => drain.busy() || awaited.size() > 0,
     idle: () => writes.idle(),
     reconnect() {
       if (!stopped) connection.reconnect()
@@ -585,22 +403,13 @@ export function createSync(options: SyncOptions): Sync {
     },
     stop() {
       stopped = true
-      scheduler.clearTimeout(leavingTimer)
-      leavingTimer = undefined
+      hub.stop()
       connection.stop()
       writes.stop()
       drain.stop()
       setState({ online: false, live: false })
     },
   }
-}
-
-/** Head office's reach as a welcome tells it (a hub's `upstream`; head office itself). */
-function headOfficeAt(welcome: WelcomeMessage, connected?: boolean): HeadOfficeReach {
-  if (welcome.role !== 'hub') return 'reachable'
-  const now = connected ?? welcome.upstream?.connected
-  if (now === undefined) return 'unknown'
-  return now ? 'reachable' : 'unreachable'
 }
 
 function sameReasons(a: readonly HeldReason[], b: readonly HeldReason[]): boolean {

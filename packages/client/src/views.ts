@@ -28,7 +28,7 @@
  */
 import type { Entry, EntityType, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
 import { fingerprint } from './snapshot-keys.ts'
-import { sortPending } from './entity-cache.ts'
+import { sortPending } from './entity-fold.ts'
 
 /** An index key: entity type, index name, value (invariant 4). */
 export type IndexKey = readonly [string, string, IndexValue]

@@ -1,6 +1,8 @@
 /**
  * Validation of decoded wire messages: every field of every message, by hand-written checks
- * (no schema library: the messages are few and the checks must name fields precisely).
+ * (no schema library: the messages are few and the checks must name fields precisely). This
+ * file holds the message validators and the parts they share (entries, ack results, grants);
+ * the checkers of single fields are in `validate-fields.ts`.
  *
  * Terms: *path* is where a field sits in the message (`push.entries[3].clientSeq`); every
  * refusal names it.
@@ -9,14 +11,13 @@
  * 1. `validateMessage` returns a fresh object holding exactly the known fields of the message,
  *    or throws `ProtocolError`. Unknown fields are dropped, at the top level and in entries,
  *    results and grants: a newer peer may add optional fields without a protocol version bump,
- *    and nothing unvalidated ever reaches a store or an app.
- * 2. Only own properties are read, so an object whose prototype was tampered with cannot
- *    smuggle in a field; objects must be plain (prototype `Object.prototype` or `null`).
- * 3. Kinds: `too_large` when a protocol limit that splitting would satisfy is passed (entries
+ *    and nothing unvalidated ever reaches a store or an app. Fields are read as
+ *    `validate-fields.ts` reads them (its invariant 1: own properties of plain maps only).
+ * 2. Kinds: `too_large` when a protocol limit that splitting would satisfy is passed (entries
  *    per push or page, entry data bytes, scope patterns, cursors, corrections per ack result,
  *    token and message length); `bad_message` for every other wrong field, including the
  *    limits of `core` (entity names, kinds, ids), which a client cannot split its way around.
- * 4. Entries are checked by `core`'s `validateEntry` / `validateStoredEntry`; their `data` is
+ * 3. Entries are checked by `core`'s `validateEntry` / `validateStoredEntry`; their `data` is
  *    copied, so byte arrays never alias the frame they came in.
  */
 import type { Data, Entry, StoredEntry } from '@ledgerline/core'
@@ -24,11 +25,9 @@ import {
   CLIENT_SEQ_MAX,
   checkKind,
   checkPartitions,
-  checkPattern,
   checkTenant,
   isClientId,
   isEntryId,
-  LedgerError,
   parseEntityName,
   validateEntry,
   validateStoredEntry,
@@ -47,7 +46,6 @@ import {
   PARTITIONS_MAX,
   PUSH_ENTRIES_MAX,
   PUSH_IN_FLIGHT_MAX,
-  SCOPE_PATTERNS_MAX,
   SUBJECT_LENGTH_MAX,
   TOKEN_LENGTH_MAX,
 } from './limits.ts'
@@ -55,7 +53,6 @@ import type {
   AckRefusalCode,
   AckResult,
   CorrectionRef,
-  Cursors,
   DeferralCode,
   Grants,
   LogIdentity,
@@ -67,6 +64,25 @@ import type {
 } from './messages.ts'
 import { MESSAGE_TYPES } from './messages.ts'
 import { ProtocolError } from './protocol-error.ts'
+import type { Fields } from './validate-fields.ts'
+import {
+  anId,
+  bad,
+  boolean,
+  clientId,
+  core,
+  cursors,
+  finite,
+  integer,
+  list,
+  oneOf,
+  own,
+  patterns,
+  record,
+  text,
+  time,
+  tooMany,
+} from './validate-fields.ts'
 
 /** Refusal codes an ack may carry: the model's decisions, plus the relay's own. */
 export const ACK_REFUSAL_CODES = Object.keys({
@@ -108,7 +124,6 @@ export function validateMessage(value: unknown): Message {
 }
 
 type Validator = (m: Fields, path: string) => Message
-type Fields = Readonly<Record<string, unknown>>
 
 const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
   hello: (m, p) => ({
@@ -378,14 +393,6 @@ function advertisedLimits(value: unknown, path: string): RelayLimitsAdvertised {
   }
 }
 
-function oneOf<T extends string>(m: Fields, key: string, path: string, values: readonly T[]): T {
-  const value = own(m, key)
-  if (!(values as readonly unknown[]).includes(value)) {
-    throw bad(`${path}.${key}`, `must be one of ${values.join(', ')}`)
-  }
-  return value as T
-}
-
 function grants(value: unknown, path: string): Grants {
   const g = record(value, path)
   return {
@@ -417,32 +424,6 @@ function subjects(value: unknown, path: string): Record<string, string> {
   return out
 }
 
-function patterns(value: unknown, path: string, min: number): string[] {
-  if (!Array.isArray(value)) throw bad(path, 'must be an array of patterns')
-  if (value.length > SCOPE_PATTERNS_MAX) {
-    throw tooMany(path, value.length, SCOPE_PATTERNS_MAX, 'SCOPE_PATTERNS_MAX')
-  }
-  if (value.length < min) throw bad(path, `must have at least ${min} pattern`)
-  return value.map((p: unknown, i) => core(`${path}[${i}]`, () => checkPattern(p)))
-}
-
-const PARTITION_KEY_RE = /^(?:0|[1-9][0-9]{0,5})$/
-
-function cursors(value: unknown, path: string): Cursors {
-  const c = record(value, path)
-  const keys = Object.keys(c)
-  if (keys.length > PARTITIONS_MAX)
-    throw tooMany(path, keys.length, PARTITIONS_MAX, 'PARTITIONS_MAX')
-  const out: Record<number, number> = {}
-  for (const key of keys) {
-    if (!PARTITION_KEY_RE.test(key) || Number(key) >= PARTITIONS_MAX) {
-      throw bad(`${path}.${key}`, `key must be a partition number 0..${PARTITIONS_MAX - 1}`)
-    }
-    out[Number(key)] = integer(c, key, path, 0, Number.MAX_SAFE_INTEGER)
-  }
-  return out
-}
-
 function copyData(value: Data): Data {
   if (value instanceof Uint8Array) return value.slice()
   if (Array.isArray(value)) return value.map(copyData)
@@ -453,104 +434,4 @@ function copyData(value: Data): Data {
     return out
   }
   return value
-}
-
-function list<T>(
-  m: Fields,
-  key: string,
-  path: string,
-  max: number,
-  limit: string,
-  item: (value: unknown, path: string) => T,
-): T[] {
-  const value = own(m, key)
-  const at = `${path}.${key}`
-  if (!Array.isArray(value)) throw bad(at, 'must be an array')
-  if (value.length > max) throw tooMany(at, value.length, max, limit)
-  return value.map((v: unknown, i) => item(v, `${at}[${i}]`))
-}
-
-function record(value: unknown, path: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw bad(path, 'must be a map')
-  }
-  const proto = Object.getPrototypeOf(value) as unknown
-  if (proto !== Object.prototype && proto !== null) throw bad(path, 'must be a plain map')
-  return value as Fields
-}
-
-function own(m: Fields, key: string): unknown {
-  return Object.hasOwn(m, key) ? m[key] : undefined
-}
-
-function integer(m: Fields, key: string, path: string, min: number, max: number): number {
-  const value = own(m, key)
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw bad(`${path}.${key}`, `must be an integer in ${min}..${max}`)
-  }
-  return value
-}
-
-function finite(m: Fields, key: string, path: string): number {
-  const value = own(m, key)
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw bad(`${path}.${key}`, 'must be a finite number')
-  }
-  return value
-}
-
-function time(m: Fields, key: string, path: string): number {
-  const value = finite(m, key, path)
-  if (value < 0) throw bad(`${path}.${key}`, 'must be ms since the epoch, not negative')
-  return value
-}
-
-function boolean(m: Fields, key: string, path: string): boolean {
-  const value = own(m, key)
-  if (typeof value !== 'boolean') throw bad(`${path}.${key}`, 'must be a boolean')
-  return value
-}
-
-function text(m: Fields, key: string, path: string, min: number, max: number): string {
-  const value = own(m, key)
-  if (typeof value !== 'string') throw bad(`${path}.${key}`, 'must be a string')
-  if (value.length > max) {
-    throw new ProtocolError(
-      'too_large',
-      `${path}.${key}: is ${value.length} characters, over ${max}`,
-    )
-  }
-  if (value.length < min) throw bad(`${path}.${key}`, `must have at least ${min} character`)
-  return value
-}
-
-function anId(value: unknown, path: string): string {
-  if (!isClientId(value)) throw bad(path, 'must be 32 lowercase hex digits')
-  return value
-}
-
-function clientId(m: Fields, path: string): string {
-  const value = own(m, 'clientId')
-  if (!isClientId(value)) throw bad(`${path}.clientId`, 'must be 32 lowercase hex digits')
-  return value
-}
-
-// Runs a check of `core` and turns its LedgerError into a ProtocolError naming the field.
-function core<T>(path: string, check: () => T): T {
-  try {
-    return check()
-  } catch (error) {
-    if (error instanceof LedgerError) {
-      throw new ProtocolError('bad_message', `${path}: ${error.message}`, { cause: error })
-    }
-    throw error
-  }
-}
-
-function tooMany(path: string, count: number, max: number, limit: string): ProtocolError {
-  return new ProtocolError('too_large', `${path}: has ${count} items, over ${limit} (${max})`)
-}
-
-function bad(path: string, message: string): ProtocolError {
-  return new ProtocolError('bad_message', `${path}: ${message}`)
 }
