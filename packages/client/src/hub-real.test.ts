@@ -197,6 +197,46 @@ describe('store hub with real clients and relays', () => {
   )
 
   it(
+    'a backup hub in front of the primary drains to head office when the primary dies',
+    async () => {
+      const hq = await startInProcess(undo)
+      const primaryLink = await proxyTo(hq.relay.port)
+      const backupLink = await proxyTo(hq.relay.port)
+      const store = wan(primaryLink, backupLink)
+      const primary = await startInProcess(undo, primaryLink.url)
+      await eventually(() => primary.relay.store.partitions > 0, WAIT_MS, 'primary ready')
+      const backup = await startInProcess(undo, primary.relay.url)
+      await eventually(() => backup.relay.store.partitions > 0, WAIT_MS, 'backup ready')
+      const urls = [primary.relay.url, backup.relay.url]
+      const r1 = register(urls, 'chain-r1')
+      const r2 = register(urls, 'chain-r2')
+      for (const c of [r1, r2]) {
+        await eventually(() => c.status().relay?.url === primary.relay.url, WAIT_MS, 'on primary')
+      }
+      store.cut()
+      const appended: Entry[] = []
+      for (let i = 0; i < 4; i++) {
+        appended.push(await r1.append(GRINDER, 'stock.moved', { qty: 1 + i }))
+        appended.push(await r2.append(`order/o-${i}`, 'order.line', { n: i }))
+      }
+      for (const c of [r1, r2]) {
+        await eventually(() => c.status().storedEntries === 4, WAIT_MS, 'stored on the primary')
+      }
+      // The primary is lost with its disk; the store's link to head office comes back.
+      await primary.destroy()
+      store.restore()
+      for (const c of [r1, r2]) {
+        await eventually(() => c.status().relay?.url === backup.relay.url, WAIT_MS, 'on backup')
+      }
+      for (const c of [r1, r2]) {
+        await eventually(() => c.status().outboxEntries === 0, WAIT_MS, 'drained at head office')
+      }
+      expectOnceEach(await headOfficeEntries(hq.relay), appended)
+    },
+    TEST_MS,
+  )
+
+  it(
     'a CLI hub SIGKILLed and restarted mid-outage forwards what it stored exactly once',
     async () => {
       const hq = await startInProcess(undo)
