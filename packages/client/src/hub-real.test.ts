@@ -3,7 +3,9 @@
 // (store layer) while the link is down; when it returns head office holds every entry once and
 // both registers converge on head office's order with empty outboxes. (2) The hub dies for good
 // (closed, directory deleted) while the store is cut off: registers fail over to the backup hub,
-// which dies too, then to head office; nothing is lost or duplicated there. (3) A CLI hub is
+// which dies too, then to head office; nothing is lost or duplicated there. (2b) A backup hub
+// whose upstream is the primary hub, then head office, drains to head office when the primary
+// is lost for good (it failed before the upstream could be a list). (3) A CLI hub is
 // SIGKILLed and restarted on its directory mid-outage: what it answered `stored` reaches head
 // office exactly once from the hub alone, with the registers closed.
 // Method: head office in-process (SQLite, the test schema); hubs in-process or the CLI; TCP
@@ -205,7 +207,7 @@ describe('store hub with real clients and relays', () => {
       const store = wan(primaryLink, backupLink)
       const primary = await startInProcess(undo, primaryLink.url)
       await eventually(() => primary.relay.store.partitions > 0, WAIT_MS, 'primary ready')
-      const backup = await startInProcess(undo, primary.relay.url)
+      const backup = await startInProcess(undo, [primary.relay.url, backupLink.url])
       await eventually(() => backup.relay.store.partitions > 0, WAIT_MS, 'backup ready')
       const urls = [primary.relay.url, backup.relay.url]
       const r1 = register(urls, 'chain-r1')
@@ -230,6 +232,7 @@ describe('store hub with real clients and relays', () => {
       }
       for (const c of [r1, r2]) {
         await eventually(() => c.status().outboxEntries === 0, WAIT_MS, 'drained at head office')
+        expect(c.status()).toMatchObject({ storedEntries: 0, headOffice: 'reachable' })
       }
       expectOnceEach(await headOfficeEntries(hq.relay), appended)
     },

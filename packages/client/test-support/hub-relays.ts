@@ -50,8 +50,14 @@ export function tempDir(undo: Undo): string {
   return dir
 }
 
-/** Head office (no `upstream`) or a hub (with one), on a fresh data directory. */
-export async function startInProcess(undo: Undo, upstreamUrl?: string): Promise<InProcessRelay> {
+/**
+ * Head office (no `upstream`) or a hub (with one, or a list: a backup hub names the primary,
+ * then head office), on a fresh data directory.
+ */
+export async function startInProcess(
+  undo: Undo,
+  upstreamUrl?: string | readonly string[],
+): Promise<InProcessRelay> {
   const dataDir = mkdtempSync(join(tmpdir(), 'll-hub-real-'))
   const relay = await createRelay({
     port: 0,
