@@ -73,6 +73,21 @@ function expectOnceEach(held: readonly Entry[], appended: readonly Entry[]): voi
   }
 }
 
+/** Each register sells `n` entries (r1 grinder moves, r2 order lines); all are returned. */
+async function sell(r1: Client, r2: Client, from: number, to: number): Promise<Entry[]> {
+  const appended: Entry[] = []
+  for (let i = from; i < to; i++) {
+    appended.push(await r1.append(GRINDER, 'stock.moved', { qty: 10 + i }))
+    appended.push(await r2.append(`order/o-${i}`, 'order.line', { n: i }))
+  }
+  return appended
+}
+
+/** Waits until `check` holds for every register. */
+async function forAll(clients: readonly Client[], check: (c: Client) => boolean, what: string) {
+  for (const c of clients) await eventually(() => check(c), WAIT_MS, what)
+}
+
 describe('store hub with real clients and relays', () => {
   it(
     'keeps a cut-off store working as one and converges on head office',
@@ -152,29 +167,16 @@ describe('store hub with real clients and relays', () => {
       const urls = [primary.relay.url, backup.relay.url, directLink.url]
       const r1 = register(urls, 'die-r1')
       const r2 = register(urls, 'die-r2')
-      for (const c of [r1, r2]) {
-        await eventually(() => c.status().relay?.url === primary.relay.url, WAIT_MS, 'on primary')
-      }
+      await forAll([r1, r2], (c) => c.status().relay?.url === primary.relay.url, 'on primary')
       // Both hubs have reached head office once (they refuse hellos until then).
       await eventually(() => backup.relay.store.partitions > 0, WAIT_MS, 'backup ready')
 
       store.cut()
-      const appended: Entry[] = []
-      for (let i = 0; i < 5; i++) {
-        appended.push(await r1.append(GRINDER, 'stock.moved', { qty: 10 + i }))
-        appended.push(await r2.append(`order/o-${i}`, 'order.line', { n: i }))
-      }
-      for (const c of [r1, r2]) {
-        await eventually(() => c.status().storedEntries === 5, WAIT_MS, 'stored on the primary')
-      }
+      const appended = await sell(r1, r2, 0, 5)
+      await forAll([r1, r2], (c) => c.status().storedEntries === 5, 'stored on the primary')
       await primary.destroy()
-      for (const c of [r1, r2]) {
-        await eventually(() => c.status().relay?.url === backup.relay.url, WAIT_MS, 'on backup')
-      }
-      for (let i = 5; i < 8; i++) {
-        appended.push(await r1.append(GRINDER, 'stock.moved', { qty: 10 + i }))
-        appended.push(await r2.append(`order/o-${i}`, 'order.line', { n: i }))
-      }
+      await forAll([r1, r2], (c) => c.status().relay?.url === backup.relay.url, 'on backup')
+      appended.push(...(await sell(r1, r2, 5, 8)))
       // The backup now holds what the primary lost (the registers re-sent it) and the new ones.
       for (const c of [r1, r2]) {
         await eventually(() => c.status().storedEntries === 8, WAIT_MS, 'stored on the backup')
@@ -212,18 +214,10 @@ describe('store hub with real clients and relays', () => {
       const urls = [primary.relay.url, backup.relay.url]
       const r1 = register(urls, 'chain-r1')
       const r2 = register(urls, 'chain-r2')
-      for (const c of [r1, r2]) {
-        await eventually(() => c.status().relay?.url === primary.relay.url, WAIT_MS, 'on primary')
-      }
+      await forAll([r1, r2], (c) => c.status().relay?.url === primary.relay.url, 'on primary')
       store.cut()
-      const appended: Entry[] = []
-      for (let i = 0; i < 4; i++) {
-        appended.push(await r1.append(GRINDER, 'stock.moved', { qty: 1 + i }))
-        appended.push(await r2.append(`order/o-${i}`, 'order.line', { n: i }))
-      }
-      for (const c of [r1, r2]) {
-        await eventually(() => c.status().storedEntries === 4, WAIT_MS, 'stored on the primary')
-      }
+      const appended = await sell(r1, r2, 0, 4)
+      await forAll([r1, r2], (c) => c.status().storedEntries === 4, 'stored on the primary')
       // The primary is lost with its disk; the store's link to head office comes back.
       await primary.destroy()
       store.restore()

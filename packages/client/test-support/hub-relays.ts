@@ -9,9 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Entry } from '@ledgerline/core'
-import { createRelay, signToken, type Relay } from '@ledgerline/relay'
-import { SECRET } from './relay.ts'
-import { schema } from './schema.ts'
+import { signToken, type Relay } from '@ledgerline/relay'
+import { SECRET, startRelay } from './relay.ts'
 
 export type Undo = (() => Promise<void> | void)[]
 
@@ -36,18 +35,17 @@ export const hubToken = (): Promise<string> =>
     forward: ['*'],
   })
 
-export interface InProcessRelay {
-  readonly relay: Relay
-  readonly dataDir: string
-  /** Closes the relay and deletes its data directory (a hub lost with its disk). */
-  destroy(): Promise<void>
-}
-
 /** A fresh directory, deleted by `undo`. */
 export function tempDir(undo: Undo): string {
   const dir = mkdtempSync(join(tmpdir(), 'll-hub-real-'))
   undo.push(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+export interface InProcessRelay {
+  readonly relay: Relay
+  /** Closes the relay and deletes its data directory (a hub lost with its disk). */
+  destroy(): Promise<void>
 }
 
 /**
@@ -58,24 +56,17 @@ export async function startInProcess(
   undo: Undo,
   upstreamUrl?: string | readonly string[],
 ): Promise<InProcessRelay> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'll-hub-real-'))
-  const relay = await createRelay({
-    port: 0,
-    dataDir,
-    schema,
-    auth: { secret: SECRET },
-    logLevel: 'silent',
-    upstream: upstreamUrl === undefined ? undefined : { url: upstreamUrl, token: await hubToken() },
-  })
+  const upstream =
+    upstreamUrl === undefined ? undefined : { url: upstreamUrl, token: await hubToken() }
+  const started = await startRelay({ upstream })
   let gone = false
   const destroy = async () => {
     if (gone) return
     gone = true
-    await relay.close()
-    rmSync(dataDir, { recursive: true, force: true })
+    await started.close()
   }
   undo.push(destroy)
-  return { relay, dataDir, destroy }
+  return { relay: started.relay, destroy }
 }
 
 /** Everything head office holds, over all partitions. */
