@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createRelay, signToken, type Relay } from '@ledgerline/relay'
+import { createRelay, signToken, type Relay, type UpstreamOptions } from '@ledgerline/relay'
 import { schema } from './schema.ts'
 
 export const SECRET = 'client-tests-secret-0123456789abcdef'
@@ -20,7 +20,9 @@ export interface TestRelay {
   close(): Promise<void>
 }
 
-export async function startRelay(options: { allowedOrigins?: string[] } = {}): Promise<TestRelay> {
+export async function startRelay(
+  options: { allowedOrigins?: string[]; upstream?: UpstreamOptions | undefined } = {},
+): Promise<TestRelay> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ledgerline-client-'))
   const relay = await createRelay({
     port: 0,
@@ -29,6 +31,7 @@ export async function startRelay(options: { allowedOrigins?: string[] } = {}): P
     auth: { secret: SECRET },
     logLevel: 'silent',
     allowedOrigins: options.allowedOrigins,
+    upstream: options.upstream,
   })
   return {
     relay,

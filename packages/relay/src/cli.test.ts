@@ -73,6 +73,18 @@ describe('ledgerline-relay CLI', () => {
     )
   })
 
+  it('takes one upstream URL, or a list for a backup hub (the primary hub, then head office)', () => {
+    const one = parseCliArgs(['--upstream', 'ws://hq/sync'], { LEDGERLINE_UPSTREAM_TOKEN: 't' })
+    expect(one.relay.upstream?.url).toBe('ws://hq/sync')
+    const list = parseCliArgs(['--upstream', 'ws://hub-1/sync, ws://hq/sync'], {
+      LEDGERLINE_UPSTREAM_TOKEN: 't',
+    })
+    expect(list.relay.upstream?.url).toEqual(['ws://hub-1/sync', 'ws://hq/sync'])
+    expect(() => parseCliArgs(['--upstream', ','], { LEDGERLINE_UPSTREAM_TOKEN: 't' })).toThrow(
+      RelayError,
+    )
+  })
+
   it('loads a schema module by path and refuses one without a schema', async () => {
     // Method: a module that exports something else, and one that does not exist.
     writeFileSync(join(dir, 'not-a-schema.mjs'), 'export default { types: [] }\n')

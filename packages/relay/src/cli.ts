@@ -66,11 +66,13 @@ Each option can also be set by the environment variable in brackets; a flag wins
                            in DIR/dev-secret (tokens outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
-  --upstream URL           run as a store hub in front of head office's sync URL
+  --upstream URL[,URL]     run as a store hub in front of head office's sync URL
                            (wss://hq.example.com/sync): the hub keeps a mirror of head
                            office's log and a durable store queue in DIR/hub.sqlite, answers
                            registers offline with the same keys as head office, and forwards
-                           everything upstream. SQLite only.                 [LEDGERLINE_UPSTREAM]
+                           everything upstream. A backup hub names the primary hub, then head
+                           office: it moves on when one does not answer. SQLite only.
+                                                                             [LEDGERLINE_UPSTREAM]
   --upstream-token-file F  the hub's own token (with a forward grant), read again for every
                            connection and renewal                [LEDGERLINE_UPSTREAM_TOKEN_FILE]
                            (or the token itself in                       [LEDGERLINE_UPSTREAM_TOKEN])
@@ -171,7 +173,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (upstreamUrl !== undefined) {
     try {
       upstream = {
-        url: upstreamUrl,
+        url: upstreamUrls(upstreamUrl),
         token: upstreamTokenSource({
           file: pick('upstream-token-file', 'LEDGERLINE_UPSTREAM_TOKEN_FILE'),
           value: env.LEDGERLINE_UPSTREAM_TOKEN,
@@ -368,3 +370,13 @@ export function runCli(): void {
 }
 
 if (isMain()) runCli()
+
+/** `--upstream a,b`: the primary hub, then head office (a backup hub); one URL otherwise. */
+function upstreamUrls(value: string): string | readonly string[] {
+  const urls = value
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0)
+  if (urls.length === 0) throw new RelayError('config', '--upstream needs a URL')
+  return urls.length === 1 ? (urls[0] as string) : urls
+}

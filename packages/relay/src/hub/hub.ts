@@ -31,8 +31,11 @@ import type { UpstreamLink } from './upstream-link.ts'
 
 /** Where a hub forwards to. */
 export interface UpstreamOptions {
-  /** Head office's sync URL. */
-  readonly url: string
+  /**
+   * Head office's sync URL, or an ordered list for a backup hub (the primary hub, then head
+   * office): the link moves on when one does not welcome it (upstream-link.ts, invariant 6).
+   */
+  readonly url: string | readonly string[]
   /** The hub's token, or how to get a fresh one (a file read again, a command run again). */
   readonly token: string | (() => Promise<string>)
 }

@@ -20,6 +20,10 @@
  * 4. A link silent for `UPSTREAM_SILENCE_MS` (no frame, no pong) is cut and reconnected.
  * 5. The token is fetched anew for every hello and `renew`ed before it expires
  *    (`UPSTREAM_RENEW_LEAD`); a token that cannot be had is logged and retried with backoff.
+ * 6. With several upstream URLs (a backup hub: the primary hub, then head office), a socket that
+ *    closes without a welcome moves the link to the next URL (after the last, the first again);
+ *    one that was welcomed is tried again first. So a backup whose primary is lost for good
+ *    drains to head office, and every URL serves head office's log with head office's cursors.
  */
 import WebSocket from 'ws'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
@@ -43,8 +47,11 @@ import {
 import { HubError } from './hub-error.ts'
 
 export interface UpstreamLinkOptions {
-  /** Head office's sync URL (`wss://hq.example.com/sync`). */
-  readonly url: string
+  /**
+   * Head office's sync URL (`wss://hq.example.com/sync`), or an ordered list (invariant 6):
+   * the primary hub, then head office.
+   */
+  readonly url: string | readonly string[]
   /** The hub's token, fetched for every hello and renewal. */
   readonly token: () => Promise<string>
   readonly store: HubStore
@@ -79,6 +86,10 @@ interface PendingPush {
  */
 export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   const { store, logger } = options
+  const urls = typeof options.url === 'string' ? [options.url] : [...options.url]
+  if (urls.length === 0) throw new HubError('config', 'the upstream needs at least one URL')
+  let at = 0
+  let welcomedHere = false
   const listeners = new Set<(state: UpstreamState) => void>()
   let state: UpstreamState = { connected: false, since: Date.now() }
   let ws: WebSocket | undefined
@@ -94,7 +105,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   const setState = (connected: boolean) => {
     if (state.connected === connected) return
     state = { connected, since: Date.now() }
-    logger.info({ event: connected ? 'upstream_up' : 'upstream_down', url: options.url }, 'link')
+    logger.info({ event: connected ? 'upstream_up' : 'upstream_down', url: urls[at] }, 'link')
     for (const l of listeners) l(state)
   }
 
@@ -118,6 +129,8 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     pending.clear()
     setState(false)
     if (closed) return
+    // Invariant 6.
+    if (!welcomedHere) at = (at + 1) % urls.length
     const delay = Math.max(minBackoffMs, backoff * (0.5 + Math.random() / 2))
     backoff = Math.min(UPSTREAM_BACKOFF_MS_MAX, backoff * 2)
     retryTimer = setTimeout(() => void connect(), delay)
@@ -144,6 +157,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     switch (m.type) {
       case 'welcome': {
         welcome = m
+        welcomedHere = true
         backoff = UPSTREAM_BACKOFF_MS_MIN
         const head = {
           log: m.log,
@@ -210,8 +224,9 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       return
     }
     if (closed) return
-    const socket = new WebSocket(options.url, { perMessageDeflate: false })
+    const socket = new WebSocket(urls[at] as string, { perMessageDeflate: false })
     ws = socket
+    welcomedHere = false
     errorBackoff = 0
     socket.on('open', () => {
       armSilence()
