@@ -9,12 +9,15 @@
  * 1. Never another subject's entry: a candidate of a clientId bound to another subject than the
  *    pusher's is passed over (its answer would tell its positions, or that it exists).
  * 2. Entries made by a log (`SERVER_CLIENT_ID`) are never copies of anything.
+ * 3. Every client entry of a group asks (an original may arrive after its moved copy), so the
+ *    group's own entries are found through an index by id and by origin, built as the group
+ *    grows (each planned entry indexed once), never by scanning the group per entry.
  */
 import { recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { Entry } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
 import type { ClientRecord, Pusher } from './log-store.ts'
 import type { AppendedResult, PlanContext, PlannedEntry, Recorded } from './plan-types.ts'
-import { PlanMiss } from './plan-types.ts'
+import { joinKey, PlanMiss } from './plan-types.ts'
 
 /** What the origin lookups see of the planner: its context, this group so far, its lookups. */
 export interface OriginView {
@@ -45,11 +48,8 @@ export function sameOrigin(
   const origin = entry.origin ?? entry.id
   const found = view.context.lookups.originals(tenant, origin)
   if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
-  // This group's own entries too: a scan, only for moved entries (a restore's work).
-  const inGroup = view.entries
-    .filter((p) => p.tenant === tenant && p.digest !== null)
-    .map((p) => p.stored)
-    .filter((e) => e.id !== entry.id && (e.id === origin || e.origin === origin))
+  // This group's own entries too, through an index (every client entry asks: invariant 3).
+  const inGroup = groupEntries(view, tenant, origin).filter((e) => e.id !== entry.id)
   const want = recoveryDigest(entry, view.context.hash)
   let first: AppendedResult | undefined
   for (const candidate of [...found, ...inGroup]) {
@@ -84,9 +84,7 @@ export function namedThroughOrigins(
   if (aliased !== undefined) return view.previous(tenant, aliased.id)
   const found = view.context.lookups.originals(tenant, id)
   if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
-  const inGroup = view.entries
-    .filter((p) => p.tenant === tenant && p.digest !== null && p.stored.origin === id)
-    .map((p) => p.stored)
+  const inGroup = groupEntries(view, tenant, id).filter((e) => e.origin === id)
   for (const candidate of [...found, ...inGroup]) {
     if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
     const owner = view.client(tenant, candidate.clientId)
@@ -98,4 +96,34 @@ export function namedThroughOrigins(
     if (record?._tag === 'entry') return record
   }
   return null
+}
+
+/** Per group (its `entries` array): client entries by (tenant, id) and (tenant, origin). */
+const groupIndexes = new WeakMap<
+  readonly PlannedEntry[],
+  { indexed: number; readonly byKey: Map<string, StoredEntry[]> }
+>()
+
+/**
+ * This group's client entries whose id or origin is `key`, in planning order (invariant 3).
+ */
+function groupEntries(view: OriginView, tenant: string, key: string): readonly StoredEntry[] {
+  let index = groupIndexes.get(view.entries)
+  if (index === undefined) {
+    index = { indexed: 0, byKey: new Map() }
+    groupIndexes.set(view.entries, index)
+  }
+  for (; index.indexed < view.entries.length; index.indexed++) {
+    const p = view.entries[index.indexed] as PlannedEntry
+    if (p.digest === null) continue
+    const keys = new Set([p.stored.id, p.stored.origin])
+    for (const k of keys) {
+      if (k === undefined) continue
+      const at = joinKey(p.tenant, k)
+      const list = index.byKey.get(at)
+      if (list === undefined) index.byKey.set(at, [p.stored])
+      else list.push(p.stored)
+    }
+  }
+  return index.byKey.get(joinKey(tenant, key)) ?? []
 }
