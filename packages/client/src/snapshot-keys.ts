@@ -13,6 +13,7 @@
  * 2. The source fingerprint is deterministic for the same text (FNV-1a over type and text, with
  *    its length); it never decides which snapshot is used.
  */
+import { foldKey } from '@ledgerline/core'
 
 /**
  * The key of snapshots folded by `version` of entity type `type`.
@@ -21,7 +22,7 @@
  * snapshotTypeKey('stock', 2) // 'stock@2'
  */
 export function snapshotTypeKey(type: string, version: number): string {
-  return `${type}@${version}`
+  return foldKey({ type, version })
 }
 
 /**

@@ -328,3 +328,15 @@ export function isSchema(value: unknown): value is Schema {
     typeof (value as Schema).typeOf === 'function'
   )
 }
+
+/**
+ * The fold key of an entity type: its name and fold `version` (invariant 6). A state folded
+ * under one key is never the base of a fold under another: client snapshots and the relay's
+ * ledger snapshots are both keyed by it.
+ *
+ * @example
+ * foldKey(stock) // 'stock@1'
+ */
+export function foldKey(type: Pick<EntityType<never>, 'type' | 'version'>): string {
+  return `${type.type}@${type.version}`
+}

@@ -189,6 +189,23 @@ const EXAMPLES: Record<Message['type'], Message> = {
     cursors: { 2: 1208 },
     live: false,
   },
+  snapshots: {
+    type: 'snapshots',
+    sub: 1,
+    snapshots: [
+      {
+        entity: stored.entity,
+        foldKey: 'stock@1',
+        version: 512,
+        partition: 2,
+        offset: 1100,
+        committedAt: 1_732_700_000_000,
+        state: { onHand: 12, byReason: { sale: -30 }, raw: new Uint8Array([1, 2]) },
+      },
+    ],
+  },
+  fetch: { type: 'fetch', req: 7, entity: stored.entity, before: 513 },
+  fetched: { type: 'fetched', req: 7, entity: stored.entity, entries: [stored], done: false },
   credit: { type: 'credit', sub: 1, pages: 2 },
   ping: { type: 'ping', t: 1_732_700_000_123 },
   pong: { type: 'pong', t: 1_732_700_000_123 },

@@ -48,6 +48,13 @@ export type slow_consumer = typeof slow_consumer
 /** The relay is shutting down. Reconnect soon (to it or to another relay). */
 export const shutting_down = 'shutting_down'
 export type shutting_down = typeof shutting_down
+/**
+ * The subscription's cursors point below history the operator dropped (retention): the relay
+ * no longer holds those entries. Reconnect at once and subscribe with `bootstrap` (snapshots
+ * stand for the dropped history); never a silent gap.
+ */
+export const history_dropped = 'history_dropped'
+export type history_dropped = typeof history_dropped
 /** An unexpected failure in the relay. Back off, then retry; nothing acked is lost. */
 export const internal = 'internal'
 export type internal = typeof internal
@@ -65,6 +72,7 @@ export type ErrorKind =
   | overloaded
   | slow_consumer
   | shutting_down
+  | history_dropped
   | internal
 
 export interface ErrorKindInfo {
@@ -89,6 +97,7 @@ export const ERROR_KINDS: Readonly<Record<ErrorKind, ErrorKindInfo>> = {
   overloaded: { retry: true, backoffMsMin: 2_000, closeCode: 4503 },
   slow_consumer: { retry: true, backoffMsMin: 1_000, closeCode: 4408 },
   shutting_down: { retry: true, backoffMsMin: 500, closeCode: 1001 },
+  history_dropped: { retry: true, backoffMsMin: 0, closeCode: 4410 },
   internal: { retry: true, backoffMsMin: 2_000, closeCode: 1011 },
 }
 
@@ -113,6 +122,8 @@ export const CLOSE_CODES = {
   clientTaken: 4409,
   slowConsumer: 4408,
   tooLarge: 4413,
+  /** Gone: the cursors point below dropped history. */
+  historyDropped: 4410,
   unsupportedProtocol: 4426,
   rateLimited: 4429,
   overloaded: 4503,

@@ -46,3 +46,14 @@ export const LOG_ID_LENGTH_MAX = 64
 export const SUBJECT_LENGTH_MAX = 256
 /** Deepest nesting the decoder accepts in any frame. */
 export const FRAME_DEPTH_MAX = 40
+
+/** Most fold keys a bootstrap names (entity types of one schema). */
+export const BOOTSTRAP_FOLD_KEYS_MAX = 256
+/** Most horizon rules a bootstrap names. */
+export const BOOTSTRAP_HORIZON_RULES_MAX = 64
+/** Most snapshots in one `snapshots` page (the relay also keeps the page under a frame). */
+export const SNAPSHOTS_PAGE_MAX = PAGE_ENTRIES_MAX
+/** Largest encoded state of one ledger snapshot (a bigger state is not snapshotted). */
+export const SNAPSHOT_STATE_BYTES_MAX = 256 * 1024
+/** Most `fetch` requests a client may have unanswered at once. */
+export const FETCH_IN_FLIGHT_MAX = 4

@@ -6,8 +6,11 @@
  *                                       ◄── welcome {tenant, subject, grants, log, limits, …}
  *     push {batch, entries}             ──►
  *                                       ◄── ack {batch, first, results[], done}   (in parts)
- *     subscribe {sub, scope, cursors}   ──►
+ *     subscribe {sub, scope, cursors, bootstrap?} ──►
+ *                                       ◄── snapshots {sub, snapshots}   (bootstrap only, first)
  *                                       ◄── entries {sub, entries, cursors, live}   (pages, then live)
+ *     fetch {req, entity, before}       ──►
+ *                                       ◄── fetched {req, entity, entries, done, dropped?} (pages)
  *     credit {sub, pages}               ──►   (flow control: pages the client can take)
  *     renew {token}                     ──►
  *                                       ◄── renewed {expiresAt, grants}
@@ -30,8 +33,17 @@
  *    holds that head office has not confirmed travels apart, in `store` messages, and is never
  *    given a position; an ack result `stored` means "durable in the store, not yet at head
  *    office", and the client keeps its outbox record until head office's own result arrives.
+ * 6. Bootstrap (`subscribe.bootstrap`, only to a relay whose `welcome.snapshots` is true): the
+ *    relay first sends `snapshots` pages — for entities of the scope, the ledger snapshot it
+ *    holds under one of the client's fold keys — and from then on leaves out of the
+ *    subscription's `entries` pages every entry of a snapshotted entity at or below the
+ *    snapshot's version; cursors pass them as they pass entries outside the scope (invariant 3).
+ *    Every other entry comes as without bootstrap, so snapshot + later entries is the whole
+ *    entity, under concurrent appends too: the log below a snapshot's version never changes. A
+ *    client that resubscribes before it saw `live` sends `bootstrap` again with its cursors.
+ * 7. `snapshots` pages count against credit like `entries` pages (invariant 4).
  */
-import type { Entry, RefusalCode, StoredEntry } from '@ledgerline/core'
+import type { Data, Entry, RefusalCode, StoredEntry } from '@ledgerline/core'
 import type { ErrorKind } from './error-kind.ts'
 
 /** Per-partition offsets a client has received up to (0 or absent: nothing yet). */
@@ -122,6 +134,11 @@ export interface WelcomeMessage {
   readonly limits: RelayLimitsAdvertised
   /** The server log's partition count (fixed). */
   readonly partitions: number
+  /**
+   * True when the relay keeps ledger snapshots: it answers `subscribe.bootstrap` and `fetch`
+   * (invariant 6). Absent (older relays, store hubs): send neither.
+   */
+  readonly snapshots?: boolean | undefined
   /** Highest clientSeq of this client the log holds (its high-water mark); 0 if none. */
   readonly clientSeqHigh: number
   /**
@@ -246,6 +263,76 @@ export interface SubscribeMessage {
   readonly cursors: Cursors
   /** Pages the client can take now. */
   readonly credit: number
+  /** Start from ledger snapshots (invariant 6); absent: every entry of the scope. */
+  readonly bootstrap?: BootstrapRequest | undefined
+}
+
+/** What a bootstrapping client can start from, and what it wants whole. */
+export interface BootstrapRequest {
+  /**
+   * The fold keys (`type@version`, `foldKeyOf`) of the client's schema: a snapshot under any
+   * other key is never sent (a changed reduce never starts from an old state).
+   */
+  readonly foldKeys: readonly string[]
+  /**
+   * The client's horizon: entities matching `pattern` whose snapshot covers an entry committed
+   * at or after `since` (ms since the epoch) come whole, without a snapshot.
+   */
+  readonly whole: readonly HorizonRule[]
+}
+
+export interface HorizonRule {
+  readonly pattern: string
+  readonly since: number
+}
+
+/**
+ * One entity's folded state through `version`, made by the relay from the log (derived data
+ * beside the log, never an entry): the state after folding versions 1..`version` with the
+ * reduce named by `foldKey`. `partition`/`offset`/`committedAt` are those of the entry at
+ * `version`.
+ */
+export interface LedgerSnapshot {
+  readonly entity: string
+  readonly foldKey: string
+  readonly version: number
+  readonly partition: number
+  readonly offset: number
+  readonly committedAt: number
+  readonly state: Data
+}
+
+/** Relay → client, bootstrap only: snapshots of the subscription's entities (invariant 6). */
+export interface SnapshotsMessage {
+  readonly type: 'snapshots'
+  readonly sub: number
+  readonly snapshots: readonly LedgerSnapshot[]
+}
+
+/**
+ * Client → relay, only to a relay whose `welcome.snapshots` is true: the confirmed entries of
+ * one entity below version `before` (history a bootstrap left on the server), answered by
+ * `fetched` pages in version order. `req` is the client's number for the request.
+ */
+export interface FetchMessage {
+  readonly type: 'fetch'
+  readonly req: number
+  readonly entity: string
+  readonly before: number
+}
+
+/**
+ * Relay → client: a page of a `fetch`'s answer, in version order; `done` on the last. When the
+ * operator dropped history below version `dropped` (retention), the entries start there and
+ * the older ones are gone for good (exported by the operator, never silently missing).
+ */
+export interface FetchedMessage {
+  readonly type: 'fetched'
+  readonly req: number
+  readonly entity: string
+  readonly entries: readonly StoredEntry[]
+  readonly done: boolean
+  readonly dropped?: number | undefined
 }
 
 /** Relay → client: a page of entries of one subscription. */
@@ -333,6 +420,7 @@ export type ClientMessage =
   | HelloMessage
   | PushMessage
   | SubscribeMessage
+  | FetchMessage
   | CreditMessage
   | RenewMessage
   | PingMessage
@@ -341,6 +429,8 @@ export type RelayMessage =
   | WelcomeMessage
   | AckMessage
   | EntriesMessage
+  | SnapshotsMessage
+  | FetchedMessage
   | RenewedMessage
   | StoreMessage
   | UpstreamMessage
@@ -357,6 +447,9 @@ export const MESSAGE_TYPES = [
   'ack',
   'subscribe',
   'entries',
+  'snapshots',
+  'fetch',
+  'fetched',
   'credit',
   'renew',
   'renewed',
@@ -373,6 +466,9 @@ export const isPushMessage = (m: Message): m is PushMessage => m.type === 'push'
 export const isAckMessage = (m: Message): m is AckMessage => m.type === 'ack'
 export const isSubscribeMessage = (m: Message): m is SubscribeMessage => m.type === 'subscribe'
 export const isEntriesMessage = (m: Message): m is EntriesMessage => m.type === 'entries'
+export const isSnapshotsMessage = (m: Message): m is SnapshotsMessage => m.type === 'snapshots'
+export const isFetchMessage = (m: Message): m is FetchMessage => m.type === 'fetch'
+export const isFetchedMessage = (m: Message): m is FetchedMessage => m.type === 'fetched'
 export const isCreditMessage = (m: Message): m is CreditMessage => m.type === 'credit'
 export const isRenewMessage = (m: Message): m is RenewMessage => m.type === 'renew'
 export const isRenewedMessage = (m: Message): m is RenewedMessage => m.type === 'renewed'

@@ -12,7 +12,10 @@
  *   entry, which is the bug version 2 exists to close.
  * - 3: store hubs (Ledgerline 0.2.0): `welcome.role` and `upstream`; `grants.forward`; ack result
  *   `stored`; `store` and `upstream` messages; `push.subjects` for forwarded entries. Head office
- *   still accepts version 2 clients; hubs require 3.
+ *   still accepts version 2 clients; hubs require 3. Added later without a bump, because a
+ *   relay says it speaks them (`welcome.snapshots`) and a client sends them only then:
+ *   `subscribe.bootstrap`, `snapshots`, `fetch`/`fetched` (compaction), error kind
+ *   `history_dropped`.
  */
 export const PROTOCOL_VERSION = 3
 /**

@@ -12,7 +12,9 @@
  *    protocol limit (`tooMany`, `text`), `bad_message` for every other wrong field, including a
  *    check of `core` that fails (`core`).
  */
+import type { Data } from '@ledgerline/core'
 import { checkPattern, isClientId, LedgerError } from '@ledgerline/core'
+import { Encoder } from '@msgpack/msgpack'
 import { PARTITIONS_MAX, SCOPE_PATTERNS_MAX } from './limits.ts'
 import type { Cursors } from './messages.ts'
 import { ProtocolError } from './protocol-error.ts'
@@ -156,4 +158,19 @@ export function tooMany(path: string, count: number, max: number, limit: string)
 
 export function bad(path: string, message: string): ProtocolError {
   return new ProtocolError('bad_message', `${path}: ${message}`)
+}
+
+// One encoder for every size check, read without a copy: `encode()` makes a new Encoder (and its
+// buffer) per call, which was a visible cost per entry of every decoded push.
+const dataEncoder = new Encoder()
+
+/**
+ * The size of an entry's `data` as the wire encodes it, in bytes: the measure of
+ * `ENTRY_DATA_BYTES_MAX`, shared by the decoder and the server log (which sizes corrections).
+ *
+ * @example
+ * entryDataBytes({ qty: 1 }) // 6
+ */
+export function entryDataBytes(data: Data): number {
+  return dataEncoder.encodeSharedRef(data).byteLength
 }

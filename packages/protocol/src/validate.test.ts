@@ -61,6 +61,15 @@ const deferred = {
   retryAfterMs: 1000,
 }
 const storedResult = { id: entry.id, status: 'stored' }
+const snapshot = {
+  entity: 'stock/s7:espresso-1kg',
+  foldKey: 'stock@1',
+  version: 256,
+  partition: 3,
+  offset: 9000,
+  committedAt: 2,
+  state: { onHand: 4, lines: [1, 2] },
+}
 const valid = {
   hello: { type: 'hello', protocol: 1, token: 't', clientId: CID },
   welcome: {
@@ -78,6 +87,7 @@ const valid = {
       pushInFlightMax: 4,
     },
     partitions: 16,
+    snapshots: true,
     clientSeqHigh: 0,
     serverTime: 1,
     expiresAt: 2,
@@ -90,7 +100,24 @@ const valid = {
     results: [{ ...appended, corrections: [ref] }, refused, idConflict, deferred, storedResult],
     done: true,
   },
-  subscribe: { type: 'subscribe', sub: 0, scope: ['stock/*'], cursors: { 0: 5 }, credit: 0 },
+  subscribe: {
+    type: 'subscribe',
+    sub: 0,
+    scope: ['stock/*'],
+    cursors: { 0: 5 },
+    credit: 0,
+    bootstrap: { foldKeys: ['stock@1', 'order@2'], whole: [{ pattern: 'order/*', since: 9 }] },
+  },
+  snapshots: { type: 'snapshots', sub: 0, snapshots: [snapshot] },
+  fetch: { type: 'fetch', req: 3, entity: 'stock/s7:espresso-1kg', before: 257 },
+  fetched: {
+    type: 'fetched',
+    req: 3,
+    entity: 'stock/s7:espresso-1kg',
+    entries: [stored],
+    done: true,
+    dropped: 1,
+  },
   entries: { type: 'entries', sub: 0, entries: [stored], cursors: {}, live: true },
   credit: { type: 'credit', sub: 0, pages: 1 },
   renew: { type: 'renew', token: 't2' },
@@ -318,6 +345,45 @@ describe('validateMessage', () => {
     ],
     [{ ...valid.entries, live: 1 }, 'bad_message', 'entries.live: must be a boolean'],
     [{ ...valid.credit, pages: 0 }, 'bad_message', 'credit.pages: must be an integer in 1..64'],
+    [
+      { ...valid.subscribe, bootstrap: { foldKeys: ['stock'], whole: [] } },
+      'bad_message',
+      "subscribe.bootstrap.foldKeys[0]: must be a fold key, 'type@version'",
+    ],
+    [
+      { ...valid.subscribe, bootstrap: { foldKeys: ['stock@0'], whole: [] } },
+      'bad_message',
+      'subscribe.bootstrap.foldKeys[0]',
+    ],
+    [
+      { ...valid.subscribe, bootstrap: { foldKeys: many(257, 'stock@1'), whole: [] } },
+      'too_large',
+      'over BOOTSTRAP_FOLD_KEYS_MAX',
+    ],
+    [
+      { ...valid.subscribe, bootstrap: { foldKeys: [], whole: [{ pattern: 'a b', since: 1 }] } },
+      'bad_message',
+      'subscribe.bootstrap.whole[0].pattern',
+    ],
+    [
+      { ...valid.snapshots, snapshots: [{ ...snapshot, state: { x: 1n } }] },
+      'bad_message',
+      'snapshots.snapshots[0].state',
+    ],
+    [
+      { ...valid.snapshots, snapshots: [{ ...snapshot, state: 'x'.repeat(300 * 1024) }] },
+      'too_large',
+      'over SNAPSHOT_STATE_BYTES_MAX',
+    ],
+    [
+      { ...valid.snapshots, snapshots: [{ ...snapshot, version: 0 }] },
+      'bad_message',
+      'snapshots.snapshots[0].version',
+    ],
+    [{ ...valid.fetch, entity: 'nope' }, 'bad_message', 'fetch.entity'],
+    [{ ...valid.fetch, before: 0 }, 'bad_message', 'fetch.before'],
+    [{ ...valid.fetched, entries: [entry] }, 'bad_message', 'fetched.entries[0]: entry version'],
+    [{ ...valid.fetched, dropped: 0 }, 'bad_message', 'fetched.dropped'],
     [{ ...valid.ping, t: '1' }, 'bad_message', 'ping.t: must be a finite number'],
     [{ type: 'pong' }, 'bad_message', 'pong.t: must be a finite number'],
     [{ ...valid.error, kind: 'oops' }, 'bad_message', 'error.kind: must be an error kind'],

@@ -32,7 +32,6 @@ import {
   validateEntry,
   validateStoredEntry,
 } from '@ledgerline/core'
-import { Encoder } from '@msgpack/msgpack'
 import { isErrorKind } from './error-kind.ts'
 import {
   ACK_CORRECTIONS_MAX,
@@ -46,6 +45,7 @@ import {
   PARTITIONS_MAX,
   PUSH_ENTRIES_MAX,
   PUSH_IN_FLIGHT_MAX,
+  SNAPSHOTS_PAGE_MAX,
   SUBJECT_LENGTH_MAX,
   TOKEN_LENGTH_MAX,
 } from './limits.ts'
@@ -65,6 +65,7 @@ import type {
 import { MESSAGE_TYPES } from './messages.ts'
 import { ProtocolError } from './protocol-error.ts'
 import type { Fields } from './validate-fields.ts'
+import { bootstrapRequest, entityName, ledgerSnapshot } from './validate-snapshots.ts'
 import {
   anId,
   bad,
@@ -82,7 +83,10 @@ import {
   text,
   time,
   tooMany,
+  entryDataBytes,
 } from './validate-fields.ts'
+
+export { entryDataBytes } from './validate-fields.ts'
 
 /** Refusal codes an ack may carry: the model's decisions, plus the relay's own. */
 export const ACK_REFUSAL_CODES = Object.keys({
@@ -151,6 +155,7 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     log: logIdentity(own(m, 'log'), `${p}.log`),
     limits: advertisedLimits(own(m, 'limits'), `${p}.limits`),
     partitions: core(`${p}.partitions`, () => checkPartitions(own(m, 'partitions'))),
+    ...(own(m, 'snapshots') === undefined ? {} : { snapshots: boolean(m, 'snapshots', p) }),
     clientSeqHigh: integer(m, 'clientSeqHigh', p, 0, CLIENT_SEQ_MAX),
     ...(own(m, 'clientSeqHighs') === undefined
       ? {}
@@ -198,6 +203,30 @@ const VALIDATORS: Readonly<Record<MessageType, Validator>> = {
     scope: patterns(own(m, 'scope'), `${p}.scope`, 1),
     cursors: cursors(own(m, 'cursors'), `${p}.cursors`),
     credit: integer(m, 'credit', p, 0, CREDIT_PAGES_MAX),
+    ...(own(m, 'bootstrap') === undefined
+      ? {}
+      : { bootstrap: bootstrapRequest(own(m, 'bootstrap'), `${p}.bootstrap`) }),
+  }),
+  snapshots: (m, p) => ({
+    type: 'snapshots',
+    sub: integer(m, 'sub', p, 0, Number.MAX_SAFE_INTEGER),
+    snapshots: list(m, 'snapshots', p, SNAPSHOTS_PAGE_MAX, 'SNAPSHOTS_PAGE_MAX', ledgerSnapshot),
+  }),
+  fetch: (m, p) => ({
+    type: 'fetch',
+    req: integer(m, 'req', p, 0, Number.MAX_SAFE_INTEGER),
+    entity: entityName(m, p),
+    before: integer(m, 'before', p, 1, Number.MAX_SAFE_INTEGER),
+  }),
+  fetched: (m, p) => ({
+    type: 'fetched',
+    req: integer(m, 'req', p, 0, Number.MAX_SAFE_INTEGER),
+    entity: entityName(m, p),
+    entries: list(m, 'entries', p, PAGE_ENTRIES_MAX, 'PAGE_ENTRIES_MAX', storedEntry),
+    done: boolean(m, 'done', p),
+    ...(own(m, 'dropped') === undefined
+      ? {}
+      : { dropped: integer(m, 'dropped', p, 1, Number.MAX_SAFE_INTEGER) }),
   }),
   entries: (m, p) => ({
     type: 'entries',
@@ -285,21 +314,6 @@ function cleanEntry(e: Entry, path: string): Entry {
     hlc: e.hlc,
     occurredAt: e.occurredAt,
   }
-}
-
-// One encoder for every size check, read without a copy: `encode()` makes a new Encoder (and its
-// buffer) per call, which was a visible cost per entry of every decoded push.
-const dataEncoder = new Encoder()
-
-/**
- * The size of an entry's `data` as the wire encodes it, in bytes: the measure of
- * `ENTRY_DATA_BYTES_MAX`, shared by the decoder and the server log (which sizes corrections).
- *
- * @example
- * entryDataBytes({ qty: 1 }) // 6
- */
-export function entryDataBytes(data: Data): number {
-  return dataEncoder.encodeSharedRef(data).byteLength
 }
 
 function ackResult(value: unknown, path: string): AckResult {
