@@ -16,6 +16,7 @@ import { formatCents } from './money.ts'
 import { onTokenProblem, type PosStatus, tokenProblem } from './pos-client.ts'
 import { usePos } from './pos-context.ts'
 import { pendingSales, storeLayerSales } from './store-data.ts'
+import { onStoreHub, storeHub } from './store-hub.ts'
 
 export function StatusBar() {
   const { data, limits, session, openedAt, signInAgain } = usePos()
@@ -29,7 +30,9 @@ export function StatusBar() {
   const outbox = status?.outboxEntries ?? 0
   const otherChanges = outbox > 0 && pending.count === 0
   const left = forwardTimeLeftMs(limits, pending.card.oldestAt, now)
-  const onHub = status?.relay?.role === 'hub'
+  // Also while the hub is down: the store's registers still want the three stages.
+  const hub = useSyncExternalStore(onStoreHub, storeHub)
+  const onHub = hub.isHub || status?.relay?.role === 'hub'
   const others = storeLayerSales(data)
   return (
     <section

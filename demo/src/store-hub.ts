@@ -14,7 +14,8 @@
  * Invariants:
  * 1. What was last learnt is kept in localStorage (per origin: every window of the store), so a
  *    register reloaded while the hub is down still knows its relays and that the store is cut.
- * 2. An unanswered check keeps what was known (the hub may be restarting); a 404 means no hub.
+ * 2. An unanswered check keeps what was known (the hub may be restarting); a 404 or a page that
+ *    is not JSON (a relay without the route) means no hub.
  * 3. Listeners hear every change of `storeHub()`; the value is the same object until it changes.
  */
 import { setStoreInternetOff } from './network.ts'
@@ -95,7 +96,9 @@ async function check(): Promise<void> {
   } catch {
     return // Invariant 2: the hub may be restarting.
   }
-  if (res.status === 404) {
+  // 404, or the app's page (a relay serving the demo answers unknown paths with it): no hub.
+  const json = (res.headers.get('content-type') ?? '').startsWith('application/json')
+  if (res.status === 404 || (res.ok && !json)) {
     learn(NONE)
     return
   }
@@ -103,7 +106,7 @@ async function check(): Promise<void> {
   try {
     learn(parseAnswer(await res.json()))
   } catch {
-    // Not JSON: keep what was known.
+    // A broken answer: keep what was known.
   }
 }
 

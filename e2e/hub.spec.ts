@@ -1,0 +1,245 @@
+/**
+ * A store hub in Chromium (issue 15, "Done when"): head office and a store hub as CLI
+ * processes (the `npm run start:hub` setup), two registers on the hub's page, the store's
+ * internet cut with the demo's own switch. Every check is made in three places: the registers'
+ * screens, the hub's switch, and head office's log read from its SQLite file.
+ */
+import { type Browser, type BrowserContext } from '@playwright/test'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect, Register, signIn, test } from './fixtures.ts'
+import { readRelayLog } from './relay-log.ts'
+import { freePort, type RelayProcess, startRelay } from './relay-process.ts'
+
+/** Register 2 sees register 1's sale within this, counted from the sale on register 1. */
+const IN_STORE_MS = 1_000
+/** Bound of every other wait: far above what a step takes on a loaded two-core machine. */
+const WAIT_MS = 45_000
+
+interface Hub {
+  readonly baseURL: string
+  /** Whether the hub's link to head office is up, from its `--dev` switch route. */
+  linkUp(): Promise<boolean>
+  sigkill(): Promise<void>
+  restart(): Promise<void>
+}
+
+test('a cut-off store works as one through its hub, and drains to head office exactly once', async ({
+  browser,
+}, testInfo) => {
+  // Goal: the issue's scenario end to end. Method: cut the hub's link with the register's
+  // "Store internet" switch; register 1 sells the last grinder, register 2 must show 0 left
+  // within 1 s; register 2 sells; the hub is SIGKILLed (register 2 sells meanwhile: only on the
+  // device, since a cut-off store cannot reach head office) and restarted on its directory (still
+  // cut); the switch restores the link; then head office's log holds every sale once, and both
+  // registers show head office's order with empty outboxes. The receipt badges are read at each
+  // step: device, store, head office.
+  test.setTimeout(240_000)
+  const secret = randomBytes(32).toString('hex')
+  const hqDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hq-'))
+  const hubDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hub-'))
+  const [hqPort, hubPort] = [await freePort(), await freePort()]
+  const hubPages = [`http://localhost:${hubPort}`, `http://127.0.0.1:${hubPort}`]
+  const processes: RelayProcess[] = []
+  const contexts: BrowserContext[] = []
+  try {
+    const hq = await startRelay({
+      dataDir: hqDir,
+      port: hqPort,
+      secret,
+      allowedOrigins: [`http://localhost:${hqPort}`, ...hubPages],
+    })
+    processes.push(hq)
+    const hubOptions = {
+      dataDir: hubDir,
+      port: hubPort,
+      secret,
+      upstream: { httpURL: `http://127.0.0.1:${hq.port}` },
+    }
+    let hubProcess = await startRelay(hubOptions)
+    processes.push(hubProcess)
+    const hub: Hub = {
+      baseURL: hubProcess.baseURL,
+      linkUp: async () => {
+        const res = await fetch(`${hubProcess.baseURL}/dev/upstream`).catch(() => undefined)
+        return res?.ok === true && ((await res.json()) as { linkUp: boolean }).linkUp
+      },
+      sigkill: () => hubProcess.kill('SIGKILL'),
+      restart: async () => {
+        hubProcess = await startRelay(hubOptions)
+        processes.push(hubProcess)
+      },
+    }
+    // A hub that never reached head office refuses registers: wait for its first link.
+    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(true)
+
+    const open = async (register: string): Promise<Register> => {
+      const r = await openOn(browser, hub.baseURL, 's1', register, testInfo)
+      contexts.push(r.context)
+      return r
+    }
+    const a = await open('r1')
+    const b = await open('r2')
+    for (const r of [a, b]) {
+      await expect(r.page.getByTestId('status-stages')).toBeVisible({ timeout: WAIT_MS })
+      await expect(r.page.getByTestId('item-stock-grinder')).toHaveText('1 left')
+      await expect(r.page.getByTestId('store-internet')).toHaveAttribute('data-internet', 'on')
+    }
+
+    // The store's internet goes: the switch on register 1; register 2 learns it from the hub.
+    await a.page.getByTestId('store-internet').click()
+    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(false)
+    for (const r of [a, b]) {
+      await expect(r.page.getByTestId('store-internet')).toHaveAttribute('data-internet', 'off', {
+        timeout: WAIT_MS,
+      })
+      await expect(r.status('connection')).toHaveText('store', { timeout: WAIT_MS })
+      await expect(r.page.getByTestId('status-head-office')).toHaveAttribute(
+        'data-head-office',
+        'unreachable',
+      )
+    }
+    const atHqBefore = readRelayLog(hqDir, '').length
+
+    // Register 1 sells the last grinder; register 2 shows 0 left within a second.
+    const grinder = await ringUp(a, ['grinder'])
+    await expect(b.page.getByTestId('item-stock-grinder')).toHaveText('0 left', {
+      timeout: IN_STORE_MS,
+    })
+    await expect(a.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store', {
+      timeout: WAIT_MS,
+    })
+    await expect(a.page.getByTestId('status-stored')).not.toHaveText('0')
+    await a.shot('hub-cut-sold', { top: true })
+    await b.shot('hub-cut-sees-0', { top: true })
+
+    // Register 2 sells something else: in the store, and register 1 sees it too.
+    const espresso = await ringUp(b, ['espresso'])
+    await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store', {
+      timeout: WAIT_MS,
+    })
+    await expect(a.page.getByTestId('status-store-unsent')).toHaveAttribute('data-count', '2', {
+      timeout: WAIT_MS,
+    })
+    await b.page.getByTestId('new-sale').click()
+    expect(readRelayLog(hqDir, '')).toHaveLength(atHqBefore)
+
+    // The hub dies. Register 2 sells meanwhile: only on the device (head office is cut off too).
+    await hub.sigkill()
+    await expect(b.status('connection')).toHaveText('offline', { timeout: WAIT_MS })
+    const croissant = await ringUp(b, ['croissant'])
+    await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'device')
+    await expect(b.page.getByTestId('status-device')).not.toHaveText('0')
+    // What the hub answered `stored` stays so on the registers (it is on the hub's disk).
+    await expect(a.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store')
+
+    // The hub comes back on its directory, still cut off: the croissant reaches the store.
+    await hub.restart()
+    await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store', {
+      timeout: WAIT_MS,
+    })
+    for (const r of [a, b]) await expect(r.status('connection')).toHaveText('store')
+    expect(await hub.linkUp()).toBe(false)
+    expect(readRelayLog(hqDir, '')).toHaveLength(atHqBefore)
+
+    // The store's internet is back (the switch on register 2): everything drains.
+    await b.page.getByTestId('store-internet').click()
+    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(true)
+    for (const r of [a, b]) {
+      await expect(r.page.getByTestId('receipt-state')).toHaveAttribute(
+        'data-stage',
+        'head_office',
+        { timeout: WAIT_MS },
+      )
+      await r.expectDrained()
+      await expect(r.page.getByTestId('status-stored')).toHaveText('0')
+      await expect(r.page.getByTestId('status-device')).toHaveText('0')
+    }
+    await a.shot('hub-drained', { top: true })
+
+    // Head office holds every entry once, and exactly these three sales.
+    const log = readRelayLog(hqDir, '')
+    const ids = log.map((e) => e.id)
+    expect(new Set(ids).size).toBe(ids.length)
+    const orders = log.filter((e) => e.entity.startsWith('order/s1-'))
+    expect(orders.map((e) => e.kind)).toEqual([
+      'order.completed',
+      'order.completed',
+      'order.completed',
+    ])
+    // A receipt number ends with the last six characters of its order's id (sale.ts).
+    for (const receipt of [grinder, espresso, croissant]) {
+      const tail = receipt.split('-')[1] ?? receipt
+      expect(orders.filter((e) => e.entity.toUpperCase().endsWith(tail))).toHaveLength(1)
+    }
+    expect(log.filter((e) => e.kind === 'day.sale')).toHaveLength(3)
+    const grinderLog = log.filter((e) => e.entity === 'stock/s1:grinder')
+    expect(grinderLog.map((e) => e.kind)).toEqual(['stock.sold'])
+
+    // Both registers show head office's order: the same confirmed stock and the same sales.
+    for (const r of [a, b]) {
+      await r.tab('stock')
+      await expect(r.page.getByTestId('stock-confirmed-grinder')).toHaveText('0')
+      await r.tab('orders')
+      const rows = r.page.locator('[data-testid^="order-row-"][data-state="synced"]')
+      await expect(rows).toHaveCount(3, { timeout: WAIT_MS })
+    }
+    const shown = await Promise.all(
+      [a, b].map((r) =>
+        r.page
+          .locator('[data-testid^="order-row-"]')
+          .evaluateAll((rows) => rows.map((row) => row.getAttribute('data-order') ?? '')),
+      ),
+    )
+    expect(shown[0]).toEqual(shown[1])
+    const atHq = orders.map((e) => e.entity.slice('order/'.length))
+    expect([...(shown[0] ?? [])].sort()).toEqual([...atHq].sort())
+    const confirmed = async (r: Register) =>
+      r.page
+        .locator('[data-testid^="stock-confirmed-"]')
+        .evaluateAll((cells) =>
+          cells.map((c) => `${c.getAttribute('data-testid')}=${c.textContent}`),
+        )
+    await a.tab('stock')
+    await b.tab('stock')
+    expect(await confirmed(a)).toEqual(await confirmed(b))
+  } finally {
+    for (const context of contexts) await context.close()
+    for (const p of processes.reverse()) await p.kill('SIGTERM')
+    rmSync(hqDir, { recursive: true, force: true })
+    rmSync(hubDir, { recursive: true, force: true })
+  }
+})
+
+/** A register signed in on `baseURL` (the hub's page), with a shift open. */
+async function openOn(
+  browser: Browser,
+  baseURL: string,
+  store: string,
+  register: string,
+  testInfo: Parameters<Parameters<typeof test>[2]>[1],
+): Promise<Register> {
+  const context = await browser.newContext({ baseURL })
+  const page = await context.newPage()
+  page.on('pageerror', (error) =>
+    console.log(`[${store}-${register}] page error: ${error.message}`),
+  )
+  await page.goto('/')
+  await signIn(page, store, register)
+  const r = new Register(context, page, `${store}-${register}`, testInfo)
+  await r.expectOnline()
+  await r.openShift()
+  return r
+}
+
+/** Rings up `skus` for cash and leaves the receipt open; returns the receipt number. */
+async function ringUp(r: Register, skus: readonly string[]): Promise<string> {
+  await r.tab('register')
+  for (const sku of skus) await r.page.getByTestId(`item-${sku}`).click()
+  await r.page.getByTestId('pay-cash').click()
+  await r.page.getByTestId('confirm-cash').click()
+  await expect(r.page.getByTestId('receipt')).toBeVisible()
+  return (await r.page.getByTestId('receipt-order').textContent()) ?? ''
+}
