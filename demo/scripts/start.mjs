@@ -19,8 +19,11 @@ const DATA = '.ledgerline-data'
 const HUB_DATA = '.ledgerline-hub-data'
 
 const children = []
+let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
+    stopping = true
+    process.stdin.destroy()
     for (const child of children) child.kill(signal)
   })
 }
@@ -47,12 +50,22 @@ if (!withHub) {
   const hubArgs = ['packages/relay/dist/cli.js', '--port', hubPort, '--data', HUB_DATA, ...common]
   hubArgs.push('--upstream', `ws://127.0.0.1:${hqPort}/sync`)
   hubArgs.push('--upstream-token-command', tokenCommand)
-  const at = await run('store hub', hubArgs, { LEDGERLINE_SECRET: secret })
+  const startHub = () => run('store hub', hubArgs, { LEDGERLINE_SECRET: secret })
+  const at = await startHub()
   console.log(`\nLedgerline point-of-sale demo with a store hub:`)
   console.log(`  the store's registers: open http://localhost:${at} in two windows (the hub)`)
   console.log(`  head office:           http://localhost:${hqPort}`)
-  console.log('The register\'s status bar has the "Store internet" switch (the hub\'s link).')
+  console.log('The top bar of a register has the "Store internet" switch (the hub\'s link).')
+  console.log(
+    `To crash the hub: kill -9 ${children.at(-1)?.pid} (then Enter here starts it again).`,
+  )
   console.log('Walkthrough: demo/README.md, "A store hub". Stop with Ctrl-C.\n')
+  // Enter starts the hub again on its directory once it is gone (a crashed hub's restart).
+  process.stdin.on('data', () => {
+    const hub = children.at(-1)
+    if (stopping || hub === undefined || (hub.exitCode === null && hub.signalCode === null)) return
+    void startHub().then(() => console.log(`store hub started again (pid ${children.at(-1)?.pid})`))
+  })
 }
 
 /**
@@ -63,15 +76,17 @@ function run(name, args, env) {
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, ...env },
-    stdio: ['inherit', 'pipe', 'inherit'],
+    // stdin stays with this script (Enter restarts a crashed hub).
+    stdio: ['ignore', 'pipe', 'inherit'],
   })
   const first = children.length === 0
   children.push(child)
   child.on('exit', (code, signal) => {
     if (!first) {
-      console.error(`[${name}] exited (${signal ?? code}); registers fail over to head office`)
+      if (!stopping) console.error(`[${name}] exited (${signal ?? code}); Enter starts it again`)
       return
     }
+    process.stdin.destroy()
     for (const other of children) if (other !== child) other.kill('SIGTERM')
     process.exitCode = code ?? (signal === null ? 0 : 1)
   })
