@@ -4,14 +4,16 @@
  * internet cut with the demo's own switch. Every check is made in three places: the registers'
  * screens, the hub's switch, and head office's log read from its SQLite file.
  */
-import { type Browser, type BrowserContext } from '@playwright/test'
+import { type BrowserContext } from '@playwright/test'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { expect, Register, signIn, test } from './fixtures.ts'
+import { expect, openRegister, type Register, test } from './fixtures.ts'
 import { readRelayLog } from './relay-log.ts'
-import { freePort, type RelayProcess, startRelay } from './relay-process.ts'
+// A loopback port free now: head office must name the hub's page before the hub starts.
+import { freePort } from '../packages/client/test-support/hub-relays.ts'
+import { type RelayProcess, startRelay } from './relay-process.ts'
 
 /** Register 2 sees register 1's sale within this, counted from the sale on register 1. */
 const IN_STORE_MS = 1_000
@@ -76,7 +78,7 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(true)
 
     const open = async (register: string): Promise<Register> => {
-      const r = await openOn(browser, hub.baseURL, 's1', register, testInfo)
+      const r = await openRegister(browser, hub.baseURL, 's1', register, testInfo)
       contexts.push(r.context)
       return r
     }
@@ -229,27 +231,6 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     rmSync(hubDir, { recursive: true, force: true })
   }
 })
-
-/** A register signed in on `baseURL` (the hub's page), with a shift open. */
-async function openOn(
-  browser: Browser,
-  baseURL: string,
-  store: string,
-  register: string,
-  testInfo: Parameters<Parameters<typeof test>[2]>[1],
-): Promise<Register> {
-  const context = await browser.newContext({ baseURL })
-  const page = await context.newPage()
-  page.on('pageerror', (error) =>
-    console.log(`[${store}-${register}] page error: ${error.message}`),
-  )
-  await page.goto('/')
-  await signIn(page, store, register)
-  const r = new Register(context, page, `${store}-${register}`, testInfo)
-  await r.expectOnline()
-  await r.openShift()
-  return r
-}
 
 /** Rings up `skus` for cash and leaves the receipt open: its number, and when cash was taken. */
 async function ringUp(

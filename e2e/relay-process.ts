@@ -12,7 +12,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -95,15 +94,6 @@ export async function startRelay(options: {
     log: () => stderr,
     kill: (signal) => killChild(child, signal),
   }
-}
-
-/** A loopback port free right now (a hub needs head office's address before it starts). */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {

@@ -54,6 +54,19 @@ async function startHub(
   return { relay, close }
 }
 
+/** Head office with `--dev` (the development token issuer, no upstream). */
+async function startDevHeadOffice(): Promise<Relay> {
+  const relay = await createRelay({
+    port: 0,
+    dataDir: newDir(),
+    auth: { secret: SECRET },
+    logLevel: 'silent',
+    dev: true,
+  })
+  undo.push(() => relay.close())
+  return relay
+}
+
 function newDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'll-dev-upstream-'))
   undo.push(() => rmSync(dir, { recursive: true, force: true }))
@@ -132,14 +145,7 @@ describe('/dev/upstream on a --dev store hub', () => {
   it('exists only on a relay that is --dev and a hub', async () => {
     const hq = await startTestRelay(undo)
     const plainHub = await startHub(hq, newDir(), false)
-    const devHq = await createRelay({
-      port: 0,
-      dataDir: newDir(),
-      auth: { secret: SECRET },
-      logLevel: 'silent',
-      dev: true,
-    })
-    undo.push(() => devHq.close())
+    const devHq = await startDevHeadOffice()
     for (const relay of [hq, plainHub.relay, devHq]) {
       const res = await fetch(`${relay.httpUrl}/dev/upstream`, {
         method: 'POST',
@@ -150,14 +156,7 @@ describe('/dev/upstream on a --dev store hub', () => {
   })
 
   it('/dev/token?role=hub gives a hub token with a forward grant that head office welcomes', async () => {
-    const devHq = await createRelay({
-      port: 0,
-      dataDir: newDir(),
-      auth: { secret: SECRET },
-      logLevel: 'silent',
-      dev: true,
-    })
-    undo.push(() => devHq.close())
+    const devHq = await startDevHeadOffice()
     const issue = async (query: string) => {
       const res = await fetch(`${devHq.httpUrl}/dev/token?tenant=${TENANT}&${query}`)
       return ((await res.json()) as { token: string }).token
