@@ -4,7 +4,7 @@
  * internet cut with the demo's own switch. Every check is made in three places: the registers'
  * screens, the hub's switch, and head office's log read from its SQLite file.
  */
-import { type BrowserContext } from '@playwright/test'
+import { type Browser, type BrowserContext, type TestInfo } from '@playwright/test'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,12 +20,81 @@ const IN_STORE_MS = 1_000
 /** Bound of every other wait: far above what a step takes on a loaded two-core machine. */
 const WAIT_MS = 45_000
 
-interface Hub {
-  readonly baseURL: string
+/** Head office and a store hub as CLI processes (`npm run start:hub`), and registers on the hub. */
+interface Store {
+  readonly hqDir: string
   /** Whether the hub's link to head office is up, from its `--dev` switch route. */
   linkUp(): Promise<boolean>
-  sigkill(): Promise<void>
-  restart(): Promise<void>
+  /** SIGKILL: the hub dies as when the store's machine loses power. */
+  killHub(): Promise<void>
+  /** The hub again on its data directory and port. */
+  restartHub(): Promise<void>
+  /** A register of store s1 on the hub's page, with a shift open. */
+  open(register: string): Promise<Register>
+  /** Closes the registers and stops both processes (only the ones started here). */
+  close(): Promise<void>
+}
+
+async function startStore(browser: Browser, testInfo: TestInfo): Promise<Store> {
+  const secret = randomBytes(32).toString('hex')
+  const hqDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hq-'))
+  const hubDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hub-'))
+  const [hqPort, hubPort] = [await freePort(), await freePort()]
+  const hubPages = [`http://localhost:${hubPort}`, `http://127.0.0.1:${hubPort}`]
+  const processes: RelayProcess[] = []
+  const contexts: BrowserContext[] = []
+  const close = async () => {
+    for (const context of contexts) await context.close()
+    for (const p of processes.reverse()) await p.kill('SIGTERM')
+    rmSync(hqDir, { recursive: true, force: true })
+    rmSync(hubDir, { recursive: true, force: true })
+  }
+  try {
+    const hq = await startRelay({
+      dataDir: hqDir,
+      port: hqPort,
+      secret,
+      // The hub's page: its registers fail over to head office directly.
+      allowedOrigins: [`http://localhost:${hqPort}`, ...hubPages],
+    })
+    processes.push(hq)
+    const hubOptions = {
+      dataDir: hubDir,
+      port: hubPort,
+      secret,
+      upstream: { httpURL: `http://127.0.0.1:${hq.port}` },
+    }
+    let hub = await startRelay(hubOptions)
+    processes.push(hub)
+    const baseURL = hub.baseURL
+    const linkUp = async () => {
+      const res = await fetch(`${baseURL}/dev/upstream`).catch(() => undefined)
+      return res?.ok === true && ((await res.json()) as { linkUp: boolean }).linkUp
+    }
+    // A hub that never reached head office refuses registers: wait for its first link.
+    await expect.poll(linkUp, { timeout: WAIT_MS }).toBe(true)
+    return {
+      hqDir,
+      linkUp,
+      killHub: () => hub.kill('SIGKILL'),
+      restartHub: async () => {
+        hub = await startRelay(hubOptions)
+        processes.push(hub)
+      },
+      open: async (register) => {
+        const r = await openRegister(browser, baseURL, 's1', register, testInfo)
+        contexts.push(r.context)
+        await expect(r.page.getByTestId('status-stages')).toHaveAttribute('data-relay', 'hub', {
+          timeout: WAIT_MS,
+        })
+        return r
+      },
+      close,
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
 }
 
 test('a cut-off store works as one through its hub, and drains to head office exactly once', async ({
@@ -39,51 +108,11 @@ test('a cut-off store works as one through its hub, and drains to head office ex
   // registers show head office's order with empty outboxes. The receipt badges are read at each
   // step: device, store, head office.
   test.setTimeout(240_000)
-  const secret = randomBytes(32).toString('hex')
-  const hqDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hq-'))
-  const hubDir = mkdtempSync(join(tmpdir(), 'ledgerline-e2e-hub-'))
-  const [hqPort, hubPort] = [await freePort(), await freePort()]
-  const hubPages = [`http://localhost:${hubPort}`, `http://127.0.0.1:${hubPort}`]
-  const processes: RelayProcess[] = []
-  const contexts: BrowserContext[] = []
+  const store = await startStore(browser, testInfo)
+  const { hqDir } = store
   try {
-    const hq = await startRelay({
-      dataDir: hqDir,
-      port: hqPort,
-      secret,
-      allowedOrigins: [`http://localhost:${hqPort}`, ...hubPages],
-    })
-    processes.push(hq)
-    const hubOptions = {
-      dataDir: hubDir,
-      port: hubPort,
-      secret,
-      upstream: { httpURL: `http://127.0.0.1:${hq.port}` },
-    }
-    let hubProcess = await startRelay(hubOptions)
-    processes.push(hubProcess)
-    const hub: Hub = {
-      baseURL: hubProcess.baseURL,
-      linkUp: async () => {
-        const res = await fetch(`${hubProcess.baseURL}/dev/upstream`).catch(() => undefined)
-        return res?.ok === true && ((await res.json()) as { linkUp: boolean }).linkUp
-      },
-      sigkill: () => hubProcess.kill('SIGKILL'),
-      restart: async () => {
-        hubProcess = await startRelay(hubOptions)
-        processes.push(hubProcess)
-      },
-    }
-    // A hub that never reached head office refuses registers: wait for its first link.
-    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(true)
-
-    const open = async (register: string): Promise<Register> => {
-      const r = await openRegister(browser, hub.baseURL, 's1', register, testInfo)
-      contexts.push(r.context)
-      return r
-    }
-    const a = await open('r1')
-    const b = await open('r2')
+    const a = await store.open('r1')
+    const b = await store.open('r2')
     for (const r of [a, b]) {
       await expect(r.page.getByTestId('status-stages')).toBeVisible({ timeout: WAIT_MS })
       await expect(r.page.getByTestId('item-stock-grinder')).toHaveText('1 left')
@@ -94,7 +123,7 @@ test('a cut-off store works as one through its hub, and drains to head office ex
 
     // The store's internet goes: the switch on register 1; register 2 learns it from the hub.
     await a.page.getByTestId('store-internet').click()
-    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(false)
+    await expect.poll(() => store.linkUp(), { timeout: WAIT_MS }).toBe(false)
     for (const r of [a, b]) {
       await expect(r.page.getByTestId('store-internet')).toHaveAttribute('data-internet', 'off', {
         timeout: WAIT_MS,
@@ -146,7 +175,7 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     expect(readRelayLog(hqDir, '')).toHaveLength(atHqBefore)
 
     // The hub dies. Register 2 sells meanwhile: only on the device (head office is cut off too).
-    await hub.sigkill()
+    await store.killHub()
     await expect(b.status('connection')).toHaveText('offline', { timeout: WAIT_MS })
     const croissant = (await ringUp(b, ['croissant'])).receipt
     await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'device')
@@ -155,17 +184,17 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     await expect(a.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store')
 
     // The hub comes back on its directory, still cut off: the croissant reaches the store.
-    await hub.restart()
+    await store.restartHub()
     await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store', {
       timeout: WAIT_MS,
     })
     for (const r of [a, b]) await expect(r.status('connection')).toHaveText('store')
-    expect(await hub.linkUp()).toBe(false)
+    expect(await store.linkUp()).toBe(false)
     expect(readRelayLog(hqDir, '')).toHaveLength(atHqBefore)
 
     // The store's internet is back (the switch on register 2): everything drains.
     await b.page.getByTestId('store-internet').click()
-    await expect.poll(() => hub.linkUp(), { timeout: WAIT_MS }).toBe(true)
+    await expect.poll(() => store.linkUp(), { timeout: WAIT_MS }).toBe(true)
     for (const r of [a, b]) {
       await expect(r.page.getByTestId('receipt-state')).toHaveAttribute(
         'data-stage',
@@ -225,10 +254,49 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     await b.tab('stock')
     expect(await confirmed(a)).toEqual(await confirmed(b))
   } finally {
-    for (const context of contexts) await context.close()
-    for (const p of processes.reverse()) await p.kill('SIGTERM')
-    rmSync(hqDir, { recursive: true, force: true })
-    rmSync(hubDir, { recursive: true, force: true })
+    await store.close()
+  }
+})
+
+test('the hub dies with the internet up: registers fail over to head office and come back', async ({
+  browser,
+}, testInfo) => {
+  // Goal: the registers' relay list [hub, head office] (from the hub's page) fails over with
+  // nothing lost or duplicated. Method: the hub is SIGKILLed with the store's internet on; the
+  // register moves to head office (with the token it has: the hub was its issuer) and sells
+  // there directly; the hub restarts, the register moves back and sells through it; head office
+  // holds each sale once.
+  test.setTimeout(180_000)
+  const store = await startStore(browser, testInfo)
+  try {
+    const a = await store.open('r1')
+    await a.expectDrained()
+    await store.killHub()
+    const stages = a.page.getByTestId('status-stages')
+    await expect(stages).toHaveAttribute('data-relay', 'head_office', { timeout: WAIT_MS })
+    const direct = (await ringUp(a, ['espresso'])).receipt
+    await expect(a.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'head_office', {
+      timeout: WAIT_MS,
+    })
+    await a.page.getByTestId('new-sale').click()
+    await store.restartHub()
+    await expect(stages).toHaveAttribute('data-relay', 'hub', { timeout: WAIT_MS })
+    const viaHub = (await ringUp(a, ['croissant'])).receipt
+    await expect(a.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'head_office', {
+      timeout: WAIT_MS,
+    })
+    await a.expectDrained()
+    const log = readRelayLog(store.hqDir, '')
+    const ids = log.map((e) => e.id)
+    expect(new Set(ids).size).toBe(ids.length)
+    const orders = log.filter((e) => e.entity.startsWith('order/s1-'))
+    expect(orders.map((e) => e.kind)).toEqual(['order.completed', 'order.completed'])
+    for (const receipt of [direct, viaHub]) {
+      const tail = receipt.split('-')[1] ?? receipt
+      expect(orders.filter((e) => e.entity.toUpperCase().endsWith(tail))).toHaveLength(1)
+    }
+  } finally {
+    await store.close()
   }
 })
 

@@ -65,7 +65,11 @@ export function StatusBar() {
               : ''}
         </span>
         {onHub ? (
-          <span className="status-stages" data-testid="status-stages">
+          <span
+            className="status-stages"
+            data-testid="status-stages"
+            data-relay={status?.relay?.role ?? 'none'}
+          >
             <span>
               on this device <b data-testid="status-device">{status?.deviceEntries ?? 0}</b>
             </span>
