@@ -188,7 +188,9 @@ test('a cut-off store works as one through its hub, and drains to head office ex
     await expect(b.page.getByTestId('receipt-state')).toHaveAttribute('data-stage', 'store', {
       timeout: WAIT_MS,
     })
-    for (const r of [a, b]) await expect(r.status('connection')).toHaveText('store')
+    for (const r of [a, b]) {
+      await expect(r.status('connection')).toHaveText('store', { timeout: WAIT_MS })
+    }
     expect(await store.linkUp()).toBe(false)
     expect(readRelayLog(hqDir, '')).toHaveLength(atHqBefore)
 
