@@ -221,7 +221,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   let errorBackoff = 0
 
   const connect = async () => {
-    if (closed) return
+    if (closed || held) return
     const dial = ++dials
     let token: string
     try {
