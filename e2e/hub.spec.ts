@@ -1,8 +1,10 @@
 /**
  * A store hub in Chromium (issue 15, "Done when"): head office and a store hub as CLI
- * processes (the `npm run start:hub` setup), two registers on the hub's page, the store's
- * internet cut with the demo's own switch. Every check is made in three places: the registers'
- * screens, the hub's switch, and head office's log read from its SQLite file.
+ * processes (the `npm run start:hub` setup), registers on the hub's page (their relays: the hub,
+ * then head office), the store's internet cut with the demo's own switch. Two scenarios: the
+ * cut-off store working as one through a hub that is SIGKILLed and restarted, and the hub dying
+ * with the internet up (failover to head office and back). Every check is made in three places:
+ * the registers' screens, the hub's switch, and head office's log read from its SQLite file.
  */
 import { type Browser, type BrowserContext, type TestInfo } from '@playwright/test'
 import { randomBytes } from 'node:crypto'
