@@ -43,9 +43,10 @@ if (!withHub) {
   )
   console.log('Walkthrough: demo/README.md. Stop with Ctrl-C.\n')
 } else {
-  // Head office made its token secret on first start; the hub checks the registers' tokens
-  // offline with the same one.
-  const secret = readFileSync(`${root}${DATA}/dev-secret`, 'utf8').trim()
+  // Head office's token secret (given, or made on its first start in its data directory): the
+  // hub checks the registers' tokens offline with the same one.
+  const secret =
+    process.env.LEDGERLINE_SECRET ?? readFileSync(`${root}${DATA}/dev-secret`, 'utf8').trim()
   const tokenCommand = `"${process.execPath}" demo/scripts/hub-token.mjs http://127.0.0.1:${hqPort}`
   const hubArgs = ['packages/relay/dist/cli.js', '--port', hubPort, '--data', HUB_DATA, ...common]
   hubArgs.push('--upstream', `ws://127.0.0.1:${hqPort}/sync`)
