@@ -4,6 +4,7 @@
  * shift opened (cash needs one) unless the test asks for none.
  */
 import {
+  type Browser,
   type BrowserContext,
   expect,
   type Page,
@@ -193,25 +194,41 @@ export const test = base.extend<
   open: async ({ browser, relay }, use, testInfo) => {
     const contexts: BrowserContext[] = []
     await use(async (store, register, options = {}) => {
-      const context = await browser.newContext({
-        baseURL: relay.baseURL,
-        ...(options.viewport === undefined ? {} : { viewport: options.viewport }),
-      })
-      contexts.push(context)
-      const page = await context.newPage()
-      page.on('pageerror', (error) =>
-        console.log(`[${store}-${register}] page error: ${error.message}`),
-      )
-      await page.goto('/')
-      await signIn(page, store, register)
-      const r = new Register(context, page, `${store}-${register}`, testInfo)
-      await r.expectOnline()
-      if (register !== 'hq' && options.shift !== false) await r.openShift()
+      const r = await openRegister(browser, relay.baseURL, store, register, testInfo, options)
+      contexts.push(r.context)
       return r
     })
     for (const context of contexts) await context.close()
   },
 })
+
+/**
+ * A new browser context on `baseURL` (head office, or a store hub's page) signed in as
+ * `register` of `store`, online, with a shift open unless told not to; the caller closes it.
+ */
+export async function openRegister(
+  browser: Browser,
+  baseURL: string,
+  store: string,
+  register: string,
+  testInfo: TestInfo,
+  options: OpenOptions = {},
+): Promise<Register> {
+  const context = await browser.newContext({
+    baseURL,
+    ...(options.viewport === undefined ? {} : { viewport: options.viewport }),
+  })
+  const page = await context.newPage()
+  page.on('pageerror', (error) =>
+    console.log(`[${store}-${register}] page error: ${error.message}`),
+  )
+  await page.goto('/')
+  await signIn(page, store, register)
+  const r = new Register(context, page, `${store}-${register}`, testInfo)
+  await r.expectOnline()
+  if (register !== 'hq' && options.shift !== false) await r.openShift()
+  return r
+}
 
 /** Picks the store and register on the sign-in screen and opens the register. */
 export async function signIn(page: Page, store: string, register: string): Promise<void> {

@@ -1,7 +1,10 @@
 /**
  * Starts and stops the relay CLI as a child process for the browser tests: the same command
  * as `npm start`, on a free port, with a fresh data directory and a fixed development secret
- * (so tokens stay valid across a restart, as with a configured production relay).
+ * (so tokens stay valid across a restart, as with a configured production relay). With
+ * `upstream`, the same command as `npm run start:hub` starts for the store hub: `--upstream`
+ * head office, its hub token from head office's development issuer (`demo/scripts/hub-token.mjs`
+ * as `--upstream-token-command`), the same secret to check the registers' tokens offline.
  *
  * Invariants:
  * 1. Only the process this module started is ever signalled, by its pid.
@@ -16,6 +19,7 @@ const CLI = 'packages/relay/dist/cli.js'
 const STATIC = 'demo/dist'
 const SCHEMA = 'demo/src/schema.ts'
 const READY_MS_MAX = 20_000
+const HUB_TOKEN = 'demo/scripts/hub-token.mjs'
 
 export interface RelayProcess {
   readonly port: number
@@ -33,14 +37,27 @@ export async function startRelay(options: {
   dataDir: string
   port?: number
   secret: string
+  /** Browser Origins allowed besides same-origin pages (a store hub's page, for head office). */
+  allowedOrigins?: readonly string[]
+  /** Run as a store hub in front of head office's `httpURL` (`http://127.0.0.1:<port>`). */
+  upstream?: { readonly httpURL: string }
 }): Promise<RelayProcess> {
-  for (const file of [CLI, `${STATIC}/index.html`, SCHEMA]) {
+  for (const file of [CLI, `${STATIC}/index.html`, SCHEMA, HUB_TOKEN]) {
     if (!existsSync(`${ROOT}${file}`)) {
       throw new Error(`${file} is missing: run \`npm run build\` before \`npm run e2e\``)
     }
   }
   const args = [CLI, '--port', String(options.port ?? 0), '--data', options.dataDir, '--dev']
   args.push('--static', STATIC, '--schema', SCHEMA)
+  if (options.allowedOrigins !== undefined) {
+    args.push('--allowed-origins', options.allowedOrigins.join(','))
+  }
+  if (options.upstream !== undefined) {
+    const hq = new URL(options.upstream.httpURL)
+    args.push('--upstream', `ws://${hq.host}/sync`)
+    const command = `"${process.execPath}" ${HUB_TOKEN} ${hq.origin}`
+    args.push('--upstream-token-command', command)
+  }
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, LEDGERLINE_SECRET: options.secret },

@@ -6,7 +6,7 @@
  * that is not the app's gets a not-found page.
  */
 import { LedgerlineProvider, useStatus, useStore } from '@ledgerline/react'
-import { useEffect, useMemo, useRef, useState } from 'react'
+import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react'
 import { REGISTERS, STORES } from './catalog.ts'
 import { otherRegistersUnsent, rememberUnsent } from './device-sales.ts'
 import { inboxItems, registerName } from './inbox.ts'
@@ -33,6 +33,7 @@ import {
   type Session,
 } from './session.ts'
 import { StatusBar } from './status-bar.tsx'
+import { onStoreHub, relayUrls, setStoreInternet, storeHub } from './store-hub.ts'
 import { createStoreDataStore, pendingSales, type StoreData } from './store-data.ts'
 import { DrawerView, InboxView, OrdersView, ReportView, SettingsView, StockView } from './views.tsx'
 
@@ -77,6 +78,18 @@ function Signed() {
       wasOff = off
     })
   }, [])
+  // The same when the store's internet comes back; and a page that learns it is served by a
+  // store hub opens its client again with the relays [hub, head office].
+  const hub = useSyncExternalStore(onStoreHub, storeHub)
+  const relays = relayUrls(hub, '').join(' ')
+  useEffect(() => {
+    let wasCut = !storeHub().internet
+    return onStoreHub(() => {
+      const cut = !storeHub().internet
+      if (wasCut && !cut) setGeneration((g) => g + 1)
+      wasCut = cut
+    })
+  }, [])
   useEffect(() => {
     if (session === undefined) return undefined
     const c = openClient(session)
@@ -85,7 +98,7 @@ function Signed() {
     return () => {
       void c.close()
     }
-  }, [session, generation])
+  }, [session, generation, relays])
 
   if (session !== undefined && (client === undefined || !clientMatches(client, session))) {
     return <main className="loading">Opening the register…</main>
@@ -335,6 +348,7 @@ function Shell(props: { onSignOut: () => void }) {
           ))}
         </nav>
         <div className="topbar-actions">
+          <StoreInternetToggle />
           <SimulateOfflineToggle />
           <button className="ghost" data-testid="sign-out" onClick={signOut}>
             Sign out
@@ -395,6 +409,37 @@ function SimulateOfflineToggle() {
         onChange={(e) => setSimulatedOffline(e.target.checked)}
       />
       Simulate offline
+    </label>
+  )
+}
+
+/**
+ * Only on a page served by a store hub: cuts and restores the store's internet (the hub's link
+ * to head office, and this store's registers' direct way to it).
+ */
+function StoreInternetToggle() {
+  const hub = useSyncExternalStore(onStoreHub, storeHub)
+  const [failed, setFailed] = useState(false)
+  if (!hub.isHub) return null
+  return (
+    <label
+      className={`toggle${failed ? ' warn' : ''}`}
+      title={
+        failed
+          ? 'The store hub did not answer: the switch is on the hub'
+          : 'The store hub’s link to head office: off, the store works as one, cut off'
+      }
+    >
+      <input
+        type="checkbox"
+        data-testid="store-internet"
+        data-internet={hub.internet ? 'on' : 'off'}
+        checked={hub.internet}
+        onChange={(e) => {
+          void setStoreInternet(e.target.checked).then((ok) => setFailed(!ok))
+        }}
+      />
+      Store internet: {hub.internet ? 'on' : 'off'}
     </label>
   )
 }

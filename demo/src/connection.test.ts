@@ -70,6 +70,23 @@ describe('connectionReason', () => {
     expect(connectionReason({ ...base, status: up, token: null })._tag).toBe('online')
   })
 
+  it('on a store hub that cannot reach head office: store only, and online once it can', () => {
+    const hub = { role: 'hub' as const }
+    const cut = { ...up, relay: hub, headOffice: 'unreachable' as const }
+    expect(connectionReason({ ...base, status: cut })._tag).toBe('store_only')
+    expect(reasonWords({ _tag: 'store_only' }).badge).toBe('store')
+    expect(connectionReason({ ...base, status: { ...cut, headOffice: 'reachable' } })._tag).toBe(
+      'online',
+    )
+    // Head office itself never says it cannot reach head office; the hub's word goes offline.
+    const direct = { ...cut, relay: { role: 'head_office' as const } }
+    expect(connectionReason({ ...base, status: direct })._tag).toBe('online')
+    expect(connectionReason({ ...base, status: { ...cut, online: false } })._tag).toBe(
+      'head_office_unreachable',
+    )
+    expect(connectionReason({ ...base, status: cut, networkOff: true })._tag).toBe('no_network')
+  })
+
   it('words: one badge and no raw error kinds', () => {
     const words = reasonWords({ _tag: 'not_authorised', expired: false })
     expect(words.badge).toBe('offline')

@@ -6,12 +6,13 @@
  *
  *   browser offline / "simulate offline"          → no network
  *   connected                                     → online (or sending, while sales go out)
+ *   connected to a store hub that cannot reach    → store only: the store works as one, its
+ *     head office                                   sales wait on the hub for head office
  *   token refused or expired, relay said no       → not authorised: sign in again
  *   anything else that keeps the socket closed    → head office unreachable
  *
- * A fourth reason joins when the store hub lands (DESIGN.md, "Edge relay"): the hub answers
- * but head office does not, and sales reach the store's other registers. The client will say
- * so in its status (the stage of each entry); until it does, nothing here guesses it.
+ * The store hub's reason comes from the client's status (`relay.role`, and `headOffice` as the
+ * hub reports it), never from a guess.
  *
  * Invariants:
  * 1. Pure: the same inputs give the same reason; the only clock is `sinceOpenMs`.
@@ -23,6 +24,7 @@ import type { TokenProblem } from './pos-client.ts'
 export type ConnectionReason =
   | { readonly _tag: 'online' }
   | { readonly _tag: 'sending' }
+  | { readonly _tag: 'store_only' }
   | { readonly _tag: 'connecting' }
   | { readonly _tag: 'no_network' }
   | { readonly _tag: 'not_authorised'; readonly expired: boolean }
@@ -37,6 +39,8 @@ export interface ConnectionInput {
         readonly outboxEntries: number
         readonly lastServerContactAt: number | null
         readonly lastError: { readonly kind: string; readonly message: string } | null
+        readonly relay?: { readonly role: 'head_office' | 'hub' } | null | undefined
+        readonly headOffice?: 'reachable' | 'unreachable' | 'unknown' | undefined
       }
     | undefined
   /** The browser has no network, or the register's "simulate offline" switch is on. */
@@ -61,6 +65,9 @@ export function connectionReason(input: ConnectionInput): ConnectionReason {
   const { status } = input
   if (input.networkOff) return { _tag: 'no_network' }
   if (status?.online === true) {
+    if (status.relay?.role === 'hub' && status.headOffice === 'unreachable') {
+      return { _tag: 'store_only' }
+    }
     return status.outboxEntries > 0 || status.syncing ? { _tag: 'sending' } : { _tag: 'online' }
   }
   const kind = status?.lastError?.kind
@@ -76,8 +83,8 @@ export function connectionReason(input: ConnectionInput): ConnectionReason {
 }
 
 export interface ReasonWords {
-  /** One word for the status bar's badge (and the e2e tests): online, sending or offline. */
-  readonly badge: 'online' | 'sending' | 'offline'
+  /** One word for the status bar's badge (and the e2e tests): online, sending, store or offline. */
+  readonly badge: 'online' | 'sending' | 'store' | 'offline'
   readonly title: string
   readonly detail: string
 }
@@ -88,6 +95,13 @@ export function reasonWords(reason: ConnectionReason): ReasonWords {
       return { badge: 'online', title: 'Online', detail: 'Every sale is at head office.' }
     case 'sending':
       return { badge: 'sending', title: 'Sending', detail: 'Sending sales to head office…' }
+    case 'store_only':
+      return {
+        badge: 'store',
+        title: 'Store internet down',
+        detail:
+          'This register reaches the store hub, not head office. The store’s registers see each other’s sales; they go to head office when the store’s internet is back.',
+      }
     case 'connecting':
       return { badge: 'offline', title: 'Connecting', detail: 'Connecting to head office…' }
     case 'no_network':

@@ -38,5 +38,8 @@ export const DISCOUNT_DECIMALS_MAX = 2
 /** How long the register waits for head office's decision on a request before it says so. */
 export const DECISION_WAIT_MS = 10_000
 
+/** How often a register served by a store hub asks it where the store's internet switch is. */
+export const STORE_HUB_POLL_MS = 2_000
+
 /** Entries of a ledger the history panel shows, newest first. */
 export const HISTORY_ENTRIES_MAX = 50

@@ -6,9 +6,12 @@ import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './app.tsx'
 import { installNetworkSwitch } from './network.ts'
+import { watchStoreHub } from './store-hub.ts'
 import './styles.css'
 
 installNetworkSwitch()
+// Before the first client opens: it learns whether this page's relay is a store hub.
+watchStoreHub()
 
 if ('serviceWorker' in navigator && import.meta.env.PROD) {
   // Service workers need a secure context: https, or http://localhost (not 127.0.0.1).

@@ -8,8 +8,13 @@
  * browser goes offline (the `offline` event) or the "simulate offline" toggle is on, open sync
  * sockets are closed and new ones fail at once, exactly as when the store's internet is down.
  *
+ * With a store hub (store-hub.ts), the store's internet can be off while the register's network
+ * is up: then sockets to the page's own relay (the hub, on the store's LAN) go on, and sockets
+ * to any other host (head office) fail at once, as they would from a cut-off store.
+ *
  * Invariants:
- * 1. While offline, no socket made through the switch is open.
+ * 1. While offline, no socket made through the switch is open; while the store's internet is
+ *    off, none to another host than the page's is.
  * 2. Listeners hear every change of `isNetworkOff()`; the app reconnects on the way back.
  */
 
@@ -17,6 +22,7 @@ const SIMULATE_KEY = 'ledgerline.simulateOffline'
 const listeners = new Set<(off: boolean) => void>()
 const sockets = new Set<WebSocket>()
 let installed = false
+let storeInternetOff = false
 
 /** True when sync sockets are blocked (browser offline or the toggle on). */
 export function isNetworkOff(): boolean {
@@ -42,6 +48,15 @@ export function onNetworkChange(cb: (off: boolean) => void): () => void {
   }
 }
 
+/** The store's internet is off (store-hub.ts): only the page's own host stays reachable. */
+export function setStoreInternetOff(off: boolean): void {
+  if (storeInternetOff === off) return
+  storeInternetOff = off
+  if (off) {
+    for (const s of sockets) if (!isOwnHost(s.url)) s.close(4000, 'store internet off')
+  }
+}
+
 /** Listens to the browser's online/offline events; call once at start. */
 export function installNetworkSwitch(): void {
   if (installed) return
@@ -55,9 +70,18 @@ export class SwitchedWebSocket extends WebSocket {
   constructor(url: string | URL, protocols?: string | string[]) {
     // Port 9 is refused by browsers outright, so the socket fails at once, as it would without
     // a network, and the client backs off and retries.
-    super(isNetworkOff() ? 'ws://127.0.0.1:9/' : url, protocols)
+    const blocked = isNetworkOff() || (storeInternetOff && !isOwnHost(String(url)))
+    super(blocked ? 'ws://127.0.0.1:9/' : url, protocols)
     sockets.add(this)
     this.addEventListener('close', () => sockets.delete(this))
+  }
+}
+
+function isOwnHost(url: string): boolean {
+  try {
+    return new URL(url).host === location.host
+  } catch {
+    return false
   }
 }
 

@@ -17,6 +17,7 @@ import {
 import { TENANT } from './catalog.ts'
 import { DECISION_WAIT_MS } from './limits.ts'
 import { SwitchedWebSocket } from './network.ts'
+import { relayUrls, storeHub } from './store-hub.ts'
 import schema from './schema.ts'
 import { fetchDevToken, type Session, subjectOf, TokenError } from './session.ts'
 
@@ -30,9 +31,10 @@ export type TokenProblem = 'refused' | 'unreachable' | null
 export function openClient(session: Session): PosClient {
   // A new client has not asked for a token yet: what the last one learned is no longer news.
   setProblem(session, null)
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
+  const own = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/sync`
   return createClient({
-    url,
+    // Served by a store hub: the hub, then head office (the client fails over, and back).
+    url: relayUrls(storeHub(), own),
     token: createTokenSource(session),
     schema,
     tenant: TENANT,

@@ -17,6 +17,8 @@ export interface Receipt {
   readonly total: number
   readonly tenders: readonly Tender[]
   readonly at: number
+  /** The sale's entries (for the receipt's stage badge); absent on a receipt made elsewhere. */
+  readonly entryIds?: readonly string[] | undefined
 }
 
 /** One line per tender: what the customer paid with. */

@@ -19,6 +19,7 @@ import { offlineRefusal } from './offline-limits.ts'
 import { type PosStatus, waitForOutcome } from './pos-client.ts'
 import { usePos } from './pos-context.ts'
 import { type Receipt, receiptMailto, tenderLine } from './receipt.ts'
+import { stageWords, useSaleStage } from './sale-stage.ts'
 import {
   type CartLine,
   cartTotals,
@@ -174,7 +175,7 @@ export function RegisterView() {
         }
         redeemed = { card: gift.card, amount: gift.amount }
       }
-      await client.appendMany(
+      const entries = await client.appendMany(
         saleDrafts({
           session,
           orderId,
@@ -195,6 +196,7 @@ export function RegisterView() {
         discountPercent: percent,
         tenders,
         at: Date.now(),
+        entryIds: entries.map((e) => e.id),
       })
       setCart([])
       setDiscountText('')
@@ -695,6 +697,7 @@ function ReceiptView(props: { receipt: Receipt; onNext: () => void }) {
   const { data } = usePos()
   const r = props.receipt
   const state = orderSyncState(data, r.orderId)
+  const stage = useSaleStage(r.entryIds ?? [])
   const cash = r.tenders.find((t) => t.method === 'cash')
   return (
     <div className="receipt printable" data-testid="receipt">
@@ -746,12 +749,14 @@ function ReceiptView(props: { receipt: Receipt; onNext: () => void }) {
           </>
         ) : null}
       </dl>
-      <p className={`state-pill ${state} no-print`} data-testid="receipt-state">
-        {state === 'pending'
-          ? 'on this register, not yet at head office'
-          : state === 'synced'
-            ? 'at head office'
-            : 'at head office, corrected'}
+      <p
+        className={`state-pill ${stage === 'device' ? 'pending' : stage === 'store' ? 'store' : state === 'corrected' ? 'corrected' : 'synced'} no-print`}
+        data-testid="receipt-state"
+        data-stage={stage}
+      >
+        {stage === 'head_office' && state === 'corrected'
+          ? 'at head office, corrected'
+          : stageWords(stage)}
       </p>
       <div className="row no-print">
         <button data-testid="receipt-print" onClick={() => window.print()}>

@@ -19,7 +19,7 @@ class NoSocket {
   }
 }
 ;(globalThis as { WebSocket?: unknown }).WebSocket ??= NoSocket
-const { createStoreDataStore } = await import('./store-data.ts')
+const { createStoreDataStore, storeLayerSales } = await import('./store-data.ts')
 
 const session = { store: 's1', register: 'r2' }
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}
@@ -73,5 +73,16 @@ describe('store data', () => {
     expect(data.orders.get('s1-r2-a')?.view.day).toBe('s1:2026-12-01')
     // Money stays on the day ledger, as entries: the report's totals.
     expect(data.day.view.registers.r2?.sales).toBe(2)
+  })
+
+  it("counts the other registers' sales the store hub holds, from the day's store layer", () => {
+    // Goal: the status bar's "store not at head office" adds what the hub holds of others.
+    const sale = (total: unknown) => ({ kind: 'day.sale', data: { total } })
+    const day = { store: [sale(500), { kind: 'day.refund', data: { total: 100 } }, sale(250)] }
+    expect(storeLayerSales({ day } as unknown as StoreData)).toEqual({ count: 2, amount: 750 })
+    expect(storeLayerSales({ day: { store: [] } } as unknown as StoreData)).toEqual({
+      count: 0,
+      amount: 0,
+    })
   })
 })

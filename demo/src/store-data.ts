@@ -144,6 +144,25 @@ export function pendingSales(data: StoreData): PendingSales {
   return { count, amount, oldestAt, card: { amount: cardAmount, oldestAt: cardOldestAt } }
 }
 
+/**
+ * Other registers' sales the store hub holds that head office has not confirmed: the day
+ * ledger's store layer (empty without a hub).
+ */
+export function storeLayerSales(data: StoreData): {
+  readonly count: number
+  readonly amount: number
+} {
+  let count = 0
+  let amount = 0
+  for (const e of data.day.store) {
+    if (e.kind !== 'day.sale') continue
+    const total = (e.data as { total?: unknown }).total
+    count++
+    amount += typeof total === 'number' ? total : 0
+  }
+  return { count, amount }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function readStoreData(

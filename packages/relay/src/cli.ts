@@ -62,8 +62,11 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --static DIR             serve static files from DIR at / (index.html for app routes)
                                                                              [LEDGERLINE_STATIC]
   --dev                    development mode: GET /dev/token?tenant=T&sub=S hands out tokens
-                           with full grants for T; without a key, signs them with a secret kept
-                           in DIR/dev-secret (tokens outlive a restart); with no
+                           with full grants for T (&role=hub: a store hub's token, with a
+                           forward grant); on a hub, POST /dev/upstream {"connected":false}
+                           cuts the link to head office until {"connected":true}; without a
+                           key, signs them with a secret kept in DIR/dev-secret (tokens
+                           outlive a restart); with no
                            --allowed-origins, same-origin pages may connect. NOT FOR PRODUCTION.
                                                                              [LEDGERLINE_DEV=1]
   --upstream URL[,URL]     run as a store hub in front of head office's sync URL
@@ -87,7 +90,7 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --help                   print this help
 
 Endpoints: ws://HOST:PORT/sync (sync), ws://HOST:PORT/yjs/<room> (y-websocket),
-/healthz, /readyz, /metrics (Prometheus), /dev/token (dev only).
+/healthz, /readyz, /metrics (Prometheus), /dev/token and /dev/upstream (dev only).
 
 A configuration mistake exits with code 2.
 `

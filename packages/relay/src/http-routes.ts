@@ -1,7 +1,7 @@
 /**
  * HTTP and WebSocket-upgrade routing of the relay, in one place: `/sync` (the sync endpoint),
  * extra upgrade routes by path prefix (e.g. `/yjs/`), `/healthz`, `/readyz`, `/metrics`, `/dev/token` (dev
- * only) and static files.
+ * only), `/dev/upstream` (a dev store hub only) and static files.
  *
  * Invariants:
  * 1. The Origin check runs before any upgrade is handed on: a browser Origin not on the list is
@@ -47,6 +47,8 @@ export interface RouterOptions {
   readonly readyz: HttpHandler
   readonly metrics: HttpHandler
   readonly devToken?: HttpHandler | undefined
+  /** A `--dev` store hub's switch of its link to head office (`hub/dev-upstream.ts`). */
+  readonly devUpstream?: HttpHandler | undefined
   /** Resolves false when it did not answer. */
   readonly static?: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined
 }
@@ -112,6 +114,9 @@ export function createRouter(options: RouterOptions): Router {
     if (path === '/metrics') return await options.metrics(req, res)
     if (path === '/dev/token' && options.devToken !== undefined) {
       return await options.devToken(req, res)
+    }
+    if (path === '/dev/upstream' && options.devUpstream !== undefined) {
+      return await options.devUpstream(req, res)
     }
     if (options.static !== undefined && (await options.static(req, res))) return
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })

@@ -133,6 +133,8 @@ export const TAIL_BYTES_MAX = 256 * 1024
 export const TAILS_MAX = 256
 /** Longest token lifetime `/dev/token` hands out, in seconds. */
 export const DEV_TOKEN_LIFETIME_S = 12 * 60 * 60
+/** Largest body of `POST /dev/upstream` (a `--dev` hub's store internet switch), in bytes. */
+export const DEV_UPSTREAM_BODY_BYTES_MAX = 1_024
 /** Largest HTTP request path the static file server looks at. */
 export const STATIC_PATH_LENGTH_MAX = 1_024
 

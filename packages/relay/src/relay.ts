@@ -50,6 +50,7 @@ import { createCommitQueue } from './commit-queue.ts'
 import { checkRelayConfig } from './relay-config.ts'
 import { createRelayGates } from './relay-gates.ts'
 import type { Seat } from './relay-gates.ts'
+import { applyDevUpstreamSwitch, createDevUpstreamRoute } from './hub/dev-upstream.ts'
 import { createHub } from './hub/hub.ts'
 import type { Hub, UpstreamOptions } from './hub/hub.ts'
 import { createSession } from './session.ts'
@@ -92,7 +93,11 @@ export interface RelayOptions {
   readonly auth: AuthOptions
   /** Browser Origins allowed to connect; clients that send no Origin rely on their token. */
   readonly allowedOrigins?: readonly string[] | undefined
-  /** Enables `GET /dev/token`, and makes a secret when auth has none. Not for production. */
+  /**
+   * Enables `GET /dev/token` (`role=hub` adds a forward grant: a store hub's token), on a hub
+   * also `/dev/upstream` (cut and restore the link to head office), and makes a secret when
+   * auth has none. Not for production.
+   */
   readonly dev?: boolean | undefined
   /** Serve static files (the demo) at `/`. */
   readonly staticDir?: string | undefined
@@ -178,6 +183,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     lock = lockDataDir(options.dataDir)
     try {
       hub = createHub({ dataDir: options.dataDir, upstream: options.upstream, logger })
+      // In the same turn: the link has not dialled yet (dev-upstream.ts, invariant 2).
+      if (dev) applyDevUpstreamSwitch(options.dataDir, hub.link)
     } catch (error) {
       lock.release()
       throw error
@@ -349,6 +356,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         dev && secret !== undefined
           ? async (req, res) => devToken(req, res, { ...auth, secret })
           : undefined,
+      devUpstream:
+        dev && hub !== undefined && options.dataDir !== undefined
+          ? createDevUpstreamRoute({
+              dataDir: options.dataDir,
+              link: hub.link,
+              upstream: upstreamList(options.upstream?.url),
+            })
+          : undefined,
       static: staticHandler,
     })
     const server = createServer(router.request)
@@ -422,6 +437,8 @@ async function devToken(
     return
   }
   const sub = (query.get('sub') ?? 'dev').slice(0, 128) || 'dev'
+  // `role=hub`: a store hub's own token, which may also forward the registers' entries.
+  const hubRole = query.get('role') === 'hub'
   const expiresInS = DEV_TOKEN_LIFETIME_S
   const token = await signToken({
     secret: auth.secret,
@@ -429,6 +446,7 @@ async function devToken(
     sub,
     read: ['*'],
     write: ['*'],
+    ...(hubRole ? { forward: ['*'] } : {}),
     expiresInS,
     issuer: auth.issuer,
     audience: auth.audience,
@@ -439,6 +457,10 @@ async function devToken(
     sub,
     expiresAt: (Math.floor(Date.now() / 1000) + expiresInS) * 1000,
   })
+}
+
+function upstreamList(url: string | readonly string[] | undefined): readonly string[] {
+  return url === undefined ? [] : typeof url === 'string' ? [url] : url
 }
 
 function hostForUrl(address: string): string {

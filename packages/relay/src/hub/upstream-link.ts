@@ -24,6 +24,8 @@
  *    closes without a welcome moves the link to the next URL (after the last, the first again);
  *    one that was welcomed is tried again first. So a backup whose primary is lost for good
  *    drains to head office, and every URL serves head office's log with head office's cursors.
+ * 7. `hold(true)` (the `--dev` relay's `/dev/upstream` switch, `dev-upstream.ts`) closes the link
+ *    and dials no more until `hold(false)`, which dials at once: a store's internet cut by hand.
  */
 import WebSocket from 'ws'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
@@ -68,6 +70,8 @@ export interface UpstreamLink {
   forwardGrant(): readonly string[] | undefined
   /** Told on every up/down change. */
   onState(listener: (state: UpstreamState) => void): () => void
+  /** Invariant 7: true closes the link and keeps it closed; false dials again at once. */
+  hold(held: boolean): void
   /** Invariant 2: the results of a forwarded push, or a rejection when the link drops. */
   push(entries: readonly Entry[], subjects: Readonly<Record<string, string>>): Promise<AckResult[]>
   close(): Promise<void>
@@ -100,6 +104,9 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   let renewTimer: NodeJS.Timeout | undefined
   let silenceTimer: NodeJS.Timeout | undefined
   let batch = 0
+  let held = false
+  // Each dial's number: a dial that a hold overtook while it fetched its token gives up.
+  let dials = 0
   const pending = new Map<number, PendingPush>()
 
   const setState = (connected: boolean) => {
@@ -128,7 +135,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     for (const p of pending.values()) p.reject(new HubError('upstream_refused', 'link dropped'))
     pending.clear()
     setState(false)
-    if (closed) return
+    if (closed || held) return
     // Invariant 6.
     if (!welcomedHere) at = (at + 1) % urls.length
     const delay = Math.max(minBackoffMs, backoff * (0.5 + Math.random() / 2))
@@ -214,7 +221,8 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   let errorBackoff = 0
 
   const connect = async () => {
-    if (closed) return
+    if (closed || held) return
+    const dial = ++dials
     let token: string
     try {
       token = await options.token()
@@ -223,7 +231,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       down(0)
       return
     }
-    if (closed) return
+    if (closed || held || dial !== dials) return
     const socket = new WebSocket(urls[at] as string, { perMessageDeflate: false })
     ws = socket
     welcomedHere = false
@@ -283,6 +291,17 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
         pending.set(id, { results: [], resolve, reject })
         send({ type: 'push', batch: id, entries, subjects })
       })
+    },
+    hold(on) {
+      if (held === on || closed) return
+      held = on
+      clearTimeout(retryTimer)
+      if (on) {
+        ws?.terminate()
+        return
+      }
+      backoff = UPSTREAM_BACKOFF_MS_MIN
+      if (ws === undefined) void connect()
     },
     async close() {
       closed = true
