@@ -43,6 +43,10 @@
  *    of a tenth); open rows are never pruned.
  * 9. Only queueing (what `stored` promises) commits with a full fsync; mirror pages and
  *    settlements may be lost by a power cut and are then done again (`#relaxed`).
+ * 10. Appends that arrive while one is committing are queued in one transaction (one fsync),
+ *    at most `HUB_COMMIT_GROUP_ENTRIES_MAX` entries a group, in the order they came (one
+ *    register's pushes stay in order); each call gets its own results. A group whose transaction
+ *    fails is queued again call by call, so one bad call rejects only itself.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -64,7 +68,11 @@ import type {
 import { HubError } from './hub-error.ts'
 import { HUB_SCHEMA, prepareHubSql } from './hub-sql.ts'
 import type { HubSql, QueueRow } from './hub-sql.ts'
-import { HUB_QUEUE_ENTRIES_MAX, HUB_SETTLED_KEEP_MAX } from './hub-limits.ts'
+import {
+  HUB_COMMIT_GROUP_ENTRIES_MAX,
+  HUB_QUEUE_ENTRIES_MAX,
+  HUB_SETTLED_KEEP_MAX,
+} from './hub-limits.ts'
 
 export const HUB_FILE = 'hub.sqlite'
 
@@ -143,6 +151,9 @@ class SqliteHubStore implements HubStore {
   #closed = false
   #settledSincePrune = 0
   readonly #sql: HubSql
+  /** Invariant 10: appends waiting for the next group transaction, in arrival order. */
+  #waiting: PendingAppend[] = []
+  #grouping = false
 
   constructor(db: Database.Database) {
     this.#db = db
@@ -315,21 +326,78 @@ class SqliteHubStore implements HubStore {
     pusher?: Pusher | undefined,
   ): Promise<AppendResult[]> {
     if (this.#closed) throw new LogStoreError('closed', 'the hub store is closed')
-    const open = this.openCount()
-    if (open + items.length > HUB_QUEUE_ENTRIES_MAX) {
-      // Nothing queued: the register backs off and resends (the queue drains upstream).
-      throw new LogStoreError(
-        'overloaded',
-        `${open} entries wait for head office; ${items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${HUB_QUEUE_ENTRIES_MAX})`,
-      )
+    return await new Promise<AppendResult[]>((resolve, reject) => {
+      this.#waiting.push({ tenant, items, pusher, resolve, reject })
+      if (this.#grouping) return
+      this.#grouping = true
+      // Invariant 10: what else arrives meanwhile (other registers' pushes) joins this group.
+      setImmediate(() => this.#commitWaiting())
+    })
+  }
+
+  /** Invariant 10: the waiting appends, as few transactions as the group bound allows. */
+  #commitWaiting(): void {
+    this.#grouping = false
+    const group: PendingAppend[] = []
+    let entries = 0
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0] as PendingAppend
+      if (group.length > 0 && entries + next.items.length > HUB_COMMIT_GROUP_ENTRIES_MAX) break
+      group.push(next)
+      entries += next.items.length
+      this.#waiting.shift()
     }
-    const results: AppendResult[] = []
+    if (this.#waiting.length > 0) {
+      this.#grouping = true
+      setImmediate(() => this.#commitWaiting())
+    }
+    if (this.#closed) {
+      for (const call of group) call.reject(new LogStoreError('closed', 'the hub store is closed'))
+      return
+    }
+    let open = this.openCount()
+    const admitted: PendingAppend[] = []
+    for (const call of group) {
+      if (open + call.items.length > HUB_QUEUE_ENTRIES_MAX) {
+        // Invariant 6: nothing of it queued; the register backs off and resends.
+        call.reject(
+          new LogStoreError(
+            'overloaded',
+            `${open} entries wait for head office; ${call.items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${HUB_QUEUE_ENTRIES_MAX})`,
+          ),
+        )
+        continue
+      }
+      // At most this many more open rows (a resend adds none).
+      open += call.items.length
+      admitted.push(call)
+    }
+    try {
+      this.#commitGroup(admitted)
+    } catch {
+      // Invariant 10: each call alone, so only the bad one fails.
+      for (const call of admitted) {
+        try {
+          this.#commitGroup([call])
+        } catch (error) {
+          call.reject(error)
+        }
+      }
+    }
+  }
+
+  /** One transaction for `calls`; resolves each with its own results once it is durable. */
+  #commitGroup(calls: readonly PendingAppend[]): void {
+    if (calls.length === 0) return
     const added: QueuedEntry[] = []
+    const results: AppendResult[][] = []
     this.#db.transaction(() => {
-      for (const item of items) results.push(this.#item(tenant, item, pusher, added))
+      for (const call of calls) {
+        results.push(call.items.map((item) => this.#item(call.tenant, item, call.pusher, added)))
+      }
     })()
     if (added.length > 0) for (const l of this.#queued) l(added)
-    return results
+    for (const [i, call] of calls.entries()) call.resolve(results[i] as AppendResult[])
   }
 
   #item(
@@ -472,6 +540,15 @@ class SqliteHubStore implements HubStore {
     this.#commits.clear()
     this.#db.close()
   }
+}
+
+/** An `append` waiting for its group transaction (invariant 10). */
+interface PendingAppend {
+  readonly tenant: string
+  readonly items: readonly AppendItem[]
+  readonly pusher: Pusher | undefined
+  readonly resolve: (results: AppendResult[]) => void
+  readonly reject: (error: unknown) => void
 }
 
 function queuedOf(r: QueueRow): QueuedEntry {
