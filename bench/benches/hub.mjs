@@ -359,14 +359,16 @@ async function deliveryRound(regs, server) {
 
 async function drainRows(rows) {
   const direct = []
+  const mirrored = []
   const viaHub = []
   const rounds = Number(process.env.BENCH_HUB_DRAIN_ROUNDS ?? DRAIN_ROUNDS)
   for (let i = 0; i < rounds; i++) {
-    direct.push(await withHeadOffice((hq) => directDrain(hq)))
+    direct.push(await withHeadOffice((hq) => directDrain(hq, false)))
+    mirrored.push(await withHeadOffice((hq) => directDrain(hq, true)))
     viaHub.push(await withStore((store) => hubDrain(store, false)))
     const [d, h] = [direct.at(-1), viaHub.at(-1)]
     console.log(
-      `drain round ${i + 1}: direct ${fmt(d.rate)}/s; hub ${fmt(h.rate)}/s in ${fmt(h.seconds)} s ` +
+      `drain round ${i + 1}: direct ${fmt(d.rate)}/s (one subscriber: ${fmt(mirrored.at(-1).rate)}/s); hub ${fmt(h.rate)}/s in ${fmt(h.seconds)} s ` +
         `(${h.appended} appended, ${h.duplicates} duplicates, ${fmt(h.pushes)} pushes)`,
     )
   }
@@ -391,6 +393,16 @@ async function drainRows(rows) {
   rows.push({
     label: `drain direct: ${REGISTERS} × ${fmt(OFFLINE_SALES)} sales pushed straight to head office`,
     ours: directRate,
+  })
+  const mirroredRate = summarize(
+    '',
+    'entries/s',
+    mirrored.map((d) => d.rate),
+  )
+  rows.push({
+    label: `drain direct, one connection subscribed to everything meanwhile (head office serves what the hub's mirror reads)`,
+    ours: mirroredRate,
+    anchor: directRate,
   })
   const share = hubRate.median / directRate.median
   const seconds = hubSeconds.median
@@ -447,8 +459,20 @@ async function appendedReach(hq, target) {
   }
 }
 
-async function directDrain(hq) {
+async function directDrain(hq, subscribed) {
   const regs = await registers(hq.url)
+  if (subscribed) {
+    const reader = await connectReady(hq.url, await registerToken(REGISTERS))
+    reader.handlers.add((m) => {
+      if (m.type === 'entries') {
+        reader.ws.send(encodeMessage({ type: 'credit', sub: m.sub, pages: 1 }))
+      }
+    })
+    reader.ws.send(
+      encodeMessage({ type: 'subscribe', sub: 1, scope: ['*'], cursors: {}, credit: 4 }),
+    )
+    regs.reader = reader
+  }
   const total = REGISTERS * OFFLINE_SALES
   let polling = true
   // The same /metrics reads as a hub drain makes, so head office does the same extra work.
@@ -477,6 +501,7 @@ async function directDrain(hq) {
   polling = false
   await poll
   for (const c of regs) c.close()
+  regs.reader?.close()
   const acked = results.reduce((n, r) => n + r.acked, 0)
   if (acked !== total) throw new Error(`direct drain: ${acked} of ${total} acked`)
   return { seconds, rate: total / seconds, hqCpuMs }

@@ -225,6 +225,8 @@ class SqliteHubStore implements HubStore {
   mirrorPage(entries: readonly StoredEntry[], cursors: Cursors): void {
     const settledIds: string[] = []
     const touched = new Set<number>()
+    /** Highest clientSeq per (tenant, clientId) of the page: one upsert each, not one an entry. */
+    const highs = new Map<string, { tenant: string; clientId: string; high: number }>()
     this.#relaxed(() => {
       for (const e of entries) {
         const { version, partition, offset, committedAt, ...entry } = e
@@ -240,7 +242,11 @@ class SqliteHubStore implements HubStore {
         )
         touched.add(partition)
         if (e.clientId !== SERVER_CLIENT_ID) {
-          this.#sql.setClient.run(e.tenant, e.clientId, e.clientSeq, null)
+          const key = `${e.tenant}\u0000${e.clientId}`
+          const had = highs.get(key)
+          if (had === undefined)
+            highs.set(key, { tenant: e.tenant, clientId: e.clientId, high: e.clientSeq })
+          else had.high = Math.max(had.high, e.clientSeq)
         }
         const result: AckResult = {
           id: e.id,
@@ -255,6 +261,7 @@ class SqliteHubStore implements HubStore {
           settledIds.push(e.id)
         }
       }
+      for (const c of highs.values()) this.#sql.setClient.run(c.tenant, c.clientId, c.high, null)
       const before = this.cursors()
       for (const [p, through] of Object.entries(cursors)) {
         // Cursors that passed entries outside the hub's scope move registers' cursors too.
