@@ -92,6 +92,19 @@ export async function startCli(args = [], env = {}) {
       }
       return out
     },
+    /**
+     * Event-loop delay (ms, p99 and max) since the last read: prom-client's default metrics,
+     * which reset their histogram at every scrape of /metrics.
+     */
+    async loopLag() {
+      const text = await (await fetch(`${httpUrl}/metrics`)).text()
+      const read = (name) =>
+        1000 * Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN)
+      return {
+        p99: read('nodejs_eventloop_lag_p99_seconds'),
+        max: read('nodejs_eventloop_lag_max_seconds'),
+      }
+    },
     /** Pushes answered so far (the count of `ledgerline_append_latency_seconds`). */
     async pushes() {
       const text = await (await fetch(`${httpUrl}/metrics`)).text()

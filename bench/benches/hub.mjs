@@ -251,7 +251,9 @@ async function deliveryRows(rows) {
     target: `≤ ${DELIVERY_P99_MS} ms`,
     met: p99 <= DELIVERY_P99_MS && cut.missing === 0,
     verdict: `p99 ${fmt(p99)} ms (p50 ${fmt(percentile(cut.latencies, 50))} ms; head office direct p99 ${fmt(percentile(direct.latencies, 99))} ms, hub with the link up ${fmt(percentile(up.latencies, 99))} ms)`,
-    limit: `hub process ${cut.cores.toFixed(2)} cores busy (head office direct ${direct.cores.toFixed(2)})`,
+    limit:
+      `hub process ${cut.cores.toFixed(2)} cores busy, event-loop delay p99 ${fmt(cut.lag.p99)} ms (max ${fmt(cut.lag.max)} ms); ` +
+      `head office direct ${direct.cores.toFixed(2)} cores, event-loop delay p99 ${fmt(direct.lag.p99)} ms (max ${fmt(direct.lag.max)} ms)`,
   })
 }
 
@@ -323,6 +325,7 @@ async function deliveryRound(regs, server) {
     )
   }
   const cpu0 = server.cpuMs()
+  await server.loopLag()
   await new Promise((resolve) => {
     const tick = () => {
       const now = performance.now()
@@ -340,6 +343,7 @@ async function deliveryRound(regs, server) {
     tick()
   })
   const cores = (server.cpuMs() - cpu0) / (performance.now() - t0)
+  const lag = await server.loopLag()
   const expected = measuredSales * (regs.length - 1)
   const until = performance.now() + DELIVERY_DRAIN_MS
   while (latencies.length < expected && performance.now() < until) await sleep(20)
@@ -351,6 +355,7 @@ async function deliveryRound(regs, server) {
     missing: expected - latencies.length,
     errors,
     cores,
+    lag,
   }
 }
 
@@ -568,6 +573,7 @@ async function throughputRows(rows) {
   const direct = []
   const viaHub = []
   const stored = []
+  const cores = []
   for (let i = 0; i < 4; i++) {
     const d = await withHeadOffice((hq) => pushThrough([hq.url]))
     const h = await withStore(async ({ hq, hub }) => {
@@ -579,12 +585,16 @@ async function throughputRows(rows) {
         before.at = performance.now()
         before.n = (await hq.appends()).appended ?? 0
       })()
+      const cpu0 = { hub: hub.cpuMs(), hq: hq.cpuMs(), at: performance.now() }
       const r = await pushThrough([hub.url])
       await counting
       const after = (await hq.appends()).appended ?? 0
+      const wall = performance.now() - cpu0.at
       return {
         stored: r.rate,
         landed: (after - before.n) / ((performance.now() - before.at) / 1000),
+        hubCores: (hub.cpuMs() - cpu0.hub) / wall,
+        hqCores: (hq.cpuMs() - cpu0.hq) / wall,
       }
     })
     // The first round of each is a warm-up.
@@ -592,6 +602,7 @@ async function throughputRows(rows) {
     direct.push(d.rate)
     viaHub.push(h.landed)
     stored.push(h.stored)
+    cores.push(h)
   }
   const d = summarize('direct to head office', 'entries/s', direct)
   const h = summarize('through the hub', 'entries/s', viaHub)
@@ -611,6 +622,9 @@ async function throughputRows(rows) {
     target: `costs ≤ ${THROUGHPUT_COST_MAX * 100} % against direct`,
     met: cost <= THROUGHPUT_COST_MAX,
     verdict: `${fmt(h.median)} entries/s through the hub, ${(h.median / d.median).toFixed(2)}× direct (${fmt(d.median)}/s): costs ${(cost * 100).toFixed(0)} %`,
+    limit:
+      `per round, hub / head office cores busy: ${cores.map((c) => `${c.hubCores.toFixed(2)} / ${c.hqCores.toFixed(2)}`).join(', ')}; ` +
+      `the hub answered ${fmt(summarize('', '', stored).median)} entries/s \`stored\` while ${fmt(h.median)}/s reached head office`,
   })
 }
 
