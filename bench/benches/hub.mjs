@@ -16,11 +16,11 @@
 // A drain not fast enough is profiled: one more drain round with the V8 profiler on the hub and
 // on head office over the drain window only, and both processes' CPU time from /proc.
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { createServer, createConnection } from 'node:net'
 import { join } from 'node:path'
 import { createHlcClock, entryId } from '@ledgerline/core'
 import { encodeMessage, PUSH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import { signToken } from '@ledgerline/relay'
+import { startCutProxy } from '@ledgerline/testkit'
 import { startCli } from '../cli-process.mjs'
 import { connect, pushLoad, pushRound } from '../load-client.mjs'
 import {
@@ -101,7 +101,7 @@ async function withHeadOffice(fn) {
 /** Head office, the proxy and a hub whose upstream goes through it, once the hub reached it. */
 async function withStore(fn) {
   return withHeadOffice(async (hq) => {
-    const proxy = await startProxy(hq.port)
+    const proxy = await startCutProxy(hq.port)
     const hubToken = await signToken({
       secret: SECRET,
       tenant: TENANT,
@@ -160,42 +160,6 @@ function upstreamIs(conn, connected) {
     }
     conn.handlers.add(h)
   })
-}
-
-/** A TCP proxy to `port` on loopback whose connections can be cut (and new ones refused). */
-async function startProxy(port) {
-  const sockets = new Set()
-  let open = true
-  const server = createServer((inbound) => {
-    if (!open) return inbound.destroy()
-    const outbound = createConnection(port, '127.0.0.1')
-    sockets.add(inbound).add(outbound)
-    inbound.pipe(outbound).pipe(inbound)
-    const gone = () => {
-      inbound.destroy()
-      outbound.destroy()
-      sockets.delete(inbound)
-      sockets.delete(outbound)
-    }
-    inbound.on('error', gone).on('close', gone)
-    outbound.on('error', gone).on('close', gone)
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `ws://127.0.0.1:${server.address().port}/sync`,
-    cut() {
-      open = false
-      for (const s of sockets) s.destroy()
-    },
-    restore() {
-      open = true
-    },
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
 }
 
 function sale(conn, clock, seq, register) {
@@ -464,6 +428,22 @@ async function appendedReach(hq, target) {
   }
 }
 
+/** Every register pushes its `OFFLINE_SALES` as a client's outbox flushes them. */
+function outboxFlush(regs) {
+  return Promise.all(
+    regs.map((c, i) =>
+      pushLoad(c, {
+        tenant: TENANT,
+        total: OFFLINE_SALES,
+        batchSize: OUTBOX_BATCH,
+        window: PUSH_IN_FLIGHT_MAX,
+        entity: (s) => `sale/r${i}-${s}`,
+        deadlineMs: Date.now() + DRAIN_TIMEOUT_MS,
+      }),
+    ),
+  )
+}
+
 async function directDrain(hq, subscribed) {
   const regs = await registers(hq.url)
   if (subscribed) {
@@ -489,18 +469,7 @@ async function directDrain(hq, subscribed) {
   })()
   const cpu0 = hq.cpuMs()
   const t0 = performance.now()
-  const results = await Promise.all(
-    regs.map((c, i) =>
-      pushLoad(c, {
-        tenant: TENANT,
-        total: OFFLINE_SALES,
-        batchSize: OUTBOX_BATCH,
-        window: PUSH_IN_FLIGHT_MAX,
-        entity: (s) => `sale/r${i}-${s}`,
-        deadlineMs: Date.now() + DRAIN_TIMEOUT_MS,
-      }),
-    ),
-  )
+  const results = await outboxFlush(regs)
   const seconds = (performance.now() - t0) / 1000
   const hqCpuMs = hq.cpuMs() - cpu0
   polling = false
@@ -518,18 +487,7 @@ async function hubDrain({ hq, hub, proxy }, profile) {
   const down = upstreamIs(regs[0], false)
   proxy.cut()
   await down
-  const offline = await Promise.all(
-    regs.map((c, i) =>
-      pushLoad(c, {
-        tenant: TENANT,
-        total: OFFLINE_SALES,
-        batchSize: OUTBOX_BATCH,
-        window: PUSH_IN_FLIGHT_MAX,
-        entity: (s) => `sale/r${i}-${s}`,
-        deadlineMs: Date.now() + DRAIN_TIMEOUT_MS,
-      }),
-    ),
-  )
+  const offline = await outboxFlush(regs)
   const stored = offline.reduce((n, r) => n + r.acked, 0)
   if (stored !== total) throw new Error(`offline sales: ${stored} of ${total} stored by the hub`)
   const before = await hq.appends()
