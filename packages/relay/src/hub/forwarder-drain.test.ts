@@ -100,9 +100,13 @@ async function queuedStore(): Promise<{ store: HubStore; reads: () => number }> 
   return { store, reads: () => read }
 }
 
-const appended = (e: Entry, offset: number): AckResult => ({
+const appended = (
+  e: Entry,
+  offset: number,
+  status: 'appended' | 'duplicate' = 'appended',
+): AckResult => ({
   id: e.id,
-  status: 'appended',
+  status,
   version: 1,
   partition: 0,
   offset,
@@ -197,9 +201,7 @@ describe('the forwarder drains a store queue', () => {
       // Head office dedupes a resend: an entry it holds already is a duplicate.
       p.resolve(
         p.entries.map((e) =>
-          landed.has(e.id)
-            ? { ...appended(e, 0), status: 'duplicate' as const }
-            : appended(e, ++offset),
+          landed.has(e.id) ? appended(e, 0, 'duplicate') : appended(e, ++offset),
         ),
       )
       for (const e of p.entries) landed.set(e.id, (landed.get(e.id) ?? 0) + 1)
