@@ -379,32 +379,42 @@ class SqliteHubStore implements HubStore {
       open += call.items.length
       admitted.push(call)
     }
+    const committed: Committed[] = []
     try {
-      this.#commitGroup(admitted)
+      committed.push(this.#commitGroup(admitted))
     } catch {
       // Invariant 10: each call alone, so only the bad one fails.
       for (const call of admitted) {
         try {
-          this.#commitGroup([call])
+          committed.push(this.#commitGroup([call]))
         } catch (error) {
           call.reject(error)
         }
       }
     }
+    // Told and answered only after the transactions: a listener's error is not a failed commit.
+    for (const { calls, added, results } of committed) {
+      try {
+        if (added.length > 0) for (const l of this.#queued) l(added)
+      } catch (error) {
+        for (const call of calls) call.reject(error)
+        continue
+      }
+      for (const [i, call] of calls.entries()) call.resolve(results[i] as AppendResult[])
+    }
   }
 
-  /** One transaction for `calls`; resolves each with its own results once it is durable. */
-  #commitGroup(calls: readonly PendingAppend[]): void {
-    if (calls.length === 0) return
+  /** One durable transaction for `calls`, with each call's own results. */
+  #commitGroup(calls: readonly PendingAppend[]): Committed {
     const added: QueuedEntry[] = []
     const results: AppendResult[][] = []
+    if (calls.length === 0) return { calls, added, results }
     this.#db.transaction(() => {
       for (const call of calls) {
         results.push(call.items.map((item) => this.#item(call.tenant, item, call.pusher, added)))
       }
     })()
-    if (added.length > 0) for (const l of this.#queued) l(added)
-    for (const [i, call] of calls.entries()) call.resolve(results[i] as AppendResult[])
+    return { calls, added, results }
   }
 
   #item(
@@ -556,6 +566,13 @@ interface PendingAppend {
   readonly pusher: Pusher | undefined
   readonly resolve: (results: AppendResult[]) => void
   readonly reject: (error: unknown) => void
+}
+
+/** A committed group: its calls, the rows it queued and each call's results. */
+interface Committed {
+  readonly calls: readonly PendingAppend[]
+  readonly added: readonly QueuedEntry[]
+  readonly results: readonly AppendResult[][]
 }
 
 function queuedOf(r: QueueRow): QueuedEntry {
