@@ -1,8 +1,8 @@
 // Goal: registers' pushes queue in group transactions (`hub-store.ts` invariant 10): pushes
 // that arrive together are queued in one transaction (one fsync, one `onQueued`), each answered
 // with its own results, in arrival order; a group never passes `HUB_COMMIT_GROUP_ENTRIES_MAX`
-// entries; a push past `HUB_QUEUE_ENTRIES_MAX` is refused alone while the others queue; and
-// what was answered `stored` is in the file after a reopen.
+// entries; a push past the queue bound (`HUB_QUEUE_ENTRIES_MAX`, smaller in a test) is refused
+// alone while the others queue; and what was answered `stored` is in the file after a reopen.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,14 +21,17 @@ afterEach(async () => {
 const grants = { read: ['*'], write: ['*'] }
 const clientIdOf = (r: number): string => String(r).repeat(32)
 
-function fresh(): { file: string; open: () => HubStore } {
+/** A queue bound small enough to reach in a test (the store's default is the limit itself). */
+const QUEUE_MAX = 500
+
+function fresh(queueEntriesMax = QUEUE_MAX): { file: string; open: () => HubStore } {
   const dir = mkdtempSync(join(tmpdir(), 'll-hub-store-'))
   undo.push(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, HUB_FILE)
   return {
     file,
     open: () => {
-      const store = openHubStore(file)
+      const store = openHubStore(file, { queueEntriesMax })
       undo.push(() => store.close())
       return store
     },
@@ -64,7 +67,7 @@ describe('the store queue', () => {
   })
 
   it('cuts groups at HUB_COMMIT_GROUP_ENTRIES_MAX entries', async () => {
-    const { open } = fresh()
+    const { open } = fresh(HUB_QUEUE_ENTRIES_MAX)
     const store = open()
     const told: number[] = []
     store.onQueued((rows) => told.push(rows.length))
@@ -83,11 +86,11 @@ describe('the store queue', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
   })
 
-  it('refuses only the push that would pass HUB_QUEUE_ENTRIES_MAX, and keeps what it stored', async () => {
+  it('refuses only the push that would pass the queue bound, and keeps what it stored', async () => {
     const { open } = fresh()
     let store = open()
-    const fill = 2_000
-    for (let from = 1; from <= HUB_QUEUE_ENTRIES_MAX - fill; from += fill) {
+    const fill = 100
+    for (let from = 1; from <= QUEUE_MAX - fill; from += fill) {
       await store.append(TENANT, sales(9, from, fill), { subject: 'register-9', grants })
     }
     const [small, big] = await Promise.allSettled([
@@ -96,9 +99,25 @@ describe('the store queue', () => {
     ])
     expect(small.status).toBe('fulfilled')
     expect(big.status === 'rejected' && isLogStoreError(big.reason, 'overloaded')).toBe(true)
-    expect(store.openCount()).toBe(HUB_QUEUE_ENTRIES_MAX - fill + 10)
+    expect(store.openCount()).toBe(QUEUE_MAX - fill + 10)
     await store.close()
     store = open()
-    expect(store.openCount()).toBe(HUB_QUEUE_ENTRIES_MAX - fill + 10)
+    expect(store.openCount()).toBe(QUEUE_MAX - fill + 10)
+  })
+
+  it('opens with HUB_QUEUE_ENTRIES_MAX as its bound unless told otherwise', async () => {
+    const { file } = fresh()
+    const store = openHubStore(file)
+    undo.push(() => store.close())
+    // One push past the limit alone is refused with the limit's own number.
+    const refused = await store
+      .append(TENANT, sales(1, 1, HUB_QUEUE_ENTRIES_MAX + 1), { subject: 'register-1', grants })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+    expect(isLogStoreError(refused, 'overloaded')).toBe(true)
+    expect(String((refused as Error).message)).toContain(String(HUB_QUEUE_ENTRIES_MAX))
+    expect(store.openCount()).toBe(0)
   })
 })

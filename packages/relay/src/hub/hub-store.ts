@@ -131,7 +131,13 @@ export interface HubStore extends LogStore {
  * const hub = openHubStore(join(dataDir, HUB_FILE))
  * await hub.append('acme', [{ entry }], { subject: 'till-1', grants }) // [{ id, status: 'stored' }]
  */
-export function openHubStore(file: string): HubStore {
+export function openHubStore(
+  file: string,
+  options: {
+    /** Open rows at most (invariant 6); `HUB_QUEUE_ENTRIES_MAX` unless a test sets a smaller one. */
+    readonly queueEntriesMax?: number | undefined
+  } = {},
+): HubStore {
   mkdirSync(dirname(file), { recursive: true })
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
@@ -139,7 +145,7 @@ export function openHubStore(file: string): HubStore {
   db.pragma('synchronous = FULL')
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
   db.exec(HUB_SCHEMA)
-  return new SqliteHubStore(db)
+  return new SqliteHubStore(db, options.queueEntriesMax ?? HUB_QUEUE_ENTRIES_MAX)
 }
 
 class SqliteHubStore implements HubStore {
@@ -155,8 +161,11 @@ class SqliteHubStore implements HubStore {
   #waiting: PendingAppend[] = []
   #grouping = false
 
-  constructor(db: Database.Database) {
+  readonly #queueMax: number
+
+  constructor(db: Database.Database, queueMax: number) {
     this.#db = db
+    this.#queueMax = queueMax
     this.#sql = prepareHubSql(db)
     const log = this.#sql.meta.get('log')?.value
     const partitions = this.#sql.meta.get('partitions')?.value
@@ -365,12 +374,12 @@ class SqliteHubStore implements HubStore {
     let open = this.openCount()
     const admitted: PendingAppend[] = []
     for (const call of group) {
-      if (open + call.items.length > HUB_QUEUE_ENTRIES_MAX) {
+      if (open + call.items.length > this.#queueMax) {
         // Invariant 6: nothing of it queued; the register backs off and resends.
         call.reject(
           new LogStoreError(
             'overloaded',
-            `${open} entries wait for head office; ${call.items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${HUB_QUEUE_ENTRIES_MAX})`,
+            `${open} entries wait for head office; ${call.items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${this.#queueMax})`,
           ),
         )
         continue
