@@ -18,6 +18,7 @@ const ORDER = [
   'memory',
   'overload',
   'postgres',
+  'hub',
   'bundle',
 ]
 

@@ -24,6 +24,15 @@
  * 5. Entries an upstream hub answered `stored` (a backup hub in front of the primary) are not
  *    sent again until the link is new or `FORWARD_RESEND_STORED_MS` passed; later entries of the
  *    same clientIds go on meanwhile (the upstream hub holds the earlier ones in order).
+ * 6. A scan starts after `resume`, and every open row at or before `resume` is in flight: it
+ *    only moves past rows a batch took, and goes back to 0 whenever a row in flight may be open
+ *    again (a batch dropped or failed, a result not final, a new link). So the next batch is
+ *    built without reading and decoding the batches in flight again (on a drain, that re-reading
+ *    held the acks and the next push back: head office waited for the hub).
+ * 7. A push's slot is free once head office answered it: the next batch is sent before the
+ *    answered one's results are recorded, while its rows still count as in flight (so none is
+ *    sent twice at once); head office's group commit gets the next push without waiting for the
+ *    hub's bookkeeping.
  */
 import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -59,9 +68,13 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   /** Invariant 5: ids an upstream hub holds; bounded by the open rows. */
   let handedOn = new Set<string>()
   let handedOnSince = Date.now()
-  /** Ids of the batches in flight (invariant 1), and the batches themselves. */
-  const inFlight = new Set<string>()
+  /** Ids of the rows in flight with their queue seqs (invariant 1), and the batches. */
+  const inFlight = new Map<string, number>()
   const batches = new Set<Promise<void>>()
+  /** Invariant 6: every open row up to this seq is in flight. */
+  let resume = 0
+  /** Pushes on the link not yet answered (invariant 1; 7: not counted while being recorded). */
+  let pushing = 0
 
   const later = (ms: number = FORWARD_RETRY_MS) => {
     clearTimeout(retry)
@@ -71,9 +84,13 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
 
   /** The next batch from the open rows, scanned in pages past those held upstream or in flight. */
   const scan = (limits: { pushEntriesMax: number; pushBytesMax: number }) => {
-    let after = 0
+    let after = resume
+    let ahead = 0
+    for (const seq of inFlight.values()) if (seq > resume) ahead++
     // Enough rows for one batch past those in flight, not more: every row read is decoded.
-    const want = Math.min(FORWARD_SCAN_ROWS, limits.pushEntriesMax + inFlight.size + handedOn.size)
+    const want = Math.min(FORWARD_SCAN_ROWS, limits.pushEntriesMax + ahead + handedOn.size)
+    /** Invariant 6: true while every row scanned so far is in flight or in this batch. */
+    let taken = true
     for (;;) {
       const page = store.open(want, after)
       const rows = page.filter((r) => !handedOn.has(r.entry.id) && !inFlight.has(r.entry.id))
@@ -92,6 +109,16 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
         },
       })
       const last = page.at(-1)
+      if (taken) {
+        const sent = new Set(batch.entries.map((e) => e.id))
+        for (const r of page) {
+          if (!inFlight.has(r.entry.id) && !sent.has(r.entry.id)) {
+            taken = false
+            break
+          }
+          resume = r.seq
+        }
+      }
       if (batch.entries.length > 0 || page.length < want || last === undefined) {
         return batch
       }
@@ -107,8 +134,12 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
       if (r.status === 'stored') handedOn.add(r.id)
       if (!isFinal(r)) waiting = true
     }
-    // Deferred, gapped or held upstream: asked again later; the rest made room for more now.
-    if (waiting) later()
+    // Deferred, gapped or held upstream: asked again later (invariant 6: scanned again from
+    // the start); the rest made room for more now.
+    if (waiting) {
+      resume = 0
+      later()
+    }
   }
 
   const wake = () => {
@@ -118,9 +149,10 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
     if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
       handedOn = new Set()
       handedOnSince = Date.now()
+      resume = 0
     }
     const most = Math.max(1, Math.min(limits.pushInFlightMax, FORWARD_IN_FLIGHT_MAX))
-    while (batches.size < most) {
+    while (pushing < most) {
       let batch: ReturnType<typeof scan>
       try {
         batch = scan(limits)
@@ -131,20 +163,33 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
       }
       if (batch.entries.length === 0) {
         // Only entries an upstream hub holds are left: ask again when they are due.
-        if (handedOn.size > 0 && batches.size === 0) {
+        if (handedOn.size > 0 && pushing === 0) {
           later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()))
         }
         return
       }
       const ids = batch.entries.map((e) => e.id)
-      for (const id of ids) inFlight.add(id)
+      for (const [i, id] of ids.entries()) inFlight.set(id, batch.seqs[i] as number)
+      pushing++
       const sent: Promise<void> = link
         .push(batch.entries, batch.subjects)
-        .then(answered, () => {
-          // The link dropped: it wakes the forwarder when it is up again (invariant 2).
-        })
+        .then(
+          (results) => {
+            // Invariant 7: the next batch goes before these results are recorded.
+            pushing--
+            wake()
+            answered(results)
+          },
+          () => {
+            // The link dropped: it wakes the forwarder when it is up again (invariant 2); what
+            // was in flight is open again (invariant 6).
+            pushing--
+            resume = 0
+          },
+        )
         .catch((error: unknown) => {
           logger.error({ event: 'forward_failed', err: error }, 'cannot record results')
+          resume = 0
           later()
         })
         .finally(() => {
@@ -157,9 +202,10 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   }
 
   const stopState = link.onState((s) => {
-    // A new link: what the upstream hub held is asked again (invariant 5).
+    // A new link: what the upstream hub held is asked again (invariant 5), from the start.
     handedOn = new Set()
     handedOnSince = Date.now()
+    resume = 0
     if (s.connected) wake()
   })
   const stopQueued = store.onQueued(() => wake())
@@ -196,8 +242,8 @@ export function nextBatch(
     readonly forward: readonly string[]
     readonly onHeld?: ((row: QueuedEntry) => void) | undefined
   },
-): { entries: Entry[]; subjects: Record<string, string> } {
-  const byClient = new Map<string, Entry[]>()
+): { entries: Entry[]; seqs: number[]; subjects: Record<string, string> } {
+  const byClient = new Map<string, QueuedEntry[]>()
   const subjects: Record<string, string> = {}
   /** A clientId with a row left out: its later rows wait too (invariant 1). */
   const blocked = new Set<string>()
@@ -220,13 +266,18 @@ export function nextBatch(
     bytes += size
     subjects[e.clientId] = r.subject
     const list = byClient.get(e.clientId) ?? []
-    list.push(e)
+    list.push(r)
     byClient.set(e.clientId, list)
   }
   const entries: Entry[] = []
+  /** The queue seq of each entry, in the same order. */
+  const seqs: number[] = []
   for (const list of byClient.values()) {
-    list.sort((a, b) => a.clientSeq - b.clientSeq)
-    entries.push(...list)
+    list.sort((a, b) => a.entry.clientSeq - b.entry.clientSeq)
+    for (const r of list) {
+      entries.push(r.entry)
+      seqs.push(r.seq)
+    }
   }
-  return { entries, subjects }
+  return { entries, seqs, subjects }
 }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
+import { PUSH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import type { AckMessage } from '@ledgerline/protocol'
 import { makeEntry, SECRET, startCliRelay, TENANT, token } from '../edges.test-helper.ts'
 import type { CliRelay } from '../edges.test-helper.ts'
@@ -37,11 +38,25 @@ async function countAt(store: LogStore): Promise<Entry[]> {
   return all
 }
 
-/** Pushes entries in batches without waiting for acks; returns the ids acked `stored`. */
+/**
+ * Pushes entries in batches as a client's outbox does, at most `PUSH_IN_FLIGHT_MAX` unanswered
+ * (more is refused `rate_limited` by any relay whose appends are not answered at once), without
+ * waiting for the last acks; stops when the socket closes.
+ */
 function pushAll(client: WireClient, entries: readonly Entry[]): void {
-  for (let i = 0; i < entries.length; i += BATCH) {
-    client.send({ type: 'push', batch: i / BATCH + 1, entries: entries.slice(i, i + BATCH) })
+  const batches: Entry[][] = []
+  for (let i = 0; i < entries.length; i += BATCH) batches.push(entries.slice(i, i + BATCH))
+  let sent = 0
+  const answered = () =>
+    client.received.filter((m) => m.type === 'ack' && (m as AckMessage).done !== false).length
+  const pump = () => {
+    while (sent < batches.length && sent - answered() < PUSH_IN_FLIGHT_MAX) {
+      client.send({ type: 'push', batch: sent + 1, entries: batches[sent] })
+      sent++
+    }
+    if (sent < batches.length && client.ws.readyState === client.ws.OPEN) setTimeout(pump, 5)
   }
+  pump()
 }
 
 function storedIds(client: WireClient): Set<string> {

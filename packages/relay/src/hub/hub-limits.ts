@@ -7,6 +7,11 @@
 /** Open entries the store queue holds at most; past it a register's push is `overloaded`. */
 export const HUB_QUEUE_ENTRIES_MAX = 200_000
 /**
+ * Entries of registers' pushes queued in one transaction (one fsync) at most; pushes that arrive
+ * while one commits wait for the next group (the relay's commit queue bounds what waits).
+ */
+export const HUB_COMMIT_GROUP_ENTRIES_MAX = 2_000
+/**
  * Settled queue rows (head office's result known) the hub keeps to answer resends; past it the
  * oldest are pruned. A resend of a pruned entry is answered from the mirror (appended ones) or
  * queued and forwarded again (head office answers it the same way: its decisions are recorded).

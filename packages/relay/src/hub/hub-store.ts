@@ -43,6 +43,10 @@
  *    of a tenth); open rows are never pruned.
  * 9. Only queueing (what `stored` promises) commits with a full fsync; mirror pages and
  *    settlements may be lost by a power cut and are then done again (`#relaxed`).
+ * 10. Appends that arrive while one is committing are queued in one transaction (one fsync),
+ *    at most `HUB_COMMIT_GROUP_ENTRIES_MAX` entries a group, in the order they came (one
+ *    register's pushes stay in order); each call gets its own results. A group whose transaction
+ *    fails is queued again call by call, so one bad call rejects only itself.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -64,7 +68,11 @@ import type {
 import { HubError } from './hub-error.ts'
 import { HUB_SCHEMA, prepareHubSql } from './hub-sql.ts'
 import type { HubSql, QueueRow } from './hub-sql.ts'
-import { HUB_QUEUE_ENTRIES_MAX, HUB_SETTLED_KEEP_MAX } from './hub-limits.ts'
+import {
+  HUB_COMMIT_GROUP_ENTRIES_MAX,
+  HUB_QUEUE_ENTRIES_MAX,
+  HUB_SETTLED_KEEP_MAX,
+} from './hub-limits.ts'
 
 export const HUB_FILE = 'hub.sqlite'
 
@@ -123,7 +131,13 @@ export interface HubStore extends LogStore {
  * const hub = openHubStore(join(dataDir, HUB_FILE))
  * await hub.append('acme', [{ entry }], { subject: 'till-1', grants }) // [{ id, status: 'stored' }]
  */
-export function openHubStore(file: string): HubStore {
+export function openHubStore(
+  file: string,
+  options: {
+    /** Open rows at most (invariant 6); `HUB_QUEUE_ENTRIES_MAX` unless a test sets a smaller one. */
+    readonly queueEntriesMax?: number | undefined
+  } = {},
+): HubStore {
   mkdirSync(dirname(file), { recursive: true })
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
@@ -131,7 +145,7 @@ export function openHubStore(file: string): HubStore {
   db.pragma('synchronous = FULL')
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
   db.exec(HUB_SCHEMA)
-  return new SqliteHubStore(db)
+  return new SqliteHubStore(db, options.queueEntriesMax ?? HUB_QUEUE_ENTRIES_MAX)
 }
 
 class SqliteHubStore implements HubStore {
@@ -143,9 +157,15 @@ class SqliteHubStore implements HubStore {
   #closed = false
   #settledSincePrune = 0
   readonly #sql: HubSql
+  /** Invariant 10: appends waiting for the next group transaction, in arrival order. */
+  #waiting: PendingAppend[] = []
+  #grouping = false
 
-  constructor(db: Database.Database) {
+  readonly #queueMax: number
+
+  constructor(db: Database.Database, queueMax: number) {
     this.#db = db
+    this.#queueMax = queueMax
     this.#sql = prepareHubSql(db)
     const log = this.#sql.meta.get('log')?.value
     const partitions = this.#sql.meta.get('partitions')?.value
@@ -214,6 +234,8 @@ class SqliteHubStore implements HubStore {
   mirrorPage(entries: readonly StoredEntry[], cursors: Cursors): void {
     const settledIds: string[] = []
     const touched = new Set<number>()
+    /** Highest clientSeq per (tenant, clientId) of the page: one upsert each, not one an entry. */
+    const highs = new Map<string, { tenant: string; clientId: string; high: number }>()
     this.#relaxed(() => {
       for (const e of entries) {
         const { version, partition, offset, committedAt, ...entry } = e
@@ -229,7 +251,11 @@ class SqliteHubStore implements HubStore {
         )
         touched.add(partition)
         if (e.clientId !== SERVER_CLIENT_ID) {
-          this.#sql.setClient.run(e.tenant, e.clientId, e.clientSeq, null)
+          const key = `${e.tenant}\u0000${e.clientId}`
+          const had = highs.get(key)
+          if (had === undefined)
+            highs.set(key, { tenant: e.tenant, clientId: e.clientId, high: e.clientSeq })
+          else had.high = Math.max(had.high, e.clientSeq)
         }
         const result: AckResult = {
           id: e.id,
@@ -244,6 +270,7 @@ class SqliteHubStore implements HubStore {
           settledIds.push(e.id)
         }
       }
+      for (const c of highs.values()) this.#sql.setClient.run(c.tenant, c.clientId, c.high, null)
       const before = this.cursors()
       for (const [p, through] of Object.entries(cursors)) {
         // Cursors that passed entries outside the hub's scope move registers' cursors too.
@@ -315,21 +342,88 @@ class SqliteHubStore implements HubStore {
     pusher?: Pusher | undefined,
   ): Promise<AppendResult[]> {
     if (this.#closed) throw new LogStoreError('closed', 'the hub store is closed')
-    const open = this.openCount()
-    if (open + items.length > HUB_QUEUE_ENTRIES_MAX) {
-      // Nothing queued: the register backs off and resends (the queue drains upstream).
-      throw new LogStoreError(
-        'overloaded',
-        `${open} entries wait for head office; ${items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${HUB_QUEUE_ENTRIES_MAX})`,
-      )
+    return await new Promise<AppendResult[]>((resolve, reject) => {
+      this.#waiting.push({ tenant, items, pusher, resolve, reject })
+      if (this.#grouping) return
+      this.#grouping = true
+      // Invariant 10: what else arrives meanwhile (other registers' pushes) joins this group.
+      setImmediate(() => this.#commitWaiting())
+    })
+  }
+
+  /** Invariant 10: the waiting appends, as few transactions as the group bound allows. */
+  #commitWaiting(): void {
+    this.#grouping = false
+    const group: PendingAppend[] = []
+    let entries = 0
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0] as PendingAppend
+      if (group.length > 0 && entries + next.items.length > HUB_COMMIT_GROUP_ENTRIES_MAX) break
+      group.push(next)
+      entries += next.items.length
+      this.#waiting.shift()
     }
-    const results: AppendResult[] = []
+    if (this.#waiting.length > 0) {
+      this.#grouping = true
+      setImmediate(() => this.#commitWaiting())
+    }
+    if (this.#closed) {
+      for (const call of group) call.reject(new LogStoreError('closed', 'the hub store is closed'))
+      return
+    }
+    let open = this.openCount()
+    const admitted: PendingAppend[] = []
+    for (const call of group) {
+      if (open + call.items.length > this.#queueMax) {
+        // Invariant 6: nothing of it queued; the register backs off and resends.
+        call.reject(
+          new LogStoreError(
+            'overloaded',
+            `${open} entries wait for head office; ${call.items.length} more would pass HUB_QUEUE_ENTRIES_MAX (${this.#queueMax})`,
+          ),
+        )
+        continue
+      }
+      // At most this many more open rows (a resend adds none).
+      open += call.items.length
+      admitted.push(call)
+    }
+    const committed: Committed[] = []
+    try {
+      committed.push(this.#commitGroup(admitted))
+    } catch {
+      // Invariant 10: each call alone, so only the bad one fails.
+      for (const call of admitted) {
+        try {
+          committed.push(this.#commitGroup([call]))
+        } catch (error) {
+          call.reject(error)
+        }
+      }
+    }
+    // Told and answered only after the transactions: a listener's error is not a failed commit.
+    for (const { calls, added, results } of committed) {
+      try {
+        if (added.length > 0) for (const l of this.#queued) l(added)
+      } catch (error) {
+        for (const call of calls) call.reject(error)
+        continue
+      }
+      for (const [i, call] of calls.entries()) call.resolve(results[i] as AppendResult[])
+    }
+  }
+
+  /** One durable transaction for `calls`, with each call's own results. */
+  #commitGroup(calls: readonly PendingAppend[]): Committed {
     const added: QueuedEntry[] = []
+    const results: AppendResult[][] = []
+    if (calls.length === 0) return { calls, added, results }
     this.#db.transaction(() => {
-      for (const item of items) results.push(this.#item(tenant, item, pusher, added))
+      for (const call of calls) {
+        results.push(call.items.map((item) => this.#item(call.tenant, item, call.pusher, added)))
+      }
     })()
-    if (added.length > 0) for (const l of this.#queued) l(added)
-    return results
+    return { calls, added, results }
   }
 
   #item(
@@ -472,6 +566,22 @@ class SqliteHubStore implements HubStore {
     this.#commits.clear()
     this.#db.close()
   }
+}
+
+/** An `append` waiting for its group transaction (invariant 10). */
+interface PendingAppend {
+  readonly tenant: string
+  readonly items: readonly AppendItem[]
+  readonly pusher: Pusher | undefined
+  readonly resolve: (results: AppendResult[]) => void
+  readonly reject: (error: unknown) => void
+}
+
+/** A committed group: its calls, the rows it queued and each call's results. */
+interface Committed {
+  readonly calls: readonly PendingAppend[]
+  readonly added: readonly QueuedEntry[]
+  readonly results: readonly AppendResult[][]
 }
 
 function queuedOf(r: QueueRow): QueuedEntry {

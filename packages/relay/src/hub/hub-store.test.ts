@@ -1,0 +1,123 @@
+// Goal: registers' pushes queue in group transactions (`hub-store.ts` invariant 10): pushes
+// that arrive together are queued in one transaction (one fsync, one `onQueued`), each answered
+// with its own results, in arrival order; a group never passes `HUB_COMMIT_GROUP_ENTRIES_MAX`
+// entries; a push past the queue bound (`HUB_QUEUE_ENTRIES_MAX`, smaller in a test) is refused
+// alone while the others queue; and what was answered `stored` is in the file after a reopen.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { isLogStoreError } from '@ledgerline/log'
+import { makeEntry, TENANT } from '../edges.test-helper.ts'
+import { HUB_COMMIT_GROUP_ENTRIES_MAX, HUB_QUEUE_ENTRIES_MAX } from './hub-limits.ts'
+import { HUB_FILE, openHubStore } from './hub-store.ts'
+import type { HubStore } from './hub-store.ts'
+
+const undo: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const u of undo.splice(0).reverse()) await u()
+})
+
+const grants = { read: ['*'], write: ['*'] }
+const clientIdOf = (r: number): string => String(r).repeat(32)
+
+/** A queue bound small enough to reach in a test (the store's default is the limit itself). */
+const QUEUE_MAX = 500
+
+function fresh(queueEntriesMax = QUEUE_MAX): { file: string; open: () => HubStore } {
+  const dir = mkdtempSync(join(tmpdir(), 'll-hub-store-'))
+  undo.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, HUB_FILE)
+  return {
+    file,
+    open: () => {
+      const store = openHubStore(file, { queueEntriesMax })
+      undo.push(() => store.close())
+      return store
+    },
+  }
+}
+
+/** `count` sales of register `r` from clientSeq `from`. */
+const sales = (r: number, from: number, count: number) =>
+  Array.from({ length: count }, (_, k) => ({
+    entry: makeEntry(clientIdOf(r), from + k, `sale/${r}-${from + k}`, 'sold', { k }),
+  }))
+
+describe('the store queue', () => {
+  it('queues pushes that arrive together in one transaction, each with its own results', async () => {
+    const { open } = fresh()
+    const store = open()
+    const told: number[] = []
+    store.onQueued((rows) => told.push(rows.length))
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, r) =>
+        store.append(TENANT, sales(r + 1, 1, 10), { subject: `register-${r + 1}`, grants }),
+      ),
+    )
+    expect(told).toEqual([80])
+    for (const [r, results] of answers.entries()) {
+      expect(results.map((x) => x.id)).toEqual(sales(r + 1, 1, 10).map((i) => i.entry.id))
+      expect(results.every((x) => x.status === 'stored')).toBe(true)
+    }
+    // Arrival order is the store order.
+    const order = store.open(100).map((q) => q.entry.clientId)
+    expect(order.slice(0, 10).every((c) => c === clientIdOf(1))).toBe(true)
+    expect(order.slice(70).every((c) => c === clientIdOf(8))).toBe(true)
+  })
+
+  it('cuts groups at HUB_COMMIT_GROUP_ENTRIES_MAX entries', async () => {
+    const { open } = fresh(HUB_QUEUE_ENTRIES_MAX)
+    const store = open()
+    const told: number[] = []
+    store.onQueued((rows) => told.push(rows.length))
+    const push = 500
+    const pushes = Math.ceil((HUB_COMMIT_GROUP_ENTRIES_MAX * 2) / push) + 1
+    await Promise.all(
+      Array.from({ length: pushes }, (_, i) =>
+        store.append(TENANT, sales(1, 1 + i * push, push), { subject: 'register-1', grants }),
+      ),
+    )
+    expect(told.length).toBeGreaterThanOrEqual(3)
+    expect(Math.max(...told)).toBeLessThanOrEqual(HUB_COMMIT_GROUP_ENTRIES_MAX)
+    expect(told.reduce((a, b) => a + b, 0)).toBe(pushes * push)
+    // One register's pushes stay in clientSeq order across groups.
+    const seqs = store.open(pushes * push).map((q) => q.entry.clientSeq)
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+  })
+
+  it('refuses only the push that would pass the queue bound, and keeps what it stored', async () => {
+    const { open } = fresh()
+    let store = open()
+    const fill = 100
+    for (let from = 1; from <= QUEUE_MAX - fill; from += fill) {
+      await store.append(TENANT, sales(9, from, fill), { subject: 'register-9', grants })
+    }
+    const [small, big] = await Promise.allSettled([
+      store.append(TENANT, sales(1, 1, 10), { subject: 'register-1', grants }),
+      store.append(TENANT, sales(2, 1, fill), { subject: 'register-2', grants }),
+    ])
+    expect(small.status).toBe('fulfilled')
+    expect(big.status === 'rejected' && isLogStoreError(big.reason, 'overloaded')).toBe(true)
+    expect(store.openCount()).toBe(QUEUE_MAX - fill + 10)
+    await store.close()
+    store = open()
+    expect(store.openCount()).toBe(QUEUE_MAX - fill + 10)
+  })
+
+  it('opens with HUB_QUEUE_ENTRIES_MAX as its bound unless told otherwise', async () => {
+    const { file } = fresh()
+    const store = openHubStore(file)
+    undo.push(() => store.close())
+    // One push past the limit alone is refused with the limit's own number.
+    const refused = await store
+      .append(TENANT, sales(1, 1, HUB_QUEUE_ENTRIES_MAX + 1), { subject: 'register-1', grants })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+    expect(isLogStoreError(refused, 'overloaded')).toBe(true)
+    expect(String((refused as Error).message)).toContain(String(HUB_QUEUE_ENTRIES_MAX))
+    expect(store.openCount()).toBe(0)
+  })
+})
