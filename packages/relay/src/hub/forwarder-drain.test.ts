@@ -61,6 +61,7 @@ function fakeLink(store: HubStore) {
         pushes.push({ entries, openAtSend: store.openCount(), resolve, reject })
       })
     },
+    hold: () => {},
     close: async () => {},
   }
   const setConnected = (up: boolean) => {
