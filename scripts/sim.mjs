@@ -12,6 +12,9 @@
 //   (default: each edge fault — restores, impostor, logRestores, expiringTokens, oversized,
 //   rollouts — is drawn per seed with even odds)
 //   npm run test:sim -- --seeds 20 --bug deleteOnSend   a planted bug: the run must fail
+//   npm run test:sim -- --seeds 500 --hubs          the tills of a store behind store hubs
+//   (the real hub; upstream cuts, store internet cuts, hub crashes, a hub lost with its disk,
+//   some seeds a backup hub, drawn per seed)
 //   the open findings of packages/sim/FINDINGS.md fail their seeds (`--lenient`: only count
 //   them; `--strict` is accepted and is the default)
 //   options: --jobs N (worker threads, default 2), --ops N (appends per till; default from the seed)
@@ -93,6 +96,7 @@ function runChunk(mine) {
         model,
         store: args.store,
         faults: args.faults,
+        hubs: args.hubs === true,
         bug,
         strict: args.lenient === undefined,
       },
@@ -141,6 +145,7 @@ async function productWorker() {
       faults,
       bugs: planted.bugs,
       strict: workerData.strict,
+      hubs: workerData.hubs,
     })
     parentPort.postMessage({
       seed,
@@ -160,6 +165,7 @@ async function productWorker() {
       unexpected: r.report.unexpected,
       counts: r.report.counts,
       edge: r.config.edge,
+      hub: r.config.hub ?? null,
       logEntries: r.report.figures.logEntries,
       corrections: r.report.figures.corrections,
       offendingFacts: r.report.figures.offendingFacts,
@@ -177,7 +183,7 @@ async function printProduct() {
   const failed = results.filter((r) => !r.ok)
   const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
   console.log(
-    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${bug === undefined ? '' : `, planted bug ${bug}`}`,
+    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${args.hubs === true ? ', store hubs' : ''}${bug === undefined ? '' : `, planted bug ${bug}`}`,
   )
   const checks = Object.keys(results[0]?.counts ?? {})
   const rows = [
@@ -220,6 +226,24 @@ async function printProduct() {
       `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)} / ${sum((r) => r.impostorRefused)}`,
     ],
     ...EDGE_NAMES.map((f) => [`seeds with edge fault ${f}`, sum((r) => (r.edge[f] ? 1 : 0))]),
+    ...(args.hubs === true
+      ? [
+          [
+            'store hubs: seeds with a backup hub / registers in the store (of tills)',
+            `${sum((r) => (r.hub?.backup ? 1 : 0))} / ${sum((r) => r.hub?.inStore ?? 0)} (${sum((r) => r.tills)})`,
+          ],
+          [
+            'store hubs: upstream cuts / store internet cuts (planned)',
+            `${sum((r) => r.hub?.upstreamCuts ?? 0)} / ${sum((r) => r.hub?.wanCuts ?? 0)}`,
+          ],
+          [
+            'store hubs: crashes / disks lost (for good until the heal) / register sessions',
+            `${sum((r) => r.hubCrashes)} / ${sum((r) => r.hubDisksLost)} (${sum((r) => (r.hub?.diskLoss && r.hub?.diskBackMs == null ? 1 : 0))}) / ${sum((r) => r.hubSessions)}`,
+          ],
+          ['store hubs: looks at the registers (store layer, stages)', sum((r) => r.storeSamples)],
+          ['store hubs: acks `stored` to registers', sum((r) => r.storedAcks)],
+        ]
+      : []),
     ['lost', sum((r) => r.lost)],
     [
       'ops hit by the open findings (disk and log restores; FINDINGS.md)',

@@ -25,6 +25,10 @@
  * 7. `liveness`: every till drained (empty outbox, live) within the drain time; no till dialed
  *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop).
  * 8. `crashes`: no event threw and no promise rejection went unhandled.
+ * 9. With store hubs: `store-layer` (no till's store layer held its own entry, a request or a
+ *    refused entry during the run, `store-watch.ts`; after the heal every store layer is empty:
+ *    head office confirmed everything) and `outbox` (no record of an entry a hub stored left a
+ *    till's outbox before head office decided it, `store-watch.ts`).
  */
 import { SERVER_CLIENT_ID } from '@ledgerline/core'
 import { checkCorrections } from '@ledgerline/testkit'
@@ -49,6 +53,8 @@ export interface TillFinal {
   readonly entities: ReadonlyMap<string, { readonly version: number; readonly state: unknown }>
   /** `outcome()` of each of its resolved entries, by entry id (reissue hops followed). */
   readonly outcomes: ReadonlyMap<string, Outcome>
+  /** Entries in the till's store layers (of every entity the log holds), at the end. */
+  readonly storeLayer: number
 }
 
 export interface ProductCheckInput {
@@ -61,6 +67,12 @@ export interface ProductCheckInput {
   /** Why each undrained till is stuck, when the run did not drain. */
   readonly stuck: readonly string[]
   readonly faults: readonly string[]
+  /** What the looks at the store's registers found during the run (`store-watch.ts`). */
+  readonly storeViolations?:
+    | readonly { readonly check: 'store-layer' | 'outbox'; readonly message: string }[]
+    | undefined
+  /** The run had store hubs (the store layers must be empty after the heal). */
+  readonly hubs?: boolean | undefined
 }
 
 export interface ProductCheckReport {
@@ -295,6 +307,19 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
         if (stable(mine.state) !== stable(state)) {
           violate('convergence', `${till.name}'s confirmed ${entity} differs from the server's`)
         }
+      }
+    }
+  }
+
+  // 9. store hubs.
+  for (const v of input.storeViolations ?? []) violate(v.check, v.message)
+  if (input.hubs === true && input.drained) {
+    for (const till of input.tills) {
+      if (till.storeLayer > 0) {
+        violate(
+          'store-layer',
+          `${till.name} still shows ${till.storeLayer} store entries after the heal`,
+        )
       }
     }
   }

@@ -53,6 +53,10 @@ export interface TillOptions {
   readonly bugs?: ClientBugs | undefined
   /** Where the world may cut the till's power (`crash-points.ts`). */
   readonly points: ProductCrashPoints
+  /** The relays the client is given, in order (a register in a store: its hub first). */
+  readonly urls?: readonly string[] | undefined
+  /** The store's internet line its connections to head office run over (`wire.ts` inv. 6). */
+  readonly wan?: string | undefined
 }
 
 export interface AppendRequest {
@@ -195,14 +199,14 @@ export function createTill(options: TillOptions): Till {
       },
     }
     const client = createClient({
-      url: 'wss://relay.sim/sync',
+      url: options.urls ?? 'wss://relay.sim/sync',
       token: options.token,
       schema: options.schema,
       dbName: `ledgerline:sim:${name}`,
       now,
       random: (bytes) => random.fill(bytes),
       scheduler: current.scheduler,
-      WebSocket: wire.socketClass(name, current, tap),
+      WebSocket: wire.socketClass(name, current, tap, options.wan),
       indexedDB,
       IDBKeyRange,
       locks: browser.locks,
