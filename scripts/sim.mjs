@@ -238,7 +238,7 @@ async function printProduct() {
           ],
           [
             'store hubs: crashes / disks lost (for good until the heal) / register sessions',
-            `${sum((r) => r.hubCrashes)} / ${sum((r) => r.hubDisksLost)} (${sum((r) => (r.hub?.diskLoss && r.hub?.diskBackMs == null ? 1 : 0))}) / ${sum((r) => r.hubSessions)}`,
+            `${sum((r) => r.hubCrashes)} / ${sum((r) => r.hubDisksLost)} (${sum((r) => (r.hub?.diskLoss && r.hub?.diskBackMs === undefined ? 1 : 0))}) / ${sum((r) => r.hubSessions)}`,
           ],
           ['store hubs: looks at the registers (store layer, stages)', sum((r) => r.storeSamples)],
           ['store hubs: acks `stored` to registers', sum((r) => r.storedAcks)],
