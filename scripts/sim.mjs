@@ -36,6 +36,8 @@ const SEEDS_PER_WORKER_MAX = 50
 /** Planted bugs by name: where the switch lives, and what it needs. */
 const BUGS = {
   deleteOnSend: { bugs: { client: { deleteOnSend: true } } },
+  // A register that takes a store hub's `stored` for head office's result: needs hubs.
+  deleteOnStored: { hubs: true, bugs: { client: { deleteOnStored: true } } },
   ackBeforeCommit: { bugs: { sqlite: { ackBeforeCommit: true } } },
   unsyncedLastCommit: { store: 'memory', bugs: { memory: { unsyncedLastCommit: true } } },
   noDedupe: { store: 'memory', bugs: { memory: { noDedupe: true } } },
@@ -96,7 +98,7 @@ function runChunk(mine) {
         model,
         store: args.store,
         faults: args.faults,
-        hubs: args.hubs === true,
+        hubs: args.hubs === true || BUGS[bug]?.hubs === true,
         bug,
         strict: args.lenient === undefined,
       },

@@ -6,7 +6,10 @@
 // expiring tokens, oversized corrections and acks, wrong-order rollouts); checked for
 // exactly-once, order, acks, corrections, requests, the oracle, convergence and liveness. Method: `runProductSimulation` per seed; a failure prints its seed, its violations
 // and the command that replays it. Also: the same seed gives the same trace hash, and planted
-// bugs in the product code are caught within a few seeds (the checkers see real code).
+// bugs in the product code are caught within a few seeds (the checkers see real code). With
+// store hubs (issue 15): a few seeds whose tills sit behind the real hub (upstream and store
+// internet cuts, hub crashes, a hub lost with its disk, some a backup hub), checked also for
+// the store layer and the outbox stages, replayed, and a planted delete-on-`stored` caught.
 import { describe, expect, it } from 'vitest'
 import type { ProductSimOptions } from './run-config.ts'
 import type { ProductSimResult } from './run.ts'
@@ -15,6 +18,9 @@ import { describeProductFailure, runProductSimulation } from './run.ts'
 /** Seeds of the quick tier; the deep tier (`npm run test:sim`) runs many more. */
 const QUICK_SEEDS = [1, 2, 3, 4, 5, 6]
 const QUICK_MEMORY_SEEDS = [7, 8, 9]
+/** Seeds of the quick tier with store hubs. */
+// (2 and 6 run a backup hub; 4 and 6 lose the hub with its disk; every one crashes it.)
+const QUICK_HUB_SEEDS = [2, 4, 6]
 /** Appends per till in the quick tier, to keep it within seconds on a busy 2-core machine. */
 const QUICK_OPS_PER_TILL = 12
 /** A planted bug must be caught within this many seeds. */
@@ -60,6 +66,61 @@ describe('product simulation, quick tier', () => {
     for (const fault of ['expiringTokens', 'oversized', 'rollouts'] as const) {
       expect(results.some((r) => r.config.edge[fault])).toBe(true)
     }
+  })
+})
+
+describe('product simulation with store hubs, quick tier', () => {
+  const results: ProductSimResult[] = []
+  it.each(QUICK_HUB_SEEDS)(
+    'seed %i: exactly once through the hub, converged, live',
+    async (seed) => {
+      const result = await runProductSimulation({
+        seed,
+        opsPerTill: QUICK_OPS_PER_TILL,
+        hubs: true,
+      })
+      results.push(result)
+      if (!result.ok) throw new Error(describeProductFailure(result))
+      expect(result.config.hub).toBeDefined()
+      expect(result.report.lost + result.report.duplicated + result.report.unexpected).toBe(0)
+    },
+  )
+
+  it('ran the registers through the hub and the hub through its faults', () => {
+    expect(results.length).toBe(QUICK_HUB_SEEDS.length)
+    const sum = (f: (r: ProductSimResult) => number) => results.reduce((n, r) => n + f(r), 0)
+    // Registers were welcomed by the hub and held entries only it had.
+    expect(sum((r) => r.world.hubSessions)).toBeGreaterThan(10)
+    expect(sum((r) => r.world.storedAcks)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.storeSamples)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.hubCrashes)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.hubDisksLost)).toBeGreaterThan(0)
+    expect(results.some((r) => r.config.hub?.backup === true)).toBe(true)
+    const plans = results.map((r) => r.config.hub)
+    expect(plans.some((p) => (p?.upstreamCuts ?? 0) + (p?.wanCuts ?? 0) > 0)).toBe(true)
+  })
+
+  it('gives the same trace hash for the same seed', async () => {
+    const a = await runProductSimulation({ seed: 6, opsPerTill: 8, hubs: true })
+    const b = await runProductSimulation({ seed: 6, opsPerTill: 8, hubs: true })
+    expect(b.traceHash).toBe(a.traceHash)
+    expect(b.events).toBe(a.events)
+  })
+
+  it("catches an outbox record deleted on the hub's `stored` (client)", async () => {
+    let caught: ProductSimResult | undefined
+    for (let seed = 1; seed <= BUG_SEEDS_MAX && caught === undefined; seed++) {
+      const r = await runProductSimulation({
+        seed,
+        opsPerTill: 16,
+        hubs: true,
+        faults: {},
+        bugs: { client: { deleteOnStored: true } },
+      })
+      if (!r.ok) caught = r
+    }
+    expect(caught, 'not caught').toBeDefined()
+    expect(caught?.report.counts.outbox).toBeGreaterThan(0)
   })
 })
 
