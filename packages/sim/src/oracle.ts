@@ -88,6 +88,8 @@ export interface LogOracle {
    * an entry it holds (answered duplicate), or nothing.
    */
   decision(tenant: string, id: string): 'appended' | 'refused' | 'deferred' | 'copy' | undefined
+  /** Whether the log refused this very entry (its id with its content, `content.ts`). */
+  refused(tenant: string, e: Entry): boolean
   readonly disagreements: number
   /** The first disagreements, as messages. */
   readonly messages: readonly string[]
@@ -465,6 +467,10 @@ export function createLogOracle(
       if (seen !== undefined)
         return seen.result.status === 'appended' ? 'appended' : seen.result.status
       return s.copies.has(key) ? 'copy' : undefined
+    },
+    refused(tenant, e) {
+      const seen = s.decided.get(`${tenant}\u0000${e.id}`)
+      return seen?.result.status === 'refused' && seen.content === contentKey(e)
     },
     get disagreements() {
       return disagreements

@@ -8,7 +8,9 @@
  *
  * Invariants (each a violation of the named check):
  * 1. `store-layer`: a till's store layer never holds its own entry (one of its ops), never a
- *    request, never an entry head office had refused when the look ended.
+ *    request, never an entry head office had refused when the look ended (that id with that
+ *    content: another entry under a refused id is provisional, head office answers it
+ *    `id_conflict`).
  * 2. `outbox`: an entry stored for a till stays in its outbox until head office decided it: an
  *    `outcome()` other than `outbox` (appended, refused, unknown…) while head office has no final
  *    decision under the id (or under the id it was last pushed as) means the record was deleted
@@ -63,11 +65,12 @@ export function watchStore(world: {
     for (const r of history.ops.values()) entities.add(r.entity)
     for (const entity of [...entities].sort()) {
       const state = await client.load(entity)
-      const refused = new Set(oracle.refusals().map((r) => r.id))
       for (const e of state.store) {
         const op = opOf(e)
         const mine = op !== undefined && history.ops.get(op)?.till === till.name
-        if (mine || e.intent !== 'fact' || refused.has(e.id)) {
+        // The entry itself, by id and content: another entry under a refused id (a restored
+        // disk's reused clientSeq) is a provisional entry head office will answer id_conflict.
+        if (mine || e.intent !== 'fact' || oracle.refused(TENANT, e)) {
           violations.push({
             check: 'store-layer',
             message: `${till.name}'s store layer of ${entity} holds ${e.id} at ${Math.round(sched.now() / 1000)} s (${mine ? 'its own entry' : e.intent !== 'fact' ? 'a request' : 'refused by head office'})`,
