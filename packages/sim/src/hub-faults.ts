@@ -16,7 +16,7 @@ import type { Prng, SimScheduler } from '@ledgerline/testkit'
 import type { HubNode } from './hub-node.ts'
 import type { HubPlan } from './run-config.ts'
 import { MINUTE } from './run-config.ts'
-import type { Wire, WireFaults } from './wire.ts'
+import type { Wire } from './wire.ts'
 import { CALM } from './wire.ts'
 
 /** The name of the store's internet line on the wire. */
@@ -71,7 +71,7 @@ export function scheduleStoreFaults(world: {
 export function healStore(wire: Wire, hubs: readonly HubNode[]): void {
   wire.setPartitioned(STORE_WAN, false)
   for (const hub of hubs) {
-    wire.setFaults(hub.uplink, CALM as WireFaults)
+    wire.setFaults(hub.uplink, CALM)
     wire.setPartitioned(hub.uplink, false)
     if (!hub.up) hub.start()
   }

@@ -61,7 +61,9 @@ class FakeSocket {
   readonly sent: ClientMessage[] = []
   closed = false
   readonly #listeners = new Map<string, ((e: TransportEvent) => void)[]>()
-  constructor(readonly url: string) {
+  readonly url: string
+  constructor(url: string) {
+    this.url = url
     FakeSocket.made.push(this)
   }
   send(data: Uint8Array): void {
