@@ -23,10 +23,16 @@ const QUICK_MEMORY_SEEDS = [7, 8, 9]
 const QUICK_HUB_SEEDS = [2, 4, 6]
 /** Appends per till in the quick tier, to keep it within seconds on a busy 2-core machine. */
 const QUICK_OPS_PER_TILL = 12
+/**
+ * Vitest's limit per test here, not a bound the product must meet: one seed may take minutes of
+ * wall time on a 2-core machine other test runs load, and a run cut off by the default limit
+ * keeps the thread's simulation loop, failing every later test of the file.
+ */
+const SIM_TEST_TIMEOUT_MS = 600_000
 /** A planted bug must be caught within this many seeds. */
 const BUG_SEEDS_MAX = 10
 
-describe('product simulation, quick tier', () => {
+describe('product simulation, quick tier', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   const results: ProductSimResult[] = []
   it.each(QUICK_SEEDS)('seed %i (SQLite log): exactly once, converged, live', async (seed) => {
     const result = await runProductSimulation({ seed, opsPerTill: QUICK_OPS_PER_TILL })
@@ -69,7 +75,7 @@ describe('product simulation, quick tier', () => {
   })
 })
 
-describe('product simulation with store hubs, quick tier', () => {
+describe('product simulation with store hubs, quick tier', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   const results: ProductSimResult[] = []
   it.each(QUICK_HUB_SEEDS)(
     'seed %i: exactly once through the hub, converged, live',
@@ -124,7 +130,7 @@ describe('product simulation with store hubs, quick tier', () => {
   })
 })
 
-describe('replay', () => {
+describe('replay', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   it('gives the same trace hash for the same seed', async () => {
     const a = await runProductSimulation({ seed: 4242, opsPerTill: 8 })
     const b = await runProductSimulation({ seed: 4242, opsPerTill: 8 })
@@ -144,7 +150,7 @@ describe('replay', () => {
   })
 })
 
-describe('planted bugs in the product are caught', () => {
+describe('planted bugs in the product are caught', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   /** The first failing run within BUG_SEEDS_MAX seeds, or undefined. */
   const firstFailing = async (options: Omit<ProductSimOptions, 'seed'>) => {
     for (let seed = 1; seed <= BUG_SEEDS_MAX; seed++) {
