@@ -257,4 +257,39 @@ export function originContract(h: ContractHarness): void {
     const [byOrigin] = await store.append('acme', [{ entry: voidOf(lost.id, c4, 2) }], hub([c4]))
     expect(byOrigin?.status).toBe('appended')
   })
+
+  it('answers a deferred moved copy duplicate on every resend once its original landed', async () => {
+    // Goal: guarantee 5 across moves for a copy first deferred (the product simulation with
+    // hubs, seed 142: a store hub resends a moved copy head office had deferred, and every push
+    // after the second failed on the origins index, so the hub's link never drained). Method:
+    // a sale and its moved copy, both stamped a day ahead: the copy is deferred `clock_ahead`;
+    // once the clocks agree the sale lands, and the copy's resends, three of them and one in a
+    // call with another entry, are each `duplicate` of the sale; nothing else is written.
+    const store = await h.open()
+    const c1 = client(660)
+    const c2 = client(661).clientId
+    const sale = c1.next('stock/k', 'stock.moved', { qty: 2 }, { at: h.now() + 24 * 60 * 60_000 })
+    const copy = moved(sale, c2, 1)
+    const [deferred] = await store.append('acme', [{ entry: copy }], as('till-1'))
+    expect(deferred).toMatchObject({ status: 'deferred', code: 'clock_ahead' })
+    h.advance(24 * 60 * 60_000)
+    const [landed] = await store.append('acme', [{ entry: sale }], as('till-1'))
+    expect(landed?.status).toBe('appended')
+    for (let i = 0; i < 3; i++) {
+      const [again] = await store.append('acme', [{ entry: copy }], as('till-1'))
+      expect(again).toEqual(duplicateOf(landed, copy.id))
+    }
+    const other = client(662).next('stock/k', 'stock.moved', { qty: 1 })
+    const [dup, next] = await store.append(
+      'acme',
+      [{ entry: copy }, { entry: other }],
+      as('till-1'),
+    )
+    expect(dup).toEqual(duplicateOf(landed, copy.id))
+    expect(next?.status).toBe('appended')
+    expect((await store.readEntity('acme', 'stock/k', 1, 10)).map((e) => e.id)).toEqual([
+      sale.id,
+      other.id,
+    ])
+  })
 }
