@@ -30,8 +30,11 @@ import { execSync } from 'node:child_process'
 
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
 const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
-/** Seeds one worker runs before a fresh worker takes over (bounds a long run's memory). */
-const SEEDS_PER_WORKER_MAX = 50
+/**
+ * Seeds one worker runs before a fresh worker takes over (bounds a long run's memory; small, so
+ * a run stopped early has run nearly the first seeds in order).
+ */
+const SEEDS_PER_WORKER_MAX = 10
 
 /** Planted bugs by name: where the switch lives, and what it needs. */
 const BUGS = {
@@ -76,6 +79,15 @@ try {
 
 const started = performance.now()
 const results = []
+/** Workers running now: a run stopped with SIGTERM ends them and prints what it has. */
+const workers = new Set()
+let stoppedEarly = false
+if (isMainThread) {
+  process.once('SIGTERM', () => {
+    stoppedEarly = true
+    for (const w of workers) void w.terminate()
+  })
+}
 // A worker runs at most SEEDS_PER_WORKER_MAX seeds, then a fresh one takes the next chunk: what
 // a run leaves behind in a worker's heap (databases, module caches) cannot add up over a long
 // run. `jobs` workers at a time.
@@ -85,7 +97,9 @@ for (let i = 0; i < seeds.length; i += SEEDS_PER_WORKER_MAX) {
 }
 await Promise.all(
   Array.from({ length: jobs }, async () => {
-    for (let mine = chunks.shift(); mine !== undefined; mine = chunks.shift()) await runChunk(mine)
+    for (let mine = chunks.shift(); mine !== undefined && !stoppedEarly; mine = chunks.shift()) {
+      await runChunk(mine)
+    }
   }),
 )
 
@@ -110,8 +124,13 @@ function runChunk(mine) {
         console.log(`… ${results.length}/${count} seeds`)
       }
     })
+    workers.add(worker)
     worker.on('error', reject)
-    worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exit ${code}`))))
+    worker.on('exit', (code) => {
+      workers.delete(worker)
+      if (code === 0 || stoppedEarly) resolve()
+      else reject(new Error(`worker exit ${code}`))
+    })
   })
 }
 
@@ -185,7 +204,7 @@ async function printProduct() {
   const failed = results.filter((r) => !r.ok)
   const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
   console.log(
-    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${args.hubs === true ? ', store hubs' : ''}${bug === undefined ? '' : `, planted bug ${bug}`}`,
+    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}${stoppedEarly ? ` (stopped early: ${results.length} of them run, ${results.map((r) => r.seed).join(',')})` : ''}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${args.hubs === true ? ', store hubs' : ''}${bug === undefined ? '' : `, planted bug ${bug}`}`,
   )
   const checks = Object.keys(results[0]?.counts ?? {})
   const rows = [
