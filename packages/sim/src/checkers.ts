@@ -44,6 +44,7 @@ import { indexLog, push } from './log-index.ts'
 import type { LogOracle } from './oracle.ts'
 import { oracleEntryOf } from './oracle.ts'
 import type { LogDump } from './relay-node.ts'
+import { TENANT as TENANT_OF_LOG } from './run-config.ts'
 
 /** What a till's real client says at the end (read through its public API). */
 export interface TillFinal {
@@ -148,13 +149,18 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
   // A copy of an entry the log holds uses up its clientSeq and records nothing (`append-plan.ts`
   // invariant 12): its duplicate ack names an id the log has no entry under.
-  for (const { result, at } of history.acks) {
-    if (history.logRestoredAt !== undefined && at < history.logRestoredAt) continue
-    if (result.status !== 'duplicate' || byId.has(result.id)) continue
-    const dash = result.id.lastIndexOf('-')
-    const seq = Number(result.id.slice(dash + 1))
-    const list = seqs.get(result.id.slice(0, dash))
-    if (list === undefined) seqs.set(result.id.slice(0, dash), [seq])
+  // A store hub gets those acks for its registers: the oracle's copies name them all.
+  const copyIds = history.acks
+    .filter((a) => history.logRestoredAt === undefined || a.at >= history.logRestoredAt)
+    .filter((a) => a.result.status === 'duplicate')
+    .map((a) => a.result.id)
+  if (history.logRestoredAt === undefined) copyIds.push(...oracle.copies(TENANT_OF_LOG))
+  for (const id of copyIds) {
+    if (byId.has(id)) continue
+    const dash = id.lastIndexOf('-')
+    const seq = Number(id.slice(dash + 1))
+    const list = seqs.get(id.slice(0, dash))
+    if (list === undefined) seqs.set(id.slice(0, dash), [seq])
     else if (!list.includes(seq)) list.push(seq)
   }
   for (const [clientId, list] of seqs) {

@@ -88,6 +88,8 @@ export interface LogOracle {
    * an entry it holds (answered duplicate), or nothing.
    */
   decision(tenant: string, id: string): 'appended' | 'refused' | 'deferred' | 'copy' | undefined
+  /** Ids of copies the log answered duplicate (their clientSeqs are used up, nothing written). */
+  copies(tenant: string): readonly string[]
   /** Whether the log refused this very entry (its id with its content, `content.ts`). */
   refused(tenant: string, e: Entry): boolean
   readonly disagreements: number
@@ -467,6 +469,10 @@ export function createLogOracle(
       if (seen !== undefined)
         return seen.result.status === 'appended' ? 'appended' : seen.result.status
       return s.copies.has(key) ? 'copy' : undefined
+    },
+    copies(tenant) {
+      const prefix = `${tenant}\u0000`
+      return [...s.copies].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
     },
     refused(tenant, e) {
       const seen = s.decided.get(`${tenant}\u0000${e.id}`)
