@@ -12,6 +12,9 @@
 //   (default: each edge fault — restores, impostor, logRestores, expiringTokens, oversized,
 //   rollouts — is drawn per seed with even odds)
 //   npm run test:sim -- --seeds 20 --bug deleteOnSend   a planted bug: the run must fail
+//   npm run test:sim -- --seeds 500 --hubs          the tills of a store behind store hubs
+//   (the real hub; upstream cuts, store internet cuts, hub crashes, a hub lost with its disk,
+//   some seeds a backup hub, drawn per seed)
 //   the open findings of packages/sim/FINDINGS.md fail their seeds (`--lenient`: only count
 //   them; `--strict` is accepted and is the default)
 //   options: --jobs N (worker threads, default 2), --ops N (appends per till; default from the seed)
@@ -27,12 +30,17 @@ import { execSync } from 'node:child_process'
 
 const testkit = new URL('../packages/testkit/dist/index.js', import.meta.url)
 const sim = new URL('../packages/sim/dist/index.js', import.meta.url)
-/** Seeds one worker runs before a fresh worker takes over (bounds a long run's memory). */
-const SEEDS_PER_WORKER_MAX = 50
+/**
+ * Seeds one worker runs before a fresh worker takes over (bounds a long run's memory; small, so
+ * a run stopped early has run nearly the first seeds in order).
+ */
+const SEEDS_PER_WORKER_MAX = 10
 
 /** Planted bugs by name: where the switch lives, and what it needs. */
 const BUGS = {
   deleteOnSend: { bugs: { client: { deleteOnSend: true } } },
+  // A register that takes a store hub's `stored` for head office's result: needs hubs.
+  deleteOnStored: { hubs: true, bugs: { client: { deleteOnStored: true } } },
   ackBeforeCommit: { bugs: { sqlite: { ackBeforeCommit: true } } },
   unsyncedLastCommit: { store: 'memory', bugs: { memory: { unsyncedLastCommit: true } } },
   noDedupe: { store: 'memory', bugs: { memory: { noDedupe: true } } },
@@ -71,6 +79,15 @@ try {
 
 const started = performance.now()
 const results = []
+/** Workers running now: a run stopped with SIGTERM ends them and prints what it has. */
+const workers = new Set()
+let stoppedEarly = false
+if (isMainThread) {
+  process.once('SIGTERM', () => {
+    stoppedEarly = true
+    for (const w of workers) void w.terminate()
+  })
+}
 // A worker runs at most SEEDS_PER_WORKER_MAX seeds, then a fresh one takes the next chunk: what
 // a run leaves behind in a worker's heap (databases, module caches) cannot add up over a long
 // run. `jobs` workers at a time.
@@ -80,7 +97,9 @@ for (let i = 0; i < seeds.length; i += SEEDS_PER_WORKER_MAX) {
 }
 await Promise.all(
   Array.from({ length: jobs }, async () => {
-    for (let mine = chunks.shift(); mine !== undefined; mine = chunks.shift()) await runChunk(mine)
+    for (let mine = chunks.shift(); mine !== undefined && !stoppedEarly; mine = chunks.shift()) {
+      await runChunk(mine)
+    }
   }),
 )
 
@@ -93,6 +112,7 @@ function runChunk(mine) {
         model,
         store: args.store,
         faults: args.faults,
+        hubs: args.hubs === true || BUGS[bug]?.hubs === true,
         bug,
         strict: args.lenient === undefined,
       },
@@ -104,8 +124,13 @@ function runChunk(mine) {
         console.log(`… ${results.length}/${count} seeds`)
       }
     })
+    workers.add(worker)
     worker.on('error', reject)
-    worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exit ${code}`))))
+    worker.on('exit', (code) => {
+      workers.delete(worker)
+      if (code === 0 || stoppedEarly) resolve()
+      else reject(new Error(`worker exit ${code}`))
+    })
   })
 }
 
@@ -141,6 +166,7 @@ async function productWorker() {
       faults,
       bugs: planted.bugs,
       strict: workerData.strict,
+      hubs: workerData.hubs,
     })
     parentPort.postMessage({
       seed,
@@ -160,6 +186,7 @@ async function productWorker() {
       unexpected: r.report.unexpected,
       counts: r.report.counts,
       edge: r.config.edge,
+      hub: r.config.hub ?? null,
       logEntries: r.report.figures.logEntries,
       corrections: r.report.figures.corrections,
       offendingFacts: r.report.figures.offendingFacts,
@@ -177,7 +204,7 @@ async function printProduct() {
   const failed = results.filter((r) => !r.ok)
   const walls = results.map((r) => r.wallMs).sort((a, b) => a - b)
   console.log(
-    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${bug === undefined ? '' : `, planted bug ${bug}`}`,
+    `\nLedgerline product simulation — git ${sha}, seeds ${from}..${from + count - 1}${stoppedEarly ? ` (stopped early: ${results.length} of them run, ${results.map((r) => r.seed).join(',')})` : ''}, store ${args.store ?? BUGS[bug]?.store ?? 'sqlite'}, edge faults ${args.faults ?? BUGS[bug]?.faults ?? 'drawn per seed'}${args.hubs === true ? ', store hubs' : ''}${bug === undefined ? '' : `, planted bug ${bug}`}`,
   )
   const checks = Object.keys(results[0]?.counts ?? {})
   const rows = [
@@ -220,6 +247,24 @@ async function printProduct() {
       `${sum((r) => r.restores)} / ${sum((r) => r.logRestores)} / ${sum((r) => r.impostorPushed)} / ${sum((r) => r.impostorRefused)}`,
     ],
     ...EDGE_NAMES.map((f) => [`seeds with edge fault ${f}`, sum((r) => (r.edge[f] ? 1 : 0))]),
+    ...(args.hubs === true
+      ? [
+          [
+            'store hubs: seeds with a backup hub / registers in the store (of tills)',
+            `${sum((r) => (r.hub?.backup ? 1 : 0))} / ${sum((r) => r.hub?.inStore ?? 0)} (${sum((r) => r.tills)})`,
+          ],
+          [
+            'store hubs: upstream cuts / store internet cuts (planned)',
+            `${sum((r) => r.hub?.upstreamCuts ?? 0)} / ${sum((r) => r.hub?.wanCuts ?? 0)}`,
+          ],
+          [
+            'store hubs: crashes / disks lost (for good until the heal) / register sessions',
+            `${sum((r) => r.hubCrashes)} / ${sum((r) => r.hubDisksLost)} (${sum((r) => (r.hub?.diskLoss && r.hub?.diskBackMs === undefined ? 1 : 0))}) / ${sum((r) => r.hubSessions)}`,
+          ],
+          ['store hubs: looks at the registers (store layer, stages)', sum((r) => r.storeSamples)],
+          ['store hubs: acks `stored` to registers', sum((r) => r.storedAcks)],
+        ]
+      : []),
     ['lost', sum((r) => r.lost)],
     [
       'ops hit by the open findings (disk and log restores; FINDINGS.md)',

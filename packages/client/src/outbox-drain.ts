@@ -67,6 +67,8 @@ import type { WebSocketLike } from './transport.ts'
 export interface ClientBugs {
   /** Delete outbox records as soon as their push is sent, not when their ack says so. */
   readonly deleteOnSend?: boolean | undefined
+  /** Delete outbox records a store hub answered `stored`, as if head office had appended them. */
+  readonly deleteOnStored?: boolean | undefined
 }
 
 export interface OutboxDrainOptions {
@@ -221,7 +223,7 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
             const records = await clientStore.readOutbox(lastSent, cap, limits.bytesMax)
             if (!options.isCurrent(current)) break
             const sent = sendRead(current, records)
-            if (options.bugs?.deleteOnSend === true && sent.length > 0) await deleteOnSend(sent)
+            if (options.bugs?.deleteOnSend === true && sent.length > 0) await deleteAsAcked(sent)
           }
           if (options.isCurrent(current)) settleConfirm(current)
         } while (drainAgain)
@@ -235,8 +237,8 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
     })()
   }
 
-  /** The `deleteOnSend` bug: the records go as if acked (a lean ack deletes only them). */
-  async function deleteOnSend(records: readonly OutboxRecord[]): Promise<void> {
+  /** The `deleteOnSend` and `deleteOnStored` bugs: the records go as if acked (a lean ack). */
+  async function deleteAsAcked(records: readonly OutboxRecord[]): Promise<void> {
     const items = records.map((record) => ({
       record,
       result: {
@@ -380,12 +382,16 @@ export function createOutboxDrain(options: OutboxDrainOptions): OutboxDrain {
         } else if (result.status === 'stored') {
           // Invariant 8: in the store, not at head office: asked again until head office's
           // result comes back (not counted as held: nothing is wrong with it).
-          holds.set(record.id, {
-            code: STORED,
-            dueAt: options.now() + STORED_RESEND_MS,
-            onReconnect: true,
-          })
-          holds.arm()
+          if (options.bugs?.deleteOnStored === true) {
+            void deleteAsAcked([record]).catch(() => {})
+          } else {
+            holds.set(record.id, {
+              code: STORED,
+              dueAt: options.now() + STORED_RESEND_MS,
+              onReconnect: true,
+            })
+            holds.arm()
+          }
         } else if (holds.delete(record.id)) {
           heldChanged = true
         }

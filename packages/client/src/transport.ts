@@ -18,25 +18,11 @@
  * 5. `readyState` is 0 connecting, 1 open, 2 closing, 3 closed.
  */
 
-/** One event as the client reads it: `data` on `message`, `code` and `reason` on `close`. */
-export interface TransportEvent {
-  readonly data?: unknown
-  readonly code?: number | undefined
-  readonly reason?: string | undefined
-}
+// The socket types live in the protocol package, so a store hub's upstream link dials with the
+// same ones.
+import type { TransportEvent, WebSocketConstructor, WebSocketLike } from '@ledgerline/protocol'
 
-/** The part of the WebSocket API the client uses (browsers' and `ws`'s both fit). */
-export interface WebSocketLike {
-  binaryType: string
-  readonly readyState: number
-  send(data: Uint8Array): void
-  close(code?: number, reason?: string): void
-  addEventListener(
-    type: 'open' | 'close' | 'error' | 'message',
-    listener: (event: TransportEvent) => void,
-  ): void
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike
+export type { TransportEvent, WebSocketConstructor, WebSocketLike }
 
 /** `readyState` of an open socket. */
 export const SOCKET_OPEN = 1

@@ -286,7 +286,7 @@ class Planner {
     const head = this.#head(tenant, entry.entity)
     const decision = decideEntry(this.#context, head, entry, {
       stateOf: (entity) => this.#head(tenant, entity).state,
-      checkCorrects: (id) => this.#checkCorrects(tenant, id, pusher),
+      checkCorrects: (id) => this.#checkCorrects(tenant, id, pusher, entry.clientId),
     })
     return { head, decision }
   }
@@ -295,8 +295,14 @@ class Planner {
    * A client's `corrects` must name an entry of the log (same tenant) whose entity the pusher
    * may write. One reason for both failures: a client learns nothing of entries it may not see.
    */
-  #checkCorrects(tenant: string, id: string, pusher: Pusher | undefined): CorrectsCheck {
-    const named = this.#previous(tenant, id) ?? this.#namedThroughOrigins(tenant, id, pusher)
+  #checkCorrects(
+    tenant: string,
+    id: string,
+    pusher: Pusher | undefined,
+    clientId: string,
+  ): CorrectsCheck {
+    const named =
+      this.#previous(tenant, id) ?? this.#namedThroughOrigins(tenant, id, pusher, clientId)
     if (named !== null && (named._tag === 'deferral' || isLegacyDeferral(named))) {
       const code = named._tag === 'deferral' ? named.code : 'unknown_type'
       return { _tag: 'defer', code, reason: `corrects names ${id}, which is not decided yet` }
@@ -417,8 +423,13 @@ class Planner {
   }
 
   /** Invariant 13 (`plan-origins.ts`). */
-  #namedThroughOrigins(tenant: string, id: string, pusher: Pusher | undefined): Recorded | null {
-    return namedThroughOrigins(this.#origins, tenant, id, pusher)
+  #namedThroughOrigins(
+    tenant: string,
+    id: string,
+    pusher: Pusher | undefined,
+    clientId: string,
+  ): Recorded | null {
+    return namedThroughOrigins(this.#origins, tenant, id, pusher, clientId)
   }
 
   #record(tenant: string, id: string, record: Recorded): void {

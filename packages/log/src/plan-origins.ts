@@ -7,7 +7,9 @@
  *
  * Invariants:
  * 1. Never another subject's entry: a candidate of a clientId bound to another subject than the
- *    pusher's is passed over (its answer would tell its positions, or that it exists).
+ *    one the asking entry acts for is passed over (its answer would tell its positions, or that
+ *    it exists). A store hub's forwarded entry acts for its register's subject (`subjectFor`),
+ *    not the hub's.
  * 2. Entries made by a log (`SERVER_CLIENT_ID`) are never copies of anything.
  * 3. Every client entry of a group asks (an original may arrive after its moved copy), so the
  *    group's own entries are found through an index by id and by origin, built as the group
@@ -15,6 +17,7 @@
  */
 import { recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
+import { subjectFor } from './log-store.ts'
 import type { ClientRecord, Pusher } from './log-store.ts'
 import type { AppendedResult, PlanContext, PlannedEntry, Recorded } from './plan-types.ts'
 import { joinKey, PlanMiss } from './plan-types.ts'
@@ -51,14 +54,13 @@ export function sameOrigin(
   // This group's own entries too, through an index (every client entry asks: invariant 3).
   const inGroup = groupEntries(view, tenant, origin).filter((e) => e.id !== entry.id)
   const want = recoveryDigest(entry, view.context.hash)
+  const subject = pusher === undefined ? undefined : subjectFor(pusher, entry.clientId)
   let first: AppendedResult | undefined
   for (const candidate of [...found, ...inGroup]) {
     if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === entry.id) continue
     const owner = view.client(tenant, candidate.clientId)
     // Never another subject's entry: the answer would tell its positions.
-    if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
-      continue
-    }
+    if (subject !== undefined && owner.subject !== null && owner.subject !== subject) continue
     if (!sameDigest(recoveryDigest(candidate, view.context.hash), want)) continue
     const record = view.previous(tenant, candidate.id)
     if (record?._tag !== 'entry') continue
@@ -72,26 +74,27 @@ export function sameOrigin(
 /**
  * Invariant 13: what a `corrects` naming `id`, with nothing recorded under it, names: this
  * group's alias of a copy, else the first entry of the log `originals` finds for `id` (an
- * alias kept by the store, or a moved copy carrying `id` as origin), else `null`.
+ * alias kept by the store, or a moved copy carrying `id` as origin), else `null`. `clientId` is
+ * the correcting entry's (whose subject it acts for, invariant 1).
  */
 export function namedThroughOrigins(
   view: OriginView,
   tenant: string,
   id: string,
   pusher: Pusher | undefined,
+  clientId: string,
 ): Recorded | null {
   const aliased = view.aliased(tenant, id)
   if (aliased !== undefined) return view.previous(tenant, aliased.id)
   const found = view.context.lookups.originals(tenant, id)
   if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
   const inGroup = groupEntries(view, tenant, id).filter((e) => e.origin === id)
+  const subject = pusher === undefined ? undefined : subjectFor(pusher, clientId)
   for (const candidate of [...found, ...inGroup]) {
     if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
     const owner = view.client(tenant, candidate.clientId)
     // Never another subject's entry: the answer would tell that it exists.
-    if (pusher !== undefined && owner.subject !== null && owner.subject !== pusher.subject) {
-      continue
-    }
+    if (subject !== undefined && owner.subject !== null && owner.subject !== subject) continue
     const record = view.previous(tenant, candidate.id)
     if (record?._tag === 'entry') return record
   }

@@ -67,6 +67,7 @@ export const WRITE_SQL = `with e as (
 ), o as (
   insert into ledgerline_origins (tenant, origin, id)
   select * from unnest($31::text[], $32::text[], $33::text[])
+  on conflict do nothing
 ), p as (
   update ledgerline_partition_heads h set head = u.head
   from unnest($18::int[], $19::bigint[]) u(partition, head)

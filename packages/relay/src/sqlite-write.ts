@@ -136,8 +136,10 @@ export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): Sql
         sql.insertDeferral.run(d.tenant, d.id, d.code, d.reason, digestBuffer(d.digest))
       }
       // `append-plan.ts` invariant 13: a copy answered duplicate finds its landing by its id.
+      // The same alias again (a copy first deferred, then resent more than once) is the same
+      // fact: kept once, never a failed push.
       for (const a of plan.aliases) {
-        sql.insertOrigin.run(tenantRef(a.tenant), a.id, a.target.partition, a.target.offset)
+        sql.insertAlias.run(tenantRef(a.tenant), a.id, a.target.partition, a.target.offset)
       }
       for (const [partition, head] of plan.partitionHeads) {
         sql.setPartitionHead.run(head, partition)
@@ -157,6 +159,9 @@ function prepareWrites(db: Database.Database) {
     ),
     insertOrigin: db.prepare(
       `INSERT INTO origins (tenant, origin, partition, "offset") VALUES (?, ?, ?, ?)`,
+    ),
+    insertAlias: db.prepare(
+      `INSERT OR IGNORE INTO origins (tenant, origin, partition, "offset") VALUES (?, ?, ?, ?)`,
     ),
     insertTenant: db.prepare(`INSERT INTO tenants (name) VALUES (?)`),
     insertEntity: db.prepare(

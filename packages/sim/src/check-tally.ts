@@ -23,6 +23,8 @@ export const PRODUCT_CHECKS = [
   'requests',
   'oracle',
   'convergence',
+  'store-layer',
+  'outbox',
   'liveness',
   'crashes',
 ] as const

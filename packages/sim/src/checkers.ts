@@ -25,6 +25,10 @@
  * 7. `liveness`: every till drained (empty outbox, live) within the drain time; no till dialed
  *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop).
  * 8. `crashes`: no event threw and no promise rejection went unhandled.
+ * 9. With store hubs: `store-layer` (no till's store layer held its own entry, a request or a
+ *    refused entry during the run, `store-watch.ts`; after the heal every store layer is empty:
+ *    head office confirmed everything) and `outbox` (no record of an entry a hub stored left a
+ *    till's outbox before head office decided it, `store-watch.ts`).
  */
 import { SERVER_CLIENT_ID } from '@ledgerline/core'
 import { checkCorrections } from '@ledgerline/testkit'
@@ -40,6 +44,7 @@ import { indexLog, push } from './log-index.ts'
 import type { LogOracle } from './oracle.ts'
 import { oracleEntryOf } from './oracle.ts'
 import type { LogDump } from './relay-node.ts'
+import { TENANT as TENANT_OF_LOG } from './run-config.ts'
 
 /** What a till's real client says at the end (read through its public API). */
 export interface TillFinal {
@@ -49,6 +54,8 @@ export interface TillFinal {
   readonly entities: ReadonlyMap<string, { readonly version: number; readonly state: unknown }>
   /** `outcome()` of each of its resolved entries, by entry id (reissue hops followed). */
   readonly outcomes: ReadonlyMap<string, Outcome>
+  /** Entries in the till's store layers (of every entity the log holds), at the end. */
+  readonly storeLayer: number
 }
 
 export interface ProductCheckInput {
@@ -61,6 +68,12 @@ export interface ProductCheckInput {
   /** Why each undrained till is stuck, when the run did not drain. */
   readonly stuck: readonly string[]
   readonly faults: readonly string[]
+  /** What the looks at the store's registers found during the run (`store-watch.ts`). */
+  readonly storeViolations?:
+    | readonly { readonly check: 'store-layer' | 'outbox'; readonly message: string }[]
+    | undefined
+  /** The run had store hubs (the store layers must be empty after the heal). */
+  readonly hubs?: boolean | undefined
 }
 
 export interface ProductCheckReport {
@@ -136,13 +149,18 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
   // A copy of an entry the log holds uses up its clientSeq and records nothing (`append-plan.ts`
   // invariant 12): its duplicate ack names an id the log has no entry under.
-  for (const { result, at } of history.acks) {
-    if (history.logRestoredAt !== undefined && at < history.logRestoredAt) continue
-    if (result.status !== 'duplicate' || byId.has(result.id)) continue
-    const dash = result.id.lastIndexOf('-')
-    const seq = Number(result.id.slice(dash + 1))
-    const list = seqs.get(result.id.slice(0, dash))
-    if (list === undefined) seqs.set(result.id.slice(0, dash), [seq])
+  // A store hub gets those acks for its registers: the oracle's copies name them all.
+  const copyIds = history.acks
+    .filter((a) => history.logRestoredAt === undefined || a.at >= history.logRestoredAt)
+    .filter((a) => a.result.status === 'duplicate')
+    .map((a) => a.result.id)
+  if (history.logRestoredAt === undefined) copyIds.push(...oracle.copies(TENANT_OF_LOG))
+  for (const id of copyIds) {
+    if (byId.has(id)) continue
+    const dash = id.lastIndexOf('-')
+    const seq = Number(id.slice(dash + 1))
+    const list = seqs.get(id.slice(0, dash))
+    if (list === undefined) seqs.set(id.slice(0, dash), [seq])
     else if (!list.includes(seq)) list.push(seq)
   }
   for (const [clientId, list] of seqs) {
@@ -295,6 +313,19 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
         if (stable(mine.state) !== stable(state)) {
           violate('convergence', `${till.name}'s confirmed ${entity} differs from the server's`)
         }
+      }
+    }
+  }
+
+  // 9. store hubs.
+  for (const v of input.storeViolations ?? []) violate(v.check, v.message)
+  if (input.hubs === true && input.drained) {
+    for (const till of input.tills) {
+      if (till.storeLayer > 0) {
+        violate(
+          'store-layer',
+          `${till.name} still shows ${till.storeLayer} store entries after the heal`,
+        )
       }
     }
   }

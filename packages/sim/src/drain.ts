@@ -103,6 +103,7 @@ export async function readTills(
     const client = till.clients().find((c) => c.status().leader) ?? till.clients()[0]
     const states = new Map<string, { version: number; state: unknown }>()
     const outcomes = new Map<string, Outcome>()
+    let storeLayer = 0
     if (client !== undefined && till.alive) {
       for (const entity of entities) {
         // A load the client refuses (a ledger it cannot trust) is a finding, not a crash.
@@ -111,6 +112,7 @@ export async function readTills(
           confirmed: `load failed: ${error instanceof Error ? error.message : String(error)}`,
         }))
         states.set(entity, { version: s.version, state: s.confirmed })
+        if ('store' in s) storeLayer += s.store.length
       }
       for (const record of history.ops.values()) {
         if (record.till !== till.name || record.entry === undefined) continue
@@ -118,7 +120,13 @@ export async function readTills(
         outcomes.set(record.entry.id, await client.outcome(record.entry.id))
       }
     }
-    out.push({ name: till.name, status: client?.status(), entities: states, outcomes })
+    out.push({
+      name: till.name,
+      status: client?.status(),
+      entities: states,
+      outcomes,
+      storeLayer,
+    })
   }
   return out
 }

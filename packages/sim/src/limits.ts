@@ -76,3 +76,8 @@ export const SIM_OVERSIZED_BURST_ENTRIES = 220
 export const SIM_BIN_RECENT_BYTES = 6_000
 /** Entries or results one trace note of a frame lists (`trace-notes.ts`); the rest are counted. */
 export const SIM_TRACE_NOTE_ITEMS_MAX = 12
+/**
+ * Simulated time between two looks at a store's registers (`store-watch.ts`): their store
+ * layers and the stages of their own entries, with hubs on.
+ */
+export const SIM_STORE_SAMPLE_MS = 7 * 60 * 1000

@@ -51,6 +51,7 @@ import {
   partitionOf,
 } from '@ledgerline/core'
 import type { AppendItem, AppendResult, Pusher } from '@ledgerline/log'
+import { subjectFor } from '@ledgerline/log'
 import { ENTRY_DATA_BYTES_MAX, entryDataBytes } from '@ledgerline/protocol'
 import { contentKey, fullKey } from './content.ts'
 import { SIM_VIOLATIONS_KEPT_MAX } from './limits.ts'
@@ -82,6 +83,15 @@ export interface LogOracle {
   /** Per partition, what the log must hold, in offset order. */
   log(): readonly (readonly OracleEntry[])[]
   refusals(): readonly OracleRefusal[]
+  /**
+   * What the log decided under `id` so far: appended, refused, deferred (not final), a copy of
+   * an entry it holds (answered duplicate), or nothing.
+   */
+  decision(tenant: string, id: string): 'appended' | 'refused' | 'deferred' | 'copy' | undefined
+  /** Ids of copies the log answered duplicate (their clientSeqs are used up, nothing written). */
+  copies(tenant: string): readonly string[]
+  /** Whether the log refused this very entry (its id with its content, `content.ts`). */
+  refused(tenant: string, e: Entry): boolean
   readonly disagreements: number
   /** The first disagreements, as messages. */
   readonly messages: readonly string[]
@@ -374,16 +384,19 @@ export function createLogOracle(
   }
 
   return {
-    check(tenant, items, pusher, results) {
+    check(tenant, items, caller, results) {
       callsChecked++
       if (results.length !== items.length) {
         disagree(`a call of ${items.length} entries got ${results.length} results`)
         return
       }
-      readGrants = pusher?.grants.read ?? ['*']
+      readGrants = caller?.grants.read ?? ['*']
       items.forEach((item, i) => {
         const got = results[i] as AppendResult
         const e = item.entry
+        // A store hub's forwarded entry acts for its register's subject (`push.subjects`).
+        const pusher =
+          caller === undefined ? undefined : { ...caller, subject: subjectFor(caller, e.clientId) }
         const committedAt = got.status === 'appended' ? got.committedAt : now()
         const want = predict(tenant, item, pusher, committedAt)
         compare(e, got, want)
@@ -450,6 +463,21 @@ export function createLogOracle(
     },
     log: () => s.logs,
     refusals: () => s.refusals,
+    decision(tenant, id) {
+      const key = `${tenant}\u0000${id}`
+      const seen = s.decided.get(key)
+      if (seen !== undefined)
+        return seen.result.status === 'appended' ? 'appended' : seen.result.status
+      return s.copies.has(key) ? 'copy' : undefined
+    },
+    copies(tenant) {
+      const prefix = `${tenant}\u0000`
+      return [...s.copies].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
+    },
+    refused(tenant, e) {
+      const seen = s.decided.get(`${tenant}\u0000${e.id}`)
+      return seen?.result.status === 'refused' && seen.content === contentKey(e)
+    },
     get disagreements() {
       return disagreements
     },

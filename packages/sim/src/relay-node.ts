@@ -219,16 +219,7 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       oracle.setSchema(schema)
       const timers = current.timers(now)
       const tails = createFanoutTails(base, RELAY_LIMITS_DEFAULT.tailEntriesMax)
-      const real = createTokenVerifier({ secret: options.secret }, TOKEN_CLOCK_TOLERANCE_S, now)
-      // Invariant 4: the check starts now (on this clock), and its answer comes as an event.
-      const verify: TokenVerifier = (token) => {
-        const check = real(token)
-        return new Promise((resolve) => {
-          current.after(SIM_TOKEN_CHECK_MS, 'relay token checked', () =>
-            loop.barrier(check.then(resolve)),
-          )
-        })
-      }
+      const verify = simTokenCheck(loop, current, options.secret, now, 'relay token checked')
       const sessionStore = checked(base)
       const context: SessionContext = {
         store: sessionStore,
@@ -346,8 +337,31 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
   return node
 }
 
+/**
+ * The real token check on a node's clock (invariant 4): it starts now, and its answer comes as
+ * an event of the node's life, after the WebCrypto work as a barrier of the loop.
+ *
+ * @example
+ * const verify = simTokenCheck(loop, life, secret, now, 'relay token checked')
+ */
+export function simTokenCheck(
+  loop: SimLoop,
+  life: Life,
+  secret: string,
+  now: () => number,
+  label: string,
+): TokenVerifier {
+  const real = createTokenVerifier({ secret }, TOKEN_CLOCK_TOLERANCE_S, now)
+  return (token) => {
+    const check = real(token)
+    return new Promise((resolve) => {
+      life.after(SIM_TOKEN_CHECK_MS, label, () => loop.barrier(check.then(resolve)))
+    })
+  }
+}
+
 /** The relay's metrics are not what the simulation checks: counted nowhere. */
-const NO_METRICS: RelayMetrics = {
+export const NO_METRICS: RelayMetrics = {
   connectionOpened() {},
   connectionClosed() {},
   bytesIn() {},

@@ -72,6 +72,11 @@ export interface ProductSimOptions {
   readonly opsPerTill?: number | undefined
   /** Workload length in simulated ms; drawn from the seed when absent. */
   readonly durationMs?: number | undefined
+  /**
+   * Store hubs (issue 15): the tills of one store sit behind a store hub (some seeds: a backup
+   * hub too) with the hub faults drawn from the seed (`HubPlan`); off by default.
+   */
+  readonly hubs?: boolean | undefined
   /** Keep the last N trace facts (to diff two runs). */
   readonly keepTrace?: number | undefined
   /**
@@ -94,6 +99,28 @@ export interface ProductSimConfig {
   readonly edge: Required<{ [K in keyof EdgeFaults]: boolean }>
   /** The edge faults were named by the options, not drawn from the seed (for the replay). */
   readonly edgeNamed: boolean
+  /** The store and its hubs; undefined without `hubs`. */
+  readonly hub: HubPlan | undefined
+}
+
+/** A store behind a hub, and what the world does to it (drawn from the seed). */
+export interface HubPlan {
+  /** The first `inStore` tills are registers in the store (their URLs: the hub(s), then HQ). */
+  readonly inStore: number
+  /** A backup hub whose upstream is the primary hub, then head office. */
+  readonly backup: boolean
+  /** Stretches the hub's upstream link alone is cut. */
+  readonly upstreamCuts: number
+  /** Stretches the store's internet line is cut (the hub's link and the registers' own). */
+  readonly wanCuts: number
+  /** Crashes of the primary hub (restarted on the same file). */
+  readonly crashes: number
+  /** The primary hub is lost with its disk once; `diskBackMs` later a new one starts. */
+  readonly diskLoss: boolean
+  /** Until the heal when undefined (the registers must fail over for good). */
+  readonly diskBackMs: number | undefined
+  /** Faults of the hub's upstream link (drops, resends, delays, half-open). */
+  readonly uplinkFaults: WireFaults
 }
 
 /** Draws what the options leave open from `rng` (invariants 1 to 3). */
@@ -115,7 +142,9 @@ export function drawConfig(rng: Prng, options: ProductSimOptions): ProductSimCon
   // Drawn last, so the draws above stay what they were without edge faults.
   const f: EdgeFaults =
     options.faults ?? Object.fromEntries(EDGE_FAULTS.map((name) => [name, rng.chance(0.5)]))
+  const hub = options.hubs === true ? drawHubPlan(rng, tills) : undefined
   return {
+    hub,
     tills,
     tabs,
     opsPerTill,
@@ -128,10 +157,33 @@ export function drawConfig(rng: Prng, options: ProductSimOptions): ProductSimCon
     edge: {
       restores: f.restores === true,
       impostor: f.impostor === true,
-      logRestores: f.logRestores === true && sqlite,
+      // With store hubs a log restore is run only when named: a hub does not yet carry head
+      // office's restore to its registers (FINDINGS.md, finding D, open).
+      logRestores:
+        f.logRestores === true && sqlite && (options.hubs !== true || options.faults !== undefined),
       expiringTokens: f.expiringTokens === true,
       oversized: f.oversized === true,
       rollouts: f.rollouts === true && sqlite,
+    },
+  }
+}
+
+/** Drawn after everything else, so a seed's other draws stay what they are without hubs. */
+function drawHubPlan(rng: Prng, tills: number): HubPlan {
+  const inStore = rng.chance(0.7) ? tills : rng.int(1, tills)
+  return {
+    inStore,
+    backup: rng.chance(0.3),
+    upstreamCuts: rng.int(0, 3),
+    wanCuts: rng.int(0, 2),
+    crashes: rng.int(0, 3),
+    diskLoss: rng.chance(0.3),
+    diskBackMs: rng.chance(0.6) ? rng.int(MINUTE, 30 * MINUTE) : undefined,
+    uplinkFaults: {
+      dropRate: rng.pick([0, 0.002, 0.01]),
+      breakAfterRate: rng.pick([0, 0.005, 0.02]),
+      delayMsMax: rng.pick([20, 200, 2_000]),
+      halfOpen: rng.chance(0.5),
     },
   }
 }

@@ -6,7 +6,10 @@
 // expiring tokens, oversized corrections and acks, wrong-order rollouts); checked for
 // exactly-once, order, acks, corrections, requests, the oracle, convergence and liveness. Method: `runProductSimulation` per seed; a failure prints its seed, its violations
 // and the command that replays it. Also: the same seed gives the same trace hash, and planted
-// bugs in the product code are caught within a few seeds (the checkers see real code).
+// bugs in the product code are caught within a few seeds (the checkers see real code). With
+// store hubs (issue 15): a few seeds whose tills sit behind the real hub (upstream and store
+// internet cuts, hub crashes, a hub lost with its disk, some a backup hub), checked also for
+// the store layer and the outbox stages, replayed, and a planted delete-on-`stored` caught.
 import { describe, expect, it } from 'vitest'
 import type { ProductSimOptions } from './run-config.ts'
 import type { ProductSimResult } from './run.ts'
@@ -15,12 +18,21 @@ import { describeProductFailure, runProductSimulation } from './run.ts'
 /** Seeds of the quick tier; the deep tier (`npm run test:sim`) runs many more. */
 const QUICK_SEEDS = [1, 2, 3, 4, 5, 6]
 const QUICK_MEMORY_SEEDS = [7, 8, 9]
+/** Seeds of the quick tier with store hubs. */
+// (2 and 6 run a backup hub; 4 and 6 lose the hub with its disk; every one crashes it.)
+const QUICK_HUB_SEEDS = [2, 4, 6]
 /** Appends per till in the quick tier, to keep it within seconds on a busy 2-core machine. */
 const QUICK_OPS_PER_TILL = 12
+/**
+ * Vitest's limit per test here, not a bound the product must meet: one seed may take minutes of
+ * wall time on a 2-core machine other test runs load, and a run cut off by the default limit
+ * keeps the thread's simulation loop, failing every later test of the file.
+ */
+const SIM_TEST_TIMEOUT_MS = 600_000
 /** A planted bug must be caught within this many seeds. */
 const BUG_SEEDS_MAX = 10
 
-describe('product simulation, quick tier', () => {
+describe('product simulation, quick tier', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   const results: ProductSimResult[] = []
   it.each(QUICK_SEEDS)('seed %i (SQLite log): exactly once, converged, live', async (seed) => {
     const result = await runProductSimulation({ seed, opsPerTill: QUICK_OPS_PER_TILL })
@@ -63,7 +75,62 @@ describe('product simulation, quick tier', () => {
   })
 })
 
-describe('replay', () => {
+describe('product simulation with store hubs, quick tier', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
+  const results: ProductSimResult[] = []
+  it.each(QUICK_HUB_SEEDS)(
+    'seed %i: exactly once through the hub, converged, live',
+    async (seed) => {
+      const result = await runProductSimulation({
+        seed,
+        opsPerTill: QUICK_OPS_PER_TILL,
+        hubs: true,
+      })
+      results.push(result)
+      if (!result.ok) throw new Error(describeProductFailure(result))
+      expect(result.config.hub).toBeDefined()
+      expect(result.report.lost + result.report.duplicated + result.report.unexpected).toBe(0)
+    },
+  )
+
+  it('ran the registers through the hub and the hub through its faults', () => {
+    expect(results.length).toBe(QUICK_HUB_SEEDS.length)
+    const sum = (f: (r: ProductSimResult) => number) => results.reduce((n, r) => n + f(r), 0)
+    // Registers were welcomed by the hub and held entries only it had.
+    expect(sum((r) => r.world.hubSessions)).toBeGreaterThan(10)
+    expect(sum((r) => r.world.storedAcks)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.storeSamples)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.hubCrashes)).toBeGreaterThan(0)
+    expect(sum((r) => r.world.hubDisksLost)).toBeGreaterThan(0)
+    expect(results.some((r) => r.config.hub?.backup === true)).toBe(true)
+    const plans = results.map((r) => r.config.hub)
+    expect(plans.some((p) => (p?.upstreamCuts ?? 0) + (p?.wanCuts ?? 0) > 0)).toBe(true)
+  })
+
+  it('gives the same trace hash for the same seed', async () => {
+    const a = await runProductSimulation({ seed: 6, opsPerTill: 8, hubs: true })
+    const b = await runProductSimulation({ seed: 6, opsPerTill: 8, hubs: true })
+    expect(b.traceHash).toBe(a.traceHash)
+    expect(b.events).toBe(a.events)
+  })
+
+  it("catches an outbox record deleted on the hub's `stored` (client)", async () => {
+    let caught: ProductSimResult | undefined
+    for (let seed = 1; seed <= BUG_SEEDS_MAX && caught === undefined; seed++) {
+      const r = await runProductSimulation({
+        seed,
+        opsPerTill: 16,
+        hubs: true,
+        faults: {},
+        bugs: { client: { deleteOnStored: true } },
+      })
+      if (!r.ok) caught = r
+    }
+    expect(caught, 'not caught').toBeDefined()
+    expect(caught?.report.counts.outbox).toBeGreaterThan(0)
+  })
+})
+
+describe('replay', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   it('gives the same trace hash for the same seed', async () => {
     const a = await runProductSimulation({ seed: 4242, opsPerTill: 8 })
     const b = await runProductSimulation({ seed: 4242, opsPerTill: 8 })
@@ -83,7 +150,7 @@ describe('replay', () => {
   })
 })
 
-describe('planted bugs in the product are caught', () => {
+describe('planted bugs in the product are caught', { timeout: SIM_TEST_TIMEOUT_MS }, () => {
   /** The first failing run within BUG_SEEDS_MAX seeds, or undefined. */
   const firstFailing = async (options: Omit<ProductSimOptions, 'seed'>) => {
     for (let seed = 1; seed <= BUG_SEEDS_MAX; seed++) {

@@ -30,6 +30,10 @@ import { prepareDeviceDisks } from './device-disk.ts'
 import { drainTills, progress, quiet, readTills, settle, stuckReason } from './drain.ts'
 import type { SimHistory } from './history.ts'
 import { createSimHistory } from './history.ts'
+import { healStore, scheduleStoreFaults, STORE_WAN } from './hub-faults.ts'
+import type { HubNode } from './hub-node.ts'
+import { createHubNode, hubDir } from './hub-node.ts'
+import { watchStore } from './store-watch.ts'
 import {
   SIM_CLOCK_SKEW_MS_MAX,
   SIM_DRAIN_MS_MAX,
@@ -52,6 +56,11 @@ import type { Till } from './till.ts'
 import { createTill } from './till.ts'
 import { createTokenBook } from './token-book.ts'
 import { CALM, createWire } from './wire.ts'
+
+/** Head office's sync URL (`wire.ts`'s `HEAD_OFFICE_HOST`). */
+const HEAD_OFFICE_URL = 'wss://relay.sim/sync'
+/** The store's hubs: the primary, and the backup some seeds run. */
+const HUB_NAMES = ['hub-1', 'hub-2'] as const
 
 export interface ProductSimResult {
   readonly seed: number
@@ -79,6 +88,13 @@ export interface ProductSimResult {
     readonly impostorPushed: number
     /** Hellos (or pushes) of the impostor the relay refused (`client_taken`, protocol 2). */
     readonly impostorRefused: number
+    /** Store hubs (with `hubs`): crashes, disks lost, sessions, samples of the registers. */
+    readonly hubCrashes: number
+    readonly hubDisksLost: number
+    readonly hubSessions: number
+    readonly storeSamples: number
+    /** Acks `stored` the tills got from a hub (durable in the store, not at head office yet). */
+    readonly storedAcks: number
     readonly relaxedCommitsLost: number
     readonly oracleCalls: number
     readonly crashPoints: ProductCrashPoints['stats']
@@ -115,6 +131,13 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
     subjects: [
       ...names.map((sub) => ({ sub, read: ['*'], write: ['*'] })),
       { sub: 'impostor', read: ['*'], write: nemesis.chance(0.5) ? ['*'] : [] },
+      // Store hubs: read everything, write nothing of their own, forward the registers'.
+      ...(config.hub === undefined ? [] : HUB_NAMES).map((sub) => ({
+        sub,
+        read: ['*'],
+        write: [],
+        forward: ['*'],
+      })),
     ],
     lifetimeS,
     untilMs: config.durationMs + SIM_DRAIN_MS_MAX + HOUR,
@@ -143,6 +166,28 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
     bugs: { sqlite: options.bugs?.sqlite, memory: options.bugs?.memory },
   })
   const staleUntil = new Map<string, number>()
+  const plan = config.hub
+  const hubRng = root.fork('hubs')
+  const hubs: HubNode[] =
+    plan === undefined
+      ? []
+      : HUB_NAMES.slice(0, plan.backup ? 2 : 1).map((name, i) =>
+          createHubNode({
+            loop,
+            wire,
+            name,
+            host: `${name}.sim`,
+            dir: hubDir(dir, name),
+            secret: SECRET,
+            // A backup hub forwards through the primary, and to head office when it is gone.
+            upstream:
+              i === 0 ? [HEAD_OFFICE_URL] : [`wss://${HUB_NAMES[0]}.sim/sync`, HEAD_OFFICE_URL],
+            token: () => tokens.current(name, relay.now()),
+            wan: STORE_WAN,
+            rng: hubRng.fork(name),
+          }),
+        )
+  const storeUrls = [...hubs.map((h) => h.url), HEAD_OFFICE_URL]
   const tills: Till[] = names.map((name, i) =>
     createTill({
       name,
@@ -159,6 +204,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       skewMs: nemesis.int(-SIM_CLOCK_SKEW_MS_MAX, SIM_CLOCK_SKEW_MS_MAX),
       bugs: options.bugs?.client,
       points,
+      ...(plan !== undefined && i < plan.inStore ? { urls: storeUrls, wan: STORE_WAN } : {}),
     }),
   )
   for (const name of names) wire.setFaults(name, config.faults)
@@ -168,6 +214,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
   sched.record(`config ${JSON.stringify({ ...config, bugs: options.bugs ?? null })}`)
   try {
     await relay.start()
+    for (const hub of hubs) hub.start()
     for (const till of tills) sched.at(0, `${till.name} first boot`, () => void till.boot())
 
     const counters = schedule({
@@ -182,6 +229,11 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       tokens,
       staleUntil,
     })
+    if (plan !== undefined) {
+      scheduleStoreFaults({ sched, wire, plan, hubs, nemesis, end: config.durationMs })
+    }
+    const samples =
+      plan === undefined ? undefined : watchStore({ sched, tills, history, oracle, config })
 
     // Run the workload, then heal (invariant 2) and drain.
     await loop.run(() => false, config.durationMs)
@@ -201,7 +253,12 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       relay.crash()
       await relay.start()
     }
-    const drainedAt = () => relay.up && tills.every((t) => quiet(t))
+    healStore(wire, hubs)
+    // With hubs: each runs, is linked to head office, and holds nothing head office lacks.
+    const drainedAt = () =>
+      relay.up &&
+      hubs.every((h) => h.up && h.linked() && h.openCount() === 0) &&
+      tills.every((t) => quiet(t))
     let drained = await drainTills(loop, drainedAt, () => progress(tills, oracle))
     if (drained) {
       // Pages of the last acks settle; then it must still be quiet.
@@ -234,6 +291,8 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       drained,
       stuck,
       faults: loop.faults,
+      storeViolations: samples?.violations ?? [],
+      hubs: plan !== undefined,
     })
     let attempted = 0
     let resolved = 0
@@ -270,6 +329,11 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
         logRestores: counters.logRestores,
         impostorPushed: counters.impostor?.stats.pushed ?? 0,
         impostorRefused: counters.impostor?.stats.refusedHello ?? 0,
+        hubCrashes: hubs.reduce((n, h) => n + h.stats.crashes, 0),
+        hubDisksLost: hubs.reduce((n, h) => n + h.stats.disksLost, 0),
+        hubSessions: hubs.reduce((n, h) => n + h.stats.sessions, 0),
+        storeSamples: samples?.count ?? 0,
+        storedAcks: history.acks.filter((a) => a.result.status === 'stored').length,
         relaxedCommitsLost: sum((t) => t.disk.stats.relaxedLost),
         oracleCalls: oracle.callsChecked,
         crashPoints: points.stats,
@@ -281,6 +345,7 @@ export async function runProductSimulation(options: ProductSimOptions): Promise<
       log,
     }
   } finally {
+    for (const hub of hubs) await hub.close().catch(() => {})
     await relay.close().catch(() => {})
     loop.close()
     rmSync(dir, { recursive: true, force: true })
@@ -298,6 +363,7 @@ export function describeProductFailure(result: ProductSimResult): string {
   const edge = EDGE_FAULTS.filter((f) => result.config.edge[f])
   const flags = [
     result.config.store === 'memory' ? '--store memory' : '',
+    result.config.hub !== undefined ? '--hubs' : '',
     result.config.edgeNamed ? `--faults ${edge.length > 0 ? edge.join(',') : 'none'}` : '',
   ]
     .filter((f) => f !== '')

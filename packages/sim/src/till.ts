@@ -53,6 +53,10 @@ export interface TillOptions {
   readonly bugs?: ClientBugs | undefined
   /** Where the world may cut the till's power (`crash-points.ts`). */
   readonly points: ProductCrashPoints
+  /** The relays the client is given, in order (a register in a store: its hub first). */
+  readonly urls?: readonly string[] | undefined
+  /** The store's internet line its connections to head office run over (`wire.ts` inv. 6). */
+  readonly wan?: string | undefined
 }
 
 export interface AppendRequest {
@@ -163,20 +167,23 @@ export function createTill(options: TillOptions): Till {
   }
 
   /**
-   * A till told the same failure `SIM_SAME_FAILURE_MAX` times in a row, with no ack of progress
+   * A till told the same failure `SIM_SAME_FAILURE_MAX` times in a row (per relay in its list: a
+   * round through the list goes at one attempt's pace, `connection.ts` invariant 7, so every
+   * relay refuses once per backoff step), with no ack of progress
    * between, within `SIM_SAME_FAILURE_WINDOW_MS`, is in a livelock (it retries without backing
    * off, and will not drain however long it runs): stop here.
    */
   let sameFailure: { key: string; times: number[] } = { key: '', times: [] }
+  const sameFailureMax = SIM_SAME_FAILURE_MAX * (options.urls?.length ?? 1)
   const failedAgain = (key: string) => {
     if (sameFailure.key !== key) sameFailure = { key, times: [] }
     const times = sameFailure.times
     times.push(sched.now())
-    if (times.length > SIM_SAME_FAILURE_MAX) times.shift()
-    if (times.length < SIM_SAME_FAILURE_MAX) return
+    if (times.length > sameFailureMax) times.shift()
+    if (times.length < sameFailureMax) return
     if ((times.at(-1) as number) - (times[0] as number) > SIM_SAME_FAILURE_WINDOW_MS) return
     loop.halt(
-      `${name} was told '${key}' ${SIM_SAME_FAILURE_MAX} times in a row within ${Math.round(((times.at(-1) as number) - (times[0] as number)) / 1000)} s by ${Math.round(sched.now() / 1000)} s (a livelock)`,
+      `${name} was told '${key}' ${sameFailureMax} times in a row within ${Math.round(((times.at(-1) as number) - (times[0] as number)) / 1000)} s by ${Math.round(sched.now() / 1000)} s (a livelock)`,
     )
   }
 
@@ -195,14 +202,14 @@ export function createTill(options: TillOptions): Till {
       },
     }
     const client = createClient({
-      url: 'wss://relay.sim/sync',
+      url: options.urls ?? 'wss://relay.sim/sync',
       token: options.token,
       schema: options.schema,
       dbName: `ledgerline:sim:${name}`,
       now,
       random: (bytes) => random.fill(bytes),
       scheduler: current.scheduler,
-      WebSocket: wire.socketClass(name, current, tap),
+      WebSocket: wire.socketClass(name, current, tap, options.wan),
       indexedDB,
       IDBKeyRange,
       locks: browser.locks,

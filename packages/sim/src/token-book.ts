@@ -27,6 +27,8 @@ export interface TokenBookOptions {
     readonly sub: string
     readonly read: readonly string[]
     readonly write: readonly string[]
+    /** A store hub's forward grant. */
+    readonly forward?: readonly string[] | undefined
   }[]
   readonly lifetimeS: number
   /** Tokens are issued every `lifetimeS / 2` from the epoch until `untilMs` (simulated). */
@@ -50,6 +52,7 @@ export async function createTokenBook(options: TokenBookOptions): Promise<TokenB
         sub: subject.sub,
         read: subject.read,
         write: subject.write,
+        forward: subject.forward,
         expiresInS: options.lifetimeS,
         now: () => at,
       })

@@ -24,6 +24,10 @@
  * 3. A frame over `FRAME_BYTES_MAX` is refused by the server end as `ws` does (1009).
  * 4. An end whose life was killed hears nothing more.
  * 5. Faults are drawn from the network's own stream, so they replay from the root seed.
+ * 6. Servers are addressed by the host of the URL a socket dials (`HEAD_OFFICE_HOST` for head
+ *    office, a hub's own host); each has its own accept and life. A connection of a device in a
+ *    store to head office also runs over the store's internet line (`socketClass`'s `wan`): a
+ *    partition of that line cuts it, as it cuts the hub's upstream link.
  */
 import type { TransportEvent, WebSocketConstructor, WebSocketLike } from '@ledgerline/client'
 import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
@@ -41,6 +45,9 @@ export interface WireFaults {
   /** Whether the server may hear of a break late (half-open connections). */
   readonly halfOpen: boolean
 }
+
+/** The host of head office's sync URL; a server that listens without a host is head office. */
+export const HEAD_OFFICE_HOST = 'relay.sim'
 
 export const CALM: WireFaults = { dropRate: 0, breakAfterRate: 0, delayMsMax: 20, halfOpen: false }
 
@@ -67,17 +74,29 @@ export interface WireTap {
 }
 
 export interface Wire {
-  /** The relay's accept; `undefined` while no relay listens (dials fail). */
-  listen(accept: ((socket: SimServerSocket) => void) | undefined, life?: Life | undefined): void
+  /** A relay's accept at `host` (invariant 6); `undefined` while none listens (dials fail). */
+  listen(
+    accept: ((socket: SimServerSocket) => void) | undefined,
+    life?: Life | undefined,
+    host?: string | undefined,
+  ): void
   /** The relay's process died: every connection breaks at once, the server end says nothing. */
-  serverDied(): void
+  serverDied(host?: string | undefined): void
   setFaults(link: string, faults: WireFaults): void
   setPartitioned(link: string, partitioned: boolean): void
   /** The device at the end of `link` lost power: its connections break, the server learns late. */
   dropLink(link: string): void
   isPartitioned(link: string): boolean
-  /** The socket class a till's client (or the impostor) is given. */
-  socketClass(link: string, life: Life, tap?: WireTap | undefined): WebSocketConstructor
+  /**
+   * The socket class a till's client (or the impostor, or a hub's upstream link) is given; with
+   * `wan`, its connections to head office also run over that link (invariant 6).
+   */
+  socketClass(
+    link: string,
+    life: Life,
+    tap?: WireTap | undefined,
+    wan?: string | undefined,
+  ): WebSocketConstructor
   readonly stats: WireStats
 }
 
@@ -95,8 +114,15 @@ export interface SimServerSocket extends SessionSocket {
 export function createWire(sched: SimScheduler, rng: Prng): Wire {
   const links = new Map<string, { faults: WireFaults; partitioned: boolean }>()
   const conns = new Set<Conn>()
-  let accept: ((socket: SimServerSocket) => void) | undefined
-  let serverLife: Life | undefined
+  const servers = new Map<
+    string,
+    { accept: ((socket: SimServerSocket) => void) | undefined; life: Life | undefined }
+  >()
+  const server = (host: string) => {
+    let s = servers.get(host)
+    if (s === undefined) servers.set(host, (s = { accept: undefined, life: undefined }))
+    return s
+  }
   let nextId = 0
   const stats: WireStats = {
     dials: 0,
@@ -166,19 +192,23 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
     })
   }
 
+  const blocked = (paths: readonly string[]) => paths.some((p) => link(p).partitioned)
+
   const wire: Wire = {
-    listen(next, life) {
-      accept = next
-      serverLife = life
+    listen(next, life, host = HEAD_OFFICE_HOST) {
+      const s = server(host)
+      s.accept = next
+      s.life = life
     },
-    serverDied() {
+    serverDied(host = HEAD_OFFICE_HOST) {
       for (const conn of conns) {
-        if (conn.server === undefined) continue
+        if (conn.server === undefined || conn.host !== host) continue
         conn.server.open = false
         breakConn(conn, false)
       }
-      accept = undefined
-      serverLife = undefined
+      const s = server(host)
+      s.accept = undefined
+      s.life = undefined
     },
     setFaults(name, faults) {
       link(name).faults = faults
@@ -189,28 +219,33 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
       l.partitioned = partitioned
       sched.record(`wire ${name} ${partitioned ? 'partitioned' : 'healed'}`)
       // A partition is a black hole: connections break, and the ends find out by their timers.
-      if (partitioned) for (const conn of conns) if (conn.link === name) conn.broken = true
+      if (partitioned) for (const conn of conns) if (conn.paths.includes(name)) conn.broken = true
     },
     isPartitioned: (name) => link(name).partitioned,
     dropLink(name) {
       for (const conn of conns) if (conn.link === name) breakConn(conn, true)
     },
-    socketClass(name, life, tap) {
-      const dial = (socket: ClientEnd) => {
+    socketClass(name, life, tap, wan) {
+      const dial = (socket: ClientEnd, url: string) => {
         stats.dials++
         tap?.dialed?.(name)
-        if (link(name).partitioned || accept === undefined) {
+        const host = new URL(url).host
+        const target = server(host)
+        const paths = wan !== undefined && host === HEAD_OFFICE_HOST ? [name, wan] : [name]
+        if (blocked(paths) || target.accept === undefined) {
           stats.dialsRefused++
-          const failMs = link(name).partitioned ? rng.int(1, SIM_DIAL_FAIL_MS_MAX) : 2 * delay(name)
+          const failMs = blocked(paths) ? rng.int(1, SIM_DIAL_FAIL_MS_MAX) : 2 * delay(name)
           sched.after(failMs, 'wire dial failed', () => socket.closedByPeer(1006, ''))
           return
         }
         const conn: Conn = {
           id: ++nextId,
           link: name,
+          host,
+          paths,
           client: socket,
           server: undefined,
-          serverLife,
+          serverLife: target.life,
           broken: false,
           lastArrival: [0, 0],
           tap,
@@ -223,7 +258,8 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
         conns.add(conn)
         const at = delay(name)
         sched.after(at, 'wire open', () => {
-          if (conn.broken || accept === undefined || conn.serverLife !== serverLife) {
+          const accept = target.accept
+          if (conn.broken || accept === undefined || conn.serverLife !== target.life) {
             breakConn(conn, false)
             return
           }
@@ -233,9 +269,9 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
         })
       }
       return class SimWebSocket extends ClientEnd {
-        constructor(_url: string) {
+        constructor(url: string) {
           super(life, sched, carry, breakConn)
-          dial(this)
+          dial(this, url)
         }
       }
     },
@@ -247,6 +283,10 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
 interface Conn {
   readonly id: number
   readonly link: string
+  /** The server dialed (invariant 6). */
+  readonly host: string
+  /** The links the connection runs over: its own, and the store's internet line to head office. */
+  readonly paths: readonly string[]
   readonly client: ClientEnd
   server: ServerEnd | undefined
   /** The relay's life when the connection was made; a restarted relay never sees it. */

@@ -217,4 +217,79 @@ export function originContract(h: ContractHarness): void {
     expect(theirs).toMatchObject({ status: 'appended', id: copy.id })
     expect(theirs).not.toMatchObject({ offset: (first as { offset: number }).offset })
   })
+
+  it('answers a copy a store hub forwards duplicate, and takes its forwarded void through origins', async () => {
+    // Goal: guarantee 5 across moves holds through a store hub (issue 15; the product simulation
+    // with hubs, seeds 5 and 7: restore recovery's moved copies, forwarded, landed twice). A hub
+    // pushes as its own subject with `subjects` naming each register's; the copy lookups must
+    // judge an entry by the register's subject, not the hub's. Method: till-1's sale lands
+    // directly; the hub forwards its moved copy for till-1: `duplicate` of the sale; the hub
+    // forwards a void naming the sale's first id under the copy's clientId: it lands (by
+    // origin); a sale whose copy only landed through the hub is named by a forwarded void too.
+    const store = await h.open()
+    const c1 = client(650)
+    const c2 = client(651).clientId
+    const hub = (clientIds: readonly string[]): Pusher => ({
+      subject: 'hub-1',
+      grants: { read: ['*'], write: ['*'], forward: ['*'] },
+      subjects: Object.fromEntries(clientIds.map((c) => [c, 'till-1'])),
+    })
+    const sale = c1.next('stock/h', 'stock.moved', { qty: 2 })
+    const [first] = await store.append('acme', [{ entry: sale }], as('till-1'))
+    expect(first?.status).toBe('appended')
+    const copy = moved(sale, c2, 1)
+    const [dup] = await store.append('acme', [{ entry: copy }], hub([c2]))
+    expect(dup).toEqual(duplicateOf(first, copy.id))
+    const voidOf = (corrects: string, clientId: string, clientSeq: number): Entry => ({
+      ...c1.next('stock/h', 'stock.moved', { qty: -2 }, { corrects }),
+      id: entryId(clientId, clientSeq),
+      clientId,
+      clientSeq,
+    })
+    const [voided] = await store.append('acme', [{ entry: voidOf(sale.id, c2, 2) }], hub([c2]))
+    expect(voided?.status).toBe('appended')
+    // A sale that never landed; its moved copy did, through the hub; a void by its first id.
+    const c3 = client(652)
+    const lost = c3.next('stock/i', 'stock.moved', { qty: 1 })
+    const c4 = client(653).clientId
+    const [landed] = await store.append('acme', [{ entry: moved(lost, c4, 1) }], hub([c4]))
+    expect(landed?.status).toBe('appended')
+    const [byOrigin] = await store.append('acme', [{ entry: voidOf(lost.id, c4, 2) }], hub([c4]))
+    expect(byOrigin?.status).toBe('appended')
+  })
+
+  it('answers a deferred moved copy duplicate on every resend once its original landed', async () => {
+    // Goal: guarantee 5 across moves for a copy first deferred (the product simulation with
+    // hubs, seed 142: a store hub resends a moved copy head office had deferred, and every push
+    // after the second failed on the origins index, so the hub's link never drained). Method:
+    // a sale and its moved copy, both stamped a day ahead: the copy is deferred `clock_ahead`;
+    // once the clocks agree the sale lands, and the copy's resends, three of them and one in a
+    // call with another entry, are each `duplicate` of the sale; nothing else is written.
+    const store = await h.open()
+    const c1 = client(660)
+    const c2 = client(661).clientId
+    const sale = c1.next('stock/k', 'stock.moved', { qty: 2 }, { at: h.now() + 24 * 60 * 60_000 })
+    const copy = moved(sale, c2, 1)
+    const [deferred] = await store.append('acme', [{ entry: copy }], as('till-1'))
+    expect(deferred).toMatchObject({ status: 'deferred', code: 'clock_ahead' })
+    h.advance(24 * 60 * 60_000)
+    const [landed] = await store.append('acme', [{ entry: sale }], as('till-1'))
+    expect(landed?.status).toBe('appended')
+    for (let i = 0; i < 3; i++) {
+      const [again] = await store.append('acme', [{ entry: copy }], as('till-1'))
+      expect(again).toEqual(duplicateOf(landed, copy.id))
+    }
+    const other = client(662).next('stock/k', 'stock.moved', { qty: 1 })
+    const [dup, next] = await store.append(
+      'acme',
+      [{ entry: copy }, { entry: other }],
+      as('till-1'),
+    )
+    expect(dup).toEqual(duplicateOf(landed, copy.id))
+    expect(next?.status).toBe('appended')
+    expect((await store.readEntity('acme', 'stock/k', 1, 10)).map((e) => e.id)).toEqual([
+      sale.id,
+      other.id,
+    ])
+  })
 }

@@ -47,6 +47,8 @@ import {
   FORWARD_RETRY_MS,
   FORWARD_SCAN_ROWS,
 } from './hub-limits.ts'
+import { NODE_TIMERS } from '../timers.ts'
+import type { RelayTimers, TimerHandle } from '../timers.ts'
 import type { UpstreamLink } from './upstream-link.ts'
 
 export interface Forwarder {
@@ -61,13 +63,19 @@ export interface Forwarder {
  * const forwarder = createForwarder(hubStore, link, logger)
  * hubStore.onQueued(() => forwarder.wake())
  */
-export function createForwarder(store: HubStore, link: UpstreamLink, logger: Logger): Forwarder {
+export function createForwarder(
+  store: HubStore,
+  link: UpstreamLink,
+  logger: Logger,
+  // Injectable for a simulation (`hub.ts` invariant 3).
+  timers: RelayTimers = NODE_TIMERS,
+): Forwarder {
   let closed = false
-  let retry: NodeJS.Timeout | undefined
+  let retry: TimerHandle | undefined
   const heldLogged = new Set<string>()
   /** Invariant 5: ids an upstream hub holds; bounded by the open rows. */
   let handedOn = new Set<string>()
-  let handedOnSince = Date.now()
+  let handedOnSince = timers.now()
   /** Ids of the rows in flight with their queue seqs (invariant 1), and the batches. */
   const inFlight = new Map<string, number>()
   const batches = new Set<Promise<void>>()
@@ -77,9 +85,8 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   let pushing = 0
 
   const later = (ms: number = FORWARD_RETRY_MS) => {
-    clearTimeout(retry)
-    retry = setTimeout(() => wake(), ms)
-    retry.unref()
+    timers.clear(retry)
+    retry = timers.set(() => wake(), ms, { unref: true })
   }
 
   /** The next batch from the open rows, scanned in pages past those held upstream or in flight. */
@@ -146,9 +153,9 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
     if (closed || !link.state().connected) return
     const limits = link.limits()
     if (limits === undefined) return
-    if (Date.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
+    if (timers.now() - handedOnSince > FORWARD_RESEND_STORED_MS) {
       handedOn = new Set()
-      handedOnSince = Date.now()
+      handedOnSince = timers.now()
       resume = 0
     }
     const most = Math.max(1, Math.min(limits.pushInFlightMax, FORWARD_IN_FLIGHT_MAX))
@@ -164,7 +171,7 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
       if (batch.entries.length === 0) {
         // Only entries an upstream hub holds are left: ask again when they are due.
         if (handedOn.size > 0 && pushing === 0) {
-          later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - Date.now()))
+          later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - timers.now()))
         }
         return
       }
@@ -204,7 +211,7 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
   const stopState = link.onState((s) => {
     // A new link: what the upstream hub held is asked again (invariant 5), from the start.
     handedOn = new Set()
-    handedOnSince = Date.now()
+    handedOnSince = timers.now()
     resume = 0
     if (s.connected) wake()
   })
@@ -214,7 +221,7 @@ export function createForwarder(store: HubStore, link: UpstreamLink, logger: Log
     wake,
     async close() {
       closed = true
-      clearTimeout(retry)
+      timers.clear(retry)
       stopState()
       stopQueued()
       await Promise.allSettled(batches)

@@ -25,6 +25,11 @@ export const UPSTREAM_BACKOFF_MS_MAX = 10_000
 export const UPSTREAM_CREDIT_PAGES = 4
 /** A link silent this long (no frame, ping or pong) is cut and reconnected, ms. */
 export const UPSTREAM_SILENCE_MS = 75_000
+/**
+ * A link quiet this long pings head office (a protocol `ping`; head office's WebSocket pings are
+ * answered below what the link reads), so silence is measured on frames alone, ms.
+ */
+export const UPSTREAM_PING_MS = 25_000
 /** The hub token is renewed when this share of its lifetime is left. */
 export const UPSTREAM_RENEW_LEAD = 0.2
 /** How long the forwarder waits before resending entries head office deferred or gapped, ms. */

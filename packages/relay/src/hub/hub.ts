@@ -13,13 +13,17 @@
  *    it to the hub's subject once and a restarted hub is the same client.
  * 2. Closing stops the forwarder (its batch in flight ends or is dropped: it stays queued), then
  *    the link, then the store; nothing queued is lost.
+ * 3. The hub's world is injectable, Node's by default: the upstream socket class, the timers and
+ *    clock of the link and the forwarder, and the random bytes of its clientId and jitter (a
+ *    simulation runs the real hub on simulated time and network).
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { matchesPattern } from '@ledgerline/core'
 import { PROTOCOL_VERSION_HUB_MIN } from '@ledgerline/protocol'
-import type { UpstreamState } from '@ledgerline/protocol'
+import type { UpstreamState, WebSocketConstructor } from '@ledgerline/protocol'
+import type { RelayTimers } from '../timers.ts'
 import { createForwarder } from './forwarder.ts'
 import type { Forwarder } from './forwarder.ts'
 import { HUB_FILE, openHubStore } from './hub-store.ts'
@@ -71,19 +75,34 @@ export function createHub(options: {
   readonly dataDir: string
   readonly upstream: UpstreamOptions
   readonly logger: Logger
+  /** Invariant 3: the upstream link's socket class (`ws`'s by default). */
+  readonly WebSocket?: WebSocketConstructor | undefined
+  /** Invariant 3: timers and clock of the link and the forwarder (Node's by default). */
+  readonly timers?: RelayTimers | undefined
+  /** Invariant 3: fills `bytes` with random bytes (Node's `randomBytes` by default). */
+  readonly random?: ((bytes: Uint8Array) => void) | undefined
 }): Hub {
   const store = openHubStore(join(options.dataDir, HUB_FILE))
   const token = options.upstream.token
-  const clientId = store.meta('upstream_client_id', () => randomBytes(16).toString('hex'))
+  const random = options.random
+  const clientId = store.meta('upstream_client_id', () => {
+    if (random === undefined) return randomBytes(16).toString('hex')
+    const bytes = new Uint8Array(16)
+    random(bytes)
+    return Buffer.from(bytes).toString('hex')
+  })
   const link = createUpstreamLink({
     url: options.upstream.url,
     token: typeof token === 'string' ? async () => token : token,
     store,
     clientId,
     logger: options.logger,
+    WebSocket: options.WebSocket,
+    timers: options.timers,
+    random,
   })
   const layer: StoreLayer = createStoreLayer(store)
-  const forwarder: Forwarder = createForwarder(store, link, options.logger)
+  const forwarder: Forwarder = createForwarder(store, link, options.logger, options.timers)
   return {
     store,
     link,

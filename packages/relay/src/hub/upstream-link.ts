@@ -24,7 +24,11 @@
  *    closes without a welcome moves the link to the next URL (after the last, the first again);
  *    one that was welcomed is tried again first. So a backup whose primary is lost for good
  *    drains to head office, and every URL serves head office's log with head office's cursors.
- * 7. `hold(true)` (the `--dev` relay's `/dev/upstream` switch, `dev-upstream.ts`) closes the link
+ * 7. The link's world is injectable and Node's by default: the socket class (`WebSocket`, `ws`'s
+ *    without compression), its timers and clock (`timers`), the backoff's jitter (`random`). It
+ *    reads only what a browser's WebSocket gives (messages, close), so it pings head office
+ *    itself when quiet (`UPSTREAM_PING_MS`) and measures silence on its own timers.
+ * 8. `hold(true)` (the `--dev` relay's `/dev/upstream` switch, `dev-upstream.ts`) closes the link
  *    and dials no more until `hold(false)`, which dials at once: a store's internet cut by hand.
  */
 import WebSocket from 'ws'
@@ -35,14 +39,20 @@ import type {
   ClientMessage,
   RelayLimitsAdvertised,
   RelayMessage,
+  TransportEvent,
   UpstreamState,
+  WebSocketConstructor,
+  WebSocketLike,
 } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
+import { NODE_TIMERS } from '../timers.ts'
+import type { RelayTimers, TimerHandle } from '../timers.ts'
 import type { HubStore } from './hub-store.ts'
 import {
   UPSTREAM_BACKOFF_MS_MAX,
   UPSTREAM_BACKOFF_MS_MIN,
   UPSTREAM_CREDIT_PAGES,
+  UPSTREAM_PING_MS,
   UPSTREAM_RENEW_LEAD,
   UPSTREAM_SILENCE_MS,
 } from './hub-limits.ts'
@@ -60,6 +70,12 @@ export interface UpstreamLinkOptions {
   /** The hub's own clientId at head office (persisted by the caller). */
   readonly clientId: string
   readonly logger: Logger
+  /** Invariant 7: the socket class the link dials with; `ws`'s without compression by default. */
+  readonly WebSocket?: WebSocketConstructor | undefined
+  /** Invariant 7: the link's timers and clock; Node's by default. */
+  readonly timers?: RelayTimers | undefined
+  /** Invariant 7: fills `bytes` with random bytes (the backoff's jitter); Node's by default. */
+  readonly random?: ((bytes: Uint8Array) => void) | undefined
 }
 
 export interface UpstreamLink {
@@ -90,19 +106,31 @@ interface PendingPush {
  */
 export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   const { store, logger } = options
+  // `ws`'s events carry what `TransportEvent` reads (data, code, reason).
+  const Socket = options.WebSocket ?? (NodeWebSocket as unknown as WebSocketConstructor)
+  const timers = options.timers ?? NODE_TIMERS
+  const jitter = () => {
+    if (options.random === undefined) return Math.random()
+    const bytes = new Uint8Array(4)
+    options.random(bytes)
+    return new DataView(bytes.buffer).getUint32(0) / 2 ** 32
+  }
   const urls = typeof options.url === 'string' ? [options.url] : [...options.url]
   if (urls.length === 0) throw new HubError('config', 'the upstream needs at least one URL')
   let at = 0
   let welcomedHere = false
   const listeners = new Set<(state: UpstreamState) => void>()
-  let state: UpstreamState = { connected: false, since: Date.now() }
-  let ws: WebSocket | undefined
+  let state: UpstreamState = { connected: false, since: timers.now() }
+  let ws: WebSocketLike | undefined
   let welcome: Extract<RelayMessage, { type: 'welcome' }> | undefined
   let closed = false
   let backoff = UPSTREAM_BACKOFF_MS_MIN
-  let retryTimer: NodeJS.Timeout | undefined
-  let renewTimer: NodeJS.Timeout | undefined
-  let silenceTimer: NodeJS.Timeout | undefined
+  let retryTimer: TimerHandle | undefined
+  let renewTimer: TimerHandle | undefined
+  let silenceTimer: TimerHandle | undefined
+  let pingTimer: TimerHandle | undefined
+  /** On `timers`' clock: when head office last said something (invariant 7). */
+  let heardAt = 0
   let batch = 0
   let held = false
   // Each dial's number: a dial that a hold overtook while it fetched its token gives up.
@@ -111,25 +139,42 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
 
   const setState = (connected: boolean) => {
     if (state.connected === connected) return
-    state = { connected, since: Date.now() }
+    state = { connected, since: timers.now() }
     logger.info({ event: connected ? 'upstream_up' : 'upstream_down', url: urls[at] }, 'link')
     for (const l of listeners) l(state)
   }
 
   const send = (m: ClientMessage) => {
-    if (ws?.readyState === WebSocket.OPEN) ws.send(encodeMessage(m))
+    if (ws?.readyState === SOCKET_OPEN) ws.send(encodeMessage(m))
+  }
+
+  /** Gives up on `socket` now: the link is down whatever the socket says later. */
+  const cut = (socket: WebSocketLike) => {
+    if (ws !== socket) return
+    down(errorBackoff)
+    const hard = socket as Partial<Pick<WebSocket, 'terminate'>>
+    if (typeof hard.terminate === 'function') hard.terminate()
+    else socket.close()
   }
 
   const armSilence = () => {
-    clearTimeout(silenceTimer)
+    heardAt = timers.now()
+    timers.clear(silenceTimer)
+    const socket = ws
     // Invariant 4.
-    silenceTimer = setTimeout(() => ws?.terminate(), UPSTREAM_SILENCE_MS)
-    silenceTimer.unref()
+    silenceTimer = timers.set(
+      () => {
+        if (socket !== undefined) cut(socket)
+      },
+      UPSTREAM_SILENCE_MS,
+      { unref: true },
+    )
   }
 
   const down = (minBackoffMs: number) => {
-    clearTimeout(renewTimer)
-    clearTimeout(silenceTimer)
+    timers.clear(renewTimer)
+    timers.clear(silenceTimer)
+    timers.clear(pingTimer)
     welcome = undefined
     ws = undefined
     for (const p of pending.values()) p.reject(new HubError('upstream_refused', 'link dropped'))
@@ -138,25 +183,28 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     if (closed || held) return
     // Invariant 6.
     if (!welcomedHere) at = (at + 1) % urls.length
-    const delay = Math.max(minBackoffMs, backoff * (0.5 + Math.random() / 2))
+    const delay = Math.max(minBackoffMs, backoff * (0.5 + jitter() / 2))
     backoff = Math.min(UPSTREAM_BACKOFF_MS_MAX, backoff * 2)
-    retryTimer = setTimeout(() => void connect(), delay)
+    retryTimer = timers.set(() => void connect(), delay)
   }
 
   const armRenew = (expiresAt: number) => {
-    clearTimeout(renewTimer)
-    const lifetime = Math.max(0, expiresAt - Date.now())
+    timers.clear(renewTimer)
+    const lifetime = Math.max(0, expiresAt - timers.now())
     const delay = Math.min(2 ** 31 - 1, Math.max(1_000, lifetime * (1 - UPSTREAM_RENEW_LEAD)))
-    renewTimer = setTimeout(() => {
-      options.token().then(
-        (token) => send({ type: 'renew', token }),
-        (error: unknown) => {
-          logger.warn({ event: 'upstream_token_failed', err: error }, 'cannot renew hub token')
-          armRenew(Date.now() + 10_000)
-        },
-      )
-    }, delay)
-    renewTimer.unref()
+    renewTimer = timers.set(
+      () => {
+        options.token().then(
+          (token) => send({ type: 'renew', token }),
+          (error: unknown) => {
+            logger.warn({ event: 'upstream_token_failed', err: error }, 'cannot renew hub token')
+            armRenew(timers.now() + 10_000)
+          },
+        )
+      },
+      delay,
+      { unref: true },
+    )
   }
 
   const onMessage = (m: RelayMessage) => {
@@ -232,12 +280,21 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       return
     }
     if (closed || held || dial !== dials) return
-    const socket = new WebSocket(urls[at] as string, { perMessageDeflate: false })
+    const socket = new Socket(urls[at] as string)
+    socket.binaryType = 'arraybuffer'
     ws = socket
     welcomedHere = false
     errorBackoff = 0
-    socket.on('open', () => {
+    socket.addEventListener('open', () => {
+      if (ws !== socket) return
       armSilence()
+      // Invariant 7: head office's own pings are not visible here; a quiet link asks.
+      timers.clear(pingTimer)
+      pingTimer = timers.every(() => {
+        if (ws === socket && timers.now() - heardAt >= UPSTREAM_PING_MS) {
+          send({ type: 'ping', t: timers.now() })
+        }
+      }, UPSTREAM_PING_MS)
       socket.send(
         encodeMessage({
           type: 'hello',
@@ -247,13 +304,14 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
         }),
       )
     })
-    socket.on('message', (data: Buffer) => {
+    socket.addEventListener('message', (event: TransportEvent) => {
+      if (ws !== socket) return
       let m: RelayMessage
       try {
-        m = decodeMessage(new Uint8Array(data)) as RelayMessage
+        m = decodeMessage(frameOf(event.data)) as RelayMessage
       } catch (error) {
         logger.warn({ event: 'upstream_bad_frame', err: error }, 'undecodable frame upstream')
-        socket.terminate()
+        cut(socket)
         return
       }
       try {
@@ -261,13 +319,11 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       } catch (error) {
         // The mirror could not take the page: cut the link; the cursors are where they were.
         logger.error({ event: 'upstream_failed', err: error }, 'mirror write failed')
-        socket.terminate()
+        cut(socket)
       }
     })
-    socket.on('pong', armSilence)
-    socket.on('ping', armSilence)
-    socket.on('error', () => {})
-    socket.once('close', () => {
+    socket.addEventListener('error', () => {})
+    socket.addEventListener('close', () => {
       if (ws === socket) down(errorBackoff)
     })
   }
@@ -295,9 +351,9 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     hold(on) {
       if (held === on || closed) return
       held = on
-      clearTimeout(retryTimer)
+      timers.clear(retryTimer)
       if (on) {
-        ws?.terminate()
+        if (ws !== undefined) cut(ws)
         return
       }
       backoff = UPSTREAM_BACKOFF_MS_MIN
@@ -305,15 +361,43 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
     },
     async close() {
       closed = true
-      clearTimeout(retryTimer)
+      timers.clear(retryTimer)
       const socket = ws
       if (socket !== undefined) {
-        const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        const gone = new Promise<void>((resolve) => {
+          socket.addEventListener('close', () => resolve())
+          // A peer that does not answer the close: given up on after a second.
+          timers.set(
+            () => {
+              const hard = socket as Partial<Pick<WebSocket, 'terminate'>>
+              if (typeof hard.terminate === 'function') hard.terminate()
+              resolve()
+            },
+            1_000,
+            { unref: true },
+          )
+        })
         socket.close(1000)
-        setTimeout(() => socket.terminate(), 1_000).unref()
         await gone
       }
       down(0)
     },
   }
+}
+
+const SOCKET_OPEN = 1
+
+/** `ws`'s socket without compression, as a constructor of one URL (invariant 7). */
+class NodeWebSocket extends WebSocket {
+  constructor(url: string) {
+    super(url, { perMessageDeflate: false })
+  }
+}
+
+/** The bytes of a binary frame as the socket handed them over. */
+function frameOf(data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  throw new HubError('upstream_refused', 'a frame that is not binary')
 }

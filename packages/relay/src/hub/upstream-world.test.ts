@@ -1,0 +1,168 @@
+// Goal: the upstream link runs on the world it is given (upstream-link.ts invariant 7): it dials
+// with the injected socket class, sets every timer on the injected timers and reads their clock,
+// draws its jitter from the injected random bytes, pings head office itself when the link is
+// quiet, and gives up on a silent link and dials again, all without one real timer.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { decodeMessage, encodeMessage } from '@ledgerline/protocol'
+import type { ClientMessage, TransportEvent, WelcomeMessage } from '@ledgerline/protocol'
+import type { RelayTimers, TimerHandle } from '../timers.ts'
+import { HUB_FILE, openHubStore } from './hub-store.ts'
+import type { HubStore } from './hub-store.ts'
+import { UPSTREAM_PING_MS, UPSTREAM_SILENCE_MS } from './hub-limits.ts'
+import { createUpstreamLink } from './upstream-link.ts'
+
+/** Timers on a clock that moves only when the test says. */
+function manualTimers(): RelayTimers & { advance(ms: number): Promise<void>; pending(): number } {
+  let now = 1_000_000
+  let next = 0
+  const due = new Map<number, { at: number; fn: () => void; every?: number }>()
+  return {
+    now: () => now,
+    set(fn, ms) {
+      const id = ++next
+      due.set(id, { at: now + ms, fn })
+      return { id }
+    },
+    clear(handle: TimerHandle | undefined) {
+      if (handle !== undefined) due.delete((handle as { id: number }).id)
+    },
+    every(fn, ms) {
+      const id = ++next
+      due.set(id, { at: now + ms, fn, every: ms })
+      return { id }
+    },
+    async advance(ms) {
+      const end = now + ms
+      for (;;) {
+        const first = [...due].sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0]
+        if (first === undefined || first[1].at > end) break
+        const [id, t] = first
+        now = t.at
+        if (t.every === undefined) due.delete(id)
+        else t.at += t.every
+        t.fn()
+        // Let the link's promise chains (token fetch) run before the next timer.
+        for (let i = 0; i < 5; i++) await Promise.resolve()
+      }
+      now = end
+    },
+    pending: () => due.size,
+  }
+}
+
+class FakeSocket {
+  static made: FakeSocket[] = []
+  binaryType = 'blob'
+  readyState = 0
+  readonly sent: ClientMessage[] = []
+  closed = false
+  readonly #listeners = new Map<string, ((e: TransportEvent) => void)[]>()
+  readonly url: string
+  constructor(url: string) {
+    this.url = url
+    FakeSocket.made.push(this)
+  }
+  send(data: Uint8Array): void {
+    this.sent.push(decodeMessage(data) as ClientMessage)
+  }
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.readyState = 3
+    // As a browser's: the close event comes later, never from inside the call.
+    queueMicrotask(() => this.emit('close', { code: 1005 }))
+  }
+  addEventListener(type: string, listener: (e: TransportEvent) => void): void {
+    this.#listeners.set(type, [...(this.#listeners.get(type) ?? []), listener])
+  }
+  emit(type: string, event: TransportEvent): void {
+    if (type === 'open' && this.readyState === 0) this.readyState = 1
+    for (const l of this.#listeners.get(type) ?? []) l(event)
+  }
+  deliver(m: WelcomeMessage): void {
+    const bytes = encodeMessage(m)
+    this.emit('message', {
+      data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    })
+  }
+}
+
+const welcome = (now: number): WelcomeMessage => ({
+  type: 'welcome',
+  protocol: 3,
+  tenant: 'acme',
+  subject: 'hub-7',
+  grants: { read: ['*'], write: [], forward: ['*'] },
+  role: 'head_office',
+  log: { id: 'log-1', generation: 1 },
+  limits: {
+    pushEntriesMax: 100,
+    pushBytesMax: 1_000_000,
+    entryDataBytesMax: 8_000,
+    pushInFlightMax: 4,
+  },
+  partitions: 4,
+  clientSeqHigh: 0,
+  serverTime: now,
+  expiresAt: now + 3_600_000,
+})
+
+describe('the upstream link on an injected world', () => {
+  const undo: (() => Promise<void> | void)[] = []
+  afterEach(async () => {
+    for (const u of undo.splice(0).reverse()) await u()
+    FakeSocket.made = []
+  })
+
+  it('dials, pings when quiet, cuts a silent link and dials again, on its own timers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-uplink-'))
+    const store: HubStore = openHubStore(join(dir, HUB_FILE))
+    undo.push(async () => {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const timers = manualTimers()
+    const randomCalls: number[] = []
+    const link = createUpstreamLink({
+      url: 'wss://hq.example/sync',
+      token: async () => 'hub-token',
+      store,
+      clientId: 'c'.repeat(32),
+      logger: pino({ level: 'silent' }),
+      WebSocket: FakeSocket,
+      timers,
+      random: (bytes) => {
+        randomCalls.push(bytes.length)
+        bytes.fill(0)
+      },
+    })
+    undo.push(() => link.close())
+    await timers.advance(0)
+    expect(FakeSocket.made.map((s) => s.url)).toEqual(['wss://hq.example/sync'])
+    const first = FakeSocket.made[0] as FakeSocket
+    first.emit('open', {})
+    expect(first.sent[0]).toMatchObject({ type: 'hello', token: 'hub-token' })
+    first.deliver(welcome(timers.now()))
+    expect(link.state()).toEqual({ connected: true, since: timers.now() })
+    expect(first.sent.map((m) => m.type)).toEqual(['hello', 'subscribe'])
+
+    // Quiet for a ping interval: the link asks head office (a protocol ping).
+    await timers.advance(UPSTREAM_PING_MS)
+    expect(first.sent.filter((m) => m.type === 'ping')).toHaveLength(1)
+
+    // Still nothing back by the silence bound: the link gives up on the socket.
+    await timers.advance(UPSTREAM_SILENCE_MS - UPSTREAM_PING_MS)
+    expect(link.state().connected).toBe(false)
+    expect(first.closed).toBe(true)
+    expect(FakeSocket.made).toHaveLength(1)
+
+    // It dials again after a backoff whose jitter came from the injected bytes.
+    await timers.advance(10_000)
+    expect(randomCalls.length).toBeGreaterThan(0)
+    expect(FakeSocket.made).toHaveLength(2)
+  })
+})
