@@ -265,3 +265,12 @@ export const RELAY_LIMITS_DEFAULT: RelayLimits = {
   pageBytesMax: PAGE_BYTES_MAX,
   tailEntriesMax: TAIL_ENTRIES_MAX,
 }
+
+// -- ledger snapshots (issue 17; `ledger-snapshots.ts`, the stores' snapshot tables) ----------
+
+/**
+ * Rows of the snapshot table one `snapshotsInScope` call reads at most, matching or not: a
+ * page of a scope that matches few snapshots comes back short (with `next`) rather than scan a
+ * whole tenant inside one read.
+ */
+export const SNAPSHOT_SCAN_ROWS_MAX = 4_096
