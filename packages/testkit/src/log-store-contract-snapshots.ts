@@ -94,10 +94,12 @@ export function snapshotContract(h: ContractHarness): void {
     expect(big).toMatchObject({ _tag: 'skipped', reason: 'too_large' })
     const odd = await store.putSnapshot('acme', at1({ f: (() => 1) as never }))
     expect(odd).toMatchObject({ _tag: 'skipped', reason: 'not_data' })
-    await expect(store.putSnapshot('acme', { ...at1({ onHand: 1 }), version: 2 })).rejects.toThrow()
+    await expect(store.putSnapshot('acme', { ...at1({ onHand: 1 }), version: 2 })).rejects.toThrow(
+      /snapshot of stock\/b at version 2/,
+    )
     await expect(
       store.putSnapshot('acme', { ...at1({ onHand: 1 }), entity: 'stock/never' }),
-    ).rejects.toThrow()
+    ).rejects.toThrow(/snapshot of stock\/never/)
     expect(await store.snapshot('acme', 'stock/b', STOCK_KEY)).toBeUndefined()
     expect(await store.snapshot('acme', 'stock/never', STOCK_KEY)).toBeUndefined()
   })
