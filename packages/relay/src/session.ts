@@ -87,6 +87,11 @@ export interface SessionContext {
   readonly commits: CommitQueue
   /** Set on a store hub (`hub/hub.ts`): role, upstream state, store layer. */
   readonly hub?: SessionHub | undefined
+  /**
+   * True when the relay keeps ledger snapshots (head office with a schema, on a store that
+   * keeps them): `welcome.snapshots`, and `subscribe.bootstrap` and `fetch` are answered.
+   */
+  readonly bootstrap?: boolean | undefined
 }
 
 /**
