@@ -100,15 +100,13 @@ const draft: fc.Arbitrary<Draft[]> = fc.oneof(
   fc
     .record({ float: money })
     .map(({ float }) => [{ entity: 'drawer/s1:r1', kind: 'shift.opened', data: { float } }]),
-  fc
-    .record({ amount: money, out: fc.boolean(), o: n })
-    .map(({ amount, out, o }) => [
-      {
-        entity: 'drawer/s1:r1',
-        kind: out ? 'cash.out' : 'cash.in',
-        data: { amount, order: `o${o}` },
-      },
-    ]),
+  fc.record({ amount: money, out: fc.boolean(), o: n }).map(({ amount, out, o }) => [
+    {
+      entity: 'drawer/s1:r1',
+      kind: out ? 'cash.out' : 'cash.in',
+      data: { amount, order: `o${o}` },
+    },
+  ]),
   fc
     .record({ counted: money })
     .map(({ counted }) => [{ entity: 'drawer/s1:r1', kind: 'shift.closed', data: { counted } }]),
