@@ -86,9 +86,11 @@ export async function runAdminCommand(
 
 // ---------------------------------------------------------------------------------------------
 
-type Target =
+/** The log an admin command acts on, and `pick` for its other flags (`--flag` or `VARIABLE`). */
+export type Target = (
   | { readonly store: 'sqlite'; readonly dataDir: string }
   | { readonly store: 'postgres'; readonly url: string }
+) & { readonly pick: (flag: string, variable: string) => string | undefined }
 
 const MISTAKES: ReadonlySet<string> = new Set(['config', 'locked', 'store_version'])
 
@@ -111,7 +113,15 @@ const STDIO: AdminOutput = {
   err: (line) => void process.stderr.write(`${line}\n`),
 }
 
-function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
+/**
+ * The log named by `--data DIR` or `--store postgres --database-url URL`, with `extra` string
+ * flags of the command.
+ */
+export function parseTarget(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  extra: readonly string[] = [],
+): Target {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
@@ -121,6 +131,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
         data: { type: 'string' },
         store: { type: 'string' },
         'database-url': { type: 'string' },
+        ...Object.fromEntries(extra.map((flag) => [flag, { type: 'string' as const }])),
       },
     }).values
   } catch (error) {
@@ -136,7 +147,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
   if (store === 'postgres') {
     const url = pick('database-url', 'LEDGERLINE_DATABASE_URL')
     if (url === undefined) throw new RelayError('config', '--store postgres needs --database-url')
-    return { store, url }
+    return { store, url, pick }
   }
   if (store !== 'sqlite') {
     throw new RelayError('config', `--store must be sqlite or postgres, got '${store}'`)
@@ -144,7 +155,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
   // No default directory: an operator names the log a command changes.
   const dataDir = pick('data', 'LEDGERLINE_DATA')
   if (dataDir === undefined) throw new RelayError('config', 'name the log with --data DIR')
-  return { store, dataDir }
+  return { store, dataDir, pick }
 }
 
 async function bumpGeneration(target: Target): Promise<LogIdentity> {

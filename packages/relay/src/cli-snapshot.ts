@@ -12,7 +12,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseTarget } from './cli-admin.ts'
 import { createLedgerSnapshotter } from './ledger-snapshots.ts'
 import type { LedgerSnapshotOutcome } from './ledger-snapshots.ts'
 import { lockDataDir } from './data-dir-lock.ts'
@@ -31,50 +31,23 @@ export async function snapshotCommand(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
 ): Promise<string> {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: [...args],
-      strict: true,
-      options: {
-        data: { type: 'string' },
-        store: { type: 'string' },
-        'database-url': { type: 'string' },
-        schema: { type: 'string' },
-      },
-    }).values
-  } catch (error) {
-    throw new RelayError('config', error instanceof Error ? error.message : String(error))
-  }
-  const pick = (flag: string, variable: string): string | undefined => {
-    const v = values[flag]
-    if (typeof v === 'string') return v
-    const e = env[variable]
-    return e === undefined || e === '' ? undefined : e
-  }
-  const schemaFile = pick('schema', 'LEDGERLINE_SCHEMA')
+  const target = parseTarget(args, env, ['schema'])
+  const schemaFile = target.pick('schema', 'LEDGERLINE_SCHEMA')
   if (schemaFile === undefined) throw new RelayError('config', 'name the schema with --schema')
   const schema = await loadSchemaModule(schemaFile, process.cwd())
-  const store = pick('store', 'LEDGERLINE_STORE') ?? 'sqlite'
   const report = (counts: Record<LedgerSnapshotOutcome, number>) =>
     `ledger snapshots: ${Object.entries(counts)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`
-  if (store === 'postgres') {
-    const url = pick('database-url', 'LEDGERLINE_DATABASE_URL')
-    if (url === undefined) throw new RelayError('config', '--store postgres needs --database-url')
-    const log = await createPostgresStore({ url, schema })
+  if (target.store === 'postgres') {
+    const log = await createPostgresStore({ url: target.url, schema })
     try {
       return report(await createLedgerSnapshotter(log, schema).walk())
     } finally {
       await log.close()
     }
   }
-  if (store !== 'sqlite') {
-    throw new RelayError('config', `--store must be sqlite or postgres, got '${store}'`)
-  }
-  const dataDir = pick('data', 'LEDGERLINE_DATA')
-  if (dataDir === undefined) throw new RelayError('config', 'name the log with --data DIR')
+  const dataDir = target.dataDir
   const file = join(dataDir, SQLITE_LOG_FILE)
   if (!existsSync(file)) throw new RelayError('config', `no Ledgerline log at ${file}`)
   const lock = lockDataDir(dataDir)

@@ -12,14 +12,13 @@
  */
 import type pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
-import { matchesAny } from '@ledgerline/core'
 import { checkSnapshotState } from '@ledgerline/log'
 import type { LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
-import { SNAPSHOT_SCAN_ROWS_MAX } from './limits.ts'
 import { q } from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
-import { decodeState, encodeState } from './sqlite-snapshots.ts'
+import { cursorParts, encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
+import type { SnapshotRow } from './snapshot-rows.ts'
 
 /** Migration 5's SQL. */
 export const PG_SNAPSHOTS_LAYOUT = `
@@ -36,15 +35,7 @@ export const PG_SNAPSHOTS_LAYOUT = `
   );
 `
 
-interface SnapshotRow extends pg.QueryResultRow {
-  entity: string
-  fold_key: string
-  version: number
-  partition: number
-  offset: number
-  committed_at: number
-  state: Buffer
-}
+interface PgSnapshotRow extends SnapshotRow, pg.QueryResultRow {}
 
 const COLUMNS = `entity, fold_key, version, partition, "offset", committed_at, state`
 
@@ -123,7 +114,7 @@ export async function getSnapshot(
   entity: string,
   foldKey: string,
 ): Promise<LedgerSnapshot | undefined> {
-  const { rows } = await q<SnapshotRow>(runner, GET_SQL, [tenant, entity, foldKey])
+  const { rows } = await q<PgSnapshotRow>(runner, GET_SQL, [tenant, entity, foldKey])
   return rows[0] === undefined ? undefined : snapshotOf(rows[0])
 }
 
@@ -134,7 +125,7 @@ export async function takeSnapshots(
 ): Promise<Map<string, LedgerSnapshot>> {
   const out = new Map<string, LedgerSnapshot>()
   if (wanted.length === 0) return out
-  const { rows } = await q<SnapshotRow & { tenant: string }>(runner, MANY_SQL, [
+  const { rows } = await q<PgSnapshotRow & { tenant: string }>(runner, MANY_SQL, [
     wanted.map((w) => w.tenant),
     wanted.map((w) => w.entity),
     wanted.map((w) => w.foldKey),
@@ -151,23 +142,15 @@ export async function snapshotsInScope(
   after: string | undefined,
   limit: number,
 ): Promise<SnapshotPage> {
-  const keys = new Set(foldKeys)
-  let [entity, key] = cursorOf(after)
-  const out: LedgerSnapshot[] = []
-  let scanned = 0
-  while (out.length < limit && scanned < SNAPSHOT_SCAN_ROWS_MAX) {
-    const want = Math.min(SNAPSHOT_SCAN_ROWS_MAX - scanned, Math.max(limit * 4, 64))
-    const { rows } = await q<SnapshotRow>(pool, PAGE_SQL, [tenant, entity, key, want])
-    for (const row of rows) {
-      if (out.length >= limit) break
-      scanned++
-      entity = row.entity
-      key = row.fold_key
-      if (keys.has(row.fold_key) && matchesAny(patterns, row.entity)) out.push(snapshotOf(row))
-    }
-    if (rows.length < want && out.length < limit) return { snapshots: out, next: undefined }
+  const scan = new SnapshotScan<PgSnapshotRow>(patterns, foldKeys, after, limit, (r) => [
+    r.entity,
+    r.fold_key,
+  ])
+  for (let want = scan.want(); want > 0; want = scan.want()) {
+    const [entity, key] = scan.cursor
+    scan.take((await q<PgSnapshotRow>(pool, PAGE_SQL, [tenant, entity, key, want])).rows)
   }
-  return { snapshots: out, next: `${entity}\u0000${key}` }
+  return scan.page()
 }
 
 export async function entitiesPage(
@@ -175,7 +158,7 @@ export async function entitiesPage(
   after: string | undefined,
   limit: number,
 ): Promise<{ entities: LoggedEntity[]; next: string | undefined }> {
-  const [tenant, entity] = cursorOf(after)
+  const [tenant, entity] = cursorParts(after)
   const { rows } = await q<LoggedEntity & pg.QueryResultRow>(pool, ENTITIES_SQL, [
     tenant,
     entity,
@@ -187,23 +170,5 @@ export async function entitiesPage(
     entities: page.map((r) => ({ tenant: r.tenant, entity: r.entity, version: r.version })),
     next:
       rows.length > limit && last !== undefined ? `${last.tenant}\u0000${last.entity}` : undefined,
-  }
-}
-
-function cursorOf(after: string | undefined): [string, string] {
-  if (after === undefined) return ['', '']
-  const i = after.indexOf('\u0000')
-  return [after.slice(0, i), after.slice(i + 1)]
-}
-
-function snapshotOf(row: SnapshotRow): LedgerSnapshot {
-  return {
-    entity: row.entity,
-    foldKey: row.fold_key,
-    version: row.version,
-    partition: row.partition,
-    offset: row.offset,
-    committedAt: row.committed_at,
-    state: decodeState(row.state),
   }
 }

@@ -19,14 +19,12 @@
  *    append-only (retention may drop entries under it, never it).
  */
 import type Database from 'better-sqlite3'
-import { Decoder, Encoder } from '@msgpack/msgpack'
-import { matchesAny } from '@ledgerline/core'
-import type { Data } from '@ledgerline/core'
 import { checkSnapshotState } from '@ledgerline/log'
 import type { LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
-import { SNAPSHOT_SCAN_ROWS_MAX } from './limits.ts'
 import { RelayError } from './relay-error.ts'
+import { encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
+import type { SnapshotRow } from './snapshot-rows.ts'
 
 /** Migration 6: the table (invariant 1). */
 export const SQLITE_SNAPSHOTS_LAYOUT = `
@@ -43,15 +41,8 @@ export const SQLITE_SNAPSHOTS_LAYOUT = `
   ) STRICT, WITHOUT ROWID;
 `
 
-interface SnapshotRow {
+interface SqliteSnapshotRow extends SnapshotRow {
   ref: number
-  entity: string
-  fold_key: string
-  version: number
-  partition: number
-  offset: number
-  committed_at: number
-  state: Uint8Array
 }
 
 export interface SqliteSnapshots {
@@ -170,29 +161,19 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
     },
     putMany: (puts) => writeMany.immediate(puts),
     get(tenant, entity, foldKey) {
-      const row = sql.get.get(tenant, entity, foldKey) as SnapshotRow | undefined
+      const row = sql.get.get(tenant, entity, foldKey) as SqliteSnapshotRow | undefined
       return row === undefined ? undefined : snapshotOf(row)
     },
     inScope(tenant, patterns, foldKeys, after, limit) {
-      const keys = new Set(foldKeys)
-      let [ref, key] = cursorOf(after)
-      const out: LedgerSnapshot[] = []
-      let scanned = 0
-      while (out.length < limit && scanned < SNAPSHOT_SCAN_ROWS_MAX) {
-        const want = Math.min(SNAPSHOT_SCAN_ROWS_MAX - scanned, Math.max(limit * 4, 64))
-        const rows = sql.page.all(tenant, ref, key, want) as SnapshotRow[]
-        for (const row of rows) {
-          if (out.length >= limit) break
-          scanned++
-          ref = row.ref
-          key = row.fold_key
-          if (keys.has(row.fold_key) && matchesAny(patterns, row.entity)) {
-            out.push(snapshotOf(row))
-          }
-        }
-        if (rows.length < want && out.length < limit) return { snapshots: out, next: undefined }
+      const scan = new SnapshotScan<SqliteSnapshotRow>(patterns, foldKeys, after, limit, (r) => [
+        String(r.ref),
+        r.fold_key,
+      ])
+      for (let want = scan.want(); want > 0; want = scan.want()) {
+        const [ref, key] = scan.cursor
+        scan.take(sql.page.all(tenant, Number(ref), key, want) as SqliteSnapshotRow[])
       }
-      return { snapshots: out, next: `${ref}\u0000${key}` }
+      return scan.page()
     },
     entities(after, limit) {
       const rows = sql.entities.all(Number(after ?? 0), limit + 1) as (LoggedEntity & {
@@ -205,34 +186,4 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
       }
     },
   }
-}
-
-function cursorOf(after: string | undefined): [number, string] {
-  if (after === undefined) return [0, '']
-  const i = after.indexOf('\u0000')
-  return [Number(after.slice(0, i)), after.slice(i + 1)]
-}
-
-function snapshotOf(row: SnapshotRow): LedgerSnapshot {
-  return {
-    entity: row.entity,
-    foldKey: row.fold_key,
-    version: row.version,
-    partition: row.partition,
-    offset: row.offset,
-    committedAt: row.committed_at,
-    state: decodeState(row.state),
-  }
-}
-
-const encoder = new Encoder({ ignoreUndefined: true })
-const decoder = new Decoder()
-
-/** MessagePack of a state, as stored (invariant 3). */
-export function encodeState(state: Data): Uint8Array {
-  return encoder.encode(state)
-}
-
-export function decodeState(bytes: Uint8Array): Data {
-  return decoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as Data
 }
