@@ -282,6 +282,26 @@ export function hasLedgerSnapshots(store: LogStore): store is SnapshotLogStore {
 }
 
 /**
+ * The reads and the other calls of `store` a wrapper passes on as they are (all but `append` and
+ * `close`, which a wrapper hooks).
+ *
+ * @example
+ * const wrapped = { ...passedThrough(store), partitions: store.partitions, append, close }
+ */
+export function passedThrough(store: LogStore): Omit<LogStore, 'append' | 'close' | 'partitions'> {
+  return {
+    readPartition: (...args) => store.readPartition(...args),
+    readEntity: (...args) => store.readEntity(...args),
+    head: (...args) => store.head(...args),
+    client: (...args) => store.client(...args),
+    identity: () => store.identity(),
+    bumpGeneration: () => store.bumpGeneration(),
+    partitionHeads: () => store.partitionHeads(),
+    onCommit: (listener) => store.onCommit(listener),
+  }
+}
+
+/**
  * The ledger snapshot methods of `store`, for a wrapper to pass on (none when it has none).
  *
  * @example

@@ -51,7 +51,7 @@ import {
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
 import type { AppendItem, LogStore, Pusher } from './log-store.ts'
-import { ledgerSnapshotsOf } from '@ledgerline/log'
+import { ledgerSnapshotsOf, passedThrough } from '@ledgerline/log'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -196,14 +196,7 @@ export function withCrdtSnapshots(
       for (const entity of touched) snapshots.maybeSnapshot(tenant, entity).catch(onError)
       return results
     },
-    readPartition: (...args) => store.readPartition(...args),
-    readEntity: (...args) => store.readEntity(...args),
-    head: (...args) => store.head(...args),
-    client: (...args) => store.client(...args),
-    identity: () => store.identity(),
-    bumpGeneration: () => store.bumpGeneration(),
-    partitionHeads: () => store.partitionHeads(),
-    onCommit: (listener) => store.onCommit(listener),
+    ...passedThrough(store),
     async close() {
       await snapshots.idle()
       await store.close()

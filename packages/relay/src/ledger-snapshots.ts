@@ -24,7 +24,7 @@
  */
 import { foldKey } from '@ledgerline/core'
 import type { Data, EntityType, Schema, StoredEntry } from '@ledgerline/core'
-import { foldForward, foldStart } from '@ledgerline/log'
+import { foldForward, foldStart, passedThrough } from '@ledgerline/log'
 import type { LedgerSnapshots, SnapshotLogStore } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import {
@@ -280,14 +280,7 @@ export function withLedgerSnapshots(
       snapshotter.noteResults(tenant, items, results)
       return results
     },
-    readPartition: (...args) => store.readPartition(...args),
-    readEntity: (...args) => store.readEntity(...args),
-    head: (...args) => store.head(...args),
-    client: (...args) => store.client(...args),
-    identity: () => store.identity(),
-    bumpGeneration: () => store.bumpGeneration(),
-    partitionHeads: () => store.partitionHeads(),
-    onCommit: (listener) => store.onCommit(listener),
+    ...passedThrough(store),
     putSnapshot: (...args) => snapshots.putSnapshot(...args),
     snapshot: (...args) => snapshots.snapshot(...args),
     snapshotsInScope: (...args) => snapshots.snapshotsInScope(...args),
