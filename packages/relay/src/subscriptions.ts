@@ -283,11 +283,7 @@ export class Subscriptions {
           this.#host.sendEntries(sub.id, page, cursorsOf(sub), live)
         }
         if (spent) {
-          // Invariant 5: wait for the budget on this subscription's one timer.
-          sub.retry = this.#timers.set(() => {
-            sub.retry = undefined
-            if (this.#current(sub)) void this.#pump(sub)
-          }, this.#budget.waitMs())
+          this.#waitForBudget(sub)
           return
         }
         // Caught up with nothing to send: done until the next commit or credit.
@@ -325,6 +321,11 @@ export class Subscriptions {
         return false
       }
       while (phase.pending.length < max && !phase.exhausted) {
+        // Invariant 5 holds here too: a scan that matches little still costs the log.
+        if (!this.#budget.available()) {
+          this.#waitForBudget(sub)
+          return false
+        }
         const read = await store.snapshotsInScope(
           this.#host.tenant(),
           sub.scope,
@@ -333,7 +334,7 @@ export class Subscriptions {
           max,
         )
         if (!this.#current(sub)) return false
-        this.#budget.charge(read.snapshots.length)
+        this.#budget.charge(Math.max(1, read.snapshots.length))
         phase.after = read.next
         phase.exhausted = read.next === undefined
         for (const s of read.snapshots) if (this.#wanted(sub, phase, s)) phase.pending.push(s)
@@ -356,6 +357,14 @@ export class Subscriptions {
     if (phase.pending.length > 0 || !phase.exhausted) return false
     sub.bootstrap = undefined
     return true
+  }
+
+  /** Invariant 5: wait for the budget on this subscription's one timer, then pump again. */
+  #waitForBudget(sub: Subscription): void {
+    sub.retry = this.#timers.set(() => {
+      sub.retry = undefined
+      if (this.#current(sub)) void this.#pump(sub)
+    }, this.#budget.waitMs())
   }
 
   /** In the scope and read grants, and not asked whole by a horizon rule (invariant 6). */
