@@ -102,7 +102,9 @@ export function createSqliteLookups(
     const cached = states.get(key, version)
     if (cached !== undefined && cached.version === version) return cached
     // `log-store.ts` guarantee 15: a miss starts from the snapshot under the type's own key.
-    const from = cached ?? foldStart(type, snapshot(tenant, entity, foldKey(type)))
+    // (An empty ledger has no snapshot: no lookup for a new entity.)
+    const from =
+      cached ?? foldStart(type, version === 0 ? undefined : snapshot(tenant, entity, foldKey(type)))
     const rows = sql.readEntity.iterate(tenant, entity, from.version + 1, -1)
     const folded = foldForward(type, from, mapRows(rows as Iterable<EntryRow>))
     if (folded.version !== version) {
