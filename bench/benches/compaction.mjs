@@ -136,15 +136,7 @@ async function writeLog(file, schema) {
       occurredAt: at,
     }
   }
-  // Round by round, so every entity's versions grow together (as a store's would).
-  const rounds = [
-    ...Array.from({ length: ENTRIES_PER_ENTITY }, () => ENTITIES),
-    ...Array.from({ length: LONG_ENTRIES - ENTRIES_PER_ENTITY }, () => 0),
-  ]
-  for (let round = 0; round < LONG_ENTRIES; round++) {
-    const names = []
-    for (let e = 0; e < (rounds[round] ?? 0); e++) names.push(`acct/a${e}`)
-    for (let e = 0; e < LONG_ENTITIES; e++) names.push(`acct/long${e}`)
+  const appendAll = async (names) => {
     for (let i = 0; i < names.length; i += CALL_ITEMS * CALLS_IN_FLIGHT) {
       const calls = []
       for (let c = 0; c < CALLS_IN_FLIGHT; c++) {
@@ -163,6 +155,16 @@ async function writeLog(file, schema) {
       }
     }
   }
+  // Round by round, so every entity's versions grow together (as a store's would).
+  for (let round = 0; round < ENTRIES_PER_ENTITY; round++) {
+    await appendAll(Array.from({ length: ENTITIES }, (_, e) => `acct/a${e}`))
+  }
+  // The long ledgers a thousand entries a call (one entity's versions in order within a call).
+  const long = []
+  for (let e = 0; e < LONG_ENTITIES; e++) {
+    for (let v = 0; v < LONG_ENTRIES; v++) long.push(`acct/long${e}`)
+  }
+  await appendAll(long)
   await store.close()
   return written
 }
