@@ -7,6 +7,7 @@
  *   ledgerline-relay backup --data DIR --to FILE      (`cli-backup.ts`)
  *   ledgerline-relay restore --from FILE --data DIR   (`cli-backup.ts`)
  *   ledgerline-relay migrate-sqlite --from DIR --database-url URL   (`cli-migrate.ts`)
+ *   ledgerline-relay snapshot --data DIR --schema FILE   (`cli-snapshot.ts`)
  *
  * `bump-generation` raises the log's generation by one (`LogStore.bumpGeneration`): what an
  * operator runs after restoring a log from a backup or replacing it, so that every client sees
@@ -29,20 +30,27 @@ import { parseArgs } from 'node:util'
 import type { LogIdentity } from '@ledgerline/protocol'
 import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
 import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
+import { SNAPSHOT_HELP, snapshotCommand } from './cli-snapshot.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 
 /** The commands `runAdminCommand` knows, as the first argument of the CLI. */
-export const ADMIN_COMMANDS = ['bump-generation', 'backup', 'restore', 'migrate-sqlite'] as const
+export const ADMIN_COMMANDS = [
+  'bump-generation',
+  'backup',
+  'restore',
+  'migrate-sqlite',
+  'snapshot',
+] as const
 type AdminCommand = (typeof ADMIN_COMMANDS)[number]
 
 export const ADMIN_HELP = `  ledgerline-relay bump-generation --data DIR
   ledgerline-relay bump-generation --store postgres --database-url URL
                            after restoring or replacing a log (relays on DIR stopped): raise
                            its generation so clients recover; prints the new identity
-${BACKUP_HELP}${MIGRATE_HELP}`
+${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}`
 
 /** Where an admin command writes its one line. */
 export interface AdminOutput {
@@ -78,9 +86,11 @@ export async function runAdminCommand(
 
 // ---------------------------------------------------------------------------------------------
 
-type Target =
+/** The log an admin command acts on, and `pick` for its other flags (`--flag` or `VARIABLE`). */
+export type Target = (
   | { readonly store: 'sqlite'; readonly dataDir: string }
   | { readonly store: 'postgres'; readonly url: string }
+) & { readonly pick: (flag: string, variable: string) => string | undefined }
 
 const MISTAKES: ReadonlySet<string> = new Set(['config', 'locked', 'store_version'])
 
@@ -95,6 +105,7 @@ const COMMANDS: Readonly<
   backup: backupCommand,
   restore: restoreCommand,
   'migrate-sqlite': migrateSqliteCommand,
+  snapshot: snapshotCommand,
 }
 
 const STDIO: AdminOutput = {
@@ -102,7 +113,15 @@ const STDIO: AdminOutput = {
   err: (line) => void process.stderr.write(`${line}\n`),
 }
 
-function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
+/**
+ * The log named by `--data DIR` or `--store postgres --database-url URL`, with `extra` string
+ * flags of the command.
+ */
+export function parseTarget(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  extra: readonly string[] = [],
+): Target {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
@@ -112,6 +131,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
         data: { type: 'string' },
         store: { type: 'string' },
         'database-url': { type: 'string' },
+        ...Object.fromEntries(extra.map((flag) => [flag, { type: 'string' as const }])),
       },
     }).values
   } catch (error) {
@@ -127,7 +147,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
   if (store === 'postgres') {
     const url = pick('database-url', 'LEDGERLINE_DATABASE_URL')
     if (url === undefined) throw new RelayError('config', '--store postgres needs --database-url')
-    return { store, url }
+    return { store, url, pick }
   }
   if (store !== 'sqlite') {
     throw new RelayError('config', `--store must be sqlite or postgres, got '${store}'`)
@@ -135,7 +155,7 @@ function parseTarget(args: readonly string[], env: NodeJS.ProcessEnv): Target {
   // No default directory: an operator names the log a command changes.
   const dataDir = pick('data', 'LEDGERLINE_DATA')
   if (dataDir === undefined) throw new RelayError('config', 'name the log with --data DIR')
-  return { store, dataDir }
+  return { store, dataDir, pick }
 }
 
 async function bumpGeneration(target: Target): Promise<LogIdentity> {

@@ -51,6 +51,7 @@ import {
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
 import type { AppendItem, LogStore, Pusher } from './log-store.ts'
+import { ledgerSnapshotsOf, passedThrough } from '@ledgerline/log'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -181,6 +182,8 @@ export function withCrdtSnapshots(
   const wrapped: LogStore & { readonly snapshots: Snapshotter } = {
     partitions: store.partitions,
     snapshots,
+    // Ledger snapshots (`ledger-snapshots.ts`) pass through untouched.
+    ...ledgerSnapshotsOf(store),
     async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
       const results = await store.append(tenant, items, pusher)
       const touched = new Set<string>()
@@ -193,14 +196,7 @@ export function withCrdtSnapshots(
       for (const entity of touched) snapshots.maybeSnapshot(tenant, entity).catch(onError)
       return results
     },
-    readPartition: (...args) => store.readPartition(...args),
-    readEntity: (...args) => store.readEntity(...args),
-    head: (...args) => store.head(...args),
-    client: (...args) => store.client(...args),
-    identity: () => store.identity(),
-    bumpGeneration: () => store.bumpGeneration(),
-    partitionHeads: () => store.partitionHeads(),
-    onCommit: (listener) => store.onCommit(listener),
+    ...passedThrough(store),
     async close() {
       await snapshots.idle()
       await store.close()
