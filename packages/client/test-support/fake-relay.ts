@@ -64,6 +64,11 @@ export interface FakeRelayOptions {
   readonly snapshotsPageMax?: number | undefined
   /** Entries per `fetched` page (default 100). */
   readonly fetchPageEntries?: number | undefined
+  /**
+   * A misbehaving relay: sends snapshots under any fold key (leaving out entries only of those
+   * under the client's keys), to prove the client drops the others.
+   */
+  readonly anyFoldKey?: boolean | undefined
 }
 
 export interface FakeRelay {
@@ -78,8 +83,8 @@ export interface FakeRelay {
     renew: number
     subscribe: number
     fetch: number
-    /** Every subscribe, as sent. */
-    subscribes: SubscribeMessage[]
+    /** Every subscribe, as sent, with the clientId of its hello. */
+    subscribes: (SubscribeMessage & { readonly clientId: string })[]
     /** Most fetches unanswered at once. */
     fetchInFlightMax: number
   }
@@ -93,7 +98,7 @@ export interface FakeRelay {
   /** Retention: `fetch` answers history below `version` of `entity` as dropped. */
   dropBelow(entity: string, version: number): void
   /** Return an error kind to answer a subscribe with it (and close). */
-  failSubscribe: (m: SubscribeMessage) => ErrorKind | undefined
+  failSubscribe: (m: SubscribeMessage & { readonly clientId: string }) => ErrorKind | undefined
   /** Hold `fetched` answers until `release()` is called (to see requests in flight). */
   holdFetches: boolean
   /** New subscriptions get their `snapshots` pages but no entries (catch-up cut short). */
@@ -396,8 +401,8 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
         }
         case 'subscribe': {
           relay.seen.subscribe++
-          relay.seen.subscribes.push(m)
-          const failure = relay.failSubscribe(m)
+          relay.seen.subscribes.push({ ...m, clientId })
+          const failure = relay.failSubscribe({ ...m, clientId })
           if (failure !== undefined) return fail(ws, failure, `subscribe failed: ${failure}`)
           const s: Sub = {
             ws,
@@ -414,7 +419,8 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
             const keys = new Set(m.bootstrap.foldKeys)
             const whole = m.bootstrap.whole
             const sent = [...snapshots.values()].filter((snap) => {
-              if (!keys.has(snap.foldKey) || !matchesAny(s.scope, snap.entity)) return false
+              if (!matchesAny(s.scope, snap.entity)) return false
+              if (!keys.has(snap.foldKey) && options.anyFoldKey !== true) return false
               const recent = whole.some(
                 (r) =>
                   matchesAny([r.pattern], snap.entity) &&
@@ -427,7 +433,11 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
               )
               return !recent
             })
-            s.omit = new Map(sent.map((snap) => [snap.entity, snap.version]))
+            s.omit = new Map(
+              sent
+                .filter((snap) => keys.has(snap.foldKey))
+                .map((snap) => [snap.entity, snap.version]),
+            )
             const size = options.snapshotsPageMax ?? 100
             s.snapshotPages = []
             for (let at = 0; at < sent.length; at += size)
