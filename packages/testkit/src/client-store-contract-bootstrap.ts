@@ -131,7 +131,9 @@ export function registerBootstrapCases(open: () => Promise<ClientStore>): void {
     // ...and the cursors did not move.
     const more = await store.applyPages([{ entries: ledger([7, 8]), cursors: {} }], 'k')
     expect(more.stored).toBe(1)
-    await expect(store.storeFetched('stock/a', ledger([1]), undefined, 'other')).rejects.toThrow()
+    await expect(
+      store.storeFetched('stock/a', ledger([1]), undefined, 'other'),
+    ).rejects.toMatchObject({ kind: 'closed' })
   })
 
   it('sets the bootstrap flag with fresh cursors, clears it on a live page, and clears bases with history', async () => {
