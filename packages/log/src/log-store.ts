@@ -68,9 +68,18 @@
  *    `pusher.grants.read` matches: the store filters, so the session sends results as they are.
  * 13. Identity. A log has an `id` (random, made with the log) and a `generation` (1 at creation,
  *    raised by `bumpGeneration` after a restore); both survive reopening.
+ * 14. Ledger snapshots (issue 17) are derived records beside the log, never entries: one per
+ *    (tenant, entity, fold key), replaced only by one of a higher version (`putSnapshot` of an
+ *    equal or lower version is `stale` and changes nothing); a state that is not `Data` or
+ *    encodes to more than `SNAPSHOT_STATE_BYTES_MAX` bytes is not written (`skipped`, nothing
+ *    thrown). `snapshot` answers only the fold key asked for; `snapshotsInScope` pages a
+ *    tenant's snapshots in a fixed order, each entity at most once per call sequence.
+ * 15. A store with a schema that misses an entity's folded state starts the fold from the
+ *    entity's snapshot under the type's own fold key (`foldKey`), never another key's, and
+ *    reads only the entries after its version.
  */
 import type { Entry, Hash, RandomSource, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult, Grants, LogIdentity } from '@ledgerline/protocol'
+import type { AckResult, Grants, LedgerSnapshot, LogIdentity } from '@ledgerline/protocol'
 
 /** One entry handed to `append`, already checked for shape and tenant by the relay. */
 export interface AppendItem {
@@ -139,6 +148,27 @@ export interface EntityHead {
   readonly offset: number
 }
 
+/** What `putSnapshot` did (guarantee 14): an expected outcome, never an error. */
+export type SnapshotPut =
+  | { readonly _tag: 'written' }
+  /** The store holds a snapshot of this entity and key at this version or a later one. */
+  | { readonly _tag: 'stale'; readonly kept: number }
+  /** The state is not `Data`, or its encoding is over `SNAPSHOT_STATE_BYTES_MAX`. */
+  | { readonly _tag: 'skipped'; readonly reason: 'too_large' | 'not_data'; readonly bytes: number }
+
+/** One entity of the log and its version, as `entities` pages them. */
+export interface LoggedEntity {
+  readonly tenant: string
+  readonly entity: string
+  readonly version: number
+}
+
+/** One page of `snapshotsInScope`; `next` (opaque) continues it, `undefined` after the last. */
+export interface SnapshotPage {
+  readonly snapshots: LedgerSnapshot[]
+  readonly next: string | undefined
+}
+
 export interface LogStore {
   /** The log's partition count, fixed when the log was created. */
   readonly partitions: number
@@ -195,6 +225,76 @@ export interface LogStore {
    */
   onCommit(listener: (partitions: readonly number[]) => void): () => void
   close(): Promise<void>
+}
+
+/**
+ * The ledger snapshots a store keeps beside its log (guarantees 14–15). SQLite, PostgreSQL and
+ * memory logs have them; a store without them (a store hub's, a wrapper that does not pass them
+ * on) makes a relay that offers no bootstrap (`welcome.snapshots` absent).
+ */
+export interface LedgerSnapshots {
+  /**
+   * Keeps `snapshot` as the entity's snapshot under its fold key (guarantee 14). The caller
+   * (the relay's policy) folded it from the log; the store does not refold it.
+   */
+  putSnapshot(tenant: string, snapshot: LedgerSnapshot): Promise<SnapshotPut>
+  /** The entity's snapshot under `foldKey`, or `undefined`. */
+  snapshot(tenant: string, entity: string, foldKey: string): Promise<LedgerSnapshot | undefined>
+  /**
+   * A page of the tenant's snapshots whose entity matches one of `patterns` and whose fold key
+   * is one of `foldKeys`, at most `limit`, continuing after the page `after` ended (`next`).
+   */
+  snapshotsInScope(
+    tenant: string,
+    patterns: readonly string[],
+    foldKeys: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<SnapshotPage>
+  /**
+   * A page of every tenant's entities with their versions, at most `limit`, in a fixed order,
+   * continuing after `after` (`next`): for the relay's snapshot pass over a log written before
+   * snapshots, and operator tools.
+   */
+  entities(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ entities: LoggedEntity[]; next: string | undefined }>
+}
+
+/** A log that keeps ledger snapshots. */
+export type SnapshotLogStore = LogStore & LedgerSnapshots
+
+/**
+ * True when `store` keeps ledger snapshots.
+ *
+ * @example
+ * if (hasLedgerSnapshots(store)) await store.snapshot(tenant, entity, foldKey(type))
+ */
+export function hasLedgerSnapshots(store: LogStore): store is SnapshotLogStore {
+  const s = store as Partial<LedgerSnapshots>
+  return (
+    typeof s.putSnapshot === 'function' &&
+    typeof s.snapshot === 'function' &&
+    typeof s.snapshotsInScope === 'function' &&
+    typeof s.entities === 'function'
+  )
+}
+
+/**
+ * The ledger snapshot methods of `store`, for a wrapper to pass on (none when it has none).
+ *
+ * @example
+ * const wrapped = { ...ledgerSnapshotsOf(store), append: … }
+ */
+export function ledgerSnapshotsOf(store: LogStore): Partial<LedgerSnapshots> {
+  if (!hasLedgerSnapshots(store)) return {}
+  return {
+    putSnapshot: (...args) => store.putSnapshot(...args),
+    snapshot: (...args) => store.snapshot(...args),
+    snapshotsInScope: (...args) => store.snapshotsInScope(...args),
+    entities: (...args) => store.entities(...args),
+  }
 }
 
 export interface LogStoreOptions {

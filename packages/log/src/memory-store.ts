@@ -19,12 +19,20 @@
  * `bugs` deliberately breaks one guarantee so the simulation can prove its checkers catch it;
  * nothing else sets it.
  */
-import { PARTITIONS_DEFAULT, SERVER_CLIENT_ID, checkPartitions } from '@ledgerline/core'
+import {
+  PARTITIONS_DEFAULT,
+  SERVER_CLIENT_ID,
+  canonicalBytes,
+  checkPartitions,
+  foldKey,
+  matchesAny,
+} from '@ledgerline/core'
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult, LogIdentity } from '@ledgerline/protocol'
+import type { AckResult, LedgerSnapshot, LogIdentity } from '@ledgerline/protocol'
+import { checkSnapshotState, foldStart } from './ledger-snapshot.ts'
 import { planGroup } from './append-plan.ts'
 import type { Plan, PlanCall, PlanLookups, Recorded } from './plan-types.ts'
-import { joinKey } from './plan-types.ts'
+import { joinKey, splitKey } from './plan-types.ts'
 import { foldForward } from './entity-states.ts'
 import { createCommitListeners } from './commit-listeners.ts'
 import { checkTenant, createGroupCommit, groupCommitOptionsOf } from './group-commit.ts'
@@ -33,6 +41,7 @@ import type {
   AppendItem,
   AppendResult,
   ClientRecord,
+  LedgerSnapshots,
   LogStore,
   LogStoreOptions,
   Pusher,
@@ -73,7 +82,7 @@ export interface MemoryLogDump {
 }
 
 /** A `LogStore`, plus synchronous access for a simulation that drives the store itself. */
-export interface MemoryLogStore extends LogStore {
+export interface MemoryLogStore extends LogStore, LedgerSnapshots {
   /** Several calls in one commit, at once (no queue); one result list per call. */
   appendGroupNow(calls: readonly PlanCall[]): AppendResult[][]
   readPartitionNow(
@@ -113,6 +122,8 @@ interface MemoryStorage {
   readonly clients: Map<string, ClientRecord>
   readonly decided: Decided[]
   readonly identity: { id: string; generation: number }
+  /** Ledger snapshots by `joinKey(joinKey(tenant, entity), foldKey)` (guarantee 14). */
+  readonly snapshots: Map<string, LedgerSnapshot>
   commitIndex: number
 }
 
@@ -133,9 +144,10 @@ function openMemoryLogStore(
     clients: new Map(),
     decided: [],
     identity: { id: createLogId(options.random ?? mathRandom), generation: LOG_GENERATION_FIRST },
+    snapshots: new Map(),
     commitIndex: 0,
   }
-  const { logs, ledgers, records, origins, clients, identity } = storage
+  const { logs, ledgers, records, origins, clients, identity, snapshots } = storage
   const decidedOrder = storage.decided
   // Folded states of this opening only: a reopened store folds its ledgers again (its schema
   // may be another).
@@ -164,7 +176,9 @@ function openMemoryLogStore(
       if (states.has(key)) return { ...head, state: states.get(key) }
       const type = schema?.find(entity)
       if (type === undefined) return { ...head, state: null }
-      const folded = foldForward(type, { version: 0, offset: 0, state: type.initial }, ledger)
+      // Guarantee 15: from the snapshot under the type's own fold key, then the entries after.
+      const from = foldStart(type, snapshots.get(joinKey(key, foldKey(type))))
+      const folded = foldForward(type, from, ledger.slice(from.version))
       states.set(key, folded.state)
       return folded
     },
@@ -325,6 +339,58 @@ function openMemoryLogStore(
     },
     partitionHeads: async () => store.partitionHeadsNow(),
     onCommit: (listener) => listeners.add(listener),
+    async putSnapshot(tenant, snapshot) {
+      if (closed) throw new LogStoreError('closed', 'the log is closed')
+      // The canonical encoding's size stands for MessagePack's here (a memory log stores none).
+      const checked = checkSnapshotState(snapshot.state, (d) => canonicalBytes(d).byteLength)
+      if ('_tag' in checked) return checked
+      const ledger = ledgers.get(joinKey(tenant, snapshot.entity)) ?? []
+      if (snapshot.version < 1 || snapshot.version > ledger.length) {
+        // A caller's bug: a snapshot of a version the log has not reached.
+        throw new LogStoreError(
+          'invalid',
+          `snapshot of ${snapshot.entity} at version ${snapshot.version}: the log has ${ledger.length}`,
+        )
+      }
+      const key = joinKey(joinKey(tenant, snapshot.entity), snapshot.foldKey)
+      const kept = snapshots.get(key)
+      if (kept !== undefined && kept.version >= snapshot.version) {
+        return { _tag: 'stale', kept: kept.version }
+      }
+      snapshots.set(key, Object.freeze({ ...snapshot, state: checked.state }))
+      return { _tag: 'written' }
+    },
+    async snapshot(tenant, entity, key) {
+      return snapshots.get(joinKey(joinKey(tenant, entity), key))
+    },
+    async snapshotsInScope(tenant, patterns, foldKeys, after, limit) {
+      const keys = new Set(foldKeys)
+      // Order: entity name, then fold key, as the key strings sort.
+      const all = [...snapshots.entries()]
+        .filter(([k]) => k.startsWith(`${tenant}\u0000`))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      const out: LedgerSnapshot[] = []
+      let next: string | undefined
+      for (const [k, s] of all) {
+        if (after !== undefined && k <= after) continue
+        if (out.length >= limit) break
+        next = k
+        if (keys.has(s.foldKey) && matchesAny(patterns, s.entity)) out.push(s)
+      }
+      const last = all.at(-1)?.[0]
+      return { snapshots: out, next: next === undefined || next === last ? undefined : next }
+    },
+    async entities(after, limit) {
+      const keys = [...ledgers.keys()].sort().filter((k) => after === undefined || k > after)
+      const page = keys.slice(0, limit)
+      return {
+        entities: page.map((k) => {
+          const [tenant, entity] = splitKey(k)
+          return { tenant, entity, version: ledgers.get(k)?.length ?? 0 }
+        }),
+        next: keys.length > limit ? page.at(-1) : undefined,
+      }
+    },
     async close() {
       await commits.close()
       closed = true

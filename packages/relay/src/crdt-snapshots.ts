@@ -51,6 +51,7 @@ import {
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
 import type { AppendItem, LogStore, Pusher } from './log-store.ts'
+import { ledgerSnapshotsOf } from '@ledgerline/log'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -181,6 +182,8 @@ export function withCrdtSnapshots(
   const wrapped: LogStore & { readonly snapshots: Snapshotter } = {
     partitions: store.partitions,
     snapshots,
+    // Ledger snapshots (`ledger-snapshots.ts`) pass through untouched.
+    ...ledgerSnapshotsOf(store),
     async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
       const results = await store.append(tenant, items, pusher)
       const touched = new Set<string>()

@@ -265,3 +265,29 @@ export const RELAY_LIMITS_DEFAULT: RelayLimits = {
   pageBytesMax: PAGE_BYTES_MAX,
   tailEntriesMax: TAIL_ENTRIES_MAX,
 }
+
+// -- ledger snapshots (issue 17; `ledger-snapshots.ts`, the stores' snapshot tables) ----------
+
+/**
+ * Rows of the snapshot table one `snapshotsInScope` call reads at most, matching or not: a
+ * page of a scope that matches few snapshots comes back short (with `next`) rather than scan a
+ * whole tenant inside one read.
+ */
+export const SNAPSHOT_SCAN_ROWS_MAX = 4_096
+/**
+ * A ledger entity is queued for a new snapshot each time its version reaches a multiple of
+ * this: at most this many entries after a snapshot are folded on top of it (by a bootstrapping
+ * client or the relay's state cache). 32 gives the bench's 50 entries per entity one snapshot
+ * each; a busy entity (thousands of entries a day) gets one every few minutes at most.
+ */
+export const LEDGER_SNAPSHOT_ENTRIES_EVERY = 32
+/**
+ * Entities waiting for the snapshot pass. Past it the oldest waiting entity is dropped and
+ * counted (`ledgerline_ledger_snapshots_total{outcome="dropped"}`): it is queued again at its
+ * next multiple, and the start-up walk or `ledgerline-relay snapshot` catches up.
+ */
+export const LEDGER_SNAPSHOT_QUEUE_MAX = 10_000
+/** Entries the snapshot pass reads from the log at a time while it folds one entity. */
+export const LEDGER_SNAPSHOT_READ_PAGE_ENTRIES = 500
+/** Entities the start-up walk (and the CLI's) reads from the log at a time. */
+export const LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES = 500

@@ -7,7 +7,8 @@
 //   6 stock.moved stock/a naming 2 in `corrects` (a client entry, not a correction)
 //   7 yjs.update doc/d1, then a yjs.snapshot with `corrects` naming 7 (as snapshots were)
 import { expect } from 'vitest'
-import { defineEntity, defineSchema } from '@ledgerline/core'
+import { defineEntity, defineSchema, foldKey } from '@ledgerline/core'
+import { hasLedgerSnapshots } from '@ledgerline/log'
 import type { Data, Entry, Schema } from '@ledgerline/core'
 import { CONTRACT_SCHEMA } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
@@ -92,6 +93,25 @@ export async function checkUpgradedLog(open: (schema: Schema) => Promise<LogStor
     { ...till, subject: 'intruder' },
   )
   expect(taken?.status).toBe('client_taken')
+  // Issue 17: the migrated log keeps ledger snapshots beside the old entries.
+  if (!hasLedgerSnapshots(learned)) throw new Error('the migrated log keeps no snapshots')
+  const [at5] = await learned.readEntity('acme', 'stock/a', 5, 1)
+  const snapshot = {
+    entity: 'stock/a',
+    foldKey: foldKey(stock),
+    version: 5,
+    partition: at5?.partition ?? -1,
+    offset: at5?.offset ?? -1,
+    committedAt: at5?.committedAt ?? -1,
+    state: { onHand: 0 },
+  }
+  expect(await learned.putSnapshot('acme', snapshot)).toEqual({ _tag: 'written' })
+  expect(await learned.snapshot('acme', 'stock/a', foldKey(stock))).toEqual(snapshot)
+  expect((await learned.entities(undefined, 100)).entities).toContainEqual({
+    tenant: 'acme',
+    entity: 'stock/a',
+    version: 5,
+  })
 }
 
 const first: Data = { qty: 2, note: 'first', bytes: new Uint8Array([0, 1, 255]) }

@@ -40,6 +40,11 @@ export interface RelayMetrics {
   overloaded(): void
   /** Where `ledgerline_yjs_rooms` reads the open y-websocket rooms from, at each scrape. */
   countYjsRooms(count: () => number): void
+  /**
+   * Where `ledgerline_ledger_snapshots_total` reads the snapshot pass's counts by outcome from
+   * (`ledger-snapshots.ts`), at each scrape.
+   */
+  countLedgerSnapshots?(counts: () => Readonly<Record<string, number>>): void
   /** The Prometheus text exposition, and its content type. */
   render(): Promise<string>
   readonly contentType: string
@@ -118,6 +123,17 @@ export function createRelayMetrics(): RelayMetrics {
       this.set(yjsRooms())
     },
   })
+  let ledgerSnapshots = (): Readonly<Record<string, number>> => ({})
+  new Counter({
+    name: 'ledgerline_ledger_snapshots_total',
+    help: 'Ledger entities the snapshot pass handled, by outcome (dropped: queue full).',
+    labelNames: ['outcome'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const [outcome, n] of Object.entries(ledgerSnapshots())) this.inc({ outcome }, n)
+    },
+  })
   // Every status is a series from the start, so a dashboard sees zeros rather than gaps.
   for (const status of ACK_STATUSES) appends.inc({ status }, 0)
   return {
@@ -126,6 +142,9 @@ export function createRelayMetrics(): RelayMetrics {
       connectionsTotal.inc()
     },
     connectionClosed: () => connections.dec(),
+    countLedgerSnapshots: (counts) => {
+      ledgerSnapshots = counts
+    },
     bytesIn: (n) => bytesIn.inc(n),
     bytesOut: (n) => bytesOut.inc(n),
     appended: (results, latencyMs) => {

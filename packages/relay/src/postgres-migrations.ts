@@ -36,6 +36,7 @@ import type { Hash, RandomSource } from '@ledgerline/core'
 import { createLogId } from '@ledgerline/log'
 import { decodeEntryBody } from './entry-body.ts'
 import { PG_MIGRATION_PAGE_ROWS } from './postgres-limits.ts'
+import { PG_SNAPSHOTS_LAYOUT } from './postgres-snapshots.ts'
 import { RelayError } from './relay-error.ts'
 
 /** Key of the advisory lock that serializes migrations (the ASCII of "ledgerln"). */
@@ -166,6 +167,12 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         before truncate on ledgerline_origins
         for each statement execute function ledgerline_append_only();
     `,
+  },
+  {
+    // Issue 17: ledger snapshots beside the log, derived and recomputable (no trigger: the
+    // relay replaces a row by a newer one; `postgres-snapshots.ts`).
+    name: 'ledger snapshots beside the log',
+    sql: PG_SNAPSHOTS_LAYOUT,
   },
 ]
 

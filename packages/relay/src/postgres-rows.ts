@@ -14,9 +14,9 @@
  *    a client entry that names another is never listed as a correction of it.
  */
 import type { PoolClient } from 'pg'
-import { isLogCorrection, SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
-import type { Schema, StoredEntry } from '@ledgerline/core'
-import { correctionRef, foldForward, joinKey } from '@ledgerline/log'
+import { foldKey, isLogCorrection, SERVER_CLIENT_ID, unreachable } from '@ledgerline/core'
+import type { EntityType, Schema, StoredEntry } from '@ledgerline/core'
+import { correctionRef, foldForward, foldStart, joinKey } from '@ledgerline/log'
 import type {
   ClientRecord,
   EntityStates,
@@ -30,6 +30,7 @@ import type { CorrectionRef } from '@ledgerline/protocol'
 import { PG_FOLD_PAGE_ENTRIES_MAX } from './postgres-limits.ts'
 import { RelayError } from './relay-error.ts'
 import { storedEntryOf } from './entry-body.ts'
+import { takeSnapshots } from './postgres-snapshots.ts'
 import type {
   Candidate,
   DeferredRow,
@@ -238,8 +239,25 @@ export async function takeHeads(
     if (version === 0) loaded.heads.set(key, state)
     else toFold.push({ key, tenant: r.tenant, entity: r.entity, state, to: version })
   }
+  // `log-store.ts` guarantee 15: a miss starts from the snapshot under the type's own key.
+  const missed = toFold.filter((f) => f.state.version === 0)
+  const snapshots = await takeSnapshots(
+    client,
+    missed.map((f) => ({
+      tenant: f.tenant,
+      entity: f.entity,
+      foldKey: foldKey(schema?.find(f.entity) as EntityType<unknown>),
+    })),
+  )
+  for (const f of missed) {
+    const type = schema?.find(f.entity) as EntityType<unknown>
+    const from = foldStart(type, snapshots.get(f.key))
+    if (from.version <= f.to) f.state = from
+  }
+  for (const f of toFold) if (f.state.version === f.to) loaded.heads.set(f.key, f.state)
+  const folding = toFold.filter((f) => f.state.version < f.to)
   // Fold the missing part of each ledger, a page of entries at a time.
-  let pending = toFold
+  let pending = folding
   while (pending.length > 0) {
     const { rows: page } = await q<EntryRow & { entity: string }>(client, FOLD_PAGE_SQL, [
       pending.map((f) => f.tenant),
@@ -276,7 +294,7 @@ export async function takeHeads(
     }
     pending = pending.filter((f) => f.state.version < f.to)
   }
-  for (const f of toFold) loaded.heads.set(f.key, f.state)
+  for (const f of folding) loaded.heads.set(f.key, f.state)
 }
 
 /** The plan's lookups over what the transaction has read (invariant 1). */

@@ -83,6 +83,10 @@ import type {
   AppendItem,
   AppendResult,
   ClientRecord,
+  LedgerSnapshots,
+  LoggedEntity,
+  SnapshotPage,
+  SnapshotPut,
   CommitOutcome,
   EntityHead,
   EntityStates,
@@ -93,7 +97,7 @@ import type {
   PlanCall,
   Pusher,
 } from '@ledgerline/log'
-import type { LogIdentity } from '@ledgerline/protocol'
+import type { LedgerSnapshot, LogIdentity } from '@ledgerline/protocol'
 import { commitGroup } from './postgres-append.ts'
 import type { GroupContext } from './postgres-append.ts'
 import { createCommitFeed } from './postgres-commit-feed.ts'
@@ -106,6 +110,7 @@ import {
 import { migratePostgres } from './postgres-migrations.ts'
 import { nodeRandom, nodeSha256 } from './node-crypto.ts'
 import * as pgRows from './postgres-rows.ts'
+import * as pgSnapshots from './postgres-snapshots.ts'
 import type { EntryRow } from './postgres-sql.ts'
 import * as pgSql from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
@@ -177,7 +182,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
 // ---------------------------------------------------------------------------------------------
 
-class PostgresStore implements LogStore {
+class PostgresStore implements LogStore, LedgerSnapshots {
   readonly partitions: number
   readonly #pool: Pool
   readonly #ownPool: boolean
@@ -328,6 +333,45 @@ class PostgresStore implements LogStore {
 
   onCommit(listener: (partitions: readonly number[]) => void): () => void {
     return this.#listeners.add(listener)
+  }
+
+  putSnapshot(tenant: string, snapshot: LedgerSnapshot): Promise<SnapshotPut> {
+    return this.#call(() => pgSnapshots.putSnapshot(this.#pool, tenant, snapshot))
+  }
+
+  snapshot(tenant: string, entity: string, foldKey: string): Promise<LedgerSnapshot | undefined> {
+    return this.#call(() => pgSnapshots.getSnapshot(this.#pool, tenant, entity, foldKey))
+  }
+
+  snapshotsInScope(
+    tenant: string,
+    patterns: readonly string[],
+    foldKeys: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<SnapshotPage> {
+    return this.#call(() =>
+      pgSnapshots.snapshotsInScope(this.#pool, tenant, patterns, foldKeys, after, limit),
+    )
+  }
+
+  entities(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ entities: LoggedEntity[]; next: string | undefined }> {
+    return this.#call(() => pgSnapshots.entitiesPage(this.#pool, after, limit))
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
+    try {
+      return await fn()
+    } catch (error) {
+      if (error instanceof RelayError) throw error
+      throw new RelayError('store_failed', `snapshot failed: ${messageOf(error)}`, {
+        cause: error,
+      })
+    }
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,10 @@
  *    `ws` sees it (503 past `connectionsMax`) and gives it back when the socket closes.
  * 8. Every push of every session goes through one bounded, fair commit queue
  *    (`commit-queue.ts`) before it reaches the log.
+ * 9. Head office with a schema, on a log that keeps ledger snapshots (SQLite, PostgreSQL),
+ *    snapshots ledger entities in the background (`ledger-snapshots.ts`) and answers
+ *    `subscribe.bootstrap` and `fetch` (`welcome.snapshots`); a store hub or a relay without a
+ *    schema does neither. `snapshotWalk` also walks the whole log once at start.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -63,6 +67,9 @@ import { createStaticHandler } from './static-files.ts'
 import { createHealthHandlers, json } from './relay-health.ts'
 import { createRelayLogger, RELAY_VERSION } from './relay-log.ts'
 import { withStoreHealth } from './store-health.ts'
+import { createLedgerSnapshotter, withLedgerSnapshots } from './ledger-snapshots.ts'
+import type { LedgerSnapshotter } from './ledger-snapshots.ts'
+import { hasLedgerSnapshots } from '@ledgerline/log'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
 import { refuseUpgrade } from './yjs-wire.ts'
@@ -113,6 +120,11 @@ export interface RelayOptions {
   readonly upstream?: UpstreamOptions | undefined
   /** Extra WebSocket endpoints by path prefix, e.g. `{ '/yjs/': handler }`. */
   readonly routes?: Readonly<Record<string, UpgradeRoute>> | undefined
+  /**
+   * Walk every entity once at start and snapshot those past their snapshot (a log written
+   * before ledger snapshots); in the background, after the relay listens. Off by default.
+   */
+  readonly snapshotWalk?: boolean | undefined
 }
 
 export interface Relay {
@@ -126,6 +138,8 @@ export interface Relay {
   readonly storeKind: string
   /** The secret tokens are checked with, when auth uses one (dev mode may have made it). */
   readonly secret: string | undefined
+  /** The ledger snapshot pass (invariant 9); absent when the relay keeps no snapshots. */
+  readonly ledgerSnapshots?: LedgerSnapshotter | undefined
   /** Graceful shutdown; see invariant 3. */
   close(): Promise<void>
 }
@@ -203,11 +217,25 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   } else {
     throw new RelayError('config', 'createRelay needs dataDir or store')
   }
+  // Invariant 9: ledger snapshots on head office with a schema, on a log that keeps them.
+  const ledgered =
+    options.schema === undefined || hub !== undefined || !hasLedgerSnapshots(base)
+      ? undefined
+      : withLedgerSnapshots(
+          base,
+          createLedgerSnapshotter(base, options.schema, {
+            onError: (error) =>
+              logger.warn(
+                { event: 'ledger_snapshot_failed', err: error },
+                'ledger snapshot failed',
+              ),
+          }),
+        )
   // Invariant 4: snapshots keep a CRDT entity's catch-up bounded; they never fail an append.
   const snapshotted =
     options.schema === undefined || hub !== undefined
       ? undefined
-      : withCrdtSnapshots(base, options.schema, {
+      : withCrdtSnapshots(ledgered ?? base, options.schema, {
           onError: (error) =>
             logger.warn({ event: 'snapshot_failed', err: error }, 'CRDT snapshot failed'),
         })
@@ -239,7 +267,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       // The hub closes its forwarder and link before its store (`hub/hub.ts` invariant 2).
       if (hub !== undefined) await hub.close()
       else if (ownsStore) await store.close()
-      else await snapshotted?.snapshots.idle()
+      else {
+        await snapshotted?.snapshots.idle()
+        await ledgered?.ledgerSnapshots.close()
+      }
     } finally {
       lock?.release()
     }
@@ -270,6 +301,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       gates,
       commits,
       hub: hub?.session,
+      bootstrap: ledgered !== undefined,
     }
     const yjs: YjsEndpoint | undefined =
       options.routes?.[YJS_PATH_PREFIX] === undefined
@@ -284,6 +316,9 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           })
         : undefined
     if (yjs !== undefined) metrics.countYjsRooms(() => yjs.roomCount())
+    if (ledgered !== undefined) {
+      metrics.countLedgerSnapshots?.(() => ledgered.ledgerSnapshots.counts())
+    }
     // Invariant 7: a seat from before `ws` sees the upgrade until the socket closes.
     const admitSocket = (socket: Duplex): Seat | undefined => {
       const seat = gates.socket()
@@ -362,6 +397,15 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     })
     const address = server.address() as AddressInfo
     const urlHost = hostForUrl(address.address)
+    // A log written before snapshots (or by a relay that stopped mid-pass) catches up in the
+    // background; appends go first (the walk yields between entities).
+    if (ledgered !== undefined && options.snapshotWalk === true) {
+      void ledgered.ledgerSnapshots.walk().then(
+        (counts) => logger.info({ event: 'ledger_snapshot_walk', counts }, 'snapshot walk done'),
+        (error: unknown) =>
+          logger.warn({ event: 'ledger_snapshot_failed', err: error }, 'snapshot walk failed'),
+      )
+    }
     const heartbeat = timers.every(() => {
       for (const session of sessions) session.heartbeat()
     }, limits.heartbeatIntervalMs)
@@ -396,6 +440,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       store,
       storeKind,
       secret,
+      ledgerSnapshots: ledgered?.ledgerSnapshots,
       close: () => (closed ??= close()),
     }
   } catch (error) {

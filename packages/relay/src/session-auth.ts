@@ -221,6 +221,8 @@ export class SessionAuth {
             pushInFlightMax: PUSH_IN_FLIGHT_MAX,
           },
           partitions: this.#ctx.store.partitions,
+          // Issue 17: bootstrap and fetch are answered (head office with a schema only).
+          ...(this.#ctx.bootstrap === true ? { snapshots: true } : {}),
           clientSeqHigh: record.high,
           ...(checked.clientIds.length === 0 ? {} : { clientSeqHighs }),
           serverTime: this.#timers.now(),

@@ -44,6 +44,8 @@
  *    every welcomed session an `upstream` message when the hub's link changes (`hub/hub.ts`); a
  *    scope is accepted only within what the hub's own read grant mirrors.
  * 12. Only a token with `grants.forward` pushes other clients' entries (`session-push.ts`).
+ * 13–14. `fetch` (`session-fetch.ts`): read grants checked, `FETCH_IN_FLIGHT_MAX` per
+ *    connection (`rate_limited` past it), `fetched` pages bounded like `entries` pages.
  */
 import { LedgerError } from '@ledgerline/core'
 import { decodeMessage, ERROR_KINDS, FRAME_BYTES_MAX, isProtocolError } from '@ledgerline/protocol'
@@ -65,6 +67,7 @@ import type { LogStore } from './log-store.ts'
 import type { RelayMetrics } from './metrics.ts'
 import type { RelayGates, Seat } from './relay-gates.ts'
 import { SessionAuth } from './session-auth.ts'
+import { SessionFetches } from './session-fetch.ts'
 import { SessionPushes } from './session-push.ts'
 import { SessionSender } from './session-send.ts'
 import { BadMessage, safeInt, Subscriptions } from './subscriptions.ts'
@@ -87,6 +90,11 @@ export interface SessionContext {
   readonly commits: CommitQueue
   /** Set on a store hub (`hub/hub.ts`): role, upstream state, store layer. */
   readonly hub?: SessionHub | undefined
+  /**
+   * True when the relay keeps ledger snapshots (head office with a schema, on a store that
+   * keeps them): `welcome.snapshots`, and `subscribe.bootstrap` and `fetch` are answered.
+   */
+  readonly bootstrap?: boolean | undefined
 }
 
 /**
@@ -136,6 +144,7 @@ export class Session {
   readonly #auth: SessionAuth
   readonly #pushes: SessionPushes
   readonly #subs: Subscriptions
+  readonly #fetches: SessionFetches
   readonly #timers: RelayTimers
   #tokens: number
   #refilledAt: number
@@ -189,6 +198,18 @@ export class Session {
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sender.sendEntries(sub, page, cursors, live),
+      sendSnapshots: (sub, snapshots) => this.#sender.send({ type: 'snapshots', sub, snapshots }),
+      sendError: (kind, message) => this.#sender.sendError(kind, message),
+      fail: (kind, message) => this.#fail(kind, message),
+    })
+    this.#fetches = new SessionFetches(context, {
+      tenant: () => this.#auth.identity.tenant,
+      grants: () => this.#subscribable(),
+      isReady: () => this.#state === 'ready',
+      send: (message) => {
+        this.#sender.send(message)
+        return this.#state === 'ready'
+      },
       sendError: (kind, message) => this.#sender.sendError(kind, message),
       fail: (kind, message) => this.#fail(kind, message),
     })
@@ -337,6 +358,8 @@ export class Session {
         return
       case 'credit':
         return this.#subs.credit(m)
+      case 'fetch':
+        return this.#fetches.fetch(m)
       case 'renew':
         return this.#auth.renew(m)
       case 'ping':

@@ -23,6 +23,8 @@
  *    own rather than a column of `entries`: only moved entries have an origin (a restore's work,
  *    rare), so every other entry pays nothing, not even a NULL column; no older entry has one,
  *    so nothing is filled. Append-only like the entries it points at.
+ * 8. Migration 6 adds `ledger_snapshots` (`sqlite-snapshots.ts`): derived state beside the log,
+ *    empty until the relay's snapshot pass fills it; no entry is touched.
  */
 import type Database from 'better-sqlite3'
 import {
@@ -38,9 +40,10 @@ import { decodeEntryBody } from './entry-body.ts'
 import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, SQLITE_MIGRATION_PAGE_ROWS } from './limits.ts'
 import { RelayError } from './relay-error.ts'
 import { leanLayout } from './sqlite-lean-layout.ts'
+import { SQLITE_SNAPSHOTS_LAYOUT } from './sqlite-snapshots.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 5
+export const SQLITE_SCHEMA_VERSION = 6
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -165,6 +168,8 @@ export function migrate(
       CREATE TRIGGER origins_append_only_delete BEFORE DELETE ON origins
         BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
     `,
+    // 5 → 6: ledger snapshots beside the log (issue 17; invariant 8).
+    SQLITE_SNAPSHOTS_LAYOUT,
   ]
   for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {

@@ -10,8 +10,9 @@
  *
  * Invariants (numbered as in `sqlite-store.ts`):
  * 4. Entity states are trusted only at the ledger's version read in the same transaction;
- *    otherwise the ledger is folded forward from the newest cached state, and a ledger whose
- *    entries do not reach its head's version fails the group (`store_failed`).
+ *    otherwise the ledger is folded forward from the newest cached state (on a miss, from the
+ *    entity's ledger snapshot under the type's own fold key, `sqlite-snapshots.ts`), and a
+ *    ledger whose entries do not reach its head's version fails the group (`store_failed`).
  * 8. Finding the corrections an ack lists reads `log_ids` only, never a client's entry. Rows of
  *    older builds are told apart by the id: a log correction of X has an id that starts with
  *    `X~`, and `isLogCorrection` has the last word.
@@ -20,9 +21,10 @@
  *    and a refusal's before it is a deferral's.
  */
 import type Database from 'better-sqlite3'
-import { isLogCorrection } from '@ledgerline/core'
+import { foldKey, isLogCorrection } from '@ledgerline/core'
 import type { DeferralCode, Schema, StoredEntry } from '@ledgerline/core'
-import { correctionRef, foldForward, joinKey } from '@ledgerline/log'
+import { correctionRef, foldForward, foldStart, joinKey } from '@ledgerline/log'
+import type { LedgerSnapshot } from '@ledgerline/protocol'
 import type { createEntityStates } from '@ledgerline/log'
 import type { ClientRecord, EntityHead, PlanHead, PlanLookups, RefusalCode } from '@ledgerline/log'
 import { storedEntryOf } from './entry-body.ts'
@@ -72,6 +74,8 @@ export function createSqliteLookups(
   refs: SqliteRefs,
   schema: Schema | undefined,
   states: SqliteStates,
+  snapshot: (tenant: string, entity: string, foldKey: string) => LedgerSnapshot | undefined = () =>
+    undefined,
 ): PlanLookups {
   /** What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`. */
   function entryById(tenant: number, id: string): EntryByIdRow | undefined {
@@ -97,7 +101,8 @@ export function createSqliteLookups(
     const key = joinKey(tenant, entity)
     const cached = states.get(key, version)
     if (cached !== undefined && cached.version === version) return cached
-    const from = cached ?? { version: 0, offset: 0, state: type.initial }
+    // `log-store.ts` guarantee 15: a miss starts from the snapshot under the type's own key.
+    const from = cached ?? foldStart(type, snapshot(tenant, entity, foldKey(type)))
     const rows = sql.readEntity.iterate(tenant, entity, from.version + 1, -1)
     const folded = foldForward(type, from, mapRows(rows as Iterable<EntryRow>))
     if (folded.version !== version) {

@@ -61,6 +61,10 @@ import {
 import type {
   AppendResult,
   ClientRecord,
+  LedgerSnapshots,
+  LoggedEntity,
+  SnapshotPage,
+  SnapshotPut,
   CommitOutcome,
   EntityHead,
   GroupCommit,
@@ -71,7 +75,7 @@ import type {
   PlanLookups,
   Pusher,
 } from '@ledgerline/log'
-import type { LogIdentity } from '@ledgerline/protocol'
+import type { LedgerSnapshot, LogIdentity } from '@ledgerline/protocol'
 import { nodeRandom, nodeSha256 } from './node-crypto.ts'
 import {
   assertDurable,
@@ -86,6 +90,8 @@ import { createSqliteLookups, prepareReads, toStored } from './sqlite-reads.ts'
 import type { EntryRow, SqliteReads } from './sqlite-reads.ts'
 import { createSqliteRefs } from './sqlite-refs.ts'
 import type { SqliteRefs } from './sqlite-refs.ts'
+import { createSqliteSnapshots } from './sqlite-snapshots.ts'
+import type { SqliteSnapshots } from './sqlite-snapshots.ts'
 import { createSqliteWriter } from './sqlite-write.ts'
 import type { SqliteWriter } from './sqlite-write.ts'
 import { nodeDefer } from './timers.ts'
@@ -126,7 +132,9 @@ export interface SqliteStoreBugs {
  * const [result] = await store.append('acme', [{ entry }])
  * await store.close()
  */
-export async function createSqliteStore(options: SqliteStoreOptions): Promise<LogStore> {
+export async function createSqliteStore(
+  options: SqliteStoreOptions,
+): Promise<LogStore & LedgerSnapshots> {
   mkdirSync(dirname(options.file), { recursive: true })
   let db: Database.Database
   try {
@@ -152,7 +160,7 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Lo
 
 // ---------------------------------------------------------------------------------------------
 
-class SqliteStore implements LogStore {
+class SqliteStore implements LogStore, LedgerSnapshots {
   readonly partitions: number
   readonly #db: Database.Database
   readonly #schema: Schema | undefined
@@ -166,6 +174,7 @@ class SqliteStore implements LogStore {
   readonly #hash: Hash
   readonly #refs: SqliteRefs
   readonly #writer: SqliteWriter
+  readonly #snapshots: SqliteSnapshots
   #closed = false
 
   constructor(db: Database.Database, partitions: number, options: SqliteStoreOptions) {
@@ -178,7 +187,14 @@ class SqliteStore implements LogStore {
     this.#sql = prepareReads(db)
     this.#refs = createSqliteRefs(db)
     this.#writer = createSqliteWriter(db, this.#refs)
-    this.#lookups = createSqliteLookups(this.#sql, this.#refs, this.#schema, this.#states)
+    this.#snapshots = createSqliteSnapshots(db)
+    this.#lookups = createSqliteLookups(
+      this.#sql,
+      this.#refs,
+      this.#schema,
+      this.#states,
+      (tenant, entity, key) => this.#snapshots.get(tenant, entity, key),
+    )
     this.#bugs = options.bugs
     this.#commits = createGroupCommit({
       commit: (group) => this.#commit(group),
@@ -261,6 +277,39 @@ class SqliteStore implements LogStore {
 
   onCommit(listener: (partitions: readonly number[]) => void): () => void {
     return this.#listeners.add(listener)
+  }
+
+  putSnapshot(tenant: string, snapshot: LedgerSnapshot): Promise<SnapshotPut> {
+    if (this.#closed) return Promise.reject(new RelayError('store_closed', 'the log is closed'))
+    try {
+      return Promise.resolve(this.#snapshots.put(tenant, snapshot))
+    } catch (error) {
+      if (error instanceof RelayError) return Promise.reject(error)
+      return Promise.reject(
+        new RelayError('store_failed', `snapshot failed: ${messageOf(error)}`, { cause: error }),
+      )
+    }
+  }
+
+  snapshot(tenant: string, entity: string, foldKey: string): Promise<LedgerSnapshot | undefined> {
+    return this.#read(() => this.#snapshots.get(tenant, entity, foldKey))
+  }
+
+  snapshotsInScope(
+    tenant: string,
+    patterns: readonly string[],
+    foldKeys: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<SnapshotPage> {
+    return this.#read(() => this.#snapshots.inScope(tenant, patterns, foldKeys, after, limit))
+  }
+
+  entities(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ entities: LoggedEntity[]; next: string | undefined }> {
+    return this.#read(() => this.#snapshots.entities(after, limit))
   }
 
   async close(): Promise<void> {

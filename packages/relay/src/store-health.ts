@@ -19,7 +19,8 @@
  *    nobody writes to cannot prove its writes work, and must not stay out of its balancer
  *    forever after a failure that has passed (the next append that fails holds it down again).
  */
-import { isLogStoreError } from '@ledgerline/log'
+import { hasLedgerSnapshots, isLogStoreError } from '@ledgerline/log'
+import type { LedgerSnapshots } from '@ledgerline/log'
 import type { LogIdentity } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import { READY_PROBE_TIMEOUT_MS, SLOW_COMMIT_MS, WRITE_FAILURE_HOLD_MS } from './limits.ts'
@@ -156,6 +157,22 @@ export function withStoreHealth(
     partitionHeads: () => watch('read', () => store.partitionHeads()),
     onCommit: (listener) => store.onCommit(listener),
     close: () => store.close(),
+    ...watchedSnapshots(store, watch),
+  }
+}
+
+/** The ledger snapshot methods of `store`, watched as its reads and writes are (none if none). */
+function watchedSnapshots(
+  store: LogStore,
+  watch: <T>(kind: 'read' | 'write', fn: () => Promise<T>) => Promise<T>,
+): Partial<LedgerSnapshots> {
+  if (!hasLedgerSnapshots(store)) return {}
+  const s: LedgerSnapshots = store
+  return {
+    putSnapshot: (...args) => watch('write', () => s.putSnapshot(...args)),
+    snapshot: (...args) => watch('read', () => s.snapshot(...args)),
+    snapshotsInScope: (...args) => watch('read', () => s.snapshotsInScope(...args)),
+    entities: (...args) => watch('read', () => s.entities(...args)),
   }
 }
 

@@ -23,10 +23,33 @@
  *    (burst `catchUpEntriesBurst`). With the budget spent, a subscription waits on one timer of
  *    its own, which a replacing `subscribe` or the close clears, so re-subscribing in a loop
  *    costs the log no more than the budget and holds no growing queue of waits.
+ * 6. Bootstrap (messages.ts invariants 6–7): a subscription with `bootstrap` first sends
+ *    `snapshots` pages (each one page of credit, at most `SNAPSHOTS_PAGE_MAX` snapshots and
+ *    `pageBytesMax` bytes, one bigger snapshot alone) of the entities in its scope and read
+ *    grants under the client's fold keys, less those a `whole` rule asks whole; it remembers
+ *    (entity → version) of what it sent, and its `entries` pages then leave out every entry of
+ *    those entities at or below that version (cursors pass them). The log below a version never
+ *    changes, so snapshot + later entries is the whole entity under concurrent appends. The
+ *    memory is dropped once the subscription is live: every left-out entry has an offset at or
+ *    below its snapshot's, which was at or below the partition head when read, and live means
+ *    the cursors passed every such head.
  */
 import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
-import { CREDIT_PAGES_MAX, SCOPE_PATTERNS_MAX, SUBSCRIPTIONS_MAX } from '@ledgerline/protocol'
-import type { ErrorKind, Grants } from '@ledgerline/protocol'
+import { hasLedgerSnapshots } from '@ledgerline/log'
+import {
+  CREDIT_PAGES_MAX,
+  encodeMessage,
+  SCOPE_PATTERNS_MAX,
+  SNAPSHOTS_PAGE_MAX,
+  SUBSCRIPTIONS_MAX,
+} from '@ledgerline/protocol'
+import type {
+  BootstrapRequest,
+  ErrorKind,
+  Grants,
+  LedgerSnapshot,
+  Message,
+} from '@ledgerline/protocol'
 import { encodedEntry, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
 import type { SessionContext } from './session.ts'
@@ -46,6 +69,8 @@ export interface SubscriptionHost {
     cursors: Record<number, number>,
     live: boolean,
   ): void
+  /** A `snapshots` page of a bootstrap (invariant 6). */
+  sendSnapshots(sub: number, snapshots: readonly LedgerSnapshot[]): void
   /** An error that leaves the socket open. */
   sendError(kind: ErrorKind, message: string): void
   /** An error that closes the socket. */
@@ -63,6 +88,20 @@ interface Subscription {
   readonly dirty: Map<number, number>
   /** Set while the subscription waits for the catch-up budget (invariant 5). */
   retry: TimerHandle | undefined
+  /** Invariant 6: the bootstrap's snapshot phase, until every page of it is sent. */
+  bootstrap: BootstrapPhase | undefined
+  /** Invariant 6: entity → version of each snapshot sent; emptied once live. */
+  readonly covered: Map<string, number>
+}
+
+interface BootstrapPhase {
+  readonly request: BootstrapRequest
+  /** The store's cursor after the snapshots read so far; `undefined` before the first read. */
+  after: string | undefined
+  /** Read, not sent yet (a page cut by bytes). */
+  pending: LedgerSnapshot[]
+  /** The store has no more. */
+  exhausted: boolean
 }
 
 /**
@@ -134,6 +173,14 @@ export class Subscriptions {
       )
       return false
     }
+    const bootstrap = m.bootstrap as BootstrapRequest | undefined
+    if (bootstrap !== undefined && this.#ctx.bootstrap !== true) {
+      this.#host.sendError(
+        'bad_message',
+        `subscription ${id}: this relay keeps no snapshots (welcome.snapshots); subscribe without bootstrap`,
+      )
+      return false
+    }
     if (!this.#subs.has(id) && this.#subs.size >= SUBSCRIPTIONS_MAX) {
       this.#host.sendError('too_large', `at most ${SUBSCRIPTIONS_MAX} subscriptions per connection`)
       return false
@@ -148,6 +195,11 @@ export class Subscriptions {
       pumping: false,
       dirty: new Map(cursors.map((_, p) => [p, 0])),
       retry: undefined,
+      bootstrap:
+        bootstrap === undefined
+          ? undefined
+          : { request: bootstrap, after: undefined, pending: [], exhausted: false },
+      covered: new Map(),
     }
     this.#timers.clear(this.#subs.get(id)?.retry)
     this.#subs.set(id, sub)
@@ -170,6 +222,8 @@ export class Subscriptions {
     sub.pumping = true
     const pageMax = this.#ctx.limits.pageEntriesMax
     try {
+      // Invariant 6: every snapshot page goes before the first entries page.
+      if (sub.bootstrap !== undefined && !(await this.#sendSnapshots(sub, sub.bootstrap))) return
       while (sub.credit > 0 && this.#current(sub)) {
         if (this.#host.bufferedAmount() > this.#ctx.limits.bufferedBytesMax) {
           this.#host.fail(
@@ -204,6 +258,8 @@ export class Subscriptions {
             ) {
               continue
             }
+            // Invariant 6: a snapshot sent holds this entry.
+            if (e.version <= (sub.covered.get(e.entity) ?? 0)) continue
             const bytes = entryPageBytes(encoded)
             if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
               // The page is full by bytes: stop just before this entry; it comes next page.
@@ -222,6 +278,8 @@ export class Subscriptions {
           const live = sub.live || caughtUp
           sub.credit--
           sub.live = live
+          // Invariant 6: every left-out entry is behind the cursors now.
+          if (live) sub.covered.clear()
           this.#host.sendEntries(sub.id, page, cursorsOf(sub), live)
         }
         if (spent) {
@@ -244,6 +302,70 @@ export class Subscriptions {
     } finally {
       sub.pumping = false
     }
+  }
+
+  /**
+   * The snapshot phase of a bootstrap (invariant 6): pages while credit lasts. True once the
+   * phase is over (entries may follow); false to stop this pump (no credit, or replaced).
+   */
+  async #sendSnapshots(sub: Subscription, phase: BootstrapPhase): Promise<boolean> {
+    const store = this.#ctx.store
+    if (!hasLedgerSnapshots(store)) {
+      sub.bootstrap = undefined
+      return true
+    }
+    const { pageBytesMax } = this.#ctx.limits
+    const max = Math.min(SNAPSHOTS_PAGE_MAX, this.#ctx.limits.pageEntriesMax)
+    while (sub.credit > 0) {
+      if (this.#host.bufferedAmount() > this.#ctx.limits.bufferedBytesMax) {
+        this.#host.fail(
+          'slow_consumer',
+          `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`,
+        )
+        return false
+      }
+      while (phase.pending.length < max && !phase.exhausted) {
+        const read = await store.snapshotsInScope(
+          this.#host.tenant(),
+          sub.scope,
+          phase.request.foldKeys,
+          phase.after,
+          max,
+        )
+        if (!this.#current(sub)) return false
+        this.#budget.charge(read.snapshots.length)
+        phase.after = read.next
+        phase.exhausted = read.next === undefined
+        for (const s of read.snapshots) if (this.#wanted(sub, phase, s)) phase.pending.push(s)
+      }
+      if (phase.pending.length === 0) break
+      const page: LedgerSnapshot[] = []
+      let bytes = 0
+      while (page.length < max && phase.pending.length > 0) {
+        const next = phase.pending[0] as LedgerSnapshot
+        const size = snapshotBytes(next)
+        if (page.length > 0 && bytes + size > pageBytesMax) break
+        page.push(next)
+        phase.pending.shift()
+        bytes += size
+      }
+      for (const s of page) sub.covered.set(s.entity, s.version)
+      sub.credit--
+      this.#host.sendSnapshots(sub.id, page)
+    }
+    if (phase.pending.length > 0 || !phase.exhausted) return false
+    sub.bootstrap = undefined
+    return true
+  }
+
+  /** In the scope and read grants, and not asked whole by a horizon rule (invariant 6). */
+  #wanted(sub: Subscription, phase: BootstrapPhase, s: LedgerSnapshot): boolean {
+    if (!matchesAny(sub.scope, s.entity) || !matchesAny(this.#host.grants().read, s.entity)) {
+      return false
+    }
+    return !phase.request.whole.some(
+      (rule) => s.committedAt >= rule.since && matchesPattern(rule.pattern, s.entity),
+    )
   }
 
   /**
@@ -331,6 +453,11 @@ export function safeInt(value: unknown, name: string): number {
     throw new BadMessage(`${name} must be a non-negative integer`)
   }
   return value
+}
+
+/** A snapshot's encoded size inside a `snapshots` page (its fields, as the codec writes them). */
+function snapshotBytes(s: LedgerSnapshot): number {
+  return encodeMessage(s as unknown as Message).byteLength
 }
 
 function cursorsOf(sub: Subscription): Record<number, number> {

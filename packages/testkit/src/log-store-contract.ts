@@ -36,7 +36,9 @@
  *   refusals, deferral of unknown types, the plain log);
  * - `log-store-contract-reads.ts`: pages, entity ranges, `onCommit`;
  * - `log-store-contract-edges.ts`: 5 by content, 7 for a client's `corrects`, 10 to 13;
- * - `log-store-contract-origins.ts`: 14.
+ * - `log-store-contract-origins.ts`: 14;
+ * - `log-store-contract-snapshots.ts`: ledger snapshots (`log-store.ts` guarantees 14–15), for
+ *   stores that keep them.
  *
  * The store under test must be created with the `schema`, `partitions` and `now` handed to
  * `setup`.
@@ -53,6 +55,7 @@ import type {
   LogStoreContractSubject,
 } from './log-store-contract-fixtures.ts'
 import { readContract } from './log-store-contract-reads.ts'
+import { snapshotContract } from './log-store-contract-snapshots.ts'
 import { writeContract } from './log-store-contract-writes.ts'
 
 export { CONTRACT_PARTITIONS, CONTRACT_SCHEMA } from './log-store-contract-fixtures.ts'
@@ -118,5 +121,6 @@ export function runLogStoreContract(
     readContract(harness)
     edgeContract(harness)
     originContract(harness)
+    snapshotContract(harness)
   })
 }

@@ -1,0 +1,266 @@
+/**
+ * The ledger snapshot policy of the relay (issue 17): which ledger entities get a snapshot
+ * (`log-store.ts` guarantee 14) and when, and the background pass that folds and writes them.
+ * CRDT entities are not its business (`crdt-snapshots.ts` keeps theirs as entries).
+ *
+ * Terms: an entity is *due* when its version reached a multiple of
+ * `LEDGER_SNAPSHOT_ENTRIES_EVERY` in an append this relay made durable; the *pass* takes due
+ * entities off the queue one at a time.
+ *
+ * Invariants:
+ * 1. Never inside a commit: an append only notes due entities (a map insert) after its
+ *    results are durable; the pass runs from `setImmediate`, one entity at a time, and yields
+ *    to the event loop between entities and between pages of one entity.
+ * 2. The queue holds at most `LEDGER_SNAPSHOT_QUEUE_MAX` entities (one slot each however often
+ *    they come due); past it the oldest is dropped and counted.
+ * 3. A snapshot is folded from the entity's latest snapshot under the type's fold key (or from
+ *    version 1) and the entries after it, with the schema's own reduce, up to the last entry
+ *    read; `partition`, `offset` and `committedAt` are that entry's. Only `Data` within
+ *    `SNAPSHOT_STATE_BYTES_MAX` is written (the store checks; other outcomes are counted).
+ * 4. No schema, no snapshots: a relay without one never makes this policy.
+ * 5. A failure (the store down) is counted and logged, never thrown into an append.
+ */
+import { foldKey } from '@ledgerline/core'
+import type { EntityType, Schema, StoredEntry } from '@ledgerline/core'
+import { foldForward, foldStart } from '@ledgerline/log'
+import type { LedgerSnapshots, SnapshotLogStore } from '@ledgerline/log'
+import {
+  LEDGER_SNAPSHOT_ENTRIES_EVERY,
+  LEDGER_SNAPSHOT_QUEUE_MAX,
+  LEDGER_SNAPSHOT_READ_PAGE_ENTRIES,
+  LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES,
+} from './limits.ts'
+import type { AppendItem, AppendResult, LogStore, Pusher } from './log-store.ts'
+
+/** What the pass did with one entity, by outcome: the label values of the metric. */
+export const LEDGER_SNAPSHOT_OUTCOMES = [
+  'written',
+  'stale',
+  'too_large',
+  'not_data',
+  'unchanged',
+  'dropped',
+  'failed',
+] as const
+export type LedgerSnapshotOutcome = (typeof LEDGER_SNAPSHOT_OUTCOMES)[number]
+
+export interface LedgerSnapshotterOptions {
+  readonly every?: number | undefined
+  readonly queueMax?: number | undefined
+  /** Told of each failure (invariant 5). */
+  readonly onError?: ((error: unknown) => void) | undefined
+  /** Runs `fn` later (invariant 1); `setImmediate` by default. */
+  readonly defer?: ((fn: () => void) => void) | undefined
+}
+
+export interface LedgerSnapshotter {
+  /** An append's results are durable: note the entities that came due (invariant 1). */
+  noteResults(tenant: string, items: readonly AppendItem[], results: readonly AppendResult[]): void
+  /** Queues one entity (tests, the walk). */
+  enqueue(tenant: string, entity: string): void
+  /** Folds and writes one entity's snapshot now, if its ledger passed the latest one. */
+  snapshotNow(tenant: string, entity: string): Promise<LedgerSnapshotOutcome>
+  /**
+   * Walks every entity of the log and snapshots those at least `every` versions past their
+   * snapshot (a log written before snapshots, the CLI); yields between entities.
+   */
+  walk(): Promise<Record<LedgerSnapshotOutcome, number>>
+  /** Counts by outcome, since the start. */
+  counts(): Readonly<Record<LedgerSnapshotOutcome, number>>
+  /** Resolves once the queue is empty and no pass runs. */
+  idle(): Promise<void>
+  /** Stops taking entities; waits for the entity being folded. */
+  close(): Promise<void>
+}
+
+/**
+ * @example
+ * const snapshotter = createLedgerSnapshotter(store, schema)
+ * snapshotter.noteResults(tenant, items, results) // after each durable append
+ */
+export function createLedgerSnapshotter(
+  store: SnapshotLogStore,
+  schema: Schema,
+  options: LedgerSnapshotterOptions = {},
+): LedgerSnapshotter {
+  const every = options.every ?? LEDGER_SNAPSHOT_ENTRIES_EVERY
+  const queueMax = options.queueMax ?? LEDGER_SNAPSHOT_QUEUE_MAX
+  const defer = options.defer ?? ((fn: () => void) => void setImmediate(fn))
+  const onError = options.onError ?? (() => {})
+  const counts = Object.fromEntries(LEDGER_SNAPSHOT_OUTCOMES.map((o) => [o, 0])) as Record<
+    LedgerSnapshotOutcome,
+    number
+  >
+  // Insertion order is queue order (invariant 2); the key dedupes.
+  const queue = new Map<string, { tenant: string; entity: string }>()
+  let running: Promise<void> | undefined
+  let closed = false
+  let idleWaiters: (() => void)[] = []
+
+  const ledgerType = (entity: string): EntityType<unknown> | undefined => {
+    const type = schema.find(entity)
+    return type === undefined || type.crdt !== undefined ? undefined : type
+  }
+
+  const snapshotNow = async (tenant: string, entity: string): Promise<LedgerSnapshotOutcome> => {
+    const type = ledgerType(entity)
+    if (type === undefined) return 'unchanged'
+    const key = foldKey(type)
+    let head = foldStart(type, await store.snapshot(tenant, entity, key))
+    const start = head.version
+    let last: StoredEntry | undefined
+    for (;;) {
+      const page = await store.readEntity(
+        tenant,
+        entity,
+        head.version + 1,
+        LEDGER_SNAPSHOT_READ_PAGE_ENTRIES,
+      )
+      head = foldForward(type, head, page)
+      last = page.at(-1) ?? last
+      if (page.length < LEDGER_SNAPSHOT_READ_PAGE_ENTRIES || closed) break
+      await new Promise<void>((resolve) => defer(resolve))
+    }
+    if (last === undefined || head.version === start) return 'unchanged'
+    const put = await store.putSnapshot(tenant, {
+      entity,
+      foldKey: key,
+      version: head.version,
+      partition: last.partition,
+      offset: last.offset,
+      committedAt: last.committedAt,
+      state: head.state as never,
+    })
+    return put._tag === 'skipped' ? put.reason : put._tag
+  }
+
+  const count = (outcome: LedgerSnapshotOutcome) => {
+    counts[outcome]++
+  }
+
+  const pass = async () => {
+    while (!closed) {
+      const next = queue.entries().next().value
+      if (next === undefined) break
+      const [k, { tenant, entity }] = next
+      queue.delete(k)
+      try {
+        count(await snapshotNow(tenant, entity))
+      } catch (error) {
+        count('failed')
+        onError(error)
+      }
+      // Invariant 1: the event loop between entities.
+      await new Promise<void>((resolve) => defer(resolve))
+    }
+    running = undefined
+    const waiters = idleWaiters
+    idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  const start = () => {
+    if (running !== undefined || closed || queue.size === 0) return
+    running = new Promise<void>((resolve) => defer(() => void pass().then(resolve)))
+  }
+
+  const enqueue = (tenant: string, entity: string) => {
+    if (closed || ledgerType(entity) === undefined) return
+    const k = `${tenant}\u0000${entity}`
+    if (queue.has(k)) return
+    if (queue.size >= queueMax) {
+      const oldest = queue.keys().next().value
+      if (oldest !== undefined) queue.delete(oldest)
+      count('dropped')
+    }
+    queue.set(k, { tenant, entity })
+    start()
+  }
+
+  return {
+    noteResults(tenant, items, results) {
+      results.forEach((r, i) => {
+        if (r.status !== 'appended') return
+        const entity = items[i]?.entry.entity
+        if (entity !== undefined && r.version % every === 0) enqueue(tenant, entity)
+        for (const c of r.corrections) if (c.version % every === 0) enqueue(tenant, c.entity)
+      })
+    },
+    enqueue,
+    snapshotNow,
+    async walk() {
+      const before = { ...counts }
+      let after: string | undefined
+      do {
+        const page = await store.entities(after, LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES)
+        for (const e of page.entities) {
+          if (closed) break
+          const type = ledgerType(e.entity)
+          if (type === undefined) continue
+          const kept = await store.snapshot(e.tenant, e.entity, foldKey(type))
+          if (e.version - (kept?.version ?? 0) < every) continue
+          try {
+            count(await snapshotNow(e.tenant, e.entity))
+          } catch (error) {
+            count('failed')
+            onError(error)
+          }
+          await new Promise<void>((resolve) => defer(resolve))
+        }
+        after = page.next
+      } while (after !== undefined && !closed)
+      return Object.fromEntries(
+        LEDGER_SNAPSHOT_OUTCOMES.map((o) => [o, counts[o] - before[o]]),
+      ) as Record<LedgerSnapshotOutcome, number>
+    },
+    counts: () => ({ ...counts }),
+    idle() {
+      if (running === undefined && queue.size === 0) return Promise.resolve()
+      return new Promise((resolve) => idleWaiters.push(resolve))
+    },
+    async close() {
+      closed = true
+      queue.clear()
+      await running
+    },
+  }
+}
+
+/**
+ * Wraps a log that keeps ledger snapshots so every durable append tells `snapshotter` which
+ * entities came due (invariant 1); everything else passes through.
+ *
+ * @example
+ * const store = withLedgerSnapshots(base, createLedgerSnapshotter(base, schema))
+ */
+export function withLedgerSnapshots(
+  store: SnapshotLogStore,
+  snapshotter: LedgerSnapshotter,
+): SnapshotLogStore & { readonly ledgerSnapshots: LedgerSnapshotter } {
+  const snapshots: LedgerSnapshots = store
+  return {
+    partitions: store.partitions,
+    ledgerSnapshots: snapshotter,
+    async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
+      const results = await store.append(tenant, items, pusher)
+      snapshotter.noteResults(tenant, items, results)
+      return results
+    },
+    readPartition: (...args) => store.readPartition(...args),
+    readEntity: (...args) => store.readEntity(...args),
+    head: (...args) => store.head(...args),
+    client: (...args) => store.client(...args),
+    identity: () => store.identity(),
+    bumpGeneration: () => store.bumpGeneration(),
+    partitionHeads: () => store.partitionHeads(),
+    onCommit: (listener) => store.onCommit(listener),
+    putSnapshot: (...args) => snapshots.putSnapshot(...args),
+    snapshot: (...args) => snapshots.snapshot(...args),
+    snapshotsInScope: (...args) => snapshots.snapshotsInScope(...args),
+    entities: (...args) => snapshots.entities(...args),
+    async close() {
+      await snapshotter.close()
+      await store.close()
+    },
+  } satisfies LogStore & LedgerSnapshots & { ledgerSnapshots: LedgerSnapshotter }
+}

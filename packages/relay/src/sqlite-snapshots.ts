@@ -1,0 +1,214 @@
+/**
+ * The SQLite log's ledger snapshots (`log-store.ts` guarantees 14–15): the `ledger_snapshots`
+ * table of migration 6, and the statements `sqlite-store.ts` answers `putSnapshot`, `snapshot`,
+ * `snapshotsInScope` and `entities` with.
+ *
+ * Terms: rows are keyed by (tenant ref, entity ref, fold key), refs as in `sqlite-refs.ts`.
+ *
+ * Invariants:
+ * 1. One row per entity and fold key, replaced only by a higher version (the upsert's `WHERE`):
+ *    a snapshot pass that raced another never moves a row back.
+ * 2. A snapshot names an entity the log holds, at a version it has reached; anything else is a
+ *    caller's bug (`RelayError('store_failed')`), nothing written.
+ * 3. The state is MessagePack (as bodies are, `entry-body.ts`), at most
+ *    `SNAPSHOT_STATE_BYTES_MAX` bytes encoded; a larger one is `skipped`, never written.
+ * 4. `snapshotsInScope` pages by (entity ref, fold key) and reads at most
+ *    `SNAPSHOT_SCAN_ROWS_MAX` rows a call; the table is derived data, so no trigger keeps it
+ *    append-only (retention may drop entries under it, never it).
+ */
+import type Database from 'better-sqlite3'
+import { Decoder, Encoder } from '@msgpack/msgpack'
+import { matchesAny } from '@ledgerline/core'
+import type { Data } from '@ledgerline/core'
+import { checkSnapshotState } from '@ledgerline/log'
+import type { LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
+import type { LedgerSnapshot } from '@ledgerline/protocol'
+import { SNAPSHOT_SCAN_ROWS_MAX } from './limits.ts'
+import { RelayError } from './relay-error.ts'
+
+/** Migration 6: the table (invariant 1). */
+export const SQLITE_SNAPSHOTS_LAYOUT = `
+  CREATE TABLE ledger_snapshots (
+    tenant INTEGER NOT NULL,
+    entity INTEGER NOT NULL,
+    fold_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (tenant, entity, fold_key)
+  ) STRICT, WITHOUT ROWID;
+`
+
+interface SnapshotRow {
+  ref: number
+  entity: string
+  fold_key: string
+  version: number
+  partition: number
+  offset: number
+  committed_at: number
+  state: Uint8Array
+}
+
+export interface SqliteSnapshots {
+  put(tenant: string, snapshot: LedgerSnapshot): SnapshotPut
+  get(tenant: string, entity: string, foldKey: string): LedgerSnapshot | undefined
+  inScope(
+    tenant: string,
+    patterns: readonly string[],
+    foldKeys: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): SnapshotPage
+  entities(
+    after: string | undefined,
+    limit: number,
+  ): {
+    entities: LoggedEntity[]
+    next: string | undefined
+  }
+}
+
+/**
+ * @example
+ * const snapshots = createSqliteSnapshots(db)
+ * snapshots.get('acme', 'stock/s1:espresso', 'stock@1')
+ */
+export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
+  const tenantRef = `(SELECT ref FROM tenants WHERE name = ?)`
+  const columns = `s.entity AS ref, n.name AS entity, s.fold_key, s.version, s.partition,
+    s."offset", s.committed_at, s.state`
+  const sql = {
+    entity: db.prepare(
+      `SELECT ref, tenant, version FROM entities WHERE tenant = ${tenantRef} AND name = ?`,
+    ),
+    upsert: db.prepare(
+      `INSERT INTO ledger_snapshots
+         (tenant, entity, fold_key, version, partition, "offset", committed_at, state)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, entity, fold_key) DO UPDATE SET
+         version = excluded.version, partition = excluded.partition,
+         "offset" = excluded."offset", committed_at = excluded.committed_at,
+         state = excluded.state
+       WHERE excluded.version > ledger_snapshots.version`,
+    ),
+    kept: db.prepare(
+      `SELECT version FROM ledger_snapshots WHERE tenant = ? AND entity = ? AND fold_key = ?`,
+    ),
+    get: db.prepare(
+      `SELECT ${columns} FROM ledger_snapshots s JOIN entities n ON n.ref = s.entity
+       WHERE s.tenant = ${tenantRef}
+         AND s.entity = (SELECT ref FROM entities WHERE tenant = s.tenant AND name = ?)
+         AND s.fold_key = ?`,
+    ),
+    page: db.prepare(
+      `SELECT ${columns} FROM ledger_snapshots s JOIN entities n ON n.ref = s.entity
+       WHERE s.tenant = ${tenantRef} AND (s.entity, s.fold_key) > (?, ?)
+       ORDER BY s.entity, s.fold_key LIMIT ?`,
+    ),
+    entities: db.prepare(
+      `SELECT n.ref, t.name AS tenant, n.name AS entity, n.version FROM entities n
+       JOIN tenants t ON t.ref = n.tenant WHERE n.ref > ? ORDER BY n.ref LIMIT ?`,
+    ),
+  }
+  const write = db.transaction((tenant: string, s: LedgerSnapshot, state: Uint8Array) => {
+    const e = sql.entity.get(tenant, s.entity) as
+      | { ref: number; tenant: number; version: number }
+      | undefined
+    // Invariant 2.
+    if (e === undefined || s.version > e.version || s.version < 1) {
+      throw new RelayError(
+        'store_failed',
+        `snapshot of ${s.entity} at version ${s.version}: the log has ${e?.version ?? 0}`,
+      )
+    }
+    const run = sql.upsert.run(
+      e.tenant,
+      e.ref,
+      s.foldKey,
+      s.version,
+      s.partition,
+      s.offset,
+      s.committedAt,
+      state,
+    )
+    if (run.changes > 0) return { _tag: 'written' } as const
+    const kept = sql.kept.get(e.tenant, e.ref, s.foldKey) as { version: number }
+    return { _tag: 'stale', kept: kept.version } as const
+  })
+  return {
+    put(tenant, snapshot) {
+      let bytes: Uint8Array | undefined
+      const checked = checkSnapshotState(snapshot.state, (d) => (bytes = encodeState(d)).length)
+      if ('_tag' in checked) return checked
+      return write.immediate(tenant, snapshot, bytes as Uint8Array)
+    },
+    get(tenant, entity, foldKey) {
+      const row = sql.get.get(tenant, entity, foldKey) as SnapshotRow | undefined
+      return row === undefined ? undefined : snapshotOf(row)
+    },
+    inScope(tenant, patterns, foldKeys, after, limit) {
+      const keys = new Set(foldKeys)
+      let [ref, key] = cursorOf(after)
+      const out: LedgerSnapshot[] = []
+      let scanned = 0
+      while (out.length < limit && scanned < SNAPSHOT_SCAN_ROWS_MAX) {
+        const want = Math.min(SNAPSHOT_SCAN_ROWS_MAX - scanned, Math.max(limit * 4, 64))
+        const rows = sql.page.all(tenant, ref, key, want) as SnapshotRow[]
+        for (const row of rows) {
+          if (out.length >= limit) break
+          scanned++
+          ref = row.ref
+          key = row.fold_key
+          if (keys.has(row.fold_key) && matchesAny(patterns, row.entity)) {
+            out.push(snapshotOf(row))
+          }
+        }
+        if (rows.length < want && out.length < limit) return { snapshots: out, next: undefined }
+      }
+      return { snapshots: out, next: `${ref}\u0000${key}` }
+    },
+    entities(after, limit) {
+      const rows = sql.entities.all(Number(after ?? 0), limit + 1) as (LoggedEntity & {
+        ref: number
+      })[]
+      const page = rows.slice(0, limit)
+      return {
+        entities: page.map((r) => ({ tenant: r.tenant, entity: r.entity, version: r.version })),
+        next: rows.length > limit ? String(page.at(-1)?.ref) : undefined,
+      }
+    },
+  }
+}
+
+function cursorOf(after: string | undefined): [number, string] {
+  if (after === undefined) return [0, '']
+  const i = after.indexOf('\u0000')
+  return [Number(after.slice(0, i)), after.slice(i + 1)]
+}
+
+function snapshotOf(row: SnapshotRow): LedgerSnapshot {
+  return {
+    entity: row.entity,
+    foldKey: row.fold_key,
+    version: row.version,
+    partition: row.partition,
+    offset: row.offset,
+    committedAt: row.committed_at,
+    state: decodeState(row.state),
+  }
+}
+
+const encoder = new Encoder({ ignoreUndefined: true })
+const decoder = new Decoder()
+
+/** MessagePack of a state, as stored (invariant 3). */
+export function encodeState(state: Data): Uint8Array {
+  return encoder.encode(state)
+}
+
+export function decodeState(bytes: Uint8Array): Data {
+  return decoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as Data
+}
