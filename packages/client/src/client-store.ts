@@ -56,7 +56,8 @@
  *    below a base as confirmed history in one write (never an entry twice), with the version
  *    below which the operator dropped it.
  * 12. `CursorsRecord.bootstrap` is set when cursors start from nothing and cleared by the write
- *    of a page marked `live`: the flag the sync loop reads to ask for a bootstrap again.
+ *    of a page marked `live`: the flag the sync loop reads to ask for a bootstrap again. The
+ *    record also lists the fold keys of the bases it stored (`baseKeys`), in the same write.
  */
 import type { Entry, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
 import type {
@@ -159,6 +160,14 @@ export interface CursorsRecord {
    * relay that keeps snapshots is asked for a bootstrap. Absent in older records: false.
    */
   readonly bootstrap?: boolean | undefined
+  /** The fold keys of the bases stored (guarantee 11), each once. Absent: none. */
+  readonly baseKeys?: readonly string[] | undefined
+}
+
+/** What `bootstrapState` reads from the cursors record. */
+export interface BootstrapState {
+  readonly pending: boolean
+  readonly baseKeys: readonly string[]
 }
 
 export interface OutboxRecord {
@@ -466,8 +475,11 @@ export interface ClientStore {
     scopeKey: string,
     inScope: (entity: string) => boolean,
   ): Promise<Cursors>
-  /** The stored cursors' `bootstrap` flag (guarantee 12); false when none are stored. */
-  bootstrapPending(): Promise<boolean>
+  /**
+   * The stored cursors' `bootstrap` flag (guarantee 12; false when none are stored) and the
+   * fold keys of the bases stored with them (guarantee 11).
+   */
+  bootstrapState(): Promise<BootstrapState>
   /**
    * Stores pages received back to back, in arrival order, in ONE write with the cursors after
    * the last of them (guarantee 5). Own entries among them delete their acked records; the

@@ -62,7 +62,7 @@ import { byEntity, viewTypeOf, type ViewTypes } from './views.ts'
 export type IdbHistory = Pick<
   ClientStore,
   | 'prepareCursors'
-  | 'bootstrapPending'
+  | 'bootstrapState'
   | 'applyPages'
   | 'indexPending'
   | 'loadEntity'
@@ -250,10 +250,10 @@ export function createIdbHistory(
       })
     },
 
-    async bootstrapPending() {
+    async bootstrapState() {
       return run(['meta'], 'readonly', 'default', async (tx) => {
         const rec = (await tx.objectStore('meta').get('cursors')) as CursorsRecord | undefined
-        return rec?.bootstrap === true
+        return { pending: rec?.bootstrap === true, baseKeys: rec?.baseKeys ?? [] }
       })
     },
 

@@ -109,7 +109,13 @@ export function createIdbRecovery(
               void track(tx.objectStore(name).clear())
             if (cursors !== undefined) {
               // Invariant 3: cursors start over (a bootstrap may be asked), chunk numbers go on.
-              const fresh = { ...cursors, cursors: {}, stagedKeys: 0, bootstrap: true }
+              const fresh = {
+                ...cursors,
+                cursors: {},
+                stagedKeys: 0,
+                bootstrap: true,
+                baseKeys: undefined,
+              }
               void track(metaStore.put(fresh, 'cursors'))
             }
             // Guarantee 10: confirmed state went with the history; views keep pending only.

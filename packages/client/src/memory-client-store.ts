@@ -314,7 +314,11 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
 
     loadEntity: (entity, typeKey, base) => write(() => readLoad(entity, typeKey, base)),
 
-    bootstrapPending: () => write(() => data.cursors?.bootstrap === true),
+    bootstrapState: () =>
+      write(() => ({
+        pending: data.cursors?.bootstrap === true,
+        baseKeys: [...(data.cursors?.baseKeys ?? [])],
+      })),
 
     loadHistory: (entity) =>
       write(() => {
@@ -440,7 +444,13 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.snapshots.clear()
           data.bases.clear()
           if (data.cursors !== undefined)
-            data.cursors = { ...data.cursors, cursors: {}, stagedKeys: 0, bootstrap: true }
+            data.cursors = {
+              ...data.cursors,
+              cursors: {},
+              stagedKeys: 0,
+              bootstrap: true,
+              baseKeys: undefined,
+            }
           if (types.size > 0) rebuild()
         }
         data.meta = plan.meta

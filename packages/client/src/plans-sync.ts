@@ -205,6 +205,8 @@ export function planPages(
   const live = pages.some((p) => p.live === true)
   const { chunks, staged, chunkLast, keys } = chunked(byPartition, stored.chunkLast)
   const bootstrap = stored.bootstrap === true && !live
+  const baseKeys = new Set(stored.baseKeys ?? [])
+  for (const page of pages) for (const s of page.snapshots ?? []) baseKeys.add(s.foldKey)
   return {
     cursors: {
       ...stored,
@@ -212,6 +214,7 @@ export function planPages(
       chunkLast,
       stagedKeys: stored.stagedKeys + keys,
       ...(stored.bootstrap === undefined ? {} : { bootstrap }),
+      ...(baseKeys.size === 0 ? {} : { baseKeys: [...baseKeys].sort() }),
     },
     chunks,
     staged,

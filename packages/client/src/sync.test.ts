@@ -432,7 +432,7 @@ function stubStore(o: {
     applyPages: (pages) => o.applyPages(pages),
     indexPending: async () => false,
     loadEntity: unused,
-    bootstrapPending: async () => false,
+    bootstrapState: async () => ({ pending: false, baseKeys: [] }),
     loadHistory: unused,
     storeFetched: unused,
     tenant: async () => 't1',

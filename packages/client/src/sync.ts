@@ -49,6 +49,10 @@
  *    order, so before the entries after them; credit as for a page); a snapshot under a fold
  *    key the schema lacks is dropped from the page, never kept. `history_dropped` asks for a
  *    bootstrap again on the next subscription: never a silent gap.
+ * 11. Bases stored under a fold key the schema no longer has (a raised fold `version`) cannot
+ *    be folded on and the history below them is on the server only: the welcome clears
+ *    confirmed history, bases and cursors as a scope change does (the outbox and acked records
+ *    in scope stay) and subscribes from nothing, with a bootstrap where the relay offers one.
  */
 import { assert, matchesAny } from '@ledgerline/core'
 import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
@@ -354,12 +358,19 @@ export function createSync(options: SyncOptions): Sync {
       const scope = options.scope ?? welcome.grants.read
       scopeKey = JSON.stringify([...scope].sort())
       inScope = (entity) => matchesAny(scope, entity)
-      const cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+      let cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+      let kept = await clientStore.bootstrapState()
+      if (staleBases(kept.baseKeys)) {
+        // Invariant 11: bases of another fold (a changed reduce) cannot be folded on, and the
+        // history below them is not here: start over, as for another scope.
+        await clientStore.prepareCursors(welcome.tenant, `${scopeKey}#refold`, inScope)
+        cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+        kept = await clientStore.bootstrapState()
+        if (connection.current() === ws) events.reset()
+      }
       relaySnapshots = welcome.snapshots === true
       const bootstrap =
-        relaySnapshots &&
-        options.bootstrap !== undefined &&
-        (bootstrapAgain || (await clientStore.bootstrapPending()))
+        relaySnapshots && options.bootstrap !== undefined && (bootstrapAgain || kept.pending)
       if (connection.current() !== ws) return
       awaited.received(cursors)
       subNo++
@@ -389,6 +400,11 @@ export function createSync(options: SyncOptions): Sync {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
     }
+  }
+
+  /** Invariant 11: a stored base under a fold key the schema no longer has for its type. */
+  function staleBases(baseKeys: readonly string[]): boolean {
+    return baseKeys.some((key) => !foldKeys.has(key))
   }
 
   /** Invariant 1: an id_conflict is counted in the confirm phase, else recovers next session. */

@@ -138,21 +138,23 @@ export function registerBootstrapCases(open: () => Promise<ClientStore>): void {
 
   it('sets the bootstrap flag with fresh cursors, clears it on a live page, and clears bases with history', async () => {
     const store = await open()
-    expect(await store.bootstrapPending()).toBe(false)
+    expect(await store.bootstrapState()).toEqual({ pending: false, baseKeys: [] })
     await store.prepareCursors('t1', 'k', () => true)
-    expect(await store.bootstrapPending()).toBe(true)
+    expect(await store.bootstrapState()).toEqual({ pending: true, baseKeys: [] })
     await store.applyPages([{ entries: [], cursors: {}, snapshots: [snapshot(2)] }], 'k')
+    await store.applyPages([{ entries: [], cursors: {}, snapshots: [snapshot(1, 'card@2')] }], 'k')
     await store.applyPages([{ entries: ledger([3]), cursors: { 0: 3 } }], 'k')
-    expect(await store.bootstrapPending()).toBe(true)
+    expect(await store.bootstrapState()).toEqual({ pending: true, baseKeys: ['card@2', 'stock@1'] })
     await store.close()
     const again = await open()
-    expect(await again.bootstrapPending()).toBe(true) // guarantee 7: it survives a reopen
+    // Guarantee 7: it survives a reopen.
+    expect(await again.bootstrapState()).toEqual({ pending: true, baseKeys: ['card@2', 'stock@1'] })
     expect(await again.prepareCursors('t1', 'k', () => true)).toEqual({ 0: 3 })
     await again.applyPages([{ entries: [], cursors: { 0: 3 }, live: true }], 'k')
-    expect(await again.bootstrapPending()).toBe(false)
+    expect((await again.bootstrapState()).pending).toBe(false)
     // Another scope: history, bases and cursors go together, and a bootstrap is due again.
     await again.prepareCursors('t1', 'other', () => true)
-    expect(await again.bootstrapPending()).toBe(true)
+    expect(await again.bootstrapState()).toEqual({ pending: true, baseKeys: [] })
     expect((await again.loadHistory('stock/a')).base).toBeUndefined()
     expect((await again.loadEntity('stock/a', 'stock@1', null)).snapshot).toBeUndefined()
   })
