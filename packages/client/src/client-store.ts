@@ -234,15 +234,7 @@ export interface SnapshotRecord {
  * through `version`, folded by the reduce `foldKey` names. History at or below `version` is on
  * the server only, except what `storeFetched` brought.
  */
-export interface BaseRecord {
-  readonly entity: string
-  /** `type@version` of the reduce that folded `state` (core `foldKey`). */
-  readonly foldKey: string
-  readonly version: number
-  /** Position and commit time of the entry at `version`. */
-  readonly partition: number
-  readonly offset: number
-  readonly committedAt: number
+export interface BaseRecord extends Omit<LedgerSnapshot, 'state'> {
   readonly state: unknown
   /** A fetch found history below this version dropped by the operator (retention). */
   readonly dropped?: number | undefined

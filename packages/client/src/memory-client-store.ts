@@ -53,7 +53,7 @@ import { ClientError, toStorageError } from './errors.ts'
 import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
 import type { ViewDefinitions, ViewRecord } from './views.ts'
 import { byEntity, staleTypes, viewTypesOf } from './views.ts'
-import { createMemoryViews } from './memory-views.ts'
+import { createMemoryViews, storedOf } from './memory-views.ts'
 
 /** What a memory database holds; survives the client stores opened on it. */
 export interface MemoryClientDatabase {
@@ -536,16 +536,6 @@ function emptyData(): MemoryData {
 
 function clone<T>(value: T): T {
   return structuredClone(value)
-}
-
-/** Every stored confirmed entry of `entity`, in version order. */
-function storedOf(data: MemoryData, entity: string): StoredEntry[] {
-  const out: StoredEntry[] = []
-  for (const n of data.ledgers.get(entity) ?? []) {
-    for (const e of (data.chunks.get(n) as ChunkRecord).entries)
-      if (e.entity === entity) out.push(e)
-  }
-  return out.sort((a, b) => a.version - b.version)
 }
 
 function compareKey(r: OutboxRecord, key: readonly [string, number]): number {

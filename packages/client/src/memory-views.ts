@@ -141,7 +141,7 @@ function pendingOf(data: MemoryViewData, entity: string): Entry[] {
 }
 
 /** Every stored confirmed entry of `entity`, in version order. */
-function storedOf(data: MemoryViewData, entity: string): StoredEntry[] {
+export function storedOf(data: MemoryViewData, entity: string): StoredEntry[] {
   const out: StoredEntry[] = []
   for (const n of data.ledgers.get(entity) ?? []) {
     for (const e of (data.chunks.get(n) as ChunkRecord).entries)
