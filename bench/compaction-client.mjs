@@ -1,4 +1,5 @@
-// Compaction, the client side (issue 17): a fresh register in headless Chromium (a persistent
+// Compaction, the client side (issue 17; `benches/compaction.mjs` runs it after the relay's
+// part, as report `compaction-client`): a fresh register in headless Chromium (a persistent
 // profile on disk) bootstraps a scope of 20,000 entities with 1,000,000 entries of history from
 // the relay's ledger snapshots; the same run measures a full replay of the same log (the same
 // client made to subscribe without `bootstrap`). Ready = createClient on a fresh database to
@@ -12,9 +13,9 @@ import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import { createHlcClock, defineEntity, defineSchema, entryId } from '@ledgerline/core'
 import { createRelay, createSqliteStore, signToken } from '@ledgerline/relay'
-import { CHROMIUM_ARGS, chromiumPath } from '../../scripts/browser.mjs'
-import { fmt, report, summarize } from '../lib.mjs'
-import { servePage } from '../page-server.mjs'
+import { CHROMIUM_ARGS, chromiumPath } from '../scripts/browser.mjs'
+import { fmt, report, summarize } from './lib.mjs'
+import { servePage } from './page-server.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const ENTITIES = Number(process.env.COMPACTION_ENTITIES ?? 20_000)
@@ -34,10 +35,10 @@ const schema = defineSchema(
   }),
 )
 
-export async function run() {
+export async function runClientPart() {
   const path = chromiumPath()
   if (path === undefined) {
-    report('compaction', [
+    report('compaction-client', [
       {
         label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
       },
