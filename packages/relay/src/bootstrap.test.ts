@@ -450,3 +450,26 @@ async function countSnapshots(relay: Relay): Promise<number> {
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 }
+
+it('offers no bootstrap without a schema: welcome.snapshots absent, bootstrap and fetch refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'll-boot-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const relay = await createRelay({ ...relayOptions({ dataDir: dir }), schema: undefined })
+  cleanups.push(() => relay.close())
+  expect(relay.ledgerSnapshots).toBeUndefined()
+  const socket = await openSocket(relay, 'plain')
+  const welcome = socket.received.find((m) => m.type === 'welcome') as WelcomeMessage
+  expect(welcome.snapshots).toBeUndefined()
+  socket.send({
+    type: 'subscribe',
+    sub: 1,
+    scope: ['*'],
+    cursors: {},
+    credit: 1,
+    bootstrap: { foldKeys: FOLD_KEYS, whole: [] },
+  })
+  expect((await socket.next<ErrorMessage>((m) => m.type === 'error')).kind).toBe('bad_message')
+  socket.send({ type: 'fetch', req: 1, entity: 'stock/s0', before: 2 })
+  expect((await socket.next<ErrorMessage>((m) => m.type === 'error')).kind).toBe('bad_message')
+  expect((await socket.closed).code).toBe(4400)
+})

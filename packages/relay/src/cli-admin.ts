@@ -7,6 +7,7 @@
  *   ledgerline-relay backup --data DIR --to FILE      (`cli-backup.ts`)
  *   ledgerline-relay restore --from FILE --data DIR   (`cli-backup.ts`)
  *   ledgerline-relay migrate-sqlite --from DIR --database-url URL   (`cli-migrate.ts`)
+ *   ledgerline-relay snapshot --data DIR --schema FILE   (`cli-snapshot.ts`)
  *
  * `bump-generation` raises the log's generation by one (`LogStore.bumpGeneration`): what an
  * operator runs after restoring a log from a backup or replacing it, so that every client sees
@@ -29,20 +30,27 @@ import { parseArgs } from 'node:util'
 import type { LogIdentity } from '@ledgerline/protocol'
 import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
 import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
+import { SNAPSHOT_HELP, snapshotCommand } from './cli-snapshot.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 
 /** The commands `runAdminCommand` knows, as the first argument of the CLI. */
-export const ADMIN_COMMANDS = ['bump-generation', 'backup', 'restore', 'migrate-sqlite'] as const
+export const ADMIN_COMMANDS = [
+  'bump-generation',
+  'backup',
+  'restore',
+  'migrate-sqlite',
+  'snapshot',
+] as const
 type AdminCommand = (typeof ADMIN_COMMANDS)[number]
 
 export const ADMIN_HELP = `  ledgerline-relay bump-generation --data DIR
   ledgerline-relay bump-generation --store postgres --database-url URL
                            after restoring or replacing a log (relays on DIR stopped): raise
                            its generation so clients recover; prints the new identity
-${BACKUP_HELP}${MIGRATE_HELP}`
+${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}`
 
 /** Where an admin command writes its one line. */
 export interface AdminOutput {
@@ -95,6 +103,7 @@ const COMMANDS: Readonly<
   backup: backupCommand,
   restore: restoreCommand,
   'migrate-sqlite': migrateSqliteCommand,
+  snapshot: snapshotCommand,
 }
 
 const STDIO: AdminOutput = {

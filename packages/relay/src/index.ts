@@ -12,6 +12,7 @@ export { isOriginAllowed, SYNC_PATH } from './http-routes.ts'
 export type { UpgradeRoute, UpgradeRouteContext } from './http-routes.ts'
 export * from './yjs-endpoint.ts'
 export * from './crdt-snapshots.ts'
+export * from './ledger-snapshots.ts'
 export { NODE_TIMERS } from './timers.ts'
 // The session and the shared tails, for a simulation that runs them over its own sockets.
 export { createSession } from './session.ts'

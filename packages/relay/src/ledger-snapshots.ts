@@ -9,8 +9,10 @@
  *
  * Invariants:
  * 1. Never inside a commit: an append only notes due entities (a map insert) after its
- *    results are durable; the pass runs from `setImmediate`, one entity at a time, and yields
- *    to the event loop between entities and between pages of one entity.
+ *    results are durable; the pass runs from `setImmediate`, folds one entity at a time, and
+ *    yields to the event loop between entities and between pages of one entity. It writes the
+ *    snapshots of up to `LEDGER_SNAPSHOT_WRITE_BATCH` entities together (one SQLite
+ *    transaction), so snapshots cost one fsync per batch, not one per entity.
  * 2. The queue holds at most `LEDGER_SNAPSHOT_QUEUE_MAX` entities (one slot each however often
  *    they come due); past it the oldest is dropped and counted.
  * 3. A snapshot is folded from the entity's latest snapshot under the type's fold key (or from
@@ -21,14 +23,16 @@
  * 5. A failure (the store down) is counted and logged, never thrown into an append.
  */
 import { foldKey } from '@ledgerline/core'
-import type { EntityType, Schema, StoredEntry } from '@ledgerline/core'
+import type { Data, EntityType, Schema, StoredEntry } from '@ledgerline/core'
 import { foldForward, foldStart } from '@ledgerline/log'
 import type { LedgerSnapshots, SnapshotLogStore } from '@ledgerline/log'
+import type { LedgerSnapshot } from '@ledgerline/protocol'
 import {
   LEDGER_SNAPSHOT_ENTRIES_EVERY,
   LEDGER_SNAPSHOT_QUEUE_MAX,
   LEDGER_SNAPSHOT_READ_PAGE_ENTRIES,
   LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES,
+  LEDGER_SNAPSHOT_WRITE_BATCH,
 } from './limits.ts'
 import type { AppendItem, AppendResult, LogStore, Pusher } from './log-store.ts'
 
@@ -102,7 +106,8 @@ export function createLedgerSnapshotter(
     return type === undefined || type.crdt !== undefined ? undefined : type
   }
 
-  const snapshotNow = async (tenant: string, entity: string): Promise<LedgerSnapshotOutcome> => {
+  /** The entity's new snapshot (invariant 3), or `unchanged` when nothing passed the last. */
+  const fold = async (tenant: string, entity: string): Promise<LedgerSnapshot | 'unchanged'> => {
     const type = ledgerType(entity)
     if (type === undefined) return 'unchanged'
     const key = foldKey(type)
@@ -122,16 +127,50 @@ export function createLedgerSnapshotter(
       await new Promise<void>((resolve) => defer(resolve))
     }
     if (last === undefined || head.version === start) return 'unchanged'
-    const put = await store.putSnapshot(tenant, {
+    return {
       entity,
       foldKey: key,
       version: head.version,
       partition: last.partition,
       offset: last.offset,
       committedAt: last.committedAt,
-      state: head.state as never,
-    })
-    return put._tag === 'skipped' ? put.reason : put._tag
+      state: head.state as Data,
+    }
+  }
+
+  const put = async (tenant: string, snapshot: LedgerSnapshot | 'unchanged') => {
+    if (snapshot === 'unchanged') return 'unchanged'
+    const outcome = await store.putSnapshot(tenant, snapshot)
+    return outcome._tag === 'skipped' ? outcome.reason : outcome._tag
+  }
+
+  const snapshotNow = async (tenant: string, entity: string): Promise<LedgerSnapshotOutcome> =>
+    put(tenant, await fold(tenant, entity))
+
+  /**
+   * Folds `batch` one entity at a time (yielding between them, invariant 1), then writes what
+   * it folded together (a SQLite log puts them in one transaction: one fsync, not one each).
+   */
+  const runBatch = async (batch: readonly { tenant: string; entity: string }[]) => {
+    const folded: { tenant: string; snapshot: LedgerSnapshot | 'unchanged' }[] = []
+    for (const { tenant, entity } of batch) {
+      if (closed) break
+      try {
+        folded.push({ tenant, snapshot: await fold(tenant, entity) })
+      } catch (error) {
+        count('failed')
+        onError(error)
+      }
+      await new Promise<void>((resolve) => defer(resolve))
+    }
+    const outcomes = await Promise.allSettled(folded.map((f) => put(f.tenant, f.snapshot)))
+    for (const o of outcomes) {
+      if (o.status === 'fulfilled') count(o.value)
+      else {
+        count('failed')
+        onError(o.reason)
+      }
+    }
   }
 
   const count = (outcome: LedgerSnapshotOutcome) => {
@@ -139,19 +178,14 @@ export function createLedgerSnapshotter(
   }
 
   const pass = async () => {
-    while (!closed) {
-      const next = queue.entries().next().value
-      if (next === undefined) break
-      const [k, { tenant, entity }] = next
-      queue.delete(k)
-      try {
-        count(await snapshotNow(tenant, entity))
-      } catch (error) {
-        count('failed')
-        onError(error)
+    while (!closed && queue.size > 0) {
+      const batch: { tenant: string; entity: string }[] = []
+      for (const [k, due] of queue) {
+        if (batch.length >= LEDGER_SNAPSHOT_WRITE_BATCH) break
+        queue.delete(k)
+        batch.push(due)
       }
-      // Invariant 1: the event loop between entities.
-      await new Promise<void>((resolve) => defer(resolve))
+      await runBatch(batch)
     }
     running = undefined
     const waiters = idleWaiters
@@ -193,20 +227,20 @@ export function createLedgerSnapshotter(
       let after: string | undefined
       do {
         const page = await store.entities(after, LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES)
+        let batch: { tenant: string; entity: string }[] = []
         for (const e of page.entities) {
           if (closed) break
           const type = ledgerType(e.entity)
-          if (type === undefined) continue
+          if (type === undefined || e.version < every) continue
           const kept = await store.snapshot(e.tenant, e.entity, foldKey(type))
           if (e.version - (kept?.version ?? 0) < every) continue
-          try {
-            count(await snapshotNow(e.tenant, e.entity))
-          } catch (error) {
-            count('failed')
-            onError(error)
+          batch.push(e)
+          if (batch.length >= LEDGER_SNAPSHOT_WRITE_BATCH) {
+            await runBatch(batch)
+            batch = []
           }
-          await new Promise<void>((resolve) => defer(resolve))
         }
+        await runBatch(batch)
         after = page.next
       } while (after !== undefined && !closed)
       return Object.fromEntries(

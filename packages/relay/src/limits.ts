@@ -291,3 +291,9 @@ export const LEDGER_SNAPSHOT_QUEUE_MAX = 10_000
 export const LEDGER_SNAPSHOT_READ_PAGE_ENTRIES = 500
 /** Entities the start-up walk (and the CLI's) reads from the log at a time. */
 export const LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES = 500
+/**
+ * Snapshots the pass (and the walk) writes together: one SQLite transaction, one fsync, for up
+ * to this many entities (measured: one fsync each made the walk of a 100,000-entity log run at
+ * 70 entities/s on a loaded 2-core machine).
+ */
+export const LEDGER_SNAPSHOT_WRITE_BATCH = 64

@@ -143,7 +143,9 @@ export interface PostgresStoreOptions extends LogStoreOptions {
  * const [result] = await store.append('acme', [{ entry }])
  * await store.close()
  */
-export async function createPostgresStore(options: PostgresStoreOptions): Promise<LogStore> {
+export async function createPostgresStore(
+  options: PostgresStoreOptions,
+): Promise<LogStore & LedgerSnapshots> {
   if ((options.url === undefined) === (options.pool === undefined)) {
     throw new RelayError('config', 'createPostgresStore needs exactly one of url and pool')
   }

@@ -12,6 +12,8 @@
  *    caller's bug (`RelayError('store_failed')`), nothing written.
  * 3. The state is MessagePack (as bodies are, `entry-body.ts`), at most
  *    `SNAPSHOT_STATE_BYTES_MAX` bytes encoded; a larger one is `skipped`, never written.
+ * 5. Puts that arrive together share one transaction (`putMany`, one fsync): the store gathers
+ *    them for a turn of the event loop, as the group commit does appends.
  * 4. `snapshotsInScope` pages by (entity ref, fold key) and reads at most
  *    `SNAPSHOT_SCAN_ROWS_MAX` rows a call; the table is derived data, so no trigger keeps it
  *    append-only (retention may drop entries under it, never it).
@@ -54,6 +56,8 @@ interface SnapshotRow {
 
 export interface SqliteSnapshots {
   put(tenant: string, snapshot: LedgerSnapshot): SnapshotPut
+  /** Several puts in one transaction (one fsync); one outcome or error per put, in order. */
+  putMany(puts: readonly { tenant: string; snapshot: LedgerSnapshot }[]): (SnapshotPut | Error)[]
   get(tenant: string, entity: string, foldKey: string): LedgerSnapshot | undefined
   inScope(
     tenant: string,
@@ -113,7 +117,7 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
        JOIN tenants t ON t.ref = n.tenant WHERE n.ref > ? ORDER BY n.ref LIMIT ?`,
     ),
   }
-  const write = db.transaction((tenant: string, s: LedgerSnapshot, state: Uint8Array) => {
+  const writeOne = (tenant: string, s: LedgerSnapshot, state: Uint8Array): SnapshotPut => {
     const e = sql.entity.get(tenant, s.entity) as
       | { ref: number; tenant: number; version: number }
       | undefined
@@ -137,14 +141,34 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
     if (run.changes > 0) return { _tag: 'written' } as const
     const kept = sql.kept.get(e.tenant, e.ref, s.foldKey) as { version: number }
     return { _tag: 'stale', kept: kept.version } as const
-  })
+  }
+  const write = db.transaction(writeOne)
+  const prepare = (snapshot: LedgerSnapshot): SnapshotPut | Uint8Array => {
+    let bytes: Uint8Array | undefined
+    const checked = checkSnapshotState(snapshot.state, (d) => (bytes = encodeState(d)).length)
+    return '_tag' in checked ? checked : (bytes as Uint8Array)
+  }
+  const writeMany = db.transaction(
+    (puts: readonly { tenant: string; snapshot: LedgerSnapshot }[]) =>
+      puts.map(({ tenant, snapshot }) => {
+        const prepared = prepare(snapshot)
+        if (!(prepared instanceof Uint8Array)) return prepared
+        try {
+          return writeOne(tenant, snapshot, prepared)
+        } catch (error) {
+          // Invariant 2 refuses this one; the others of the transaction still go in.
+          if (error instanceof RelayError) return error
+          throw error
+        }
+      }),
+  )
   return {
     put(tenant, snapshot) {
-      let bytes: Uint8Array | undefined
-      const checked = checkSnapshotState(snapshot.state, (d) => (bytes = encodeState(d)).length)
-      if ('_tag' in checked) return checked
-      return write.immediate(tenant, snapshot, bytes as Uint8Array)
+      const prepared = prepare(snapshot)
+      if (!(prepared instanceof Uint8Array)) return prepared
+      return write.immediate(tenant, snapshot, prepared)
     },
+    putMany: (puts) => writeMany.immediate(puts),
     get(tenant, entity, foldKey) {
       const row = sql.get.get(tenant, entity, foldKey) as SnapshotRow | undefined
       return row === undefined ? undefined : snapshotOf(row)

@@ -175,6 +175,12 @@ class SqliteStore implements LogStore, LedgerSnapshots {
   readonly #refs: SqliteRefs
   readonly #writer: SqliteWriter
   readonly #snapshots: SqliteSnapshots
+  readonly #puts: {
+    tenant: string
+    snapshot: LedgerSnapshot
+    resolve: (outcome: SnapshotPut) => void
+    reject: (error: unknown) => void
+  }[] = []
   #closed = false
 
   constructor(db: Database.Database, partitions: number, options: SqliteStoreOptions) {
@@ -281,13 +287,32 @@ class SqliteStore implements LogStore, LedgerSnapshots {
 
   putSnapshot(tenant: string, snapshot: LedgerSnapshot): Promise<SnapshotPut> {
     if (this.#closed) return Promise.reject(new RelayError('store_closed', 'the log is closed'))
+    // Puts of one turn share one transaction (`sqlite-snapshots.ts` invariant 5).
+    return new Promise((resolve, reject) => {
+      this.#puts.push({ tenant, snapshot, resolve, reject })
+      if (this.#puts.length === 1) nodeDefer(() => this.#flushPuts())
+    })
+  }
+
+  #flushPuts(): void {
+    const puts = this.#puts.splice(0)
+    if (puts.length === 0) return
     try {
-      return Promise.resolve(this.#snapshots.put(tenant, snapshot))
+      if (this.#closed && !this.#db.open) throw new RelayError('store_closed', 'the log is closed')
+      const outcomes = this.#snapshots.putMany(puts)
+      puts.forEach((p, i) => {
+        const outcome = outcomes[i] as SnapshotPut | Error
+        if (outcome instanceof Error) p.reject(outcome)
+        else p.resolve(outcome)
+      })
     } catch (error) {
-      if (error instanceof RelayError) return Promise.reject(error)
-      return Promise.reject(
-        new RelayError('store_failed', `snapshot failed: ${messageOf(error)}`, { cause: error }),
-      )
+      const failed =
+        error instanceof RelayError
+          ? error
+          : new RelayError('store_failed', `snapshot failed: ${messageOf(error)}`, {
+              cause: error,
+            })
+      for (const p of puts) p.reject(failed)
     }
   }
 
@@ -315,8 +340,9 @@ class SqliteStore implements LogStore, LedgerSnapshots {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    // Appends already accepted are finished first (guarantee 9).
+    // Appends already accepted are finished first (guarantee 9), snapshots gathered too.
     await this.#commits.close()
+    this.#flushPuts()
     this.#listeners.clear()
     this.#db.close()
   }

@@ -1,0 +1,290 @@
+// Compaction (issue 17), the relay's part: a relay restarted on a log of 100,000 entities must
+// take its first append to any entity within 5 ms of answering /healthz, its state cache cold.
+// Method: one SQLite log written through the store (100,000 entities × 34 entries, so each has a
+// ledger snapshot at 32 after `ledgerline-relay snapshot`; plus 100 long ledgers of 3,200
+// entries, where starting from a snapshot matters); then the relay CLI is started on it as an
+// operator restarts it (its own process), /healthz polled until 200, and at once one push of
+// one entry to an entity never touched since the restart is timed from send to durable ack
+// (the planner folds that entity from storage: from its snapshot + the entries after it).
+// Then 50 more first appends to other untouched entities (p50 / max), half on long ledgers.
+// The anchor, same run, same log: the snapshot table emptied, the same restart, the same
+// measurement (every fold from version 1). Scale by BENCH_COMPACTION_ENTITIES (default 100000).
+// The Chromium part (a fresh register bootstrapping 20,000 entities) is added to this file by
+// the client side.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import Database from 'better-sqlite3'
+import WebSocket from 'ws'
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import { createLedgerSnapshotter, createSqliteStore, signToken } from '@ledgerline/relay'
+import { fmt, percentile, report, single, sleep } from '../lib.mjs'
+
+const SECRET = 'bench-secret-bench-secret-bench-secret'
+const TENANT = 'bench'
+const ENTITIES = Number(process.env.BENCH_COMPACTION_ENTITIES ?? 100_000)
+const ENTRIES_PER_ENTITY = 34
+const LONG_ENTITIES = 100
+const LONG_ENTRIES = 3_200
+const CALL_ITEMS = 1_000
+const CALLS_IN_FLIGHT = 10
+const PROBES = 50
+const TARGET_MS = 5
+const CLI = fileURLToPath(new URL('../../packages/relay/dist/cli.js', import.meta.url))
+const CORE = new URL('../../packages/core/dist/index.js', import.meta.url).href
+// Imported by absolute URL: the module lives in a temporary directory beside the log.
+const SCHEMA_SOURCE = `import { defineEntity, defineSchema } from '${CORE}'
+export const acct = defineEntity({
+  type: 'acct',
+  initial: { n: 0, sum: 0, last: 0 },
+  reduce: (s, e) => ({ n: s.n + 1, sum: s.sum + e.data.qty, last: e.occurredAt }),
+  invariants: { small: (s) => s.sum < 1e12 || 'too large' },
+})
+export default defineSchema(acct)
+`
+
+export async function run() {
+  const dir = mkdtempSync(join(tmpdir(), 'll-bench-compaction-'))
+  try {
+    const schemaFile = join(dir, 'schema.mjs')
+    writeFileSync(schemaFile, SCHEMA_SOURCE)
+    const schema = (await import(pathToFileURL(schemaFile).href)).default
+    const file = join(dir, 'log.sqlite')
+    const rows = []
+
+    const t0 = performance.now()
+    const entries = await writeLog(file, schema)
+    const writeS = (performance.now() - t0) / 1000
+    rows.push({
+      label: `setup: ${fmt(entries)} entries (${fmt(ENTITIES)} × ${ENTRIES_PER_ENTITY} + ${LONG_ENTITIES} × ${fmt(LONG_ENTRIES)}) written through the store`,
+      ours: single('', 'entries/s', entries / writeS),
+    })
+
+    const t1 = performance.now()
+    const store = await createSqliteStore({ file, schema })
+    const counts = await createLedgerSnapshotter(store, schema).walk()
+    await store.close()
+    const walkS = (performance.now() - t1) / 1000
+    rows.push({
+      label: `snapshot walk (ledgerline-relay snapshot's): ${fmt(counts.written)} snapshots written, ${counts.failed} failed`,
+      ours: single('', 'entities/s', (ENTITIES + LONG_ENTITIES) / walkS),
+    })
+
+    const used = new Set()
+    const withSnapshots = await restartAndProbe(dir, schemaFile, used)
+    const db = new Database(file)
+    const removed = db.prepare('DELETE FROM ledger_snapshots').run().changes
+    db.close()
+    const anchor = await restartAndProbe(dir, schemaFile, used)
+
+    for (const [name, r] of [
+      ['from snapshots', withSnapshots],
+      [`anchor: snapshot table emptied (${fmt(removed)} rows), every fold from version 1`, anchor],
+    ]) {
+      rows.push({
+        label: `${name}: restart to /healthz 200 (process start, open, migrate)`,
+        ours: single('', 'ms', r.readyMs),
+      })
+      rows.push({
+        label: `${name}: first append after /healthz, cold cache (send → durable ack)`,
+        ours: single('', 'ms', r.firstMs),
+        ...(name === 'from snapshots'
+          ? { target: `≤ ${TARGET_MS} ms`, met: r.firstMs <= TARGET_MS }
+          : {}),
+      })
+      rows.push({
+        label: `${name}: ${PROBES} more first appends, p50 (p50–max), short ledgers`,
+        ours: { unit: 'ms', median: r.short.p50, min: r.short.p50, max: r.short.max },
+      })
+      rows.push({
+        label: `${name}: ${PROBES} more first appends, p50 (p50–max), ${fmt(LONG_ENTRIES)}-entry ledgers`,
+        ours: { unit: 'ms', median: r.long.p50, min: r.long.p50, max: r.long.max },
+      })
+    }
+    report('compaction', rows, [
+      `One SQLite file (synchronous=FULL), ${fmt(ENTITIES + LONG_ENTITIES)} entities of tenant ${TENANT}; relay = the CLI in its own process (--data, --schema), the load client in the bench process; every probe is an entity no earlier probe touched, so each fold reads storage.`,
+      'A first append includes the fold of the entity, the decision, the insert and the fsync of one group; the hello and the subscribe are not timed.',
+    ])
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function writeLog(file, schema) {
+  const store = await createSqliteStore({ file, schema })
+  const clients = Array.from({ length: CALLS_IN_FLIGHT }, (_, i) => ({
+    id: (i + 1).toString(16).padStart(32, '0'),
+    seq: 0,
+  }))
+  let written = 0
+  const entry = (entity, client) => {
+    const seq = ++client.seq
+    const at = 1_700_000_000_000 + written
+    written++
+    return {
+      id: `${client.id}-${seq}`,
+      tenant: TENANT,
+      entity,
+      kind: 'acct.moved',
+      data: { qty: 1 + (written % 7) },
+      intent: 'fact',
+      clientId: client.id,
+      clientSeq: seq,
+      hlc: `${String(at).padStart(15, '0')}:00000:${client.id}`,
+      occurredAt: at,
+    }
+  }
+  // Round by round, so every entity's versions grow together (as a store's would).
+  const rounds = [
+    ...Array.from({ length: ENTRIES_PER_ENTITY }, () => ENTITIES),
+    ...Array.from({ length: LONG_ENTRIES - ENTRIES_PER_ENTITY }, () => 0),
+  ]
+  for (let round = 0; round < LONG_ENTRIES; round++) {
+    const names = []
+    for (let e = 0; e < (rounds[round] ?? 0); e++) names.push(`acct/a${e}`)
+    for (let e = 0; e < LONG_ENTITIES; e++) names.push(`acct/long${e}`)
+    for (let i = 0; i < names.length; i += CALL_ITEMS * CALLS_IN_FLIGHT) {
+      const calls = []
+      for (let c = 0; c < CALLS_IN_FLIGHT; c++) {
+        const slice = names.slice(i + c * CALL_ITEMS, i + (c + 1) * CALL_ITEMS)
+        if (slice.length === 0) break
+        const client = clients[c]
+        calls.push(
+          store.append(
+            TENANT,
+            slice.map((n) => ({ entry: entry(n, client) })),
+          ),
+        )
+      }
+      for (const results of await Promise.all(calls)) {
+        for (const r of results) if (r.status !== 'appended') throw new Error(JSON.stringify(r))
+      }
+    }
+  }
+  await store.close()
+  return written
+}
+
+/** Starts the CLI on `dir`, waits for /healthz 200, then times first appends. */
+async function restartAndProbe(dir, schemaFile, used) {
+  const started = performance.now()
+  const child = spawn(
+    process.execPath,
+    [CLI, '--data', dir, '--schema', schemaFile, '--port', '0', '--log-level', 'error'],
+    {
+      env: { PATH: process.env.PATH ?? '', LEDGERLINE_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  try {
+    const httpUrl = await new Promise((resolve, reject) => {
+      let out = ''
+      const timer = setTimeout(() => reject(new Error('relay did not start in 120 s')), 120_000)
+      child.stdout.on('data', (d) => {
+        out += d.toString()
+        const m = /listening on (http:\/\/\S+)/.exec(out)
+        if (m !== null) {
+          clearTimeout(timer)
+          resolve(m[1])
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`relay exited ${code}`)))
+    })
+    for (;;) {
+      const res = await fetch(`${httpUrl}/healthz`).catch(() => undefined)
+      if (res?.status === 200) break
+      await sleep(5)
+    }
+    const readyMs = performance.now() - started
+    const socket = await connect(httpUrl.replace('http', 'ws') + '/sync')
+    const pick = (long) => {
+      for (;;) {
+        const name = long
+          ? `acct/long${Math.floor(Math.random() * LONG_ENTITIES)}`
+          : `acct/a${Math.floor(Math.random() * ENTITIES)}`
+        if (!used.has(name)) {
+          used.add(name)
+          return name
+        }
+      }
+    }
+    const firstMs = await socket.timedPush(pick(false))
+    const short = []
+    const long = []
+    for (let i = 0; i < PROBES; i++) {
+      short.push(await socket.timedPush(pick(false)))
+      long.push(await socket.timedPush(pick(true)))
+    }
+    socket.close()
+    const stats = (xs) => ({ p50: percentile(xs, 50), max: Math.max(...xs) })
+    return { readyMs, firstMs, short: stats(short), long: stats(long) }
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    if (child.pid !== undefined) process.kill(child.pid, 'SIGTERM')
+    const timer = setTimeout(
+      () => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'),
+      15_000,
+    )
+    await exited
+    clearTimeout(timer)
+  }
+}
+
+async function connect(url) {
+  const ws = new WebSocket(url, { perMessageDeflate: false })
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  const waiting = []
+  ws.on('message', (data) => waiting.shift()?.(decodeMessage(new Uint8Array(data))))
+  const next = () => new Promise((resolve) => waiting.push(resolve))
+  const clientId = 'b'.repeat(32)
+  const token = await signToken({
+    secret: SECRET,
+    tenant: TENANT,
+    sub: 'probe',
+    read: ['*'],
+    write: ['*'],
+  })
+  ws.send(encodeMessage({ type: 'hello', protocol: PROTOCOL_VERSION, token, clientId }))
+  const welcome = await next()
+  if (welcome.type !== 'welcome') throw new Error(JSON.stringify(welcome))
+  let seq = welcome.clientSeqHigh
+  let batch = 0
+  return {
+    async timedPush(entity) {
+      seq++
+      const at = Date.now()
+      const message = encodeMessage({
+        type: 'push',
+        batch: ++batch,
+        entries: [
+          {
+            id: `${clientId}-${seq}`,
+            tenant: TENANT,
+            entity,
+            kind: 'acct.moved',
+            data: { qty: 1 },
+            intent: 'fact',
+            clientId,
+            clientSeq: seq,
+            hlc: `${String(at).padStart(15, '0')}:00000:${clientId}`,
+            occurredAt: at,
+          },
+        ],
+      })
+      const t = performance.now()
+      ws.send(message)
+      const ack = await next()
+      const ms = performance.now() - t
+      if (ack.type !== 'ack' || ack.results[0]?.status !== 'appended') {
+        throw new Error(JSON.stringify(ack))
+      }
+      return ms
+    },
+    close: () => ws.close(),
+  }
+}
