@@ -119,7 +119,7 @@ export async function runClientPart() {
     const share = bytes.median / (full.bytes / 1e6)
     const correct = boots.every((b) => b.wrong === 0 && b.states.length === ENTITIES)
     report(
-      'compaction',
+      'compaction-client',
       [
         {
           label: `fresh register, ${ENTITIES.toLocaleString('en-US')} entities / ${ENTRIES.toLocaleString('en-US')} entries: ready (s)`,
