@@ -21,7 +21,7 @@ import {
   stock,
   testSeed,
 } from '../test-support/setup.ts'
-import type { Client, ClientOptions } from './client-api.ts'
+import type { Client, ClientOptions, LedgerItem } from './client-api.ts'
 import { ClientError } from './errors.ts'
 
 const TOKEN = 'x.eyJ0ZW5hbnQiOiJ0MSJ9.y' // payload {"tenant":"t1"}; the fake relay checks nothing
@@ -35,7 +35,11 @@ afterEach(async () => {
   relay = undefined
 })
 
-function open(r: FakeRelay, name: string, extra: Partial<ClientOptions> = {}): Client {
+function open(
+  r: FakeRelay,
+  name: string,
+  extra: Partial<ClientOptions> & { idb?: IDBFactory } = {},
+): Client {
   const c = makeClient({ url: r.url, token: TOKEN, random: seededRandom(testSeed(name)), ...extra })
   clients.push(c)
   return c
@@ -96,8 +100,9 @@ function subscribesOf(r: FakeRelay, c: Client) {
   return r.seen.subscribes.filter((m) => m.clientId === c.status().clientId)
 }
 
-const versionsOf = (h: { items: readonly { entry: { version?: number } }[] }) =>
-  h.items.map((i) => i.entry.version)
+/** The versions of the confirmed items (pending ones have none yet). */
+const versionsOf = (h: { readonly items: readonly LedgerItem[] }) =>
+  h.items.map((i) => (i._tag === 'confirmed' ? i.entry.version : undefined))
 
 describe('bootstrap from ledger snapshots', () => {
   it('starts from snapshot pages: confirmed state equals a full replay, older history on the server only', async () => {
