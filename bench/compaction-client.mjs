@@ -20,9 +20,9 @@ import { servePage } from './page-server.mjs'
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const ENTITIES = Number(process.env.COMPACTION_ENTITIES ?? 20_000)
 const ENTRIES = Number(process.env.COMPACTION_ENTRIES ?? 1_000_000)
-const BOOT_ROUNDS = 3
-const BOOT_TIMEOUT_MS = 60_000
-const FULL_TIMEOUT_MS = 300_000
+const BOOT_ROUNDS = 2
+const BOOT_TIMEOUT_MS = 300_000
+const FULL_TIMEOUT_MS = 900_000
 const READY_MS_TARGET = 2_000
 /** The relay's catch-up budget for the extra round (entries/s and burst): in effect none. */
 const UNBUDGETED = 100_000_000
