@@ -55,14 +55,18 @@ export async function runClientPart() {
     const truth = await populate(dataDir)
     const populateS = (performance.now() - t0) / 1000
     server = await servePage('compaction-page.js')
-    relay = await createRelay({
-      port: 0,
-      dataDir,
-      schema,
-      auth: { secret: SECRET },
-      logLevel: 'silent',
-      allowedOrigins: [server.origin],
-    })
+    /** The relay on the bench's log, answering the page's origin; `limits` as given. */
+    const startRelay = (limits) =>
+      createRelay({
+        port: 0,
+        dataDir,
+        schema,
+        auth: { secret: SECRET },
+        logLevel: 'silent',
+        allowedOrigins: [server.origin],
+        ...(limits === undefined ? {} : { limits }),
+      })
+    relay = await startRelay(undefined)
     const t1 = performance.now()
     const walked = await relay.ledgerSnapshots?.walk()
     const walkS = (performance.now() - t1) / 1000
@@ -112,15 +116,7 @@ export async function runClientPart() {
     // the live page comes once the relay has read past the entries it leaves out, which it
     // charges to the connection's catch-up budget. One more round with that budget raised.
     await relay.close()
-    relay = await createRelay({
-      port: 0,
-      dataDir,
-      schema,
-      auth: { secret: SECRET },
-      logLevel: 'silent',
-      allowedOrigins: [server.origin],
-      limits: { catchUpEntriesPerS: UNBUDGETED, catchUpEntriesBurst: UNBUDGETED },
-    })
+    relay = await startRelay({ catchUpEntriesPerS: UNBUDGETED, catchUpEntriesBurst: UNBUDGETED })
     const raised = await boot(false, BOOT_TIMEOUT_MS)
     console.log(
       `  bootstrap, catch-up budget raised: ready ${raised.ms.toFixed(0)} ms (${raised.wrong} wrong); frames at (ms) ${JSON.stringify(raised.marks)}`,
