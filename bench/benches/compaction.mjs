@@ -9,8 +9,8 @@
 // Then 50 more first appends to other untouched entities (p50 / max), half on long ledgers.
 // The anchor, same run, same log: the snapshot table emptied, the same restart, the same
 // measurement (every fold from version 1). Scale by BENCH_COMPACTION_ENTITIES (default 100000).
-// The Chromium part (a fresh register bootstrapping 20,000 entities) is added to this file by
-// the client side.
+// Then the Chromium part (`../compaction-client.mjs`, report `compaction-client`): a fresh
+// register bootstrapping 20,000 entities / 1,000,000 entries beside a full replay.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -21,6 +21,7 @@ import WebSocket from 'ws'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
 import { createLedgerSnapshotter, createSqliteStore, signToken } from '@ledgerline/relay'
 import { fmt, percentile, report, single, sleep } from '../lib.mjs'
+import { runClientPart } from '../compaction-client.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
@@ -46,6 +47,11 @@ export default defineSchema(acct)
 `
 
 export async function run() {
+  await runRelayPart()
+  await runClientPart()
+}
+
+async function runRelayPart() {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-compaction-'))
   try {
     const schemaFile = join(dir, 'schema.mjs')

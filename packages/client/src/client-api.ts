@@ -55,6 +55,15 @@ export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnviro
   /** Entity patterns to receive; default: everything the token may read. */
   readonly scope?: readonly string[] | undefined
   /**
+   * The *horizon*: which entities a new (or wiped) device gets with their whole ledger when it
+   * bootstraps from a relay that keeps snapshots, e.g. `[{ type: 'order', days: 7 }]` (orders
+   * with an entry in the last 7 days) or `[{ pattern: 'order/s7-*', days: 30 }]`. Every other
+   * entity starts from the relay's snapshot, with its older history on the server only:
+   * `history(entity, { fetch: true })` brings it. Default: none (snapshots for all). At most
+   * HORIZON_RULES_MAX rules.
+   */
+  readonly horizon?: readonly HorizonOption[] | undefined
+  /**
    * Durability of append transactions. `strict` (default) asks the browser to flush to disk
    * before `append` resolves; `relaxed` is faster (Chrome's default since 121) but an OS crash
    * or power cut may lose entries that `append` already reported as written.
@@ -78,6 +87,39 @@ export interface ClientOptions<Sch extends Schema = Schema> extends ClientEnviro
    * checkers see the real client's code. Production never sets it.
    */
   readonly bugs?: ClientBugs | undefined
+}
+
+/** One horizon rule: a type (all its entities) or an entity pattern, and how many days back. */
+export type HorizonOption =
+  | { readonly type: string; readonly days: number }
+  | { readonly pattern: string; readonly days: number }
+
+/**
+ * An entity's confirmed ledger as this device holds it (`history`). After a bootstrap, history
+ * older than the relay's snapshot may be on the server only: `complete` is false and `from`
+ * says the first version held; `history(entity, { fetch: true })` brings the rest.
+ */
+export interface History {
+  readonly entity: string
+  /** Confirmed entries from version `from` on, in version order, then pending ones. */
+  readonly items: readonly LedgerItem[]
+  /** Every confirmed entry from version 1 is here. */
+  readonly complete: boolean
+  /** The first confirmed version held (1 when complete). */
+  readonly from: number
+  /**
+   * The operator dropped history below this version (retention): it is gone from the server
+   * for good (exported by the operator), so no fetch brings it. Undefined: nothing dropped.
+   */
+  readonly dropped: number | undefined
+}
+
+export interface HistoryOptions {
+  /**
+   * Fetch what is on the server only, keep it, and answer the whole ledger. Needs the relay:
+   * fails with kind `offline` when not connected (nothing lost), `busy` past FETCH_WAITING_MAX.
+   */
+  readonly fetch?: boolean | undefined
 }
 
 /** Something a developer should know; never about the app's data being wrong or lost. */
@@ -282,8 +324,16 @@ export interface Client<Sch extends Schema = Schema> {
   onCorrection(onChange: (correction: Correction) => void): () => void
   markCorrectionsSeen(): Promise<number>
   outcome(entryId: string, options?: { readonly waitMs?: number | undefined }): Promise<Outcome>
-  /** The ledger for UIs: confirmed entries in version order, then pending ones. */
+  /**
+   * The ledger for UIs: the confirmed entries held, in version order, then pending ones. After
+   * a bootstrap, older history may be on the server only: `history` says so and fetches it.
+   */
   entries(entity: string): Promise<readonly LedgerItem[]>
+  /**
+   * The ledger with what the device holds of it: `{ items, complete, from, dropped }`;
+   * `{ fetch: true }` first brings history that is on the server only (see `History`).
+   */
+  history(entity: string, options?: HistoryOptions): Promise<History>
   synced(options?: { readonly timeoutMs?: number | undefined }): Promise<SyncedResult>
   /**
    * The network is back: reset the reconnect backoff and connect at once (a connected socket

@@ -47,9 +47,26 @@
  *    history: `prepareCursors`, `beginSession`), so `queryViews` never sees a view that
  *    disagrees with what is stored. `prepareViews` rebuilds, in one write, every type whose
  *    definition key differs from the stored one.
+ * 11. Bootstrap (`bases.ts`): a page's `snapshots` are stored as the entities' *bases* in the
+ *    page's own write, before its entries, each only when it is not older than the stored base
+ *    (a base never moves back). A base stands for the entity's history through its version: a
+ *    load from version 1 (`base` null) starts from it when its fold key matches, and a load
+ *    after a cached base older than it starts from it too. Bases go with confirmed history
+ *    (guarantee 6, and `beginSession` on another log). `storeFetched` keeps fetched history
+ *    below a base as confirmed history in one write (never an entry twice), with the version
+ *    below which the operator dropped it.
+ * 12. `CursorsRecord.bootstrap` is set when cursors start from nothing and cleared by the write
+ *    of a page marked `live`: the flag the sync loop reads to ask for a bootstrap again. The
+ *    record also lists the fold keys of the bases it stored (`baseKeys`), in the same write.
  */
 import type { Entry, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
-import type { AckResult, ClientSeqHigh, Cursors, LogIdentity } from '@ledgerline/protocol'
+import type {
+  AckResult,
+  ClientSeqHigh,
+  Cursors,
+  LedgerSnapshot,
+  LogIdentity,
+} from '@ledgerline/protocol'
 import type { Scheduler } from './scheduler.ts'
 import type { ViewRecord } from './views.ts'
 
@@ -138,6 +155,19 @@ export interface CursorsRecord {
   readonly chunkLast: number
   /** (entity, chunk) keys in the staged records. */
   readonly stagedKeys: number
+  /**
+   * The cursors started from nothing and no `live` page was stored since (guarantee 12): a
+   * relay that keeps snapshots is asked for a bootstrap. Absent in older records: false.
+   */
+  readonly bootstrap?: boolean | undefined
+  /** The fold keys of the bases stored (guarantee 11), each once. Absent: none. */
+  readonly baseKeys?: readonly string[] | undefined
+}
+
+/** What `bootstrapState` reads from the cursors record. */
+export interface BootstrapState {
+  readonly pending: boolean
+  readonly baseKeys: readonly string[]
 }
 
 export interface OutboxRecord {
@@ -199,6 +229,27 @@ export interface SnapshotRecord {
   readonly source?: string | undefined
 }
 
+/**
+ * A relay's ledger snapshot kept as an entity's confirmed base (guarantee 11): its state
+ * through `version`, folded by the reduce `foldKey` names. History at or below `version` is on
+ * the server only, except what `storeFetched` brought.
+ */
+export interface BaseRecord extends Omit<LedgerSnapshot, 'state'> {
+  readonly state: unknown
+  /** A fetch found history below this version dropped by the operator (retention). */
+  readonly dropped?: number | undefined
+}
+
+/** One entity's ledger as stored (`loadHistory`): its base, if any, and every entry held. */
+export interface EntityHistory {
+  readonly base: BaseRecord | undefined
+  /** Every confirmed entry stored, in version order (below a base too, when fetched). */
+  readonly stored: readonly StoredEntry[]
+  /** Own pending entries (acked ones, then the outbox's), in no promised order. */
+  readonly pending: readonly Entry[]
+  readonly acked: ReadonlySet<string>
+}
+
 export interface OutcomeRecord {
   readonly id: string
   readonly n: number
@@ -241,16 +292,22 @@ export interface AckApplied {
   readonly settled: ReadonlyMap<string, Outcome>
 }
 
-/** One received `entries` page. */
+/** One received `entries` page, or a bootstrap's `snapshots` page (entries then empty). */
 export interface PageIn {
   readonly entries: readonly StoredEntry[]
   /** The relay's cursors after this page. */
   readonly cursors: Cursors
+  /** Snapshots to keep as bases (guarantee 11), stored before this page's entries. */
+  readonly snapshots?: readonly LedgerSnapshot[] | undefined
+  /** The relay marked the page `live`: catch-up is done (guarantee 12). */
+  readonly live?: boolean | undefined
 }
 
 export interface PageApplied {
   readonly entities: ReadonlySet<string>
   readonly corrections: readonly FeedRecord[]
+  /** Entities whose base this write set (guarantee 11); also in `entities`. */
+  readonly based: ReadonlySet<string>
   /** Entries stored (after dropping those at or below the cursor). */
   readonly stored: number
   /** This client's own entries among them (their `acked` or outbox records were deleted). */
@@ -411,6 +468,11 @@ export interface ClientStore {
     inScope: (entity: string) => boolean,
   ): Promise<Cursors>
   /**
+   * The stored cursors' `bootstrap` flag (guarantee 12; false when none are stored) and the
+   * fold keys of the bases stored with them (guarantee 11).
+   */
+  bootstrapState(): Promise<BootstrapState>
+  /**
    * Stores pages received back to back, in arrival order, in ONE write with the cursors after
    * the last of them (guarantee 5). Own entries among them delete their acked records; the
    * log's corrections of own entries join the feed once. Fails with kind `closed` if the scope
@@ -428,6 +490,22 @@ export interface ClientStore {
    * version 1.
    */
   loadEntity(entity: string, typeKey: string, base?: EntityBase | null): Promise<EntityLoad>
+  /**
+   * Every stored confirmed entry of `entity` with its base (guarantee 11) and pending entries:
+   * what `client.history` lists. Reads no snapshot.
+   */
+  loadHistory(entity: string): Promise<EntityHistory>
+  /**
+   * Keeps `entries` of `entity` fetched from the relay (history below its base) as confirmed
+   * history in one write, each version once (guarantee 11), and `dropped` (retention) on the
+   * base. Answers how many entries it stored. Fails with kind `closed` if the scope changed.
+   */
+  storeFetched(
+    entity: string,
+    entries: readonly StoredEntry[],
+    dropped: number | undefined,
+    scopeKey: string,
+  ): Promise<number>
   /** The tenant of this database (meta record; else the stored history's), if known. */
   tenant(): Promise<string | undefined>
   putSnapshot(snapshot: SnapshotRecord): Promise<void>

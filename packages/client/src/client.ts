@@ -21,11 +21,23 @@
  * 4. Own writes are readable at once: when `append` resolves, the cache holds every entity it
  *    wrote to, loaded and folded with the new entries, so `get()` shows them (a load that
  *    fails leaves the placeholder; the entry stays committed).
+ * 5. `history` never answers a gap as if it were the whole ledger: what is on the server only
+ *    is said (`complete: false`, `from`), and what the operator dropped is named (`dropped`).
  */
 import type { Data, Entry, Schema } from '@ledgerline/core'
-import { createClientId } from '@ledgerline/core'
+import { createClientId, foldKey } from '@ledgerline/core'
+import { BOOTSTRAP_FOLD_KEYS_MAX } from '@ledgerline/protocol'
 import { createAppender, entryBytes } from './append.ts'
-import type { AppendDraft, AppendOptions, Client, ClientOptions, LedgerItem } from './client-api.ts'
+import type {
+  AppendDraft,
+  AppendOptions,
+  Client,
+  ClientOptions,
+  History,
+  LedgerItem,
+} from './client-api.ts'
+import { heldHistory } from './bases.ts'
+import { horizonRules } from './horizon.ts'
 import type { ClientStore, ClientStoreInit } from './client-store.ts'
 import { createCorrectionsFeed } from './corrections-feed.ts'
 import { createEntityCache } from './entity-cache.ts'
@@ -57,8 +69,13 @@ export { tenantFromToken }
  * await client.append('stock/s7:espresso-1kg', 'stock.moved', { qty: -1 })
  */
 export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): Client<Sch> {
-  // A bad `url` (an empty list, a relay named twice) fails here, not in the background.
+  // A bad `url` (an empty list, a relay named twice) fails here, not in the background; so
+  // does a bad horizon.
   createRelayList(options.url)
+  const horizon = horizonRules(options.horizon ?? [])
+  const foldKeys = [...options.schema.types.values()]
+    .map((t) => foldKey(t))
+    .slice(0, BOOTSTRAP_FOLD_KEYS_MAX)
   const env = resolveEnvironment(options)
   const { now, scheduler } = env
   const token = createTokenSource(options.token)
@@ -170,6 +187,7 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       scheduler,
       bugs: options.bugs,
       storeLayer,
+      bootstrap: { foldKeys, whole: () => horizon(now()) },
       events: {
         state(s) {
           if (s.tenant !== null) tenant ??= s.tenant
@@ -342,7 +360,7 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
     return entry as Entry
   }
 
-  return {
+  const client: Client<Sch> = {
     append: append as Client<Sch>['append'],
     appendMany: (drafts) => appendDrafts(drafts as readonly AppendDraft[]),
     get: (entity) => cache.get(entity),
@@ -376,17 +394,41 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
     },
 
     async entries(entity): Promise<readonly LedgerItem[]> {
+      return (await client.history(entity)).items
+    },
+
+    async history(entity, historyOptions = {}): Promise<History> {
       const store = await clientStore
-      const type = cache.typeOf(entity)
-      const load = await store.loadEntity(entity, typeKey(type), null)
-      return [
-        ...load.stored.map((entry) => ({ _tag: 'confirmed' as const, entry })),
-        ...sortPending(load.pending).map((entry) => ({
-          _tag: 'pending' as const,
-          entry,
-          acked: load.acked.has(entry.id),
-        })),
-      ]
+      cache.typeOf(entity) // an unknown type or a bad name fails here, as in `entries`
+      let stored = await store.loadHistory(entity)
+      let held = heldHistory(stored.base, stored.stored)
+      if (historyOptions.fetch === true && !held.complete && held.dropped === undefined) {
+        if (status.closed() !== null) throw closedError()
+        if (sync === undefined) {
+          throw new ClientError(
+            'offline',
+            `history of ${entity} is on the server only, and this tab does not hold the connection (another tab leads): ask in that tab, or again later`,
+          )
+        }
+        // Invariant 5: entries below the first held version come from the relay.
+        await sync.fetchHistory(entity, held.from)
+        stored = await store.loadHistory(entity)
+        held = heldHistory(stored.base, stored.stored)
+      }
+      return {
+        entity,
+        items: [
+          ...held.entries.map((entry) => ({ _tag: 'confirmed' as const, entry })),
+          ...sortPending(stored.pending).map((entry) => ({
+            _tag: 'pending' as const,
+            entry,
+            acked: stored.acked.has(entry.id),
+          })),
+        ],
+        complete: held.complete,
+        from: held.from,
+        dropped: held.dropped,
+      }
     },
 
     async synced(syncedOptions = {}) {
@@ -436,4 +478,5 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
       status.wake()
     },
   }
+  return client
 }

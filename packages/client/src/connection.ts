@@ -340,6 +340,8 @@ export function createConnection(options: ConnectionOptions): Connection {
         return
       case 'ack':
       case 'entries':
+      case 'snapshots':
+      case 'fetched':
       case 'store':
       case 'upstream':
         events.message(ws, message)

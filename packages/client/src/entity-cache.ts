@@ -17,7 +17,8 @@
  * 2. A view is always folded from confirmed state, then the store layer (other devices'
  *    entries a store hub holds, in hub order), then pending entries in clientSeq order;
  *    confirmed state only moves forward by dense versions: a gap between the base and what is
- *    stored folds the entity from version 1 again.
+ *    stored folds the entity from version 1 again (or from the relay snapshot a bootstrap kept,
+ *    which stands for versions 1 to its own).
  * 3. One load per entity runs at a time; a change during a load loads again after it.
  * 4. Start-up reads no ledger; a snapshot is written after SNAPSHOT_ENTRIES_MIN entries folded
  *    since the last, so a later load starts from it. Failing to write one loses nothing.
@@ -252,12 +253,11 @@ export function createEntityCache(options: EntityCacheOptions): EntityCache {
     const type = typeOf(entity)
     const source = reduceSource(type.type, type.reduce)
     if (load.snapshotSource !== undefined && load.snapshotSource !== source) warnStale(type)
-    let state: unknown = scratch
-      ? type.initial
-      : base !== undefined
-        ? item.confirmed
-        : (load.snapshot?.state ?? type.initial)
-    let version = scratch ? 0 : base !== undefined ? item.version : (load.snapshot?.version ?? 0)
+    // A load from version 1 may start from a relay snapshot (a base: `bases.ts`); a load after
+    // the cached base may start from a newer base than it (invariant 2: still dense).
+    const cached = !scratch && base !== undefined && (load.snapshot?.version ?? 0) <= base.version
+    let state: unknown = cached ? item.confirmed : (load.snapshot?.state ?? type.initial)
+    let version = cached ? item.version : (load.snapshot?.version ?? 0)
     if (
       !scratch &&
       load.stored.length > 0 &&

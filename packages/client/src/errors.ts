@@ -38,6 +38,13 @@ export const CLIENT_ERROR_KINDS = [
   'closed',
   /** A wait (`synced`) ran past its time. */
   'timeout',
+  /**
+   * It needs the relay and none is there: not connected, the tab does not hold the connection,
+   * or the relay keeps no snapshots (history on demand). Nothing was lost; retry when online.
+   */
+  'offline',
+  /** Too many requests of one kind wait already (history fetches: FETCH_WAITING_MAX). */
+  'busy',
 ] as const
 export type ClientErrorKind = (typeof CLIENT_ERROR_KINDS)[number]
 

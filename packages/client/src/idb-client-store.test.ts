@@ -48,11 +48,11 @@ describe('IndexedDB client store', () => {
     await store.reissue(entries[0]!.clientId, OTHER)
     expect(log).toEqual([
       'meta,outbox strict',
-      'meta,chunks,staged,ledgers,snapshots,acked relaxed',
+      'meta,chunks,staged,ledgers,snapshots,bases,acked relaxed',
       'meta,outbox,acked,outcomes relaxed',
-      'meta,chunks,staged,acked,feed,outbox,outcomes relaxed',
+      'meta,chunks,staged,acked,feed,outbox,outcomes,bases relaxed',
       'snapshots relaxed',
-      'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots strict',
+      'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots,bases strict',
       'meta strict',
       'meta,outbox,outcomes strict',
     ])

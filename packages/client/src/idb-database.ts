@@ -4,7 +4,7 @@
  * (`idb-outbox.ts`, `idb-outcomes.ts`, `idb-history.ts`, `idb-snapshots.ts`, `idb-feed.ts`);
  * `idb-client-store.ts` puts them together.
  *
- * Layout (database version 3; *object store* is IndexedDB's word for a table):
+ * Layout (database version 4; *object store* is IndexedDB's word for a table):
  *
  *   meta       'client'  → ClientMeta   clientId, last clientSeq, outbox counters, feed counters
  *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and
@@ -17,6 +17,7 @@
  *   staged     n → { entities: [entity, chunk n…][] }            ledger keys not yet indexed
  *   ledgers    [entity, last chunk n] → { chunks: n[] }          the per-entity index
  *   snapshots  entity → { version, state, through: chunk n }     folded state up to a chunk
+ *   bases      entity → BaseRecord { foldKey, version, state }   relay snapshots (bootstrap)
  *   outcomes   id → { n, outcome }                               appended/duplicate/refused
  *   feed       id → { n, entry, unseen }                         corrections of own entries
  *   views      entity → ViewRecord { view, confirmed, keys }     kept views of indexed types
@@ -29,7 +30,8 @@
  * gone is dropped), copies the tenant into the meta record, and deletes the pages, all inside
  * the upgrade transaction: an upgrade applied offline (a PWA update) shows the confirmed state
  * at once. 2 → 3 adds the empty `views` object store; with no stored definitions, the first
- * `prepareViews` builds every kept type from the stored history (`idb-views.ts`). The outbox, acked entries, outcomes and the corrections feed are kept as they are.
+ * `prepareViews` builds every kept type from the stored history (`idb-views.ts`). 3 → 4 adds
+ * the empty `bases` object store (relay snapshots kept by a bootstrap, `bases.ts`). The outbox, acked entries, outcomes and the corrections feed are kept as they are.
  * A database of a NEWER layout than this build knows (a stale service worker, an old tab) is
  * not opened: `version` error, nothing touched.
  *
@@ -52,6 +54,7 @@ import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import { wrap } from 'idb'
 import type {
   AckedRecord,
+  BaseRecord,
   ChunkRecord,
   ClientMeta,
   ClientStoreClosedReason,
@@ -74,8 +77,9 @@ import type { Scheduler } from './scheduler.ts'
  * 1 — first layout (Ledgerline 0.1.0).
  * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
  * 3 — kept views of entity types that declare indexes, for `query` (Ledgerline 0.1.0).
+ * 4 — bases: the relay's ledger snapshots a bootstrap keeps (compaction).
  */
-export const DB_VERSION = 3
+export const DB_VERSION = 4
 
 export interface LedgerIndexRecord {
   readonly entity: string
@@ -97,6 +101,7 @@ export interface LedgerDb extends DBSchema {
   staged: { key: number; value: StagedRecord }
   ledgers: { key: [string, number]; value: LedgerIndexRecord }
   snapshots: { key: string; value: SnapshotRecord }
+  bases: { key: string; value: BaseRecord }
   outcomes: { key: string; value: OutcomeRecord; indexes: { n: number } }
   feed: { key: string; value: FeedRecord; indexes: { n: number } }
   views: { key: string; value: ViewRecord; indexes: { key: [string, string, string | number] } }
@@ -375,7 +380,11 @@ function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
       multiEntry: true,
     })
   }
-  // Later versions add `if (oldVersion < 4) { … }` here, never edit what the blocks above leave.
+  if (oldVersion < 4) {
+    // Empty: only a bootstrap writes bases.
+    db.createObjectStore('bases', { keyPath: 'entity' })
+  }
+  // Later versions add `if (oldVersion < 5) { … }` here, never edit what the blocks above leave.
   // (Block 2's conversion runs on in request callbacks: a later block that reads chunks must
   // chain after it.)
 }

@@ -37,18 +37,21 @@
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
-import { planPages } from './plans-sync.ts'
+import { planFetched, planPages } from './plans-sync.ts'
+import { baseOf, loadStart, nextBase } from './bases.ts'
 import type {
+  BaseRecord,
   ClientMeta,
   ClientStore,
   CursorsRecord,
   EntityBase,
   EntityLoad,
+  PageIn,
   StagedRecord,
 } from './client-store.ts'
 import { ClientError } from './errors.ts'
-import type { IDBPTransaction } from 'idb'
-import { prune, type LedgerDb, type Run } from './idb-database.ts'
+import type { IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
+import { prune, type LedgerDb, type Run, type Track } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { settleOwn } from './idb-outcomes.ts'
 import { readSnapshot } from './idb-snapshots.ts'
@@ -58,7 +61,14 @@ import { byEntity, viewTypeOf, type ViewTypes } from './views.ts'
 
 export type IdbHistory = Pick<
   ClientStore,
-  'prepareCursors' | 'applyPages' | 'indexPending' | 'loadEntity' | 'tenant'
+  | 'prepareCursors'
+  | 'bootstrapState'
+  | 'applyPages'
+  | 'indexPending'
+  | 'loadEntity'
+  | 'loadHistory'
+  | 'storeFetched'
+  | 'tenant'
 >
 
 /**
@@ -80,7 +90,7 @@ export function createIdbHistory(
     if (loads.length > 0) void Promise.resolve().then(flushLoads)
     try {
       const results = await run(
-        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots'],
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots', 'bases'],
         'readonly',
         'default',
         async (tx) => {
@@ -102,7 +112,7 @@ export function createIdbHistory(
   return {
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
-        viewStores(types, ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'acked']),
+        viewStores(types, ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'bases', 'acked']),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -111,7 +121,7 @@ export function createIdbHistory(
           if (found !== undefined && found.tenant === tenant && found.scopeKey === scopeKey)
             return found.cursors
           // Another tenant or scope: the stored history answers a different question. Start over.
-          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
+          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'bases'] as const)
             void track(tx.objectStore(name).clear())
           const acked = await tx.objectStore('acked').getAll()
           for (const a of acked)
@@ -122,6 +132,7 @@ export function createIdbHistory(
             cursors: {},
             chunkLast: 0,
             stagedKeys: 0,
+            bootstrap: true,
           }
           void track(meta.put(fresh, 'cursors'))
           // Guarantee 10: confirmed state went with the history; views keep pending only.
@@ -133,7 +144,16 @@ export function createIdbHistory(
 
     async applyPages(pages, scopeKey) {
       return run(
-        viewStores(types, ['meta', 'chunks', 'staged', 'acked', 'feed', 'outbox', 'outcomes']),
+        viewStores(types, [
+          'meta',
+          'chunks',
+          'staged',
+          'acked',
+          'feed',
+          'outbox',
+          'outcomes',
+          'bases',
+        ]),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -145,6 +165,8 @@ export function createIdbHistory(
           }
           let clientMeta = meta as ClientMeta
           const plan = planPages(pages, stored, clientMeta.clientIds)
+          // Guarantee 11: the pages' snapshots become bases before their entries are stored.
+          const based = await putBases(tx.objectStore('bases'), KeyRange, pages, track)
           const settle = await settleOwn(tx, plan.chunks, clientMeta, track)
           clientMeta = settle.meta
           for (const id of plan.ownReceived) void track(tx.objectStore('acked').delete(id))
@@ -157,7 +179,8 @@ export function createIdbHistory(
             const kept = plan.chunks.flatMap((c) =>
               c.entries.filter((e) => viewTypeOf(types, e.entity) !== undefined),
             )
-            if (kept.length > 0 || settle.entities.size > 0) {
+            const keptBases = [...based.keys()].filter((e) => viewTypeOf(types, e) !== undefined)
+            if (kept.length > 0 || settle.entities.size > 0 || keptBases.length > 0) {
               const confirmed = byEntity(kept)
               const noPending =
                 clientMeta.outboxEntries === 0 && (await tx.objectStore('acked').count()) === 0
@@ -165,8 +188,8 @@ export function createIdbHistory(
               const settledKept = [...settle.entities].filter(
                 (e) => viewTypeOf(types, e) !== undefined,
               )
-              const touched = new Set([...confirmed.keys(), ...settledKept])
-              await refreshViews(tv, types, KeyRange, touched, confirmed, track, noPending)
+              const touched = new Set([...confirmed.keys(), ...settledKept, ...keptBases])
+              await refreshViews(tv, types, KeyRange, touched, confirmed, track, noPending, based)
             }
           }
           let corrections: typeof plan.feedCandidates = []
@@ -185,7 +208,9 @@ export function createIdbHistory(
             void track(metaStore.put(clientMeta, 'client'))
           }
           return {
-            entities: plan.entities,
+            entities:
+              based.size === 0 ? plan.entities : new Set([...plan.entities, ...based.keys()]),
+            based: new Set(based.keys()),
             corrections,
             stored: plan.stored,
             own: plan.ownReceived.length,
@@ -223,6 +248,62 @@ export function createIdbHistory(
         void track(tx.objectStore('meta').put({ ...rec, stagedKeys: 0 }, 'cursors'))
         return true
       })
+    },
+
+    async bootstrapState() {
+      return run(['meta'], 'readonly', 'default', async (tx) => {
+        const rec = (await tx.objectStore('meta').get('cursors')) as CursorsRecord | undefined
+        return { pending: rec?.bootstrap === true, baseKeys: rec?.baseKeys ?? [] }
+      })
+    },
+
+    async loadHistory(entity) {
+      return run(
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'bases'],
+        'readonly',
+        'default',
+        async (tx) => {
+          const [{ stored }, base, outboxed, acked] = await Promise.all([
+            readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
+            tx.objectStore('bases').get(entity),
+            tx.objectStore('outbox').index('entity').getAll(entity),
+            tx.objectStore('acked').index('entity').getAll(entity),
+          ])
+          const pending = [...acked.map((a) => a.entry), ...outboxed.map((o) => o.entry)]
+          return { base, stored, pending, acked: new Set(acked.map((a) => a.id)) }
+        },
+      )
+    },
+
+    async storeFetched(entity, entries, dropped, scopeKey) {
+      return run(
+        ['meta', 'chunks', 'staged', 'ledgers', 'bases'],
+        'readwrite',
+        'relaxed',
+        async (tx, track) => {
+          const metaStore = tx.objectStore('meta')
+          const stored = (await metaStore.get('cursors')) as CursorsRecord | undefined
+          if (stored === undefined || stored.scopeKey !== scopeKey) {
+            throw new ClientError(
+              'closed',
+              'subscription scope changed while a fetch was in flight',
+            )
+          }
+          const [held, base] = await Promise.all([
+            readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
+            tx.objectStore('bases').get(entity),
+          ])
+          const versions = new Set(held.stored.map((e) => e.version))
+          const ofEntity = entries.filter((e) => e.entity === entity)
+          const plan = planFetched(ofEntity, versions, stored)
+          for (const chunk of plan.chunks) void track(tx.objectStore('chunks').put(chunk))
+          if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
+          void track(metaStore.put(plan.cursors, 'cursors'))
+          if (base !== undefined && dropped !== undefined && base.dropped !== dropped)
+            void track(tx.objectStore('bases').put({ ...base, dropped }))
+          return plan.stored
+        },
+      )
     },
 
     loadEntity(entity, typeKey, base) {
@@ -289,7 +370,7 @@ export async function readStored(
 /** A transaction that can read what a load needs (a load's own, or an append's). */
 export type LoadTx = IDBPTransaction<
   LedgerDb,
-  ('snapshots' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
+  ('snapshots' | 'bases' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
   IDBTransactionMode
 >
 
@@ -306,13 +387,17 @@ export async function readLoad(
   base: EntityBase | null | undefined,
   stagedRead?: Promise<readonly StagedRecord[]> | undefined,
 ): Promise<EntityLoad> {
-  let snapshot: EntityBase | undefined = base ?? undefined
-  let snapshotSource: string | undefined
-  if (base === undefined) {
-    const found = await readSnapshot(tx as Parameters<typeof readSnapshot>[0], entity, typeKey)
-    snapshot = found
-    snapshotSource = found?.source
-  }
+  const [found, kept] = await Promise.all([
+    base === undefined
+      ? readSnapshot(tx as Parameters<typeof readSnapshot>[0], entity, typeKey)
+      : Promise.resolve(undefined),
+    tx.objectStore('bases').get(entity),
+  ])
+  const { start: snapshot, source: snapshotSource } = loadStart(
+    base,
+    found,
+    kept !== undefined && kept.foldKey === typeKey ? kept : undefined,
+  )
   const from = snapshot?.through ?? 0
   const [{ stored, lastChunk }, outboxed, acked] = await Promise.all([
     readStored(
@@ -335,6 +420,36 @@ export async function readLoad(
     pending,
     acked: new Set(acked.map((a) => a.id)),
   }
+}
+
+/**
+ * Guarantee 11: keeps the pages' snapshots as bases (a base never moves back), in the page
+ * write; answers the bases it wrote, by entity.
+ */
+async function putBases(
+  bases: IDBPObjectStore<LedgerDb, StoreNames<LedgerDb>[], 'bases', 'readwrite'>,
+  KeyRange: typeof IDBKeyRange,
+  pages: readonly PageIn[],
+  track: Track,
+): Promise<Map<string, BaseRecord>> {
+  const snapshots = pages.flatMap((p) => p.snapshots ?? [])
+  const based = new Map<string, BaseRecord>()
+  if (snapshots.length === 0) return based
+  // One key read over the pages' span of names finds which entities have a base already (a
+  // bootstrap's pages come in name order, so mostly none): a get per snapshot cost more than
+  // the puts in Chromium.
+  const names = snapshots.map((s) => s.entity).sort()
+  const span = KeyRange.bound(names[0] as string, names.at(-1) as string)
+  const present = new Set(await bases.getAllKeys(span))
+  const stored = await Promise.all(
+    snapshots.map((s) => (present.has(s.entity) ? bases.get(s.entity) : undefined)),
+  )
+  snapshots.forEach((snapshot, i) => {
+    const next = nextBase(based.get(snapshot.entity) ?? stored[i], baseOf(snapshot))
+    if (next !== undefined) based.set(next.entity, next)
+  })
+  for (const base of based.values()) void track(bases.put(base))
+  return based
 }
 
 interface LoadRequest {

@@ -63,6 +63,7 @@ export function createIdbRecovery(
           'staged',
           'ledgers',
           'snapshots',
+          'bases',
         ]),
         'readwrite',
         'strict',
@@ -104,11 +105,18 @@ export function createIdbRecovery(
             if (followsEntry(await outcomes.get(o.id))) void track(outcomes.put(o))
           }
           if (plan.clearHistory) {
-            for (const name of ['chunks', 'staged', 'ledgers', 'snapshots'] as const)
+            for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'bases'] as const)
               void track(tx.objectStore(name).clear())
             if (cursors !== undefined) {
-              // Invariant 3: cursors start over, chunk numbers go on.
-              void track(metaStore.put({ ...cursors, cursors: {}, stagedKeys: 0 }, 'cursors'))
+              // Invariant 3: cursors start over (a bootstrap may be asked), chunk numbers go on.
+              const fresh = {
+                ...cursors,
+                cursors: {},
+                stagedKeys: 0,
+                bootstrap: true,
+                baseKeys: undefined,
+              }
+              void track(metaStore.put(fresh, 'cursors'))
             }
             // Guarantee 10: confirmed state went with the history; views keep pending only.
             if (types.size > 0) await rebuildIn(asViewTx(tx), types, KeyRange, track)

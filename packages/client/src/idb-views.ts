@@ -20,17 +20,18 @@
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import type { IDBPTransaction, StoreNames } from 'idb'
-import type { ClientStore, ViewQuery } from './client-store.ts'
+import type { BaseRecord, ClientStore, ViewQuery } from './client-store.ts'
 import type { LedgerDb, Run, Track } from './idb-database.ts'
 import { readStored, type HistoryTx } from './idb-history.ts'
 import type { ViewDefinitions, ViewRecord, ViewTypes } from './views.ts'
 import {
   compareValues,
   definitionsOf,
-  nextView,
+  nextViewFrom,
   rebuildViews,
   staleTypes,
   viewTypeOf,
+  wholeView,
 } from './views.ts'
 
 export type IdbViews = Pick<ClientStore, 'prepareViews' | 'queryViews'>
@@ -42,10 +43,11 @@ export type ViewTx = IDBPTransaction<LedgerDb, StoreNames<LedgerDb>[], 'readwrit
 export function viewStores<N extends StoreNames<LedgerDb>>(
   types: ViewTypes,
   names: N[],
-): (N | 'views' | 'outbox' | 'acked' | 'chunks' | 'staged' | 'ledgers')[] {
+): (N | 'views' | 'outbox' | 'acked' | 'chunks' | 'staged' | 'ledgers' | 'bases')[] {
   if (types.size === 0) return names
-  // Pending entries come from `outbox` and `acked`; a gap folds from the history (invariant 1).
-  const added = ['views', 'outbox', 'acked', 'chunks', 'staged', 'ledgers'] as const
+  // Pending entries come from `outbox` and `acked`; a gap folds from the history and its base
+  // (invariant 1).
+  const added = ['views', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'bases'] as const
   return [...new Set([...names, ...added])]
 }
 
@@ -56,8 +58,9 @@ export function asViewTx(tx: unknown): ViewTx {
 
 /**
  * Folds the records of `entities` on (invariant 1): `confirmedNew` holds each one's confirmed
- * entries stored by this write, in version order. `noPending`: the write knows no entity has
- * pending entries (an empty outbox and no acked records), so none are read.
+ * entries stored by this write, in version order, and `based` the bases it set (views.ts
+ * invariant 6). `noPending`: the write knows no entity has pending entries (an empty outbox
+ * and no acked records), so none are read.
  */
 export async function refreshViews(
   tx: ViewTx,
@@ -67,6 +70,7 @@ export async function refreshViews(
   confirmedNew: ReadonlyMap<string, readonly StoredEntry[]>,
   track: Track,
   noPending = false,
+  based: ReadonlyMap<string, BaseRecord> = new Map(),
 ): Promise<void> {
   if (types.size === 0) return
   const views = tx.objectStore('views')
@@ -80,12 +84,19 @@ export async function refreshViews(
           views.get(entity),
           noPending ? Promise.resolve([]) : pendingOf(tx, entity),
         ])
-        let next = nextView(vt, prev, entity, confirmedNew.get(entity) ?? [], pending)
-        if (next === 'gap') {
-          const { stored } = await readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0)
-          next = nextView(vt, undefined, entity, stored, pending)
+        const fresh = confirmedNew.get(entity) ?? []
+        const folded = nextViewFrom(vt, prev, based.get(entity), entity, fresh, pending)
+        let next: ViewRecord | undefined
+        if (folded === 'gap') {
+          const [{ stored }, base] = await Promise.all([
+            readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
+            tx.objectStore('bases').get(entity),
+          ])
+          next = wholeView(vt, base, entity, stored, pending)
+        } else {
+          next = folded
         }
-        if (next === undefined || next === 'gap') {
+        if (next === undefined) {
           if (prev !== undefined) void track(views.delete(entity))
         } else {
           void track(views.put(next))
@@ -119,12 +130,14 @@ export async function rebuildIn(
         if (viewTypeOf(kept, e.entity) !== undefined) history.push(e)
       cursor = await cursor.continue()
     }
-    const [outbox, acked] = await Promise.all([
+    const [outbox, acked, bases] = await Promise.all([
       tx.objectStore('outbox').getAll(),
       tx.objectStore('acked').getAll(),
+      tx.objectStore('bases').getAll(),
     ])
     const pending = [...acked.map((a) => a.entry), ...outbox.map((o) => o.entry)]
-    for (const record of rebuildViews(kept, history, pending)) void track(views.put(record))
+    const byName = new Map(bases.map((b) => [b.entity, b]))
+    for (const record of rebuildViews(kept, history, pending, byName)) void track(views.put(record))
   }
   void track(tx.objectStore('meta').put(definitionsOf(types), 'views'))
 }
@@ -138,7 +151,7 @@ export function createIdbViews(run: Run, KeyRange: typeof IDBKeyRange, types: Vi
   return {
     async prepareViews() {
       return run(
-        ['meta', 'views', 'chunks', 'outbox', 'acked'],
+        ['meta', 'views', 'chunks', 'outbox', 'acked', 'bases'],
         'readwrite',
         'relaxed',
         async (tx, track) => {

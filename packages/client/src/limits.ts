@@ -4,6 +4,7 @@
  * silent drop.
  */
 import {
+  BOOTSTRAP_HORIZON_RULES_MAX,
   CREDIT_PAGES_MAX,
   FRAME_BYTES_MAX,
   PUSH_ENTRIES_MAX,
@@ -73,6 +74,13 @@ export const SILENCE_MS_MAX = 45_000
 export const WELCOME_TIMEOUT_MS = 15_000
 /** Entities whose folded state the client keeps in memory (least recently used go first). */
 export const CACHE_ENTITIES_MAX = 2_000
+/**
+ * History fetches (`client.history(entity, { fetch: true })`) waiting for one of the
+ * FETCH_IN_FLIGHT_MAX the relay takes at once; more fail with kind `busy`.
+ */
+export const FETCH_WAITING_MAX = 64
+/** Most horizon rules `createClient({ horizon })` takes (the protocol's bound). */
+export const HORIZON_RULES_MAX = BOOTSTRAP_HORIZON_RULES_MAX
 /** Entries folded since the last snapshot after which a new per-entity snapshot is written. */
 export const SNAPSHOT_ENTRIES_MIN = 256
 /** Outcomes of acknowledged entries kept for `outcome()`; the oldest are pruned beyond it. */

@@ -32,10 +32,12 @@ import {
   planReissue,
   planSession,
 } from './plans-recovery.ts'
-import { planAck, planFeed, planPages } from './plans-sync.ts'
+import { planAck, planFeed, planFetched, planPages } from './plans-sync.ts'
+import { baseOf, loadStart, nextBase } from './bases.ts'
 import { outboxOutcome, ownEntries, planSettle, planStoreStage } from './plans-hub.ts'
 import type {
   AckedRecord,
+  BaseRecord,
   ChunkRecord,
   ClientMeta,
   ClientStore,
@@ -51,7 +53,7 @@ import { ClientError, toStorageError } from './errors.ts'
 import { CORRECTIONS_FEED_MAX, OUTCOMES_MAX } from './limits.ts'
 import type { ViewDefinitions, ViewRecord } from './views.ts'
 import { byEntity, staleTypes, viewTypesOf } from './views.ts'
-import { createMemoryViews } from './memory-views.ts'
+import { createMemoryViews, storedOf } from './memory-views.ts'
 
 /** What a memory database holds; survives the client stores opened on it. */
 export interface MemoryClientDatabase {
@@ -125,15 +127,13 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
     typeKey: string,
     base: EntityBase | null | undefined,
   ): EntityLoad => {
-    let snapshot: EntityBase | undefined = base ?? undefined
-    let snapshotSource: string | undefined
-    if (base === undefined) {
-      const found = data.snapshots.get(entity)
-      if (found !== undefined && found.typeKey === typeKey) {
-        snapshot = found
-        snapshotSource = found.source
-      }
-    }
+    const found = data.snapshots.get(entity)
+    const kept = data.bases.get(entity)
+    const { start: snapshot, source: snapshotSource } = loadStart(
+      base,
+      found !== undefined && found.typeKey === typeKey ? found : undefined,
+      kept !== undefined && kept.foldKey === typeKey ? kept : undefined,
+    )
     const from = snapshot?.through ?? 0
     const fromVersion = snapshot?.version ?? 0
     const numbers = (data.ledgers.get(entity) ?? []).filter((n) => n >= from)
@@ -233,8 +233,16 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         data.chunks.clear()
         data.ledgers.clear()
         data.snapshots.clear()
+        data.bases.clear()
         for (const [id, a] of data.acked) if (!inScope(a.entity)) data.acked.delete(id)
-        data.cursors = { tenant, scopeKey, cursors: {}, chunkLast: 0, stagedKeys: 0 }
+        data.cursors = {
+          tenant,
+          scopeKey,
+          cursors: {},
+          chunkLast: 0,
+          stagedKeys: 0,
+          bootstrap: true,
+        }
         if (types.size > 0) rebuild()
         return {}
       }),
@@ -246,6 +254,16 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           throw new ClientError('closed', 'subscription scope changed while a page was in flight')
         }
         const plan = planPages(clone(pages), stored, meta().clientIds)
+        // Guarantee 11: the pages' snapshots become bases before their entries are stored.
+        const based = new Map<string, BaseRecord>()
+        for (const page of pages) {
+          for (const snapshot of page.snapshots ?? []) {
+            const next = nextBase(data.bases.get(snapshot.entity), clone(baseOf(snapshot)))
+            if (next === undefined) continue
+            data.bases.set(next.entity, next)
+            based.set(next.entity, next)
+          }
+        }
         // Own entries back with head office's positions settle their outbox records.
         const own = ownEntries(plan.chunks, meta().clientIds)
         const settle = planSettle(
@@ -270,7 +288,8 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
         data.cursors = { ...plan.cursors, stagedKeys: 0 }
         if (types.size > 0) {
           const confirmed = byEntity(plan.chunks.flatMap((c) => c.entries))
-          refreshViews(new Set([...confirmed.keys(), ...settle.entities]), confirmed)
+          const touched = new Set([...confirmed.keys(), ...settle.entities, ...based.keys()])
+          refreshViews(touched, confirmed, based)
         }
         if (added.records.length > 0) {
           for (const r of added.records) data.feed.set(r.id, r)
@@ -278,7 +297,8 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.meta = { ...clientMeta, n: added.n, correctionsUnseen: added.correctionsUnseen }
         }
         return {
-          entities: plan.entities,
+          entities: new Set([...plan.entities, ...based.keys()]),
+          based: new Set(based.keys()),
           corrections: added.records.map(clone),
           stored: plan.stored,
           own: plan.ownReceived.length,
@@ -293,6 +313,42 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
     indexPending: () => write(() => false),
 
     loadEntity: (entity, typeKey, base) => write(() => readLoad(entity, typeKey, base)),
+
+    bootstrapState: () =>
+      write(() => ({
+        pending: data.cursors?.bootstrap === true,
+        baseKeys: [...(data.cursors?.baseKeys ?? [])],
+      })),
+
+    loadHistory: (entity) =>
+      write(() => {
+        const { pending, acked } = readLoad(entity, '', null)
+        return clone({
+          base: data.bases.get(entity),
+          stored: storedOf(data, entity),
+          pending,
+          acked,
+        })
+      }),
+
+    storeFetched: (entity, entries, dropped, scopeKey) =>
+      write(() => {
+        const stored = data.cursors
+        if (stored === undefined || stored.scopeKey !== scopeKey) {
+          throw new ClientError('closed', 'subscription scope changed while a fetch was in flight')
+        }
+        const held = new Set(storedOf(data, entity).map((e) => e.version))
+        const plan = planFetched(clone(entries.filter((e) => e.entity === entity)), held, stored)
+        for (const chunk of plan.chunks) data.chunks.set(chunk.n, chunk)
+        for (const [name, chunks] of plan.staged?.entities ?? []) {
+          data.ledgers.set(name, [...(data.ledgers.get(name) ?? []), ...chunks])
+        }
+        data.cursors = { ...plan.cursors, stagedKeys: 0 }
+        const base = data.bases.get(entity)
+        if (base !== undefined && dropped !== undefined && base.dropped !== dropped)
+          data.bases.set(entity, { ...base, dropped })
+        return plan.stored
+      }),
 
     tenant: () => write(() => data.meta?.tenant ?? data.cursors?.tenant),
 
@@ -386,8 +442,15 @@ export function createMemoryClientStore(options: MemoryClientStoreOptions = {}):
           data.chunks.clear()
           data.ledgers.clear()
           data.snapshots.clear()
+          data.bases.clear()
           if (data.cursors !== undefined)
-            data.cursors = { ...data.cursors, cursors: {}, stagedKeys: 0 }
+            data.cursors = {
+              ...data.cursors,
+              cursors: {},
+              stagedKeys: 0,
+              bootstrap: true,
+              baseKeys: undefined,
+            }
           if (types.size > 0) rebuild()
         }
         data.meta = plan.meta
@@ -445,6 +508,8 @@ interface MemoryData {
   /** Entity → chunks holding it, ascending. */
   ledgers: Map<string, number[]>
   snapshots: Map<string, SnapshotRecord>
+  /** Relay snapshots kept as entities' bases (client store guarantee 11). */
+  bases: Map<string, BaseRecord>
   outcomes: Map<string, OutcomeRecord>
   feed: Map<string, FeedRecord>
   /** Kept views by entity (invariant 5), and the definitions they were built with. */
@@ -461,6 +526,7 @@ function emptyData(): MemoryData {
     chunks: new Map(),
     ledgers: new Map(),
     snapshots: new Map(),
+    bases: new Map(),
     outcomes: new Map(),
     feed: new Map(),
     views: new Map(),

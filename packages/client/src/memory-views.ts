@@ -10,9 +10,22 @@
  * 2. Records are copied on the way in (`structuredClone`), as IndexedDB does.
  */
 import type { Entry, StoredEntry } from '@ledgerline/core'
-import type { AckedRecord, ChunkRecord, OutboxRecord, ViewQuery } from './client-store.ts'
+import type {
+  AckedRecord,
+  BaseRecord,
+  ChunkRecord,
+  OutboxRecord,
+  ViewQuery,
+} from './client-store.ts'
 import type { IndexKey, ViewDefinitions, ViewRecord, ViewTypes } from './views.ts'
-import { compareValues, definitionsOf, nextView, rebuildViews, viewTypeOf } from './views.ts'
+import {
+  compareValues,
+  definitionsOf,
+  nextViewFrom,
+  rebuildViews,
+  viewTypeOf,
+  wholeView,
+} from './views.ts'
 
 /** The part of the memory database the views read and write. */
 export interface MemoryViewData {
@@ -22,14 +35,19 @@ export interface MemoryViewData {
   readonly acked: ReadonlyMap<string, AckedRecord>
   readonly chunks: ReadonlyMap<number, ChunkRecord>
   readonly ledgers: ReadonlyMap<string, readonly number[]>
+  readonly bases: ReadonlyMap<string, BaseRecord>
 }
 
 export interface MemoryViews {
   readonly types: ViewTypes
-  /** Folds the records of `entities` on, with `confirmedNew` (their entries this write stored). */
+  /**
+   * Folds the records of `entities` on, with `confirmedNew` (their entries this write stored)
+   * and `based` (the bases this write set: views.ts invariant 6).
+   */
   refresh(
     entities: Iterable<string>,
     confirmedNew?: ReadonlyMap<string, readonly StoredEntry[]>,
+    based?: ReadonlyMap<string, BaseRecord>,
   ): void
   /** Rebuilds the records of `names` (default: every kept type) and stores the definitions. */
   rebuild(names?: readonly string[]): void
@@ -44,16 +62,20 @@ export interface MemoryViews {
 export function createMemoryViews(data: MemoryViewData, types: ViewTypes): MemoryViews {
   return {
     types,
-    refresh(entities, confirmedNew = new Map()) {
+    refresh(entities, confirmedNew = new Map(), based = new Map()) {
       if (types.size === 0) return
       for (const entity of new Set(entities)) {
         const vt = viewTypeOf(types, entity)
         if (vt === undefined) continue
         const pending = pendingOf(data, entity)
         const prev = data.views.get(entity)
-        let next = nextView(vt, prev, entity, confirmedNew.get(entity) ?? [], pending)
-        if (next === 'gap') next = nextView(vt, undefined, entity, storedOf(data, entity), pending)
-        if (next === undefined || next === 'gap') data.views.delete(entity)
+        const fresh = confirmedNew.get(entity) ?? []
+        const folded = nextViewFrom(vt, prev, based.get(entity), entity, fresh, pending)
+        const next =
+          folded === 'gap'
+            ? wholeView(vt, data.bases.get(entity), entity, storedOf(data, entity), pending)
+            : folded
+        if (next === undefined) data.views.delete(entity)
         else data.views.set(entity, structuredClone(next))
       }
     },
@@ -64,7 +86,7 @@ export function createMemoryViews(data: MemoryViewData, types: ViewTypes): Memor
       const kept: ViewTypes = new Map([...types].filter(([name]) => names.includes(name)))
       const history = [...data.chunks.values()].flatMap((c) => c.entries)
       const pending = [...data.acked.values(), ...data.outbox.values()].map((r) => r.entry)
-      for (const r of rebuildViews(kept, history, pending))
+      for (const r of rebuildViews(kept, history, pending, data.bases))
         data.views.set(r.entity, structuredClone(r))
       data.viewDefinitions = definitionsOf(types)
     },
@@ -119,7 +141,7 @@ function pendingOf(data: MemoryViewData, entity: string): Entry[] {
 }
 
 /** Every stored confirmed entry of `entity`, in version order. */
-function storedOf(data: MemoryViewData, entity: string): StoredEntry[] {
+export function storedOf(data: MemoryViewData, entity: string): StoredEntry[] {
   const out: StoredEntry[] = []
   for (const n of data.ledgers.get(entity) ?? []) {
     for (const e of (data.chunks.get(n) as ChunkRecord).entries)

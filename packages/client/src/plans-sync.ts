@@ -202,9 +202,44 @@ export function planPages(
       next[Number(p)] = Math.max(next[Number(p)] ?? 0, offset)
     }
   }
-  // One chunk per partition (at most CHUNK_ENTRIES_MAX entries each, so that loading one
-  // entity never reads a huge record), and one staged record naming their entities.
-  let chunkLast = stored.chunkLast
+  const live = pages.some((p) => p.live === true)
+  const { chunks, staged, chunkLast, keys } = chunked(byPartition, stored.chunkLast)
+  const bootstrap = stored.bootstrap === true && !live
+  const baseKeys = new Set(stored.baseKeys ?? [])
+  for (const page of pages) for (const s of page.snapshots ?? []) baseKeys.add(s.foldKey)
+  return {
+    cursors: {
+      ...stored,
+      cursors: next,
+      chunkLast,
+      stagedKeys: stored.stagedKeys + keys,
+      ...(stored.bootstrap === undefined ? {} : { bootstrap }),
+      ...(baseKeys.size === 0 ? {} : { baseKeys: [...baseKeys].sort() }),
+    },
+    chunks,
+    staged,
+    entities,
+    stored: count,
+    ownReceived,
+    feedCandidates,
+  }
+}
+
+/**
+ * One chunk per partition (at most CHUNK_ENTRIES_MAX entries each, so that loading one entity
+ * never reads a huge record), numbered on from `chunkLast`, and one staged record naming their
+ * entities (invariant 4).
+ */
+function chunked(
+  byPartition: ReadonlyMap<number, readonly StoredEntry[]>,
+  last: number,
+): {
+  chunks: ChunkRecord[]
+  staged: StagedRecord | undefined
+  chunkLast: number
+  keys: number
+} {
+  let chunkLast = last
   const chunks: ChunkRecord[] = []
   const staged = new Map<string, number[]>()
   let keys = 0
@@ -232,13 +267,51 @@ export function planPages(
     }
   }
   return {
-    cursors: { ...stored, cursors: next, chunkLast, stagedKeys: stored.stagedKeys + keys },
     chunks,
     staged: staged.size > 0 ? { n: chunkLast, entities: [...staged], keys } : undefined,
-    entities,
+    chunkLast,
+    keys,
+  }
+}
+
+export interface FetchedPlan {
+  readonly cursors: CursorsRecord
+  readonly chunks: readonly ChunkRecord[]
+  readonly staged: StagedRecord | undefined
+  /** Entries stored (those not held already). */
+  readonly stored: number
+}
+
+/**
+ * Decides the write of fetched history (client store guarantee 11): the entries of `fetched`
+ * whose version `held` lacks, in chunks by partition in offset order, numbered on from the
+ * stored cursors' `chunkLast`; the cursors themselves do not move (the history is below them).
+ *
+ * @example
+ * planFetched(entries, new Set([5, 6]), stored).stored // entries of versions other than 5, 6
+ */
+export function planFetched(
+  fetched: readonly StoredEntry[],
+  held: ReadonlySet<number>,
+  stored: CursorsRecord,
+): FetchedPlan {
+  const byPartition = new Map<number, StoredEntry[]>()
+  const seen = new Set<number>()
+  let count = 0
+  for (const e of [...fetched].sort((a, b) => a.offset - b.offset)) {
+    if (held.has(e.version) || seen.has(e.version)) continue
+    seen.add(e.version)
+    let list = byPartition.get(e.partition)
+    if (list === undefined) byPartition.set(e.partition, (list = []))
+    list.push(e)
+    count++
+  }
+  const { chunks, staged, chunkLast, keys } = chunked(byPartition, stored.chunkLast)
+  return {
+    cursors: { ...stored, chunkLast, stagedKeys: stored.stagedKeys + keys },
+    chunks,
+    staged,
     stored: count,
-    ownReceived,
-    feedCandidates,
   }
 }
 

@@ -3,8 +3,9 @@
 // a constant (same text) with `version` bumped never folds on a stale snapshot, so the till's
 // confirmed state equals the server's (guarantee 5); and a reduce whose text changed while
 // `version` did not is reported through the client's `onWarning` hook.
-// Method: the real relay (SQLite) holds 300 `tally` entries of another writer; the client syncs,
-// loads the entity (which writes a snapshot, SNAPSHOT_ENTRIES_MIN being 256), and closes. The
+// Method: the client syncs with the real relay (SQLite), which then takes 300 `tally` entries of
+// another writer; the client receives them, loads the entity (which writes a snapshot,
+// SNAPSHOT_ENTRIES_MIN being 256), and closes. The
 // app is "redeployed" with a new schema over the same IndexedDB and loads again. The two reduce
 // functions come from one factory, so their source text is identical; only the closed-over
 // weight differs.
@@ -48,7 +49,6 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
     // The trap of case 6: the text a source hash would see is the same.
     expect(String(v2.typeOf(TALLY).reduce)).toBe(String(v1.typeOf(TALLY).reduce))
     const server = await startEdgeServer('sqlite', { schema: v1 })
-    await feed(server)
     const idb = new IDBFactory()
     await loadAndSnapshot(server, idb, v1)
 
@@ -81,7 +81,6 @@ describe('issue 12 case 6: snapshots keyed by an explicit fold version', () => {
       }),
     )
     const server = await startEdgeServer('sqlite', { schema: before })
-    await feed(server)
     const idb = new IDBFactory()
     await loadAndSnapshot(server, idb, before)
 
@@ -120,11 +119,20 @@ async function feed(server: EdgeServer): Promise<void> {
   expect(results.every((r) => r.status === 'appended')).toBe(true)
 }
 
-/** Syncs, folds the whole ledger once (which writes a snapshot), waits for it, closes. */
+/**
+ * Syncs while the log is empty (so the client is live and takes the entries one by one, not from
+ * the relay's ledger snapshot as a bootstrap would), feeds the log, folds the whole ledger once
+ * (which writes a snapshot), waits for it, closes.
+ */
 async function loadAndSnapshot(server: EdgeServer, idb: IDBFactory, schema: Schema) {
   const first = open(server, idb, schema)
   expect(await first.synced()).toEqual({ _tag: 'synced' })
-  expect((await first.load<number>(TALLY)).version).toBe(ENTRIES)
+  await feed(server)
+  await eventually(
+    async () => (await first.load<number>(TALLY)).version === ENTRIES,
+    10_000,
+    'the tally received',
+  )
   await eventually(
     async () =>
       recordsOf(await dumpDatabase(idb, 'till'), 'snapshots').some(

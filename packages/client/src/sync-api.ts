@@ -11,6 +11,8 @@
  * 2. `busy()` counts corrections of own entries not received yet (`sync.ts` invariant 7).
  */
 import type { Entry } from '@ledgerline/core'
+import type { HorizonRule } from '@ledgerline/protocol'
+import type { FetchAnswer } from './history-fetch.ts'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import type { AckApplied, ClientStore, PageApplied } from './client-store.ts'
 import type { ClientBugs } from './outbox-drain.ts'
@@ -79,6 +81,16 @@ export interface SyncOptions {
   readonly bugs?: ClientBugs | undefined
   /** Where `store` messages go (`store-layer.ts`); default: a layer of its own. */
   readonly storeLayer?: StoreLayer | undefined
+  /**
+   * What a bootstrap asks for (`sync.ts` invariant 10): the schema's fold keys, and the horizon
+   * rules as of now (entities to get whole). Undefined: never bootstrap.
+   */
+  readonly bootstrap?:
+    | {
+        readonly foldKeys: readonly string[]
+        readonly whole: () => readonly HorizonRule[]
+      }
+    | undefined
 }
 
 export interface Sync {
@@ -99,5 +111,11 @@ export interface Sync {
   offline(): void
   /** Pause syncing until `reconnect()`. */
   disconnect(): void
+  /**
+   * Asks the welcomed relay for the confirmed entries of `entity` below version `before` and
+   * keeps them (`history-fetch.ts`); kind `offline` when not welcomed by a relay that keeps
+   * snapshots, or when the socket is lost first.
+   */
+  fetchHistory(entity: string, before: number): Promise<FetchAnswer>
   stop(): void
 }

@@ -106,6 +106,7 @@ describe('sync loop', () => {
         cursors = next
         return {
           entities,
+          based: new Set(),
           corrections: [],
           stored: count,
           own: 0,
@@ -431,6 +432,9 @@ function stubStore(o: {
     applyPages: (pages) => o.applyPages(pages),
     indexPending: async () => false,
     loadEntity: unused,
+    bootstrapState: async () => ({ pending: false, baseKeys: [] }),
+    loadHistory: unused,
+    storeFetched: unused,
     tenant: async () => 't1',
     putSnapshot: unused,
     prepareViews: unused,

@@ -41,9 +41,23 @@
  *    per log change. The whole rule is `sync-taken.ts` invariant 1.
  * 9. Through a store hub (`welcome.role` `hub`) the store layer is filled, emptied and cleared,
  *    and `relay` / `headOffice` say where the client is: `sync-hub.ts` invariants 1 to 3.
+ * 10. Bootstrap (protocol messages.ts invariant 6): to a relay whose `welcome.snapshots` is
+ *    true, a subscription whose stored cursors started from nothing and never stored a `live`
+ *    page (client store guarantee 12), or one that met `history_dropped`, is sent with
+ *    `bootstrap` (the schema's fold keys and the horizon rules as of now) and its cursors as
+ *    stored. Its `snapshots` pages go through the write queue like `entries` pages (in arrival
+ *    order, so before the entries after them; credit as for a page); a snapshot under a fold
+ *    key the schema lacks is dropped from the page, never kept. `history_dropped` asks for a
+ *    bootstrap again on the next subscription: never a silent gap.
+ * 11. Bases stored under a fold key the schema no longer has (a raised fold `version`) cannot
+ *    be folded on and the history below them is on the server only: the welcome clears
+ *    confirmed history, bases and cursors as a scope change does (the outbox and acked records
+ *    in scope stay) and subscribes from nothing, with a bootstrap where the relay offers one.
  */
 import { assert, matchesAny } from '@ledgerline/core'
 import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
+import { ClientError } from './errors.ts'
+import { createHistoryFetches } from './history-fetch.ts'
 import type { WelcomeMessage } from '@ledgerline/protocol'
 import type { ClientErrorStatusKind } from './client-api.ts'
 import { createAwaitedCorrections } from './awaited-corrections.ts'
@@ -78,6 +92,10 @@ export function createSync(options: SyncOptions): Sync {
   let inScope: (entity: string) => boolean = () => false
   let subNo = 0
   let pagesSinceCredit = 0
+  /** Invariant 10: the welcome's `snapshots`, and a bootstrap asked for by `history_dropped`. */
+  let relaySnapshots = false
+  let bootstrapAgain = false
+  const foldKeys = new Set(options.bootstrap?.foldKeys ?? [])
   /** Invariant 7: correction positions not received yet (`awaited-corrections.ts`). */
   const awaited = createAwaitedCorrections()
   /** The welcomed socket's recovery view, and the conflicts met in its confirm phase. */
@@ -139,10 +157,14 @@ export function createSync(options: SyncOptions): Sync {
       lost() {
         drain.reset()
         writes.dropHeld()
+        fetches.lost()
+        relaySnapshots = false
         session = undefined
         setState({ online: false, live: false, relay: null, headOffice: 'unknown' })
       },
       failed(kind, message) {
+        // Invariant 10: the relay no longer holds what the cursors point below.
+        if (kind === 'history_dropped') bootstrapAgain = true
         // Invariant 6 of the drain: a batch the relay failed on shrinks after a repeat.
         drain.pushFailed(kind)
         fail(kind, message)
@@ -164,6 +186,7 @@ export function createSync(options: SyncOptions): Sync {
     bugs: options.bugs,
   })
   const recovery = createRecovery({ clientStore, randomClientId: options.newClientId })
+  const fetches = createHistoryFetches({ clientStore, send: connection.send })
   const onTaken = createTakenMove({
     clientStore,
     recovery,
@@ -213,7 +236,10 @@ export function createSync(options: SyncOptions): Sync {
       events.page(applied)
       hub.tell(confirmed)
       const last = run.at(-1) as (typeof run)[number]
-      if (last.live) setState({ live: true })
+      if (last.live) {
+        bootstrapAgain = false
+        setState({ live: true })
+      }
       pagesSinceCredit += run.length
       if (pagesSinceCredit >= CREDIT_WINDOW_PAGES / 2) {
         connection.send(ws, { type: 'credit', sub: last.sub, pages: pagesSinceCredit })
@@ -259,9 +285,28 @@ export function createSync(options: SyncOptions): Sync {
           ws,
           sub: message.sub,
           scopeKey,
-          page: { entries: message.entries, cursors: message.cursors },
+          page: { entries: message.entries, cursors: message.cursors, live: message.live },
           live: message.live,
         })
+        return
+      case 'snapshots': {
+        if (message.sub !== subNo) return
+        setState({ lastServerContactAt: at })
+        // Invariant 10: a snapshot under a fold key this schema lacks is never kept.
+        const snapshots = message.snapshots.filter((s) => foldKeys.has(s.foldKey))
+        writes.enqueue({
+          _tag: 'page',
+          ws,
+          sub: message.sub,
+          scopeKey,
+          page: { entries: [], cursors: {}, snapshots },
+          live: false,
+        })
+        return
+      }
+      case 'fetched':
+        setState({ lastServerContactAt: at })
+        fetches.fetched(ws, message)
         return
       case 'store':
         if (message.sub !== subNo) return
@@ -313,7 +358,19 @@ export function createSync(options: SyncOptions): Sync {
       const scope = options.scope ?? welcome.grants.read
       scopeKey = JSON.stringify([...scope].sort())
       inScope = (entity) => matchesAny(scope, entity)
-      const cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+      let cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+      let kept = await clientStore.bootstrapState()
+      if (staleBases(kept.baseKeys)) {
+        // Invariant 11: bases of another fold (a changed reduce) cannot be folded on, and the
+        // history below them is not here: start over, as for another scope.
+        await clientStore.prepareCursors(welcome.tenant, `${scopeKey}#refold`, inScope)
+        cursors = await clientStore.prepareCursors(welcome.tenant, scopeKey, inScope)
+        kept = await clientStore.bootstrapState()
+        if (connection.current() === ws) events.reset()
+      }
+      relaySnapshots = welcome.snapshots === true
+      const bootstrap =
+        relaySnapshots && options.bootstrap !== undefined && (bootstrapAgain || kept.pending)
       if (connection.current() !== ws) return
       awaited.received(cursors)
       subNo++
@@ -324,6 +381,9 @@ export function createSync(options: SyncOptions): Sync {
         scope: [...scope],
         cursors,
         credit: CREDIT_WINDOW_PAGES,
+        ...(bootstrap && options.bootstrap !== undefined
+          ? { bootstrap: { foldKeys: [...foldKeys], whole: [...options.bootstrap.whole()] } }
+          : {}),
       })
       setState({
         online: true,
@@ -340,6 +400,11 @@ export function createSync(options: SyncOptions): Sync {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
     }
+  }
+
+  /** Invariant 11: a stored base under a fold key the schema no longer has for its type. */
+  function staleBases(baseKeys: readonly string[]): boolean {
+    return baseKeys.some((key) => !foldKeys.has(key))
   }
 
   /** Invariant 1: an id_conflict is counted in the confirm phase, else recovers next session. */
@@ -401,8 +466,22 @@ export function createSync(options: SyncOptions): Sync {
     disconnect() {
       if (!stopped) connection.disconnect()
     },
+    fetchHistory(entity, before) {
+      const ws = connection.current()
+      if (stopped || ws === undefined || !state.online || !relaySnapshots) {
+        const why = relaySnapshots || !state.online ? 'not connected' : 'it keeps no snapshots'
+        return Promise.reject(
+          new ClientError(
+            'offline',
+            `history of ${entity} below version ${before} is on the server only and the relay cannot give it now (${why}); nothing was lost: ask again when online`,
+          ),
+        )
+      }
+      return fetches.request(ws, scopeKey, entity, before)
+    },
     stop() {
       stopped = true
+      fetches.lost()
       hub.stop()
       connection.stop()
       writes.stop()

@@ -25,8 +25,13 @@
  *    UTF-16 code units; equal keys by entity name. The memory store sorts with `compareKeys`.
  * 5. A type's records are rebuilt from the stored history whenever its definition key differs
  *    from the one stored with them (another fold `version`, another index function or name).
+ * 6. An entity with a base (a relay snapshot, `bases.ts`) of its type's fold key is folded from
+ *    the base on, never from version 1: a record older than a base set by the write starts over
+ *    from the base, and a gap or a rebuild folds from the base.
  */
 import type { Entry, EntityType, IndexValue, Schema, StoredEntry } from '@ledgerline/core'
+import { foldKey } from '@ledgerline/core'
+import type { BaseRecord } from './client-store.ts'
 import { fingerprint } from './snapshot-keys.ts'
 import { sortPending } from './entity-fold.ts'
 
@@ -179,29 +184,81 @@ export function compareValues(a: IndexValue, b: IndexValue): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+/** The record a base starts (invariant 6), or undefined when it is of another fold key. */
+export function baseView(vt: ViewType, base: BaseRecord | undefined): ViewRecord | undefined {
+  if (base === undefined || base.foldKey !== foldKey(vt.entityType)) return undefined
+  const { entity, version, state } = base
+  return { entity, typeKey: vt.key, version, confirmed: state, view: state, keys: [] }
+}
+
 /**
- * Folds every entity of `types` from its confirmed history and pending entries: the records of
- * a rebuild (invariant 5). `history` holds the stored entries in any order.
+ * `nextView` for a write that may have set `base` (invariant 6): a record older than the base
+ * (or of another definition) starts over from it, and only entries after it are folded.
+ */
+export function nextViewFrom(
+  vt: ViewType,
+  prev: ViewRecord | undefined,
+  base: BaseRecord | undefined,
+  entity: string,
+  confirmedNew: readonly StoredEntry[],
+  pending: readonly Entry[],
+): ViewRecord | 'gap' | undefined {
+  const start = baseView(vt, base)
+  const usable = prev !== undefined && prev.typeKey === vt.key ? prev : undefined
+  if (start === undefined || (usable !== undefined && usable.version >= start.version))
+    return nextView(vt, prev, entity, confirmedNew, pending)
+  const after = confirmedNew.filter((e) => e.version > start.version)
+  return nextView(vt, start, entity, after, pending)
+}
+
+/**
+ * One entity's record folded from all it stores (a gap, a rebuild): from its base when it has
+ * one (invariant 6), else from version 1, as far as the entries are dense (like the entity
+ * cache; a ledger that does not start where it should is never the case unless a chunk went
+ * missing). `stored` is in version order.
+ */
+export function wholeView(
+  vt: ViewType,
+  base: BaseRecord | undefined,
+  entity: string,
+  stored: readonly StoredEntry[],
+  pending: readonly Entry[],
+): ViewRecord | undefined {
+  const start = baseView(vt, base)
+  let version = start?.version ?? 0
+  const dense: StoredEntry[] = []
+  for (const e of stored) {
+    if (e.version <= version) continue
+    if (e.version !== version + 1) break
+    dense.push(e)
+    version = e.version
+  }
+  const record = nextView(vt, start, entity, dense, pending)
+  return record === 'gap' ? undefined : record
+}
+
+/**
+ * Folds every entity of `types` from its confirmed history (from its base, when it has one)
+ * and pending entries: the records of a rebuild (invariants 5 and 6). `history` holds the
+ * stored entries in any order.
  */
 export function rebuildViews(
   types: ViewTypes,
   history: Iterable<StoredEntry>,
   pending: Iterable<Entry>,
+  bases: ReadonlyMap<string, BaseRecord> = new Map(),
 ): ViewRecord[] {
   const confirmed = new Map<string, StoredEntry[]>()
   const own = new Map<string, Entry[]>()
   for (const e of history) if (viewTypeOf(types, e.entity) !== undefined) push(confirmed, e)
   for (const e of pending) if (viewTypeOf(types, e.entity) !== undefined) push(own, e)
+  const kept = [...bases.keys()].filter((e) => viewTypeOf(types, e) !== undefined)
   const records: ViewRecord[] = []
-  for (const entity of new Set([...confirmed.keys(), ...own.keys()])) {
+  for (const entity of new Set([...confirmed.keys(), ...own.keys(), ...kept])) {
     const vt = viewTypeOf(types, entity) as ViewType
     const list = (confirmed.get(entity) ?? []).sort((a, b) => a.version - b.version)
-    // A ledger whose stored history does not start at 1 (never the case unless a chunk went
-    // missing) is folded as far as it is dense, like the entity cache.
-    const dense: StoredEntry[] = []
-    for (const e of list) if (e.version === dense.length + 1) dense.push(e)
-    const record = nextView(vt, undefined, entity, dense, own.get(entity) ?? [])
-    if (record !== undefined && record !== 'gap') records.push(record)
+    const record = wholeView(vt, bases.get(entity), entity, list, own.get(entity) ?? [])
+    if (record !== undefined) records.push(record)
   }
   return records
 }

@@ -40,6 +40,7 @@ function setup(
       const stagedKeys = (await behave.page?.(pages)) ?? 0
       return {
         entities: new Set(),
+        based: new Set(),
         corrections: [],
         stored: 0,
         own: 0,

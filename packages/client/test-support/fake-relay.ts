@@ -7,6 +7,12 @@
 // entry's content digest beside its id (a resend with the same digest gets its first answer,
 // another digest `id_conflict`), a high-water mark per clientId (deferrals use their clientSeq
 // up), recorded refusals, the subject each clientId is bound to, and the log's identity.
+//
+// With `snapshots: true` it plays a relay that keeps ledger snapshots (messages.ts invariant
+// 6): `takeSnapshots()` folds each entity's ledger as it stands, a `subscribe.bootstrap` gets
+// `snapshots` pages first (under the client's fold keys, not for entities its horizon wants
+// whole) and then the entries of snapshotted entities above their snapshot only; `fetch` is
+// answered from the log in `fetchPageEntries` pages, and `dropBelow` plays retention.
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import { decide, digestHex, entryDigest, matchesAny, partitionOf } from '@ledgerline/core'
 import type {
@@ -14,9 +20,11 @@ import type {
   ClientMessage,
   CorrectionRef,
   ErrorKind,
+  LedgerSnapshot,
   LogIdentity,
   RelayLimitsAdvertised,
   RelayMessage,
+  SubscribeMessage,
 } from '@ledgerline/protocol'
 import {
   decodeMessage,
@@ -50,6 +58,17 @@ export interface FakeRelayOptions {
   readonly ackPartResults?: number | undefined
   /** `retryAfterMs` of deferrals. */
   readonly retryAfterMs?: number | undefined
+  /** Say `welcome.snapshots` and answer bootstrap and fetch (see the header). */
+  readonly snapshots?: boolean | undefined
+  /** Snapshots per `snapshots` page (default 100). */
+  readonly snapshotsPageMax?: number | undefined
+  /** Entries per `fetched` page (default 100). */
+  readonly fetchPageEntries?: number | undefined
+  /**
+   * A misbehaving relay: sends snapshots under any fold key (leaving out entries only of those
+   * under the client's keys), to prove the client drops the others.
+   */
+  readonly anyFoldKey?: boolean | undefined
 }
 
 export interface FakeRelay {
@@ -58,7 +77,33 @@ export interface FakeRelay {
   readonly log: StoredEntry[]
   readonly connections: () => number
   /** Frames seen since the start, by type. */
-  readonly seen: { hello: number; push: number; renew: number; subscribe: number }
+  readonly seen: {
+    hello: number
+    push: number
+    renew: number
+    subscribe: number
+    fetch: number
+    /** Every subscribe, as sent, with the clientId of its hello. */
+    subscribes: (SubscribeMessage & { readonly clientId: string })[]
+    /** Most fetches unanswered at once. */
+    fetchInFlightMax: number
+  }
+  /** The ledger snapshots it keeps, by entity (`takeSnapshots`; a test may edit them). */
+  readonly snapshots: Map<string, LedgerSnapshot>
+  /**
+   * Snapshots every entity with entries at its version now (`entities`: only those), under
+   * `foldKeyOf(entity)` (default: the schema type's `type@version`).
+   */
+  takeSnapshots(entities?: readonly string[], foldKeyOf?: (entity: string) => string): void
+  /** Retention: `fetch` answers history below `version` of `entity` as dropped. */
+  dropBelow(entity: string, version: number): void
+  /** Return an error kind to answer a subscribe with it (and close). */
+  failSubscribe: (m: SubscribeMessage & { readonly clientId: string }) => ErrorKind | undefined
+  /** Hold `fetched` answers until `release()` is called (to see requests in flight). */
+  holdFetches: boolean
+  /** New subscriptions get their `snapshots` pages but no entries (catch-up cut short). */
+  pauseEntries: boolean
+  releaseFetches(): void
   /** The log's identity, as `welcome` says it; a test may change it. */
   identity: LogIdentity
   /** The schema the relay decides with; a test may change it (the relay's schema ships). */
@@ -99,6 +144,10 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
   let state = emptyState(partitions)
   const log: StoredEntry[] = []
   const subs = new Set<Sub>()
+  const snapshots = new Map<string, LedgerSnapshot>()
+  const dropped = new Map<string, number>()
+  const heldFetches: (() => void)[] = []
+  let fetchesOut = 0
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   await new Promise<void>((r) => server.once('listening', () => r()))
   const port = (server.address() as { port: number }).port
@@ -216,7 +265,46 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
     url: `ws://127.0.0.1:${port}/sync`,
     log,
     connections: () => server.clients.size,
-    seen: { hello: 0, push: 0, renew: 0, subscribe: 0 },
+    seen: {
+      hello: 0,
+      push: 0,
+      renew: 0,
+      subscribe: 0,
+      fetch: 0,
+      subscribes: [],
+      fetchInFlightMax: 0,
+    },
+    snapshots,
+    takeSnapshots(entities, foldKeyOf) {
+      const names = entities ?? [...state.heads.keys()]
+      for (const entity of names) {
+        const type = relay.schema?.find(entity)
+        const ledger = state.entries.filter((e) => e.entity === entity)
+        const last = ledger.at(-1)
+        if (type === undefined || last === undefined) continue
+        let folded: unknown = type.initial
+        for (const e of ledger) folded = type.reduce(folded, e)
+        snapshots.set(entity, {
+          entity,
+          foldKey: foldKeyOf?.(entity) ?? `${type.type}@${type.version}`,
+          version: last.version,
+          partition: last.partition,
+          offset: last.offset,
+          committedAt: last.committedAt,
+          state: folded as LedgerSnapshot['state'],
+        })
+      }
+    },
+    dropBelow(entity, version) {
+      dropped.set(entity, version)
+    },
+    failSubscribe: () => undefined,
+    holdFetches: false,
+    pauseEntries: false,
+    releaseFetches() {
+      relay.holdFetches = false
+      for (const answer of heldFetches.splice(0)) answer()
+    },
     identity: { id: 'fake-log-0123456789abcdef', generation: 1 },
     schema: options.schema,
     auth: () => ({ subject: 'till', expiresAt: Date.now() + 3_600_000 }),
@@ -283,6 +371,7 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
             clientSeqHigh: state.high.get(clientId) ?? 0,
             serverTime: Date.now(),
             expiresAt: auth.expiresAt,
+            ...(options.snapshots === true ? { snapshots: true } : {}),
           })
           return
         }
@@ -310,18 +399,82 @@ export async function createFakeRelay(options: FakeRelayOptions = {}): Promise<F
           pump()
           return
         }
-        case 'subscribe':
+        case 'subscribe': {
           relay.seen.subscribe++
-          subs.add({
+          relay.seen.subscribes.push({ ...m, clientId })
+          const failure = relay.failSubscribe({ ...m, clientId })
+          if (failure !== undefined) return fail(ws, failure, `subscribe failed: ${failure}`)
+          const s: Sub = {
             ws,
             sub: m.sub,
             scope: m.scope,
             sent: { ...m.cursors },
             credit: m.credit,
             liveSent: false,
-          })
+            paused: relay.pauseEntries,
+          }
+          if (m.bootstrap !== undefined && options.snapshots === true) {
+            // Invariant 6: snapshots under the client's fold keys, but not for entities its
+            // horizon wants whole; their entries at or below the snapshot are left out.
+            const keys = new Set(m.bootstrap.foldKeys)
+            const whole = m.bootstrap.whole
+            const sent = [...snapshots.values()].filter((snap) => {
+              if (!matchesAny(s.scope, snap.entity)) return false
+              if (!keys.has(snap.foldKey) && options.anyFoldKey !== true) return false
+              const recent = whole.some(
+                (r) =>
+                  matchesAny([r.pattern], snap.entity) &&
+                  state.entries.some(
+                    (e) =>
+                      e.entity === snap.entity &&
+                      e.version <= snap.version &&
+                      e.committedAt >= r.since,
+                  ),
+              )
+              return !recent
+            })
+            s.omit = new Map(
+              sent
+                .filter((snap) => keys.has(snap.foldKey))
+                .map((snap) => [snap.entity, snap.version]),
+            )
+            const size = options.snapshotsPageMax ?? 100
+            s.snapshotPages = []
+            for (let at = 0; at < sent.length; at += size)
+              s.snapshotPages.push(sent.slice(at, at + size))
+          }
+          subs.add(s)
           pump()
           return
+        }
+        case 'fetch': {
+          relay.seen.fetch++
+          fetchesOut++
+          relay.seen.fetchInFlightMax = Math.max(relay.seen.fetchInFlightMax, fetchesOut)
+          const answer = () => {
+            fetchesOut--
+            const below = dropped.get(m.entity) ?? 0
+            const found = state.entries.filter(
+              (e) => e.entity === m.entity && e.version < m.before && e.version >= below,
+            )
+            const size = options.fetchPageEntries ?? 100
+            for (let at = 0; at < found.length || at === 0; at += size) {
+              const done = at + size >= found.length
+              send(ws, {
+                type: 'fetched',
+                req: m.req,
+                entity: m.entity,
+                entries: found.slice(at, at + size),
+                done,
+                ...(below > 1 ? { dropped: below } : {}),
+              })
+              if (done) break
+            }
+          }
+          if (relay.holdFetches) heldFetches.push(answer)
+          else answer()
+          return
+        }
         case 'credit':
           for (const s of subs) if (s.ws === ws && s.sub === m.sub) s.credit += m.pages
           pump()
@@ -357,6 +510,12 @@ export interface Sub {
   sent: Record<number, number>
   credit: number
   liveSent: boolean
+  /** Bootstrap: entries of these entities at or below the version are left out. */
+  omit?: Map<string, number> | undefined
+  /** Bootstrap: `snapshots` pages still to send, before any entries. */
+  snapshotPages?: LedgerSnapshot[][] | undefined
+  /** Send no entries (a test cuts catch-up short). */
+  paused?: boolean | undefined
 }
 
 /**
@@ -370,9 +529,21 @@ export function pumpPages(
   send: (ws: WebSocket, m: RelayMessage) => void,
 ): void {
   for (const s of subs) {
+    // Bootstrap: snapshots first, a page of credit each (messages.ts invariant 7).
+    while (s.credit > 0 && (s.snapshotPages?.length ?? 0) > 0) {
+      const snapshots = s.snapshotPages?.shift() as LedgerSnapshot[]
+      send(s.ws, { type: 'snapshots', sub: s.sub, snapshots })
+      s.credit--
+    }
+    if ((s.snapshotPages?.length ?? 0) > 0 || s.paused === true) continue
     while (s.credit > 0) {
       const page = log
-        .filter((e) => e.offset > (s.sent[e.partition] ?? 0) && matchesAny(s.scope, e.entity))
+        .filter(
+          (e) =>
+            e.offset > (s.sent[e.partition] ?? 0) &&
+            matchesAny(s.scope, e.entity) &&
+            e.version > (s.omit?.get(e.entity) ?? 0),
+        )
         .slice(0, 100)
       const cursors: Record<number, number> = { ...heads }
       const caughtUp = page.length < 100

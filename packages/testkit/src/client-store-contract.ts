@@ -21,6 +21,8 @@
  *    history goes (`client-store-contract-recovery.ts`);
  * 10. kept views of indexed types changed in the same write as their entries, queried in key
  *    order, rebuilt when their definition changes (`client-store-contract-views.ts`);
+ * 11–12. relay snapshots kept as bases, fetched history, the bootstrap flag
+ *    (`client-store-contract-bootstrap.ts`);
  * plus loads (from a snapshot, a base or version 1), the corrections feed (from pages, once per
  * id, newest first, marked seen) and the counters. The cases about what the subscription brings
  * (5, 6, loads, the feed) are in `client-store-contract-history.ts`; the entries they are built
@@ -46,6 +48,7 @@ import {
   stored,
 } from './client-store-fixtures.ts'
 import { registerHistoryCases } from './client-store-contract-history.ts'
+import { registerBootstrapCases } from './client-store-contract-bootstrap.ts'
 import { registerRecoveryCases } from './client-store-contract-recovery.ts'
 import { registerViewCases } from './client-store-contract-views.ts'
 import { registerHubCases } from './client-store-contract-hub.ts'
@@ -333,6 +336,7 @@ export function runClientStoreContract(
     })
 
     registerHistoryCases(open)
+    registerBootstrapCases(open)
     registerRecoveryCases(open)
     registerViewCases(open)
     registerHubCases(open)

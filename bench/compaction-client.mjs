@@ -1,0 +1,230 @@
+// Compaction, the client side (issue 17; `benches/compaction.mjs` runs it after the relay's
+// part, as report `compaction-client`): a fresh register in headless Chromium (a persistent
+// profile on disk) bootstraps a scope of 20,000 entities with 1,000,000 entries of history from
+// the relay's ledger snapshots; the same run measures a full replay of the same log (the same
+// client made to subscribe without `bootstrap`). Ready = createClient on a fresh database to
+// synced(); then every entity's confirmed state and version is checked against the server's
+// (folded here while the log was written), untimed. Bytes = what the register's socket
+// received. The relay runs in this process on a SQLite log on disk, filled and snapshotted
+// beforehand (its snapshot walk, not measured).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import { createHlcClock, defineEntity, defineSchema, entryId } from '@ledgerline/core'
+import { createRelay, createSqliteStore, signToken } from '@ledgerline/relay'
+import { CHROMIUM_ARGS, chromiumPath } from '../scripts/browser.mjs'
+import { fmt, report, summarize } from './lib.mjs'
+import { servePage } from './page-server.mjs'
+
+const SECRET = 'bench-secret-bench-secret-bench-secret'
+const ENTITIES = Number(process.env.COMPACTION_ENTITIES ?? 20_000)
+const ENTRIES = Number(process.env.COMPACTION_ENTRIES ?? 1_000_000)
+const BOOT_ROUNDS = 2
+const BOOT_TIMEOUT_MS = 300_000
+const FULL_TIMEOUT_MS = 900_000
+const READY_MS_TARGET = 2_000
+/** The relay's catch-up budget for the extra round (entries/s and burst): in effect none. */
+const UNBUDGETED = 100_000_000
+const BYTES_SHARE_TARGET = 0.1
+
+// The page's schema, for the relay (the same `item` type and reduce).
+const schema = defineSchema(
+  defineEntity({
+    type: 'item',
+    initial: { n: 0, sum: 0 },
+    reduce: (s, e) => ({ n: s.n + 1, sum: s.sum + e.data.qty }),
+  }),
+)
+
+export async function runClientPart() {
+  const path = chromiumPath()
+  if (path === undefined) {
+    report('compaction-client', [
+      {
+        label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
+      },
+    ])
+    return
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'll-bench-compaction-'))
+  let server, relay, context
+  try {
+    const dataDir = join(tmp, 'relay')
+    const t0 = performance.now()
+    const truth = await populate(dataDir)
+    const populateS = (performance.now() - t0) / 1000
+    server = await servePage('compaction-page.js')
+    /** The relay on the bench's log, answering the page's origin; `limits` as given. */
+    const startRelay = (limits) =>
+      createRelay({
+        port: 0,
+        dataDir,
+        schema,
+        auth: { secret: SECRET },
+        logLevel: 'silent',
+        allowedOrigins: [server.origin],
+        ...(limits === undefined ? {} : { limits }),
+      })
+    relay = await startRelay(undefined)
+    const t1 = performance.now()
+    const walked = await relay.ledgerSnapshots?.walk()
+    const walkS = (performance.now() - t1) / 1000
+    console.log(
+      `  log: ${ENTRIES.toLocaleString('en-US')} entries over ${ENTITIES.toLocaleString('en-US')} entities written in ${populateS.toFixed(1)} s; snapshot walk ${walkS.toFixed(1)} s (${JSON.stringify(walked)})`,
+    )
+    const token = await signToken({
+      secret: SECRET,
+      tenant: 'bench',
+      sub: 'bench',
+      read: ['*'],
+      write: ['*'],
+    })
+    context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+      executablePath: path,
+      args: CHROMIUM_ARGS,
+      headless: true,
+    })
+    const page = context.pages()[0] ?? (await context.newPage())
+    await page.goto(server.origin)
+    await page.waitForFunction(() => globalThis.bench !== undefined)
+    const names = Array.from({ length: ENTITIES }, (_, i) => `item/e${i}`)
+    let dbs = 0
+    const boot = async (full, timeoutMs) => {
+      const dbName = `bench-${++dbs}`
+      try {
+        const args = { url: relay.url, token, dbName, timeoutMs, full, entities: names }
+        const result = await page.evaluate((a) => globalThis.bench.boot(a), args)
+        return { ...result, wrong: wrongStates(result.states, truth) }
+      } finally {
+        await page.evaluate((n) => globalThis.bench.wipe(n), [dbName])
+      }
+    }
+    const boots = []
+    for (let r = 0; r < BOOT_ROUNDS; r++) {
+      const b = await boot(false, BOOT_TIMEOUT_MS)
+      boots.push(b)
+      console.log(
+        `  bootstrap round ${r + 1}: ready ${b.ms.toFixed(0)} ms, ${b.bytes.toLocaleString('en-US')} bytes in ${b.frames} frames; checked ${b.states.length} entities (${b.wrong} wrong) in ${b.checkMs.toFixed(0)} ms; first entity held from version ${b.first.from}; frames at (ms) ${JSON.stringify(b.marks)}`,
+      )
+    }
+    const full = await boot(true, FULL_TIMEOUT_MS)
+    console.log(
+      `  full replay: ready ${full.ms.toFixed(0)} ms, ${full.bytes.toLocaleString('en-US')} bytes in ${full.frames} frames; checked ${full.states.length} entities (${full.wrong} wrong); frames at (ms) ${JSON.stringify(full.marks)}`,
+    )
+    // Where a bootstrap's time goes: the client had stored every snapshot by `snapshotsLast`;
+    // the live page comes once the relay has read past the entries it leaves out, which it
+    // charges to the connection's catch-up budget. One more round with that budget raised.
+    await relay.close()
+    relay = await startRelay({ catchUpEntriesPerS: UNBUDGETED, catchUpEntriesBurst: UNBUDGETED })
+    const raised = await boot(false, BOOT_TIMEOUT_MS)
+    console.log(
+      `  bootstrap, catch-up budget raised: ready ${raised.ms.toFixed(0)} ms (${raised.wrong} wrong); frames at (ms) ${JSON.stringify(raised.marks)}`,
+    )
+    const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
+    const stored = median(boots.map((b) => b.marks.snapshotsLast ?? Number.NaN))
+    const live = median(boots.map((b) => b.marks.live ?? Number.NaN))
+    const ready = summarize(
+      'bootstrap',
+      's',
+      boots.map((b) => b.ms / 1000),
+    )
+    const bytes = summarize(
+      'bootstrap',
+      'MB',
+      boots.map((b) => b.bytes / 1e6),
+    )
+    const share = bytes.median / (full.bytes / 1e6)
+    const correct = boots.every((b) => b.wrong === 0 && b.states.length === ENTITIES)
+    report(
+      'compaction-client',
+      [
+        {
+          label: `fresh register, ${ENTITIES.toLocaleString('en-US')} entities / ${ENTRIES.toLocaleString('en-US')} entries: ready (s)`,
+          ours: ready,
+          anchor: summarize('full replay', 's', [full.ms / 1000]),
+          target: `< ${READY_MS_TARGET / 1000} s, every entity's confirmed state correct`,
+          met: ready.median * 1000 < READY_MS_TARGET && correct,
+          limit: `checked every entity against the server after each boot: ${boots.map((b) => b.wrong).join(', ')} wrong; full replay ${full.wrong} wrong`,
+        },
+        {
+          label: 'bytes downloaded (MB)',
+          ours: bytes,
+          anchor: summarize('full replay', 'MB', [full.bytes / 1e6]),
+          target: `< ${BYTES_SHARE_TARGET * 100} % of a full replay`,
+          met: share < BYTES_SHARE_TARGET,
+          limit: `${(share * 100).toFixed(2)} % of the full replay's ${fmt(full.bytes / 1e6)} MB`,
+        },
+        {
+          label: 'bootstrap: live page received at (ms after createClient, median)',
+          ours: { unit: 'ms', median: live, min: live, max: live },
+          limit: `the last snapshots page came at ${stored} ms (median); then the relay reads the ${ENTRIES.toLocaleString('en-US')} entries it leaves out and charges them to the connection's catch-up budget (50,000 entries/s by default): the live page waits for that read`,
+        },
+        {
+          label: "bootstrap with the relay's catch-up budget raised: ready (s, 1 round)",
+          ours: summarize('raised', 's', [raised.ms / 1000]),
+          limit: `${raised.wrong} wrong of ${raised.states.length}; snapshots stored by ${raised.marks.snapshotsLast} ms, live at ${raised.marks.live} ms`,
+        },
+      ],
+      [
+        `headless Chromium, persistent profile on disk; ${BOOT_ROUNDS} bootstrap rounds, each a fresh database, then one full replay (the same client, subscribing without bootstrap)`,
+        `the relay runs in the bench process (SQLite on disk, default page limits); its log was filled (${populateS.toFixed(1)} s) and snapshotted by its walk (${walkS.toFixed(1)} s) beforehand, not measured`,
+        'ready: createClient on a fresh database → synced(); bytes: what the register socket received (frames as sent)',
+      ],
+    )
+  } finally {
+    await context?.close().catch(() => undefined)
+    await relay?.close()
+    await server?.close()
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
+/** Fills a SQLite log with ENTRIES entries over ENTITIES entities; answers each one's fold. */
+async function populate(dir) {
+  mkdirSync(dir, { recursive: true })
+  const store = await createSqliteStore({ file: join(dir, 'log.sqlite') })
+  const truth = new Map()
+  try {
+    const clientId = 'f'.repeat(32)
+    const clock = createHlcClock(clientId, () => Date.now())
+    for (let from = 1; from <= ENTRIES; from += 5_000) {
+      const items = []
+      for (let seq = from; seq < from + 5_000 && seq <= ENTRIES; seq++) {
+        const entity = `item/e${seq % ENTITIES}`
+        const qty = (seq % 7) + 1
+        const t = truth.get(entity) ?? { n: 0, sum: 0 }
+        truth.set(entity, { n: t.n + 1, sum: t.sum + qty })
+        items.push({
+          entry: {
+            id: entryId(clientId, seq),
+            tenant: 'bench',
+            entity,
+            kind: 'item.moved',
+            data: { qty, note: 'x'.repeat(40) },
+            intent: 'fact',
+            clientId,
+            clientSeq: seq,
+            hlc: clock.tick(),
+            occurredAt: Date.now(),
+          },
+        })
+      }
+      await store.append('bench', items)
+    }
+  } finally {
+    await store.close()
+  }
+  return truth
+}
+
+/** How many of `states` ([entity, confirmed, version]) differ from the server's fold. */
+function wrongStates(states, truth) {
+  let wrong = 0
+  for (const [entity, confirmed, version] of states) {
+    const t = truth.get(entity)
+    if (t === undefined || confirmed.n !== t.n || confirmed.sum !== t.sum || version !== t.n)
+      wrong++
+  }
+  return wrong + Math.max(0, truth.size - states.length)
+}
