@@ -66,7 +66,7 @@ export interface HubSql {
   readonly prune: S
   readonly clearMirror: S
   readonly clearCursors: S
-  readonly reopenSettled: S
+  readonly dropSettled: S
   readonly resetHighs: S
 }
 
@@ -140,7 +140,7 @@ export function prepareHubSql(db: BetterSqlite3.Database): HubSql {
     ),
     clearMirror: db.prepare('DELETE FROM mirror'),
     clearCursors: db.prepare('DELETE FROM cursors'),
-    reopenSettled: db.prepare('UPDATE queue SET result = NULL WHERE result IS NOT NULL'),
+    dropSettled: db.prepare('DELETE FROM queue WHERE result IS NOT NULL'),
     resetHighs: db.prepare('UPDATE clients SET high = 0'),
   }
 }
