@@ -43,6 +43,10 @@
  * 11. On a store hub, every subscription also gets its store layer in `store` messages, and
  *    every welcomed session an `upstream` message when the hub's link changes (`hub/hub.ts`); a
  *    scope is accepted only within what the hub's own read grant mirrors.
+ * 12. On a store hub, a session welcomed with head office's log identity ends (`shutting_down`,
+ *    retryable) when the hub's link is welcomed by another log (id or generation): the client
+ *    connects again, is welcomed with the new identity and runs its log-change recovery, as it
+ *    would connected to head office directly (`hub/hub-store.ts` invariant 4).
  * 12. Only a token with `grants.forward` pushes other clients' entries (`session-push.ts`).
  * 13–14. `fetch` (`session-fetch.ts`): read grants checked, `FETCH_IN_FLIGHT_MAX` per
  *    connection (`rate_limited` past it), `fetched` pages bounded like `entries` pages.
@@ -244,6 +248,18 @@ export class Session {
   /** A store hub's link to head office changed: tell a welcomed client (invariant 11). */
   onUpstream(state: UpstreamState): void {
     if (this.#state !== 'ready') return
+    const welcomed = this.#auth.log
+    const now = this.#ctx.hub?.log()
+    if (
+      welcomed !== undefined &&
+      now !== undefined &&
+      (welcomed.id !== now.id || welcomed.generation !== now.generation)
+    ) {
+      // Invariant 12: head office's log changed under this session (restored, replaced); the
+      // register must hello again to see the new `welcome.log` and run its log-change recovery.
+      this.#fail('shutting_down', "head office's log changed: connect again")
+      return
+    }
     this.#sender.send({ type: 'upstream', connected: state.connected, since: state.since })
   }
 

@@ -66,6 +66,8 @@ export interface HubSql {
   readonly prune: S
   readonly clearMirror: S
   readonly clearCursors: S
+  readonly dropSettled: S
+  readonly resetHighs: S
 }
 
 type S<P extends unknown[] = unknown[], R = unknown> = BetterSqlite3.Statement<P, R>
@@ -138,5 +140,7 @@ export function prepareHubSql(db: BetterSqlite3.Database): HubSql {
     ),
     clearMirror: db.prepare('DELETE FROM mirror'),
     clearCursors: db.prepare('DELETE FROM cursors'),
+    dropSettled: db.prepare('DELETE FROM queue WHERE result IS NOT NULL'),
+    resetHighs: db.prepare('UPDATE clients SET high = 0'),
   }
 }

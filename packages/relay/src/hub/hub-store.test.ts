@@ -3,6 +3,7 @@
 // with its own results, in arrival order; a group never passes `HUB_COMMIT_GROUP_ENTRIES_MAX`
 // entries; a push past the queue bound (`HUB_QUEUE_ENTRIES_MAX`, smaller in a test) is refused
 // alone while the others queue; and what was answered `stored` is in the file after a reopen.
+// A head office of another log (invariant 4, finding D): settled rows and marks go, open rows stay.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -121,3 +122,46 @@ describe('the store queue', () => {
     expect(store.openCount()).toBe(0)
   })
 })
+
+describe('a head office of another log (invariant 4, finding D)', () => {
+  const head = (generation: number) => ({
+    log: { id: 'log-1', generation },
+    partitions: 4,
+    read: ['*'],
+    subject: 'hub-1',
+  })
+
+  it('drops what it settled against the old log and forgets its marks, keeping open rows', async () => {
+    const store = fresh().open()
+    expect(store.welcomed(head(1))).toBe(false)
+    const pusher = { subject: 'register-1', grants }
+    const [s1, s2, s3] = sales(1, 1, 3)
+    await store.append(TENANT, [s1!, s2!, s3!], pusher)
+    // Head office appended the first two; the third is still open.
+    store.settle([s1!, s2!].map((s, i) => appended(s.entry.id, i + 1)))
+    expect(await store.append(TENANT, [s1!], pusher)).toMatchObject([{ status: 'duplicate' }])
+    expect((await store.client(TENANT, clientIdOf(1))).high).toBe(3)
+
+    expect(store.welcomed(head(2))).toBe(true)
+    expect(store.open(10).map((q) => q.entry.id)).toEqual([s3!.entry.id])
+    expect(await store.client(TENANT, clientIdOf(1))).toEqual({ high: 0, subject: 'register-1' })
+    // A resend is queued again (the new log may lack it), not answered with a lost position.
+    expect(await store.append(TENANT, [s1!], pusher)).toMatchObject([{ status: 'stored' }])
+    expect(store.open(10).map((q) => q.entry.id)).toEqual([s3!.entry.id, s1!.entry.id])
+    // The same log again (a reconnect) changes nothing.
+    expect(store.welcomed(head(2))).toBe(false)
+    expect(store.openCount()).toBe(2)
+  })
+})
+
+function appended(id: string, offset: number) {
+  return {
+    id,
+    status: 'appended' as const,
+    version: offset,
+    partition: 0,
+    offset,
+    committedAt: 1,
+    corrections: [],
+  }
+}

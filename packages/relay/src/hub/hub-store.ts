@@ -27,8 +27,16 @@
  *    a SIGKILL leaves mirror and cursors consistent.
  * 3. `identity()` is head office's identity as last seen; before the hub has ever reached head
  *    office there is none and `identity()` rejects (`hub-error.ts` code `not_connected`).
- * 4. A head office of another log id (restored, replaced) empties the mirror and its cursors;
- *    the queue stays (its entries are still the registers' and are forwarded again).
+ * 4. A head office of another log (another id or generation: restored, replaced) empties the
+ *    mirror and its cursors, and drops every settled queue row: their results are the old log's,
+ *    which the new one may lack, so a resend must not be answered from them with a position that
+ *    is gone; it is queued again and forwarded. Re-opening them instead was tried: a register's
+ *    recovery may move a row's entries to its current clientId, and the old clientId's rows then
+ *    meet `seq_gap` at head office for good. Open rows stay (forwarded again). The clients'
+ *    high-water marks go back to 0 (the mirror and new queueing raise them again), so a
+ *    register's welcome never names a mark of the lost history; every register session ends so
+ *    its register hellos again and runs its log-change recovery (`session.ts` invariant 12),
+ *    putting back what it holds, as connected to head office directly. Bindings stay.
  * 5. A clientId is bound to the subject of the first register that queued under it, as head
  *    office binds it; another subject gets `client_taken` and nothing is queued. Its high-water
  *    mark is the highest clientSeq the hub queued or mirrored of it.
@@ -201,6 +209,8 @@ class SqliteHubStore implements HubStore {
         // Invariant 4: another history; its positions mean nothing here.
         this.#sql.clearMirror.run()
         this.#sql.clearCursors.run()
+        this.#sql.dropSettled.run()
+        this.#sql.resetHighs.run()
       }
       this.#sql.setMeta.run('log', JSON.stringify(head.log))
       this.#sql.setMeta.run('partitions', String(head.partitions))

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { matchesPattern } from '@ledgerline/core'
 import { PROTOCOL_VERSION_HUB_MIN } from '@ledgerline/protocol'
-import type { UpstreamState, WebSocketConstructor } from '@ledgerline/protocol'
+import type { LogIdentity, UpstreamState, WebSocketConstructor } from '@ledgerline/protocol'
 import type { RelayTimers } from '../timers.ts'
 import { createForwarder } from './forwarder.ts'
 import type { Forwarder } from './forwarder.ts'
@@ -55,6 +55,8 @@ export interface SessionHub {
    */
   readable(grants: readonly string[]): readonly string[]
   watchStore(watcher: StoreWatcher): () => void
+  /** Head office's log as the hub last saw it (a session welcomed on another one ends). */
+  log(): LogIdentity | undefined
 }
 
 export interface Hub {
@@ -111,6 +113,7 @@ export function createHub(options: {
       upstream: () => link.state(),
       readable: (grants) => readableWithin(grants, store.mirrorHead()?.read ?? []),
       watchStore: (watcher) => layer.watch(watcher),
+      log: () => store.mirrorHead()?.log,
     },
     onUpstream: (listener) => link.onState(listener),
     async close() {
