@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core'
 import { createHlcClock, defineEntity, defineSchema, entryId } from '@ledgerline/core'
 import { createRelay, createSqliteStore, signToken } from '@ledgerline/relay'
 import { CHROMIUM_ARGS, chromiumPath } from '../scripts/browser.mjs'
-import { fmt, report, summarize } from './lib.mjs'
+import { chromiumOrSkip, fmt, report, summarize } from './lib.mjs'
 import { servePage } from './page-server.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
@@ -38,15 +38,8 @@ const schema = defineSchema(
 )
 
 export async function runClientPart() {
-  const path = chromiumPath()
-  if (path === undefined) {
-    report('compaction-client', [
-      {
-        label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
-      },
-    ])
-    return
-  }
+  const path = chromiumOrSkip('compaction-client', chromiumPath)
+  if (path === undefined) return
   const tmp = mkdtempSync(join(tmpdir(), 'll-bench-compaction-'))
   let server, relay, context
   try {

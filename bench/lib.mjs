@@ -285,3 +285,19 @@ export function cpuSince(before, after) {
   for (const [type, ms] of Object.entries(after)) out[type] = ms - (before[type] ?? 0)
   return out
 }
+
+/**
+ * The Chromium the browser benches drive, or undefined after reporting `name` as skipped (no
+ * Chromium on this machine): one message for every browser bench.
+ */
+export function chromiumOrSkip(name, chromiumPath) {
+  const path = chromiumPath()
+  if (path === undefined) {
+    report(name, [
+      {
+        label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
+      },
+    ])
+  }
+  return path
+}

@@ -12,7 +12,15 @@ import { chromium } from 'playwright-core'
 import { createHlcClock, entryId } from '@ledgerline/core'
 import { createSqliteStore, signToken } from '@ledgerline/relay'
 import { CHROMIUM_ARGS, chromiumPath } from '../../scripts/browser.mjs'
-import { cpuSince, fmt, latencyOf, processTreeCpu, report, summarize } from '../lib.mjs'
+import {
+  chromiumOrSkip,
+  cpuSince,
+  fmt,
+  latencyOf,
+  processTreeCpu,
+  report,
+  summarize,
+} from '../lib.mjs'
 import { servePage } from '../page-server.mjs'
 import { startServer } from '../server-process.mjs'
 
@@ -24,15 +32,8 @@ const BATCHED = { count: 30_000, timeMs: 2_500 }
 const CATCH_UP_TIMEOUT_MS = 60_000
 
 export async function run() {
-  const path = chromiumPath()
-  if (path === undefined) {
-    report('client', [
-      {
-        label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
-      },
-    ])
-    return
-  }
+  const path = chromiumOrSkip('client', chromiumPath)
+  if (path === undefined) return
   const tmp = mkdtempSync(join(tmpdir(), 'll-bench-client-'))
   let server, relay, context
   try {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import { CHROMIUM_ARGS, chromiumPath } from '../../scripts/browser.mjs'
-import { latencyOf, report, summarize } from '../lib.mjs'
+import { chromiumOrSkip, latencyOf, report, summarize } from '../lib.mjs'
 import { servePage } from '../page-server.mjs'
 
 const ORDERS = Number(process.env.BENCH_QUERY_ORDERS ?? 50_000)
@@ -19,15 +19,8 @@ const ROUNDS = 200
 const TARGET_MS = 20
 
 export async function run() {
-  const path = chromiumPath()
-  if (path === undefined) {
-    report('query', [
-      {
-        label: "skipped: no Chromium found (install Debian's chromium or set LEDGERLINE_CHROMIUM)",
-      },
-    ])
-    return
-  }
+  const path = chromiumOrSkip('query', chromiumPath)
+  if (path === undefined) return
   const tmp = mkdtempSync(join(tmpdir(), 'll-bench-query-'))
   let server, context
   try {
