@@ -79,6 +79,20 @@ for (const kind of LOG_KINDS) {
       await Promise.all(writing)
       for (const c of [a, b, fresh, replay])
         expect(await c.synced({ timeoutMs: WAIT_MS })).toEqual({ _tag: 'synced' })
+      // `synced()` is about a client's own entries: the writers' last entries reach the two
+      // readers live, a moment later. Wait until both hold the server's head of every entity.
+      await eventually(
+        async () => {
+          for (const entity of ENTITIES) {
+            const head = (await server.entries(entity)).at(-1)?.version ?? 0
+            for (const c of [fresh, replay])
+              if ((await c.load(entity)).version !== head) return false
+          }
+          return true
+        },
+        WAIT_MS,
+        'both readers hold every entity up to the server head',
+      )
 
       let fromSnapshot = 0
       for (const entity of ENTITIES) {
