@@ -62,7 +62,8 @@ export async function migrateSqliteCommand(
     return (
       `copied ledgerline log ${identity?.id ?? '?'} (generation ${identity?.generation ?? '?'}) ` +
       `from ${file} into PostgreSQL: ${copied.entries} entries in ${partitions} partitions, ` +
-      `${copied.refusals} refusals, ${copied.deferrals} deferrals, ${copied.clients} clients; ` +
+      `${copied.refusals} refusals, ${copied.deferrals} deferrals, ${copied.clients} clients, ` +
+      `${copied.origins} origins of moved entries; ` +
       'verified (counts and a digest per partition)'
     )
   } finally {

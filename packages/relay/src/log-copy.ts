@@ -10,11 +10,14 @@
  * Invariants:
  * 1. A stream starts with one `log` record (partitions, identity), then every entry in commit
  *    order (SQLite rowid, PostgreSQL `seq`: corrections are found in that order), then refusals,
- *    deferrals, clients and partition heads, in any order within each kind.
+ *    deferrals, clients, origins and partition heads, in any order within each kind.
  * 2. Every field of every row is in its record: positions (partition, offset, version), ids,
  *    the `corrects` column, `committedAt`, the body bytes as stored, digests, refusal codes,
- *    reasons and heads, deferrals, clients' high-water marks and subjects. A copy that keeps
- *    every record keeps the log (CRDT snapshots are entries).
+ *    reasons and heads, deferrals, clients' high-water marks and subjects, and the index of
+ *    origins (which entry carries which moved entry's origin: the planner's lookup of copies,
+ *    `append-plan.ts` invariant 12; without it a copy of the log lands a sale moved twice
+ *    twice). A copy that keeps every record keeps the log (CRDT snapshots are entries; ledger
+ *    snapshots are derived and the relay's snapshot pass makes them again).
  * 3. Two streams have equal summaries (`LogDigest.summary`) exactly when they hold the same rows
  *    and the same commit order of entries (up to SHA-256 collisions); the order of refusals,
  *    deferrals and clients does not count (stores sort text differently).
@@ -65,6 +68,14 @@ export type LogRecord =
       readonly high: number
       readonly subject: string | null
     }
+  | {
+      readonly _tag: 'origin'
+      readonly tenant: string
+      /** The id the moved entry had first. */
+      readonly origin: string
+      /** The id of the entry in this log that carries it. */
+      readonly id: string
+    }
   | { readonly _tag: 'partition_head'; readonly partition: number; readonly head: number }
 
 /** Count and digest of a set of rows. */
@@ -83,6 +94,7 @@ export interface LogSummary {
   readonly refusals: RowsSummary
   readonly deferrals: RowsSummary
   readonly clients: RowsSummary
+  readonly origins: RowsSummary
 }
 
 export interface LogDigest {
@@ -101,7 +113,12 @@ export function createLogDigest(): LogDigest {
   let identity: LogIdentity | undefined
   const perPartition = new Map<number, { rows: XorSet; head: number }>()
   const order = createHash('sha256')
-  const tables = { refusal: new XorSet(), deferral: new XorSet(), client: new XorSet() }
+  const tables = {
+    refusal: new XorSet(),
+    deferral: new XorSet(),
+    client: new XorSet(),
+    origin: new XorSet(),
+  }
   const partition = (p: number) => {
     let found = perPartition.get(p)
     if (found === undefined) perPartition.set(p, (found = { rows: new XorSet(), head: 0 }))
@@ -145,6 +162,9 @@ export function createLogDigest(): LogDigest {
         case 'client':
           tables.client.add([record.tenant, record.clientId, record.high, record.subject])
           return
+        case 'origin':
+          tables.origin.add([record.tenant, record.origin, record.id])
+          return
         case 'partition_head':
           partition(record.partition).head = record.head
           return
@@ -167,6 +187,7 @@ export function createLogDigest(): LogDigest {
         refusals: tables.refusal.summary(),
         deferrals: tables.deferral.summary(),
         clients: tables.client.summary(),
+        origins: tables.origin.summary(),
       }
     },
   }
@@ -196,7 +217,7 @@ export function diffSummaries(source: LogSummary, copy: LogSummary): string[] {
     if (a !== b) out.push(`partition ${p}: ${a} against ${b}`)
   }
   if (source.commitOrder !== copy.commitOrder) out.push('the commit order of entries differs')
-  for (const table of ['refusals', 'deferrals', 'clients'] as const) {
+  for (const table of ['refusals', 'deferrals', 'clients', 'origins'] as const) {
     const a = JSON.stringify(source[table])
     const b = JSON.stringify(copy[table])
     if (a !== b) out.push(`${table}: ${a} against ${b}`)

@@ -1,7 +1,7 @@
 // Goal: issue 21 — `migrate-sqlite` copies a populated SQLite log into PostgreSQL with
 // everything a log holds (entries of two tenants, corrections of the same and of another entity,
 // refused requests, `forbidden` refusals, deferrals, clients bound to subjects, a CRDT snapshot,
-// a bumped generation), verifies the copy, and refuses a database that is not empty. The round
+// a sale moved by restore recovery, a bumped generation), verifies the copy, and refuses a database that is not empty. The round
 // trip is what the perf work on the SQLite layout keeps passing: SQLite → export → PostgreSQL →
 // every read of the `LogStore` interface agrees, and the copy decides resends as the source did.
 // Method: the stores directly (SQLite populated through `append`, as relays do), the command's
@@ -67,6 +67,7 @@ describe.skipIf(pgSkip !== undefined)(
       const line = await migrateSqliteCommand(['--from', dir, '--database-url', url], {})
       expect(line).toContain(`${written.entries} entries in ${PARTITIONS} partitions`)
       expect(line).toContain('1 deferrals')
+      expect(line).toContain('2 origins of moved entries')
       expect(line).toContain('verified')
 
       const sqlite = await createSqliteStore({ file, schema })
@@ -100,6 +101,17 @@ describe.skipIf(pgSkip !== undefined)(
             await sqlite.append('acme', call.items, call.pusher),
           )
         }
+        // A second move of the moved sale is a copy on both logs, not a new sale.
+        const [copyOnSqlite] = await sqlite.append('acme', [{ entry: written.moved }], ALICE_PUSHER)
+        expect(copyOnSqlite?.status).toBe('duplicate')
+        expect(await pg.append('acme', [{ entry: written.moved }], ALICE_PUSHER)).toEqual([
+          copyOnSqlite,
+        ])
+        const voidOfAlias = written.voidOfAlias()
+        const [voidOnSqlite] = await sqlite.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
+        expect(voidOnSqlite?.status).toBe('appended')
+        const [voidOnPg] = await pg.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
+        expect(voidOnPg).toEqual({ ...(voidOnSqlite as object), committedAt: expect.any(Number) })
         const next = written.next(ALICE)
         const taken = await pg.append('acme', [{ entry: next }], MALLORY)
         expect(taken[0]?.status).toBe('client_taken')
@@ -233,6 +245,9 @@ describe('the log digest of a copy', () => {
     expect(diffSummaries(summary(records), summary(changed)).join('\n')).toMatch(/^partition \d/)
     const lost = records.filter((r) => r._tag !== 'deferral')
     expect(diffSummaries(summary(records), summary(lost)).join('\n')).toContain('deferrals')
+    const noOrigins = records.filter((r) => r._tag !== 'origin')
+    expect(noOrigins.length).toBeLessThan(records.length)
+    expect(diffSummaries(summary(records), summary(noOrigins)).join('\n')).toContain('origins')
     const reordered = [...records]
     const second = reordered.findIndex((r, i) => i > entryAt && r._tag === 'entry')
     ;[reordered[entryAt], reordered[second]] = [
@@ -251,6 +266,15 @@ const ALICE = 'a'.repeat(32)
 const BOB = 'b'.repeat(32)
 const ALICE_PUSHER: Pusher = { subject: 'alice', grants: { read: ['*'], write: ['*'] } }
 const BOB_PUSHER: Pusher = { subject: 'bob', grants: { read: ['*'], write: ['order/*'] } }
+const DAVE = 'd'.repeat(32)
+const EVE = 'e'.repeat(32)
+const FRANK = 'f'.repeat(32)
+const GINA = '1'.repeat(32)
+
+/** `entry` moved by restore recovery to `clientId`'s first clientSeq. */
+function movedTo(entry: Entry, clientId: string): Entry {
+  return { ...entry, id: `${clientId}-1`, clientId, clientSeq: 1, origin: entry.origin ?? entry.id }
+}
 const MALLORY: Pusher = { subject: 'mallory', grants: { read: ['*'], write: ['*'] } }
 
 interface Populated {
@@ -259,6 +283,10 @@ interface Populated {
   readonly clientIds: readonly string[]
   /** Every call made, to resend. */
   readonly calls: readonly { items: AppendItem[]; pusher: Pusher | undefined }[]
+  /** A third move of the moved sale, to another clientId: the log holds it already. */
+  readonly moved: Entry
+  /** A correction naming the second move's id, which only the index of origins knows. */
+  voidOfAlias(): Entry
   /** The next entry of a client. */
   next(clientId: string): Entry
 }
@@ -274,7 +302,7 @@ async function populate(file: string): Promise<Populated> {
     entity: string,
     kind: string,
     data: Data,
-    more: Partial<Pick<Entry, 'intent' | 'expect'>> = {},
+    more: Partial<Pick<Entry, 'intent' | 'expect' | 'corrects'>> = {},
   ): Entry => {
     const seq = (seqs.get(clientId) ?? 0) + 1
     seqs.set(clientId, seq)
@@ -297,6 +325,18 @@ async function populate(file: string): Promise<Populated> {
     ],
     ALICE_PUSHER,
   )
+  // A sale restore recovery moved from a clientId this log never saw (its origin): the index
+  // of origins (`origins`, `ledgerline_origins`) must come along, or the copy decides a second
+  // move of the same sale as new.
+  const lost = makeEntry(EVE, 1, 'stock/s1', 'stock.moved', { qty: 2 })
+  await append(
+    store,
+    [{ entry: { ...lost, id: `${DAVE}-1`, clientId: DAVE, clientSeq: 1, origin: lost.id } }],
+    ALICE_PUSHER,
+  )
+  // Moved again, to FRANK: `duplicate`, and FRANK-1 is kept as an alias of DAVE-1's landing.
+  const [alias] = await append(store, [{ entry: movedTo(lost, FRANK) }], ALICE_PUSHER)
+  expect(alias?.status).toBe('duplicate')
   await append(
     store,
     [
@@ -341,7 +381,10 @@ async function populate(file: string): Promise<Populated> {
   return {
     entries: heads.reduce((a, b) => a + b, 0),
     entities: ['stock/s1', 'payment/p1', 'order/o1', 'order/o2', 'seat/a1', 'gadget/g1', 'doc/d1'],
-    clientIds: [ALICE, BOB, 'c'.repeat(32), 'd'.repeat(32)],
+    clientIds: [ALICE, BOB, 'c'.repeat(32), DAVE],
+    moved: movedTo(lost, GINA),
+    voidOfAlias: () =>
+      entry(ALICE, 'stock/s1', 'stock.moved', { qty: -2 }, { corrects: `${FRANK}-1` }),
     calls,
     next: (clientId) => entry(clientId, 'order/o1', 'order.line', { n: 'next' }),
   }

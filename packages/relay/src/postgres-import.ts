@@ -9,13 +9,13 @@
  *
  * Invariants:
  * 1. Only into an empty log: a database whose Ledgerline tables hold any entry, refusal,
- *    deferral or client is refused (`RelayError('config')`) before anything is written, and
+ *    deferral, client or origin is refused (`RelayError('config')`) before anything is written, and
  *    checked again under the tables' locks; so is one whose partition count differs.
  * 2. All of the copy is one transaction, under `share row exclusive` locks of the log's tables
  *    (a relay that starts meanwhile waits for it): it is all there or none of it is.
  * 3. Rows are copied, never recomputed: ids, positions, versions, `corrects`, `committedAt`,
  *    bodies byte for byte, digests, refusals, deferrals, clients (high-water marks and subjects),
- *    partition heads, and the log's identity (same id, same generation, so clients see the same
+ *    the index of origins, partition heads, and the log's identity (same id, same generation, so clients see the same
  *    log and keep their cursors). Entries are inserted in commit order, so `seq` (the order in
  *    which corrections are found) follows the source's.
  * 4. Before the commit the copy is read back in the same transaction and its digest compared
@@ -38,6 +38,7 @@ export interface ImportSummary {
   readonly refusals: number
   readonly deferrals: number
   readonly clients: number
+  readonly origins: number
   readonly summary: LogSummary
 }
 
@@ -133,6 +134,9 @@ export async function* readPostgresLog(client: PoolClient): AsyncGenerator<LogRe
   )) {
     yield { _tag: 'client', tenant: r.tenant, clientId: r.id, high: r.high, subject: r.subject }
   }
+  for await (const r of keyed<PgOriginRow>(client, 'ledgerline_origins', 'tenant, origin, id')) {
+    yield { _tag: 'origin', tenant: r.tenant, origin: r.origin, id: r.id }
+  }
   const heads = await query<{ partition: number; head: number }>(
     client,
     'select partition, head from ledgerline_partition_heads order by partition',
@@ -148,6 +152,7 @@ const TABLES = [
   'ledgerline_refusals',
   'ledgerline_deferrals',
   'ledgerline_clients',
+  'ledgerline_origins',
 ]
 
 async function copyInto(
@@ -171,7 +176,7 @@ async function copyInto(
       `lock table ${TABLES.join(', ')}, ledgerline_log in share row exclusive mode`,
     )
     await refuseNonEmpty(client, log.partitions)
-    const counts = { entries: 0, refusals: 0, deferrals: 0, clients: 0 }
+    const counts = { entries: 0, refusals: 0, deferrals: 0, clients: 0, origins: 0 }
     const pending: LogRecord[] = []
     const flush = async () => {
       if (pending.length === 0) return
@@ -227,6 +232,7 @@ const TALLY = {
   refusal: 'refusals',
   deferral: 'deferrals',
   client: 'clients',
+  origin: 'origins',
 } as const
 
 /** Invariant 1. Tables that do not exist yet are empty. */
@@ -273,6 +279,7 @@ async function insertPage(client: PoolClient, page: readonly LogRecord[]): Promi
   type R = Extract<LogRecord, { _tag: 'refusal' }>
   type D = Extract<LogRecord, { _tag: 'deferral' }>
   type C = Extract<LogRecord, { _tag: 'client' }>
+  type O = Extract<LogRecord, { _tag: 'origin' }>
   if (kind === 'entry') {
     // One statement per page; `ordinality` keeps the page's order, so `seq` follows it.
     await client.query(
@@ -334,6 +341,12 @@ async function insertPage(client: PoolClient, page: readonly LogRecord[]): Promi
         col((r: C) => r.subject),
       ],
     )
+  } else if (kind === 'origin') {
+    await client.query(
+      `insert into ledgerline_origins (tenant, origin, id)
+       select * from unnest($1::text[], $2::text[], $3::text[])`,
+      [col((r: O) => r.tenant), col((r: O) => r.origin), col((r: O) => r.id)],
+    )
   }
 }
 
@@ -364,6 +377,11 @@ interface PgDeferralRow {
   code: string
   reason: string
   digest: Buffer
+}
+interface PgOriginRow {
+  tenant: string
+  origin: string
+  id: string
 }
 interface PgClientRow {
   tenant: string

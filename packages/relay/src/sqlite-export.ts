@@ -9,7 +9,7 @@
  *    the file even if something writes it meanwhile (`migrate-sqlite` also holds the data
  *    directory's lock, so nothing does).
  * 2. Records come in the order of `log-copy.ts` invariant 1: the `log` record, entries by
- *    rowid (commit order), refusals, deferrals, clients, partition heads.
+ *    rowid (commit order), refusals, deferrals, clients, origins, partition heads.
  * 3. Memory stays bounded: rows are read a page of `SQLITE_EXPORT_PAGE_ROWS` at a time.
  * 4. A file of a schema version this build does not know is refused (`store_version`); an older
  *    one is read as it is only if it is at the current version (open it with a relay, or
@@ -125,6 +125,30 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
       subject: c.subject,
     }
   }
+  // `origins` keys an entry by position; the copy names it by id, as PostgreSQL keeps it. A
+  // table without rowid: paged by its key.
+  const origins = db.prepare(
+    `SELECT o.tenant AS ref, t.name AS tenant, o.origin, o.partition, o."offset",
+       c.client_id || '-' || e.client_seq AS id
+     FROM origins o
+     JOIN tenants t ON t.ref = o.tenant
+     JOIN entries e ON e.tenant = o.tenant AND e.partition = o.partition AND e."offset" = o."offset"
+     JOIN clients c ON c.ref = e.client
+     WHERE (o.tenant, o.origin, o.partition, o."offset") > (?, ?, ?, ?)
+     ORDER BY o.tenant, o.origin, o.partition, o."offset" LIMIT ${SQLITE_EXPORT_PAGE_ROWS}`,
+  )
+  let after: OriginRow | undefined
+  for (;;) {
+    const rows = origins.all(
+      after?.ref ?? -1,
+      after?.origin ?? '',
+      after?.partition ?? -1,
+      after?.offset ?? -1,
+    ) as OriginRow[]
+    for (const o of rows) yield { _tag: 'origin', tenant: o.tenant, origin: o.origin, id: o.id }
+    after = rows.at(-1)
+    if (after === undefined || rows.length < SQLITE_EXPORT_PAGE_ROWS) break
+  }
   const heads = db.prepare(`SELECT partition, head FROM partition_heads ORDER BY partition`)
   for (const h of heads.all() as { partition: number; head: number }[]) {
     yield { _tag: 'partition_head', partition: h.partition, head: h.head }
@@ -147,6 +171,14 @@ interface DeferralRow {
   code: string
   reason: string
   digest: Buffer
+}
+interface OriginRow {
+  ref: number
+  tenant: string
+  origin: string
+  partition: number
+  offset: number
+  id: string
 }
 interface ClientRow {
   rowid: number
