@@ -8,6 +8,7 @@
  *   ledgerline-relay restore --from FILE --data DIR   (`cli-backup.ts`)
  *   ledgerline-relay migrate-sqlite --from DIR --database-url URL   (`cli-migrate.ts`)
  *   ledgerline-relay snapshot --data DIR --schema FILE   (`cli-snapshot.ts`)
+ *   ledgerline-relay retention export|drop --before DATE …   (`cli-retention.ts`)
  *
  * `bump-generation` raises the log's generation by one (`LogStore.bumpGeneration`): what an
  * operator runs after restoring a log from a backup or replacing it, so that every client sees
@@ -30,6 +31,7 @@ import { parseArgs } from 'node:util'
 import type { LogIdentity } from '@ledgerline/protocol'
 import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
 import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
+import { RETENTION_HELP, retentionCommand } from './cli-retention.ts'
 import { SNAPSHOT_HELP, snapshotCommand } from './cli-snapshot.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -43,6 +45,7 @@ export const ADMIN_COMMANDS = [
   'restore',
   'migrate-sqlite',
   'snapshot',
+  'retention',
 ] as const
 type AdminCommand = (typeof ADMIN_COMMANDS)[number]
 
@@ -50,7 +53,7 @@ export const ADMIN_HELP = `  ledgerline-relay bump-generation --data DIR
   ledgerline-relay bump-generation --store postgres --database-url URL
                            after restoring or replacing a log (relays on DIR stopped): raise
                            its generation so clients recover; prints the new identity
-${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}`
+${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}${RETENTION_HELP}`
 
 /** Where an admin command writes its one line. */
 export interface AdminOutput {
@@ -106,6 +109,7 @@ const COMMANDS: Readonly<
   restore: restoreCommand,
   'migrate-sqlite': migrateSqliteCommand,
   snapshot: snapshotCommand,
+  retention: retentionCommand,
 }
 
 const STDIO: AdminOutput = {
