@@ -28,6 +28,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { Schema } from '@ledgerline/core'
+import type { LedgerSnapshots, LogRetention, LogStore } from '@ledgerline/log'
 import type { LogIdentity } from '@ledgerline/protocol'
 import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
 import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
@@ -163,10 +165,25 @@ export function parseTarget(
 }
 
 async function bumpGeneration(target: Target): Promise<LogIdentity> {
+  return withTargetLog(target, undefined, (store) => store.bumpGeneration())
+}
+
+/**
+ * Runs `fn` on the log `target` names, opened with `schema` and closed after: a SQLite
+ * directory locked first and never created (invariants 1–2).
+ *
+ * @example
+ * await withTargetLog(target, schema, (store) => createLedgerSnapshotter(store, schema).walk())
+ */
+export async function withTargetLog<T>(
+  target: Target,
+  schema: Schema | undefined,
+  fn: (store: LogStore & LedgerSnapshots & LogRetention) => Promise<T>,
+): Promise<T> {
   if (target.store === 'postgres') {
-    const store = await createPostgresStore({ url: target.url })
+    const store = await createPostgresStore({ url: target.url, schema })
     try {
-      return await store.bumpGeneration()
+      return await fn(store)
     } finally {
       await store.close()
     }
@@ -175,9 +192,9 @@ async function bumpGeneration(target: Target): Promise<LogIdentity> {
   if (!existsSync(file)) throw new RelayError('config', `no Ledgerline log at ${file}`)
   const lock = lockDataDir(target.dataDir)
   try {
-    const store = await createSqliteStore({ file })
+    const store = await createSqliteStore({ file, schema })
     try {
-      return await store.bumpGeneration()
+      return await fn(store)
     } finally {
       await store.close()
     }

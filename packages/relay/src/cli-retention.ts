@@ -12,17 +12,10 @@
  * one line of counts, 2 with one line for a mistake or a refusal (`RetentionError`, nothing
  * dropped), 1 for a failure of the store.
  */
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import type { Schema } from '@ledgerline/core'
-import { parseTarget } from './cli-admin.ts'
-import type { Target } from './cli-admin.ts'
-import { lockDataDir } from './data-dir-lock.ts'
-import { createPostgresStore } from './postgres-store.ts'
+import { parseTarget, withTargetLog } from './cli-admin.ts'
 import { RelayError } from './relay-error.ts'
 import { dropRetention, exportRetention, RetentionError } from './retention-export.ts'
 import { loadSchemaModule } from './schema-loader.ts'
-import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 
 export const RETENTION_HELP = `  ledgerline-relay retention export --before DATE --to DIR --data DIR --schema FILE
                            write the history snapshots cover, committed before DATE (ISO
@@ -31,8 +24,6 @@ export const RETENTION_HELP = `  ledgerline-relay retention export --before DATE
                            drop from the hot log what that export holds (relays on DIR
                            stopped; or --store postgres --database-url URL for either)
 `
-
-type Store = Awaited<ReturnType<typeof createSqliteStore>>
 
 export async function retentionCommand(
   args: readonly string[],
@@ -55,11 +46,13 @@ export async function retentionCommand(
     if (verb === 'export') {
       const dir = target.pick('to', 'LEDGERLINE_RETENTION_TO')
       if (dir === undefined) throw new RelayError('config', 'name the export directory with --to')
-      const m = await withStore(target, schema, (s) => exportRetention(s, schema, { before, dir }))
+      const m = await withTargetLog(target, schema, (s) =>
+        exportRetention(s, schema, { before, dir }),
+      )
       return `retention export: ${m.entries} entries of ${m.entities} entities in ${m.files.length} files, ${dir}/manifest.json`
     }
     const dir = target.pick('export', 'LEDGERLINE_RETENTION_EXPORT')
-    const d = await withStore(target, schema, (s) => dropRetention(s, schema, { before, dir }))
+    const d = await withTargetLog(target, schema, (s) => dropRetention(s, schema, { before, dir }))
     return `retention drop: ${d.entries} entries of ${d.entities} entities dropped (${d.skipped} dropped before)`
   } catch (error) {
     // A refusal is the operator's to act on, as a flag mistake is (exit 2).
@@ -67,33 +60,5 @@ export async function retentionCommand(
       throw new RelayError('config', `${error.code}: ${error.message}`)
     }
     throw error
-  }
-}
-
-async function withStore<T>(
-  target: Target,
-  schema: Schema,
-  fn: (store: Store) => Promise<T>,
-): Promise<T> {
-  if (target.store === 'postgres') {
-    const log = await createPostgresStore({ url: target.url, schema })
-    try {
-      return await fn(log)
-    } finally {
-      await log.close()
-    }
-  }
-  const file = join(target.dataDir, SQLITE_LOG_FILE)
-  if (!existsSync(file)) throw new RelayError('config', `no Ledgerline log at ${file}`)
-  const lock = lockDataDir(target.dataDir)
-  try {
-    const log = await createSqliteStore({ file, schema })
-    try {
-      return await fn(log)
-    } finally {
-      await log.close()
-    }
-  } finally {
-    lock.release()
   }
 }
