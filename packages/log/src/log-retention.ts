@@ -152,6 +152,8 @@ export function checkCut(
     return refuse('head', `${tenant}:${entity}: version ${cut.through} is its newest, always kept`)
   }
   const same =
+    cut.from >= 1 &&
+    cut.through >= cut.from &&
     found.firstKept === cut.from &&
     cut.offsets.length === cut.through - cut.from + 1 &&
     found.offsets.length === cut.offsets.length &&

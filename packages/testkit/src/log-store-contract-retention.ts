@@ -150,6 +150,7 @@ export function retentionContract(h: ContractHarness): void {
       [cutOf(b.ledger, 1, 3), 'head'],
       [cutOf(b.ledger, 2, 2), 'changed'],
       [{ ...cutOf(b.ledger, 1, 2), offsets: [999_998, 999_999] }, 'changed'],
+      [{ ...cutOf(b.ledger, 1, 2), through: 0, offsets: [] }, 'changed'],
     ] as const
     for (const [bad, code] of refusals) {
       const outcome = await store.dropHistory([good, bad])
