@@ -10,6 +10,8 @@ export const LOG_STORE_ERROR_KINDS = [
   'closed',
   /** The caller broke the interface (an item of another tenant): a bug, nothing was written. */
   'invalid',
+  /** A read from below an entity's first kept version (`log-retention.ts` invariant 4). */
+  'history_dropped',
 ] as const
 export type LogStoreErrorKind = (typeof LOG_STORE_ERROR_KINDS)[number]
 

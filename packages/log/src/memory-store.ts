@@ -26,6 +26,7 @@ import {
   checkPartitions,
   foldKey,
   matchesAny,
+  partitionOf,
 } from '@ledgerline/core'
 import type { Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { AckResult, LedgerSnapshot, LogIdentity } from '@ledgerline/protocol'
@@ -47,6 +48,8 @@ import type {
   Pusher,
 } from './log-store.ts'
 import { LogStoreError } from './log-store-error.ts'
+import { checkCut, droppedMessage } from './log-retention.ts'
+import type { LogRetention } from './log-retention.ts'
 
 /** Ways to break the store on purpose, to prove the simulation's checkers can fail. */
 export interface MemoryLogStoreBugs {
@@ -82,7 +85,7 @@ export interface MemoryLogDump {
 }
 
 /** A `LogStore`, plus synchronous access for a simulation that drives the store itself. */
-export interface MemoryLogStore extends LogStore, LedgerSnapshots {
+export interface MemoryLogStore extends LogStore, LedgerSnapshots, LogRetention {
   /** Several calls in one commit, at once (no queue); one result list per call. */
   appendGroupNow(calls: readonly PlanCall[]): AppendResult[][]
   readPartitionNow(
@@ -124,6 +127,13 @@ interface MemoryStorage {
   readonly identity: { id: string; generation: number }
   /** Ledger snapshots by `joinKey(joinKey(tenant, entity), foldKey)` (guarantee 14). */
   readonly snapshots: Map<string, LedgerSnapshot>
+  /**
+   * Retention (`log-retention.ts`): first kept versions by `joinKey(tenant, entity)` and first
+   * kept offsets by `joinKey(tenant, partition)`. A memory log hides dropped entries from every
+   * read rather than freeing them (its arrays are indexed by offset and version).
+   */
+  readonly firstKept: Map<string, number>
+  readonly partitionsKept: Map<string, number>
   commitIndex: number
 }
 
@@ -145,9 +155,11 @@ function openMemoryLogStore(
     decided: [],
     identity: { id: createLogId(options.random ?? mathRandom), generation: LOG_GENERATION_FIRST },
     snapshots: new Map(),
+    firstKept: new Map(),
+    partitionsKept: new Map(),
     commitIndex: 0,
   }
-  const { logs, ledgers, records, origins, clients, identity, snapshots } = storage
+  const { logs, ledgers, records, origins, clients, identity, snapshots, firstKept } = storage
   const decidedOrder = storage.decided
   // Folded states of this opening only: a reopened store folds its ledgers again (its schema
   // may be another).
@@ -302,6 +314,13 @@ function openMemoryLogStore(
     ...groupCommitOptionsOf(options, (fn) => void Promise.resolve().then(fn)),
   })
 
+  const keptOf = (tenant: string, entity: string) => firstKept.get(joinKey(tenant, entity)) ?? 1
+  const readLedger = (tenant: string, entity: string, fromVersion: number, limit: number) => {
+    const ledger = ledgers.get(joinKey(tenant, entity)) ?? []
+    const from = Math.max(0, fromVersion - 1)
+    return ledger.slice(from, from + limit)
+  }
+
   const readNow = (tenant: string, partition: number, afterOffset: number, limit: number) => {
     const log = logs[partition]
     if (log === undefined) throw new RangeError(`no partition ${partition}`)
@@ -310,7 +329,7 @@ function openMemoryLogStore(
     for (let i = through; i < log.length && entries.length < limit; i++) {
       const e = log[i] as StoredEntry
       through = e.offset
-      if (e.tenant === tenant) entries.push(e)
+      if (e.tenant === tenant && e.version >= keptOf(tenant, e.entity)) entries.push(e)
     }
     if (entries.length < limit) through = Math.max(through, log.length)
     return { entries, throughOffset: through }
@@ -323,9 +342,47 @@ function openMemoryLogStore(
     readPartition: async (tenant, partition, afterOffset, limit) =>
       readNow(tenant, partition, afterOffset, limit),
     async readEntity(tenant, entity, fromVersion, limit) {
-      const ledger = ledgers.get(joinKey(tenant, entity)) ?? []
-      const from = Math.max(0, fromVersion - 1)
-      return ledger.slice(from, from + limit)
+      const kept = keptOf(tenant, entity)
+      if (fromVersion < kept) {
+        throw new LogStoreError('history_dropped', droppedMessage(entity, fromVersion, kept))
+      }
+      return readLedger(tenant, entity, fromVersion, limit)
+    },
+    async firstKept(tenant, entity) {
+      return keptOf(tenant, entity)
+    },
+    async partitionsFirstKept(tenant) {
+      return logs.map((_, p) => storage.partitionsKept.get(joinKey(tenant, String(p))) ?? 1)
+    },
+    async readHistory(tenant, entity, fromVersion, limit) {
+      const kept = keptOf(tenant, entity)
+      if (fromVersion < kept) return { _tag: 'dropped', firstKept: kept }
+      return { _tag: 'entries', entries: readLedger(tenant, entity, fromVersion, limit) }
+    },
+    async dropHistory(cuts) {
+      if (closed) throw new LogStoreError('closed', 'the log is closed')
+      // `log-retention.ts` invariant 1: every cut is checked before any is applied.
+      for (const cut of cuts) {
+        const ledger = ledgers.get(joinKey(cut.tenant, cut.entity)) ?? []
+        const refusal = checkCut(cut, {
+          firstKept: keptOf(cut.tenant, cut.entity),
+          head: ledger.length,
+          snapshotVersion: snapshots.get(joinKey(joinKey(cut.tenant, cut.entity), cut.foldKey))
+            ?.version,
+          offsets: ledger.slice(cut.from - 1, cut.through).map((e) => e.offset),
+        })
+        if (refusal !== undefined) return refusal
+      }
+      let entries = 0
+      for (const cut of cuts) {
+        firstKept.set(joinKey(cut.tenant, cut.entity), cut.through + 1)
+        const partition = partitionOf(cut.tenant, cut.entity, partitions)
+        const key = joinKey(cut.tenant, String(partition))
+        const top = Math.max(...cut.offsets) + 1
+        storage.partitionsKept.set(key, Math.max(storage.partitionsKept.get(key) ?? 1, top))
+        entries += cut.offsets.length
+      }
+      return { _tag: 'dropped', entries, entities: cuts.length }
     },
     async head(tenant, entity) {
       const ledger = ledgers.get(joinKey(tenant, entity))

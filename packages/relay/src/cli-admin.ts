@@ -8,6 +8,7 @@
  *   ledgerline-relay restore --from FILE --data DIR   (`cli-backup.ts`)
  *   ledgerline-relay migrate-sqlite --from DIR --database-url URL   (`cli-migrate.ts`)
  *   ledgerline-relay snapshot --data DIR --schema FILE   (`cli-snapshot.ts`)
+ *   ledgerline-relay retention export|drop --before DATE …   (`cli-retention.ts`)
  *
  * `bump-generation` raises the log's generation by one (`LogStore.bumpGeneration`): what an
  * operator runs after restoring a log from a backup or replacing it, so that every client sees
@@ -27,9 +28,12 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { Schema } from '@ledgerline/core'
+import type { LedgerSnapshots, LogRetention, LogStore } from '@ledgerline/log'
 import type { LogIdentity } from '@ledgerline/protocol'
 import { BACKUP_HELP, backupCommand, restoreCommand } from './cli-backup.ts'
 import { MIGRATE_HELP, migrateSqliteCommand } from './cli-migrate.ts'
+import { RETENTION_HELP, retentionCommand } from './cli-retention.ts'
 import { SNAPSHOT_HELP, snapshotCommand } from './cli-snapshot.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -43,6 +47,7 @@ export const ADMIN_COMMANDS = [
   'restore',
   'migrate-sqlite',
   'snapshot',
+  'retention',
 ] as const
 type AdminCommand = (typeof ADMIN_COMMANDS)[number]
 
@@ -50,7 +55,7 @@ export const ADMIN_HELP = `  ledgerline-relay bump-generation --data DIR
   ledgerline-relay bump-generation --store postgres --database-url URL
                            after restoring or replacing a log (relays on DIR stopped): raise
                            its generation so clients recover; prints the new identity
-${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}`
+${BACKUP_HELP}${MIGRATE_HELP}${SNAPSHOT_HELP}${RETENTION_HELP}`
 
 /** Where an admin command writes its one line. */
 export interface AdminOutput {
@@ -106,6 +111,7 @@ const COMMANDS: Readonly<
   restore: restoreCommand,
   'migrate-sqlite': migrateSqliteCommand,
   snapshot: snapshotCommand,
+  retention: retentionCommand,
 }
 
 const STDIO: AdminOutput = {
@@ -159,10 +165,25 @@ export function parseTarget(
 }
 
 async function bumpGeneration(target: Target): Promise<LogIdentity> {
+  return withTargetLog(target, undefined, (store) => store.bumpGeneration())
+}
+
+/**
+ * Runs `fn` on the log `target` names, opened with `schema` and closed after: a SQLite
+ * directory locked first and never created (invariants 1–2).
+ *
+ * @example
+ * await withTargetLog(target, schema, (store) => createLedgerSnapshotter(store, schema).walk())
+ */
+export async function withTargetLog<T>(
+  target: Target,
+  schema: Schema | undefined,
+  fn: (store: LogStore & LedgerSnapshots & LogRetention) => Promise<T>,
+): Promise<T> {
   if (target.store === 'postgres') {
-    const store = await createPostgresStore({ url: target.url })
+    const store = await createPostgresStore({ url: target.url, schema })
     try {
-      return await store.bumpGeneration()
+      return await fn(store)
     } finally {
       await store.close()
     }
@@ -171,9 +192,9 @@ async function bumpGeneration(target: Target): Promise<LogIdentity> {
   if (!existsSync(file)) throw new RelayError('config', `no Ledgerline log at ${file}`)
   const lock = lockDataDir(target.dataDir)
   try {
-    const store = await createSqliteStore({ file })
+    const store = await createSqliteStore({ file, schema })
     try {
-      return await store.bumpGeneration()
+      return await fn(store)
     } finally {
       await store.close()
     }

@@ -10,16 +10,11 @@
  * stopped; PostgreSQL relays may keep running, snapshots are derived data they replace by
  * newer ones), no log is created, exit 0/1/2 with one line.
  */
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { parseTarget } from './cli-admin.ts'
+import { parseTarget, withTargetLog } from './cli-admin.ts'
 import { createLedgerSnapshotter } from './ledger-snapshots.ts'
 import type { LedgerSnapshotOutcome } from './ledger-snapshots.ts'
-import { lockDataDir } from './data-dir-lock.ts'
-import { createPostgresStore } from './postgres-store.ts'
 import { RelayError } from './relay-error.ts'
 import { loadSchemaModule } from './schema-loader.ts'
-import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 
 export const SNAPSHOT_HELP = `  ledgerline-relay snapshot --data DIR --schema FILE
   ledgerline-relay snapshot --store postgres --database-url URL --schema FILE
@@ -39,26 +34,7 @@ export async function snapshotCommand(
     `ledger snapshots: ${Object.entries(counts)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`
-  if (target.store === 'postgres') {
-    const log = await createPostgresStore({ url: target.url, schema })
-    try {
-      return report(await createLedgerSnapshotter(log, schema).walk())
-    } finally {
-      await log.close()
-    }
-  }
-  const dataDir = target.dataDir
-  const file = join(dataDir, SQLITE_LOG_FILE)
-  if (!existsSync(file)) throw new RelayError('config', `no Ledgerline log at ${file}`)
-  const lock = lockDataDir(dataDir)
-  try {
-    const log = await createSqliteStore({ file, schema })
-    try {
-      return report(await createLedgerSnapshotter(log, schema).walk())
-    } finally {
-      await log.close()
-    }
-  } finally {
-    lock.release()
-  }
+  return report(
+    await withTargetLog(target, schema, (log) => createLedgerSnapshotter(log, schema).walk()),
+  )
 }

@@ -51,7 +51,7 @@ import {
   SNAPSHOT_UPDATES_EVERY,
 } from './limits.ts'
 import type { AppendItem, LogStore, Pusher } from './log-store.ts'
-import { ledgerSnapshotsOf, passedThrough } from '@ledgerline/log'
+import { ledgerSnapshotsOf, logRetentionOf, passedThrough } from '@ledgerline/log'
 
 /** What `maybeSnapshot` did; an expected outcome, never thrown. */
 export type SnapshotOutcome =
@@ -184,6 +184,8 @@ export function withCrdtSnapshots(
     snapshots,
     // Ledger snapshots (`ledger-snapshots.ts`) pass through untouched.
     ...ledgerSnapshotsOf(store),
+    // So does retention (`log-retention.ts`).
+    ...logRetentionOf(store),
     async append(tenant: string, items: readonly AppendItem[], pusher?: Pusher | undefined) {
       const results = await store.append(tenant, items, pusher)
       const touched = new Set<string>()

@@ -31,3 +31,18 @@ export type { HubStore } from './hub/hub-store.ts'
 export { HubError, isHubError } from './hub/hub-error.ts'
 export type { HubErrorCode } from './hub/hub-error.ts'
 export * from './hub/hub-limits.ts'
+// Retention for operators (issue 17): the export and drop `ledgerline-relay retention` runs.
+export {
+  dropRetention,
+  exportRetention,
+  readManifest,
+  RETENTION_FORMAT,
+  RETENTION_MANIFEST,
+  RetentionError,
+} from './retention-export.ts'
+export type {
+  RetentionErrorCode,
+  RetentionFile,
+  RetentionLine,
+  RetentionManifest,
+} from './retention-export.ts'

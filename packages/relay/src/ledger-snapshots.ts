@@ -24,7 +24,7 @@
  */
 import { foldKey } from '@ledgerline/core'
 import type { Data, EntityType, Schema, StoredEntry } from '@ledgerline/core'
-import { foldForward, foldStart, passedThrough } from '@ledgerline/log'
+import { foldForward, foldStart, logRetentionOf, passedThrough } from '@ledgerline/log'
 import type { LedgerSnapshots, SnapshotLogStore } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import {
@@ -285,6 +285,8 @@ export function withLedgerSnapshots(
     snapshot: (...args) => snapshots.snapshot(...args),
     snapshotsInScope: (...args) => snapshots.snapshotsInScope(...args),
     entities: (...args) => snapshots.entities(...args),
+    // Retention (`log-retention.ts`) passes through untouched.
+    ...logRetentionOf(store),
     async close() {
       await snapshotter.close()
       await store.close()

@@ -299,3 +299,18 @@ export const LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES = 500
  * 70 entities/s on a loaded 2-core machine).
  */
 export const LEDGER_SNAPSHOT_WRITE_BATCH = 64
+
+/**
+ * Bytes of one retention export file (`retention-export.ts`): a partition's export goes on in a
+ * new chunk past it, so no file is too large to copy, check or read back in one go.
+ */
+export const RETENTION_EXPORT_FILE_BYTES_MAX = 64 * 1024 * 1024
+/** Entities retention's export reads from the log at a time. */
+export const RETENTION_ENTITIES_PAGE = 500
+/** Entries retention's export reads of one entity at a time. */
+export const RETENTION_READ_PAGE_ENTRIES = 500
+/**
+ * Entries one `retention drop` takes out of the hot log (in one transaction, its cuts held in
+ * memory): an export of more is refused (`too_large`); export with an earlier `--before` first.
+ */
+export const RETENTION_DROP_ENTRIES_MAX = 5_000_000

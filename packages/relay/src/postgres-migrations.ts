@@ -23,6 +23,9 @@
  *    transaction only. Refusals of older builds kept no body and keep no digest.
  * 7. The log's identity (`log_id`, `generation`) lives in the one `ledgerline_log` row: the id is
  *    made by the first start that has none, the generation starts at 1.
+ * 8. Step 6 adds the retention marks, empty until an operator's `retention drop`, which is the
+ *    one transaction that disables the entries' append-only trigger (and enables it before it
+ *    commits).
  */
 import type { PoolClient } from 'pg'
 import {
@@ -36,6 +39,7 @@ import type { Hash, RandomSource } from '@ledgerline/core'
 import { createLogId } from '@ledgerline/log'
 import { decodeEntryBody } from './entry-body.ts'
 import { PG_MIGRATION_PAGE_ROWS } from './postgres-limits.ts'
+import { PG_RETENTION_LAYOUT } from './postgres-retention.ts'
 import { PG_SNAPSHOTS_LAYOUT } from './postgres-snapshots.ts'
 import { RelayError } from './relay-error.ts'
 
@@ -173,6 +177,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     // relay replaces a row by a newer one; `postgres-snapshots.ts`).
     name: 'ledger snapshots beside the log',
     sql: PG_SNAPSHOTS_LAYOUT,
+  },
+  {
+    // Issue 17: retention marks (`postgres-retention.ts`). No trigger is changed here: the
+    // operator's `retention drop` is the one transaction that disables the entries' append-only
+    // trigger, and enables it again before it commits (as step 3 did to fill digests).
+    name: 'retention marks: first kept versions and offsets',
+    sql: PG_RETENTION_LAYOUT,
   },
 ]
 

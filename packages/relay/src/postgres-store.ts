@@ -78,8 +78,13 @@ import {
   createGroupCommit,
   groupCommitOptionsOf,
   ENTITY_STATES_MAX,
+  isLogStoreError,
 } from '@ledgerline/log'
 import type {
+  HistoryRead,
+  LogRetention,
+  RetentionCut,
+  RetentionDrop,
   AppendItem,
   AppendResult,
   ClientRecord,
@@ -109,6 +114,7 @@ import {
 } from './postgres-limits.ts'
 import { migratePostgres } from './postgres-migrations.ts'
 import { nodeRandom, nodeSha256 } from './node-crypto.ts'
+import * as pgRetention from './postgres-retention.ts'
 import * as pgRows from './postgres-rows.ts'
 import * as pgSnapshots from './postgres-snapshots.ts'
 import type { EntryRow } from './postgres-sql.ts'
@@ -145,7 +151,7 @@ export interface PostgresStoreOptions extends LogStoreOptions {
  */
 export async function createPostgresStore(
   options: PostgresStoreOptions,
-): Promise<LogStore & LedgerSnapshots> {
+): Promise<LogStore & LedgerSnapshots & LogRetention> {
   if ((options.url === undefined) === (options.pool === undefined)) {
     throw new RelayError('config', 'createPostgresStore needs exactly one of url and pool')
   }
@@ -184,7 +190,7 @@ export async function createPostgresStore(
 
 // ---------------------------------------------------------------------------------------------
 
-class PostgresStore implements LogStore, LedgerSnapshots {
+class PostgresStore implements LogStore, LedgerSnapshots, LogRetention {
   readonly partitions: number
   readonly #pool: Pool
   readonly #ownPool: boolean
@@ -280,19 +286,51 @@ class PostgresStore implements LogStore, LedgerSnapshots {
     return { entries, throughOffset }
   }
 
-  async readEntity(
+  readEntity(
     tenant: string,
     entity: string,
     fromVersion: number,
     limit: number,
   ): Promise<StoredEntry[]> {
-    const { rows } = await this.#read<EntryRow>(pgSql.READ_ENTITY_SQL, [
-      tenant,
-      entity,
-      fromVersion,
-      limit,
-    ])
-    return rows.map(pgRows.toStored)
+    return this.#retained(() =>
+      pgRetention.readKept(this.#pool, tenant, entity, fromVersion, limit),
+    )
+  }
+
+  readHistory(
+    tenant: string,
+    entity: string,
+    fromVersion: number,
+    limit: number,
+  ): Promise<HistoryRead> {
+    return this.#retained(() =>
+      pgRetention.readHistory(this.#pool, tenant, entity, fromVersion, limit),
+    )
+  }
+
+  firstKept(tenant: string, entity: string): Promise<number> {
+    return this.#retained(() => pgRetention.firstKept(this.#pool, tenant, entity))
+  }
+
+  partitionsFirstKept(tenant: string): Promise<number[]> {
+    return this.#retained(() =>
+      pgRetention.partitionsFirstKept(this.#pool, tenant, this.partitions),
+    )
+  }
+
+  dropHistory(cuts: readonly RetentionCut[]): Promise<RetentionDrop> {
+    return this.#retained(() => pgRetention.dropHistory(this.#pool, cuts))
+  }
+
+  /** A read or drop of retention: its typed outcome as it is, a database error `store_failed`. */
+  async #retained<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
+    try {
+      return await fn()
+    } catch (error) {
+      if (error instanceof RelayError || isLogStoreError(error)) throw error
+      throw new RelayError('store_failed', `read failed: ${messageOf(error)}`, { cause: error })
+    }
   }
 
   async head(tenant: string, entity: string): Promise<EntityHead> {

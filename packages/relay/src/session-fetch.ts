@@ -14,8 +14,15 @@
  *    `pageBytesMax` bytes (one bigger entry goes alone), the last with `done: true`; every page
  *    passes the slow-consumer check, and the reads are charged to nothing else (the in-flight
  *    bound keeps them few).
+ * 15. Never a silent gap: where the operator dropped the entity's history below a version
+ *    (retention, `log-retention.ts`), the pages start at its first kept version and every page
+ *    says `dropped` with it; a drop that lands between two pages is found by the next read and
+ *    said from then on (the entries sent stay true: the log below a version never changes
+ *    except by being dropped).
  */
 import { matchesAny, parseEntityName } from '@ledgerline/core'
+import { hasLogRetention } from '@ledgerline/log'
+import type { HistoryRead } from '@ledgerline/log'
 import { FETCH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import type { ErrorKind, Grants, RelayMessage } from '@ledgerline/protocol'
 import type { StoredEntry } from '@ledgerline/core'
@@ -69,14 +76,22 @@ export class SessionFetches {
   async #answer(req: number, entity: string, before: number): Promise<void> {
     const { pageEntriesMax, pageBytesMax } = this.#ctx.limits
     let from = 1
+    let dropped: number | undefined
     try {
       for (;;) {
         const want = Math.max(0, Math.min(pageEntriesMax, before - from))
-        const read =
+        const kept =
           want === 0
-            ? []
-            : await this.#ctx.store.readEntity(this.#host.tenant(), entity, from, want)
+            ? { _tag: 'entries' as const, entries: [] }
+            : await this.#read(entity, from, want)
         if (!this.#host.isReady()) return
+        if (kept._tag === 'dropped') {
+          // Invariant 15: start again at the first kept version, and say so.
+          dropped = kept.firstKept
+          from = kept.firstKept
+          continue
+        }
+        const read = kept.entries
         const page: StoredEntry[] = []
         let bytes = 0
         for (const e of read) {
@@ -90,7 +105,14 @@ export class SessionFetches {
         // A page cut by bytes is never the last: the rest of the read comes next.
         const done =
           want === 0 || (page.length === read.length && (read.length < want || from >= before))
-        const sent = this.#host.send({ type: 'fetched', req, entity, entries: page, done })
+        const sent = this.#host.send({
+          type: 'fetched',
+          req,
+          entity,
+          entries: page,
+          done,
+          ...(dropped === undefined ? {} : { dropped }),
+        })
         if (!sent || done) return
       }
     } catch (error) {
@@ -100,5 +122,16 @@ export class SessionFetches {
       )
       this.#host.fail('internal', 'could not read the log')
     }
+  }
+
+  /** One read of the entity's ledger, dropped history as its outcome (invariant 15). */
+  #read(entity: string, from: number, want: number): Promise<HistoryRead> {
+    const store = this.#ctx.store
+    const tenant = this.#host.tenant()
+    if (hasLogRetention(store)) return store.readHistory(tenant, entity, from, want)
+    return store.readEntity(tenant, entity, from, want).then((entries) => ({
+      _tag: 'entries',
+      entries,
+    }))
   }
 }

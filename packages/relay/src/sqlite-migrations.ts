@@ -25,6 +25,10 @@
  *    so nothing is filled. Append-only like the entries it points at.
  * 8. Migration 6 adds `ledger_snapshots` (`sqlite-snapshots.ts`): derived state beside the log,
  *    empty until the relay's snapshot pass fills it; no entry is touched.
+ * 9. Migration 7 adds the retention marks (`sqlite-retention.ts`), empty until an operator's
+ *    `retention drop`; no entry is touched. That drop is the one transaction that lifts the
+ *    entries' delete trigger, and puts it back before it commits (as migration 3 did with the
+ *    update trigger).
  */
 import type Database from 'better-sqlite3'
 import {
@@ -40,10 +44,11 @@ import { decodeEntryBody } from './entry-body.ts'
 import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, SQLITE_MIGRATION_PAGE_ROWS } from './limits.ts'
 import { RelayError } from './relay-error.ts'
 import { leanLayout } from './sqlite-lean-layout.ts'
+import { SQLITE_RETENTION_LAYOUT } from './sqlite-retention.ts'
 import { SQLITE_SNAPSHOTS_LAYOUT } from './sqlite-snapshots.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 6
+export const SQLITE_SCHEMA_VERSION = 7
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -170,6 +175,8 @@ export function migrate(
     `,
     // 5 → 6: ledger snapshots beside the log (issue 17; invariant 8).
     SQLITE_SNAPSHOTS_LAYOUT,
+    // 6 → 7: retention marks (issue 17; invariant 9).
+    SQLITE_RETENTION_LAYOUT,
   ]
   for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {

@@ -46,13 +46,16 @@ it('migrates a layout-5 log to layout 6 and keeps and uses snapshots there', asy
   const before = await readAll(first, 'acme')
   await first.close()
   const db = new Database(file)
-  db.exec('DROP TABLE ledger_snapshots')
+  // As layout 5 was: no snapshots, nor retention marks (migration 7).
+  db.exec(
+    'DROP TABLE ledger_snapshots; DROP TABLE retention_entities; DROP TABLE retention_partitions',
+  )
   db.pragma('user_version = 5')
   db.close()
 
   const migrated = await createSqliteStore({ file, schema: CONTRACT_SCHEMA })
   const check = new Database(file, { readonly: true })
-  expect(check.pragma('user_version', { simple: true })).toBe(6)
+  expect(check.pragma('user_version', { simple: true })).toBe(7)
   check.close()
   expect(await readAll(migrated, 'acme')).toEqual(before)
   const last = before.at(-1)

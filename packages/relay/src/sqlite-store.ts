@@ -55,11 +55,17 @@ import {
   createCommitListeners,
   createEntityStates,
   createGroupCommit,
+  droppedMessage,
   groupCommitOptionsOf,
+  LogStoreError,
   planGroup,
 } from '@ledgerline/log'
 import type {
   AppendResult,
+  HistoryRead,
+  LogRetention,
+  RetentionCut,
+  RetentionDrop,
   ClientRecord,
   LedgerSnapshots,
   LoggedEntity,
@@ -90,6 +96,8 @@ import { createSqliteLookups, prepareReads, toStored } from './sqlite-reads.ts'
 import type { EntryRow, SqliteReads } from './sqlite-reads.ts'
 import { createSqliteRefs } from './sqlite-refs.ts'
 import type { SqliteRefs } from './sqlite-refs.ts'
+import { createSqliteRetention } from './sqlite-retention.ts'
+import type { SqliteRetention } from './sqlite-retention.ts'
 import { createSqliteSnapshots } from './sqlite-snapshots.ts'
 import type { SqliteSnapshots } from './sqlite-snapshots.ts'
 import { createSqliteWriter } from './sqlite-write.ts'
@@ -134,7 +142,7 @@ export interface SqliteStoreBugs {
  */
 export async function createSqliteStore(
   options: SqliteStoreOptions,
-): Promise<LogStore & LedgerSnapshots> {
+): Promise<LogStore & LedgerSnapshots & LogRetention> {
   mkdirSync(dirname(options.file), { recursive: true })
   let db: Database.Database
   try {
@@ -160,7 +168,7 @@ export async function createSqliteStore(
 
 // ---------------------------------------------------------------------------------------------
 
-class SqliteStore implements LogStore, LedgerSnapshots {
+class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
   readonly partitions: number
   readonly #db: Database.Database
   readonly #schema: Schema | undefined
@@ -175,6 +183,7 @@ class SqliteStore implements LogStore, LedgerSnapshots {
   readonly #refs: SqliteRefs
   readonly #writer: SqliteWriter
   readonly #snapshots: SqliteSnapshots
+  readonly #retention: SqliteRetention
   readonly #puts: {
     tenant: string
     snapshot: LedgerSnapshot
@@ -194,6 +203,7 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     this.#refs = createSqliteRefs(db)
     this.#writer = createSqliteWriter(db, this.#refs)
     this.#snapshots = createSqliteSnapshots(db)
+    this.#retention = createSqliteRetention(db)
     this.#lookups = createSqliteLookups(
       this.#sql,
       this.#refs,
@@ -236,15 +246,46 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     })
   }
 
-  readEntity(
+  async readEntity(
     tenant: string,
     entity: string,
     fromVersion: number,
     limit: number,
   ): Promise<StoredEntry[]> {
-    return this.#read(() =>
-      (this.#sql.readEntity.all(tenant, entity, fromVersion, limit) as EntryRow[]).map(toStored),
-    )
+    const read = await this.readHistory(tenant, entity, fromVersion, limit)
+    if (read._tag === 'entries') return read.entries
+    throw new LogStoreError('history_dropped', droppedMessage(entity, fromVersion, read.firstKept))
+  }
+
+  readHistory(
+    tenant: string,
+    entity: string,
+    fromVersion: number,
+    limit: number,
+  ): Promise<HistoryRead> {
+    return this.#read((): HistoryRead => {
+      const firstKept = this.#retention.firstKept(tenant, entity)
+      if (fromVersion < firstKept) return { _tag: 'dropped', firstKept }
+      const rows = this.#sql.readEntity.all(tenant, entity, fromVersion, limit) as EntryRow[]
+      return { _tag: 'entries', entries: rows.map(toStored) }
+    })
+  }
+
+  firstKept(tenant: string, entity: string): Promise<number> {
+    return this.#read(() => this.#retention.firstKept(tenant, entity))
+  }
+
+  partitionsFirstKept(tenant: string): Promise<number[]> {
+    return this.#read(() => this.#retention.partitionsFirstKept(tenant, this.partitions))
+  }
+
+  async dropHistory(cuts: readonly RetentionCut[]): Promise<RetentionDrop> {
+    if (this.#closed) throw new RelayError('store_closed', 'the log is closed')
+    try {
+      return this.#retention.drop(cuts)
+    } catch (error) {
+      throw new RelayError('store_failed', `drop failed: ${messageOf(error)}`, { cause: error })
+    }
   }
 
   head(tenant: string, entity: string): Promise<EntityHead> {

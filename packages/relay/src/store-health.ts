@@ -19,8 +19,8 @@
  *    nobody writes to cannot prove its writes work, and must not stay out of its balancer
  *    forever after a failure that has passed (the next append that fails holds it down again).
  */
-import { hasLedgerSnapshots, isLogStoreError } from '@ledgerline/log'
-import type { LedgerSnapshots } from '@ledgerline/log'
+import { hasLedgerSnapshots, hasLogRetention, isLogStoreError } from '@ledgerline/log'
+import type { LedgerSnapshots, LogRetention } from '@ledgerline/log'
 import type { LogIdentity } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
 import { READY_PROBE_TIMEOUT_MS, SLOW_COMMIT_MS, WRITE_FAILURE_HOLD_MS } from './limits.ts'
@@ -158,6 +158,22 @@ export function withStoreHealth(
     onCommit: (listener) => store.onCommit(listener),
     close: () => store.close(),
     ...watchedSnapshots(store, watch),
+    ...watchedRetention(store, watch),
+  }
+}
+
+/** The retention methods of `store`, watched as its reads and writes are (none if none). */
+function watchedRetention(
+  store: LogStore,
+  watch: <T>(kind: 'read' | 'write', fn: () => Promise<T>) => Promise<T>,
+): Partial<LogRetention> {
+  if (!hasLogRetention(store)) return {}
+  const r: LogRetention = store
+  return {
+    firstKept: (...args) => watch('read', () => r.firstKept(...args)),
+    partitionsFirstKept: (...args) => watch('read', () => r.partitionsFirstKept(...args)),
+    readHistory: (...args) => watch('read', () => r.readHistory(...args)),
+    dropHistory: (...args) => watch('write', () => r.dropHistory(...args)),
   }
 }
 

@@ -33,9 +33,16 @@
  *    memory is dropped once the subscription is live: every left-out entry has an offset at or
  *    below its snapshot's, which was at or below the partition head when read, and live means
  *    the cursors passed every such head.
+ * 7. Never a silent gap after retention (`log-retention.ts`): before each read of the log, a
+ *    cursor below its partition's first kept offset (less one) fails the connection with
+ *    `history_dropped` (close 4410; the client subscribes again with a bootstrap). A bootstrap
+ *    may start below it (its snapshots stand for what was dropped: the log drops only entries a
+ *    snapshot under the current fold key covers), but fails the same once the mark rose past
+ *    what it read when the subscription started (a drop during the bootstrap). A `whole` rule
+ *    never leaves out the snapshot of an entity whose history was dropped.
  */
 import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
-import { hasLedgerSnapshots } from '@ledgerline/log'
+import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
 import {
   CREDIT_PAGES_MAX,
   encodeMessage,
@@ -92,6 +99,10 @@ interface Subscription {
   bootstrap: BootstrapPhase | undefined
   /** Invariant 6: entity → version of each snapshot sent; emptied once live. */
   readonly covered: Map<string, number>
+  /** Invariant 7: made with a bootstrap (which may start below the first kept offsets). */
+  readonly bootstrapped: boolean
+  /** Invariant 7: the first kept offsets as the subscription started; `undefined` before. */
+  keptAtStart: readonly number[] | undefined
 }
 
 interface BootstrapPhase {
@@ -200,6 +211,8 @@ export class Subscriptions {
           ? undefined
           : { request: bootstrap, after: undefined, pending: [], exhausted: false },
       covered: new Map(),
+      bootstrapped: bootstrap !== undefined,
+      keptAtStart: undefined,
     }
     this.#timers.clear(this.#subs.get(id)?.retry)
     this.#subs.set(id, sub)
@@ -222,6 +235,12 @@ export class Subscriptions {
     sub.pumping = true
     const pageMax = this.#ctx.limits.pageEntriesMax
     try {
+      // Invariant 7: the marks before the first snapshot is read.
+      const store = this.#ctx.store
+      if (sub.keptAtStart === undefined && hasLogRetention(store)) {
+        sub.keptAtStart = await store.partitionsFirstKept(this.#host.tenant())
+        if (!this.#current(sub)) return
+      }
       // Invariant 6: every snapshot page goes before the first entries page.
       if (sub.bootstrap !== undefined && !(await this.#sendSnapshots(sub, sub.bootstrap))) return
       while (sub.credit > 0 && this.#current(sub)) {
@@ -337,7 +356,14 @@ export class Subscriptions {
         this.#budget.charge(Math.max(1, read.snapshots.length))
         phase.after = read.next
         phase.exhausted = read.next === undefined
-        for (const s of read.snapshots) if (this.#wanted(sub, phase, s)) phase.pending.push(s)
+        for (const s of read.snapshots) {
+          const wanted = this.#wanted(sub, phase, s)
+          // Invariant 7: a snapshot stands for dropped history, asked whole or not.
+          if (wanted === 'whole' && hasLogRetention(store)) {
+            if ((await store.firstKept(this.#host.tenant(), s.entity)) > 1) phase.pending.push(s)
+            if (!this.#current(sub)) return false
+          } else if (wanted === 'yes') phase.pending.push(s)
+        }
       }
       if (phase.pending.length === 0) break
       const page: LedgerSnapshot[] = []
@@ -367,14 +393,34 @@ export class Subscriptions {
     }, this.#budget.waitMs())
   }
 
-  /** In the scope and read grants, and not asked whole by a horizon rule (invariant 6). */
-  #wanted(sub: Subscription, phase: BootstrapPhase, s: LedgerSnapshot): boolean {
+  /** In the scope and read grants (else `no`), and not asked whole by a horizon rule (invariant 6). */
+  #wanted(sub: Subscription, phase: BootstrapPhase, s: LedgerSnapshot): 'yes' | 'no' | 'whole' {
     if (!matchesAny(sub.scope, s.entity) || !matchesAny(this.#host.grants().read, s.entity)) {
-      return false
+      return 'no'
     }
-    return !phase.request.whole.some(
+    const whole = phase.request.whole.some(
       (rule) => s.committedAt >= rule.since && matchesPattern(rule.pattern, s.entity),
     )
+    return whole ? 'whole' : 'yes'
+  }
+
+  /**
+   * Invariant 7: true when the log no longer holds what lies past the subscription's cursor in
+   * `p` (the connection is failed with `history_dropped`).
+   */
+  async #dropped(sub: Subscription, p: number): Promise<boolean> {
+    const store = this.#ctx.store
+    if (!hasLogRetention(store)) return false
+    const kept = (await store.partitionsFirstKept(this.#host.tenant()))[p] ?? 1
+    const cursor = sub.cursors[p] ?? 0
+    if (cursor >= kept - 1) return false
+    if (sub.bootstrapped && kept <= (sub.keptAtStart?.[p] ?? 1)) return false
+    if (!this.#current(sub)) return true
+    this.#host.fail(
+      'history_dropped',
+      `subscription ${sub.id}: partition ${p} is kept from offset ${kept}, the cursor is at ${cursor}: subscribe with a bootstrap`,
+    )
+    return true
   }
 
   /**
@@ -400,6 +446,8 @@ export class Subscriptions {
     this.#budget.charge(want)
     const read = await this.#ctx.store.readPartition(this.#host.tenant(), p, cursor, want)
     this.#budget.charge(Math.max(1, read.entries.length) - want)
+    // Invariant 7, after the read: a drop committed before it is seen in the marks.
+    if (await this.#dropped(sub, p)) return { entries: [], throughOffset: cursor, atHead: false }
     return {
       entries: read.entries.map(encodedEntry),
       throughOffset: read.throughOffset,
