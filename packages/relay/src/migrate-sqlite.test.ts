@@ -30,7 +30,9 @@ import { createLogDigest, diffSummaries } from './log-copy.ts'
 import type { LogRecord } from './log-copy.ts'
 import { SNAPSHOT_UPDATES_EVERY } from './limits.ts'
 import type { AppendItem, LogStore, Pusher } from './log-store.ts'
+import { createLedgerSnapshotter } from './ledger-snapshots.ts'
 import { createPostgresStore } from './postgres-store.ts'
+import { dropRetention, exportRetention } from './retention-export.ts'
 import { exportSqliteLog } from './sqlite-export.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
 import { doc } from './yjs-edges.test-helper.ts'
@@ -223,6 +225,49 @@ describe.skipIf(pgSkip !== undefined)(
     }, 60_000)
   },
 )
+
+describe('migrate-sqlite and dropped history', () => {
+  it('refuses a log whose history an operator dropped, before writing anything', async () => {
+    // Goal: a copy never turns retention into a silent gap. A SQLite log with dropped history
+    // holds marks (first kept versions and offsets) and snapshots that can no longer be folded
+    // again from the log; the copy moves neither, so it is refused, typed, and the source is
+    // left as it was. Method: a real export and drop through the store, then the export side of
+    // the command (the refusal comes before PostgreSQL is touched, so none is needed).
+    const dir = mkdtempSync(join(tmpdir(), 'll-migrate-dropped-'))
+    dirs.push(dir)
+    const file = join(dir, SQLITE_LOG_FILE)
+    const store = await createSqliteStore({ file, schema, partitions: PARTITIONS })
+    const t0 = Date.now() - 60_000
+    const items = [1, 2, 3, 4].map((n) => ({
+      entry: makeEntry(ALICE, n, 'stock/s1', 'stock.moved', { qty: n }, { occurredAt: t0 }),
+    }))
+    await store.append('acme', items, ALICE_PUSHER)
+    await createLedgerSnapshotter(store, schema).snapshotNow('acme', 'stock/s1')
+    const exported = join(dir, 'export')
+    await exportRetention(store, schema, { before: Date.now() + 1_000, dir: exported })
+    const dropped = await dropRetention(store, schema, {
+      before: Date.now() + 1_000,
+      dir: exported,
+    })
+    expect(dropped.entries).toBeGreaterThan(0)
+    const kept = await store.readPartition('acme', 0, 0, 100)
+    await store.close()
+
+    const copy = async () => {
+      for await (const _record of exportSqliteLog(file)) void _record
+    }
+    await expect(copy()).rejects.toMatchObject({
+      kind: 'config',
+      message: expect.stringContaining('dropped history'),
+    })
+    const reopened = await createSqliteStore({ file, schema })
+    try {
+      expect(await reopened.readPartition('acme', 0, 0, 100)).toEqual(kept)
+    } finally {
+      await reopened.close()
+    }
+  })
+})
 
 describe('the log digest of a copy', () => {
   it('tells a copy that lost or changed a row from an equal one', async () => {

@@ -14,6 +14,8 @@
  * 4. A file of a schema version this build does not know is refused (`store_version`); an older
  *    one is read as it is only if it is at the current version (open it with a relay, or
  *    `createSqliteStore`, first: that migrates it).
+ * 5. A log an operator dropped history from (`retention drop`) is refused (`config`) before the
+ *    first record: its retention marks and the snapshots under them are not part of a copy.
  */
 import Database from 'better-sqlite3'
 import { SQLITE_EXPORT_PAGE_ROWS } from './limits.ts'
@@ -64,6 +66,16 @@ function* records(db: Database.Database, file: string): Generator<LogRecord> {
     | undefined
   if (identity === undefined || partitions === undefined) {
     throw new RelayError('config', `${file} is not a Ledgerline log (no identity or partitions)`)
+  }
+  // Invariant 5: the copy has no records for retention's marks, and the snapshots below them
+  // can no longer be folded again from the log; copying such a log would be a silent gap.
+  const marks = db.prepare('SELECT count(*) AS n FROM retention_entities').get() as { n: number }
+  if (marks.n > 0) {
+    throw new RelayError(
+      'config',
+      `${file} has dropped history (retention: ${marks.n} entities); migrate-sqlite copies only a ` +
+        'log that holds its whole history',
+    )
   }
   yield { _tag: 'log', partitions: Number(partitions.value), identity }
   // Layout 4 (`sqlite-lean-layout.ts`): names are interned; a client entry's id is
