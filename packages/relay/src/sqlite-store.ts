@@ -42,6 +42,15 @@
  *    (client, client_seq), an entry of the log by its `log_ids` row (`sqlite-write.ts` writes
  *    both, `sqlite-reads.ts` finds them). A new push reads no entry: the client's high-water
  *    mark tells it from a resend.
+ * 10. With `writer: 'worker'` the COMMIT and its fsync run off the event loop, in a writer thread
+ *    with its own connection (`sqlite-writer-thread.ts`, `sqlite-worker.ts`): the group is
+ *    planned here in one read transaction of this connection, then written and committed there
+ *    in one `BEGIN IMMEDIATE` transaction. Invariant 2's "against the file as it is" holds
+ *    because the writer thread is the file's only writer (invariant 7; snapshot puts and
+ *    generation bumps go to it too) and the group commit has one group in flight, planned only
+ *    after the previous one's COMMIT returned. A read this thread starts after an append
+ *    resolved sees it (WAL: a new read transaction sees every committed one). A schema is live
+ *    code (functions), which cannot cross to a thread, so the planning stays here.
  *
  * Measured (relay bench, 10 connections, same run): see the README's Performance section; the
  * layouts compared while choosing are in `sqlite-lean-layout.ts`.
