@@ -51,7 +51,7 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --store sqlite|postgres  server log backend (default sqlite)               [LEDGERLINE_STORE]
   --sqlite-writer thread|worker
                            where SQLite commits run: the event loop's thread, or a writer
-                           thread of their own (default thread)         [LEDGERLINE_SQLITE_WRITER]
+                           thread of their own (default worker)         [LEDGERLINE_SQLITE_WRITER]
   --database-url URL       PostgreSQL connection string for --store postgres [LEDGERLINE_DATABASE_URL]
   --secret S               HS256 shared secret for tokens (prefer the variable: flags show in
                            the process list)                                 [LEDGERLINE_SECRET]
