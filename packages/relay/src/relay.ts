@@ -64,7 +64,7 @@ import type { Session } from './session.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DataDirLock } from './data-dir-lock.ts'
 import { createSqliteStore } from './sqlite-store.ts'
-import type { SqliteWriterKind } from './sqlite-store.ts'
+import type { SqliteStoreOptions, SqliteWriterKind } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
 import { createHealthHandlers, json } from './relay-health.ts'
 import { createRelayLogger, RELAY_VERSION } from './relay-log.ts'
@@ -108,6 +108,8 @@ export interface RelayOptions {
    * relay logged `store_failed`: the CLI exits. Appends fail from then on.
    */
   readonly onStoreFailed?: ((error: RelayError) => void) | undefined
+  /** Test-only hooks of the SQLite writer thread (`SqliteStoreOptions.writerThread`). */
+  readonly sqliteWriterThread?: SqliteStoreOptions['writerThread'] | undefined
   readonly auth: AuthOptions
   /** Browser Origins allowed to connect; clients that send no Origin rely on their token. */
   readonly allowedOrigins?: readonly string[] | undefined
@@ -227,6 +229,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         schema: options.schema,
         partitions: options.partitions,
         writer: options.sqliteWriter,
+        writerThread: options.sqliteWriterThread,
         onFailed: (error) => {
           logger.fatal({ event: 'store_failed', err: error }, 'the SQLite log failed')
           options.onStoreFailed?.(error)

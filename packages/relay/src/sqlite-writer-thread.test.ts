@@ -7,11 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
+import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Entry } from '@ledgerline/core'
 import { isLogStoreError } from '@ledgerline/log'
 import type { AppendResult } from '@ledgerline/log'
 import { SQLITE_WRITER_REQUESTS_MAX } from './limits.ts'
+import { createRelay } from './relay.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { startWriterThread } from './sqlite-writer-thread.ts'
@@ -162,5 +164,39 @@ describe('SQLite writer thread', () => {
     } finally {
       await thread.close()
     }
+  })
+})
+
+describe('a relay on a SQLite log whose writer thread dies', () => {
+  // Goal: the relay reports the death (a `store_failed` line, `onStoreFailed` with a typed
+  // error, once) so the CLI exits, and the append in flight fails typed rather than hanging.
+  it('logs store_failed, tells onStoreFailed once and fails the append', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'll-relay-worker-'))
+    dirs.push(dataDir)
+    const lines: Record<string, unknown>[] = []
+    const logger = pino(
+      { level: 'info' },
+      { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+    )
+    const failed: RelayError[] = []
+    const relay = await createRelay({
+      dataDir,
+      auth: { secret: 's'.repeat(32) },
+      logger,
+      sqliteWriter: 'worker',
+      sqliteWriterThread: { dieInWrite: 2 },
+      onStoreFailed: (error) => failed.push(error),
+    })
+    try {
+      expect((await relay.store.append('acme', [{ entry: entry(1) }]))[0]?.status).toBe('appended')
+      const lost = await relay.store.append('acme', [{ entry: entry(2) }]).catch((e: unknown) => e)
+      expect(lost).toBeInstanceOf(RelayError)
+      expect((lost as RelayError).kind).toBe('store_failed')
+      expect(failed.map((e) => e.kind)).toEqual(['store_failed'])
+      expect(lines.filter((l) => l.event === 'store_failed')).toHaveLength(1)
+    } finally {
+      await relay.close()
+    }
+    expect(failed).toHaveLength(1)
   })
 })
