@@ -82,6 +82,7 @@ import type {
   AppendItem,
   PlanCall,
   Plan,
+  PlanContext,
   PlanLookups,
   Pusher,
 } from '@ledgerline/log'
@@ -411,17 +412,7 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     try {
       const plan = this.#immediate(
         this.#db.transaction(() => {
-          const p = planGroup(
-            {
-              schema: this.#schema,
-              partitions: this.partitions,
-              committedAt,
-              lookups: this.#lookups,
-              hash: this.#hash,
-              ignoreDigests: this.#bugs?.ignoreDigests,
-            },
-            group,
-          )
+          const p = planGroup(this.#planContext(committedAt), group)
           this.#writer.write(writePlanOf(p), committedAt)
           return p
         }),
@@ -448,21 +439,7 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     const committedAt = this.#now()
     let plan: Plan
     try {
-      plan = this.#db
-        .transaction(() =>
-          planGroup(
-            {
-              schema: this.#schema,
-              partitions: this.partitions,
-              committedAt,
-              lookups: this.#lookups,
-              hash: this.#hash,
-              ignoreDigests: this.#bugs?.ignoreDigests,
-            },
-            group,
-          ),
-        )
-        .deferred()
+      plan = this.#db.transaction(() => planGroup(this.#planContext(committedAt), group)).deferred()
     } catch (error) {
       if (error instanceof RelayError) throw error
       throw new RelayError('store_failed', `append failed: ${messageOf(error)}`, { cause: error })
@@ -470,6 +447,17 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     await thread.write(writePlanOf(plan), committedAt)
     if (this.#schema !== undefined) this.#states.remember(plan.heads)
     return { results: plan.results, touched: plan.touched }
+  }
+
+  #planContext(committedAt: number): PlanContext {
+    return {
+      schema: this.#schema,
+      partitions: this.partitions,
+      committedAt,
+      lookups: this.#lookups,
+      hash: this.#hash,
+      ignoreDigests: this.#bugs?.ignoreDigests,
+    }
   }
 
   /** Runs `tx` in a `BEGIN IMMEDIATE` transaction (and commits it, unless `bugs` says not yet). */
