@@ -28,6 +28,19 @@ export async function measure(label, unit, fn, { warmup = 1, rounds = 3 } = {}) 
   }
 }
 
+/**
+ * The SQLite writers a relay benchmark compares (issue 16: commits on the event loop's thread or
+ * in a writer thread), default first; `BENCH_SQLITE_WRITERS=worker` (or `thread`) runs one.
+ */
+export async function sqliteWriters() {
+  const { SQLITE_WRITER_DEFAULT } = await import('@ledgerline/relay')
+  const other = SQLITE_WRITER_DEFAULT === 'thread' ? 'worker' : 'thread'
+  const wanted = (process.env.BENCH_SQLITE_WRITERS ?? `${SQLITE_WRITER_DEFAULT},${other}`).split(
+    ',',
+  )
+  return { writers: wanted, standard: SQLITE_WRITER_DEFAULT }
+}
+
 /** The percentile `p` (0..100) of unsorted numbers. */
 export function percentile(values, p) {
   if (values.length === 0) return Number.NaN

@@ -1,6 +1,7 @@
 // A server under test in its own process, so load clients (in the benchmark process) and the
 // server each get a core, as in perf-baselines.md. Started with `startServer(kind, config)`:
-//   relay      our relay (SQLite in `dataDir`, or PostgreSQL at `databaseUrl`), optionally with
+//   relay      our relay (SQLite in `dataDir`, its commits on the event loop's thread or in a
+//              writer thread: `sqliteWriter`; or PostgreSQL at `databaseUrl`), optionally with
 //              the y-websocket-compatible /yjs/ endpoint (`yjs: true`, schema `doc` = crdt-yjs)
 //   ws         a bare `ws` server that accepts connections and does nothing (memory baseline)
 //   y-ws       @y/websocket-server's setupWSConnection on a `ws` server (Yjs anchor)
@@ -88,8 +89,9 @@ export async function startServer(kind, config = {}) {
 /**
  * A fresh relay (SQLite log) on a fresh data directory, with a token of `tenant` that may read
  * and write everything: `fn(relay, token)`, then the relay is closed and the directory removed.
+ * `config` adds to the relay's (`sqliteWriter: 'worker'`: commits in a writer thread).
  */
-export async function withFreshRelay(secret, tenant, fn) {
+export async function withFreshRelay(secret, tenant, fn, config = {}) {
   const { mkdtempSync, rmSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
@@ -97,7 +99,7 @@ export async function withFreshRelay(secret, tenant, fn) {
   const dir = mkdtempSync(join(tmpdir(), 'll-bench-relay-'))
   let relay
   try {
-    relay = await startServer('relay', { dataDir: dir, secret })
+    relay = await startServer('relay', { ...config, dataDir: dir, secret })
     const token = await signToken({ secret, tenant, sub: 'bench', read: ['*'], write: ['*'] })
     return await fn(relay, token)
   } finally {
@@ -249,7 +251,15 @@ async function serve(kind, config) {
       store = await relayMod.createPostgresStore({ url: config.databaseUrl, schema })
     } else {
       const { join } = await import('node:path')
-      store = await relayMod.createSqliteStore({ file: join(config.dataDir, 'log.sqlite'), schema })
+      store = await relayMod.createSqliteStore({
+        file: join(config.dataDir, 'log.sqlite'),
+        schema,
+        writer: config.sqliteWriter,
+        onFailed: (error) => {
+          console.error(`relay under test: the SQLite log failed: ${error.message}`)
+          process.exit(1)
+        },
+      })
     }
     if (schema !== undefined) store = relayMod.withCrdtSnapshots(store, schema)
     const verify = relayMod.createTokenVerifier({ secret: config.secret })

@@ -8,18 +8,25 @@
 //    cost of its indexes.
 // Each round is a fresh relay on a fresh data directory, pushing for ROUND_MS from every
 // connection (closed loop: batches of 100, 4 in flight per connection, as the client sends them).
+// The relay's default SQLite writer runs 1, 10 and 100 connections (the target rows); the other
+// writer (`--sqlite-writer`: commits on the event loop's thread or in a writer thread) 10 and 100
+// beside it. Knobs: BENCH_SQLITE_WRITERS=worker (one writer), BENCH_RELAY_ROUNDS (measured
+// rounds, 3), BENCH_RELAY_ROUND_MS (ms of pushing per round), BENCH_RELAY_PROFILE=0 (no
+// profiled round).
 import Database from 'better-sqlite3'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodeEntryBody } from '@ledgerline/relay'
 import { pushRound } from '../load-client.mjs'
-import { fmt, loadCpu, measure, percentile, profileLimit, report } from '../lib.mjs'
+import { fmt, loadCpu, measure, percentile, profileLimit, report, sqliteWriters } from '../lib.mjs'
 import { withFreshRelay } from '../server-process.mjs'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret'
 const TENANT = 'bench'
-const ROUND_MS = 4_000
+const ROUND_MS = Number(process.env.BENCH_RELAY_ROUND_MS ?? 4_000)
+const ROUNDS = Number(process.env.BENCH_RELAY_ROUNDS ?? 3)
+const PROFILE = process.env.BENCH_RELAY_PROFILE !== '0'
 /** Acks before this much of a round are not counted (connections ramping up). */
 const RAMP_MS = 1_000
 const RAW_ROUND_MS = 2_000
@@ -37,16 +44,52 @@ export async function run() {
   rows.push({ label: 'physical limit: raw better-sqlite3 batches', anchor: plainTable })
   rows.push({ label: 'same rows, relay table layout and indexes', anchor: sameRows })
   const rates = new Map()
-  for (const connections of [1, 10, 100]) {
+  const { writers, standard } = await sqliteWriters()
+  const runs = writers.flatMap((writer) =>
+    (writer === standard ? [1, 10, 100] : [10, 100]).map((connections) => ({
+      writer,
+      connections,
+    })),
+  )
+  for (const { writer, connections } of runs) {
     const latencies = []
-    const result = await measure(`relay, ${connections} connections`, 'entries/s', async () => {
-      const r = await relayRound(connections)
-      latencies.push(...r.latencies)
-      return r.rate
-    })
+    const tag = writer === standard ? '' : `${writer} writer: `
+    const result = await measure(
+      `relay, ${connections} connections, ${writer} writer`,
+      'entries/s',
+      async () => {
+        const r = await relayRound(connections, false, writer)
+        latencies.push(...r.latencies)
+        return r.rate
+      },
+      { rounds: ROUNDS },
+    )
+    if (writer !== standard) {
+      const same = rates.get(connections)
+      rows.push({
+        label: `${tag}durable appends, ${connections} conn (batch ${BATCH}, ${WINDOW} in flight)`,
+        ours: result,
+        anchor: plainTable,
+        ratio:
+          same === undefined
+            ? undefined
+            : `${(result.median / same.median).toFixed(2)}× the ${standard} writer`,
+      })
+      rows.push({
+        label: `${tag}ack latency p50 / p99, ${connections} conn (${latencies.length} batches)`,
+        ours: {
+          unit: 'ms',
+          median: percentile(latencies, 50),
+          min: percentile(latencies, 50),
+          max: percentile(latencies, 99),
+        },
+      })
+      continue
+    }
     rates.set(connections, result)
     // One more round, profiled, says what limits the figure (not counted in the median).
-    const profiled = connections === 1 ? undefined : await relayRound(connections, true)
+    const profiled =
+      connections === 1 || !PROFILE ? undefined : await relayRound(connections, true, writer)
     const p50 = percentile(latencies, 50)
     const p99 = percentile(latencies, 99)
     const limit =
@@ -76,7 +119,8 @@ export async function run() {
     })
   }
   report('relay', rows, [
-    `rounds: 1 warm-up + 3 measured, ${ROUND_MS / 1000} s of pushing each, acks counted after the first ${RAMP_MS / 1000} s (raw: ${RAW_ROUND_MS / 1000} s); median and min–max over rounds`,
+    `SQLite writers: ${writers.join(', ')}; unmarked rows are the default's (${standard}); thread: each group's COMMIT and fsync on the relay's event loop, worker: planned on the event loop, written and committed in a worker_threads writer`,
+    `rounds: 1 warm-up + ${ROUNDS} measured, ${ROUND_MS / 1000} s of pushing each, acks counted after the first ${RAMP_MS / 1000} s (raw: ${RAW_ROUND_MS / 1000} s); median and min–max over rounds`,
     'ack latency rows: the median column is p50 and the range column p50–p99, over every batch of every measured round (closed loop at saturation, so latency includes queueing: connections × 4 batches in flight; the open-loop figures are the `latency` benchmark)',
     'ours / anchor is against the plain log table (the disk\'s limit); "limited by" comes from one extra round per connection count with the relay process under the V8 profiler (500 µs sampling; not counted in the medians)',
     'entries carry ~100 bytes of data; the relay runs without a schema (plain log: shape, auth, dedupe, versions, offsets)',
@@ -84,22 +128,27 @@ export async function run() {
   ])
 }
 
-function relayRound(connections, profile = false) {
-  return withFreshRelay(SECRET, TENANT, async (relay, token) => {
-    if (profile) await relay.profileStart()
-    const { value, busy } = await loadCpu(() =>
-      pushRound([relay.url], token, {
-        tenant: TENANT,
-        connections,
-        batchSize: BATCH,
-        window: WINDOW,
-        roundMs: ROUND_MS,
-        rampMs: RAMP_MS,
-        entity: (c, s) => `tick/c${c}-${s % 64}`,
-      }),
-    )
-    return profile ? { ...value, profile: await relay.profileStop(), loadBusy: busy } : value
-  })
+function relayRound(connections, profile = false, sqliteWriter = undefined) {
+  return withFreshRelay(
+    SECRET,
+    TENANT,
+    async (relay, token) => {
+      if (profile) await relay.profileStart()
+      const { value, busy } = await loadCpu(() =>
+        pushRound([relay.url], token, {
+          tenant: TENANT,
+          connections,
+          batchSize: BATCH,
+          window: WINDOW,
+          roundMs: ROUND_MS,
+          rampMs: RAMP_MS,
+          entity: (c, s) => `tick/c${c}-${s % 64}`,
+        }),
+      )
+      return profile ? { ...value, profile: await relay.profileStop(), loadBusy: busy } : value
+    },
+    { sqliteWriter },
+  )
 }
 
 /** perf-baselines §4: the fastest durable SQLite batches can be on this disk. */

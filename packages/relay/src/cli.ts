@@ -27,6 +27,7 @@ import { RelayError } from './relay-error.ts'
 import { createRelayLogger, LOG_FORMATS, RELAY_VERSION } from './relay-log.ts'
 import type { LogFormat } from './relay-log.ts'
 import { loadSchemaModule } from './schema-loader.ts'
+import { SQLITE_WRITER_DEFAULT } from './sqlite-store.ts'
 
 export const CLI_PORT_DEFAULT = 8787
 export const CLI_DATA_DEFAULT = './ledgerline-data'
@@ -48,6 +49,9 @@ Each option can also be set by the environment variable in brackets; a flag wins
   --partitions N           partition count of a new log (default 16; an existing log keeps
                            its own)                                          [LEDGERLINE_PARTITIONS]
   --store sqlite|postgres  server log backend (default sqlite)               [LEDGERLINE_STORE]
+  --sqlite-writer thread|worker
+                           where SQLite commits run: the event loop's thread, or a writer
+                           thread of their own (default worker)         [LEDGERLINE_SQLITE_WRITER]
   --database-url URL       PostgreSQL connection string for --store postgres [LEDGERLINE_DATABASE_URL]
   --secret S               HS256 shared secret for tokens (prefer the variable: flags show in
                            the process list)                                 [LEDGERLINE_SECRET]
@@ -127,6 +131,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
         schema: { type: 'string' },
         partitions: { type: 'string' },
         store: { type: 'string' },
+        'sqlite-writer': { type: 'string' },
         'database-url': { type: 'string' },
         secret: { type: 'string' },
         'public-key-file': { type: 'string' },
@@ -156,6 +161,13 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const store = pick('store', 'LEDGERLINE_STORE') ?? 'sqlite'
   if (store !== 'sqlite' && store !== 'postgres') {
     throw new RelayError('config', `--store must be sqlite or postgres, got '${store}'`)
+  }
+  const sqliteWriter = pick('sqlite-writer', 'LEDGERLINE_SQLITE_WRITER') ?? SQLITE_WRITER_DEFAULT
+  if (sqliteWriter !== 'thread' && sqliteWriter !== 'worker') {
+    throw new RelayError(
+      'config',
+      `--sqlite-writer must be thread or worker, got '${sqliteWriter}'`,
+    )
   }
   const origins = pick('allowed-origins', 'LEDGERLINE_ALLOWED_ORIGINS')
   const devEnv = env.LEDGERLINE_DEV
@@ -198,6 +210,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       host: pick('host', 'LEDGERLINE_HOST') ?? '127.0.0.1',
       port: integer(pick('port', 'LEDGERLINE_PORT') ?? String(CLI_PORT_DEFAULT), '--port', 65_535),
       dataDir: pick('data', 'LEDGERLINE_DATA') ?? CLI_DATA_DEFAULT,
+      sqliteWriter,
       partitions: partitions === undefined ? undefined : integer(partitions, '--partitions', 1024),
       auth: {
         secret: pick('secret', 'LEDGERLINE_SECRET'),
@@ -280,6 +293,8 @@ async function main(): Promise<void> {
     store,
     storeKind: config.store,
     logger,
+    // A SQLite writer thread that died: what it committed is on disk; a supervisor restarts.
+    onStoreFailed: () => process.exit(1),
   }).catch(async (error: unknown) => {
     await store?.close()
     throw error

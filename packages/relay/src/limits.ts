@@ -33,6 +33,13 @@ export const SQLITE_MIGRATION_PAGE_ROWS = 1_000
  * (`sqlite-refs.ts`); past it a cache is emptied and refs are read from the file again.
  */
 export const SQLITE_REFS_CACHED_MAX = 100_000
+/**
+ * Requests (a group's write plan, a batch of snapshot puts, a generation bump) waiting for the
+ * SQLite writer thread (`sqlite-writer-thread.ts`); one more rejects at once as `overloaded`.
+ * The group commit has one group in flight, so appends alone never come near it: it bounds what
+ * else crosses the thread (snapshot puts) if the disk stalls.
+ */
+export const SQLITE_WRITER_REQUESTS_MAX = 64
 
 /**
  * An append that takes longer than this from the call to durable is logged (`slow_commit`): a

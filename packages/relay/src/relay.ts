@@ -64,6 +64,7 @@ import type { Session } from './session.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import type { DataDirLock } from './data-dir-lock.ts'
 import { createSqliteStore } from './sqlite-store.ts'
+import type { SqliteStoreOptions, SqliteWriterKind } from './sqlite-store.ts'
 import { createStaticHandler } from './static-files.ts'
 import { createHealthHandlers, json } from './relay-health.ts'
 import { createRelayLogger, RELAY_VERSION } from './relay-log.ts'
@@ -97,6 +98,18 @@ export interface RelayOptions {
   readonly schema?: Schema | undefined
   /** Partition count of a new SQLite log; default 16. */
   readonly partitions?: number | undefined
+  /**
+   * Where the SQLite log of `dataDir` runs its commits (`SqliteStoreOptions.writer`); default
+   * `SQLITE_WRITER_DEFAULT`.
+   */
+  readonly sqliteWriter?: SqliteWriterKind | undefined
+  /**
+   * Told when the SQLite log of `dataDir` fails for good (its writer thread died), after the
+   * relay logged `store_failed`: the CLI exits. Appends fail from then on.
+   */
+  readonly onStoreFailed?: ((error: RelayError) => void) | undefined
+  /** Test-only hooks of the SQLite writer thread (`SqliteStoreOptions.writerThread`). */
+  readonly sqliteWriterThread?: SqliteStoreOptions['writerThread'] | undefined
   readonly auth: AuthOptions
   /** Browser Origins allowed to connect; clients that send no Origin rely on their token. */
   readonly allowedOrigins?: readonly string[] | undefined
@@ -215,6 +228,12 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         file: join(options.dataDir, 'log.sqlite'),
         schema: options.schema,
         partitions: options.partitions,
+        writer: options.sqliteWriter,
+        writerThread: options.sqliteWriterThread,
+        onFailed: (error) => {
+          logger.fatal({ event: 'store_failed', err: error }, 'the SQLite log failed')
+          options.onStoreFailed?.(error)
+        },
       })
     } catch (error) {
       lock.release()

@@ -47,8 +47,18 @@ interface SqliteSnapshotRow extends SnapshotRow {
 
 export interface SqliteSnapshots {
   put(tenant: string, snapshot: LedgerSnapshot): SnapshotPut
-  /** Several puts in one transaction (one fsync); one outcome or error per put, in order. */
-  putMany(puts: readonly { tenant: string; snapshot: LedgerSnapshot }[]): (SnapshotPut | Error)[]
+  /**
+   * Several puts in one transaction (one fsync); one outcome or error per put, in order. A put
+   * with `encoded` was checked and encoded by `prepareSnapshotPut` already (its `state` is not
+   * read): what the writer thread is handed.
+   */
+  putMany(
+    puts: readonly {
+      tenant: string
+      snapshot: LedgerSnapshot
+      encoded?: Uint8Array | undefined
+    }[],
+  ): (SnapshotPut | Error)[]
   get(tenant: string, entity: string, foldKey: string): LedgerSnapshot | undefined
   inScope(
     tenant: string,
@@ -64,6 +74,19 @@ export interface SqliteSnapshots {
     entities: LoggedEntity[]
     next: string | undefined
   }
+}
+
+/**
+ * A snapshot's state checked (guarantee 14 of `log-store.ts`) and encoded as the table keeps it;
+ * the outcome `skipped` when it is not written.
+ *
+ * @example
+ * const prepared = prepareSnapshotPut(snapshot) // Uint8Array, or { _tag: 'skipped', … }
+ */
+export function prepareSnapshotPut(snapshot: LedgerSnapshot): SnapshotPut | Uint8Array {
+  let bytes: Uint8Array | undefined
+  const checked = checkSnapshotState(snapshot.state, (d) => (bytes = encodeState(d)).length)
+  return '_tag' in checked ? checked : (bytes as Uint8Array)
 }
 
 /**
@@ -134,15 +157,17 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
     return { _tag: 'stale', kept: kept.version } as const
   }
   const write = db.transaction(writeOne)
-  const prepare = (snapshot: LedgerSnapshot): SnapshotPut | Uint8Array => {
-    let bytes: Uint8Array | undefined
-    const checked = checkSnapshotState(snapshot.state, (d) => (bytes = encodeState(d)).length)
-    return '_tag' in checked ? checked : (bytes as Uint8Array)
-  }
+  const prepare = prepareSnapshotPut
   const writeMany = db.transaction(
-    (puts: readonly { tenant: string; snapshot: LedgerSnapshot }[]) =>
-      puts.map(({ tenant, snapshot }) => {
-        const prepared = prepare(snapshot)
+    (
+      puts: readonly {
+        tenant: string
+        snapshot: LedgerSnapshot
+        encoded?: Uint8Array | undefined
+      }[],
+    ) =>
+      puts.map(({ tenant, snapshot, encoded }) => {
+        const prepared = encoded ?? prepare(snapshot)
         if (!(prepared instanceof Uint8Array)) return prepared
         try {
           return writeOne(tenant, snapshot, prepared)

@@ -16,29 +16,34 @@ import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { checkUpgradedLog } from './log-upgrade.test-helper.ts'
 
-runLogStoreContract('sqlite', async ({ schema, partitions, now, commitQueueEntriesMax }) => {
-  const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
-  const file = join(dir, 'log.sqlite')
-  let current = schema
-  const open = () =>
-    createSqliteStore({ file, schema: current, partitions, now, commitQueueEntriesMax })
-  let store = await open()
-  let closed = false
-  return {
-    store,
-    reopen: async (options = {}) => {
-      await store.close()
-      if ('schema' in options) current = options.schema
-      store = await open()
-      return store
+for (const writer of ['thread', 'worker'] as const) {
+  runLogStoreContract(
+    `sqlite (writer: ${writer})`,
+    async ({ schema, partitions, now, commitQueueEntriesMax }) => {
+      const dir = mkdtempSync(join(tmpdir(), 'll-sqlite-contract-'))
+      const file = join(dir, 'log.sqlite')
+      let current = schema
+      const open = () =>
+        createSqliteStore({ file, schema: current, partitions, now, commitQueueEntriesMax, writer })
+      let store = await open()
+      let closed = false
+      return {
+        store,
+        reopen: async (options = {}) => {
+          await store.close()
+          if ('schema' in options) current = options.schema
+          store = await open()
+          return store
+        },
+        cleanup: async () => {
+          if (!closed) await store.close()
+          closed = true
+          rmSync(dir, { recursive: true, force: true })
+        },
+      }
     },
-    cleanup: async () => {
-      if (!closed) await store.close()
-      closed = true
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-})
+  )
+}
 
 describe('SQLite log written by an earlier Ledgerline', () => {
   // Goal: entry bodies moved from node:v8 to MessagePack; a log written before still reads,

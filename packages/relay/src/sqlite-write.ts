@@ -22,7 +22,7 @@
  */
 import type Database from 'better-sqlite3'
 import { entryId, isLogCorrection, SERVER_CLIENT_ID } from '@ledgerline/core'
-import type { StoredEntry } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
 import { splitKey } from '@ledgerline/log'
 import type { ClientRecord, Plan } from '@ledgerline/log'
 import { encodeEntryBody } from './entry-body.ts'
@@ -30,10 +30,82 @@ import { digestBuffer } from './node-crypto.ts'
 import { refKey } from './sqlite-refs.ts'
 import type { SqliteRefs } from './sqlite-refs.ts'
 
+/** Where a planned entry goes and what of it the rows name (its body is `source`). */
+export interface EntryPlace {
+  readonly entity: string
+  readonly partition: number
+  readonly offset: number
+  readonly version: number
+  /** Set for a client entry (stored under its clientSeq, invariant 9); `null` for the log's. */
+  readonly client: { readonly clientId: string; readonly clientSeq: number } | null
+  /** The entry's id, for an entry of the log's (`log_ids`). */
+  readonly id: string
+  /** What a log correction corrects (invariant 8); `null` for every other entry. */
+  readonly corrects: string | null
+  readonly origin: string | undefined
+}
+
+/**
+ * The part of a plan the rows are written from: plain data, so a writer in another thread can
+ * be handed it (`sqlite-writer-thread.ts`); `writePlanOf` makes it from a plan.
+ */
+export interface WritePlan {
+  readonly clients: ReadonlyMap<string, ClientRecord>
+  readonly entries: readonly {
+    readonly tenant: string
+    readonly place: EntryPlace
+    readonly source: Entry
+    readonly digest: Uint8Array | null
+  }[]
+  readonly refusals: Plan['refusals']
+  readonly deferrals: Plan['deferrals']
+  readonly aliases: Plan['aliases']
+  readonly partitionHeads: ReadonlyMap<number, number>
+}
+
 /** Writes plans into one open log file. */
 export interface SqliteWriter {
   /** Writes `plan`'s rows; only inside the group's open write transaction. */
-  write(plan: Plan, committedAt: number): void
+  write(plan: WritePlan, committedAt: number): void
+}
+
+/**
+ * What `plan` writes, as plain data (the entity states and results stay behind).
+ *
+ * @example
+ * writer.write(writePlanOf(planGroup(context, group)), committedAt)
+ */
+export function writePlanOf(plan: Plan): WritePlan {
+  return {
+    clients: plan.clients,
+    entries: plan.entries.map(({ tenant, stored, source, digest }) => ({
+      tenant,
+      source,
+      digest,
+      place: placeOf(stored),
+    })),
+    refusals: plan.refusals,
+    deferrals: plan.deferrals,
+    aliases: plan.aliases,
+    partitionHeads: plan.partitionHeads,
+  }
+}
+
+function placeOf(stored: StoredEntry): EntryPlace {
+  // Invariant 9: a client entry under its clientSeq, an entry of the log under its id.
+  const byClient =
+    stored.clientId !== SERVER_CLIENT_ID && stored.id === entryId(stored.clientId, stored.clientSeq)
+  return {
+    entity: stored.entity,
+    partition: stored.partition,
+    offset: stored.offset,
+    version: stored.version,
+    client: byClient ? { clientId: stored.clientId, clientSeq: stored.clientSeq } : null,
+    id: stored.id,
+    // Invariant 8: the column names what a log correction corrects, nothing else.
+    corrects: isLogCorrection(stored) ? (stored.corrects as string) : null,
+    origin: stored.origin,
+  }
 }
 
 /**
@@ -41,7 +113,7 @@ export interface SqliteWriter {
  *
  * @example
  * const writer = createSqliteWriter(db, refs)
- * db.transaction(() => writer.write(planGroup(context, group), committedAt)).immediate()
+ * db.transaction(() => writer.write(writePlanOf(planGroup(context, group)), now)).immediate()
  */
 export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): SqliteWriter {
   const sql = prepareWrites(db)
@@ -85,42 +157,36 @@ export function createSqliteWriter(db: Database.Database, refs: SqliteRefs): Sql
     }
   }
 
-  function writeEntries(entries: Plan['entries'], committedAt: number): void {
-    const heads = new Map<number, StoredEntry>()
-    for (const { tenant, stored, source, digest } of entries) {
+  function writeEntries(entries: WritePlan['entries'], committedAt: number): void {
+    const heads = new Map<number, EntryPlace>()
+    for (const { tenant, place, source, digest } of entries) {
       const t = tenantRef(tenant)
-      const entity = entityRef(t, stored.entity)
-      // Invariant 9: a client entry under its clientSeq, an entry of the log under its id.
-      const byClient =
-        stored.clientId !== SERVER_CLIENT_ID &&
-        stored.id === entryId(stored.clientId, stored.clientSeq)
-      const client = byClient ? clientRef(t, stored.clientId) : null
+      const entity = entityRef(t, place.entity)
+      const client = place.client === null ? null : clientRef(t, place.client.clientId)
       sql.insertEntry.run(
         t,
-        stored.partition,
-        stored.offset,
+        place.partition,
+        place.offset,
         entity,
-        stored.version,
+        place.version,
         client,
-        client === null ? null : stored.clientSeq,
+        place.client === null ? null : place.client.clientSeq,
         committedAt,
         encodeEntryBody(source),
         digest === null ? null : digestBuffer(digest),
       )
       if (client === null) {
-        // Invariant 8: the column names what a log correction corrects, nothing else.
-        const corrects = isLogCorrection(stored) ? (stored.corrects as string) : null
-        sql.insertLogId.run(t, stored.id, stored.partition, stored.offset, corrects)
+        sql.insertLogId.run(t, place.id, place.partition, place.offset, place.corrects)
       }
       // Migration 5: a moved entry is found by its origin too.
-      if (stored.origin !== undefined) {
-        sql.insertOrigin.run(t, stored.origin, stored.partition, stored.offset)
+      if (place.origin !== undefined) {
+        sql.insertOrigin.run(t, place.origin, place.partition, place.offset)
       }
-      heads.set(entity, stored)
+      heads.set(entity, place)
     }
     // Invariant 3: each entity's head row names its newest entry.
-    for (const [entity, stored] of heads) {
-      sql.setEntityHead.run(stored.version, stored.offset, entity)
+    for (const [entity, place] of heads) {
+      sql.setEntityHead.run(place.version, place.offset, entity)
     }
   }
 

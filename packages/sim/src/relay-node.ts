@@ -160,6 +160,9 @@ export function createRelayNode(options: RelayNodeOptions): RelayNode {
       partitions: options.partitions,
       now,
       defer: (fn) => void current.after(0, 'log commit', fn),
+      // One thread: a crash is played by closing this file under the store, and the commits run
+      // on the simulation's clock; a writer thread would commit outside both.
+      writer: 'thread',
       onOpened: (handle) => {
         db = handle
       },
