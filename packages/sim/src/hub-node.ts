@@ -36,12 +36,14 @@ import {
   RELAY_LIMITS_DEFAULT,
 } from '@ledgerline/relay'
 import type { Hub, Session, SessionContext } from '@ledgerline/relay'
+import { decodeMessage } from '@ledgerline/protocol'
 import type { Prng, SimScheduler } from '@ledgerline/testkit'
 import { SIM_EPOCH_MS } from './limits.ts'
 import { NO_METRICS, simTokenCheck } from './relay-node.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
-import type { Wire } from './wire.ts'
+import { frameNote } from './trace-notes.ts'
+import type { Wire, WireTap } from './wire.ts'
 
 export interface HubNodeOptions {
   readonly loop: SimLoop
@@ -100,6 +102,11 @@ export function createHubNode(options: HubNodeOptions): HubNode {
   let life: Life | undefined
   let hub: Hub | undefined
   let stops: (() => void)[] = []
+  // Trace notes of the upstream link's frames, as a till's (`trace-notes.ts`; never hashed).
+  const linkNotes: WireTap = {
+    sent: (_link, bytes) => sched.note(() => frameNote(uplink, 'sent', decodeMessage(bytes))),
+    toClient: (_link, bytes) => sched.note(() => frameNote(uplink, 'got', decodeMessage(bytes))),
+  }
 
   const node: HubNode = {
     name,
@@ -116,7 +123,7 @@ export function createHubNode(options: HubNodeOptions): HubNode {
         dataDir: options.dir,
         upstream: { url: options.upstream, token: async () => options.token() },
         logger,
-        WebSocket: wire.socketClass(uplink, current, undefined, options.wan),
+        WebSocket: wire.socketClass(uplink, current, linkNotes, options.wan),
         timers,
         random: (bytes) => random.fill(bytes),
       })
