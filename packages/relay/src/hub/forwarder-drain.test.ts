@@ -238,11 +238,9 @@ describe('the forwarder waits for what head office has not decided', () => {
   const settle = async () => {
     for (let i = 0; i < 10; i++) await tick()
   }
-
-  it("sends a deferred entry again after head office's retryAfterMs, or on a new link, and the rest meanwhile", async () => {
-    // Finding G: head office deferred a forwarded entry (`unknown_type`, retry in a minute); the
-    // forwarder sent it again the moment the answer was recorded, ~40 times a second for good.
-    const { store } = await queuedStore(2, 2)
+  /** A forwarder on the test's clock over a fresh queue, woken and let run to its first push. */
+  const started = async (registers: number, sales: number) => {
+    const { store } = await queuedStore(registers, sales)
     const timers = manualTimers()
     const { link, pushes, setConnected } = fakeLink(store)
     const forwarder = createForwarder(store, link, pino({ level: 'silent' }), timers)
@@ -252,6 +250,13 @@ describe('the forwarder waits for what head office has not decided', () => {
     })
     forwarder.wake()
     await settle()
+    return { store, timers, pushes, setConnected }
+  }
+
+  it("sends a deferred entry again after head office's retryAfterMs, or on a new link, and the rest meanwhile", async () => {
+    // Finding G: head office deferred a forwarded entry (`unknown_type`, retry in a minute); the
+    // forwarder sent it again the moment the answer was recorded, ~40 times a second for good.
+    const { store, timers, pushes, setConnected } = await started(2, 2)
     expect(pushes.map((p) => p.entries.length)).toEqual([4])
     const [first] = pushes as [Push]
     const late = first.entries[0] as Entry
@@ -295,16 +300,7 @@ describe('the forwarder waits for what head office has not decided', () => {
   })
 
   it('sends a gapped entry again after FORWARD_RETRY_MS, its later ones with it', async () => {
-    const { store } = await queuedStore(1, 2)
-    const timers = manualTimers()
-    const { link, pushes } = fakeLink(store)
-    const forwarder = createForwarder(store, link, pino({ level: 'silent' }), timers)
-    undo.push(() => {
-      for (const p of pushes) p.reject(new Error('test over'))
-      return forwarder.close()
-    })
-    forwarder.wake()
-    await settle()
+    const { store, timers, pushes } = await started(1, 2)
     const [first] = pushes as [Push]
     first.resolve(first.entries.map(gapped))
     await settle()
