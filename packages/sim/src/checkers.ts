@@ -23,7 +23,8 @@
  * 6. `convergence`: after the heal, each till's confirmed state and version of every entity
  *    equal the server's.
  * 7. `liveness`: every till drained (empty outbox, live) within the drain time; no till dialed
- *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop).
+ *    more than `SIM_DIALS_PER_MINUTE_MAX` times in a minute (a hot loop), and no hub forwarded
+ *    one entry more than `SIM_FORWARDS_PER_MINUTE_MAX` times in a minute (`hub-node.ts`).
  * 8. `crashes`: no event threw and no promise rejection went unhandled.
  * 9. With store hubs: `store-layer` (no till's store layer held its own entry, a request or a
  *    refused entry during the run, `store-watch.ts`; after the heal every store layer is empty:

@@ -23,6 +23,8 @@
  *    confirmed, and resend it.
  * 3. Everything the hub does runs on the loop: its timers are its life's, its randomness the
  *    seed's, its token check the real one as a barrier (`simTokenCheck`).
+ * 4. A hub that forwards one entry more than `SIM_FORWARDS_PER_MINUTE_MAX` times within a
+ *    simulated minute halts the run (a hot loop: head office's answers are not waited on).
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -36,12 +38,14 @@ import {
   RELAY_LIMITS_DEFAULT,
 } from '@ledgerline/relay'
 import type { Hub, Session, SessionContext } from '@ledgerline/relay'
+import { decodeMessage } from '@ledgerline/protocol'
 import type { Prng, SimScheduler } from '@ledgerline/testkit'
-import { SIM_EPOCH_MS } from './limits.ts'
+import { SIM_EPOCH_MS, SIM_FORWARDS_PER_MINUTE_MAX } from './limits.ts'
 import { NO_METRICS, simTokenCheck } from './relay-node.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
-import type { Wire } from './wire.ts'
+import { frameNote } from './trace-notes.ts'
+import type { Wire, WireTap } from './wire.ts'
 
 export interface HubNodeOptions {
   readonly loop: SimLoop
@@ -100,6 +104,29 @@ export function createHubNode(options: HubNodeOptions): HubNode {
   let life: Life | undefined
   let hub: Hub | undefined
   let stops: (() => void)[] = []
+  /** Invariant 4: when each entry was last forwarded, at most the bound's worth per id. */
+  const forwardedAt = new Map<string, number[]>()
+  // Trace notes of the upstream link's frames, as a till's (`trace-notes.ts`; never hashed).
+  const linkNotes: WireTap = {
+    sent: (_link, bytes) => {
+      const message = decodeMessage(bytes)
+      sched.note(() => frameNote(uplink, 'sent', message))
+      if (message.type === 'push') for (const e of message.entries) forwarded(e.id)
+    },
+    toClient: (_link, bytes) => sched.note(() => frameNote(uplink, 'got', decodeMessage(bytes))),
+  }
+  const forwarded = (id: string) => {
+    const times = forwardedAt.get(id) ?? []
+    times.push(sched.now())
+    if (times.length > SIM_FORWARDS_PER_MINUTE_MAX + 1) times.shift()
+    forwardedAt.set(id, times)
+    const first = times[0] as number
+    if (times.length > SIM_FORWARDS_PER_MINUTE_MAX && sched.now() - first <= 60_000) {
+      loop.halt(
+        `${name} forwarded ${id.slice(0, 6)}${id.slice(id.lastIndexOf('-'))} ${times.length} times within a minute at ${Math.round(sched.now() / 1000)} s (a hot loop)`,
+      )
+    }
+  }
 
   const node: HubNode = {
     name,
@@ -116,7 +143,7 @@ export function createHubNode(options: HubNodeOptions): HubNode {
         dataDir: options.dir,
         upstream: { url: options.upstream, token: async () => options.token() },
         logger,
-        WebSocket: wire.socketClass(uplink, current, undefined, options.wan),
+        WebSocket: wire.socketClass(uplink, current, linkNotes, options.wan),
         timers,
         random: (bytes) => random.fill(bytes),
       })

@@ -67,6 +67,13 @@ export const SIM_SAME_FAILURE_MAX = 40
 export const SIM_SAME_FAILURE_WINDOW_MS = 5 * 60 * 1000
 /** Dials of one till within one minute of simulated time beyond which it is in a hot loop. */
 export const SIM_DIALS_PER_MINUTE_MAX = 100
+/**
+ * Times a hub may forward one entry within one minute of simulated time; past it the hub is in a
+ * hot loop (finding G: a deferred entry resent every round trip, too few events per minute for
+ * the loop's own bound when one entry spins). A gapped entry resent every `FORWARD_RETRY_MS`
+ * stays well under it.
+ */
+export const SIM_FORWARDS_PER_MINUTE_MAX = 200
 /** Entries of one offline burst of the `oversized` fault (more than fit one ack frame). */
 export const SIM_OVERSIZED_BURST_ENTRIES = 220
 /**

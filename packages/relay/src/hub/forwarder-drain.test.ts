@@ -4,7 +4,8 @@
 // at once; each register's entries sent in clientSeq order; the next push sent as soon as one is
 // answered, before its results are recorded; the rows in flight are not read again to build the
 // next batch (a drain reads each row about once); a dropped push's rows are sent again, and every
-// entry ends settled exactly once.
+// entry ends settled exactly once. And (invariant 8) an entry head office deferred or gapped is
+// sent again only when its wait is over or the link is new, while the rest goes on.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +15,8 @@ import type { Entry } from '@ledgerline/core'
 import type { AckResult, RelayLimitsAdvertised, UpstreamState } from '@ledgerline/protocol'
 import { makeEntry, TENANT } from '../edges.test-helper.ts'
 import { createForwarder } from './forwarder.ts'
-import { FORWARD_IN_FLIGHT_MAX } from './hub-limits.ts'
+import { manualTimers } from './hub.test-helper.ts'
+import { FORWARD_IN_FLIGHT_MAX, FORWARD_RETRY_MS } from './hub-limits.ts'
 import { HUB_FILE, openHubStore } from './hub-store.ts'
 import type { HubStore } from './hub-store.ts'
 import type { UpstreamLink } from './upstream-link.ts'
@@ -71,7 +73,10 @@ function fakeLink(store: HubStore) {
   return { link, pushes, setConnected }
 }
 
-async function queuedStore(): Promise<{ store: HubStore; reads: () => number }> {
+async function queuedStore(
+  registers = REGISTERS,
+  sales = SALES,
+): Promise<{ store: HubStore; reads: () => number }> {
   const dir = mkdtempSync(join(tmpdir(), 'll-forwarder-'))
   const store = openHubStore(join(dir, HUB_FILE))
   undo.push(async () => {
@@ -79,10 +84,10 @@ async function queuedStore(): Promise<{ store: HubStore; reads: () => number }> 
     rmSync(dir, { recursive: true, force: true })
   })
   // Registers' sales interleaved as they arrive: register r's sale s is clientSeq s.
-  for (let s = 1; s <= SALES; s += 50) {
-    for (let r = 1; r <= REGISTERS; r++) {
+  for (let s = 1; s <= sales; s += 50) {
+    for (let r = 1; r <= registers; r++) {
       const items = []
-      for (let k = s; k < s + 50; k++) {
+      for (let k = s; k < Math.min(s + 50, sales + 1); k++) {
         items.push({ entry: makeEntry(clientIdOf(r), k, `sale/${r}-${k}`, 'sold', { k }) })
       }
       await store.append(TENANT, items, {
@@ -211,5 +216,101 @@ describe('the forwarder drains a store queue', () => {
     const resentDropped = dropped.flatMap((p) => p.entries.map((e) => e.id))
     expect(resentDropped.every((id) => landed.get(id) === 1)).toBe(true)
     expect(landed.size).toBe(total)
+  })
+})
+
+describe('the forwarder waits for what head office has not decided', () => {
+  const deferred = (e: Entry, retryAfterMs: number): AckResult => ({
+    id: e.id,
+    status: 'deferred',
+    code: 'unknown_type',
+    reason: 'no entity type',
+    retryAfterMs,
+  })
+  const gapped = (e: Entry): AckResult => ({
+    id: e.id,
+    status: 'refused',
+    code: 'seq_gap',
+    reason: 'an earlier entry is missing',
+    head: 0,
+  })
+  /** Lets the forwarder's promise chains run; no timer fires (the clock is the test's). */
+  const settle = async () => {
+    for (let i = 0; i < 10; i++) await tick()
+  }
+  /** A forwarder on the test's clock over a fresh queue, woken and let run to its first push. */
+  const started = async (registers: number, sales: number) => {
+    const { store } = await queuedStore(registers, sales)
+    const timers = manualTimers()
+    const { link, pushes, setConnected } = fakeLink(store)
+    const forwarder = createForwarder(store, link, pino({ level: 'silent' }), timers)
+    undo.push(() => {
+      for (const p of pushes) p.reject(new Error('test over'))
+      return forwarder.close()
+    })
+    forwarder.wake()
+    await settle()
+    return { store, timers, pushes, setConnected }
+  }
+
+  it("sends a deferred entry again after head office's retryAfterMs, or on a new link, and the rest meanwhile", async () => {
+    // Finding G: head office deferred a forwarded entry (`unknown_type`, retry in a minute); the
+    // forwarder sent it again the moment the answer was recorded, ~40 times a second for good.
+    const { store, timers, pushes, setConnected } = await started(2, 2)
+    expect(pushes.map((p) => p.entries.length)).toEqual([4])
+    const [first] = pushes as [Push]
+    const late = first.entries[0] as Entry
+    let offset = 0
+    first.resolve(
+      first.entries.map((e) => (e === late ? deferred(e, 60_000) : appended(e, ++offset))),
+    )
+    await settle()
+    // Not at once: head office said when to ask again.
+    expect(pushes.length).toBe(1)
+    expect(store.openCount()).toBe(1)
+    // A register's new sale goes meanwhile; the deferred entry stays back.
+    await store.append(TENANT, [{ entry: makeEntry(clientIdOf(2), 3, 'sale/2-3', 'sold', {}) }], {
+      subject: 'register-2',
+      grants: { read: ['*'], write: ['*'] },
+    })
+    await settle()
+    expect(pushes.map((p) => p.entries.map((e) => e.id))).toEqual([
+      first.entries.map((e) => e.id),
+      [`${clientIdOf(2)}-3`],
+    ])
+    pushes[1]?.resolve([appended(pushes[1].entries[0] as Entry, ++offset)])
+    await settle()
+    await timers.advance(60_000 - 1)
+    await settle()
+    expect(pushes.length).toBe(2)
+    await timers.advance(1)
+    await settle()
+    expect(pushes.map((p) => p.entries.map((e) => e.id))[2]).toEqual([late.id])
+    // Deferred again; then the link is new (head office restarted, maybe upgraded): at once.
+    pushes[2]?.resolve([deferred(late, 60_000)])
+    await settle()
+    expect(pushes.length).toBe(3)
+    setConnected(false)
+    setConnected(true)
+    await settle()
+    expect(pushes.map((p) => p.entries.map((e) => e.id))[3]).toEqual([late.id])
+    pushes[3]?.resolve([appended(late, ++offset)])
+    await settle()
+    expect(store.openCount()).toBe(0)
+  })
+
+  it('sends a gapped entry again after FORWARD_RETRY_MS, its later ones with it', async () => {
+    const { store, timers, pushes } = await started(1, 2)
+    const [first] = pushes as [Push]
+    first.resolve(first.entries.map(gapped))
+    await settle()
+    expect(pushes.length).toBe(1)
+    await timers.advance(FORWARD_RETRY_MS)
+    await settle()
+    expect(pushes.map((p) => p.entries.map((e) => e.id))[1]).toEqual(first.entries.map((e) => e.id))
+    let offset = 0
+    pushes[1]?.resolve((pushes[1]?.entries ?? []).map((e) => appended(e, ++offset)))
+    await settle()
+    expect(store.openCount()).toBe(0)
   })
 })

@@ -33,6 +33,11 @@
  *    answered one's results are recorded, while its rows still count as in flight (so none is
  *    sent twice at once); head office's group commit gets the next push without waiting for the
  *    hub's bookkeeping.
+ * 8. A row head office deferred waits its `retryAfterMs` (at least `FORWARD_RETRY_MS`), and a
+ *    row refused `seq_gap` waits `FORWARD_RETRY_MS` with its clientId's later rows, before either
+ *    is sent again; other rows go on meanwhile (a deferral used its clientSeq up). A new link
+ *    ends every wait (head office may have restarted with a newer schema). Without the wait a
+ *    deferred row went again the moment its answer was recorded, for good (finding G).
  */
 import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
@@ -79,6 +84,8 @@ export function createForwarder(
   /** Ids of the rows in flight with their queue seqs (invariant 1), and the batches. */
   const inFlight = new Map<string, number>()
   const batches = new Set<Promise<void>>()
+  /** Invariant 8: rows head office has not decided, by id; bounded by the open rows. */
+  let waiting = new Map<string, { readonly dueAt: number; readonly gap: boolean }>()
   /** Invariant 6: every open row up to this seq is in flight. */
   let resume = 0
   /** Pushes on the link not yet answered (invariant 1; 7: not counted while being recorded). */
@@ -95,12 +102,19 @@ export function createForwarder(
     let ahead = 0
     for (const seq of inFlight.values()) if (seq > resume) ahead++
     // Enough rows for one batch past those in flight, not more: every row read is decoded.
-    const want = Math.min(FORWARD_SCAN_ROWS, limits.pushEntriesMax + ahead + handedOn.size)
+    const want = Math.min(
+      FORWARD_SCAN_ROWS,
+      limits.pushEntriesMax + ahead + handedOn.size + waiting.size,
+    )
+    const now = timers.now()
     /** Invariant 6: true while every row scanned so far is in flight or in this batch. */
     let taken = true
     for (;;) {
       const page = store.open(want, after)
-      const rows = page.filter((r) => !handedOn.has(r.entry.id) && !inFlight.has(r.entry.id))
+      const rows = withoutWaiting(
+        page.filter((r) => !handedOn.has(r.entry.id) && !inFlight.has(r.entry.id)),
+        now,
+      )
       const batch = nextBatch(rows, {
         entriesMax: limits.pushEntriesMax,
         bytesMax: Math.floor(limits.pushBytesMax * FORWARD_BYTES_SHARE),
@@ -133,20 +147,70 @@ export function createForwarder(
     }
   }
 
+  /**
+   * Invariant 8: `rows` less those still waiting at `now`, and less the later rows of a clientId
+   * whose gapped row waits; a row whose wait is over is sent as any other.
+   */
+  const withoutWaiting = (rows: readonly QueuedEntry[], now: number): QueuedEntry[] => {
+    if (waiting.size === 0) return [...rows]
+    /** The lowest clientSeq of each clientId whose gapped row waits. */
+    const gapFrom = new Map<string, number>()
+    const kept: QueuedEntry[] = []
+    for (const r of rows) {
+      const w = waiting.get(r.entry.id)
+      if (w !== undefined && w.dueAt <= now) waiting.delete(r.entry.id)
+      else if (w !== undefined) {
+        if (w.gap) {
+          const from = gapFrom.get(r.entry.clientId)
+          if (from === undefined || r.entry.clientSeq < from) {
+            gapFrom.set(r.entry.clientId, r.entry.clientSeq)
+          }
+        }
+        continue
+      }
+      kept.push(r)
+    }
+    return kept.filter((r) => {
+      const from = gapFrom.get(r.entry.clientId)
+      return from === undefined || r.entry.clientSeq < from
+    })
+  }
+
+  /**
+   * The retry timer for the earliest row due again: waiting ones (invariant 8), and those an
+   * upstream hub holds (invariant 5). Waits that are over but found no open row (settled
+   * meanwhile by a page) are dropped, so a stale one cannot wake the forwarder at once for good.
+   */
+  const armRetry = () => {
+    const now = timers.now()
+    let at = Number.POSITIVE_INFINITY
+    for (const [id, w] of waiting) {
+      if (w.dueAt <= now) waiting.delete(id)
+      else at = Math.min(at, w.dueAt)
+    }
+    if (handedOn.size > 0 && pushing === 0) {
+      at = Math.min(at, Math.max(now + FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS))
+    }
+    if (at !== Number.POSITIVE_INFINITY) later(at - now)
+  }
+
   /** Head office's results for one batch: final ones settle (one transaction). */
   const answered = (results: readonly AckResult[]) => {
     store.settle(results.filter(isFinal))
-    let waiting = false
+    const now = timers.now()
+    let open = false
     for (const r of results) {
       if (r.status === 'stored') handedOn.add(r.id)
-      if (!isFinal(r)) waiting = true
+      else if (r.status === 'deferred') {
+        waiting.set(r.id, { dueAt: now + Math.max(FORWARD_RETRY_MS, r.retryAfterMs), gap: false })
+      } else if (r.status === 'refused' && r.code === 'seq_gap') {
+        waiting.set(r.id, { dueAt: now + FORWARD_RETRY_MS, gap: true })
+      }
+      if (!isFinal(r)) open = true
     }
-    // Deferred, gapped or held upstream: asked again later (invariant 6: scanned again from
-    // the start); the rest made room for more now.
-    if (waiting) {
-      resume = 0
-      later()
-    }
+    // Deferred, gapped or held upstream: asked again when due (invariant 8; invariant 6:
+    // scanned again from the start); the rest made room for more now.
+    if (open) resume = 0
   }
 
   const wake = () => {
@@ -169,10 +233,9 @@ export function createForwarder(
         return
       }
       if (batch.entries.length === 0) {
-        // Only entries an upstream hub holds are left: ask again when they are due.
-        if (handedOn.size > 0 && pushing === 0) {
-          later(Math.max(FORWARD_RETRY_MS, handedOnSince + FORWARD_RESEND_STORED_MS - timers.now()))
-        }
+        // Only entries that wait (invariant 8) or an upstream hub holds are left: ask again
+        // when the first is due.
+        armRetry()
         return
       }
       const ids = batch.entries.map((e) => e.id)
@@ -209,8 +272,10 @@ export function createForwarder(
   }
 
   const stopState = link.onState((s) => {
-    // A new link: what the upstream hub held is asked again (invariant 5), from the start.
+    // A new link: what the upstream hub held is asked again (invariant 5), and what head office
+    // deferred or gapped (invariant 8), from the start.
     handedOn = new Set()
+    waiting = new Map()
     handedOnSince = timers.now()
     resume = 0
     if (s.connected) wake()

@@ -32,7 +32,10 @@ export const UPSTREAM_SILENCE_MS = 75_000
 export const UPSTREAM_PING_MS = 25_000
 /** The hub token is renewed when this share of its lifetime is left. */
 export const UPSTREAM_RENEW_LEAD = 0.2
-/** How long the forwarder waits before resending entries head office deferred or gapped, ms. */
+/**
+ * How long the forwarder waits before resending an entry head office refused `seq_gap`, and at
+ * least before one it deferred (that one waits the deferral's `retryAfterMs` if longer), ms.
+ */
 export const FORWARD_RETRY_MS = 500
 /**
  * When the upstream is itself a hub (a backup hub in front of the primary), entries it answered

@@ -9,50 +9,11 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeMessage, encodeMessage } from '@ledgerline/protocol'
 import type { ClientMessage, TransportEvent, WelcomeMessage } from '@ledgerline/protocol'
-import type { RelayTimers, TimerHandle } from '../timers.ts'
+import { manualTimers } from './hub.test-helper.ts'
 import { HUB_FILE, openHubStore } from './hub-store.ts'
 import type { HubStore } from './hub-store.ts'
 import { UPSTREAM_PING_MS, UPSTREAM_SILENCE_MS } from './hub-limits.ts'
 import { createUpstreamLink } from './upstream-link.ts'
-
-/** Timers on a clock that moves only when the test says. */
-function manualTimers(): RelayTimers & { advance(ms: number): Promise<void>; pending(): number } {
-  let now = 1_000_000
-  let next = 0
-  const due = new Map<number, { at: number; fn: () => void; every?: number }>()
-  return {
-    now: () => now,
-    set(fn, ms) {
-      const id = ++next
-      due.set(id, { at: now + ms, fn })
-      return { id }
-    },
-    clear(handle: TimerHandle | undefined) {
-      if (handle !== undefined) due.delete((handle as { id: number }).id)
-    },
-    every(fn, ms) {
-      const id = ++next
-      due.set(id, { at: now + ms, fn, every: ms })
-      return { id }
-    },
-    async advance(ms) {
-      const end = now + ms
-      for (;;) {
-        const first = [...due].sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0]
-        if (first === undefined || first[1].at > end) break
-        const [id, t] = first
-        now = t.at
-        if (t.every === undefined) due.delete(id)
-        else t.at += t.every
-        t.fn()
-        // Let the link's promise chains (token fetch) run before the next timer.
-        for (let i = 0; i < 5; i++) await Promise.resolve()
-      }
-      now = end
-    },
-    pending: () => due.size,
-  }
-}
 
 class FakeSocket {
   static made: FakeSocket[] = []
