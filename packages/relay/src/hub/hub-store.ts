@@ -36,7 +36,9 @@
  *    high-water marks go back to 0 (the mirror and new queueing raise them again), so a
  *    register's welcome never names a mark of the lost history; every register session ends so
  *    its register hellos again and runs its log-change recovery (`session.ts` invariant 12),
- *    putting back what it holds, as connected to head office directly. Bindings stay.
+ *    putting back what it holds, as connected to head office directly. Bindings stay. Whatever
+ *    caches the mirror's offsets is told (`onLogChanged`) before any page of the new log comes:
+ *    the relay's shared tails would serve the old log's entries at offsets the new one reuses.
  * 5. A clientId is bound to the subject of the first register that queued under it, as head
  *    office binds it; another subject gets `client_taken` and nothing is queued. Its high-water
  *    mark is the highest clientSeq the hub queued or mirrored of it.
@@ -112,6 +114,11 @@ export interface HubStore extends LogStore {
   mirrorHead(): MirrorHead | undefined
   /** Invariant 4: a welcome from head office; returns true when the mirror was emptied. */
   welcomed(head: MirrorHead): boolean
+  /**
+   * Invariant 4: told when a welcome emptied the mirror, before `welcomed` returns (so before
+   * any page of the new log): caches of the mirror's offsets (the relay's shared tails) drop.
+   */
+  onLogChanged(listener: () => void): () => void
   /** The upstream subscription's cursors (what the mirror holds). */
   cursors(): Cursors
   /** Invariant 2: a page of head office's entries and the cursors after it. */
@@ -161,6 +168,7 @@ class SqliteHubStore implements HubStore {
   readonly #commits = createCommitListeners()
   readonly #settled = new Set<(ids: readonly string[]) => void>()
   readonly #queued = new Set<(rows: readonly QueuedEntry[]) => void>()
+  readonly #logChanged = new Set<() => void>()
   #head: MirrorHead | undefined
   #closed = false
   #settledSincePrune = 0
@@ -218,7 +226,13 @@ class SqliteHubStore implements HubStore {
       this.#sql.setMeta.run('subject', head.subject)
     })()
     this.#head = head
+    if (other) for (const l of this.#logChanged) l()
     return other
+  }
+
+  onLogChanged(listener: () => void): () => void {
+    this.#logChanged.add(listener)
+    return () => this.#logChanged.delete(listener)
   }
 
   /**
