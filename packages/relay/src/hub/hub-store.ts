@@ -57,11 +57,18 @@
  *    at most `HUB_COMMIT_GROUP_ENTRIES_MAX` entries a group, in the order they came (one
  *    register's pushes stay in order); each call gets its own results. A group whose transaction
  *    fails is queued again call by call, so one bad call rejects only itself.
+ * 11. An open row whose entry a register's restore recovery moved (a copy under another clientId
+ *    naming the row's id as its `origin`, the same `recoveryDigest`) is settled `duplicate` at
+ *    the copy's position once the copy is in the mirror, as head office answers the original
+ *    once a copy of it landed (`append-plan.ts` invariant 12). Head office would refuse the
+ *    forwarded original `seq_gap` for good after a log change (the restored log lacks the
+ *    clientSeqs before it, which the register confirmed and dropped), so the row would never
+ *    settle and the hub never drain; and the store layer would show it beside its landed copy.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { entryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
+import { entryDigest, recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { createCommitListeners, LogStoreError, subjectFor } from '@ledgerline/log'
 import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
@@ -293,6 +300,9 @@ class SqliteHubStore implements HubStore {
         if (this.#sql.settle.run(JSON.stringify(result), e.tenant, e.id).changes > 0) {
           settledIds.push(e.id)
         }
+        if (e.origin !== undefined && this.#settleOrigin(e.origin, entry as Entry, e)) {
+          settledIds.push(e.origin)
+        }
       }
       for (const c of highs.values()) this.#sql.setClient.run(c.tenant, c.clientId, c.high, null)
       const before = this.cursors()
@@ -307,6 +317,31 @@ class SqliteHubStore implements HubStore {
       this.#prune(settledIds.length)
       for (const l of this.#settled) l(settledIds)
     }
+  }
+
+  /**
+   * Invariant 11: the open row of `origin` is settled `duplicate` at its moved copy's position,
+   * when the copy has the row's content (`recoveryDigest`) and its clientId is not bound here
+   * to another subject than the row's. True when a row was settled.
+   */
+  #settleOrigin(origin: string, copy: Entry, landed: StoredEntry): boolean {
+    const row = this.#sql.queued.get(copy.tenant, origin)
+    if (row === undefined || row.result !== null) return false
+    const bound = this.#sql.client.get(copy.tenant, copy.clientId)?.subject
+    if (bound !== undefined && bound !== null && bound !== row.subject) return false
+    const original = decodeEntryBody(row.body)
+    if (!sameDigest(recoveryDigest(original), recoveryDigest(copy))) return false
+    const { version, partition, offset, committedAt } = landed
+    const result: AckResult = {
+      id: origin,
+      status: 'duplicate',
+      version,
+      partition,
+      offset,
+      committedAt,
+      corrections: [],
+    }
+    return this.#sql.settle.run(JSON.stringify(result), copy.tenant, origin).changes > 0
   }
 
   open(limit: number, afterSeq = 0): QueuedEntry[] {
