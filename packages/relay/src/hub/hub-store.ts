@@ -58,12 +58,13 @@
  *    register's pushes stay in order); each call gets its own results. A group whose transaction
  *    fails is queued again call by call, so one bad call rejects only itself.
  * 11. An open row whose entry a register's restore recovery moved (a copy under another clientId
- *    naming the row's id as its `origin`, the same `recoveryDigest`) is settled `duplicate` at
- *    the copy's position once the copy is in the mirror, as head office answers the original
- *    once a copy of it landed (`append-plan.ts` invariant 12). Head office would refuse the
- *    forwarded original `seq_gap` for good after a log change (the restored log lacks the
- *    clientSeqs before it, which the register confirmed and dropped), so the row would never
- *    settle and the hub never drain; and the store layer would show it beside its landed copy.
+ *    of the same subject naming the row's id as its `origin`, the same `recoveryDigest`) gets
+ *    the copy's decision: `duplicate` at the copy's position once the copy is in the mirror (as
+ *    head office answers the original once a copy of it landed, `append-plan.ts` invariant 12),
+ *    or the copy's refusal when the forwarder settles the copy's own row with one. Head office
+ *    would refuse the forwarded original `seq_gap` for good after a log change (the restored log
+ *    lacks the clientSeqs before it, which the register confirmed and dropped), so the row would
+ *    never settle and the hub never drain; and the store layer would show it beside its copy.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -300,7 +301,7 @@ class SqliteHubStore implements HubStore {
         if (this.#sql.settle.run(JSON.stringify(result), e.tenant, e.id).changes > 0) {
           settledIds.push(e.id)
         }
-        if (e.origin !== undefined && this.#settleOrigin(e.origin, entry as Entry, e)) {
+        if (e.origin !== undefined && this.#settleOrigin(e.origin, entry as Entry, result)) {
           settledIds.push(e.origin)
         }
       }
@@ -320,27 +321,23 @@ class SqliteHubStore implements HubStore {
   }
 
   /**
-   * Invariant 11: the open row of `origin` is settled `duplicate` at its moved copy's position,
-   * when the copy has the row's content (`recoveryDigest`) and its clientId is not bound here
-   * to another subject than the row's. True when a row was settled.
+   * Invariant 11: the open row of `origin` gets the decision its moved copy `copy` got
+   * (`decided`; landed: `duplicate` at the copy's position), when the copy has the row's content
+   * (`recoveryDigest`) and is of the row's subject: `subject` (the copy's queue row) or the
+   * hub's binding of its clientId, if any. True when a row was settled.
    */
-  #settleOrigin(origin: string, copy: Entry, landed: StoredEntry): boolean {
+  #settleOrigin(origin: string, copy: Entry, decided: AckResult, subject?: string): boolean {
+    if (!isDecision(decided)) return false
     const row = this.#sql.queued.get(copy.tenant, origin)
     if (row === undefined || row.result !== null) return false
-    const bound = this.#sql.client.get(copy.tenant, copy.clientId)?.subject
+    const bound = subject ?? this.#sql.client.get(copy.tenant, copy.clientId)?.subject
     if (bound !== undefined && bound !== null && bound !== row.subject) return false
     const original = decodeEntryBody(row.body)
     if (!sameDigest(recoveryDigest(original), recoveryDigest(copy))) return false
-    const { version, partition, offset, committedAt } = landed
-    const result: AckResult = {
-      id: origin,
-      status: 'duplicate',
-      version,
-      partition,
-      offset,
-      committedAt,
-      corrections: [],
-    }
+    const result: AckResult =
+      decided.status === 'appended' || decided.status === 'duplicate'
+        ? { ...decided, id: origin, status: 'duplicate', corrections: [] }
+        : { ...decided, id: origin }
     return this.#sql.settle.run(JSON.stringify(result), copy.tenant, origin).changes > 0
   }
 
@@ -356,7 +353,15 @@ class SqliteHubStore implements HubStore {
     const ids: string[] = []
     this.#relaxed(() => {
       for (const r of results) {
-        if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes > 0) ids.push(r.id)
+        if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes === 0) continue
+        ids.push(r.id)
+        // Invariant 11: a moved copy's decision is its origin's too.
+        for (const row of this.#sql.queuedAny.all(r.id)) {
+          const copy = decodeEntryBody(row.body)
+          if (copy.origin !== undefined && this.#settleOrigin(copy.origin, copy, r, row.subject)) {
+            ids.push(copy.origin)
+          }
+        }
       }
     })
     if (ids.length > 0) {
@@ -641,6 +646,12 @@ interface Committed {
   readonly calls: readonly PendingAppend[]
   readonly added: readonly QueuedEntry[]
   readonly results: readonly AppendResult[][]
+}
+
+/** A decision of head office's that settles a row (`forwarder.ts` `isFinal`, less id_conflict). */
+function isDecision(r: AckResult): boolean {
+  if (r.status === 'appended' || r.status === 'duplicate') return true
+  return r.status === 'refused' && r.code !== 'seq_gap'
 }
 
 function queuedOf(r: QueueRow): QueuedEntry {
