@@ -104,6 +104,51 @@ describe('fanout tails', () => {
     expect(beta?.throughOffset).toBe(6)
   })
 
+  it('forgets every tail on reset; a read begun before it answers undefined', async () => {
+    // Goal: invariant 5 (a hub's mirror of another head office log reuses offsets). Method: a
+    // fake log whose rows are replaced by another history at the same offsets; a read whose
+    // fill is held across the reset answers undefined; a read after it serves the new rows.
+    let rows: StoredEntry[] = []
+    let hold: Promise<void> | undefined
+    const fake = {
+      partitions: 1,
+      readPartition: async (tenant: string, _p: number, after: number, limit: number) => {
+        const entries = rows.filter((e) => e.tenant === tenant && e.offset > after).slice(0, limit)
+        const head = rows.at(-1)?.offset ?? 0
+        await hold
+        return { entries, throughOffset: Math.max(after, head) }
+      },
+    } as unknown as LogStore
+    const tails = createFanoutTails(fake, 8)
+    const history = (tag: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        ...sampleEntry(i + 1),
+        id: `${tag}-${i + 1}`,
+        offset: i + 1,
+        partition: 0,
+      }))
+    rows = history('old', 3)
+    tails.onCommit([0])
+    const ids = async (after: number) =>
+      (await tails.read('acme', 0, after, 100))?.entries.map((e) => e.entry.id)
+    expect(await ids(0)).toEqual(['old-1', 'old-2', 'old-3'])
+    // A read whose fill is under way when the history is replaced.
+    rows = history('old', 4)
+    tails.onCommit([0])
+    let release = () => {}
+    hold = new Promise((resolve) => (release = resolve))
+    const during = tails.read('acme', 0, 0, 100)
+    await sleep(1)
+    rows = history('new', 2)
+    tails.reset()
+    tails.onCommit([0])
+    hold = undefined
+    release()
+    expect(await during).toBeUndefined()
+    expect(await ids(0)).toEqual(['new-1', 'new-2'])
+    expect(await ids(1)).toEqual(['new-2'])
+  })
+
   it('serves every subscription exactly its entries, from a shared tail or the log', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'll-tail-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))

@@ -27,6 +27,10 @@
  * 4. One fill per tail at a time; a tail holds at most `tailEntriesMax` entries and, beyond its
  *    newest entry, `TAIL_BYTES_MAX` bytes; at most `TAILS_MAX` tails are kept (least recently
  *    read dropped first).
+ * 5. `reset()` forgets every tail: a store hub's mirror whose head office log changed holds
+ *    another history, at offsets the old one used (`hub/hub-store.ts` invariant 4). A read that
+ *    began before the reset answers `undefined` (the caller reads the log), never from a tail
+ *    filled before it.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import { encodeMessage, FRAME_BYTES_MAX, scanFrame } from '@ledgerline/protocol'
@@ -60,6 +64,8 @@ export interface FanoutTails {
     afterOffset: number,
     limit: number,
   ): Promise<TailRead | undefined>
+  /** Invariant 5: the log's history was replaced; every tail is dropped. */
+  reset(): void
 }
 
 /**
@@ -152,6 +158,8 @@ class Tails implements FanoutTails {
   readonly #commits: number[]
   /** Insertion order is recency of use: the first key is dropped first. */
   readonly #tails = new Map<string, Tail>()
+  /** Invariant 5: resets so far; a read that sees it move gives up its tail. */
+  #resets = 0
 
   constructor(store: LogStore, entriesMax: number) {
     this.#store = store
@@ -163,6 +171,11 @@ class Tails implements FanoutTails {
     for (const p of partitions) this.#commits[p] = (this.#commits[p] ?? 0) + 1
   }
 
+  reset(): void {
+    this.#tails.clear()
+    this.#resets++
+  }
+
   async read(
     tenant: string,
     partition: number,
@@ -171,10 +184,13 @@ class Tails implements FanoutTails {
   ): Promise<TailRead | undefined> {
     // Invariant 2: the caller saw at most this many commits of the partition.
     const seen = this.#commits[partition] ?? 0
+    const resets = this.#resets
     const tail = this.#tail(tenant, partition, afterOffset)
     for (;;) {
       if (tail.filling !== undefined) {
         await tail.filling
+        // Invariant 5: that fill may have read the history the reset replaced.
+        if (this.#resets !== resets) return undefined
         continue
       }
       if (afterOffset < tail.base) return undefined

@@ -7,7 +7,8 @@
  *    `perMessageDeflate` off and `maxPayload = FRAME_BYTES_MAX`.
  * 2. Every commit of the log (from any connection, or another relay on the same PostgreSQL log)
  *    is told to the shared tails (`fanout-tail.ts`), then to every session, which reads what its
- *    subscriptions may see (live ones through the tails).
+ *    subscriptions may see (live ones through the tails). On a store hub, a head office log change
+ *    that empties the mirror resets the tails first (`fanout-tail.ts` invariant 5).
  * 3. `close()` stops accepting, waits for appends in flight and acks them, closes every socket
  *    with 1001, then closes the log it opened (a log passed in as `store` stays open for its
  *    owner).
@@ -369,6 +370,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     const stopUpstream = hub?.onUpstream((state) => {
       for (const session of sessions) session.onUpstream(state)
     })
+    // A hub's mirror of another head office log reuses the old one's offsets (fanout-tail.ts 5).
+    const stopLogChanged = hub?.store.onLogChanged(() => tails.reset())
     const stopCommits = store.onCommit((partitions) => {
       tails.onCommit(partitions)
       for (const session of sessions) session.onCommit(partitions)
@@ -461,6 +464,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       if (yjs !== undefined) await within(yjs.close(), limits.shutdownTimeoutMs)
       stopCommits()
       stopUpstream?.()
+      stopLogChanged?.()
       wss.close()
       server.closeAllConnections()
       await serverClosed

@@ -150,12 +150,13 @@ export function checkProductRun(input: ProductCheckInput): ProductCheckReport {
   }
   // A copy of an entry the log holds uses up its clientSeq and records nothing (`append-plan.ts`
   // invariant 12): its duplicate ack names an id the log has no entry under.
-  // A store hub gets those acks for its registers: the oracle's copies name them all.
+  // A store hub gets those acks for its registers: the oracle's copies name them all. A log
+  // restore puts the oracle back with the log (`relay-node.ts`), so they are the log's own.
   const copyIds = history.acks
     .filter((a) => history.logRestoredAt === undefined || a.at >= history.logRestoredAt)
     .filter((a) => a.result.status === 'duplicate')
     .map((a) => a.result.id)
-  if (history.logRestoredAt === undefined) copyIds.push(...oracle.copies(TENANT_OF_LOG))
+  copyIds.push(...oracle.copies(TENANT_OF_LOG))
   for (const id of copyIds) {
     if (byId.has(id)) continue
     const dash = id.lastIndexOf('-')

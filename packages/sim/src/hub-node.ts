@@ -163,6 +163,8 @@ export function createHubNode(options: HubNodeOptions): HubNode {
         hub: started.session,
       }
       stops = [
+        // As the relay wires it: another head office log resets the tails (`fanout-tail.ts` 5).
+        store.onLogChanged(() => tails.reset()),
         store.onCommit((partitions) => {
           tails.onCommit(partitions)
           for (const session of sessions) session.onCommit(partitions)

@@ -157,8 +157,8 @@ export function drawConfig(rng: Prng, options: ProductSimOptions): ProductSimCon
     edge: {
       restores: f.restores === true,
       impostor: f.impostor === true,
-      // With store hubs a log restore is run only when named: a hub does not yet carry head
-      // office's restore to its registers (FINDINGS.md, finding D, open).
+      // With store hubs a log restore is run only when named: after one a hub may hold rows
+      // head office refuses seq_gap for good (FINDINGS.md, finding D, seeds 30 and 42).
       logRestores:
         f.logRestores === true && sqlite && (options.hubs !== true || options.faults !== undefined),
       expiringTokens: f.expiringTokens === true,

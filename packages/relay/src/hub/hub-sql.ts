@@ -59,6 +59,7 @@ export interface HubSql {
   readonly open: S<[number, number], QueueRow>
   readonly openFacts: S<[string, number, number], QueueRow>
   readonly openCount: S<[], { n: number }>
+  readonly queuedAny: S<[string], QueueRow>
   readonly settle: S
   readonly settleAny: S
   readonly client: S<[string, string], { high: number; subject: string | null }>
@@ -105,6 +106,9 @@ export function prepareHubSql(db: BetterSqlite3.Database): HubSql {
     ),
     queued: db.prepare<[string, string], QueueRow>(
       'SELECT seq, tenant, id, subject, digest, body, held, result FROM queue WHERE tenant = ? AND id = ?',
+    ),
+    queuedAny: db.prepare<[string], QueueRow>(
+      'SELECT seq, tenant, id, subject, digest, body, held, result FROM queue WHERE id = ?',
     ),
     enqueue: db.prepare(
       `INSERT INTO queue (tenant, id, client_id, client_seq, subject, digest, body, fact, held)

@@ -152,6 +152,88 @@ describe('a head office of another log (invariant 4, finding D)', () => {
     expect(store.welcomed(head(2))).toBe(false)
     expect(store.openCount()).toBe(2)
   })
+
+  // Failed on 2bebcbe: the open row stayed open (head office answers the original `seq_gap`
+  // for good: the restored log lacks the clientSeqs before it), so the hub never drained.
+  it('settles an open row once its moved copy is in the mirror, as head office would', async () => {
+    const store = fresh().open()
+    store.welcomed(head(1))
+    const pusher = { subject: 'register-1', grants }
+    const [s1, s2, s3] = sales(1, 1, 3)
+    await store.append(TENANT, [s1!, s2!, s3!], pusher)
+    store.settle([s1!].map((s, i) => appended(s.entry.id, i + 1)))
+    expect(store.welcomed(head(2))).toBe(true)
+    // The register's log-change recovery moved s2 and s3 to a new clientId; head office took
+    // the copies. Another copy of s3 with other content settles nothing.
+    const moved = clientIdOf(9)
+    const copy = (s: typeof s1, seq: number, data = s!.entry.data) => ({
+      ...s!.entry,
+      id: `${moved}-${seq}`,
+      clientId: moved,
+      clientSeq: seq,
+      data,
+      origin: s!.entry.id,
+    })
+    const settled: string[] = []
+    store.onSettled((ids) => settled.push(...ids))
+    store.mirrorPage(
+      [{ ...copy(s3, 7, { other: true }), version: 1, partition: 0, offset: 3, committedAt: 5 }],
+      { 0: 3 },
+    )
+    expect(store.openCount()).toBe(2)
+    store.mirrorPage(
+      [
+        { ...copy(s2, 1), version: 1, partition: 0, offset: 4, committedAt: 6 },
+        { ...copy(s3, 2), version: 1, partition: 0, offset: 5, committedAt: 6 },
+      ],
+      { 0: 5 },
+    )
+    expect(store.openCount()).toBe(0)
+    expect(settled).toEqual([s2!.entry.id, s3!.entry.id])
+    // A resend of the original is answered as head office answers it: a duplicate of the copy.
+    expect(await store.append(TENANT, [s3!], pusher)).toMatchObject([
+      { id: s3!.entry.id, status: 'duplicate', partition: 0, offset: 5, version: 1 },
+    ])
+  })
+
+  // Failed on e78ebeb (seed 15 with hubs): the moved copy was refused at head office, so it
+  // never reached the mirror, and the original stayed open (`seq_gap` for good).
+  it('settles an open row with the decision its moved copy got through the hub', async () => {
+    const store = fresh().open()
+    store.welcomed(head(1))
+    const pusher = { subject: 'register-1', grants }
+    const [s1, s2, s3] = sales(1, 1, 3)
+    await store.append(TENANT, [s1!, s2!, s3!], pusher)
+    store.settle([appended(s1!.entry.id, 1)])
+    expect(store.welcomed(head(2))).toBe(true)
+    const moved = clientIdOf(8)
+    const copy = (s: typeof s1, seq: number) => ({
+      entry: {
+        ...s!.entry,
+        id: `${moved}-${seq}`,
+        clientId: moved,
+        clientSeq: seq,
+        origin: s!.entry.id,
+      },
+    })
+    const [c2, c3] = [copy(s2, 1), copy(s3, 2)]
+    await store.append(TENANT, [c2, c3], pusher)
+    expect(store.openCount()).toBe(4)
+    // Another subject's copy of s2 (same content, its own clientId) settles nothing of
+    // register-1's.
+    const other = { ...copy(s2, 1).entry, id: `${clientIdOf(7)}-1`, clientId: clientIdOf(7) }
+    await store.append(TENANT, [{ entry: other }], { subject: 'register-7', grants })
+    const refusal = { status: 'refused' as const, code: 'invalid' as const, reason: 'no', head: 0 }
+    store.settle([{ id: other.id, ...refusal }])
+    expect(store.openCount()).toBe(4)
+    // Head office refused the copy of s2 and appended the copy of s3 (forwarder results).
+    store.settle([{ id: c2.entry.id, ...refusal }, appended(c3.entry.id, 9)])
+    expect(store.openCount()).toBe(0)
+    expect(await store.append(TENANT, [s2!, s3!], pusher)).toMatchObject([
+      { id: s2!.entry.id, status: 'refused', code: 'invalid' },
+      { id: s3!.entry.id, status: 'duplicate', offset: 9 },
+    ])
+  })
 })
 
 function appended(id: string, offset: number) {

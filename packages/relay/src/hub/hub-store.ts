@@ -36,7 +36,9 @@
  *    high-water marks go back to 0 (the mirror and new queueing raise them again), so a
  *    register's welcome never names a mark of the lost history; every register session ends so
  *    its register hellos again and runs its log-change recovery (`session.ts` invariant 12),
- *    putting back what it holds, as connected to head office directly. Bindings stay.
+ *    putting back what it holds, as connected to head office directly. Bindings stay. Whatever
+ *    caches the mirror's offsets is told (`onLogChanged`) before any page of the new log comes:
+ *    the relay's shared tails would serve the old log's entries at offsets the new one reuses.
  * 5. A clientId is bound to the subject of the first register that queued under it, as head
  *    office binds it; another subject gets `client_taken` and nothing is queued. Its high-water
  *    mark is the highest clientSeq the hub queued or mirrored of it.
@@ -55,11 +57,19 @@
  *    at most `HUB_COMMIT_GROUP_ENTRIES_MAX` entries a group, in the order they came (one
  *    register's pushes stay in order); each call gets its own results. A group whose transaction
  *    fails is queued again call by call, so one bad call rejects only itself.
+ * 11. An open row whose entry a register's restore recovery moved (a copy under another clientId
+ *    of the same subject naming the row's id as its `origin`, the same `recoveryDigest`) gets
+ *    the copy's decision: `duplicate` at the copy's position once the copy is in the mirror (as
+ *    head office answers the original once a copy of it landed, `append-plan.ts` invariant 12),
+ *    or the copy's refusal when the forwarder settles the copy's own row with one. Head office
+ *    would refuse the forwarded original `seq_gap` for good after a log change (the restored log
+ *    lacks the clientSeqs before it, which the register confirmed and dropped), so the row would
+ *    never settle and the hub never drain; and the store layer would show it beside its copy.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { entryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
+import { entryDigest, recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { createCommitListeners, LogStoreError, subjectFor } from '@ledgerline/log'
 import type { AckResult, Cursors, LogIdentity } from '@ledgerline/protocol'
@@ -112,6 +122,11 @@ export interface HubStore extends LogStore {
   mirrorHead(): MirrorHead | undefined
   /** Invariant 4: a welcome from head office; returns true when the mirror was emptied. */
   welcomed(head: MirrorHead): boolean
+  /**
+   * Invariant 4: told when a welcome emptied the mirror, before `welcomed` returns (so before
+   * any page of the new log): caches of the mirror's offsets (the relay's shared tails) drop.
+   */
+  onLogChanged(listener: () => void): () => void
   /** The upstream subscription's cursors (what the mirror holds). */
   cursors(): Cursors
   /** Invariant 2: a page of head office's entries and the cursors after it. */
@@ -161,6 +176,7 @@ class SqliteHubStore implements HubStore {
   readonly #commits = createCommitListeners()
   readonly #settled = new Set<(ids: readonly string[]) => void>()
   readonly #queued = new Set<(rows: readonly QueuedEntry[]) => void>()
+  readonly #logChanged = new Set<() => void>()
   #head: MirrorHead | undefined
   #closed = false
   #settledSincePrune = 0
@@ -218,7 +234,13 @@ class SqliteHubStore implements HubStore {
       this.#sql.setMeta.run('subject', head.subject)
     })()
     this.#head = head
+    if (other) for (const l of this.#logChanged) l()
     return other
+  }
+
+  onLogChanged(listener: () => void): () => void {
+    this.#logChanged.add(listener)
+    return () => this.#logChanged.delete(listener)
   }
 
   /**
@@ -279,6 +301,9 @@ class SqliteHubStore implements HubStore {
         if (this.#sql.settle.run(JSON.stringify(result), e.tenant, e.id).changes > 0) {
           settledIds.push(e.id)
         }
+        if (e.origin !== undefined && this.#settleOrigin(e.origin, entry as Entry, result)) {
+          settledIds.push(e.origin)
+        }
       }
       for (const c of highs.values()) this.#sql.setClient.run(c.tenant, c.clientId, c.high, null)
       const before = this.cursors()
@@ -295,6 +320,27 @@ class SqliteHubStore implements HubStore {
     }
   }
 
+  /**
+   * Invariant 11: the open row of `origin` gets the decision its moved copy `copy` got
+   * (`decided`; landed: `duplicate` at the copy's position), when the copy has the row's content
+   * (`recoveryDigest`) and is of the row's subject: `subject` (the copy's queue row) or the
+   * hub's binding of its clientId, if any. True when a row was settled.
+   */
+  #settleOrigin(origin: string, copy: Entry, decided: AckResult, subject?: string): boolean {
+    if (!isDecision(decided)) return false
+    const row = this.#sql.queued.get(copy.tenant, origin)
+    if (row === undefined || row.result !== null) return false
+    const bound = subject ?? this.#sql.client.get(copy.tenant, copy.clientId)?.subject
+    if (bound !== undefined && bound !== null && bound !== row.subject) return false
+    const original = decodeEntryBody(row.body)
+    if (!sameDigest(recoveryDigest(original), recoveryDigest(copy))) return false
+    const result: AckResult =
+      decided.status === 'appended' || decided.status === 'duplicate'
+        ? { ...decided, id: origin, status: 'duplicate', corrections: [] }
+        : { ...decided, id: origin }
+    return this.#sql.settle.run(JSON.stringify(result), copy.tenant, origin).changes > 0
+  }
+
   open(limit: number, afterSeq = 0): QueuedEntry[] {
     return this.#sql.open.all(afterSeq, limit).map(queuedOf)
   }
@@ -307,7 +353,15 @@ class SqliteHubStore implements HubStore {
     const ids: string[] = []
     this.#relaxed(() => {
       for (const r of results) {
-        if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes > 0) ids.push(r.id)
+        if (this.#sql.settleAny.run(JSON.stringify(r), r.id).changes === 0) continue
+        ids.push(r.id)
+        // Invariant 11: a moved copy's decision is its origin's too.
+        for (const row of this.#sql.queuedAny.all(r.id)) {
+          const copy = decodeEntryBody(row.body)
+          if (copy.origin !== undefined && this.#settleOrigin(copy.origin, copy, r, row.subject)) {
+            ids.push(copy.origin)
+          }
+        }
       }
     })
     if (ids.length > 0) {
@@ -592,6 +646,12 @@ interface Committed {
   readonly calls: readonly PendingAppend[]
   readonly added: readonly QueuedEntry[]
   readonly results: readonly AppendResult[][]
+}
+
+/** A decision of head office's that settles a row (`forwarder.ts` `isFinal`, less id_conflict). */
+function isDecision(r: AckResult): boolean {
+  if (r.status === 'appended' || r.status === 'duplicate') return true
+  return r.status === 'refused' && r.code !== 'seq_gap'
 }
 
 function queuedOf(r: QueueRow): QueuedEntry {
