@@ -62,6 +62,7 @@ import type {
   AppendResult,
   ClientRecord,
   LedgerSnapshots,
+  EntitySpanPage,
   LoggedEntity,
   SnapshotPage,
   SnapshotPut,
@@ -328,6 +329,15 @@ class SqliteStore implements LogStore, LedgerSnapshots {
     limit: number,
   ): Promise<SnapshotPage> {
     return this.#read(() => this.#snapshots.inScope(tenant, patterns, foldKeys, after, limit))
+  }
+
+  entitySpans(
+    tenant: string,
+    patterns: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<EntitySpanPage> {
+    return this.#read(() => this.#snapshots.spans(tenant, patterns, after, limit))
   }
 
   entities(
