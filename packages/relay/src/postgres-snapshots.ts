@@ -15,14 +15,13 @@
  */
 import type pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
-import { matchesAny } from '@ledgerline/core'
 import { checkSnapshotState } from '@ledgerline/log'
 import type { EntitySpanPage, LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { q } from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
-import { cursorParts, encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
-import type { SnapshotRow } from './snapshot-rows.ts'
+import { cursorParts, encodeState, SnapshotScan, snapshotOf, spanPageOf } from './snapshot-rows.ts'
+import type { SnapshotRow, SpanRow } from './snapshot-rows.ts'
 
 /** Migration 5's SQL. */
 export const PG_SNAPSHOTS_LAYOUT = `
@@ -89,13 +88,7 @@ const SPANS_SQL = `with recursive names(entity) as (
     where tenant = $1 and entity = n.entity order by version desc limit 1) h
   order by n.entity`
 
-interface PgSpanRow extends pg.QueryResultRow {
-  entity: string
-  partition: number
-  first_offset: string | number
-  version: string | number
-  last_offset: string | number
-}
+interface PgSpanRow extends SpanRow, pg.QueryResultRow {}
 
 const ENTITIES_SQL = `select distinct on (tenant, entity) tenant, entity, version
   from ledgerline_entries where (tenant, entity) > ($1, $2)
@@ -190,18 +183,7 @@ export async function entitySpans(
   limit: number,
 ): Promise<EntitySpanPage> {
   const { rows } = await q<PgSpanRow>(pool, SPANS_SQL, [tenant, after ?? '', limit])
-  return {
-    spans: rows
-      .filter((r) => matchesAny(patterns, r.entity))
-      .map((r) => ({
-        entity: r.entity,
-        partition: r.partition,
-        version: Number(r.version),
-        firstOffset: Number(r.first_offset),
-        lastOffset: Number(r.last_offset),
-      })),
-    next: rows.length < limit ? undefined : rows.at(-1)?.entity,
-  }
+  return spanPageOf(rows, patterns, limit)
 }
 
 export async function entitiesPage(

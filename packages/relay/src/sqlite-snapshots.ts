@@ -23,12 +23,11 @@
  */
 import type Database from 'better-sqlite3'
 import { checkSnapshotState } from '@ledgerline/log'
-import { matchesAny } from '@ledgerline/core'
 import type { EntitySpanPage, LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { RelayError } from './relay-error.ts'
-import { encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
-import type { SnapshotRow } from './snapshot-rows.ts'
+import { encodeState, SnapshotScan, snapshotOf, spanPageOf } from './snapshot-rows.ts'
+import type { SnapshotRow, SpanRow } from './snapshot-rows.ts'
 
 /** Migration 6: the table (invariant 1). */
 export const SQLITE_SNAPSHOTS_LAYOUT = `
@@ -47,14 +46,6 @@ export const SQLITE_SNAPSHOTS_LAYOUT = `
 
 interface SqliteSnapshotRow extends SnapshotRow {
   ref: number
-}
-
-interface SqliteSpanRow {
-  entity: string
-  version: number
-  partition: number
-  first_offset: number
-  last_offset: number
 }
 
 export interface SqliteSnapshots {
@@ -202,19 +193,7 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
       return scan.page()
     },
     spans(tenant, patterns, after, limit) {
-      const rows = sql.spans.all(tenant, after ?? '', limit) as SqliteSpanRow[]
-      return {
-        spans: rows
-          .filter((r) => matchesAny(patterns, r.entity))
-          .map((r) => ({
-            entity: r.entity,
-            partition: r.partition,
-            version: r.version,
-            firstOffset: r.first_offset,
-            lastOffset: r.last_offset,
-          })),
-        next: rows.length < limit ? undefined : rows.at(-1)?.entity,
-      }
+      return spanPageOf(sql.spans.all(tenant, after ?? '', limit) as SpanRow[], patterns, limit)
     },
     entities(after, limit) {
       const rows = sql.entities.all(Number(after ?? 0), limit + 1) as (LoggedEntity & {
