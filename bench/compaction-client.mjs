@@ -22,7 +22,8 @@ const ENTITIES = Number(process.env.COMPACTION_ENTITIES ?? 20_000)
 const ENTRIES = Number(process.env.COMPACTION_ENTRIES ?? 1_000_000)
 const BOOT_ROUNDS = 2
 const BOOT_TIMEOUT_MS = 300_000
-const FULL_TIMEOUT_MS = 900_000
+/** The full replay's bound (it may not finish at 1,000,000 entries on a loaded machine). */
+const FULL_TIMEOUT_MS = Number(process.env.COMPACTION_FULL_TIMEOUT_MS ?? 900_000)
 const READY_MS_TARGET = 2_000
 /** The relay's catch-up budget for the extra round (entries/s and burst): in effect none. */
 const UNBUDGETED = 100_000_000
@@ -101,13 +102,18 @@ export async function runClientPart() {
         `  bootstrap round ${r + 1}: ready ${b.ms.toFixed(0)} ms, ${b.bytes.toLocaleString('en-US')} bytes in ${b.frames} frames; checked ${b.states.length} entities (${b.wrong} wrong) in ${b.checkMs.toFixed(0)} ms; first entity held from version ${b.first.from}; frames at (ms) ${JSON.stringify(b.marks)}`,
       )
     }
-    const full = await boot(true, FULL_TIMEOUT_MS)
-    console.log(
-      `  full replay: ready ${full.ms.toFixed(0)} ms, ${full.bytes.toLocaleString('en-US')} bytes in ${full.frames} frames; checked ${full.states.length} entities (${full.wrong} wrong); frames at (ms) ${JSON.stringify(full.marks)}`,
-    )
+    const full = await boot(true, FULL_TIMEOUT_MS).catch((error) => {
+      console.log(`  full replay: ${error.message.slice(0, 200)}`)
+      return undefined
+    })
+    if (full !== undefined)
+      console.log(
+        `  full replay: ready ${full.ms.toFixed(0)} ms, ${full.bytes.toLocaleString('en-US')} bytes in ${full.frames} frames; checked ${full.states.length} entities (${full.wrong} wrong); frames at (ms) ${JSON.stringify(full.marks)}`,
+      )
     // Where a bootstrap's time goes: the client had stored every snapshot by `snapshotsLast`;
-    // the live page comes once the relay has read past the entries it leaves out, which it
-    // charges to the connection's catch-up budget. One more round with that budget raised.
+    // the live page comes once the relay has passed the entries it leaves out (read or not, they
+    // would be charged to the connection's catch-up budget). One more round with that budget
+    // raised, to show it no longer matters.
     await relay.close()
     relay = await startRelay({ catchUpEntriesPerS: UNBUDGETED, catchUpEntriesBurst: UNBUDGETED })
     const raised = await boot(false, BOOT_TIMEOUT_MS)
@@ -127,7 +133,8 @@ export async function runClientPart() {
       'MB',
       boots.map((b) => b.bytes / 1e6),
     )
-    const share = bytes.median / (full.bytes / 1e6)
+    const share = full === undefined ? Number.NaN : bytes.median / (full.bytes / 1e6)
+    const unfinished = `did not finish within ${FULL_TIMEOUT_MS / 1000} s (COMPACTION_FULL_TIMEOUT_MS)`
     const correct = boots.every((b) => b.wrong === 0 && b.states.length === ENTITIES)
     report(
       'compaction-client',
@@ -135,23 +142,30 @@ export async function runClientPart() {
         {
           label: `fresh register, ${ENTITIES.toLocaleString('en-US')} entities / ${ENTRIES.toLocaleString('en-US')} entries: ready (s)`,
           ours: ready,
-          anchor: summarize('full replay', 's', [full.ms / 1000]),
+          ...(full === undefined
+            ? {}
+            : { anchor: summarize('full replay', 's', [full.ms / 1000]) }),
           target: `< ${READY_MS_TARGET / 1000} s, every entity's confirmed state correct`,
           met: ready.median * 1000 < READY_MS_TARGET && correct,
-          limit: `checked every entity against the server after each boot: ${boots.map((b) => b.wrong).join(', ')} wrong; full replay ${full.wrong} wrong`,
+          limit: `checked every entity against the server after each boot: ${boots.map((b) => b.wrong).join(', ')} wrong; full replay ${full === undefined ? unfinished : `${full.wrong} wrong`}`,
         },
         {
           label: 'bytes downloaded (MB)',
           ours: bytes,
-          anchor: summarize('full replay', 'MB', [full.bytes / 1e6]),
+          ...(full === undefined
+            ? {}
+            : { anchor: summarize('full replay', 'MB', [full.bytes / 1e6]) }),
           target: `< ${BYTES_SHARE_TARGET * 100} % of a full replay`,
           met: share < BYTES_SHARE_TARGET,
-          limit: `${(share * 100).toFixed(2)} % of the full replay's ${fmt(full.bytes / 1e6)} MB`,
+          limit:
+            full === undefined
+              ? `the full replay ${unfinished}`
+              : `${(share * 100).toFixed(2)} % of the full replay's ${fmt(full.bytes / 1e6)} MB`,
         },
         {
           label: 'bootstrap: live page received at (ms after createClient, median)',
           ours: { unit: 'ms', median: live, min: live, max: live },
-          limit: `the last snapshots page came at ${stored} ms (median); then the relay reads the ${ENTRIES.toLocaleString('en-US')} entries it leaves out and charges them to the connection's catch-up budget (50,000 entries/s by default): the live page waits for that read`,
+          limit: `the last snapshots page came at ${stored} ms (median); the relay then passes the entries the snapshots hold without reading them (subscriptions.ts invariant 7) and reads only those after them`,
         },
         {
           label: "bootstrap with the relay's catch-up budget raised: ready (s, 1 round)",

@@ -8,7 +8,8 @@
 // (the planner folds that entity from storage: from its snapshot + the entries after it).
 // Then 50 more first appends to other untouched entities (p50 / max), half on long ledgers.
 // The anchor, same run, same log: the snapshot table emptied, the same restart, the same
-// measurement (every fold from version 1). Scale by BENCH_COMPACTION_ENTITIES (default 100000).
+// measurement (every fold from version 1). Scale by BENCH_COMPACTION_ENTITIES (default 100000);
+// BENCH_COMPACTION_PARTS=relay (or client) runs one part only.
 // Then the Chromium part (`../compaction-client.mjs`, report `compaction-client`): a fresh
 // register bootstrapping 20,000 entities / 1,000,000 entries beside a full replay.
 import { spawn } from 'node:child_process'
@@ -46,9 +47,12 @@ export const acct = defineEntity({
 export default defineSchema(acct)
 `
 
+/** Which parts run: `relay`, `client` or both (the default), comma-separated. */
+const PARTS = (process.env.BENCH_COMPACTION_PARTS ?? 'relay,client').split(',')
+
 export async function run() {
-  await runRelayPart()
-  await runClientPart()
+  if (PARTS.includes('relay')) await runRelayPart()
+  if (PARTS.includes('client')) await runClientPart()
 }
 
 async function runRelayPart() {

@@ -163,6 +163,24 @@ export interface LoggedEntity {
   readonly version: number
 }
 
+/**
+ * Where one entity's ledger lies in its partition (`entitySpans`): the offsets of its first
+ * entry and of its head, and the head's version.
+ */
+export interface EntitySpan {
+  readonly entity: string
+  readonly partition: number
+  readonly version: number
+  readonly firstOffset: number
+  readonly lastOffset: number
+}
+
+/** One page of `entitySpans`; `next` (opaque) continues it, `undefined` after the last. */
+export interface EntitySpanPage {
+  readonly spans: EntitySpan[]
+  readonly next: string | undefined
+}
+
 /** One page of `snapshotsInScope`; `next` (opaque) continues it, `undefined` after the last. */
 export interface SnapshotPage {
   readonly snapshots: LedgerSnapshot[]
@@ -252,6 +270,20 @@ export interface LedgerSnapshots {
     limit: number,
   ): Promise<SnapshotPage>
   /**
+   * A page of the tenant's entities whose name matches one of `patterns`, each with its span
+   * (`EntitySpan`), at most `limit` a page, in a fixed order, continuing after `after` (`next`):
+   * what a bootstrap reads to pass, without reading them, the offsets of a partition that hold
+   * no entry it sends (`subscriptions.ts` invariant 6). Every entity the log held when the
+   * first page was read comes in one page; a page may hold fewer than `limit` (a store scans at
+   * most `limit` entities a call) and still have a `next`.
+   */
+  entitySpans(
+    tenant: string,
+    patterns: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<EntitySpanPage>
+  /**
    * A page of every tenant's entities with their versions, at most `limit`, in a fixed order,
    * continuing after `after` (`next`): for the relay's snapshot pass over a log written before
    * snapshots, and operator tools.
@@ -277,6 +309,7 @@ export function hasLedgerSnapshots(store: LogStore): store is SnapshotLogStore {
     typeof s.putSnapshot === 'function' &&
     typeof s.snapshot === 'function' &&
     typeof s.snapshotsInScope === 'function' &&
+    typeof s.entitySpans === 'function' &&
     typeof s.entities === 'function'
   )
 }
@@ -313,6 +346,7 @@ export function ledgerSnapshotsOf(store: LogStore): Partial<LedgerSnapshots> {
     putSnapshot: (...args) => store.putSnapshot(...args),
     snapshot: (...args) => store.snapshot(...args),
     snapshotsInScope: (...args) => store.snapshotsInScope(...args),
+    entitySpans: (...args) => store.entitySpans(...args),
     entities: (...args) => store.entities(...args),
   }
 }

@@ -42,6 +42,7 @@ import type {
   AppendItem,
   AppendResult,
   ClientRecord,
+  EntitySpan,
   LedgerSnapshots,
   LogStore,
   LogStoreOptions,
@@ -436,6 +437,30 @@ function openMemoryLogStore(
       }
       const last = all.at(-1)?.[0]
       return { snapshots: out, next: next === undefined || next === last ? undefined : next }
+    },
+    async entitySpans(tenant, patterns, after, limit) {
+      // Order: entity name within the tenant, as the key strings sort.
+      const prefix = `${tenant}\u0000`
+      const keys = [...ledgers.keys()]
+        .filter((k) => k.startsWith(prefix) && (after === undefined || k > after))
+        .sort()
+      const page = keys.slice(0, limit)
+      const spans: EntitySpan[] = []
+      for (const k of page) {
+        const ledger = ledgers.get(k) ?? []
+        const [, entity] = splitKey(k)
+        const first = ledger[0]
+        const last = ledger.at(-1)
+        if (first === undefined || last === undefined || !matchesAny(patterns, entity)) continue
+        spans.push({
+          entity,
+          partition: first.partition,
+          version: last.version,
+          firstOffset: first.offset,
+          lastOffset: last.offset,
+        })
+      }
+      return { spans, next: keys.length > limit ? page.at(-1) : undefined }
     },
     async entities(after, limit) {
       const keys = [...ledgers.keys()].sort().filter((k) => after === undefined || k > after)

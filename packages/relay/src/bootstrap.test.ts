@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { foldKey } from '@ledgerline/core'
 import type { Data, Entry, StoredEntry } from '@ledgerline/core'
 import type {
@@ -162,6 +162,44 @@ for (const backend of backends) {
           }
         }
         expect(early.resubscribed && late.resubscribed).toBe(true)
+      })
+
+      // Goal: a bootstrap's catch-up costs what it sends, not the history under its snapshots.
+      // Method: 12 entities written to 40 versions (the pass snapshots each at 32 or a little
+      // after), then a bootstrap while the store's partition reads are recorded: no entry at or
+      // below the lowest snapshot offset of its partition (history every snapshot there holds)
+      // may be read, and every entry after a snapshot must arrive.
+      it('reads for a bootstrap none of the history under its snapshots', async () => {
+        const relay = await backend.start()
+        const seed = await writer(relay, 'seed')
+        for (let round = 0; round < 40; round++) {
+          await seed.push(ENTITIES.map((e) => seed.make(e, round)))
+        }
+        await relay.ledgerSnapshots?.idle()
+        const snaps = await storeSnapshots(relay)
+        expect(snaps).toHaveLength(ENTITIES.length)
+        const floor = new Map<number, number>()
+        for (const s of snaps) {
+          floor.set(s.partition, Math.min(floor.get(s.partition) ?? Infinity, s.offset))
+        }
+        const read: StoredEntry[] = []
+        const readPartition = relay.store.readPartition.bind(relay.store)
+        vi.spyOn(relay.store, 'readPartition').mockImplementation(async (...args) => {
+          const out = await readPartition(...args)
+          read.push(...out.entries)
+          return out
+        })
+        const counted = await bootstrapper(relay, 'counted', {})
+        await counted.start()
+        const got = counted.state()
+        expect(got.errors).toEqual([])
+        const held = [...got.entities.values()]
+        const sent = held.reduce((n, h) => n + h.versions.length, 0)
+        expect(held.every((h) => h.from >= 32 && h.versions.at(-1) === 40)).toBe(true)
+        expect(sent).toBe(held.reduce((n, h) => n + 40 - h.from, 0))
+        const under = read.filter((e) => e.offset <= (floor.get(e.partition) ?? 0))
+        expect(under.length, 'entries read that every snapshot of their partition holds').toBe(0)
+        expect(read.length).toBeGreaterThanOrEqual(sent)
       })
 
       it('answers horizon rules whole, other fold keys with nothing, and fetch in pages within grants', async () => {
@@ -434,6 +472,10 @@ async function serverFolds(
 }
 
 async function countSnapshots(relay: Relay): Promise<number> {
+  return (await storeSnapshots(relay)).length
+}
+
+async function storeSnapshots(relay: Relay): Promise<LedgerSnapshot[]> {
   const store = relay.store as LogStore & {
     snapshotsInScope?: (
       t: string,
@@ -444,7 +486,7 @@ async function countSnapshots(relay: Relay): Promise<number> {
     ) => Promise<{ snapshots: LedgerSnapshot[] }>
   }
   const page = await store.snapshotsInScope?.('acme', ['*'], FOLD_KEYS, undefined, 1_000)
-  return page?.snapshots.length ?? 0
+  return page?.snapshots ?? []
 }
 
 function range(from: number, to: number): number[] {

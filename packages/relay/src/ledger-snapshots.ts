@@ -284,6 +284,7 @@ export function withLedgerSnapshots(
     putSnapshot: (...args) => snapshots.putSnapshot(...args),
     snapshot: (...args) => snapshots.snapshot(...args),
     snapshotsInScope: (...args) => snapshots.snapshotsInScope(...args),
+    entitySpans: (...args) => snapshots.entitySpans(...args),
     entities: (...args) => snapshots.entities(...args),
     // Retention (`log-retention.ts`) passes through untouched.
     ...logRetentionOf(store),

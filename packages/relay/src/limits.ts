@@ -284,6 +284,17 @@ export const RELAY_LIMITS_DEFAULT: RelayLimits = {
  */
 export const SNAPSHOT_SCAN_ROWS_MAX = 4_096
 /**
+ * Entities one `entitySpans` call of a bootstrap reads (`subscriptions.ts` invariant 6); each
+ * call is charged one entry to the connection's catch-up budget, as a query.
+ */
+export const BOOTSTRAP_SPANS_PAGE = 2_048
+/**
+ * Offset ranges a bootstrap keeps per connection subscription to pass the offsets that hold
+ * nothing it sends (one per entity with entries after its snapshot, or with no snapshot).
+ * Past it the subscription keeps none and reads its partitions whole, as before snapshots.
+ */
+export const BOOTSTRAP_SPANS_MAX = 200_000
+/**
  * A ledger entity is queued for a new snapshot each time its version reaches a multiple of
  * this: at most this many entries after a snapshot are folded on top of it (by a bootstrapping
  * client or the relay's state cache). 32 gives the bench's 50 entries per entity one snapshot

@@ -9,16 +9,19 @@
  *    head is never written, whatever relay races it.
  * 2. A planner's miss reads the snapshots of every missed entity of a group in one statement,
  *    each under its type's own fold key (`takeSnapshots`).
+ * 3. `entitySpans` walks the tenant's entity names by the `(tenant, entity, version)` unique
+ *    index one name at a time (a recursive CTE, at most `limit` names a call), and finds each
+ *    one's first and last entry by the same index: two lookups an entity, never its ledger.
  */
 import type pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
 import { checkSnapshotState } from '@ledgerline/log'
-import type { LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
+import type { EntitySpanPage, LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { q } from './postgres-sql.ts'
 import { RelayError } from './relay-error.ts'
-import { cursorParts, encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
-import type { SnapshotRow } from './snapshot-rows.ts'
+import { cursorParts, encodeState, SnapshotScan, snapshotOf, spanPageOf } from './snapshot-rows.ts'
+import type { SnapshotRow, SpanRow } from './snapshot-rows.ts'
 
 /** Migration 5's SQL. */
 export const PG_SNAPSHOTS_LAYOUT = `
@@ -67,6 +70,25 @@ const MANY_SQL = `select s.tenant, ${COLUMNS.split(', ')
   from unnest($1::text[], $2::text[], $3::text[]) u(tenant, entity, fold_key)
   join ledgerline_snapshots s
     on s.tenant = u.tenant and s.entity = u.entity and s.fold_key = u.fold_key`
+
+// Invariant 3: the next name after the last one, as often as the page asks.
+const SPANS_SQL = `with recursive names(entity) as (
+    (select entity from ledgerline_entries where tenant = $1 and entity > $2
+      order by entity limit 1)
+    union all
+    select (select e.entity from ledgerline_entries e where e.tenant = $1 and e.entity > n.entity
+      order by e.entity limit 1)
+    from names n where n.entity is not null
+  )
+  select n.entity, f.partition, f."offset" as first_offset, h.version, h."offset" as last_offset
+  from (select entity from names where entity is not null limit $3) n
+  cross join lateral (select partition, "offset" from ledgerline_entries
+    where tenant = $1 and entity = n.entity order by version limit 1) f
+  cross join lateral (select version, "offset" from ledgerline_entries
+    where tenant = $1 and entity = n.entity order by version desc limit 1) h
+  order by n.entity`
+
+interface PgSpanRow extends SpanRow, pg.QueryResultRow {}
 
 const ENTITIES_SQL = `select distinct on (tenant, entity) tenant, entity, version
   from ledgerline_entries where (tenant, entity) > ($1, $2)
@@ -151,6 +173,17 @@ export async function snapshotsInScope(
     scan.take((await q<PgSnapshotRow>(pool, PAGE_SQL, [tenant, entity, key, want])).rows)
   }
   return scan.page()
+}
+
+export async function entitySpans(
+  pool: Pool,
+  tenant: string,
+  patterns: readonly string[],
+  after: string | undefined,
+  limit: number,
+): Promise<EntitySpanPage> {
+  const { rows } = await q<PgSpanRow>(pool, SPANS_SQL, [tenant, after ?? '', limit])
+  return spanPageOf(rows, patterns, limit)
 }
 
 export async function entitiesPage(

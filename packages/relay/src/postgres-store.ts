@@ -89,6 +89,7 @@ import type {
   AppendResult,
   ClientRecord,
   LedgerSnapshots,
+  EntitySpanPage,
   LoggedEntity,
   SnapshotPage,
   SnapshotPut,
@@ -393,6 +394,15 @@ class PostgresStore implements LogStore, LedgerSnapshots, LogRetention {
     return this.#call(() =>
       pgSnapshots.snapshotsInScope(this.#pool, tenant, patterns, foldKeys, after, limit),
     )
+  }
+
+  entitySpans(
+    tenant: string,
+    patterns: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<EntitySpanPage> {
+    return this.#call(() => pgSnapshots.entitySpans(this.#pool, tenant, patterns, after, limit))
   }
 
   entities(

@@ -6,7 +6,7 @@
  */
 import { matchesAny } from '@ledgerline/core'
 import type { Data } from '@ledgerline/core'
-import type { SnapshotPage } from '@ledgerline/log'
+import type { EntitySpanPage, SnapshotPage } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { Decoder, Encoder } from '@msgpack/msgpack'
 import { SNAPSHOT_SCAN_ROWS_MAX } from './limits.ts'
@@ -20,6 +20,38 @@ export interface SnapshotRow {
   offset: number
   committed_at: number
   state: Uint8Array
+}
+
+/** The columns both stores' `entitySpans` statements give (bigints may come as text). */
+export interface SpanRow {
+  entity: string
+  partition: number
+  version: number | string
+  first_offset: number | string
+  last_offset: number | string
+}
+
+/**
+ * One `entitySpans` page of `rows` (a store's read of at most `limit` entities by name): those
+ * matching `patterns`, continued after the last row read unless the read came back short.
+ */
+export function spanPageOf(
+  rows: readonly SpanRow[],
+  patterns: readonly string[],
+  limit: number,
+): EntitySpanPage {
+  return {
+    spans: rows
+      .filter((r) => matchesAny(patterns, r.entity))
+      .map((r) => ({
+        entity: r.entity,
+        partition: r.partition,
+        version: Number(r.version),
+        firstOffset: Number(r.first_offset),
+        lastOffset: Number(r.last_offset),
+      })),
+    next: rows.length < limit ? undefined : rows.at(-1)?.entity,
+  }
 }
 
 export function snapshotOf(row: SnapshotRow): LedgerSnapshot {

@@ -14,7 +14,8 @@
  *    entry as the client sent it), so a resend after the upgrade is told from another entry
  *    under the same id; refusals of older builds kept no body and keep no digest.
  * 5. `meta` holds `partitions`, `log_id` and `generation`, each written once by the first open
- *    (an existing log gets its id when it is first opened by a build that has identities).
+ *    (an existing log gets its id when it is first opened by a build that has identities), and
+ *    `opened_at`, rewritten by every open (`sqlite-store.ts` invariant 10).
  * 6. Migration 4 rewrites the entries and clients into the lean layout (`sqlite-lean-layout.ts`,
  *    which says which query needs each index); refusals, deferrals, partition heads and meta
  *    keep their tables.

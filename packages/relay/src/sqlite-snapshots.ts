@@ -17,14 +17,17 @@
  * 4. `snapshotsInScope` pages by (entity ref, fold key) and reads at most
  *    `SNAPSHOT_SCAN_ROWS_MAX` rows a call; the table is derived data, so no trigger keeps it
  *    append-only (retention may drop entries under it, never it).
+ * 6. `entitySpans` pages a tenant's entity rows by name (the `(tenant, name)` unique index),
+ *    at most `limit` rows a call, each with its first entry found by `entries_entity_version`
+ *    (one index lookup, never a scan of the ledger).
  */
 import type Database from 'better-sqlite3'
 import { checkSnapshotState } from '@ledgerline/log'
-import type { LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
+import type { EntitySpanPage, LoggedEntity, SnapshotPage, SnapshotPut } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { RelayError } from './relay-error.ts'
-import { encodeState, SnapshotScan, snapshotOf } from './snapshot-rows.ts'
-import type { SnapshotRow } from './snapshot-rows.ts'
+import { encodeState, SnapshotScan, snapshotOf, spanPageOf } from './snapshot-rows.ts'
+import type { SnapshotRow, SpanRow } from './snapshot-rows.ts'
 
 /** Migration 6: the table (invariant 1). */
 export const SQLITE_SNAPSHOTS_LAYOUT = `
@@ -67,6 +70,12 @@ export interface SqliteSnapshots {
     after: string | undefined,
     limit: number,
   ): SnapshotPage
+  spans(
+    tenant: string,
+    patterns: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): EntitySpanPage
   entities(
     after: string | undefined,
     limit: number,
@@ -125,6 +134,14 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
       `SELECT ${columns} FROM ledger_snapshots s JOIN entities n ON n.ref = s.entity
        WHERE s.tenant = ${tenantRef} AND (s.entity, s.fold_key) > (?, ?)
        ORDER BY s.entity, s.fold_key LIMIT ?`,
+    ),
+    // Invariant 6: the first entry by (entity, version), then its row by rowid.
+    spans: db.prepare(
+      `SELECT n.name AS entity, n.version, n."offset" AS last_offset, f.partition,
+         f."offset" AS first_offset
+       FROM entities n JOIN entries f ON f.rowid =
+         (SELECT rowid FROM entries WHERE entity = n.ref ORDER BY version LIMIT 1)
+       WHERE n.tenant = ${tenantRef} AND n.name > ? ORDER BY n.name LIMIT ?`,
     ),
     entities: db.prepare(
       `SELECT n.ref, t.name AS tenant, n.name AS entity, n.version FROM entities n
@@ -199,6 +216,9 @@ export function createSqliteSnapshots(db: Database.Database): SqliteSnapshots {
         scan.take(sql.page.all(tenant, Number(ref), key, want) as SqliteSnapshotRow[])
       }
       return scan.page()
+    },
+    spans(tenant, patterns, after, limit) {
+      return spanPageOf(sql.spans.all(tenant, after ?? '', limit) as SpanRow[], patterns, limit)
     },
     entities(after, limit) {
       const rows = sql.entities.all(Number(after ?? 0), limit + 1) as (LoggedEntity & {

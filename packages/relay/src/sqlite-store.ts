@@ -51,6 +51,14 @@
  *    after the previous one's COMMIT returned. A read this thread starts after an append
  *    resolved sees it (WAL: a new read transaction sees every committed one). A schema is live
  *    code (functions), which cannot cross to a thread, so the planning stays here.
+ * 11. Opening rehearses one append (`rehearse`): a group of one entry planned and written in a
+ *    transaction that is then rolled back, so the first real append after a restart does not pay
+ *    alone for the planner's, decide's and the writer's first run and the first steps of their
+ *    statements. Nothing of it stays: the transaction rolls back, the refs it made are forgotten
+ *    and no state is remembered (invariant 4); a rehearsal that fails is only a colder start.
+ *    Then one commit of `meta.opened_at` makes the WAL file, so the first append syncs once.
+ *    Both run on this connection before the store is returned, so before any append: with
+ *    `writer: 'worker'` (invariant 10) the writer thread is still the only writer of appends.
  *
  * Measured (relay bench, 10 connections, same run): see the README's Performance section; the
  * layouts compared while choosing are in `sqlite-lean-layout.ts`.
@@ -58,7 +66,8 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import type { Hash, Schema, StoredEntry } from '@ledgerline/core'
+import { entryId } from '@ledgerline/core'
+import type { Entry, Hash, Schema, StoredEntry } from '@ledgerline/core'
 import {
   ENTITY_STATES_MAX,
   createCommitListeners,
@@ -77,6 +86,7 @@ import type {
   RetentionDrop,
   ClientRecord,
   LedgerSnapshots,
+  EntitySpanPage,
   LoggedEntity,
   SnapshotPage,
   SnapshotPut,
@@ -203,12 +213,41 @@ export async function createSqliteStore(
       })
     }
     const store = new SqliteStore(db, partitions, options, thread)
+    store.rehearse()
     options.onOpened?.(db)
     return store
   } catch (error) {
     db.close()
     throw error
   }
+}
+
+/** Thrown inside the rehearsal's transaction, to roll it back (invariant 11). */
+class Rehearsed extends Error {}
+
+/** The tenant and client of a rehearsal: rolled back, so they never reach the file. */
+const REHEARSAL_TENANT = 'ledgerline.rehearsal'
+const REHEARSAL_CLIENT = '0'.repeat(32)
+
+/** One fact on an entity of the schema's first ledger type (a plain log: any entity). */
+function rehearsalCall(schema: Schema | undefined, at: number): PlanCall {
+  const types = [...(schema?.types.values() ?? [])]
+  const type = types.find((t) => t.crdt === undefined) ?? types[0]
+  const name = type?.type ?? 'rehearsal'
+  const kind = Object.keys(type?.kinds ?? {})[0] ?? `${name}.rehearsed`
+  const entry: Entry = {
+    id: entryId(REHEARSAL_CLIENT, 1),
+    tenant: REHEARSAL_TENANT,
+    entity: `${name}/rehearsal`,
+    kind,
+    data: {},
+    intent: 'fact',
+    clientId: REHEARSAL_CLIENT,
+    clientSeq: 1,
+    hlc: `${String(at).padStart(15, '0')}:00000:${REHEARSAL_CLIENT}`,
+    occurredAt: at,
+  }
+  return { tenant: REHEARSAL_TENANT, items: [{ entry }] }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +317,42 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
     pusher?: Pusher | undefined,
   ): Promise<AppendResult[]> {
     return this.#commits.append(tenant, items, pusher)
+  }
+
+  /** Invariant 10: one append planned and written, then rolled back. */
+  rehearse(): void {
+    const committedAt = this.#now()
+    try {
+      this.#db
+        .transaction(() => {
+          const plan = planGroup(
+            {
+              schema: this.#schema,
+              partitions: this.partitions,
+              committedAt,
+              lookups: this.#lookups,
+              hash: this.#hash,
+            },
+            [rehearsalCall(this.#schema, committedAt)],
+          )
+          this.#writer.write(writePlanOf(plan), committedAt)
+          throw new Rehearsed()
+        })
+        .immediate()
+    } catch {
+      // Rolled back, whether by `Rehearsed` or by a failure a real append would meet anyway.
+    } finally {
+      this.#refs.rolledBack()
+    }
+    // The first commit after opening also makes the WAL file and syncs its header and the
+    // directory: three syncs, not one. A commit here pays them (a write that changes no byte
+    // commits nothing, so it writes the opening time).
+    this.#db
+      .prepare(
+        `INSERT INTO meta (key, value) VALUES ('opened_at', ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      )
+      .run(String(committedAt))
   }
 
   readPartition(
@@ -426,6 +501,15 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
     limit: number,
   ): Promise<SnapshotPage> {
     return this.#read(() => this.#snapshots.inScope(tenant, patterns, foldKeys, after, limit))
+  }
+
+  entitySpans(
+    tenant: string,
+    patterns: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<EntitySpanPage> {
+    return this.#read(() => this.#snapshots.spans(tenant, patterns, after, limit))
   }
 
   entities(

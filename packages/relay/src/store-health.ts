@@ -188,6 +188,7 @@ function watchedSnapshots(
     putSnapshot: (...args) => watch('write', () => s.putSnapshot(...args)),
     snapshot: (...args) => watch('read', () => s.snapshot(...args)),
     snapshotsInScope: (...args) => watch('read', () => s.snapshotsInScope(...args)),
+    entitySpans: (...args) => watch('read', () => s.entitySpans(...args)),
     entities: (...args) => watch('read', () => s.entities(...args)),
   }
 }

@@ -40,6 +40,16 @@
  *    snapshot under the current fold key covers), but fails the same once the mark rose past
  *    what it read when the subscription started (a drop during the bootstrap). A `whole` rule
  *    never leaves out the snapshot of an entity whose history was dropped.
+ * 8. A bootstrap's reads cost what it sends, not the history under its snapshots: after the
+ *    snapshot pages it reads the partition heads H, then the store's `entitySpans` of its scope
+ *    (at most `BOOTSTRAP_SPANS_PAGE` entities a call, one budget entry each), and keeps per
+ *    partition the offset ranges that may hold an entry it sends: [snapshot offset + 1, head
+ *    offset] of an entity whose head passed the snapshot sent, [first offset, head offset] of
+ *    one without a snapshot, cut at H. Below H its cursors jump over every offset outside those
+ *    ranges without reading it. No gap: an entry at an offset ≤ H was committed before the spans
+ *    were read, so its entity's span (read later) holds it, and an entity's entries after its
+ *    snapshot's version lie after the snapshot's offset; at H and past it, reads go on as in
+ *    invariant 3. More than `BOOTSTRAP_SPANS_MAX` ranges: none kept, partitions read whole.
  */
 import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
 import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
@@ -59,6 +69,7 @@ import type {
 } from '@ledgerline/protocol'
 import { encodedEntry, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
+import { BOOTSTRAP_SPANS_MAX, BOOTSTRAP_SPANS_PAGE } from './limits.ts'
 import type { SessionContext } from './session.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
@@ -97,12 +108,25 @@ interface Subscription {
   retry: TimerHandle | undefined
   /** Invariant 6: the bootstrap's snapshot phase, until every page of it is sent. */
   bootstrap: BootstrapPhase | undefined
-  /** Invariant 6: entity → version of each snapshot sent; emptied once live. */
-  readonly covered: Map<string, number>
+  /** Invariant 6: entity → version and offset of each snapshot sent; emptied once live. */
+  readonly covered: Map<string, { readonly version: number; readonly offset: number }>
+  /** Invariant 8: the spans read so far, then the ranges kept; dropped once live. */
+  spans: SpansPhase | undefined
   /** Invariant 7: made with a bootstrap (which may start below the first kept offsets). */
   readonly bootstrapped: boolean
   /** Invariant 7: the first kept offsets as the subscription started; `undefined` before. */
   keptAtStart: readonly number[] | undefined
+}
+
+interface SpansPhase {
+  /** The partition heads H, read before the first spans page. */
+  heads: number[] | undefined
+  after: string | undefined
+  /** Per partition, [first, last] offsets that may hold an entry this bootstrap sends. */
+  readonly ranges: [number, number][][]
+  count: number
+  /** Set once the last page is read. */
+  skips: SkipRanges | undefined
 }
 
 interface BootstrapPhase {
@@ -213,6 +237,16 @@ export class Subscriptions {
       covered: new Map(),
       bootstrapped: bootstrap !== undefined,
       keptAtStart: undefined,
+      spans:
+        bootstrap === undefined
+          ? undefined
+          : {
+              heads: undefined,
+              after: undefined,
+              ranges: Array.from({ length: partitions }, () => []),
+              count: 0,
+              skips: undefined,
+            },
     }
     this.#timers.clear(this.#subs.get(id)?.retry)
     this.#subs.set(id, sub)
@@ -243,6 +277,8 @@ export class Subscriptions {
       }
       // Invariant 6: every snapshot page goes before the first entries page.
       if (sub.bootstrap !== undefined && !(await this.#sendSnapshots(sub, sub.bootstrap))) return
+      // Invariant 8: what the snapshots sent hold is passed without reading it.
+      if (sub.spans !== undefined && !(await this.#readSpans(sub, sub.spans))) return
       while (sub.credit > 0 && this.#current(sub)) {
         if (this.#host.bufferedAmount() > this.#ctx.limits.bufferedBytesMax) {
           this.#host.fail(
@@ -256,49 +292,67 @@ export class Subscriptions {
         let full = false
         let spent = false
         const order = [...sub.dirty.keys()].sort((a, b) => a - b)
+        const skips = sub.live ? undefined : sub.spans?.skips
         for (const p of order) {
-          const want = pageMax - page.length
-          if (want <= 0 || full) break
+          if (page.length >= pageMax || full) break
           const seen = sub.dirty.get(p)
-          const read = await this.#read(sub, p, want)
-          if (!this.#current(sub)) return
-          if (read === undefined) {
-            spent = true
-            break
-          }
-          let through = read.throughOffset
-          for (const encoded of read.entries) {
-            const e = encoded.entry
-            // Invariant 2, checked again here whatever the store did.
-            if (
-              e.tenant !== this.#host.tenant() ||
-              !matchesAny(sub.scope, e.entity) ||
-              !matchesAny(this.#host.grants().read, e.entity)
-            ) {
-              continue
+          let atHead = false
+          // Without skips one read a partition a page; with them, a read a range until full.
+          for (;;) {
+            let want = pageMax - page.length
+            if (want <= 0 || full) break
+            if (skips !== undefined) {
+              const cursor = sub.cursors[p] ?? 0
+              const next = skips.next(p, cursor)
+              if (next.cursor > cursor) sub.cursors[p] = next.cursor
+              want = Math.min(want, next.span)
             }
-            // Invariant 6: a snapshot sent holds this entry.
-            if (e.version <= (sub.covered.get(e.entity) ?? 0)) continue
-            const bytes = entryPageBytes(encoded)
-            if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
-              // The page is full by bytes: stop just before this entry; it comes next page.
-              through = e.offset - 1
-              full = true
+            const read = await this.#read(sub, p, want)
+            if (!this.#current(sub)) return
+            if (read === undefined) {
+              spent = true
               break
             }
-            page.push(encoded)
-            pageBytes += bytes
+            let through = read.throughOffset
+            for (const encoded of read.entries) {
+              const e = encoded.entry
+              // Invariant 2, checked again here whatever the store did.
+              if (
+                e.tenant !== this.#host.tenant() ||
+                !matchesAny(sub.scope, e.entity) ||
+                !matchesAny(this.#host.grants().read, e.entity)
+              ) {
+                continue
+              }
+              // Invariant 6: a snapshot sent holds this entry.
+              if (e.version <= (sub.covered.get(e.entity)?.version ?? 0)) continue
+              const bytes = entryPageBytes(encoded)
+              if (page.length > 0 && pageBytes + bytes > this.#ctx.limits.pageBytesMax) {
+                // The page is full by bytes: stop just before this entry; it comes next page.
+                through = e.offset - 1
+                full = true
+                break
+              }
+              page.push(encoded)
+              pageBytes += bytes
+            }
+            if (through > (sub.cursors[p] ?? 0)) sub.cursors[p] = through
+            atHead = read.atHead
+            if (atHead || skips === undefined) break
           }
-          if (through > (sub.cursors[p] ?? 0)) sub.cursors[p] = through
-          if (!full && read.atHead && sub.dirty.get(p) === seen) sub.dirty.delete(p)
+          if (spent) break
+          if (!full && atHead && sub.dirty.get(p) === seen) sub.dirty.delete(p)
         }
         const caughtUp = sub.dirty.size === 0
         if (page.length > 0 || (!sub.live && caughtUp)) {
           const live = sub.live || caughtUp
           sub.credit--
           sub.live = live
-          // Invariant 6: every left-out entry is behind the cursors now.
-          if (live) sub.covered.clear()
+          // Invariants 6–7: every left-out entry is behind the cursors now.
+          if (live) {
+            sub.covered.clear()
+            sub.spans = undefined
+          }
           this.#host.sendEntries(sub.id, page, cursorsOf(sub), live)
         }
         if (spent) {
@@ -376,12 +430,63 @@ export class Subscriptions {
         phase.pending.shift()
         bytes += size
       }
-      for (const s of page) sub.covered.set(s.entity, s.version)
+      for (const s of page) sub.covered.set(s.entity, { version: s.version, offset: s.offset })
       sub.credit--
       this.#host.sendSnapshots(sub.id, page)
     }
     if (phase.pending.length > 0 || !phase.exhausted) return false
     sub.bootstrap = undefined
+    return true
+  }
+
+  /**
+   * Invariant 8: the heads, then the spans of the scope, while the budget lasts. True once the
+   * ranges are kept (or none can be); false to stop this pump (no budget, or replaced).
+   */
+  async #readSpans(sub: Subscription, phase: SpansPhase): Promise<boolean> {
+    const store = this.#ctx.store
+    if (phase.skips !== undefined) return true
+    if (!hasLedgerSnapshots(store)) {
+      sub.spans = undefined
+      return true
+    }
+    if (phase.heads === undefined) {
+      const heads = await store.partitionHeads()
+      if (!this.#current(sub)) return false
+      phase.heads = heads
+    }
+    const heads = phase.heads
+    for (;;) {
+      if (!this.#budget.available()) {
+        this.#waitForBudget(sub)
+        return false
+      }
+      const read = await store.entitySpans(
+        this.#host.tenant(),
+        sub.scope,
+        phase.after,
+        BOOTSTRAP_SPANS_PAGE,
+      )
+      if (!this.#current(sub)) return false
+      this.#budget.charge(1)
+      for (const span of read.spans) {
+        // Nothing of an entity outside the read grants is sent.
+        if (!matchesAny(this.#host.grants().read, span.entity)) continue
+        const covered = sub.covered.get(span.entity)
+        if (covered !== undefined && span.version <= covered.version) continue
+        const from = covered === undefined ? span.firstOffset : covered.offset + 1
+        const to = Math.min(span.lastOffset, heads[span.partition] ?? 0)
+        if (from > to) continue
+        if (++phase.count > BOOTSTRAP_SPANS_MAX) {
+          sub.spans = undefined
+          return true
+        }
+        phase.ranges[span.partition]?.push([from, to])
+      }
+      phase.after = read.next
+      if (read.next === undefined) break
+    }
+    phase.skips = new SkipRanges(heads, phase.ranges)
     return true
   }
 
@@ -500,6 +605,51 @@ class CatchUpBudget {
     this.#balance = Math.min(this.#burst, this.#balance + ((now - this.#at) * this.#perS) / 1000)
     this.#at = now
   }
+}
+
+/**
+ * Invariant 8's ranges, merged and sorted per partition: where a cursor below the heads may
+ * jump to, and how many offsets from there may hold an entry to send.
+ */
+class SkipRanges {
+  readonly #heads: readonly number[]
+  readonly #ranges: [number, number][][]
+  /** Per partition, the first range that may still lie ahead of the cursor. */
+  readonly #at: number[]
+
+  constructor(heads: readonly number[], ranges: [number, number][][]) {
+    this.#heads = heads
+    this.#ranges = ranges.map(merged)
+    this.#at = ranges.map(() => 0)
+  }
+
+  /**
+   * From `cursor` in partition `p`: the cursor past every offset no range holds (never past
+   * the head H), and the offsets of the range it then stands before (`Infinity` at H or past).
+   */
+  next(p: number, cursor: number): { cursor: number; span: number } {
+    const head = this.#heads[p] ?? 0
+    if (cursor >= head) return { cursor, span: Infinity }
+    const ranges = this.#ranges[p] ?? []
+    let i = this.#at[p] ?? 0
+    while (i < ranges.length && (ranges[i] as [number, number])[1] <= cursor) i++
+    this.#at[p] = i
+    const range = ranges[i]
+    if (range === undefined) return { cursor: head, span: Infinity }
+    const at = Math.max(cursor, range[0] - 1)
+    return { cursor: at, span: range[1] - at }
+  }
+}
+
+/** Ranges sorted by their first offset, overlapping or adjacent ones joined. */
+function merged(ranges: [number, number][]): [number, number][] {
+  const out: [number, number][] = []
+  for (const [from, to] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const last = out.at(-1)
+    if (last !== undefined && from <= last[1] + 1) last[1] = Math.max(last[1], to)
+    else out.push([from, to])
+  }
+  return out
 }
 
 /** A frame with a wrong field: the connection closes with `bad_message`. */

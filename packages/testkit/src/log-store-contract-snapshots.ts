@@ -9,14 +9,17 @@
  * 2. a state over `SNAPSHOT_STATE_BYTES_MAX` or not `Data` is `skipped` and nothing is written;
  *    a snapshot past the entity's head is refused (rejects) and nothing is written;
  * 3. `snapshotsInScope` pages a tenant's snapshots by pattern and fold key, each once, never
- *    another tenant's; `entities` pages every entity once with its version;
+ *    another tenant's; `entities` pages every entity once with its version; `entitySpans` pages
+ *    a tenant's entities by pattern, each once, with the partition, head version and the
+ *    offsets of its first and last entries, never another tenant's;
  * 4. after a reopen the planner's fold starts from the snapshot under the type's own fold key
  *    (a planted state decides the next entry) and never from another key's.
  */
 import { expect, it } from 'vitest'
 import { foldKey } from '@ledgerline/core'
+import type { StoredEntry } from '@ledgerline/core'
 import { hasLedgerSnapshots } from '@ledgerline/log'
-import type { LogStore, SnapshotLogStore } from '@ledgerline/log'
+import type { EntitySpan, LogStore, SnapshotLogStore } from '@ledgerline/log'
 import { SNAPSHOT_STATE_BYTES_MAX } from '@ledgerline/protocol'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import { client, contractTypes } from './log-store-contract-fixtures.ts'
@@ -154,6 +157,49 @@ export function snapshotContract(h: ContractHarness): void {
         'other:stock/s0@1',
       ].sort(),
     )
+  })
+
+  it('pages entity spans of a tenant by pattern, each once, with first and last offsets', async () => {
+    // Goal: entitySpans (what a bootstrap passes without reading, subscriptions.ts invariant
+    // 7). Method: 5 stock entities of 1-3 entries and an order in acme, a stock entity in
+    // another tenant; page stock/* by 2 and compare each span with the entity's own ledger.
+    const store = snapshotted(await h.open())
+    if (store === undefined) return
+    for (let i = 0; i < 5; i++) await moves(store, `stock/s${i}`, 1 + (i % 3), 40 + i)
+    await moves(store, 'order/o0', 2, 50)
+    await moves(store, 'stock/s9', 2, 51, 'other')
+    const want: EntitySpan[] = []
+    for (let i = 0; i < 5; i++) {
+      const ledger = await store.readEntity('acme', `stock/s${i}`, 1, 100)
+      const first = ledger[0] as StoredEntry
+      const last = ledger.at(-1) as StoredEntry
+      want.push({
+        entity: `stock/s${i}`,
+        partition: first.partition,
+        version: last.version,
+        firstOffset: first.offset,
+        lastOffset: last.offset,
+      })
+    }
+    const seen: EntitySpan[] = []
+    let after: string | undefined
+    for (let pages = 0; pages < 20; pages++) {
+      const page = await store.entitySpans('acme', ['stock/*'], after, 2)
+      expect(page.spans.length).toBeLessThanOrEqual(2)
+      seen.push(...page.spans)
+      after = page.next
+      if (after === undefined) break
+    }
+    expect(after).toBeUndefined()
+    const byName = (a: EntitySpan, b: EntitySpan) => (a.entity < b.entity ? -1 : 1)
+    expect([...seen].sort(byName)).toEqual(want)
+    const all = await store.entitySpans('acme', ['*'], undefined, 100)
+    expect(all.spans.map((s) => s.entity).sort()).toEqual([
+      'order/o0',
+      ...want.map((s) => s.entity),
+    ])
+    expect(all.next).toBeUndefined()
+    expect((await store.entitySpans('nobody', ['*'], undefined, 100)).spans).toEqual([])
   })
 
   it('folds a missed state from the snapshot under the type key only, after a reopen', async () => {
