@@ -203,7 +203,7 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
     this.#refs = createSqliteRefs(db)
     this.#writer = createSqliteWriter(db, this.#refs)
     this.#snapshots = createSqliteSnapshots(db)
-    this.#retention = createSqliteRetention(db)
+    this.#retention = createSqliteRetention(db, this.#hash)
     this.#lookups = createSqliteLookups(
       this.#sql,
       this.#refs,
