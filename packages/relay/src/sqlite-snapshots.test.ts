@@ -47,9 +47,10 @@ it('migrates a layout-5 log to layout 6 and keeps and uses snapshots there', asy
   const before = await readAll(first, 'acme')
   await first.close()
   const db = new Database(file)
-  // As layout 5 was: no snapshots, nor retention marks (migration 7).
+  // As layout 5 was: no snapshots, nor retention marks (migration 7) and kept rows (8).
   db.exec(
-    'DROP TABLE ledger_snapshots; DROP TABLE retention_entities; DROP TABLE retention_partitions',
+    'DROP TABLE ledger_snapshots; DROP TABLE retention_entities; DROP TABLE retention_partitions;' +
+      ' DROP TABLE retention_dropped',
   )
   db.pragma('user_version = 5')
   db.close()
