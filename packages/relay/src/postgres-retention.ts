@@ -15,7 +15,7 @@
  *    row it replaces, keyed like the entries by (tenant, id): its entity, positions, `seq`
  *    (commit order), and for a client entry its clientId and both digests (`digest` for a
  *    resend, the `recoveryDigest` for a moved copy), for an entry of the log its kind and
- *    `corrects` (a correction's reference in an ack). No body: about 150 bytes a dropped entry
+ *    `corrects` (a correction's reference in an ack). No body: an estimated 150 to 200 bytes a dropped entry
  *    here (the id and entity as text, two 32-byte digests, the primary key's index entry).
  *    `postgres-sql.ts` reads it after `ledgerline_entries` in the planner's lookups.
  */
