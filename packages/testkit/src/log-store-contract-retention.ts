@@ -20,7 +20,6 @@
  */
 import { expect, it } from 'vitest'
 import { foldKey } from '@ledgerline/core'
-import { entryId } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
 import type {
@@ -30,7 +29,7 @@ import type {
   RetentionCut,
   RetentionLogStore,
 } from '@ledgerline/log'
-import { client, contractTypes } from './log-store-contract-fixtures.ts'
+import { client, contractTypes, duplicateOf, moved } from './log-store-contract-fixtures.ts'
 import type { ContractHarness } from './log-store-contract-fixtures.ts'
 
 const STOCK_KEY = foldKey(contractTypes[0] as { type: string; version: number })
@@ -175,22 +174,6 @@ export function retentionContract(h: ContractHarness): void {
     expect(await store.dropHistory([good])).toMatchObject({ _tag: 'dropped', entries: 2 })
     expect(await store.dropHistory([good])).toMatchObject({ _tag: 'refused', code: 'changed' })
   })
-}
-
-/** What a resend of the entry `first` answered is answered now, to the item `id`. */
-function duplicateOf(first: AppendResult | undefined, id: string): AppendResult {
-  return { ...(first as AppendResult), id, status: 'duplicate' } as AppendResult
-}
-
-/** `entry` moved to `clientId` at `clientSeq`, as restore recovery moves it. */
-function moved(entry: Entry, clientId: string, clientSeq: number): Entry {
-  return {
-    ...entry,
-    id: entryId(clientId, clientSeq),
-    clientId,
-    clientSeq,
-    origin: entry.origin ?? entry.id,
-  }
 }
 
 export function retentionResendContract(h: ContractHarness): void {

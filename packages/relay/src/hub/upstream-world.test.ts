@@ -125,15 +125,14 @@ describe('the upstream link on an injected world', () => {
     FakeSocket.made = []
   })
 
-  it('dials, pings when quiet, cuts a silent link and dials again, on its own timers', async () => {
+  /** A link on a fresh hub store, dialing `FakeSocket`s on `timers`; closed after the test. */
+  function linkOnFakes(timers: RelayTimers, random: (bytes: Uint8Array) => void) {
     const dir = mkdtempSync(join(tmpdir(), 'll-uplink-'))
     const store: HubStore = openHubStore(join(dir, HUB_FILE))
     undo.push(async () => {
       await store.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const timers = manualTimers()
-    const randomCalls: number[] = []
     const link = createUpstreamLink({
       url: 'wss://hq.example/sync',
       token: async () => 'hub-token',
@@ -142,10 +141,18 @@ describe('the upstream link on an injected world', () => {
       logger: pino({ level: 'silent' }),
       WebSocket: FakeSocket,
       timers,
-      random: (bytes) => {
-        randomCalls.push(bytes.length)
-        bytes.fill(0)
-      },
+      random,
+    })
+    undo.push(() => link.close())
+    return link
+  }
+
+  it('dials, pings when quiet, cuts a silent link and dials again, on its own timers', async () => {
+    const timers = manualTimers()
+    const randomCalls: number[] = []
+    const link = linkOnFakes(timers, (bytes) => {
+      randomCalls.push(bytes.length)
+      bytes.fill(0)
     })
     undo.push(() => link.close())
     await timers.advance(0)
@@ -178,24 +185,8 @@ describe('the upstream link on an injected world', () => {
     // backoff). Method: head office answers every subscribe with history_dropped and closes
     // 4410; the test plays five sessions (open, welcome, and the error if a subscribe came)
     // and counts the subscribes of all of them; the link is still up for forwarding.
-    const dir = mkdtempSync(join(tmpdir(), 'll-uplink-'))
-    const store: HubStore = openHubStore(join(dir, HUB_FILE))
-    undo.push(async () => {
-      await store.close()
-      rmSync(dir, { recursive: true, force: true })
-    })
     const timers = manualTimers()
-    const link = createUpstreamLink({
-      url: 'wss://hq.example/sync',
-      token: async () => 'hub-token',
-      store,
-      clientId: 'c'.repeat(32),
-      logger: pino({ level: 'silent' }),
-      WebSocket: FakeSocket,
-      timers,
-      random: (bytes) => bytes.fill(0),
-    })
-    undo.push(() => link.close())
+    const link = linkOnFakes(timers, (bytes) => bytes.fill(0))
     const kind = 'history_dropped'
     const upWithout: boolean[] = []
     for (let session = 0; session < 5; session++) {
