@@ -26,6 +26,8 @@
  *    So a `log_ids` or `origins` row that points at a dropped position is never read as
  *    "nothing there". A dropped client entry under an id not of the form
  *    `<clientId>-<clientSeq>` (none since layout 4) is not offered as an original of a copy.
+ *    While the table is empty (a log no drop ever cut, read at open and after each drop) its
+ *    lookups are skipped: new appends pay nothing for retention.
  */
 import type Database from 'better-sqlite3'
 import { entryId, foldKey, isLogCorrection } from '@ledgerline/core'
@@ -95,6 +97,8 @@ export function createSqliteLookups(
   states: SqliteStates,
   snapshot: (tenant: string, entity: string, foldKey: string) => LedgerSnapshot | undefined = () =>
     undefined,
+  /** Invariant 10: false while `retention_dropped` is empty (its lookups are skipped). */
+  anyDropped: () => boolean = () => true,
 ): PlanLookups {
   /**
    * What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`;
@@ -111,7 +115,7 @@ export function createSqliteLookups(
       if (row !== undefined) return row
     }
     const row = sql.entryByLogId.get(tenant, id) as EntryByIdRow | undefined
-    if (row !== undefined) return row
+    if (row !== undefined || !anyDropped()) return row
     // Invariant 10: a dropped entry is still the entry recorded under its id.
     if (parsed !== undefined && client !== undefined) {
       const dropped = sql.droppedByClientSeq.get(client, parsed.clientSeq) as
@@ -129,7 +133,9 @@ export function createSqliteLookups(
       .map((row) => ({ at: row.at, stored: toStored(row) }))
       .filter((c) => isLogCorrection(c.stored))
       .map((c) => ({ at: c.at, ref: correctionRef(c.stored) }))
-    const dropped = sql.droppedCorrectionsOf.all(...args) as (CorrectionRef & { at: number })[]
+    const dropped = anyDropped()
+      ? (sql.droppedCorrectionsOf.all(...args) as (CorrectionRef & { at: number })[])
+      : []
     if (dropped.length === 0) return kept.map((c) => c.ref)
     const all = [...kept, ...dropped.map(({ at, ...ref }) => ({ at, ref }))]
     return all.sort((a, b) => a.at - b.at).map((c) => c.ref)
@@ -219,7 +225,8 @@ export function createSqliteLookups(
       for (const row of sql.movedOf.iterate(t, origin) as Iterable<EntryRow>) {
         found.push({ offset: row.offset, original: toStored(row) })
       }
-      for (const row of sql.droppedMovedOf.all(t, origin) as DroppedMovedRow[]) {
+      const moved = anyDropped() ? (sql.droppedMovedOf.all(t, origin) as DroppedMovedRow[]) : []
+      for (const row of moved) {
         const original = droppedOriginal(
           entryId(row.client_id, row.client_seq),
           row.client_id,

@@ -83,6 +83,8 @@ const DELETE_TRIGGER = `
 `
 
 export interface SqliteRetention {
+  /** Whether `retention_dropped` holds a row (invariant 4): read at open, set by a drop. */
+  anyDropped(): boolean
   firstKept(tenant: string, entity: string): number
   partitionsFirstKept(tenant: string, partitions: number): number[]
   drop(cuts: readonly RetentionCut[]): RetentionDrop
@@ -154,6 +156,8 @@ export function createSqliteRetention(db: Database.Database, hash: Hash): Sqlite
     version: number
     first_kept: number
   }
+  // One relay per data directory, and a drop runs with it stopped or through it: read once.
+  let anyDropped = db.prepare(`SELECT 1 FROM retention_dropped LIMIT 1`).get() !== undefined
   const drop = db.transaction((cuts: readonly RetentionCut[]): RetentionDrop => {
     const found: { cut: RetentionCut; row: EntityRow; partition: number }[] = []
     // Invariant 2: every cut checked before anything is deleted.
@@ -219,6 +223,11 @@ export function createSqliteRetention(db: Database.Database, hash: Hash): Sqlite
       }
       return kept
     },
-    drop: (cuts) => drop.immediate(cuts),
+    anyDropped: () => anyDropped,
+    drop(cuts) {
+      const outcome = drop.immediate(cuts)
+      if (outcome._tag === 'dropped' && outcome.entries > 0) anyDropped = true
+      return outcome
+    },
   }
 }

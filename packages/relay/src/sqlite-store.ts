@@ -210,6 +210,7 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
       this.#schema,
       this.#states,
       (tenant, entity, key) => this.#snapshots.get(tenant, entity, key),
+      () => this.#retention.anyDropped(),
     )
     this.#bugs = options.bugs
     this.#commits = createGroupCommit({
