@@ -424,7 +424,7 @@ export function createSync(options: SyncOptions): Sync {
   function stuckMessage(canBootstrap: boolean): string {
     const why = canBootstrap
       ? `its bootstraps met history_dropped ${droppedInRow} times in a row`
-      : 'this relay offers no snapshots to bootstrap from'
+      : 'this relay offers no snapshots to bootstrap with'
     return `cannot subscribe: the relay dropped history below this device's cursors (retention) and ${why}; entries are still pushed, nothing is received until a relay with snapshots is reached or the client is restarted`
   }
 
