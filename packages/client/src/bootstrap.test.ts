@@ -11,6 +11,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { defineEntity, defineSchema } from '@ledgerline/core'
 import { FETCH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import { createFakeRelay, type FakeRelay } from '../test-support/fake-relay.ts'
+import { HISTORY_DROPPED_BOOTSTRAPS_MAX } from './limits.ts'
 import {
   card,
   eventually,
@@ -324,6 +325,55 @@ describe('bootstrap from ledger snapshots', () => {
     expect(again?.cursors).toEqual(refusedSub?.cursors)
     expect(Object.keys(again?.cursors ?? {}).length).toBeGreaterThan(0)
     await expectReplayed(fresh, relay, [...STOCK, ...ORDERS])
+  })
+
+  it('makes a bounded number of subscribes when history_dropped cannot be answered by a bootstrap', async () => {
+    // Goal: a reader that cannot bootstrap never loops on history_dropped (backoff 0): a relay
+    // that offers no snapshots, or one whose bootstraps keep meeting history_dropped. Method:
+    // every subscribe of the client is answered history_dropped (and closed). Once the status
+    // says history_dropped, the client appends (its push still lands) and every socket is cut
+    // twice; the subscribes it made must not grow with the sessions it opens.
+    for (const snapshots of [false, true]) {
+      relay = await createFakeRelay({ schema, snapshots })
+      const r = relay
+      // This client is the relay's only one: every subscribe is refused, from the first.
+      r.failSubscribe = () => 'history_dropped'
+      const c = open(r, `dropped-${String(snapshots)}`)
+      await eventually(
+        () => /cannot subscribe/.test(c.status().lastError?.message ?? ''),
+        10_000,
+        'the terminal status',
+      ).catch((error: unknown) => {
+        throw new Error(
+          `${String(error)}; subscribes so far: ${subscribesOf(r, c).length}, hellos ${r.seen.hello}, ${JSON.stringify(c.status().lastError)} online ${c.status().online}`,
+        )
+      })
+      const bounded = subscribesOf(r, c).length
+      // One plain subscribe, then at most the bootstraps the limit allows.
+      expect(bounded).toBeLessThanOrEqual(snapshots ? 1 + HISTORY_DROPPED_BOOTSTRAPS_MAX : 1)
+      // Past the first, every subscribe asked for a bootstrap where the relay offers one.
+      expect(
+        subscribesOf(r, c)
+          .slice(1)
+          .every((m) => m.bootstrap !== undefined),
+      ).toBe(true)
+      expect(bounded).toBe(snapshots ? 1 + HISTORY_DROPPED_BOOTSTRAPS_MAX : 1)
+      const hellos = r.seen.hello
+      await c.append('stock/s0', 'stock.moved', { qty: 1 })
+      await eventually(() => r.log.length === 1, 20_000, 'the push landed')
+      for (let cut = 0; cut < 2; cut++) {
+        const before = r.seen.hello
+        r.dropAll()
+        await eventually(() => r.seen.hello > before && c.status().online, 20_000, 'reconnect')
+      }
+      expect(r.seen.hello).toBeGreaterThanOrEqual(hellos + 2)
+      expect(subscribesOf(r, c).length).toBe(bounded)
+      expect(c.status().lastError?.kind).toBe('history_dropped')
+      expect(c.status().live).toBe(false)
+      for (const x of clients.splice(0)) await x.close()
+      await r.close()
+      relay = undefined
+    }
   })
 
   it('starts over when its bases are of a fold the schema no longer has (a raised version)', async () => {

@@ -125,3 +125,9 @@ export const PROBE_MS_MIN = 2_000
 export const PROBE_MS_MAX = 60_000
 /** How long a probe waits for an earlier relay's welcome. */
 export const PROBE_TIMEOUT_MS = 5_000
+
+/**
+ * Subscribes with a bootstrap a client makes after `history_dropped` before it gives up until a
+ * subscription goes live (`sync.ts` invariant 12): the relay's marks rose during each one.
+ */
+export const HISTORY_DROPPED_BOOTSTRAPS_MAX = 3

@@ -53,6 +53,13 @@
  *    be folded on and the history below them is on the server only: the welcome clears
  *    confirmed history, bases and cursors as a scope change does (the outbox and acked records
  *    in scope stay) and subscribes from nothing, with a bootstrap where the relay offers one.
+ * 12. `history_dropped` is answered at most HISTORY_DROPPED_BOOTSTRAPS_MAX times by a subscribe
+ *    with a bootstrap, counted until a subscription goes live. A welcome that cannot be
+ *    answered so (the relay offers no snapshots, or the count is spent) sends no subscribe at
+ *    all: `lastError` says `history_dropped` ("cannot subscribe"), `live` stays false, and the
+ *    outbox still drains on the welcomed socket, so what the device sells still lands once.
+ *    Never a subscribe per session in a loop (backoff 0); a later welcome that offers
+ *    snapshots while the count is not spent subscribes with a bootstrap again.
  */
 import { assert, matchesAny } from '@ledgerline/core'
 import { HELLO_CLIENT_IDS_MAX } from '@ledgerline/protocol'
@@ -65,7 +72,7 @@ import type { AckItem } from './client-store.ts'
 import type { SyncMessage } from './connection.ts'
 import { createConnection } from './connection.ts'
 import { realScheduler } from './environment.ts'
-import { CREDIT_WINDOW_PAGES } from './limits.ts'
+import { CREDIT_WINDOW_PAGES, HISTORY_DROPPED_BOOTSTRAPS_MAX } from './limits.ts'
 import type { HeldReason } from './outbox-held.ts'
 import { createOutboxDrain } from './outbox-drain.ts'
 import type { RecoverySession } from './restore-recovery.ts'
@@ -95,6 +102,8 @@ export function createSync(options: SyncOptions): Sync {
   /** Invariant 10: the welcome's `snapshots`, and a bootstrap asked for by `history_dropped`. */
   let relaySnapshots = false
   let bootstrapAgain = false
+  /** Invariant 12: `history_dropped` met since a subscription last went live. */
+  let droppedInRow = 0
   const foldKeys = new Set(options.bootstrap?.foldKeys ?? [])
   /** Invariant 7: correction positions not received yet (`awaited-corrections.ts`). */
   const awaited = createAwaitedCorrections()
@@ -164,7 +173,10 @@ export function createSync(options: SyncOptions): Sync {
       },
       failed(kind, message) {
         // Invariant 10: the relay no longer holds what the cursors point below.
-        if (kind === 'history_dropped') bootstrapAgain = true
+        if (kind === 'history_dropped') {
+          bootstrapAgain = true
+          droppedInRow++
+        }
         // Invariant 6 of the drain: a batch the relay failed on shrinks after a repeat.
         drain.pushFailed(kind)
         fail(kind, message)
@@ -238,6 +250,7 @@ export function createSync(options: SyncOptions): Sync {
       const last = run.at(-1) as (typeof run)[number]
       if (last.live) {
         bootstrapAgain = false
+        droppedInRow = 0
         setState({ live: true })
       }
       pagesSinceCredit += run.length
@@ -369,26 +382,31 @@ export function createSync(options: SyncOptions): Sync {
         if (connection.current() === ws) events.reset()
       }
       relaySnapshots = welcome.snapshots === true
-      const bootstrap =
-        relaySnapshots && options.bootstrap !== undefined && (bootstrapAgain || kept.pending)
+      const canBootstrap = relaySnapshots && options.bootstrap !== undefined
+      const bootstrap = canBootstrap && (bootstrapAgain || kept.pending)
       if (connection.current() !== ws) return
       awaited.received(cursors)
-      subNo++
-      pagesSinceCredit = 0
-      connection.send(ws, {
-        type: 'subscribe',
-        sub: subNo,
-        scope: [...scope],
-        cursors,
-        credit: CREDIT_WINDOW_PAGES,
-        ...(bootstrap && options.bootstrap !== undefined
-          ? { bootstrap: { foldKeys: [...foldKeys], whole: [...options.bootstrap.whole()] } }
-          : {}),
-      })
+      // Invariant 12: a subscribe only the relay's history_dropped would answer is not sent.
+      const stuck =
+        droppedInRow > 0 && (!canBootstrap || droppedInRow > HISTORY_DROPPED_BOOTSTRAPS_MAX)
+      if (!stuck) {
+        subNo++
+        pagesSinceCredit = 0
+        connection.send(ws, {
+          type: 'subscribe',
+          sub: subNo,
+          scope: [...scope],
+          cursors,
+          credit: CREDIT_WINDOW_PAGES,
+          ...(bootstrap && options.bootstrap !== undefined
+            ? { bootstrap: { foldKeys: [...foldKeys], whole: [...options.bootstrap.whole()] } }
+            : {}),
+        })
+      }
       setState({
         online: true,
         live: false,
-        lastError: null,
+        lastError: stuck ? { kind: 'history_dropped', message: stuckMessage(canBootstrap) } : null,
         relay: { url: connection.url(), role: welcome.role },
         // An `upstream` that came while the session began is newer than the welcome's.
         headOffice: hub.reachAt(ws, welcome),
@@ -400,6 +418,14 @@ export function createSync(options: SyncOptions): Sync {
       fail('storage', error instanceof Error ? error.message : String(error))
       connection.close(ws)
     }
+  }
+
+  /** Invariant 12: why the client does not subscribe. */
+  function stuckMessage(canBootstrap: boolean): string {
+    const why = canBootstrap
+      ? `its bootstraps met history_dropped ${droppedInRow} times in a row`
+      : 'this relay offers no snapshots to bootstrap with'
+    return `cannot subscribe: the relay dropped history below this device's cursors (retention) and ${why}; entries are still pushed, nothing is received until a relay with snapshots is reached or the client is restarted`
   }
 
   /** Invariant 11: a stored base under a fold key the schema no longer has for its type. */

@@ -23,9 +23,14 @@
  *    the same transaction, and only ever rise.
  * 4. No read is a silent gap: `readEntity` from below the first kept version rejects with
  *    `LogStoreError('history_dropped')`; `readHistory` answers it as the `dropped` outcome.
- * 5. A resent client entry whose original was dropped is never appended twice: its clientSeq is
- *    used up (SQLite and PostgreSQL no longer hold its content to compare and answer
- *    `id_conflict`; the memory log, which only hides dropped entries, `duplicate`).
+ * 5. Exactly once across a drop: what the planner's lookups need of each dropped entry stays
+ *    (no body: its positions, entity, digests, and the kind of a log entry), so a resend of it
+ *    gets its original result (`duplicate`, same version, partition, offset, `committedAt` and
+ *    corrections), another content under its id `id_conflict`, a moved copy of it `duplicate`
+ *    (compared by the kept `recoveryDigest`, `DroppedOriginal`), a resent log entry (a
+ *    correction) `duplicate`, and a `corrects` naming it still names an entry of the log.
+ *    SQLite keeps it in `retention_dropped` (migration 8), PostgreSQL in
+ *    `ledgerline_retention_dropped` (step 7); the memory log only hides dropped entries.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import type { LogStore } from './log-store.ts'

@@ -14,12 +14,14 @@
  * 3. Every client entry of a group asks (an original may arrive after its moved copy), so the
  *    group's own entries are found through an index by id and by origin, built as the group
  *    grows (each planned entry indexed once), never by scanning the group per entry.
+ * 4. An entry the operator dropped (retention) is compared by the `recoveryDigest` the log kept
+ *    of it (`DroppedOriginal`), so a moved copy of a dropped sale is still its `duplicate`.
  */
 import { recoveryDigest, sameDigest, SERVER_CLIENT_ID } from '@ledgerline/core'
 import type { Entry, StoredEntry } from '@ledgerline/core'
 import { subjectFor } from './log-store.ts'
 import type { ClientRecord, Pusher } from './log-store.ts'
-import type { AppendedResult, PlanContext, PlannedEntry, Recorded } from './plan-types.ts'
+import type { AppendedResult, Original, PlanContext, PlannedEntry, Recorded } from './plan-types.ts'
 import { joinKey, PlanMiss } from './plan-types.ts'
 
 /** What the origin lookups see of the planner: its context, this group so far, its lookups. */
@@ -52,7 +54,9 @@ export function sameOrigin(
   const found = view.context.lookups.originals(tenant, origin)
   if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin })
   // This group's own entries too, through an index (every client entry asks: invariant 3).
-  const inGroup = groupEntries(view, tenant, origin).filter((e) => e.id !== entry.id)
+  const inGroup: readonly Original[] = groupEntries(view, tenant, origin).filter(
+    (e) => e.id !== entry.id,
+  )
   const want = recoveryDigest(entry, view.context.hash)
   const subject = pusher === undefined ? undefined : subjectFor(pusher, entry.clientId)
   let first: AppendedResult | undefined
@@ -61,7 +65,7 @@ export function sameOrigin(
     const owner = view.client(tenant, candidate.clientId)
     // Never another subject's entry: the answer would tell its positions.
     if (subject !== undefined && owner.subject !== null && owner.subject !== subject) continue
-    if (!sameDigest(recoveryDigest(candidate, view.context.hash), want)) continue
+    if (!sameDigest(recoveryOf(candidate, view), want)) continue
     const record = view.previous(tenant, candidate.id)
     if (record?._tag !== 'entry') continue
     // The first landing in commit order: copies of one content share an entity, so a
@@ -88,7 +92,7 @@ export function namedThroughOrigins(
   if (aliased !== undefined) return view.previous(tenant, aliased.id)
   const found = view.context.lookups.originals(tenant, id)
   if (found === undefined) throw new PlanMiss({ kind: 'origin', tenant, origin: id })
-  const inGroup = groupEntries(view, tenant, id).filter((e) => e.origin === id)
+  const inGroup: readonly Original[] = groupEntries(view, tenant, id).filter((e) => e.origin === id)
   const subject = pusher === undefined ? undefined : subjectFor(pusher, clientId)
   for (const candidate of [...found, ...inGroup]) {
     if (candidate.clientId === SERVER_CLIENT_ID || candidate.id === id) continue
@@ -99,6 +103,12 @@ export function namedThroughOrigins(
     if (record?._tag === 'entry') return record
   }
   return null
+}
+
+/** Invariant 4: a dropped entry's kept digest, else the digest of the entry. */
+function recoveryOf(candidate: Original, view: OriginView): Uint8Array {
+  if ('_tag' in candidate && candidate._tag === 'dropped') return candidate.recovery
+  return recoveryDigest(candidate as StoredEntry, view.context.hash)
 }
 
 /** Per group (its `entries` array): client entries by (tenant, id) and (tenant, origin). */

@@ -40,6 +40,21 @@ export type Recorded =
     }
   | { readonly _tag: 'deferral'; readonly digest: Uint8Array | null; readonly code: DeferralCode }
 
+/**
+ * A client entry the operator dropped from the hot log (retention, `log-retention.ts`) as the
+ * log keeps it for the decision of a moved copy: no body, only what a copy is compared by.
+ */
+export interface DroppedOriginal {
+  readonly _tag: 'dropped'
+  readonly id: string
+  readonly clientId: string
+  /** `recoveryDigest` of the entry, taken from its body when it was dropped. */
+  readonly recovery: Uint8Array
+}
+
+/** What `originals` finds: an entry of the log, or what is kept of a dropped one. */
+export type Original = StoredEntry | DroppedOriginal
+
 /** An entity's head as the planner needs it. */
 export interface PlanHead {
   readonly version: number
@@ -54,14 +69,16 @@ export interface PlanLookups {
   client(tenant: string, clientId: string): ClientRecord | undefined
   /**
    * What was recorded under an id (an entry, else a refusal, else a deferral), `null` when
-   * nothing was.
+   * nothing was. An entry the operator dropped (retention) is still an `entry` record, with
+   * its digest and original result (`log-retention.ts` invariant 5).
    */
   previous(tenant: string, id: string): Recorded | null | undefined
   /**
    * The log's client entries that are `origin` itself or carry it as their `origin`, in commit
    * order (`[]` when none): what a moved entry may be a copy of (`append-plan.ts` invariant 12).
+   * A dropped one is a `DroppedOriginal` (`log-retention.ts` invariant 5).
    */
-  originals(tenant: string, origin: string): readonly StoredEntry[] | undefined
+  originals(tenant: string, origin: string): readonly Original[] | undefined
   /** With `state` folded when the schema has a type for the entity. */
   entityHead(tenant: string, entity: string): PlanHead | undefined
   partitionHead(partition: number): number | undefined

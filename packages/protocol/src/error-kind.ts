@@ -51,7 +51,10 @@ export type shutting_down = typeof shutting_down
 /**
  * The subscription's cursors point below history the operator dropped (retention): the relay
  * no longer holds those entries. Reconnect at once and subscribe with `bootstrap` (snapshots
- * stand for the dropped history); never a silent gap.
+ * stand for the dropped history); never a silent gap. A reader that cannot bootstrap (the relay
+ * offers no snapshots, or its bootstraps keep meeting this) must not subscribe again in a loop:
+ * the client stops subscribing after a bounded number (`sync.ts` invariant 12), a store hub's
+ * mirror after the first (`upstream-link.ts` invariant 9); pushes go on.
  */
 export const history_dropped = 'history_dropped'
 export type history_dropped = typeof history_dropped

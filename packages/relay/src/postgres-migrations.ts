@@ -39,7 +39,7 @@ import type { Hash, RandomSource } from '@ledgerline/core'
 import { createLogId } from '@ledgerline/log'
 import { decodeEntryBody } from './entry-body.ts'
 import { PG_MIGRATION_PAGE_ROWS } from './postgres-limits.ts'
-import { PG_RETENTION_LAYOUT } from './postgres-retention.ts'
+import { PG_DROPPED_LAYOUT, PG_RETENTION_LAYOUT } from './postgres-retention.ts'
 import { PG_SNAPSHOTS_LAYOUT } from './postgres-snapshots.ts'
 import { RelayError } from './relay-error.ts'
 
@@ -184,6 +184,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     // trigger, and enables it again before it commits (as step 3 did to fill digests).
     name: 'retention marks: first kept versions and offsets',
     sql: PG_RETENTION_LAYOUT,
+  },
+  {
+    // Issue 17: what is kept of a dropped entry, so its resend is answered as before the drop
+    // (`postgres-retention.ts` invariant 3). Empty until a drop; what a drop of step 6's build
+    // took keeps no row (its resends are `id_conflict`, still never appended twice).
+    name: 'retention: what a resend of a dropped entry is answered with',
+    sql: PG_DROPPED_LAYOUT,
   },
 ]
 

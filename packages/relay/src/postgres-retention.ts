@@ -10,10 +10,21 @@
  *    before it commits; a refusal or a failure rolls back, trigger included.
  * 2. `readHistory` reads the mark and the entries in one statement (one snapshot), so a drop
  *    committed meanwhile is never a short read.
+ * 3. Exactly once across a drop (`log-retention.ts` invariant 5; step 7): each dropped entry
+ *    leaves a row in `ledgerline_retention_dropped`, written in the drop's transaction from the
+ *    row it replaces, keyed like the entries by (tenant, id): its entity, positions, `seq`
+ *    (commit order), and for a client entry its clientId and both digests (`digest` for a
+ *    resend, the `recoveryDigest` for a moved copy), for an entry of the log its kind and
+ *    `corrects` (a correction's reference in an ack). No body: an estimated 150 to 200 bytes a dropped entry
+ *    here (the id and entity as text, two 32-byte digests, the primary key's index entry).
+ *    `postgres-sql.ts` reads it after `ledgerline_entries` in the planner's lookups.
  */
 import type pg from 'pg'
 import type { Pool } from 'pg'
+import { recoveryDigest } from '@ledgerline/core'
+import type { Hash } from '@ledgerline/core'
 import { checkCut, droppedMessage, LogStoreError } from '@ledgerline/log'
+import { decodeEntryBody } from './entry-body.ts'
 import type { HistoryRead, RetentionCut, RetentionDrop } from '@ledgerline/log'
 import { toStored } from './postgres-rows.ts'
 import { connect, ENTRY_COLUMNS, q } from './postgres-sql.ts'
@@ -34,6 +45,45 @@ export const PG_RETENTION_LAYOUT = `
     primary key (tenant, partition)
   );
 `
+
+/** Step 7's SQL: what is kept of each dropped entry (invariant 3). */
+export const PG_DROPPED_LAYOUT = `
+  create table ledgerline_retention_dropped (
+    tenant text not null,
+    id text not null,
+    entity text not null,
+    partition int not null,
+    "offset" bigint not null,
+    version bigint not null,
+    committed_at bigint not null,
+    seq bigint not null,
+    client_id text,
+    corrects text,
+    kind text,
+    digest bytea,
+    recovery bytea,
+    primary key (tenant, id)
+  );
+  create index ledgerline_retention_dropped_corrects
+    on ledgerline_retention_dropped (tenant, corrects, seq) where corrects is not null;
+  create trigger ledgerline_retention_dropped_append_only
+    before update or delete on ledgerline_retention_dropped
+    for each row execute function ledgerline_append_only();
+  create trigger ledgerline_retention_dropped_no_truncate
+    before truncate on ledgerline_retention_dropped
+    for each statement execute function ledgerline_append_only();
+`
+
+/** Invariant 3: the rows about to go, with what JS computes of their bodies. */
+const DOOMED_SQL = `select id, digest is not null as own, body from ledgerline_entries
+  where tenant = $1 and entity = $2 and version between $3 and $4`
+
+const KEEP_SQL = `insert into ledgerline_retention_dropped (tenant, id, entity, partition,
+    "offset", version, committed_at, seq, client_id, corrects, kind, digest, recovery)
+  select e.tenant, e.id, e.entity, e.partition, e."offset", e.version, e.committed_at, e.seq,
+    u.client_id, case when e.digest is null then e.corrects end, u.kind, e.digest, u.recovery
+  from unnest($3::text[], $4::text[], $5::text[], $6::bytea[]) u(id, client_id, kind, recovery)
+  join ledgerline_entries e on e.tenant = $1 and e.entity = $2 and e.id = u.id`
 
 const FIRST_KEPT = `coalesce((select first_kept from ledgerline_retention_entities
   where tenant = $1 and entity = $2), 1)`
@@ -116,6 +166,7 @@ export async function partitionsFirstKept(
 export async function dropHistory(
   pool: Pool,
   cuts: readonly RetentionCut[],
+  hash: Hash,
 ): Promise<RetentionDrop> {
   const client = await connect(pool)
   try {
@@ -150,6 +201,22 @@ export async function dropHistory(
     }
     let entries = 0
     for (const { cut, partition } of found) {
+      // Invariant 3: what a resend is answered with stays, written before the rows go.
+      const doomed = await q<{ id: string; own: boolean; body: Buffer }>(client, DOOMED_SQL, [
+        cut.tenant,
+        cut.entity,
+        cut.from,
+        cut.through,
+      ])
+      const rows = doomed.rows.map((r) => ({ ...r, entry: decodeEntryBody(r.body) }))
+      await client.query(KEEP_SQL, [
+        cut.tenant,
+        cut.entity,
+        rows.map((r) => r.id),
+        rows.map((r) => (r.own ? r.entry.clientId : null)),
+        rows.map((r) => (r.own ? null : r.entry.kind)),
+        rows.map((r) => (r.own ? Buffer.from(recoveryDigest(r.entry, hash)) : null)),
+      ])
       const deleted = await client.query(
         `delete from ledgerline_entries where tenant = $1 and entity = $2
            and version between $3 and $4`,

@@ -20,6 +20,7 @@ import { correctionRef, foldForward, foldStart, joinKey } from '@ledgerline/log'
 import type {
   ClientRecord,
   EntityStates,
+  Original,
   PlanCall,
   PlanHead,
   PlanLookups,
@@ -60,7 +61,7 @@ export interface Loaded {
   readonly clients: Map<string, ClientRecord>
   readonly previous: Map<string, Recorded | null>
   /** What `originalsQuery` read, by `joinKey(tenant, origin)`. */
-  readonly originals: Map<string, readonly StoredEntry[]>
+  readonly originals: Map<string, readonly Original[]>
   readonly heads: Map<string, PlanHead>
 }
 
@@ -105,14 +106,27 @@ export function groupKeys(calls: readonly PlanCall[]): GroupKeys {
 /** What `originalsQuery` read for `pairs`: every pair gets its list, empty when none. */
 export function takeOriginals(
   pairs: readonly (readonly [string, string])[],
-  rows: readonly (EntryRow & { key: string })[],
+  rows: readonly OriginalRow[],
   loaded: Loaded,
 ): void {
   for (const [tenant, origin] of pairs) loaded.originals.set(joinKey(tenant, origin), [])
   for (const row of rows) {
-    const list = loaded.originals.get(joinKey(row.tenant, row.key)) as StoredEntry[]
-    list.push(toStored(row))
+    const list = loaded.originals.get(joinKey(row.tenant, row.key)) as Original[]
+    // A dropped entry (`postgres-retention.ts` invariant 3): what is kept of it.
+    if (row.body === null) {
+      if (row.id === null || row.client_id === null || row.recovery === null) continue
+      list.push({ _tag: 'dropped', id: row.id, clientId: row.client_id, recovery: row.recovery })
+    } else list.push(toStored(row as EntryRow))
   }
+}
+
+/** A row of `originalsQuery`: an entry with its body, or a dropped one without. */
+export type OriginalRow = Omit<EntryRow, 'body'> & {
+  key: string
+  body: Buffer | null
+  id: string | null
+  client_id: string | null
+  recovery: Buffer | null
 }
 
 /** Reads the earlier results of `asked` (tenant, id); an id found nowhere was never decided. */
@@ -164,12 +178,21 @@ export function takePrevious(
 ): void {
   const corrections = new Map<string, CorrectionRef[]>()
   for (const row of previous) {
-    if (row.kind !== 'correction' || row.body === null) continue
-    const stored = toStored(row as EntryRow)
-    if (!isLogCorrection(stored)) continue
+    if (row.kind !== 'correction') continue
+    let ref: CorrectionRef
+    if (row.body !== null) {
+      const stored = toStored(row as EntryRow)
+      if (!isLogCorrection(stored)) continue
+      ref = correctionRef(stored)
+    } else {
+      // A dropped correction of the log: its kind was kept (`postgres-retention.ts` inv. 3).
+      if (typeof row.entry_kind !== 'string') continue
+      const { id, entity, version, partition, offset } = row
+      ref = { id, entity, kind: row.entry_kind, version, partition, offset }
+    }
     const key = joinKey(row.tenant, row.corrects as string)
     const list = corrections.get(key) ?? []
-    list.push(correctionRef(stored))
+    list.push(ref)
     corrections.set(key, list)
   }
   const recorded = new Set<string>()

@@ -81,23 +81,34 @@ select pg_notify('${PG_COMMIT_CHANNEL}', $20) where $20 <> ''`
  */
 export function originalsQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_originals_v3',
+    name: 'ledgerline_originals_v4',
     // Two joins, each on a unique index ((tenant, id) of the entries, the origins' primary key),
     // not one join on `id = origin or id in (…)`: PostgreSQL cannot use an index for that OR
     // and scanned the whole log for every group (appends through a relay fell to a few a
-    // second on a log of some 100,000 entries).
+    // second on a log of some 100,000 entries). The same two for entries an operator dropped
+    // (`postgres-retention.ts` invariant 3): no body, their clientId and recovery digest.
     text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, origin)),
       m as (
         select r.origin as key, e.seq, e.tenant, e.partition, e."offset", e.version,
-          e.committed_at, e.body, e.digest
+          e.committed_at, e.body, e.digest, null as id, null as client_id, null::bytea as recovery
         from r join ledgerline_entries e on e.tenant = r.tenant and e.id = r.origin
         union
         select r.origin as key, e.seq, e.tenant, e.partition, e."offset", e.version,
-          e.committed_at, e.body, e.digest
+          e.committed_at, e.body, e.digest, null, null, null
         from r join ledgerline_origins o on o.tenant = r.tenant and o.origin = r.origin
           join ledgerline_entries e on e.tenant = o.tenant and e.id = o.id
+        union
+        select r.origin, d.seq, d.tenant, d.partition, d."offset", d.version, d.committed_at,
+          null, d.digest, d.id, d.client_id, d.recovery
+        from r join ledgerline_retention_dropped d on d.tenant = r.tenant and d.id = r.origin
+        union
+        select r.origin, d.seq, d.tenant, d.partition, d."offset", d.version, d.committed_at,
+          null, d.digest, d.id, d.client_id, d.recovery
+        from r join ledgerline_origins o on o.tenant = r.tenant and o.origin = r.origin
+          join ledgerline_retention_dropped d on d.tenant = o.tenant and d.id = o.id
       )
-      select key, tenant, partition, "offset", version, committed_at, body
+      select key, tenant, partition, "offset", version, committed_at, body, id, client_id,
+        recovery
       from m where digest is not null
       order by seq`,
     values: pairValues(pairs),
@@ -131,6 +142,8 @@ export type PreviousRow = Omit<EntryRow, 'body'> & {
   entity: string
   digest: Buffer | null
   body: Buffer | null
+  /** The kind of a dropped correction, which has no body (`postgres-retention.ts` inv. 3). */
+  entry_kind?: string | null | undefined
 }
 export type RefusedRow = {
   tenant: string
@@ -161,19 +174,31 @@ export function clientsQuery(pairs: readonly (readonly [string, string])[]): pg.
  */
 export function previousQuery(pairs: readonly (readonly [string, string])[]): pg.QueryConfig {
   return {
-    name: 'ledgerline_previous_v2',
+    name: 'ledgerline_previous_v3',
+    // Entries an operator dropped are found the same way in `ledgerline_retention_dropped`
+    // (`postgres-retention.ts` invariant 3), with their kinds in a column for want of a body.
     text: `with r as (select * from unnest($1::text[], $2::text[]) u(tenant, id)), f as (
         select e.tenant, e.id, e.entity, e.partition, e."offset", e.version, e.committed_at,
           e.digest, e.seq
         from ledgerline_entries e join r on e.tenant = r.tenant and e.id = r.id
+        union all
+        select d.tenant, d.id, d.entity, d.partition, d."offset", d.version, d.committed_at,
+          d.digest, d.seq
+        from ledgerline_retention_dropped d join r on d.tenant = r.tenant and d.id = r.id
       )
       select 'found' as kind, f.id, f.entity, f.tenant, f.partition, f."offset", f.version,
-        f.committed_at, f.digest, null::bytea as body, null as corrects, f.seq
+        f.committed_at, f.digest, null::bytea as body, null as corrects, null as entry_kind,
+        f.seq
       from f
       union all
       select 'correction', x.id, x.entity, x.tenant, x.partition, x."offset", x.version,
-        x.committed_at, null, x.body, x.corrects, x.seq
+        x.committed_at, null, x.body, x.corrects, null, x.seq
       from ledgerline_entries x join f on x.tenant = f.tenant and x.corrects = f.id
+        and left(x.id, length(f.id) + 1) = f.id || '~'
+      union all
+      select 'correction', x.id, x.entity, x.tenant, x.partition, x."offset", x.version,
+        x.committed_at, null, null, x.corrects, x.kind, x.seq
+      from ledgerline_retention_dropped x join f on x.tenant = f.tenant and x.corrects = f.id
         and left(x.id, length(f.id) + 1) = f.id || '~'
       order by seq`,
     values: pairValues(pairs),

@@ -320,7 +320,7 @@ class PostgresStore implements LogStore, LedgerSnapshots, LogRetention {
   }
 
   dropHistory(cuts: readonly RetentionCut[]): Promise<RetentionDrop> {
-    return this.#retained(() => pgRetention.dropHistory(this.#pool, cuts))
+    return this.#retained(() => pgRetention.dropHistory(this.#pool, cuts, this.#group.hash))
   }
 
   /** A read or drop of retention: its typed outcome as it is, a database error `store_failed`. */

@@ -30,6 +30,11 @@
  *    `retention drop`; no entry is touched. That drop is the one transaction that lifts the
  *    entries' delete trigger, and puts it back before it commits (as migration 3 did with the
  *    update trigger).
+ * 10. Migration 8 adds `retention_dropped` (`sqlite-retention.ts` invariant 4): one row per
+ *    entry a retention drop removed, with its positions and digests but no body, so a resend
+ *    of it is answered `duplicate` as before the drop. Empty until a drop; a log a drop of
+ *    migration 7's build already cut keeps no row for what that drop took (those resends are
+ *    still never appended twice: their clientSeqs are used up, and they get `id_conflict`).
  */
 import type Database from 'better-sqlite3'
 import {
@@ -45,11 +50,11 @@ import { decodeEntryBody } from './entry-body.ts'
 import { SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, SQLITE_MIGRATION_PAGE_ROWS } from './limits.ts'
 import { RelayError } from './relay-error.ts'
 import { leanLayout } from './sqlite-lean-layout.ts'
-import { SQLITE_RETENTION_LAYOUT } from './sqlite-retention.ts'
+import { SQLITE_DROPPED_LAYOUT, SQLITE_RETENTION_LAYOUT } from './sqlite-retention.ts'
 import { SQLITE_SNAPSHOTS_LAYOUT } from './sqlite-snapshots.ts'
 
 /** The schema version this build writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 7
+export const SQLITE_SCHEMA_VERSION = 8
 
 export function assertDurable(db: Database.Database): void {
   db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
@@ -178,6 +183,8 @@ export function migrate(
     SQLITE_SNAPSHOTS_LAYOUT,
     // 6 → 7: retention marks (issue 17; invariant 9).
     SQLITE_RETENTION_LAYOUT,
+    // 7 → 8: what is kept of a dropped entry, to answer its resend (issue 17; invariant 10).
+    SQLITE_DROPPED_LAYOUT,
   ]
   for (let v = version; v < Math.min(upTo, SQLITE_SCHEMA_VERSION); v++) {
     db.transaction(() => {

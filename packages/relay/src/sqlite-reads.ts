@@ -19,14 +19,31 @@
  * 9. An entry is found by its id: a client entry's `<clientId>-<clientSeq>` under (client,
  *    client_seq), any other by its `log_ids` row. An id is an entry's before it is a refusal's,
  *    and a refusal's before it is a deferral's.
+ * 10. An entry an operator dropped (retention) is found the same way in `retention_dropped`
+ *    (`sqlite-retention.ts` invariant 4), after `entries`: the planner gets the same record as
+ *    before the drop (digest, positions, the log's corrections of it, kept or dropped, in the
+ *    order they were written), and `originals` a `DroppedOriginal` with its recovery digest.
+ *    So a `log_ids` or `origins` row that points at a dropped position is never read as
+ *    "nothing there". A dropped client entry under an id not of the form
+ *    `<clientId>-<clientSeq>` (none since layout 4) is not offered as an original of a copy.
+ *    While the table is empty (a log no drop ever cut, read at open and after each drop) its
+ *    lookups are skipped: new appends pay nothing for retention.
  */
 import type Database from 'better-sqlite3'
-import { foldKey, isLogCorrection } from '@ledgerline/core'
+import { entryId, foldKey, isLogCorrection } from '@ledgerline/core'
 import type { DeferralCode, Schema, StoredEntry } from '@ledgerline/core'
 import { correctionRef, foldForward, foldStart, joinKey } from '@ledgerline/log'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
 import type { createEntityStates } from '@ledgerline/log'
-import type { ClientRecord, EntityHead, PlanHead, PlanLookups, RefusalCode } from '@ledgerline/log'
+import type {
+  ClientRecord,
+  EntityHead,
+  Original,
+  PlanHead,
+  PlanLookups,
+  RefusalCode,
+} from '@ledgerline/log'
+import type { CorrectionRef } from '@ledgerline/protocol'
 import { storedEntryOf } from './entry-body.ts'
 import { RelayError } from './relay-error.ts'
 import { refKey } from './sqlite-refs.ts'
@@ -48,6 +65,10 @@ export type SqliteReads = Record<
   | 'client'
   | 'entryByClientSeq'
   | 'entryByLogId'
+  | 'droppedByClientSeq'
+  | 'droppedByLogId'
+  | 'droppedCorrectionsOf'
+  | 'droppedMovedOf'
   | 'refusalById'
   | 'deferralById'
   | 'correctionsOf'
@@ -76,18 +97,48 @@ export function createSqliteLookups(
   states: SqliteStates,
   snapshot: (tenant: string, entity: string, foldKey: string) => LedgerSnapshot | undefined = () =>
     undefined,
+  /** Invariant 10: false while `retention_dropped` is empty (its lookups are skipped). */
+  anyDropped: () => boolean = () => true,
 ): PlanLookups {
-  /** What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`. */
+  /**
+   * What was recorded under an entry id: a client entry by its clientSeq, else by `log_ids`;
+   * in `entries`, else in `retention_dropped` (invariant 10).
+   */
   function entryById(tenant: number, id: string): EntryByIdRow | undefined {
     const parsed = clientSeqOf(id)
-    if (parsed !== undefined) {
-      const client = refs.clients.find(refKey(tenant, parsed.clientId), tenant, parsed.clientId)
-      if (client !== undefined) {
-        const row = sql.entryByClientSeq.get(client, parsed.clientSeq) as EntryByIdRow | undefined
-        if (row !== undefined) return row
-      }
+    const client =
+      parsed === undefined
+        ? undefined
+        : refs.clients.find(refKey(tenant, parsed.clientId), tenant, parsed.clientId)
+    if (parsed !== undefined && client !== undefined) {
+      const row = sql.entryByClientSeq.get(client, parsed.clientSeq) as EntryByIdRow | undefined
+      if (row !== undefined) return row
     }
-    return sql.entryByLogId.get(tenant, id) as EntryByIdRow | undefined
+    const row = sql.entryByLogId.get(tenant, id) as EntryByIdRow | undefined
+    if (row !== undefined || !anyDropped()) return row
+    // Invariant 10: a dropped entry is still the entry recorded under its id.
+    if (parsed !== undefined && client !== undefined) {
+      const dropped = sql.droppedByClientSeq.get(client, parsed.clientSeq) as
+        | EntryByIdRow
+        | undefined
+      if (dropped !== undefined) return dropped
+    }
+    return sql.droppedByLogId.get(tenant, id) as EntryByIdRow | undefined
+  }
+
+  /** The log's corrections of `id`, kept and dropped, in the order they were written. */
+  function correctionsOf(tenant: number, id: string): CorrectionRef[] {
+    const args = [tenant, id, id.length + 1, `${id}~`] as const
+    const kept = (sql.correctionsOf.all(...args) as (EntryRow & { at: number })[])
+      .map((row) => ({ at: row.at, stored: toStored(row) }))
+      .filter((c) => isLogCorrection(c.stored))
+      .map((c) => ({ at: c.at, ref: correctionRef(c.stored) }))
+    const dropped = anyDropped()
+      ? (sql.droppedCorrectionsOf.all(...args) as (CorrectionRef & { at: number })[])
+      : []
+    if (dropped.length === 0) return kept.map((c) => c.ref)
+    const all = [...kept, ...dropped.map(({ at, ...ref }) => ({ at, ref }))]
+    return all.sort((a, b) => a.at - b.at).map((c) => c.ref)
   }
 
   /** The head with its state: cached at this version, or folded forward (invariant 4). */
@@ -126,10 +177,7 @@ export function createSqliteLookups(
       const row = t === undefined ? undefined : entryById(t, id)
       if (t !== undefined && row !== undefined) {
         // The log's corrections of it (invariant 8): never a client entry that names it.
-        const corrections = (sql.correctionsOf.all(t, id, id.length + 1, `${id}~`) as EntryRow[])
-          .map(toStored)
-          .filter(isLogCorrection)
-          .map(correctionRef)
+        const corrections = correctionsOf(t, id)
         return {
           _tag: 'entry',
           entity: row.entity,
@@ -161,18 +209,33 @@ export function createSqliteLookups(
     originals: (tenant, origin) => {
       const t = refs.tenants.find(tenant, tenant)
       if (t === undefined) return []
-      const found: StoredEntry[] = []
+      const found: { offset: number; original: Original }[] = []
       // Usually a new entry's own id (the lookup of every new client entry): no entry there.
       const first = entryById(t, origin)
       // A client entry (it has a digest) under the origin itself: the first landing.
       if (first !== undefined && first.digest !== null) {
-        const row = sql.entryAt.get(t, first.partition, first.offset) as EntryRow
-        found.push(toStored(row))
+        const row = sql.entryAt.get(t, first.partition, first.offset) as EntryRow | undefined
+        if (row !== undefined) found.push({ offset: row.offset, original: toStored(row) })
+        else if (typeof first.owner_id === 'string' && first.recovery instanceof Uint8Array) {
+          // Invariant 10: dropped; what is kept of it.
+          const original = droppedOriginal(origin, first.owner_id, first.recovery)
+          found.push({ offset: first.offset, original })
+        }
       }
       for (const row of sql.movedOf.iterate(t, origin) as Iterable<EntryRow>) {
-        found.push(toStored(row))
+        found.push({ offset: row.offset, original: toStored(row) })
       }
-      return found
+      const moved = anyDropped() ? (sql.droppedMovedOf.all(t, origin) as DroppedMovedRow[]) : []
+      for (const row of moved) {
+        const original = droppedOriginal(
+          entryId(row.client_id, row.client_seq),
+          row.client_id,
+          row.recovery,
+        )
+        found.push({ offset: row.offset, original })
+      }
+      // Copies of one content share an entity, so a partition: offset order is commit order.
+      return found.sort((a, b) => a.offset - b.offset).map((f) => f.original)
     },
     entityHead: (tenant, entity) => entityHead(tenant, entity),
     partitionHead: (partition) =>
@@ -207,12 +270,47 @@ export function prepareReads(db: Database.Database): SqliteReads {
     ),
     deferralById: db.prepare(`SELECT code, digest FROM deferrals WHERE tenant = ? AND id = ?`),
     correctionsOf: db.prepare(
-      `SELECT e.partition, e."offset", e.version, e.committed_at, e.body
+      `SELECT e.partition, e."offset", e.version, e.committed_at, e.body, l.rowid AS at
        FROM log_ids l
        JOIN entries e ON e.tenant = l.tenant AND e.partition = l.partition
          AND e."offset" = l."offset"
        WHERE l.tenant = ? AND l.corrects = ? AND substr(l.id, 1, ?) = ?
        ORDER BY l.rowid`,
+    ),
+    // Invariant 10: the same lookups in what retention kept of dropped entries.
+    droppedByClientSeq: db.prepare(
+      `SELECT d.partition, d."offset", d.version, d.committed_at, n.name AS entity, d.digest,
+         d.recovery, c.client_id AS owner_id
+       FROM retention_dropped d JOIN entities n ON n.ref = d.entity
+         LEFT JOIN clients c ON c.ref = d.owner
+       WHERE d.client = ? AND d.client_seq = ?`,
+    ),
+    droppedByLogId: db.prepare(
+      `SELECT d.partition, d."offset", d.version, d.committed_at, n.name AS entity, d.digest,
+         d.recovery, c.client_id AS owner_id
+       FROM log_ids l
+       JOIN retention_dropped d ON d.tenant = l.tenant AND d.partition = l.partition
+         AND d."offset" = l."offset"
+       JOIN entities n ON n.ref = d.entity
+       LEFT JOIN clients c ON c.ref = d.owner
+       WHERE l.tenant = ? AND l.id = ?`,
+    ),
+    droppedCorrectionsOf: db.prepare(
+      `SELECT l.id, n.name AS entity, d.kind, d.version, d.partition, d."offset", l.rowid AS at
+       FROM log_ids l
+       JOIN retention_dropped d ON d.tenant = l.tenant AND d.partition = l.partition
+         AND d."offset" = l."offset"
+       JOIN entities n ON n.ref = d.entity
+       WHERE l.tenant = ? AND l.corrects = ? AND substr(l.id, 1, ?) = ?
+       ORDER BY l.rowid`,
+    ),
+    droppedMovedOf: db.prepare(
+      `SELECT d."offset", c.client_id, d.client_seq, d.recovery
+       FROM origins o
+       JOIN retention_dropped d ON d.tenant = o.tenant AND d.partition = o.partition
+         AND d."offset" = o."offset"
+       JOIN clients c ON c.ref = d.client
+       WHERE o.tenant = ? AND o.origin = ? AND d.recovery IS NOT NULL`,
     ),
     entryAt: db.prepare(
       `SELECT ${columns} FROM entries WHERE tenant = ? AND partition = ? AND "offset" = ?`,
@@ -246,6 +344,20 @@ export function prepareReads(db: Database.Database): SqliteReads {
 interface EntryByIdRow extends Omit<EntryRow, 'body'> {
   entity: string
   digest: Buffer | null
+  /** Only for a dropped client entry (invariant 10): its recovery digest and clientId. */
+  recovery?: Buffer | null | undefined
+  owner_id?: string | null | undefined
+}
+
+interface DroppedMovedRow {
+  offset: number
+  client_id: string
+  client_seq: number
+  recovery: Buffer
+}
+
+function droppedOriginal(id: string, clientId: string, recovery: Buffer): Original {
+  return { _tag: 'dropped', id, clientId, recovery }
 }
 
 /** `<clientId>-<clientSeq>` split, or `undefined` when `id` is not a client entry's id. */

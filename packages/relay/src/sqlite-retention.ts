@@ -5,6 +5,7 @@
  *
  *   retention_entities    (entity ref, first_kept)           one row per entity dropped from
  *   retention_partitions  (tenant ref, partition, first_kept) one row per (tenant, partition)
+ *   retention_dropped     (tenant ref, partition, offset, …)  one row per dropped entry (8)
  *
  * Invariants:
  * 1. A drop runs in one immediate transaction: the delete trigger of `entries` (migration 2,
@@ -16,11 +17,26 @@
  *    `entries_entity_version` index.
  * 3. Marks only rise (`max` in the upsert). `ledger_snapshots`, `entities` (the heads),
  *    `log_ids`, `origins`, refusals, deferrals and clients are not touched: an id of a dropped
- *    entry stays used up, its `log_ids` / `origins` rows name a position no read finds.
+ *    entry stays used up, its `log_ids` / `origins` rows name a position no read of entries
+ *    finds, and that `retention_dropped` holds.
+ * 4. Exactly once across a drop (`log-retention.ts` invariant 5; migration 8): each dropped
+ *    entry leaves a row in `retention_dropped`, written in the drop's transaction from the row
+ *    it replaces, with what the planner's lookups answer a resend with and nothing else: its
+ *    position, entity ref, version, `committed_at`, the (client, client_seq) key exactly as the
+ *    entry had it (so it is found by id the same way, `sqlite-reads.ts` invariant 9), the
+ *    owner's client ref and both digests of a client entry (`digest` for a resend, the
+ *    `recoveryDigest` for a moved copy), and the kind of an entry made by the log (a
+ *    correction's reference in an ack names it). No body. About 125 bytes a dropped entry
+ *    (two 32-byte digests, small integers, the key's index entry; measured 123 with pages on
+ *    20,000 sales whose bodies were 285 bytes each); an entry of the log has no digests but
+ *    its kind. Append-only, like the entries it stands for.
  */
 import type Database from 'better-sqlite3'
+import { recoveryDigest } from '@ledgerline/core'
+import type { Hash } from '@ledgerline/core'
 import { checkCut } from '@ledgerline/log'
 import type { RetentionCut, RetentionDrop } from '@ledgerline/log'
+import { decodeEntryBody } from './entry-body.ts'
 
 /** Migration 7: the marks (invariant 3). */
 export const SQLITE_RETENTION_LAYOUT = `
@@ -36,12 +52,39 @@ export const SQLITE_RETENTION_LAYOUT = `
   ) STRICT, WITHOUT ROWID;
 `
 
+/** Migration 8: what is kept of each dropped entry (invariant 4). */
+export const SQLITE_DROPPED_LAYOUT = `
+  CREATE TABLE retention_dropped (
+    tenant INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    entity INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    client INTEGER,
+    client_seq INTEGER,
+    owner INTEGER,
+    committed_at INTEGER NOT NULL,
+    digest BLOB,
+    recovery BLOB,
+    kind TEXT,
+    PRIMARY KEY (tenant, partition, "offset")
+  ) STRICT, WITHOUT ROWID;
+  CREATE UNIQUE INDEX retention_dropped_client_seq ON retention_dropped (client, client_seq)
+    WHERE client IS NOT NULL;
+  CREATE TRIGGER retention_dropped_append_only_update BEFORE UPDATE ON retention_dropped
+    BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+  CREATE TRIGGER retention_dropped_append_only_delete BEFORE DELETE ON retention_dropped
+    BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
+`
+
 const DELETE_TRIGGER = `
   CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'Ledgerline entries are append-only'); END;
 `
 
 export interface SqliteRetention {
+  /** Whether `retention_dropped` holds a row (invariant 4): read at open, set by a drop. */
+  anyDropped(): boolean
   firstKept(tenant: string, entity: string): number
   partitionsFirstKept(tenant: string, partitions: number): number[]
   drop(cuts: readonly RetentionCut[]): RetentionDrop
@@ -49,10 +92,10 @@ export interface SqliteRetention {
 
 /**
  * @example
- * const retention = createSqliteRetention(db)
+ * const retention = createSqliteRetention(db, nodeSha256)
  * retention.firstKept('acme', 'stock/s1') // 1: nothing dropped
  */
-export function createSqliteRetention(db: Database.Database): SqliteRetention {
+export function createSqliteRetention(db: Database.Database, hash: Hash): SqliteRetention {
   const tenantRef = `(SELECT ref FROM tenants WHERE name = ?)`
   const sql = {
     firstKept: db.prepare(
@@ -74,6 +117,16 @@ export function createSqliteRetention(db: Database.Database): SqliteRetention {
       `SELECT partition, "offset" FROM entries WHERE entity = ? AND version BETWEEN ? AND ?
        ORDER BY version`,
     ),
+    doomed: db.prepare(
+      `SELECT tenant, partition, "offset", entity, version, client, client_seq, committed_at,
+         digest, body FROM entries WHERE entity = ? AND version BETWEEN ? AND ? ORDER BY version`,
+    ),
+    keep: db.prepare(
+      `INSERT INTO retention_dropped (tenant, partition, "offset", entity, version, client,
+         client_seq, owner, committed_at, digest, recovery, kind)
+       VALUES (?, ?, ?, ?, ?, ?, ?,
+         (SELECT ref FROM clients WHERE tenant = ? AND client_id = ?), ?, ?, ?, ?)`,
+    ),
     delete: db.prepare(`DELETE FROM entries WHERE entity = ? AND version BETWEEN ? AND ?`),
     markEntity: db.prepare(
       `INSERT INTO retention_entities (entity, first_kept) VALUES (?, ?)
@@ -85,12 +138,26 @@ export function createSqliteRetention(db: Database.Database): SqliteRetention {
          first_kept = max(first_kept, excluded.first_kept)`,
     ),
   }
+  interface DoomedRow {
+    tenant: number
+    partition: number
+    offset: number
+    entity: number
+    version: number
+    client: number | null
+    client_seq: number | null
+    committed_at: number
+    digest: Buffer | null
+    body: Buffer
+  }
   interface EntityRow {
     ref: number
     tenant: number
     version: number
     first_kept: number
   }
+  // One relay per data directory, and a drop runs with it stopped or through it: read once.
+  let anyDropped = db.prepare(`SELECT 1 FROM retention_dropped LIMIT 1`).get() !== undefined
   const drop = db.transaction((cuts: readonly RetentionCut[]): RetentionDrop => {
     const found: { cut: RetentionCut; row: EntityRow; partition: number }[] = []
     // Invariant 2: every cut checked before anything is deleted.
@@ -117,6 +184,26 @@ export function createSqliteRetention(db: Database.Database): SqliteRetention {
     db.exec('DROP TRIGGER entries_append_only_delete')
     let entries = 0
     for (const { cut, row, partition } of found) {
+      // Invariant 4: what a resend is answered with stays, written before the row goes.
+      for (const d of sql.doomed.all(row.ref, cut.from, cut.through) as DoomedRow[]) {
+        const entry = decodeEntryBody(d.body)
+        const own = d.digest !== null
+        sql.keep.run(
+          d.tenant,
+          d.partition,
+          d.offset,
+          d.entity,
+          d.version,
+          d.client,
+          d.client_seq,
+          d.tenant,
+          own ? entry.clientId : null,
+          d.committed_at,
+          d.digest,
+          own ? recoveryDigest(entry, hash) : null,
+          own ? null : entry.kind,
+        )
+      }
       entries += sql.delete.run(row.ref, cut.from, cut.through).changes
       sql.markEntity.run(row.ref, cut.through + 1)
       sql.markPartition.run(row.tenant, partition, Math.max(...cut.offsets) + 1)
@@ -136,6 +223,11 @@ export function createSqliteRetention(db: Database.Database): SqliteRetention {
       }
       return kept
     },
-    drop: (cuts) => drop.immediate(cuts),
+    anyDropped: () => anyDropped,
+    drop(cuts) {
+      const outcome = drop.immediate(cuts)
+      if (outcome._tag === 'dropped' && outcome.entries > 0) anyDropped = true
+      return outcome
+    },
   }
 }

@@ -11,6 +11,7 @@ import { foldKey } from '@ledgerline/core'
 import type { StoredEntry } from '@ledgerline/core'
 import type { LogStore } from '@ledgerline/log'
 import { CONTRACT_SCHEMA } from '@ledgerline/testkit'
+import { SQLITE_SCHEMA_VERSION } from './sqlite-migrations.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 
 const dirs: string[] = []
@@ -46,16 +47,17 @@ it('migrates a layout-5 log to layout 6 and keeps and uses snapshots there', asy
   const before = await readAll(first, 'acme')
   await first.close()
   const db = new Database(file)
-  // As layout 5 was: no snapshots, nor retention marks (migration 7).
+  // As layout 5 was: no snapshots, nor retention marks (migration 7) and kept rows (8).
   db.exec(
-    'DROP TABLE ledger_snapshots; DROP TABLE retention_entities; DROP TABLE retention_partitions',
+    'DROP TABLE ledger_snapshots; DROP TABLE retention_entities; DROP TABLE retention_partitions;' +
+      ' DROP TABLE retention_dropped',
   )
   db.pragma('user_version = 5')
   db.close()
 
   const migrated = await createSqliteStore({ file, schema: CONTRACT_SCHEMA })
   const check = new Database(file, { readonly: true })
-  expect(check.pragma('user_version', { simple: true })).toBe(7)
+  expect(check.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION)
   check.close()
   expect(await readAll(migrated, 'acme')).toEqual(before)
   const last = before.at(-1)

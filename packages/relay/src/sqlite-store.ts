@@ -294,13 +294,14 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
     this.#refs = createSqliteRefs(db)
     this.#writer = createSqliteWriter(db, this.#refs)
     this.#snapshots = createSqliteSnapshots(db)
-    this.#retention = createSqliteRetention(db)
+    this.#retention = createSqliteRetention(db, this.#hash)
     this.#lookups = createSqliteLookups(
       this.#sql,
       this.#refs,
       this.#schema,
       this.#states,
       (tenant, entity, key) => this.#snapshots.get(tenant, entity, key),
+      () => this.#retention.anyDropped(),
     )
     this.#bugs = options.bugs
     this.#commits = createGroupCommit({

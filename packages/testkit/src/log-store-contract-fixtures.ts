@@ -8,7 +8,7 @@ import { expect } from 'vitest'
 import { defineEntity, defineSchema, entryId, partitionOf } from '@ledgerline/core'
 import type { Data, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import { Encoder } from '@msgpack/msgpack'
-import type { LogStore } from '@ledgerline/log'
+import type { AppendResult, LogStore } from '@ledgerline/log'
 
 /** What `setup` is asked to open. */
 export interface LogStoreContractOptions {
@@ -262,4 +262,20 @@ export async function waitFor(condition: () => boolean, timeoutMs = 5_000): Prom
     if (Date.now() > until) throw new Error('condition not met in time')
     await sleep(5)
   }
+}
+
+/** `entry` moved to `clientId` at `clientSeq`, as restore recovery moves it. */
+export function moved(entry: Entry, clientId: string, clientSeq: number): Entry {
+  return {
+    ...entry,
+    id: entryId(clientId, clientSeq),
+    clientId,
+    clientSeq,
+    origin: entry.origin ?? entry.id,
+  }
+}
+
+/** What a duplicate of `first` answers to the item `id`. */
+export function duplicateOf(first: AppendResult | undefined, id: string): AppendResult {
+  return { ...(first as AppendResult), id, status: 'duplicate' } as AppendResult
 }

@@ -9,30 +9,14 @@ import { expect, it } from 'vitest'
 import { entryId } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import type { Grants } from '@ledgerline/protocol'
-import type { AppendResult, Pusher } from '@ledgerline/log'
-import { client } from './log-store-contract-fixtures.ts'
+import type { Pusher } from '@ledgerline/log'
+import { client, duplicateOf, moved } from './log-store-contract-fixtures.ts'
 import type { ContractHarness } from './log-store-contract-fixtures.ts'
 
 const ALL: Grants = { read: ['*'], write: ['*'] }
 
 function as(subject: string): Pusher {
   return { subject, grants: ALL }
-}
-
-/** `entry` moved to `clientId` at `clientSeq`, as restore recovery moves it. */
-function moved(entry: Entry, clientId: string, clientSeq: number): Entry {
-  return {
-    ...entry,
-    id: entryId(clientId, clientSeq),
-    clientId,
-    clientSeq,
-    origin: entry.origin ?? entry.id,
-  }
-}
-
-/** What a duplicate of `first` answers to the item `id`. */
-function duplicateOf(first: AppendResult | undefined, id: string): AppendResult {
-  return { ...(first as AppendResult), id, status: 'duplicate' } as AppendResult
 }
 
 export function originContract(h: ContractHarness): void {

@@ -11,14 +11,25 @@
  *    dropped entry is not appended again;
  * 3. a drop with one cut no snapshot covers, one that takes the head, or one that does not start
  *    at the first kept version (or names other offsets) is refused and deletes nothing, not even
- *    the good cuts beside it.
+ *    the good cuts beside it;
+ * 4. exactly once across a drop (invariant 5): a resend of a dropped client entry gets its
+ *    original answer (`duplicate`, same version, partition, offset, `committedAt`, the same
+ *    corrections), another content under its id is `id_conflict`, a moved copy of it is
+ *    `duplicate` of it, a resent dropped correction of the log is `duplicate`, and a `corrects`
+ *    naming a dropped entry still names an entry of the log; also after a reopen.
  */
 import { expect, it } from 'vitest'
 import { foldKey } from '@ledgerline/core'
-import type { StoredEntry } from '@ledgerline/core'
+import type { Entry, StoredEntry } from '@ledgerline/core'
 import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
-import type { LedgerSnapshots, LogStore, RetentionCut, RetentionLogStore } from '@ledgerline/log'
-import { client, contractTypes } from './log-store-contract-fixtures.ts'
+import type {
+  AppendResult,
+  LedgerSnapshots,
+  LogStore,
+  RetentionCut,
+  RetentionLogStore,
+} from '@ledgerline/log'
+import { client, contractTypes, duplicateOf, moved } from './log-store-contract-fixtures.ts'
 import type { ContractHarness } from './log-store-contract-fixtures.ts'
 
 const STOCK_KEY = foldKey(contractTypes[0] as { type: string; version: number })
@@ -162,5 +173,79 @@ export function retentionContract(h: ContractHarness): void {
     // The triggers that refuse deletes are back: a second, good drop still works.
     expect(await store.dropHistory([good])).toMatchObject({ _tag: 'dropped', entries: 2 })
     expect(await store.dropHistory([good])).toMatchObject({ _tag: 'refused', code: 'changed' })
+  })
+}
+
+export function retentionResendContract(h: ContractHarness): void {
+  it('answers a resend of a dropped entry with its original result, and another content id_conflict', async () => {
+    // Goal: invariant 5, guarantee 2 across retention (a register off longer than the horizon
+    // resends a sale whose ack it never got: `id_conflict` would make it land twice under a new
+    // clientId). Method: stock/r gets +1, -3 (corrected by stock.oversold), +2, +1, +1; a
+    // snapshot at 5 covers a drop of 1..4, which takes the oversold correction too. Then resend
+    // each dropped entry, the same sale with another content, a moved copy, the correction
+    // itself, a client correction naming a dropped sale; reopen and resend again.
+    const store = retained(await h.open())
+    if (store === undefined) return
+    const c = client(71)
+    const sales = [1, -3, 2, 1, 1].map((qty) => c.next('stock/r', 'stock.moved', { qty }))
+    const acks: AppendResult[] = []
+    for (const sale of sales) acks.push(...(await store.append('acme', [{ entry: sale }])))
+    expect(acks[1]).toMatchObject({ status: 'appended', version: 2 })
+    expect(acks[1]?.status === 'appended' && acks[1].corrections).toHaveLength(1)
+    const ledger = await store.readEntity('acme', 'stock/r', 1, 100)
+    expect(ledger.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6])
+    const correction = ledger[2] as StoredEntry
+    const last = ledger[4] as StoredEntry
+    await store.putSnapshot('acme', {
+      entity: 'stock/r',
+      foldKey: STOCK_KEY,
+      version: 5,
+      partition: last.partition,
+      offset: last.offset,
+      committedAt: last.committedAt,
+      state: { onHand: 1 },
+    })
+    expect(await store.dropHistory([cutOf(ledger, 1, 4)])).toMatchObject({
+      _tag: 'dropped',
+      entries: 4,
+    })
+    const resends = async (s: LogStore, round: number) => {
+      // The dropped sales, one call each and all in one call: their original answers.
+      for (const [i, sale] of sales.slice(0, 3).entries()) {
+        expect(await s.append('acme', [{ entry: sale }])).toEqual([duplicateOf(acks[i], sale.id)])
+      }
+      expect(
+        await s.append(
+          'acme',
+          sales.slice(0, 3).map((entry) => ({ entry })),
+        ),
+      ).toEqual(acks.slice(0, 3).map((a, i) => duplicateOf(a, (sales[i] as Entry).id)))
+      // Another content under a dropped id is still another entry.
+      const other = { ...(sales[0] as Entry), data: { qty: 40 } }
+      expect(await s.append('acme', [{ entry: other }])).toMatchObject([
+        { id: other.id, status: 'id_conflict' },
+      ])
+      // A moved copy of a dropped sale lands no second time (`append-plan.ts` invariant 12).
+      const copy = moved(sales[1] as Entry, client(72).clientId, round)
+      expect(await s.append('acme', [{ entry: copy }])).toEqual([duplicateOf(acks[1], copy.id)])
+      // The log's own correction, resent (a hub forwards them): the same position.
+      const [again] = await s.append('acme', [{ entry: correction }])
+      expect(again).toMatchObject({
+        id: correction.id,
+        status: 'duplicate',
+        version: 3,
+        offset: correction.offset,
+      })
+      expect(await s.head('acme', 'stock/r')).toMatchObject({ version: 6 + round - 1 })
+    }
+    await resends(store, 1)
+    // A client's correction of a dropped sale names an entry of the log.
+    const [voided] = await store.append('acme', [
+      { entry: c.next('stock/r', 'stock.moved', { qty: 2 }, { corrects: (sales[0] as Entry).id }) },
+    ])
+    expect(voided).toMatchObject({ status: 'appended', version: 7 })
+    const reopen = h.subject()?.reopen
+    if (reopen === undefined) return
+    await resends(await reopen(), 2)
   })
 }

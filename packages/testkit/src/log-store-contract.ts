@@ -55,7 +55,7 @@ import type {
   LogStoreContractSubject,
 } from './log-store-contract-fixtures.ts'
 import { readContract } from './log-store-contract-reads.ts'
-import { retentionContract } from './log-store-contract-retention.ts'
+import { retentionContract, retentionResendContract } from './log-store-contract-retention.ts'
 import { snapshotContract } from './log-store-contract-snapshots.ts'
 import { writeContract } from './log-store-contract-writes.ts'
 
@@ -124,5 +124,6 @@ export function runLogStoreContract(
     originContract(harness)
     snapshotContract(harness)
     retentionContract(harness)
+    retentionResendContract(harness)
   })
 }

@@ -52,6 +52,7 @@ function fakeLink(store: HubStore) {
   let connected = true
   const link: UpstreamLink = {
     state: () => ({ connected, since: 0 }),
+    mirror: () => ({ _tag: 'mirroring' }),
     limits: () => (connected ? LIMITS : undefined),
     forwardGrant: () => ['*'],
     onState(l) {

@@ -30,6 +30,16 @@
  *    itself when quiet (`UPSTREAM_PING_MS`) and measures silence on its own timers.
  * 8. `hold(true)` (the `--dev` relay's `/dev/upstream` switch, `dev-upstream.ts`) closes the link
  *    and dials no more until `hold(false)`, which dials at once: a store's internet cut by hand.
+ * 9. `history_dropped` from head office (the mirror's cursors lie below what its operator's
+ *    retention kept: the hub was cut off for longer than the horizon) stops the mirror for the
+ *    life of the link: no later welcome subscribes again (the marks never go down, so each
+ *    subscribe would only meet it again, at backoff 0), `mirror()` says `history_dropped`, the
+ *    event `upstream_history_dropped` is logged as an error once, and the link stays up for
+ *    forwarding, so registers' entries still reach head office exactly once. The mirror is not
+ *    bootstrapped from head office's snapshots: it is a log of entries that registers catch up
+ *    from (`store-layer.ts`), with no place for a snapshot. The operator's fix is a new hub data
+ *    directory (registers keep their outboxes: the hub is never the only copy), or none: a
+ *    register that fails over to head office bootstraps there.
  */
 import WebSocket from 'ws'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
@@ -78,8 +88,15 @@ export interface UpstreamLinkOptions {
   readonly random?: ((bytes: Uint8Array) => void) | undefined
 }
 
+/** Whether head office's pages still fill the mirror (invariant 9). */
+export type MirrorStatus =
+  | { readonly _tag: 'mirroring' }
+  | { readonly _tag: 'history_dropped'; readonly since: number; readonly message: string }
+
 export interface UpstreamLink {
   state(): UpstreamState
+  /** Invariant 9: `history_dropped` once head office said the mirror's cursors are too old. */
+  mirror(): MirrorStatus
   /** What head office accepts from this link; undefined while down. */
   limits(): RelayLimitsAdvertised | undefined
   /** The hub's forward grant as head office's welcome gave it; undefined while down. */
@@ -136,6 +153,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
   // Each dial's number: a dial that a hold overtook while it fetched its token gives up.
   let dials = 0
   const pending = new Map<number, PendingPush>()
+  let mirror: MirrorStatus = { _tag: 'mirroring' }
 
   const setState = (connected: boolean) => {
     if (state.connected === connected) return
@@ -225,7 +243,8 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
         }
         armRenew(m.expiresAt)
         const scope = m.grants.read.length > 0 ? m.grants.read : (m.grants.forward ?? [])
-        if (scope.length > 0) {
+        // Invariant 9: a mirror below head office's marks asks no more.
+        if (scope.length > 0 && mirror._tag === 'mirroring') {
           send({
             type: 'subscribe',
             sub: 1,
@@ -261,6 +280,13 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
       case 'error':
         logger.warn({ event: 'upstream_error', kind: m.kind, message: m.message }, 'upstream')
         errorBackoff = m.backoffMsMin
+        if (m.kind === 'history_dropped' && mirror._tag === 'mirroring') {
+          mirror = { _tag: 'history_dropped', since: timers.now(), message: m.message }
+          logger.error(
+            { event: 'upstream_history_dropped', message: m.message },
+            'head office dropped history below the mirror: the mirror stops, forwarding goes on; a new hub data directory starts a fresh mirror',
+          )
+        }
         return
       default:
         return
@@ -332,6 +358,7 @@ export function createUpstreamLink(options: UpstreamLinkOptions): UpstreamLink {
 
   return {
     state: () => state,
+    mirror: () => mirror,
     limits: () => welcome?.limits,
     forwardGrant: () => welcome?.grants.forward,
     onState(listener) {
