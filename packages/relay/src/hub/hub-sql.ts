@@ -59,6 +59,7 @@ export interface HubSql {
   readonly open: S<[number, number], QueueRow>
   readonly openFacts: S<[string, number, number], QueueRow>
   readonly openCount: S<[], { n: number }>
+  readonly lastSeq: S<[], { seq: number }>
   readonly queuedAny: S<[string], QueueRow>
   readonly settle: S
   readonly settleAny: S
@@ -126,6 +127,7 @@ export function prepareHubSql(db: BetterSqlite3.Database): HubSql {
     openCount: db.prepare<[], { n: number }>(
       'SELECT count(*) AS n FROM queue WHERE result IS NULL',
     ),
+    lastSeq: db.prepare<[], { seq: number }>('SELECT COALESCE(MAX(seq), 0) AS seq FROM queue'),
     settle: db.prepare(
       'UPDATE queue SET result = ? WHERE tenant = ? AND id = ? AND result IS NULL',
     ),

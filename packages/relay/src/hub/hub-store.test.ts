@@ -196,6 +196,40 @@ describe('a head office of another log (invariant 4, finding D)', () => {
     ])
   })
 
+  // Failed on a73f38a (seed 179 with hubs): with no log change a device restore's recovery moved
+  // s1 and s2 to a new clientId, but the hub also held s3, which the restored device had lost.
+  // Settling s1 and s2 here left head office's mark of the old clientId below s3, which it then
+  // refused `seq_gap` for good, so the hub never drained. Head office answers the originals
+  // `duplicate` itself (using up their clientSeqs): they stay open and are forwarded.
+  it('leaves an open row of the same log to head office when its moved copy lands', async () => {
+    const store = fresh().open()
+    store.welcomed(head(1))
+    const pusher = { subject: 'register-1', grants }
+    const [s1, s2, s3] = sales(1, 1, 3)
+    await store.append(TENANT, [s1!, s2!, s3!], pusher)
+    const moved = clientIdOf(9)
+    const copy = (s: typeof s1, seq: number, offset: number) => ({
+      ...s!.entry,
+      id: `${moved}-${seq}`,
+      clientId: moved,
+      clientSeq: seq,
+      origin: s!.entry.id,
+      version: seq,
+      partition: 0,
+      offset,
+      committedAt: 5,
+    })
+    store.mirrorPage([copy(s1, 1, 1), copy(s2, 2, 2)], { 0: 2 })
+    expect(store.open(10).map((q) => q.entry.id)).toEqual([s1, s2, s3].map((s) => s!.entry.id))
+    // Head office answered the forwarded originals duplicate and appended s3.
+    store.settle([
+      { ...appended(s1!.entry.id, 1), status: 'duplicate' as const },
+      { ...appended(s2!.entry.id, 2), status: 'duplicate' as const },
+      appended(s3!.entry.id, 3),
+    ])
+    expect(store.openCount()).toBe(0)
+  })
+
   // Failed on e78ebeb (seed 15 with hubs): the moved copy was refused at head office, so it
   // never reached the mirror, and the original stayed open (`seq_gap` for good).
   it('settles an open row with the decision its moved copy got through the hub', async () => {

@@ -65,6 +65,11 @@
  *    would refuse the forwarded original `seq_gap` for good after a log change (the restored log
  *    lacks the clientSeqs before it, which the register confirmed and dropped), so the row would
  *    never settle and the hub never drain; and the store layer would show it beside its copy.
+ *    Only rows queued before the last log change (`log_changed_seq` in meta) settle so: on the
+ *    log a row was queued for, head office answers the forwarded original `duplicate` itself and
+ *    so uses up its clientSeq; settled here, it would leave head office's mark of that clientId
+ *    below the clientId's later open rows (ones a restored device lost but the hub holds), which
+ *    head office would then refuse `seq_gap` for good (seed 179).
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -178,6 +183,8 @@ class SqliteHubStore implements HubStore {
   readonly #queued = new Set<(rows: readonly QueuedEntry[]) => void>()
   readonly #logChanged = new Set<() => void>()
   #head: MirrorHead | undefined
+  /** Invariant 11: the highest queue seq at the last log change (0: none seen). */
+  #logChangedSeq: number
   #closed = false
   #settledSincePrune = 0
   readonly #sql: HubSql
@@ -195,6 +202,7 @@ class SqliteHubStore implements HubStore {
     const partitions = this.#sql.meta.get('partitions')?.value
     const read = this.#sql.meta.get('read')?.value ?? '[]'
     const subject = this.#sql.meta.get('subject')?.value ?? ''
+    this.#logChangedSeq = Number(this.#sql.meta.get('log_changed_seq')?.value ?? 0)
     if (log !== undefined && partitions !== undefined) {
       this.#head = {
         log: JSON.parse(log) as LogIdentity,
@@ -220,6 +228,7 @@ class SqliteHubStore implements HubStore {
       (before.log.id !== head.log.id ||
         before.log.generation !== head.log.generation ||
         before.partitions !== head.partitions)
+    let changedSeq = this.#logChangedSeq
     this.#db.transaction(() => {
       if (other) {
         // Invariant 4: another history; its positions mean nothing here.
@@ -227,6 +236,9 @@ class SqliteHubStore implements HubStore {
         this.#sql.clearCursors.run()
         this.#sql.dropSettled.run()
         this.#sql.resetHighs.run()
+        // Invariant 11: the rows still open were queued for the lost history.
+        changedSeq = this.#sql.lastSeq.get()?.seq ?? 0
+        this.#sql.setMeta.run('log_changed_seq', String(changedSeq))
       }
       this.#sql.setMeta.run('log', JSON.stringify(head.log))
       this.#sql.setMeta.run('partitions', String(head.partitions))
@@ -234,6 +246,7 @@ class SqliteHubStore implements HubStore {
       this.#sql.setMeta.run('subject', head.subject)
     })()
     this.#head = head
+    this.#logChangedSeq = changedSeq
     if (other) for (const l of this.#logChanged) l()
     return other
   }
@@ -324,12 +337,15 @@ class SqliteHubStore implements HubStore {
    * Invariant 11: the open row of `origin` gets the decision its moved copy `copy` got
    * (`decided`; landed: `duplicate` at the copy's position), when the copy has the row's content
    * (`recoveryDigest`) and is of the row's subject: `subject` (the copy's queue row) or the
-   * hub's binding of its clientId, if any. True when a row was settled.
+   * hub's binding of its clientId, if any, and was queued before the last log change. True when
+   * a row was settled.
    */
   #settleOrigin(origin: string, copy: Entry, decided: AckResult, subject?: string): boolean {
     if (!isDecision(decided)) return false
     const row = this.#sql.queued.get(copy.tenant, origin)
     if (row === undefined || row.result !== null) return false
+    // Head office of the row's own log answers the original itself (`duplicate`).
+    if (row.seq > this.#logChangedSeq) return false
     const bound = subject ?? this.#sql.client.get(copy.tenant, copy.clientId)?.subject
     if (bound !== undefined && bound !== null && bound !== row.subject) return false
     const original = decodeEntryBody(row.body)
