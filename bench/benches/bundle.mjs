@@ -48,7 +48,7 @@ function shareByPackage(metafile) {
           .split('/')
           .slice(0, path.includes('node_modules/@') ? 2 : 1)
           .join('/')
-      : path.replace(/^packages\/([^/]+)\/.*$/, '$1')
+      : path.replace(/^(?:\.\.\/)*packages\/([^/]+)\/.*$/, '$1')
     byPackage.set(name, (byPackage.get(name) ?? 0) + bytesInOutput)
     total += bytesInOutput
   }
