@@ -53,7 +53,7 @@ export async function startCli(args = [], env = {}) {
   const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
   child.stderr.on('data', (chunk) => {
     err += chunk.toString()
-    inspectorUrl ??= /Debugger listening on (ws:\/\/\S+)/.exec(err)?.[1]
+    inspectorUrl ??= /Debugger listening on (ws:\/\/\S+)\s/.exec(err)?.[1]
   })
   const httpUrl = await new Promise((resolve, reject) => {
     let out = ''
@@ -63,7 +63,9 @@ export async function startCli(args = [], env = {}) {
     }, CLI_READY_MS)
     child.stdout.on('data', (chunk) => {
       out += chunk.toString()
-      const m = /ledgerline relay listening on (http:\/\/\S+)/.exec(out)
+      // Up to the space after the URL: a read may end inside the port, and a cut-short port
+      // can be another server's.
+      const m = /ledgerline relay listening on (http:\/\/\S+) \(/.exec(out)
       if (m !== null) {
         clearTimeout(timer)
         resolve(m[1])

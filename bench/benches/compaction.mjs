@@ -196,7 +196,9 @@ async function restartAndProbe(dir, schemaFile, used) {
       const timer = setTimeout(() => reject(new Error('relay did not start in 120 s')), 120_000)
       child.stdout.on('data', (d) => {
         out += d.toString()
-        const m = /listening on (http:\/\/\S+)/.exec(out)
+        // Up to the space after the URL: a read may end inside the port, and a cut-short port
+        // can be another server's (seen: a 404 from another process's HTTP server).
+        const m = /listening on (http:\/\/\S+) \(/.exec(out)
         if (m !== null) {
           clearTimeout(timer)
           resolve(m[1])
