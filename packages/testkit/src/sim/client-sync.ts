@@ -21,25 +21,17 @@
 import type { Entry, HlcClock, StoredEntry } from '@ledgerline/core'
 import type { AckResult, Message } from '@ledgerline/protocol'
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
-import type { LocalDb, SimClientBugs, SimClientStats } from './client.ts'
-import type { CrashPoints } from './crash-points.ts'
-import type { SimHistory } from './history.ts'
+import type { LocalDb, SimClientOptions, SimClientStats } from './client.ts'
 import { SIM_ACK_TIMEOUT_MS, SIM_PUSH_ENTRIES_MAX, SIM_PUSH_IN_FLIGHT_MAX } from './limits.ts'
-import type { ConnectionHandler, SimConnection, SimNetwork } from './network.ts'
-import type { Prng } from './prng.ts'
-import type { SimScheduler } from './scheduler.ts'
+import type { ConnectionHandler, SimConnection } from './network.ts'
 
 /** What the sync loop uses of its client. */
-export interface ClientSyncOptions {
-  readonly name: string
-  readonly sched: SimScheduler
-  readonly net: SimNetwork
-  readonly rng: Prng
-  readonly points: CrashPoints
-  readonly history: SimHistory
+export interface ClientSyncOptions extends Pick<
+  SimClientOptions,
+  'name' | 'sched' | 'net' | 'rng' | 'points' | 'history' | 'bugs'
+> {
   readonly db: LocalDb
   readonly stats: SimClientStats
-  readonly bugs?: SimClientBugs | undefined
   /** The client's hybrid logical clock of this life (pages' stamps are merged into it). */
   readonly clock: () => HlcClock
   readonly crashed: () => boolean
