@@ -6,7 +6,7 @@
 // database. A *backup* is a copy of a place made while no relay runs on it: the directory copied
 // file by file, or the database copied with `CREATE DATABASE … TEMPLATE …`.
 //
-// PostgreSQL runs on one private cluster per test file (testkit's `startPostgresCluster`),
+// PostgreSQL runs on one private cluster per test file (testkit's `createPostgresFixture`),
 // started on first use; call `stopPostgres()` in `afterAll`. Without PostgreSQL binaries
 // `LOG_KINDS` holds only `sqlite` and says why once.
 import { cpSync, mkdtempSync, rmSync } from 'node:fs'
@@ -18,8 +18,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import type { Schema, StoredEntry } from '@ledgerline/core'
 import { createPostgresStore, createRelay, signToken } from '@ledgerline/relay'
 import type { LogStore, Relay, RelayLimits } from '@ledgerline/relay'
-import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { createPostgresFixture } from '@ledgerline/testkit'
 import type { Client } from '../src/index.ts'
 import { SECRET, startProxy } from './relay.ts'
 import type { Proxy } from './relay.ts'
@@ -32,7 +31,8 @@ export type LogPlace =
   | { readonly kind: 'sqlite'; readonly dataDir: string }
   | { readonly kind: 'postgres'; readonly url: string; readonly database: string }
 
-const skipReason = postgresSkipReason()
+const postgres = createPostgresFixture(`edge${process.pid}_`)
+const skipReason = postgres.skipReason
 if (skipReason !== undefined) {
   process.stdout.write(`[skip] PostgreSQL variants of the edge tests: ${skipReason}\n`)
 }
@@ -187,7 +187,7 @@ export async function startEdgeServer(
       const backup: LogPlace = {
         kind: 'postgres',
         database,
-        url: (await cluster()).urlFor(database),
+        url: (await postgres.cluster()).urlFor(database),
       }
       places.push(backup)
       return backup
@@ -217,20 +217,12 @@ export async function startEdgeServer(
 
 /** Stops this file's PostgreSQL cluster, if one was started. */
 export async function stopPostgres(): Promise<void> {
-  const started = clusterStarted
-  clusterStarted = undefined
-  if (started !== undefined) (await started).stop()
+  await postgres.stop()
 }
 
 // ---------------------------------------------------------------------------------------------
 
-let clusterStarted: Promise<PostgresCluster> | undefined
 let databases = 0
-
-function cluster(): Promise<PostgresCluster> {
-  clusterStarted ??= startPostgresCluster()
-  return clusterStarted
-}
 
 async function newPlace(kind: LogKind, places: LogPlace[]): Promise<LogPlace> {
   let created: LogPlace
@@ -238,14 +230,14 @@ async function newPlace(kind: LogKind, places: LogPlace[]): Promise<LogPlace> {
     created = { kind, dataDir: mkdtempSync(join(tmpdir(), 'll-edge-log-')) }
   } else {
     const database = `edge${process.pid}_${++databases}`
-    created = { kind, database, url: await (await cluster()).createDatabase(database) }
+    created = { kind, database, url: await postgres.database(database) }
   }
   places.push(created)
   return created
 }
 
 async function postgresAdmin(sql: string): Promise<void> {
-  const db = new pg.Client({ connectionString: (await cluster()).url })
+  const db = new pg.Client({ connectionString: (await postgres.cluster()).url })
   await db.connect()
   try {
     await db.query(sql)

@@ -25,8 +25,7 @@ import type {
   SnapshotsMessage,
   WelcomeMessage,
 } from '@ledgerline/protocol'
-import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture } from '@ledgerline/testkit'
 import { signToken } from './auth.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -43,9 +42,7 @@ const ENTITIES = [
 ]
 const WAIT_MS = 20_000
 
-const skipReason = postgresSkipReason()
-let cluster: PostgresCluster | undefined
-let databases = 0
+const postgres = createPostgresFixture('boot')
 const cleanups: (() => Promise<void> | void)[] = []
 
 afterEach(async () => {
@@ -72,9 +69,9 @@ const backends: Backend[] = [
   },
   {
     name: 'postgres',
-    skip: skipReason,
+    skip: postgres.skipReason,
     async start() {
-      const url = await (cluster as PostgresCluster).createDatabase(`boot${++databases}`)
+      const url = await postgres.database()
       const store: LogStore = await createPostgresStore({
         url,
         schema: CONTRACT_SCHEMA,
@@ -106,12 +103,9 @@ for (const backend of backends) {
     () => {
       if (backend.name === 'postgres') {
         beforeAll(async () => {
-          cluster = await startPostgresCluster()
+          await postgres.cluster()
         })
-        afterAll(() => {
-          cluster?.stop()
-          cluster = undefined
-        })
+        afterAll(() => postgres.stop())
       }
 
       it('bootstraps whole entities under concurrent appends, resubscribing mid-way too', async () => {

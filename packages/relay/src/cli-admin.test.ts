@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { createPostgresFixture } from '@ledgerline/testkit'
 import { createPostgresStore } from './postgres-store.ts'
 import { createRelay } from './relay.ts'
 import { createSqliteStore, SQLITE_LOG_FILE } from './sqlite-store.ts'
@@ -79,25 +78,26 @@ describe('ledgerline-relay bump-generation on SQLite', () => {
   })
 })
 
-const skipReason = postgresSkipReason()
-let cluster: PostgresCluster | undefined
-afterAll(() => cluster?.stop())
+const postgres = createPostgresFixture('bump')
+afterAll(() => postgres.stop())
 
-describe.skipIf(skipReason !== undefined)('ledgerline-relay bump-generation on PostgreSQL', () => {
-  it('raises the generation through --database-url while a store stays open', async () => {
-    cluster ??= await startPostgresCluster()
-    const url = await cluster.createDatabase('bump')
-    const store = await createPostgresStore({ url })
-    try {
-      const before = await store.identity()
-      const run = cli('bump-generation', '--store', 'postgres', '--database-url', url)
-      expect(run.stderr).toBe('')
-      expect(run.status).toBe(0)
-      // A running relay's store sees it at the next read (it reads at every hello).
-      expect(await store.identity()).toEqual({ id: before.id, generation: 2 })
-    } finally {
-      await store.close()
-    }
-    expect(cli('bump-generation', '--store', 'postgres').status).toBe(2)
-  })
-})
+describe.skipIf(postgres.skipReason !== undefined)(
+  `ledgerline-relay bump-generation on PostgreSQL${postgres.skipNote}`,
+  () => {
+    it('raises the generation through --database-url while a store stays open', async () => {
+      const url = await postgres.database('bump')
+      const store = await createPostgresStore({ url })
+      try {
+        const before = await store.identity()
+        const run = cli('bump-generation', '--store', 'postgres', '--database-url', url)
+        expect(run.stderr).toBe('')
+        expect(run.status).toBe(0)
+        // A running relay's store sees it at the next read (it reads at every hello).
+        expect(await store.identity()).toEqual({ id: before.id, generation: 2 })
+      } finally {
+        await store.close()
+      }
+      expect(cli('bump-generation', '--store', 'postgres').status).toBe(2)
+    })
+  },
+)

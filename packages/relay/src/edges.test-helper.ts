@@ -6,7 +6,7 @@
 // type-check today and fail on their assertions; an implementer who picks another name changes it
 // here, not in every test.
 //
-// PostgreSQL runs on one private cluster per test file (testkit's `startPostgresCluster`),
+// PostgreSQL runs on one private cluster per test file (testkit's `createPostgresFixture`),
 // started on first use; call `stopPostgres()` in `afterAll`.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -17,8 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach } from 'vitest'
 import type { Data, Entry, Schema } from '@ledgerline/core'
 import type { AckResult, RelayMessage } from '@ledgerline/protocol'
-import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture } from '@ledgerline/testkit'
 // The relay's public surface (what its package exports), so the tests survive the move of the
 // log stores and the session internals.
 import { createPostgresStore, createRelay, signToken } from './index.ts'
@@ -30,7 +29,8 @@ export const SECRET = 'edge-tests-secret-0123456789abcdef-0123'
 export const TENANT = 'acme'
 
 export type LogKind = 'sqlite' | 'postgres'
-const skipReason = postgresSkipReason()
+const postgres = createPostgresFixture(`edge${process.pid}_`)
+const skipReason = postgres.skipReason
 if (skipReason !== undefined) {
   process.stdout.write(`[skip] PostgreSQL variants of the relay edge tests: ${skipReason}\n`)
 }
@@ -76,7 +76,7 @@ export async function startEdgeRelay(
       },
     }
   }
-  const url = await (await cluster()).createDatabase(`edge${process.pid}_${++databases}`)
+  const url = await postgres.database()
   const store = await createPostgresStore({ url, schema, partitions: 4 })
   const relay = await createRelay({ ...common, store, limits: options.limits })
   return {
@@ -132,9 +132,7 @@ export function useEdgeRelays(): EdgeRelays {
 
 /** Stops this file's PostgreSQL cluster, if one was started. */
 export async function stopPostgres(): Promise<void> {
-  const started = clusterStarted
-  clusterStarted = undefined
-  if (started !== undefined) (await started).stop()
+  await postgres.stop()
 }
 
 export function token(
@@ -378,14 +376,4 @@ export async function clientRecord(
   clientId: string,
 ): Promise<{ readonly high: number; readonly subject: string | null }> {
   return store.client(tenant, clientId)
-}
-
-// ---------------------------------------------------------------------------------------------
-
-let clusterStarted: Promise<PostgresCluster> | undefined
-let databases = 0
-
-function cluster(): Promise<PostgresCluster> {
-  clusterStarted ??= startPostgresCluster()
-  return clusterStarted
 }

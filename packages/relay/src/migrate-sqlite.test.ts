@@ -15,13 +15,7 @@ import * as Y from 'yjs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { defineSchema } from '@ledgerline/core'
 import type { Data, Entry } from '@ledgerline/core'
-import {
-  CONTRACT_SCHEMA,
-  findPostgresBinaries,
-  postgresSkipReason,
-  startPostgresCluster,
-} from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture, findPostgresBinaries } from '@ledgerline/testkit'
 import { migrateSqliteCommand } from './cli-migrate.ts'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { lockDataDir } from './data-dir-lock.ts'
@@ -47,184 +41,177 @@ const schema = defineSchema(
   doc,
 )
 
-const pgSkip = postgresSkipReason()
-let cluster: PostgresCluster | undefined
+const postgres = createPostgresFixture('migrate')
 const dirs: string[] = []
-afterAll(() => {
-  cluster?.stop()
+afterAll(async () => {
+  await postgres.stop()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-describe.skipIf(pgSkip !== undefined)(
-  `migrate-sqlite${pgSkip === undefined ? '' : ` (skipped: ${pgSkip})`}`,
-  () => {
-    it('copies every row, keeps the identity, and the copy answers every read and resend alike', async () => {
-      cluster ??= await startPostgresCluster()
-      const dir = mkdtempSync(join(tmpdir(), 'll-migrate-'))
-      dirs.push(dir)
-      const file = join(dir, SQLITE_LOG_FILE)
-      const written = await populate(file)
-      const url = await cluster.createDatabase('migrated')
+describe.skipIf(postgres.skipReason !== undefined)(`migrate-sqlite${postgres.skipNote}`, () => {
+  it('copies every row, keeps the identity, and the copy answers every read and resend alike', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'll-migrate-'))
+    dirs.push(dir)
+    const file = join(dir, SQLITE_LOG_FILE)
+    const written = await populate(file)
+    const url = await postgres.database('migrated')
 
-      const line = await migrateSqliteCommand(['--from', dir, '--database-url', url], {})
-      expect(line).toContain(`${written.entries} entries in ${PARTITIONS} partitions`)
-      expect(line).toContain('1 deferrals')
-      expect(line).toContain('2 origins of moved entries')
-      expect(line).toContain('verified')
+    const line = await migrateSqliteCommand(['--from', dir, '--database-url', url], {})
+    expect(line).toContain(`${written.entries} entries in ${PARTITIONS} partitions`)
+    expect(line).toContain('1 deferrals')
+    expect(line).toContain('2 origins of moved entries')
+    expect(line).toContain('verified')
 
-      const sqlite = await createSqliteStore({ file, schema })
-      const pg = await createPostgresStore({ url, schema })
-      try {
-        expect(await pg.identity()).toEqual(await sqlite.identity())
-        expect((await pg.identity()).generation).toBe(2)
-        expect(pg.partitions).toBe(PARTITIONS)
-        expect(await pg.partitionHeads()).toEqual(await sqlite.partitionHeads())
-        for (const tenant of ['acme', 'other']) {
-          for (let p = 0; p < PARTITIONS; p++) {
-            expect(await pg.readPartition(tenant, p, 0, 10_000)).toEqual(
-              await sqlite.readPartition(tenant, p, 0, 10_000),
-            )
-          }
-        }
-        for (const entity of written.entities) {
-          expect(await pg.readEntity('acme', entity, 1, 10_000)).toEqual(
-            await sqlite.readEntity('acme', entity, 1, 10_000),
-          )
-          expect(await pg.head('acme', entity)).toEqual(await sqlite.head('acme', entity))
-        }
-        for (const clientId of written.clientIds) {
-          expect(await pg.client('acme', clientId)).toEqual(await sqlite.client('acme', clientId))
-        }
-        // Decided once, on either log: every resend gets the original answer (duplicates with
-        // their positions and corrections, the refusals), and the impostor is refused alike.
-        const resent = written.calls
-        for (const call of resent) {
-          expect(await pg.append('acme', call.items, call.pusher)).toEqual(
-            await sqlite.append('acme', call.items, call.pusher),
-          )
-        }
-        // A second move of the moved sale is a copy on both logs, not a new sale.
-        const [copyOnSqlite] = await sqlite.append('acme', [{ entry: written.moved }], ALICE_PUSHER)
-        expect(copyOnSqlite?.status).toBe('duplicate')
-        expect(await pg.append('acme', [{ entry: written.moved }], ALICE_PUSHER)).toEqual([
-          copyOnSqlite,
-        ])
-        const voidOfAlias = written.voidOfAlias()
-        const [voidOnSqlite] = await sqlite.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
-        expect(voidOnSqlite?.status).toBe('appended')
-        const [voidOnPg] = await pg.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
-        expect(voidOnPg).toEqual({ ...(voidOnSqlite as object), committedAt: expect.any(Number) })
-        const next = written.next(ALICE)
-        const taken = await pg.append('acme', [{ entry: next }], MALLORY)
-        expect(taken[0]?.status).toBe('client_taken')
-        // And the copy goes on where the source stopped: next offset, next version.
-        const [onPg] = await pg.append('acme', [{ entry: next }], ALICE_PUSHER)
-        const [onSqlite] = await sqlite.append('acme', [{ entry: next }], ALICE_PUSHER)
-        expect(onPg).toMatchObject({ status: 'appended' })
-        expect(onPg).toEqual({ ...(onSqlite as object), committedAt: expect.any(Number) })
-      } finally {
-        await pg.close()
-        await sqlite.close()
-      }
-
-      // Into a database that holds a log: refused, exit 2, nothing written.
-      const again = spawnSync(
-        process.execPath,
-        [CLI, 'migrate-sqlite', '--from', dir, '--database-url', url],
-        { encoding: 'utf8', timeout: 30_000 },
-      )
-      expect(again.stderr).toContain('not empty')
-      expect(again.status).toBe(2)
-    }, 120_000)
-
-    it('the documented PostgreSQL backup: pg_dump, pg_restore, bump-generation', async () => {
-      // Goal: README "Backups" for PostgreSQL works as written: the restored database is the
-      // same log at a higher generation, and decides resends as the original did.
-      cluster ??= await startPostgresCluster()
-      const pgBin = findPostgresBinaries()
-      if ('reason' in pgBin) throw new Error(pgBin.reason)
-      const dir = mkdtempSync(join(tmpdir(), 'll-pgdump-'))
-      dirs.push(dir)
-      const written = await populate(join(dir, SQLITE_LOG_FILE))
-      const url = await cluster.createDatabase('dumped')
-      await migrateSqliteCommand(['--from', dir, '--database-url', url], {})
-      const dump = join(dir, 'ledgerline.dump')
-      const run = (tool: string, args: string[]) => {
-        const out = spawnSync(join(pgBin.bin, tool), args, { encoding: 'utf8', timeout: 60_000 })
-        expect(`${tool}: ${out.status} ${out.stderr}`).toBe(`${tool}: 0 `)
-      }
-      run('pg_dump', ['--format=custom', `--file=${dump}`, url])
-      const restoredUrl = await cluster.createDatabase('restored')
-      run('pg_restore', ['--exit-on-error', '--no-owner', `--dbname=${restoredUrl}`, dump])
-      const bump = spawnSync(
-        process.execPath,
-        [CLI, 'bump-generation', '--store', 'postgres', '--database-url', restoredUrl],
-        { encoding: 'utf8', timeout: 30_000 },
-      )
-      expect(bump.stdout).toContain('now at generation 3')
-      const original = await createPostgresStore({ url, schema })
-      const restored = await createPostgresStore({ url: restoredUrl, schema })
-      try {
-        expect(await restored.identity()).toEqual({
-          ...(await original.identity()),
-          generation: 3,
-        })
+    const sqlite = await createSqliteStore({ file, schema })
+    const pg = await createPostgresStore({ url, schema })
+    try {
+      expect(await pg.identity()).toEqual(await sqlite.identity())
+      expect((await pg.identity()).generation).toBe(2)
+      expect(pg.partitions).toBe(PARTITIONS)
+      expect(await pg.partitionHeads()).toEqual(await sqlite.partitionHeads())
+      for (const tenant of ['acme', 'other']) {
         for (let p = 0; p < PARTITIONS; p++) {
-          expect(await restored.readPartition('acme', p, 0, 10_000)).toEqual(
-            await original.readPartition('acme', p, 0, 10_000),
+          expect(await pg.readPartition(tenant, p, 0, 10_000)).toEqual(
+            await sqlite.readPartition(tenant, p, 0, 10_000),
           )
         }
-        const first = written.calls[0] as (typeof written.calls)[number]
-        expect(await restored.append('acme', first.items, first.pusher)).toEqual(
-          await original.append('acme', first.items, first.pusher),
-        )
-        // The identity column goes on after the restore: a new entry appends.
-        const [next] = await restored.append('acme', [{ entry: written.next(ALICE) }], ALICE_PUSHER)
-        expect(next).toMatchObject({ status: 'appended' })
-      } finally {
-        await restored.close()
-        await original.close()
       }
-    }, 120_000)
+      for (const entity of written.entities) {
+        expect(await pg.readEntity('acme', entity, 1, 10_000)).toEqual(
+          await sqlite.readEntity('acme', entity, 1, 10_000),
+        )
+        expect(await pg.head('acme', entity)).toEqual(await sqlite.head('acme', entity))
+      }
+      for (const clientId of written.clientIds) {
+        expect(await pg.client('acme', clientId)).toEqual(await sqlite.client('acme', clientId))
+      }
+      // Decided once, on either log: every resend gets the original answer (duplicates with
+      // their positions and corrections, the refusals), and the impostor is refused alike.
+      const resent = written.calls
+      for (const call of resent) {
+        expect(await pg.append('acme', call.items, call.pusher)).toEqual(
+          await sqlite.append('acme', call.items, call.pusher),
+        )
+      }
+      // A second move of the moved sale is a copy on both logs, not a new sale.
+      const [copyOnSqlite] = await sqlite.append('acme', [{ entry: written.moved }], ALICE_PUSHER)
+      expect(copyOnSqlite?.status).toBe('duplicate')
+      expect(await pg.append('acme', [{ entry: written.moved }], ALICE_PUSHER)).toEqual([
+        copyOnSqlite,
+      ])
+      const voidOfAlias = written.voidOfAlias()
+      const [voidOnSqlite] = await sqlite.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
+      expect(voidOnSqlite?.status).toBe('appended')
+      const [voidOnPg] = await pg.append('acme', [{ entry: voidOfAlias }], ALICE_PUSHER)
+      expect(voidOnPg).toEqual({ ...(voidOnSqlite as object), committedAt: expect.any(Number) })
+      const next = written.next(ALICE)
+      const taken = await pg.append('acme', [{ entry: next }], MALLORY)
+      expect(taken[0]?.status).toBe('client_taken')
+      // And the copy goes on where the source stopped: next offset, next version.
+      const [onPg] = await pg.append('acme', [{ entry: next }], ALICE_PUSHER)
+      const [onSqlite] = await sqlite.append('acme', [{ entry: next }], ALICE_PUSHER)
+      expect(onPg).toMatchObject({ status: 'appended' })
+      expect(onPg).toEqual({ ...(onSqlite as object), committedAt: expect.any(Number) })
+    } finally {
+      await pg.close()
+      await sqlite.close()
+    }
 
-    it('refuses to run beside a relay on the directory, or without a log there', async () => {
-      cluster ??= await startPostgresCluster()
-      const url = await cluster.createDatabase('refused')
-      const empty = mkdtempSync(join(tmpdir(), 'll-migrate-none-'))
-      dirs.push(empty)
-      const none = spawnSync(
+    // Into a database that holds a log: refused, exit 2, nothing written.
+    const again = spawnSync(
+      process.execPath,
+      [CLI, 'migrate-sqlite', '--from', dir, '--database-url', url],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    expect(again.stderr).toContain('not empty')
+    expect(again.status).toBe(2)
+  }, 120_000)
+
+  it('the documented PostgreSQL backup: pg_dump, pg_restore, bump-generation', async () => {
+    // Goal: README "Backups" for PostgreSQL works as written: the restored database is the
+    // same log at a higher generation, and decides resends as the original did.
+    const pgBin = findPostgresBinaries()
+    if ('reason' in pgBin) throw new Error(pgBin.reason)
+    const dir = mkdtempSync(join(tmpdir(), 'll-pgdump-'))
+    dirs.push(dir)
+    const written = await populate(join(dir, SQLITE_LOG_FILE))
+    const url = await postgres.database('dumped')
+    await migrateSqliteCommand(['--from', dir, '--database-url', url], {})
+    const dump = join(dir, 'ledgerline.dump')
+    const run = (tool: string, args: string[]) => {
+      const out = spawnSync(join(pgBin.bin, tool), args, { encoding: 'utf8', timeout: 60_000 })
+      expect(`${tool}: ${out.status} ${out.stderr}`).toBe(`${tool}: 0 `)
+    }
+    run('pg_dump', ['--format=custom', `--file=${dump}`, url])
+    const restoredUrl = await postgres.database('restored')
+    run('pg_restore', ['--exit-on-error', '--no-owner', `--dbname=${restoredUrl}`, dump])
+    const bump = spawnSync(
+      process.execPath,
+      [CLI, 'bump-generation', '--store', 'postgres', '--database-url', restoredUrl],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    expect(bump.stdout).toContain('now at generation 3')
+    const original = await createPostgresStore({ url, schema })
+    const restored = await createPostgresStore({ url: restoredUrl, schema })
+    try {
+      expect(await restored.identity()).toEqual({
+        ...(await original.identity()),
+        generation: 3,
+      })
+      for (let p = 0; p < PARTITIONS; p++) {
+        expect(await restored.readPartition('acme', p, 0, 10_000)).toEqual(
+          await original.readPartition('acme', p, 0, 10_000),
+        )
+      }
+      const first = written.calls[0] as (typeof written.calls)[number]
+      expect(await restored.append('acme', first.items, first.pusher)).toEqual(
+        await original.append('acme', first.items, first.pusher),
+      )
+      // The identity column goes on after the restore: a new entry appends.
+      const [next] = await restored.append('acme', [{ entry: written.next(ALICE) }], ALICE_PUSHER)
+      expect(next).toMatchObject({ status: 'appended' })
+    } finally {
+      await restored.close()
+      await original.close()
+    }
+  }, 120_000)
+
+  it('refuses to run beside a relay on the directory, or without a log there', async () => {
+    const url = await postgres.database('refused')
+    const empty = mkdtempSync(join(tmpdir(), 'll-migrate-none-'))
+    dirs.push(empty)
+    const none = spawnSync(
+      process.execPath,
+      [CLI, 'migrate-sqlite', '--from', empty, '--database-url', url],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    expect(none.status).toBe(2)
+    expect(none.stderr).toContain('no Ledgerline log')
+    // A relay holds the directory: the copy would race its appends.
+    const held = mkdtempSync(join(tmpdir(), 'll-migrate-held-'))
+    dirs.push(held)
+    await (await createSqliteStore({ file: join(held, SQLITE_LOG_FILE) })).close()
+    const lock = lockDataDir(held)
+    try {
+      const busy = spawnSync(
         process.execPath,
-        [CLI, 'migrate-sqlite', '--from', empty, '--database-url', url],
+        [CLI, 'migrate-sqlite', '--from', held, '--database-url', url],
         { encoding: 'utf8', timeout: 30_000 },
       )
-      expect(none.status).toBe(2)
-      expect(none.stderr).toContain('no Ledgerline log')
-      // A relay holds the directory: the copy would race its appends.
-      const held = mkdtempSync(join(tmpdir(), 'll-migrate-held-'))
-      dirs.push(held)
-      await (await createSqliteStore({ file: join(held, SQLITE_LOG_FILE) })).close()
-      const lock = lockDataDir(held)
-      try {
-        const busy = spawnSync(
-          process.execPath,
-          [CLI, 'migrate-sqlite', '--from', held, '--database-url', url],
-          { encoding: 'utf8', timeout: 30_000 },
-        )
-        expect(busy.stderr).toContain('in use by another relay')
-        expect(busy.status).toBe(2)
-      } finally {
-        lock.release()
-      }
-      expect(
-        spawnSync(process.execPath, [CLI, 'migrate-sqlite', '--from', empty], {
-          encoding: 'utf8',
-          timeout: 30_000,
-          env: { PATH: process.env.PATH ?? '' },
-        }).status,
-      ).toBe(2)
-    }, 60_000)
-  },
-)
+      expect(busy.stderr).toContain('in use by another relay')
+      expect(busy.status).toBe(2)
+    } finally {
+      lock.release()
+    }
+    expect(
+      spawnSync(process.execPath, [CLI, 'migrate-sqlite', '--from', empty], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { PATH: process.env.PATH ?? '' },
+      }).status,
+    ).toBe(2)
+  }, 60_000)
+})
 
 describe('migrate-sqlite and dropped history', () => {
   it('refuses a log whose history an operator dropped, before writing anything', async () => {

@@ -10,8 +10,7 @@ import type { Pool } from 'pg'
 import { entryId, partitionOf } from '@ledgerline/core'
 import type { Entry, Schema } from '@ledgerline/core'
 import { createEntityStates } from '@ledgerline/log'
-import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture } from '@ledgerline/testkit'
 import { groupCall, groupEntry } from './pg-group.test-helper.ts'
 import { nodeSha256 } from './node-crypto.ts'
 import { commitGroup } from './postgres-append.ts'
@@ -19,29 +18,23 @@ import type { GroupContext } from './postgres-append.ts'
 import { createPool } from './postgres-sql.ts'
 import { createPostgresStore } from './postgres-store.ts'
 
-const skipReason = postgresSkipReason()
+const postgres = createPostgresFixture('a')
 const PARTITIONS = 4
 const CID = '000000000000000000000000000000a1'
 const entry = (seq: number, entity: string, over: Partial<Entry> = {}) =>
   groupEntry(CID, seq, entity, over)
 
-describe.skipIf(skipReason !== undefined)(
-  `one PostgreSQL group transaction${skipReason === undefined ? '' : ` (skipped: ${skipReason})`}`,
+describe.skipIf(postgres.skipReason !== undefined)(
+  `one PostgreSQL group transaction${postgres.skipNote}`,
   () => {
-    let cluster: PostgresCluster | undefined
-    let databases = 0
     beforeAll(async () => {
-      cluster = await startPostgresCluster()
+      await postgres.cluster()
     })
-    afterAll(() => {
-      cluster?.stop()
-      cluster = undefined
-    })
+    afterAll(() => postgres.stop())
 
     /** A migrated database, a pool on it whose `connect` can be made to fail, and its context. */
     async function open(schema: Schema | undefined) {
-      databases += 1
-      const url = await (cluster as PostgresCluster).createDatabase(`a${databases}`)
+      const url = await postgres.database()
       const migrating = await createPostgresStore({ url, schema, partitions: PARTITIONS })
       await migrating.close()
       const pool = createPool(url)

@@ -17,8 +17,7 @@ import pg from 'pg'
 import { entryId } from '@ledgerline/core'
 import type { Data, Entry, StoredEntry } from '@ledgerline/core'
 import type { AckMessage, AckResult, EntriesMessage, RelayMessage } from '@ledgerline/protocol'
-import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture } from '@ledgerline/testkit'
 import { signToken } from './auth.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -28,30 +27,27 @@ import { openClient, sleep, waitFor } from './wire-client.test-helper.ts'
 import type { WireClient } from './wire-client.test-helper.ts'
 
 const SECRET = 'postgres-relays-test-secret-0123456789'
-const skipReason = postgresSkipReason()
-if (skipReason !== undefined) {
+const postgres = createPostgresFixture('r')
+if (postgres.skipReason !== undefined) {
   // oxlint-disable-next-line no-console
-  console.warn(`PostgreSQL multi-relay tests skipped: ${skipReason}`)
+  console.warn(`PostgreSQL multi-relay tests skipped: ${postgres.skipReason}`)
 }
 
-let cluster: PostgresCluster | undefined
-let databases = 0
 const children = new Set<ChildProcess>()
 const cleanups: (() => Promise<void> | void)[] = []
 
-describe.skipIf(skipReason !== undefined)(
-  `several relays on one PostgreSQL log${skipReason === undefined ? '' : ` (skipped: ${skipReason})`}`,
+describe.skipIf(postgres.skipReason !== undefined)(
+  `several relays on one PostgreSQL log${postgres.skipNote}`,
   () => {
     beforeAll(async () => {
-      cluster = await startPostgresCluster()
+      await postgres.cluster()
     })
     afterEach(async () => {
       for (const fn of cleanups.splice(0).reverse()) await fn()
     })
-    afterAll(() => {
+    afterAll(async () => {
       for (const child of children) if (child.pid !== undefined) killChild(child)
-      cluster?.stop()
-      cluster = undefined
+      await postgres.stop()
     })
 
     for (const relayCount of [2, 3]) {
@@ -60,7 +56,7 @@ describe.skipIf(skipReason !== undefined)(
         // batches of 4: its own order lines and sales from one shared stock item (whose oversold
         // corrections are decided by whichever relay appends the breaking sale). Then every
         // client must hold every entry, per partition the offsets 1..head in the same order.
-        const url = await (cluster as PostgresCluster).createDatabase(`r${++databases}`)
+        const url = await postgres.database()
         const relays: Relay[] = []
         for (let i = 0; i < relayCount; i++) relays.push(await startRelay(url))
         const clients: TestClient[] = []
@@ -127,7 +123,7 @@ describe.skipIf(skipReason !== undefined)(
       // their high-water mark from `welcome`, and resend the outbox. At the end every entry id
       // is in the log exactly once, every client's high-water mark is its last clientSeq, and
       // a subscriber on B saw every entry once, in offset order.
-      const url = await (cluster as PostgresCluster).createDatabase(`r${++databases}`)
+      const url = await postgres.database()
       const a = await startCliRelay(url)
       const b = await startCliRelay(url)
       const watcher = await connectClient(b.url)

@@ -13,8 +13,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { createPostgresFixture } from '@ledgerline/testkit'
 import { signToken } from './auth.ts'
 import type { LogStore } from './log-store.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -161,15 +160,13 @@ describe('readiness: /readyz fails while the log cannot serve', () => {
     60_000,
   )
 
-  const pgSkip = postgresSkipReason()
-  let cluster: PostgresCluster | undefined
-  afterAll(() => cluster?.stop())
-  it.skipIf(pgSkip !== undefined)(
-    `while PostgreSQL is stopped (pg_ctl), then recovers${pgSkip === undefined ? '' : ` (skipped: ${pgSkip})`}`,
+  const postgres = createPostgresFixture('ready')
+  afterAll(() => postgres.stop())
+  it.skipIf(postgres.skipReason !== undefined)(
+    `while PostgreSQL is stopped (pg_ctl), then recovers${postgres.skipNote}`,
     async () => {
-      cluster = await startPostgresCluster()
-      const pg = cluster
-      const store = await createPostgresStore({ url: await pg.createDatabase('ready') })
+      const pg = await postgres.cluster()
+      const store = await createPostgresStore({ url: await postgres.database('ready') })
       cleanups.push(() => store.close())
       const logs = captureLogs()
       const relay = await createRelay({

@@ -17,8 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { foldKey } from '@ledgerline/core'
 import type { Data, Entry, Schema, StoredEntry } from '@ledgerline/core'
 import type { ErrorMessage, FetchedMessage, SnapshotsMessage } from '@ledgerline/protocol'
-import { CONTRACT_SCHEMA, postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { CONTRACT_SCHEMA, createPostgresFixture } from '@ledgerline/testkit'
 import { signToken } from './auth.ts'
 import { runAdminCommand } from './cli-admin.ts'
 import { createLedgerSnapshotter } from './ledger-snapshots.ts'
@@ -49,9 +48,7 @@ interface Place {
   flags: string[]
 }
 
-const skipReason = postgresSkipReason()
-let cluster: PostgresCluster | undefined
-let databases = 0
+const postgres = createPostgresFixture('ret')
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn()
@@ -84,9 +81,9 @@ const backends: { name: string; skip: string | undefined; place(): Promise<Place
   },
   {
     name: 'postgres',
-    skip: skipReason,
+    skip: postgres.skipReason,
     async place() {
-      const url = await (cluster as PostgresCluster).createDatabase(`ret${++databases}`)
+      const url = await postgres.database()
       let clock = T0
       return {
         open: (schema = CONTRACT_SCHEMA) =>
@@ -189,12 +186,9 @@ for (const backend of backends) {
     () => {
       if (backend.name === 'postgres') {
         beforeAll(async () => {
-          cluster = await startPostgresCluster()
+          await postgres.cluster()
         })
-        afterAll(() => {
-          cluster?.stop()
-          cluster = undefined
-        })
+        afterAll(() => postgres.stop())
       }
 
       it('exports, refuses bad drops whole, drops exactly the export, and readers are told', async () => {

@@ -14,8 +14,7 @@ import { join } from 'node:path'
 import type { Entry } from '@ledgerline/core'
 import { defineEntity, defineSchema, SERVER_CLIENT_ID } from '@ledgerline/core'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
-import type { PostgresCluster } from '@ledgerline/testkit'
+import { createPostgresFixture } from '@ledgerline/testkit'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import * as Y from 'yjs'
@@ -202,11 +201,10 @@ describe('createRelay with dataDir', () => {
     expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
   })
 
-  it.skipIf(pgSkip !== undefined)(
-    `serves /yjs/ and writes CRDT snapshots on PostgreSQL${pgSkip === undefined ? '' : ` (skipped: ${pgSkip})`}`,
+  it.skipIf(postgres.skipReason !== undefined)(
+    `serves /yjs/ and writes CRDT snapshots on PostgreSQL${postgres.skipNote}`,
     async () => {
-      cluster ??= await startPostgresCluster()
-      const url = await cluster.createDatabase('yjs_relay')
+      const url = await postgres.database('yjs_relay')
       const store = await createPostgresStore({ url, schema })
       cleanups.push(() => store.close())
       expect(await servesYjsAndSnapshots({ store })).toMatchObject({ kind: 'yjs.snapshot' })
@@ -214,12 +212,8 @@ describe('createRelay with dataDir', () => {
   )
 })
 
-const pgSkip = postgresSkipReason()
-let cluster: PostgresCluster | undefined
-afterAll(() => {
-  cluster?.stop()
-  cluster = undefined
-})
+const postgres = createPostgresFixture('yjs')
+afterAll(() => postgres.stop())
 
 /**
  * An unmodified provider edits a room through the relay (its entries land in the relay's log);

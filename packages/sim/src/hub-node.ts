@@ -45,7 +45,8 @@ import { NO_METRICS, simTokenCheck } from './relay-node.ts'
 import type { Life, SimLoop } from './sim-loop.ts'
 import { createLife } from './sim-loop.ts'
 import { frameNote } from './trace-notes.ts'
-import type { Wire, WireTap } from './wire.ts'
+import type { Wire } from './wire.ts'
+import type { WireTap } from './wire-ends.ts'
 
 export interface HubNodeOptions {
   readonly loop: SimLoop
@@ -61,7 +62,7 @@ export interface HubNodeOptions {
   readonly upstream: readonly string[]
   /** The hub's token, asked with the token server's clock. */
   readonly token: () => string
-  /** The store's internet line the link runs over to head office (`wire.ts` invariant 6). */
+  /** The store's internet line the link runs over to head office (`wire.ts` invariant 3). */
   readonly wan: string
   readonly rng: Prng
 }

@@ -55,7 +55,7 @@ export interface TillOptions {
   readonly points: ProductCrashPoints
   /** The relays the client is given, in order (a register in a store: its hub first). */
   readonly urls?: readonly string[] | undefined
-  /** The store's internet line its connections to head office run over (`wire.ts` inv. 6). */
+  /** The store's internet line its connections to head office run over (`wire.ts` inv. 3). */
   readonly wan?: string | undefined
 }
 

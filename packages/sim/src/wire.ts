@@ -19,22 +19,21 @@
  * 1. Per connection and direction, frames arrive whole and in the order sent (WebSocket over
  *    TCP), and never twice; duplicates and reordering reach the product only as they do in
  *    life: resends after a break, and connections that overlap.
- * 2. Events never come from inside the call that caused them: `open`, `message` and `close`
- *    are events of the scheduler. `close` comes once per end, last.
- * 3. A frame over `FRAME_BYTES_MAX` is refused by the server end as `ws` does (1009).
- * 4. An end whose life was killed hears nothing more.
- * 5. Faults are drawn from the network's own stream, so they replay from the root seed.
- * 6. Servers are addressed by the host of the URL a socket dials (`HEAD_OFFICE_HOST` for head
+ * 2. Faults are drawn from the network's own stream, so they replay from the root seed.
+ * 3. Servers are addressed by the host of the URL a socket dials (`HEAD_OFFICE_HOST` for head
  *    office, a hub's own host); each has its own accept and life. A connection of a device in a
  *    store to head office also runs over the store's internet line (`socketClass`'s `wan`): a
  *    partition of that line cuts it, as it cuts the hub's upstream link.
+ *
+ * The ends' own invariants (events from the scheduler, the frame limit, killed lives) are in
+ * `wire-ends.ts`.
  */
-import type { TransportEvent, WebSocketConstructor, WebSocketLike } from '@ledgerline/client'
-import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
-import type { SessionSocket } from '@ledgerline/relay'
+import type { WebSocketConstructor } from '@ledgerline/client'
 import type { Prng, SimScheduler } from '@ledgerline/testkit'
 import { SIM_DIAL_FAIL_MS_MAX, SIM_HALF_OPEN_MS_MAX, SIM_LINK_DELAY_MS_MIN } from './limits.ts'
 import type { Life } from './sim-loop.ts'
+import { ClientEnd, ServerEnd } from './wire-ends.ts'
+import type { Conn, SimServerSocket, WireTap } from './wire-ends.ts'
 
 export interface WireFaults {
   /** Probability that a frame is lost (its connection breaks). */
@@ -62,19 +61,8 @@ export interface WireStats {
   bytesToClient: number
 }
 
-/** What a till's socket tells the simulation (the history records the wire). */
-export interface WireTap {
-  dialed?(link: string): void
-  /** A frame the relay sent reached the till. */
-  toClient?(link: string, bytes: Uint8Array): void
-  /** A frame the till sent reached the relay. */
-  toServer?(link: string, bytes: Uint8Array): void
-  /** The till sent a frame (it is in flight). */
-  sent?(link: string, bytes: Uint8Array): void
-}
-
 export interface Wire {
-  /** A relay's accept at `host` (invariant 6); `undefined` while none listens (dials fail). */
+  /** A relay's accept at `host` (invariant 3); `undefined` while none listens (dials fail). */
   listen(
     accept: ((socket: SimServerSocket) => void) | undefined,
     life?: Life | undefined,
@@ -89,7 +77,7 @@ export interface Wire {
   isPartitioned(link: string): boolean
   /**
    * The socket class a till's client (or the impostor, or a hub's upstream link) is given; with
-   * `wan`, its connections to head office also run over that link (invariant 6).
+   * `wan`, its connections to head office also run over that link (invariant 3).
    */
   socketClass(
     link: string,
@@ -98,11 +86,6 @@ export interface Wire {
     wan?: string | undefined,
   ): WebSocketConstructor
   readonly stats: WireStats
-}
-
-/** The server end of a connection, as the relay session sees it. */
-export interface SimServerSocket extends SessionSocket {
-  readonly link: string
 }
 
 /**
@@ -278,241 +261,4 @@ export function createWire(sched: SimScheduler, rng: Prng): Wire {
     stats,
   }
   return wire
-}
-
-interface Conn {
-  readonly id: number
-  readonly link: string
-  /** The server dialed (invariant 6). */
-  readonly host: string
-  /** The links the connection runs over: its own, and the store's internet line to head office. */
-  readonly paths: readonly string[]
-  readonly client: ClientEnd
-  server: ServerEnd | undefined
-  /** The relay's life when the connection was made; a restarted relay never sees it. */
-  readonly serverLife: Life | undefined
-  broken: boolean
-  /** Latest arrival scheduled per direction (to server, to client), for in-order frames. */
-  readonly lastArrival: number[]
-  readonly tap: WireTap | undefined
-  /** Called as each end finishes; the connection is forgotten when both have. */
-  readonly ended: () => void
-}
-
-type Carry = (conn: Conn, toServer: boolean, bytes: Uint8Array) => void
-type Break = (conn: Conn, tellServer: boolean) => void
-type Listener = (event: TransportEvent) => void
-
-/** The till's end: a `WebSocketLike` (transport contract of the client). */
-class ClientEnd implements WebSocketLike {
-  binaryType = 'blob'
-  readyState = 0
-  conn: Conn | undefined
-  readonly #life: Life
-  readonly #sched: SimScheduler
-  readonly #carry: Carry
-  readonly #break: Break
-  readonly #listeners = new Map<string, Listener[]>()
-  #closed = false
-
-  constructor(life: Life, sched: SimScheduler, carry: Carry, breakConn: Break) {
-    this.#life = life
-    this.#sched = sched
-    this.#carry = carry
-    this.#break = breakConn
-  }
-
-  get open(): boolean {
-    return this.readyState === 1 && this.#life.alive
-  }
-
-  send(data: Uint8Array): void {
-    if (this.readyState === 0) throw new Error('InvalidStateError: send while connecting')
-    if (this.readyState !== 1 || this.conn === undefined) return
-    this.#carry(this.conn, true, data)
-    this.conn.tap?.sent?.(this.conn.link, data)
-  }
-
-  close(code?: number, reason?: string): void {
-    if (this.readyState >= 2) return
-    const conn = this.conn
-    this.readyState = 2
-    if (conn === undefined) {
-      // Still dialing: the dial's failure (or open) settles it; then the close event comes.
-      return
-    }
-    if (conn.broken || conn.server === undefined) {
-      // No peer to shake hands with: the browser gives up and says 1006.
-      if (conn.broken) this.#sched.after(1, 'wire closed client', () => this.closedByPeer(1006, ''))
-      else this.#break(conn, true)
-      return
-    }
-    // The close frame travels after the frames sent before it; the peer answers; then `close`.
-    conn.server.peerClosing(code ?? 1005, reason ?? '')
-  }
-
-  addEventListener(type: 'open' | 'close' | 'error' | 'message', listener: Listener): void {
-    const list = this.#listeners.get(type) ?? []
-    list.push(listener)
-    this.#listeners.set(type, list)
-  }
-
-  opened(): void {
-    if (!this.#life.alive || this.#closed) return
-    if (this.readyState === 2) {
-      // Closed while dialing: the connection is dropped at once.
-      if (this.conn !== undefined) this.#break(this.conn, true)
-      return
-    }
-    this.readyState = 1
-    this.#emit('open', {})
-  }
-
-  received(bytes: Uint8Array): void {
-    if (!this.#life.alive || this.readyState !== 1) return
-    this.#emit('message', { data: bytes.buffer })
-  }
-
-  /** The connection is gone (a close handshake finished, or the path broke). */
-  closedByPeer(code: number, reason: string): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.readyState = 3
-    if (this.conn !== undefined) {
-      this.conn.broken = true
-      this.conn.ended()
-    }
-    if (!this.#life.alive) return
-    this.#sched.record(`wire client closed ${code}`)
-    this.#emit('close', { code, reason })
-  }
-
-  #emit(type: string, event: TransportEvent): void {
-    for (const listener of this.#listeners.get(type) ?? []) listener(event)
-  }
-}
-
-/** The relay's end: what `ws` gives a session (`SessionSocket`). */
-class ServerEnd implements SimServerSocket {
-  readonly OPEN = 1
-  readyState = 1
-  readonly bufferedAmount = 0
-  open = true
-  readonly link: string
-  readonly #conn: Conn
-  readonly #sched: SimScheduler
-  readonly #carry: Carry
-  readonly #break: Break
-  #onMessage: ((data: Buffer, isBinary: boolean) => void)[] = []
-  #onPong: (() => void)[] = []
-  #onClose: ((code: number) => void)[] = []
-  #closeEmitted = false
-  /** What the session's close listener hears, as from `ws`: the code sent, or 1006 when cut. */
-  #closeCode = 1006
-
-  constructor(conn: Conn, sched: SimScheduler, carry: Carry, breakConn: Break) {
-    this.#conn = conn
-    this.link = conn.link
-    this.#sched = sched
-    this.#carry = carry
-    this.#break = breakConn
-  }
-
-  send(data: Uint8Array): void {
-    if (this.readyState !== 1) return
-    this.#carry(this.#conn, false, data)
-  }
-
-  close(code?: number, reason?: string): void {
-    if (this.readyState >= 2) return
-    this.readyState = 2
-    this.#closeCode = code ?? 1005
-    const conn = this.#conn
-    if (conn.broken) {
-      this.#finish()
-      return
-    }
-    // The close frame follows the frames in flight to the client; then both ends are closed.
-    const arrival = Math.max(this.#sched.now() + 1, conn.lastArrival[1] as number)
-    conn.lastArrival[1] = arrival
-    this.#sched.at(arrival, 'wire close to client', () => {
-      conn.broken = true
-      conn.client.closedByPeer(code ?? 1005, reason ?? '')
-      this.#sched.after(1, 'wire close handshake', () => this.#finish())
-    })
-  }
-
-  terminate(): void {
-    if (this.#closeEmitted) return
-    this.readyState = 3
-    this.#break(this.#conn, false)
-    this.#sched.after(0, 'wire terminated', () => this.#finish())
-  }
-
-  ping(): void {
-    if (this.readyState !== 1) return
-    const conn = this.#conn
-    if (conn.broken) return
-    // Browsers answer pings by themselves; the pong travels back after the frames before it.
-    const back = Math.max(this.#sched.now() + 2, conn.lastArrival[0] as number)
-    this.#sched.at(back, 'wire pong', () => {
-      if (conn.broken || !conn.client.open || !this.open) return
-      for (const fn of this.#onPong) fn()
-    })
-  }
-
-  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this
-  on(event: 'pong', listener: () => void): this
-  on(event: 'error', listener: (error: Error) => void): this
-  on(event: 'message' | 'pong' | 'error', listener: (...args: never[]) => void): this {
-    // No socket errors are simulated: a broken path is a close, as `ws` reports it.
-    if (event === 'message') this.#onMessage.push(listener as (data: Buffer, b: boolean) => void)
-    else if (event === 'pong') this.#onPong.push(listener as () => void)
-    return this
-  }
-
-  once(_event: 'close', listener: (code: number) => void): this {
-    this.#onClose.push(listener)
-    return this
-  }
-
-  received(bytes: Uint8Array): void {
-    if (this.readyState !== 1) return
-    if (bytes.byteLength > FRAME_BYTES_MAX) {
-      // As `ws` with maxPayload: the frame is refused and the connection closed with 1009.
-      this.close(1009, 'frame too large')
-      return
-    }
-    const data = Buffer.from(bytes)
-    for (const fn of this.#onMessage) fn(data, true)
-  }
-
-  /** The client closed: the close frame arrives after what it sent before. */
-  peerClosing(code: number, reason: string): void {
-    const conn = this.#conn
-    const arrival = Math.max(this.#sched.now() + 1, conn.lastArrival[0] as number)
-    conn.lastArrival[0] = arrival
-    this.#sched.at(arrival, 'wire close to server', () => {
-      conn.broken = true
-      this.readyState = 3
-      this.#finish()
-      this.#sched.after(1, 'wire close handshake', () => conn.client.closedByPeer(code, reason))
-    })
-  }
-
-  /** The server learns the connection broke (maybe late: half-open). */
-  closedByPeer(): void {
-    this.#finish()
-  }
-
-  #finish(): void {
-    if (this.#closeEmitted) return
-    this.#closeEmitted = true
-    this.readyState = 3
-    this.open = false
-    const conn = this.#conn
-    conn.ended()
-    if (conn.serverLife !== undefined && !conn.serverLife.alive) return
-    for (const fn of this.#onClose) fn(this.#closeCode)
-  }
 }

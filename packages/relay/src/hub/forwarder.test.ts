@@ -7,7 +7,7 @@ import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import { makeEntry } from '../edges.test-helper.ts'
 import { isFinal, nextBatch } from './forwarder.ts'
-import type { QueuedEntry } from './hub-store.ts'
+import type { QueuedEntry } from './hub-queue.ts'
 
 const A = 'a'.repeat(32)
 const B = 'b'.repeat(32)

@@ -43,7 +43,8 @@ import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import type { AckResult } from '@ledgerline/protocol'
 import type { Logger } from 'pino'
-import type { HubStore, QueuedEntry } from './hub-store.ts'
+import type { QueuedEntry } from './hub-queue.ts'
+import type { HubStore } from './hub-store.ts'
 import {
   ENTRY_ENVELOPE_BYTES,
   FORWARD_BYTES_SHARE,

@@ -1,9 +1,10 @@
-// Goal: registers' pushes queue in group transactions (`hub-store.ts` invariant 10): pushes
+// Goal: registers' pushes queue in group transactions (`hub-queue.ts` invariant 4): pushes
 // that arrive together are queued in one transaction (one fsync, one `onQueued`), each answered
 // with its own results, in arrival order; a group never passes `HUB_COMMIT_GROUP_ENTRIES_MAX`
 // entries; a push past the queue bound (`HUB_QUEUE_ENTRIES_MAX`, smaller in a test) is refused
 // alone while the others queue; and what was answered `stored` is in the file after a reopen.
-// A head office of another log (invariant 4, finding D): settled rows and marks go, open rows stay.
+// A head office of another log (`hub-store.ts` invariant 4, finding D): settled rows and marks
+// go, open rows stay.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

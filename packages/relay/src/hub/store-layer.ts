@@ -23,7 +23,8 @@ import { matchesAny } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import { PAGE_ENTRIES_MAX } from '@ledgerline/protocol'
 import type { StoreMessage } from '@ledgerline/protocol'
-import type { HubStore, QueuedEntry } from './hub-store.ts'
+import type { QueuedEntry } from './hub-queue.ts'
+import type { HubStore } from './hub-store.ts'
 
 /** One subscription's view of the store layer. */
 export interface StoreWatcher {

@@ -1,46 +1,40 @@
 /**
  * A simulated Ledgerline client: durable local storage with a transaction model like
- * IndexedDB's, an outbox, a sync loop over the simulated network, cursors and confirmed state.
+ * IndexedDB's, an outbox, a sync loop over the simulated network (`client-sync.ts`), cursors
+ * and confirmed state.
  *
  * Terms: the *local database* is what survives a crash; *transactions* run one at a time (like
  * IndexedDB readwrite transactions over the same stores) and apply their writes atomically when
  * they complete; a crash discards every transaction not yet complete. A *life* is the time
  * between two crashes: callbacks from an older life do nothing.
  *
- * One unit on purpose (over 500 lines): it is the MODEL client of the simulation, a single
- * closure whose transaction queue, life counter and sync loop share state, and it is due to be
- * retired once the simulation drives the real client; splitting it now would only spread that
- * shared state over files that are about to go.
+ * It is the MODEL client of the simulation, due to be retired once the simulation drives the
+ * real client. This file keeps the local database, its transactions, appends and crashes; the
+ * connection, pushes, acks and pages are `client-sync.ts`, which shares the transaction queue
+ * and the life through the options it is given.
  *
  *   append ─► [tx: seq = next++, put entry, put outbox] ─► resolve
- *   sync   ─► hello ─► welcome ─► subscribe(cursors) + push(outbox in seq order, ≤ 4 in flight)
- *   ack    ─► [tx: delete outbox records, keep decisions]        seq_gap ─► reconnect, resend
- *   page   ─► check offsets follow the cursor ─► [tx: put entries, advance cursor]
+ *   sync   ─► `client-sync.ts`: hello, subscribe, push; acks and pages stored by transactions
  *
  * Invariants:
  * 1. An entry and its outbox record are written by one transaction: a crash leaves both or
  *    neither (guarantee 1).
  * 2. clientSeq is allocated inside that transaction, so it is gap-free and a number is reused
  *    only when the transaction that took it never completed (and so never escaped).
- * 3. An outbox record is deleted only by the transaction that stores its ack (guarantee 2);
- *    a `seq_gap` refusal keeps it for resending.
- * 4. Pages are stored only when their offsets follow the stored cursor exactly, and in the order
- *    they arrived (one transaction queue; a delay waits inside it); a gap or a reordered page
- *    makes the client reconnect and resubscribe from its cursors. (The first version delayed
- *    a page outside the queue: a later page then moved the cursor first, and a crash in
- *    between lost the delayed page for good. Seed 15 found it.)
- * 5. The hybrid logical clock is restored from the last stamp stored, so stamps stay increasing
+ * 3. The hybrid logical clock is restored from the last stamp stored, so stamps stay increasing
  *    across crashes and backward clock jumps.
+ *
+ * The sync loop's own invariants (outbox records deleted only with their ack, pages stored only
+ * in order) are in `client-sync.ts`.
  */
 import type { Data, Entry, HlcClock, Intent, StoredEntry } from '@ledgerline/core'
 import { confirmed as foldConfirmed, createClientId, createHlcClock, view } from '@ledgerline/core'
 import type { Schema } from '@ledgerline/core'
-import type { AckResult, Message } from '@ledgerline/protocol'
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from '@ledgerline/protocol'
+import type { AckResult } from '@ledgerline/protocol'
+import { createClientSync } from './client-sync.ts'
 import type { CrashPoints } from './crash-points.ts'
 import type { SimHistory } from './history.ts'
-import { SIM_ACK_TIMEOUT_MS, SIM_PUSH_ENTRIES_MAX, SIM_PUSH_IN_FLIGHT_MAX } from './limits.ts'
-import type { ConnectionHandler, SimConnection, SimNetwork } from './network.ts'
+import type { SimNetwork } from './network.ts'
 import type { Prng } from './prng.ts'
 import type { SimScheduler } from './scheduler.ts'
 
@@ -159,20 +153,10 @@ export function createSimClient(options: SimClientOptions): SimClient {
   const wall = () => SIM_EPOCH_MS + sched.now() + skewMs
   let life = 0
   let crashed = false
-  let online = true
   // Volatile state of one life, rebuilt from `db` on restart.
   let clock: HlcClock = createHlcClock(clientId, wall)
   let txQueue: Tx[] = []
   let txRunning = false
-  let conn: SimConnection | undefined
-  let ready = false
-  let reconnectTimer: number | undefined
-  let backoffMs = 100
-  let sub = 0
-  let batchSeq = 0
-  let sentUpTo = 0
-  let inFlight = new Map<number, readonly number[]>()
-  let cursorsSeen: number[] = [...db.cursors]
 
   const alive = (fn: () => void) => {
     const at = life
@@ -201,220 +185,47 @@ export function createSimClient(options: SimClientOptions): SimClient {
       }),
     )
   }
-  const send = (message: Message) => {
-    if (conn !== undefined) net.send(conn, 'client', encodeMessage(message))
-  }
-  const dropConnection = (why: string) => {
-    if (conn === undefined) return
-    sched.record(`${name} drop ${why}`)
-    net.close(conn, 'client')
-    lostConnection()
-  }
-  const lostConnection = () => {
-    conn = undefined
-    ready = false
-    inFlight = new Map()
-    sentUpTo = 0
-    scheduleReconnect()
-  }
-  const scheduleReconnect = () => {
-    if (crashed || !online || reconnectTimer !== undefined) return
-    backoffMs = Math.min(backoffMs * 2, 60_000)
-    const delay = rng.int(Math.floor(backoffMs / 2), backoffMs)
-    reconnectTimer = sched.after(
-      delay,
-      `${name} reconnect`,
-      alive(() => {
-        reconnectTimer = undefined
-        connect()
-      }),
-    )
-  }
-  const connect = () => {
-    if (crashed || !online || conn !== undefined) return
-    stats.reconnects++
-    const opened = net.open(name, handler)
-    if (opened === undefined) return scheduleReconnect()
-    conn = opened
-    send({ type: 'hello', protocol: PROTOCOL_VERSION, token: 'sim', clientId })
-  }
-  const pushMore = () => {
-    if (!ready || conn === undefined) return
-    while (inFlight.size < SIM_PUSH_IN_FLIGHT_MAX) {
-      const seqs: number[] = []
-      for (const seq of db.outbox.keys()) {
-        if (seq <= sentUpTo) continue
-        seqs.push(seq)
-        if (seqs.length >= SIM_PUSH_ENTRIES_MAX) break
-      }
-      if (seqs.length === 0) return
-      const batch = ++batchSeq
-      inFlight.set(batch, seqs)
-      sentUpTo = seqs[seqs.length - 1] as number
-      const entries = seqs.map((seq) => db.own.get(seq) as Entry)
-      send({ type: 'push', batch, entries })
-      const sentOn = conn
-      sched.after(
-        SIM_ACK_TIMEOUT_MS,
-        `${name} ack timeout`,
-        alive(() => {
-          if (conn === sentOn && inFlight.has(batch)) dropConnection('ack timeout')
-        }),
-      )
-      if (options.bugs?.deleteOutboxOnSend === true) {
-        tx(
-          'outbox delete on send (bug)',
-          () => {
-            for (const seq of seqs) db.outbox.delete(seq)
-          },
-          () => {},
-        )
-      }
-      const action = points.hit('client.push.afterSend')
-      if (action === 'crash') return crash('client.push.afterSend')
-    }
-  }
-  const onAck = (batch: number, results: readonly AckResult[]) => {
-    if (!inFlight.delete(batch)) return
-    for (const result of results) history.acks.push({ client: name, result })
-    const store = (delayMs: number) =>
-      tx(
-        'ack',
-        () => {
-          let gap = false
-          for (const result of results) {
-            const seq = seqOf(clientId, result.id)
-            if (result.status === 'refused' && result.code === 'seq_gap') {
-              gap = true
-              continue
-            }
-            // Not decided (protocol 2): the record stays and goes again on the next connection.
-            if (result.status === 'deferred' || result.status === 'id_conflict') continue
-            db.outbox.delete(seq)
-            db.decisions.set(result.id, result)
-          }
-          return gap
-        },
-        (gap) => {
-          if (gap) {
-            stats.seqGaps++
-            return dropConnection('seq_gap')
-          }
-          backoffMs = 100
-          pushMore()
-        },
-        delayMs,
-      )
-    // A delay holds the transaction in the queue, so later acks and pages wait behind it: storing
-    // a later page first would move the cursor past entries a crash could then lose.
-    const action = points.hit('client.ack.beforeDelete')
-    if (action === 'crash') return crash('client.ack.beforeDelete')
-    store(action === 'delay' ? rng.int(1, 2_000) : 0)
-  }
-  const onEntries = (subId: number, entries: readonly StoredEntry[]) => {
-    if (subId !== sub) return
-    const next = [...cursorsSeen]
-    for (const e of entries) {
-      const at = next[e.partition]
-      if (at === undefined) return dropConnection('page for an unknown partition')
-      if (e.offset <= at) continue
-      if (e.offset !== at + 1) {
-        stats.gapsSeen++
-        return dropConnection(`gap in partition ${e.partition}`)
-      }
-      next[e.partition] = e.offset
-    }
-    const fresh = entries.filter((e) => e.offset > (cursorsSeen[e.partition] as number))
-    if (fresh.length === 0) return
-    cursorsSeen = next
-    const store = (delayMs: number) =>
-      tx(
-        'page',
-        () => {
-          for (const e of fresh) {
-            let ledger = db.confirmed.get(e.entity)
-            if (ledger === undefined) {
-              ledger = new Map()
-              db.confirmed.set(e.entity, ledger)
-            }
-            ledger.set(e.version, e)
-            db.cursors[e.partition] = Math.max(db.cursors[e.partition] as number, e.offset)
-            try {
-              clock.receive(e.hlc)
-            } catch {
-              // A stamp too far ahead is not merged; the entry is still stored.
-            }
-          }
-        },
-        () => {},
-        delayMs,
-      )
-    const action = points.hit('client.page.beforeTx')
-    if (action === 'crash') return crash('client.page.beforeTx')
-    store(action === 'delay' ? rng.int(1, 2_000) : 0)
-  }
-  const handler: ConnectionHandler = {
-    frame(c, bytes) {
-      if (crashed || c !== conn) return
-      let message: Message
-      try {
-        message = decodeMessage(bytes)
-      } catch {
-        return dropConnection('bad frame')
-      }
-      switch (message.type) {
-        case 'welcome':
-          ready = true
-          sub++
-          cursorsSeen = [...db.cursors]
-          send({ type: 'subscribe', sub, scope: ['*'], cursors: cursorsOf(db.cursors), credit: 8 })
-          return pushMore()
-        case 'ack':
-          return onAck(message.batch, message.results)
-        case 'entries':
-          return onEntries(message.sub, message.entries)
-        case 'error':
-          sched.record(`${name} error ${message.kind}`)
-          return dropConnection(`error ${message.kind}`)
-        default:
-          return
-      }
-    },
-    closed(c) {
-      if (crashed || c !== conn) return
-      lostConnection()
-    },
-  }
+  const sync = createClientSync({
+    name,
+    sched,
+    net,
+    rng,
+    points,
+    history,
+    db,
+    stats,
+    bugs: options.bugs,
+    clock: () => clock,
+    crashed: () => crashed,
+    alive,
+    tx,
+    crash: (reason) => crash(reason),
+  })
   const crash = (reason: string) => {
     if (crashed) return
     crashed = true
     life++
     stats.crashes++
     sched.record(`${name} crash ${reason}`)
-    if (conn !== undefined) net.close(conn, 'client')
-    conn = undefined
-    ready = false
+    sync.crashed()
     txQueue = []
     txRunning = false
-    if (reconnectTimer !== undefined) sched.cancel(reconnectTimer)
-    reconnectTimer = undefined
     const at = life
     sched.after(rng.int(100, options.restartDelayMsMax), `${name} restart`, () => {
       if (life !== at) return
       crashed = false
+      // Invariant 3.
       clock = createHlcClock(clientId, wall, db.hlcLast === undefined ? {} : { last: db.hlcLast })
-      inFlight = new Map()
-      sentUpTo = 0
-      cursorsSeen = [...db.cursors]
-      backoffMs = 100
+      sync.restarted()
       sched.record(`${name} restart`)
-      connect()
+      sync.connect()
     })
   }
   const appendNow = (request: AppendRequest, done: (outcome: AppendOutcome) => void) => {
     tx(
       'append',
       () => {
+        // Invariants 1 and 2: the seq, the entry and its outbox record in one transaction.
         const seq = db.nextSeq++
         const hlc = clock.tick()
         db.hlcLast = hlc
@@ -444,7 +255,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
           history.resolved.add(entry.id)
           stats.appendsResolved++
           done({ _tag: 'ok', entry })
-          pushMore()
+          sync.pushMore()
         }
         const action = points.hit('client.append.afterTx')
         if (action === 'crash') return crash('client.append.afterTx')
@@ -463,7 +274,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
       return crashed
     },
     get connected() {
-      return ready
+      return sync.ready
     },
     append(request, done = () => {}) {
       if (crashed) return done({ _tag: 'failed' })
@@ -485,13 +296,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
       appendNow(request, done)
     },
     setOnline(on) {
-      if (online === on) return
-      online = on
-      net.setPartitioned(name, !on)
-      if (on) {
-        backoffMs = 100
-        connect()
-      }
+      sync.setOnline(on)
     },
     jumpClock(deltaMs) {
       skewMs += deltaMs
@@ -513,7 +318,7 @@ export function createSimClient(options: SimClientOptions): SimClient {
     },
     stats,
   }
-  sched.after(0, `${name} start`, alive(connect))
+  sched.after(0, `${name} start`, alive(sync.connect))
   return client
 }
 
@@ -522,16 +327,4 @@ interface Tx {
   /** Extra time before the transaction completes (a crash point's delay). */
   readonly delayMs: number
   readonly run: () => void
-}
-
-function seqOf(clientId: string, id: string): number {
-  return Number(id.slice(clientId.length + 1))
-}
-
-function cursorsOf(cursors: readonly number[]): Record<number, number> {
-  const out: Record<number, number> = {}
-  cursors.forEach((offset, p) => {
-    out[p] = offset
-  })
-  return out
 }
