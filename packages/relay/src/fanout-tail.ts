@@ -33,9 +33,10 @@
  *    filled before it.
  */
 import type { StoredEntry } from '@ledgerline/core'
-import { encodeMessage, FRAME_BYTES_MAX, scanFrame } from '@ledgerline/protocol'
+import { encodeMessage } from '@ledgerline/protocol'
 import type { Message } from '@ledgerline/protocol'
 import { TAIL_BYTES_MAX, TAILS_MAX } from './limits.ts'
+import { spliceFrame } from './page-frames.ts'
 import type { LogStore } from './log-store.ts'
 
 /** An entry with its MessagePack bytes, made at most once. */
@@ -107,39 +108,19 @@ export function encodeEntriesPage(
   cursors: Record<number, number>,
   live: boolean,
 ): Uint8Array {
-  // Maps of two keys: the fixmap header (0x82) is one byte, replaced by the page's 0x85.
-  const head = encodeMessage({ type: 'entries', sub } as unknown as Message)
-  const rest = encodeMessage({ cursors, live } as unknown as Message)
-  const count = entries.length
-  const arrayHeader =
-    count < 16
-      ? [0x90 | count]
-      : count < 0x10000
-        ? [0xdc, count >> 8, count & 0xff]
-        : [0xdd, (count >>> 24) & 0xff, (count >> 16) & 0xff, (count >> 8) & 0xff, count & 0xff]
-  let size = head.byteLength + ENTRIES_KEY.byteLength + arrayHeader.length + rest.byteLength - 1
-  for (const e of entries) size += bytesOf(e).byteLength
-  const frame = new Uint8Array(size)
-  let pos = 0
-  frame.set(head, pos)
-  frame[0] = 0x85
-  pos += head.byteLength
-  frame.set(ENTRIES_KEY, pos)
-  pos += ENTRIES_KEY.byteLength
-  frame.set(arrayHeader, pos)
-  pos += arrayHeader.length
-  for (const e of entries) {
-    const bytes = bytesOf(e)
-    frame.set(bytes, pos)
-    pos += bytes.byteLength
-  }
-  frame.set(rest.subarray(1), pos)
-  if (frame.byteLength > FRAME_BYTES_MAX) {
-    // Same refusal as encodeMessage: made once here to keep its wording.
-    encodeMessage({ type: 'entries', sub, entries: entries.map((e) => e.entry), cursors, live })
-  }
-  scanFrame(frame)
-  return frame
+  return spliceFrame(
+    { type: 'entries', sub },
+    'entries',
+    entries.map(bytesOf),
+    { cursors, live },
+    () => ({
+      type: 'entries',
+      sub,
+      entries: entries.map((e) => e.entry),
+      cursors,
+      live,
+    }),
+  )
 }
 
 interface Tail {
@@ -282,7 +263,6 @@ function serve(tail: Tail, afterOffset: number, limit: number): TailRead {
   return { entries, throughOffset: Math.max(afterOffset, tail.through), atHead: tail.atHead }
 }
 
-const ENTRIES_KEY = new Uint8Array([0xa7, ...new TextEncoder().encode('entries')])
 const EMPTY_PAGE_BYTES = encodeMessage({
   type: 'entries',
   sub: 0,

@@ -1,6 +1,6 @@
 /**
- * The frames one sync connection sends: messages encoded, `entries` pages spliced from the
- * entries' shared bytes (`encodeEntriesPage`), errors, and the slow-consumer check in front of
+ * The frames one sync connection sends: messages encoded, `entries` and `snapshots` pages spliced
+ * from their items' bytes encoded once (`page-frames.ts`), errors, and the slow-consumer check in front of
  * all but errors. The session (`session.ts`) owns the socket's state and decides when to fail;
  * this module owns what goes out on the socket and counts it.
  *
@@ -19,6 +19,8 @@ import { encodeMessage, ERROR_KINDS, MESSAGE_LENGTH_MAX } from '@ledgerline/prot
 import type { ErrorKind, LogIdentity, RelayMessage } from '@ledgerline/protocol'
 import { encodeEntriesPage } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
+import { encodeSnapshotsPage } from './page-frames.ts'
+import type { EncodedSnapshot } from './page-frames.ts'
 import type { SessionContext, SessionSocket } from './session.ts'
 
 /** What the sender needs of the session that owns it. */
@@ -62,16 +64,25 @@ export class SessionSender {
     cursors: Record<number, number>,
     live: boolean,
   ): void {
+    this.#sendSpliced('entries', () => encodeEntriesPage(sub, page, cursors, live))
+  }
+
+  /** A bootstrap's `snapshots` page, spliced from the bytes its size was measured with. */
+  sendSnapshots(sub: number, page: readonly EncodedSnapshot[]): void {
+    this.#sendSpliced('snapshots', () => encodeSnapshotsPage(sub, page))
+  }
+
+  #sendSpliced(type: 'entries' | 'snapshots', encode: () => Uint8Array): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return
     let bytes: Uint8Array
     try {
-      bytes = encodeEntriesPage(sub, page, cursors, live)
+      bytes = encode()
     } catch (error) {
       this.#ctx.logger.error(
-        { event: 'internal_error', err: error, type: 'entries' },
+        { event: 'internal_error', err: error, type },
         'cannot encode a message',
       )
-      this.#host.fail('internal', 'cannot send entries')
+      this.#host.fail('internal', `cannot send ${type}`)
       return
     }
     this.sendBytes(bytes)

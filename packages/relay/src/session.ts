@@ -202,7 +202,7 @@ export class Session {
       isReady: () => this.#state === 'ready',
       bufferedAmount: () => this.#ws.bufferedAmount,
       sendEntries: (sub, page, cursors, live) => this.#sender.sendEntries(sub, page, cursors, live),
-      sendSnapshots: (sub, snapshots) => this.#sender.send({ type: 'snapshots', sub, snapshots }),
+      sendSnapshots: (sub, snapshots) => this.#sender.sendSnapshots(sub, snapshots),
       sendError: (kind, message) => this.#sender.sendError(kind, message),
       fail: (kind, message) => this.#fail(kind, message),
     })

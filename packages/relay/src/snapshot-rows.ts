@@ -91,6 +91,7 @@ export class SnapshotScan<R extends SnapshotRow> {
   readonly #out: LedgerSnapshot[] = []
   #scanned = 0
   #asked = 0
+  #reads = 0
   #ended = false
 
   constructor(
@@ -107,10 +108,17 @@ export class SnapshotScan<R extends SnapshotRow> {
     this.#position = position
   }
 
+  /**
+   * Rows to read next: first just what the page lacks (the common case, every row matching,
+   * reads no row it does not return), then four times that (at least 64) while rows of other
+   * fold keys or patterns are passed; never past `SNAPSHOT_SCAN_ROWS_MAX` a call.
+   */
   want(): number {
     if (this.#ended || this.#out.length >= this.#limit) return 0
     if (this.#scanned >= SNAPSHOT_SCAN_ROWS_MAX) return 0
-    this.#asked = Math.min(SNAPSHOT_SCAN_ROWS_MAX - this.#scanned, Math.max(this.#limit * 4, 64))
+    const lacking = this.#limit - this.#out.length
+    const next = this.#reads++ === 0 ? lacking : Math.max(lacking * 4, 64)
+    this.#asked = Math.min(SNAPSHOT_SCAN_ROWS_MAX - this.#scanned, next)
     return this.#asked
   }
 

@@ -55,21 +55,16 @@ import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
 import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
 import {
   CREDIT_PAGES_MAX,
-  encodeMessage,
   SCOPE_PATTERNS_MAX,
   SNAPSHOTS_PAGE_MAX,
   SUBSCRIPTIONS_MAX,
 } from '@ledgerline/protocol'
-import type {
-  BootstrapRequest,
-  ErrorKind,
-  Grants,
-  LedgerSnapshot,
-  Message,
-} from '@ledgerline/protocol'
+import type { BootstrapRequest, ErrorKind, Grants, LedgerSnapshot } from '@ledgerline/protocol'
 import { encodedEntry, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
 import { BOOTSTRAP_SPANS_MAX, BOOTSTRAP_SPANS_PAGE } from './limits.ts'
+import { encodedSnapshot } from './page-frames.ts'
+import type { EncodedSnapshot } from './page-frames.ts'
 import type { SessionContext } from './session.ts'
 import { NODE_TIMERS } from './timers.ts'
 import type { RelayTimers, TimerHandle } from './timers.ts'
@@ -87,8 +82,8 @@ export interface SubscriptionHost {
     cursors: Record<number, number>,
     live: boolean,
   ): void
-  /** A `snapshots` page of a bootstrap (invariant 6). */
-  sendSnapshots(sub: number, snapshots: readonly LedgerSnapshot[]): void
+  /** A `snapshots` page of a bootstrap (invariant 6), each snapshot encoded once. */
+  sendSnapshots(sub: number, snapshots: readonly EncodedSnapshot[]): void
   /** An error that leaves the socket open. */
   sendError(kind: ErrorKind, message: string): void
   /** An error that closes the socket. */
@@ -420,17 +415,19 @@ export class Subscriptions {
         }
       }
       if (phase.pending.length === 0) break
-      const page: LedgerSnapshot[] = []
+      const page: EncodedSnapshot[] = []
       let bytes = 0
       while (page.length < max && phase.pending.length > 0) {
-        const next = phase.pending[0] as LedgerSnapshot
-        const size = snapshotBytes(next)
+        // Encoded once: the bytes that measure the page are the bytes spliced into its frame.
+        const next = encodedSnapshot(phase.pending[0] as LedgerSnapshot)
+        const size = next.bytes.byteLength
         if (page.length > 0 && bytes + size > pageBytesMax) break
         page.push(next)
         phase.pending.shift()
         bytes += size
       }
-      for (const s of page) sub.covered.set(s.entity, { version: s.version, offset: s.offset })
+      for (const { snapshot: s } of page)
+        sub.covered.set(s.entity, { version: s.version, offset: s.offset })
       sub.credit--
       this.#host.sendSnapshots(sub.id, page)
     }
@@ -660,11 +657,6 @@ export function safeInt(value: unknown, name: string): number {
     throw new BadMessage(`${name} must be a non-negative integer`)
   }
   return value
-}
-
-/** A snapshot's encoded size inside a `snapshots` page (its fields, as the codec writes them). */
-function snapshotBytes(s: LedgerSnapshot): number {
-  return encodeMessage(s as unknown as Message).byteLength
 }
 
 function cursorsOf(sub: Subscription): Record<number, number> {
