@@ -40,7 +40,8 @@ const T0 = 1_700_000_000_000
 const HORIZON = T0 + 30_000
 const WAIT_MS = 20_000
 
-type Store = Awaited<ReturnType<typeof createSqliteStore>>
+// What both backends open (the SQLite log's batched `readLedgers` is not needed here).
+type Store = Awaited<ReturnType<typeof createPostgresStore>>
 
 interface Place {
   open(schema?: Schema): Promise<Store>
