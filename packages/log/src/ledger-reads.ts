@@ -7,9 +7,9 @@
  * and the entries after it (from version 1 without one).
  *
  * Every implementation must guarantee:
- * 1. One call is one read of the log (SQLite: one read transaction; memory: one turn): every
- *    tail of a call is read at the same point of the log, so a snapshot and the entries after
- *    it never straddle a commit.
+ * 1. One call is one read of the log (SQLite: one read transaction; PostgreSQL: one REPEATABLE
+ *    READ transaction; memory: one turn): every tail of a call is read at the same point of the
+ *    log, so a snapshot and the entries after it never straddle a commit.
  * 2. A tail holds at most its read's `limit` entries, in version order, starting right after
  *    the snapshot's version; so a call reads at most the sum of its reads' limits.
  * 3. History below the first kept version (retention, `log-retention.ts` invariant 4) is the
@@ -36,7 +36,7 @@ export interface LedgerTail {
   readonly read: HistoryRead
 }
 
-/** The batched ledger read of a store (SQLite and memory logs have it). */
+/** The batched ledger read of a store (SQLite, PostgreSQL and memory logs have it). */
 export interface LedgerReads {
   /** Each read's snapshot and the entries after it, in one read (invariants 1–4). */
   readLedgers(reads: readonly LedgerRead[]): Promise<LedgerTail[]>

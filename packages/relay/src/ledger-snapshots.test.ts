@@ -51,6 +51,20 @@ function move(entity: string, qty = 1) {
   }
 }
 
+/** A snapshot of `entity` at `version` with a planted `onHand`, written straight to the log. */
+async function plant(store: MemoryLogStore, entity: string, version: number, onHand: number) {
+  const [at] = await store.readEntity('acme', entity, version, 1)
+  await store.putSnapshot('acme', {
+    entity,
+    foldKey: STOCK,
+    version,
+    partition: at?.partition ?? 0,
+    offset: at?.offset ?? 0,
+    committedAt: at?.committedAt ?? 0,
+    state: { onHand },
+  })
+}
+
 function fresh(): MemoryLogStore {
   seq = 0
   return createMemoryLogStore({ schema: SCHEMA, partitions: 4 })
@@ -78,16 +92,7 @@ it('snapshots a ledger entity at every 32nd version, folded from its latest snap
   // A planted state at 4 of another entity (written straight to the log, no pass): the pass
   // at 8 folds on it, reading only 5..8.
   for (let i = 0; i < 4; i++) await base.append('acme', [move('stock/p', 1)])
-  const [fourth] = await base.readEntity('acme', 'stock/p', 4, 1)
-  await base.putSnapshot('acme', {
-    entity: 'stock/p',
-    foldKey: STOCK,
-    version: 4,
-    partition: fourth?.partition ?? 0,
-    offset: fourth?.offset ?? 0,
-    committedAt: fourth?.committedAt ?? 0,
-    state: { onHand: 100 },
-  })
+  await plant(base, 'stock/p', 4, 100)
   for (let i = 0; i < 4; i++) await store.append('acme', [move('stock/p', 1)])
   await snapshotter.idle()
   expect(await base.snapshot('acme', 'stock/p', STOCK)).toMatchObject({
@@ -148,26 +153,8 @@ it('walks many entities in a bounded number of reads and yields, not a few per e
       Array.from({ length: n }, () => move('stock/long')),
     )
   }
-  const [third] = await base.readEntity('acme', 'stock/m1', 1, 1)
-  await base.putSnapshot('acme', {
-    entity: 'stock/m1',
-    foldKey: STOCK,
-    version: 1,
-    partition: third?.partition ?? 0,
-    offset: third?.offset ?? 0,
-    committedAt: third?.committedAt ?? 0,
-    state: { onHand: 100 },
-  })
-  const [fifth] = await base.readEntity('acme', 'stock/m2', EACH, 1)
-  await base.putSnapshot('acme', {
-    entity: 'stock/m2',
-    foldKey: STOCK,
-    version: EACH,
-    partition: fifth?.partition ?? 0,
-    offset: fifth?.offset ?? 0,
-    committedAt: fifth?.committedAt ?? 0,
-    state: { onHand: -1 },
-  })
+  await plant(base, 'stock/m1', 1, 100)
+  await plant(base, 'stock/m2', EACH, -1)
   const calls = { reads: 0, defers: 0 }
   const READS = new Set([
     'readEntity',

@@ -11,9 +11,8 @@
  * 1. Never inside a commit: an append only notes due entities (a map insert) after its
  *    results are durable; the pass runs from `setImmediate`, folds one entity at a time, and
  *    yields to the event loop between entities and between pages of one entity (the walk:
- *    invariant 6). It writes the
- *    snapshots of up to `LEDGER_SNAPSHOT_WRITE_BATCH` entities together (one SQLite
- *    transaction), so snapshots cost one fsync per batch, not one per entity.
+ *    invariant 6). It writes the snapshots of up to `LEDGER_SNAPSHOT_WRITE_BATCH` entities
+ *    together (one SQLite transaction), so snapshots cost one fsync per batch, not one each.
  * 2. The queue holds at most `LEDGER_SNAPSHOT_QUEUE_MAX` entities (one slot each however often
  *    they come due); past it the oldest is dropped and counted.
  * 3. A snapshot is folded from the entity's latest snapshot under the type's fold key (or from
@@ -206,14 +205,7 @@ export function createLedgerSnapshotter(
       }
       await new Promise<void>((resolve) => defer(resolve))
     }
-    const outcomes = await Promise.allSettled(folded.map((f) => put(f.tenant, f.snapshot)))
-    for (const o of outcomes) {
-      if (o.status === 'fulfilled') count(o.value)
-      else {
-        count('failed')
-        onError(o.reason)
-      }
-    }
+    await putAll(folded)
   }
 
   const count = (outcome: LedgerSnapshotOutcome) => {
@@ -221,7 +213,9 @@ export function createLedgerSnapshotter(
   }
 
   /** Writes `folded` together (one transaction) and counts the outcomes. */
-  const putAll = async (folded: readonly { tenant: string; snapshot: LedgerSnapshot }[]) => {
+  const putAll = async (
+    folded: readonly { tenant: string; snapshot: LedgerSnapshot | 'unchanged' }[],
+  ) => {
     const outcomes = await Promise.allSettled(folded.map((f) => put(f.tenant, f.snapshot)))
     for (const o of outcomes) {
       if (o.status === 'fulfilled') count(o.value)

@@ -40,8 +40,7 @@ const T0 = 1_700_000_000_000
 const HORIZON = T0 + 30_000
 const WAIT_MS = 20_000
 
-// What both backends open (the SQLite log's batched `readLedgers` is not needed here).
-type Store = Awaited<ReturnType<typeof createPostgresStore>>
+type Store = Awaited<ReturnType<typeof createSqliteStore>>
 
 interface Place {
   open(schema?: Schema): Promise<Store>

@@ -1,6 +1,7 @@
 // Goal: `readLedgers` (`ledger-reads.ts` of `@ledgerline/log`, the snapshot walk's read) answers
 // every read as `snapshot()` then `readHistory()` from just after it would, in one call: on
-// the SQLite log (one statement for all reads, rows in file order) and the memory log.
+// the SQLite log (one statement for all reads, rows in file order), the PostgreSQL log (one
+// REPEATABLE READ transaction; skipped without PostgreSQL) and the memory log.
 // Method: two tenants, ledgers written interleaved (so one entity's rows are spread through the
 // file), snapshots planted at several versions, reads with limits below, at and above what is
 // there, an entity the log never saw and a snapshot under another fold key; each tail compared
@@ -8,11 +9,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { defineEntity, defineSchema, foldKey } from '@ledgerline/core'
 import { createMemoryLogStore } from '@ledgerline/log'
 import type { LedgerRead, LedgerReads, LedgerSnapshots, LogRetention } from '@ledgerline/log'
+import { postgresSkipReason, startPostgresCluster } from '@ledgerline/testkit'
+import type { PostgresCluster } from '@ledgerline/testkit'
 import type { LogStore } from './log-store.ts'
+import { createPostgresStore } from './postgres-store.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 
 const stock = defineEntity<{ onHand: number }>({
@@ -126,3 +130,27 @@ it('memory: readLedgers equals snapshot + readHistory per read, in one call', as
   const store = createMemoryLogStore({ schema: SCHEMA, partitions: 4 })
   await expect(expectSameAsOneByOne(store)).resolves.toBeUndefined()
 })
+
+const skipReason = postgresSkipReason()
+describe.skipIf(skipReason !== undefined)(
+  `PostgreSQL${skipReason === undefined ? '' : ` (skipped: ${skipReason})`}`,
+  () => {
+    let cluster: PostgresCluster | undefined
+    beforeAll(async () => {
+      cluster = await startPostgresCluster()
+    })
+    afterAll(() => {
+      cluster?.stop()
+      cluster = undefined
+    })
+    it('readLedgers equals snapshot + readHistory per read, in one call', async () => {
+      const url = await (cluster as PostgresCluster).createDatabase('ledger_reads')
+      const store = await createPostgresStore({ url, schema: SCHEMA, partitions: 4 })
+      try {
+        await expect(expectSameAsOneByOne(store)).resolves.toBeUndefined()
+      } finally {
+        await store.close()
+      }
+    })
+  },
+)
