@@ -4,8 +4,8 @@
 // REPEATABLE READ transaction; skipped without PostgreSQL) and the memory log.
 // Method: two tenants, ledgers written interleaved (so one entity's rows are spread through the
 // file), snapshots planted at several versions, reads with limits below, at and above what is
-// there, an entity the log never saw and a snapshot under another fold key; each tail compared
-// with the per-entity reads.
+// there, an entity the log never saw, a snapshot under another fold key and history dropped by
+// retention below where a read starts; each tail compared with the per-entity reads.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -82,6 +82,17 @@ async function fill(store: Store) {
       state: { onHand: 1000 + version },
     })
   }
+  // Retention: versions 1..4 of acme's stock/a dropped, under its snapshot at 4.
+  const dropped = await store.readEntity('acme', 'stock/a', 1, 4)
+  const cut = {
+    tenant: 'acme',
+    entity: 'stock/a',
+    foldKey: KEY,
+    from: 1,
+    through: 4,
+    offsets: dropped.map((e) => e.offset),
+  }
+  expect(await store.dropHistory([cut])).toMatchObject({ _tag: 'dropped', entries: 4 })
 }
 
 const READS: LedgerRead[] = [
@@ -93,6 +104,8 @@ const READS: LedgerRead[] = [
   { tenant: 'acme', entity: 'stock/never', foldKey: KEY, limit: 5 },
   { tenant: 'gamma', entity: 'stock/a', foldKey: KEY, limit: 5 },
   { tenant: 'beta', entity: 'stock/c', foldKey: KEY, limit: 0 },
+  // No snapshot under this key: from version 1, which was dropped.
+  { tenant: 'acme', entity: 'stock/a', foldKey: 'stock@0', limit: 5 },
 ]
 
 /** Fills `store` and checks every tail against the per-entity reads (the test's assertions). */
@@ -108,7 +121,8 @@ async function expectSameAsOneByOne(store: Store) {
   }
   // Not vacuous: the cut, the tail after a snapshot, the nothing-after-it and the never-seen.
   const counts = tails.map((t) => (t.read._tag === 'entries' ? t.read.entries.length : -1))
-  expect(counts).toEqual([3, 8, 12, 0, 12, 0, 0, 0])
+  expect(counts).toEqual([3, 8, 12, 0, 12, 0, 0, 0, -1])
+  expect(tails.at(-1)?.read).toEqual({ _tag: 'dropped', firstKept: 5 })
   const after = tails[1]?.read
   expect(after?._tag === 'entries' && after.entries.map((e) => e.version)).toEqual([
     5, 6, 7, 8, 9, 10, 11, 12,

@@ -338,15 +338,14 @@ export function prepareReads(db: Database.Database): SqliteReads {
     // Many ledgers' entries in one statement (`readLedgers`): `?` is a JSON array of
     // [tenant, entity, fromVersion, toVersion) reads; `i` is a read's index. The CROSS JOINs fix
     // the order (each read's entity by its unique name, then its versions by
-    // `entries_entity_version`, never a scan of `entries`), and the rows come in rowid order:
-    // the order they were written, so a page of entities written together is read page by page
-    // of the file, not one entry's page at a time.
+    // `entries_entity_version`, never a scan of `entries`), so rows come read by read, each
+    // read's in version order. (Rows in file order instead, `ORDER BY e.rowid`, measured no
+    // faster on a 1,020,000-entry log.)
     readLedgers: db.prepare(
       `SELECT j.key AS i, e.partition, e."offset", e.version, e.committed_at, e.body
        FROM json_each(?) j CROSS JOIN tenants t CROSS JOIN entities n CROSS JOIN entries e
        WHERE t.name = j.value ->> 0 AND n.tenant = t.ref AND n.name = j.value ->> 1
-         AND e.entity = n.ref AND e.version >= j.value ->> 2 AND e.version < j.value ->> 3
-       ORDER BY e.rowid`,
+         AND e.entity = n.ref AND e.version >= j.value ->> 2 AND e.version < j.value ->> 3`,
     ),
     readPartition: db.prepare(
       `SELECT ${columns} FROM entries WHERE tenant = ${tenantRef} AND partition = ? AND "offset" > ?

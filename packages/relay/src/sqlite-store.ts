@@ -410,6 +410,8 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention, LedgerRead
   readLedgers(reads: readonly LedgerRead[]): Promise<LedgerTail[]> {
     return this.#read(() => {
       const snapshots = reads.map((r) => this.#snapshots.get(r.tenant, r.entity, r.foldKey))
+      // A log no drop ever cut keeps every version (`sqlite-reads.ts` invariant 10).
+      const dropped = this.#retention.anyDropped()
       const tails: LedgerTail[] = []
       const wanted: [string, string, number, number][] = []
       // The index in `reads` of each of `wanted`.
@@ -418,7 +420,7 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention, LedgerRead
       reads.forEach((r, i) => {
         const snapshot = snapshots[i]
         const from = (snapshot?.version ?? 0) + 1
-        const firstKept = this.#retention.firstKept(r.tenant, r.entity)
+        const firstKept = dropped ? this.#retention.firstKept(r.tenant, r.entity) : 1
         const list: StoredEntry[] = []
         entries.push(list)
         if (from < firstKept) {
@@ -434,8 +436,8 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention, LedgerRead
       >) {
         entries[wantedAt[row.i] as number]?.push(toStored(row))
       }
-      // Rowid order is version order for one entity in a log as written; a file rewritten
-      // (VACUUM renumbers rowids) may differ, so each ledger is put in version order.
+      // The plan reads each ledger by its (entity, version) index, so in version order; SQL
+      // promises no order without ORDER BY (which would sort every body), so it is checked.
       for (const list of entries) {
         if (list.some((e, k) => k > 0 && (list[k - 1] as StoredEntry).version > e.version)) {
           list.sort((a, b) => a.version - b.version)
