@@ -1,6 +1,7 @@
 export * from './log-store.ts'
 export * from './log-store-error.ts'
 export * from './log-retention.ts'
+export * from './ledger-reads.ts'
 export * from './limits.ts'
 export * from './plan-types.ts'
 export * from './append-plan.ts'

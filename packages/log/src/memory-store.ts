@@ -51,6 +51,7 @@ import type {
 import { LogStoreError } from './log-store-error.ts'
 import { checkCut, droppedMessage } from './log-retention.ts'
 import type { LogRetention } from './log-retention.ts'
+import type { LedgerReads } from './ledger-reads.ts'
 
 /** Ways to break the store on purpose, to prove the simulation's checkers can fail. */
 export interface MemoryLogStoreBugs {
@@ -86,7 +87,7 @@ export interface MemoryLogDump {
 }
 
 /** A `LogStore`, plus synchronous access for a simulation that drives the store itself. */
-export interface MemoryLogStore extends LogStore, LedgerSnapshots, LogRetention {
+export interface MemoryLogStore extends LogStore, LedgerSnapshots, LogRetention, LedgerReads {
   /** Several calls in one commit, at once (no queue); one result list per call. */
   appendGroupNow(calls: readonly PlanCall[]): AppendResult[][]
   readPartitionNow(
@@ -420,6 +421,17 @@ function openMemoryLogStore(
     },
     async snapshot(tenant, entity, key) {
       return snapshots.get(joinKey(joinKey(tenant, entity), key))
+    },
+    // `ledger-reads.ts`: one turn, so every tail is read at the same point (invariant 1).
+    async readLedgers(reads) {
+      return reads.map(({ tenant, entity, foldKey, limit }) => {
+        const snapshot = snapshots.get(joinKey(joinKey(tenant, entity), foldKey))
+        const from = (snapshot?.version ?? 0) + 1
+        const kept = keptOf(tenant, entity)
+        if (from < kept) return { snapshot, read: { _tag: 'dropped', firstKept: kept } as const }
+        const entries = readLedger(tenant, entity, from, limit)
+        return { snapshot, read: { _tag: 'entries', entries } as const }
+      })
     },
     async snapshotsInScope(tenant, patterns, foldKeys, after, limit) {
       const keys = new Set(foldKeys)

@@ -12,7 +12,12 @@ import { FETCH_IN_FLIGHT_MAX } from '@ledgerline/protocol'
 import type { ErrorKind } from '@ledgerline/protocol'
 import { CONTRACT_SCHEMA } from '@ledgerline/testkit'
 import { createLedgerSnapshotter, withLedgerSnapshots } from './ledger-snapshots.ts'
-import { RELAY_LIMITS_DEFAULT } from './limits.ts'
+import {
+  LEDGER_SNAPSHOT_READ_PAGE_ENTRIES,
+  LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES,
+  LEDGER_SNAPSHOT_WALK_READ_ENTRIES,
+  RELAY_LIMITS_DEFAULT,
+} from './limits.ts'
 import { SessionFetches } from './session-fetch.ts'
 import type { SessionContext } from './session.ts'
 
@@ -46,6 +51,20 @@ function move(entity: string, qty = 1) {
   }
 }
 
+/** A snapshot of `entity` at `version` with a planted `onHand`, written straight to the log. */
+async function plant(store: MemoryLogStore, entity: string, version: number, onHand: number) {
+  const [at] = await store.readEntity('acme', entity, version, 1)
+  await store.putSnapshot('acme', {
+    entity,
+    foldKey: STOCK,
+    version,
+    partition: at?.partition ?? 0,
+    offset: at?.offset ?? 0,
+    committedAt: at?.committedAt ?? 0,
+    state: { onHand },
+  })
+}
+
 function fresh(): MemoryLogStore {
   seq = 0
   return createMemoryLogStore({ schema: SCHEMA, partitions: 4 })
@@ -73,16 +92,7 @@ it('snapshots a ledger entity at every 32nd version, folded from its latest snap
   // A planted state at 4 of another entity (written straight to the log, no pass): the pass
   // at 8 folds on it, reading only 5..8.
   for (let i = 0; i < 4; i++) await base.append('acme', [move('stock/p', 1)])
-  const [fourth] = await base.readEntity('acme', 'stock/p', 4, 1)
-  await base.putSnapshot('acme', {
-    entity: 'stock/p',
-    foldKey: STOCK,
-    version: 4,
-    partition: fourth?.partition ?? 0,
-    offset: fourth?.offset ?? 0,
-    committedAt: fourth?.committedAt ?? 0,
-    state: { onHand: 100 },
-  })
+  await plant(base, 'stock/p', 4, 100)
   for (let i = 0; i < 4; i++) await store.append('acme', [move('stock/p', 1)])
   await snapshotter.idle()
   expect(await base.snapshot('acme', 'stock/p', STOCK)).toMatchObject({
@@ -123,6 +133,80 @@ it('walks a log written without snapshots and snapshots what is far enough past'
   expect(await base.snapshot('acme', 'stock/w2', STOCK)).toBeUndefined()
   // Walking again writes nothing: every entity is within `every` of its snapshot.
   expect((await snapshotter.walk()).written).toBe(0)
+})
+
+it('walks many entities in a bounded number of reads and yields, not a few per entity', async () => {
+  const base = fresh()
+  const ENTITIES = 300
+  const EACH = 5
+  for (let round = 0; round < EACH; round++) {
+    const all = Array.from({ length: ENTITIES }, (_, e) => move(`stock/m${e}`))
+    for (let i = 0; i < all.length; i += 100) await base.append('acme', all.slice(i, i + 100))
+  }
+  // One ledger longer than a read page, folded page by page; one with a planted snapshot far
+  // behind its head (folded from it); one whose snapshot is recent (left alone).
+  const LONG = LEDGER_SNAPSHOT_READ_PAGE_ENTRIES * 2 + 7
+  for (let i = 0; i < LONG; i += 100) {
+    const n = Math.min(100, LONG - i)
+    await base.append(
+      'acme',
+      Array.from({ length: n }, () => move('stock/long')),
+    )
+  }
+  await plant(base, 'stock/m1', 1, 100)
+  await plant(base, 'stock/m2', EACH, -1)
+  const calls = { reads: 0, defers: 0 }
+  const READS = new Set([
+    'readEntity',
+    'readHistory',
+    'readLedgers',
+    'snapshot',
+    'entities',
+    'head',
+  ])
+  const counted = new Proxy(base, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown
+      if (typeof key !== 'string' || !READS.has(key) || typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        calls.reads++
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+  const defer = (fn: () => void) => {
+    calls.defers++
+    setImmediate(fn)
+  }
+  const snapshotter = createLedgerSnapshotter(counted, SCHEMA, { every: 4, defer })
+  const counts = await snapshotter.walk()
+  expect(counts).toMatchObject({ written: ENTITIES, failed: 0 })
+  // Every state is the full fold (or the planted one's fold on), and the long one reached its
+  // head through its pages.
+  expect(await base.snapshot('acme', 'stock/m0', STOCK)).toMatchObject({
+    version: EACH,
+    state: { onHand: EACH },
+  })
+  expect(await base.snapshot('acme', 'stock/m1', STOCK)).toMatchObject({
+    version: EACH,
+    state: { onHand: 100 + EACH - 1 },
+  })
+  expect(await base.snapshot('acme', 'stock/m2', STOCK)).toMatchObject({ state: { onHand: -1 } })
+  expect(await base.snapshot('acme', 'stock/long', STOCK)).toMatchObject({
+    version: LONG,
+    state: { onHand: LONG },
+  })
+  // The bound: one listing per page of entities, one read (and one yield) per chunk of
+  // entries, and the long ledger's extra pages; never a read or a yield per entity.
+  const pages = Math.ceil((ENTITIES + 1) / LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES)
+  const chunks =
+    Math.ceil((ENTITIES * EACH) / LEDGER_SNAPSHOT_WALK_READ_ENTRIES) +
+    Math.ceil(LEDGER_SNAPSHOT_READ_PAGE_ENTRIES / LEDGER_SNAPSHOT_WALK_READ_ENTRIES) +
+    1
+  const longPages = Math.ceil(LONG / LEDGER_SNAPSHOT_READ_PAGE_ENTRIES)
+  expect(calls.reads).toBeLessThanOrEqual(pages + chunks + longPages)
+  expect(calls.defers).toBeLessThanOrEqual(chunks + longPages)
+  expect(calls.reads).toBeLessThan(ENTITIES / 10)
 })
 
 it('answers at most FETCH_IN_FLIGHT_MAX fetches at once; one more is rate_limited', async () => {

@@ -309,8 +309,15 @@ export const LEDGER_SNAPSHOT_ENTRIES_EVERY = 32
 export const LEDGER_SNAPSHOT_QUEUE_MAX = 10_000
 /** Entries the snapshot pass reads from the log at a time while it folds one entity. */
 export const LEDGER_SNAPSHOT_READ_PAGE_ENTRIES = 500
-/** Entities the start-up walk (and the CLI's) reads from the log at a time. */
+/** Entities the start-up walk (and the CLI's) lists from the log at a time. */
 export const LEDGER_SNAPSHOT_WALK_PAGE_ENTITIES = 500
+/**
+ * Entries the walk reads (with the snapshots under them) in one read of the log, folds, and
+ * then yields (`ledger-snapshots.ts` invariant 6): the most work an append waits behind while a
+ * relay walks. Each entity of a chunk counts for one `LEDGER_SNAPSHOT_READ_PAGE_ENTRIES` page
+ * at most.
+ */
+export const LEDGER_SNAPSHOT_WALK_READ_ENTRIES = 2_048
 /**
  * Snapshots the pass (and the walk) writes together: one SQLite transaction, one fsync, for up
  * to this many entities (measured: one fsync each made the walk of a 100,000-entity log run at

@@ -20,7 +20,7 @@
  *    `postgres-sql.ts` reads it after `ledgerline_entries` in the planner's lookups.
  */
 import type pg from 'pg'
-import type { Pool } from 'pg'
+import type { Pool, PoolClient } from 'pg'
 import { recoveryDigest } from '@ledgerline/core'
 import type { Hash } from '@ledgerline/core'
 import { checkCut, droppedMessage, LogStoreError } from '@ledgerline/log'
@@ -108,7 +108,7 @@ const CUT_OFFSETS_SQL = `select partition, "offset" from ledgerline_entries
   where tenant = $1 and entity = $2 and version between $3 and $4 order by version`
 
 export async function readHistory(
-  pool: Pool,
+  pool: Pool | PoolClient,
   tenant: string,
   entity: string,
   fromVersion: number,

@@ -82,6 +82,9 @@ import {
 } from '@ledgerline/log'
 import type {
   HistoryRead,
+  LedgerRead,
+  LedgerReads,
+  LedgerTail,
   LogRetention,
   RetentionCut,
   RetentionDrop,
@@ -152,7 +155,7 @@ export interface PostgresStoreOptions extends LogStoreOptions {
  */
 export async function createPostgresStore(
   options: PostgresStoreOptions,
-): Promise<LogStore & LedgerSnapshots & LogRetention> {
+): Promise<LogStore & LedgerSnapshots & LogRetention & LedgerReads> {
   if ((options.url === undefined) === (options.pool === undefined)) {
     throw new RelayError('config', 'createPostgresStore needs exactly one of url and pool')
   }
@@ -191,7 +194,7 @@ export async function createPostgresStore(
 
 // ---------------------------------------------------------------------------------------------
 
-class PostgresStore implements LogStore, LedgerSnapshots, LogRetention {
+class PostgresStore implements LogStore, LedgerSnapshots, LogRetention, LedgerReads {
   readonly partitions: number
   readonly #pool: Pool
   readonly #ownPool: boolean
@@ -307,6 +310,33 @@ class PostgresStore implements LogStore, LedgerSnapshots, LogRetention {
     return this.#retained(() =>
       pgRetention.readHistory(this.#pool, tenant, entity, fromVersion, limit),
     )
+  }
+
+  /**
+   * `ledger-reads.ts` of `@ledgerline/log`: every tail in one REPEATABLE READ transaction of one
+   * connection (invariant 1), so snapshots and entries are of one point of the log.
+   */
+  readLedgers(reads: readonly LedgerRead[]): Promise<LedgerTail[]> {
+    return this.#retained(async () => {
+      const client = await this.#pool.connect()
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+        const tails: LedgerTail[] = []
+        for (const r of reads) {
+          const snapshot = await pgSnapshots.getSnapshot(client, r.tenant, r.entity, r.foldKey)
+          const from = (snapshot?.version ?? 0) + 1
+          const read = await pgRetention.readHistory(client, r.tenant, r.entity, from, r.limit)
+          tails.push({ snapshot, read })
+        }
+        await client.query('COMMIT')
+        return tails
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      } finally {
+        client.release()
+      }
+    })
   }
 
   firstKept(tenant: string, entity: string): Promise<number> {

@@ -76,6 +76,7 @@ export type SqliteReads = Record<
   | 'movedOf'
   | 'entityHead'
   | 'readEntity'
+  | 'readLedgers'
   | 'readPartition',
   Database.Statement
 >
@@ -333,6 +334,18 @@ export function prepareReads(db: Database.Database): SqliteReads {
        WHERE entity = (SELECT ref FROM entities WHERE tenant = ${tenantRef} AND name = ?)
          AND version >= ?
        ORDER BY version LIMIT ?`,
+    ),
+    // Many ledgers' entries in one statement (`readLedgers`): `?` is a JSON array of
+    // [tenant, entity, fromVersion, toVersion) reads; `i` is a read's index. The CROSS JOINs fix
+    // the order (each read's entity by its unique name, then its versions by
+    // `entries_entity_version`, never a scan of `entries`), so rows come read by read, each
+    // read's in version order. (Rows in file order instead, `ORDER BY e.rowid`, measured no
+    // faster on a 1,020,000-entry log.)
+    readLedgers: db.prepare(
+      `SELECT j.key AS i, e.partition, e."offset", e.version, e.committed_at, e.body
+       FROM json_each(?) j CROSS JOIN tenants t CROSS JOIN entities n CROSS JOIN entries e
+       WHERE t.name = j.value ->> 0 AND n.tenant = t.ref AND n.name = j.value ->> 1
+         AND e.entity = n.ref AND e.version >= j.value ->> 2 AND e.version < j.value ->> 3`,
     ),
     readPartition: db.prepare(
       `SELECT ${columns} FROM entries WHERE tenant = ${tenantRef} AND partition = ? AND "offset" > ?

@@ -81,6 +81,9 @@ import {
 import type {
   AppendResult,
   HistoryRead,
+  LedgerRead,
+  LedgerReads,
+  LedgerTail,
   LogRetention,
   RetentionCut,
   RetentionDrop,
@@ -186,7 +189,7 @@ export interface SqliteStoreBugs {
  */
 export async function createSqliteStore(
   options: SqliteStoreOptions,
-): Promise<LogStore & LedgerSnapshots & LogRetention> {
+): Promise<LogStore & LedgerSnapshots & LogRetention & LedgerReads> {
   mkdirSync(dirname(options.file), { recursive: true })
   let db: Database.Database
   try {
@@ -252,7 +255,7 @@ function rehearsalCall(schema: Schema | undefined, at: number): PlanCall {
 
 // ---------------------------------------------------------------------------------------------
 
-class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
+class SqliteStore implements LogStore, LedgerSnapshots, LogRetention, LedgerReads {
   readonly partitions: number
   readonly #db: Database.Database
   readonly #schema: Schema | undefined
@@ -397,6 +400,50 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
       if (fromVersion < firstKept) return { _tag: 'dropped', firstKept }
       const rows = this.#sql.readEntity.all(tenant, entity, fromVersion, limit) as EntryRow[]
       return { _tag: 'entries', entries: rows.map(toStored) }
+    })
+  }
+
+  /**
+   * `ledger-reads.ts` of `@ledgerline/log`: every tail in one read transaction (invariant 1),
+   * the snapshots by key, the entries of every read in one statement (`sqlite-reads.ts`).
+   */
+  readLedgers(reads: readonly LedgerRead[]): Promise<LedgerTail[]> {
+    return this.#read(() => {
+      const snapshots = reads.map((r) => this.#snapshots.get(r.tenant, r.entity, r.foldKey))
+      // A log no drop ever cut keeps every version (`sqlite-reads.ts` invariant 10).
+      const dropped = this.#retention.anyDropped()
+      const tails: LedgerTail[] = []
+      const wanted: [string, string, number, number][] = []
+      // The index in `reads` of each of `wanted`.
+      const wantedAt: number[] = []
+      const entries: StoredEntry[][] = []
+      reads.forEach((r, i) => {
+        const snapshot = snapshots[i]
+        const from = (snapshot?.version ?? 0) + 1
+        const firstKept = dropped ? this.#retention.firstKept(r.tenant, r.entity) : 1
+        const list: StoredEntry[] = []
+        entries.push(list)
+        if (from < firstKept) {
+          tails.push({ snapshot, read: { _tag: 'dropped', firstKept } })
+          return
+        }
+        tails.push({ snapshot, read: { _tag: 'entries', entries: list } })
+        wanted.push([r.tenant, r.entity, from, from + Math.max(0, r.limit)])
+        wantedAt.push(i)
+      })
+      for (const row of this.#sql.readLedgers.iterate(JSON.stringify(wanted)) as Iterable<
+        EntryRow & { i: number }
+      >) {
+        entries[wantedAt[row.i] as number]?.push(toStored(row))
+      }
+      // The plan reads each ledger by its (entity, version) index, so in version order; SQL
+      // promises no order without ORDER BY (which would sort every body), so it is checked.
+      for (const list of entries) {
+        if (list.some((e, k) => k > 0 && (list[k - 1] as StoredEntry).version > e.version)) {
+          list.sort((a, b) => a.version - b.version)
+        }
+      }
+      return tails
     })
   }
 
