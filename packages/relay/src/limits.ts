@@ -100,6 +100,12 @@ export const OVERLOADED_RETRY_MS = 2_000
 export const CATCH_UP_ENTRIES_PER_S = 50_000
 /** Entries a connection may read at once before the catch-up rate applies. */
 export const CATCH_UP_ENTRIES_BURST = 10_000
+/**
+ * How often a catch-up waiting for room on its socket looks again (`subscriptions.ts`
+ * invariant 4): a catch-up page goes out only while the socket's unsent bytes leave room for a
+ * whole frame under `bufferedBytesMax`.
+ */
+export const CATCH_UP_DRAIN_POLL_MS = 20
 /** Interval of WebSocket pings; a socket that missed the previous pong is terminated. */
 export const HEARTBEAT_INTERVAL_MS = 30_000
 /**

@@ -16,8 +16,13 @@
  *    a time reads from the cursor, and a partition stops being dirty only if no commit touched
  *    it during the read and the read reached the head.
  * 4. At most as many pages are sent as the client granted, each at most `pageEntriesMax`
- *    entries and `pageBytesMax` bytes (one bigger entry goes alone); a socket whose unsent bytes
- *    pass `bufferedBytesMax` is closed as a slow consumer.
+ *    entries and `pageBytesMax` bytes (one bigger entry goes alone). The relay's own catch-up
+ *    never trips the slow-consumer cap: a catch-up page (snapshots, or entries before live) goes
+ *    out only while the socket's unsent bytes leave room for a whole frame (`FRAME_BYTES_MAX`)
+ *    under `bufferedBytesMax`, else the subscription looks again after `CATCH_UP_DRAIN_POLL_MS`
+ *    on its one timer (a reader on a slow link catches up at its link's pace; one that never
+ *    reads is ended by the heartbeat). A live subscription whose socket's unsent bytes pass
+ *    `bufferedBytesMax` is closed as a slow consumer: it cannot keep up with the log.
  * 5. Reads of the log (catch-up, or a live subscription outside the tails) are charged to the
  *    connection: its subscriptions share one budget of `catchUpEntriesPerS` entries per second
  *    (burst `catchUpEntriesBurst`). With the budget spent, a subscription waits on one timer of
@@ -55,6 +60,7 @@ import { checkPattern, matchesAny, matchesPattern } from '@ledgerline/core'
 import { hasLedgerSnapshots, hasLogRetention } from '@ledgerline/log'
 import {
   CREDIT_PAGES_MAX,
+  FRAME_BYTES_MAX,
   SCOPE_PATTERNS_MAX,
   SNAPSHOTS_PAGE_MAX,
   SUBSCRIPTIONS_MAX,
@@ -62,7 +68,7 @@ import {
 import type { BootstrapRequest, ErrorKind, Grants, LedgerSnapshot } from '@ledgerline/protocol'
 import { encodedEntry, entryPageBytes } from './fanout-tail.ts'
 import type { EncodedEntry } from './fanout-tail.ts'
-import { BOOTSTRAP_SPANS_MAX, BOOTSTRAP_SPANS_PAGE } from './limits.ts'
+import { BOOTSTRAP_SPANS_MAX, BOOTSTRAP_SPANS_PAGE, CATCH_UP_DRAIN_POLL_MS } from './limits.ts'
 import { encodedSnapshot } from './page-frames.ts'
 import type { EncodedSnapshot } from './page-frames.ts'
 import type { SessionContext } from './session.ts'
@@ -275,13 +281,7 @@ export class Subscriptions {
       // Invariant 8: what the snapshots sent hold is passed without reading it.
       if (sub.spans !== undefined && !(await this.#readSpans(sub, sub.spans))) return
       while (sub.credit > 0 && this.#current(sub)) {
-        if (this.#host.bufferedAmount() > this.#ctx.limits.bufferedBytesMax) {
-          this.#host.fail(
-            'slow_consumer',
-            `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`,
-          )
-          return
-        }
+        if (!this.#room(sub)) return
         const page: EncodedEntry[] = []
         let pageBytes = 0
         let full = false
@@ -381,13 +381,7 @@ export class Subscriptions {
     const { pageBytesMax } = this.#ctx.limits
     const max = Math.min(SNAPSHOTS_PAGE_MAX, this.#ctx.limits.pageEntriesMax)
     while (sub.credit > 0) {
-      if (this.#host.bufferedAmount() > this.#ctx.limits.bufferedBytesMax) {
-        this.#host.fail(
-          'slow_consumer',
-          `more than ${this.#ctx.limits.bufferedBytesMax} bytes queued`,
-        )
-        return false
-      }
+      if (!this.#room(sub)) return false
       while (phase.pending.length < max && !phase.exhausted) {
         // Invariant 5 holds here too: a scan that matches little still costs the log.
         if (!this.#budget.available()) {
@@ -488,6 +482,26 @@ export class Subscriptions {
   }
 
   /** Invariant 5: wait for the budget on this subscription's one timer, then pump again. */
+  /**
+   * Invariant 4: true when the socket has room for the subscription's next page. A live one
+   * over the cap is cut; a catch-up one waits for the socket to drain, on its one timer.
+   */
+  #room(sub: Subscription): boolean {
+    const buffered = this.#host.bufferedAmount()
+    const max = this.#ctx.limits.bufferedBytesMax
+    if (sub.live) {
+      if (buffered <= max) return true
+      this.#host.fail('slow_consumer', `more than ${max} bytes queued`)
+      return false
+    }
+    if (buffered <= Math.max(0, max - FRAME_BYTES_MAX)) return true
+    sub.retry = this.#timers.set(() => {
+      sub.retry = undefined
+      if (this.#current(sub)) void this.#pump(sub)
+    }, CATCH_UP_DRAIN_POLL_MS)
+    return false
+  }
+
   #waitForBudget(sub: Subscription): void {
     sub.retry = this.#timers.set(() => {
       sub.retry = undefined
