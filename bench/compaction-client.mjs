@@ -30,6 +30,8 @@ const READY_MS_TARGET = 2_000
 /** The relay's catch-up budget for the extra round (entries/s and burst): in effect none. */
 const UNBUDGETED = 100_000_000
 const BYTES_SHARE_TARGET = 0.1
+/** How long past its bound the browser's full replay may go unanswered before its page is closed. */
+const FULL_UNANSWERED_MS = 30_000
 /** The wire replay's credit window (pages in flight), as a client's. */
 const WIRE_CREDIT = 16
 const WIRE_TIMEOUT_MS = 600_000
@@ -84,9 +86,13 @@ export async function runClientPart() {
       args: CHROMIUM_ARGS,
       headless: true,
     })
-    const page = context.pages()[0] ?? (await context.newPage())
-    await page.goto(server.origin)
-    await page.waitForFunction(() => globalThis.bench !== undefined)
+    const openPage = async () => {
+      const opened = await context.newPage()
+      await opened.goto(server.origin)
+      await opened.waitForFunction(() => globalThis.bench !== undefined)
+      return opened
+    }
+    let page = await openPage()
     const names = Array.from({ length: ENTITIES }, (_, i) => `item/e${i}`)
     let dbs = 0
     const boot = async (full, timeoutMs) => {
@@ -114,10 +120,26 @@ export async function runClientPart() {
     console.log(
       `  full replay on the wire (nothing stored): ${fmt(wire.entries)} entries, ${fmt(wire.bytes)} bytes in ${wire.frames} frames, live at ${wire.ms.toFixed(0)} ms`,
     )
-    const full = await boot(true, FULL_TIMEOUT_MS).catch((error) => {
-      console.log(`  full replay: ${error.message.slice(0, 200)}`)
-      return undefined
-    })
+    // The browser's full replay, bounded here too: its `synced()` bound has been seen to pass
+    // without an answer (the page busy storing pages), so past it the page is closed and a new
+    // one serves the next round.
+    let bound
+    const full = await Promise.race([
+      boot(true, FULL_TIMEOUT_MS),
+      new Promise((_, reject) => {
+        bound = setTimeout(
+          () => reject(new Error(`no answer ${FULL_UNANSWERED_MS / 1000} s past its bound`)),
+          FULL_TIMEOUT_MS + FULL_UNANSWERED_MS,
+        )
+      }),
+    ])
+      .catch(async (error) => {
+        console.log(`  full replay: ${error.message.slice(0, 200)}`)
+        await page.close().catch(() => undefined)
+        page = await openPage()
+        return undefined
+      })
+      .finally(() => clearTimeout(bound))
     if (full !== undefined)
       console.log(
         `  full replay: ready ${full.ms.toFixed(0)} ms, ${full.bytes.toLocaleString('en-US')} bytes in ${full.frames} frames; checked ${full.states.length} entities (${full.wrong} wrong); frames at (ms) ${JSON.stringify(full.marks)}`,
