@@ -10,8 +10,9 @@
  *                                                              store (writes nothing)
  *                                  ack frames ─► a host of its own (sent nowhere) ◄┘
  *
- * Measured (before it existed, first push after /healthz against the next ones, same run):
- * the push path's steps from the frame to the ack sent cost about 2 ms more on the first push.
+ * Measured (first push after /healthz against warm ones, medians of 6 to 8 restarts, load 6 to
+ * 8 on 2 cores): before it, the relay's steps outside the log cost about 1.7 ms more on the
+ * first push; with it, about 1 ms more (the metrics and the socket's send are still cold).
  *
  * Invariants:
  * 1. Nothing of it reaches the relay's log, its commit queue, its metrics or a socket: the queue,
