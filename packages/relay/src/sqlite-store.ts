@@ -360,7 +360,9 @@ class SqliteStore implements LogStore, LedgerSnapshots, LogRetention {
         }
         return { results: plan.results, touched: [] }
       },
-      defer: nodeDefer,
+      // A microtask, not the store's `defer`: a simulation's clock (`LogStoreOptions.defer`)
+      // does not run while the open is awaited, and the rehearsal needs no gathering.
+      defer: queueMicrotask,
     })
     const call = rehearsalCall(this.#schema, committedAt)
     // Rejected, whether by a plan a real append would meet anyway or by the writer thread (which
