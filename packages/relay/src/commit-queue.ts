@@ -56,7 +56,7 @@ export interface CommitQueue {
  * const answer = commits.submit(session, 'acme', items, true) // undefined: overloaded
  */
 export function createCommitQueue(
-  store: LogStore,
+  store: Pick<LogStore, 'append'>,
   limits: { readonly commitQueueEntriesMax: number },
 ): CommitQueue {
   let queued = 0

@@ -44,6 +44,7 @@ export const RELAY_LOG_EVENTS = {
   internal_error: 'an HTTP request, a frame or a read failed inside the relay: err',
   origin_refused: 'an upgrade from a browser Origin not on the list: origin',
   snapshot_failed: 'a CRDT snapshot failed (appends are not affected): err',
+  warm_up_failed: 'the push path warm-up before listening failed (a colder first push): reason',
   yjs_error: 'the y-websocket endpoint failed: err',
   config_error: 'a configuration mistake: the process exits with code 2',
   start_failed: 'the relay could not start: the process exits with code 1',

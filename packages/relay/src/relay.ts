@@ -28,9 +28,11 @@
  *    snapshots ledger entities in the background (`ledger-snapshots.ts`) and answers
  *    `subscribe.bootstrap` and `fetch` (`welcome.snapshots`); a store hub or a relay without a
  *    schema does neither. `snapshotWalk` also walks the whole log once at start.
- * 10. Before it listens the relay decodes one push frame (`warmCodec`), and a SQLite log it
- *    opens has rehearsed one append (`sqlite-store.ts` invariant 10): the first push after a
- *    restart does not pay alone for the decoder's and validators' first run.
+ * 10. Before it listens (so before `/healthz` answers) the relay runs one push frame through
+ *    the decoder and the session's push path to an ack on a queue and a store of its own
+ *    (`warm-up.ts`), and a SQLite log it opens has rehearsed one append, the writer thread's
+ *    first COMMIT included (`sqlite-store.ts` invariant 11): the first push after a restart
+ *    does not pay alone for the first run of that code.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -43,7 +45,7 @@ import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
 import { checkTenant } from '@ledgerline/core'
 import type { Schema } from '@ledgerline/core'
-import { decodeMessage, encodeMessage, FRAME_BYTES_MAX } from '@ledgerline/protocol'
+import { FRAME_BYTES_MAX } from '@ledgerline/protocol'
 import { createTokenVerifier, signToken } from './auth.ts'
 import type { AuthOptions } from './auth.ts'
 import { createFanoutTails } from './fanout-tail.ts'
@@ -78,6 +80,7 @@ import type { LedgerSnapshotter } from './ledger-snapshots.ts'
 import { hasLedgerSnapshots } from '@ledgerline/log'
 import { withCrdtSnapshots } from './crdt-snapshots.ts'
 import { createYjsEndpoint, YJS_PATH_PREFIX } from './yjs-endpoint.ts'
+import { warmPushPath } from './warm-up.ts'
 import { refuseUpgrade } from './yjs-wire.ts'
 import type { YjsEndpoint } from './yjs-endpoint.ts'
 
@@ -426,7 +429,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           : undefined,
       static: staticHandler,
     })
-    warmCodec()
+    const warm = await warmPushPath(context)
+    if (warm._tag === 'cold') {
+      logger.warn({ event: 'warm_up_failed', reason: warm.reason }, 'push path warm-up failed')
+    }
     const server = createServer(router.request)
     server.on('upgrade', router.upgrade)
     await new Promise<void>((resolve, reject) => {
@@ -549,23 +555,4 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   } finally {
     clearTimeout(timer)
   }
-}
-
-/** Invariant 10: one push frame encoded and decoded (with every check of a real one). */
-function warmCodec(): void {
-  const clientId = '0'.repeat(32)
-  const at = Date.now()
-  const entry = {
-    id: `${clientId}-1`,
-    tenant: 'ledgerline.rehearsal',
-    entity: 'rehearsal/codec',
-    kind: 'rehearsal.decoded',
-    data: { n: 1, s: 'x' },
-    intent: 'fact',
-    clientId,
-    clientSeq: 1,
-    hlc: `${String(at).padStart(15, '0')}:00000:${clientId}`,
-    occurredAt: at,
-  } as const
-  decodeMessage(encodeMessage({ type: 'push', batch: 1, entries: [entry] }))
 }

@@ -15,7 +15,7 @@
  *    under the same id; refusals of older builds kept no body and keep no digest.
  * 5. `meta` holds `partitions`, `log_id` and `generation`, each written once by the first open
  *    (an existing log gets its id when it is first opened by a build that has identities), and
- *    `opened_at`, rewritten by every open (`sqlite-store.ts` invariant 10).
+ *    `opened_at`, rewritten by every open (`sqlite-store.ts` invariant 11).
  * 6. Migration 4 rewrites the entries and clients into the lean layout (`sqlite-lean-layout.ts`,
  *    which says which query needs each index); refusals, deferrals, partition heads and meta
  *    keep their tables.
@@ -225,6 +225,17 @@ export function readIdentity(db: Database.Database): LogIdentity | undefined {
   const generation = Number(rows.find((r) => r.key === 'generation')?.value)
   if (id === undefined || !Number.isSafeInteger(generation)) return undefined
   return { id, generation }
+}
+
+/**
+ * Invariant 5: the time of this open, in `meta.opened_at`. Committed on its own, it is the first
+ * commit of the connection that runs it (`sqlite-store.ts` invariant 11 says why that matters).
+ */
+export function writeOpenedAt(db: Database.Database, at: number): void {
+  db.prepare(
+    `INSERT INTO meta (key, value) VALUES ('opened_at', ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+  ).run(String(at))
 }
 
 /** Raises the generation by one, in an immediate transaction; the new identity. */

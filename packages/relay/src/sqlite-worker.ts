@@ -25,7 +25,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { SnapshotPut } from '@ledgerline/log'
-import { assertDurable, bumpGeneration } from './sqlite-migrations.ts'
+import { assertDurable, bumpGeneration, writeOpenedAt } from './sqlite-migrations.ts'
 import { RelayError } from './relay-error.ts'
 import { createSqliteRefs } from './sqlite-refs.ts'
 import { createSqliteSnapshots } from './sqlite-snapshots.ts'
@@ -94,7 +94,36 @@ function run(request: Exclude<WriterRequest, { op: 'close' }>): WriterReply {
     }
     case 'bump':
       return { type: 'bumped', id: request.id, identity: bumpGeneration(db) }
+    case 'rehearse':
+      return { type: 'rehearsed', id: request.id, rolledBack: rehearse(request) }
   }
+}
+
+/** Thrown inside the rehearsal's transaction, to roll it back. */
+class Rehearsed extends Error {}
+
+/**
+ * `sqlite-writer-thread.ts` invariant 5: this thread's first write transaction, statements and
+ * COMMIT run here, before any append, not in the first push after a restart.
+ */
+function rehearse(request: Extract<WriterRequest, { op: 'rehearse' }>): boolean {
+  const { plan, committedAt } = request
+  let rolledBack = false
+  if (plan !== undefined) {
+    try {
+      db.transaction(() => {
+        writer.write(plan, committedAt)
+        throw new Rehearsed()
+      }).immediate()
+    } catch (error) {
+      rolledBack = error instanceof Rehearsed
+    } finally {
+      refs.rolledBack()
+    }
+  }
+  // The first commit after opening makes the WAL file and syncs its header: paid here.
+  writeOpenedAt(db, committedAt)
+  return rolledBack
 }
 
 function messageOf(error: unknown): string {

@@ -2,13 +2,17 @@
 // its death is a typed store failure told once, after which every append fails typed; the
 // queue to it is bounded. Method: a store whose worker exits inside its third write
 // transaction (rows written, no COMMIT), then a reopen of the file; a store whose worker is
-// terminated while appends stream; 65 writes sent at once to a thread that allows 64.
+// terminated while appends stream; 65 writes sent at once to a thread that allows 64. And the
+// thread's write path runs once before the store is returned (so before a relay answers
+// /healthz), not in the first push after a restart: the worker's replies, watched from its
+// start, show the rehearsal, and the log shows nothing of it.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import { defineEntity, defineSchema } from '@ledgerline/core'
 import type { Entry } from '@ledgerline/core'
 import { isLogStoreError } from '@ledgerline/log'
 import type { AppendResult } from '@ledgerline/log'
@@ -47,6 +51,48 @@ function entry(seq: number): Entry {
 }
 
 describe('SQLite writer thread', () => {
+  it('rehearses before the store is returned: a plan written and rolled back, then one commit, in the thread; nothing of it kept', async () => {
+    const file = tempFile()
+    const schema = defineSchema(
+      defineEntity<{ n: number }>({
+        type: 'note',
+        initial: { n: 0 },
+        reduce: (s) => ({ n: s.n + 1 }),
+      }),
+    )
+    const replies: string[] = []
+    const store = await createSqliteStore({
+      file,
+      schema,
+      writer: 'worker',
+      writerThread: {
+        onWorker: (worker) =>
+          worker.on('message', (m: { type: string; rolledBack?: boolean }) =>
+            replies.push(m.type === 'rehearsed' ? `rehearsed:${m.rolledBack}` : m.type),
+          ),
+      },
+    })
+    try {
+      // The thread's first write transaction and first COMMIT happened during the open.
+      expect(replies).toEqual(['rehearsed:true'])
+      expect((await store.partitionHeads()).every((h) => h === 0)).toBe(true)
+      expect(await store.head('ledgerline.rehearsal', 'note/rehearsal')).toEqual({
+        version: 0,
+        offset: 0,
+      })
+      expect(await store.client('ledgerline.rehearsal', '0'.repeat(32))).toEqual({
+        high: 0,
+        subject: null,
+      })
+      // The first real append is the log's first entry: no position went to the rehearsal.
+      const [first] = await store.append('acme', [{ entry: entry(1) }])
+      expect(first).toMatchObject({ status: 'appended', version: 1, offset: 1 })
+      expect(replies).toEqual(['rehearsed:true', 'written'])
+    } finally {
+      await store.close()
+    }
+  })
+
   it('dies inside a commit: the call fails store_failed, the relay is told once, the file keeps every acked entry and nothing of the lost group', async () => {
     const file = tempFile()
     const failures: RelayError[] = []

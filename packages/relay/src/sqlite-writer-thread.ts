@@ -24,6 +24,9 @@
  * 4. The worker keeps the process alive only while a request is pending (it is unref'd when
  *    idle), so an idle store does not hold a process open, and a pending ack is never dropped
  *    by the process exiting under it.
+ * 5. `rehearse` runs the worker's write path once before any append (`sqlite-store.ts`
+ *    invariant 11): a plan written and rolled back, then one commit of `meta.opened_at`. Nothing
+ *    of the plan stays; the reply says whether the rehearsal reached its rollback.
  */
 import { Worker } from 'node:worker_threads'
 import type { SnapshotPut } from '@ledgerline/log'
@@ -47,6 +50,13 @@ export type WriterRequest =
   | { readonly op: 'write'; readonly id: number; readonly plan: WritePlan; committedAt: number }
   | { readonly op: 'puts'; readonly id: number; readonly puts: readonly SentPut[] }
   | { readonly op: 'bump'; readonly id: number }
+  | {
+      readonly op: 'rehearse'
+      readonly id: number
+      /** Written and rolled back; absent when the main thread could not plan one. */
+      readonly plan: WritePlan | undefined
+      readonly committedAt: number
+    }
   | { readonly op: 'close' }
 
 /** A snapshot put as it crosses the thread: encoded on the main thread, its state left behind. */
@@ -66,6 +76,7 @@ export type WriterReply =
   | { readonly type: 'written'; readonly id: number }
   | { readonly type: 'put'; readonly id: number; readonly outcomes: WirePutOutcome[] }
   | { readonly type: 'bumped'; readonly id: number; readonly identity: LogIdentity }
+  | { readonly type: 'rehearsed'; readonly id: number; readonly rolledBack: boolean }
   | { readonly type: 'error'; readonly id: number; readonly kind: string; readonly message: string }
 
 export interface WriterThread {
@@ -76,6 +87,11 @@ export interface WriterThread {
     puts: readonly { tenant: string; snapshot: LedgerSnapshot }[],
   ): Promise<(SnapshotPut | Error)[]>
   bumpGeneration(): Promise<LogIdentity>
+  /**
+   * Invariant 5: writes `plan` and rolls it back, then commits the opening time; resolves with
+   * whether the plan's write reached its rollback (false: it failed, a colder start only).
+   */
+  rehearse(plan: WritePlan | undefined, committedAt: number): Promise<boolean>
   /** The failure that ended the thread (invariant 3); `undefined` while it runs. */
   readonly failure: RelayError | undefined
   /** Lets the worker finish what it was sent, closes its connection and waits for its exit. */
@@ -212,6 +228,13 @@ export async function startWriterThread(options: WriterThreadOptions): Promise<W
       const reply = await send('bump', {})
       if (reply.type !== 'bumped') throw new RelayError('store_failed', `unexpected ${reply.type}`)
       return reply.identity
+    },
+    async rehearse(plan, committedAt) {
+      const reply = await send('rehearse', { plan, committedAt })
+      if (reply.type !== 'rehearsed') {
+        throw new RelayError('store_failed', `unexpected ${reply.type}`)
+      }
+      return reply.rolledBack
     },
     get failure() {
       return failure
