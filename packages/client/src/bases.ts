@@ -18,6 +18,9 @@
  * 4. History is `complete` only when the entries held run densely from version 1 to the base;
  *    otherwise the answer says from which version it is held, and `dropped` when the operator
  *    dropped what lies below (never a silent gap).
+ * 5. A write of bases over names that already have bases (`mergeBases`) leaves one base per
+ *    name, chosen by invariant 2, so when stores keep bases in pages of names, an older page's
+ *    entry never shadows a newer one.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import type { LedgerSnapshot } from '@ledgerline/protocol'

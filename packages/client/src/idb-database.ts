@@ -83,7 +83,7 @@ import type { Scheduler } from './scheduler.ts'
  * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
  * 3 — kept views of entity types that declare indexes, for `query` (Ledgerline 0.1.0).
  * 4 — bases: the relay's ledger snapshots a bootstrap keeps (compaction).
- * 5 — base pages: those bases stored a page of sorted names per record.
+ * 5 — base pages: those bases stored a run of sorted names per record (compaction).
  */
 export const DB_VERSION = 5
 
