@@ -17,6 +17,18 @@ import { DB_VERSION } from './idb-database.ts'
 import type { ClientError } from './errors.ts'
 import { BASE_PAGE_ENTRIES_MAX, OPEN_BLOCKED_MS_MAX } from './limits.ts'
 
+/** The object stores layout 1 created besides its `pages`, as every later layout keeps them. */
+function layout1Stores(db: IDBDatabase): void {
+  db.createObjectStore('meta')
+  const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
+  outbox.createIndex('id', 'id', { unique: true })
+  outbox.createIndex('entity', 'entity')
+  db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
+  db.createObjectStore('snapshots', { keyPath: 'entity' })
+  db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
+  db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
+}
+
 describe('IndexedDB database', () => {
   it('upgrades a layout 1 database keeping the outbox, history, cursors, snapshots and tenant', async () => {
     // Goal: the 1 → 2 upgrade path. Method: build a version 1 database by hand (the object
@@ -27,16 +39,9 @@ describe('IndexedDB database', () => {
       const request = factory.open('test', 1)
       request.onupgradeneeded = () => {
         const db = request.result
-        db.createObjectStore('meta')
-        const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
-        outbox.createIndex('id', 'id', { unique: true })
-        outbox.createIndex('entity', 'entity')
-        db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
+        layout1Stores(db)
         const pages = db.createObjectStore('pages', { keyPath: ['partition', 'first'] })
         pages.createIndex('entity', 'keys', { multiEntry: true })
-        db.createObjectStore('snapshots', { keyPath: 'entity' })
-        db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
-        db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
       }
       request.onerror = () => reject(request.error)
       request.onsuccess = () => {
@@ -139,14 +144,7 @@ describe('IndexedDB database', () => {
       const request = factory.open('test', 4)
       request.onupgradeneeded = () => {
         const db = request.result
-        db.createObjectStore('meta')
-        const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
-        outbox.createIndex('id', 'id', { unique: true })
-        outbox.createIndex('entity', 'entity')
-        db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
-        db.createObjectStore('snapshots', { keyPath: 'entity' })
-        db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
-        db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
+        layout1Stores(db)
         db.createObjectStore('chunks', { keyPath: 'n' })
         db.createObjectStore('staged', { keyPath: 'n' })
         db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
