@@ -14,7 +14,7 @@
  *    the pages it met, so invariant 1 holds after it and an older page's entry for a name never
  *    shadows a newer one (there is one entry per name).
  * 3. Reads in one transaction share the pages they read (`createBaseReader`): a batch of loads
- *    of neighbouring names reads their page once.
+ *    of neighbouring names reads their page once, and finds which pages with one key read.
  */
 import type { IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
 import { findBase, mergeBases } from './bases.ts'
@@ -56,15 +56,27 @@ async function pageKeyOf(
 export type BaseReader = (entity: string) => Promise<BaseRecord | undefined>
 
 /**
+ * `names`: every entity the reader will be asked for (a batch of loads). Then the keys of the
+ * pages that may hold them are read once, with two requests (the page at or before the first
+ * name and the keys of the pages starting up to the last), instead of a key cursor per entity:
+ * a cursor per load cost more than the load's other reads in Chromium.
+ *
  * @example
  * const baseOf = createBaseReader(tx, IDBKeyRange)
  * const base = await baseOf('stock/a')
  */
-export function createBaseReader(tx: BasesTx, KeyRange: typeof IDBKeyRange): BaseReader {
+export function createBaseReader(
+  tx: BasesTx,
+  KeyRange: typeof IDBKeyRange,
+  names?: readonly string[],
+): BaseReader {
   const store = tx.objectStore('basePages')
   const pages = new Map<string, Promise<BasePageRecord | undefined>>()
+  const keys =
+    names === undefined || names.length < 2 ? undefined : keysOver(store, KeyRange, names)
   return async (entity) => {
-    const key = await pageKeyOf(store, KeyRange, entity)
+    const key =
+      keys === undefined ? await pageKeyOf(store, KeyRange, entity) : keyIn(await keys, entity)
     if (key === undefined) return undefined
     let page = pages.get(key[0])
     if (page === undefined) {
@@ -74,6 +86,41 @@ export function createBaseReader(tx: BasesTx, KeyRange: typeof IDBKeyRange): Bas
     const found = await page
     return found === undefined ? undefined : findBase(found.bases, entity)
   }
+}
+
+/** The keys, ascending, of every page that may hold one of `names` (invariant 1). */
+async function keysOver(
+  store: PagesStore<IDBTransactionMode>,
+  KeyRange: typeof IDBKeyRange,
+  names: readonly string[],
+): Promise<[string, string][]> {
+  const sorted = [...names].sort()
+  const lo = sorted[0] as string
+  const hi = sorted.at(-1) as string
+  const [before, inside] = await Promise.all([
+    pageKeyOf(store, KeyRange, lo),
+    store.getAllKeys(KeyRange.bound([lo, ''], [hi, AFTER_STRINGS as unknown as string])),
+  ])
+  const keys = inside as [string, string][]
+  return before === undefined || keys[0]?.[0] === before[0] ? keys : [before, ...keys]
+}
+
+/** The key in `keys` (ascending, ranges apart) of the page whose range holds `entity`. */
+function keyIn(keys: readonly [string, string][], entity: string): [string, string] | undefined {
+  let lo = 0
+  let hi = keys.length - 1
+  let found: [string, string] | undefined
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const key = keys[mid] as [string, string]
+    if (key[0] <= entity) {
+      found = key
+      lo = mid + 1
+    } else {
+      hi = mid - 1
+    }
+  }
+  return found !== undefined && found[1] >= entity ? found : undefined
 }
 
 /** Every stored base, in name order (a view rebuild folds them all). */

@@ -101,7 +101,11 @@ export function createIdbHistory(
         async (tx) => {
           // One read of the staged records, and of each base page, for every load of the batch.
           const staged = tx.objectStore('staged').getAll()
-          const baseOf = createBaseReader(tx as unknown as BasesTx, KeyRange)
+          const baseOf = createBaseReader(
+            tx as unknown as BasesTx,
+            KeyRange,
+            batch.map((r) => r.entity),
+          )
           return Promise.all(
             batch.map(({ entity, typeKey, base }) =>
               readLoad(tx as unknown as LoadTx, KeyRange, entity, typeKey, base, staged, baseOf),

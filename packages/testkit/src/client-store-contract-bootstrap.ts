@@ -226,6 +226,11 @@ export function registerBootstrapCases(open: () => Promise<ClientStore>): void {
         )
       }
       expect(got).toEqual(want)
+      // Loads asked for together (one batch where a store batches them) start from the same.
+      const loads = await Promise.all(names.map((n) => s.loadEntity(nameOf(n), 'stock@1', null)))
+      expect(loads.map((l) => l.snapshot?.version)).toEqual(
+        want.map((w) => (w?.foldKey === 'stock@1' ? w.version : undefined)),
+      )
     }
     await check(store)
     // A name beyond every page, and one before them all, have none.
