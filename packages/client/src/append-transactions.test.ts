@@ -73,7 +73,7 @@ describe('transactions per append', () => {
     expect(log).not.toContainEqual(expect.objectContaining({ stores: LOAD_STORES }))
     expect(writes()).toEqual([
       {
-        stores: 'meta,outbox,chunks,staged,ledgers,acked,snapshots,bases',
+        stores: 'meta,outbox,chunks,staged,ledgers,acked,snapshots,basePages',
         mode: 'readwrite',
         durability: 'strict',
       },

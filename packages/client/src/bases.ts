@@ -18,6 +18,9 @@
  * 4. History is `complete` only when the entries held run densely from version 1 to the base;
  *    otherwise the answer says from which version it is held, and `dropped` when the operator
  *    dropped what lies below (never a silent gap).
+ * 5. A write of bases over names that already have bases (`mergeBases`) leaves one base per
+ *    name, chosen by invariant 2, so when stores keep bases in pages of names, an older page's
+ *    entry never shadows a newer one.
  */
 import type { StoredEntry } from '@ledgerline/core'
 import type { LedgerSnapshot } from '@ledgerline/protocol'
@@ -105,4 +108,56 @@ export function heldHistory(
   }
   const complete = from === 1
   return { entries: stored.slice(at), complete, from, dropped: base.dropped }
+}
+
+/** What one write of bases leaves: the pages to store in place of the ones it met. */
+export interface MergedBases {
+  /** The bases of the names met and written, in name order, cut into pages. */
+  readonly pages: readonly (readonly BaseRecord[])[]
+  /** The incoming bases that were kept (invariant 2), by entity. */
+  readonly based: Map<string, BaseRecord>
+}
+
+/**
+ * Merges `incoming` (in arrival order) over `held` (the bases of every stored page the write
+ * meets) by `nextBase` per name, and cuts the result in name order into pages of at most
+ * `perPage`. There is one base per name afterwards, so an older page's entry for a name can
+ * never shadow a newer one.
+ *
+ * @example
+ * mergeBases([], [base('a', 2)], 250).pages.length // 1
+ */
+export function mergeBases(
+  held: readonly BaseRecord[],
+  incoming: readonly BaseRecord[],
+  perPage: number,
+): MergedBases {
+  const byName = new Map(held.map((b) => [b.entity, b]))
+  const based = new Map<string, BaseRecord>()
+  for (const base of incoming) {
+    const next = nextBase(byName.get(base.entity), base)
+    if (next === undefined) continue
+    byName.set(next.entity, next)
+    based.set(next.entity, next)
+  }
+  // Code-unit order, as IndexedDB compares string keys.
+  const names = [...byName.keys()].sort()
+  const pages: BaseRecord[][] = []
+  for (let i = 0; i < names.length; i += perPage)
+    pages.push(names.slice(i, i + perPage).map((n) => byName.get(n) as BaseRecord))
+  return { pages, based }
+}
+
+/** The base of `entity` in `bases` (sorted by name, as a page holds them), by binary search. */
+export function findBase(bases: readonly BaseRecord[], entity: string): BaseRecord | undefined {
+  let lo = 0
+  let hi = bases.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const name = (bases[mid] as BaseRecord).entity
+    if (name === entity) return bases[mid]
+    if (name < entity) lo = mid + 1
+    else hi = mid - 1
+  }
+  return undefined
 }

@@ -94,7 +94,7 @@ describe.skipIf(executablePath === undefined)('client in Chromium', () => {
     const txs = await page.evaluate(() => (window as unknown as H).harness.transactions())
     // The append transaction is the one over exactly meta + outbox, read-write (the first one
     // also reads the entity's load, so its scope takes the history's stores; names sorted).
-    const scopes = ['meta,outbox', 'acked,bases,chunks,ledgers,meta,outbox,snapshots,staged']
+    const scopes = ['meta,outbox', 'acked,basePages,chunks,ledgers,meta,outbox,snapshots,staged']
     const appends = txs.filter((t) => scopes.includes(t.stores) && t.mode === 'readwrite')
     expect(appends.length).toBe(20)
     expect(appends.every((t) => t.durability === 'strict')).toBe(true)

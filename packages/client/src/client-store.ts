@@ -49,7 +49,9 @@
  *    definition key differs from the stored one.
  * 11. Bootstrap (`bases.ts`): a page's `snapshots` are stored as the entities' *bases* in the
  *    page's own write, before its entries, each only when it is not older than the stored base
- *    (a base never moves back). A base stands for the entity's history through its version: a
+ *    (a base never moves back). Bootstraps over overlapping names keep one base per name: the
+ *    newer of the same fold key by version, or the later of another fold key; an older
+ *    bootstrap's base never shadows a newer one, also after a reopen. A base stands for the entity's history through its version: a
  *    load from version 1 (`base` null) starts from it when its fold key matches, and a load
  *    after a cached base older than it starts from it too. Bases go with confirmed history
  *    (guarantee 6, and `beginSession` on another log). `storeFetched` keeps fetched history

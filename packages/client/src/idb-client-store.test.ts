@@ -48,11 +48,11 @@ describe('IndexedDB client store', () => {
     await store.reissue(entries[0]!.clientId, OTHER)
     expect(log).toEqual([
       'meta,outbox strict',
-      'meta,chunks,staged,ledgers,snapshots,bases,acked relaxed',
+      'meta,chunks,staged,ledgers,snapshots,basePages,acked relaxed',
       'meta,outbox,acked,outcomes relaxed',
-      'meta,chunks,staged,acked,feed,outbox,outcomes,bases relaxed',
+      'meta,chunks,staged,acked,feed,outbox,outcomes,basePages relaxed',
       'snapshots relaxed',
-      'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots,bases strict',
+      'meta,outbox,acked,outcomes,chunks,staged,ledgers,snapshots,basePages strict',
       'meta strict',
       'meta,outbox,outcomes strict',
     ])

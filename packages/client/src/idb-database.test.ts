@@ -1,6 +1,7 @@
 // Goal: the IndexedDB database opens, upgrades and lets go as it must: a layout 1 database
 // keeps its outbox, its confirmed history (pages become chunks), its cursors and snapshots
 // (pointed at their chunk; one whose page is gone is dropped) and its tenant (issue 12 case 5);
+// a layout 4 database's per-entity bases become base pages (4 → 5) and load as before;
 // an older build opening a newer database gets `version` and changes nothing; an open
 // connection closes itself when a newer version asks (and says so); an upgrade blocked by a tab
 // that never closes fails with `upgrade_blocked` after OPEN_BLOCKED_MS_MAX instead of hanging.
@@ -14,7 +15,19 @@ import { freshIdb, openIdb } from '../test-support/idb.ts'
 import { createManualScheduler, settle } from '../test-support/manual-scheduler.ts'
 import { DB_VERSION } from './idb-database.ts'
 import type { ClientError } from './errors.ts'
-import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
+import { BASE_PAGE_ENTRIES_MAX, OPEN_BLOCKED_MS_MAX } from './limits.ts'
+
+/** The object stores layout 1 created besides its `pages`, as every later layout keeps them. */
+function layout1Stores(db: IDBDatabase): void {
+  db.createObjectStore('meta')
+  const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
+  outbox.createIndex('id', 'id', { unique: true })
+  outbox.createIndex('entity', 'entity')
+  db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
+  db.createObjectStore('snapshots', { keyPath: 'entity' })
+  db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
+  db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
+}
 
 describe('IndexedDB database', () => {
   it('upgrades a layout 1 database keeping the outbox, history, cursors, snapshots and tenant', async () => {
@@ -26,16 +39,9 @@ describe('IndexedDB database', () => {
       const request = factory.open('test', 1)
       request.onupgradeneeded = () => {
         const db = request.result
-        db.createObjectStore('meta')
-        const outbox = db.createObjectStore('outbox', { keyPath: ['clientId', 'clientSeq'] })
-        outbox.createIndex('id', 'id', { unique: true })
-        outbox.createIndex('entity', 'entity')
-        db.createObjectStore('acked', { keyPath: 'id' }).createIndex('entity', 'entity')
+        layout1Stores(db)
         const pages = db.createObjectStore('pages', { keyPath: ['partition', 'first'] })
         pages.createIndex('entity', 'keys', { multiEntry: true })
-        db.createObjectStore('snapshots', { keyPath: 'entity' })
-        db.createObjectStore('outcomes', { keyPath: 'id' }).createIndex('n', 'n')
-        db.createObjectStore('feed', { keyPath: 'id' }).createIndex('n', 'n')
       }
       request.onerror = () => reject(request.error)
       request.onsuccess = () => {
@@ -125,6 +131,114 @@ describe('IndexedDB database', () => {
       1, 2, 3, 4,
     ])
     store.close()
+  })
+
+  it('upgrades a layout 4 database moving its per-entity bases into base pages', async () => {
+    // Goal: the 4 → 5 upgrade path. Method: build a version 4 database by hand (layout 4's
+    // object stores, the meta and cursors records, more bases than two pages hold, one history
+    // chunk above a base), open it with the current code, read every base back.
+    const factory = new IDBFactory()
+    const count = 2 * BASE_PAGE_ENTRIES_MAX + 7
+    const name = (n: number) => `stock/${String(n).padStart(4, '0')}`
+    await new Promise<void>((resolve, reject) => {
+      const request = factory.open('test', 4)
+      request.onupgradeneeded = () => {
+        const db = request.result
+        layout1Stores(db)
+        db.createObjectStore('chunks', { keyPath: 'n' })
+        db.createObjectStore('staged', { keyPath: 'n' })
+        db.createObjectStore('ledgers', { keyPath: ['entity', 'last'] })
+        db.createObjectStore('views', { keyPath: 'entity' }).createIndex('key', 'keys', {
+          multiEntry: true,
+        })
+        db.createObjectStore('bases', { keyPath: 'entity' })
+      }
+      request.onerror = () => reject(request.error)
+      request.onsuccess = () => {
+        const db = request.result
+        const tx = db.transaction(['meta', 'bases', 'chunks', 'staged'], 'readwrite')
+        tx.objectStore('meta').put(
+          {
+            clientId: CLIENT,
+            seqLast: 0,
+            clientIds: [CLIENT],
+            createdAt: NOW,
+            outboxEntries: 0,
+            outboxBytes: 0,
+            correctionsUnseen: 0,
+            n: 0,
+            tenant: 't1',
+          },
+          'client',
+        )
+        tx.objectStore('meta').put(
+          {
+            tenant: 't1',
+            scopeKey: 'k',
+            cursors: { 0: 20 },
+            chunkLast: 1,
+            stagedKeys: 1,
+            bootstrap: true,
+            baseKeys: ['stock@1'],
+          },
+          'cursors',
+        )
+        for (let n = 0; n < count; n++) {
+          tx.objectStore('bases').put({
+            entity: name(n),
+            foldKey: 'stock@1',
+            version: 3,
+            partition: 0,
+            offset: n,
+            committedAt: NOW,
+            state: { onHand: n },
+            ...(n === 1 ? { dropped: 2 } : {}),
+          })
+        }
+        const later = stored(entry(OTHER, 4, name(1)), 4, 0, 20)
+        tx.objectStore('chunks').put({ n: 1, partition: 0, first: 20, last: 20, entries: [later] })
+        tx.objectStore('staged').put({ n: 1, entities: [[name(1), [1]]] })
+        tx.oncomplete = () => {
+          db.close()
+          resolve()
+        }
+      }
+    })
+    const store = await openIdb({ factory, dbName: 'test' })
+    expect(await store.prepareCursors('t1', 'k', () => true)).toEqual({ 0: 20 })
+    const got = []
+    for (let n = 0; n < count; n++) {
+      const base = (await store.loadHistory(name(n))).base
+      got.push(base && [base.entity, base.version, (base.state as { onHand: number }).onHand])
+    }
+    expect(got).toEqual(Array.from({ length: count }, (_, n) => [name(n), 3, n]))
+    expect((await store.loadHistory(name(1))).base?.dropped).toBe(2)
+    const load = await store.loadEntity(name(1), 'stock@1')
+    expect(load.snapshot).toMatchObject({ version: 3, state: { onHand: 1 } })
+    expect(load.stored.map((e) => e.version)).toEqual([4])
+    expect((await store.loadHistory(name(count))).base).toBeUndefined()
+    store.close()
+    // The layout: `bases` is gone, its records are three pages of sorted names.
+    const raw = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = factory.open('test')
+      request.onsuccess = () => resolve(request.result)
+      request.onerror = () => reject(request.error)
+    })
+    expect(raw.version).toBe(DB_VERSION)
+    expect([...raw.objectStoreNames]).not.toContain('bases')
+    const pages = await new Promise<{ first: string; last: string; bases: unknown[] }[]>(
+      (resolve, reject) => {
+        const request = raw.transaction('basePages').objectStore('basePages').getAll()
+        request.onsuccess = () => resolve(request.result)
+        request.onerror = () => reject(request.error)
+      },
+    )
+    raw.close()
+    expect(pages.map((p) => [p.first, p.last, p.bases.length])).toEqual([
+      [name(0), name(BASE_PAGE_ENTRIES_MAX - 1), BASE_PAGE_ENTRIES_MAX],
+      [name(BASE_PAGE_ENTRIES_MAX), name(2 * BASE_PAGE_ENTRIES_MAX - 1), BASE_PAGE_ENTRIES_MAX],
+      [name(2 * BASE_PAGE_ENTRIES_MAX), name(count - 1), 7],
+    ])
   })
 
   it('refuses a newer database to an older build with kind version, and changes nothing', async () => {

@@ -4,7 +4,7 @@
  * (`idb-outbox.ts`, `idb-outcomes.ts`, `idb-history.ts`, `idb-snapshots.ts`, `idb-feed.ts`);
  * `idb-client-store.ts` puts them together.
  *
- * Layout (database version 4; *object store* is IndexedDB's word for a table):
+ * Layout (database version 5; *object store* is IndexedDB's word for a table):
  *
  *   meta       'client'  → ClientMeta   clientId, last clientSeq, outbox counters, feed counters
  *              'cursors' → CursorsRecord  per-partition offsets received, with the scope and
@@ -17,7 +17,8 @@
  *   staged     n → { entities: [entity, chunk n…][] }            ledger keys not yet indexed
  *   ledgers    [entity, last chunk n] → { chunks: n[] }          the per-entity index
  *   snapshots  entity → { version, state, through: chunk n }     folded state up to a chunk
- *   bases      entity → BaseRecord { foldKey, version, state }   relay snapshots (bootstrap)
+ *   basePages  [first, last] → { first, last, bases: BaseRecord[] }  relay snapshots kept by a
+ *                          bootstrap, in name order, pages never overlapping (`idb-bases.ts`)
  *   outcomes   id → { n, outcome }                               appended/duplicate/refused
  *   feed       id → { n, entry, unseen }                         corrections of own entries
  *   views      entity → ViewRecord { view, confirmed, keys }     kept views of indexed types
@@ -31,7 +32,11 @@
  * the upgrade transaction: an upgrade applied offline (a PWA update) shows the confirmed state
  * at once. 2 → 3 adds the empty `views` object store; with no stored definitions, the first
  * `prepareViews` builds every kept type from the stored history (`idb-views.ts`). 3 → 4 adds
- * the empty `bases` object store (relay snapshots kept by a bootstrap, `bases.ts`). The outbox, acked entries, outcomes and the corrections feed are kept as they are.
+ * the empty `bases` object store (relay snapshots kept by a bootstrap, `bases.ts`), one record
+ * per entity. 4 → 5 moves those bases, in name order, into `basePages` records of up to
+ * BASE_PAGE_ENTRIES_MAX each and deletes `bases`: writing one record per entity dominated a
+ * bootstrap in Chromium. The outbox, acked entries, outcomes and the corrections feed are kept
+ * as they are.
  * A database of a NEWER layout than this build knows (a stale service worker, an old tab) is
  * not opened: `version` error, nothing touched.
  *
@@ -67,7 +72,7 @@ import type {
   StagedRecord,
 } from './client-store.ts'
 import { ClientError, toStorageError } from './errors.ts'
-import { OPEN_BLOCKED_MS_MAX } from './limits.ts'
+import { BASE_PAGE_ENTRIES_MAX, OPEN_BLOCKED_MS_MAX } from './limits.ts'
 import { snapshotTypeKey } from './snapshot-keys.ts'
 import type { ViewDefinitions, ViewRecord } from './views.ts'
 import type { Scheduler } from './scheduler.ts'
@@ -78,8 +83,9 @@ import type { Scheduler } from './scheduler.ts'
  * 2 — confirmed history in chunks with a staged per-entity index (Ledgerline 0.1.0).
  * 3 — kept views of entity types that declare indexes, for `query` (Ledgerline 0.1.0).
  * 4 — bases: the relay's ledger snapshots a bootstrap keeps (compaction).
+ * 5 — base pages: those bases stored a run of sorted names per record (compaction).
  */
-export const DB_VERSION = 4
+export const DB_VERSION = 5
 
 export interface LedgerIndexRecord {
   readonly entity: string
@@ -87,6 +93,13 @@ export interface LedgerIndexRecord {
   readonly last: number
   /** Chunks holding entries of `entity`, ascending. */
   readonly chunks: readonly number[]
+}
+
+/** Bases of a run of names, in name order (`idb-bases.ts`); key [first, last]. */
+export interface BasePageRecord {
+  readonly first: string
+  readonly last: string
+  readonly bases: readonly BaseRecord[]
 }
 
 export interface LedgerDb extends DBSchema {
@@ -101,7 +114,7 @@ export interface LedgerDb extends DBSchema {
   staged: { key: number; value: StagedRecord }
   ledgers: { key: [string, number]; value: LedgerIndexRecord }
   snapshots: { key: string; value: SnapshotRecord }
-  bases: { key: string; value: BaseRecord }
+  basePages: { key: [string, string]; value: BasePageRecord }
   outcomes: { key: string; value: OutcomeRecord; indexes: { n: number } }
   feed: { key: string; value: FeedRecord; indexes: { n: number } }
   views: { key: string; value: ViewRecord; indexes: { key: [string, string, string | number] } }
@@ -381,10 +394,14 @@ function upgrade(db: Db, oldVersion: number, tx: IDBTransaction): void {
     })
   }
   if (oldVersion < 4) {
-    // Empty: only a bootstrap writes bases.
-    db.createObjectStore('bases', { keyPath: 'entity' })
+    // Empty: only a bootstrap writes bases. Layout 5 no longer has it (typed loosely).
+    ;(db as unknown as IDBPDatabase).createObjectStore('bases', { keyPath: 'entity' })
   }
-  // Later versions add `if (oldVersion < 5) { … }` here, never edit what the blocks above leave.
+  if (oldVersion < 5) {
+    db.createObjectStore('basePages', { keyPath: ['first', 'last'] })
+    convertBases(db, tx)
+  }
+  // Later versions add `if (oldVersion < 6) { … }` here, never edit what the blocks above leave.
   // (Block 2's conversion runs on in request callbacks: a later block that reads chunks must
   // chain after it.)
 }
@@ -493,6 +510,35 @@ function convertSnapshots(tx: IDBTransaction, chunkOfPage: ReadonlyMap<string, n
       } satisfies SnapshotRecord)
     }
     cursor.continue()
+  }
+}
+
+/**
+ * Layout 4 → 5 inside the versionchange transaction `tx`: the per-entity `bases` records, read
+ * in key (name) order, become pages of up to BASE_PAGE_ENTRIES_MAX, and `bases` goes. Raw
+ * requests, chained in their callbacks, as `convertLayout1`.
+ */
+function convertBases(db: Db, tx: IDBTransaction): void {
+  const pages = tx.objectStore('basePages')
+  let run: BaseRecord[] = []
+  const flush = () => {
+    if (run.length === 0) return
+    const first = (run[0] as BaseRecord).entity
+    const last = (run.at(-1) as BaseRecord).entity
+    pages.put({ first, last, bases: run } satisfies BasePageRecord)
+    run = []
+  }
+  const reading = tx.objectStore('bases').openCursor()
+  reading.onsuccess = () => {
+    const cursor = reading.result
+    if (cursor !== null) {
+      run.push(cursor.value as BaseRecord)
+      if (run.length === BASE_PAGE_ENTRIES_MAX) flush()
+      cursor.continue()
+      return
+    }
+    flush()
+    ;(db as unknown as IDBPDatabase).deleteObjectStore('bases')
   }
 }
 

@@ -38,20 +38,24 @@
 import type { StoredEntry } from '@ledgerline/core'
 import { assert } from '@ledgerline/core'
 import { planFetched, planPages } from './plans-sync.ts'
-import { baseOf, loadStart, nextBase } from './bases.ts'
+import { baseOf, loadStart } from './bases.ts'
+import {
+  createBaseReader,
+  replaceBase,
+  writeBases,
+  type BaseReader,
+  type BasesTx,
+} from './idb-bases.ts'
 import type {
-  BaseRecord,
   ClientMeta,
   ClientStore,
   CursorsRecord,
   EntityBase,
   EntityLoad,
-  PageIn,
   StagedRecord,
 } from './client-store.ts'
 import { ClientError } from './errors.ts'
-import { unwrap } from 'idb'
-import type { IDBPObjectStore, IDBPTransaction, StoreNames } from 'idb'
+import type { IDBPTransaction } from 'idb'
 import { prune, type LedgerDb, type Run } from './idb-database.ts'
 import { addToFeed } from './idb-feed.ts'
 import { settleOwn } from './idb-outcomes.ts'
@@ -91,15 +95,20 @@ export function createIdbHistory(
     if (loads.length > 0) void Promise.resolve().then(flushLoads)
     try {
       const results = await run(
-        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots', 'bases'],
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'snapshots', 'basePages'],
         'readonly',
         'default',
         async (tx) => {
-          // One read of the staged records for every load of the batch.
+          // One read of the staged records, and of each base page, for every load of the batch.
           const staged = tx.objectStore('staged').getAll()
+          const baseOf = createBaseReader(
+            tx as unknown as BasesTx,
+            KeyRange,
+            batch.map((r) => r.entity),
+          )
           return Promise.all(
             batch.map(({ entity, typeKey, base }) =>
-              readLoad(tx as unknown as LoadTx, KeyRange, entity, typeKey, base, staged),
+              readLoad(tx as unknown as LoadTx, KeyRange, entity, typeKey, base, staged, baseOf),
             ),
           )
         },
@@ -113,7 +122,15 @@ export function createIdbHistory(
   return {
     async prepareCursors(tenant, scopeKey, inScope) {
       return run(
-        viewStores(types, ['meta', 'chunks', 'staged', 'ledgers', 'snapshots', 'bases', 'acked']),
+        viewStores(types, [
+          'meta',
+          'chunks',
+          'staged',
+          'ledgers',
+          'snapshots',
+          'basePages',
+          'acked',
+        ]),
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -122,7 +139,7 @@ export function createIdbHistory(
           if (found !== undefined && found.tenant === tenant && found.scopeKey === scopeKey)
             return found.cursors
           // Another tenant or scope: the stored history answers a different question. Start over.
-          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'bases'] as const)
+          for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'basePages'] as const)
             void track(tx.objectStore(name).clear())
           const acked = await tx.objectStore('acked').getAll()
           for (const a of acked)
@@ -153,7 +170,7 @@ export function createIdbHistory(
           'feed',
           'outbox',
           'outcomes',
-          'bases',
+          'basePages',
         ]),
         'readwrite',
         'relaxed',
@@ -167,7 +184,12 @@ export function createIdbHistory(
           let clientMeta = meta as ClientMeta
           const plan = planPages(pages, stored, clientMeta.clientIds)
           // Guarantee 11: the pages' snapshots become bases before their entries are stored.
-          const based = await putBases(tx.objectStore('bases'), KeyRange, pages)
+          const based = await writeBases(
+            tx.objectStore('basePages'),
+            KeyRange,
+            pages.flatMap((p) => (p.snapshots ?? []).map(baseOf)),
+            track,
+          )
           const settle = await settleOwn(tx, plan.chunks, clientMeta, track)
           clientMeta = settle.meta
           for (const id of plan.ownReceived) void track(tx.objectStore('acked').delete(id))
@@ -260,13 +282,13 @@ export function createIdbHistory(
 
     async loadHistory(entity) {
       return run(
-        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'bases'],
+        ['chunks', 'staged', 'ledgers', 'outbox', 'acked', 'basePages'],
         'readonly',
         'default',
         async (tx) => {
           const [{ stored }, base, outboxed, acked] = await Promise.all([
             readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
-            tx.objectStore('bases').get(entity),
+            createBaseReader(tx as unknown as BasesTx, KeyRange)(entity),
             tx.objectStore('outbox').index('entity').getAll(entity),
             tx.objectStore('acked').index('entity').getAll(entity),
           ])
@@ -278,7 +300,7 @@ export function createIdbHistory(
 
     async storeFetched(entity, entries, dropped, scopeKey) {
       return run(
-        ['meta', 'chunks', 'staged', 'ledgers', 'bases'],
+        ['meta', 'chunks', 'staged', 'ledgers', 'basePages'],
         'readwrite',
         'relaxed',
         async (tx, track) => {
@@ -292,7 +314,7 @@ export function createIdbHistory(
           }
           const [held, base] = await Promise.all([
             readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
-            tx.objectStore('bases').get(entity),
+            createBaseReader(tx as unknown as BasesTx, KeyRange)(entity),
           ])
           const versions = new Set(held.stored.map((e) => e.version))
           const ofEntity = entries.filter((e) => e.entity === entity)
@@ -301,7 +323,7 @@ export function createIdbHistory(
           if (plan.staged !== undefined) void track(tx.objectStore('staged').put(plan.staged))
           void track(metaStore.put(plan.cursors, 'cursors'))
           if (base !== undefined && dropped !== undefined && base.dropped !== dropped)
-            void track(tx.objectStore('bases').put({ ...base, dropped }))
+            await replaceBase(tx.objectStore('basePages'), KeyRange, { ...base, dropped }, track)
           return plan.stored
         },
       )
@@ -371,7 +393,7 @@ export async function readStored(
 /** A transaction that can read what a load needs (a load's own, or an append's). */
 export type LoadTx = IDBPTransaction<
   LedgerDb,
-  ('snapshots' | 'bases' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
+  ('snapshots' | 'basePages' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
   IDBTransactionMode
 >
 
@@ -387,12 +409,13 @@ export async function readLoad(
   typeKey: string,
   base: EntityBase | null | undefined,
   stagedRead?: Promise<readonly StagedRecord[]> | undefined,
+  baseOf: BaseReader = createBaseReader(tx as unknown as BasesTx, KeyRange),
 ): Promise<EntityLoad> {
   const [found, kept] = await Promise.all([
     base === undefined
       ? readSnapshot(tx as Parameters<typeof readSnapshot>[0], entity, typeKey)
       : Promise.resolve(undefined),
-    tx.objectStore('bases').get(entity),
+    baseOf(entity),
   ])
   const { start: snapshot, source: snapshotSource } = loadStart(
     base,
@@ -421,39 +444,6 @@ export async function readLoad(
     pending,
     acked: new Set(acked.map((a) => a.id)),
   }
-}
-
-/**
- * Guarantee 11: keeps the pages' snapshots as bases (a base never moves back), in the page
- * write; answers the bases it wrote, by entity.
- */
-async function putBases(
-  bases: IDBPObjectStore<LedgerDb, StoreNames<LedgerDb>[], 'bases', 'readwrite'>,
-  KeyRange: typeof IDBKeyRange,
-  pages: readonly PageIn[],
-): Promise<Map<string, BaseRecord>> {
-  const snapshots = pages.flatMap((p) => p.snapshots ?? [])
-  const based = new Map<string, BaseRecord>()
-  if (snapshots.length === 0) return based
-  // One key read over the pages' span of names finds which entities have a base already (a
-  // bootstrap's pages come in name order, so mostly none): a get per snapshot cost more than
-  // the puts in Chromium.
-  const names = snapshots.map((s) => s.entity).sort()
-  const span = KeyRange.bound(names[0] as string, names.at(-1) as string)
-  const present = new Set(await bases.getAllKeys(span))
-  const stored = await Promise.all(
-    snapshots.map((s) => (present.has(s.entity) ? bases.get(s.entity) : undefined)),
-  )
-  snapshots.forEach((snapshot, i) => {
-    const next = nextBase(based.get(snapshot.entity) ?? stored[i], baseOf(snapshot))
-    if (next !== undefined) based.set(next.entity, next)
-  })
-  // Puts on the raw store: a promise and two listeners per put (the wrapper's) cost about a
-  // quarter of the page write in Chromium at 1,000 bases a page. A failed put aborts the
-  // transaction, which `run` awaits and reports: nothing is missed untracked.
-  const raw = unwrap(bases)
-  for (const base of based.values()) raw.put(base)
-  return based
 }
 
 interface LoadRequest {

@@ -44,7 +44,7 @@ const APPEND_LOAD_STORES = [
   'ledgers',
   'acked',
   'snapshots',
-  'bases',
+  'basePages',
 ] as const
 
 export type IdbOutbox = Pick<ClientStore, 'init' | 'append' | 'readOutbox' | 'counters'>

@@ -63,7 +63,7 @@ export function createIdbRecovery(
           'staged',
           'ledgers',
           'snapshots',
-          'bases',
+          'basePages',
         ]),
         'readwrite',
         'strict',
@@ -105,7 +105,7 @@ export function createIdbRecovery(
             if (followsEntry(await outcomes.get(o.id))) void track(outcomes.put(o))
           }
           if (plan.clearHistory) {
-            for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'bases'] as const)
+            for (const name of ['chunks', 'staged', 'ledgers', 'snapshots', 'basePages'] as const)
               void track(tx.objectStore(name).clear())
             if (cursors !== undefined) {
               // Invariant 3: cursors start over (a bootstrap may be asked), chunk numbers go on.

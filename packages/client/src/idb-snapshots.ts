@@ -38,7 +38,7 @@ export function createIdbSnapshots(run: Run): IdbSnapshots {
 export async function readSnapshot(
   tx: IDBPTransaction<
     LedgerDb,
-    ('snapshots' | 'bases' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
+    ('snapshots' | 'basePages' | 'chunks' | 'staged' | 'ledgers' | 'outbox' | 'acked')[],
     'readonly'
   >,
   entity: string,

@@ -23,6 +23,7 @@ import type { IDBPTransaction, StoreNames } from 'idb'
 import type { BaseRecord, ClientStore, ViewQuery } from './client-store.ts'
 import type { LedgerDb, Run, Track } from './idb-database.ts'
 import { readStored, type HistoryTx } from './idb-history.ts'
+import { createBaseReader, readAllBases, type BasesTx } from './idb-bases.ts'
 import type { ViewDefinitions, ViewRecord, ViewTypes } from './views.ts'
 import {
   compareValues,
@@ -43,11 +44,11 @@ export type ViewTx = IDBPTransaction<LedgerDb, StoreNames<LedgerDb>[], 'readwrit
 export function viewStores<N extends StoreNames<LedgerDb>>(
   types: ViewTypes,
   names: N[],
-): (N | 'views' | 'outbox' | 'acked' | 'chunks' | 'staged' | 'ledgers' | 'bases')[] {
+): (N | 'views' | 'outbox' | 'acked' | 'chunks' | 'staged' | 'ledgers' | 'basePages')[] {
   if (types.size === 0) return names
   // Pending entries come from `outbox` and `acked`; a gap folds from the history and its base
   // (invariant 1).
-  const added = ['views', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'bases'] as const
+  const added = ['views', 'outbox', 'acked', 'chunks', 'staged', 'ledgers', 'basePages'] as const
   return [...new Set([...names, ...added])]
 }
 
@@ -90,7 +91,7 @@ export async function refreshViews(
         if (folded === 'gap') {
           const [{ stored }, base] = await Promise.all([
             readStored(tx as unknown as HistoryTx, KeyRange, entity, 0, 0),
-            tx.objectStore('bases').get(entity),
+            createBaseReader(tx as unknown as BasesTx, KeyRange)(entity),
           ])
           next = wholeView(vt, base, entity, stored, pending)
         } else {
@@ -133,7 +134,7 @@ export async function rebuildIn(
     const [outbox, acked, bases] = await Promise.all([
       tx.objectStore('outbox').getAll(),
       tx.objectStore('acked').getAll(),
-      tx.objectStore('bases').getAll(),
+      readAllBases(tx as unknown as BasesTx),
     ])
     const pending = [...acked.map((a) => a.entry), ...outbox.map((o) => o.entry)]
     const byName = new Map(bases.map((b) => [b.entity, b]))
@@ -151,7 +152,7 @@ export function createIdbViews(run: Run, KeyRange: typeof IDBKeyRange, types: Vi
   return {
     async prepareViews() {
       return run(
-        ['meta', 'views', 'chunks', 'outbox', 'acked', 'bases'],
+        ['meta', 'views', 'chunks', 'outbox', 'acked', 'basePages'],
         'readwrite',
         'relaxed',
         async (tx, track) => {

@@ -101,6 +101,12 @@ export const QUERY_ROWS_DEFAULT = 100
 export const QUERY_ROWS_MAX = 1_000
 /** Most live `subscribeQuery` subscriptions of one client; past it `subscribeQuery` throws `invalid`. */
 export const QUERY_SUBSCRIPTIONS_MAX = 256
+/**
+ * Most bases one `basePages` record holds (IndexedDB layout 5, `idb-bases.ts`): a bootstrap's
+ * page of snapshots is stored as a few records instead of one per entity, and a load reads one
+ * such record for its entity's base, so the record stays small enough to read per load.
+ */
+export const BASE_PAGE_ENTRIES_MAX = 250
 /** Most entity loads asked for together that share one readonly IndexedDB transaction. */
 export const LOAD_BATCH_ENTITIES_MAX = 256
 /**

@@ -2,7 +2,9 @@
  * The cases of `runClientStoreContract` about bootstrap (client store guarantees 11 and 12):
  * relay snapshots kept as bases in the page write, loads starting from them under their own
  * fold key only, a base never moving back, history fetched below a base stored once, bases
- * cleared with history, and the `bootstrap` flag of the cursors. Registered inside the suite's
+ * cleared with history, bootstraps over overlapping names (the newer base of a fold key wins
+ * by version, another fold key replaces, an older page never shadows a newer base), bases found
+ * after a reopen, and the `bootstrap` flag of the cursors. Registered inside the suite's
  * `describe`, on the database `open` gives.
  */
 import { expect, it } from 'vitest'
@@ -21,6 +23,16 @@ function snapshot(version: number, foldKey = 'stock@1', onHand = version): Ledge
     committedAt: 1_700_000_000_000 + version,
     state: { onHand },
   }
+}
+
+/** A relay snapshot of `entity` through `version` (its state says which write it came from). */
+function snapshotOf(entity: string, version: number, foldKey = 'stock@1', from = 'first') {
+  return { ...snapshot(version, foldKey), entity, state: { onHand: version, from } }
+}
+
+/** `stock/0000`…: names that sort as their numbers do. */
+function nameOf(n: number): string {
+  return `stock/${String(n).padStart(4, '0')}`
 }
 
 /** Entries of `stock/a` at these versions (partition 0, offset = version). */
@@ -157,5 +169,97 @@ export function registerBootstrapCases(open: () => Promise<ClientStore>): void {
     expect(await again.bootstrapState()).toEqual({ pending: true, baseKeys: [] })
     expect((await again.loadHistory('stock/a')).base).toBeUndefined()
     expect((await again.loadEntity('stock/a', 'stock@1', null)).snapshot).toBeUndefined()
+  })
+
+  it('merges bootstraps over overlapping names: the newer base wins, an older page never shadows it', async () => {
+    // Goal: the rule when two bootstraps write overlapping names. Method: a first bootstrap of
+    // the even names 0..1198 at version 5 (several pages of any store's layout), then one over
+    // every name 300..899 whose version is 9 for multiples of 3, 3 (older) for the others, and a
+    // third of another fold key for 1000..1009; every name is read back, then again after a
+    // reopen.
+    const store = await open()
+    await store.prepareCursors('t1', 'k', () => true)
+    const evens = Array.from({ length: 600 }, (_, i) => snapshotOf(nameOf(2 * i), 5))
+    await store.applyPages([{ entries: [], cursors: {}, snapshots: evens }], 'k')
+    const span = Array.from({ length: 600 }, (_, i) => 300 + i)
+    const second = span.map((n) => snapshotOf(nameOf(n), n % 3 === 0 ? 9 : 3, 'stock@1', 'second'))
+    const applied = await store.applyPages(
+      [
+        { entries: [], cursors: {}, snapshots: second.slice(0, 300) },
+        { entries: [], cursors: {}, snapshots: second.slice(300) },
+      ],
+      'k',
+    )
+    // Kept: every multiple of 3, and the odd names no base had yet (version 3 is their first).
+    const kept = span.filter((n) => n % 3 === 0 || n % 2 === 1).map(nameOf)
+    expect([...applied.based].sort()).toEqual(kept)
+    const other = Array.from({ length: 10 }, (_, i) =>
+      snapshotOf(nameOf(1000 + i), 1, 'card@2', 'third'),
+    )
+    await store.applyPages([{ entries: [], cursors: {}, snapshots: other }], 'k')
+    const expected = (n: number) => {
+      if (n >= 1000 && n < 1010) return { foldKey: 'card@2', version: 1, from: 'third' }
+      const inSpan = n >= 300 && n < 900
+      if (inSpan && n % 3 === 0) return { foldKey: 'stock@1', version: 9, from: 'second' }
+      if (n % 2 === 0) return { foldKey: 'stock@1', version: 5, from: 'first' }
+      if (inSpan) return { foldKey: 'stock@1', version: 3, from: 'second' }
+      return undefined
+    }
+    const names = Array.from({ length: 1_200 }, (_, n) => n)
+    const want = names.map((n) => {
+      const e = expected(n)
+      return e && { entity: nameOf(n), ...e, onHand: e.version }
+    })
+    const check = async (s: ClientStore) => {
+      const got = []
+      for (const n of names) {
+        const base = (await s.loadHistory(nameOf(n))).base
+        const state = base?.state as { onHand: number; from: string } | undefined
+        got.push(
+          base && {
+            entity: base.entity,
+            foldKey: base.foldKey,
+            version: base.version,
+            from: state?.from,
+            onHand: state?.onHand,
+          },
+        )
+      }
+      expect(got).toEqual(want)
+      // Loads asked for together (one batch where a store batches them) start from the same.
+      const loads = await Promise.all(names.map((n) => s.loadEntity(nameOf(n), 'stock@1', null)))
+      expect(loads.map((l) => l.snapshot?.version)).toEqual(
+        want.map((w) => (w?.foldKey === 'stock@1' ? w.version : undefined)),
+      )
+    }
+    await check(store)
+    // A name beyond every page, and one before them all, have none.
+    expect((await store.loadHistory('stock/9999')).base).toBeUndefined()
+    expect((await store.loadHistory('a')).base).toBeUndefined()
+    await store.close()
+    await check(await open())
+  })
+
+  it('finds a base after a restart, and loads from it', async () => {
+    // Goal: a base is durable with its page write (guarantee 7). Method: bootstrap one page with
+    // a base and the entries after it, close, reopen the database, load.
+    const store = await open()
+    await store.prepareCursors('t1', 'k', () => true)
+    await store.applyPages(
+      [
+        { entries: [], cursors: {}, snapshots: [snapshot(5), snapshotOf('stock/b', 2)] },
+        { entries: ledger([6, 7]), cursors: { 0: 7 } },
+      ],
+      'k',
+    )
+    await store.storeFetched('stock/a', ledger([4, 5]), 4, 'k')
+    await store.close()
+    const again = await open()
+    expect(await again.prepareCursors('t1', 'k', () => true)).toEqual({ 0: 7 })
+    const load = await again.loadEntity('stock/a', 'stock@1', null)
+    expect(load.snapshot).toMatchObject({ version: 5, state: { onHand: 5 } })
+    expect(load.stored.map((e) => e.version)).toEqual([6, 7])
+    expect((await again.loadHistory('stock/a')).base).toMatchObject({ version: 5, dropped: 4 })
+    expect((await again.loadHistory('stock/b')).base).toMatchObject({ version: 2 })
   })
 }
