@@ -55,6 +55,7 @@ import { createTokenSource, tenantFromToken } from './token.ts'
 import { createQueries } from './queries.ts'
 import { createRelayList } from './relay-list.ts'
 import { createStoreLayer, storeTabMessages } from './store-layer.ts'
+import type { Scheduler } from './scheduler.ts'
 
 export type * from './client-api.ts'
 export { tenantFromToken }
@@ -433,12 +434,15 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
 
     async synced(syncedOptions = {}) {
       const deadline = now() + (syncedOptions.timeoutMs ?? SYNCED_TIMEOUT_MS_DEFAULT)
-      await clientStore
+      // Every wait is bounded by the deadline: a client store slow to answer (its open blocked,
+      // or a counters read queued behind a large catch-up's page writes) never stretches it.
+      if (await within(scheduler, clientStore, deadline - now())) await clientStore
       for (;;) {
-        await status.refreshCounters()
+        const read = await within(scheduler, status.refreshCounters(), deadline - now())
         const c = status.counters()
         const s = status.status()
         if (
+          read &&
           c !== undefined &&
           s.online &&
           s.live &&
@@ -479,4 +483,16 @@ export function createClient<Sch extends Schema>(options: ClientOptions<Sch>): C
     },
   }
   return client
+}
+
+/** True once `work` settled (fulfilled or not), false when `ms` passed first. */
+function within(scheduler: Scheduler, work: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = scheduler.setTimeout(() => resolve(false), Math.max(1, ms))
+    const settled = () => {
+      scheduler.clearTimeout(timer)
+      resolve(true)
+    }
+    work.then(settled, settled)
+  })
 }
