@@ -30,7 +30,7 @@ const READY_MS_TARGET = 2_000
 /** The relay's catch-up budget for the extra round (entries/s and burst): in effect none. */
 const UNBUDGETED = 100_000_000
 const BYTES_SHARE_TARGET = 0.1
-/** How long past its bound the browser's full replay may go unanswered before its page is closed. */
+/** How long past its bound the browser's full replay may go unanswered before its page closes. */
 const FULL_UNANSWERED_MS = 30_000
 /** The wire replay's credit window (pages in flight), as a client's. */
 const WIRE_CREDIT = 16

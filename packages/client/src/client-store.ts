@@ -51,9 +51,10 @@
  *    page's own write, before its entries, each only when it is not older than the stored base
  *    (a base never moves back). Bootstraps over overlapping names keep one base per name: the
  *    newer of the same fold key by version, or the later of another fold key; an older
- *    bootstrap's base never shadows a newer one, also after a reopen. A base stands for the entity's history through its version: a
- *    load from version 1 (`base` null) starts from it when its fold key matches, and a load
- *    after a cached base older than it starts from it too. Bases go with confirmed history
+ *    bootstrap's base never shadows a newer one, also after a reopen. A base stands for the
+ *    entity's history through its version: a load from version 1 (`base` null) starts from it
+ *    when its fold key matches, and a load after a cached base older than it starts from it
+ *    too. Bases go with confirmed history
  *    (guarantee 6, and `beginSession` on another log). `storeFetched` keeps fetched history
  *    below a base as confirmed history in one write (never an entry twice), with the version
  *    below which the operator dropped it.

@@ -62,8 +62,9 @@
  *    `writer: 'worker'` (invariant 10) the plan is made here and written and rolled back by the
  *    writer thread, which also commits `meta.opened_at`: its connection, its statements and its
  *    first COMMIT are the ones an append uses (measured, first push after a restart, load 4
- *    to 8 on 2 cores: its COMMIT took 3 to 13 ms, a warm one under 1 ms). All of it runs before the store is returned, so before the relay
- *    listens and `/healthz` answers, and before any append.
+ *    to 8 on 2 cores: its COMMIT took 3 to 13 ms, a warm one under 1 ms). All of it runs
+ *    before the store is returned, so before the relay listens and `/healthz` answers, and
+ *    before any append.
  *
  * Measured (relay bench, 10 connections, same run): see the README's Performance section; the
  * layouts compared while choosing are in `sqlite-lean-layout.ts`.
